@@ -1,0 +1,163 @@
+"""The library face: load a topology, plan, apply, destroy, status. Returns data.
+
+    import provisioner
+    topology = provisioner.load_topology("topology.yaml")
+    plan = provisioner.plan(topology)
+    result = provisioner.apply(topology)            # or Deployment(topology) for more control
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from . import planner
+from .bootstrap import render_setup_script
+from .errors import CloudError, ConflictError, SpecError
+from .model import ApplyResult, Change, NetworkStatus, Observed, Plan, Topology
+from .providers import Clouds
+from .providers.base import NetworkProvider
+
+Confirm = Callable[[Plan], bool]
+
+
+class Declined(Exception):
+    """The confirmation callback said no; nothing was changed."""
+
+
+class Deployment:
+    """One topology against the clouds. Observes once per plan; applies a plan change by change."""
+
+    def __init__(self, topology: Topology, clouds: Clouds | None = None) -> None:
+        self.topology = topology
+        self.clouds = clouds or Clouds()
+        self._providers: dict[str, NetworkProvider] = {}
+
+    def provider(self, name: str) -> NetworkProvider:
+        if name not in self._providers:
+            self._providers[name] = self.clouds.connect(self.topology.network(name))
+        return self._providers[name]
+
+    def observe(self) -> dict[str, Observed]:
+        """Read every managed network. Only read calls; raises SpecError for ids the cloud
+        does not know, CloudError when a cloud cannot be read."""
+        # connect every network first: an unsupported cloud is bad input, found before any call
+        for n in self.topology.managed:
+            self.provider(n.name)
+        observed = {}
+        for n in self.topology.managed:
+            self.clouds.progress(f"reading {n.name} ({n.cloud}: {n.location.describe() if n.location else ''})")
+            observed[n.name] = self.provider(n.name).observe()
+        return observed
+
+    def plan(self, *, replace_conflicting_routes: bool = False) -> Plan:
+        return planner.plan_apply(
+            self.topology, self.observe(), replace_conflicting_routes=replace_conflicting_routes
+        )
+
+    def plan_destroy(self) -> Plan:
+        return planner.plan_destroy(self.topology, self.observe())
+
+    def status(self) -> tuple[NetworkStatus, ...]:
+        return planner.network_status(self.topology, self.observe())
+
+    def bootstrap(self, name: str, *, script_only: bool = False) -> str:
+        """The connector's user-data for network `name` (or its setup script alone). Reads the
+        cloud only when the network's subnets are not written in the file."""
+        try:
+            network = self.topology.network(name)
+        except KeyError:
+            raise SpecError("--network", f"{name!r} is not a network of the topology") from None
+        if not network.managed:
+            raise SpecError("--network", f"{name!r} is external: it has no connector")
+        observed = {} if all(n.subnets is not None for n in self.topology.networks) else self.observe()
+        local = planner.local_subnets(self.topology, observed)[name]
+        connector = planner.desired_connector(network, local, self.topology.vpn_subnet)
+        if script_only:
+            return render_setup_script(connector)
+        return self.provider(name).user_data(connector)
+
+    def execute(self, plan: Plan) -> ApplyResult:
+        """Carry out `plan` in order. Refuses a plan with unresolved conflicts before any change.
+        On failure raises CloudError listing what was done and what was not."""
+        if plan.conflicts:
+            raise ConflictError(
+                f"{len(plan.conflicts)} route(s) already exist with another target; nothing was "
+                "changed. Remove them, or pass --replace-conflicting-routes "
+                "(replace_conflicting_routes=True):\n"
+                + "\n".join(f"  {c.network}: {c.summary()}" for c in plan.conflicts)
+            )
+        changes = plan.changes
+        done: list[Change] = []
+        for i, change in enumerate(changes, 1):
+            self.clouds.progress(f"[{i}/{len(changes)}] {change.network}: {change.summary()}")
+            try:
+                self.provider(change.network).apply(change)
+            except (CloudError, KeyboardInterrupt) as e:
+                what = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e.message)
+                raise CloudError(
+                    f"{plan.operation} stopped at change {i} of {len(changes)} "
+                    f"({change.network}: {change.summary()}): {what}",
+                    done=_summaries(done),
+                    not_done=_summaries(changes[i - 1 :]),
+                    cause=e,
+                ) from e
+            done.append(change)
+        return ApplyResult(plan=plan, done=tuple(done))
+
+    def apply(
+        self, *, replace_conflicting_routes: bool = False, confirm: Confirm | None = None
+    ) -> ApplyResult:
+        plan = self.plan(replace_conflicting_routes=replace_conflicting_routes)
+        return self._run(plan, confirm)
+
+    def destroy(self, *, confirm: Confirm | None = None) -> ApplyResult:
+        return self._run(self.plan_destroy(), confirm)
+
+    def _run(self, plan: Plan, confirm: Confirm | None) -> ApplyResult:
+        if plan.conflicts:
+            return self.execute(plan)  # raises ConflictError: nothing changed
+        if plan.empty:
+            return ApplyResult(plan=plan)
+        if confirm is not None and not confirm(plan):
+            raise Declined(f"{plan.operation} declined; nothing was changed")
+        return self.execute(plan)
+
+
+def _summaries(changes: tuple[Change, ...] | list[Change]) -> tuple[str, ...]:
+    return tuple(f"{c.network}: {c.summary()}" for c in changes)
+
+
+# --- one-call functions ------------------------------------------------------------------
+
+
+def plan(
+    topology: Topology, *, clouds: Clouds | None = None, replace_conflicting_routes: bool = False
+) -> Plan:
+    """What `apply` would change; reads the clouds, changes nothing."""
+    return Deployment(topology, clouds).plan(replace_conflicting_routes=replace_conflicting_routes)
+
+
+def apply(
+    topology: Topology,
+    *,
+    clouds: Clouds | None = None,
+    replace_conflicting_routes: bool = False,
+    confirm: Confirm | None = None,
+) -> ApplyResult:
+    """Make every managed network route through its connector."""
+    return Deployment(topology, clouds).apply(
+        replace_conflicting_routes=replace_conflicting_routes, confirm=confirm
+    )
+
+
+def destroy(
+    topology: Topology, *, clouds: Clouds | None = None, confirm: Confirm | None = None
+) -> ApplyResult:
+    """Remove what apply created, and nothing else."""
+    return Deployment(topology, clouds).destroy(confirm=confirm)
+
+
+def status(topology: Topology, *, clouds: Clouds | None = None) -> tuple[NetworkStatus, ...]:
+    """Per network: the connector, its forwarding flag, and each selected route table's entries."""
+    return Deployment(topology, clouds).status()
+

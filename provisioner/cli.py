@@ -1,0 +1,243 @@
+"""`provision`: the command-line face. Parses, calls the library, renders. No logic of its own.
+
+Exit codes: 0 done, 1 cloud error or declined, 2 bad input, 3 conflicting routes refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import ProvisionerError, SpecError
+
+EXIT_DECLINED = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="provision",
+        description="Put a VPN connector into a cloud network and route the network through it.",
+        epilog=(
+            "One network without a file: provision --cloud aws --region R --vpc V "
+            "--connector-subnet S --subnet 10.0.0.0/18 --peer 192.168.0.0/22 --profile hq.ovpn "
+            "[--nat] [--egress] [--app-security-group SG] [--yes]"
+        ),
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version="connector-provisioner 0.1.0")
+    one = p.add_argument_group("one network without a topology file (behaves like apply)")
+    one.add_argument("--cloud", help="aws")
+    one.add_argument("--name", default="net", help="the network's name (default: net)")
+    one.add_argument("--region")
+    one.add_argument("--vpc")
+    one.add_argument("--connector-subnet", help="subnet id for the connector VM")
+    one.add_argument("--subnet", action="append", default=[], help="a subnet this network offers (repeat)")
+    one.add_argument("--peer", action="append", default=[], help="a subnet of another network (repeat)")
+    one.add_argument("--route-table", action="append", default=[], help="route table id (repeat; default: all)")
+    one.add_argument("--app-security-group", action="append", default=[], help="admits the connector (repeat)")
+    one.add_argument("--size", help="instance type (default t3.small)")
+    one.add_argument("--image", help="image id (default: current Ubuntu LTS)")
+    one.add_argument("--nat", action="store_true", default=None, help="MASQUERADE on the connector")
+    one.add_argument("--egress", action="store_true", default=None, help="the VPN's internet exit")
+    one.add_argument("--profile", help="VPN profile file for the connector (a secret)")
+    one.add_argument("--vpn-subnet", help="the VPN's client range (default 100.96.0.0/11)")
+    one.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    one.add_argument("--replace-conflicting-routes", action="store_true")
+
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def with_file(name: str, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.add_argument("-f", "--file", required=True, help="topology file (YAML, version 1)")
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+        return sp
+
+    sp = with_file("plan", "show what apply would change; touches nothing")
+    sp.add_argument("--json", action="store_true", help="the plan as JSON (schema in README)")
+    sp.add_argument("--replace-conflicting-routes", action="store_true")
+    sp = with_file("apply", "plan, confirm, and make the networks route through their connectors")
+    sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    sp.add_argument("--json", action="store_true", help="print the plan and result as JSON")
+    sp.add_argument("--replace-conflicting-routes", action="store_true")
+    sp = with_file("destroy", "remove what apply created, and nothing else")
+    sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    sp.add_argument("--json", action="store_true")
+    sp = with_file("status", "per network: the connector, forwarding, and the routes")
+    sp.add_argument("--json", action="store_true")
+    sp = with_file("bootstrap", "print a connector's cloud-init user-data (never the profile)")
+    sp.add_argument("--network", required=True, help="the network's name in the file")
+    sp.add_argument("--script", action="store_true", help="print the setup script alone")
+    sp = sub.add_parser("demo", help="plan, apply, status, destroy against the built-in sandbox")
+    sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    return p
+
+
+def _err(message: str) -> None:
+    print(f"provision: {message}", file=sys.stderr)
+
+
+def _progress(message: str) -> None:
+    print(f"  .. {message}", file=sys.stderr, flush=True)
+
+
+def _confirm(question: str, yes: bool) -> bool:
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise SpecError("--yes", "not given, and there is no terminal to confirm on")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def one_network_topology(args: argparse.Namespace) -> dict[str, Any]:
+    """The one-network invocation, as the topology document it stands for."""
+    if args.cloud is None:
+        raise SpecError("--cloud", "is required (or use a subcommand; see --help)")
+    connector: dict[str, Any] = {"subnet": args.connector_subnet, "profile": args.profile}
+    for key in ("size", "image", "nat", "egress"):
+        if getattr(args, key) is not None:
+            connector[key] = getattr(args, key)
+    network: dict[str, Any] = {
+        "cloud": args.cloud,
+        "region": args.region,
+        "vpc": args.vpc,
+        "connector": connector,
+    }
+    if args.subnet:
+        network["subnets"] = args.subnet
+    if args.route_table:
+        network["route_tables"] = args.route_table
+    if args.app_security_group:
+        network["app_security_groups"] = args.app_security_group
+    networks: dict[str, Any] = {args.name: network}
+    if args.peer:
+        networks["peers"] = {"cloud": "external", "subnets": args.peer}
+    doc: dict[str, Any] = {"version": 1, "networks": networks}
+    if args.vpn_subnet:
+        doc["vpn_subnet"] = args.vpn_subnet
+    return doc
+
+
+_FLAG_NAMES = {
+    "region": "--region",
+    "vpc": "--vpc",
+    "connector.subnet": "--connector-subnet",
+    "connector.profile": "--profile",
+    "connector.size": "--size",
+    "connector.image": "--image",
+    "cloud": "--cloud",
+    "route_tables": "--route-table",
+    "app_security_groups": "--app-security-group",
+}
+
+
+def _flag_error(e: SpecError, name: str) -> SpecError:
+    """Name the flag, not the topology field, in errors about the one-network form."""
+    field = e.field
+    for prefix in (f"networks.{name}.", "networks.peers."):
+        if field.startswith(prefix):
+            rest = field[len(prefix) :]
+            if prefix == "networks.peers.":
+                return SpecError(rest.replace("subnets", "--peer", 1), e.message)
+            base = rest.split("[")[0]
+            if base in _FLAG_NAMES:
+                return SpecError(_FLAG_NAMES[base] + rest[len(base) :], e.message)
+            if base == "subnets":
+                return SpecError("--subnet" + rest[len(base) :], e.message)
+    if field == f"networks.{name}":
+        return SpecError("--name", e.message)
+    return e
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    try:
+        return _dispatch(args)
+    except ProvisionerError as e:
+        if debug:
+            raise
+        _err(str(e))
+        return e.exit_code
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except Exception as e:  # never a bare traceback without --debug
+        if debug:
+            raise
+        _err(f"unexpected error: {type(e).__name__}: {e} (run again with --debug for details)")
+        return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from . import api, render, spec
+    from .providers import Clouds
+
+    if args.command == "demo":
+        from .sandbox import run_demo
+
+        return run_demo()
+
+    if args.command is None:
+        doc = one_network_topology(args)
+        try:
+            topology = spec.parse_topology(doc, base=Path.cwd())
+        except SpecError as e:
+            raise _flag_error(e, args.name) from None
+        command, as_json = "apply", False
+    else:
+        topology = spec.load_topology(args.file)
+        command, as_json = args.command, getattr(args, "json", False)
+
+    if command == "bootstrap":
+        deployment = api.Deployment(topology, Clouds(progress=_progress))
+        print(deployment.bootstrap(args.network, script_only=args.script), end="")
+        return 0
+
+    deployment = api.Deployment(topology, Clouds(progress=_progress))
+    if command == "plan":
+        plan = deployment.plan(replace_conflicting_routes=args.replace_conflicting_routes)
+        print(json.dumps(plan.to_dict(), indent=2) if as_json else render.plan_text(plan))
+        return 3 if plan.conflicts else 0
+    if command == "status":
+        statuses = deployment.status()
+        if as_json:
+            print(json.dumps({"schema": "connector-provisioner/status", "version": 1,
+                              "networks": [s.to_dict() for s in statuses]}, indent=2))
+        else:
+            print(render.status_text(statuses))
+        return 0 if all(s.healthy for s in statuses) else 1
+
+    if command == "apply":
+        plan = deployment.plan(replace_conflicting_routes=args.replace_conflicting_routes)
+    else:
+        plan = deployment.plan_destroy()
+    if as_json:
+        print(json.dumps(plan.to_dict(), indent=2))
+    else:
+        print(render.plan_text(plan))
+    if plan.conflicts:
+        deployment.execute(plan)  # raises ConflictError: nothing changed
+    if plan.empty:
+        return 0
+    if not _confirm(f"{command} these {len(plan.changes)} change(s)?", args.yes):
+        _err(f"{command} declined; nothing was changed")
+        return EXIT_DECLINED
+    result = deployment.execute(plan)
+    if as_json:
+        print(json.dumps({"operation": command, "done": len(result.done)}))
+    else:
+        print(render.result_text(result))
+    return 0
+
+
+def main() -> None:
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

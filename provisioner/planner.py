@@ -1,0 +1,426 @@
+"""Decisions: spec + observed state -> desired state -> Plan. Pure: no SDK, no I/O.
+
+Every change carries the seed step (shared/seed-connector-routing.txt) that requires it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from ipaddress import IPv4Network
+
+from .errors import SpecError
+from .model import (
+    Action,
+    AppGroup,
+    Change,
+    Conflict,
+    DesiredConnector,
+    Kind,
+    Network,
+    NetworkPlan,
+    NetworkStatus,
+    Observed,
+    Plan,
+    RouteState,
+    RouteStatus,
+    RouteTable,
+    Topology,
+    fingerprint,
+)
+
+PROFILE_PART = "vpn-profile"  # the Part kind whose fingerprint follows the profile file
+NEW_CONNECTOR = "new-connector"  # a route target that does not exist until apply launches it
+
+WHY_LAUNCH = (
+    "seed steps 1-2 of every flow: connector software on a VM in the network, acting as a "
+    "router (IPv4 forwarding on, rp_filter off)"
+)
+WHY_FORWARDING = (
+    "seed 'Set Source/Dest Check': the cloud drops packets not addressed to the VM "
+    "(remote access step 11)"
+)
+WHY_VPN_ROUTE = (
+    "seed remote access steps 14-16: the network's router has no route back to the VPN range"
+)
+WHY_PEER_ROUTE = "seed site-to-site steps 18-19: traffic for network {peer} goes to the connector"
+WHY_APP_ACCESS = (
+    "seed 'Security Groups': app servers accept traffic from the connector's group"
+)
+WHY_INGRESS = (
+    "seed site-to-site step 20: hosts of {cidr} send peer and VPN traffic through the connector"
+)
+
+
+def local_subnets(topology: Topology, observed: Mapping[str, Observed]) -> dict[str, tuple[IPv4Network, ...]]:
+    """Each network's own subnets: as written, or the network's CIDRs read from the cloud.
+
+    Subnets read from the cloud are checked for overlaps as the spec checks written ones.
+    """
+    out: dict[str, tuple[IPv4Network, ...]] = {}
+    for n in topology.networks:
+        if n.subnets is not None:
+            out[n.name] = n.subnets
+        else:
+            out[n.name] = observed[n.name].cidrs
+    names = list(out)
+    for i, a in enumerate(names):
+        for net in out[a]:
+            if net.overlaps(topology.vpn_subnet):
+                raise SpecError(
+                    f"networks.{a}.subnets", f"'{net}' (read from the cloud) overlaps vpn_subnet"
+                )
+            for b in names[i + 1 :]:
+                for other in out[b]:
+                    if net.overlaps(other):
+                        raise SpecError(
+                            f"networks.{b}.subnets",
+                            f"'{other}' overlaps '{net}' of network {a} "
+                            "(give 'subnets' explicitly to choose what each network offers)",
+                        )
+    return out
+
+
+def routed_destinations(
+    network: Network, topology: Topology, subnets: Mapping[str, tuple[IPv4Network, ...]]
+) -> dict[IPv4Network, str]:
+    """destination -> why: the VPN range and every *other* network's subnets, never its own."""
+    out: dict[IPv4Network, str] = {topology.vpn_subnet: WHY_VPN_ROUTE}
+    for peer in topology.networks:
+        if peer.name == network.name:
+            continue
+        for s in subnets[peer.name]:
+            out[s] = WHY_PEER_ROUTE.format(peer=peer.name)
+    return out
+
+
+def connector_fingerprint(network: Network, local: tuple[IPv4Network, ...], vpn: IPv4Network) -> str:
+    """What the connector's bootstrap depends on; a change means the connector is replaced."""
+    c = network.connector
+    assert c is not None
+    return fingerprint(
+        "v1",
+        c.nat,
+        c.nat_preserve_source,
+        c.lan_interface,
+        c.image,
+        tuple(sorted(str(s) for s in local)),
+        str(vpn),
+    )
+
+
+def desired_connector(
+    network: Network, local: tuple[IPv4Network, ...], vpn: IPv4Network
+) -> DesiredConnector:
+    c = network.connector
+    assert c is not None
+    return DesiredConnector(
+        network=network.name,
+        subnet=c.subnet,
+        size=c.size,
+        image=c.image,
+        profile=c.profile,
+        nat=c.nat,
+        nat_preserve_source=c.nat_preserve_source,
+        local_subnets=local,
+        lan_interface=c.lan_interface,
+        fingerprint=connector_fingerprint(network, local, vpn),
+    )
+
+
+def check_against_cloud(network: Network, obs: Observed) -> None:
+    """Ids in the spec that the cloud does not know: bad input, found on the first read."""
+    assert network.connector is not None and network.location is not None
+    where = network.location.describe()
+    if network.connector.subnet not in obs.subnets:
+        raise SpecError(
+            f"networks.{network.name}.connector.subnet",
+            f"{network.connector.subnet!r} is not a subnet of {where}",
+        )
+    known = {t.id for t in obs.route_tables}
+    for i, t in enumerate(network.route_tables or ()):
+        if t not in known:
+            raise SpecError(
+                f"networks.{network.name}.route_tables[{i}]",
+                f"{t!r} is not a route table of {where}",
+            )
+    groups = {g.id for g in obs.app_groups}
+    for i, g in enumerate(network.app_security_groups):
+        if g not in groups:
+            raise SpecError(
+                f"networks.{network.name}.app_security_groups[{i}]",
+                f"{g!r} is not a security group of {where}",
+            )
+
+
+def plan_apply(
+    topology: Topology,
+    observed: Mapping[str, Observed],
+    *,
+    replace_conflicting_routes: bool = False,
+) -> Plan:
+    """What `apply` must change so that every managed network routes through its connector."""
+    subnets = local_subnets(topology, observed)
+    plans = []
+    for network in topology.managed:
+        obs = observed[network.name]
+        check_against_cloud(network, obs)
+        plans.append(
+            _plan_network(network, topology, obs, subnets, replace_conflicting_routes)
+        )
+    return Plan(operation="apply", networks=tuple(plans), vpn_subnet=topology.vpn_subnet)
+
+
+def _plan_network(
+    network: Network,
+    topology: Topology,
+    obs: Observed,
+    subnets: Mapping[str, tuple[IPv4Network, ...]],
+    replace_conflicting_routes: bool,
+) -> NetworkPlan:
+    c = network.connector
+    assert c is not None
+    name = network.name
+    local = subnets[name]
+    want = desired_connector(network, local, topology.vpn_subnet)
+    changes: list[Change] = []
+    notes: list[str] = []
+
+    # supporting parts, in the provider's order; the stored profile follows the file
+    for part in obs.parts:
+        if not part.present:
+            changes.append(Change(name, Action.CREATE, Kind.PART, part.name, _part_why(part.kind), part=part))
+        elif part.kind == PROFILE_PART and part.fingerprint != c.profile_fingerprint:
+            changes.append(
+                Change(
+                    name,
+                    Action.UPDATE,
+                    Kind.PART,
+                    part.name,
+                    "the profile file changed; the connector reads it at boot, so it is replaced",
+                    part=part,
+                )
+            )
+
+    # the connector VM itself
+    current = obs.connector
+    profile_changed = any(ch.kind is Kind.PART and ch.action is Action.UPDATE for ch in changes)
+    replace_reasons = []
+    if current is not None:
+        if current.size != c.size:
+            replace_reasons.append(f"size {current.size} -> {c.size}")
+        if current.subnet != c.subnet:
+            replace_reasons.append(f"subnet {current.subnet} -> {c.subnet}")
+        if current.fingerprint != want.fingerprint:
+            replace_reasons.append("bootstrap settings changed (nat, subnets, image or interface)")
+        if profile_changed:
+            replace_reasons.append("VPN profile changed")
+    if current is None:
+        changes.append(Change(name, Action.CREATE, Kind.CONNECTOR, f"VM in {c.subnet}", WHY_LAUNCH, connector=want))
+    elif replace_reasons:
+        changes.append(
+            Change(
+                name,
+                Action.REPLACE,
+                Kind.CONNECTOR,
+                current.instance,
+                WHY_LAUNCH + "; replaced: " + ", ".join(replace_reasons),
+                connector=want,
+            )
+        )
+    elif current.state in ("stopped", "stopping"):
+        changes.append(Change(name, Action.START, Kind.CONNECTOR, current.instance, "the connector is stopped: nothing routes"))
+    new_connector = current is None or bool(replace_reasons)
+    interface = NEW_CONNECTOR if new_connector else current.interface  # type: ignore[union-attr]
+    assert interface is not None
+
+    if new_connector or not current.forwarding:  # type: ignore[union-attr]
+        changes.append(Change(name, Action.UPDATE, Kind.FORWARDING, interface, WHY_FORWARDING))
+
+    # the connector's own group admits the local subnets (forwarded traffic), nothing else
+    have = set(obs.connector_ingress)
+    for cidr in local:
+        if cidr not in have:
+            changes.append(
+                Change(name, Action.CREATE, Kind.CONNECTOR_INGRESS, str(cidr), WHY_INGRESS.format(cidr=cidr), destination=cidr)
+            )
+    for cidr in obs.connector_ingress:
+        if cidr not in local:
+            changes.append(
+                Change(name, Action.DELETE, Kind.CONNECTOR_INGRESS, str(cidr), "no longer a subnet of this network", destination=cidr)
+            )
+
+    # app side
+    wanted_groups = set(network.app_security_groups)
+    for g in obs.app_groups:
+        if g.id in wanted_groups and not g.allows_connector:
+            changes.append(Change(name, Action.CREATE, Kind.APP_ACCESS, g.id, WHY_APP_ACCESS))
+        elif g.id not in wanted_groups and g.allows_connector:
+            changes.append(Change(name, Action.DELETE, Kind.APP_ACCESS, g.id, "no longer in app_security_groups"))
+
+    # routes
+    destinations = routed_destinations(network, topology, subnets)
+    ours = {current.interface} if current is not None and current.interface else set()
+    conflicts: list[Conflict] = []
+    selected = selected_tables(network, obs)
+    selected_ids = {t.id for t in selected}
+    for table in selected:
+        for dest, why in destinations.items():
+            route = table.route_to(dest)
+            if route is None:
+                changes.append(_route(name, Action.CREATE, table.id, dest, interface, why))
+            elif route.target in ours:
+                if new_connector:
+                    changes.append(_route(name, Action.REPLACE, table.id, dest, interface, why, route.target))
+            elif not route.usable:
+                changes.append(
+                    _route(name, Action.REPLACE, table.id, dest, interface, why + "; the current route is a blackhole", route.target)
+                )
+            elif replace_conflicting_routes:
+                changes.append(
+                    _route(name, Action.REPLACE, table.id, dest, interface, why + "; replaces a conflicting route (--replace-conflicting-routes)", route.target)
+                )
+                conflicts.append(Conflict(name, table.id, dest, route.target))
+            else:
+                conflicts.append(Conflict(name, table.id, dest, route.target))
+    for table in obs.route_tables:
+        for route in table.routes:
+            if route.target in ours and (table.id not in selected_ids or route.destination not in destinations):
+                why = (
+                    "no longer a selected route table"
+                    if table.id not in selected_ids
+                    else "no longer a peer subnet or the VPN range"
+                )
+                changes.append(_route(name, Action.DELETE, table.id, route.destination, route.target, why))
+
+    if c.egress:
+        notes.append(
+            "egress network: the connector NATs internet-bound VPN traffic, since the internet "
+            "gateway only translates the connector's own address (seed egress steps 15-19)"
+        )
+    if c.nat:
+        if c.nat_preserve_source:
+            notes.append(
+                "NAT on, except towards " + ", ".join(str(s) for s in local)
+                + ": local hosts see real VPN addresses (seed 'Enable NAT', ! -d)"
+            )
+        else:
+            notes.append("NAT on for all forwarded traffic (seed remote access step 18)")
+    if replace_conflicting_routes and conflicts:
+        notes.append(f"{len(conflicts)} conflicting route(s) will be replaced")
+    return NetworkPlan(
+        network=name,
+        cloud=network.cloud,
+        changes=tuple(changes),
+        conflicts=tuple(conflicts) if not replace_conflicting_routes else (),
+        notes=tuple(notes),
+    )
+
+
+def _route(
+    network: str,
+    action: Action,
+    table: str,
+    dest: IPv4Network,
+    target: str,
+    why: str,
+    previous: str | None = None,
+) -> Change:
+    return Change(
+        network,
+        action,
+        Kind.ROUTE,
+        f"{table} {dest}",
+        why,
+        route_table=table,
+        destination=dest,
+        target=target,
+        previous_target=previous,
+    )
+
+
+def _part_why(kind: str) -> str:
+    return {
+        PROFILE_PART: "the VPN profile, kept in the cloud's secret store, never in user-data",
+        "role": "lets the connector read its own profile and nothing else",
+        "instance-profile": "hands the role to the connector VM",
+        "security-group": "the connector's own group: no inbound from the internet; app groups admit it",
+    }.get(kind, f"the connector needs its {kind}")
+
+
+def plan_destroy(topology: Topology, observed: Mapping[str, Observed]) -> Plan:
+    """Remove what apply created, in reverse, and nothing else."""
+    plans = []
+    for network in topology.managed:
+        obs = observed[network.name]
+        name = network.name
+        changes: list[Change] = []
+        current = obs.connector
+        if current is not None and current.interface:
+            for table in obs.route_tables:
+                for route in table.routes:
+                    if route.target == current.interface:
+                        changes.append(
+                            _route(name, Action.DELETE, table.id, route.destination, route.target, "destroy: route to the connector")
+                        )
+        for g in obs.app_groups:
+            if g.allows_connector:
+                changes.append(Change(name, Action.DELETE, Kind.APP_ACCESS, g.id, "destroy: access granted to the connector"))
+        if current is not None:
+            changes.append(Change(name, Action.DELETE, Kind.CONNECTOR, current.instance, "destroy: the connector VM"))
+        for part in reversed(obs.parts):
+            if part.present:
+                changes.append(Change(name, Action.DELETE, Kind.PART, part.name, f"destroy: the connector's {part.kind}", part=part))
+        plans.append(NetworkPlan(network=name, cloud=network.cloud, changes=tuple(changes)))
+    return Plan(operation="destroy", networks=tuple(plans), vpn_subnet=topology.vpn_subnet)
+
+
+def network_status(topology: Topology, observed: Mapping[str, Observed]) -> tuple[NetworkStatus, ...]:
+    """Per network: the connector, and each selected table's entry for each routed destination."""
+    subnets = local_subnets(topology, observed)
+    out = []
+    for network in topology.managed:
+        obs = observed[network.name]
+        current = obs.connector
+        ours = current.interface if current else None
+        routes = []
+        for table in selected_tables(network, obs):
+            for dest in routed_destinations(network, topology, subnets):
+                r = table.route_to(dest)
+                if r is None:
+                    routes.append(RouteStatus(table.id, dest, RouteState.MISSING, None))
+                elif not r.usable:
+                    routes.append(RouteStatus(table.id, dest, RouteState.BLACKHOLE, r.target))
+                elif r.target == ours:
+                    routes.append(RouteStatus(table.id, dest, RouteState.OK, r.target))
+                else:
+                    routes.append(RouteStatus(table.id, dest, RouteState.ELSEWHERE, r.target))
+        notes = []
+        if current is None:
+            notes.append("no connector: run apply")
+        elif current.state != "running":
+            notes.append(f"connector is {current.state}")
+        elif not current.forwarding:
+            notes.append("source/dest check is on: the connector cannot forward")
+        wanted = set(network.app_security_groups)
+        groups = tuple(g for g in obs.app_groups if g.id in wanted) + tuple(
+            AppGroup(g, False) for g in network.app_security_groups if g not in {x.id for x in obs.app_groups}
+        )
+        out.append(
+            NetworkStatus(
+                network=network.name,
+                cloud=network.cloud,
+                connector=current,
+                routes=tuple(routes),
+                app_groups=groups,
+                notes=tuple(notes),
+            )
+        )
+    return tuple(out)
+
+
+def selected_tables(network: Network, obs: Observed) -> tuple[RouteTable, ...]:
+    """The tables the spec selects that the cloud has (all of the network's by default)."""
+    if network.route_tables is None:
+        return obs.route_tables
+    wanted = set(network.route_tables)
+    return tuple(t for t in obs.route_tables if t.id in wanted)

@@ -1,0 +1,601 @@
+"""AWS: a VPC and its connector, through boto3. Translates; decides nothing.
+
+Everything the toolkit creates carries the tag `connector-provisioner:network=<name>`
+(or, for IAM and SSM, a name derived from the network and the VPC), so observe finds it
+again after an interrupted run and destroy removes exactly that.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from ipaddress import IPv4Network
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from ..bootstrap import render_user_data
+from ..errors import CloudError, SpecError
+from ..model import (
+    Action,
+    AppGroup,
+    AwsLocation,
+    Change,
+    DesiredConnector,
+    Kind,
+    Network,
+    Observed,
+    ObservedConnector,
+    ObservedRoute,
+    Part,
+    RouteTable,
+)
+from ..planner import NEW_CONNECTOR, PROFILE_PART
+
+TAG = "connector-provisioner:network"
+FINGERPRINT_TAG = "connector-provisioner:fingerprint"
+LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+UBUNTU_PARAMETER = (
+    "/aws/service/canonical/ubuntu/server/24.04/stable/current/{arch}/hvm/ebs-gp3/ami-id"
+)
+ARCHES = {"x86_64": "amd64", "arm64": "arm64"}
+POLICY_NAME = "read-vpn-profile"
+
+
+def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    for page in client.get_paginator(operation).paginate(**kwargs):
+        yield from page.get(key, [])
+
+
+def _error_text(e: Exception) -> str:
+    if isinstance(e, ClientError):
+        err = e.response.get("Error", {})
+        return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
+    return f"{type(e).__name__}: {e}"
+
+
+class AwsNetwork:
+    """One VPC, with the connector this toolkit puts there."""
+
+    def __init__(
+        self,
+        network: Network,
+        *,
+        progress: Callable[[str], None],
+        session: Any = None,
+        poll_seconds: float = 5.0,
+        wait_seconds: float = 900.0,
+        iam_propagation_seconds: float = 90.0,
+    ) -> None:
+        assert isinstance(network.location, AwsLocation) and network.connector is not None
+        self.network = network
+        self.location = network.location
+        self.progress = progress
+        self.poll_seconds = poll_seconds
+        self.wait_seconds = wait_seconds
+        self.iam_propagation_seconds = iam_propagation_seconds
+        session = session or boto3.Session()
+        # retries are botocore's: adaptive mode backs off on throttling and 5xx
+        config = Config(
+            region_name=self.location.region,
+            retries={"mode": "adaptive", "max_attempts": 8},
+            user_agent_extra="connector-provisioner",
+        )
+        self.ec2 = session.client("ec2", config=config)
+        self.ssm = session.client("ssm", config=config)
+        self.iam = session.client("iam", config=config)
+        name, vpc = network.name, self.location.vpc
+        self.parameter = f"/connector-provisioner/{vpc}/{name}/profile"
+        self.role = f"cp-{name}-{vpc}"  # IAM names are account-wide: the VPC keeps them apart
+        self.group_name = f"connector-{name}"
+        self.tags = [
+            {"Key": TAG, "Value": name},
+            {"Key": "Name", "Value": f"connector-{name}"},
+        ]
+        # learnt by observe and by apply
+        self.group_id: str | None = None
+        self.instance: str | None = None
+        self.interface: str | None = None
+
+    # --- observe -------------------------------------------------------------------------
+
+    def observe(self) -> Observed:
+        try:
+            return self._observe()
+        except (ClientError, BotoCoreError) as e:
+            if isinstance(e, NoCredentialsError):
+                raise CloudError(
+                    f"network {self.network.name}: no AWS credentials found (boto3's default "
+                    "chain: environment, profile, SSO, instance role); nothing was changed"
+                ) from None
+            raise CloudError(
+                f"network {self.network.name}: could not read {self.location.describe()}: "
+                f"{_error_text(e)}; nothing was changed"
+            ) from None
+
+    def _observe(self) -> Observed:
+        vpc = self.location.vpc
+        try:
+            vpcs = self.ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] in ("InvalidVpcID.NotFound", "InvalidVpcID.Malformed"):
+                raise SpecError(
+                    f"networks.{self.network.name}.vpc",
+                    f"{vpc!r} does not exist in {self.location.region}",
+                ) from None
+            raise
+        cidrs = tuple(
+            IPv4Network(a["CidrBlock"])
+            for a in vpcs[0].get("CidrBlockAssociationSet", [])
+            if a.get("CidrBlockState", {}).get("State", "associated") == "associated"
+        ) or (IPv4Network(vpcs[0]["CidrBlock"]),)
+        by_vpc = [{"Name": "vpc-id", "Values": [vpc]}]
+        subnets = tuple(s["SubnetId"] for s in _pages(self.ec2, "describe_subnets", "Subnets", Filters=by_vpc))
+        tables = tuple(
+            self._route_table(t)
+            for t in _pages(self.ec2, "describe_route_tables", "RouteTables", Filters=by_vpc)
+        )
+        connector = self._observe_connector(by_vpc)
+        groups = list(_pages(self.ec2, "describe_security_groups", "SecurityGroups", Filters=by_vpc))
+        own = next((g for g in groups if g["GroupName"] == self.group_name), None)
+        self.group_id = own["GroupId"] if own else None
+        ingress: list[IPv4Network] = []
+        if own:
+            for perm in own.get("IpPermissions", []):
+                if perm.get("IpProtocol") == "-1":
+                    ingress += [IPv4Network(r["CidrIp"]) for r in perm.get("IpRanges", [])]
+        wanted = set(self.network.app_security_groups)
+        app_groups = tuple(
+            AppGroup(g["GroupId"], self._admits_connector(g))
+            for g in groups
+            if g["GroupId"] in wanted or (self.group_id and self._admits_connector(g))
+        )
+        return Observed(
+            network=self.network.name,
+            network_id=vpc,
+            cidrs=cidrs,
+            route_tables=tables,
+            subnets=subnets,
+            connector=connector,
+            parts=self._observe_parts(),
+            app_groups=app_groups,
+            connector_ingress=tuple(ingress),
+        )
+
+    def _admits_connector(self, group: dict[str, Any]) -> bool:
+        if not self.group_id:
+            return False
+        return any(
+            pair.get("GroupId") == self.group_id
+            for perm in group.get("IpPermissions", [])
+            if perm.get("IpProtocol") == "-1"
+            for pair in perm.get("UserIdGroupPairs", [])
+        )
+
+    @staticmethod
+    def _route_table(t: dict[str, Any]) -> RouteTable:
+        routes = []
+        for r in t.get("Routes", []):
+            if "DestinationCidrBlock" not in r:
+                continue  # IPv6 and prefix-list routes are never ours
+            target = (
+                r.get("NetworkInterfaceId")
+                or r.get("GatewayId")
+                or r.get("NatGatewayId")
+                or r.get("TransitGatewayId")
+                or r.get("VpcPeeringConnectionId")
+                or r.get("InstanceId")
+                or r.get("LocalGatewayId")
+                or r.get("CarrierGatewayId")
+                or "unknown"
+            )
+            routes.append(
+                ObservedRoute(
+                    IPv4Network(r["DestinationCidrBlock"]), target, r.get("State") != "blackhole"
+                )
+            )
+        return RouteTable(
+            id=t["RouteTableId"],
+            routes=tuple(routes),
+            main=any(a.get("Main") for a in t.get("Associations", [])),
+            subnets=tuple(a["SubnetId"] for a in t.get("Associations", []) if a.get("SubnetId")),
+        )
+
+    def _observe_connector(self, by_vpc: list[dict[str, Any]]) -> ObservedConnector | None:
+        filters = [
+            *by_vpc,
+            {"Name": f"tag:{TAG}", "Values": [self.network.name]},
+            {"Name": "instance-state-name", "Values": LIVE_STATES},
+        ]
+        found = [
+            i
+            for r in _pages(self.ec2, "describe_instances", "Reservations", Filters=filters)
+            for i in r["Instances"]
+        ]
+        if not found:
+            self.instance = self.interface = None
+            return None
+        found.sort(key=lambda i: i["LaunchTime"], reverse=True)
+        inst = found[0]
+        primary = next(
+            (n for n in inst.get("NetworkInterfaces", []) if n.get("Attachment", {}).get("DeviceIndex") == 0),
+            None,
+        )
+        tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+        self.instance = inst["InstanceId"]
+        self.interface = primary["NetworkInterfaceId"] if primary else None
+        return ObservedConnector(
+            instance=inst["InstanceId"],
+            state=inst["State"]["Name"],
+            interface=self.interface,
+            private_ip=inst.get("PrivateIpAddress"),
+            forwarding=not (primary or inst).get("SourceDestCheck", True),
+            size=inst["InstanceType"],
+            image=inst["ImageId"],
+            subnet=inst.get("SubnetId", ""),
+            fingerprint=tags.get(FINGERPRINT_TAG, ""),
+        )
+
+    def _observe_parts(self) -> tuple[Part, ...]:
+        found = self.ssm.describe_parameters(
+            ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [self.parameter]}]
+        )["Parameters"]
+        profile_fp = None
+        if found:
+            profile_fp = (found[0].get("Description") or "").rpartition("sha256:")[2] or None
+        role_ok = self._role_complete()
+        profile_ok = self._instance_profile_complete()
+        return (
+            Part(PROFILE_PART, self.parameter, bool(found), profile_fp),
+            Part("role", self.role, role_ok),
+            Part("instance-profile", self.role, profile_ok),
+            Part("security-group", self.group_name, self.group_id is not None),
+        )
+
+    def _role_complete(self) -> bool:
+        try:
+            self.iam.get_role(RoleName=self.role)
+            self.iam.get_role_policy(RoleName=self.role, PolicyName=POLICY_NAME)
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "NoSuchEntity":
+                return False
+            raise
+        return True
+
+    def _instance_profile_complete(self) -> bool:
+        try:
+            ip = self.iam.get_instance_profile(InstanceProfileName=self.role)["InstanceProfile"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "NoSuchEntity":
+                return False
+            raise
+        return any(r["RoleName"] == self.role for r in ip.get("Roles", []))
+
+    # --- apply ---------------------------------------------------------------------------
+
+    def apply(self, change: Change) -> None:
+        try:
+            self._apply(change)
+        except (ClientError, BotoCoreError) as e:
+            raise CloudError(f"{change.summary()}: {_error_text(e)}") from e
+
+    def _apply(self, change: Change) -> None:
+        kind, action = change.kind, change.action
+        if kind is Kind.PART:
+            assert change.part is not None
+            handler = getattr(self, f"_{action}_{change.part.kind.replace('-', '_')}")
+            handler()
+        elif kind is Kind.CONNECTOR:
+            if action is Action.CREATE:
+                assert change.connector is not None
+                self._launch(change.connector)
+            elif action is Action.REPLACE:
+                assert change.connector is not None
+                self._terminate()
+                self._launch(change.connector)
+            elif action is Action.START:
+                assert self.instance
+                self.ec2.start_instances(InstanceIds=[self.instance])
+                self._wait(self.instance, "running")
+            elif action is Action.DELETE:
+                self._terminate()
+        elif kind is Kind.FORWARDING:
+            # seed 'Set Source/Dest Check': off, or the ENI drops forwarded packets
+            self.ec2.modify_network_interface_attribute(
+                NetworkInterfaceId=self._interface(), SourceDestCheck={"Value": False}
+            )
+        elif kind is Kind.CONNECTOR_INGRESS:
+            perm = {
+                "IpProtocol": "-1",
+                "IpRanges": [{"CidrIp": str(change.destination), "Description": "connector-provisioner: local subnet"}],
+            }
+            self._ingress(action, self._group(), perm)
+        elif kind is Kind.APP_ACCESS:
+            perm = {
+                "IpProtocol": "-1",
+                "UserIdGroupPairs": [
+                    {"GroupId": self._group(), "Description": f"connector-provisioner: {self.network.name}"}
+                ],
+            }
+            self._ingress(action, change.resource, perm)
+        elif kind is Kind.ROUTE:
+            self._route(change)
+        else:  # pragma: no cover - the planner makes no other kind
+            raise AssertionError(change)
+
+    def _interface(self) -> str:
+        if not self.interface:
+            raise CloudError("the connector has no network interface yet")
+        return self.interface
+
+    def _group(self) -> str:
+        if not self.group_id:
+            raise CloudError(f"the connector's security group {self.group_name} does not exist")
+        return self.group_id
+
+    def _ingress(self, action: Action, group: str, perm: dict[str, Any]) -> None:
+        try:
+            if action is Action.DELETE:
+                self.ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=[perm])
+            else:
+                self.ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[perm])
+        except ClientError as e:
+            # already as wanted (left by an interrupted run): nothing to do
+            if e.response["Error"]["Code"] not in (
+                "InvalidPermission.Duplicate",
+                "InvalidPermission.NotFound",
+            ):
+                raise
+
+    def _route(self, change: Change) -> None:
+        table, dest = change.route_table, str(change.destination)
+        try:
+            if change.action is Action.DELETE:
+                self.ec2.delete_route(RouteTableId=table, DestinationCidrBlock=dest)
+            elif change.action is Action.REPLACE:
+                self.ec2.replace_route(
+                    RouteTableId=table, DestinationCidrBlock=dest, NetworkInterfaceId=self._interface()
+                )
+            else:
+                self.ec2.create_route(
+                    RouteTableId=table, DestinationCidrBlock=dest, NetworkInterfaceId=self._interface()
+                )
+        except ClientError as e:
+            code = e.response["Error"]["Code"]
+            if change.action is Action.DELETE and code == "InvalidRoute.NotFound":
+                return
+            if change.action is Action.CREATE and code == "RouteAlreadyExists":
+                # an interrupted run may have made it; make sure it is ours
+                self.ec2.replace_route(
+                    RouteTableId=table, DestinationCidrBlock=dest, NetworkInterfaceId=self._interface()
+                )
+                return
+            raise
+
+    # parts: the VPN profile (SSM SecureString), the role and instance profile that may
+    # read it, the connector's own security group. Each create/delete is safe to repeat.
+
+    def _create_vpn_profile(self, overwrite: bool = False) -> None:
+        assert self.network.connector is not None
+        content = self.network.connector.profile.read_text(encoding="utf-8")
+        args: dict[str, Any] = {
+            "Name": self.parameter,
+            "Value": content,
+            "Type": "SecureString",
+            "Description": f"connector-provisioner VPN profile for {self.network.name}; "
+            f"sha256:{self.network.connector.profile_fingerprint}",
+        }
+        if overwrite:
+            self.ssm.put_parameter(**args, Overwrite=True)
+            return
+        try:
+            self.ssm.put_parameter(**args, Tags=[{"Key": TAG, "Value": self.network.name}])
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ParameterAlreadyExists":
+                raise
+            self.ssm.put_parameter(**args, Overwrite=True)
+
+    def _update_vpn_profile(self) -> None:
+        self._create_vpn_profile(overwrite=True)
+
+    def _delete_vpn_profile(self) -> None:
+        try:
+            self.ssm.delete_parameter(Name=self.parameter)
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ParameterNotFound":
+                raise
+
+    def _parameter_arn(self) -> str:
+        account = self._account()
+        return f"arn:aws:ssm:{self.location.region}:{account}:parameter{self.parameter}"
+
+    def _account(self) -> str:
+        # the role's ARN carries the account: no STS call needed
+        return str(self.iam.get_role(RoleName=self.role)["Role"]["Arn"].split(":")[4])
+
+    def _create_role(self) -> None:
+        import json
+
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ],
+        }
+        try:
+            self.iam.create_role(
+                RoleName=self.role,
+                AssumeRolePolicyDocument=json.dumps(trust),
+                Description=f"connector-provisioner: the connector of {self.network.name} reads its VPN profile",
+                Tags=[{"Key": TAG, "Value": self.network.name}],
+            )
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "EntityAlreadyExists":
+                raise
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": self._parameter_arn()}
+            ],
+        }
+        self.iam.put_role_policy(
+            RoleName=self.role, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy)
+        )
+
+    def _delete_role(self) -> None:
+        for call in (
+            lambda: self.iam.delete_role_policy(RoleName=self.role, PolicyName=POLICY_NAME),
+            lambda: self.iam.delete_role(RoleName=self.role),
+        ):
+            try:
+                call()
+            except ClientError as e:
+                if e.response["Error"]["Code"] != "NoSuchEntity":
+                    raise
+
+    def _create_instance_profile(self) -> None:
+        try:
+            self.iam.create_instance_profile(
+                InstanceProfileName=self.role, Tags=[{"Key": TAG, "Value": self.network.name}]
+            )
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "EntityAlreadyExists":
+                raise
+        if not self._instance_profile_complete():
+            self.iam.add_role_to_instance_profile(InstanceProfileName=self.role, RoleName=self.role)
+
+    def _delete_instance_profile(self) -> None:
+        try:
+            ip = self.iam.get_instance_profile(InstanceProfileName=self.role)["InstanceProfile"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "NoSuchEntity":
+                return
+            raise
+        for r in ip.get("Roles", []):
+            self.iam.remove_role_from_instance_profile(
+                InstanceProfileName=self.role, RoleName=r["RoleName"]
+            )
+        self.iam.delete_instance_profile(InstanceProfileName=self.role)
+
+    def _create_security_group(self) -> None:
+        try:
+            self.group_id = self.ec2.create_security_group(
+                GroupName=self.group_name,
+                Description=f"connector-provisioner: connector of {self.network.name}; no inbound from the internet",
+                VpcId=self.location.vpc,
+                TagSpecifications=[{"ResourceType": "security-group", "Tags": self.tags}],
+            )["GroupId"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "InvalidGroup.Duplicate":
+                raise
+            self.group_id = self.ec2.describe_security_groups(
+                Filters=[
+                    {"Name": "vpc-id", "Values": [self.location.vpc]},
+                    {"Name": "group-name", "Values": [self.group_name]},
+                ]
+            )["SecurityGroups"][0]["GroupId"]
+
+    def _delete_security_group(self) -> None:
+        if not self.group_id:
+            return
+        try:
+            self.ec2.delete_security_group(GroupId=self.group_id)
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "InvalidGroup.NotFound":
+                raise
+        self.group_id = None
+
+    # the connector instance
+
+    def _image(self, connector: DesiredConnector) -> str:
+        if connector.image:
+            return connector.image
+        types = self.ec2.describe_instance_types(InstanceTypes=[connector.size])["InstanceTypes"]
+        supported = types[0]["ProcessorInfo"]["SupportedArchitectures"] if types else ["x86_64"]
+        arch = next((ARCHES[a] for a in supported if a in ARCHES), "amd64")
+        name = UBUNTU_PARAMETER.format(arch=arch)
+        return str(self.ssm.get_parameter(Name=name)["Parameter"]["Value"])
+
+    def user_data(self, connector: DesiredConnector) -> str:
+        return render_user_data("aws", connector, self.parameter, self.location.region)
+
+    def _launch(self, connector: DesiredConnector) -> None:
+        image = self._image(connector)
+        found = self.ec2.describe_images(ImageIds=[image])["Images"][0]
+        root = found.get("RootDeviceName", "/dev/sda1")
+        size = next(
+            (m["Ebs"].get("VolumeSize", 8) for m in found.get("BlockDeviceMappings", [])
+             if m.get("DeviceName") == root and "Ebs" in m),
+            8,
+        )
+        user_data = self.user_data(connector)
+        tags = [*self.tags, {"Key": FINGERPRINT_TAG, "Value": connector.fingerprint}]
+        args = {
+            "ImageId": image,
+            "InstanceType": connector.size,
+            "MinCount": 1,
+            "MaxCount": 1,
+            "SubnetId": connector.subnet,
+            "SecurityGroupIds": [self._group()],
+            "IamInstanceProfile": {"Name": self.role},
+            "UserData": user_data,
+            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+            "BlockDeviceMappings": [
+                {
+                    "DeviceName": root,
+                    "Ebs": {
+                        "Encrypted": True,
+                        "VolumeType": "gp3",
+                        "VolumeSize": max(8, size),
+                        "DeleteOnTermination": True,
+                    },
+                }
+            ],
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": tags},
+                {"ResourceType": "volume", "Tags": self.tags},
+                {"ResourceType": "network-interface", "Tags": self.tags},
+            ],
+        }
+        deadline = time.monotonic() + self.iam_propagation_seconds
+        while True:
+            try:
+                inst = self.ec2.run_instances(**args)["Instances"][0]
+                break
+            except ClientError as e:
+                # a new instance profile takes a few seconds to be usable by EC2
+                message = e.response["Error"].get("Message", "").lower()
+                if "instance profile" not in message or time.monotonic() > deadline:
+                    raise
+                self.progress(f"waiting for IAM to propagate instance profile {self.role}")
+                time.sleep(self.poll_seconds)
+        self.instance = inst["InstanceId"]
+        self.interface = inst["NetworkInterfaces"][0]["NetworkInterfaceId"]
+        self.progress(f"launched {self.instance} ({connector.size}, {image})")
+        self._wait(self.instance, "running")
+
+    def _terminate(self) -> None:
+        if not self.instance:
+            return
+        self.ec2.terminate_instances(InstanceIds=[self.instance])
+        # its ENI must be gone before the security group can be deleted
+        self._wait(self.instance, "terminated")
+        self.instance = self.interface = None
+
+    def _wait(self, instance: str, state: str) -> None:
+        start = time.monotonic()
+        while True:
+            reservations = self.ec2.describe_instances(InstanceIds=[instance])["Reservations"]
+            current = reservations[0]["Instances"][0]["State"]["Name"] if reservations else "terminated"
+            if current == state:
+                return
+            waited = time.monotonic() - start
+            if waited > self.wait_seconds:
+                raise CloudError(f"{instance} is still {current} after {waited:.0f}s (waiting for {state})")
+            self.progress(f"waiting for {instance}: {current} -> {state} ({waited:.0f}s)")
+            time.sleep(self.poll_seconds)
+
+
+__all__ = ["AwsNetwork", "NEW_CONNECTOR"]

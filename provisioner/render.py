@@ -1,0 +1,73 @@
+"""Text for people: plans, results and status. The JSON forms come from the same objects
+(`Plan.to_dict`, `NetworkStatus.to_dict`)."""
+
+from __future__ import annotations
+
+from .model import Action, ApplyResult, NetworkStatus, Plan, RouteState
+
+_MARK = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.REPLACE: "±",
+    Action.DELETE: "-",
+    Action.START: ">",
+}
+
+
+def plan_text(plan: Plan) -> str:
+    lines: list[str] = []
+    for n in plan.networks:
+        lines.append(f"network {n.network} ({n.cloud}): {len(n.changes)} change(s)")
+        for c in n.changes:
+            lines.append(f"  {_MARK[c.action]} {c.summary()}")
+            lines.append(f"      why: {c.why}")
+        for conflict in n.conflicts:
+            lines.append(f"  ! conflict: {conflict.summary()}")
+        for note in n.notes:
+            lines.append(f"  note: {note}")
+    counts = plan.to_dict()["summary"]
+    assert isinstance(counts, dict)
+    parts = [f"{v} to {k}" for k, v in counts.items() if v and k != "conflicts"]
+    if plan.empty:
+        lines.append(f"{plan.operation}: nothing to do")
+    else:
+        lines.append(f"{plan.operation}: " + (", ".join(parts) or "no change"))
+    if plan.conflicts:
+        lines.append(
+            f"{len(plan.conflicts)} conflict(s): apply refuses until they are removed or "
+            "--replace-conflicting-routes is given"
+        )
+    return "\n".join(lines)
+
+
+def result_text(result: ApplyResult) -> str:
+    if not result.done:
+        return f"{result.plan.operation}: nothing to do"
+    return f"{result.plan.operation}: done, {len(result.done)} change(s) made"
+
+
+def status_text(statuses: tuple[NetworkStatus, ...]) -> str:
+    lines: list[str] = []
+    for s in statuses:
+        lines.append(f"network {s.network} ({s.cloud}): {'healthy' if s.healthy else 'NOT healthy'}")
+        c = s.connector
+        if c is None:
+            lines.append("  connector: none")
+        else:
+            lines.append(
+                f"  connector: {c.instance} {c.state}, {c.size}, {c.private_ip or '-'} on "
+                f"{c.interface or '-'}, forwarding {'on' if c.forwarding else 'OFF'}"
+            )
+        for g in s.app_groups:
+            lines.append(f"  app group {g.id}: {'admits' if g.allows_connector else 'does NOT admit'} the connector")
+        table = None
+        for r in s.routes:
+            if r.route_table != table:
+                table = r.route_table
+                lines.append(f"  route table {table}:")
+            mark = "ok" if r.state is RouteState.OK else r.state.upper()
+            target = f" -> {r.target}" if r.target else ""
+            lines.append(f"    {mark:9} {r.destination}{target}")
+        for note in s.notes:
+            lines.append(f"  note: {note}")
+    return "\n".join(lines)

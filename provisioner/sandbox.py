@@ -1,0 +1,239 @@
+"""The built-in sandbox: an in-process fake AWS (moto) seeded with the seed document's world,
+so `provision demo` shows the whole job without a cloud account. The tests use the same world.
+
+Nothing here can reach a real cloud: every boto3 call made inside `mock_aws()` is answered
+in-process, and the session carries fake credentials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ACCOUNT = "123456789012"
+UBUNTU_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{arch}-server-20261101"
+FAKE_PROFILE = (
+    "client\ndev tun\nproto udp\nremote sandbox.vpn.invalid 1194\n"
+    "<key>\nSANDBOX-PRIVATE-KEY-{name}-do-not-print\n</key>\n"
+)
+
+
+@dataclass
+class SandboxVpc:
+    """One seeded VPC: what a test or the demo needs to name in a topology."""
+
+    name: str
+    region: str
+    vpc: str
+    cidr: str
+    connector_subnet: str
+    subnets: list[str] = field(default_factory=list)
+    route_tables: list[str] = field(default_factory=list)  # main first
+    app_group: str = ""
+    internet_gateway: str = ""
+
+
+def fake_session(region: str = "us-east-1") -> Any:
+    import boto3
+
+    return boto3.Session(
+        aws_access_key_id="sandbox", aws_secret_access_key="sandbox", region_name=region
+    )
+
+
+def publish_ubuntu_image(session: Any, region: str) -> dict[str, str]:
+    """What Canonical and AWS provide in a real account: an Ubuntu LTS image per architecture
+    and the public SSM parameter naming it. moto has neither, so the sandbox adds them."""
+    from moto.ssm.models import Parameter, ssm_backends
+
+    from .providers.aws import UBUNTU_PARAMETER
+
+    ec2 = session.client("ec2", region_name=region)
+    images = {}
+    backend = ssm_backends[ACCOUNT][region]
+    for aws_arch, arch in (("x86_64", "amd64"), ("arm64", "arm64")):
+        image = ec2.register_image(
+            Name=UBUNTU_NAME.format(arch=arch),
+            Architecture=aws_arch,
+            RootDeviceName="/dev/sda1",
+            VirtualizationType="hvm",
+            BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8}}],
+        )["ImageId"]
+        name = UBUNTU_PARAMETER.format(arch=arch)
+        backend._parameters[name].append(
+            Parameter(
+                account_id=ACCOUNT,
+                name=name,
+                value=image,
+                parameter_type="String",
+                description=None,
+                allowed_pattern=None,
+                keyid=None,
+                last_modified_date=0,
+                version=1,
+                data_type="aws:ec2:image",
+            )
+        )
+        images[arch] = image
+    return images
+
+
+def seed_vpc(
+    session: Any,
+    name: str,
+    region: str,
+    cidr: str,
+    subnet_cidrs: list[str],
+    extra_route_tables: int = 2,
+    app_group: bool = True,
+) -> SandboxVpc:
+    """A VPC as a network admin has it before the toolkit: subnets, an internet gateway on a
+    public route table, private route tables, and an app security group."""
+    ec2 = session.client("ec2", region_name=region)
+    vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=c)["Subnet"]["SubnetId"] for c in subnet_cidrs
+    ]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    main = ec2.describe_route_tables(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}]
+    )["RouteTables"][0]["RouteTableId"]
+    tables = [main]
+    for i in range(extra_route_tables):
+        table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        if i == 0:
+            ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+        if i < len(subnets):
+            ec2.associate_route_table(RouteTableId=table, SubnetId=subnets[i])
+        tables.append(table)
+    group = ""
+    if app_group:
+        group = ec2.create_security_group(
+            GroupName=f"{name}-app", Description=f"{name} application servers", VpcId=vpc
+        )["GroupId"]
+        ec2.authorize_security_group_ingress(
+            GroupId=group,
+            IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+                            "IpRanges": [{"CidrIp": cidr}]}],
+        )
+    return SandboxVpc(
+        name=name,
+        region=region,
+        vpc=vpc,
+        cidr=cidr,
+        connector_subnet=subnets[0],
+        subnets=subnets,
+        route_tables=tables,
+        app_group=group,
+        internet_gateway=igw,
+    )
+
+
+@dataclass
+class SandboxWorld:
+    hq: SandboxVpc
+    branch: SandboxVpc
+    directory: Path
+
+    def topology(self, partner: bool = False) -> dict[str, Any]:
+        """The seed's HQ + Branch as a topology document (profiles written beside it)."""
+        networks: dict[str, Any] = {}
+        for net, egress in ((self.hq, True), (self.branch, False)):
+            profile = self.directory / f"{net.name}.ovpn"
+            if not profile.exists():
+                profile.write_text(FAKE_PROFILE.format(name=net.name))
+            networks[net.name] = {
+                "cloud": "aws",
+                "region": net.region,
+                "vpc": net.vpc,
+                "subnets": [net.cidr],
+                "route_tables": "all",
+                "app_security_groups": [net.app_group],
+                "connector": {
+                    "subnet": net.connector_subnet,
+                    "size": "t3.small",
+                    "egress": egress,
+                    "profile": profile.name,
+                },
+            }
+        if partner:
+            networks["partner"] = {"cloud": "external", "subnets": ["172.31.0.0/16"]}
+        return {"version": 1, "vpn_subnet": "100.96.0.0/11", "networks": networks}
+
+    def write_topology(self, partner: bool = False) -> Path:
+        path = self.directory / "topology.yaml"
+        path.write_text(json.dumps(self.topology(partner), indent=2))  # JSON is YAML
+        return path
+
+
+def seed_world(session: Any, directory: Path) -> SandboxWorld:
+    """The seed document's networks: HQ (10.0.0.0/18, HR app, several route tables) in
+    us-east-1 and Branch (192.168.0.0/22, Finance) in us-west-2."""
+    for region in ("us-east-1", "us-west-2"):
+        publish_ubuntu_image(session, region)
+    hq = seed_vpc(session, "hq", "us-east-1", "10.0.0.0/18",
+                  ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"], extra_route_tables=3)
+    branch = seed_vpc(session, "branch", "us-west-2", "192.168.0.0/22",
+                      ["192.168.0.0/24", "192.168.1.0/24"], extra_route_tables=1)
+    return SandboxWorld(hq=hq, branch=branch, directory=directory)
+
+
+@contextlib.contextmanager
+def sandbox() -> Iterator[tuple[Any, SandboxWorld]]:
+    """A fake AWS with the seed's world in it, and a scratch directory for topology files."""
+    try:
+        from moto import mock_aws
+    except ImportError:  # pragma: no cover - depends on the install
+        from .errors import SpecError
+
+        raise SpecError(
+            "demo", "the sandbox needs moto: pip install 'connector-provisioner[sandbox]'"
+        ) from None
+    with mock_aws(), tempfile.TemporaryDirectory(prefix="provision-demo-") as tmp:
+        session = fake_session()
+        yield session, seed_world(session, Path(tmp))
+
+
+def run_demo() -> int:
+    """plan -> apply -> status -> re-plan -> destroy, printed as the CLI prints them."""
+    from . import api, render, spec
+    from .providers import Clouds
+
+    def step(title: str) -> None:
+        print(f"\n=== {title}")
+
+    with sandbox() as (session, world):
+        path = world.write_topology(partner=True)
+        print("Sandbox: an in-process fake AWS seeded with the seed document's networks:")
+        print(f"  hq      {world.hq.vpc} 10.0.0.0/18 in us-east-1, route tables "
+              f"{', '.join(world.hq.route_tables)}, HR app group {world.hq.app_group}")
+        print(f"  branch  {world.branch.vpc} 192.168.0.0/22 in us-west-2")
+        print("  partner external, 172.31.0.0/16 (routed to, not managed)")
+        print(f"Topology: {path}")
+        topology = spec.load_topology(path)
+        clouds = Clouds(
+            options={"aws": {"session": session, "poll_seconds": 0.01}},
+            progress=lambda m: print(f"  .. {m}", flush=True),
+        )
+        deployment = api.Deployment(topology, clouds)
+
+        step("provision plan -f topology.yaml")
+        print(render.plan_text(deployment.plan()))
+        step("provision apply -f topology.yaml --yes")
+        print(render.result_text(deployment.apply()))
+        step("provision status -f topology.yaml")
+        print(render.status_text(deployment.status()))
+        step("provision plan -f topology.yaml   (again: nothing to do)")
+        print(render.plan_text(deployment.plan()))
+        step("provision destroy -f topology.yaml --yes")
+        print(render.result_text(deployment.destroy()))
+        step("provision status -f topology.yaml   (after destroy)")
+        print(render.status_text(deployment.status()))
+    print("\nThe sandbox is gone; no cloud account was used.")
+    return 0

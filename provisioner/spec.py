@@ -1,0 +1,398 @@
+"""The topology file (version 1): parsed and validated into `model.Topology`.
+
+Every input error is found here, before any cloud call, and reported as one `SpecError`
+naming the field and the value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from ipaddress import AddressValueError, IPv4Network, NetmaskValueError
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import SpecError
+from .model import (
+    CLOUDS,
+    DEFAULT_VPN_SUBNET,
+    AwsLocation,
+    AzureLocation,
+    Connector,
+    GcpLocation,
+    Location,
+    Network,
+    OciLocation,
+    Topology,
+)
+
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+MAX_PROFILE_BYTES = 1024 * 1024
+
+TOP_KEYS = ("version", "vpn_subnet", "networks")
+COMMON_KEYS = ("cloud", "subnets", "route_tables", "app_security_groups", "connector")
+CONNECTOR_KEYS = (
+    "subnet",
+    "size",
+    "nat",
+    "egress",
+    "profile",
+    "image",
+    "nat_preserve_source",
+    "lan_interface",
+)
+
+
+def _aws_location(f: _Fields) -> AwsLocation:
+    return AwsLocation(
+        region=f.text("region", pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$", example="us-east-1"),
+        vpc=f.text("vpc", pattern=r"^vpc-[0-9a-f]{8,17}$", example="vpc-0abc1234"),
+    )
+
+
+def _azure_location(f: _Fields) -> AzureLocation:
+    return AzureLocation(
+        subscription=f.text(
+            "subscription", pattern=r"^[0-9a-fA-F-]{36}$", example="a 36-character GUID"
+        ),
+        resource_group=f.text("resource_group", pattern=r"^[\w.()-]{1,90}$"),
+        vnet=f.text("vnet", pattern=r"^[\w.-]{2,64}$"),
+        location=f.text("region", pattern=r"^[a-z0-9]+$", example="westeurope"),
+    )
+
+
+def _gcp_location(f: _Fields) -> GcpLocation:
+    return GcpLocation(
+        project=f.text("project", pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"),
+        network=f.text("network", pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"),
+        zone=f.text("zone", pattern=r"^[a-z]+-[a-z]+\d+-[a-z]$", example="europe-west1-b"),
+    )
+
+
+def _oci_location(f: _Fields) -> OciLocation:
+    return OciLocation(
+        region=f.text("region", pattern=r"^[a-z]+-[a-z]+-\d+$", example="eu-frankfurt-1"),
+        compartment=f.text("compartment", pattern=r"^ocid1\.(compartment|tenancy)\..+$"),
+        vcn=f.text("vcn", pattern=r"^ocid1\.vcn\..+$", example="ocid1.vcn.oc1..."),
+    )
+
+
+# The per-cloud keys that say where a network is. Adding a cloud: one entry here plus its
+# provider module (providers/__init__.py).
+LOCATION_KEYS: dict[str, tuple[tuple[str, ...], Callable[[_Fields], Location]]] = {
+    "aws": (("region", "vpc"), _aws_location),
+    "azure": (("subscription", "resource_group", "vnet", "region"), _azure_location),
+    "gcp": (("project", "network", "zone"), _gcp_location),
+    "oci": (("region", "compartment", "vcn"), _oci_location),
+}
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys instead of keeping the last one."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise SpecError(
+                f"line {key_node.start_mark.line + 1}",
+                f"duplicate key {key!r} (first at line {seen[key] + 1})",
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,  # type: ignore[arg-type]
+)
+
+
+def _show(value: object) -> str:
+    return repr(value) if isinstance(value, str) else repr(value)
+
+
+def _unknown_keys(path: str, data: Mapping[str, Any], known: tuple[str, ...]) -> None:
+    for key in data:
+        if key not in known:
+            where = f"{path}.{key}" if path else str(key)
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
+            raise SpecError(where, f"unknown key{hint}")
+
+
+def parse_network_cidr(field: str, value: object) -> IPv4Network:
+    """An IPv4 network in CIDR form, host bits clear: `10.0.0.0/18`."""
+    if not isinstance(value, str):
+        raise SpecError(field, f"{_show(value)} is not an IPv4 network (write it as '10.0.0.0/18')")
+    text = value.strip()
+    if "/" not in text:
+        raise SpecError(field, f"{value!r} is not an IPv4 network: it needs a prefix length (/NN)")
+    try:
+        return IPv4Network(text, strict=True)
+    except ValueError as e:
+        if "host bits set" in str(e):
+            fixed = IPv4Network(text, strict=False)
+            raise SpecError(field, f"{value!r} has host bits set; did you mean '{fixed}'?") from e
+        raise SpecError(field, f"{value!r} is not an IPv4 network") from e
+    except (AddressValueError, NetmaskValueError) as e:  # pragma: no cover - ValueError above
+        raise SpecError(field, f"{value!r} is not an IPv4 network") from e
+
+
+class _Fields:
+    """Typed reads from one mapping of the file, each error naming the full field path."""
+
+    def __init__(self, path: str, data: Mapping[str, Any]) -> None:
+        self.path = path
+        self.data = data
+
+    def field(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def has(self, key: str) -> bool:
+        return key in self.data and self.data[key] is not None
+
+    def text(
+        self,
+        key: str,
+        *,
+        default: str | None = None,
+        pattern: str | None = None,
+        example: str | None = None,
+    ) -> str:
+        if not self.has(key):
+            if default is not None:
+                return default
+            raise SpecError(self.field(key), "is required" + (f" (e.g. {example})" if example else ""))
+        value = self.data[key]
+        if not isinstance(value, str) or not value.strip():
+            raise SpecError(self.field(key), f"{_show(value)} is not a non-empty string")
+        if pattern and not re.match(pattern, value):
+            hint = f" (expected something like {example})" if example else ""
+            raise SpecError(self.field(key), f"{value!r} is not a valid {key}{hint}")
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        if not self.has(key):
+            return default
+        value = self.data[key]
+        if not isinstance(value, bool):
+            raise SpecError(self.field(key), f"{_show(value)} is not true or false")
+        return value
+
+    def text_list(self, key: str, *, pattern: str, example: str) -> tuple[str, ...]:
+        if not self.has(key):
+            return ()
+        value = self.data[key]
+        if not isinstance(value, list):
+            raise SpecError(self.field(key), f"{_show(value)} is not a list")
+        out: list[str] = []
+        for i, item in enumerate(value):
+            where = f"{self.field(key)}[{i}]"
+            if not isinstance(item, str) or not re.match(pattern, item):
+                raise SpecError(where, f"{_show(item)} is not a valid id (expected like {example})")
+            if item in out:
+                raise SpecError(where, f"{item!r} is listed twice")
+            out.append(item)
+        return tuple(out)
+
+    def cidrs(self, key: str) -> tuple[IPv4Network, ...] | None:
+        if not self.has(key):
+            return None
+        value = self.data[key]
+        if not isinstance(value, list) or not value:
+            raise SpecError(self.field(key), f"{_show(value)} is not a non-empty list of CIDRs")
+        out: list[IPv4Network] = []
+        for i, item in enumerate(value):
+            where = f"{self.field(key)}[{i}]"
+            net = parse_network_cidr(where, item)
+            for j, other in enumerate(out):
+                if net.overlaps(other):
+                    raise SpecError(
+                        where, f"'{net}' overlaps '{other}' ({self.field(key)}[{j}])"
+                    )
+            out.append(net)
+        return tuple(out)
+
+
+def _connector(path: str, data: object, base: Path) -> Connector:
+    if not isinstance(data, Mapping):
+        raise SpecError(path, f"{_show(data)} is not a mapping")
+    _unknown_keys(path, data, CONNECTOR_KEYS)
+    f = _Fields(path, data)
+    subnet = f.text("subnet", example="subnet-0123abcd")
+    egress = f.flag("egress", False)
+    if egress and f.has("nat") and data["nat"] is False:
+        raise SpecError(
+            f.field("nat"),
+            "false is not possible with egress: true: the internet gateway only translates "
+            "the connector's own address, so the connector must NAT (seed egress step 16)",
+        )
+    nat = f.flag("nat", egress)
+    profile_field = f.field("profile")
+    profile_name = f.text("profile", example="hq.ovpn")
+    profile = (base / profile_name).expanduser()
+    try:
+        content = profile.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(profile_field, f"{profile_name!r}: no such file ({profile})") from None
+    except IsADirectoryError:
+        raise SpecError(profile_field, f"{profile_name!r} is a directory, not a file") from None
+    except OSError as e:
+        raise SpecError(profile_field, f"{profile_name!r} cannot be read: {e.strerror}") from None
+    if not content.strip():
+        raise SpecError(profile_field, f"{profile_name!r} is empty")
+    if len(content) > MAX_PROFILE_BYTES:
+        raise SpecError(profile_field, f"{profile_name!r} is larger than 1 MiB")
+    lan = f.text("lan_interface", pattern=r"^[A-Za-z0-9_.-]{1,15}$", example="eth0") if f.has(
+        "lan_interface"
+    ) else None
+    return Connector(
+        subnet=subnet,
+        size=f.text("size", default="t3.small", pattern=r"^[A-Za-z0-9._-]+$"),
+        nat=nat,
+        egress=egress,
+        profile=profile,
+        profile_fingerprint=hashlib.sha256(content).hexdigest()[:16],
+        image=f.text("image") if f.has("image") else None,
+        nat_preserve_source=f.flag("nat_preserve_source", True),
+        lan_interface=lan,
+    )
+
+
+def _network(name: str, data: object, base: Path) -> Network:
+    path = f"networks.{name}"
+    if not isinstance(data, Mapping):
+        raise SpecError(path, f"{_show(data)} is not a mapping")
+    f = _Fields(path, data)
+    cloud = f.text("cloud", example="aws")
+    if cloud not in CLOUDS:
+        close = difflib.get_close_matches(cloud, CLOUDS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; one of: {', '.join(CLOUDS)}"
+        raise SpecError(f.field("cloud"), f"{cloud!r} is not a known cloud{hint}")
+    if cloud == "external":
+        _unknown_keys(path, data, ("cloud", "subnets"))
+        subnets = f.cidrs("subnets")
+        if subnets is None:
+            raise SpecError(f.field("subnets"), "is required for an external network")
+        return Network(name=name, cloud=cloud, subnets=subnets)
+
+    location_keys, make_location = LOCATION_KEYS[cloud]
+    _unknown_keys(path, data, (*COMMON_KEYS, *location_keys))
+    location = make_location(f)
+    route_tables: tuple[str, ...] | None = None
+    if f.has("route_tables"):
+        if data["route_tables"] != "all":
+            route_tables = f.text_list("route_tables", pattern=r"^\S+$", example="rtb-0123")
+            if not route_tables:
+                raise SpecError(f.field("route_tables"), "[] selects no route table; use 'all'")
+    if cloud == "aws" and route_tables:
+        f.text_list("route_tables", pattern=r"^rtb-[0-9a-f]{8,17}$", example="rtb-0123abcd")
+    groups = f.text_list(
+        "app_security_groups",
+        pattern=r"^sg-[0-9a-f]{8,17}$" if cloud == "aws" else r"^\S+$",
+        example="sg-0123abcd",
+    )
+    if not f.has("connector"):
+        raise SpecError(f.field("connector"), "is required for a managed network")
+    connector = _connector(f.field("connector"), data["connector"], base)
+    if cloud == "aws" and not re.match(r"^subnet-[0-9a-f]{8,17}$", connector.subnet):
+        raise SpecError(
+            f"{path}.connector.subnet",
+            f"{connector.subnet!r} is not a valid subnet id (expected like subnet-0123abcd)",
+        )
+    return Network(
+        name=name,
+        cloud=cloud,
+        subnets=f.cidrs("subnets"),
+        location=location,
+        route_tables=route_tables,
+        app_security_groups=groups,
+        connector=connector,
+    )
+
+
+def parse_topology(data: object, base: Path, source: Path | None = None) -> Topology:
+    """Validate an already-loaded YAML document. `base` resolves relative profile paths."""
+    if not isinstance(data, Mapping):
+        raise SpecError("", "the topology file must be a YAML mapping with 'version' and 'networks'")
+    _unknown_keys("", data, TOP_KEYS)
+    version = data.get("version")
+    if version != 1:
+        raise SpecError("version", f"{_show(version)} is not supported (this tool reads version 1)")
+    vpn_subnet = DEFAULT_VPN_SUBNET
+    if data.get("vpn_subnet") is not None:
+        vpn_subnet = parse_network_cidr("vpn_subnet", data["vpn_subnet"])
+    networks_data = data.get("networks")
+    if not isinstance(networks_data, Mapping) or not networks_data:
+        raise SpecError("networks", "needs at least one network")
+
+    networks: list[Network] = []
+    for name, body in networks_data.items():
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise SpecError(
+                f"networks.{name}",
+                f"{_show(name)} is not a valid network name "
+                "(lower-case letters, digits and '-', 1-32 characters)",
+            )
+        networks.append(_network(name, body, base))
+
+    _check_overlaps(networks, vpn_subnet)
+    if not any(n.managed for n in networks):
+        raise SpecError("networks", "no managed network: at least one needs a cloud other than external")
+    return Topology(networks=tuple(networks), vpn_subnet=vpn_subnet, source=source)
+
+
+def _check_overlaps(networks: list[Network], vpn_subnet: IPv4Network) -> None:
+    seen: list[tuple[str, IPv4Network]] = []
+    for n in networks:
+        for i, net in enumerate(n.subnets or ()):
+            where = f"networks.{n.name}.subnets[{i}]"
+            if net.overlaps(vpn_subnet):
+                raise SpecError(where, f"'{net}' overlaps vpn_subnet '{vpn_subnet}'")
+            for other_field, other in seen:
+                if net.overlaps(other):
+                    raise SpecError(where, f"'{net}' overlaps '{other}' ({other_field})")
+        seen += [(f"networks.{n.name}.subnets[{i}]", net) for i, net in enumerate(n.subnets or ())]
+    # two networks in the same cloud network would fight over its route tables
+    placed: dict[Location, str] = {}
+    for n in networks:
+        if n.location is None:
+            continue
+        if n.location in placed:
+            raise SpecError(
+                f"networks.{n.name}",
+                f"is the same cloud network as networks.{placed[n.location]} "
+                f"({n.location.describe()})",
+            )
+        placed[n.location] = n.name
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Read and validate a topology file. Raises `SpecError` for any bad input."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("file", f"{str(path)!r}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError("file", f"{str(path)!r} cannot be read: {e}") from None
+    return load_topology_text(text, base=p.resolve().parent, source=p)
+
+
+def load_topology_text(text: str, base: Path, source: Path | None = None) -> Topology:
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f"line {mark.line + 1}" if mark else "file"
+        raise SpecError(where, f"not valid YAML: {e.problem}") from None
+    except yaml.YAMLError as e:
+        raise SpecError("file", f"not valid YAML: {e}") from None
+    return parse_topology(data, base=base, source=source)
