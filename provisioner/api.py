@@ -1,9 +1,9 @@
 """The library face: load a topology, plan, apply, destroy, status. Returns data.
 
-    import provisioner
-    topology = provisioner.load_topology("topology.yaml")
-    plan = provisioner.plan(topology)
-    result = provisioner.apply(topology)            # or Deployment(topology) for more control
+import provisioner
+topology = provisioner.load_topology("topology.yaml")
+plan = provisioner.plan(topology)
+result = provisioner.apply(topology)            # or Deployment(topology) for more control
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ class Deployment:
             self.provider(n.name)
         observed = {}
         for n in self.topology.managed:
-            self.clouds.progress(f"reading {n.name} ({n.cloud}: {n.location.describe() if n.location else ''})")
+            self.clouds.progress(
+                f"reading {n.name} ({n.cloud}: {n.location.describe() if n.location else ''})"
+            )
             observed[n.name] = self.provider(n.name).observe()
         return observed
 
@@ -69,7 +71,9 @@ class Deployment:
             raise SpecError("--network", f"{name!r} is not a network of the topology") from None
         if not network.managed:
             raise SpecError("--network", f"{name!r} is external: it has no connector")
-        observed = {} if all(n.subnets is not None for n in self.topology.networks) else self.observe()
+        observed = (
+            {} if all(n.subnets is not None for n in self.topology.networks) else self.observe()
+        )
         local = planner.local_subnets(self.topology, observed)[name]
         connector = planner.desired_connector(network, local, self.topology.vpn_subnet)
         if script_only:
@@ -160,4 +164,3 @@ def destroy(
 def status(topology: Topology, *, clouds: Clouds | None = None) -> tuple[NetworkStatus, ...]:
     """Per network: the connector, its forwarding flag, and each selected route table's entries."""
     return Deployment(topology, clouds).status()
-

@@ -35,10 +35,18 @@ def _parser() -> argparse.ArgumentParser:
     one.add_argument("--region")
     one.add_argument("--vpc")
     one.add_argument("--connector-subnet", help="subnet id for the connector VM")
-    one.add_argument("--subnet", action="append", default=[], help="a subnet this network offers (repeat)")
-    one.add_argument("--peer", action="append", default=[], help="a subnet of another network (repeat)")
-    one.add_argument("--route-table", action="append", default=[], help="route table id (repeat; default: all)")
-    one.add_argument("--app-security-group", action="append", default=[], help="admits the connector (repeat)")
+    one.add_argument(
+        "--subnet", action="append", default=[], help="a subnet this network offers (repeat)"
+    )
+    one.add_argument(
+        "--peer", action="append", default=[], help="a subnet of another network (repeat)"
+    )
+    one.add_argument(
+        "--route-table", action="append", default=[], help="route table id (repeat; default: all)"
+    )
+    one.add_argument(
+        "--app-security-group", action="append", default=[], help="admits the connector (repeat)"
+    )
     one.add_argument("--size", help="instance type (default t3.small)")
     one.add_argument("--image", help="image id (default: current Ubuntu LTS)")
     one.add_argument("--nat", action="store_true", default=None, help="MASQUERADE on the connector")
@@ -206,8 +214,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "status":
         statuses = deployment.status()
         if as_json:
-            print(json.dumps({"schema": "connector-provisioner/status", "version": 1,
-                              "networks": [s.to_dict() for s in statuses]}, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "schema": "connector-provisioner/status",
+                        "version": 1,
+                        "networks": [s.to_dict() for s in statuses],
+                    },
+                    indent=2,
+                )
+            )
         else:
             print(render.status_text(statuses))
         return 0 if all(s.healthy for s in statuses) else 1

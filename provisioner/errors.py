@@ -50,9 +50,13 @@ class CloudError(ProvisionerError):
         if self.done or self.not_done:
             lines.append(f"done ({len(self.done)}):" + ("" if self.done else " nothing"))
             lines += [f"  + {d}" for d in self.done]
-            lines.append(f"not done ({len(self.not_done)}):" + ("" if self.not_done else " nothing"))
+            lines.append(
+                f"not done ({len(self.not_done)}):" + ("" if self.not_done else " nothing")
+            )
             lines += [f"  - {d}" for d in self.not_done]
-            lines.append("Run the same command again to finish, or `provision destroy` to clean up.")
+            lines.append(
+                "Run the same command again to finish, or `provision destroy` to clean up."
+            )
         return "\n".join(lines)
 
 

@@ -43,15 +43,15 @@ WHY_VPN_ROUTE = (
     "seed remote access steps 14-16: the network's router has no route back to the VPN range"
 )
 WHY_PEER_ROUTE = "seed site-to-site steps 18-19: traffic for network {peer} goes to the connector"
-WHY_APP_ACCESS = (
-    "seed 'Security Groups': app servers accept traffic from the connector's group"
-)
+WHY_APP_ACCESS = "seed 'Security Groups': app servers accept traffic from the connector's group"
 WHY_INGRESS = (
     "seed site-to-site step 20: hosts of {cidr} send peer and VPN traffic through the connector"
 )
 
 
-def local_subnets(topology: Topology, observed: Mapping[str, Observed]) -> dict[str, tuple[IPv4Network, ...]]:
+def local_subnets(
+    topology: Topology, observed: Mapping[str, Observed]
+) -> dict[str, tuple[IPv4Network, ...]]:
     """Each network's own subnets: as written, or the network's CIDRs read from the cloud.
 
     Subnets read from the cloud are checked for overlaps as the spec checks written ones.
@@ -93,7 +93,9 @@ def routed_destinations(
     return out
 
 
-def connector_fingerprint(network: Network, local: tuple[IPv4Network, ...], vpn: IPv4Network) -> str:
+def connector_fingerprint(
+    network: Network, local: tuple[IPv4Network, ...], vpn: IPv4Network
+) -> str:
     """What the connector's bootstrap depends on; a change means the connector is replaced."""
     c = network.connector
     assert c is not None
@@ -164,9 +166,7 @@ def plan_apply(
     for network in topology.managed:
         obs = observed[network.name]
         check_against_cloud(network, obs)
-        plans.append(
-            _plan_network(network, topology, obs, subnets, replace_conflicting_routes)
-        )
+        plans.append(_plan_network(network, topology, obs, subnets, replace_conflicting_routes))
     return Plan(operation="apply", networks=tuple(plans), vpn_subnet=topology.vpn_subnet)
 
 
@@ -188,7 +188,9 @@ def _plan_network(
     # supporting parts, in the provider's order; the stored profile follows the file
     for part in obs.parts:
         if not part.present:
-            changes.append(Change(name, Action.CREATE, Kind.PART, part.name, _part_why(part.kind), part=part))
+            changes.append(
+                Change(name, Action.CREATE, Kind.PART, part.name, _part_why(part.kind), part=part)
+            )
         elif part.kind == PROFILE_PART and part.fingerprint != c.profile_fingerprint:
             changes.append(
                 Change(
@@ -215,7 +217,11 @@ def _plan_network(
         if profile_changed:
             replace_reasons.append("VPN profile changed")
     if current is None:
-        changes.append(Change(name, Action.CREATE, Kind.CONNECTOR, f"VM in {c.subnet}", WHY_LAUNCH, connector=want))
+        changes.append(
+            Change(
+                name, Action.CREATE, Kind.CONNECTOR, f"VM in {c.subnet}", WHY_LAUNCH, connector=want
+            )
+        )
     elif replace_reasons:
         changes.append(
             Change(
@@ -228,7 +234,15 @@ def _plan_network(
             )
         )
     elif current.state in ("stopped", "stopping"):
-        changes.append(Change(name, Action.START, Kind.CONNECTOR, current.instance, "the connector is stopped: nothing routes"))
+        changes.append(
+            Change(
+                name,
+                Action.START,
+                Kind.CONNECTOR,
+                current.instance,
+                "the connector is stopped: nothing routes",
+            )
+        )
     new_connector = current is None or bool(replace_reasons)
     interface = NEW_CONNECTOR if new_connector else current.interface  # type: ignore[union-attr]
     assert interface is not None
@@ -241,12 +255,26 @@ def _plan_network(
     for cidr in local:
         if cidr not in have:
             changes.append(
-                Change(name, Action.CREATE, Kind.CONNECTOR_INGRESS, str(cidr), WHY_INGRESS.format(cidr=cidr), destination=cidr)
+                Change(
+                    name,
+                    Action.CREATE,
+                    Kind.CONNECTOR_INGRESS,
+                    str(cidr),
+                    WHY_INGRESS.format(cidr=cidr),
+                    destination=cidr,
+                )
             )
     for cidr in obs.connector_ingress:
         if cidr not in local:
             changes.append(
-                Change(name, Action.DELETE, Kind.CONNECTOR_INGRESS, str(cidr), "no longer a subnet of this network", destination=cidr)
+                Change(
+                    name,
+                    Action.DELETE,
+                    Kind.CONNECTOR_INGRESS,
+                    str(cidr),
+                    "no longer a subnet of this network",
+                    destination=cidr,
+                )
             )
 
     # app side
@@ -255,7 +283,11 @@ def _plan_network(
         if g.id in wanted_groups and not g.allows_connector:
             changes.append(Change(name, Action.CREATE, Kind.APP_ACCESS, g.id, WHY_APP_ACCESS))
         elif g.id not in wanted_groups and g.allows_connector:
-            changes.append(Change(name, Action.DELETE, Kind.APP_ACCESS, g.id, "no longer in app_security_groups"))
+            changes.append(
+                Change(
+                    name, Action.DELETE, Kind.APP_ACCESS, g.id, "no longer in app_security_groups"
+                )
+            )
 
     # routes
     destinations = routed_destinations(network, topology, subnets)
@@ -270,27 +302,49 @@ def _plan_network(
                 changes.append(_route(name, Action.CREATE, table.id, dest, interface, why))
             elif route.target in ours:
                 if new_connector:
-                    changes.append(_route(name, Action.REPLACE, table.id, dest, interface, why, route.target))
+                    changes.append(
+                        _route(name, Action.REPLACE, table.id, dest, interface, why, route.target)
+                    )
             elif not route.usable:
                 changes.append(
-                    _route(name, Action.REPLACE, table.id, dest, interface, why + "; the current route is a blackhole", route.target)
+                    _route(
+                        name,
+                        Action.REPLACE,
+                        table.id,
+                        dest,
+                        interface,
+                        why + "; the current route is a blackhole",
+                        route.target,
+                    )
                 )
             elif replace_conflicting_routes:
                 changes.append(
-                    _route(name, Action.REPLACE, table.id, dest, interface, why + "; replaces a conflicting route (--replace-conflicting-routes)", route.target)
+                    _route(
+                        name,
+                        Action.REPLACE,
+                        table.id,
+                        dest,
+                        interface,
+                        why + "; replaces a conflicting route (--replace-conflicting-routes)",
+                        route.target,
+                    )
                 )
                 conflicts.append(Conflict(name, table.id, dest, route.target))
             else:
                 conflicts.append(Conflict(name, table.id, dest, route.target))
     for table in obs.route_tables:
         for route in table.routes:
-            if route.target in ours and (table.id not in selected_ids or route.destination not in destinations):
+            if route.target in ours and (
+                table.id not in selected_ids or route.destination not in destinations
+            ):
                 why = (
                     "no longer a selected route table"
                     if table.id not in selected_ids
                     else "no longer a peer subnet or the VPN range"
                 )
-                changes.append(_route(name, Action.DELETE, table.id, route.destination, route.target, why))
+                changes.append(
+                    _route(name, Action.DELETE, table.id, route.destination, route.target, why)
+                )
 
     if c.egress:
         notes.append(
@@ -300,7 +354,8 @@ def _plan_network(
     if c.nat:
         if c.nat_preserve_source:
             notes.append(
-                "NAT on, except towards " + ", ".join(str(s) for s in local)
+                "NAT on, except towards "
+                + ", ".join(str(s) for s in local)
                 + ": local hosts see real VPN addresses (seed 'Enable NAT', ! -d)"
             )
         else:
@@ -360,21 +415,55 @@ def plan_destroy(topology: Topology, observed: Mapping[str, Observed]) -> Plan:
                 for route in table.routes:
                     if route.target == current.interface:
                         changes.append(
-                            _route(name, Action.DELETE, table.id, route.destination, route.target, "destroy: route to the connector")
+                            _route(
+                                name,
+                                Action.DELETE,
+                                table.id,
+                                route.destination,
+                                route.target,
+                                "destroy: route to the connector",
+                            )
                         )
         for g in obs.app_groups:
             if g.allows_connector:
-                changes.append(Change(name, Action.DELETE, Kind.APP_ACCESS, g.id, "destroy: access granted to the connector"))
+                changes.append(
+                    Change(
+                        name,
+                        Action.DELETE,
+                        Kind.APP_ACCESS,
+                        g.id,
+                        "destroy: access granted to the connector",
+                    )
+                )
         if current is not None:
-            changes.append(Change(name, Action.DELETE, Kind.CONNECTOR, current.instance, "destroy: the connector VM"))
+            changes.append(
+                Change(
+                    name,
+                    Action.DELETE,
+                    Kind.CONNECTOR,
+                    current.instance,
+                    "destroy: the connector VM",
+                )
+            )
         for part in reversed(obs.parts):
             if part.present:
-                changes.append(Change(name, Action.DELETE, Kind.PART, part.name, f"destroy: the connector's {part.kind}", part=part))
+                changes.append(
+                    Change(
+                        name,
+                        Action.DELETE,
+                        Kind.PART,
+                        part.name,
+                        f"destroy: the connector's {part.kind}",
+                        part=part,
+                    )
+                )
         plans.append(NetworkPlan(network=name, cloud=network.cloud, changes=tuple(changes)))
     return Plan(operation="destroy", networks=tuple(plans), vpn_subnet=topology.vpn_subnet)
 
 
-def network_status(topology: Topology, observed: Mapping[str, Observed]) -> tuple[NetworkStatus, ...]:
+def network_status(
+    topology: Topology, observed: Mapping[str, Observed]
+) -> tuple[NetworkStatus, ...]:
     """Per network: the connector, and each selected table's entry for each routed destination."""
     subnets = local_subnets(topology, observed)
     out = []
@@ -403,7 +492,9 @@ def network_status(topology: Topology, observed: Mapping[str, Observed]) -> tupl
             notes.append("source/dest check is on: the connector cannot forward")
         wanted = set(network.app_security_groups)
         groups = tuple(g for g in obs.app_groups if g.id in wanted) + tuple(
-            AppGroup(g, False) for g in network.app_security_groups if g not in {x.id for x in obs.app_groups}
+            AppGroup(g, False)
+            for g in network.app_security_groups
+            if g not in {x.id for x in obs.app_groups}
         )
         out.append(
             NetworkStatus(

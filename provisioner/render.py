@@ -49,7 +49,9 @@ def result_text(result: ApplyResult) -> str:
 def status_text(statuses: tuple[NetworkStatus, ...]) -> str:
     lines: list[str] = []
     for s in statuses:
-        lines.append(f"network {s.network} ({s.cloud}): {'healthy' if s.healthy else 'NOT healthy'}")
+        lines.append(
+            f"network {s.network} ({s.cloud}): {'healthy' if s.healthy else 'NOT healthy'}"
+        )
         c = s.connector
         if c is None:
             lines.append("  connector: none")
@@ -59,7 +61,9 @@ def status_text(statuses: tuple[NetworkStatus, ...]) -> str:
                 f"{c.interface or '-'}, forwarding {'on' if c.forwarding else 'OFF'}"
             )
         for g in s.app_groups:
-            lines.append(f"  app group {g.id}: {'admits' if g.allows_connector else 'does NOT admit'} the connector")
+            lines.append(
+                f"  app group {g.id}: {'admits' if g.allows_connector else 'does NOT admit'} the connector"
+            )
         table = None
         for r in s.routes:
             if r.route_table != table:

@@ -102,7 +102,10 @@ def seed_vpc(
     igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
     ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
     main = ec2.describe_route_tables(
-        Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}]
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc]},
+            {"Name": "association.main", "Values": ["true"]},
+        ]
     )["RouteTables"][0]["RouteTableId"]
     tables = [main]
     for i in range(extra_route_tables):
@@ -119,8 +122,14 @@ def seed_vpc(
         )["GroupId"]
         ec2.authorize_security_group_ingress(
             GroupId=group,
-            IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
-                            "IpRanges": [{"CidrIp": cidr}]}],
+            IpPermissions=[
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": 443,
+                    "ToPort": 443,
+                    "IpRanges": [{"CidrIp": cidr}],
+                }
+            ],
         )
     return SandboxVpc(
         name=name,
@@ -177,10 +186,22 @@ def seed_world(session: Any, directory: Path) -> SandboxWorld:
     us-east-1 and Branch (192.168.0.0/22, Finance) in us-west-2."""
     for region in ("us-east-1", "us-west-2"):
         publish_ubuntu_image(session, region)
-    hq = seed_vpc(session, "hq", "us-east-1", "10.0.0.0/18",
-                  ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"], extra_route_tables=3)
-    branch = seed_vpc(session, "branch", "us-west-2", "192.168.0.0/22",
-                      ["192.168.0.0/24", "192.168.1.0/24"], extra_route_tables=1)
+    hq = seed_vpc(
+        session,
+        "hq",
+        "us-east-1",
+        "10.0.0.0/18",
+        ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"],
+        extra_route_tables=3,
+    )
+    branch = seed_vpc(
+        session,
+        "branch",
+        "us-west-2",
+        "192.168.0.0/22",
+        ["192.168.0.0/24", "192.168.1.0/24"],
+        extra_route_tables=1,
+    )
     return SandboxWorld(hq=hq, branch=branch, directory=directory)
 
 
@@ -211,8 +232,10 @@ def run_demo() -> int:
     with sandbox() as (session, world):
         path = world.write_topology(partner=True)
         print("Sandbox: an in-process fake AWS seeded with the seed document's networks:")
-        print(f"  hq      {world.hq.vpc} 10.0.0.0/18 in us-east-1, route tables "
-              f"{', '.join(world.hq.route_tables)}, HR app group {world.hq.app_group}")
+        print(
+            f"  hq      {world.hq.vpc} 10.0.0.0/18 in us-east-1, route tables "
+            f"{', '.join(world.hq.route_tables)}, HR app group {world.hq.app_group}"
+        )
         print(f"  branch  {world.branch.vpc} 192.168.0.0/22 in us-west-2")
         print("  partner external, 172.31.0.0/16 (routed to, not managed)")
         print(f"Topology: {path}")

@@ -169,7 +169,9 @@ class _Fields:
         if not self.has(key):
             if default is not None:
                 return default
-            raise SpecError(self.field(key), "is required" + (f" (e.g. {example})" if example else ""))
+            raise SpecError(
+                self.field(key), "is required" + (f" (e.g. {example})" if example else "")
+            )
         value = self.data[key]
         if not isinstance(value, str) or not value.strip():
             raise SpecError(self.field(key), f"{_show(value)} is not a non-empty string")
@@ -214,9 +216,7 @@ class _Fields:
             net = parse_network_cidr(where, item)
             for j, other in enumerate(out):
                 if net.overlaps(other):
-                    raise SpecError(
-                        where, f"'{net}' overlaps '{other}' ({self.field(key)}[{j}])"
-                    )
+                    raise SpecError(where, f"'{net}' overlaps '{other}' ({self.field(key)}[{j}])")
             out.append(net)
         return tuple(out)
 
@@ -250,9 +250,11 @@ def _connector(path: str, data: object, base: Path) -> Connector:
         raise SpecError(profile_field, f"{profile_name!r} is empty")
     if len(content) > MAX_PROFILE_BYTES:
         raise SpecError(profile_field, f"{profile_name!r} is larger than 1 MiB")
-    lan = f.text("lan_interface", pattern=r"^[A-Za-z0-9_.-]{1,15}$", example="eth0") if f.has(
-        "lan_interface"
-    ) else None
+    lan = (
+        f.text("lan_interface", pattern=r"^[A-Za-z0-9_.-]{1,15}$", example="eth0")
+        if f.has("lan_interface")
+        else None
+    )
     return Connector(
         subnet=subnet,
         size=f.text("size", default="t3.small", pattern=r"^[A-Za-z0-9._-]+$"),
@@ -287,11 +289,10 @@ def _network(name: str, data: object, base: Path) -> Network:
     _unknown_keys(path, data, (*COMMON_KEYS, *location_keys))
     location = make_location(f)
     route_tables: tuple[str, ...] | None = None
-    if f.has("route_tables"):
-        if data["route_tables"] != "all":
-            route_tables = f.text_list("route_tables", pattern=r"^\S+$", example="rtb-0123")
-            if not route_tables:
-                raise SpecError(f.field("route_tables"), "[] selects no route table; use 'all'")
+    if f.has("route_tables") and data["route_tables"] != "all":
+        route_tables = f.text_list("route_tables", pattern=r"^\S+$", example="rtb-0123")
+        if not route_tables:
+            raise SpecError(f.field("route_tables"), "[] selects no route table; use 'all'")
     if cloud == "aws" and route_tables:
         f.text_list("route_tables", pattern=r"^rtb-[0-9a-f]{8,17}$", example="rtb-0123abcd")
     groups = f.text_list(
@@ -321,7 +322,9 @@ def _network(name: str, data: object, base: Path) -> Network:
 def parse_topology(data: object, base: Path, source: Path | None = None) -> Topology:
     """Validate an already-loaded YAML document. `base` resolves relative profile paths."""
     if not isinstance(data, Mapping):
-        raise SpecError("", "the topology file must be a YAML mapping with 'version' and 'networks'")
+        raise SpecError(
+            "", "the topology file must be a YAML mapping with 'version' and 'networks'"
+        )
     _unknown_keys("", data, TOP_KEYS)
     version = data.get("version")
     if version != 1:
@@ -345,7 +348,9 @@ def parse_topology(data: object, base: Path, source: Path | None = None) -> Topo
 
     _check_overlaps(networks, vpn_subnet)
     if not any(n.managed for n in networks):
-        raise SpecError("networks", "no managed network: at least one needs a cloud other than external")
+        raise SpecError(
+            "networks", "no managed network: at least one needs a cloud other than external"
+        )
     return Topology(networks=tuple(networks), vpn_subnet=vpn_subnet, source=source)
 
 

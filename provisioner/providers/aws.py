@@ -132,13 +132,16 @@ class AwsNetwork:
             if a.get("CidrBlockState", {}).get("State", "associated") == "associated"
         ) or (IPv4Network(vpcs[0]["CidrBlock"]),)
         by_vpc = [{"Name": "vpc-id", "Values": [vpc]}]
-        subnets = tuple(s["SubnetId"] for s in _pages(self.ec2, "describe_subnets", "Subnets", Filters=by_vpc))
-        tables = tuple(
-            self._route_table(t)
-            for t in _pages(self.ec2, "describe_route_tables", "RouteTables", Filters=by_vpc)
+        subnets = tuple(
+            s["SubnetId"] for s in _pages(self.ec2, "describe_subnets", "Subnets", Filters=by_vpc)
         )
+        raw_tables = list(_pages(self.ec2, "describe_route_tables", "RouteTables", Filters=by_vpc))
+        live = self._existing_interfaces(raw_tables)
+        tables = tuple(self._route_table(t, live) for t in raw_tables)
         connector = self._observe_connector(by_vpc)
-        groups = list(_pages(self.ec2, "describe_security_groups", "SecurityGroups", Filters=by_vpc))
+        groups = list(
+            _pages(self.ec2, "describe_security_groups", "SecurityGroups", Filters=by_vpc)
+        )
         own = next((g for g in groups if g["GroupName"] == self.group_name), None)
         self.group_id = own["GroupId"] if own else None
         ingress: list[IPv4Network] = []
@@ -174,8 +177,30 @@ class AwsNetwork:
             for pair in perm.get("UserIdGroupPairs", [])
         )
 
+    def _existing_interfaces(self, tables: list[dict[str, Any]]) -> set[str]:
+        """Of the ENIs that routes point at, those that still exist: a route to a deleted ENI
+        carries no traffic (AWS shows it as a blackhole). Batched: one call per 200 ENIs."""
+        targets = sorted(
+            {
+                r["NetworkInterfaceId"]
+                for t in tables
+                for r in t.get("Routes", [])
+                if "NetworkInterfaceId" in r
+            }
+        )
+        live: set[str] = set()
+        for i in range(0, len(targets), 200):
+            found = _pages(
+                self.ec2,
+                "describe_network_interfaces",
+                "NetworkInterfaces",
+                Filters=[{"Name": "network-interface-id", "Values": targets[i : i + 200]}],
+            )
+            live |= {n["NetworkInterfaceId"] for n in found}
+        return live
+
     @staticmethod
-    def _route_table(t: dict[str, Any]) -> RouteTable:
+    def _route_table(t: dict[str, Any], live_interfaces: set[str]) -> RouteTable:
         routes = []
         for r in t.get("Routes", []):
             if "DestinationCidrBlock" not in r:
@@ -193,7 +218,10 @@ class AwsNetwork:
             )
             routes.append(
                 ObservedRoute(
-                    IPv4Network(r["DestinationCidrBlock"]), target, r.get("State") != "blackhole"
+                    IPv4Network(r["DestinationCidrBlock"]),
+                    target,
+                    r.get("State") != "blackhole"
+                    and ("NetworkInterfaceId" not in r or target in live_interfaces),
                 )
             )
         return RouteTable(
@@ -220,7 +248,11 @@ class AwsNetwork:
         found.sort(key=lambda i: i["LaunchTime"], reverse=True)
         inst = found[0]
         primary = next(
-            (n for n in inst.get("NetworkInterfaces", []) if n.get("Attachment", {}).get("DeviceIndex") == 0),
+            (
+                n
+                for n in inst.get("NetworkInterfaces", [])
+                if n.get("Attachment", {}).get("DeviceIndex") == 0
+            ),
             None,
         )
         tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
@@ -309,14 +341,22 @@ class AwsNetwork:
         elif kind is Kind.CONNECTOR_INGRESS:
             perm = {
                 "IpProtocol": "-1",
-                "IpRanges": [{"CidrIp": str(change.destination), "Description": "connector-provisioner: local subnet"}],
+                "IpRanges": [
+                    {
+                        "CidrIp": str(change.destination),
+                        "Description": "connector-provisioner: local subnet",
+                    }
+                ],
             }
             self._ingress(action, self._group(), perm)
         elif kind is Kind.APP_ACCESS:
             perm = {
                 "IpProtocol": "-1",
                 "UserIdGroupPairs": [
-                    {"GroupId": self._group(), "Description": f"connector-provisioner: {self.network.name}"}
+                    {
+                        "GroupId": self._group(),
+                        "Description": f"connector-provisioner: {self.network.name}",
+                    }
                 ],
             }
             self._ingress(action, change.resource, perm)
@@ -356,11 +396,15 @@ class AwsNetwork:
                 self.ec2.delete_route(RouteTableId=table, DestinationCidrBlock=dest)
             elif change.action is Action.REPLACE:
                 self.ec2.replace_route(
-                    RouteTableId=table, DestinationCidrBlock=dest, NetworkInterfaceId=self._interface()
+                    RouteTableId=table,
+                    DestinationCidrBlock=dest,
+                    NetworkInterfaceId=self._interface(),
                 )
             else:
                 self.ec2.create_route(
-                    RouteTableId=table, DestinationCidrBlock=dest, NetworkInterfaceId=self._interface()
+                    RouteTableId=table,
+                    DestinationCidrBlock=dest,
+                    NetworkInterfaceId=self._interface(),
                 )
         except ClientError as e:
             code = e.response["Error"]["Code"]
@@ -369,7 +413,9 @@ class AwsNetwork:
             if change.action is Action.CREATE and code == "RouteAlreadyExists":
                 # an interrupted run may have made it; make sure it is ours
                 self.ec2.replace_route(
-                    RouteTableId=table, DestinationCidrBlock=dest, NetworkInterfaceId=self._interface()
+                    RouteTableId=table,
+                    DestinationCidrBlock=dest,
+                    NetworkInterfaceId=self._interface(),
                 )
                 return
             raise
@@ -421,7 +467,11 @@ class AwsNetwork:
         trust = {
             "Version": "2012-10-17",
             "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ec2.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
             ],
         }
         try:
@@ -526,8 +576,11 @@ class AwsNetwork:
         found = self.ec2.describe_images(ImageIds=[image])["Images"][0]
         root = found.get("RootDeviceName", "/dev/sda1")
         size = next(
-            (m["Ebs"].get("VolumeSize", 8) for m in found.get("BlockDeviceMappings", [])
-             if m.get("DeviceName") == root and "Ebs" in m),
+            (
+                m["Ebs"].get("VolumeSize", 8)
+                for m in found.get("BlockDeviceMappings", [])
+                if m.get("DeviceName") == root and "Ebs" in m
+            ),
             8,
         )
         user_data = self.user_data(connector)
@@ -537,8 +590,14 @@ class AwsNetwork:
             "InstanceType": connector.size,
             "MinCount": 1,
             "MaxCount": 1,
-            "SubnetId": connector.subnet,
-            "SecurityGroupIds": [self._group()],
+            "NetworkInterfaces": [
+                {
+                    "DeviceIndex": 0,
+                    "SubnetId": connector.subnet,
+                    "Groups": [self._group()],
+                    "DeleteOnTermination": True,
+                }
+            ],
             "IamInstanceProfile": {"Name": self.role},
             "UserData": user_data,
             "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
@@ -583,17 +642,31 @@ class AwsNetwork:
         # its ENI must be gone before the security group can be deleted
         self._wait(self.instance, "terminated")
         self.instance = self.interface = None
+        # EC2 deletes the primary ENI with the instance; sweep any of ours left detached
+        leftovers = self.ec2.describe_network_interfaces(
+            Filters=[
+                {"Name": "vpc-id", "Values": [self.location.vpc]},
+                {"Name": f"tag:{TAG}", "Values": [self.network.name]},
+                {"Name": "status", "Values": ["available"]},
+            ]
+        )["NetworkInterfaces"]
+        for eni in leftovers:
+            self.ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])
 
     def _wait(self, instance: str, state: str) -> None:
         start = time.monotonic()
         while True:
             reservations = self.ec2.describe_instances(InstanceIds=[instance])["Reservations"]
-            current = reservations[0]["Instances"][0]["State"]["Name"] if reservations else "terminated"
+            current = (
+                reservations[0]["Instances"][0]["State"]["Name"] if reservations else "terminated"
+            )
             if current == state:
                 return
             waited = time.monotonic() - start
             if waited > self.wait_seconds:
-                raise CloudError(f"{instance} is still {current} after {waited:.0f}s (waiting for {state})")
+                raise CloudError(
+                    f"{instance} is still {current} after {waited:.0f}s (waiting for {state})"
+                )
             self.progress(f"waiting for {instance}: {current} -> {state} ({waited:.0f}s)")
             time.sleep(self.poll_seconds)
 

@@ -1,0 +1,227 @@
+"""Shared test fixtures: a moto AWS seeded with the seed document's world, driven by the real
+boto3; a recorder of every API call (botocore's before-call event); fault injection through
+botocore's before-send event; and snapshots of the account to compare."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import botocore.handlers
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from provisioner import Clouds, Deployment, load_topology
+from provisioner.sandbox import SandboxWorld, fake_session, seed_world
+
+READ_PREFIXES = ("Describe", "Get", "List")
+
+
+@dataclass
+class CallLog:
+    """Every API call any boto3 client made (once per call, not per retry attempt)."""
+
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    attempts: Counter[str] = field(default_factory=Counter)
+
+    def record(self, model: Any = None, **_: Any) -> None:
+        self.calls.append((model.service_model.service_name, model.name))
+
+    def record_attempt(self, event_name: str = "", **_: Any) -> None:
+        self.attempts[event_name.split(".")[-1]] += 1
+
+    @property
+    def mutating(self) -> list[str]:
+        return [op for _, op in self.calls if not op.startswith(READ_PREFIXES)]
+
+    @property
+    def reads(self) -> list[str]:
+        return [op for _, op in self.calls if op.startswith(READ_PREFIXES)]
+
+    def clear(self) -> None:
+        self.calls.clear()
+        self.attempts.clear()
+
+
+@pytest.fixture
+def calls() -> Iterator[CallLog]:
+    """Records the calls of every boto3 client, whatever session made it (the CLI's too)."""
+    log = CallLog()
+    entries = [("before-call", log.record), ("before-send", log.record_attempt)]
+    botocore.handlers.BUILTIN_HANDLERS.extend(entries)
+    yield log
+    for e in entries:
+        botocore.handlers.BUILTIN_HANDLERS.remove(e)
+
+
+@pytest.fixture
+def aws(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, calls: CallLog
+) -> Iterator[tuple[Any, SandboxWorld]]:
+    """moto with the seed's HQ (us-east-1) and Branch (us-west-2) VPCs. The call log starts
+    empty after the seeding."""
+    from moto import mock_aws
+
+    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    with mock_aws():
+        session = fake_session()
+        world = seed_world(session, tmp_path)
+        calls.clear()
+        yield session, world
+
+
+@pytest.fixture
+def world(aws: tuple[Any, SandboxWorld]) -> SandboxWorld:
+    return aws[1]
+
+
+@pytest.fixture
+def session(aws: tuple[Any, SandboxWorld]) -> Any:
+    return aws[0]
+
+
+@pytest.fixture
+def clouds(session: Any) -> Clouds:
+    return Clouds(options={"aws": {"session": session, "poll_seconds": 0.0}})
+
+
+def deployment(
+    world: SandboxWorld,
+    clouds: Clouds,
+    *,
+    partner: bool = False,
+    edit: Callable[[dict[str, Any]], None] | None = None,
+) -> Deployment:
+    """A Deployment of the seed's topology, optionally edited first."""
+    doc = world.topology(partner=partner)
+    if edit:
+        edit(doc)
+    path = world.directory / "topology.yaml"
+    path.write_text(json.dumps(doc))
+    return Deployment(load_topology(path), clouds)
+
+
+# --- fault injection through botocore's own hook -------------------------------------------
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.body
+
+
+def error_response(service: str, status: int, code: str, message: str) -> AWSResponse:
+    """An error as the service's wire protocol says it (EC2 XML, IAM query XML, SSM JSON)."""
+    if service == "ssm":
+        body = json.dumps({"__type": code, "message": message}).encode()
+        headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "fault"}
+    elif service == "iam":
+        body = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+            f"<Message>{message}</Message></Error><RequestId>fault</RequestId></ErrorResponse>"
+        ).encode()
+        headers = {"Content-Type": "text/xml"}
+    else:
+        body = (
+            f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message>"
+            f"</Error></Errors><RequestID>fault</RequestID></Response>"
+        ).encode()
+        headers = {"Content-Type": "text/xml"}
+    return AWSResponse("https://fault.invalid/", status, headers, _Raw(body))
+
+
+FORBIDDEN = {
+    "ec2": (403, "UnauthorizedOperation", "You are not authorized to perform this operation."),
+    "iam": (403, "AccessDenied", "User is not authorized to perform this action"),
+    "ssm": (400, "AccessDeniedException", "User is not authorized to perform this action"),
+}
+
+
+def inject(
+    session: Any, service: str, operation: str, response: Callable[[], AWSResponse], times: int = 1
+) -> list[int]:
+    """Answer the next `times` attempts of service.operation with `response()`; returns a
+    one-element list counting the faults served."""
+    served = [0]
+
+    def handler(**_: Any) -> AWSResponse | None:
+        if served[0] < times:
+            served[0] += 1
+            return response()
+        return None
+
+    session.events.register_first(f"before-send.{service}.{operation}", handler)
+    return served
+
+
+# --- snapshots -------------------------------------------------------------------------------
+
+
+def snapshot(session: Any, regions: tuple[str, ...] = ("us-east-1", "us-west-2")) -> dict[str, Any]:
+    """What a user would compare before apply and after destroy."""
+    out: dict[str, Any] = {}
+    for region in regions:
+        ec2 = session.client("ec2", region_name=region)
+        ssm = session.client("ssm", region_name=region)
+        instances = sorted(
+            i["InstanceId"]
+            for r in ec2.describe_instances()["Reservations"]
+            for i in r["Instances"]
+            if i["State"]["Name"] != "terminated"
+        )
+        enis = sorted(
+            n["NetworkInterfaceId"] for n in ec2.describe_network_interfaces()["NetworkInterfaces"]
+        )
+        groups = sorted(
+            json.dumps(
+                {
+                    "id": g["GroupId"],
+                    "name": g["GroupName"],
+                    "in": sorted(json.dumps(p, sort_keys=True) for p in g.get("IpPermissions", [])),
+                    "out": sorted(
+                        json.dumps(p, sort_keys=True) for p in g.get("IpPermissionsEgress", [])
+                    ),
+                },
+                sort_keys=True,
+            )
+            for g in ec2.describe_security_groups()["SecurityGroups"]
+        )
+        tables = sorted(
+            json.dumps(
+                {
+                    "id": t["RouteTableId"],
+                    "routes": sorted(json.dumps(r, sort_keys=True) for r in t["Routes"]),
+                },
+                sort_keys=True,
+            )
+            for t in ec2.describe_route_tables()["RouteTables"]
+        )
+        volumes = sorted(v["VolumeId"] for v in ec2.describe_volumes()["Volumes"])
+        params = sorted(p["Name"] for p in ssm.describe_parameters()["Parameters"])
+        out[region] = {
+            "instances": instances,
+            "enis": enis,
+            "security_groups": groups,
+            "route_tables": tables,
+            "volumes": volumes,
+            "parameters": params,
+        }
+    iam = session.client("iam")
+    out["iam"] = {
+        "roles": sorted(r["RoleName"] for r in iam.list_roles()["Roles"]),
+        "instance_profiles": sorted(
+            p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]
+        ),
+    }
+    return out
