@@ -162,8 +162,13 @@ class Part:
 
     kind: str
     name: str
-    present: bool
+    present: bool  # exists at all: destroy removes it
+    complete: bool | None = None  # fully set up (None: same as present); apply finishes it
     fingerprint: str | None = None  # for content that can go stale (the stored VPN profile)
+
+    @property
+    def ready(self) -> bool:
+        return self.present if self.complete is None else self.complete
 
 
 @dataclass(frozen=True)

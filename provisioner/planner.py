@@ -187,7 +187,7 @@ def _plan_network(
 
     # supporting parts, in the provider's order; the stored profile follows the file
     for part in obs.parts:
-        if not part.present:
+        if not part.ready:
             changes.append(
                 Change(name, Action.CREATE, Kind.PART, part.name, _part_why(part.kind), part=part)
             )

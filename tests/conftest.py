@@ -149,19 +149,36 @@ FORBIDDEN = {
 
 
 def inject(
-    session: Any, service: str, operation: str, response: Callable[[], AWSResponse], times: int = 1
+    session: Any,
+    service: str,
+    operation: str,
+    response: Callable[[], AWSResponse],
+    times: int = 1,
+    after: int = 0,
 ) -> list[int]:
-    """Answer the next `times` attempts of service.operation with `response()`; returns a
-    one-element list counting the faults served."""
+    """Let `after` attempts of service.operation through, then answer the next `times` with
+    `response()`. Returns a one-element list counting the faults served."""
+    # botocore's before-send runs every handler and takes the first response, so moto would
+    # still carry out the request: a served fault switches moto off for that one attempt
+    # (restored by a handler that runs after moto's), so the fault means "not applied".
+    from moto.core.models import botocore_stubber
+
     served = [0]
+    seen = [0]
 
     def handler(**_: Any) -> AWSResponse | None:
-        if served[0] < times:
+        seen[0] += 1
+        if seen[0] > after and served[0] < times:
             served[0] += 1
+            botocore_stubber.enabled = False
             return response()
         return None
 
+    def restore(**_: Any) -> None:
+        botocore_stubber.enabled = True
+
     session.events.register_first(f"before-send.{service}.{operation}", handler)
+    session.events.register_last("before-send", restore, unique_id="fault-restore")
     return served
 
 

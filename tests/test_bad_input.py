@@ -52,48 +52,160 @@ def _rename_network(old: str, new: str) -> Edit:
 HQ = "networks.hq"
 CASES: list[tuple[str, Edit, str, str]] = [
     # (id, edit, the field the message must name, the value it must name)
-    ("seed typo 100.96.0.300", _set("vpn_subnet", "100.96.0.300/32"), "vpn_subnet", "100.96.0.300/32"),
-    ("seed typo 10.0.0.0.13", _set(f"{HQ}.subnets", ["10.0.0.0.13/32"]), f"{HQ}.subnets[0]", "10.0.0.0.13/32"),
+    (
+        "seed typo 100.96.0.300",
+        _set("vpn_subnet", "100.96.0.300/32"),
+        "vpn_subnet",
+        "100.96.0.300/32",
+    ),
+    (
+        "seed typo 10.0.0.0.13",
+        _set(f"{HQ}.subnets", ["10.0.0.0.13/32"]),
+        f"{HQ}.subnets[0]",
+        "10.0.0.0.13/32",
+    ),
     ("no prefix length", _set(f"{HQ}.subnets", ["10.0.0.0"]), f"{HQ}.subnets[0]", "10.0.0.0"),
     ("host bits set", _set(f"{HQ}.subnets", ["10.0.0.10/18"]), f"{HQ}.subnets[0]", "10.0.0.10/18"),
     ("ipv6 subnet", _set(f"{HQ}.subnets", ["fd00::/64"]), f"{HQ}.subnets[0]", "fd00::/64"),
     ("subnet not a string", _set(f"{HQ}.subnets", [10]), f"{HQ}.subnets[0]", "10"),
     ("subnets not a list", _set(f"{HQ}.subnets", "10.0.0.0/18"), f"{HQ}.subnets", "10.0.0.0/18"),
     ("empty subnets", _set(f"{HQ}.subnets", []), f"{HQ}.subnets", "[]"),
-    ("overlap within a network", _set(f"{HQ}.subnets", ["10.0.0.0/18", "10.0.1.0/24"]), f"{HQ}.subnets[1]", "10.0.1.0/24"),
-    ("overlap between networks", _set("networks.branch.subnets", ["10.0.32.0/20"]), "networks.branch.subnets[0]", "10.0.32.0/20"),
-    ("overlap with vpn_subnet", _set(f"{HQ}.subnets", ["100.100.0.0/16"]), f"{HQ}.subnets[0]", "100.100.0.0/16"),
-    ("vpn_subnet overlaps a network", _set("vpn_subnet", "10.0.0.0/8"), f"{HQ}.subnets[0]", "10.0.0.0/18"),
-    ("external overlaps", _set("networks.partner", {"cloud": "external", "subnets": ["192.168.2.0/24"]}), "networks.partner.subnets[0]", "192.168.2.0/24"),
+    (
+        "overlap within a network",
+        _set(f"{HQ}.subnets", ["10.0.0.0/18", "10.0.1.0/24"]),
+        f"{HQ}.subnets[1]",
+        "10.0.1.0/24",
+    ),
+    (
+        "overlap between networks",
+        _set("networks.branch.subnets", ["10.0.32.0/20"]),
+        "networks.branch.subnets[0]",
+        "10.0.32.0/20",
+    ),
+    (
+        "overlap with vpn_subnet",
+        _set(f"{HQ}.subnets", ["100.100.0.0/16"]),
+        f"{HQ}.subnets[0]",
+        "100.100.0.0/16",
+    ),
+    (
+        "vpn_subnet overlaps a network",
+        _set("vpn_subnet", "10.0.0.0/8"),
+        f"{HQ}.subnets[0]",
+        "10.0.0.0/18",
+    ),
+    (
+        "external overlaps",
+        _set("networks.partner", {"cloud": "external", "subnets": ["192.168.2.0/24"]}),
+        "networks.partner.subnets[0]",
+        "192.168.2.0/24",
+    ),
     ("upper-case name", _rename_network("hq", "HQ"), "networks.HQ", "HQ"),
-    ("name with underscore", _rename_network("hq", "head_office"), "networks.head_office", "head_office"),
+    (
+        "name with underscore",
+        _rename_network("hq", "head_office"),
+        "networks.head_office",
+        "head_office",
+    ),
     ("name too long", _rename_network("hq", "a" * 40), "networks." + "a" * 40, "a" * 40),
-    ("unknown top key", _set("vpn_subnets", "100.96.0.0/11"), "vpn_subnets", "did you mean 'vpn_subnet'"),
-    ("unknown network key", _set(f"{HQ}.route_table", "all"), f"{HQ}.route_table", "did you mean 'route_tables'"),
-    ("unknown connector key", _set(f"{HQ}.connector.egres", True), f"{HQ}.connector.egres", "did you mean 'egress'"),
+    (
+        "unknown top key",
+        _set("vpn_subnets", "100.96.0.0/11"),
+        "vpn_subnets",
+        "did you mean 'vpn_subnet'",
+    ),
+    (
+        "unknown network key",
+        _set(f"{HQ}.route_table", "all"),
+        f"{HQ}.route_table",
+        "did you mean 'route_tables'",
+    ),
+    (
+        "unknown connector key",
+        _set(f"{HQ}.connector.egres", True),
+        f"{HQ}.connector.egres",
+        "did you mean 'egress'",
+    ),
     ("unknown cloud", _set(f"{HQ}.cloud", "awz"), f"{HQ}.cloud", "awz"),
     ("cloud missing", _delete(f"{HQ}.cloud"), f"{HQ}.cloud", "required"),
     ("version 2", _set("version", 2), "version", "2"),
     ("version missing", _delete("version"), "version", "None"),
     ("no networks", _set("networks", {}), "networks", "at least one"),
-    ("only external", _set("networks", {"p": {"cloud": "external", "subnets": ["172.31.0.0/16"]}}), "networks", "managed"),
-    ("external without subnets", _set("networks.partner", {"cloud": "external"}), "networks.partner.subnets", "required"),
-    ("external with a connector", _set("networks.partner", {"cloud": "external", "subnets": ["172.31.0.0/16"], "connector": {}}), "networks.partner.connector", "unknown key"),
+    (
+        "only external",
+        _set("networks", {"p": {"cloud": "external", "subnets": ["172.31.0.0/16"]}}),
+        "networks",
+        "managed",
+    ),
+    (
+        "external without subnets",
+        _set("networks.partner", {"cloud": "external"}),
+        "networks.partner.subnets",
+        "required",
+    ),
+    (
+        "external with a connector",
+        _set(
+            "networks.partner", {"cloud": "external", "subnets": ["172.31.0.0/16"], "connector": {}}
+        ),
+        "networks.partner.connector",
+        "unknown key",
+    ),
     ("bad region", _set(f"{HQ}.region", "useast1"), f"{HQ}.region", "useast1"),
     ("bad vpc id", _set(f"{HQ}.vpc", "vpc_123"), f"{HQ}.vpc", "vpc_123"),
     ("missing vpc", _delete(f"{HQ}.vpc"), f"{HQ}.vpc", "required"),
-    ("bad connector subnet", _set(f"{HQ}.connector.subnet", "sn-1"), f"{HQ}.connector.subnet", "sn-1"),
+    (
+        "bad connector subnet",
+        _set(f"{HQ}.connector.subnet", "sn-1"),
+        f"{HQ}.connector.subnet",
+        "sn-1",
+    ),
     ("missing connector", _delete(f"{HQ}.connector"), f"{HQ}.connector", "required"),
-    ("missing profile", _set(f"{HQ}.connector.profile", "nowhere.ovpn"), f"{HQ}.connector.profile", "nowhere.ovpn"),
-    ("empty profile", _set(f"{HQ}.connector.profile", "empty.ovpn"), f"{HQ}.connector.profile", "empty.ovpn"),
+    (
+        "missing profile",
+        _set(f"{HQ}.connector.profile", "nowhere.ovpn"),
+        f"{HQ}.connector.profile",
+        "nowhere.ovpn",
+    ),
+    (
+        "empty profile",
+        _set(f"{HQ}.connector.profile", "empty.ovpn"),
+        f"{HQ}.connector.profile",
+        "empty.ovpn",
+    ),
     ("nat not a bool", _set(f"{HQ}.connector.nat", "yes"), f"{HQ}.connector.nat", "yes"),
     ("egress with nat false", _set(f"{HQ}.connector.nat", False), f"{HQ}.connector.nat", "false"),
-    ("bad route table id", _set(f"{HQ}.route_tables", ["rtb-XYZ"]), f"{HQ}.route_tables[0]", "rtb-XYZ"),
+    (
+        "bad route table id",
+        _set(f"{HQ}.route_tables", ["rtb-XYZ"]),
+        f"{HQ}.route_tables[0]",
+        "rtb-XYZ",
+    ),
     ("empty route table list", _set(f"{HQ}.route_tables", []), f"{HQ}.route_tables", "[]"),
-    ("duplicate route table", _set(f"{HQ}.route_tables", ["rtb-0123abcd", "rtb-0123abcd"]), f"{HQ}.route_tables[1]", "rtb-0123abcd"),
-    ("bad security group", _set(f"{HQ}.app_security_groups", ["hr-app"]), f"{HQ}.app_security_groups[0]", "hr-app"),
-    ("two networks, one vpc", _set("networks.branch.vpc", "SAME"), "networks.branch", "same cloud network"),
-    ("lan interface with space", _set(f"{HQ}.connector.lan_interface", "eth 0"), f"{HQ}.connector.lan_interface", "eth 0"),
+    (
+        "duplicate route table",
+        _set(f"{HQ}.route_tables", ["rtb-0123abcd", "rtb-0123abcd"]),
+        f"{HQ}.route_tables[1]",
+        "rtb-0123abcd",
+    ),
+    (
+        "bad security group",
+        _set(f"{HQ}.app_security_groups", ["hr-app"]),
+        f"{HQ}.app_security_groups[0]",
+        "hr-app",
+    ),
+    (
+        "two networks, one vpc",
+        _set("networks.branch.vpc", "SAME"),
+        "networks.branch",
+        "same cloud network",
+    ),
+    (
+        "lan interface with space",
+        _set(f"{HQ}.connector.lan_interface", "eth 0"),
+        f"{HQ}.connector.lan_interface",
+        "eth 0",
+    ),
 ]
 
 
@@ -136,7 +248,9 @@ def test_yaml_errors_are_one_line(world: SandboxWorld, calls: CallLog, capsys) -
     assert calls.calls == []
 
 
-def test_unsupported_cloud_is_bad_input_before_any_call(world: SandboxWorld, calls: CallLog, capsys):
+def test_unsupported_cloud_is_bad_input_before_any_call(
+    world: SandboxWorld, calls: CallLog, capsys
+):
     doc = world.topology()
     doc["networks"]["az"] = {
         "cloud": "azure",
@@ -154,7 +268,9 @@ def test_unsupported_cloud_is_bad_input_before_any_call(world: SandboxWorld, cal
     assert calls.calls == []
 
 
-def test_vpc_that_does_not_exist_is_found_on_the_first_read(world: SandboxWorld, calls: CallLog, capsys):
+def test_vpc_that_does_not_exist_is_found_on_the_first_read(
+    world: SandboxWorld, calls: CallLog, capsys
+):
     doc = world.topology()
     doc["networks"]["hq"]["vpc"] = "vpc-0123456789abcdef0"
     (world.directory / "novpc.yaml").write_text(json.dumps(doc))
@@ -162,7 +278,9 @@ def test_vpc_that_does_not_exist_is_found_on_the_first_read(world: SandboxWorld,
     lines = capsys.readouterr().err.strip().splitlines()
     # progress lines ("  .. reading hq") may come first; the error is one line
     errors = [line for line in lines if not line.startswith("..")]
-    assert errors == ["provision: networks.hq.vpc: 'vpc-0123456789abcdef0' does not exist in us-east-1"]
+    assert errors == [
+        "provision: networks.hq.vpc: 'vpc-0123456789abcdef0' does not exist in us-east-1"
+    ]
     assert [op for _, op in calls.calls] == ["DescribeVpcs"]
 
 
@@ -176,12 +294,17 @@ def test_vpc_that_does_not_exist_is_found_on_the_first_read(world: SandboxWorld,
         (["--app-security-group", "hr"], "--app-security-group[0]", "hr"),
     ],
 )
-def test_one_network_flags_name_the_flag(argv, flag, value, world: SandboxWorld, calls: CallLog, capsys, monkeypatch):
+def test_one_network_flags_name_the_flag(
+    argv, flag, value, world: SandboxWorld, calls: CallLog, capsys, monkeypatch
+):
     monkeypatch.chdir(world.directory)
     world.topology()  # writes hq.ovpn
     base = {
-        "--cloud": "aws", "--region": "us-east-1", "--vpc": world.hq.vpc,
-        "--connector-subnet": world.hq.connector_subnet, "--subnet": "10.0.0.0/18",
+        "--cloud": "aws",
+        "--region": "us-east-1",
+        "--vpc": world.hq.vpc,
+        "--connector-subnet": world.hq.connector_subnet,
+        "--subnet": "10.0.0.0/18",
         "--profile": "hq.ovpn",
     }
     args: list[str] = []

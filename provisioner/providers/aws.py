@@ -277,33 +277,40 @@ class AwsNetwork:
         profile_fp = None
         if found:
             profile_fp = (found[0].get("Description") or "").rpartition("sha256:")[2] or None
-        role_ok = self._role_complete()
-        profile_ok = self._instance_profile_complete()
+        role, policy = self._role_state()
+        instance_profile, attached = self._instance_profile_state()
         return (
-            Part(PROFILE_PART, self.parameter, bool(found), profile_fp),
-            Part("role", self.role, role_ok),
-            Part("instance-profile", self.role, profile_ok),
+            Part(PROFILE_PART, self.parameter, bool(found), fingerprint=profile_fp),
+            Part("role", self.role, role, complete=role and policy),
+            Part("instance-profile", self.role, instance_profile, complete=attached),
             Part("security-group", self.group_name, self.group_id is not None),
         )
 
-    def _role_complete(self) -> bool:
+    def _role_state(self) -> tuple[bool, bool]:
+        """(the role exists, its policy exists)"""
         try:
             self.iam.get_role(RoleName=self.role)
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "NoSuchEntity":
+                return False, False
+            raise
+        try:
             self.iam.get_role_policy(RoleName=self.role, PolicyName=POLICY_NAME)
         except ClientError as e:
             if e.response["Error"]["Code"] == "NoSuchEntity":
-                return False
+                return True, False
             raise
-        return True
+        return True, True
 
-    def _instance_profile_complete(self) -> bool:
+    def _instance_profile_state(self) -> tuple[bool, bool]:
+        """(the instance profile exists, our role is in it)"""
         try:
             ip = self.iam.get_instance_profile(InstanceProfileName=self.role)["InstanceProfile"]
         except ClientError as e:
             if e.response["Error"]["Code"] == "NoSuchEntity":
-                return False
+                return False, False
             raise
-        return any(r["RoleName"] == self.role for r in ip.get("Roles", []))
+        return True, any(r["RoleName"] == self.role for r in ip.get("Roles", []))
 
     # --- apply ---------------------------------------------------------------------------
 
@@ -513,7 +520,7 @@ class AwsNetwork:
         except ClientError as e:
             if e.response["Error"]["Code"] != "EntityAlreadyExists":
                 raise
-        if not self._instance_profile_complete():
+        if not self._instance_profile_state()[1]:
             self.iam.add_role_to_instance_profile(InstanceProfileName=self.role, RoleName=self.role)
 
     def _delete_instance_profile(self) -> None:
