@@ -1,0 +1,255 @@
+"""The CLI face: what a user types and sees, run through `provision` itself."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import CallLog, snapshot
+
+from provisioner.cli import run
+from provisioner.sandbox import SandboxWorld
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_help_loads_no_cloud_sdk():
+    code = (
+        "import sys\n"
+        "from provisioner.cli import run\n"
+        "try:\n    run(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('boto3', 'botocore', 'moto', 'azure', 'google', 'oci') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert "plan" in out.stdout and "--replace-conflicting-routes" in out.stdout
+
+
+def test_demo_runs_the_whole_job_without_an_account(capsys):
+    assert run(["demo"]) == 0
+    out = capsys.readouterr().out
+    for step in ("provision plan", "provision apply", "provision status", "provision destroy"):
+        assert step in out
+    assert "apply: done" in out and "destroy: done" in out
+    assert "apply: nothing to do" in out  # the re-plan after apply
+    assert "SANDBOX-PRIVATE-KEY" not in out
+
+
+def test_plan_json_is_stable_and_documented(world: SandboxWorld, calls: CallLog, capsys):
+    path = world.write_topology(partner=True)
+    assert run(["plan", "-f", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema"] == "connector-provisioner/plan" and doc["version"] == 1
+    assert doc["operation"] == "apply" and doc["vpn_subnet"] == "100.96.0.0/11"
+    assert set(doc["summary"]) == {"create", "update", "replace", "delete", "start", "conflicts"}
+    hq = next(n for n in doc["networks"] if n["name"] == "hq")
+    assert set(hq) == {"name", "cloud", "changes", "conflicts", "notes"}
+    route = next(c for c in hq["changes"] if c["kind"] == "route")
+    assert set(route) == {
+        "action",
+        "kind",
+        "resource",
+        "why",
+        "route_table",
+        "destination",
+        "target",
+    }
+    assert route["target"] == "new-connector"
+    kinds = {c["kind"] for c in hq["changes"]}
+    assert kinds == {
+        "vpn-profile",
+        "role",
+        "instance-profile",
+        "security-group",
+        "connector",
+        "forwarding",
+        "connector-ingress",
+        "app-access",
+        "route",
+    }
+    assert calls.mutating == []  # plan touches nothing
+
+
+def test_apply_needs_yes_without_a_terminal(
+    world: SandboxWorld, calls: CallLog, capsys, monkeypatch
+):
+    path = world.write_topology()
+    monkeypatch.setattr("sys.stdin", open("/dev/null"))
+    assert run(["apply", "-f", str(path)]) == 2
+    assert "--yes" in capsys.readouterr().err
+    assert calls.mutating == []
+
+
+def test_apply_asks_and_a_no_changes_nothing(
+    world: SandboxWorld, session, calls: CallLog, capsys, monkeypatch
+):
+    path = world.write_topology()
+    before = snapshot(session)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True, raising=False)
+    monkeypatch.setattr("builtins.input", lambda prompt: "n")
+    assert run(["apply", "-f", str(path)]) == 1
+    assert "declined; nothing was changed" in capsys.readouterr().err
+    assert snapshot(session) == before
+
+
+def test_cli_apply_status_destroy_round_trip(world: SandboxWorld, session, capsys):
+    path = world.write_topology(partner=True)
+    before = snapshot(session)
+    assert run(["apply", "-f", str(path), "--yes"]) == 0
+    out = capsys.readouterr()
+    assert "apply: done" in out.out
+    assert "[1/" in out.err  # progress while it works
+    assert run(["status", "-f", str(path)]) == 0
+    status = capsys.readouterr().out
+    assert "network hq (aws): healthy" in status and "forwarding on" in status
+    assert run(["apply", "-f", str(path), "--yes"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert run(["status", "-f", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert all(n["healthy"] for n in doc["networks"])
+    assert run(["destroy", "-f", str(path), "--yes"]) == 0
+    assert snapshot(session) == before
+    assert run(["status", "-f", str(path)]) == 1  # not healthy: nothing there any more
+
+
+def test_conflict_exits_3_and_changes_nothing(world: SandboxWorld, session, calls: CallLog, capsys):
+    ec2 = session.client("ec2", region_name="us-east-1")
+    ec2.create_route(
+        RouteTableId=world.hq.route_tables[0],
+        DestinationCidrBlock="100.96.0.0/11",
+        GatewayId=world.hq.internet_gateway,
+    )
+    path = world.write_topology()
+    calls.clear()
+    assert run(["plan", "-f", str(path)]) == 3
+    assert "conflict" in capsys.readouterr().out
+    assert run(["apply", "-f", str(path), "--yes"]) == 3
+    err = capsys.readouterr().err
+    assert "100.96.0.0/11" in err and "--replace-conflicting-routes" in err
+    assert calls.mutating == []
+    assert run(["apply", "-f", str(path), "--yes", "--replace-conflicting-routes"]) == 0
+
+
+def test_cloud_error_is_a_message_with_done_and_not_done(world: SandboxWorld, capsys, monkeypatch):
+    import botocore.handlers
+    from conftest import FORBIDDEN, error_response
+
+    from moto.core.models import botocore_stubber
+
+    def fault(**_):
+        botocore_stubber.enabled = False
+        return error_response("ec2", *FORBIDDEN["ec2"])
+
+    def restore(**_):
+        botocore_stubber.enabled = True
+
+    # the CLI makes its own boto3 session: hook every new session
+    monkeypatch.setattr(
+        botocore.handlers,
+        "BUILTIN_HANDLERS",
+        [
+            ("before-send.ec2.RunInstances", fault),
+            *botocore.handlers.BUILTIN_HANDLERS,
+            ("before-send", restore),
+        ],
+    )
+    path = world.write_topology()
+    assert run(["apply", "-f", str(path), "--yes"]) == 1
+    err = capsys.readouterr().err
+    assert "UnauthorizedOperation" in err and "Traceback" not in err
+    assert "done (4):" in err and "not done (" in err
+    assert "Run the same command again to finish" in err
+
+
+def test_one_network_invocation_applies_like_a_topology(
+    world: SandboxWorld, session, capsys, monkeypatch
+):
+    monkeypatch.chdir(world.directory)
+    world.topology()  # writes hq.ovpn
+    argv = [
+        "--cloud",
+        "aws",
+        "--region",
+        "us-east-1",
+        "--vpc",
+        world.hq.vpc,
+        "--connector-subnet",
+        world.hq.connector_subnet,
+        "--subnet",
+        "10.0.0.0/18",
+        "--peer",
+        "192.168.0.0/22",
+        "--nat",
+        "--egress",
+        "--app-security-group",
+        world.hq.app_group,
+        "--profile",
+        "hq.ovpn",
+        "--name",
+        "hq",
+        "--yes",
+    ]
+    assert run(argv) == 0
+    out = capsys.readouterr().out
+    assert "apply: done" in out
+    ec2 = session.client("ec2", region_name="us-east-1")
+    for table in world.hq.route_tables:
+        routes = ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"][0]["Routes"]
+        targets = {r["DestinationCidrBlock"]: r.get("NetworkInterfaceId") for r in routes}
+        assert targets["192.168.0.0/22"] and targets["192.168.0.0/22"] == targets["100.96.0.0/11"]
+    assert run(argv) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_secrets_appear_in_no_output_plan_json_or_user_data(
+    world: SandboxWorld, session, capsys, caplog
+):
+    caplog.set_level("INFO")
+    path = world.write_topology(partner=True)
+    secret = "SANDBOX-PRIVATE-KEY"
+    outputs = []
+    for argv in (
+        ["plan", "-f", str(path)],
+        ["plan", "-f", str(path), "--json"],
+        ["apply", "-f", str(path), "--yes", "--json"],
+        ["status", "-f", str(path), "--json"],
+        ["status", "-f", str(path)],
+        ["bootstrap", "-f", str(path), "--network", "hq"],
+        ["bootstrap", "-f", str(path), "--network", "hq", "--script"],
+        ["destroy", "-f", str(path), "--yes"],
+    ):
+        run(argv)
+        captured = capsys.readouterr()
+        outputs += [captured.out, captured.err]
+    outputs.append(caplog.text)
+    assert all(secret not in o for o in outputs)
+    assert any("cloud-config" in o for o in outputs)  # the user-data was printed
+
+
+def test_bootstrap_prints_user_data_that_names_the_parameter(
+    world: SandboxWorld, capsys, calls: CallLog
+):
+    path = world.write_topology()
+    assert run(["bootstrap", "-f", str(path), "--network", "branch"]) == 0
+    user_data = capsys.readouterr().out
+    assert user_data.startswith("#cloud-config")
+    assert f"/connector-provisioner/{world.branch.vpc}/branch/profile" in user_data
+    script = base64.b64decode(user_data.split("content: ")[-1].split()[0]).decode()
+    assert "LOCAL_SUBNETS=192.168.0.0/22" in script and "NAT=0" in script
+    assert calls.calls == []  # subnets are in the file: no cloud read needed
+    assert run(["bootstrap", "-f", str(path), "--network", "nope"]) == 2
+
+
+@pytest.mark.parametrize(
+    "example", sorted((REPO / "examples").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_examples_are_valid_topologies(example: Path):
+    from provisioner import load_topology
+
+    topology = load_topology(example)
+    assert topology.managed
