@@ -1,0 +1,77 @@
+"""The rendered bootstrap: valid shell and YAML, the connector's settings in, the profile out."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+from ipaddress import IPv4Network as N
+from pathlib import Path
+
+import pytest
+import yaml
+
+from provisioner.bootstrap import render_setup_script, render_user_data
+from provisioner.model import DesiredConnector
+
+
+def connector(**kw) -> DesiredConnector:
+    base = dict(
+        network="hq",
+        subnet="subnet-1",
+        size="t3.small",
+        image=None,
+        profile=Path("/nonexistent"),
+        nat=True,
+        nat_preserve_source=True,
+        local_subnets=(N("10.0.0.0/18"), N("10.1.0.0/16")),
+        lan_interface=None,
+        fingerprint="x",
+    )
+    base.update(kw)
+    return DesiredConnector(**base)
+
+
+def test_setup_script_is_valid_bash_with_the_settings():
+    script = render_setup_script(connector())
+    assert script.startswith("#!/bin/bash")
+    assert "LOCAL_SUBNETS='10.0.0.0/18 10.1.0.0/16'" in script
+    assert "NAT=1" in script and "NAT_PRESERVE_SOURCE=1" in script
+    assert "@@CONFIG@@" not in script
+    subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+
+
+def test_nat_off_and_interface_given():
+    script = render_setup_script(connector(nat=False, lan_interface="ens5"))
+    assert "NAT=0" in script and "LAN_INTERFACE=ens5" in script
+
+
+def test_user_data_is_cloud_config_naming_the_parameter():
+    text = render_user_data(
+        "aws", connector(), "/connector-provisioner/vpc-1/hq/profile", "us-east-1"
+    )
+    doc = yaml.safe_load(text)
+    assert text.startswith("#cloud-config")
+    assert {"openvpn", "iptables-persistent"} <= set(doc["packages"])
+    files = {f["path"]: f for f in doc["write_files"]}
+    setup = base64.b64decode(files["/usr/local/sbin/connector-setup"]["content"]).decode()
+    assert setup == render_setup_script(connector())
+    assert (
+        "/connector-provisioner/vpc-1/hq/profile"
+        in files["/usr/local/sbin/connector-fetch-profile"]["content"]
+    )
+    assert doc["runcmd"] == [
+        ["/usr/local/sbin/connector-fetch-profile"],
+        ["/usr/local/sbin/connector-setup"],
+    ]
+    assert len(text.encode()) < 16 * 1024  # EC2's user-data limit
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+def test_setup_script_passes_shellcheck():
+    subprocess.run(
+        ["shellcheck", "-s", "bash", "-"],
+        input=render_setup_script(connector()),
+        text=True,
+        check=True,
+    )
