@@ -12,6 +12,7 @@ import json
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ def publish_ubuntu_image(session: Any, region: str) -> dict[str, str]:
         )["ImageId"]
         name = UBUNTU_PARAMETER.format(arch=arch)
         backend._parameters[name].append(
-            Parameter(
+            Parameter(  # type: ignore[abstract]
                 account_id=ACCOUNT,
                 name=name,
                 value=image,
@@ -74,7 +75,7 @@ def publish_ubuntu_image(session: Any, region: str) -> dict[str, str]:
                 description=None,
                 allowed_pattern=None,
                 keyid=None,
-                last_modified_date=0,
+                last_modified_date=datetime.now(UTC),
                 version=1,
                 data_type="aws:ec2:image",
             )

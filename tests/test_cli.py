@@ -79,8 +79,9 @@ def test_apply_needs_yes_without_a_terminal(
     world: SandboxWorld, calls: CallLog, capsys, monkeypatch
 ):
     path = world.write_topology()
-    monkeypatch.setattr("sys.stdin", open("/dev/null"))
-    assert run(["apply", "-f", str(path)]) == 2
+    with open("/dev/null") as no_terminal:
+        monkeypatch.setattr("sys.stdin", no_terminal)
+        assert run(["apply", "-f", str(path)]) == 2
     assert "--yes" in capsys.readouterr().err
     assert calls.mutating == []
 
@@ -138,7 +139,6 @@ def test_conflict_exits_3_and_changes_nothing(world: SandboxWorld, session, call
 def test_cloud_error_is_a_message_with_done_and_not_done(world: SandboxWorld, capsys, monkeypatch):
     import botocore.handlers
     from conftest import FORBIDDEN, error_response
-
     from moto.core.models import botocore_stubber
 
     def fault(**_):
