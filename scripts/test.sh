@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install everything the tests need, then run the whole suite: lint, types, tests, figures.
+# Runs on a fresh machine with only Python 3.11 (as root for the Debian packages).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  # shellcheck: the connector setup script is linted by the tests
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >/dev/null
+fi
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+
+ruff check provisioner tests bench examples
+mypy
+set +e
+python3 -m pytest "$@"
+status=$?
+set -e
+if [ "$status" = 5 ]; then
+  echo "pytest collected no tests: failing the run" >&2
+  exit 1
+fi
+[ "$status" = 0 ] || exit "$status"
+python3 bench/run.py --quick
