@@ -28,7 +28,9 @@ def cold_help(runs: int = 7) -> dict[str, float]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "provisioner.cli", "--help"], capture_output=True, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "provisioner.cli", "--help"], capture_output=True, check=True
+        )
         times.append(time.perf_counter() - start)
     return {"min_s": round(min(times), 3), "median_s": round(statistics.median(times), 3)}
 
@@ -44,14 +46,18 @@ class Recorder:
         reads = {k: v for k, v in sorted(self.calls.items()) if k.startswith(READS)}
         writes = {k: v for k, v in sorted(self.calls.items()) if not k.startswith(READS)}
         self.calls.clear()
-        return {"reads": sum(reads.values()), "mutations": sum(writes.values()), "by_kind": {**reads, **writes}}
+        return {
+            "reads": sum(reads.values()),
+            "mutations": sum(writes.values()),
+            "by_kind": {**reads, **writes},
+        }
 
 
 def calls_for(tables: int, peers: int) -> dict[str, Any]:
     from moto import mock_aws
 
     from provisioner import Clouds, Deployment, load_topology
-    from provisioner.sandbox import fake_session, publish_ubuntu_image, seed_vpc, FAKE_PROFILE
+    from provisioner.sandbox import FAKE_PROFILE, fake_session, publish_ubuntu_image, seed_vpc
 
     recorder = Recorder()
     entry = ("before-call", recorder)
@@ -60,13 +66,24 @@ def calls_for(tables: int, peers: int) -> dict[str, Any]:
         with mock_aws(), tempfile.TemporaryDirectory() as tmp:
             session = fake_session()
             publish_ubuntu_image(session, "us-east-1")
-            hq = seed_vpc(session, "hq", "us-east-1", "10.0.0.0/16", ["10.0.0.0/24"],
-                          extra_route_tables=tables - 1)
+            hq = seed_vpc(
+                session,
+                "hq",
+                "us-east-1",
+                "10.0.0.0/16",
+                ["10.0.0.0/24"],
+                extra_route_tables=tables - 1,
+            )
             (Path(tmp) / "hq.ovpn").write_text(FAKE_PROFILE.format(name="hq"))
             networks: dict[str, Any] = {
-                "hq": {"cloud": "aws", "region": "us-east-1", "vpc": hq.vpc, "subnets": ["10.0.0.0/16"],
-                       "app_security_groups": [hq.app_group],
-                       "connector": {"subnet": hq.connector_subnet, "profile": "hq.ovpn"}},
+                "hq": {
+                    "cloud": "aws",
+                    "region": "us-east-1",
+                    "vpc": hq.vpc,
+                    "subnets": ["10.0.0.0/16"],
+                    "app_security_groups": [hq.app_group],
+                    "connector": {"subnet": hq.connector_subnet, "profile": "hq.ovpn"},
+                },
             }
             for i in range(peers):
                 networks[f"peer{i}"] = {"cloud": "external", "subnets": [f"172.20.{i}.0/24"]}
@@ -91,7 +108,10 @@ def calls_for(tables: int, peers: int) -> dict[str, Any]:
                 figures = recorder.take()
                 figures["planned_changes"] = len(plan.changes)
                 figures["planned_route_changes"] = sum(1 for c in plan.changes if c.kind == "route")
-                route_calls = sum(figures["by_kind"].get(k, 0) for k in ("CreateRoute", "ReplaceRoute", "DeleteRoute"))
+                route_calls = sum(
+                    figures["by_kind"].get(k, 0)
+                    for k in ("CreateRoute", "ReplaceRoute", "DeleteRoute")
+                )
                 figures["route_mutations"] = route_calls
                 figures["seconds_against_moto"] = round(seconds, 2)
                 out[phase] = figures
@@ -102,27 +122,59 @@ def calls_for(tables: int, peers: int) -> dict[str, Any]:
 
 def plan_time(peers: int = 100, tables: int = 50, repeat: int = 20) -> dict[str, float]:
     from provisioner import planner
-    from provisioner.model import (AppGroup, AwsLocation, Connector, Network, Observed, Part,
-                                   RouteTable, Topology)
+    from provisioner.model import (
+        AppGroup,
+        AwsLocation,
+        Connector,
+        Network,
+        Observed,
+        Part,
+        RouteTable,
+        Topology,
+    )
 
-    hq = Network(name="hq", cloud="aws", subnets=(IPv4Network("10.0.0.0/16"),),
-                 location=AwsLocation("us-east-1", "vpc-1"),
-                 connector=Connector(subnet="subnet-1", size="t3.small", nat=False, egress=False,
-                                     profile=Path("p"), profile_fingerprint="f"))
-    peer_nets = tuple(Network(name=f"p{i}", cloud="external", subnets=(IPv4Network(f"172.20.{i}.0/24"),))
-                      for i in range(peers))
+    hq = Network(
+        name="hq",
+        cloud="aws",
+        subnets=(IPv4Network("10.0.0.0/16"),),
+        location=AwsLocation("us-east-1", "vpc-1"),
+        connector=Connector(
+            subnet="subnet-1",
+            size="t3.small",
+            nat=False,
+            egress=False,
+            profile=Path("p"),
+            profile_fingerprint="f",
+        ),
+    )
+    peer_nets = tuple(
+        Network(name=f"p{i}", cloud="external", subnets=(IPv4Network(f"172.20.{i}.0/24"),))
+        for i in range(peers)
+    )
     topology = Topology(networks=(hq, *peer_nets))
-    observed = {"hq": Observed(network="hq", network_id="vpc-1", cidrs=(IPv4Network("10.0.0.0/16"),),
-                               route_tables=tuple(RouteTable(f"rtb-{t}", ()) for t in range(tables)),
-                               subnets=("subnet-1",), parts=(Part("security-group", "g", True),),
-                               app_groups=(AppGroup("sg", True),))}
+    observed = {
+        "hq": Observed(
+            network="hq",
+            network_id="vpc-1",
+            cidrs=(IPv4Network("10.0.0.0/16"),),
+            route_tables=tuple(RouteTable(f"rtb-{t}", ()) for t in range(tables)),
+            subnets=("subnet-1",),
+            parts=(Part("security-group", "g", True),),
+            app_groups=(AppGroup("sg", True),),
+        )
+    }
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         plan = planner.plan_apply(topology, observed)
         times.append(time.perf_counter() - start)
-    return {"peers": peers, "route_tables": tables, "changes": len(plan.changes),
-            "median_ms": round(statistics.median(times) * 1000, 2), "min_ms": round(min(times) * 1000, 2)}
+    return {
+        "peers": peers,
+        "route_tables": tables,
+        "changes": len(plan.changes),
+        "median_ms": round(statistics.median(times) * 1000, 2),
+        "min_ms": round(min(times) * 1000, 2),
+    }
 
 
 def main() -> None:
@@ -136,10 +188,12 @@ def main() -> None:
     for tables in sizes:
         figures = calls_for(tables, args.peers)
         for phase, f in figures.items():
-            print(f"{tables:>4} route tables, {args.peers} peers, {phase:>8}: reads={f['reads']:<3} "
-                  f"mutations={f['mutations']:<6} planned={f['planned_changes']:<6} "
-                  f"route mutations={f['route_mutations']}/{f['planned_route_changes']} planned "
-                  f"({f['seconds_against_moto']}s)")
+            print(
+                f"{tables:>4} route tables, {args.peers} peers, {phase:>8}: reads={f['reads']:<3} "
+                f"mutations={f['mutations']:<6} planned={f['planned_changes']:<6} "
+                f"route mutations={f['route_mutations']}/{f['planned_route_changes']} planned "
+                f"({f['seconds_against_moto']}s)"
+            )
             print(f"      by kind: {json.dumps(f['by_kind'])}")
 
 
