@@ -232,22 +232,22 @@ def _dispatch(args: argparse.Namespace) -> int:
         plan = deployment.plan(replace_conflicting_routes=args.replace_conflicting_routes)
     else:
         plan = deployment.plan_destroy()
-    if as_json:
-        print(json.dumps(plan.to_dict(), indent=2))
-    else:
+    if not as_json:
         print(render.plan_text(plan))
-    if plan.conflicts:
-        deployment.execute(plan)  # raises ConflictError: nothing changed
-    if plan.empty:
-        return 0
-    if not _confirm(f"{command} these {len(plan.changes)} change(s)?", args.yes):
-        _err(f"{command} declined; nothing was changed")
-        return EXIT_DECLINED
-    result = deployment.execute(plan)
-    if as_json:
-        print(json.dumps({"operation": command, "done": len(result.done)}))
-    else:
-        print(render.result_text(result))
+    done = 0
+    try:
+        if plan.conflicts:
+            deployment.execute(plan)  # raises ConflictError: nothing changed
+        if not plan.empty:
+            if not _confirm(f"{command} these {len(plan.changes)} change(s)?", args.yes):
+                _err(f"{command} declined; nothing was changed")
+                return EXIT_DECLINED
+            done = len(deployment.execute(plan).done)
+    finally:
+        if as_json:  # one document: the plan and how much of it was carried out
+            print(json.dumps({**plan.to_dict(), "done": done}, indent=2))
+    if not as_json:
+        print(render.result_text(plan, done))
     return 0
 
 

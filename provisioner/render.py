@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from .model import Action, ApplyResult, NetworkStatus, Plan, RouteState
+from .model import Action, NetworkStatus, Plan, RouteState
 
 _MARK = {
     Action.CREATE: "+",
@@ -40,10 +40,10 @@ def plan_text(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def result_text(result: ApplyResult) -> str:
-    if not result.done:
-        return f"{result.plan.operation}: nothing to do"
-    return f"{result.plan.operation}: done, {len(result.done)} change(s) made"
+def result_text(plan: Plan, done: int) -> str:
+    if not done:
+        return f"{plan.operation}: nothing to do"
+    return f"{plan.operation}: done, {done} change(s) made"
 
 
 def status_text(statuses: tuple[NetworkStatus, ...]) -> str:

@@ -108,8 +108,9 @@ def test_cli_apply_status_destroy_round_trip(world: SandboxWorld, session, capsy
     assert run(["status", "-f", str(path)]) == 0
     status = capsys.readouterr().out
     assert "network hq (aws): healthy" in status and "forwarding on" in status
-    assert run(["apply", "-f", str(path), "--yes"]) == 0
-    assert "nothing to do" in capsys.readouterr().out
+    assert run(["apply", "-f", str(path), "--yes", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)  # one JSON document
+    assert again["done"] == 0 and again["summary"]["create"] == 0
     assert run(["status", "-f", str(path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert all(n["healthy"] for n in doc["networks"])
