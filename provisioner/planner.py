@@ -93,26 +93,11 @@ def routed_destinations(
     return out
 
 
-def connector_fingerprint(
-    network: Network, local: tuple[IPv4Network, ...], vpn: IPv4Network
-) -> str:
-    """What the connector's bootstrap depends on; a change means the connector is replaced."""
-    c = network.connector
-    assert c is not None
-    return fingerprint(
-        "v1",
-        c.nat,
-        c.nat_preserve_source,
-        c.lan_interface,
-        c.image,
-        tuple(sorted(str(s) for s in local)),
-        str(vpn),
-    )
-
-
 def desired_connector(
     network: Network, local: tuple[IPv4Network, ...], vpn: IPv4Network
 ) -> DesiredConnector:
+    """The connector to launch. Its fingerprint covers what the bootstrap depends on: when it
+    changes, the connector is replaced."""
     c = network.connector
     assert c is not None
     return DesiredConnector(
@@ -125,8 +110,22 @@ def desired_connector(
         nat_preserve_source=c.nat_preserve_source,
         local_subnets=local,
         lan_interface=c.lan_interface,
-        fingerprint=connector_fingerprint(network, local, vpn),
+        fingerprint=fingerprint(
+            "v1",
+            c.nat,
+            c.nat_preserve_source,
+            c.lan_interface,
+            c.image,
+            tuple(sorted(str(s) for s in local)),
+            str(vpn),
+        ),
     )
+
+
+def connector_fingerprint(
+    network: Network, local: tuple[IPv4Network, ...], vpn: IPv4Network
+) -> str:
+    return desired_connector(network, local, vpn).fingerprint
 
 
 def check_against_cloud(network: Network, obs: Observed) -> None:
