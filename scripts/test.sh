@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  # shellcheck: the connector setup script is linted by the tests
+  # shellcheck lints the connector setup script; the namespace lab runs it for real with
+  # OpenVPN, iptables and iproute2 (certificates made with openssl)
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    shellcheck openvpn iptables iproute2 openssl procps >/dev/null
 fi
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 

@@ -1,0 +1,111 @@
+"""Network namespaces for the lab: hosts on one machine with no link to the host's network.
+
+Every namespace gets a per-run prefix; `Lab.close()` kills every process inside them and
+deletes them (veth pairs go with their namespace). It runs on test teardown, on interrupt,
+and at exit; namespaces left by a crashed earlier run with the same prefix family are
+removed on start."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+PREFIX = "cplab"
+
+
+def lab_available() -> str | None:
+    """Why the lab cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "the lab needs root (network namespaces)"
+    if not Path("/dev/net/tun").exists():
+        return "/dev/net/tun is missing"
+    for tool in ("ip", "iptables", "openvpn", "openssl"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (scripts/test.sh installs it)"
+    return None
+
+
+def _sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, check=check)
+
+
+def remove_stale() -> None:
+    for line in _sh("ip", "netns", "list").stdout.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        if name.startswith(PREFIX):
+            _kill_all(name)
+            _sh("ip", "netns", "delete", name, check=False)
+
+
+def _kill_all(ns: str) -> None:
+    pids = _sh("ip", "netns", "pids", ns, check=False).stdout.split()
+    for pid in pids:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+class Lab:
+    def __init__(self, tag: str) -> None:
+        self.prefix = f"{PREFIX}{os.getpid() % 10000}{tag}"[:10]
+        self.namespaces: list[str] = []
+        atexit.register(self.close)
+
+    def ns(self, name: str) -> str:
+        full = f"{self.prefix}-{name}"
+        _sh("ip", "netns", "add", full)
+        self.namespaces.append(full)
+        self.run(full, "ip", "link", "set", "lo", "up")
+        return full
+
+    def run(
+        self,
+        ns: str,
+        *cmd: str,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            ["ip", "netns", "exec", ns, *cmd],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"[{ns}] {' '.join(cmd)} -> {result.returncode}\n{result.stdout}{result.stderr}"
+            )
+        return result
+
+    def link(
+        self, a: str, a_if: str, a_addr: str | None, b: str, b_if: str, b_addr: str | None
+    ) -> None:
+        """A veth pair between two namespaces, addresses in CIDR form."""
+        tmp_a, tmp_b = f"v{os.urandom(3).hex()}", f"v{os.urandom(3).hex()}"
+        _sh("ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b)
+        _sh("ip", "link", "set", tmp_a, "netns", a)
+        _sh("ip", "link", "set", tmp_b, "netns", b)
+        for ns, tmp, name, addr in ((a, tmp_a, a_if, a_addr), (b, tmp_b, b_if, b_addr)):
+            self.run(ns, "ip", "link", "set", tmp, "name", name)
+            if addr:
+                self.run(ns, "ip", "addr", "add", addr, "dev", name)
+            self.run(ns, "ip", "link", "set", name, "up")
+
+    def pids(self, ns: str) -> list[int]:
+        return [int(p) for p in _sh("ip", "netns", "pids", ns, check=False).stdout.split()]
+
+    def close(self) -> None:
+        for ns in reversed(self.namespaces):
+            _kill_all(ns)
+        time.sleep(0.05)
+        for ns in reversed(self.namespaces):
+            _sh("ip", "netns", "delete", ns, check=False)
+        self.namespaces.clear()

@@ -1,0 +1,145 @@
+"""The rendered connector setup script, run for real in a network namespace: forwarding and
+rp_filter, the NAT rule with its local-subnet exceptions, persistence under ROOT, the VPN
+client started from PROFILE, and a second run that changes nothing."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from ipaddress import IPv4Network as N
+from pathlib import Path
+
+import pytest
+from lab.netns import Lab, lab_available, remove_stale
+from lab.pki import client_profile, make_ca, make_cert
+
+from provisioner.bootstrap import render_setup_script
+from provisioner.model import DesiredConnector
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.skipif(lab_available() is not None, reason=str(lab_available())),
+]
+
+LOCAL = (N("10.0.0.0/18"), N("10.64.0.0/16"))
+
+
+def connector(**kw) -> DesiredConnector:
+    base = dict(
+        network="hq",
+        subnet="s",
+        size="t",
+        image=None,
+        profile=Path("/none"),
+        nat=True,
+        nat_preserve_source=True,
+        local_subnets=LOCAL,
+        lan_interface=None,
+        fingerprint="x",
+    )
+    base.update(kw)
+    return DesiredConnector(**base)
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[tuple[Lab, str, Path]]:
+    """A connector host `c` on a LAN (lan0, 10.0.0.10/18) behind router `r` (10.0.0.1)."""
+    remove_stale()
+    lab = Lab("s")
+    try:
+        c, r = lab.ns("c"), lab.ns("r")
+        lab.link(c, "lan0", "10.0.0.10/18", r, "lan0", "10.0.0.1/18")
+        lab.run(c, "ip", "route", "add", "default", "via", "10.0.0.1")
+        pki = tmp_path / "pki"
+        make_ca(pki)
+        make_cert(pki, "hq")
+        # the VPN server's address is the router's: nothing ever leaves the namespaces
+        profile = client_profile(pki, "hq", "10.0.0.1")
+        yield lab, c, profile
+    finally:
+        lab.close()
+
+
+def run_setup(lab: Lab, ns: str, script: str, root: Path, profile: Path) -> str:
+    path = root.parent / "setup.sh"
+    path.write_text(script)
+    env = {**os.environ, "ROOT": str(root), "PROFILE": str(profile)}
+    return lab.run(ns, "bash", str(path), env=env).stdout
+
+
+def rules(lab: Lab, ns: str) -> list[str]:
+    out = lab.run(ns, "iptables-save").stdout
+    return [line for line in out.splitlines() if line.startswith(("-A", "-N", ":CP"))]
+
+
+def sysctl(lab: Lab, ns: str, key: str) -> str:
+    return lab.run(ns, "sysctl", "-n", key).stdout.strip()
+
+
+def test_setup_turns_the_host_into_a_router_and_is_idempotent(host, tmp_path: Path):
+    lab, c, profile = host
+    root = tmp_path / "root"
+    assert sysctl(lab, c, "net.ipv4.ip_forward") == "0"
+    out = run_setup(lab, c, render_setup_script(connector()), root, profile)
+    assert "LAN interface: lan0" in out  # found from the default route
+
+    # seed "Enable Routing" and rp_filter off, live and persisted under ROOT only
+    assert sysctl(lab, c, "net.ipv4.ip_forward") == "1"
+    for key in ("all", "default", "lan0"):
+        assert sysctl(lab, c, f"net.ipv4.conf.{key}.rp_filter") == "0"
+    persisted = (root / "etc/sysctl.d/60-connector-provisioner.conf").read_text()
+    assert (
+        "net.ipv4.ip_forward = 1" in persisted and "net.ipv4.conf.lan0.rp_filter = 0" in persisted
+    )
+    assert not Path("/etc/sysctl.d/60-connector-provisioner.conf").exists()
+
+    # seed "Enable NAT" with `! -d <local subnet>`: RETURN for each local subnet, then MASQUERADE
+    first = rules(lab, c)
+    nat = [r for r in first if "CP-NAT" in r]
+    assert nat == [
+        ":CP-NAT - [0:0]",
+        "-A POSTROUTING -o lan0 -j CP-NAT",
+        "-A CP-NAT -d 10.0.0.0/18 -j RETURN",
+        "-A CP-NAT -d 10.64.0.0/16 -j RETURN",
+        "-A CP-NAT -j MASQUERADE",
+    ]
+    saved = (root / "etc/iptables/rules.v4").read_text()
+    assert "-A CP-NAT -d 10.0.0.0/18 -j RETURN" in saved and "-A CP-NAT -j MASQUERADE" in saved
+
+    # the VPN client runs in the background from PROFILE (no systemd here)
+    pidfile = root / "run/connector-provisioner-openvpn.pid"
+    pid = int(pidfile.read_text())
+    assert pid in lab.pids(c)
+
+    # a second run changes nothing: same rules, same single VPN client
+    out = run_setup(lab, c, render_setup_script(connector()), root, profile)
+    assert "already running" in out
+    assert rules(lab, c) == first
+    assert int(pidfile.read_text()) == pid
+    assert len([p for p in lab.pids(c) if "openvpn" in Path(f"/proc/{p}/comm").read_text()]) == 1
+
+
+def test_nat_without_exceptions_and_nat_off(host, tmp_path: Path):
+    lab, c, profile = host
+    root = tmp_path / "root"
+    run_setup(lab, c, render_setup_script(connector(nat_preserve_source=False)), root, profile)
+    assert [r for r in rules(lab, c) if r.startswith("-A CP-NAT")] == ["-A CP-NAT -j MASQUERADE"]
+    # turning NAT off removes the rule (re-run of the same host with new settings)
+    run_setup(lab, c, render_setup_script(connector(nat=False)), root, profile)
+    assert not [r for r in rules(lab, c) if re.match(r"-A (POSTROUTING|CP-NAT)", r)]
+    assert sysctl(lab, c, "net.ipv4.ip_forward") == "1"
+
+
+def test_lan_interface_given_and_no_default_route(host, tmp_path: Path):
+    lab, c, profile = host
+    lab.run(c, "ip", "route", "del", "default")
+    path = tmp_path / "setup.sh"
+    path.write_text(render_setup_script(connector()))
+    env = {**os.environ, "ROOT": str(tmp_path / "root"), "PROFILE": str(profile)}
+    failed = lab.run(c, "bash", str(path), env=env, check=False)
+    assert failed.returncode != 0 and "no LAN interface" in failed.stdout + failed.stderr
+    out = run_setup(
+        lab, c, render_setup_script(connector(lan_interface="lan0")), tmp_path / "root", profile
+    )
+    assert "LAN interface: lan0" in out
