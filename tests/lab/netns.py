@@ -8,6 +8,7 @@ removed on start."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -45,10 +46,8 @@ def remove_stale() -> None:
 def _kill_all(ns: str) -> None:
     pids = _sh("ip", "netns", "pids", ns, check=False).stdout.split()
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
 
 
 class Lab:
