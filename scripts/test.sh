@@ -9,7 +9,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   # OpenVPN, iptables and iproute2 (certificates made with openssl)
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    shellcheck openvpn iptables iproute2 openssl procps >/dev/null
+    shellcheck openvpn iptables iproute2 openssl procps iputils-ping >/dev/null
 fi
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 

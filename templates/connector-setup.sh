@@ -103,7 +103,10 @@ EOF
 else
   pidfile="$ROOT/run/$NAME-openvpn.pid"
   mkdir -p "$ROOT/run"
-  if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+  # running: the pid is alive and not a zombie left unreaped by a killed client
+  pid="$(cat "$pidfile" 2>/dev/null || true)"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null \
+    && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null; then
     log "VPN client already running (pid $(cat "$pidfile"))"
   else
     # --cd: a profile may name its key files relative to itself

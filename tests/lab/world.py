@@ -1,0 +1,279 @@
+"""The seed's world in network namespaces: the VPN service (an OpenVPN server on 100.96.0.0/11
+routing each network's subnets to its connector), Bob, the HQ Network (router that NATs to the
+"internet", HR app server, connector host) and the "internet" (documentation addresses only).
+Nothing is linked to the host's network."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterable
+from ipaddress import IPv4Network
+from pathlib import Path
+
+from .netns import Lab
+from .pki import client_profile, make_ca, make_cert
+
+VPN_SERVER = "198.51.100.10"
+BOB_VPN_IP = "100.96.1.10"
+HQ_CONNECTOR_VPN_IP = "100.96.0.100"
+ECHO = Path(__file__).with_name("echo_server.py")
+
+
+def _mask(net: str) -> str:
+    n = IPv4Network(net)
+    return f"{n.network_address} {n.netmask}"
+
+
+class Site:
+    """One of the seed's networks: router (NAT to the internet), connector host, one server."""
+
+    def __init__(self, name: str, subnet: str, wan: str, connector_vpn_ip: str) -> None:
+        net = IPv4Network(subnet)
+        self.name = name
+        self.subnet = subnet
+        self.router_ip = str(net.network_address + 1)
+        self.connector_ip = str(net.network_address + 10)
+        self.server_ip = str(net.network_address + 20)
+        self.prefix = net.prefixlen
+        self.wan = wan  # the router's /30 towards the internet, as "inet-side/router-side"
+        self.connector_vpn_ip = connector_vpn_ip
+        self.router = self.connector = self.server = ""
+
+
+HQ = Site("hq", "10.0.0.0/18", "198.51.100.1/198.51.100.2", HQ_CONNECTOR_VPN_IP)
+BRANCH = Site("branch", "192.168.0.0/22", "198.51.100.5/198.51.100.6", "100.96.1.44")
+WEB = "203.0.113.10"
+
+
+class SeedWorld:
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.lab = Lab("w")
+        lab = self.lab
+        self.sites = {s.name: s for s in (HQ, BRANCH)}
+        self.inet, self.vpn, self.bob, self.web = (
+            lab.ns("inet"),
+            lab.ns("vpn"),
+            lab.ns("bob"),
+            lab.ns("web"),
+        )
+        # the internet: a router joining the service, Bob, the sites' routers and a web server
+        lab.link(self.inet, "to-vpn", "198.51.100.9/30", self.vpn, "wan0", f"{VPN_SERVER}/30")
+        lab.link(self.inet, "to-bob", "198.51.100.13/30", self.bob, "wan0", "198.51.100.14/30")
+        lab.link(self.inet, "to-web", "203.0.113.1/24", self.web, "wan0", f"{WEB}/24")
+        lab.run(self.inet, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        for ns, gw in (
+            (self.vpn, "198.51.100.9"),
+            (self.bob, "198.51.100.13"),
+            (self.web, "203.0.113.1"),
+        ):
+            lab.run(ns, "ip", "route", "add", "default", "via", gw)
+        for site in self.sites.values():
+            self._site(site)
+        self._pki()
+        self._start_vpn_service()
+        for ns in (HQ.server, BRANCH.server, self.web):
+            lab.run(ns, "sh", "-c", f"{sys.executable} {ECHO} 80 >/dev/null 2>&1 &")
+
+    def _site(self, site: Site) -> None:
+        lab = self.lab
+        site.router = lab.ns(f"{site.name[:2]}r")
+        site.connector = lab.ns(f"{site.name[:2]}c")
+        site.server = lab.ns(f"{site.name[:2]}s")
+        inet_side, router_side = site.wan.split("/")
+        lab.link(
+            self.inet,
+            f"to-{site.name[:2]}",
+            f"{inet_side}/30",
+            site.router,
+            "wan0",
+            f"{router_side}/30",
+        )
+        lab.run(site.router, "ip", "route", "add", "default", "via", inet_side)
+        # a LAN switch (bridge) on the router joining the connector host and the server
+        lab.run(site.router, "ip", "link", "add", "br0", "type", "bridge")
+        lab.run(site.router, "ip", "addr", "add", f"{site.router_ip}/{site.prefix}", "dev", "br0")
+        lab.run(site.router, "ip", "link", "set", "br0", "up")
+        for host, port, addr in (
+            (site.connector, "p-c", site.connector_ip),
+            (site.server, "p-s", site.server_ip),
+        ):
+            lab.link(site.router, port, None, host, "lan0", f"{addr}/{site.prefix}")
+            lab.run(site.router, "ip", "link", "set", port, "master", "br0")
+            lab.run(host, "ip", "route", "add", "default", "via", site.router_ip)
+        lab.run(site.router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        # the router NATs everything it sends to the internet (seed egress step 10)
+        lab.run(
+            site.router,
+            "iptables",
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-o",
+            "wan0",
+            "-j",
+            "MASQUERADE",
+        )
+
+    def _pki(self) -> None:
+        self.pki = self.dir / "pki"
+        make_ca(self.pki)
+        make_cert(self.pki, "server", server=True)
+        for name in ("hq", "branch", "bob"):
+            make_cert(self.pki, name)
+        self.profiles = {
+            n: client_profile(self.pki, n, VPN_SERVER) for n in ("hq", "branch", "bob")
+        }
+
+    def _start_vpn_service(self) -> None:
+        """As the service does: fixed VPN addresses, each network's subnets routed to its
+        connector (seed remote access step 2), the network's routes pushed to Bob (step 8)."""
+        ccd = self.dir / "ccd"
+        ccd.mkdir()
+        for site in self.sites.values():
+            # and each connector gets the other networks' routes (site-to-site steps 10, 13)
+            peers = "".join(
+                f'push "route {_mask(p.subnet)}"\n' for p in self.sites.values() if p is not site
+            )
+            (ccd / site.name).write_text(
+                f"ifconfig-push {site.connector_vpn_ip} 255.224.0.0\niroute {_mask(site.subnet)}\n{peers}"
+            )
+        # the egress network also takes the VPN's internet traffic (seed egress step 2)
+        with (ccd / "hq").open("a") as f:
+            f.write("iroute 0.0.0.0 0.0.0.0\n")
+        (ccd / "bob").write_text(
+            f"ifconfig-push {BOB_VPN_IP} 255.224.0.0\n"
+            + "".join(f'push "route {_mask(s.subnet)}"\n' for s in self.sites.values())
+        )
+        conf = self.dir / "server.conf"
+        conf.write_text(
+            # `server` refuses a /11; this is its expansion with the whole VPN range on tun0
+            "port 1194\nproto udp\ndev tun0\nmode server\ntls-server\ntopology subnet\n"
+            "ifconfig 100.96.0.1 255.224.0.0\nifconfig-pool 100.96.200.1 100.96.200.250 255.224.0.0\n"
+            'push "topology subnet"\npush "route-gateway 100.96.0.1"\n'
+            f"ca {self.pki}/ca.crt\ncert {self.pki}/server.crt\nkey {self.pki}/server.key\n"
+            f"dh none\nclient-config-dir {ccd}\nkeepalive 2 10\nverb 3\n"
+        )
+        self.lab.run(self.vpn, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        self.lab.run(
+            self.vpn,
+            "openvpn",
+            "--config",
+            str(conf),
+            "--daemon",
+            "lab-vpn",
+            "--log",
+            str(self.dir / "server.log"),
+        )
+        self.wait_tunnel(self.vpn, "100.96.0.1", self.dir / "server.log")
+        # the service's routing table: each network's subnets -> its connector (step 2)
+        for site in self.sites.values():
+            self.lab.run(self.vpn, "ip", "route", "add", site.subnet, "dev", "tun0")
+        # internet-bound VPN traffic -> the egress network's connector (egress step 2)
+        self.lab.run(self.vpn, "ip", "rule", "add", "iif", "tun0", "lookup", "100")
+        self.lab.run(self.vpn, "ip", "route", "add", "default", "dev", "tun0", "table", "100")
+
+    def connect_bob(self) -> None:
+        self.lab.run(
+            self.bob,
+            "openvpn",
+            "--config",
+            str(self.profiles["bob"]),
+            "--daemon",
+            "lab-bob",
+            "--log",
+            str(self.dir / "bob.log"),
+        )
+        self.wait_tunnel(self.bob, BOB_VPN_IP, self.dir / "bob.log")
+
+    def wait_tunnel(self, ns: str, address: str, log: Path, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if address in self.lab.run(ns, "ip", "-4", "addr", check=False).stdout:
+                if log.exists() and "Initialization Sequence Completed" in log.read_text():
+                    return
+            time.sleep(0.2)
+        raise AssertionError(
+            f"no tunnel in {ns} after {timeout}s:\n{log.read_text() if log.exists() else ''}"
+        )
+
+    def http(self, ns: str, address: str, timeout: float = 3) -> str | None:
+        """GET http://address/ from ns: the peer address the server saw, or None if unreachable."""
+        code = (
+            "import sys, urllib.request\n"
+            "try:\n"
+            f"    print(urllib.request.urlopen('http://{address}/', timeout={timeout}).read().decode())\n"
+            "except Exception as e:\n"
+            "    print('FAIL', e); sys.exit(1)\n"
+        )
+        result = self.lab.run(ns, sys.executable, "-c", code, check=False, timeout=timeout + 5)
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    def ping(self, ns: str, address: str) -> bool:
+        return self.lab.run(ns, "ping", "-c", "1", "-W", "2", address, check=False).returncode == 0
+
+    def close(self) -> None:
+        self.lab.close()
+
+
+def env_for(root: Path, profile: Path) -> dict[str, str]:
+    return {**os.environ, "ROOT": str(root), "PROFILE": str(profile)}
+
+
+def connector_reset(world: SeedWorld, site: Site) -> None:
+    """Back to a plain host: no VPN client, no forwarding, no rules; the router without our routes."""
+    lab, ns = world.lab, site.connector
+    for pid in lab.pids(ns):
+        os.kill(pid, 9)
+    lab.run(ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
+    lab.run(ns, "iptables", "-t", "nat", "-F")
+    lab.run(ns, "iptables", "-F")
+    lab.run(site.router, "ip", "route", "flush", "proto", "static")
+    time.sleep(0.2)  # the server notices the old session is gone on reconnect
+
+
+def start_vpn_client_only(world: SeedWorld, site: Site) -> None:
+    """The connector software alone, before any routing is enabled (seed step 3)."""
+    log = world.dir / f"{site.name}-client.log"
+    log.unlink(missing_ok=True)
+    world.lab.run(
+        site.connector,
+        "openvpn",
+        "--config",
+        str(world.profiles[site.name]),
+        "--daemon",
+        f"lab-{site.name}",
+        "--log",
+        str(log),
+    )
+    world.wait_tunnel(site.connector, site.connector_vpn_ip, log)
+
+
+def run_setup_script(world: SeedWorld, site: Site, script: str) -> None:
+    """The rendered setup script, for real, with ROOT and PROFILE so nothing touches the host."""
+    root = world.dir / f"{site.name}-root"
+    path = world.dir / f"{site.name}-setup.sh"
+    path.write_text(script)
+    log = root / "run/connector-provisioner-openvpn.log"
+    log.unlink(missing_ok=True)
+    world.lab.run(site.connector, "bash", str(path), env=env_for(root, world.profiles[site.name]))
+    world.wait_tunnel(site.connector, site.connector_vpn_ip, log)
+
+
+def add_router_routes(world: SeedWorld, site: Site, destinations: Iterable[IPv4Network]) -> None:
+    """The planner's route-table entries for this network, as `ip route` on its router."""
+    for dest in destinations:
+        world.lab.run(
+            site.router,
+            "ip",
+            "route",
+            "add",
+            str(dest),
+            "via",
+            site.connector_ip,
+            "proto",
+            "static",
+        )
