@@ -192,9 +192,9 @@ class SeedWorld:
     def wait_tunnel(self, ns: str, address: str, log: Path, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if address in self.lab.run(ns, "ip", "-4", "addr", check=False).stdout:
-                if log.exists() and "Initialization Sequence Completed" in log.read_text():
-                    return
+            up = address in self.lab.run(ns, "ip", "-4", "addr", check=False).stdout
+            if up and log.exists() and "Initialization Sequence Completed" in log.read_text():
+                return
             time.sleep(0.2)
         raise AssertionError(
             f"no tunnel in {ns} after {timeout}s:\n{log.read_text() if log.exists() else ''}"
