@@ -19,6 +19,12 @@ from provisioner import Clouds, Deployment, load_topology
 from provisioner.sandbox import SandboxWorld, fake_session, seed_world
 
 READ_PREFIXES = ("Describe", "Get", "List")
+FIGURES: dict[str, str] = {}  # measured by tests, printed at the end of the run
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for name, value in FIGURES.items():
+        terminalreporter.write_line(f"figure: {name}: {value}")
 
 
 @dataclass

@@ -11,6 +11,7 @@ from ipaddress import IPv4Network as N
 from pathlib import Path
 
 import pytest
+from conftest import FIGURES
 from lab.netns import lab_available, remove_stale
 from lab.world import (
     BOB_VPN_IP,
@@ -28,7 +29,15 @@ from lab.world import (
 
 from provisioner import planner
 from provisioner.bootstrap import render_setup_script
-from provisioner.model import AwsLocation, Connector, DesiredConnector, Network, Topology
+from provisioner.model import (
+    AwsLocation,
+    Connector,
+    DesiredConnector,
+    Network,
+    Observed,
+    RouteTable,
+    Topology,
+)
 
 pytestmark = [
     pytest.mark.lab,
@@ -60,9 +69,23 @@ TOPOLOGY = Topology(
 
 
 def planned_routes(site: Site) -> list[N]:
-    """The entries the planner writes into this network's route tables."""
-    subnets = planner.local_subnets(TOPOLOGY, {})
-    return sorted(planner.routed_destinations(TOPOLOGY.network(site.name), TOPOLOGY, subnets))
+    """Exactly the route entries `plan_apply` writes into an empty route table of this network."""
+    observed = {
+        n.name: Observed(
+            network=n.name,
+            network_id="vpc",
+            cidrs=(N(n.subnets[0]),) if n.subnets else (),
+            route_tables=(RouteTable("rtb-lab", ()),),
+            subnets=("subnet-1",),
+        )
+        for n in TOPOLOGY.networks
+    }
+    plan = planner.plan_apply(TOPOLOGY, observed)
+    return sorted(
+        c.destination
+        for c in plan.changes
+        if c.network == site.name and c.kind == "route" and c.destination is not None
+    )
 
 
 def setup_script(site: Site, nat: bool, preserve_source: bool = True) -> str:
@@ -92,7 +115,7 @@ def world(tmp_path_factory) -> Iterator[SeedWorld]:
         yield w
     finally:
         w.close()
-        print(f"\nlab wall time: {time.monotonic() - started:.1f}s")
+        FIGURES["lab wall time (build, 3 flows, teardown)"] = f"{time.monotonic() - started:.1f}s"
 
 
 def test_planner_routes_are_the_vpn_range_and_the_peer():
@@ -107,11 +130,13 @@ def test_remote_access(world: SeedWorld):
     assert world.ping(world.bob, HQ.connector_vpn_ip)  # the tunnel itself works
     # step 11: the connector drops packets not addressed to it
     assert world.http(world.bob, hr) is None
+    assert not world.ping(world.bob, hr)
 
     connector_reset(world, HQ)
     run_setup_script(world, HQ, setup_script(HQ, nat=False))
     # step 15: forwarding alone: the app answers via the router, which has no route back
     assert world.http(world.bob, hr) is None
+    assert not world.ping(world.bob, hr)
 
     connector_reset(world, HQ)
     run_setup_script(world, HQ, setup_script(HQ, nat=True, preserve_source=False))
