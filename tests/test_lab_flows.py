@@ -165,6 +165,8 @@ def test_egress(world: SeedWorld):
     bob = world.bob
     # Split Tunnel OFF (egress step 4): Bob's default route is the VPN, as redirect-gateway def1
     # sets it: the server itself stays reachable outside the tunnel
+    # without the VPN, Bob cannot reach the internet server: it is only behind HQ's router
+    assert world.http(bob, WEB) is None
     world.lab.run(bob, "ip", "route", "replace", f"{VPN_SERVER}/32", "via", "198.51.100.13")
     for half in ("0.0.0.0/1", "128.0.0.0/1"):
         world.lab.run(bob, "ip", "route", "replace", half, "via", "100.96.0.1", "dev", "tun0")
@@ -176,8 +178,8 @@ def test_egress(world: SeedWorld):
 
         connector_reset(world, HQ)
         run_setup_script(world, HQ, setup_script(HQ, nat=True))
-        # steps 15-21: with NAT the internet server answers; it sees HQ's public address
-        assert world.http(bob, WEB) == "198.51.100.2"
+        # steps 15-21: with NAT the internet server answers; it sees HQ's router address
+        assert world.http(bob, WEB) == "203.0.113.1"
         assert world.ping(bob, WEB)
     finally:
         for half in ("0.0.0.0/1", "128.0.0.0/1"):

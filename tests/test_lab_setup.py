@@ -143,3 +143,35 @@ def test_lan_interface_given_and_no_default_route(host, tmp_path: Path):
         lab, c, render_setup_script(connector(lan_interface="lan0")), tmp_path / "root", profile
     )
     assert "LAN interface: lan0" in out
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_lab_leaves_no_namespace_or_process(sig: str, tmp_path: Path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import sys, time\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from lab.netns import Lab\n"
+        "lab = Lab('i')\n"
+        "a, b = lab.ns('a'), lab.ns('b')\n"
+        "lab.link(a, 'x0', '10.9.0.1/30', b, 'x0', '10.9.0.2/30')\n"
+        "lab.run(a, 'sh', '-c', 'sleep 300 >/dev/null 2>&1 &')\n"
+        "print(lab.prefix, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    prefix = proc.stdout.readline().strip()
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"{prefix}-a" in listed  # it was there
+    proc.send_signal(getattr(signal, sig))
+    proc.wait(timeout=30)
+    time.sleep(0.2)
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert prefix not in listed
+    sleepers = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True).stdout
+    assert not sleepers.strip()

@@ -59,19 +59,29 @@ class SeedWorld:
             lab.ns("bob"),
             lab.ns("web"),
         )
-        # the internet: a router joining the service, Bob, the sites' routers and a web server
+        # the internet: a router joining the service, Bob and the sites' routers
         lab.link(self.inet, "to-vpn", "198.51.100.9/30", self.vpn, "wan0", f"{VPN_SERVER}/30")
         lab.link(self.inet, "to-bob", "198.51.100.13/30", self.bob, "wan0", "198.51.100.14/30")
-        lab.link(self.inet, "to-web", "203.0.113.1/24", self.web, "wan0", f"{WEB}/24")
         lab.run(self.inet, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-        for ns, gw in (
-            (self.vpn, "198.51.100.9"),
-            (self.bob, "198.51.100.13"),
-            (self.web, "203.0.113.1"),
-        ):
+        for ns, gw in ((self.vpn, "198.51.100.9"), (self.bob, "198.51.100.13")):
             lab.run(ns, "ip", "route", "add", "default", "via", gw)
         for site in self.sites.values():
             self._site(site)
+        # the internet server hangs off HQ's router only: the one way to it is through HQ
+        lab.link(HQ.router, "wan1", "203.0.113.1/24", self.web, "wan0", f"{WEB}/24")
+        lab.run(self.web, "ip", "route", "add", "default", "via", "203.0.113.1")
+        lab.run(
+            HQ.router,
+            "iptables",
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-o",
+            "wan1",
+            "-j",
+            "MASQUERADE",
+        )
         self._pki()
         self._start_vpn_service()
         for ns in (HQ.server, BRANCH.server, self.web):
