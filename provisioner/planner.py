@@ -299,38 +299,24 @@ def _plan_network(
             route = table.route_to(dest)
             if route is None:
                 changes.append(_route(name, Action.CREATE, table.id, dest, interface, why))
-            elif route.target in ours:
-                if new_connector:
-                    changes.append(
-                        _route(name, Action.REPLACE, table.id, dest, interface, why, route.target)
-                    )
+                continue
+            replace_why = None
+            if route.target in ours:
+                replace_why = why if new_connector else None  # re-point to the new connector
             elif not route.usable:
-                changes.append(
-                    _route(
-                        name,
-                        Action.REPLACE,
-                        table.id,
-                        dest,
-                        interface,
-                        why + "; the current route is a blackhole",
-                        route.target,
-                    )
-                )
-            elif replace_conflicting_routes:
-                changes.append(
-                    _route(
-                        name,
-                        Action.REPLACE,
-                        table.id,
-                        dest,
-                        interface,
-                        why + "; replaces a conflicting route (--replace-conflicting-routes)",
-                        route.target,
-                    )
-                )
-                conflicts.append(Conflict(name, table.id, dest, route.target))
+                replace_why = why + "; the current route is a blackhole"
             else:
                 conflicts.append(Conflict(name, table.id, dest, route.target))
+                if replace_conflicting_routes:
+                    replace_why = (
+                        why + "; replaces a conflicting route (--replace-conflicting-routes)"
+                    )
+            if replace_why:
+                changes.append(
+                    _route(
+                        name, Action.REPLACE, table.id, dest, interface, replace_why, route.target
+                    )
+                )
     for table in obs.route_tables:
         for route in table.routes:
             if route.target in ours and (

@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from provisioner import Clouds, Deployment, load_topology
+from provisioner.model import DesiredConnector
 from provisioner.sandbox import SandboxWorld, fake_session, seed_world
 
 READ_PREFIXES = ("Describe", "Get", "List")
@@ -114,6 +116,24 @@ def deployment(
     path = world.directory / "topology.yaml"
     path.write_text(json.dumps(doc))
     return Deployment(load_topology(path), clouds)
+
+
+def desired_connector(**overrides: Any) -> DesiredConnector:
+    """A connector as the planner hands it to the bootstrap; defaults: HQ with NAT on."""
+    settings: dict[str, Any] = {
+        "network": "hq",
+        "subnet": "subnet-1",
+        "size": "t3.small",
+        "image": None,
+        "profile": Path("/nonexistent"),
+        "nat": True,
+        "nat_preserve_source": True,
+        "local_subnets": (IPv4Network("10.0.0.0/18"),),
+        "lan_interface": None,
+        "fingerprint": "-",
+    }
+    settings.update(overrides)
+    return DesiredConnector(**settings)
 
 
 # --- fault injection through botocore's own hook -------------------------------------------

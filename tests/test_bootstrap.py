@@ -6,30 +6,17 @@ import base64
 import shutil
 import subprocess
 from ipaddress import IPv4Network as N
-from pathlib import Path
 
 import pytest
 import yaml
+from conftest import desired_connector
 
 from provisioner.bootstrap import render_setup_script, render_user_data
 from provisioner.model import DesiredConnector
 
 
 def connector(**kw) -> DesiredConnector:
-    base = dict(
-        network="hq",
-        subnet="subnet-1",
-        size="t3.small",
-        image=None,
-        profile=Path("/nonexistent"),
-        nat=True,
-        nat_preserve_source=True,
-        local_subnets=(N("10.0.0.0/18"), N("10.1.0.0/16")),
-        lan_interface=None,
-        fingerprint="x",
-    )
-    base.update(kw)
-    return DesiredConnector(**base)
+    return desired_connector(local_subnets=(N("10.0.0.0/18"), N("10.1.0.0/16")), **kw)
 
 
 def test_setup_script_is_valid_bash_with_the_settings():

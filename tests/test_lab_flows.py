@@ -11,7 +11,7 @@ from ipaddress import IPv4Network as N
 from pathlib import Path
 
 import pytest
-from conftest import FIGURES
+from conftest import FIGURES, desired_connector
 from lab.netns import lab_available, remove_stale
 from lab.world import (
     BOB_VPN_IP,
@@ -32,7 +32,6 @@ from provisioner.bootstrap import render_setup_script
 from provisioner.model import (
     AwsLocation,
     Connector,
-    DesiredConnector,
     Network,
     Observed,
     RouteTable,
@@ -90,17 +89,11 @@ def planned_routes(site: Site) -> list[N]:
 
 def setup_script(site: Site, nat: bool, preserve_source: bool = True) -> str:
     return render_setup_script(
-        DesiredConnector(
+        desired_connector(
             network=site.name,
-            subnet="subnet-1",
-            size="t3.small",
-            image=None,
-            profile=Path("unused"),
             nat=nat,
             nat_preserve_source=preserve_source,
             local_subnets=(N(site.subnet),),
-            lan_interface=None,
-            fingerprint="-",
         )
     )
 

@@ -11,6 +11,7 @@ from ipaddress import IPv4Network as N
 from pathlib import Path
 
 import pytest
+from conftest import desired_connector
 from lab.netns import Lab, lab_available, remove_stale
 from lab.pki import client_profile, make_ca, make_cert
 
@@ -26,20 +27,7 @@ LOCAL = (N("10.0.0.0/18"), N("10.64.0.0/16"))
 
 
 def connector(**kw) -> DesiredConnector:
-    base = dict(
-        network="hq",
-        subnet="s",
-        size="t",
-        image=None,
-        profile=Path("/none"),
-        nat=True,
-        nat_preserve_source=True,
-        local_subnets=LOCAL,
-        lan_interface=None,
-        fingerprint="x",
-    )
-    base.update(kw)
-    return DesiredConnector(**base)
+    return desired_connector(local_subnets=LOCAL, **kw)
 
 
 @pytest.fixture

@@ -168,17 +168,7 @@ class SeedWorld:
             f"dh none\nclient-config-dir {ccd}\nkeepalive 2 10\nverb 3\n"
         )
         self.lab.run(self.vpn, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-        self.lab.run(
-            self.vpn,
-            "openvpn",
-            "--config",
-            str(conf),
-            "--daemon",
-            "lab-vpn",
-            "--log",
-            str(self.dir / "server.log"),
-        )
-        self.wait_tunnel(self.vpn, "100.96.0.1", self.dir / "server.log")
+        self.start_openvpn(self.vpn, conf, "100.96.0.1", self.dir / "server.log")
         # the service's routing table: each network's subnets -> its connector (step 2)
         for site in self.sites.values():
             self.lab.run(self.vpn, "ip", "route", "add", site.subnet, "dev", "tun0")
@@ -186,18 +176,14 @@ class SeedWorld:
         self.lab.run(self.vpn, "ip", "rule", "add", "iif", "tun0", "lookup", "100")
         self.lab.run(self.vpn, "ip", "route", "add", "default", "dev", "tun0", "table", "100")
 
+    def start_openvpn(self, ns: str, config: Path, address: str, log: Path) -> None:
+        """OpenVPN in the background in `ns`; returns once its tunnel has `address`."""
+        log.unlink(missing_ok=True)
+        self.lab.run(ns, "openvpn", "--config", str(config), "--daemon", "--log", str(log))
+        self.wait_tunnel(ns, address, log)
+
     def connect_bob(self) -> None:
-        self.lab.run(
-            self.bob,
-            "openvpn",
-            "--config",
-            str(self.profiles["bob"]),
-            "--daemon",
-            "lab-bob",
-            "--log",
-            str(self.dir / "bob.log"),
-        )
-        self.wait_tunnel(self.bob, BOB_VPN_IP, self.dir / "bob.log")
+        self.start_openvpn(self.bob, self.profiles["bob"], BOB_VPN_IP, self.dir / "bob.log")
 
     def wait_tunnel(self, ns: str, address: str, log: Path, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -247,19 +233,12 @@ def connector_reset(world: SeedWorld, site: Site) -> None:
 
 def start_vpn_client_only(world: SeedWorld, site: Site) -> None:
     """The connector software alone, before any routing is enabled (seed step 3)."""
-    log = world.dir / f"{site.name}-client.log"
-    log.unlink(missing_ok=True)
-    world.lab.run(
+    world.start_openvpn(
         site.connector,
-        "openvpn",
-        "--config",
-        str(world.profiles[site.name]),
-        "--daemon",
-        f"lab-{site.name}",
-        "--log",
-        str(log),
+        world.profiles[site.name],
+        site.connector_vpn_ip,
+        world.dir / f"{site.name}-client.log",
     )
-    world.wait_tunnel(site.connector, site.connector_vpn_ip, log)
 
 
 def run_setup_script(world: SeedWorld, site: Site, script: str) -> None:
