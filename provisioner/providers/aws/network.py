@@ -1,4 +1,5 @@
-"""AWS: a VPC and its connector, through boto3. Translates; decides nothing.
+"""AWS: a VPC, its route tables and security groups, and the connector put there.
+Translates; decides nothing.
 
 Everything the toolkit creates carries the tag `connector-provisioner:network=<name>`
 (or, for IAM and SSM, a name derived from the network and the VPC), so observe finds it
@@ -7,8 +8,7 @@ again after an interrupted run and destroy removes exactly that.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from ipaddress import IPv4Network
 from typing import Any
 
@@ -16,14 +16,12 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from ..bootstrap import render_user_data
-from ..errors import CloudError, SpecError
-from ..model import (
+from ...errors import CloudError, SpecError
+from ...model import (
     Action,
     AppGroup,
     AwsLocation,
     Change,
-    DesiredConnector,
     Kind,
     Network,
     Observed,
@@ -32,31 +30,13 @@ from ..model import (
     Part,
     RouteTable,
 )
-from ..planner import NEW_CONNECTOR, PROFILE_PART
-
-TAG = "connector-provisioner:network"
-FINGERPRINT_TAG = "connector-provisioner:fingerprint"
-LIVE_STATES = ["pending", "running", "stopping", "stopped"]
-UBUNTU_PARAMETER = (
-    "/aws/service/canonical/ubuntu/server/24.04/stable/current/{arch}/hvm/ebs-gp3/ami-id"
-)
-ARCHES = {"x86_64": "amd64", "arm64": "arm64"}
-POLICY_NAME = "read-vpn-profile"
+from ...planner import PROFILE_PART
+from .common import FINGERPRINT_TAG, LIVE_STATES, TAG, error_text, pages
+from .identity import Identity
+from .instance import Instance
 
 
-def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    for page in client.get_paginator(operation).paginate(**kwargs):
-        yield from page.get(key, [])
-
-
-def _error_text(e: Exception) -> str:
-    if isinstance(e, ClientError):
-        err = e.response.get("Error", {})
-        return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
-    return f"{type(e).__name__}: {e}"
-
-
-class AwsNetwork:
+class AwsNetwork(Identity, Instance):
     """One VPC, with the connector this toolkit puts there."""
 
     def __init__(
@@ -112,7 +92,7 @@ class AwsNetwork:
                 ) from None
             raise CloudError(
                 f"network {self.network.name}: could not read {self.location.describe()}: "
-                f"{_error_text(e)}; nothing was changed"
+                f"{error_text(e)}; nothing was changed"
             ) from None
 
     def _observe(self) -> Observed:
@@ -133,15 +113,13 @@ class AwsNetwork:
         ) or (IPv4Network(vpcs[0]["CidrBlock"]),)
         by_vpc = [{"Name": "vpc-id", "Values": [vpc]}]
         subnets = tuple(
-            s["SubnetId"] for s in _pages(self.ec2, "describe_subnets", "Subnets", Filters=by_vpc)
+            s["SubnetId"] for s in pages(self.ec2, "describe_subnets", "Subnets", Filters=by_vpc)
         )
-        raw_tables = list(_pages(self.ec2, "describe_route_tables", "RouteTables", Filters=by_vpc))
+        raw_tables = list(pages(self.ec2, "describe_route_tables", "RouteTables", Filters=by_vpc))
         live = self._existing_interfaces(raw_tables)
         tables = tuple(self._route_table(t, live) for t in raw_tables)
         connector = self._observe_connector(by_vpc)
-        groups = list(
-            _pages(self.ec2, "describe_security_groups", "SecurityGroups", Filters=by_vpc)
-        )
+        groups = list(pages(self.ec2, "describe_security_groups", "SecurityGroups", Filters=by_vpc))
         own = next((g for g in groups if g["GroupName"] == self.group_name), None)
         self.group_id = own["GroupId"] if own else None
         ingress: list[IPv4Network] = []
@@ -190,7 +168,7 @@ class AwsNetwork:
         )
         live: set[str] = set()
         for i in range(0, len(targets), 200):
-            found = _pages(
+            found = pages(
                 self.ec2,
                 "describe_network_interfaces",
                 "NetworkInterfaces",
@@ -239,7 +217,7 @@ class AwsNetwork:
         ]
         found = [
             i
-            for r in _pages(self.ec2, "describe_instances", "Reservations", Filters=filters)
+            for r in pages(self.ec2, "describe_instances", "Reservations", Filters=filters)
             for i in r["Instances"]
         ]
         if not found:
@@ -286,39 +264,13 @@ class AwsNetwork:
             Part("security-group", self.group_name, self.group_id is not None),
         )
 
-    def _role_state(self) -> tuple[bool, bool]:
-        """(the role exists, its policy exists)"""
-        try:
-            self.iam.get_role(RoleName=self.role)
-        except ClientError as e:
-            if e.response["Error"]["Code"] == "NoSuchEntity":
-                return False, False
-            raise
-        try:
-            self.iam.get_role_policy(RoleName=self.role, PolicyName=POLICY_NAME)
-        except ClientError as e:
-            if e.response["Error"]["Code"] == "NoSuchEntity":
-                return True, False
-            raise
-        return True, True
-
-    def _instance_profile_state(self) -> tuple[bool, bool]:
-        """(the instance profile exists, our role is in it)"""
-        try:
-            ip = self.iam.get_instance_profile(InstanceProfileName=self.role)["InstanceProfile"]
-        except ClientError as e:
-            if e.response["Error"]["Code"] == "NoSuchEntity":
-                return False, False
-            raise
-        return True, any(r["RoleName"] == self.role for r in ip.get("Roles", []))
-
     # --- apply ---------------------------------------------------------------------------
 
     def apply(self, change: Change) -> None:
         try:
             self._apply(change)
         except (ClientError, BotoCoreError) as e:
-            raise CloudError(f"{change.summary()}: {_error_text(e)}") from e
+            raise CloudError(f"{change.summary()}: {error_text(e)}") from e
 
     def _apply(self, change: Change) -> None:
         kind, action = change.kind, change.action
@@ -372,16 +324,6 @@ class AwsNetwork:
         else:  # pragma: no cover - the planner makes no other kind
             raise AssertionError(change)
 
-    def _interface(self) -> str:
-        if not self.interface:
-            raise CloudError("the connector has no network interface yet")
-        return self.interface
-
-    def _group(self) -> str:
-        if not self.group_id:
-            raise CloudError(f"the connector's security group {self.group_name} does not exist")
-        return self.group_id
-
     def _ingress(self, action: Action, group: str, perm: dict[str, Any]) -> None:
         try:
             if action is Action.DELETE:
@@ -427,115 +369,6 @@ class AwsNetwork:
                 return
             raise
 
-    # parts: the VPN profile (SSM SecureString), the role and instance profile that may
-    # read it, the connector's own security group. Each create/delete is safe to repeat.
-
-    def _create_vpn_profile(self, overwrite: bool = False) -> None:
-        assert self.network.connector is not None
-        content = self.network.connector.profile.read_text(encoding="utf-8")
-        args: dict[str, Any] = {
-            "Name": self.parameter,
-            "Value": content,
-            "Type": "SecureString",
-            "Description": f"connector-provisioner VPN profile for {self.network.name}; "
-            f"sha256:{self.network.connector.profile_fingerprint}",
-        }
-        if overwrite:
-            self.ssm.put_parameter(**args, Overwrite=True)
-            return
-        try:
-            self.ssm.put_parameter(**args, Tags=[{"Key": TAG, "Value": self.network.name}])
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "ParameterAlreadyExists":
-                raise
-            self.ssm.put_parameter(**args, Overwrite=True)
-
-    def _update_vpn_profile(self) -> None:
-        self._create_vpn_profile(overwrite=True)
-
-    def _delete_vpn_profile(self) -> None:
-        try:
-            self.ssm.delete_parameter(Name=self.parameter)
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "ParameterNotFound":
-                raise
-
-    def _parameter_arn(self) -> str:
-        account = self._account()
-        return f"arn:aws:ssm:{self.location.region}:{account}:parameter{self.parameter}"
-
-    def _account(self) -> str:
-        # the role's ARN carries the account: no STS call needed
-        return str(self.iam.get_role(RoleName=self.role)["Role"]["Arn"].split(":")[4])
-
-    def _create_role(self) -> None:
-        import json
-
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "ec2.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        try:
-            self.iam.create_role(
-                RoleName=self.role,
-                AssumeRolePolicyDocument=json.dumps(trust),
-                Description=f"connector-provisioner: the connector of {self.network.name} reads its VPN profile",
-                Tags=[{"Key": TAG, "Value": self.network.name}],
-            )
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "EntityAlreadyExists":
-                raise
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": self._parameter_arn()}
-            ],
-        }
-        self.iam.put_role_policy(
-            RoleName=self.role, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy)
-        )
-
-    def _delete_role(self) -> None:
-        for call in (
-            lambda: self.iam.delete_role_policy(RoleName=self.role, PolicyName=POLICY_NAME),
-            lambda: self.iam.delete_role(RoleName=self.role),
-        ):
-            try:
-                call()
-            except ClientError as e:
-                if e.response["Error"]["Code"] != "NoSuchEntity":
-                    raise
-
-    def _create_instance_profile(self) -> None:
-        try:
-            self.iam.create_instance_profile(
-                InstanceProfileName=self.role, Tags=[{"Key": TAG, "Value": self.network.name}]
-            )
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "EntityAlreadyExists":
-                raise
-        if not self._instance_profile_state()[1]:
-            self.iam.add_role_to_instance_profile(InstanceProfileName=self.role, RoleName=self.role)
-
-    def _delete_instance_profile(self) -> None:
-        try:
-            ip = self.iam.get_instance_profile(InstanceProfileName=self.role)["InstanceProfile"]
-        except ClientError as e:
-            if e.response["Error"]["Code"] == "NoSuchEntity":
-                return
-            raise
-        for r in ip.get("Roles", []):
-            self.iam.remove_role_from_instance_profile(
-                InstanceProfileName=self.role, RoleName=r["RoleName"]
-            )
-        self.iam.delete_instance_profile(InstanceProfileName=self.role)
-
     def _create_security_group(self) -> None:
         try:
             self.group_id = self.ec2.create_security_group(
@@ -563,119 +396,3 @@ class AwsNetwork:
             if e.response["Error"]["Code"] != "InvalidGroup.NotFound":
                 raise
         self.group_id = None
-
-    # the connector instance
-
-    def _image(self, connector: DesiredConnector) -> str:
-        if connector.image:
-            return connector.image
-        types = self.ec2.describe_instance_types(InstanceTypes=[connector.size])["InstanceTypes"]
-        supported = types[0]["ProcessorInfo"]["SupportedArchitectures"] if types else ["x86_64"]
-        arch = next((ARCHES[a] for a in supported if a in ARCHES), "amd64")
-        name = UBUNTU_PARAMETER.format(arch=arch)
-        return str(self.ssm.get_parameter(Name=name)["Parameter"]["Value"])
-
-    def user_data(self, connector: DesiredConnector) -> str:
-        return render_user_data("aws", connector, self.parameter, self.location.region)
-
-    def _launch(self, connector: DesiredConnector) -> None:
-        image = self._image(connector)
-        found = self.ec2.describe_images(ImageIds=[image])["Images"][0]
-        root = found.get("RootDeviceName", "/dev/sda1")
-        size = next(
-            (
-                m["Ebs"].get("VolumeSize", 8)
-                for m in found.get("BlockDeviceMappings", [])
-                if m.get("DeviceName") == root and "Ebs" in m
-            ),
-            8,
-        )
-        user_data = self.user_data(connector)
-        tags = [*self.tags, {"Key": FINGERPRINT_TAG, "Value": connector.fingerprint}]
-        args = {
-            "ImageId": image,
-            "InstanceType": connector.size,
-            "MinCount": 1,
-            "MaxCount": 1,
-            "NetworkInterfaces": [
-                {
-                    "DeviceIndex": 0,
-                    "SubnetId": connector.subnet,
-                    "Groups": [self._group()],
-                    "DeleteOnTermination": True,
-                }
-            ],
-            "IamInstanceProfile": {"Name": self.role},
-            "UserData": user_data,
-            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
-            "BlockDeviceMappings": [
-                {
-                    "DeviceName": root,
-                    "Ebs": {
-                        "Encrypted": True,
-                        "VolumeType": "gp3",
-                        "VolumeSize": max(8, size),
-                        "DeleteOnTermination": True,
-                    },
-                }
-            ],
-            "TagSpecifications": [
-                {"ResourceType": "instance", "Tags": tags},
-                {"ResourceType": "volume", "Tags": self.tags},
-                {"ResourceType": "network-interface", "Tags": self.tags},
-            ],
-        }
-        deadline = time.monotonic() + self.iam_propagation_seconds
-        while True:
-            try:
-                inst = self.ec2.run_instances(**args)["Instances"][0]
-                break
-            except ClientError as e:
-                # a new instance profile takes a few seconds to be usable by EC2
-                message = e.response["Error"].get("Message", "").lower()
-                if "instance profile" not in message or time.monotonic() > deadline:
-                    raise
-                self.progress(f"waiting for IAM to propagate instance profile {self.role}")
-                time.sleep(self.poll_seconds)
-        self.instance = inst["InstanceId"]
-        self.interface = inst["NetworkInterfaces"][0]["NetworkInterfaceId"]
-        self.progress(f"launched {self.instance} ({connector.size}, {image})")
-        self._wait(self.instance, "running")
-
-    def _terminate(self) -> None:
-        if not self.instance:
-            return
-        self.ec2.terminate_instances(InstanceIds=[self.instance])
-        # its ENI must be gone before the security group can be deleted
-        self._wait(self.instance, "terminated")
-        self.instance = self.interface = None
-        # EC2 deletes the primary ENI with the instance; sweep any of ours left detached
-        leftovers = self.ec2.describe_network_interfaces(
-            Filters=[
-                {"Name": "vpc-id", "Values": [self.location.vpc]},
-                {"Name": f"tag:{TAG}", "Values": [self.network.name]},
-                {"Name": "status", "Values": ["available"]},
-            ]
-        )["NetworkInterfaces"]
-        for eni in leftovers:
-            self.ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])
-
-    def _wait(self, instance: str, state: str) -> None:
-        start = time.monotonic()
-        while True:
-            reservations = self.ec2.describe_instances(InstanceIds=[instance])["Reservations"]
-            current = (
-                reservations[0]["Instances"][0]["State"]["Name"] if reservations else "terminated"
-            )
-            if current == state:
-                return
-            waited = time.monotonic() - start
-            if waited > self.wait_seconds:
-                raise CloudError(
-                    f"{instance} is still {current} after {waited:.0f}s (waiting for {state})"
-                )
-            self.progress(f"waiting for {instance}: {current} -> {state} ({waited:.0f}s)")
-            time.sleep(self.poll_seconds)
-
-
-__all__ = ["AwsNetwork", "NEW_CONNECTOR"]

@@ -1,0 +1,153 @@
+"""The connector's identity on AWS: its VPN profile as an SSM SecureString and the role and
+instance profile that may read exactly that parameter. Each create/delete is safe to repeat."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ...model import AwsLocation, Network
+from .common import POLICY_NAME, TAG
+
+
+class Identity:
+    network: Network
+    location: AwsLocation
+    ec2: Any
+    ssm: Any
+    iam: Any
+    parameter: str
+    role: str
+    tags: list[dict[str, str]]
+
+    def _create_vpn_profile(self, overwrite: bool = False) -> None:
+        assert self.network.connector is not None
+        content = self.network.connector.profile.read_text(encoding="utf-8")
+        args: dict[str, Any] = {
+            "Name": self.parameter,
+            "Value": content,
+            "Type": "SecureString",
+            "Description": f"connector-provisioner VPN profile for {self.network.name}; "
+            f"sha256:{self.network.connector.profile_fingerprint}",
+        }
+        if overwrite:
+            self.ssm.put_parameter(**args, Overwrite=True)
+            return
+        try:
+            self.ssm.put_parameter(**args, Tags=[{"Key": TAG, "Value": self.network.name}])
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ParameterAlreadyExists":
+                raise
+            self.ssm.put_parameter(**args, Overwrite=True)
+
+    def _update_vpn_profile(self) -> None:
+        self._create_vpn_profile(overwrite=True)
+
+    def _delete_vpn_profile(self) -> None:
+        try:
+            self.ssm.delete_parameter(Name=self.parameter)
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ParameterNotFound":
+                raise
+
+    def _parameter_arn(self) -> str:
+        account = self._account()
+        return f"arn:aws:ssm:{self.location.region}:{account}:parameter{self.parameter}"
+
+    def _account(self) -> str:
+        # the role's ARN carries the account: no STS call needed
+        return str(self.iam.get_role(RoleName=self.role)["Role"]["Arn"].split(":")[4])
+
+    def _create_role(self) -> None:
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ec2.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        try:
+            self.iam.create_role(
+                RoleName=self.role,
+                AssumeRolePolicyDocument=json.dumps(trust),
+                Description=f"connector-provisioner: the connector of {self.network.name} reads its VPN profile",
+                Tags=[{"Key": TAG, "Value": self.network.name}],
+            )
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "EntityAlreadyExists":
+                raise
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": self._parameter_arn()}
+            ],
+        }
+        self.iam.put_role_policy(
+            RoleName=self.role, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy)
+        )
+
+    def _delete_role(self) -> None:
+        for call in (
+            lambda: self.iam.delete_role_policy(RoleName=self.role, PolicyName=POLICY_NAME),
+            lambda: self.iam.delete_role(RoleName=self.role),
+        ):
+            try:
+                call()
+            except ClientError as e:
+                if e.response["Error"]["Code"] != "NoSuchEntity":
+                    raise
+
+    def _create_instance_profile(self) -> None:
+        try:
+            self.iam.create_instance_profile(
+                InstanceProfileName=self.role, Tags=[{"Key": TAG, "Value": self.network.name}]
+            )
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "EntityAlreadyExists":
+                raise
+        if not self._instance_profile_state()[1]:
+            self.iam.add_role_to_instance_profile(InstanceProfileName=self.role, RoleName=self.role)
+
+    def _delete_instance_profile(self) -> None:
+        try:
+            ip = self.iam.get_instance_profile(InstanceProfileName=self.role)["InstanceProfile"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "NoSuchEntity":
+                return
+            raise
+        for r in ip.get("Roles", []):
+            self.iam.remove_role_from_instance_profile(
+                InstanceProfileName=self.role, RoleName=r["RoleName"]
+            )
+        self.iam.delete_instance_profile(InstanceProfileName=self.role)
+
+    def _role_state(self) -> tuple[bool, bool]:
+        """(the role exists, its policy exists)"""
+        try:
+            self.iam.get_role(RoleName=self.role)
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "NoSuchEntity":
+                return False, False
+            raise
+        try:
+            self.iam.get_role_policy(RoleName=self.role, PolicyName=POLICY_NAME)
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "NoSuchEntity":
+                return True, False
+            raise
+        return True, True
+
+    def _instance_profile_state(self) -> tuple[bool, bool]:
+        """(the instance profile exists, our role is in it)"""
+        try:
+            ip = self.iam.get_instance_profile(InstanceProfileName=self.role)["InstanceProfile"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "NoSuchEntity":
+                return False, False
+            raise
+        return True, any(r["RoleName"] == self.role for r in ip.get("Roles", []))

@@ -1,0 +1,155 @@
+"""The connector instance on AWS: image, launch, terminate, wait."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ...bootstrap import render_user_data
+from ...errors import CloudError
+from ...model import AwsLocation, DesiredConnector, Network
+from .common import ARCHES, FINGERPRINT_TAG, TAG, UBUNTU_PARAMETER
+
+
+class Instance:
+    network: Network
+    location: AwsLocation
+    ec2: Any
+    ssm: Any
+    iam: Any
+    parameter: str
+    role: str
+    tags: list[dict[str, str]]
+    progress: Callable[[str], None]
+    poll_seconds: float
+    wait_seconds: float
+    iam_propagation_seconds: float
+    instance: str | None
+    interface: str | None
+
+    group_id: str | None
+    group_name: str
+
+    def _image(self, connector: DesiredConnector) -> str:
+        if connector.image:
+            return connector.image
+        types = self.ec2.describe_instance_types(InstanceTypes=[connector.size])["InstanceTypes"]
+        supported = types[0]["ProcessorInfo"]["SupportedArchitectures"] if types else ["x86_64"]
+        arch = next((ARCHES[a] for a in supported if a in ARCHES), "amd64")
+        name = UBUNTU_PARAMETER.format(arch=arch)
+        return str(self.ssm.get_parameter(Name=name)["Parameter"]["Value"])
+
+    def user_data(self, connector: DesiredConnector) -> str:
+        return render_user_data("aws", connector, self.parameter, self.location.region)
+
+    def _launch(self, connector: DesiredConnector) -> None:
+        image = self._image(connector)
+        found = self.ec2.describe_images(ImageIds=[image])["Images"][0]
+        root = found.get("RootDeviceName", "/dev/sda1")
+        size = next(
+            (
+                m["Ebs"].get("VolumeSize", 8)
+                for m in found.get("BlockDeviceMappings", [])
+                if m.get("DeviceName") == root and "Ebs" in m
+            ),
+            8,
+        )
+        user_data = self.user_data(connector)
+        tags = [*self.tags, {"Key": FINGERPRINT_TAG, "Value": connector.fingerprint}]
+        args = {
+            "ImageId": image,
+            "InstanceType": connector.size,
+            "MinCount": 1,
+            "MaxCount": 1,
+            "NetworkInterfaces": [
+                {
+                    "DeviceIndex": 0,
+                    "SubnetId": connector.subnet,
+                    "Groups": [self._group()],
+                    "DeleteOnTermination": True,
+                }
+            ],
+            "IamInstanceProfile": {"Name": self.role},
+            "UserData": user_data,
+            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+            "BlockDeviceMappings": [
+                {
+                    "DeviceName": root,
+                    "Ebs": {
+                        "Encrypted": True,
+                        "VolumeType": "gp3",
+                        "VolumeSize": max(8, size),
+                        "DeleteOnTermination": True,
+                    },
+                }
+            ],
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": tags},
+                {"ResourceType": "volume", "Tags": self.tags},
+                {"ResourceType": "network-interface", "Tags": self.tags},
+            ],
+        }
+        deadline = time.monotonic() + self.iam_propagation_seconds
+        while True:
+            try:
+                inst = self.ec2.run_instances(**args)["Instances"][0]
+                break
+            except ClientError as e:
+                # a new instance profile takes a few seconds to be usable by EC2
+                message = e.response["Error"].get("Message", "").lower()
+                if "instance profile" not in message or time.monotonic() > deadline:
+                    raise
+                self.progress(f"waiting for IAM to propagate instance profile {self.role}")
+                time.sleep(self.poll_seconds)
+        self.instance = inst["InstanceId"]
+        self.interface = inst["NetworkInterfaces"][0]["NetworkInterfaceId"]
+        self.progress(f"launched {self.instance} ({connector.size}, {image})")
+        self._wait(self.instance, "running")
+
+    def _terminate(self) -> None:
+        if not self.instance:
+            return
+        self.ec2.terminate_instances(InstanceIds=[self.instance])
+        # its ENI must be gone before the security group can be deleted
+        self._wait(self.instance, "terminated")
+        self.instance = self.interface = None
+        # EC2 deletes the primary ENI with the instance; sweep any of ours left detached
+        leftovers = self.ec2.describe_network_interfaces(
+            Filters=[
+                {"Name": "vpc-id", "Values": [self.location.vpc]},
+                {"Name": f"tag:{TAG}", "Values": [self.network.name]},
+                {"Name": "status", "Values": ["available"]},
+            ]
+        )["NetworkInterfaces"]
+        for eni in leftovers:
+            self.ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])
+
+    def _wait(self, instance: str, state: str) -> None:
+        start = time.monotonic()
+        while True:
+            reservations = self.ec2.describe_instances(InstanceIds=[instance])["Reservations"]
+            current = (
+                reservations[0]["Instances"][0]["State"]["Name"] if reservations else "terminated"
+            )
+            if current == state:
+                return
+            waited = time.monotonic() - start
+            if waited > self.wait_seconds:
+                raise CloudError(
+                    f"{instance} is still {current} after {waited:.0f}s (waiting for {state})"
+                )
+            self.progress(f"waiting for {instance}: {current} -> {state} ({waited:.0f}s)")
+            time.sleep(self.poll_seconds)
+
+    def _interface(self) -> str:
+        if not self.interface:
+            raise CloudError("the connector has no network interface yet")
+        return self.interface
+
+    def _group(self) -> str:
+        if not self.group_id:
+            raise CloudError(f"the connector's security group {self.group_name} does not exist")
+        return self.group_id
