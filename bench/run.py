@@ -155,11 +155,10 @@ def plan_time(peers: int = 100, tables: int = 50, repeat: int = 20) -> dict[str,
     observed = {
         "hq": Observed(
             network="hq",
-            network_id="vpc-1",
             cidrs=(IPv4Network("10.0.0.0/16"),),
             route_tables=tuple(RouteTable(f"rtb-{t}", ()) for t in range(tables)),
             subnets=("subnet-1",),
-            parts=(Part("security-group", "g", True),),
+            parts=(Part("security-group", "g", "its group", True),),
             app_groups=(AppGroup("sg", True),),
         )
     }

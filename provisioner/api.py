@@ -103,7 +103,6 @@ class Deployment:
                     f"({change.network}: {change.summary()}): {what}",
                     done=_summaries(done),
                     not_done=_summaries(changes[i - 1 :]),
-                    cause=e,
                 ) from e
             done.append(change)
         return ApplyResult(plan=plan, done=tuple(done))

@@ -37,12 +37,10 @@ class CloudError(ProvisionerError):
         *,
         done: tuple[str, ...] = (),
         not_done: tuple[str, ...] = (),
-        cause: BaseException | None = None,
     ) -> None:
         self.message = message
         self.done = done
         self.not_done = not_done
-        self.cause = cause
         super().__init__(self.describe())
 
     def describe(self) -> str:

@@ -98,7 +98,6 @@ class Network:
 class Topology:
     networks: tuple[Network, ...]
     vpn_subnet: IPv4Network = DEFAULT_VPN_SUBNET
-    source: Path | None = None
 
     @property
     def managed(self) -> tuple[Network, ...]:
@@ -125,8 +124,6 @@ class ObservedRoute:
 class RouteTable:
     id: str
     routes: tuple[ObservedRoute, ...]
-    main: bool = False
-    subnets: tuple[str, ...] = ()
 
     def route_to(self, destination: IPv4Network) -> ObservedRoute | None:
         for r in self.routes:
@@ -162,6 +159,7 @@ class Part:
 
     kind: str
     name: str
+    why: str  # why the connector needs it, shown in the plan
     present: bool  # exists at all: destroy removes it
     complete: bool | None = None  # fully set up (None: same as present); apply finishes it
     fingerprint: str | None = None  # for content that can go stale (the stored VPN profile)
@@ -174,7 +172,6 @@ class Part:
 @dataclass(frozen=True)
 class Observed:
     network: str
-    network_id: str
     cidrs: tuple[IPv4Network, ...]
     route_tables: tuple[RouteTable, ...]
     subnets: tuple[str, ...]  # ids of the network's subnets (where a connector may go)

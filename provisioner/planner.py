@@ -187,9 +187,7 @@ def _plan_network(
     # supporting parts, in the provider's order; the stored profile follows the file
     for part in obs.parts:
         if not part.ready:
-            changes.append(
-                Change(name, Action.CREATE, Kind.PART, part.name, _part_why(part.kind), part=part)
-            )
+            changes.append(Change(name, Action.CREATE, Kind.PART, part.name, part.why, part=part))
         elif part.kind == PROFILE_PART and part.fingerprint != c.profile_fingerprint:
             changes.append(
                 Change(
@@ -376,15 +374,6 @@ def _route(
         target=target,
         previous_target=previous,
     )
-
-
-def _part_why(kind: str) -> str:
-    return {
-        PROFILE_PART: "the VPN profile, kept in the cloud's secret store, never in user-data",
-        "role": "lets the connector read its own profile and nothing else",
-        "instance-profile": "hands the role to the connector VM",
-        "security-group": "the connector's own group: no inbound from the internet; app groups admit it",
-    }.get(kind, f"the connector needs its {kind}")
 
 
 def plan_destroy(topology: Topology, observed: Mapping[str, Observed]) -> Plan:

@@ -225,10 +225,14 @@ def sandbox() -> Iterator[tuple[Any, SandboxWorld]]:
 def run_demo() -> int:
     """plan -> apply -> status -> re-plan -> destroy, printed as the CLI prints them."""
     from . import api, render, spec
+    from .model import ApplyResult
     from .providers import Clouds
 
     def step(title: str) -> None:
         print(f"\n=== {title}")
+
+    def done(result: ApplyResult) -> None:
+        print(render.result_text(result.plan, len(result.done)))
 
     with sandbox() as (session, world):
         path = world.write_topology(partner=True)
@@ -250,15 +254,13 @@ def run_demo() -> int:
         step("provision plan -f topology.yaml")
         print(render.plan_text(deployment.plan()))
         step("provision apply -f topology.yaml --yes")
-        result = deployment.apply()
-        print(render.result_text(result.plan, len(result.done)))
+        done(deployment.apply())
         step("provision status -f topology.yaml")
         print(render.status_text(deployment.status()))
         step("provision plan -f topology.yaml   (again: nothing to do)")
         print(render.plan_text(deployment.plan()))
         step("provision destroy -f topology.yaml --yes")
-        result = deployment.destroy()
-        print(render.result_text(result.plan, len(result.done)))
+        done(deployment.destroy())
         step("provision status -f topology.yaml   (after destroy)")
         print(render.status_text(deployment.status()))
     print("\nThe sandbox is gone; no cloud account was used.")

@@ -10,6 +10,7 @@ import difflib
 import hashlib
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv4Network, NetmaskValueError
 from pathlib import Path
 from typing import Any
@@ -81,13 +82,30 @@ def _oci_location(f: _Fields) -> OciLocation:
     )
 
 
-# The per-cloud keys that say where a network is. Adding a cloud: one entry here plus its
-# provider module (providers/__init__.py).
-LOCATION_KEYS: dict[str, tuple[tuple[str, ...], Callable[[_Fields], Location]]] = {
-    "aws": (("region", "vpc"), _aws_location),
-    "azure": (("subscription", "resource_group", "vnet", "region"), _azure_location),
-    "gcp": (("project", "network", "zone"), _gcp_location),
-    "oci": (("region", "compartment", "vcn"), _oci_location),
+@dataclass(frozen=True)
+class CloudSchema:
+    """What the topology file says about a network of one cloud: the keys that place it, and
+    the shape of the ids it names (as (pattern, example))."""
+
+    keys: tuple[str, ...]
+    location: Callable[[_Fields], Location]
+    route_table: tuple[str, str] = (r"^\S+$", "a route table id")
+    security_group: tuple[str, str] = (r"^\S+$", "a security group id")
+    subnet: tuple[str, str] = (r"^\S+$", "a subnet id")
+
+
+# Adding a cloud: one entry here, its provider module, and one line in providers/__init__.py.
+CLOUD_SCHEMAS: dict[str, CloudSchema] = {
+    "aws": CloudSchema(
+        ("region", "vpc"),
+        _aws_location,
+        route_table=(r"^rtb-[0-9a-f]{8,17}$", "rtb-0123abcd"),
+        security_group=(r"^sg-[0-9a-f]{8,17}$", "sg-0123abcd"),
+        subnet=(r"^subnet-[0-9a-f]{8,17}$", "subnet-0123abcd"),
+    ),
+    "azure": CloudSchema(("subscription", "resource_group", "vnet", "region"), _azure_location),
+    "gcp": CloudSchema(("project", "network", "zone"), _gcp_location),
+    "oci": CloudSchema(("region", "compartment", "vcn"), _oci_location),
 }
 
 
@@ -285,28 +303,25 @@ def _network(name: str, data: object, base: Path) -> Network:
             raise SpecError(f.field("subnets"), "is required for an external network")
         return Network(name=name, cloud=cloud, subnets=subnets)
 
-    location_keys, make_location = LOCATION_KEYS[cloud]
-    _unknown_keys(path, data, (*COMMON_KEYS, *location_keys))
-    location = make_location(f)
+    schema = CLOUD_SCHEMAS[cloud]
+    _unknown_keys(path, data, (*COMMON_KEYS, *schema.keys))
+    location = schema.location(f)
     route_tables: tuple[str, ...] | None = None
     if f.has("route_tables") and data["route_tables"] != "all":
-        route_tables = f.text_list("route_tables", pattern=r"^\S+$", example="rtb-0123")
+        pattern, example = schema.route_table
+        route_tables = f.text_list("route_tables", pattern=pattern, example=example)
         if not route_tables:
             raise SpecError(f.field("route_tables"), "[] selects no route table; use 'all'")
-    if cloud == "aws" and route_tables:
-        f.text_list("route_tables", pattern=r"^rtb-[0-9a-f]{8,17}$", example="rtb-0123abcd")
-    groups = f.text_list(
-        "app_security_groups",
-        pattern=r"^sg-[0-9a-f]{8,17}$" if cloud == "aws" else r"^\S+$",
-        example="sg-0123abcd",
-    )
+    pattern, example = schema.security_group
+    groups = f.text_list("app_security_groups", pattern=pattern, example=example)
     if not f.has("connector"):
         raise SpecError(f.field("connector"), "is required for a managed network")
     connector = _connector(f.field("connector"), data["connector"], base)
-    if cloud == "aws" and not re.match(r"^subnet-[0-9a-f]{8,17}$", connector.subnet):
+    pattern, example = schema.subnet
+    if not re.match(pattern, connector.subnet):
         raise SpecError(
             f"{path}.connector.subnet",
-            f"{connector.subnet!r} is not a valid subnet id (expected like subnet-0123abcd)",
+            f"{connector.subnet!r} is not a valid subnet id (expected like {example})",
         )
     return Network(
         name=name,
@@ -319,7 +334,7 @@ def _network(name: str, data: object, base: Path) -> Network:
     )
 
 
-def parse_topology(data: object, base: Path, source: Path | None = None) -> Topology:
+def parse_topology(data: object, base: Path) -> Topology:
     """Validate an already-loaded YAML document. `base` resolves relative profile paths."""
     if not isinstance(data, Mapping):
         raise SpecError(
@@ -351,7 +366,7 @@ def parse_topology(data: object, base: Path, source: Path | None = None) -> Topo
         raise SpecError(
             "networks", "no managed network: at least one needs a cloud other than external"
         )
-    return Topology(networks=tuple(networks), vpn_subnet=vpn_subnet, source=source)
+    return Topology(networks=tuple(networks), vpn_subnet=vpn_subnet)
 
 
 def _check_overlaps(networks: list[Network], vpn_subnet: IPv4Network) -> None:
@@ -388,10 +403,10 @@ def load_topology(path: str | Path) -> Topology:
         raise SpecError("file", f"{str(path)!r}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError("file", f"{str(path)!r} cannot be read: {e}") from None
-    return load_topology_text(text, base=p.resolve().parent, source=p)
+    return load_topology_text(text, base=p.resolve().parent)
 
 
-def load_topology_text(text: str, base: Path, source: Path | None = None) -> Topology:
+def load_topology_text(text: str, base: Path) -> Topology:
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as e:
@@ -400,4 +415,4 @@ def load_topology_text(text: str, base: Path, source: Path | None = None) -> Top
         raise SpecError(where, f"not valid YAML: {e.problem}") from None
     except yaml.YAMLError as e:
         raise SpecError("file", f"not valid YAML: {e}") from None
-    return parse_topology(data, base=base, source=source)
+    return parse_topology(data, base=base)

@@ -72,7 +72,6 @@ def planned_routes(site: Site) -> list[N]:
     observed = {
         n.name: Observed(
             network=n.name,
-            network_id="vpc",
             cidrs=(N(n.subnets[0]),) if n.subnets else (),
             route_tables=(RouteTable("rtb-lab", ()),),
             subnets=("subnet-1",),

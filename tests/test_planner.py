@@ -50,12 +50,14 @@ def observed(
 ) -> Observed:
     return Observed(
         network=name,
-        network_id="vpc",
         cidrs=(N(cidr),),
         route_tables=tuple(tables),
         subnets=("subnet-1",),
         connector=connector,
-        parts=(Part("vpn-profile", "p", True, fingerprint="fp"), Part("security-group", "g", True)),
+        parts=(
+            Part("vpn-profile", "p", "the profile", True, fingerprint="fp"),
+            Part("security-group", "g", "its group", True),
+        ),
         app_groups=(AppGroup("sg-app", allows),),
         connector_ingress=(N(cidr),),
     )

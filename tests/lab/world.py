@@ -70,18 +70,7 @@ class SeedWorld:
         # the internet server hangs off HQ's router only: the one way to it is through HQ
         lab.link(HQ.router, "wan1", "203.0.113.1/24", self.web, "wan0", f"{WEB}/24")
         lab.run(self.web, "ip", "route", "add", "default", "via", "203.0.113.1")
-        lab.run(
-            HQ.router,
-            "iptables",
-            "-t",
-            "nat",
-            "-A",
-            "POSTROUTING",
-            "-o",
-            "wan1",
-            "-j",
-            "MASQUERADE",
-        )
+        self.nat_out(HQ.router, "wan1")
         self._pki()
         self._start_vpn_service()
         for ns in (HQ.server, BRANCH.server, self.web):
@@ -115,15 +104,19 @@ class SeedWorld:
             lab.run(host, "ip", "route", "add", "default", "via", site.router_ip)
         lab.run(site.router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
         # the router NATs everything it sends to the internet (seed egress step 10)
-        lab.run(
-            site.router,
+        self.nat_out(site.router, "wan0")
+
+    def nat_out(self, router: str, interface: str) -> None:
+        """The router NATs everything it sends out of `interface` (seed egress step 10)."""
+        self.lab.run(
+            router,
             "iptables",
             "-t",
             "nat",
             "-A",
             "POSTROUTING",
             "-o",
-            "wan0",
+            interface,
             "-j",
             "MASQUERADE",
         )

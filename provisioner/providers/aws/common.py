@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from ...model import AwsLocation, Network
 
 TAG = "connector-provisioner:network"
 FINGERPRINT_TAG = "connector-provisioner:fingerprint"
@@ -27,3 +29,25 @@ def error_text(e: Exception) -> str:
         err = e.response.get("Error", {})
         return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
     return f"{type(e).__name__}: {e}"
+
+
+class AwsState:
+    """What the provider's parts share: the network, its clients and the names and ids of
+    what it owns. Set up by AwsNetwork.__init__ and observe."""
+
+    network: Network
+    location: AwsLocation
+    ec2: Any
+    ssm: Any
+    iam: Any
+    parameter: str
+    role: str
+    group_name: str
+    tags: list[dict[str, str]]
+    progress: Callable[[str], None]
+    poll_seconds: float
+    wait_seconds: float
+    iam_propagation_seconds: float
+    group_id: str | None
+    instance: str | None
+    interface: str | None

@@ -8,23 +8,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ...model import AwsLocation, Network
-from .common import POLICY_NAME, TAG
+from ...redact import protect
+from .common import POLICY_NAME, TAG, AwsState
 
 
-class Identity:
-    network: Network
-    location: AwsLocation
-    ec2: Any
-    ssm: Any
-    iam: Any
-    parameter: str
-    role: str
-    tags: list[dict[str, str]]
-
+class Identity(AwsState):
     def _create_vpn_profile(self, overwrite: bool = False) -> None:
         assert self.network.connector is not None
         content = self.network.connector.profile.read_text(encoding="utf-8")
+        # the request body, with the profile in it, is what botocore.endpoint logs at DEBUG
+        protect(content, "botocore.endpoint")
         args: dict[str, Any] = {
             "Name": self.parameter,
             "Value": content,

@@ -3,36 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
 
 from botocore.exceptions import ClientError
 
 from ...bootstrap import render_user_data
 from ...errors import CloudError
-from ...model import AwsLocation, DesiredConnector, Network
-from .common import ARCHES, FINGERPRINT_TAG, TAG, UBUNTU_PARAMETER
+from ...model import DesiredConnector
+from .common import ARCHES, FINGERPRINT_TAG, TAG, UBUNTU_PARAMETER, AwsState
 
 
-class Instance:
-    network: Network
-    location: AwsLocation
-    ec2: Any
-    ssm: Any
-    iam: Any
-    parameter: str
-    role: str
-    tags: list[dict[str, str]]
-    progress: Callable[[str], None]
-    poll_seconds: float
-    wait_seconds: float
-    iam_propagation_seconds: float
-    instance: str | None
-    interface: str | None
-
-    group_id: str | None
-    group_name: str
-
+class Instance(AwsState):
     def _image(self, connector: DesiredConnector) -> str:
         if connector.image:
             return connector.image

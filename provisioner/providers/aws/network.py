@@ -135,7 +135,6 @@ class AwsNetwork(Identity, Instance):
         )
         return Observed(
             network=self.network.name,
-            network_id=vpc,
             cidrs=cidrs,
             route_tables=tables,
             subnets=subnets,
@@ -205,8 +204,6 @@ class AwsNetwork(Identity, Instance):
         return RouteTable(
             id=t["RouteTableId"],
             routes=tuple(routes),
-            main=any(a.get("Main") for a in t.get("Associations", [])),
-            subnets=tuple(a["SubnetId"] for a in t.get("Associations", []) if a.get("SubnetId")),
         )
 
     def _observe_connector(self, by_vpc: list[dict[str, Any]]) -> ObservedConnector | None:
@@ -258,10 +255,33 @@ class AwsNetwork(Identity, Instance):
         role, policy = self._role_state()
         instance_profile, attached = self._instance_profile_state()
         return (
-            Part(PROFILE_PART, self.parameter, bool(found), fingerprint=profile_fp),
-            Part("role", self.role, role, complete=role and policy),
-            Part("instance-profile", self.role, instance_profile, complete=attached),
-            Part("security-group", self.group_name, self.group_id is not None),
+            Part(
+                PROFILE_PART,
+                self.parameter,
+                "the VPN profile as an SSM SecureString, never in user-data",
+                bool(found),
+                fingerprint=profile_fp,
+            ),
+            Part(
+                "role",
+                self.role,
+                "lets the connector read its own profile parameter and nothing else",
+                role,
+                complete=role and policy,
+            ),
+            Part(
+                "instance-profile",
+                self.role,
+                "hands the role to the connector VM",
+                instance_profile,
+                complete=attached,
+            ),
+            Part(
+                "security-group",
+                self.group_name,
+                "the connector's own group: no inbound from the internet; app groups admit it",
+                self.group_id is not None,
+            ),
         )
 
     # --- apply ---------------------------------------------------------------------------
