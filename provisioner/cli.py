@@ -45,7 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         "--route-table", action="append", default=[], help="route table id (repeat; default: all)"
     )
     one.add_argument(
-        "--app-security-group", action="append", default=[], help="admits the connector (repeat)"
+        "--app-security-group",
+        action="append",
+        default=[],
+        metavar="GROUP[:PORTS]",
+        help="admits the connector's traffic; PORTS like tcp/443,udp/53 (default all; repeat)",
     )
     one.add_argument("--size", help="instance type (default t3.small)")
     one.add_argument("--image", help="image id (default: current Ubuntu LTS)")
@@ -120,7 +124,7 @@ def one_network_topology(args: argparse.Namespace) -> dict[str, Any]:
     if args.route_table:
         network["route_tables"] = args.route_table
     if args.app_security_group:
-        network["app_security_groups"] = args.app_security_group
+        network["app_security_groups"] = [_app_group_flag(v) for v in args.app_security_group]
     networks: dict[str, Any] = {args.name: network}
     if args.peer:
         networks["peers"] = {"cloud": "external", "subnets": args.peer}
@@ -128,6 +132,14 @@ def one_network_topology(args: argparse.Namespace) -> dict[str, Any]:
     if args.vpn_subnet:
         doc["vpn_subnet"] = args.vpn_subnet
     return doc
+
+
+def _app_group_flag(value: str) -> str | dict[str, Any]:
+    """`sg-1` or `sg-1:tcp/443,udp/53`, as the topology file writes it."""
+    group, colon, ports = value.partition(":")
+    if not colon:
+        return value
+    return {"group": group, "ports": ports.split(",")}
 
 
 _FLAG_NAMES = {

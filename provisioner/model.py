@@ -61,6 +61,48 @@ class OciLocation:
 
 Location = AwsLocation | AzureLocation | GcpLocation | OciLocation
 
+PROTOCOLS = ("tcp", "udp", "icmp")
+
+
+@dataclass(frozen=True, order=True)
+class Ports:
+    """What traffic a rule admits: all traffic, or one protocol with an optional port range.
+    Written `all`, `tcp`, `udp`, `icmp`, `tcp/443`, `udp/5000-5100` (and shown the same way)."""
+
+    protocol: str = "all"  # all | tcp | udp | icmp | another protocol as the cloud names it
+    first: int | None = None
+    last: int | None = None
+
+    def __str__(self) -> str:
+        if self.first is None:
+            return self.protocol
+        if self.first == self.last:
+            return f"{self.protocol}/{self.first}"
+        return f"{self.protocol}/{self.first}-{self.last}"
+
+    def covers(self, other: Ports) -> bool:
+        """Every packet `other` admits, this admits too."""
+        if self.protocol == "all":
+            return True
+        if self.protocol != other.protocol:
+            return False
+        if self.first is None:
+            return True
+        if other.first is None or other.last is None or self.last is None:
+            return False
+        return self.first <= other.first and other.last <= self.last
+
+
+ALL_TRAFFIC = Ports()
+
+
+@dataclass(frozen=True)
+class AppAccess:
+    """An app security group the connector's traffic must get into, and on which ports."""
+
+    group: str
+    ports: tuple[Ports, ...] = (ALL_TRAFFIC,)
+
 
 @dataclass(frozen=True)
 class Connector:
@@ -86,12 +128,16 @@ class Network:
     subnets: tuple[IPv4Network, ...] | None  # None: the network's own CIDRs, read from the cloud
     location: Location | None = None  # None only for external networks
     route_tables: tuple[str, ...] | None = None  # None: every route table of the network
-    app_security_groups: tuple[str, ...] = ()
+    app_access: tuple[AppAccess, ...] = ()
     connector: Connector | None = None
 
     @property
     def managed(self) -> bool:
         return self.cloud != "external"
+
+    @property
+    def app_security_groups(self) -> tuple[str, ...]:
+        return tuple(a.group for a in self.app_access)
 
 
 @dataclass(frozen=True)
@@ -143,12 +189,73 @@ class ObservedConnector:
     image: str
     subnet: str
     fingerprint: str  # of the settings it was launched with (see planner.connector_fingerprint)
+    public_ip: str | None = None
+
+
+class WayOut(StrEnum):
+    """How a subnet reaches the internet, as its route table's 0.0.0.0/0 says."""
+
+    INTERNET_GATEWAY = "internet-gateway"  # translates only addresses that have a public one
+    NAT_GATEWAY = "nat-gateway"  # translates private addresses itself
+    OTHER = "other"  # a transit gateway, VPN gateway, appliance...: the way goes on from there
+    NONE = "none"  # no 0.0.0.0/0, or a blackhole
+
+
+@dataclass(frozen=True)
+class ObservedSubnet:
+    id: str
+    way_out: WayOut
+    via: str | None = None  # the 0.0.0.0/0 target (igw-..., nat-...)
+    route_table: str | None = None  # the table that decides it
+
+
+CONNECTOR_SOURCE = "connector"  # a rule source: the connector's own group / identity
+
+
+@dataclass(frozen=True)
+class IngressRule:
+    """One inbound rule of a security group. `source` is an address range, `connector` (a
+    reference to the connector's own group: it matches only the connector's own private
+    address), or another group's id. `ours`: described as this toolkit's, for this network."""
+
+    source: IPv4Network | str
+    ports: Ports = ALL_TRAFFIC
+    ours: bool = field(default=False, compare=False)
+    label: str = field(default="", compare=False)  # whose traffic it admits, for people
+
+    def __str__(self) -> str:
+        source = "the connector's group" if self.source == CONNECTOR_SOURCE else str(self.source)
+        return f"{source} {self.ports}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"source": str(self.source), "ports": str(self.ports), "ours": self.ours}
+
+    def covers(self, need: IngressRule, connector_ip: str | None) -> bool:
+        """This rule admits every packet `need` stands for. A group reference admits only the
+        connector's own address, so it never covers a forwarded source."""
+        if not self.ports.covers(need.ports):
+            return False
+        if isinstance(need.source, IPv4Network):
+            return isinstance(self.source, IPv4Network) and need.source.subnet_of(self.source)
+        if need.source != CONNECTOR_SOURCE:
+            return self.source == need.source
+        if self.source == CONNECTOR_SOURCE:
+            return True
+        return (
+            isinstance(self.source, IPv4Network)
+            and connector_ip is not None
+            and IPv4Network(connector_ip).subnet_of(self.source)
+        )
 
 
 @dataclass(frozen=True)
 class AppGroup:
     id: str
-    allows_connector: bool
+    rules: tuple[IngressRule, ...] = ()
+
+    @property
+    def ours(self) -> tuple[IngressRule, ...]:
+        return tuple(r for r in self.rules if r.ours)
 
 
 @dataclass(frozen=True)
@@ -174,11 +281,14 @@ class Observed:
     network: str
     cidrs: tuple[IPv4Network, ...]
     route_tables: tuple[RouteTable, ...]
-    subnets: tuple[str, ...]  # ids of the network's subnets (where a connector may go)
+    subnets: tuple[ObservedSubnet, ...]  # the network's subnets (where a connector may go)
     connector: ObservedConnector | None = None
     parts: tuple[Part, ...] = ()
     app_groups: tuple[AppGroup, ...] = ()
     connector_ingress: tuple[IPv4Network, ...] = ()  # CIDRs the connector's own group admits
+
+    def subnet(self, subnet_id: str) -> ObservedSubnet | None:
+        return next((s for s in self.subnets if s.id == subnet_id), None)
 
 
 # --- the plan ---------------------------------------------------------------------------------
@@ -218,6 +328,7 @@ class DesiredConnector:
     local_subnets: tuple[IPv4Network, ...]
     lan_interface: str | None
     fingerprint: str
+    public_address: bool = False  # its subnet's way out is an internet gateway
 
 
 @dataclass(frozen=True)
@@ -233,6 +344,7 @@ class Change:
     previous_target: str | None = None
     part: Part | None = None
     connector: DesiredConnector | None = None
+    rule: IngressRule | None = None  # app-access: the rule added to or removed from `resource`
 
     def summary(self) -> str:
         if self.kind is Kind.ROUTE:
@@ -242,6 +354,9 @@ class Change:
             return f"{self.action} route {arrow} in {self.route_table}"
         if self.kind is Kind.FORWARDING:
             return f"{self.action} forwarding on {self.resource} (source/dest check off)"
+        if self.kind is Kind.APP_ACCESS and self.rule is not None:
+            whose = f" ({self.rule.label})" if self.rule.label else ""
+            return f"{self.action} app-access {self.resource}: from {self.rule}{whose}"
         return f"{self.action} {self.part.kind if self.part else self.kind} {self.resource}"
 
     def to_dict(self) -> dict[str, object]:
@@ -259,6 +374,9 @@ class Change:
             out["target"] = self.target
         if self.previous_target is not None:
             out["previous_target"] = self.previous_target
+        if self.rule is not None:
+            out["source"] = str(self.rule.source)
+            out["ports"] = str(self.rule.ports)
         if self.connector is not None:
             c = self.connector
             out["connector"] = {
@@ -268,6 +386,7 @@ class Change:
                 "nat": c.nat,
                 "nat_preserve_source": c.nat_preserve_source,
                 "local_subnets": [str(s) for s in c.local_subnets],
+                "public_address": c.public_address,
             }
         return out
 
@@ -368,13 +487,42 @@ class RouteStatus:
 
 
 @dataclass(frozen=True)
+class AppGroupStatus:
+    """What an app group admits, what the connector delivers to it, and what it drops."""
+
+    id: str
+    found: bool
+    admits: tuple[IngressRule, ...]
+    arriving: tuple[IngressRule, ...]  # the sources and ports that will arrive
+    missing: tuple[IngressRule, ...]  # of those, what no rule admits
+
+    @property
+    def covered(self) -> bool:
+        return self.found and not self.missing
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "found": self.found,
+            # kept from the first version of this document: true when every arriving
+            # source is admitted
+            "allows_connector": self.covered,
+            "covers_arriving_sources": self.covered,
+            "admits": [r.to_dict() for r in self.admits],
+            "arriving": [{**r.to_dict(), "from": r.label} for r in self.arriving],
+            "missing": [{**r.to_dict(), "from": r.label} for r in self.missing],
+        }
+
+
+@dataclass(frozen=True)
 class NetworkStatus:
     network: str
     cloud: str
     connector: ObservedConnector | None
     routes: tuple[RouteStatus, ...] = ()
-    app_groups: tuple[AppGroup, ...] = ()
+    app_groups: tuple[AppGroupStatus, ...] = ()
     notes: tuple[str, ...] = ()
+    reaches_vpn_service: bool = True  # its subnet has a way out the connector can use
 
     @property
     def healthy(self) -> bool:
@@ -382,8 +530,9 @@ class NetworkStatus:
             self.connector is not None
             and self.connector.state == "running"
             and self.connector.forwarding
+            and self.reaches_vpn_service
             and all(r.state is RouteState.OK for r in self.routes)
-            and all(g.allows_connector for g in self.app_groups)
+            and all(g.covered for g in self.app_groups)
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -392,6 +541,7 @@ class NetworkStatus:
             "name": self.network,
             "cloud": self.cloud,
             "healthy": self.healthy,
+            "reaches_vpn_service": self.reaches_vpn_service,
             "connector": None
             if c is None
             else {
@@ -399,6 +549,7 @@ class NetworkStatus:
                 "state": c.state,
                 "interface": c.interface,
                 "private_ip": c.private_ip,
+                "public_ip": c.public_ip,
                 "forwarding": c.forwarding,
                 "size": c.size,
                 "image": c.image,
@@ -412,9 +563,7 @@ class NetworkStatus:
                 }
                 for r in self.routes
             ],
-            "app_security_groups": [
-                {"id": g.id, "allows_connector": g.allows_connector} for g in self.app_groups
-            ],
+            "app_security_groups": [g.to_dict() for g in self.app_groups],
             "notes": list(self.notes),
         }
 

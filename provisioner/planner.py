@@ -10,21 +10,27 @@ from ipaddress import IPv4Network
 
 from .errors import SpecError
 from .model import (
+    CONNECTOR_SOURCE,
     Action,
     AppGroup,
+    AppGroupStatus,
     Change,
     Conflict,
     DesiredConnector,
+    IngressRule,
     Kind,
     Network,
     NetworkPlan,
     NetworkStatus,
     Observed,
+    ObservedConnector,
+    ObservedSubnet,
     Plan,
     RouteState,
     RouteStatus,
     RouteTable,
     Topology,
+    WayOut,
     fingerprint,
 )
 
@@ -43,7 +49,15 @@ WHY_VPN_ROUTE = (
     "seed remote access steps 14-16: the network's router has no route back to the VPN range"
 )
 WHY_PEER_ROUTE = "seed site-to-site steps 18-19: traffic for network {peer} goes to the connector"
-WHY_APP_ACCESS = "seed 'Security Groups': app servers accept traffic from the connector's group"
+WHY_APP_ACCESS_NAT = (
+    "seed 'Security Groups': the connector NATs everything towards the app, so its packets "
+    "come from the connector itself and the connector's group admits them"
+)
+WHY_APP_ACCESS_KEPT = (
+    "forwarded packets keep their source ({source}, {label}): a group reference matches only "
+    "the connector's own address, so the app group must admit the source by address "
+    "(seed remote access steps 14-16, site-to-site steps 18-20)"
+)
 WHY_INGRESS = (
     "seed site-to-site step 20: hosts of {cidr} send peer and VPN traffic through the connector"
 )
@@ -93,14 +107,53 @@ def routed_destinations(
     return out
 
 
+def arriving_sources(
+    network: Network, topology: Topology, subnets: Mapping[str, tuple[IPv4Network, ...]]
+) -> tuple[IngressRule, ...]:
+    """The sources of the packets the connector delivers to the network's hosts (all traffic).
+
+    A connector that NATs everything delivers its own address, which a reference to its group
+    matches. Otherwise (no NAT, or NAT with the seed's `! -d <local subnet>` exception) packets
+    keep their source: a VPN client or a host of a peer network, which only an address rule
+    matches: a group reference never does."""
+    c = network.connector
+    assert c is not None
+    if c.nat and not c.nat_preserve_source:
+        return (IngressRule(CONNECTOR_SOURCE, label="the connector, NATting everything"),)
+    out = [IngressRule(topology.vpn_subnet, label="VPN clients")]
+    for peer in topology.networks:
+        if peer.name != network.name:
+            out += [IngressRule(s, label=f"network {peer.name}") for s in subnets[peer.name]]
+    return tuple(out)
+
+
+def app_rules(
+    network: Network, topology: Topology, subnets: Mapping[str, tuple[IPv4Network, ...]]
+) -> dict[str, tuple[IngressRule, ...]]:
+    """group -> the inbound rules it needs: every arriving source on each of its port specs."""
+    sources = arriving_sources(network, topology, subnets)
+    return {
+        a.group: tuple(
+            IngressRule(s.source, ports, ours=True, label=s.label)
+            for s in sources
+            for ports in a.ports
+        )
+        for a in network.app_access
+    }
+
+
 def desired_connector(
-    network: Network, local: tuple[IPv4Network, ...], vpn: IPv4Network
+    network: Network,
+    local: tuple[IPv4Network, ...],
+    vpn: IPv4Network,
+    public_address: bool = False,
 ) -> DesiredConnector:
     """The connector to launch. Its fingerprint covers what the bootstrap depends on: when it
     changes, the connector is replaced."""
     c = network.connector
     assert c is not None
     return DesiredConnector(
+        public_address=public_address,
         network=network.name,
         subnet=c.subnet,
         size=c.size,
@@ -132,10 +185,20 @@ def check_against_cloud(network: Network, obs: Observed) -> None:
     """Ids in the spec that the cloud does not know: bad input, found on the first read."""
     assert network.connector is not None and network.location is not None
     where = network.location.describe()
-    if network.connector.subnet not in obs.subnets:
+    subnet = obs.subnet(network.connector.subnet)
+    if subnet is None:
         raise SpecError(
             f"networks.{network.name}.connector.subnet",
             f"{network.connector.subnet!r} is not a subnet of {where}",
+        )
+    if subnet.way_out is WayOut.NONE:
+        # seed remote access step 3: the connector dials out to the VPN service
+        table = f" in {subnet.route_table}" if subnet.route_table else ""
+        state = "a blackhole" if subnet.via else "no 0.0.0.0/0 route"
+        raise SpecError(
+            f"networks.{network.name}.connector.subnet",
+            f"{subnet.id!r} has {state}{table}: the connector could not reach the VPN "
+            "service (give the subnet an internet or NAT gateway route, or choose one that has)",
         )
     known = {t.id for t in obs.route_tables}
     for i, t in enumerate(network.route_tables or ()):
@@ -180,7 +243,10 @@ def _plan_network(
     assert c is not None
     name = network.name
     local = subnets[name]
-    want = desired_connector(network, local, topology.vpn_subnet)
+    subnet = obs.subnet(c.subnet)
+    assert subnet is not None  # check_against_cloud
+    public = subnet.way_out is WayOut.INTERNET_GATEWAY
+    want = desired_connector(network, local, topology.vpn_subnet, public_address=public)
     changes: list[Change] = []
     notes: list[str] = []
 
@@ -213,6 +279,17 @@ def _plan_network(
             replace_reasons.append("bootstrap settings changed (nat, subnets, image or interface)")
         if profile_changed:
             replace_reasons.append("VPN profile changed")
+        if (
+            public
+            and current.public_ip is None
+            and current.state == "running"  # a stopped one gets its address back at start
+            and current.subnet == c.subnet
+        ):
+            # a public address is given at launch only (seed remote access step 3)
+            replace_reasons.append(
+                f"it has no public address and its subnet reaches the internet only through "
+                f"internet gateway {subnet.via}, so it cannot dial the VPN service"
+            )
     if current is None:
         changes.append(
             Change(
@@ -274,17 +351,26 @@ def _plan_network(
                 )
             )
 
-    # app side
-    wanted_groups = set(network.app_security_groups)
+    # app side: admit what really arrives (see arriving_sources)
+    wanted = app_rules(network, topology, subnets)
     for g in obs.app_groups:
-        if g.id in wanted_groups and not g.allows_connector:
-            changes.append(Change(name, Action.CREATE, Kind.APP_ACCESS, g.id, WHY_APP_ACCESS))
-        elif g.id not in wanted_groups and g.allows_connector:
-            changes.append(
-                Change(
-                    name, Action.DELETE, Kind.APP_ACCESS, g.id, "no longer in app_security_groups"
+        need = wanted.get(g.id, ())
+        present = set(g.rules)
+        for rule in need:
+            if rule not in present:
+                why = (
+                    WHY_APP_ACCESS_NAT
+                    if rule.source == CONNECTOR_SOURCE
+                    else WHY_APP_ACCESS_KEPT.format(source=rule.source, label=rule.label)
                 )
+                changes.append(Change(name, Action.CREATE, Kind.APP_ACCESS, g.id, why, rule=rule))
+        for rule in (r for r in g.ours if r not in set(need)):
+            why = (
+                "no longer in app_security_groups"
+                if g.id not in wanted
+                else "no longer a source that arrives (peers, ports or NAT changed)"
             )
+            changes.append(Change(name, Action.DELETE, Kind.APP_ACCESS, g.id, why, rule=rule))
 
     # routes
     destinations = routed_destinations(network, topology, subnets)
@@ -329,6 +415,7 @@ def _plan_network(
                     _route(name, Action.DELETE, table.id, route.destination, route.target, why)
                 )
 
+    notes += way_out_notes(network, subnet, None if new_connector else current)
     if c.egress:
         notes.append(
             "egress network: the connector NATs internet-bound VPN traffic, since the internet "
@@ -352,6 +439,43 @@ def _plan_network(
         conflicts=tuple(conflicts) if not replace_conflicting_routes else (),
         notes=tuple(notes),
     )
+
+
+def way_out_notes(
+    network: Network, subnet: ObservedSubnet, current: ObservedConnector | None
+) -> list[str]:
+    """How the connector reaches the VPN service from its subnet, and whether egress works."""
+    assert network.connector is not None
+    notes = []
+    if subnet.way_out is WayOut.INTERNET_GATEWAY:
+        if current is None:
+            address = "gets a public address at launch"
+        elif current.public_ip:
+            address = f"has public address {current.public_ip}"
+        else:
+            address = "has NO public address"
+        notes.append(
+            f"the connector's subnet {subnet.id} reaches the internet through internet gateway "
+            f"{subnet.via}: the connector {address}, to dial the VPN service"
+        )
+    elif subnet.way_out is WayOut.NAT_GATEWAY:
+        notes.append(
+            f"the connector's subnet {subnet.id} reaches the internet through NAT gateway "
+            f"{subnet.via}: no public address needed to dial the VPN service"
+        )
+    elif subnet.way_out is WayOut.OTHER:
+        notes.append(
+            f"the connector's subnet {subnet.id} sends 0.0.0.0/0 to {subnet.via}: the connector "
+            "dials the VPN service through it (not checked beyond it)"
+        )
+    if network.connector.egress and subnet.way_out is not WayOut.INTERNET_GATEWAY:
+        notes.append(
+            f"warning: egress network, but the connector's subnet sends 0.0.0.0/0 to "
+            f"{subnet.via}, not to an internet gateway: the seed's egress flow has the connector "
+            f"NAT onto the internet gateway's path (egress steps 16-18); VPN internet traffic "
+            f"will leave through {subnet.via} instead"
+        )
+    return notes
 
 
 def _route(
@@ -399,14 +523,15 @@ def plan_destroy(topology: Topology, observed: Mapping[str, Observed]) -> Plan:
                             )
                         )
         for g in obs.app_groups:
-            if g.allows_connector:
+            for rule in g.ours:
                 changes.append(
                     Change(
                         name,
                         Action.DELETE,
                         Kind.APP_ACCESS,
                         g.id,
-                        "destroy: access granted to the connector",
+                        "destroy: access granted for the connector's traffic",
+                        rule=rule,
                     )
                 )
         if current is not None:
@@ -464,20 +589,47 @@ def network_status(
             notes.append(f"connector is {current.state}")
         elif not current.forwarding:
             notes.append("source/dest check is on: the connector cannot forward")
-        wanted = set(network.app_security_groups)
-        groups = tuple(g for g in obs.app_groups if g.id in wanted) + tuple(
-            AppGroup(g, False)
-            for g in network.app_security_groups
-            if g not in {x.id for x in obs.app_groups}
-        )
+        assert network.connector is not None
+        subnet = obs.subnet(current.subnet if current else network.connector.subnet)
+        reaches = subnet is not None and subnet.way_out is not WayOut.NONE
+        if subnet is not None:
+            if not reaches:
+                notes.append(
+                    f"the connector's subnet {subnet.id} has no route to the internet: the "
+                    "connector cannot reach the VPN service"
+                )
+            elif (
+                subnet.way_out is WayOut.INTERNET_GATEWAY
+                and current is not None
+                and current.state == "running"
+                and not current.public_ip
+            ):
+                reaches = False
+                notes.append(
+                    f"the connector has no public address and its subnet reaches the internet "
+                    f"only through {subnet.via}: it cannot reach the VPN service (apply "
+                    "replaces it)"
+                )
+        connector_ip = current.private_ip if current else None
+        groups = []
+        found = {g.id: g for g in obs.app_groups}
+        for group_id, arriving in app_rules(network, topology, subnets).items():
+            g = found.get(group_id, AppGroup(group_id))
+            missing = tuple(
+                need for need in arriving if not any(r.covers(need, connector_ip) for r in g.rules)
+            )
+            groups.append(
+                AppGroupStatus(group_id, group_id in found, g.rules, arriving, missing)
+            )
         out.append(
             NetworkStatus(
                 network=network.name,
                 cloud=network.cloud,
                 connector=current,
                 routes=tuple(routes),
-                app_groups=groups,
+                app_groups=tuple(groups),
                 notes=tuple(notes),
+                reaches_vpn_service=reaches,
             )
         )
     return tuple(out)

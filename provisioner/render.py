@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from .model import Action, NetworkStatus, Plan, RouteState
+from .model import Action, AppGroupStatus, NetworkStatus, Plan, RouteState
 
 _MARK = {
     Action.CREATE: "+",
@@ -61,9 +61,7 @@ def status_text(statuses: tuple[NetworkStatus, ...]) -> str:
                 f"{c.interface or '-'}, forwarding {'on' if c.forwarding else 'OFF'}"
             )
         for g in s.app_groups:
-            lines.append(
-                f"  app group {g.id}: {'admits' if g.allows_connector else 'does NOT admit'} the connector"
-            )
+            lines += app_group_lines(g)
         table = None
         for r in s.routes:
             if r.route_table != table:
@@ -75,3 +73,20 @@ def status_text(statuses: tuple[NetworkStatus, ...]) -> str:
         for note in s.notes:
             lines.append(f"  note: {note}")
     return "\n".join(lines)
+
+
+def app_group_lines(g: AppGroupStatus) -> list[str]:
+    """Which sources the group admits, and whether that covers what the connector delivers."""
+    if not g.found:
+        return [f"  app group {g.id}: NOT FOUND in the network"]
+    if g.covered:
+        head = f"  app group {g.id}: admits every arriving source"
+    else:
+        head = f"  app group {g.id}: DROPS part of the arriving traffic"
+    lines = [head]
+    admits = ", ".join(f"{r}{' (ours)' if r.ours else ''}" for r in g.admits) or "nothing"
+    lines.append(f"      admits:   {admits}")
+    lines.append("      arriving: " + ", ".join(f"{r} ({r.label})" for r in g.arriving))
+    for r in g.missing:
+        lines.append(f"      MISSING:  {r} ({r.label}): no rule admits it")
+    return lines

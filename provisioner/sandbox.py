@@ -109,6 +109,8 @@ def seed_vpc(
         ]
     )["RouteTables"][0]["RouteTableId"]
     tables = [main]
+    if extra_route_tables == 0:  # the main table is the only one: it is the way out
+        ec2.create_route(RouteTableId=main, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
     for i in range(extra_route_tables):
         table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
         if i == 0:

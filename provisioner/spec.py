@@ -19,8 +19,11 @@ import yaml
 
 from .errors import SpecError
 from .model import (
+    ALL_TRAFFIC,
     CLOUDS,
     DEFAULT_VPN_SUBNET,
+    PROTOCOLS,
+    AppAccess,
     AwsLocation,
     AzureLocation,
     Connector,
@@ -28,6 +31,7 @@ from .model import (
     Location,
     Network,
     OciLocation,
+    Ports,
     Topology,
 )
 
@@ -46,6 +50,8 @@ CONNECTOR_KEYS = (
     "nat_preserve_source",
     "lan_interface",
 )
+APP_ACCESS_KEYS = ("group", "ports")
+PORTS_EXAMPLE = "all, tcp, udp, icmp, tcp/443 or udp/5000-5100"
 
 
 def _aws_location(f: _Fields) -> AwsLocation:
@@ -239,6 +245,82 @@ class _Fields:
         return tuple(out)
 
 
+def parse_ports(field: str, value: object) -> Ports:
+    """One port spec: `all`, `tcp`, `udp`, `icmp`, `tcp/443`, `udp/5000-5100`."""
+    if not isinstance(value, str):
+        hint = f" (write it as 'tcp/{value}')" if isinstance(value, int) else ""
+        raise SpecError(field, f"{_show(value)} is not a port spec{hint}; one of {PORTS_EXAMPLE}")
+    text = value.strip().lower()
+    if text == "all":
+        return ALL_TRAFFIC
+    protocol, slash, ports = text.partition("/")
+    if protocol not in PROTOCOLS:
+        raise SpecError(
+            field, f"{value!r}: {protocol!r} is not a protocol (tcp, udp, icmp, or all)"
+        )
+    if not slash:
+        return Ports(protocol)
+    if protocol == "icmp":
+        raise SpecError(field, f"{value!r}: icmp has no ports; write 'icmp'")
+    first_text, dash, last_text = ports.partition("-")
+    if not first_text.isdigit() or (dash and not last_text.isdigit()):
+        raise SpecError(field, f"{value!r} is not a port spec; one of {PORTS_EXAMPLE}")
+    first = int(first_text)
+    last = int(last_text) if dash else first
+    for port in (first, last):
+        if not 1 <= port <= 65535:
+            raise SpecError(field, f"{value!r}: port {port} is not in 1-65535")
+    if last < first:
+        raise SpecError(field, f"{value!r}: the range ends before it starts")
+    return Ports(protocol, first, last)
+
+
+def _app_access(
+    f: _Fields, key: str, pattern: str, example: str
+) -> tuple[AppAccess, ...]:
+    """`app_security_groups`: each entry a group id (all traffic) or {group, ports}."""
+    if not f.has(key):
+        return ()
+    value = f.data[key]
+    if not isinstance(value, list):
+        raise SpecError(f.field(key), f"{_show(value)} is not a list")
+    out: list[AppAccess] = []
+    for i, item in enumerate(value):
+        where = f"{f.field(key)}[{i}]"
+        ports: tuple[Ports, ...] = (ALL_TRAFFIC,)
+        if isinstance(item, Mapping):
+            _unknown_keys(where, item, APP_ACCESS_KEYS)
+            entry = _Fields(where, item)
+            group = entry.text("group", pattern=pattern, example=example)
+            if entry.has("ports"):
+                ports = _port_list(entry.field("ports"), item["ports"])
+        elif isinstance(item, str):
+            group = item
+        else:
+            raise SpecError(where, f"{_show(item)} is not a group id or a {{group, ports}} mapping")
+        if not re.match(pattern, group):
+            raise SpecError(where, f"{group!r} is not a valid id (expected like {example})")
+        if group in (a.group for a in out):
+            raise SpecError(where, f"{group!r} is listed twice")
+        out.append(AppAccess(group, ports))
+    return tuple(out)
+
+
+def _port_list(field: str, value: object) -> tuple[Ports, ...]:
+    if not isinstance(value, list) or not value:
+        raise SpecError(field, f"{_show(value)} is not a non-empty list of port specs ({PORTS_EXAMPLE})")
+    out: list[Ports] = []
+    for i, item in enumerate(value):
+        ports = parse_ports(f"{field}[{i}]", item)
+        for other in out:
+            if other.covers(ports) or ports.covers(other):
+                raise SpecError(
+                    f"{field}[{i}]", f"{item!r} overlaps {str(other)!r} listed before it"
+                )
+        out.append(ports)
+    return tuple(out)
+
+
 def _connector(path: str, data: object, base: Path) -> Connector:
     if not isinstance(data, Mapping):
         raise SpecError(path, f"{_show(data)} is not a mapping")
@@ -313,7 +395,7 @@ def _network(name: str, data: object, base: Path) -> Network:
         if not route_tables:
             raise SpecError(f.field("route_tables"), "[] selects no route table; use 'all'")
     pattern, example = schema.security_group
-    groups = f.text_list("app_security_groups", pattern=pattern, example=example)
+    app_access = _app_access(f, "app_security_groups", pattern, example)
     if not f.has("connector"):
         raise SpecError(f.field("connector"), "is required for a managed network")
     connector = _connector(f.field("connector"), data["connector"], base)
@@ -329,7 +411,7 @@ def _network(name: str, data: object, base: Path) -> Network:
         subnets=f.cidrs("subnets"),
         location=location,
         route_tables=route_tables,
-        app_security_groups=groups,
+        app_access=app_access,
         connector=connector,
     )
 

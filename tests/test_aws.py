@@ -24,6 +24,22 @@ def routes_of(session: Any, region: str, table: str) -> dict[str, str]:
     }
 
 
+def app_sources(session: Any, region: str, group: str) -> set[tuple[str, str, str]]:
+    """(source, protocol and ports, description) of every inbound rule of `group`."""
+    ec2 = session.client("ec2", region_name=region)
+    g = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]
+    out = set()
+    for p in g["IpPermissions"]:
+        ports = p["IpProtocol"]
+        if "FromPort" in p and p["IpProtocol"] != "-1":
+            ports = f"{p['IpProtocol']} {p['FromPort']}-{p['ToPort']}"
+        for r in p.get("IpRanges", []):
+            out.add((r["CidrIp"], ports, r.get("Description", "the admin's")))
+        for pair in p.get("UserIdGroupPairs", []):
+            out.add((pair["GroupId"], ports, pair.get("Description", "the admin's")))
+    return out
+
+
 def connector_of(session: Any, region: str, name: str) -> dict[str, Any]:
     ec2 = session.client("ec2", region_name=region)
     found = [
@@ -79,15 +95,20 @@ def test_apply_makes_every_table_route_through_the_connector(session, world: San
     ][0]
     sources = [r["CidrIp"] for p in own["IpPermissions"] for r in p.get("IpRanges", [])]
     assert sources == ["10.0.0.0/18"]
-    # the HR app group admits the connector's group, not 0.0.0.0/0
-    app = ec2.describe_security_groups(GroupIds=[world.hq.app_group])["SecurityGroups"][0]
-    pairs = [
-        pair["GroupId"] for p in app["IpPermissions"] for pair in p.get("UserIdGroupPairs", [])
-    ]
-    assert pairs == [own["GroupId"]]
-    assert all(
-        r["CidrIp"] != "0.0.0.0/0" for p in app["IpPermissions"] for r in p.get("IpRanges", [])
-    )
+    # HQ NATs with the `! -d` exception: packets reach the HR app with their own source, so
+    # its group admits the VPN range and every peer by address; never 0.0.0.0/0, and no
+    # group reference (it would match only the connector's own address)
+    assert app_sources(session, "us-east-1", world.hq.app_group) == {
+        ("10.0.0.0/18", "tcp 443-443", "the admin's"),  # seeded before apply
+        ("100.96.0.0/11", "-1", "connector-provisioner: hq: VPN clients"),
+        ("192.168.0.0/22", "-1", "connector-provisioner: hq: network branch"),
+        ("172.31.0.0/16", "-1", "connector-provisioner: hq: network partner"),
+    }
+    # the connector subnet's way out is the internet gateway, and the subnet maps no public
+    # addresses itself: the connector asked for one at launch, to dial the VPN service
+    subnet = ec2.describe_subnets(SubnetIds=[world.hq.connector_subnet])["Subnets"][0]
+    assert subnet["MapPublicIpOnLaunch"] is False
+    assert hq.get("PublicIpAddress")
 
     # the image is the current Ubuntu LTS from Canonical's public SSM parameter
     ssm = session.client("ssm", region_name="us-east-1")
@@ -195,19 +216,30 @@ def test_adding_and_removing_a_network_adds_and_removes_its_subnets(session, wor
     assert "172.31.0.0/16" not in routes_of(session, "us-east-1", world.hq.route_tables[0])
 
     plan = deployment(world, clouds, partner=True).plan()
-    added = [(c.network, c.route_table, str(c.destination)) for c in plan.changes]
-    assert all(c.kind == "route" and c.action == "create" for c in plan.changes)
-    assert len(added) == 4 + 2  # every table of both managed networks
+    routes = [c for c in plan.changes if c.kind == "route"]
+    rules = [c for c in plan.changes if c.kind == "app-access"]
+    assert len(routes) + len(rules) == len(plan.changes)
+    assert all(c.action == "create" and str(c.destination) == "172.31.0.0/16" for c in routes)
+    assert len(routes) == 4 + 2  # every table of both managed networks
+    # the partner's hosts keep their source through either connector: each app group admits it
+    assert sorted((c.network, c.resource, str(c.rule.source)) for c in rules) == [
+        ("branch", world.branch.app_group, "172.31.0.0/16"),
+        ("hq", world.hq.app_group, "172.31.0.0/16"),
+    ]
     deployment(world, clouds, partner=True).apply()
     for table in world.hq.route_tables:
         assert routes_of(session, "us-east-1", table)["172.31.0.0/16"] == eni
     for table in world.branch.route_tables:
         assert "172.31.0.0/16" in routes_of(session, "us-west-2", table)
+    partner_rule = ("172.31.0.0/16", "-1", "connector-provisioner: branch: network partner")
+    assert partner_rule in app_sources(session, "us-west-2", world.branch.app_group)
 
     deployment(world, clouds).apply()  # partner removed from the file
     for table in world.hq.route_tables:
         assert "172.31.0.0/16" not in routes_of(session, "us-east-1", table)
         assert routes_of(session, "us-east-1", table)["100.96.0.0/11"] == eni
+    assert partner_rule not in app_sources(session, "us-west-2", world.branch.app_group)
+    assert not any(s == "172.31.0.0/16" for s, _, _ in app_sources(session, "us-east-1", world.hq.app_group))
 
 
 def test_adding_a_managed_network_routes_it_from_the_others(session, world, clouds):

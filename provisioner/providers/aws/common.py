@@ -7,6 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ...errors import CloudError
 from ...model import AwsLocation, Network
 
 TAG = "connector-provisioner:network"
@@ -17,6 +18,7 @@ UBUNTU_PARAMETER = (
 )
 ARCHES = {"x86_64": "amd64", "arm64": "arm64"}
 POLICY_NAME = "read-vpn-profile"
+MARK = "connector-provisioner"  # how our rules' descriptions begin
 
 
 def pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -51,3 +53,9 @@ class AwsState:
     group_id: str | None
     instance: str | None
     interface: str | None
+
+    def _group(self) -> str:
+        """The connector's own security group (made by the security-group part)."""
+        if not self.group_id:
+            raise CloudError(f"the connector's security group {self.group_name} does not exist")
+        return self.group_id

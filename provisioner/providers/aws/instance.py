@@ -50,6 +50,9 @@ class Instance(AwsState):
                     "SubnetId": connector.subnet,
                     "Groups": [self._group()],
                     "DeleteOnTermination": True,
+                    # seed remote access step 3: it dials the VPN service; behind an internet
+                    # gateway only a public address gets out (the subnet may map none itself)
+                    "AssociatePublicIpAddress": connector.public_address,
                 }
             ],
             "IamInstanceProfile": {"Name": self.role},
@@ -128,8 +131,3 @@ class Instance(AwsState):
         if not self.interface:
             raise CloudError("the connector has no network interface yet")
         return self.interface
-
-    def _group(self) -> str:
-        if not self.group_id:
-            raise CloudError(f"the connector's security group {self.group_name} does not exist")
-        return self.group_id

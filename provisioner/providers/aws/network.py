@@ -19,7 +19,6 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from ...errors import CloudError, SpecError
 from ...model import (
     Action,
-    AppGroup,
     AwsLocation,
     Change,
     Kind,
@@ -27,16 +26,21 @@ from ...model import (
     Observed,
     ObservedConnector,
     ObservedRoute,
+    ObservedSubnet,
     Part,
     RouteTable,
+    WayOut,
 )
 from ...planner import PROFILE_PART
 from .common import FINGERPRINT_TAG, LIVE_STATES, TAG, error_text, pages
+from .groups import Groups
 from .identity import Identity
 from .instance import Instance
 
+DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
 
-class AwsNetwork(Identity, Instance):
+
+class AwsNetwork(Identity, Instance, Groups):
     """One VPC, with the connector this toolkit puts there."""
 
     def __init__(
@@ -112,27 +116,16 @@ class AwsNetwork(Identity, Instance):
             if a.get("CidrBlockState", {}).get("State", "associated") == "associated"
         ) or (IPv4Network(vpcs[0]["CidrBlock"]),)
         by_vpc = [{"Name": "vpc-id", "Values": [vpc]}]
-        subnets = tuple(
+        subnet_ids = [
             s["SubnetId"] for s in pages(self.ec2, "describe_subnets", "Subnets", Filters=by_vpc)
-        )
+        ]
         raw_tables = list(pages(self.ec2, "describe_route_tables", "RouteTables", Filters=by_vpc))
         live = self._existing_interfaces(raw_tables)
         tables = tuple(self._route_table(t, live) for t in raw_tables)
+        subnets = self._ways_out(subnet_ids, raw_tables, {t.id: t for t in tables})
         connector = self._observe_connector(by_vpc)
         groups = list(pages(self.ec2, "describe_security_groups", "SecurityGroups", Filters=by_vpc))
-        own = next((g for g in groups if g["GroupName"] == self.group_name), None)
-        self.group_id = own["GroupId"] if own else None
-        ingress: list[IPv4Network] = []
-        if own:
-            for perm in own.get("IpPermissions", []):
-                if perm.get("IpProtocol") == "-1":
-                    ingress += [IPv4Network(r["CidrIp"]) for r in perm.get("IpRanges", [])]
-        wanted = set(self.network.app_security_groups)
-        app_groups = tuple(
-            AppGroup(g["GroupId"], self._admits_connector(g))
-            for g in groups
-            if g["GroupId"] in wanted or (self.group_id and self._admits_connector(g))
-        )
+        app_groups, ingress = self._observe_groups(groups)
         return Observed(
             network=self.network.name,
             cidrs=cidrs,
@@ -141,18 +134,40 @@ class AwsNetwork(Identity, Instance):
             connector=connector,
             parts=self._observe_parts(),
             app_groups=app_groups,
-            connector_ingress=tuple(ingress),
+            connector_ingress=ingress,
         )
 
-    def _admits_connector(self, group: dict[str, Any]) -> bool:
-        if not self.group_id:
-            return False
-        return any(
-            pair.get("GroupId") == self.group_id
-            for perm in group.get("IpPermissions", [])
-            if perm.get("IpProtocol") == "-1"
-            for pair in perm.get("UserIdGroupPairs", [])
-        )
+    @staticmethod
+    def _ways_out(
+        subnet_ids: list[str], raw_tables: list[dict[str, Any]], tables: dict[str, RouteTable]
+    ) -> tuple[ObservedSubnet, ...]:
+        """Each subnet's way to the internet: the 0.0.0.0/0 of its route table (its explicit
+        association, else the VPC's main table), by the kind of target."""
+        main = None
+        explicit: dict[str, str] = {}
+        for t in raw_tables:
+            for a in t.get("Associations", []):
+                if a.get("AssociationState", {}).get("State", "associated") != "associated":
+                    continue
+                if a.get("Main"):
+                    main = t["RouteTableId"]
+                elif a.get("SubnetId"):
+                    explicit[a["SubnetId"]] = t["RouteTableId"]
+        out = []
+        for subnet in subnet_ids:
+            table_id = explicit.get(subnet, main)
+            table = tables.get(table_id) if table_id else None
+            route = table.route_to(DEFAULT_ROUTE) if table else None
+            if route is None or not route.usable:
+                way = WayOut.NONE
+            elif route.target.startswith("igw-"):
+                way = WayOut.INTERNET_GATEWAY
+            elif route.target.startswith("nat-"):
+                way = WayOut.NAT_GATEWAY
+            else:  # transit or VPN gateway, an appliance's ENI, peering...
+                way = WayOut.OTHER
+            out.append(ObservedSubnet(subnet, way, route.target if route else None, table_id))
+        return tuple(out)
 
     def _existing_interfaces(self, tables: list[dict[str, Any]]) -> set[str]:
         """Of the ENIs that routes point at, those that still exist: a route to a deleted ENI
@@ -243,6 +258,7 @@ class AwsNetwork(Identity, Instance):
             image=inst["ImageId"],
             subnet=inst.get("SubnetId", ""),
             fingerprint=tags.get(FINGERPRINT_TAG, ""),
+            public_ip=inst.get("PublicIpAddress"),
         )
 
     def _observe_parts(self) -> tuple[Part, ...]:
@@ -318,45 +334,15 @@ class AwsNetwork(Identity, Instance):
                 NetworkInterfaceId=self._interface(), SourceDestCheck={"Value": False}
             )
         elif kind is Kind.CONNECTOR_INGRESS:
-            perm = {
-                "IpProtocol": "-1",
-                "IpRanges": [
-                    {
-                        "CidrIp": str(change.destination),
-                        "Description": "connector-provisioner: local subnet",
-                    }
-                ],
-            }
-            self._ingress(action, self._group(), perm)
+            assert change.destination is not None
+            self._connector_ingress(action, change.destination)
         elif kind is Kind.APP_ACCESS:
-            perm = {
-                "IpProtocol": "-1",
-                "UserIdGroupPairs": [
-                    {
-                        "GroupId": self._group(),
-                        "Description": f"connector-provisioner: {self.network.name}",
-                    }
-                ],
-            }
-            self._ingress(action, change.resource, perm)
+            assert change.rule is not None
+            self._app_access(action, change.resource, change.rule)
         elif kind is Kind.ROUTE:
             self._route(change)
         else:  # pragma: no cover - the planner makes no other kind
             raise AssertionError(change)
-
-    def _ingress(self, action: Action, group: str, perm: dict[str, Any]) -> None:
-        try:
-            if action is Action.DELETE:
-                self.ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=[perm])
-            else:
-                self.ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[perm])
-        except ClientError as e:
-            # already as wanted (left by an interrupted run): nothing to do
-            if e.response["Error"]["Code"] not in (
-                "InvalidPermission.Duplicate",
-                "InvalidPermission.NotFound",
-            ):
-                raise
 
     def _route(self, change: Change) -> None:
         table, dest = change.route_table, str(change.destination)
@@ -388,31 +374,3 @@ class AwsNetwork(Identity, Instance):
                 )
                 return
             raise
-
-    def _create_security_group(self) -> None:
-        try:
-            self.group_id = self.ec2.create_security_group(
-                GroupName=self.group_name,
-                Description=f"connector-provisioner: connector of {self.network.name}; no inbound from the internet",
-                VpcId=self.location.vpc,
-                TagSpecifications=[{"ResourceType": "security-group", "Tags": self.tags}],
-            )["GroupId"]
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "InvalidGroup.Duplicate":
-                raise
-            self.group_id = self.ec2.describe_security_groups(
-                Filters=[
-                    {"Name": "vpc-id", "Values": [self.location.vpc]},
-                    {"Name": "group-name", "Values": [self.group_name]},
-                ]
-            )["SecurityGroups"][0]["GroupId"]
-
-    def _delete_security_group(self) -> None:
-        if not self.group_id:
-            return
-        try:
-            self.ec2.delete_security_group(GroupId=self.group_id)
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "InvalidGroup.NotFound":
-                raise
-        self.group_id = None

@@ -1,0 +1,152 @@
+"""Security groups on AWS: the connector's own group, and the app groups' inbound rules for the
+traffic the connector delivers. Translates `IngressRule`s to EC2 IpPermissions and back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from ipaddress import IPv4Network
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ...model import (
+    ALL_TRAFFIC,
+    CONNECTOR_SOURCE,
+    Action,
+    AppGroup,
+    IngressRule,
+    Ports,
+)
+from .common import MARK, AwsState
+
+PROTOCOL_NAMES = {"6": "tcp", "17": "udp", "1": "icmp", "-1": "all"}
+
+
+def permission(rule: IngressRule, connector_group: str | None, description: str) -> dict[str, Any]:
+    """One EC2 IpPermission for `rule` (all traffic: protocol -1; a bare tcp/udp: 0-65535)."""
+    p = rule.ports
+    perm: dict[str, Any] = {"IpProtocol": "-1" if p.protocol == "all" else p.protocol}
+    if p.protocol in ("tcp", "udp"):
+        perm["FromPort"], perm["ToPort"] = (0, 65535) if p.first is None else (p.first, p.last)
+    elif p.protocol == "icmp":
+        perm["FromPort"] = -1 if p.first is None else p.first
+        perm["ToPort"] = -1 if p.last is None else p.last
+    if rule.source == CONNECTOR_SOURCE:
+        perm["UserIdGroupPairs"] = [{"GroupId": connector_group, "Description": description}]
+    else:
+        perm["IpRanges"] = [{"CidrIp": str(rule.source), "Description": description}]
+    return perm
+
+
+def ports_of(perm: dict[str, Any]) -> Ports:
+    protocol = PROTOCOL_NAMES.get(str(perm.get("IpProtocol")), str(perm.get("IpProtocol")))
+    if protocol == "all":
+        return ALL_TRAFFIC
+    first, last = perm.get("FromPort"), perm.get("ToPort")
+    if protocol in ("tcp", "udp") and (first, last) in ((None, None), (0, 65535)):
+        return Ports(protocol)
+    if protocol == "icmp" and first in (None, -1):
+        return Ports(protocol)
+    if protocol == "icmp":
+        return Ports(protocol, first, first)
+    if first is None:
+        return Ports(protocol)
+    return Ports(protocol, int(first), int(last if last is not None else first))
+
+
+class Groups(AwsState):
+    def _is_ours(self, description: str | None) -> bool:
+        mark = f"{MARK}: {self.network.name}"
+        return description is not None and (
+            description == mark or description.startswith(mark + ":")
+        )
+
+    def _rules(self, group: dict[str, Any]) -> Iterator[IngressRule]:
+        """Every inbound rule of `group`: address ranges, group references (a reference to our
+        connector's group is the `connector` source) and prefix lists, each with its ports."""
+        for perm in group.get("IpPermissions", []):
+            ports = ports_of(perm)
+            for r in perm.get("IpRanges", []):
+                yield IngressRule(
+                    IPv4Network(r["CidrIp"], strict=False),
+                    ports,
+                    ours=self._is_ours(r.get("Description")),
+                )
+            for pair in perm.get("UserIdGroupPairs", []):
+                gid = pair.get("GroupId", "")
+                source = CONNECTOR_SOURCE if gid and gid == self.group_id else gid
+                yield IngressRule(source, ports, ours=self._is_ours(pair.get("Description")))
+            for pl in perm.get("PrefixListIds", []):
+                yield IngressRule(pl.get("PrefixListId", ""), ports)
+
+    def _observe_groups(
+        self, groups: list[dict[str, Any]]
+    ) -> tuple[tuple[AppGroup, ...], tuple[IPv4Network, ...]]:
+        """(the app groups we were asked for or hold rules in, the CIDRs our own group admits)."""
+        own = next((g for g in groups if g["GroupName"] == self.group_name), None)
+        self.group_id = own["GroupId"] if own else None
+        ingress: list[IPv4Network] = []
+        if own:
+            for perm in own.get("IpPermissions", []):
+                if perm.get("IpProtocol") == "-1":
+                    ingress += [IPv4Network(r["CidrIp"]) for r in perm.get("IpRanges", [])]
+        wanted = set(self.network.app_security_groups)
+        app_groups = []
+        for g in groups:
+            if own is not None and g["GroupId"] == own["GroupId"]:
+                continue
+            rules = tuple(self._rules(g))
+            if g["GroupId"] in wanted or any(r.ours for r in rules):
+                app_groups.append(AppGroup(g["GroupId"], rules))
+        return tuple(app_groups), tuple(ingress)
+
+    def _app_access(self, action: Action, group: str, rule: IngressRule) -> None:
+        description = f"{MARK}: {self.network.name}: {rule.label}".rstrip(": ")
+        connector_group = self._group() if rule.source == CONNECTOR_SOURCE else None
+        self._ingress(action, group, permission(rule, connector_group, description))
+
+    def _connector_ingress(self, action: Action, cidr: IPv4Network) -> None:
+        rule = IngressRule(cidr)
+        self._ingress(action, self._group(), permission(rule, None, f"{MARK}: local subnet"))
+
+    def _ingress(self, action: Action, group: str, perm: dict[str, Any]) -> None:
+        try:
+            if action is Action.DELETE:
+                self.ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=[perm])
+            else:
+                self.ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[perm])
+        except ClientError as e:
+            # already as wanted (left by an interrupted run): nothing to do
+            if e.response["Error"]["Code"] not in (
+                "InvalidPermission.Duplicate",
+                "InvalidPermission.NotFound",
+            ):
+                raise
+
+    def _create_security_group(self) -> None:
+        try:
+            self.group_id = self.ec2.create_security_group(
+                GroupName=self.group_name,
+                Description=f"{MARK}: connector of {self.network.name}; no inbound from the internet",
+                VpcId=self.location.vpc,
+                TagSpecifications=[{"ResourceType": "security-group", "Tags": self.tags}],
+            )["GroupId"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "InvalidGroup.Duplicate":
+                raise
+            self.group_id = self.ec2.describe_security_groups(
+                Filters=[
+                    {"Name": "vpc-id", "Values": [self.location.vpc]},
+                    {"Name": "group-name", "Values": [self.group_name]},
+                ]
+            )["SecurityGroups"][0]["GroupId"]
+
+    def _delete_security_group(self) -> None:
+        if not self.group_id:
+            return
+        try:
+            self.ec2.delete_security_group(GroupId=self.group_id)
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "InvalidGroup.NotFound":
+                raise
+        self.group_id = None
