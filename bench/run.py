@@ -123,14 +123,17 @@ def calls_for(tables: int, peers: int) -> dict[str, Any]:
 def plan_time(peers: int = 100, tables: int = 50, repeat: int = 20) -> dict[str, float]:
     from provisioner import planner
     from provisioner.model import (
+        AppAccess,
         AppGroup,
         AwsLocation,
         Connector,
         Network,
         Observed,
+        ObservedSubnet,
         Part,
         RouteTable,
         Topology,
+        WayOut,
     )
 
     hq = Network(
@@ -138,6 +141,7 @@ def plan_time(peers: int = 100, tables: int = 50, repeat: int = 20) -> dict[str,
         cloud="aws",
         subnets=(IPv4Network("10.0.0.0/16"),),
         location=AwsLocation("us-east-1", "vpc-1"),
+        app_access=(AppAccess("sg"),),
         connector=Connector(
             subnet="subnet-1",
             size="t3.small",
@@ -157,9 +161,9 @@ def plan_time(peers: int = 100, tables: int = 50, repeat: int = 20) -> dict[str,
             network="hq",
             cidrs=(IPv4Network("10.0.0.0/16"),),
             route_tables=tuple(RouteTable(f"rtb-{t}", ()) for t in range(tables)),
-            subnets=("subnet-1",),
+            subnets=(ObservedSubnet("subnet-1", WayOut.NAT_GATEWAY, "nat-1"),),
             parts=(Part("security-group", "g", "its group", True),),
-            app_groups=(AppGroup("sg", True),),
+            app_groups=(AppGroup("sg"),),
         )
     }
     times = []

@@ -194,6 +194,57 @@ CASES: list[tuple[str, Edit, str, str]] = [
         f"{HQ}.app_security_groups[0]",
         "hr-app",
     ),
+    *[
+        (
+            f"app ports {name}",
+            _set(f"{HQ}.app_security_groups", [{"group": "sg-0123abcd", "ports": ports}]),
+            f"{HQ}.app_security_groups[0].ports" + suffix,
+            shown,
+        )
+        for name, ports, suffix, shown in (
+            ("not a list", "tcp/443", "", "tcp/443"),
+            ("empty", [], "", "[]"),
+            ("port 0", ["tcp/0"], "[0]", "tcp/0"),
+            ("port too high", ["udp/70000"], "[0]", "udp/70000"),
+            ("range reversed", ["tcp/90-80"], "[0]", "tcp/90-80"),
+            ("unknown protocol", ["sctp/1"], "[0]", "sctp"),
+            ("icmp with a port", ["icmp/8"], "[0]", "icmp/8"),
+            ("a bare number", [443], "[0]", "tcp/443"),
+            ("not a number", ["tcp/https"], "[0]", "tcp/https"),
+            ("all and more", ["all", "tcp/443"], "[1]", "tcp/443"),
+            ("overlapping ranges", ["tcp/80-90", "tcp/85"], "[1]", "tcp/85"),
+        )
+    ],
+    (
+        "app entry with unknown key",
+        _set(f"{HQ}.app_security_groups", [{"group": "sg-0123abcd", "port": ["tcp/443"]}]),
+        f"{HQ}.app_security_groups[0].port",
+        "did you mean 'ports'",
+    ),
+    (
+        "app entry without group",
+        _set(f"{HQ}.app_security_groups", [{"ports": ["tcp/443"]}]),
+        f"{HQ}.app_security_groups[0].group",
+        "required",
+    ),
+    (
+        "app entry not a group",
+        _set(f"{HQ}.app_security_groups", [5]),
+        f"{HQ}.app_security_groups[0]",
+        "5",
+    ),
+    (
+        "app group twice in two forms",
+        _set(f"{HQ}.app_security_groups", ["sg-0123abcd", {"group": "sg-0123abcd"}]),
+        f"{HQ}.app_security_groups[1]",
+        "sg-0123abcd",
+    ),
+    (
+        "app entry with a bad group id",
+        _set(f"{HQ}.app_security_groups", [{"group": "web", "ports": ["tcp/80"]}]),
+        f"{HQ}.app_security_groups[0].group",
+        "web",
+    ),
     (
         "two networks, one vpc",
         _set("networks.branch.vpc", "SAME"),

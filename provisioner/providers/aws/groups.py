@@ -55,11 +55,13 @@ def ports_of(perm: dict[str, Any]) -> Ports:
 
 
 class Groups(AwsState):
-    def _is_ours(self, description: str | None) -> bool:
+    def _ours(self, description: str | None) -> dict[str, Any]:
+        """`ours` and our label, from a rule's description. The label is kept so that a revoke
+        names the rule exactly as it was authorized."""
         mark = f"{MARK}: {self.network.name}"
-        return description is not None and (
-            description == mark or description.startswith(mark + ":")
-        )
+        if description is not None and (description == mark or description.startswith(mark + ":")):
+            return {"ours": True, "label": description[len(mark) :].lstrip(": ")}
+        return {}
 
     def _rules(self, group: dict[str, Any]) -> Iterator[IngressRule]:
         """Every inbound rule of `group`: address ranges, group references (a reference to our
@@ -70,12 +72,12 @@ class Groups(AwsState):
                 yield IngressRule(
                     IPv4Network(r["CidrIp"], strict=False),
                     ports,
-                    ours=self._is_ours(r.get("Description")),
+                    **self._ours(r.get("Description")),
                 )
             for pair in perm.get("UserIdGroupPairs", []):
                 gid = pair.get("GroupId", "")
                 source = CONNECTOR_SOURCE if gid and gid == self.group_id else gid
-                yield IngressRule(source, ports, ours=self._is_ours(pair.get("Description")))
+                yield IngressRule(source, ports, **self._ours(pair.get("Description")))
             for pl in perm.get("PrefixListIds", []):
                 yield IngressRule(pl.get("PrefixListId", ""), ports)
 
