@@ -618,9 +618,7 @@ def network_status(
             missing = tuple(
                 need for need in arriving if not any(r.covers(need, connector_ip) for r in g.rules)
             )
-            groups.append(
-                AppGroupStatus(group_id, group_id in found, g.rules, arriving, missing)
-            )
+            groups.append(AppGroupStatus(group_id, group_id in found, g.rules, arriving, missing))
         out.append(
             NetworkStatus(
                 network=network.name,

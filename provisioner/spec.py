@@ -275,9 +275,7 @@ def parse_ports(field: str, value: object) -> Ports:
     return Ports(protocol, first, last)
 
 
-def _app_access(
-    f: _Fields, key: str, pattern: str, example: str
-) -> tuple[AppAccess, ...]:
+def _app_access(f: _Fields, key: str, pattern: str, example: str) -> tuple[AppAccess, ...]:
     """`app_security_groups`: each entry a group id (all traffic) or {group, ports}."""
     if not f.has(key):
         return ()
@@ -308,7 +306,9 @@ def _app_access(
 
 def _port_list(field: str, value: object) -> tuple[Ports, ...]:
     if not isinstance(value, list) or not value:
-        raise SpecError(field, f"{_show(value)} is not a non-empty list of port specs ({PORTS_EXAMPLE})")
+        raise SpecError(
+            field, f"{_show(value)} is not a non-empty list of port specs ({PORTS_EXAMPLE})"
+        )
     out: list[Ports] = []
     for i, item in enumerate(value):
         ports = parse_ports(f"{field}[{i}]", item)

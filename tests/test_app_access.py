@@ -175,9 +175,7 @@ def test_a_connector_left_without_public_address_is_replaced(session, world: San
     assert all(s.healthy for s in deployment(world, clouds, edit=move).status())
 
 
-def test_status_says_what_each_group_admits_and_what_it_drops(
-    session, world: SandboxWorld, capsys
-):
+def test_status_says_what_each_group_admits_and_what_it_drops(session, world: SandboxWorld, capsys):
     path = world.write_topology()
     assert run(["apply", "-f", str(path), "--yes"]) == 0
     capsys.readouterr()
@@ -221,9 +219,7 @@ def test_one_network_form_takes_ports(session, world: SandboxWorld, monkeypatch,
     ]  # fmt: skip
     assert run(argv) == 0
     assert ours(session, "us-east-1", world.hq.app_group) == {
-        (s, p)
-        for s in ("100.96.0.0/11", "192.168.0.0/22")
-        for p in ("tcp 443-443", "udp 53-53")
+        (s, p) for s in ("100.96.0.0/11", "192.168.0.0/22") for p in ("tcp 443-443", "udp 53-53")
     }
     assert run([*argv[:-3], "--app-security-group", f"{world.hq.app_group}:tcp/0", "--yes"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]

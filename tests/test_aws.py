@@ -239,7 +239,9 @@ def test_adding_and_removing_a_network_adds_and_removes_its_subnets(session, wor
         assert "172.31.0.0/16" not in routes_of(session, "us-east-1", table)
         assert routes_of(session, "us-east-1", table)["100.96.0.0/11"] == eni
     assert partner_rule not in app_sources(session, "us-west-2", world.branch.app_group)
-    assert not any(s == "172.31.0.0/16" for s, _, _ in app_sources(session, "us-east-1", world.hq.app_group))
+    assert not any(
+        s == "172.31.0.0/16" for s, _, _ in app_sources(session, "us-east-1", world.hq.app_group)
+    )
 
 
 def test_adding_a_managed_network_routes_it_from_the_others(session, world, clouds):

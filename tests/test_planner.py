@@ -436,9 +436,7 @@ def test_status_says_what_each_group_admits_and_what_it_drops():
 
 def test_status_of_a_group_that_is_gone():
     obs = {
-        "hq": Observed(
-            network="hq", cidrs=(N("10.0.0.0/18"),), route_tables=(), subnets=(PUBLIC,)
-        ),
+        "hq": Observed(network="hq", cidrs=(N("10.0.0.0/18"),), route_tables=(), subnets=(PUBLIC,)),
         "branch": observed("branch", "192.168.0.0/22", [], None),
     }
     (status,) = [s for s in planner.network_status(TOPOLOGY, obs) if s.network == "hq"]
