@@ -268,3 +268,28 @@ def snapshot(session: Any, regions: tuple[str, ...] = ("us-east-1", "us-west-2")
         ),
     }
     return out
+
+
+# --- the namespace lab -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def seed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The seed's world in network namespaces (tests/lab), built once for every lab test,
+    with Bob connected; removed at the end, also on failure or interrupt."""
+    import time
+
+    from lab.netns import remove_stale
+    from lab.world import SeedWorld
+
+    remove_stale()
+    started = time.monotonic()
+    world = SeedWorld(tmp_path_factory.mktemp("lab"))
+    try:
+        world.connect_bob()
+        yield world
+    finally:
+        world.close()
+        FIGURES["lab wall time (build, every lab test, teardown)"] = (
+            f"{time.monotonic() - started:.1f}s"
+        )

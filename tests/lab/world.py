@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from ipaddress import IPv4Network
 from pathlib import Path
 
+from provisioner.model import CONNECTOR_SOURCE, IngressRule
+
 from .netns import Lab
 from .pki import client_profile, make_ca, make_cert
 
@@ -103,6 +105,12 @@ class SeedWorld:
             lab.run(site.router, "ip", "link", "set", port, "master", "br0")
             lab.run(host, "ip", "route", "add", "default", "via", site.router_ip)
         lab.run(site.router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        # a cloud's route table never sends ICMP redirects: without this, a host told once to
+        # use the connector directly would keep doing so after its route is gone
+        for key in ("all", "default", "br0"):
+            lab.run(site.router, "sysctl", "-q", "-w", f"net.ipv4.conf.{key}.send_redirects=0")
+        for host in (site.connector, site.server):
+            lab.run(host, "sysctl", "-q", "-w", "net.ipv4.conf.all.accept_redirects=0")
         # the router NATs everything it sends to the internet (seed egress step 10)
         self.nat_out(site.router, "wan0")
 
@@ -259,3 +267,34 @@ def add_router_routes(world: SeedWorld, site: Site, destinations: Iterable[IPv4N
             "proto",
             "static",
         )
+
+
+def enforce_security_group(world: SeedWorld, site: Site, rules: Iterable[IngressRule]) -> None:
+    """The site's app server filters inbound packets as an AWS security group does: stateful
+    (replies to what it sent are let in), an address rule admits the range it names, a group
+    reference admits only the private addresses of the group's members (here the connector's
+    own LAN address, never a source it forwards), everything else is dropped."""
+    lab, ns = world.lab, site.server
+    lab.run(ns, "iptables", "-N", "LAB-SG", check=False)
+    lab.run(ns, "iptables", "-F", "LAB-SG")
+    lab.run(ns, "iptables", "-A", "LAB-SG", "-i", "lo", "-j", "ACCEPT")
+    lab.run(ns, "iptables", "-A", "LAB-SG", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED",
+            "-j", "ACCEPT")  # fmt: skip
+    for rule in rules:
+        source = f"{site.connector_ip}/32" if rule.source == CONNECTOR_SOURCE else str(rule.source)
+        match = ["-s", source]
+        p = rule.ports
+        if p.protocol != "all":
+            match += ["-p", p.protocol]
+            if p.first is not None:
+                match += ["--dport", f"{p.first}:{p.last}"]
+        lab.run(ns, "iptables", "-A", "LAB-SG", *match, "-j", "ACCEPT")
+    lab.run(ns, "iptables", "-A", "LAB-SG", "-j", "DROP")
+    if lab.run(ns, "iptables", "-C", "INPUT", "-j", "LAB-SG", check=False).returncode != 0:
+        lab.run(ns, "iptables", "-A", "INPUT", "-j", "LAB-SG")
+
+
+def open_security_group(world: SeedWorld, site: Site) -> None:
+    """No filter on the app server (as the other lab tests expect)."""
+    world.lab.run(site.server, "iptables", "-D", "INPUT", "-j", "LAB-SG", check=False)
+    world.lab.run(site.server, "iptables", "-F", "LAB-SG", check=False)
