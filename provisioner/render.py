@@ -58,7 +58,9 @@ def status_text(statuses: tuple[NetworkStatus, ...]) -> str:
         else:
             lines.append(
                 f"  connector: {c.instance} {c.state}, {c.size}, {c.private_ip or '-'} on "
-                f"{c.interface or '-'}, forwarding {'on' if c.forwarding else 'OFF'}"
+                f"{c.interface or '-'}"
+                + (f", public {c.public_ip}" if c.public_ip else "")
+                + f", forwarding {'on' if c.forwarding else 'OFF'}"
             )
         for g in s.app_groups:
             lines += app_group_lines(g)
