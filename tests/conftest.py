@@ -273,6 +273,16 @@ def snapshot(session: Any, regions: tuple[str, ...] = ("us-east-1", "us-west-2")
 # --- the namespace lab -----------------------------------------------------------------------
 
 
+def _lab_marks() -> list[Any]:
+    from lab.netns import lab_available
+
+    why = lab_available()
+    return [pytest.mark.lab, pytest.mark.slow, pytest.mark.skipif(why is not None, reason=str(why))]
+
+
+LAB_MARKS = _lab_marks()  # every lab test module: pytestmark = LAB_MARKS
+
+
 @pytest.fixture(scope="session")
 def seed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The seed's world in network namespaces (tests/lab), built once for every lab test,

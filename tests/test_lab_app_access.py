@@ -9,8 +9,7 @@ routes. Outcomes (the source each server saw, or DROPPED) are printed as figures
 from __future__ import annotations
 
 import pytest
-from conftest import FIGURES
-from lab.netns import lab_available
+from conftest import FIGURES, LAB_MARKS
 from lab.plan import (
     NAT_EVERYTHING,
     NAT_EXCEPT_LOCAL,
@@ -35,11 +34,7 @@ from lab.world import (
 
 from provisioner.model import CONNECTOR_SOURCE, IngressRule, Plan, Ports
 
-pytestmark = [
-    pytest.mark.lab,
-    pytest.mark.slow,
-    pytest.mark.skipif(lab_available() is not None, reason=str(lab_available())),
-]
+pytestmark = LAB_MARKS
 
 MODES = {"no NAT": NO_NAT, "NAT with ! -d": NAT_EXCEPT_LOCAL, "NAT everything": NAT_EVERYTHING}
 SEED_RULE = [IngressRule(CONNECTOR_SOURCE)]  # the seed's advice: the connector's group

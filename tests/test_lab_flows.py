@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Network as N
 
-import pytest
-from lab.netns import lab_available
+from conftest import LAB_MARKS
 from lab.plan import (
     NAT_EVERYTHING,
     NAT_EXCEPT_LOCAL,
@@ -30,11 +29,7 @@ from lab.world import (
     start_vpn_client_only,
 )
 
-pytestmark = [
-    pytest.mark.lab,
-    pytest.mark.slow,
-    pytest.mark.skipif(lab_available() is not None, reason=str(lab_available())),
-]
+pytestmark = LAB_MARKS
 
 
 def test_planner_routes_are_the_vpn_range_and_the_peer():
