@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,9 +41,9 @@ class SandboxVpc:
 
 
 def fake_session(region: str = "us-east-1") -> Any:
-    import boto3
+    from .providers.aws.common import new_session
 
-    return boto3.Session(
+    return new_session(
         aws_access_key_id="sandbox", aws_secret_access_key="sandbox", region_name=region
     )
 
@@ -219,6 +220,8 @@ def sandbox() -> Iterator[tuple[Any, SandboxWorld]]:
         raise SpecError(
             "demo", "the sandbox needs moto: pip install 'connector-provisioner[sandbox]'"
         ) from None
+    # the sandbox publishes its own Ubuntu images: moto's catalogue of 14,000 is not needed
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     with mock_aws(), tempfile.TemporaryDirectory(prefix="provision-demo-") as tmp:
         session = fake_session()
         yield session, seed_world(session, Path(tmp))

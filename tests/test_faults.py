@@ -134,6 +134,8 @@ def test_throttling_is_retried_and_apply_succeeds(session, world, clouds, calls:
 
 
 def test_persistent_5xx_gives_a_message_not_a_traceback(session, world, clouds):
+    # every attempt fails: 3 attempts, not 8, so botocore's real backoff stays short
+    clouds.options["aws"]["max_attempts"] = 3
     inject(
         session,
         "ec2",

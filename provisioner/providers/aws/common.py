@@ -21,6 +21,24 @@ POLICY_NAME = "read-vpn-profile"
 MARK = "connector-provisioner"  # how our rules' descriptions begin
 
 
+_LOADER: list[Any] = []  # botocore's data loader, shared by every session of this process
+
+
+def new_session(**kwargs: Any) -> Any:
+    """A boto3 session (credentials resolved as boto3 does, per session) whose service models
+    are parsed once per process: each new botocore session otherwise re-reads EC2's ~0.3 s of
+    JSON, once per network and per command."""
+    import boto3
+    import botocore.session
+
+    core = botocore.session.get_session()
+    if _LOADER:
+        core.register_component("data_loader", _LOADER[0])
+    else:
+        _LOADER.append(core.get_component("data_loader"))
+    return boto3.Session(botocore_session=core, **kwargs)
+
+
 def pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
     for page in client.get_paginator(operation).paginate(**kwargs):
         yield from page.get(key, [])

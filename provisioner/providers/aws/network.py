@@ -12,7 +12,6 @@ from collections.abc import Callable
 from ipaddress import IPv4Network
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -32,7 +31,7 @@ from ...model import (
     WayOut,
 )
 from ...planner import PROFILE_PART
-from .common import FINGERPRINT_TAG, LIVE_STATES, TAG, error_text, pages
+from .common import FINGERPRINT_TAG, LIVE_STATES, TAG, error_text, new_session, pages
 from .groups import Groups
 from .identity import Identity
 from .instance import Instance
@@ -52,6 +51,7 @@ class AwsNetwork(Identity, Instance, Groups):
         poll_seconds: float = 5.0,
         wait_seconds: float = 900.0,
         iam_propagation_seconds: float = 90.0,
+        max_attempts: int = 8,
     ) -> None:
         assert isinstance(network.location, AwsLocation) and network.connector is not None
         self.network = network
@@ -60,11 +60,11 @@ class AwsNetwork(Identity, Instance, Groups):
         self.poll_seconds = poll_seconds
         self.wait_seconds = wait_seconds
         self.iam_propagation_seconds = iam_propagation_seconds
-        session = session or boto3.Session()
+        session = session or new_session()
         # retries are botocore's: adaptive mode backs off on throttling and 5xx
         config = Config(
             region_name=self.location.region,
-            retries={"mode": "adaptive", "max_attempts": 8},
+            retries={"mode": "adaptive", "max_attempts": max_attempts},
             user_agent_extra="connector-provisioner",
         )
         self.ec2 = session.client("ec2", config=config)
