@@ -9,11 +9,13 @@ result = provisioner.apply(topology)            # or Deployment(topology) for mo
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from . import planner
 from .bootstrap import render_setup_script
-from .errors import CloudError, ConflictError, SpecError
-from .model import ApplyResult, Change, NetworkStatus, Observed, Plan, Topology
+from .engine import Engine
+from .errors import ConflictError, SpecError
+from .model import ApplyResult, NetworkStatus, Observed, Plan, Topology
 from .providers import Clouds
 from .providers.base import NetworkProvider
 
@@ -38,18 +40,20 @@ class Deployment:
         return self._providers[name]
 
     def observe(self) -> dict[str, Observed]:
-        """Read every managed network. Only read calls; raises SpecError for ids the cloud
-        does not know, CloudError when a cloud cannot be read."""
+        """Read every managed network, side by side. Only read calls; raises SpecError for ids
+        the cloud does not know, CloudError when a cloud cannot be read (the first network's
+        error in the file's order, when several fail)."""
         # connect every network first: an unsupported cloud is bad input, found before any call
         for n in self.topology.managed:
             self.provider(n.name)
-        observed = {}
-        for n in self.topology.managed:
-            self.clouds.progress(
-                f"reading {n.name} ({n.cloud}: {n.location.describe() if n.location else ''})"
-            )
-            observed[n.name] = self.provider(n.name).observe()
-        return observed
+        workers = max(1, min(self.clouds.networks_at_once, len(self.topology.managed)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="provision-observe") as pool:
+            futures = {}
+            for n in self.topology.managed:
+                where = n.location.describe() if n.location else ""
+                self.clouds.progress(f"reading {n.name} ({n.cloud}: {where})")
+                futures[n.name] = pool.submit(self.provider(n.name).observe)
+            return {name: future.result() for name, future in futures.items()}
 
     def plan(self, *, replace_conflicting_routes: bool = False) -> Plan:
         return planner.plan_apply(
@@ -81,8 +85,9 @@ class Deployment:
         return self.provider(name).user_data(connector)
 
     def execute(self, plan: Plan) -> ApplyResult:
-        """Carry out `plan` in order. Refuses a plan with unresolved conflicts before any change.
-        On failure raises CloudError listing what was done and what was not."""
+        """Carry out `plan`: networks side by side, each network's steps in order (see
+        `engine`). Refuses a plan with unresolved conflicts before any change. On failure
+        raises CloudError listing what was done and what was not."""
         if plan.conflicts:
             raise ConflictError(
                 f"{len(plan.conflicts)} route(s) already exist with another target; nothing was "
@@ -90,22 +95,16 @@ class Deployment:
                 "(replace_conflicting_routes=True):\n"
                 + "\n".join(f"  {c.network}: {c.summary()}" for c in plan.conflicts)
             )
-        changes = plan.changes
-        done: list[Change] = []
-        for i, change in enumerate(changes, 1):
-            self.clouds.progress(f"[{i}/{len(changes)}] {change.network}: {change.summary()}")
-            try:
-                self.provider(change.network).apply(change)
-            except (CloudError, KeyboardInterrupt) as e:
-                what = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e.message)
-                raise CloudError(
-                    f"{plan.operation} stopped at change {i} of {len(changes)} "
-                    f"({change.network}: {change.summary()}): {what}",
-                    done=_summaries(done),
-                    not_done=_summaries(changes[i - 1 :]),
-                ) from e
-            done.append(change)
-        return ApplyResult(plan=plan, done=tuple(done))
+        for n in plan.networks:  # made here, not from the engine's threads
+            self.provider(n.network)
+        engine = Engine(
+            plan,
+            self.provider,
+            concurrency=self.clouds.concurrency,
+            networks_at_once=self.clouds.networks_at_once,
+            progress=self.clouds.progress,
+        )
+        return ApplyResult(plan=plan, done=engine.run())
 
     def apply(
         self, *, replace_conflicting_routes: bool = False, confirm: Confirm | None = None
@@ -124,10 +123,6 @@ class Deployment:
         if confirm is not None and not confirm(plan):
             raise Declined(f"{plan.operation} declined; nothing was changed")
         return self.execute(plan)
-
-
-def _summaries(changes: tuple[Change, ...] | list[Change]) -> tuple[str, ...]:
-    return tuple(f"{c.network}: {c.summary()}" for c in changes)
 
 
 # --- one-call functions ------------------------------------------------------------------

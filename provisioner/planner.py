@@ -5,7 +5,7 @@ Every change carries the seed step (shared/seed-connector-routing.txt) that requ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Network
 
 from .errors import SpecError
@@ -631,6 +631,24 @@ def network_status(
             )
         )
     return tuple(out)
+
+
+# changes that need only the connector and its group to exist, and nothing of each other: a
+# route, a rule in an app group, a rule in the connector's own group
+SIDE_BY_SIDE = frozenset({Kind.ROUTE, Kind.APP_ACCESS, Kind.CONNECTOR_INGRESS})
+
+
+def stages(changes: Sequence[Change]) -> tuple[tuple[Change, ...], ...]:
+    """One network's changes as steps taken one after another, in the plan's order. The changes
+    of one step do not depend on each other and may run at once: the parts, the VM and its
+    forwarding flag come one at a time; the routes and rules after them, side by side."""
+    out: list[list[Change]] = []
+    for change in changes:
+        if change.kind in SIDE_BY_SIDE and out and out[-1][0].kind in SIDE_BY_SIDE:
+            out[-1].append(change)
+        else:
+            out.append([change])
+    return tuple(tuple(step) for step in out)
 
 
 def selected_tables(network: Network, obs: Observed) -> tuple[RouteTable, ...]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,9 +39,14 @@ class CallLog:
 
     calls: list[tuple[str, str]] = field(default_factory=list)
     attempts: Counter[str] = field(default_factory=Counter)
+    regions: list[str] = field(default_factory=list)  # of each call, in the same order
 
-    def record(self, model: Any = None, **_: Any) -> None:
+    def record(self, model: Any = None, context: Any = None, **_: Any) -> None:
         self.calls.append((model.service_model.service_name, model.name))
+        self.regions.append((context or {}).get("client_region", ""))
+
+    def in_region(self, region: str) -> list[str]:
+        return [op for (_, op), r in zip(self.calls, self.regions, strict=True) if r == region]
 
     def record_attempt(self, event_name: str = "", **_: Any) -> None:
         self.attempts[event_name.split(".")[-1]] += 1
@@ -56,6 +62,7 @@ class CallLog:
     def clear(self) -> None:
         self.calls.clear()
         self.attempts.clear()
+        self.regions.clear()
 
 
 @pytest.fixture
@@ -177,6 +184,29 @@ FORBIDDEN = {
 }
 
 
+_FAULT = threading.local()  # set while one attempt, on this thread, is answered by a fault
+
+
+def _moto_skips_faulted_attempts() -> None:
+    """botocore's before-send runs every handler and takes the first response, so moto would
+    still carry out a request we answer with a fault. moto's handler is told, per thread, to
+    stand aside for that one attempt; nothing else changes, so a request on another thread
+    at the same moment is still answered by moto (and never reaches the network)."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    original = BotocoreStubber.__call__
+    if getattr(original, "faults_aware", False):
+        return
+
+    def call(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+        if getattr(_FAULT, "active", False):
+            return None
+        return original(self, event_name, request, **kwargs)
+
+    call.faults_aware = True  # type: ignore[attr-defined]
+    BotocoreStubber.__call__ = call  # type: ignore[method-assign]
+
+
 def inject(
     session: Any,
     service: str,
@@ -186,29 +216,45 @@ def inject(
     after: int = 0,
 ) -> list[int]:
     """Let `after` attempts of service.operation through, then answer the next `times` with
-    `response()`. Returns a one-element list counting the faults served."""
-    # botocore's before-send runs every handler and takes the first response, so moto would
-    # still carry out the request: a served fault switches moto off for that one attempt
-    # (restored by a handler that runs after moto's), so the fault means "not applied".
-    from moto.core.models import botocore_stubber
-
+    `response()` (not applied: moto stands aside for those). Returns a one-element list
+    counting the faults served. Safe with calls on several threads."""
+    _moto_skips_faulted_attempts()
     served = [0]
     seen = [0]
+    lock = threading.Lock()
 
     def handler(**_: Any) -> AWSResponse | None:
-        seen[0] += 1
-        if seen[0] > after and served[0] < times:
-            served[0] += 1
-            botocore_stubber.enabled = False
+        with lock:
+            seen[0] += 1
+            fault = seen[0] > after and served[0] < times
+            if fault:
+                served[0] += 1
+        if fault:
+            _FAULT.active = True
             return response()
         return None
 
     def restore(**_: Any) -> None:
-        botocore_stubber.enabled = True
+        _FAULT.active = False
 
     session.events.register_first(f"before-send.{service}.{operation}", handler)
     session.events.register_last("before-send", restore, unique_id="fault-restore")
     return served
+
+
+def every_session_faults(event: str, response: Callable[[], AWSResponse]) -> list[Any]:
+    """botocore's built-in handlers plus a fault answering every `event` (e.g.
+    'before-send.ec2.RunInstances'): patch them in to reach sessions the code makes itself."""
+    _moto_skips_faulted_attempts()
+
+    def fault(**_: Any) -> AWSResponse:
+        _FAULT.active = True
+        return response()
+
+    def restore(**_: Any) -> None:
+        _FAULT.active = False
+
+    return [(event, fault), *botocore.handlers.BUILTIN_HANDLERS, ("before-send", restore)]
 
 
 # --- snapshots -------------------------------------------------------------------------------

@@ -328,11 +328,13 @@ def test_vpc_that_does_not_exist_is_found_on_the_first_read(
     assert run(["apply", "--yes", "-f", str(world.directory / "novpc.yaml")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     # progress lines ("  .. reading hq") may come first; the error is one line
-    errors = [line for line in lines if not line.startswith("..")]
+    errors = [line for line in lines if not line.lstrip().startswith("..")]
     assert errors == [
         "provision: networks.hq.vpc: 'vpc-0123456789abcdef0' does not exist in us-east-1"
     ]
-    assert [op for _, op in calls.calls] == ["DescribeVpcs"]
+    # HQ's first read finds it; Branch (us-west-2) is read beside it, and nothing is changed
+    assert calls.in_region("us-east-1") == ["DescribeVpcs"]
+    assert calls.mutating == []
 
 
 @pytest.mark.parametrize(

@@ -26,12 +26,16 @@ def _quiet(_: str) -> None:
 
 @dataclass
 class Clouds:
-    """How to reach the clouds: per-cloud options (an AWS `boto3.Session`, ...) and where
-    to report progress while waiting. The default reaches each cloud through its SDK's
-    own credential chain."""
+    """How to reach the clouds: per-cloud options (an AWS `boto3.Session`, ...), where to
+    report progress, and how much to do at once: `concurrency` bounds the calls in flight to
+    one cloud (default: the provider's own `concurrency`), `networks_at_once` the networks
+    worked on side by side. `concurrency={"aws": 1}, networks_at_once=1` runs one change at a
+    time. The default reaches each cloud through its SDK's own credential chain."""
 
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     progress: Progress = _quiet
+    concurrency: dict[str, int] = field(default_factory=dict)
+    networks_at_once: int = 8
 
     def connect(self, network: Network) -> NetworkProvider:
         target = REGISTRY.get(network.cloud)
@@ -43,7 +47,12 @@ class Clouds:
             )
         module_name, class_name = target.split(":")
         cls = getattr(importlib.import_module(module_name), class_name)
+
+        def progress(message: str) -> None:  # tagged: networks report side by side
+            self.progress(f"{network.name}: {message}")
+
         provider: NetworkProvider = cls(
-            network, progress=self.progress, **self.options.get(network.cloud, {})
+            network, progress=progress, **self.options.get(network.cloud, {})
         )
+        self.concurrency.setdefault(network.cloud, getattr(cls, "concurrency", 8))
         return provider

@@ -15,10 +15,12 @@ class NetworkProvider(Protocol):
       the spec does not exist, `CloudError` when the cloud cannot be read.
     - `apply(change)` carries out one planned change and is safe to repeat: a change that
       is already in effect (left by an interrupted run) succeeds without a second copy.
-      Raises `CloudError` with the cloud's own message.
+      Raises `CloudError` with the cloud's own message. Changes of one `planner.stages` step
+      are applied from several threads at once: they must not share mutable state.
     """
 
     network: Network
+    concurrency: int  # how many of this cloud's changes may be in flight at once (class-wide)
 
     def observe(self) -> Observed: ...
 

@@ -42,6 +42,10 @@ DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
 class AwsNetwork(Identity, Instance, Groups):
     """One VPC, with the connector this toolkit puts there."""
 
+    # EC2's mutating calls share a token bucket per account and region: a few in flight at
+    # once keep it busy; adaptive retries slow down when it runs dry
+    concurrency = 8
+
     def __init__(
         self,
         network: Network,

@@ -1,0 +1,138 @@
+"""Carries out a plan: every network side by side, and within a network step by step
+(`planner.stages`), the changes of one step at once. Calls to one cloud are bounded by that
+cloud's limit, whichever network makes them, so throttling stays rare; the SDKs' own retries
+do the rest. Decides nothing.
+
+A failure stops the run: no change starts after it, in any network; the changes already under
+way finish. The error lists, per network, what was done and what was not."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+
+from . import planner
+from .errors import CloudError
+from .model import Change, Plan
+from .providers.base import NetworkProvider
+
+DEFAULT_CONCURRENCY = 8  # calls at once to one cloud, when neither the user nor the provider says
+
+
+class Engine:
+    def __init__(
+        self,
+        plan: Plan,
+        provider: Callable[[str], NetworkProvider],
+        *,
+        concurrency: Mapping[str, int],
+        networks_at_once: int,
+        progress: Callable[[str], None],
+    ) -> None:
+        self.plan = plan
+        self.provider = provider
+        self.concurrency = concurrency
+        self.networks_at_once = max(1, networks_at_once)
+        self.progress = progress
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._started = 0
+        self._done: set[int] = set()  # positions in plan.changes
+        self._failures: list[tuple[int, str]] = []
+        self._position = {id(c): i for i, c in enumerate(plan.changes)}
+
+    def run(self) -> tuple[Change, ...]:
+        """Carry out the plan; returns the changes made, in plan order. Raises CloudError."""
+        networks = [n for n in self.plan.networks if n.changes]
+        pools = {
+            cloud: ThreadPoolExecutor(
+                max_workers=max(1, self.concurrency.get(cloud, DEFAULT_CONCURRENCY)),
+                thread_name_prefix=f"provision-{cloud}",
+            )
+            for cloud in {n.cloud for n in networks}
+        }
+        interrupted = False
+        try:
+            with ThreadPoolExecutor(
+                max_workers=min(self.networks_at_once, max(1, len(networks))),
+                thread_name_prefix="provision-network",
+            ) as by_network:
+                futures = [
+                    by_network.submit(self._network, n.changes, pools[n.cloud]) for n in networks
+                ]
+                interrupted = self._wait(futures)
+        finally:
+            for pool in pools.values():
+                pool.shutdown(wait=True)
+        return self._result(interrupted)
+
+    def _wait(self, futures: list[Future[None]]) -> bool:
+        """Wait for every network; on Ctrl-C start nothing more and let what runs finish."""
+        try:
+            pending = set(futures)
+            while pending:  # a timeout, so that Ctrl-C is seen while waiting
+                _, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+            return False
+        except KeyboardInterrupt:
+            self._stop.set()
+            wait(futures)
+            return True
+
+    def _network(self, changes: tuple[Change, ...], pool: ThreadPoolExecutor) -> None:
+        for step in planner.stages(changes):
+            if self._stop.is_set():
+                return
+            wait([pool.submit(self._one, change) for change in step])
+
+    def _one(self, change: Change) -> None:
+        if self._stop.is_set():  # queued behind a failure: not started
+            return
+        position = self._position[id(change)]
+        with self._lock:
+            self._started += 1
+            count = self._started
+        self.progress(f"[{count}/{len(self.plan.changes)}] {change.network}: {change.summary()}")
+        try:
+            self.provider(change.network).apply(change)
+        except CloudError as e:
+            self._fail(position, e.message)
+        except Exception as e:  # a bug of ours must not leave the other networks hanging
+            self._fail(position, f"unexpected error: {type(e).__name__}: {e}")
+        else:
+            with self._lock:
+                self._done.add(position)
+
+    def _fail(self, position: int, message: str) -> None:
+        with self._lock:
+            self._failures.append((position, message))
+        self._stop.set()
+
+    def _result(self, interrupted: bool) -> tuple[Change, ...]:
+        changes = self.plan.changes
+        done = tuple(c for i, c in enumerate(changes) if i in self._done)
+        if not self._failures and not interrupted:
+            return done
+        if interrupted:
+            what = "interrupted"
+        else:
+            what = "; ".join(
+                f"{changes[i].network}: {_naming(changes[i], message)}"
+                for i, message in sorted(self._failures)
+            )
+        not_done = tuple(c for i, c in enumerate(changes) if i not in self._done)
+        raise CloudError(
+            f"{self.plan.operation} stopped after {len(done)} of {len(changes)} changes: {what}",
+            done=_summaries(done),
+            not_done=_summaries(not_done),
+        )
+
+
+def _naming(change: Change, message: str) -> str:
+    """The error, led by the change it stopped (providers' messages often lead with it)."""
+    summary = change.summary()
+    return message if message.startswith(summary) else f"{summary}: {message}"
+
+
+def _summaries(changes: tuple[Change, ...]) -> tuple[str, ...]:
+    return tuple(f"{c.network}: {c.summary()}" for c in changes)
