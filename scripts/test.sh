@@ -16,7 +16,7 @@ python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 ruff check provisioner tests bench examples
 mypy
 set +e
-python3 -m pytest "$@"
+python3 -m pytest -n auto --dist loadgroup "$@"
 status=$?
 set -e
 if [ "$status" = 5 ]; then

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,9 +29,36 @@ os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
 FIGURES: dict[str, str] = {}  # measured by tests, printed at the end of the run
 
 
+SUITE_STARTED: list[float] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    SUITE_STARTED.append(time.monotonic())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # an xdist worker hands its figures (the lab's, measured where it ran) to the controller
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["figures"] = json.dumps(FIGURES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    FIGURES.update(json.loads(getattr(node, "workeroutput", {}).get("figures", "{}")))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    for name, value in FIGURES.items():
+    for name, value in sorted(FIGURES.items()):
         terminalreporter.write_line(f"figure: {name}: {value}")
+    if SUITE_STARTED:
+        workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT") or getattr(
+            terminalreporter.config.option, "numprocesses", None
+        )
+        wall = time.monotonic() - SUITE_STARTED[0]
+        terminalreporter.write_line(
+            f"figure: suite wall time: {wall:.1f}s ({workers or 1} worker(s))"
+        )
 
 
 @dataclass
@@ -326,7 +354,13 @@ def _lab_marks() -> list[Any]:
     from lab.netns import lab_available
 
     why = lab_available()
-    return [pytest.mark.lab, pytest.mark.slow, pytest.mark.skipif(why is not None, reason=str(why))]
+    return [
+        pytest.mark.lab,
+        pytest.mark.slow,
+        pytest.mark.skipif(why is not None, reason=str(why)),
+        # one xdist worker runs the whole lab: one world of namespaces, built once
+        pytest.mark.xdist_group("lab"),
+    ]
 
 
 LAB_MARKS = _lab_marks()  # every lab test module: pytestmark = LAB_MARKS
@@ -336,8 +370,6 @@ LAB_MARKS = _lab_marks()  # every lab test module: pytestmark = LAB_MARKS
 def seed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The seed's world in network namespaces (tests/lab), built once for every lab test,
     with Bob connected; removed at the end, also on failure or interrupt."""
-    import time
-
     from lab.netns import remove_stale
     from lab.world import SeedWorld
 
@@ -346,9 +378,21 @@ def seed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     world = SeedWorld(tmp_path_factory.mktemp("lab"))
     try:
         world.connect_bob()
+        LAB_SECONDS["build"] = time.monotonic() - started
         yield world
     finally:
+        started = time.monotonic()
         world.close()
-        FIGURES["lab wall time (build, every lab test, teardown)"] = (
-            f"{time.monotonic() - started:.1f}s"
+        LAB_SECONDS["teardown"] = time.monotonic() - started
+        FIGURES["lab wall time"] = (
+            f"{sum(LAB_SECONDS.values()):.1f}s (build {LAB_SECONDS['build']:.1f}s, tests "
+            f"{LAB_SECONDS['tests']:.1f}s, teardown {LAB_SECONDS['teardown']:.1f}s)"
         )
+
+
+LAB_SECONDS: dict[str, float] = {"build": 0.0, "tests": 0.0, "teardown": 0.0}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "lab" in report.keywords:
+        LAB_SECONDS["tests"] += report.duration  # setup, call and teardown of every lab test

@@ -163,3 +163,18 @@ def test_an_interrupted_lab_leaves_no_namespace_or_process(sig: str, tmp_path: P
     assert prefix not in listed
     sleepers = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True).stdout
     assert not sleepers.strip()
+
+
+def test_the_stale_sweep_leaves_a_live_run_alone():
+    """Parallel test workers each build their own namespaces: one worker's sweep for crashed
+    runs must not delete another's."""
+    import subprocess
+
+    lab = Lab("v")
+    try:
+        ns = lab.ns("x")
+        remove_stale()
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert ns in listed
+    finally:
+        lab.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,11 +36,23 @@ def _sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def remove_stale() -> None:
+    """Namespaces of lab runs whose process is gone (a crash, a kill -9); never a live run's."""
     for line in _sh("ip", "netns", "list").stdout.splitlines():
         name = line.split()[0] if line.strip() else ""
-        if name.startswith(PREFIX):
+        match = re.match(rf"^{PREFIX}(\d+)[a-z]", name)
+        if match and not _alive(int(match.group(1))):
             _kill_all(name)
             _sh("ip", "netns", "delete", name, check=False)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _kill_all(ns: str) -> None:
@@ -51,7 +64,7 @@ def _kill_all(ns: str) -> None:
 
 class Lab:
     def __init__(self, tag: str) -> None:
-        self.prefix = f"{PREFIX}{os.getpid() % 10000}{tag}"[:10]
+        self.prefix = f"{PREFIX}{os.getpid()}{tag}"  # the pid: remove_stale knows it is alive
         self.namespaces: list[str] = []
         atexit.register(self.close)
         # a terminated run cleans up too: SIGTERM becomes an ordinary exit, so atexit runs
