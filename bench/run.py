@@ -1,7 +1,9 @@
 """Figures, not assertions: cold `provision --help` time, API calls per phase as route tables
-grow, and plan computation time for 100 peers. Compare runs by diffing the output.
+grow, plan computation time for 100 peers, and apply wall time with a fixed latency added to
+every call (botocore's before-send, so moto answers as slowly as a cloud): 1 vs 4 networks,
+and many route tables one change at a time vs side by side. Compare runs by diffing the output.
 
-    python bench/run.py            # 1, 50 and 500 route tables
+    python bench/run.py            # 1, 50 and 500 route tables; 500 tables serial takes ~10 min
     python bench/run.py --quick    # 1 and 50 (what CI runs)
 """
 
@@ -22,6 +24,33 @@ from typing import Any
 import botocore.handlers
 
 READS = ("Describe", "Get", "List")
+REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2")
+
+
+class Latency:
+    """Every AWS call waits this long before moto answers it, as a cloud's round trip does."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, **_: Any) -> None:
+        time.sleep(self.seconds)
+
+
+def hooked(*entries: tuple[str, Any]) -> Any:
+    """botocore's built-in handlers, plus `entries`, for every session made meanwhile."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def hook() -> Any:
+        botocore.handlers.BUILTIN_HANDLERS.extend(entries)
+        try:
+            yield
+        finally:
+            for e in entries:
+                botocore.handlers.BUILTIN_HANDLERS.remove(e)
+
+    return hook()
 
 
 def cold_help(runs: int = 7) -> dict[str, float]:
@@ -53,71 +82,122 @@ class Recorder:
         }
 
 
-def calls_for(tables: int, peers: int) -> dict[str, Any]:
-    from moto import mock_aws
-
-    from provisioner import Clouds, Deployment, load_topology
+def seeded(
+    tmp: Path, networks: int, tables: int, peers: int, regions: tuple[str, ...]
+) -> tuple[Any, Any]:
+    """`networks` VPCs (network i in regions[i % len]), each with `tables` route tables and an
+    app group, meshed with `peers` external networks: (session, topology)."""
+    from provisioner import load_topology
     from provisioner.sandbox import FAKE_PROFILE, fake_session, publish_ubuntu_image, seed_vpc
 
+    session = fake_session()
+    for region in sorted(set(regions[:networks])):
+        publish_ubuntu_image(session, region)
+    doc: dict[str, Any] = {}
+    for i in range(networks):
+        name, region = f"net{i}", regions[i % len(regions)]
+        vpc = seed_vpc(
+            session,
+            name,
+            region,
+            f"10.{i}.0.0/16",
+            [f"10.{i}.0.0/24"],
+            extra_route_tables=tables - 1,
+        )
+        (tmp / f"{name}.ovpn").write_text(FAKE_PROFILE.format(name=name))
+        doc[name] = {
+            "cloud": "aws",
+            "region": region,
+            "vpc": vpc.vpc,
+            "subnets": [f"10.{i}.0.0/16"],
+            "app_security_groups": [vpc.app_group],
+            "connector": {"subnet": vpc.connector_subnet, "profile": f"{name}.ovpn"},
+        }
+    for i in range(peers):
+        doc[f"peer{i}"] = {"cloud": "external", "subnets": [f"172.20.{i}.0/24"]}
+    path = tmp / "topology.yaml"
+    path.write_text(json.dumps({"version": 1, "networks": doc}))
+    return session, load_topology(path)
+
+
+def calls_for(tables: int, peers: int) -> dict[str, Any]:
+    """Calls by kind for plan, apply, re-apply and destroy of one network (no latency)."""
+    from moto import mock_aws
+
+    from provisioner import Clouds, Deployment
+
     recorder = Recorder()
-    entry = ("before-call", recorder)
-    botocore.handlers.BUILTIN_HANDLERS.append(entry)
-    try:
-        with mock_aws(), tempfile.TemporaryDirectory() as tmp:
-            session = fake_session()
-            publish_ubuntu_image(session, "us-east-1")
-            hq = seed_vpc(
-                session,
-                "hq",
-                "us-east-1",
-                "10.0.0.0/16",
-                ["10.0.0.0/24"],
-                extra_route_tables=tables - 1,
+    with hooked(("before-call", recorder)), mock_aws(), tempfile.TemporaryDirectory() as tmp:
+        session, topology = seeded(Path(tmp), 1, tables, peers, REGIONS)
+        clouds = Clouds(options={"aws": {"session": session, "poll_seconds": 0.0}})
+        recorder.take()
+        out: dict[str, Any] = {}
+        for phase in ("plan", "apply", "re-apply", "destroy"):
+            d = Deployment(topology, clouds)
+            start = time.perf_counter()
+            if phase == "plan":
+                plan = d.plan()
+            elif phase == "destroy":
+                plan = d.plan_destroy()
+                d.execute(plan)
+            else:
+                plan = d.plan()
+                d.execute(plan)
+            seconds = time.perf_counter() - start
+            figures = recorder.take()
+            figures["planned_changes"] = len(plan.changes)
+            figures["planned_route_changes"] = sum(1 for c in plan.changes if c.kind == "route")
+            figures["route_mutations"] = sum(
+                figures["by_kind"].get(k, 0) for k in ("CreateRoute", "ReplaceRoute", "DeleteRoute")
             )
-            (Path(tmp) / "hq.ovpn").write_text(FAKE_PROFILE.format(name="hq"))
-            networks: dict[str, Any] = {
-                "hq": {
-                    "cloud": "aws",
-                    "region": "us-east-1",
-                    "vpc": hq.vpc,
-                    "subnets": ["10.0.0.0/16"],
-                    "app_security_groups": [hq.app_group],
-                    "connector": {"subnet": hq.connector_subnet, "profile": "hq.ovpn"},
-                },
-            }
-            for i in range(peers):
-                networks[f"peer{i}"] = {"cloud": "external", "subnets": [f"172.20.{i}.0/24"]}
-            path = Path(tmp) / "topology.yaml"
-            path.write_text(json.dumps({"version": 1, "networks": networks}))
-            clouds = Clouds(options={"aws": {"session": session, "poll_seconds": 0.0}})
-            topology = load_topology(path)
-            recorder.take()
-            out: dict[str, Any] = {}
-            for phase in ("plan", "apply", "re-apply", "destroy"):
-                d = Deployment(topology, clouds)
-                start = time.perf_counter()
-                if phase == "plan":
-                    plan = d.plan()
-                elif phase == "destroy":
-                    plan = d.plan_destroy()
-                    d.execute(plan)
-                else:
-                    plan = d.plan()
-                    d.execute(plan)
-                seconds = time.perf_counter() - start
-                figures = recorder.take()
-                figures["planned_changes"] = len(plan.changes)
-                figures["planned_route_changes"] = sum(1 for c in plan.changes if c.kind == "route")
-                route_calls = sum(
-                    figures["by_kind"].get(k, 0)
-                    for k in ("CreateRoute", "ReplaceRoute", "DeleteRoute")
-                )
-                figures["route_mutations"] = route_calls
-                figures["seconds_against_moto"] = round(seconds, 2)
-                out[phase] = figures
-            return out
-    finally:
-        botocore.handlers.BUILTIN_HANDLERS.remove(entry)
+            figures["seconds_against_moto"] = round(seconds, 2)
+            out[phase] = figures
+        return out
+
+
+def apply_wall(
+    networks: int,
+    tables: int,
+    peers: int,
+    *,
+    serial: bool,
+    latency: float,
+    regions: tuple[str, ...] = REGIONS,
+) -> dict[str, Any]:
+    """Wall time of one apply with `latency` added to every call; calls by kind; re-apply."""
+    from moto import mock_aws
+
+    from provisioner import Clouds, Deployment
+
+    recorder = Recorder()
+    with (
+        hooked(("before-call", recorder), ("before-send", Latency(latency))),
+        mock_aws(),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        session, topology = seeded(Path(tmp), networks, tables, peers, regions)
+        clouds = Clouds(
+            options={"aws": {"session": session, "poll_seconds": latency}},
+            concurrency={"aws": 1} if serial else {},
+            networks_at_once=1 if serial else 8,
+        )
+        recorder.take()
+        d = Deployment(topology, clouds)
+        plan = d.plan()
+        start = time.perf_counter()
+        d.execute(plan)
+        seconds = time.perf_counter() - start
+        applied = recorder.take()
+        again = Deployment(topology, clouds)
+        again.execute(again.plan())
+        reapplied = recorder.take()
+    return {
+        "seconds": round(seconds, 2),
+        "planned": len(plan.changes),
+        "mutations": applied["mutations"],
+        "reapply_mutations": reapplied["mutations"],
+        "by_kind": applied["by_kind"],
+    }
 
 
 def plan_time(peers: int = 100, tables: int = 50, repeat: int = 20) -> dict[str, float]:
@@ -184,7 +264,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="1 and 50 route tables only")
     parser.add_argument("--peers", type=int, default=20)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
     args = parser.parse_args()
+    import os
+
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # the sandbox has its own
     sizes = (1, 50) if args.quick else (1, 50, 500)
     print(f"cold `provision --help`: {json.dumps(cold_help())}")
     print(f"plan computation, 100 peers: {json.dumps(plan_time())}")
@@ -198,6 +282,37 @@ def main() -> None:
                 f"({f['seconds_against_moto']}s)"
             )
             print(f"      by kind: {json.dumps(f['by_kind'])}")
+
+    latency = args.latency_ms / 1000
+    print(f"apply wall time, {args.latency_ms:g} ms added to every call:")
+
+    def line(label: str, f: dict[str, Any]) -> None:
+        print(
+            f"  {label}: {f['seconds']}s; mutations={f['mutations']} planned={f['planned']} "
+            f"re-apply mutations={f['reapply_mutations']}"
+        )
+
+    # the same work per network: each routes the VPN range and 20 other networks' subnets (with
+    # four managed networks, three of those 20 are the other managed ones)
+    one = apply_wall(1, 4, args.peers, serial=False, latency=latency)
+    line(f"1 network, 4 tables, {args.peers} peers", one)
+    four = apply_wall(4, 4, args.peers - 3, serial=False, latency=latency)
+    line(f"4 networks in 4 regions, 4 tables, {args.peers} peers each", four)
+    print(f"    4 networks / 1 network: {four['seconds'] / one['seconds']:.2f}x")
+    same = apply_wall(4, 4, args.peers - 3, serial=False, latency=latency, regions=REGIONS[:1])
+    line("4 networks in one region (one rate limit)", same)
+    print(f"    4 networks in one region / 1 network: {same['seconds'] / one['seconds']:.2f}x")
+    serial_four = apply_wall(4, 4, args.peers - 3, serial=True, latency=latency)
+    line("4 networks in 4 regions, one change at a time", serial_four)
+    print(f"    one at a time / side by side: {serial_four['seconds'] / four['seconds']:.1f}x")
+    for tables in (50,) if args.quick else (50, 500):
+        parallel = apply_wall(1, tables, args.peers, serial=False, latency=latency)
+        line(f"{tables} tables x {args.peers} peers, side by side", parallel)
+        serial = apply_wall(1, tables, args.peers, serial=True, latency=latency)
+        line(f"{tables} tables x {args.peers} peers, one at a time", serial)
+        print(f"    one at a time / side by side: {serial['seconds'] / parallel['seconds']:.1f}x")
+        assert serial["by_kind"] == parallel["by_kind"], "calls by kind must not change"
+        print("    calls by kind: the same both ways")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Carries out a plan: every network side by side, and within a network step by step
-(`planner.stages`), the changes of one step at once. Calls to one cloud are bounded by that
-cloud's limit, whichever network makes them, so throttling stays rare; the SDKs' own retries
-do the rest. Decides nothing.
+(`planner.stages`), the changes of one step at once. Calls that share one of a cloud's rate
+limits (the provider's `throttle_scope`: for AWS an account's region) are bounded together,
+whichever network makes them, so throttling stays rare; the SDKs' own retries do the rest.
+Decides nothing.
 
 A failure stops the run: no change starts after it, in any network; the changes already under
 way finish. The error lists, per network, what was done and what was not."""
@@ -45,12 +46,14 @@ class Engine:
     def run(self) -> tuple[Change, ...]:
         """Carry out the plan; returns the changes made, in plan order. Raises CloudError."""
         networks = [n for n in self.plan.networks if n.changes]
+        # one pool per rate limit: networks in one AWS region share it, other regions do not
+        scopes = {n.network: self.provider(n.network).throttle_scope for n in networks}
         pools = {
-            cloud: ThreadPoolExecutor(
+            scope: ThreadPoolExecutor(
                 max_workers=max(1, self.concurrency.get(cloud, DEFAULT_CONCURRENCY)),
                 thread_name_prefix=f"provision-{cloud}",
             )
-            for cloud in {n.cloud for n in networks}
+            for scope, cloud in {(scopes[n.network], n.cloud) for n in networks}
         }
         interrupted = False
         try:
@@ -59,7 +62,8 @@ class Engine:
                 thread_name_prefix="provision-network",
             ) as by_network:
                 futures = [
-                    by_network.submit(self._network, n.changes, pools[n.cloud]) for n in networks
+                    by_network.submit(self._network, n.changes, pools[scopes[n.network]])
+                    for n in networks
                 ]
                 interrupted = self._wait(futures)
         finally:

@@ -20,7 +20,10 @@ class NetworkProvider(Protocol):
     """
 
     network: Network
-    concurrency: int  # how many of this cloud's changes may be in flight at once (class-wide)
+    # how many changes may be in flight at once within one `throttle_scope`: the calls that
+    # share one of the cloud's rate limits (AWS: an account's region)
+    concurrency: int
+    throttle_scope: str
 
     def observe(self) -> Observed: ...
 

@@ -60,6 +60,7 @@ class AwsNetwork(Identity, Instance, Groups):
         assert isinstance(network.location, AwsLocation) and network.connector is not None
         self.network = network
         self.location = network.location
+        self.throttle_scope = f"aws:{network.location.region}"  # EC2 throttles per region
         self.progress = progress
         self.poll_seconds = poll_seconds
         self.wait_seconds = wait_seconds
