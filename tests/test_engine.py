@@ -1,0 +1,140 @@
+"""How a plan is carried out (provisioner/engine.py), against moto through the real boto3:
+networks side by side, a network's steps in order with its routes and rules at once (bounded),
+a failure that stops everything with an honest account of what was done, readable progress."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from typing import Any
+
+import pytest
+from conftest import FORBIDDEN, deployment, error_response, inject, snapshot
+from test_aws import routes_of
+
+from provisioner import CloudError, Clouds
+from provisioner.cli import run
+from provisioner.sandbox import SandboxWorld
+
+
+def region_of(kwargs: dict[str, Any]) -> str:
+    """The region a before-send request goes to, from its endpoint."""
+    return re.search(r"\.([a-z]{2}-[a-z]+-\d)\.", kwargs["request"].url).group(1)  # type: ignore[union-attr]
+
+
+def operation_of(kwargs: dict[str, Any]) -> str:
+    return str(kwargs["event_name"]).rsplit(".", 1)[-1]
+
+
+def test_networks_are_launched_side_by_side(session, world: SandboxWorld, clouds: Clouds):
+    """HQ's launch waits until Branch's has started: one after the other, it never would."""
+    started = {"us-east-1": threading.Event(), "us-west-2": threading.Event()}
+    overlapped: list[bool] = []
+
+    def launch(**kwargs: Any) -> None:
+        region = region_of(kwargs)
+        started[region].set()
+        other = next(r for r in started if r != region)
+        overlapped.append(started[other].wait(timeout=20))
+
+    session.events.register("before-send.ec2.RunInstances", launch)
+    deployment(world, clouds).apply()
+    assert overlapped == [True, True]
+
+
+def test_a_networks_routes_and_rules_run_at_once_after_its_connector(
+    session, world: SandboxWorld, clouds: Clouds
+):
+    lock = threading.Lock()
+    in_flight = {"now": 0, "most": 0}
+    order: list[tuple[str, str]] = []
+
+    def before(**kwargs: Any) -> None:
+        name = operation_of(kwargs)
+        with lock:
+            order.append((region_of(kwargs), name))
+            if name in ("CreateRoute", "AuthorizeSecurityGroupIngress"):
+                in_flight["now"] += 1
+                in_flight["most"] = max(in_flight["most"], in_flight["now"])
+        if name == "CreateRoute":
+            time.sleep(0.02)  # long enough for the others of its step to start
+
+    def after(**kwargs: Any) -> None:
+        if kwargs["model"].name in ("CreateRoute", "AuthorizeSecurityGroupIngress"):
+            with lock:
+                in_flight["now"] -= 1
+
+    session.events.register("before-send.ec2", before)
+    session.events.register("after-call.ec2", after)
+    deployment(world, clouds).apply()
+    # bounded: AWS allows 8 calls at once per region; the two regions have their own
+    assert 2 <= in_flight["most"] <= 16
+    for region in ("us-east-1", "us-west-2"):
+        calls = [name for r, name in order if r == region]
+        # the plan's order holds where it must: the VM and its forwarding flag first
+        first_route = calls.index("CreateRoute")
+        assert calls.index("RunInstances") < calls.index("ModifyNetworkInterfaceAttribute")
+        assert calls.index("ModifyNetworkInterfaceAttribute") < first_route
+
+
+def test_one_at_a_time_when_asked(session, world: SandboxWorld):
+    clouds = Clouds(
+        options={"aws": {"session": session, "poll_seconds": 0.0}},
+        concurrency={"aws": 1},
+        networks_at_once=1,
+    )
+    lock = threading.Lock()
+    in_flight = {"now": 0, "most": 0}
+
+    def before(**_: Any) -> None:
+        with lock:
+            in_flight["now"] += 1
+            in_flight["most"] = max(in_flight["most"], in_flight["now"])
+
+    def after(**_: Any) -> None:
+        with lock:
+            in_flight["now"] -= 1
+
+    session.events.register("before-send.ec2.CreateRoute", before)
+    session.events.register("after-call.ec2.CreateRoute", after)
+    deployment(world, clouds).apply()
+    assert in_flight["most"] == 1
+
+
+def test_a_failure_stops_every_network_and_says_truly_what_was_done(
+    session, world: SandboxWorld, clouds: Clouds
+):
+    before = snapshot(session)
+    # Branch's third route is refused; HQ is mid-way through its own routes then
+    inject(session, "ec2", "CreateRoute", lambda: error_response("ec2", *FORBIDDEN["ec2"]), after=2)
+    with pytest.raises(CloudError) as failed:
+        deployment(world, clouds).apply()
+    error = failed.value
+    assert "UnauthorizedOperation" in error.message
+    assert error.done and error.not_done
+    # every route the error calls done is in its table, every one it calls not done is not
+    for summaries, present in ((error.done, True), (error.not_done, False)):
+        for line in summaries:
+            m = re.match(r"(\w+): create route (\S+) -> \S+ in (\S+)", line)
+            if m:
+                network, destination, table = m.groups()
+                region = "us-east-1" if network == "hq" else "us-west-2"
+                assert (destination in routes_of(session, region, table)) is present, line
+    # the next apply finishes the job, destroy leaves the account as it was
+    deployment(world, clouds).apply()
+    assert all(s.healthy for s in deployment(world, clouds).status())
+    deployment(world, clouds).destroy()
+    assert snapshot(session) == before
+
+
+def test_progress_counts_every_change_once_tagged_by_network(world: SandboxWorld, capsys):
+    path = world.write_topology(partner=True)
+    assert run(["apply", "-f", str(path), "--yes"]) == 0
+    err = capsys.readouterr().err
+    counted = re.findall(r"\[(\d+)/(\d+)\] (hq|branch): ", err)
+    total = int(counted[0][1])
+    assert sorted(int(k) for k, _, _ in counted) == list(range(1, total + 1))
+    assert {n for _, _, n in counted} == {"hq", "branch"}
+    # what a provider says while it works is tagged too
+    assert re.search(r"^  \.\. (hq|branch): launched i-", err, re.M)
