@@ -4,6 +4,7 @@ botocore's before-send event; and snapshots of the account to compare."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -104,25 +105,37 @@ def calls() -> Iterator[CallLog]:
         botocore.handlers.BUILTIN_HANDLERS.remove(e)
 
 
-@pytest.fixture
-def aws(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, calls: CallLog
-) -> Iterator[tuple[Any, SandboxWorld]]:
-    """moto with the seed's HQ (us-east-1) and Branch (us-west-2) VPCs. The call log starts
-    empty after the seeding."""
+@contextlib.contextmanager
+def moto_world(directory: Path) -> Iterator[tuple[Any, SandboxWorld]]:
+    """moto with the seed's HQ (us-east-1) and Branch (us-west-2) VPCs, no real credential."""
     from moto import mock_aws
 
-    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    with mock_aws():
-        session = fake_session()
-        world = seed_world(session, tmp_path)
+    with pytest.MonkeyPatch.context() as env:
+        for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
+            env.delenv(var, raising=False)
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        env.setenv("AWS_CONFIG_FILE", str(directory / "no-aws-config"))
+        with mock_aws():
+            session = fake_session()
+            yield session, seed_world(session, directory)
+
+
+@pytest.fixture
+def aws(tmp_path: Path, calls: CallLog) -> Iterator[tuple[Any, SandboxWorld]]:
+    """A fresh moto world for this test. The call log starts empty after the seeding."""
+    with moto_world(tmp_path) as (session, world):
         calls.clear()
         yield session, world
+
+
+@pytest.fixture(scope="module")
+def unchanged_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, SandboxWorld]]:
+    """One moto world for a whole module whose tests change nothing in it (bad input: they
+    assert that no call is made at all)."""
+    with moto_world(tmp_path_factory.mktemp("world")) as found:
+        yield found
 
 
 @pytest.fixture

@@ -50,6 +50,15 @@ def _rename_network(old: str, new: str) -> Edit:
 
 
 HQ = "networks.hq"
+
+
+@pytest.fixture
+def world(unchanged_aws: tuple[Any, SandboxWorld], calls: CallLog) -> SandboxWorld:
+    """Bad input reaches no cloud: every test here shares one seeded world, and checks that."""
+    calls.clear()
+    return unchanged_aws[1]
+
+
 CASES: list[tuple[str, Edit, str, str]] = [
     # (id, edit, the field the message must name, the value it must name)
     (
