@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 
 from . import planner
-from .errors import CloudError
+from .errors import CloudError, Interrupted
 from .model import Change, Plan
 from .providers.base import NetworkProvider
 
@@ -125,7 +125,7 @@ class Engine:
                 for i, message in sorted(self._failures)
             )
         not_done = tuple(c for i, c in enumerate(changes) if i not in self._done)
-        raise CloudError(
+        raise (Interrupted if interrupted else CloudError)(
             f"{self.plan.operation} stopped after {len(done)} of {len(changes)} changes: {what}",
             done=_summaries(done),
             not_done=_summaries(not_done),

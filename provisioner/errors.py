@@ -58,5 +58,11 @@ class CloudError(ProvisionerError):
         return "\n".join(lines)
 
 
+class Interrupted(CloudError):
+    """Ctrl-C during apply or destroy: the changes under way were let finish, no other started."""
+
+    exit_code = 130
+
+
 class UnsupportedCloudError(SpecError):
     """The topology names a cloud whose provider this version does not have."""

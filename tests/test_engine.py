@@ -138,3 +138,50 @@ def test_progress_counts_every_change_once_tagged_by_network(world: SandboxWorld
     assert {n for _, _, n in counted} == {"hq", "branch"}
     # what a provider says while it works is tagged too
     assert re.search(r"^  \.\. (hq|branch): launched i-", err, re.M)
+
+
+INTERRUPTED_RUN = """
+import sys, time
+import botocore.handlers
+from provisioner import Clouds, Deployment, load_topology
+from provisioner.cli import run
+from provisioner.sandbox import sandbox
+
+# every call takes a while, as on a cloud, so that Ctrl-C lands mid-way
+botocore.handlers.BUILTIN_HANDLERS.append(("before-send", lambda **_: time.sleep(0.05)))
+with sandbox() as (session, world):
+    path = world.write_topology()
+    print("FIRST", run(["apply", "-f", str(path), "--yes"]), flush=True)
+    print("SECOND", run(["apply", "-f", str(path), "--yes"]), flush=True)
+    print("EMPTY", Deployment(load_topology(path), Clouds()).plan().empty, flush=True)
+"""
+
+
+def test_ctrl_c_lets_calls_under_way_finish_and_the_next_apply_completes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_RUN],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if re.search(r"\[3/\d+\]", line):
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=120)
+    out = "".join(lines) + rest
+    assert "FIRST 130" in out, out
+    assert "apply stopped after" in out and "interrupted" in out
+    assert "not done (" in out and "Traceback" not in out
+    assert "SECOND 0" in out and "EMPTY True" in out
