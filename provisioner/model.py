@@ -270,6 +270,9 @@ class Part:
     present: bool  # exists at all: destroy removes it
     complete: bool | None = None  # fully set up (None: same as present); apply finishes it
     fingerprint: str | None = None  # for content that can go stale (the stored VPN profile)
+    # made after the VM, on it (a VM extension): a new VM needs it again; destroy removes it
+    # before the VM
+    after_connector: bool = False
 
     @property
     def ready(self) -> bool:

@@ -25,6 +25,7 @@ from .model import (
     Observed,
     ObservedConnector,
     ObservedSubnet,
+    Part,
     Plan,
     RouteState,
     RouteStatus,
@@ -250,21 +251,10 @@ def _plan_network(
     changes: list[Change] = []
     notes: list[str] = []
 
-    # supporting parts, in the provider's order; the stored profile follows the file
+    # supporting parts the VM needs, in the provider's order; the stored profile follows the file
     for part in obs.parts:
-        if not part.ready:
-            changes.append(Change(name, Action.CREATE, Kind.PART, part.name, part.why, part=part))
-        elif part.kind == PROFILE_PART and part.fingerprint != c.profile_fingerprint:
-            changes.append(
-                Change(
-                    name,
-                    Action.UPDATE,
-                    Kind.PART,
-                    part.name,
-                    "the profile file changed; the connector reads it at boot, so it is replaced",
-                    part=part,
-                )
-            )
+        if not part.after_connector:
+            changes += _part_changes(name, part, c.profile_fingerprint, vm_is_new=False)
 
     # the connector VM itself
     current = obs.connector
@@ -323,6 +313,11 @@ def _plan_network(
 
     if new_connector or not current.forwarding:  # type: ignore[union-attr]
         changes.append(Change(name, Action.UPDATE, Kind.FORWARDING, interface, WHY_FORWARDING))
+
+    # parts that hang on the VM itself (a VM extension...): a new VM needs them again
+    for part in obs.parts:
+        if part.after_connector:
+            changes += _part_changes(name, part, c.profile_fingerprint, vm_is_new=new_connector)
 
     # the connector's own group admits the local subnets (forwarded traffic), nothing else
     have = set(obs.connector_ingress)
@@ -441,6 +436,26 @@ def _plan_network(
     )
 
 
+def _part_changes(
+    network: str, part: Part, profile_fingerprint: str, *, vm_is_new: bool
+) -> list[Change]:
+    """Create a part that is missing or, when it hangs on a VM that is new, again; bring the
+    stored profile up to date with the file."""
+    if not part.ready:
+        return [Change(network, Action.CREATE, Kind.PART, part.name, part.why, part=part)]
+    if part.after_connector and vm_is_new:
+        why = part.why + " (again, on the new VM)"
+        return [Change(network, Action.CREATE, Kind.PART, part.name, why, part=part)]
+    if part.kind == PROFILE_PART and part.fingerprint != profile_fingerprint:
+        why = (
+            "the profile file changed; the connector is handed the new one"
+            if part.after_connector
+            else "the profile file changed; the connector reads it at boot, so it is replaced"
+        )
+        return [Change(network, Action.UPDATE, Kind.PART, part.name, why, part=part)]
+    return []
+
+
 def way_out_notes(
     network: Network, subnet: ObservedSubnet, current: ObservedConnector | None
 ) -> list[str]:
@@ -534,6 +549,18 @@ def plan_destroy(topology: Topology, observed: Mapping[str, Observed]) -> Plan:
                         rule=rule,
                     )
                 )
+        for part in reversed(obs.parts):  # what hangs on the VM goes before it
+            if part.present and part.after_connector:
+                changes.append(
+                    Change(
+                        name,
+                        Action.DELETE,
+                        Kind.PART,
+                        part.name,
+                        f"destroy: the connector's {part.kind}",
+                        part=part,
+                    )
+                )
         if current is not None:
             changes.append(
                 Change(
@@ -545,7 +572,7 @@ def plan_destroy(topology: Topology, observed: Mapping[str, Observed]) -> Plan:
                 )
             )
         for part in reversed(obs.parts):
-            if part.present:
+            if part.present and not part.after_connector:
                 changes.append(
                     Change(
                         name,

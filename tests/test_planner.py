@@ -441,3 +441,66 @@ def test_status_of_a_group_that_is_gone():
     }
     (status,) = [s for s in planner.network_status(TOPOLOGY, obs) if s.network == "hq"]
     assert not status.app_groups[0].found and not status.app_groups[0].covered
+
+
+# --- parts that hang on the VM (an Azure VM extension carries the profile) -----------------
+
+
+def with_parts(obs: Observed, *parts: Part) -> Observed:
+    return Observed(**{**obs.__dict__, "parts": parts})
+
+
+EXTENSION = Part("vpn-profile", "ext", "hands the VM its profile", True, fingerprint="fp",
+                 after_connector=True)  # fmt: skip
+
+
+def kinds(plan, network: str = "hq") -> list[tuple[str, str]]:
+    return [
+        (str(c.action), c.part.kind if c.part else str(c.kind))
+        for c in plan.changes
+        if c.network == network and c.kind != "route" and c.kind != "app-access"
+    ]
+
+
+def test_a_part_on_the_vm_comes_after_it_and_again_on_a_new_vm():
+    group = Part("security-group", "g", "its group", False)
+    missing = Part(**{**EXTENSION.__dict__, "present": False})
+    obs = {
+        "hq": with_parts(observed("hq", "10.0.0.0/18", []), group, missing),
+        "branch": converged("branch", "192.168.0.0/22", ["100.96.0.0/11"], "eni-b"),
+    }
+    assert kinds(planner.plan_apply(TOPOLOGY, obs))[:4] == [
+        ("create", "security-group"),
+        ("create", "connector"),
+        ("update", "forwarding"),
+        ("create", "vpn-profile"),  # after the VM: it is made on it
+    ]
+    # the VM is replaced (its size changed): the extension is made again on the new one
+    resized = net("hq", ["10.0.0.0/18"], "vpc-1")
+    resized = Network(**{**resized.__dict__, "connector": Connector(
+        **{**resized.connector.__dict__, "size": "t3.large"})})  # fmt: skip
+    topo = Topology(networks=(resized, BRANCH, EXTERNAL))
+    obs["hq"] = with_parts(observed("hq", "10.0.0.0/18", [], running()), EXTENSION)
+    changes = kinds(planner.plan_apply(topo, obs))
+    assert changes[:3] == [
+        ("replace", "connector"),
+        ("update", "forwarding"),
+        ("create", "vpn-profile"),
+    ]
+
+
+def test_a_changed_profile_on_the_vm_is_updated_without_replacing_it():
+    stale = Part(**{**EXTENSION.__dict__, "fingerprint": "old"})
+    obs = {
+        "hq": with_parts(
+            observed("hq", "10.0.0.0/18", [], running(), rules=our_rules("hq")), stale
+        ),
+        "branch": converged("branch", "192.168.0.0/22", ["100.96.0.0/11"], "eni-b"),
+    }
+    plan = planner.plan_apply(TOPOLOGY, obs)
+    assert kinds(plan) == [("update", "vpn-profile")]
+    # destroy: what hangs on the VM goes before it
+    assert kinds(planner.plan_destroy(TOPOLOGY, obs))[:2] == [
+        ("delete", "vpn-profile"),
+        ("delete", "connector"),
+    ]
