@@ -1,0 +1,1018 @@
+"""A fake of Azure Resource Manager for the resources a connector touches, served over HTTP on
+127.0.0.1 so that azure-mgmt-network and azure-mgmt-compute talk to it as to ARM.
+
+What it keeps of ARM (the tests rely on each):
+- PUT replaces the whole resource: a subnet PUT without its `networkSecurityGroup` drops the
+  association; a parent PUT with an embedded child list (a route table's `routes`) replaces
+  the children. Names are unique per parent, paths are case-insensitive.
+- Long-running operations: PUT answers 201 (created) or 200, DELETE and POST actions 202, each
+  with an `Azure-AsyncOperation` URL polled until `Succeeded` (the first poll says
+  `InProgress`); a DELETE of nothing is 204.
+- Refusals with ARM's error body `{"error": {"code", "message"}}`: 404 `ResourceNotFound`,
+  `ResourceGroupNotFound`, `ParentResourceNotFound`; `nextHopIpAddress` required for
+  `VirtualAppliance` and refused for every other next-hop type; one route table per subnet
+  (a subnet holds one reference); NSG rule priorities 100-4096, unique per direction; a static
+  private IP inside its subnet, not reserved, not taken; a public IP on one NIC at a time; a
+  NIC on one VM; tables, groups, NICs and public IPs in use cannot be deleted; a Linux VM
+  needs an SSH key or a password; 401 without a bearer token; 400 without api-version.
+- `protectedSettings` of a VM extension and a VM's `customData` are never returned.
+- Faults: `fail(...)` answers the next matching requests with an error (429 with Retry-After
+  for throttling), before anything is changed.
+
+Error codes are ARM's where its documentation names them; the ones it does not (the route
+next-hop checks) are named after what they refuse.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import ipaddress
+import itertools
+import json
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+# (provider namespace, type) of what the fake holds; children under their parent's type
+TOP_TYPES = {
+    "microsoft.network/virtualnetworks": "Microsoft.Network/virtualNetworks",
+    "microsoft.network/routetables": "Microsoft.Network/routeTables",
+    "microsoft.network/networksecuritygroups": "Microsoft.Network/networkSecurityGroups",
+    "microsoft.network/networkinterfaces": "Microsoft.Network/networkInterfaces",
+    "microsoft.network/publicipaddresses": "Microsoft.Network/publicIPAddresses",
+    "microsoft.network/natgateways": "Microsoft.Network/natGateways",
+    "microsoft.compute/virtualmachines": "Microsoft.Compute/virtualMachines",
+}
+CHILD_TYPES = {  # parent type -> (child segment, embedded property, child type)
+    "microsoft.network/virtualnetworks": ("subnets", "subnets", "virtualNetworks/subnets"),
+    "microsoft.network/routetables": ("routes", "routes", "routeTables/routes"),
+    "microsoft.network/networksecuritygroups": (
+        "securityrules",
+        "securityRules",
+        "networkSecurityGroups/securityRules",
+    ),
+    "microsoft.compute/virtualmachines": ("extensions", None, "virtualMachines/extensions"),
+}
+NEXT_HOP_TYPES = ("VirtualNetworkGateway", "VnetLocal", "Internet", "VirtualAppliance", "None")
+RULE_PROTOCOLS = ("Tcp", "Udp", "Icmp", "Esp", "Ah", "*")
+PAGE = 50  # list pages hold this many; the rest follows through nextLink
+PUBLIC_POOL = ipaddress.IPv4Network("203.0.113.0/24")  # documentation addresses only
+
+
+class ArmError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
+
+
+@dataclass
+class Fault:
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+    code: str
+    message: str
+    times: int
+    retry_after: str | None = None
+    served: int = 0
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    kind: str  # resource type, lower case ("microsoft.network/routetables/routes")
+
+
+@dataclass
+class ArmState:
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)  # lower-case id -> body
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # "sub/rg" -> resource group
+    operations: dict[str, list[str]] = field(default_factory=dict)  # id -> statuses still to say
+
+
+class Arm:
+    """The in-memory ARM. `handle` answers one request; `serve` puts it on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.state = ArmState()
+        self.lock = threading.RLock()
+        self.faults: list[Fault] = []
+        self.calls: list[Call] = []
+        self._public_ips = itertools.count(10)
+
+    # --- what a test or the sandbox does directly -------------------------------------------
+
+    def create_resource_group(self, subscription: str, name: str, location: str) -> None:
+        rid = f"/subscriptions/{subscription}/resourceGroups/{name}"
+        self.state.groups[f"{subscription}/{name}".lower()] = {
+            "id": rid,
+            "name": name,
+            "location": location,
+            "properties": {"provisioningState": "Succeeded"},
+        }
+
+    def fail(
+        self,
+        method: str,
+        path_pattern: str,
+        status: int,
+        code: str,
+        message: str = "injected fault",
+        times: int = 1,
+        retry_after: str | None = None,
+    ) -> Fault:
+        """Answer the next `times` requests whose method and path match with this error."""
+        fault = Fault(method.upper(), re.compile(path_pattern, re.I), status, code, message, times,
+                      retry_after)  # fmt: skip
+        self.faults.append(fault)
+        return fault
+
+    def get(self, resource_id: str) -> dict[str, Any] | None:
+        """A stored resource as GET shows it (secrets removed), or None."""
+        with self.lock:
+            found = self.state.resources.get(resource_id.lower())
+            return self._view(found) if found else None
+
+    def mutating_calls(self) -> list[Call]:
+        return [c for c in self.calls if c.method in ("PUT", "PATCH", "DELETE", "POST")]
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def handle(
+        self, method: str, url: str, headers: dict[str, str], body: bytes, base: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(url)
+        path = parts.path.rstrip("/")
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        try:
+            self._check_fault(method, path)
+            if not headers.get("authorization", "").startswith("Bearer "):
+                raise ArmError(
+                    401,
+                    "AuthenticationFailed",
+                    "Authentication failed. The 'Authorization' header is missing.",
+                )
+            if "api-version" not in query:
+                raise ArmError(
+                    400,
+                    "MissingApiVersionParameter",
+                    "The api-version query parameter (?api-version=) is required for all requests.",
+                )
+            data = json.loads(body) if body else None
+            with self.lock:
+                status, out, extra = self._route(method, path, query, data, base)
+            return (
+                status,
+                {"Content-Type": "application/json", **extra},
+                (json.dumps(out).encode() if out is not None else b""),
+            )
+        except ArmError as e:
+            err = {"error": {"code": e.code, "message": e.message}}
+            return (
+                e.status,
+                {"Content-Type": "application/json", **e.headers},
+                json.dumps(err).encode(),
+            )
+
+    def _check_fault(self, method: str, path: str) -> None:
+        with self.lock:
+            for fault in self.faults:
+                if (
+                    fault.served < fault.times
+                    and fault.method == method
+                    and fault.pattern.search(path)
+                ):
+                    fault.served += 1
+                    headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                    raise ArmError(fault.status, fault.code, fault.message, headers)
+
+    def _route(
+        self, method: str, path: str, query: dict[str, str], data: Any, base: str
+    ) -> tuple[int, Any, dict[str, str]]:
+        m = re.match(
+            r"^/subscriptions/([^/]+)/providers/([^/]+)/locations/([^/]+)/operations/([^/]+)$",
+            path,
+            re.I,
+        )
+        if m:
+            return self._operation(m.group(4))
+        m = re.match(r"^/subscriptions/([^/]+)/resourcegroups/([^/]+)(/.*)?$", path, re.I)
+        if not m:
+            raise ArmError(404, "InvalidResourceType", f"No route for {path}")
+        sub, rg, rest = m.group(1), m.group(2), m.group(3) or ""
+        group = self.state.groups.get(f"{sub}/{rg}".lower())
+        if group is None:
+            raise ArmError(
+                404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found."
+            )
+        if not rest:
+            if method == "GET":
+                return 200, group, {}
+            raise ArmError(405, "MethodNotAllowed", "only GET of a resource group is served here")
+        segments = rest.strip("/").split("/")
+        if len(segments) < 3 or segments[0].lower() != "providers":
+            raise ArmError(404, "InvalidResourceType", f"No route for {path}")
+        namespace, kind = segments[1], segments[2]
+        top = f"{namespace}/{kind}".lower()
+        if top not in TOP_TYPES:
+            raise ArmError(
+                404,
+                "InvalidResourceType",
+                f"The resource type '{kind}' could not be found in the namespace '{namespace}'.",
+            )
+        prefix = f"/subscriptions/{sub}/resourceGroups/{group['name']}/providers/{TOP_TYPES[top]}"
+        names = segments[3:]
+        context = _Context(self, sub, group, prefix, top, base, query)
+        if not names:
+            if method == "GET":
+                return 200, context.page(path, self._list(prefix + "/")), {}
+            raise ArmError(405, "MethodNotAllowed", "collections are only listed")
+        name = names[0]
+        rid = f"{prefix}/{name}"
+        if len(names) == 1:
+            return context.resource(method, rid, data, child=None)
+        if len(names) == 2 and top == "microsoft.compute/virtualmachines":
+            return context.vm_action(method, rid, names[1].lower())
+        child = CHILD_TYPES.get(top)
+        if child is None or names[1].lower() != child[0]:
+            raise ArmError(404, "InvalidResourceType", f"No route for {path}")
+        if self.state.resources.get(rid.lower()) is None:
+            raise ArmError(
+                404,
+                "ParentResourceNotFound",
+                f"Can not perform requested operation on nested resource. Parent resource '{name}' not found.",
+            )
+        child_prefix = f"{self.state.resources[rid.lower()]['id']}/{child[2].split('/')[1]}"
+        if len(names) == 2:
+            if method == "GET":
+                return 200, context.page(path, self._list(child_prefix + "/")), {}
+            raise ArmError(405, "MethodNotAllowed", "collections are only listed")
+        if len(names) == 3:
+            return context.resource(method, f"{child_prefix}/{names[2]}", data, child=child)
+        raise ArmError(404, "InvalidResourceType", f"No route for {path}")
+
+    def _list(self, prefix: str) -> list[dict[str, Any]]:
+        low = prefix.lower()
+        return [
+            self._view(r)
+            for key, r in sorted(self.state.resources.items())
+            if key.startswith(low) and "/" not in key[len(low) :]
+        ]
+
+    def _operation(self, op_id: str) -> tuple[int, Any, dict[str, str]]:
+        statuses = self.state.operations.get(op_id)
+        if statuses is None:
+            raise ArmError(404, "OperationNotFound", f"Operation {op_id} was not found.")
+        status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
+        return 200, {"id": op_id, "name": op_id, "status": status}, {}
+
+    def new_operation(
+        self, base: str, subscription: str, location: str, namespace: str
+    ) -> dict[str, str]:
+        op = uuid.uuid4().hex
+        self.state.operations[op] = ["InProgress", "Succeeded"]
+        url = (
+            f"{base}/subscriptions/{subscription}/providers/{namespace}/locations/{location}"
+            f"/operations/{op}?api-version=2024-01-01"
+        )
+        return {"Azure-AsyncOperation": url}
+
+    # --- views: what GET shows ---------------------------------------------------------------
+
+    def _view(self, stored: dict[str, Any]) -> dict[str, Any]:
+        out = copy.deepcopy(stored)
+        props = out.setdefault("properties", {})
+        kind = out["type"].lower()
+        rid = out["id"].lower()
+        if kind == "microsoft.network/virtualnetworks":
+            props["subnets"] = self._list(out["id"] + "/subnets/")
+        elif kind == "microsoft.network/routetables":
+            props["routes"] = self._list(out["id"] + "/routes/")
+            props["subnets"] = [{"id": s["id"]} for s in self._subnets_referring("routeTable", rid)]
+        elif kind == "microsoft.network/networksecuritygroups":
+            props["securityRules"] = self._list(out["id"] + "/securityRules/")
+            props["defaultSecurityRules"] = DEFAULT_RULES
+            props["subnets"] = [
+                {"id": s["id"]} for s in self._subnets_referring("networkSecurityGroup", rid)
+            ]
+        elif kind == "microsoft.network/networkinterfaces":
+            vm = self._vm_of_nic(rid)
+            if vm:
+                props["virtualMachine"] = {"id": vm["id"]}
+        elif kind == "microsoft.compute/virtualmachines/extensions":
+            props.pop("protectedSettings", None)  # encrypted to the VM, never returned
+        elif kind == "microsoft.compute/virtualmachines":
+            props.get("osProfile", {}).pop("customData", None)
+            props.get("osProfile", {}).pop("adminPassword", None)
+        return out
+
+    def _subnets_referring(self, prop: str, target_id: str) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in self.state.resources.values()
+            if r["type"].lower() == "microsoft.network/virtualnetworks/subnets"
+            and (r["properties"].get(prop) or {}).get("id", "").lower() == target_id
+        ]
+
+    def _vm_of_nic(self, nic_id: str) -> dict[str, Any] | None:
+        for r in self.state.resources.values():
+            if r["type"].lower() == "microsoft.compute/virtualmachines":
+                for ref in r["properties"].get("networkProfile", {}).get("networkInterfaces", []):
+                    if ref.get("id", "").lower() == nic_id:
+                        return r
+        return None
+
+    def _nics_using_public_ip(self, pip_id: str) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in self.state.resources.values()
+            if r["type"].lower() == "microsoft.network/networkinterfaces"
+            and any(
+                (c.get("properties", {}).get("publicIPAddress") or {}).get("id", "").lower()
+                == pip_id
+                for c in r["properties"].get("ipConfigurations", [])
+            )
+        ]
+
+    def private_ips(self, subnet_id: str) -> dict[str, str]:
+        """address -> NIC id, of the NICs in a subnet."""
+        out = {}
+        for r in self.state.resources.values():
+            if r["type"].lower() != "microsoft.network/networkinterfaces":
+                continue
+            for c in r["properties"].get("ipConfigurations", []):
+                p = c.get("properties", {})
+                if (p.get("subnet") or {}).get("id", "").lower() == subnet_id.lower() and p.get(
+                    "privateIPAddress"
+                ):
+                    out[p["privateIPAddress"]] = r["id"]
+        return out
+
+    # --- serving ------------------------------------------------------------------------------
+
+    def serve(self, port: int = 0) -> ArmServer:
+        return ArmServer(self, port)
+
+
+DEFAULT_RULES = [
+    {
+        "name": name,
+        "properties": {
+            "protocol": "*",
+            "sourceAddressPrefix": source,
+            "destinationAddressPrefix": dest,
+            "sourcePortRange": "*",
+            "destinationPortRange": "*",
+            "access": access,
+            "priority": priority,
+            "direction": direction,
+        },
+    }
+    for name, source, dest, access, priority, direction in (
+        ("AllowVnetInBound", "VirtualNetwork", "VirtualNetwork", "Allow", 65000, "Inbound"),
+        ("AllowAzureLoadBalancerInBound", "AzureLoadBalancer", "*", "Allow", 65001, "Inbound"),
+        ("DenyAllInBound", "*", "*", "Deny", 65500, "Inbound"),
+        ("AllowVnetOutBound", "VirtualNetwork", "VirtualNetwork", "Allow", 65000, "Outbound"),
+        ("AllowInternetOutBound", "*", "Internet", "Allow", 65001, "Outbound"),
+        ("DenyAllOutBound", "*", "*", "Deny", 65500, "Outbound"),
+    )
+]
+
+
+class _Context:
+    """One request's view of a resource group: validation and storage by resource type."""
+
+    def __init__(
+        self, arm: Arm, sub: str, group: dict[str, Any], prefix: str, top: str, base: str,
+        query: dict[str, str],
+    ) -> None:  # fmt: skip
+        self.arm, self.sub, self.group, self.prefix = arm, sub, group, prefix
+        self.top, self.base, self.query = top, base, query
+        self.store = arm.state.resources
+
+    def page(self, path: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """One page of a list, with a nextLink to the rest (the SDK follows it)."""
+        start = int(self.query.get("$skiptoken", "0"))
+        out: dict[str, Any] = {"value": items[start : start + PAGE]}
+        if start + PAGE < len(items):
+            version = self.query["api-version"]
+            out["nextLink"] = f"{self.base}{path}?api-version={version}&$skiptoken={start + PAGE}"
+        return out
+
+    def _record(self, method: str, rid: str, kind: str) -> None:
+        self.arm.calls.append(Call(method, rid, kind))
+
+    def resource(
+        self, method: str, rid: str, data: Any, child: tuple[str, str | None, str] | None
+    ) -> tuple[int, Any, dict[str, str]]:
+        key = rid.lower()
+        kind = self.top if child is None else f"{self.top.split('/')[0]}/{child[2]}".lower()
+        self._record(method, rid, kind)
+        found = self.store.get(key)
+        type_name = (
+            TOP_TYPES[self.top]
+            if child is None
+            else f"{TOP_TYPES[self.top].split('/')[0]}/{child[2]}"
+        )
+        if method == "GET":
+            if found is None:
+                raise ArmError(
+                    404,
+                    "ResourceNotFound",
+                    f"The Resource '{type_name}/{rid.rsplit('/', 1)[-1]}' under resource group "
+                    f"'{self.group['name']}' was not found. For more details please go to "
+                    "https://aka.ms/ARMResourceNotFoundFix",
+                )
+            view = self.arm._view(found)
+            if (
+                kind == "microsoft.compute/virtualmachines"
+                and self.query.get("$expand") == "instanceView"
+            ):
+                view["properties"]["instanceView"] = instance_view(found)
+            return 200, view, {}
+        namespace = TOP_TYPES[self.top].split("/")[0]
+        location = (found or {}).get("location") or self.group["location"]
+        if method == "DELETE":
+            if found is None:
+                return 204, None, {}
+            self._check_delete(kind, found)
+            self._delete(key, kind)
+            return 202, None, self.arm.new_operation(self.base, self.sub, location, namespace)
+        if method != "PUT":
+            raise ArmError(405, "MethodNotAllowed", f"{method} is not served for {type_name}")
+        if not isinstance(data, dict):
+            raise ArmError(400, "InvalidRequestFormat", "Cannot parse the request.")
+        name = rid.rsplit("/", 1)[-1]
+        if found is not None:
+            rid = found["id"]  # names keep the case they were made with
+        body: dict[str, Any] = {
+            "id": rid,
+            "name": name if found is None else found["name"],
+            "type": type_name,
+            "etag": f'W/"{uuid.uuid4()}"',
+        }
+        if child is None:
+            if not data.get("location"):
+                raise ArmError(
+                    400,
+                    "LocationRequired",
+                    "The location property is required for this definition.",
+                )
+            body["location"] = data["location"]
+            if "tags" in data:
+                body["tags"] = data["tags"]
+        for extra in ("sku", "identity", "zones"):
+            if extra in data:
+                body[extra] = data[extra]
+        body["properties"] = copy.deepcopy(data.get("properties") or {})
+        embedded = CHILD_TYPES.get(self.top, (None, None, None))[1] if child is None else None
+        children = body["properties"].pop(embedded, None) if embedded else None
+        VALIDATE[kind](self, body, found)
+        body["properties"]["provisioningState"] = "Succeeded"
+        self.store[key] = body
+        if embedded and (children is not None or found is None):
+            self._replace_children(body, embedded, children or [])
+        status = 201 if found is None else 200
+        return (
+            status,
+            self.arm._view(body),
+            self.arm.new_operation(self.base, self.sub, location, namespace),
+        )
+
+    def _replace_children(
+        self, parent: dict[str, Any], embedded: str, children: list[dict[str, Any]]
+    ) -> None:
+        """A parent PUT with its embedded children replaces them all (ARM's PUT semantics)."""
+        segment = CHILD_TYPES[parent["type"].lower()][2]
+        child_kind = f"{parent['type'].split('/')[0]}/{segment}".lower()
+        prefix = f"{parent['id']}/{segment.split('/')[1]}/".lower()
+        names = set()
+        for item in children:
+            if not item.get("name"):
+                raise ArmError(
+                    400, "InvalidRequestFormat", f"Every item of {embedded} needs a name."
+                )
+            name = item["name"]
+            if name.lower() in names:
+                raise ArmError(400, "InvalidRequestFormat", f"{embedded} lists '{name}' twice.")
+            names.add(name.lower())
+        for key in [k for k in self.store if k.startswith(prefix)]:
+            if key[len(prefix) :] not in names:
+                del self.store[key]
+        for item in children:
+            rid = f"{parent['id']}/{segment.split('/')[1]}/{item['name']}"
+            child = {
+                "id": rid,
+                "name": item["name"],
+                "type": f"{parent['type'].split('/')[0]}/{segment}",
+                "etag": f'W/"{uuid.uuid4()}"',
+                "properties": copy.deepcopy(item.get("properties") or {}),
+            }
+            VALIDATE[child_kind](self, child, self.store.get(rid.lower()))
+            child["properties"]["provisioningState"] = "Succeeded"
+            self.store[rid.lower()] = child
+
+    def _check_delete(self, kind: str, found: dict[str, Any]) -> None:
+        rid = found["id"].lower()
+        if kind == "microsoft.network/routetables" and self.arm._subnets_referring(
+            "routeTable", rid
+        ):
+            raise ArmError(
+                400,
+                "InUseRouteTableCannotBeDeleted",
+                f"Route table {found['id']} is in use and cannot be deleted.",
+            )
+        if kind == "microsoft.network/networksecuritygroups" and (
+            self.arm._subnets_referring("networkSecurityGroup", rid) or self._nics_with_nsg(rid)
+        ):
+            raise ArmError(
+                400,
+                "InUseNetworkSecurityGroupCannotBeDeleted",
+                f"Network security group {found['id']} cannot be deleted because it is in use.",
+            )
+        if kind == "microsoft.network/networkinterfaces":
+            vm = self.arm._vm_of_nic(rid)
+            if vm:
+                raise ArmError(
+                    400,
+                    "NicInUse",
+                    f"Network Interface {found['id']} is used by existing resource {vm['id']}.",
+                )
+        if kind == "microsoft.network/publicipaddresses" and self.arm._nics_using_public_ip(rid):
+            raise ArmError(
+                400,
+                "PublicIPAddressCannotBeDeleted",
+                f"Public IP address {found['id']} can not be deleted since it is still allocated to a resource.",
+            )
+        if kind == "microsoft.network/virtualnetworks/subnets" and self.arm.private_ips(
+            found["id"]
+        ):
+            raise ArmError(400, "InUseSubnetCannotBeDeleted", f"Subnet {found['name']} is in use.")
+
+    def _nics_with_nsg(self, nsg_id: str) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in self.store.values()
+            if r["type"].lower() == "microsoft.network/networkinterfaces"
+            and (r["properties"].get("networkSecurityGroup") or {}).get("id", "").lower() == nsg_id
+        ]
+
+    def _delete(self, key: str, kind: str) -> None:
+        for k in [k for k in self.store if k == key or k.startswith(key + "/")]:
+            del self.store[k]
+
+    def vm_action(self, method: str, rid: str, action: str) -> tuple[int, Any, dict[str, str]]:
+        found = self.store.get(rid.lower())
+        self._record(method, f"{rid}/{action}", "microsoft.compute/virtualmachines")
+        if found is None:
+            raise ArmError(
+                404,
+                "ResourceNotFound",
+                f"The Resource 'Microsoft.Compute/virtualMachines/{rid.rsplit('/', 1)[-1]}' under resource group '{self.group['name']}' was not found.",
+            )
+        if method == "GET" and action == "instanceview":
+            return 200, instance_view(found), {}
+        states = {
+            "start": "running",
+            "restart": "running",
+            "poweroff": "stopped",
+            "deallocate": "deallocated",
+        }
+        if method != "POST" or action not in states:
+            raise ArmError(405, "MethodNotAllowed", f"{method} {action} is not served")
+        found["powerState"] = states[action]
+        return (
+            202,
+            None,
+            self.arm.new_operation(self.base, self.sub, found["location"], "Microsoft.Compute"),
+        )
+
+    # --- validation by type (each raises what ARM raises) ---------------------------------------
+
+    def ref(self, value: Any, holder: str, expect: str) -> str | None:
+        """A {id} reference that must name an existing resource of type `expect`."""
+        if value is None:
+            return None
+        rid = value.get("id") if isinstance(value, dict) else None
+        target = self.store.get(str(rid).lower()) if rid else None
+        if target is None or target["type"].lower() != expect:
+            raise ArmError(
+                400,
+                "InvalidResourceReference",
+                f"Resource {rid} referenced by resource {holder} was not found. Please make sure "
+                "that the referenced resource exists, and that both resources are in the same region.",
+            )
+        return str(rid)
+
+
+def _cidr(value: Any, what: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(str(value), strict=True)
+    except ValueError:
+        raise ArmError(
+            400, "InvalidAddressPrefixFormat", f"Address prefix {value} of {what} is not valid."
+        ) from None
+
+
+def _vnet(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> None:
+    prefixes = body["properties"].get("addressSpace", {}).get("addressPrefixes") or []
+    if not prefixes:
+        raise ArmError(
+            400,
+            "InvalidAddressSpace",
+            "The address space of a virtual network needs at least one prefix.",
+        )
+    for p in prefixes:
+        _cidr(p, body["id"])
+
+
+def _subnet(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> None:
+    props = body["properties"]
+    if "addressPrefix" not in props:
+        raise ArmError(400, "InvalidRequestFormat", "Subnet addressPrefix is required.")
+    prefix = _cidr(props["addressPrefix"], body["id"])
+    vnet_id = body["id"].rsplit("/subnets/", 1)[0]
+    vnet = ctx.store[vnet_id.lower()]
+    space = [
+        ipaddress.IPv4Network(p) for p in vnet["properties"]["addressSpace"]["addressPrefixes"]
+    ]
+    if not any(prefix.subnet_of(s) for s in space):
+        raise ArmError(
+            400,
+            "NetcfgSubnetRangeOutsideVnet",
+            f"Subnet '{body['name']}' is not valid because its IP address range is outside the IP address range of virtual network '{vnet['name']}'.",
+        )
+    for key, other in ctx.store.items():
+        sibling = key.startswith(vnet_id.lower() + "/subnets/") and key != body["id"].lower()
+        if sibling and ipaddress.IPv4Network(other["properties"]["addressPrefix"]).overlaps(prefix):
+            raise ArmError(
+                400,
+                "NetcfgSubnetRangesOverlap",
+                f"Subnet '{body['name']}' is not valid because its IP address range overlaps with that of an existing subnet in virtual network '{vnet['name']}'.",
+            )
+    # one route table, one NSG, one NAT gateway: a subnet holds one reference to each
+    ctx.ref(props.get("routeTable"), body["id"], "microsoft.network/routetables")
+    ctx.ref(
+        props.get("networkSecurityGroup"), body["id"], "microsoft.network/networksecuritygroups"
+    )
+    ctx.ref(props.get("natGateway"), body["id"], "microsoft.network/natgateways")
+    if isinstance(props.get("routeTable"), list):
+        raise ArmError(400, "InvalidRequestFormat", "A subnet has one route table.")
+
+
+def _route_table(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> None:
+    body["properties"].pop("subnets", None)  # read-only: follows the subnets' references
+
+
+def _route(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> None:
+    props = body["properties"]
+    _cidr(props.get("addressPrefix"), body["id"])
+    hop = props.get("nextHopType")
+    if hop not in NEXT_HOP_TYPES:
+        raise ArmError(
+            400,
+            "InvalidRequestFormat",
+            f"nextHopType '{hop}' is not one of {', '.join(NEXT_HOP_TYPES)}.",
+        )
+    address = props.get("nextHopIpAddress")
+    if hop == "VirtualAppliance":
+        try:
+            ipaddress.IPv4Address(str(address))
+        except ValueError:
+            raise ArmError(
+                400,
+                "RouteNextHopIpAddressRequired",
+                f"Route {body['name']} has nextHopType VirtualAppliance: nextHopIpAddress must be a valid IP address (given: {address}).",
+            ) from None
+    elif address:
+        raise ArmError(
+            400,
+            "RouteNextHopIpAddressNotAllowed",
+            f"Route {body['name']}: nextHopIpAddress is only allowed when nextHopType is VirtualAppliance, not {hop}.",
+        )
+
+
+def _nsg(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> None:
+    for key in ("defaultSecurityRules", "subnets", "networkInterfaces"):
+        body["properties"].pop(key, None)  # read-only
+
+
+def _security_rule(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> None:
+    props = body["properties"]
+    priority = props.get("priority")
+    if not isinstance(priority, int) or not 100 <= priority <= 4096:
+        raise ArmError(
+            400,
+            "SecurityRuleInvalidPriority",
+            f"Security rule has invalid Priority. Value provided: {priority} Allowed range 100-4096.",
+        )
+    direction = props.get("direction")
+    if direction not in ("Inbound", "Outbound") or props.get("access") not in ("Allow", "Deny"):
+        raise ArmError(
+            400,
+            "InvalidRequestFormat",
+            "direction must be Inbound or Outbound, access Allow or Deny.",
+        )
+    if props.get("protocol") not in RULE_PROTOCOLS:
+        raise ArmError(
+            400,
+            "SecurityRuleInvalidProtocol",
+            f"Security rule has invalid Protocol. Value provided: {props.get('protocol')}.",
+        )
+    if props.get("sourceAddressPrefix") and props.get("sourceAddressPrefixes"):
+        raise ArmError(
+            400,
+            "SecurityRuleParameterContainsUnsupportedValue",
+            "Give sourceAddressPrefix or sourceAddressPrefixes, not both.",
+        )
+    if not (
+        props.get("sourceAddressPrefix")
+        or props.get("sourceAddressPrefixes")
+        or props.get("sourceApplicationSecurityGroups")
+    ):
+        raise ArmError(400, "SecurityRuleInvalidAddressPrefix", "Security rule has no source.")
+    nsg_prefix = body["id"].rsplit("/securityRules/", 1)[0].lower() + "/securityrules/"
+    for key, other in ctx.store.items():
+        o = other["properties"]
+        if (
+            key.startswith(nsg_prefix)
+            and key != body["id"].lower()
+            and o.get("priority") == priority
+            and o.get("direction") == direction
+        ):
+            raise ArmError(
+                400,
+                "SecurityRuleConflict",
+                f"Security rule {body['name']} conflicts with rule {other['name']}. Rules cannot have the same Priority and Direction.",
+            )
+
+
+def _public_ip(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> None:
+    props = body["properties"]
+    if (body.get("sku") or {}).get("name") == "Standard" and props.get(
+        "publicIPAllocationMethod"
+    ) != "Static":
+        raise ArmError(
+            400,
+            "StandardSkuPublicIPAddressesMustBeStatic",
+            "Standard sku publicIp addresses must have the allocation method Static.",
+        )
+    props["ipAddress"] = (found or {}).get("properties", {}).get("ipAddress") or str(
+        PUBLIC_POOL.network_address + next(ctx.arm._public_ips) % 250 + 1
+    )
+
+
+def _nat_gateway(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> None:
+    for ref in body["properties"].get("publicIpAddresses") or []:
+        ctx.ref(ref, body["id"], "microsoft.network/publicipaddresses")
+
+
+def _nic(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> None:
+    props = body["properties"]
+    configs = props.get("ipConfigurations") or []
+    if not configs:
+        raise ArmError(400, "InvalidRequestFormat", "A network interface needs an ipConfiguration.")
+    ctx.ref(
+        props.get("networkSecurityGroup"), body["id"], "microsoft.network/networksecuritygroups"
+    )
+    props.pop("virtualMachine", None)  # read-only
+    for c in configs:
+        c.setdefault("id", f"{body['id']}/ipConfigurations/{c.get('name', 'ipconfig1')}")
+        p = c.setdefault("properties", {})
+        subnet_id = ctx.ref(
+            p.get("subnet"), body["id"], "microsoft.network/virtualnetworks/subnets"
+        )
+        if subnet_id is None:
+            raise ArmError(400, "InvalidRequestFormat", "An ipConfiguration needs a subnet.")
+        subnet = ipaddress.IPv4Network(ctx.store[subnet_id.lower()]["properties"]["addressPrefix"])
+        taken = {
+            ip: nic
+            for ip, nic in ctx.arm.private_ips(subnet_id).items()
+            if nic.lower() != body["id"].lower()
+        }
+        reserved = {str(subnet.network_address + i) for i in range(4)} | {
+            str(subnet.broadcast_address)
+        }
+        if p.get("privateIPAllocationMethod") == "Static":
+            address = p.get("privateIPAddress")
+            try:
+                ip = ipaddress.IPv4Address(str(address))
+            except ValueError:
+                raise ArmError(
+                    400, "InvalidPrivateIPAddress", f"Private IP address {address} is not valid."
+                ) from None
+            if ip not in subnet:
+                raise ArmError(
+                    400,
+                    "PrivateIPAddressNotInSubnet",
+                    f"IP configuration {c['id']} has a private IP address {ip} that does not belong to subnet {subnet_id}.",
+                )
+            if str(ip) in reserved:
+                raise ArmError(
+                    400,
+                    "PrivateIPAddressIsReserved",
+                    f"Private static IP address {ip} falls within reserved IP range of subnet prefix {subnet}.",
+                )
+            if str(ip) in taken:
+                raise ArmError(
+                    400,
+                    "PrivateIPAddressInUse",
+                    f"IP configuration {c['id']} is using the private IP address {ip} which is already allocated to resource {taken[str(ip)]}.",
+                )
+        else:
+            p["privateIPAllocationMethod"] = "Dynamic"
+            old = next(
+                (
+                    oc.get("properties", {}).get("privateIPAddress")
+                    for oc in (found or {}).get("properties", {}).get("ipConfigurations", [])
+                ),
+                None,
+            )
+            p["privateIPAddress"] = old or next(
+                str(a) for a in subnet.hosts() if str(a) not in reserved and str(a) not in taken
+            )
+        pip_id = ctx.ref(
+            p.get("publicIPAddress"), body["id"], "microsoft.network/publicipaddresses"
+        )
+        if pip_id:
+            users = [
+                n
+                for n in ctx.arm._nics_using_public_ip(pip_id.lower())
+                if n["id"].lower() != body["id"].lower()
+            ]
+            if users:
+                raise ArmError(
+                    400,
+                    "PublicIPAddressInUse",
+                    f"Resource {pip_id} is already in use by {users[0]['id']}.",
+                )
+
+
+def _vm(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> None:
+    props = body["properties"]
+    if not (props.get("hardwareProfile") or {}).get("vmSize"):
+        raise ArmError(
+            400,
+            "InvalidParameter",
+            "Required parameter 'hardwareProfile.vmSize' is missing (null).",
+        )
+    refs = (props.get("networkProfile") or {}).get("networkInterfaces") or []
+    if not refs:
+        raise ArmError(
+            400, "InvalidParameter", "Required parameter 'networkProfile' is missing (null)."
+        )
+    for ref in refs:
+        nic_id = ctx.ref(ref, body["id"], "microsoft.network/networkinterfaces") or ""
+        other = ctx.arm._vm_of_nic(nic_id.lower())
+        if other and other["id"].lower() != body["id"].lower():
+            raise ArmError(
+                400,
+                "NicInUse",
+                f"Network Interface {nic_id} is used by existing resource {other['id']}.",
+            )
+    os_profile = props.get("osProfile") or (found or {}).get("properties", {}).get("osProfile")
+    if found is None:
+        if (
+            not os_profile
+            or not os_profile.get("adminUsername")
+            or not os_profile.get("computerName")
+        ):
+            raise ArmError(
+                400, "InvalidParameter", "Required parameter 'osProfile' is missing (null)."
+            )
+        linux = os_profile.get("linuxConfiguration") or {}
+        keys = (linux.get("ssh") or {}).get("publicKeys") or []
+        if linux.get("disablePasswordAuthentication") and not keys:
+            raise ArmError(
+                400,
+                "InvalidParameter",
+                "Authentication using either SSH or by user name and password must be enabled in Linux profile.",
+            )
+        data = os_profile.get("customData")
+        if data is not None:
+            try:
+                base64.b64decode(data, validate=True)
+            except ValueError:
+                raise ArmError(
+                    400, "InvalidParameter", "Custom data in OSProfile must be in Base64 encoding."
+                ) from None
+            if len(data) > 87380:
+                raise ArmError(400, "InvalidParameter", "Custom data in OSProfile is too long.")
+        body["powerState"] = "running"
+    else:
+        props["osProfile"] = found["properties"].get("osProfile")
+        body["powerState"] = found.get("powerState", "running")
+    props["vmId"] = (found or {}).get("properties", {}).get("vmId") or str(uuid.uuid4())
+
+
+def _extension(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> None:
+    props = body["properties"]
+    for key in ("publisher", "type", "typeHandlerVersion"):
+        if not props.get(key):
+            raise ArmError(
+                400, "InvalidParameter", f"Required parameter '{key}' is missing (null)."
+            )
+    if "location" not in body:
+        vm = ctx.store[body["id"].rsplit("/extensions/", 1)[0].lower()]
+        body["location"] = vm["location"]
+
+
+def instance_view(vm: dict[str, Any]) -> dict[str, Any]:
+    power = vm.get("powerState", "running")
+    return {
+        "statuses": [
+            {
+                "code": "ProvisioningState/succeeded",
+                "level": "Info",
+                "displayStatus": "Provisioning succeeded",
+            },
+            {"code": f"PowerState/{power}", "level": "Info", "displayStatus": f"VM {power}"},
+        ]
+    }
+
+
+VALIDATE: dict[str, Callable[[_Context, dict[str, Any], dict[str, Any] | None], None]] = {
+    "microsoft.network/virtualnetworks": _vnet,
+    "microsoft.network/virtualnetworks/subnets": _subnet,
+    "microsoft.network/routetables": _route_table,
+    "microsoft.network/routetables/routes": _route,
+    "microsoft.network/networksecuritygroups": _nsg,
+    "microsoft.network/networksecuritygroups/securityrules": _security_rule,
+    "microsoft.network/publicipaddresses": _public_ip,
+    "microsoft.network/natgateways": _nat_gateway,
+    "microsoft.network/networkinterfaces": _nic,
+    "microsoft.compute/virtualmachines": _vm,
+    "microsoft.compute/virtualmachines/extensions": _extension,
+}
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hangs up (keep-alive closed) is no error worth printing
+
+
+class ArmServer:
+    """The fake on 127.0.0.1 (a free port by default); `url` is its base URL. Stops on close."""
+
+    def __init__(self, arm: Arm, port: int = 0) -> None:
+        self.arm = arm
+        handler = _handler(arm)
+        self.httpd = _QuietServer(("127.0.0.1", port), handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, name="fake-arm", daemon=True
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> ArmServer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _handler(arm: Arm) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *_: Any) -> None:  # quiet: the tests read the calls instead
+            pass
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            base = f"http://{self.headers.get('Host', '127.0.0.1')}"
+            status, out_headers, out = arm.handle(self.command, self.path, headers, body, base)
+            self.send_response(status)
+            for k, v in out_headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(out)))
+            self.send_header("x-ms-request-id", str(uuid.uuid4()))
+            self.end_headers()
+            self.wfile.write(out)
+
+        do_GET = do_PUT = do_DELETE = do_POST = do_PATCH = _answer
+
+    return Handler
+
+
+def iter_resources(arm: Arm, kind: str) -> Iterator[dict[str, Any]]:
+    """Stored resources of one type (lower case, e.g. 'microsoft.network/routetables')."""
+    with arm.lock:
+        for r in list(arm.state.resources.values()):
+            if r["type"].lower() == kind:
+                yield arm._view(r)
