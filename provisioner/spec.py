@@ -88,6 +88,15 @@ def _oci_location(f: _Fields) -> OciLocation:
     )
 
 
+# Azure names: 1-80 letters, digits, '_', '.', '-', starting with a letter or digit and ending
+# with a letter, digit or '_'; a resource of another group by its full id
+_AZURE_NAME = r"^[A-Za-z0-9]([\w.-]{0,78}\w)?$"
+_AZURE_NAME_OR_ID = (
+    r"^([A-Za-z0-9]([\w.-]{{0,78}}\w)?|/subscriptions/[0-9a-fA-F-]{{36}}/resourceGroups/[\w.()-]+"
+    r"/providers/Microsoft\.Network/{kind}/[A-Za-z0-9]([\w.-]{{0,78}}\w)?)$"
+)
+
+
 @dataclass(frozen=True)
 class CloudSchema:
     """What the topology file says about a network of one cloud: the keys that place it, and
@@ -98,6 +107,7 @@ class CloudSchema:
     route_table: tuple[str, str] = (r"^\S+$", "a route table id")
     security_group: tuple[str, str] = (r"^\S+$", "a security group id")
     subnet: tuple[str, str] = (r"^\S+$", "a subnet id")
+    default_size: str = "t3.small"
 
 
 # Adding a cloud: one entry here, its provider module, and one line in providers/__init__.py.
@@ -109,7 +119,17 @@ CLOUD_SCHEMAS: dict[str, CloudSchema] = {
         security_group=(r"^sg-[0-9a-f]{8,17}$", "sg-0123abcd"),
         subnet=(r"^subnet-[0-9a-f]{8,17}$", "subnet-0123abcd"),
     ),
-    "azure": CloudSchema(("subscription", "resource_group", "vnet", "region"), _azure_location),
+    "azure": CloudSchema(
+        ("subscription", "resource_group", "vnet", "region"),
+        _azure_location,
+        route_table=(_AZURE_NAME_OR_ID.format(kind="routeTables"), "rt-app or its resource id"),
+        security_group=(
+            _AZURE_NAME_OR_ID.format(kind="networkSecurityGroups"),
+            "nsg-app or its resource id",
+        ),
+        subnet=(_AZURE_NAME, "a subnet name of the vnet, like snet-connector"),
+        default_size="Standard_B2s",
+    ),
     "gcp": CloudSchema(("project", "network", "zone"), _gcp_location),
     "oci": CloudSchema(("region", "compartment", "vcn"), _oci_location),
 }
@@ -321,7 +341,7 @@ def _port_list(field: str, value: object) -> tuple[Ports, ...]:
     return tuple(out)
 
 
-def _connector(path: str, data: object, base: Path) -> Connector:
+def _connector(path: str, data: object, base: Path, default_size: str) -> Connector:
     if not isinstance(data, Mapping):
         raise SpecError(path, f"{_show(data)} is not a mapping")
     _unknown_keys(path, data, CONNECTOR_KEYS)
@@ -357,7 +377,7 @@ def _connector(path: str, data: object, base: Path) -> Connector:
     )
     return Connector(
         subnet=subnet,
-        size=f.text("size", default="t3.small", pattern=r"^[A-Za-z0-9._-]+$"),
+        size=f.text("size", default=default_size, pattern=r"^[A-Za-z0-9._-]+$"),
         nat=nat,
         egress=egress,
         profile=profile,
@@ -398,7 +418,7 @@ def _network(name: str, data: object, base: Path) -> Network:
     app_access = _app_access(f, "app_security_groups", pattern, example)
     if not f.has("connector"):
         raise SpecError(f.field("connector"), "is required for a managed network")
-    connector = _connector(f.field("connector"), data["connector"], base)
+    connector = _connector(f.field("connector"), data["connector"], base, schema.default_size)
     pattern, example = schema.subnet
     if not re.match(pattern, connector.subnet):
         raise SpecError(

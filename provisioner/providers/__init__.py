@@ -15,6 +15,7 @@ from .base import NetworkProvider
 # cloud name -> "module:class". Adding a cloud: its module, plus one line here.
 REGISTRY: dict[str, str] = {
     "aws": "provisioner.providers.aws:AwsNetwork",
+    "azure": "provisioner.providers.azure:AzureNetwork",
 }
 
 Progress = Callable[[str], None]

@@ -1,0 +1,158 @@
+"""Names, clients and helpers shared by the Azure provider's modules."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from ipaddress import IPv4Network
+from typing import Any
+
+from ...errors import CloudError
+from ...model import AzureLocation, Network
+
+TAG = "connector-provisioner:network"
+FINGERPRINT_TAG = "connector-provisioner:fingerprint"
+ENDPOINT_VARIABLE = "PROVISION_AZURE_ENDPOINT"  # the sandbox's fake ARM (provision sandbox serve)
+EXTENSION = "connector-profile"
+# Canonical's Ubuntu 24.04 LTS on the Azure Marketplace
+UBUNTU = {
+    "publisher": "Canonical",
+    "offer": "ubuntu-24_04-lts",
+    "sku": "server",
+    "version": "latest",
+}
+
+
+def route_name(destination: IPv4Network) -> str:
+    """Our UDRs are named after what they route: cp-100-96-0-0-11."""
+    return "cp-" + str(destination).replace(".", "-").replace("/", "-")
+
+
+def rule_name(network: str, key: str) -> str:
+    return f"cp-{network}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def short(resource_id: str | None) -> str:
+    return (resource_id or "").rstrip("/").rsplit("/", 1)[-1]
+
+
+def error_text(e: Exception) -> str:
+    from azure.core.exceptions import HttpResponseError
+
+    if isinstance(e, HttpResponseError) and e.error is not None:
+        return f"{e.error.code}: {e.error.message}"
+    return f"{type(e).__name__}: {e}".split("\n")[0]
+
+
+class _SandboxToken:
+    """Stands in for the bearer-token policy against the sandbox's fake ARM only: that policy
+    refuses plain http, and the fake takes any token. The real path keeps azure-core's own."""
+
+    def on_request(self, request: Any) -> None:
+        request.http_request.headers["Authorization"] = "Bearer sandbox"
+
+    def on_response(self, request: Any, response: Any) -> None:
+        pass
+
+    def on_exception(self, request: Any) -> None:
+        pass
+
+
+class _NoCredential:
+    def get_token(self, *_: Any, **__: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        return AccessToken("sandbox", int(time.time()) + 3600)
+
+
+def clients(
+    subscription: str, endpoint: str | None, credential: Any, retry_total: int
+) -> tuple[Any, Any]:
+    """(network client, compute client). Against `endpoint` (the sandbox) no real credential is
+    used and nothing else is reached; otherwise DefaultAzureCredential, azure-core's retries
+    (which honour Retry-After on 429) and ARM's own polling intervals."""
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+    from azure.mgmt.compute import ComputeManagementClient
+    from azure.mgmt.network import NetworkManagementClient
+
+    options: dict[str, Any] = {"retry_total": retry_total}
+    if endpoint:
+        token = type("SandboxToken", (_SandboxToken, SansIOHTTPPolicy), {})()
+        options.update(base_url=endpoint, authentication_policy=token, polling_interval=0.02)
+        credential = _NoCredential()
+    elif credential is None:
+        from azure.identity import DefaultAzureCredential
+
+        credential = DefaultAzureCredential()
+    return (
+        NetworkManagementClient(credential, subscription, **options),
+        ComputeManagementClient(credential, subscription, **options),
+    )
+
+
+def sandbox_endpoint() -> str | None:
+    return os.environ.get(ENDPOINT_VARIABLE) or None
+
+
+class AzureState:
+    """What the provider's parts share: the network, its clients, the names of what it owns and
+    what observe learnt. Set up by AzureNetwork.__init__ and observe."""
+
+    network: Network
+    location: AzureLocation
+    net: Any
+    compute: Any
+    rg: str
+    progress: Callable[[str], None]
+    wait_seconds: float
+    progress_seconds: float
+    tags: dict[str, str]
+    nsg_name: str
+    table_name: str
+    vm_name: str
+    nic_name: str
+    ip_name: str
+    # learnt by observe and apply
+    vnet: Any
+    connector_ip: str | None
+    route_names: dict[tuple[str, IPv4Network], str]  # (table, destination) -> route name
+    table_ids: dict[str, str]  # table as the plan names it -> resource id
+    app_rule_names: dict[tuple[str, str, str], str]  # (group, source, ports) -> rule name
+    group_ids: dict[str, str]  # app group as the plan names it -> resource id
+    parent_locks: dict[str, threading.Lock]
+
+    def wait(self, poller: Any, what: str) -> Any:
+        """Wait for a long-running operation through the SDK's poller, saying so while it runs."""
+        start = time.monotonic()
+        while not poller.done():
+            poller.wait(timeout=self.progress_seconds)
+            waited = time.monotonic() - start
+            if not poller.done():
+                if waited > self.wait_seconds:
+                    raise CloudError(f"{what} still not done after {waited:.0f}s")
+                self.progress(f"waiting for {what} ({waited:.0f}s)")
+        return poller.result()
+
+    def locked(self, parent_id: str) -> threading.Lock:
+        """ARM takes one change at a time to a route table or a security group: changes of one
+        step that share a parent wait for each other, others run side by side."""
+        key = parent_id.lower()
+        if key not in self.parent_locks:
+            self.parent_locks.setdefault(key, threading.Lock())
+        return self.parent_locks[key]
+
+    def _connector_address(self) -> str:
+        """The connector's private address: the next hop of every UDR of ours."""
+        if not self.connector_ip:
+            raise CloudError("the connector has no private address yet")
+        return self.connector_ip
+
+    def rid(self, kind: str, name: str) -> str:
+        loc = self.location
+        return (
+            f"/subscriptions/{loc.subscription}/resourceGroups/{self.rg}/providers/"
+            f"Microsoft.Network/{kind}/{name}"
+        )

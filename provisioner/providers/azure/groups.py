@@ -1,0 +1,207 @@
+"""Network security groups on Azure: the connector's own NSG and its rules, and the app NSGs'
+inbound rules for the traffic the connector delivers. Translates `IngressRule`s to NSG rules
+(a source prefix, a protocol, destination ports) and back."""
+
+from __future__ import annotations
+
+import contextlib
+from ipaddress import IPv4Network
+from typing import Any
+
+from ...model import ALL_TRAFFIC, CONNECTOR_SOURCE, Action, AppGroup, IngressRule, Ports
+from .common import AzureState, rule_name, short
+
+PROTOCOLS = {"*": "all", "Tcp": "tcp", "Udp": "udp", "Icmp": "icmp"}
+HIGHEST = 4096  # our allow rules take the last free priorities: the admin's own rules go first
+
+
+def _ports(protocol: str, ranges: list[str]) -> list[Ports]:
+    name = PROTOCOLS.get(protocol, protocol.lower())
+    if name == "all":
+        return [ALL_TRAFFIC] if ranges in ([], ["*"]) else [Ports(name)]
+    out = []
+    for r in ranges or ["*"]:
+        if r == "*":
+            out.append(Ports(name))
+        else:
+            first, _, last = r.partition("-")
+            out.append(Ports(name, int(first), int(last or first)))
+    return out
+
+
+def _azure_ports(ports: Ports) -> tuple[str, str]:
+    """(protocol, destination port range) as an NSG rule writes them."""
+    protocol = {"all": "*", "tcp": "Tcp", "udp": "Udp", "icmp": "Icmp"}[ports.protocol]
+    if ports.first is None:
+        return protocol, "*"
+    return protocol, str(
+        ports.first
+    ) if ports.first == ports.last else f"{ports.first}-{ports.last}"
+
+
+def _source(text: str) -> IPv4Network | str:
+    if text == "*":
+        return IPv4Network("0.0.0.0/0")
+    try:
+        return IPv4Network(text, strict=False)
+    except ValueError:
+        return text  # a service tag (Internet, VirtualNetwork...) or an application group
+
+
+class Groups(AzureState):
+    def _rules(self, nsg: Any) -> list[tuple[IngressRule, str]]:
+        """(rule, its name) for every inbound allow rule, one per source and port range. An
+        address of our connector is the `connector` source (Azure has no group reference
+        for a NIC: the rule names the connector's private address)."""
+        mine = f"cp-{self.network.name}-"
+        out = []
+        for r in nsg.security_rules or []:
+            if r.direction != "Inbound" or r.access != "Allow":
+                continue
+            sources = list(r.source_address_prefixes or []) or (
+                [r.source_address_prefix] if r.source_address_prefix else []
+            )
+            sources += [short(g.id) for g in r.source_application_security_groups or []]
+            ranges = list(r.destination_port_ranges or []) or [r.destination_port_range or "*"]
+            for text in sources:
+                source = _source(text)
+                if self.connector_ip and source == IPv4Network(f"{self.connector_ip}/32"):
+                    source = CONNECTOR_SOURCE
+                for ports in _ports(r.protocol or "*", ranges):
+                    ours = r.name.startswith(mine)
+                    rule = IngressRule(source, ports, ours=ours, label=r.description or "")
+                    out.append((rule, r.name))
+        return out
+
+    def _observe_groups(
+        self, groups: list[Any]
+    ) -> tuple[tuple[AppGroup, ...], tuple[IPv4Network, ...]]:
+        """(the app groups asked for or holding rules of ours, the CIDRs our own NSG admits)."""
+        own = next((g for g in groups if g.name == self.nsg_name), None)
+        ingress = tuple(
+            r.source for r, name in (self._rules(own) if own else []) if name.startswith("cp-local-")
+            and isinstance(r.source, IPv4Network)
+        )  # fmt: skip
+        by_id = {g.id.lower(): g for g in groups}
+        wanted: dict[str, Any] = {}
+        for entry in self.network.app_security_groups:
+            rid = entry if entry.startswith("/") else self.rid("networkSecurityGroups", entry)
+            found = by_id.get(rid.lower())
+            if found is None and entry.startswith("/"):
+                found = self._group_elsewhere(rid)
+            if found is not None:
+                wanted[entry] = found
+        out = []
+        for label, g in [
+            *wanted.items(),
+            *((g.name, g) for g in groups if g not in wanted.values()),
+        ]:
+            if own is not None and g.id == own.id:
+                continue
+            rules = self._rules(g)
+            if label in wanted or any(r.ours for r, _ in rules):
+                self.group_ids[label] = g.id
+                for r, name in rules:
+                    if r.ours:
+                        self.app_rule_names[(label, str(r.source), str(r.ports))] = name
+                out.append(AppGroup(label, tuple(r for r, _ in rules)))
+        return tuple(out), ingress
+
+    def _group_elsewhere(self, rid: str) -> Any:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        parts = rid.split("/")
+        try:
+            return self.net.network_security_groups.get(parts[4], parts[-1])
+        except ResourceNotFoundError:
+            return None
+
+    # --- apply ---------------------------------------------------------------------------
+
+    def _create_security_group(self) -> None:
+        from azure.mgmt.network import models
+
+        self.wait(
+            self.net.network_security_groups.begin_create_or_update(
+                self.rg,
+                self.nsg_name,
+                models.NetworkSecurityGroup(location=self.location.location, tags=self.tags),
+            ),
+            f"security group {self.nsg_name}",
+        )
+
+    def _delete_security_group(self) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with contextlib.suppress(ResourceNotFoundError):
+            self.wait(
+                self.net.network_security_groups.begin_delete(self.rg, self.nsg_name),
+                f"security group {self.nsg_name}",
+            )
+
+    def _connector_ingress(self, action: Action, cidr: IPv4Network) -> None:
+        name = "cp-local-" + str(cidr).replace(".", "-").replace("/", "-")
+        rule = IngressRule(cidr, ALL_TRAFFIC, label="connector-provisioner: a local subnet")
+        self._rule(action, self.rg, self.nsg_name, name, rule)
+
+    def _app_access(self, action: Action, group: str, rule: IngressRule) -> None:
+        group_id = self.group_ids.get(group) or self.rid("networkSecurityGroups", group)
+        source = (
+            f"{self._connector_address()}/32"
+            if rule.source == CONNECTOR_SOURCE
+            else str(rule.source)
+        )
+        name = self.app_rule_names.get((group, str(rule.source), str(rule.ports))) or rule_name(
+            self.network.name, f"{source}|{rule.ports}"
+        )
+        label = f"connector-provisioner: {self.network.name}: {rule.label}".rstrip(": ")
+        self._rule(action, group_id.split("/")[4], short(group_id), name, rule, source, label)
+
+    def _rule(
+        self,
+        action: Action,
+        group_rg: str,
+        nsg: str,
+        name: str,
+        rule: IngressRule,
+        source: str | None = None,
+        description: str | None = None,
+    ) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.mgmt.network import models
+
+        with self.locked(f"{group_rg}/{nsg}"):
+            if action is Action.DELETE:
+                with contextlib.suppress(ResourceNotFoundError):
+                    self.wait(
+                        self.net.security_rules.begin_delete(group_rg, nsg, name), f"rule {name}"
+                    )
+                return
+            current = self.net.network_security_groups.get(group_rg, nsg)
+            existing = {r.name: r for r in current.security_rules or []}
+            if name in existing:  # left by an interrupted run: as wanted already
+                return
+            taken = {r.priority for r in existing.values() if r.direction == "Inbound"}
+            priority = next(p for p in range(HIGHEST, 99, -1) if p not in taken)
+            protocol, ports = _azure_ports(rule.ports)
+            self.wait(
+                self.net.security_rules.begin_create_or_update(
+                    group_rg,
+                    nsg,
+                    name,
+                    models.SecurityRule(
+                        properties=models.SecurityRulePropertiesFormat(
+                            protocol=protocol,
+                            source_address_prefix=source or str(rule.source),
+                            source_port_range="*",
+                            destination_address_prefix="*",
+                            destination_port_range=ports,
+                            access="Allow",
+                            direction="Inbound",
+                            priority=priority,
+                            description=description or rule.label,
+                        ),
+                    ),
+                ),
+                f"rule {name} in {nsg}",
+            )

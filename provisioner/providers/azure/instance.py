@@ -1,0 +1,304 @@
+"""The connector VM on Azure: its public IP, its NIC (static private IP, IP forwarding), the VM,
+and the VM extension that hands it the VPN profile."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ipaddress
+from typing import Any
+
+from ...bootstrap import render_user_data
+from ...errors import CloudError
+from ...model import DesiredConnector, ObservedConnector
+from ...redact import protect
+from .common import EXTENSION, FINGERPRINT_TAG, UBUNTU, AzureState, short
+
+POWER_STATES = {
+    "running": "running",
+    "starting": "pending",
+    "stopping": "stopping",
+    "deallocating": "stopping",
+    "stopped": "stopped",
+    "deallocated": "stopped",
+}
+PROFILE_PATH = "/etc/openvpn/client/connector.conf"
+
+
+class Instance(AzureState):
+    def user_data(self, connector: DesiredConnector) -> str:
+        return render_user_data("azure", connector, EXTENSION, self.location.location)
+
+    # --- observe -------------------------------------------------------------------------
+
+    def _observe_connector(self, nics: list[Any]) -> ObservedConnector | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            vm = self.compute.virtual_machines.get(self.rg, self.vm_name, expand="instanceView")
+        except ResourceNotFoundError:
+            self.connector_ip = None
+            return None
+        nic = next(
+            (n for n in nics if n.name == self.nic_name and self.rg.lower() in n.id.lower()), None
+        )
+        config = (nic.ip_configurations or [None])[0] if nic else None
+        self.connector_ip = config.private_ip_address if config else None
+        public_ip = None
+        if config is not None and config.public_ip_address is not None:
+            public_ip = self.net.public_ip_addresses.get(
+                self.rg, short(config.public_ip_address.id)
+            ).ip_address
+        codes = [s.code for s in (vm.instance_view.statuses if vm.instance_view else None) or []]
+        power = next((c.split("/", 1)[1] for c in codes if c.startswith("PowerState/")), "starting")
+        image = vm.storage_profile.image_reference
+        return ObservedConnector(
+            instance=self.vm_name,
+            state=POWER_STATES.get(power, power),
+            interface=self.connector_ip,  # what a UDR names as next hop
+            private_ip=self.connector_ip,
+            forwarding=bool(nic and nic.enable_ip_forwarding),
+            size=vm.hardware_profile.vm_size,
+            image=f"{image.publisher}:{image.offer}:{image.sku}:{image.version}" if image else "",
+            subnet=short(config.subnet.id) if config and config.subnet else "",
+            fingerprint=(vm.tags or {}).get(FINGERPRINT_TAG, ""),
+            public_ip=public_ip,
+        )
+
+    def _observe_extension(self) -> dict[str, Any] | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            found = self.compute.virtual_machine_extensions.get(self.rg, self.vm_name, EXTENSION)
+        except ResourceNotFoundError:
+            return None
+        return {"settings": found.settings or {}}
+
+    # --- apply ---------------------------------------------------------------------------
+
+    def _launch(self, connector: DesiredConnector) -> None:
+        from azure.mgmt.compute import models as compute
+        from azure.mgmt.network import models as network
+
+        subnet = next(
+            (s for s in self.vnet.subnets or [] if s.name == connector.subnet), None
+        ) if self.vnet is not None else None  # fmt: skip
+        if subnet is None:
+            raise CloudError(f"subnet {connector.subnet} is not in vnet {self.location.vnet}")
+        public = None
+        if connector.public_address:
+            public = self.wait(
+                self.net.public_ip_addresses.begin_create_or_update(
+                    self.rg,
+                    self.ip_name,
+                    network.PublicIPAddress(
+                        location=self.location.location,
+                        tags=self.tags,
+                        sku=network.PublicIPAddressSku(name="Standard"),
+                        properties=network.PublicIPAddressPropertiesFormat(
+                            public_ip_allocation_method="Static",
+                            public_ip_address_version="IPv4",
+                        ),
+                    ),
+                ),
+                f"public IP {self.ip_name}",
+            )
+        # a static private address: a dynamic one may change when the VM is deallocated, and
+        # every route names it
+        address = self._free_address(subnet)
+        nic = self.wait(
+            self.net.network_interfaces.begin_create_or_update(
+                self.rg,
+                self.nic_name,
+                network.NetworkInterface(
+                    location=self.location.location,
+                    tags=self.tags,
+                    properties=network.NetworkInterfacePropertiesFormat(
+                        network_security_group=network.NetworkSecurityGroup(
+                            id=self.rid("networkSecurityGroups", self.nsg_name)
+                        ),
+                        ip_configurations=[
+                            network.NetworkInterfaceIPConfiguration(
+                                name="ipconfig1",
+                                properties=network.NetworkInterfaceIPConfigurationPropertiesFormat(
+                                    subnet=network.Subnet(id=subnet.id),
+                                    private_ip_allocation_method="Static",
+                                    private_ip_address=address,
+                                    public_ip_address=network.PublicIPAddress(id=public.id)
+                                    if public
+                                    else None,
+                                ),
+                            )
+                        ],
+                    ),
+                ),
+            ),
+            f"network interface {self.nic_name}",
+        )
+        image = connector.image.split(":") if connector.image else list(UBUNTU.values())
+        if len(image) != 4:
+            raise CloudError(f"image {connector.image!r} is not publisher:offer:sku:version")
+        user_data = self.user_data(connector)
+        self.wait(
+            self.compute.virtual_machines.begin_create_or_update(
+                self.rg,
+                self.vm_name,
+                compute.VirtualMachine(
+                    location=self.location.location,
+                    tags={**self.tags, FINGERPRINT_TAG: connector.fingerprint},
+                    properties=compute.VirtualMachineProperties(
+                        hardware_profile=compute.HardwareProfile(vm_size=connector.size),
+                        storage_profile=compute.StorageProfile(
+                            image_reference=compute.ImageReference(
+                                publisher=image[0], offer=image[1], sku=image[2], version=image[3]
+                            ),
+                            os_disk=compute.OSDisk(
+                                create_option="FromImage",
+                                delete_option="Delete",
+                                managed_disk=compute.ManagedDiskParameters(
+                                    storage_account_type="StandardSSD_LRS"
+                                ),
+                            ),
+                        ),
+                        os_profile=compute.OSProfile(
+                            computer_name=self.vm_name[:64],
+                            admin_username="connector",
+                            custom_data=base64.b64encode(user_data.encode()).decode(),
+                            linux_configuration=compute.LinuxConfiguration(
+                                disable_password_authentication=True,
+                                ssh=compute.SshConfiguration(
+                                    public_keys=[
+                                        compute.SshPublicKey(
+                                            path="/home/connector/.ssh/authorized_keys",
+                                            key_data=_unusable_key(),
+                                        )
+                                    ]
+                                ),
+                            ),
+                        ),
+                        network_profile=compute.NetworkProfile(
+                            network_interfaces=[
+                                compute.NetworkInterfaceReference(
+                                    id=nic.id,
+                                    properties=compute.NetworkInterfaceReferenceProperties(
+                                        primary=True
+                                    ),
+                                )
+                            ]
+                        ),
+                    ),
+                ),
+            ),
+            f"VM {self.vm_name}",
+        )
+        self.connector_ip = address
+        self.progress(f"launched {self.vm_name} ({connector.size}, {':'.join(image)}) at {address}")
+
+    def _free_address(self, subnet: Any) -> str:
+        """The connector's former address when it is free again (its routes stay right), else
+        the first free one Azure does not reserve."""
+        prefix = ipaddress.IPv4Network(subnet.address_prefix)
+        taken = {
+            c.private_ip_address
+            for n in self.net.network_interfaces.list_all()
+            for c in n.ip_configurations or []
+            if c.subnet is not None and c.subnet.id.lower() == subnet.id.lower()
+        }
+        if self.connector_ip and self.connector_ip not in taken:
+            return self.connector_ip
+        reserved = {str(prefix.network_address + i) for i in range(4)} | {
+            str(prefix.broadcast_address)
+        }
+        for host in prefix.hosts():
+            if str(host) not in taken and str(host) not in reserved:
+                return str(host)
+        raise CloudError(f"subnet {subnet.name} has no free address for the connector")
+
+    def _terminate(self) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        for what, delete in (
+            (f"VM {self.vm_name}", lambda: self.compute.virtual_machines.begin_delete(self.rg, self.vm_name)),
+            (f"network interface {self.nic_name}", lambda: self.net.network_interfaces.begin_delete(self.rg, self.nic_name)),
+            (f"public IP {self.ip_name}", lambda: self.net.public_ip_addresses.begin_delete(self.rg, self.ip_name)),
+        ):  # fmt: skip
+            with contextlib.suppress(ResourceNotFoundError):
+                self.wait(delete(), what)
+
+    def _enable_forwarding(self) -> None:
+        # seed 'Set Source/Dest Check', Azure: "IP forwarding must be enabled at the VNIC"
+        nic = self.net.network_interfaces.get(self.rg, self.nic_name)
+        nic.enable_ip_forwarding = True  # PUT replaces the NIC: send it back whole
+        self.wait(
+            self.net.network_interfaces.begin_create_or_update(self.rg, self.nic_name, nic),
+            f"network interface {self.nic_name}",
+        )
+
+    def _create_vpn_profile(self) -> None:
+        from azure.mgmt.compute import models
+
+        assert self.network.connector is not None
+        connector = self.network.connector
+        content = connector.profile.read_text(encoding="utf-8")
+        encoded = base64.b64encode(content.encode()).decode()
+        script = (
+            "#!/bin/sh\nset -eu\n"
+            "cloud-init status --wait >/dev/null 2>&1 || true\n"  # the setup script is there
+            f"umask 077\nmkdir -p {PROFILE_PATH.rsplit('/', 1)[0]}\n"
+            f"echo '{encoded}' | base64 -d > {PROFILE_PATH}\n"
+            "exec /usr/local/sbin/connector-setup\n"
+        )
+        wrapped = base64.b64encode(script.encode()).decode()
+        # request bodies are what azure-core's logging prints at DEBUG: the profile in every
+        # form it travels in
+        for secret in (content, encoded, wrapped):
+            protect(secret, "azure")
+        self.wait(
+            self.compute.virtual_machine_extensions.begin_create_or_update(
+                self.rg,
+                self.vm_name,
+                EXTENSION,
+                models.VirtualMachineExtension(
+                    location=self.location.location,
+                    tags=self.tags,
+                    properties=models.VirtualMachineExtensionProperties(
+                        publisher="Microsoft.Azure.Extensions",
+                        type="CustomScript",
+                        type_handler_version="2.1",
+                        auto_upgrade_minor_version=True,
+                        force_update_tag=connector.profile_fingerprint,
+                        settings={"profileSha256": connector.profile_fingerprint},
+                        # encrypted by Azure to this VM alone, never returned by a GET
+                        protected_settings={"script": wrapped},
+                    ),
+                ),
+            ),
+            f"extension {EXTENSION}",
+        )
+
+    def _update_vpn_profile(self) -> None:
+        self._create_vpn_profile()
+
+    def _delete_vpn_profile(self) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with contextlib.suppress(ResourceNotFoundError):
+            self.wait(
+                self.compute.virtual_machine_extensions.begin_delete(
+                    self.rg, self.vm_name, EXTENSION
+                ),
+                f"extension {EXTENSION}",
+            )
+
+
+def _unusable_key() -> str:
+    """Azure wants an SSH key when password login is off; this one's private half is never
+    kept, so nobody can log in with it (the connector needs no login)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    return public.decode() + " connector-provisioner-no-login"

@@ -1,0 +1,386 @@
+"""Azure: a VNet, the route tables of its subnets (user-defined routes), network security groups,
+and the connector put there. Translates; decides nothing.
+
+What the toolkit creates carries the tag `connector-provisioner:network=<name>` and a `cp-` name
+(`cp-<network>-connector`, `cp-<network>-routes`, UDRs `cp-100-96-0-0-11`, NSG rules
+`cp-<network>-<digest>`), so observe finds it again and destroy removes exactly that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from ipaddress import IPv4Network
+from typing import Any
+
+from ...errors import CloudError, SpecError
+from ...model import (
+    Action,
+    AzureLocation,
+    Change,
+    Kind,
+    Network,
+    Observed,
+    ObservedRoute,
+    ObservedSubnet,
+    Part,
+    RouteTable,
+    WayOut,
+)
+from ...planner import PROFILE_PART
+from .common import TAG, error_text, route_name, sandbox_endpoint, short
+from .common import clients as make_clients
+from .groups import Groups
+from .instance import Instance
+
+DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
+
+
+class AzureNetwork(Groups, Instance):
+    """One VNet, with the connector this toolkit puts there."""
+
+    # ARM takes a few writes at once per subscription; changes to one route table or one
+    # security group are taken one at a time (AzureState.locked)
+    concurrency = 6
+
+    def __init__(
+        self,
+        network: Network,
+        *,
+        progress: Callable[[str], None],
+        credential: Any = None,
+        endpoint: str | None = None,
+        retry_total: int = 10,
+        wait_seconds: float = 1800.0,
+        progress_seconds: float = 10.0,
+    ) -> None:
+        assert isinstance(network.location, AzureLocation) and network.connector is not None
+        self.network = network
+        self.location = network.location
+        self.progress = progress
+        self.wait_seconds = wait_seconds
+        self.progress_seconds = progress_seconds
+        self.throttle_scope = f"azure:{network.location.subscription}"
+        self.rg = network.location.resource_group
+        self.net, self.compute = make_clients(
+            network.location.subscription, endpoint or sandbox_endpoint(), credential, retry_total
+        )
+        name = network.name
+        self.tags = {TAG: name}
+        self.nsg_name = f"cp-{name}-connector"
+        self.table_name = f"cp-{name}-routes"
+        self.vm_name = f"cp-{name}-connector"
+        self.nic_name = f"cp-{name}-nic"
+        self.ip_name = f"cp-{name}-ip"
+        self.vnet = None
+        self.connector_ip = None
+        self.route_names = {}
+        self.table_ids = {}
+        self.app_rule_names = {}
+        self.group_ids = {}
+        self.parent_locks = {}
+        self._lock = threading.Lock()
+
+    # --- observe -------------------------------------------------------------------------
+
+    def observe(self) -> Observed:
+        from azure.core.exceptions import AzureError, ClientAuthenticationError
+
+        try:
+            return self._observe()
+        except ClientAuthenticationError as e:
+            raise CloudError(
+                f"network {self.network.name}: no Azure credentials (DefaultAzureCredential: "
+                f"environment, managed identity, Azure CLI login): {error_text(e)}; nothing was "
+                "changed"
+            ) from None
+        except AzureError as e:
+            raise CloudError(
+                f"network {self.network.name}: could not read {self.location.describe()}: "
+                f"{error_text(e)}; nothing was changed"
+            ) from None
+
+    def _observe(self) -> Observed:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        loc, name = self.location, self.network.name
+        try:
+            self.vnet = self.net.virtual_networks.get(self.rg, loc.vnet)
+        except ResourceNotFoundError as e:
+            if e.error is not None and e.error.code == "ResourceGroupNotFound":
+                raise SpecError(
+                    f"networks.{name}.resource_group",
+                    f"{self.rg!r} does not exist in subscription {loc.subscription}",
+                ) from None
+            raise SpecError(
+                f"networks.{name}.vnet", f"{loc.vnet!r} does not exist in resource group {self.rg}"
+            ) from None
+        vnet = self.vnet
+        cidrs = tuple(IPv4Network(p) for p in vnet.address_space.address_prefixes)
+        subnets = list(vnet.subnets or [])
+        tables = {t.id.lower(): t for t in self.net.route_tables.list(self.rg)}
+        for s in subnets:  # a subnet may use a table of another resource group
+            ref = (s.route_table.id if s.route_table else "").lower()
+            if ref and ref not in tables:
+                tables[ref] = self.net.route_tables.get(_group_of(ref), short(ref))
+        nics = list(self.net.network_interfaces.list_all())
+        in_use = {
+            c.private_ip_address
+            for n in nics
+            for c in n.ip_configurations or []
+            if c.private_ip_address
+        }
+        connector = self._observe_connector(nics)
+        observed_tables = self._observe_tables(subnets, tables, in_use)
+        groups = list(self.net.network_security_groups.list(self.rg))
+        app_groups, ingress = self._observe_groups(groups)
+        return Observed(
+            network=name,
+            cidrs=cidrs,
+            route_tables=observed_tables,
+            subnets=tuple(self._way_out(s, tables) for s in subnets),
+            connector=connector,
+            parts=self._observe_parts(subnets, tables, groups),
+            app_groups=app_groups,
+            connector_ingress=ingress,
+        )
+
+    def _label(self, table_id: str) -> str:
+        """How the plan names a table: its name in the network's resource group, else its id."""
+        return short(table_id) if _group_of(table_id.lower()) == self.rg.lower() else table_id
+
+    def _observe_tables(
+        self, subnets: list[Any], tables: dict[str, Any], in_use: set[str]
+    ) -> tuple[RouteTable, ...]:
+        chosen: dict[str, Any] = {}
+        if self.network.route_tables is None:  # all: every subnet's table, ours for the others
+            for s in subnets:
+                if s.route_table:
+                    chosen[s.route_table.id.lower()] = tables[s.route_table.id.lower()]
+            ours = self.rid("routeTables", self.table_name).lower()
+            if ours in tables or any(not s.route_table for s in subnets):
+                chosen[ours] = tables.get(ours)
+        else:
+            wanted = {
+                w if w.startswith("/") else self.rid("routeTables", w)
+                for w in self.network.route_tables
+            }
+            chosen = {k: t for k, t in tables.items() if k in {w.lower() for w in wanted}}
+        # and any table of the group that routes to our connector (left when the selection shrank)
+        for key, t in tables.items():
+            if self.connector_ip and any(
+                r.next_hop_ip_address == self.connector_ip for r in t.routes or []
+            ):
+                chosen.setdefault(key, t)
+        out = []
+        for _key, t in sorted(chosen.items()):
+            table_id = t.id if t is not None else self.rid("routeTables", self.table_name)
+            label = self._label(table_id)
+            self.table_ids[label] = table_id
+            routes = []
+            for r in (t.routes if t is not None else None) or []:
+                try:
+                    destination = IPv4Network(r.address_prefix)
+                except ValueError:
+                    continue  # a service tag: never ours
+                self.route_names[(label, destination)] = r.name
+                if r.next_hop_type == "VirtualAppliance":
+                    # an appliance address no NIC holds carries nothing: a blackhole
+                    target, usable = r.next_hop_ip_address, r.next_hop_ip_address in in_use
+                else:
+                    target, usable = r.next_hop_type, True
+                routes.append(ObservedRoute(destination, str(target), usable))
+            out.append(RouteTable(label, tuple(routes)))
+        return tuple(out)
+
+    def _way_out(self, subnet: Any, tables: dict[str, Any]) -> ObservedSubnet:
+        """A NAT gateway on the subnet, else the 0.0.0.0/0 of its route table, else Azure's
+        system route to the internet (which needs a public address since default outbound
+        access was retired)."""
+        table = tables.get(subnet.route_table.id.lower()) if subnet.route_table else None
+        label = self._label(table.id) if table is not None else None
+        if subnet.nat_gateway:
+            return ObservedSubnet(
+                subnet.name, WayOut.NAT_GATEWAY, short(subnet.nat_gateway.id), label
+            )
+        route = next(
+            (
+                r
+                for r in (table.routes if table else None) or []
+                if r.address_prefix == str(DEFAULT_ROUTE)
+            ),
+            None,
+        )
+        if route is None or route.next_hop_type == "Internet":
+            return ObservedSubnet(
+                subnet.name, WayOut.INTERNET_GATEWAY, "the internet (Azure)", label
+            )
+        if route.next_hop_type == "None":
+            return ObservedSubnet(subnet.name, WayOut.NONE, "None", label)
+        via = route.next_hop_ip_address or route.next_hop_type
+        return ObservedSubnet(subnet.name, WayOut.OTHER, str(via), label)
+
+    def _observe_parts(
+        self, subnets: list[Any], tables: dict[str, Any], groups: list[Any]
+    ) -> tuple[Part, ...]:
+        assert self.network.connector is not None
+        nsg = next((g for g in groups if g.name == self.nsg_name), None)
+        parts = [
+            Part(
+                "security-group",
+                self.nsg_name,
+                "the connector's own security group: the network's own ranges in, nothing from "
+                "the internet",
+                nsg is not None,
+            )
+        ]
+        if self.network.route_tables is None:
+            ours = tables.get(self.rid("routeTables", self.table_name).lower())
+            bare = [s.name for s in subnets if not s.route_table]
+            parts.append(
+                Part(
+                    "route-table",
+                    self.table_name,
+                    "a route table of ours for the subnets that have none"
+                    + (f" ({', '.join(bare)})" if bare else ""),
+                    ours is not None,
+                    complete=ours is not None and not bare,
+                )
+            )
+        extension = self._observe_extension()
+        parts.append(
+            Part(
+                PROFILE_PART,
+                "connector-profile extension",
+                "the VPN profile in a VM extension's protectedSettings: encrypted to this VM, "
+                "never returned by Azure, never in custom data",
+                extension is not None,
+                fingerprint=((extension or {}).get("settings") or {}).get("profileSha256"),
+                after_connector=True,
+            )
+        )
+        return tuple(parts)
+
+    # --- apply ---------------------------------------------------------------------------
+
+    def apply(self, change: Change) -> None:
+        from azure.core.exceptions import AzureError
+
+        try:
+            self._apply(change)
+        except AzureError as e:
+            raise CloudError(f"{change.summary()}: {error_text(e)}") from e
+
+    def _apply(self, change: Change) -> None:
+        kind, action = change.kind, change.action
+        if kind is Kind.PART:
+            assert change.part is not None
+            getattr(self, f"_{action}_{change.part.kind.replace('-', '_')}")()
+        elif kind is Kind.CONNECTOR:
+            if action in (Action.CREATE, Action.REPLACE):
+                assert change.connector is not None
+                if action is Action.REPLACE:
+                    self._terminate()
+                self._launch(change.connector)
+            elif action is Action.START:
+                self.wait(
+                    self.compute.virtual_machines.begin_start(self.rg, self.vm_name),
+                    f"{self.vm_name} to start",
+                )
+            elif action is Action.DELETE:
+                self._terminate()
+        elif kind is Kind.FORWARDING:
+            self._enable_forwarding()
+        elif kind is Kind.CONNECTOR_INGRESS:
+            assert change.destination is not None
+            self._connector_ingress(action, change.destination)
+        elif kind is Kind.APP_ACCESS:
+            assert change.rule is not None
+            self._app_access(action, change.resource, change.rule)
+        elif kind is Kind.ROUTE:
+            self._route(change)
+        else:  # pragma: no cover - the planner makes no other kind
+            raise AssertionError(change)
+
+    def _route(self, change: Change) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.mgmt.network import models
+
+        assert change.route_table is not None and change.destination is not None
+        table_id = self.table_ids.get(change.route_table) or self.rid(
+            "routeTables", change.route_table
+        )
+        group, table = _group_of(table_id.lower(), self.rg), short(table_id)
+        name = self.route_names.get((change.route_table, change.destination)) or route_name(
+            change.destination
+        )
+        with self.locked(table_id):
+            if change.action is Action.DELETE:
+                with contextlib.suppress(ResourceNotFoundError):  # already gone
+                    self.wait(self.net.routes.begin_delete(group, table, name), f"route {name}")
+                return
+            route = models.Route(
+                properties=models.RoutePropertiesFormat(
+                    address_prefix=str(change.destination),
+                    next_hop_type="VirtualAppliance",
+                    next_hop_ip_address=self._connector_address(),
+                )
+            )
+            # a replace writes the route under the name it has: one route per destination
+            self.wait(
+                self.net.routes.begin_create_or_update(group, table, name, route), f"route {name}"
+            )
+
+    # --- our route table, for subnets that have none --------------------------------------
+
+    def _create_route_table(self) -> None:
+        from azure.mgmt.network import models
+
+        table_id = self.rid("routeTables", self.table_name)
+        tables = {t.id.lower() for t in self.net.route_tables.list(self.rg)}
+        if table_id.lower() not in tables:
+            self.wait(
+                self.net.route_tables.begin_create_or_update(
+                    self.rg,
+                    self.table_name,
+                    models.RouteTable(location=self.location.location, tags=self.tags),
+                ),
+                f"route table {self.table_name}",
+            )
+        for subnet in self.net.subnets.list(self.rg, self.location.vnet):
+            if subnet.route_table is None:
+                # PUT replaces the whole subnet: send it back as read, plus the table
+                subnet.route_table = models.RouteTable(id=table_id)
+                self._put_subnet(subnet)
+
+    def _delete_route_table(self) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        table_id = self.rid("routeTables", self.table_name).lower()
+        for subnet in self.net.subnets.list(self.rg, self.location.vnet):
+            if subnet.route_table is not None and subnet.route_table.id.lower() == table_id:
+                subnet.route_table = None
+                self._put_subnet(subnet)
+        with contextlib.suppress(ResourceNotFoundError):
+            self.wait(
+                self.net.route_tables.begin_delete(self.rg, self.table_name),
+                f"route table {self.table_name}",
+            )
+
+    def _put_subnet(self, subnet: Any) -> None:
+        self.wait(
+            self.net.subnets.begin_create_or_update(
+                self.rg, self.location.vnet, subnet.name, subnet
+            ),
+            f"subnet {subnet.name}",
+        )
+
+
+def _group_of(resource_id: str, default: str = "") -> str:
+    """The resource group named in a resource id (lower case as given)."""
+    parts = resource_id.split("/")
+    for i, p in enumerate(parts):
+        if p.lower() == "resourcegroups" and i + 1 < len(parts):
+            return parts[i + 1]
+    return default
