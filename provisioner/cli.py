@@ -93,7 +93,9 @@ def _err(message: str) -> None:
 
 
 def _progress(message: str) -> None:
-    print(f"  .. {message}", file=sys.stderr, flush=True)
+    # one write per line: networks report from several threads at once
+    sys.stderr.write(f"  .. {message}\n")
+    sys.stderr.flush()
 
 
 def _confirm(question: str, yes: bool) -> bool:

@@ -470,13 +470,14 @@ def way_out_notes(
         else:
             address = "has NO public address"
         notes.append(
-            f"the connector's subnet {subnet.id} reaches the internet through internet gateway "
-            f"{subnet.via}: the connector {address}, to dial the VPN service"
+            f"the connector's subnet {subnet.id} reaches the internet through {subnet.via}, "
+            f"which translates only public addresses: the connector {address}, to dial the VPN "
+            "service"
         )
     elif subnet.way_out is WayOut.NAT_GATEWAY:
         notes.append(
-            f"the connector's subnet {subnet.id} reaches the internet through NAT gateway "
-            f"{subnet.via}: no public address needed to dial the VPN service"
+            f"the connector's subnet {subnet.id} reaches the internet through {subnet.via}, a "
+            "NAT gateway: no public address needed to dial the VPN service"
         )
     elif subnet.way_out is WayOut.OTHER:
         notes.append(

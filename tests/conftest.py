@@ -409,3 +409,80 @@ LAB_SECONDS: dict[str, float] = {"build": 0.0, "tests": 0.0, "teardown": 0.0}
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if "lab" in report.keywords:
         LAB_SECONDS["tests"] += report.duration  # setup, call and teardown of every lab test
+
+
+# --- Azure: the fake ARM on 127.0.0.1, driven by the real azure-mgmt SDK -------------------
+
+
+@dataclass
+class AzureWorld:
+    arm: Any  # provisioner.fakes.arm.Arm
+    url: str
+    hq: Any  # SandboxVnet
+    spoke: Any
+    directory: Path
+
+    def topology(self, partner: bool = True, **hq_connector: Any) -> dict[str, Any]:
+        for name in ("hq", "spoke"):
+            profile = self.directory / f"{name}.ovpn"
+            if not profile.exists():
+                profile.write_text(AZURE_PROFILE.format(name=name))
+        networks: dict[str, Any] = {
+            "hq": self.hq.network("hq.ovpn", **hq_connector),
+            "spoke": self.spoke.network("spoke.ovpn"),
+        }
+        if partner:
+            networks["partner"] = {"cloud": "external", "subnets": ["172.31.0.0/16"]}
+        return {"version": 1, "networks": networks}
+
+    def write(self, doc: dict[str, Any], name: str = "azure.yaml") -> Path:
+        path = self.directory / name
+        path.write_text(json.dumps(doc))
+        return path
+
+    def clouds(self, **kw: Any) -> Clouds:
+        return Clouds(options={"azure": {"endpoint": self.url, "progress_seconds": 5.0}}, **kw)
+
+    def deployment(self, doc: dict[str, Any] | None = None) -> Deployment:
+        return Deployment(load_topology(self.write(doc or self.topology())), self.clouds())
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every resource as GET shows it, less what changes on every write (etag)."""
+        with self.arm.lock:
+            return {k: _no_etags(self.arm._view(r)) for k, r in self.arm.state.resources.items()}
+
+    def mutating(self) -> list[str]:
+        return [f"{c.method} {c.kind}" for c in self.arm.mutating_calls()]
+
+
+def _no_etags(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _no_etags(v) for k, v in value.items() if k != "etag"}
+    if isinstance(value, list):
+        return [_no_etags(v) for v in value]
+    return value
+
+
+AZURE_PROFILE = (
+    "client\ndev tun\nremote sandbox.vpn.invalid 1194\n"
+    "<key>\nAZURE-SANDBOX-PRIVATE-KEY-{name}-do-not-print\n</key>\n"
+)
+
+
+@pytest.fixture
+def azure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AzureWorld]:
+    """A fake ARM with two seeded VNets: hq (10.1.0.0/16, westeurope) and spoke (10.2.0.0/16,
+    northeurope), each with a connector subnet, an app subnet behind the admin's route table
+    and NSG, and a data subnet. The call log starts empty after the seeding."""
+    from provisioner.fakes.arm import Arm
+    from provisioner.fakes.azure_world import seed_vnet
+
+    for var in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"):
+        monkeypatch.delenv(var, raising=False)
+    arm = Arm()
+    with arm.serve() as server:
+        monkeypatch.setenv("PROVISION_AZURE_ENDPOINT", server.url)  # the CLI's clients too
+        hq = seed_vnet(arm, server.url, "hq", "10.1.0.0/16")
+        spoke = seed_vnet(arm, server.url, "spoke", "10.2.0.0/16", region="northeurope")
+        arm.calls.clear()
+        yield AzureWorld(arm, server.url, hq, spoke, tmp_path)

@@ -371,8 +371,11 @@ def test_internet_gateway_subnet_gets_a_public_address_at_launch():
     assert launches["hq"] is not None and launches["hq"].public_address
     assert launches["branch"] is not None and not launches["branch"].public_address
     notes = {n.network: " ".join(n.notes) for n in plan.networks}
-    assert "internet gateway igw-1" in notes["hq"] and "public address at launch" in notes["hq"]
-    assert "NAT gateway nat-1" in notes["branch"] and "no public address" in notes["branch"]
+    assert "through igw-1, which translates only public" in notes["hq"]
+    assert "public address at launch" in notes["hq"]
+    assert (
+        "through nat-1, a NAT gateway" in notes["branch"] and "no public address" in notes["branch"]
+    )
 
 
 def test_a_connector_without_public_address_behind_an_internet_gateway_is_replaced():

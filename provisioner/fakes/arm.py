@@ -81,6 +81,8 @@ class Fault:
     message: str
     times: int
     retry_after: str | None = None
+    after: int = 0  # matching requests let through first
+    seen: int = 0
     served: int = 0
 
 
@@ -128,10 +130,12 @@ class Arm:
         message: str = "injected fault",
         times: int = 1,
         retry_after: str | None = None,
+        after: int = 0,
     ) -> Fault:
-        """Answer the next `times` requests whose method and path match with this error."""
-        fault = Fault(method.upper(), re.compile(path_pattern, re.I), status, code, message, times,
-                      retry_after)  # fmt: skip
+        """Let `after` requests whose method and path match through, then answer the next
+        `times` with this error (before anything is changed)."""
+        pattern = re.compile(path_pattern, re.I)
+        fault = Fault(method.upper(), pattern, status, code, message, times, retry_after, after)
         self.faults.append(fault)
         return fault
 
@@ -166,7 +170,7 @@ class Arm:
                     "MissingApiVersionParameter",
                     "The api-version query parameter (?api-version=) is required for all requests.",
                 )
-            data = json.loads(body) if body else None
+            data = _without_nulls(json.loads(body)) if body else None  # null: absent, for ARM
             with self.lock:
                 status, out, extra = self._route(method, path, query, data, base)
             return (
@@ -185,11 +189,10 @@ class Arm:
     def _check_fault(self, method: str, path: str) -> None:
         with self.lock:
             for fault in self.faults:
-                if (
-                    fault.served < fault.times
-                    and fault.method == method
-                    and fault.pattern.search(path)
-                ):
+                if fault.method != method or not fault.pattern.search(path):
+                    continue
+                fault.seen += 1
+                if fault.seen > fault.after and fault.served < fault.times:
                     fault.served += 1
                     headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                     raise ArmError(fault.status, fault.code, fault.message, headers)
@@ -204,6 +207,18 @@ class Arm:
         )
         if m:
             return self._operation(m.group(4))
+        m = re.match(r"^/subscriptions/([^/]+)/providers/([^/]+)/([^/]+)$", path, re.I)
+        if m and method == "GET":  # a subscription-wide list (list_all)
+            kind = f"{m.group(2)}/{m.group(3)}".lower()
+            if kind not in TOP_TYPES:
+                raise ArmError(404, "InvalidResourceType", f"No route for {path}")
+            prefix = f"/subscriptions/{m.group(1)}/".lower()
+            items = [
+                self._view(r)
+                for key, r in sorted(self.state.resources.items())
+                if key.startswith(prefix) and r["type"].lower() == kind
+            ]
+            return 200, _Context(self, m.group(1), {}, "", kind, base, query).page(path, items), {}
         m = re.match(r"^/subscriptions/([^/]+)/resourcegroups/([^/]+)(/.*)?$", path, re.I)
         if not m:
             raise ArmError(404, "InvalidResourceType", f"No route for {path}")
@@ -613,6 +628,14 @@ class _Context:
         return str(rid)
 
 
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def _cidr(value: Any, what: str) -> ipaddress.IPv4Network:
     try:
         return ipaddress.IPv4Network(str(value), strict=True)
@@ -987,6 +1010,9 @@ class ArmServer:
 def _handler(arm: Arm) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # headers and body go out as two writes: without this, Nagle and the client's delayed
+        # ACK hold every answer ~40 ms
+        disable_nagle_algorithm = True
 
         def log_message(self, *_: Any) -> None:  # quiet: the tests read the calls instead
             pass

@@ -58,7 +58,7 @@ class Instance(AzureState):
             interface=self.connector_ip,  # what a UDR names as next hop
             private_ip=self.connector_ip,
             forwarding=bool(nic and nic.enable_ip_forwarding),
-            size=vm.hardware_profile.vm_size,
+            size=str(getattr(vm.hardware_profile.vm_size, "value", vm.hardware_profile.vm_size)),
             image=f"{image.publisher}:{image.offer}:{image.sku}:{image.version}" if image else "",
             subnet=short(config.subnet.id) if config and config.subnet else "",
             fingerprint=(vm.tags or {}).get(FINGERPRINT_TAG, ""),

@@ -1,0 +1,143 @@
+"""An Azure network as an admin has it before the toolkit, built in the fake ARM through the real
+SDK (azure-mgmt-network): for `provision demo`, `provision sandbox serve` and the tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .arm import Arm
+
+SUBSCRIPTION = "00000000-0000-4000-8000-000000000001"
+
+
+@dataclass
+class SandboxVnet:
+    """One seeded VNet: what a topology names."""
+
+    name: str
+    subscription: str
+    resource_group: str
+    region: str
+    vnet: str
+    cidr: str
+    connector_subnet: str
+    subnets: list[str] = field(default_factory=list)
+    route_table: str = ""  # the admin's, on the app subnet
+    app_group: str = ""  # the admin's NSG of the app servers
+
+    def network(self, profile: str, **connector: Any) -> dict[str, Any]:
+        """This VNet as a topology network entry."""
+        return {
+            "cloud": "azure",
+            "subscription": self.subscription,
+            "resource_group": self.resource_group,
+            "vnet": self.vnet,
+            "region": self.region,
+            "subnets": [self.cidr],
+            "app_security_groups": [self.app_group],
+            "connector": {"subnet": self.connector_subnet, "profile": profile, **connector},
+        }
+
+
+def network_client(endpoint: str, subscription: str = SUBSCRIPTION) -> Any:
+    """azure-mgmt-network's client, pointed at the fake (as the provider points it)."""
+    from ..providers.azure.common import clients
+
+    return clients(subscription, endpoint, None, retry_total=3)[0]
+
+
+def seed_vnet(
+    arm: Arm,
+    endpoint: str,
+    name: str,
+    cidr: str,
+    *,
+    region: str = "westeurope",
+    subscription: str = SUBSCRIPTION,
+) -> SandboxVnet:
+    """A resource group with a VNet of three subnets: the connector's (no route table), the app
+    servers' (the admin's route table and NSG, with an admin route and rule), and a data subnet
+    (nothing)."""
+    from azure.mgmt.network import models as m
+
+    rg = f"rg-{name}"
+    arm.create_resource_group(subscription, rg, region)
+    net = network_client(endpoint, subscription)
+    base = cidr.split("/")[0].rsplit(".", 2)[0]  # 10.1.0.0/16 -> 10.1
+    nsg = net.network_security_groups.begin_create_or_update(
+        rg,
+        f"nsg-{name}-app",
+        m.NetworkSecurityGroup(
+            location=region,
+            properties=m.NetworkSecurityGroupPropertiesFormat(
+                security_rules=[
+                    m.SecurityRule(
+                        name="https-from-vnet",
+                        properties=m.SecurityRulePropertiesFormat(
+                            protocol="Tcp",
+                            source_address_prefix=cidr,
+                            source_port_range="*",
+                            destination_address_prefix="*",
+                            destination_port_range="443",
+                            access="Allow",
+                            direction="Inbound",
+                            priority=100,
+                        ),
+                    )
+                ]
+            ),
+        ),
+    ).result()
+    table = net.route_tables.begin_create_or_update(
+        rg,
+        f"rt-{name}-app",
+        m.RouteTable(
+            location=region,
+            properties=m.RouteTablePropertiesFormat(
+                routes=[
+                    m.Route(
+                        name="partner-via-internet",
+                        properties=m.RoutePropertiesFormat(
+                            address_prefix="198.51.100.0/24", next_hop_type="Internet"
+                        ),
+                    )
+                ]
+            ),
+        ),
+    ).result()
+    subnets = [
+        (f"snet-{name}-connector", f"{base}.0.0/24", {}),
+        (
+            f"snet-{name}-app",
+            f"{base}.1.0/24",
+            {"route_table": m.RouteTable(id=table.id), "network_security_group": nsg},
+        ),
+        (f"snet-{name}-data", f"{base}.2.0/24", {}),
+    ]
+    net.virtual_networks.begin_create_or_update(
+        rg,
+        f"vnet-{name}",
+        m.VirtualNetwork(
+            location=region,
+            properties=m.VirtualNetworkPropertiesFormat(
+                address_space=m.AddressSpace(address_prefixes=[cidr]),
+                subnets=[
+                    m.Subnet(name=s, properties=m.SubnetPropertiesFormat(address_prefix=p, **extra))
+                    for s, p, extra in subnets
+                ],
+            ),
+        ),
+    ).result()
+    return SandboxVnet(
+        name=name,
+        subscription=subscription,
+        resource_group=rg,
+        region=region,
+        vnet=f"vnet-{name}",
+        cidr=cidr,
+        connector_subnet=subnets[0][0],
+        subnets=[s for s, _, _ in subnets],
+        route_table=table.name,
+        app_group=nsg.name,
+    )

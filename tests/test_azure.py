@@ -1,0 +1,268 @@
+"""Azure end to end: the real azure-mgmt-network / azure-mgmt-compute SDK against the fake ARM
+on 127.0.0.1 (provisioner/fakes/arm.py). The outcomes a user relies on."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from conftest import AzureWorld
+
+from provisioner import ConflictError, RouteState
+from provisioner.cli import run
+from provisioner.fakes.arm import iter_resources
+
+N = "microsoft.network"
+
+
+def resource(azure: AzureWorld, kind: str, name: str) -> dict[str, Any]:
+    (found,) = [r for r in iter_resources(azure.arm, kind) if r["name"] == name]
+    return found
+
+
+def subnet(azure: AzureWorld, name: str) -> dict[str, Any]:
+    return resource(azure, f"{N}/virtualnetworks/subnets", name)["properties"]
+
+
+def routes(azure: AzureWorld, table: str) -> dict[str, tuple[str, str | None]]:
+    t = resource(azure, f"{N}/routetables", table)
+    return {
+        r["properties"]["addressPrefix"]: (
+            r["properties"]["nextHopType"],
+            r["properties"].get("nextHopIpAddress"),
+        )
+        for r in t["properties"]["routes"]
+    }
+
+
+def connector_ip(azure: AzureWorld, network: str = "hq") -> str:
+    nic = resource(azure, f"{N}/networkinterfaces", f"cp-{network}-nic")
+    return str(nic["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"])
+
+
+def test_apply_routes_every_subnet_through_the_connector(azure: AzureWorld):
+    azure.deployment().apply()
+    ip = connector_ip(azure)
+    hq = azure.hq
+    # subnets without a route table get ours; the app subnet keeps the admin's (and its NSG)
+    ours = "cp-hq-routes"
+    for name in (hq.connector_subnet, hq.subnets[2]):
+        assert subnet(azure, name)["routeTable"]["id"].endswith(f"/routeTables/{ours}")
+    app = subnet(azure, hq.subnets[1])
+    assert app["routeTable"]["id"].endswith(f"/routeTables/{hq.route_table}")
+    assert app["networkSecurityGroup"]["id"].endswith(f"/networkSecurityGroups/{hq.app_group}")
+    for table in (ours, hq.route_table):
+        r = routes(azure, table)
+        for destination in ("100.96.0.0/11", "10.2.0.0/16", "172.31.0.0/16"):  # vpn, spoke, partner
+            assert r[destination] == ("VirtualAppliance", ip)
+        assert "10.1.0.0/16" not in r  # never its own range
+    assert routes(azure, hq.route_table)["198.51.100.0/24"] == ("Internet", None)  # the admin's
+
+    # the NIC forwards, with a static private address and the connector's own NSG
+    nic = resource(azure, f"{N}/networkinterfaces", "cp-hq-nic")["properties"]
+    assert nic["enableIPForwarding"] is True
+    config = nic["ipConfigurations"][0]["properties"]
+    assert config["privateIPAllocationMethod"] == "Static"
+    assert nic["networkSecurityGroup"]["id"].endswith("/networkSecurityGroups/cp-hq-connector")
+    # no NAT gateway on the subnet: a Standard public address to dial the VPN service
+    public = resource(azure, f"{N}/publicipaddresses", "cp-hq-ip")
+    assert public["sku"]["name"] == "Standard"
+    assert config["publicIPAddress"]["id"] == public["id"]
+    own = resource(azure, f"{N}/networksecuritygroups", "cp-hq-connector")["properties"]
+    sources = [r["properties"]["sourceAddressPrefix"] for r in own["securityRules"]]
+    assert sources == ["10.1.0.0/16"]  # its own range, nothing from the internet
+
+    vm = resource(azure, "microsoft.compute/virtualmachines", "cp-hq-connector")["properties"]
+    assert vm["storageProfile"]["imageReference"]["offer"] == "ubuntu-24_04-lts"
+    assert vm["hardwareProfile"]["vmSize"] == "Standard_B2s"
+    assert vm["osProfile"]["linuxConfiguration"]["disablePasswordAuthentication"] is True
+    assert "customData" not in vm["osProfile"]  # never returned
+
+
+def test_app_nsg_admits_the_kept_sources_by_address_at_free_priorities(azure: AzureWorld):
+    azure.deployment().apply()
+    nsg = resource(azure, f"{N}/networksecuritygroups", azure.hq.app_group)["properties"]
+    rules = {r["name"]: r["properties"] for r in nsg["securityRules"]}
+    ours = {n: p for n, p in rules.items() if n.startswith("cp-hq-")}
+    assert sorted(p["sourceAddressPrefix"] for p in ours.values()) == sorted(
+        ["100.96.0.0/11", "10.2.0.0/16", "172.31.0.0/16"]
+    )
+    assert all(
+        p["sourceAddressPrefix"] not in ("*", "Internet", "0.0.0.0/0") for p in ours.values()
+    )
+    assert all(p["access"] == "Allow" and p["direction"] == "Inbound" for p in ours.values())
+    priorities = [p["priority"] for p in rules.values() if p["direction"] == "Inbound"]
+    assert len(priorities) == len(set(priorities))
+    assert rules["https-from-vnet"]["priority"] == 100  # the admin's rule untouched
+
+
+def test_second_apply_makes_no_mutating_call(azure: AzureWorld):
+    azure.deployment().apply()
+    azure.arm.calls.clear()
+    d = azure.deployment()
+    assert d.plan().empty
+    assert d.apply().done == ()
+    assert azure.mutating() == []
+    assert all(s.healthy for s in azure.deployment().status())
+
+
+def test_destroy_leaves_azure_as_it_was(azure: AzureWorld):
+    before = azure.snapshot()
+    azure.deployment().apply()
+    assert azure.snapshot() != before
+    assert azure.deployment().destroy().done
+    assert azure.snapshot() == before
+    assert azure.deployment().plan_destroy().empty
+
+
+def test_a_subnet_keeps_its_nsg_endpoints_and_delegation_when_associated(azure: AzureWorld):
+    """PUT replaces the whole subnet: what the toolkit does not own must be sent back."""
+    from provisioner.fakes.azure_world import network_client
+
+    net = network_client(azure.url)
+    data = net.subnets.get(azure.hq.resource_group, azure.hq.vnet, azure.hq.subnets[2])
+    data["properties"]["networkSecurityGroup"] = {
+        "id": resource(azure, f"{N}/networksecuritygroups", azure.hq.app_group)["id"]
+    }
+    data["properties"]["serviceEndpoints"] = [{"service": "Microsoft.Storage"}]
+    data["properties"]["delegations"] = [
+        {"name": "d", "properties": {"serviceName": "Microsoft.Sql/managedInstances"}}
+    ]
+    net.subnets.begin_create_or_update(
+        azure.hq.resource_group, azure.hq.vnet, azure.hq.subnets[2], data
+    ).result()
+    before = subnet(azure, azure.hq.subnets[2])
+    azure.deployment().apply()
+    after = subnet(azure, azure.hq.subnets[2])
+    assert after["routeTable"]["id"].endswith("/routeTables/cp-hq-routes")
+    for key in ("networkSecurityGroup", "serviceEndpoints", "delegations", "addressPrefix"):
+        assert after[key] == before[key], key
+    azure.deployment().destroy()
+    assert subnet(azure, azure.hq.subnets[2]) == before
+
+
+def test_a_foreign_route_for_our_destination_is_a_conflict(azure: AzureWorld, capsys):
+    from azure.mgmt.network import models as m
+
+    from provisioner.fakes.azure_world import network_client
+
+    network_client(azure.url).routes.begin_create_or_update(
+        azure.hq.resource_group,
+        azure.hq.route_table,
+        "to-vpn-gateway",
+        m.Route(
+            properties=m.RoutePropertiesFormat(
+                address_prefix="100.96.0.0/11", next_hop_type="VirtualNetworkGateway"
+            )
+        ),
+    ).result()
+    before = azure.snapshot()
+    azure.arm.calls.clear()
+    path = azure.write(azure.topology())
+    assert run(["apply", "-f", str(path), "--yes"]) == 3
+    assert "100.96.0.0/11" in capsys.readouterr().err
+    assert azure.mutating() == [] and azure.snapshot() == before
+    with pytest.raises(ConflictError):
+        azure.deployment().apply()
+    azure.deployment().apply(replace_conflicting_routes=True)
+    ip = connector_ip(azure)
+    assert routes(azure, azure.hq.route_table)["100.96.0.0/11"] == ("VirtualAppliance", ip)
+
+
+def test_a_route_to_an_address_no_nic_holds_is_replaced(azure: AzureWorld):
+    azure.deployment().apply()
+    # someone deletes the connector by hand: its routes now lead nowhere
+    azure.arm.state.resources = {
+        k: v
+        for k, v in azure.arm.state.resources.items()
+        if "/virtualmachines/cp-hq-connector" not in k
+        and not k.endswith("/networkinterfaces/cp-hq-nic")
+    }
+    statuses = {s.network: s for s in azure.deployment().status()}
+    assert any(r.state is RouteState.BLACKHOLE for r in statuses["hq"].routes)
+    plan = azure.deployment().plan()
+    assert not plan.conflicts
+    azure.deployment().apply()
+    ip = connector_ip(azure)
+    assert routes(azure, "cp-hq-routes")["100.96.0.0/11"] == ("VirtualAppliance", ip)
+    assert all(s.healthy for s in azure.deployment().status())
+
+
+def test_nat_everything_admits_the_connectors_own_address(azure: AzureWorld):
+    doc = azure.topology(nat=True, nat_preserve_source=False)
+    azure.deployment(doc).apply()
+    nsg = resource(azure, f"{N}/networksecuritygroups", azure.hq.app_group)["properties"]
+    ours = [r["properties"] for r in nsg["securityRules"] if r["name"].startswith("cp-hq-")]
+    assert [r["sourceAddressPrefix"] for r in ours] == [f"{connector_ip(azure)}/32"]
+    assert azure.deployment(doc).plan().empty
+    assert all(s.healthy for s in azure.deployment(doc).status())
+
+
+def test_a_changed_profile_is_handed_to_the_same_vm(azure: AzureWorld):
+    azure.deployment().apply()
+    vm = resource(azure, "microsoft.compute/virtualmachines", "cp-hq-connector")
+    (azure.directory / "hq.ovpn").write_text("client\nremote other.invalid 1194\n<key>NEW</key>\n")
+    plan = azure.deployment().plan()
+    hq = [
+        (str(c.action), c.part.kind if c.part else str(c.kind))
+        for c in plan.changes
+        if c.network == "hq"
+    ]
+    assert hq == [("update", "vpn-profile")]
+    azure.deployment().apply()
+    assert (
+        resource(azure, "microsoft.compute/virtualmachines", "cp-hq-connector")["properties"][
+            "vmId"
+        ]
+        == vm["properties"]["vmId"]
+    )
+    assert azure.deployment().plan().empty
+
+
+def test_the_profile_reaches_the_vm_only_in_protected_settings(azure: AzureWorld, capsys, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    path = azure.write(azure.topology())
+    assert run(["apply", "-f", str(path), "--yes"]) == 0
+    assert run(["plan", "-f", str(path), "--json"]) == 0
+    assert run(["status", "-f", str(path), "--json"]) == 0
+    assert run(["bootstrap", "-f", str(path), "--network", "hq"]) == 0
+    out = capsys.readouterr()
+    secret = "AZURE-SANDBOX-PRIVATE-KEY"
+    assert secret not in out.out + out.err
+    assert secret not in caplog.text
+    # what Azure returns of the extension: no protectedSettings
+    (ext,) = [
+        r
+        for r in iter_resources(azure.arm, "microsoft.compute/virtualmachines/extensions")
+        if "/cp-hq-connector/" in r["id"]
+    ]
+    assert "protectedSettings" not in ext["properties"]
+    assert ext["properties"]["settings"]["profileSha256"]
+    # the custom data (as stored, never returned) names the extension, not the profile
+    with azure.arm.lock:
+        (stored,) = [
+            r
+            for k, r in azure.arm.state.resources.items()
+            if k.endswith("/virtualmachines/cp-hq-connector")
+        ]
+        custom = base64.b64decode(stored["properties"]["osProfile"]["customData"]).decode()
+        (held,) = [
+            r
+            for k, r in azure.arm.state.resources.items()
+            if k.endswith("/extensions/connector-profile") and "/cp-hq-" in k
+        ]
+        protected = json.dumps(held["properties"]["protectedSettings"])
+    assert secret not in custom and "connector-profile" in custom
+    script = base64.b64decode(json.loads(protected)["script"]).decode()
+    assert secret in base64.b64decode(script.split("echo '")[1].split("'")[0]).decode()
+
+
+def test_throttling_is_retried(azure: AzureWorld):
+    azure.arm.fail("PUT", "/routes/", 429, "TooManyRequests", "slow down", times=3, retry_after="0")
+    azure.deployment().apply()
+    assert all(s.healthy for s in azure.deployment().status())
+    assert azure.arm.faults[0].served == 3
