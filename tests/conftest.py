@@ -27,6 +27,9 @@ from provisioner.sandbox import SandboxWorld, fake_session, seed_world
 READ_PREFIXES = ("Describe", "Get", "List")
 # the sandbox publishes its own Ubuntu images; moto's catalogue of 14,000 costs 0.5 s a world
 os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
+# no test may reach a real cloud or a credential chain (Azure's would probe the instance
+# metadata address): Azure goes to a closed port on loopback unless a test's fake says where
+os.environ["PROVISION_AZURE_ENDPOINT"] = "http://127.0.0.1:9"
 FIGURES: dict[str, str] = {}  # measured by tests, printed at the end of the run
 
 

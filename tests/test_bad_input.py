@@ -312,19 +312,18 @@ def test_unsupported_cloud_is_bad_input_before_any_call(
     world: SandboxWorld, calls: CallLog, capsys
 ):
     doc = world.topology()
-    doc["networks"]["az"] = {
-        "cloud": "azure",
-        "subscription": "00000000-0000-0000-0000-000000000000",
-        "resource_group": "rg",
-        "vnet": "vnet1",
-        "region": "westeurope",
+    doc["networks"]["gc"] = {
+        "cloud": "gcp",
+        "project": "my-project-1",
+        "network": "default",
+        "zone": "europe-west1-b",
         "subnets": ["172.16.0.0/16"],
         "connector": {"subnet": "s", "profile": "hq.ovpn"},
     }
-    (world.directory / "az.yaml").write_text(json.dumps(doc))
-    assert run(["apply", "--yes", "-f", str(world.directory / "az.yaml")]) == 2
+    (world.directory / "gc.yaml").write_text(json.dumps(doc))
+    assert run(["apply", "--yes", "-f", str(world.directory / "gc.yaml")]) == 2
     err = capsys.readouterr().err
-    assert "networks.az.cloud" in err and "azure" in err
+    assert "networks.gc.cloud" in err and "gcp" in err
     assert calls.calls == []
 
 
