@@ -34,14 +34,17 @@ class Instance(AzureState):
     def _observe_connector(self, nics: list[Any]) -> ObservedConnector | None:
         from azure.core.exceptions import ResourceNotFoundError
 
-        try:
-            vm = self.compute.virtual_machines.get(self.rg, self.vm_name, expand="instanceView")
-        except ResourceNotFoundError:
-            self.connector_ip = None
-            return None
         nic = next(
             (n for n in nics if n.name == self.nic_name and self.rg.lower() in n.id.lower()), None
         )
+        try:
+            vm = self.compute.virtual_machines.get(self.rg, self.vm_name, expand="instanceView")
+        except ResourceNotFoundError:
+            # a NIC or public IP of ours without their VM: what a failed destroy or launch left
+            self.leftovers = nic is not None or self._exists_public_ip()
+            self.connector_ip = None
+            return None
+        self.leftovers = False
         config = (nic.ip_configurations or [None])[0] if nic else None
         self.connector_ip = config.private_ip_address if config else None
         public_ip = None
@@ -64,6 +67,18 @@ class Instance(AzureState):
             fingerprint=(vm.tags or {}).get(FINGERPRINT_TAG, ""),
             public_ip=public_ip,
         )
+
+    def _exists_public_ip(self) -> bool:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            self.net.public_ip_addresses.get(self.rg, self.ip_name)
+        except ResourceNotFoundError:
+            return False
+        return True
+
+    def _delete_connector_leftovers(self) -> None:
+        self._terminate()
 
     def _observe_extension(self) -> dict[str, Any] | None:
         from azure.core.exceptions import ResourceNotFoundError

@@ -75,6 +75,7 @@ class AzureNetwork(Groups, Instance):
         self.ip_name = f"cp-{name}-ip"
         self.vnet = None
         self.connector_ip = None
+        self.leftovers = False
         self.route_names = {}
         self.table_ids = {}
         self.app_rule_names = {}
@@ -246,6 +247,15 @@ class AzureNetwork(Groups, Instance):
                     + (f" ({', '.join(bare)})" if bare else ""),
                     ours is not None,
                     complete=ours is not None and not bare,
+                )
+            )
+        if self.leftovers:
+            parts.append(
+                Part(
+                    "connector-leftovers",
+                    f"{self.nic_name} / {self.ip_name}",
+                    "the network interface and public address of a connector VM that is gone",
+                    True,
                 )
             )
         extension = self._observe_extension()

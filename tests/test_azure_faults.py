@@ -1,0 +1,80 @@
+"""Faults in the fake ARM, served before anything changes, at each kind of write apply and
+destroy make: the error says what was done and what was not, the next run finishes, destroy
+leaves Azure as it was."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import AzureWorld
+
+from provisioner import CloudError
+
+FORBIDDEN = (
+    403,
+    "AuthorizationFailed",
+    "The client does not have authorization to perform action.",
+)
+
+# (method, path pattern, matching calls let through first)
+APPLY_STEPS = [
+    ("PUT", r"/networkSecurityGroups/cp-hq-connector$", 0),
+    ("PUT", r"/routeTables/cp-hq-routes$", 0),
+    ("PUT", r"/subnets/", 0),  # associating our table
+    ("PUT", r"/publicIPAddresses/", 0),
+    ("PUT", r"/networkInterfaces/", 0),  # the NIC
+    ("PUT", r"/virtualMachines/cp-hq-connector$", 0),
+    ("PUT", r"/networkInterfaces/", 1),  # its forwarding flag
+    ("PUT", r"/extensions/connector-profile$", 0),
+    ("PUT", r"/securityRules/cp-local-", 0),
+    ("PUT", r"/securityRules/cp-hq-", 1),  # an app rule
+    ("PUT", r"/routes/", 3),  # half-way through the routes
+]
+DESTROY_STEPS = [
+    ("DELETE", r"/routes/", 2),
+    ("DELETE", r"/securityRules/", 0),
+    ("DELETE", r"/extensions/", 0),
+    ("DELETE", r"/virtualMachines/", 0),
+    ("DELETE", r"/networkInterfaces/", 0),
+    ("PUT", r"/subnets/", 0),  # dissociating our table
+    ("DELETE", r"/routeTables/", 0),
+    ("DELETE", r"/networkSecurityGroups/", 0),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "method, path, after", APPLY_STEPS, ids=[f"{m} {p} #{a}" for m, p, a in APPLY_STEPS]
+)
+def test_a_failed_write_during_apply_is_finished_by_apply_and_cleaned_by_destroy(
+    method, path, after, azure: AzureWorld
+):
+    before = azure.snapshot()
+    fault = azure.arm.fail(method, path, *FORBIDDEN, after=after)
+    with pytest.raises(CloudError) as failed:
+        azure.deployment().apply()
+    assert fault.served == 1
+    message = str(failed.value)
+    assert "AuthorizationFailed" in message and "not done (" in message
+    assert "Traceback" not in message
+    azure.deployment().apply()
+    assert all(s.healthy for s in azure.deployment().status())
+    assert azure.deployment().plan().empty
+    azure.deployment().destroy()
+    assert azure.snapshot() == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "method, path, after", DESTROY_STEPS, ids=[f"{m} {p} #{a}" for m, p, a in DESTROY_STEPS]
+)
+def test_a_failed_write_during_destroy_is_finished_by_destroy(
+    method, path, after, azure: AzureWorld
+):
+    before = azure.snapshot()
+    azure.deployment().apply()
+    fault = azure.arm.fail(method, path, *FORBIDDEN, after=after)
+    with pytest.raises(CloudError) as failed:
+        azure.deployment().destroy()
+    assert fault.served == 1 and "not done (" in str(failed.value)
+    azure.deployment().destroy()
+    assert azure.snapshot() == before
