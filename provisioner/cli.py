@@ -15,6 +15,11 @@ from typing import Any
 from .errors import ProvisionerError, SpecError
 
 EXIT_DECLINED = 1
+# every cloud's location keys (spec.CLOUD_SCHEMAS), as flags of the one-network form
+LOCATION_KEYS = (
+    "region", "vpc", "subscription", "resource_group", "vnet", "project", "network", "zone",
+    "compartment", "vcn",
+)  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,10 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version="connector-provisioner 0.1.0")
     one = p.add_argument_group("one network without a topology file (behaves like apply)")
-    one.add_argument("--cloud", help="aws")
+    one.add_argument("--cloud", help="aws or azure")
     one.add_argument("--name", default="net", help="the network's name (default: net)")
-    one.add_argument("--region")
-    one.add_argument("--vpc")
+    for key in LOCATION_KEYS:  # where the network is: the keys of its cloud in the file
+        one.add_argument(f"--{key.replace('_', '-')}", dest=key, metavar=key.upper())
     one.add_argument("--connector-subnet", help="subnet id for the connector VM")
     one.add_argument(
         "--subnet", action="append", default=[], help="a subnet this network offers (repeat)"
@@ -115,12 +120,12 @@ def one_network_topology(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("size", "image", "nat", "egress"):
         if getattr(args, key) is not None:
             connector[key] = getattr(args, key)
-    network: dict[str, Any] = {
-        "cloud": args.cloud,
-        "region": args.region,
-        "vpc": args.vpc,
-        "connector": connector,
-    }
+    from .spec import CLOUD_SCHEMAS
+
+    schema = CLOUD_SCHEMAS.get(args.cloud)
+    network: dict[str, Any] = {"cloud": args.cloud, "connector": connector}
+    for key in schema.keys if schema else ():
+        network[key] = getattr(args, key)
     if args.subnet:
         network["subnets"] = args.subnet
     if args.route_table:
@@ -145,8 +150,7 @@ def _app_group_flag(value: str) -> str | dict[str, Any]:
 
 
 _FLAG_NAMES = {
-    "region": "--region",
-    "vpc": "--vpc",
+    **{key: f"--{key.replace('_', '-')}" for key in LOCATION_KEYS},
     "connector.subnet": "--connector-subnet",
     "connector.profile": "--profile",
     "connector.size": "--size",

@@ -266,3 +266,34 @@ def test_throttling_is_retried(azure: AzureWorld):
     azure.deployment().apply()
     assert all(s.healthy for s in azure.deployment().status())
     assert azure.arm.faults[0].served == 3
+
+
+def test_one_network_flags_for_azure(azure: AzureWorld, monkeypatch, capsys):
+    monkeypatch.chdir(azure.directory)
+    azure.topology()  # writes the profiles
+    hq = azure.hq
+    argv = [
+        "--cloud", "azure", "--subscription", hq.subscription, "--resource-group", hq.resource_group,
+        "--vnet", hq.vnet, "--region", hq.region, "--connector-subnet", hq.connector_subnet,
+        "--subnet", hq.cidr, "--peer", "192.168.0.0/22", "--profile", "hq.ovpn",
+        "--app-security-group", f"{hq.app_group}:tcp/443", "--yes",
+    ]  # fmt: skip
+    assert run(argv) == 0
+    ip = str(
+        resource(azure, f"{N}/networkinterfaces", "cp-net-nic")["properties"]["ipConfigurations"][
+            0
+        ]["properties"]["privateIPAddress"]
+    )
+    assert routes(azure, "cp-net-routes")["192.168.0.0/22"] == ("VirtualAppliance", ip)
+    nsg = resource(azure, f"{N}/networksecuritygroups", hq.app_group)["properties"]
+    ours = [r["properties"] for r in nsg["securityRules"] if r["name"].startswith("cp-net-")]
+    assert {(r["sourceAddressPrefix"], r["protocol"], r["destinationPortRange"]) for r in ours} == {
+        ("100.96.0.0/11", "Tcp", "443"),
+        ("192.168.0.0/22", "Tcp", "443"),
+    }
+    capsys.readouterr()
+    azure.arm.calls.clear()
+    assert run([*argv[:2], "--subscription", "nope", *argv[4:]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--subscription" in err[0] and "nope" in err[0]
+    assert azure.arm.calls == []
