@@ -90,6 +90,10 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--script", action="store_true", help="print the setup script alone")
     sp = sub.add_parser("demo", help="plan, apply, status, destroy against the built-in sandbox")
     sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    sp = sub.add_parser("sandbox", help="the built-in fake clouds")
+    sp.add_argument("action", choices=["serve"], help="serve: run every cloud's fake on 127.0.0.1")
+    sp.add_argument("--dir", default="provision-sandbox", help="where to write the topology")
+    sp.add_argument("--seconds", type=float, default=None, help="stop after this long")
     return p
 
 
@@ -207,6 +211,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .sandbox import run_demo
 
         return run_demo()
+    if args.command == "sandbox":
+        from .sandbox import serve
+
+        return serve(Path(args.dir).resolve(), args.seconds)
 
     if args.command is None:
         doc = one_network_topology(args)

@@ -153,6 +153,8 @@ class SandboxWorld:
     hq: SandboxVpc
     branch: SandboxVpc
     directory: Path
+    azure: Any = None  # fakes.azure_world.SandboxVnet: the Azure hub, when the world has one
+    azure_url: str = ""  # where its fake ARM listens
 
     def topology(self, partner: bool = False) -> dict[str, Any]:
         """The seed's HQ + Branch as a topology document (profiles written beside it)."""
@@ -175,6 +177,11 @@ class SandboxWorld:
                     "profile": profile.name,
                 },
             }
+        if self.azure is not None:
+            profile = self.directory / "azhub.ovpn"
+            if not profile.exists():
+                profile.write_text(FAKE_PROFILE.format(name="azhub"))
+            networks["azhub"] = self.azure.network(profile.name)
         if partner:
             networks["partner"] = {"cloud": "external", "subnets": ["172.31.0.0/16"]}
         return {"version": 1, "vpn_subnet": "100.96.0.0/11", "networks": networks}
@@ -211,20 +218,35 @@ def seed_world(session: Any, directory: Path) -> SandboxWorld:
 
 @contextlib.contextmanager
 def sandbox() -> Iterator[tuple[Any, SandboxWorld]]:
-    """A fake AWS with the seed's world in it, and a scratch directory for topology files."""
+    """A fake AWS (moto, in-process) and a fake Azure (ARM on 127.0.0.1) with the seed's world in
+    them (HQ and Branch on AWS, an Azure hub), and a scratch directory for topology files."""
     try:
         from moto import mock_aws
+
+        from .fakes.arm import Arm
+        from .fakes.azure_world import seed_vnet
     except ImportError:  # pragma: no cover - depends on the install
         from .errors import SpecError
 
         raise SpecError(
-            "demo", "the sandbox needs moto: pip install 'connector-provisioner[sandbox]'"
+            "demo", "the sandbox needs its extra: pip install 'connector-provisioner[sandbox]'"
         ) from None
     # the sandbox publishes its own Ubuntu images: moto's catalogue of 14,000 is not needed
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    with mock_aws(), tempfile.TemporaryDirectory(prefix="provision-demo-") as tmp:
+    arm = Arm()
+    with (
+        mock_aws(),
+        tempfile.TemporaryDirectory(prefix="provision-demo-") as tmp,
+        arm.serve() as server,
+    ):
         session = fake_session()
-        yield session, seed_world(session, Path(tmp))
+        world = seed_world(session, Path(tmp))
+        world.azure = seed_vnet(arm, server.url, "azhub", AZURE_HUB)
+        world.azure_url = server.url
+        yield session, world
+
+
+AZURE_HUB = "10.8.0.0/16"
 
 
 def run_demo() -> int:
@@ -241,17 +263,21 @@ def run_demo() -> int:
 
     with sandbox() as (session, world):
         path = world.write_topology(partner=True)
-        print("Sandbox: an in-process fake AWS seeded with the seed document's networks:")
+        print("Sandbox: fake clouds seeded with the seed document's networks and an Azure hub:")
         print(
             f"  hq      {world.hq.vpc} 10.0.0.0/18 in us-east-1, route tables "
             f"{', '.join(world.hq.route_tables)}, HR app group {world.hq.app_group}"
         )
         print(f"  branch  {world.branch.vpc} 192.168.0.0/22 in us-west-2")
+        print(f"  azhub   {world.azure.vnet} {AZURE_HUB} in {world.azure.region} (a fake ARM)")
         print("  partner external, 172.31.0.0/16 (routed to, not managed)")
         print(f"Topology: {path}")
         topology = spec.load_topology(path)
         clouds = Clouds(
-            options={"aws": {"session": session, "poll_seconds": 0.01}},
+            options={
+                "aws": {"session": session, "poll_seconds": 0.01},
+                "azure": {"endpoint": world.azure_url, "progress_seconds": 5.0},
+            },
             progress=lambda m: print(f"  .. {m}", flush=True),
         )
         deployment = api.Deployment(topology, clouds)
@@ -269,4 +295,46 @@ def run_demo() -> int:
         step("provision status -f topology.yaml   (after destroy)")
         print(render.status_text(deployment.status()))
     print("\nThe sandbox is gone; no cloud account was used.")
+    return 0
+
+
+def serve(directory: Path, seconds: float | None = None) -> int:
+    """Every cloud's fake on 127.0.0.1, seeded with the sandbox's world: prints the `export`
+    lines that point the CLI (or any SDK client) at them and a topology file, then serves until
+    interrupted (or for `seconds`)."""
+    import signal
+    import threading
+
+    from moto.server import ThreadedMotoServer
+
+    from .fakes.arm import Arm
+    from .fakes.azure_world import seed_vnet
+
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    directory.mkdir(parents=True, exist_ok=True)
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    arm = Arm()
+    try:
+        host, port = moto.get_host_and_port()
+        aws_url = f"http://{host}:{port}"
+        os.environ["AWS_ENDPOINT_URL"] = aws_url  # the seeding below goes there too
+        with arm.serve() as server:
+            world = seed_world(fake_session(), directory)
+            world.azure = seed_vnet(arm, server.url, "azhub", AZURE_HUB)
+            world.azure_url = server.url
+            path = world.write_topology(partner=True)
+            print("# fake clouds on 127.0.0.1; paste these lines into your shell:")
+            print(f"export AWS_ENDPOINT_URL={aws_url}")
+            print("export AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox")
+            print("export AWS_DEFAULT_REGION=us-east-1")
+            print(f"export PROVISION_AZURE_ENDPOINT={server.url}")
+            print(f"# a topology of the seeded networks: provision plan -f {path}")
+            print("# serving until Ctrl-C", flush=True)
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            with contextlib.suppress(KeyboardInterrupt):
+                stop.wait(seconds)
+    finally:
+        moto.stop()
     return 0

@@ -249,3 +249,59 @@ def test_examples_are_valid_topologies(example: Path):
 
     topology = load_topology(example)
     assert topology.managed
+
+
+def test_sandbox_serve_points_the_cli_at_every_clouds_fake(tmp_path):
+    """`provision sandbox serve` prints export lines; `provision` in another process, with only
+    those, applies the seeded topology to both fakes (moto's server and the fake ARM) and
+    reads back what it made."""
+    import os
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PROVISION_"))}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "provisioner.cli", "sandbox", "serve", "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**env, "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"},
+    )
+    try:
+        assert server.stdout is not None
+        exports: dict[str, str] = {}
+        topology = ""
+        for line in server.stdout:
+            if line.startswith("export "):
+                for pair in line.split()[1:]:
+                    key, _, value = pair.partition("=")
+                    exports[key] = value
+            if "provision plan -f" in line:
+                topology = line.rsplit(" ", 1)[-1].strip()
+            if "serving" in line:
+                break
+        assert exports["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+        assert exports["PROVISION_AZURE_ENDPOINT"].startswith("http://127.0.0.1:")
+        client = {**env, **exports}
+
+        def provision(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "provisioner.cli", *args],
+                capture_output=True,
+                text=True,
+                env=client,
+                timeout=300,
+            )
+
+        applied = provision("apply", "-f", topology, "--yes")
+        assert applied.returncode == 0, applied.stderr
+        status = provision("status", "-f", topology, "--json")
+        assert status.returncode == 0, status.stderr
+        doc = json.loads(status.stdout)
+        assert {n["name"]: n["healthy"] for n in doc["networks"]} == {
+            "hq": True,
+            "branch": True,
+            "azhub": True,
+        }
+        assert provision("destroy", "-f", topology, "--yes").returncode == 0
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
