@@ -297,3 +297,58 @@ def test_one_network_flags_for_azure(azure: AzureWorld, monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--subscription" in err[0] and "nope" in err[0]
     assert azure.arm.calls == []
+
+
+def _action(call) -> set[str]:
+    """The Azure RBAC actions one recorded call needs (case-insensitive, as Azure compares)."""
+    kind = call.kind
+    if call.method == "POST":
+        return {f"{kind}/{call.path.rsplit('/', 1)[-1]}/action"}
+    verb = {"GET": "read", "PUT": "write", "DELETE": "delete"}[call.method]
+    needed = {f"{kind}/{verb}"}
+    # what a write references is joined, except the resource's own parts (a NIC's ipconfigs)
+    needed |= {
+        f"{ref}/join/action" for ref in call.refs if ref != kind and not ref.startswith(kind + "/")
+    }
+    if kind == "microsoft.compute/virtualmachines" and verb in ("write", "delete"):
+        needed.add(f"microsoft.compute/disks/{verb}")  # its managed OS disk goes with it
+    return needed
+
+
+def test_the_documented_role_is_exactly_what_the_calls_need(azure: AzureWorld):
+    from azure.mgmt.network import models as m
+
+    from provisioner.fakes.azure_world import network_client
+    from provisioner.providers.azure.permissions import ACTIONS
+
+    # a NAT gateway on a subnet the toolkit writes: writing the subnet joins it again
+    net = network_client(azure.url)
+    hq = azure.hq
+    ip = net.public_ip_addresses.begin_create_or_update(
+        hq.resource_group, "nat-ip", m.PublicIPAddress(location=hq.region, sku=m.PublicIPAddressSku(
+            name="Standard"), properties=m.PublicIPAddressPropertiesFormat(public_ip_allocation_method="Static")),
+    ).result()  # fmt: skip
+    nat = net.nat_gateways.begin_create_or_update(
+        hq.resource_group, "nat-hq", m.NatGateway(location=hq.region, properties=m.NatGatewayPropertiesFormat(
+            public_ip_addresses=[m.SubResource(id=ip.id)])),
+    ).result()  # fmt: skip
+    data = net.subnets.get(hq.resource_group, hq.vnet, hq.subnets[2])
+    data.nat_gateway = m.SubResource(id=nat.id)
+    net.subnets.begin_create_or_update(hq.resource_group, hq.vnet, hq.subnets[2], data).result()
+    azure.arm.calls.clear()
+
+    azure.deployment().apply()
+    with azure.arm.lock:  # someone stops the connector; apply starts it again
+        for key, r in azure.arm.state.resources.items():
+            if key.endswith("/virtualmachines/cp-hq-connector"):
+                r["powerState"] = "deallocated"
+    azure.deployment().apply()
+    (azure.directory / "hq.ovpn").write_text("client\nremote new.invalid 1194\n")
+    azure.deployment().apply()  # the new profile handed over
+    azure.deployment().status()
+    azure.deployment().destroy()
+
+    needed = {a for call in azure.arm.calls for a in _action(call)}
+    documented = {a.lower() for a in ACTIONS}
+    assert needed - documented == set()  # every call is allowed
+    assert documented - needed == set()  # and nothing more is granted

@@ -91,6 +91,24 @@ class Call:
     method: str
     path: str
     kind: str  # resource type, lower case ("microsoft.network/routetables/routes")
+    refs: tuple[str, ...] = ()  # types a write references: ARM checks join/action on each
+
+
+def _referenced_types(value: Any) -> set[str]:
+    """The resource types of every {"id": ...} inside a request body's properties."""
+    out: set[str] = set()
+    if isinstance(value, dict):
+        rid = value.get("id")
+        if isinstance(rid, str) and "/providers/" in rid:
+            segments = rid.split("/providers/", 1)[1].split("/")
+            kinds = segments[0:1] + segments[1::2]
+            out.add("/".join(kinds).lower())
+        for v in value.values():
+            out |= _referenced_types(v)
+    elif isinstance(value, list):
+        for v in value:
+            out |= _referenced_types(v)
+    return out
 
 
 @dataclass
@@ -206,7 +224,7 @@ class Arm:
             re.I,
         )
         if m:
-            return self._operation(m.group(4))
+            return self._operation(m.group(2), m.group(4))
         m = re.match(r"^/subscriptions/([^/]+)/providers/([^/]+)/([^/]+)$", path, re.I)
         if m and method == "GET":  # a subscription-wide list (list_all)
             kind = f"{m.group(2)}/{m.group(3)}".lower()
@@ -218,6 +236,7 @@ class Arm:
                 for key, r in sorted(self.state.resources.items())
                 if key.startswith(prefix) and r["type"].lower() == kind
             ]
+            self.calls.append(Call("GET", path, kind))
             return 200, _Context(self, m.group(1), {}, "", kind, base, query).page(path, items), {}
         m = re.match(r"^/subscriptions/([^/]+)/resourcegroups/([^/]+)(/.*)?$", path, re.I)
         if not m:
@@ -282,7 +301,8 @@ class Arm:
             if key.startswith(low) and "/" not in key[len(low) :]
         ]
 
-    def _operation(self, op_id: str) -> tuple[int, Any, dict[str, str]]:
+    def _operation(self, namespace: str, op_id: str) -> tuple[int, Any, dict[str, str]]:
+        self.calls.append(Call("GET", op_id, f"{namespace.lower()}/locations/operations"))
         statuses = self.state.operations.get(op_id)
         if statuses is None:
             raise ArmError(404, "OperationNotFound", f"Operation {op_id} was not found.")
@@ -422,15 +442,18 @@ class _Context:
             out["nextLink"] = f"{self.base}{path}?api-version={version}&$skiptoken={start + PAGE}"
         return out
 
-    def _record(self, method: str, rid: str, kind: str) -> None:
-        self.arm.calls.append(Call(method, rid, kind))
+    def _record(self, method: str, rid: str, kind: str, body: Any = None) -> None:
+        refs = (
+            _referenced_types((body or {}).get("properties")) if isinstance(body, dict) else set()
+        )
+        self.arm.calls.append(Call(method, rid, kind, tuple(sorted(refs))))
 
     def resource(
         self, method: str, rid: str, data: Any, child: tuple[str, str | None, str] | None
     ) -> tuple[int, Any, dict[str, str]]:
         key = rid.lower()
         kind = self.top if child is None else f"{self.top.split('/')[0]}/{child[2]}".lower()
-        self._record(method, rid, kind)
+        self._record(method, rid, kind, data)
         found = self.store.get(key)
         type_name = (
             TOP_TYPES[self.top]

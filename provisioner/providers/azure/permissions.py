@@ -1,0 +1,77 @@
+"""The least an identity needs for `provision plan`, `apply`, `status` and `destroy` on Azure: a
+custom role, assigned at the subscription (observe lists the subscription's network interfaces
+to tell a live next hop from a blackhole). `tests/test_azure.py` checks it against every call
+the provider makes, and that it holds nothing those calls do not need.
+
+    python -m provisioner.providers.azure.permissions     # the role definition, as JSON
+"""
+
+from __future__ import annotations
+
+import json
+
+NETWORK = "Microsoft.Network"
+COMPUTE = "Microsoft.Compute"
+
+ACTIONS = (
+    # read the VNet and its subnets; write a subnet to associate our route table (the subnet is
+    # sent back whole, so the NSG and NAT gateway it already has are joined again)
+    f"{NETWORK}/virtualNetworks/read",
+    f"{NETWORK}/virtualNetworks/subnets/read",
+    f"{NETWORK}/virtualNetworks/subnets/write",
+    f"{NETWORK}/virtualNetworks/subnets/join/action",
+    f"{NETWORK}/natGateways/join/action",
+    # route tables and their user-defined routes
+    f"{NETWORK}/routeTables/read",
+    f"{NETWORK}/routeTables/write",
+    f"{NETWORK}/routeTables/delete",
+    f"{NETWORK}/routeTables/join/action",
+    f"{NETWORK}/routeTables/routes/read",
+    f"{NETWORK}/routeTables/routes/write",
+    f"{NETWORK}/routeTables/routes/delete",
+    # the connector's NSG and the app NSGs' rules
+    f"{NETWORK}/networkSecurityGroups/read",
+    f"{NETWORK}/networkSecurityGroups/write",
+    f"{NETWORK}/networkSecurityGroups/delete",
+    f"{NETWORK}/networkSecurityGroups/join/action",
+    f"{NETWORK}/networkSecurityGroups/securityRules/read",
+    f"{NETWORK}/networkSecurityGroups/securityRules/write",
+    f"{NETWORK}/networkSecurityGroups/securityRules/delete",
+    # the connector's NIC and public address
+    f"{NETWORK}/networkInterfaces/read",
+    f"{NETWORK}/networkInterfaces/write",
+    f"{NETWORK}/networkInterfaces/delete",
+    f"{NETWORK}/networkInterfaces/join/action",
+    f"{NETWORK}/publicIPAddresses/read",
+    f"{NETWORK}/publicIPAddresses/write",
+    f"{NETWORK}/publicIPAddresses/delete",
+    f"{NETWORK}/publicIPAddresses/join/action",
+    f"{NETWORK}/locations/operations/read",
+    # the VM and the extension that hands it the profile
+    f"{COMPUTE}/virtualMachines/read",
+    f"{COMPUTE}/virtualMachines/write",
+    f"{COMPUTE}/virtualMachines/delete",
+    f"{COMPUTE}/virtualMachines/start/action",
+    f"{COMPUTE}/virtualMachines/extensions/read",
+    f"{COMPUTE}/virtualMachines/extensions/write",
+    f"{COMPUTE}/virtualMachines/extensions/delete",
+    f"{COMPUTE}/locations/operations/read",
+    # the VM's managed OS disk is made and removed with the VM
+    f"{COMPUTE}/disks/write",
+    f"{COMPUTE}/disks/delete",
+)
+
+
+def role_definition(subscription: str = "<subscription id>") -> dict[str, object]:
+    return {
+        "Name": "connector-provisioner",
+        "IsCustom": True,
+        "Description": "Puts a VPN connector into a VNet and routes the VNet through it.",
+        "Actions": list(ACTIONS),
+        "NotActions": [],
+        "AssignableScopes": [f"/subscriptions/{subscription}"],
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(role_definition(), indent=2))
