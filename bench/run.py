@@ -200,6 +200,74 @@ def apply_wall(
     }
 
 
+def azure_calls_for(tables: int, peers: int) -> dict[str, Any]:
+    """Calls by kind for plan, apply, re-apply and destroy of one Azure VNet whose `tables`
+    subnets each have a route table, against the fake ARM (no latency)."""
+    from azure.mgmt.network import models as m
+
+    from provisioner import Clouds, Deployment, load_topology
+    from provisioner.fakes.arm import Arm
+    from provisioner.fakes.azure_world import SUBSCRIPTION, network_client
+    from provisioner.sandbox import FAKE_PROFILE
+
+    arm = Arm()
+    with arm.serve() as server, tempfile.TemporaryDirectory() as tmp:
+        arm.create_resource_group(SUBSCRIPTION, "rg-bench", "westeurope")
+        net = network_client(server.url)
+        subnets = []
+        for i in range(tables):
+            table = net.route_tables.begin_create_or_update(
+                "rg-bench", f"rt-{i}", m.RouteTable(location="westeurope")
+            ).result()
+            prefix = f"10.0.{i // 2}.{(i % 2) * 128}/25"
+            subnets.append(m.Subnet(name=f"snet-{i}", properties=m.SubnetPropertiesFormat(
+                address_prefix=prefix, route_table=m.RouteTable(id=table.id))))  # fmt: skip
+        net.virtual_networks.begin_create_or_update(
+            "rg-bench", "vnet-bench", m.VirtualNetwork(location="westeurope", properties=m.VirtualNetworkPropertiesFormat(
+                address_space=m.AddressSpace(address_prefixes=["10.0.0.0/16"]), subnets=subnets)),
+        ).result()  # fmt: skip
+        (Path(tmp) / "az.ovpn").write_text(FAKE_PROFILE.format(name="az"))
+        networks: dict[str, Any] = {
+            "az": {
+                "cloud": "azure", "subscription": SUBSCRIPTION, "resource_group": "rg-bench",
+                "vnet": "vnet-bench", "region": "westeurope", "subnets": ["10.0.0.0/16"],
+                "connector": {"subnet": "snet-0", "profile": "az.ovpn"},
+            }
+        }  # fmt: skip
+        for i in range(peers):
+            networks[f"peer{i}"] = {"cloud": "external", "subnets": [f"172.20.{i}.0/24"]}
+        path = Path(tmp) / "topology.yaml"
+        path.write_text(json.dumps({"version": 1, "networks": networks}))
+        topology = load_topology(path)
+        clouds = Clouds(options={"azure": {"endpoint": server.url}})
+        out: dict[str, Any] = {}
+        for phase in ("plan", "apply", "re-apply", "destroy"):
+            arm.calls.clear()
+            d = Deployment(topology, clouds)
+            start = time.perf_counter()
+            plan = d.plan_destroy() if phase == "destroy" else d.plan()
+            if phase != "plan":
+                d.execute(plan)
+            seconds = time.perf_counter() - start
+            kinds = Counter(f"{c.method} {c.kind.split('/', 1)[1]}" for c in arm.calls)
+            polls = sum(v for k, v in kinds.items() if "operations" in k)
+            reads = sum(
+                v for k, v in kinds.items() if k.startswith("GET") and "operations" not in k
+            )
+            out[phase] = {
+                "reads": reads,
+                "polls": polls,
+                "mutations": len(arm.mutating_calls()),
+                "planned_changes": len(plan.changes),
+                "planned_route_changes": sum(1 for c in plan.changes if c.kind == "route"),
+                "route_mutations": kinds.get("PUT routetables/routes", 0)
+                + kinds.get("DELETE routetables/routes", 0),
+                "seconds_against_fake": round(seconds, 2),
+                "by_kind": dict(sorted(kinds.items())),
+            }
+        return out
+
+
 def plan_time(peers: int = 100, tables: int = 50, repeat: int = 20) -> dict[str, float]:
     from provisioner import planner
     from provisioner.model import (
@@ -280,6 +348,18 @@ def main() -> None:
                 f"mutations={f['mutations']:<6} planned={f['planned_changes']:<6} "
                 f"route mutations={f['route_mutations']}/{f['planned_route_changes']} planned "
                 f"({f['seconds_against_moto']}s)"
+            )
+            print(f"      by kind: {json.dumps(f['by_kind'])}")
+
+    for tables in sizes:
+        figures = azure_calls_for(tables, args.peers)
+        for phase, f in figures.items():
+            print(
+                f"{tables:>4} Azure route tables, {args.peers} peers, {phase:>8}: "
+                f"reads={f['reads']:<3} polls={f['polls']:<5} mutations={f['mutations']:<6} "
+                f"planned={f['planned_changes']:<6} route mutations="
+                f"{f['route_mutations']}/{f['planned_route_changes']} planned "
+                f"({f['seconds_against_fake']}s)"
             )
             print(f"      by kind: {json.dumps(f['by_kind'])}")
 

@@ -352,3 +352,26 @@ def test_the_documented_role_is_exactly_what_the_calls_need(azure: AzureWorld):
     documented = {a.lower() for a in ACTIONS}
     assert needed - documented == set()  # every call is allowed
     assert documented - needed == set()  # and nothing more is granted
+
+
+def test_when_every_subnet_has_a_table_none_of_ours_is_made(azure: AzureWorld):
+    from azure.mgmt.network import models as m
+
+    from provisioner.fakes.azure_world import network_client
+
+    net = network_client(azure.url)
+    hq = azure.hq
+    table = net.route_tables.get(hq.resource_group, hq.route_table)
+    for name in (hq.connector_subnet, hq.subnets[2]):
+        s = net.subnets.get(hq.resource_group, hq.vnet, name)
+        s.route_table = m.RouteTable(id=table.id)
+        net.subnets.begin_create_or_update(hq.resource_group, hq.vnet, name, s).result()
+    azure.deployment().apply()
+    names = {r["name"] for r in iter_resources(azure.arm, f"{N}/routetables")}
+    assert "cp-hq-routes" not in names and "cp-spoke-routes" in names
+    assert routes(azure, hq.route_table)["100.96.0.0/11"] == (
+        "VirtualAppliance",
+        connector_ip(azure),
+    )
+    azure.arm.calls.clear()
+    assert azure.deployment().plan().empty and azure.mutating() == []

@@ -160,7 +160,7 @@ class AzureNetwork(Groups, Instance):
                 if s.route_table:
                     chosen[s.route_table.id.lower()] = tables[s.route_table.id.lower()]
             ours = self.rid("routeTables", self.table_name).lower()
-            if ours in tables or any(not s.route_table for s in subnets):
+            if any(not s.route_table for s in subnets):  # ours is for them (made if need be)
                 chosen[ours] = tables.get(ours)
         else:
             wanted = {
@@ -215,7 +215,7 @@ class AzureNetwork(Groups, Instance):
         )
         if route is None or route.next_hop_type == "Internet":
             return ObservedSubnet(
-                subnet.name, WayOut.INTERNET_GATEWAY, "the internet (Azure)", label
+                subnet.name, WayOut.INTERNET_GATEWAY, "Azure's Internet next hop", label
             )
         if route.next_hop_type == "None":
             return ObservedSubnet(subnet.name, WayOut.NONE, "None", label)
@@ -236,9 +236,10 @@ class AzureNetwork(Groups, Instance):
                 nsg is not None,
             )
         ]
-        if self.network.route_tables is None:
-            ours = tables.get(self.rid("routeTables", self.table_name).lower())
-            bare = [s.name for s in subnets if not s.route_table]
+        ours = tables.get(self.rid("routeTables", self.table_name).lower())
+        bare = [s.name for s in subnets if not s.route_table]
+        # our table is wanted while a subnet has none; once made it stays until destroy
+        if ours is not None or (self.network.route_tables is None and bare):
             parts.append(
                 Part(
                     "route-table",
@@ -246,7 +247,9 @@ class AzureNetwork(Groups, Instance):
                     "a route table of ours for the subnets that have none"
                     + (f" ({', '.join(bare)})" if bare else ""),
                     ours is not None,
-                    complete=ours is not None and not bare,
+                    # with tables listed in the file, ours only waits for destroy
+                    complete=ours is not None
+                    and (not bare or self.network.route_tables is not None),
                 )
             )
         if self.leftovers:
