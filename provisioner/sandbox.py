@@ -243,10 +243,20 @@ def sandbox() -> Iterator[tuple[Any, SandboxWorld]]:
         world = seed_world(session, Path(tmp))
         world.azure = seed_vnet(arm, server.url, "azhub", AZURE_HUB)
         world.azure_url = server.url
-        yield session, world
+        # as mock_aws catches every boto3 client: every Azure client made meanwhile goes here
+        before = os.environ.get(AZURE_ENDPOINT)
+        os.environ[AZURE_ENDPOINT] = server.url
+        try:
+            yield session, world
+        finally:
+            if before is None:
+                os.environ.pop(AZURE_ENDPOINT, None)
+            else:
+                os.environ[AZURE_ENDPOINT] = before
 
 
 AZURE_HUB = "10.8.0.0/16"
+AZURE_ENDPOINT = "PROVISION_AZURE_ENDPOINT"
 
 
 def run_demo() -> int:

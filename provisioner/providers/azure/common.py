@@ -81,7 +81,7 @@ def clients(
     options: dict[str, Any] = {"retry_total": retry_total}
     if endpoint:
         token = type("SandboxToken", (_SandboxToken, SansIOHTTPPolicy), {})()
-        options.update(base_url=endpoint, authentication_policy=token, polling_interval=0.02)
+        options.update(base_url=endpoint, authentication_policy=token, polling_interval=0)
         credential = _NoCredential()
     elif credential is None:
         from azure.identity import DefaultAzureCredential
