@@ -550,18 +550,7 @@ def plan_destroy(topology: Topology, observed: Mapping[str, Observed]) -> Plan:
                         rule=rule,
                     )
                 )
-        for part in reversed(obs.parts):  # what hangs on the VM goes before it
-            if part.present and part.after_connector:
-                changes.append(
-                    Change(
-                        name,
-                        Action.DELETE,
-                        Kind.PART,
-                        part.name,
-                        f"destroy: the connector's {part.kind}",
-                        part=part,
-                    )
-                )
+        changes += _delete_parts(name, obs.parts, on_the_vm=True)  # they go before it
         if current is not None:
             changes.append(
                 Change(
@@ -572,20 +561,25 @@ def plan_destroy(topology: Topology, observed: Mapping[str, Observed]) -> Plan:
                     "destroy: the connector VM",
                 )
             )
-        for part in reversed(obs.parts):
-            if part.present and not part.after_connector:
-                changes.append(
-                    Change(
-                        name,
-                        Action.DELETE,
-                        Kind.PART,
-                        part.name,
-                        f"destroy: the connector's {part.kind}",
-                        part=part,
-                    )
-                )
+        changes += _delete_parts(name, obs.parts, on_the_vm=False)
         plans.append(NetworkPlan(network=name, cloud=network.cloud, changes=tuple(changes)))
     return Plan(operation="destroy", networks=tuple(plans), vpn_subnet=topology.vpn_subnet)
+
+
+def _delete_parts(network: str, parts: tuple[Part, ...], *, on_the_vm: bool) -> list[Change]:
+    """Destroy's deletions of the parts that exist, in reverse of the provider's order."""
+    return [
+        Change(
+            network,
+            Action.DELETE,
+            Kind.PART,
+            part.name,
+            f"destroy: the connector's {part.kind}",
+            part=part,
+        )
+        for part in reversed(parts)
+        if part.present and part.after_connector is on_the_vm
+    ]
 
 
 def network_status(

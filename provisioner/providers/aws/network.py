@@ -20,7 +20,6 @@ from ...model import (
     Action,
     AwsLocation,
     Change,
-    Kind,
     Network,
     Observed,
     ObservedConnector,
@@ -31,6 +30,7 @@ from ...model import (
     WayOut,
 )
 from ...planner import PROFILE_PART
+from ..base import ChangeHandlers
 from .common import FINGERPRINT_TAG, LIVE_STATES, TAG, error_text, new_session, pages
 from .groups import Groups
 from .identity import Identity
@@ -39,7 +39,7 @@ from .instance import Instance
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
 
 
-class AwsNetwork(Identity, Instance, Groups):
+class AwsNetwork(Identity, Instance, Groups, ChangeHandlers):
     """One VPC, with the connector this toolkit puts there."""
 
     # EC2's mutating calls share a token bucket per account and region: a few in flight at
@@ -309,45 +309,20 @@ class AwsNetwork(Identity, Instance, Groups):
 
     def apply(self, change: Change) -> None:
         try:
-            self._apply(change)
+            self._dispatch(change)
         except (ClientError, BotoCoreError) as e:
             raise CloudError(f"{change.summary()}: {error_text(e)}") from e
 
-    def _apply(self, change: Change) -> None:
-        kind, action = change.kind, change.action
-        if kind is Kind.PART:
-            assert change.part is not None
-            handler = getattr(self, f"_{action}_{change.part.kind.replace('-', '_')}")
-            handler()
-        elif kind is Kind.CONNECTOR:
-            if action is Action.CREATE:
-                assert change.connector is not None
-                self._launch(change.connector)
-            elif action is Action.REPLACE:
-                assert change.connector is not None
-                self._terminate()
-                self._launch(change.connector)
-            elif action is Action.START:
-                assert self.instance
-                self.ec2.start_instances(InstanceIds=[self.instance])
-                self._wait(self.instance, "running")
-            elif action is Action.DELETE:
-                self._terminate()
-        elif kind is Kind.FORWARDING:
-            # seed 'Set Source/Dest Check': off, or the ENI drops forwarded packets
-            self.ec2.modify_network_interface_attribute(
-                NetworkInterfaceId=self._interface(), SourceDestCheck={"Value": False}
-            )
-        elif kind is Kind.CONNECTOR_INGRESS:
-            assert change.destination is not None
-            self._connector_ingress(action, change.destination)
-        elif kind is Kind.APP_ACCESS:
-            assert change.rule is not None
-            self._app_access(action, change.resource, change.rule)
-        elif kind is Kind.ROUTE:
-            self._route(change)
-        else:  # pragma: no cover - the planner makes no other kind
-            raise AssertionError(change)
+    def _start(self) -> None:
+        assert self.instance
+        self.ec2.start_instances(InstanceIds=[self.instance])
+        self._wait(self.instance, "running")
+
+    def _enable_forwarding(self) -> None:
+        # seed 'Set Source/Dest Check': off, or the ENI drops forwarded packets
+        self.ec2.modify_network_interface_attribute(
+            NetworkInterfaceId=self._interface(), SourceDestCheck={"Value": False}
+        )
 
     def _route(self, change: Change) -> None:
         table, dest = change.route_table, str(change.destination)

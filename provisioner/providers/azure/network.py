@@ -19,7 +19,6 @@ from ...model import (
     Action,
     AzureLocation,
     Change,
-    Kind,
     Network,
     Observed,
     ObservedRoute,
@@ -29,6 +28,7 @@ from ...model import (
     WayOut,
 )
 from ...planner import PROFILE_PART
+from ..base import ChangeHandlers
 from .common import TAG, error_text, route_name, sandbox_endpoint, short
 from .common import clients as make_clients
 from .groups import Groups
@@ -37,7 +37,7 @@ from .instance import Instance
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
 
 
-class AzureNetwork(Groups, Instance):
+class AzureNetwork(Groups, Instance, ChangeHandlers):
     """One VNet, with the connector this toolkit puts there."""
 
     # ARM takes a few writes at once per subscription; changes to one route table or one
@@ -281,40 +281,15 @@ class AzureNetwork(Groups, Instance):
         from azure.core.exceptions import AzureError
 
         try:
-            self._apply(change)
+            self._dispatch(change)
         except AzureError as e:
             raise CloudError(f"{change.summary()}: {error_text(e)}") from e
 
-    def _apply(self, change: Change) -> None:
-        kind, action = change.kind, change.action
-        if kind is Kind.PART:
-            assert change.part is not None
-            getattr(self, f"_{action}_{change.part.kind.replace('-', '_')}")()
-        elif kind is Kind.CONNECTOR:
-            if action in (Action.CREATE, Action.REPLACE):
-                assert change.connector is not None
-                if action is Action.REPLACE:
-                    self._terminate()
-                self._launch(change.connector)
-            elif action is Action.START:
-                self.wait(
-                    self.compute.virtual_machines.begin_start(self.rg, self.vm_name),
-                    f"{self.vm_name} to start",
-                )
-            elif action is Action.DELETE:
-                self._terminate()
-        elif kind is Kind.FORWARDING:
-            self._enable_forwarding()
-        elif kind is Kind.CONNECTOR_INGRESS:
-            assert change.destination is not None
-            self._connector_ingress(action, change.destination)
-        elif kind is Kind.APP_ACCESS:
-            assert change.rule is not None
-            self._app_access(action, change.resource, change.rule)
-        elif kind is Kind.ROUTE:
-            self._route(change)
-        else:  # pragma: no cover - the planner makes no other kind
-            raise AssertionError(change)
+    def _start(self) -> None:
+        self.wait(
+            self.compute.virtual_machines.begin_start(self.rg, self.vm_name),
+            f"{self.vm_name} to start",
+        )
 
     def _route(self, change: Change) -> None:
         from azure.core.exceptions import ResourceNotFoundError
