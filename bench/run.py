@@ -351,6 +351,8 @@ def main() -> None:
             )
             print(f"      by kind: {json.dumps(f['by_kind'])}")
 
+    print("Azure (fake ARM): reads = observe's, plus the SDK's GET of each written resource once")
+    print("its operation is polled to Succeeded; polls = those operation polls")
     for tables in sizes:
         figures = azure_calls_for(tables, args.peers)
         for phase, f in figures.items():
