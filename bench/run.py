@@ -337,6 +337,9 @@ def main() -> None:
     import os
 
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # the sandbox has its own
+    from provisioner.sandbox import serialize_moto
+
+    serialize_moto()  # moto answers one request at a time; the latency is slept outside it
     sizes = (1, 50) if args.quick else (1, 50, 500)
     print(f"cold `provision --help`: {json.dumps(cold_help())}")
     print(f"plan computation, 100 peers: {json.dumps(plan_time())}")

@@ -40,6 +40,28 @@ class SandboxVpc:
     internet_gateway: str = ""
 
 
+def serialize_moto() -> None:
+    """moto answers one request at a time. Its backends are plain dicts that one request
+    iterates while another inserts (IAM's get_role walks every role while a create_role adds
+    one): fine for a real service, a 'dictionary changed size' error for a client that calls
+    from several threads, as apply does. The client side stays concurrent."""
+    import threading
+
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    original = BotocoreStubber.__call__
+    if getattr(original, "serialized", False):
+        return
+    lock = threading.RLock()
+
+    def call(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+        with lock:
+            return original(self, event_name, request, **kwargs)
+
+    call.serialized = True  # type: ignore[attr-defined]
+    BotocoreStubber.__call__ = call  # type: ignore[method-assign]
+
+
 def fake_session(region: str = "us-east-1") -> Any:
     from .providers.aws.common import new_session
 
@@ -233,6 +255,7 @@ def sandbox() -> Iterator[tuple[Any, SandboxWorld]]:
         ) from None
     # the sandbox publishes its own Ubuntu images: moto's catalogue of 14,000 is not needed
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    serialize_moto()
     arm = Arm()
     with (
         mock_aws(),

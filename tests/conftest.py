@@ -22,7 +22,7 @@ from botocore.awsrequest import AWSResponse
 
 from provisioner import Clouds, Deployment, load_topology
 from provisioner.model import DesiredConnector
-from provisioner.sandbox import SandboxWorld, fake_session, seed_world
+from provisioner.sandbox import SandboxWorld, fake_session, seed_world, serialize_moto
 
 READ_PREFIXES = ("Describe", "Get", "List")
 # the sandbox publishes its own Ubuntu images; moto's catalogue of 14,000 costs 0.5 s a world
@@ -30,6 +30,7 @@ os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
 # no test may reach a real cloud or a credential chain (Azure's would probe the instance
 # metadata address): Azure goes to a closed port on loopback unless a test's fake says where
 os.environ["PROVISION_AZURE_ENDPOINT"] = "http://127.0.0.1:9"
+serialize_moto()  # moto's backends are not safe for requests from several threads at once
 FIGURES: dict[str, str] = {}  # measured by tests, printed at the end of the run
 
 
