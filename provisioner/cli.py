@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ProvisionerError, SpecError
+from .spec import CLOUD_SCHEMAS
 
 EXIT_DECLINED = 1
-# every cloud's location keys (spec.CLOUD_SCHEMAS), as flags of the one-network form
-LOCATION_KEYS = (
-    "region", "vpc", "subscription", "resource_group", "vnet", "project", "network", "zone",
-    "compartment", "vcn",
-)  # fmt: skip
+# every cloud's location keys, as flags of the one-network form: a new cloud's keys come with
+# its spec.CLOUD_SCHEMAS entry, no edit here
+LOCATION_KEYS = tuple(dict.fromkeys(k for schema in CLOUD_SCHEMAS.values() for k in schema.keys))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version="connector-provisioner 0.1.0")
     one = p.add_argument_group("one network without a topology file (behaves like apply)")
-    one.add_argument("--cloud", help="aws or azure")
+    one.add_argument("--cloud", help=", ".join(CLOUD_SCHEMAS))
     one.add_argument("--name", default="net", help="the network's name (default: net)")
     for key in LOCATION_KEYS:  # where the network is: the keys of its cloud in the file
         one.add_argument(f"--{key.replace('_', '-')}", dest=key, metavar=key.upper())
@@ -124,8 +123,6 @@ def one_network_topology(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("size", "image", "nat", "egress"):
         if getattr(args, key) is not None:
             connector[key] = getattr(args, key)
-    from .spec import CLOUD_SCHEMAS
-
     schema = CLOUD_SCHEMAS.get(args.cloud)
     network: dict[str, Any] = {"cloud": args.cloud, "connector": connector}
     for key in schema.keys if schema else ():

@@ -157,12 +157,6 @@ class Arm:
         self.faults.append(fault)
         return fault
 
-    def get(self, resource_id: str) -> dict[str, Any] | None:
-        """A stored resource as GET shows it (secrets removed), or None."""
-        with self.lock:
-            found = self.state.resources.get(resource_id.lower())
-            return self._view(found) if found else None
-
     def mutating_calls(self) -> list[Call]:
         return [c for c in self.calls if c.method in ("PUT", "PATCH", "DELETE", "POST")]
 

@@ -9,7 +9,6 @@ What the toolkit creates carries the tag `connector-provisioner:network=<name>` 
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable
 from ipaddress import IPv4Network
 from typing import Any
@@ -81,7 +80,6 @@ class AzureNetwork(Groups, Instance, ChangeHandlers):
         self.app_rule_names = {}
         self.group_ids = {}
         self.parent_locks = {}
-        self._lock = threading.Lock()
 
     # --- observe -------------------------------------------------------------------------
 
