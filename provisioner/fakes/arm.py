@@ -35,9 +35,10 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from .http import FakeServer, Fault, Faults
 
 # (provider namespace, type) of what the fake holds; children under their parent's type
 TOP_TYPES = {
@@ -70,20 +71,6 @@ class ArmError(Exception):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = headers or {}
-
-
-@dataclass
-class Fault:
-    method: str
-    pattern: re.Pattern[str]
-    status: int
-    code: str
-    message: str
-    times: int
-    retry_after: str | None = None
-    after: int = 0  # matching requests let through first
-    seen: int = 0
-    served: int = 0
 
 
 @dataclass
@@ -124,7 +111,7 @@ class Arm:
     def __init__(self) -> None:
         self.state = ArmState()
         self.lock = threading.RLock()
-        self.faults: list[Fault] = []
+        self.faults = Faults()
         self.calls: list[Call] = []
         self._public_ips = itertools.count(10)
 
@@ -152,10 +139,9 @@ class Arm:
     ) -> Fault:
         """Let `after` requests whose method and path match through, then answer the next
         `times` with this error (before anything is changed)."""
-        pattern = re.compile(path_pattern, re.I)
-        fault = Fault(method.upper(), pattern, status, code, message, times, retry_after, after)
-        self.faults.append(fault)
-        return fault
+        return self.faults.add(
+            method, path_pattern, status, code, message, times, retry_after, after
+        )
 
     def mutating_calls(self) -> list[Call]:
         return [c for c in self.calls if c.method in ("PUT", "PATCH", "DELETE", "POST")]
@@ -187,27 +173,22 @@ class Arm:
                 status, out, extra = self._route(method, path, query, data, base)
             return (
                 status,
-                {"Content-Type": "application/json", **extra},
+                {"Content-Type": "application/json", **extra, **_request_id()},
                 (json.dumps(out).encode() if out is not None else b""),
             )
         except ArmError as e:
             err = {"error": {"code": e.code, "message": e.message}}
             return (
                 e.status,
-                {"Content-Type": "application/json", **e.headers},
+                {"Content-Type": "application/json", **e.headers, **_request_id()},
                 json.dumps(err).encode(),
             )
 
     def _check_fault(self, method: str, path: str) -> None:
-        with self.lock:
-            for fault in self.faults:
-                if fault.method != method or not fault.pattern.search(path):
-                    continue
-                fault.seen += 1
-                if fault.seen > fault.after and fault.served < fault.times:
-                    fault.served += 1
-                    headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-                    raise ArmError(fault.status, fault.code, fault.message, headers)
+        fault = self.faults.due(method, path)
+        if fault is not None:
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            raise ArmError(fault.status, fault.code, fault.message, headers)
 
     def _route(
         self, method: str, path: str, query: dict[str, str], data: Any, base: str
@@ -389,8 +370,8 @@ class Arm:
 
     # --- serving ------------------------------------------------------------------------------
 
-    def serve(self, port: int = 0) -> ArmServer:
-        return ArmServer(self, port)
+    def serve(self, port: int = 0) -> FakeServer:
+        return FakeServer(self, port, "fake-arm")
 
 
 DEFAULT_RULES = [
@@ -645,6 +626,10 @@ class _Context:
                 "that the referenced resource exists, and that both resources are in the same region.",
             )
         return str(rid)
+
+
+def _request_id() -> dict[str, str]:
+    return {"x-ms-request-id": str(uuid.uuid4())}
 
 
 def _without_nulls(value: Any) -> Any:
@@ -996,63 +981,7 @@ VALIDATE: dict[str, Callable[[_Context, dict[str, Any], dict[str, Any] | None], 
 }
 
 
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that hangs up (keep-alive closed) is no error worth printing
-
-
-class ArmServer:
-    """The fake on 127.0.0.1 (a free port by default); `url` is its base URL. Stops on close."""
-
-    def __init__(self, arm: Arm, port: int = 0) -> None:
-        self.arm = arm
-        handler = _handler(arm)
-        self.httpd = _QuietServer(("127.0.0.1", port), handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, name="fake-arm", daemon=True
-        )
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def __enter__(self) -> ArmServer:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-
-def _handler(arm: Arm) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # headers and body go out as two writes: without this, Nagle and the client's delayed
-        # ACK hold every answer ~40 ms
-        disable_nagle_algorithm = True
-
-        def log_message(self, *_: Any) -> None:  # quiet: the tests read the calls instead
-            pass
-
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            base = f"http://{self.headers.get('Host', '127.0.0.1')}"
-            status, out_headers, out = arm.handle(self.command, self.path, headers, body, base)
-            self.send_response(status)
-            for k, v in out_headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(out)))
-            self.send_header("x-ms-request-id", str(uuid.uuid4()))
-            self.end_headers()
-            self.wfile.write(out)
-
-        do_GET = do_PUT = do_DELETE = do_POST = do_PATCH = _answer
-
-    return Handler
+ArmServer = FakeServer  # the name the Azure tests and the sandbox know
 
 
 def iter_resources(arm: Arm, kind: str) -> Iterator[dict[str, Any]]:

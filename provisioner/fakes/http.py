@@ -1,0 +1,131 @@
+"""What every cloud's fake shares: faults served before anything changes, and the HTTP server on
+127.0.0.1 that puts a fake in front of the cloud's real SDK."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+Answer = tuple[int, dict[str, str], bytes]
+
+
+@dataclass
+class Fault:
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+    code: str
+    message: str
+    times: int
+    retry_after: str | None = None
+    after: int = 0  # matching requests let through first
+    seen: int = 0
+    served: int = 0
+
+
+@dataclass
+class Faults:
+    """Errors a test asks for: `add` them, `due` tells a request whether one is served to it."""
+
+    faults: list[Fault] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(
+        self,
+        method: str,
+        path_pattern: str,
+        status: int,
+        code: str,
+        message: str = "injected fault",
+        times: int = 1,
+        retry_after: str | None = None,
+        after: int = 0,
+    ) -> Fault:
+        """Let `after` requests whose method and path match through, then answer the next
+        `times` with this error (before anything is changed)."""
+        pattern = re.compile(path_pattern, re.I)
+        fault = Fault(method.upper(), pattern, status, code, message, times, retry_after, after)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def due(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.method != method or not fault.pattern.search(path):
+                    continue
+                fault.seen += 1
+                if fault.seen > fault.after and fault.served < fault.times:
+                    fault.served += 1
+                    return fault
+        return None
+
+    def __getitem__(self, i: int) -> Fault:
+        return self.faults[i]
+
+
+class Fake(Protocol):
+    def handle(
+        self, method: str, url: str, headers: dict[str, str], body: bytes, base: str
+    ) -> Answer: ...
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client hanging up mid-answer is not the fake's error
+
+
+class FakeServer:
+    """A fake on 127.0.0.1 (a free port by default); `url` is its base URL. Stops on close."""
+
+    def __init__(self, fake: Fake, port: int = 0, name: str = "fake-cloud") -> None:
+        self.fake = fake
+        self.httpd = _QuietServer(("127.0.0.1", port), _handler(fake.handle))
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> FakeServer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _handler(
+    handle: Callable[[str, str, dict[str, str], bytes, str], Answer],
+) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # headers and body go out as two writes: without this, Nagle and the client's delayed
+        # ACK hold every answer ~40 ms
+        disable_nagle_algorithm = True
+
+        def log_message(self, *_: Any) -> None:  # quiet: the tests read the calls instead
+            pass
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            base = f"http://{self.headers.get('Host', '127.0.0.1')}"
+            status, out_headers, out = handle(self.command, self.path, headers, body, base)
+            self.send_response(status)
+            for k, v in out_headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        do_GET = do_PUT = do_DELETE = do_POST = do_PATCH = _answer
+
+    return Handler
