@@ -119,6 +119,7 @@ class Connector:
     # seed "Enable NAT": `! -d <local subnet>` so LAN hosts see the real VPN address
     nat_preserve_source: bool = True
     lan_interface: str | None = None
+    service_account: str | None = None  # GCP: the connector's identity, when not made for it
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ class Network:
     route_tables: tuple[str, ...] | None = None  # None: every route table of the network
     app_access: tuple[AppAccess, ...] = ()
     connector: Connector | None = None
+    route_priority: int | None = None  # GCP: our routes' priority (default 1000)
 
     @property
     def managed(self) -> bool:
@@ -289,6 +291,9 @@ class Observed:
     parts: tuple[Part, ...] = ()
     app_groups: tuple[AppGroup, ...] = ()
     connector_ingress: tuple[IPv4Network, ...] = ()  # CIDRs the connector's own group admits
+    # the cloud sets the forwarding flag only when the VM is made (GCP's canIpForward): a
+    # connector without it is replaced, a new one is launched with it
+    forwarding_at_launch: bool = False
 
     def subnet(self, subnet_id: str) -> ObservedSubnet | None:
         return next((s for s in self.subnets if s.id == subnet_id), None)

@@ -269,6 +269,8 @@ def _plan_network(
             replace_reasons.append("bootstrap settings changed (nat, subnets, image or interface)")
         if profile_changed:
             replace_reasons.append("VPN profile changed")
+        if obs.forwarding_at_launch and not current.forwarding:
+            replace_reasons.append("it cannot forward packets, and the flag is set only at launch")
         if (
             public
             and current.public_ip is None
@@ -311,7 +313,8 @@ def _plan_network(
     interface = NEW_CONNECTOR if new_connector else current.interface  # type: ignore[union-attr]
     assert interface is not None
 
-    if new_connector or not current.forwarding:  # type: ignore[union-attr]
+    # (a cloud that sets the flag only at launch launched it so, or replaces it above)
+    if not obs.forwarding_at_launch and (new_connector or not current.forwarding):  # type: ignore[union-attr]
         changes.append(Change(name, Action.UPDATE, Kind.FORWARDING, interface, WHY_FORWARDING))
 
     # parts that hang on the VM itself (a VM extension...): a new VM needs them again

@@ -97,6 +97,14 @@ _AZURE_NAME_OR_ID = (
 )
 
 
+# GCP names and network tags: 1-63 lower-case letters, digits and '-', a letter first
+_GCP_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+_GCP_ACCOUNT = (
+    r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$"
+)
+_GCP_DEFAULT_ACCOUNT = r"^\d+-compute@developer\.gserviceaccount\.com$"
+
+
 @dataclass(frozen=True)
 class CloudSchema:
     """What the topology file says about a network of one cloud: the keys that place it, and
@@ -108,6 +116,9 @@ class CloudSchema:
     security_group: tuple[str, str] = (r"^\S+$", "a security group id")
     subnet: tuple[str, str] = (r"^\S+$", "a subnet id")
     default_size: str = "t3.small"
+    # settings of this cloud alone: of the network, and of its connector
+    network_keys: tuple[str, ...] = ()
+    connector_keys: tuple[str, ...] = ()
 
 
 # Adding a cloud: one entry here, its provider module, and one line in providers/__init__.py.
@@ -130,7 +141,16 @@ CLOUD_SCHEMAS: dict[str, CloudSchema] = {
         subnet=(_AZURE_NAME, "a subnet name of the vnet, like snet-connector"),
         default_size="Standard_B2s",
     ),
-    "gcp": CloudSchema(("project", "network", "zone"), _gcp_location),
+    "gcp": CloudSchema(
+        ("project", "network", "zone"),
+        _gcp_location,
+        route_table=(_GCP_NAME, "a network tag of the instances the routes are for, like web"),
+        security_group=(_GCP_NAME, "a network tag of the app instances, like web"),
+        subnet=(_GCP_NAME, "a subnetwork name in the zone's region, like connector"),
+        default_size="e2-small",
+        network_keys=("route_priority",),
+        connector_keys=("service_account",),
+    ),
     "oci": CloudSchema(("region", "compartment", "vcn"), _oci_location),
 }
 
@@ -341,10 +361,10 @@ def _port_list(field: str, value: object) -> tuple[Ports, ...]:
     return tuple(out)
 
 
-def _connector(path: str, data: object, base: Path, default_size: str) -> Connector:
+def _connector(path: str, data: object, base: Path, schema: CloudSchema) -> Connector:
     if not isinstance(data, Mapping):
         raise SpecError(path, f"{_show(data)} is not a mapping")
-    _unknown_keys(path, data, CONNECTOR_KEYS)
+    _unknown_keys(path, data, (*CONNECTOR_KEYS, *schema.connector_keys))
     f = _Fields(path, data)
     subnet = f.text("subnet", example="subnet-0123abcd")
     egress = f.flag("egress", False)
@@ -375,9 +395,19 @@ def _connector(path: str, data: object, base: Path, default_size: str) -> Connec
         if f.has("lan_interface")
         else None
     )
+    account = None
+    if f.has("service_account"):
+        account = f.text("service_account", example="connector@my-project.iam.gserviceaccount.com")
+        if not (re.match(_GCP_ACCOUNT, account) or re.match(_GCP_DEFAULT_ACCOUNT, account)):
+            raise SpecError(
+                f.field("service_account"),
+                f"{account!r} is not a service account email (expected like "
+                "connector@my-project.iam.gserviceaccount.com)",
+            )
     return Connector(
+        service_account=account,
         subnet=subnet,
-        size=f.text("size", default=default_size, pattern=r"^[A-Za-z0-9._-]+$"),
+        size=f.text("size", default=schema.default_size, pattern=r"^[A-Za-z0-9._-]+$"),
         nat=nat,
         egress=egress,
         profile=profile,
@@ -406,7 +436,7 @@ def _network(name: str, data: object, base: Path) -> Network:
         return Network(name=name, cloud=cloud, subnets=subnets)
 
     schema = CLOUD_SCHEMAS[cloud]
-    _unknown_keys(path, data, (*COMMON_KEYS, *schema.keys))
+    _unknown_keys(path, data, (*COMMON_KEYS, *schema.keys, *schema.network_keys))
     location = schema.location(f)
     route_tables: tuple[str, ...] | None = None
     if f.has("route_tables") and data["route_tables"] != "all":
@@ -418,7 +448,19 @@ def _network(name: str, data: object, base: Path) -> Network:
     app_access = _app_access(f, "app_security_groups", pattern, example)
     if not f.has("connector"):
         raise SpecError(f.field("connector"), "is required for a managed network")
-    connector = _connector(f.field("connector"), data["connector"], base, schema.default_size)
+    connector = _connector(f.field("connector"), data["connector"], base, schema)
+    priority = None
+    if f.has("route_priority"):
+        priority = data["route_priority"]
+        if (
+            isinstance(priority, bool)
+            or not isinstance(priority, int)
+            or not 0 <= priority <= 65535
+        ):
+            raise SpecError(
+                f.field("route_priority"),
+                f"{_show(priority)} is not a route priority (0-65535, lower wins; default 1000)",
+            )
     pattern, example = schema.subnet
     if not re.match(pattern, connector.subnet):
         raise SpecError(
@@ -433,6 +475,7 @@ def _network(name: str, data: object, base: Path) -> Network:
         route_tables=route_tables,
         app_access=app_access,
         connector=connector,
+        route_priority=priority,
     )
 
 

@@ -16,6 +16,7 @@ from .base import NetworkProvider
 REGISTRY: dict[str, str] = {
     "aws": "provisioner.providers.aws:AwsNetwork",
     "azure": "provisioner.providers.azure:AzureNetwork",
+    "gcp": "provisioner.providers.gcp:GcpNetwork",
 }
 
 Progress = Callable[[str], None]

@@ -1,0 +1,1079 @@
+"""A fake of the Google Cloud APIs a connector touches (Compute Engine v1, Secret Manager v1, IAM
+v1 service accounts), served over HTTP on 127.0.0.1 so that google-cloud-compute,
+google-cloud-secret-manager and google-auth talk to it as to Google.
+
+What it keeps of Google Cloud (the tests rely on each):
+- Names unique per project and kind (per zone / region where the kind lives there): a second
+  insert is 409 `alreadyExists`. A missing resource is 404 `notFound`, with Compute's error body
+  `{"error": {"code", "message", "errors": [{"message", "domain", "reason"}]}}`; Secret Manager
+  and IAM answer in google.rpc's form `{"error": {"code", "message", "status"}}`.
+- Every Compute mutation returns an Operation (zonal, regional or global, as the resource is)
+  that says RUNNING until it is polled once (`get` or `wait`), then DONE.
+- Routes cannot be changed (the API has no update): only inserted and deleted. A route names
+  exactly one next hop; `nextHopInstance` must name an existing instance with an interface in
+  the route's network. A route whose next-hop instance is gone, or cannot forward, says so in
+  `warnings` (NEXT_HOP_INSTANCE_NOT_FOUND, NEXT_HOP_CANNOT_IP_FORWARD), as Compute does.
+  Subnet routes come and go with their subnetworks and cannot be deleted.
+- `canIpForward` is fixed at creation: an update that changes it is refused.
+- Firewall priority 0-65535; `allowed` or `denied`, not both; ports only for tcp, udp, sctp.
+  A PATCH replaces the fields it names.
+- Instances get an internal address from their subnetwork and an external one from
+  203.0.113.0/24 (documentation addresses) per ONE_TO_ONE_NAT access config, released when
+  stopped; machine types and images are checked against a small catalogue; the instance's
+  service account must exist.
+- Secret payloads are never returned except by `versions/*:access`.
+- 401 without a bearer token; faults (`fail`) answered before anything is changed, a 429 in
+  Compute's `rateLimitExceeded` form with Retry-After when asked.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import ipaddress
+import itertools
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .http import FakeServer, Fault, Faults
+
+GOOGLE = "https://www.googleapis.com/compute/v1/"
+NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+MACHINE_TYPES = ("e2-micro", "e2-small", "e2-medium", "e2-standard-2", "n2-standard-2")
+IMAGE_FAMILIES = {("ubuntu-os-cloud", "ubuntu-2404-lts-amd64"), ("debian-cloud", "debian-12")}
+PUBLIC_POOL = ipaddress.IPv4Network("203.0.113.0/24")  # documentation addresses only
+PAGE = 500  # Compute's largest maxResults
+SERVER_OWNED = ("name", "kind", "id", "selfLink", "creationTimestamp", "zone", "region")
+RPC_STATUS = {
+    400: "INVALID_ARGUMENT",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    429: "RESOURCE_EXHAUSTED",
+}
+FORWARDING_PROTOCOLS = ("tcp", "udp", "sctp")
+PROTOCOLS = ("all", "tcp", "udp", "icmp", "esp", "ah", "sctp", "ipip")
+
+
+class GceError(Exception):
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        domain: str = "global",
+    ) -> None:
+        super().__init__(message)
+        self.status, self.reason, self.message, self.domain = status, reason, message, domain
+        self.headers = headers or {}
+
+
+def not_found(path: str) -> GceError:
+    return GceError(404, "notFound", f"The resource '{path}' was not found")
+
+
+def invalid(field_name: str, value: Any, why: str) -> GceError:
+    return GceError(400, "invalid", f"Invalid value for field '{field_name}': '{value}'. {why}")
+
+
+@dataclass
+class Call:
+    method: str
+    path: str  # without the API's prefix: "projects/p/global/routes/r"
+    api: str  # compute | secretmanager | iam
+    kind: str  # routes, firewalls, instances, operations, secrets, serviceAccounts...
+    verb: str  # get | list | insert | delete | patch | start | stop | wait | addVersion...
+    body: Any = None
+
+
+@dataclass
+class GceState:
+    # compute resources by their path: "projects/p/global/routes/r" -> body as stored
+    compute: dict[str, dict[str, Any]] = field(default_factory=dict)
+    operations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    secrets: dict[str, dict[str, Any]] = field(default_factory=dict)  # projects/p/secrets/s
+    versions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # secret -> versions
+    payloads: dict[str, str] = field(default_factory=dict)  # version name -> base64 data
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)  # secret -> IAM policy
+    accounts: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # projects/p/serviceAccounts/e
+
+
+class Gce:
+    """The in-memory Google Cloud. `handle` answers one request; `serve` puts it on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.state = GceState()
+        self.lock = threading.RLock()
+        self.faults = Faults()
+        self.calls: list[Call] = []
+        self.errors: list[str] = []  # the fake's own faults (a test fails on any)
+        self._ids = itertools.count(1000)
+        self._public = itertools.count(10)
+
+    def fail(
+        self,
+        method: str,
+        path_pattern: str,
+        status: int,
+        reason: str,
+        message: str = "injected fault",
+        times: int = 1,
+        retry_after: str | None = None,
+        after: int = 0,
+    ) -> Fault:
+        """Let `after` matching requests through, then answer the next `times` with this error
+        (before anything is changed). `reason` as Compute says it: rateLimitExceeded..."""
+        return self.faults.add(
+            method, path_pattern, status, reason, message, times, retry_after, after
+        )
+
+    def mutating_calls(self) -> list[Call]:
+        return [
+            c
+            for c in self.calls
+            if c.method in ("POST", "PATCH", "PUT", "DELETE")
+            and c.verb not in ("wait", "getIamPolicy", "access")
+        ]
+
+    def serve(self, port: int = 0) -> FakeServer:
+        return FakeServer(self, port, "fake-gce")
+
+    def view(self, path: str) -> dict[str, Any] | None:
+        """A compute resource as a GET shows it (None when absent)."""
+        with self.lock:
+            found = self.state.compute.get(path)
+            return self._view(found) if found else None
+
+    def resources(self, kind: str) -> list[dict[str, Any]]:
+        """Every compute resource of a kind (routes, firewalls, instances...), as listed."""
+        with self.lock:
+            return [self._view(r) for r in self.state.compute.values() if r["_kind"] == kind]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the fake holds except operations: equal before apply and after destroy."""
+        with self.lock:
+            return copy.deepcopy(
+                {
+                    "compute": {k: v for k, v in self.state.compute.items()},
+                    "secrets": self.state.secrets,
+                    "versions": self.state.versions,
+                    "policies": self.state.policies,
+                    "accounts": self.state.accounts,
+                }
+            )
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def handle(
+        self, method: str, url: str, headers: dict[str, str], body: bytes, base: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(url)
+        path = unquote(parts.path).strip("/")
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        api = "compute" if path.startswith("compute/v1/") else "rpc"
+        try:
+            fault = self.faults.due(method, path)
+            if fault is not None:
+                extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                domain = "usageLimits" if fault.status == 429 else "global"
+                raise GceError(fault.status, fault.code, fault.message, extra, domain)
+            if not headers.get("authorization", "").startswith("Bearer "):
+                raise GceError(
+                    401,
+                    "authError",
+                    "Request is missing required authentication credential. Expected OAuth 2 "
+                    "access token, login cookie or other valid authentication credential.",
+                )
+            data = json.loads(body) if body else None
+            with self.lock:
+                if api == "compute":
+                    out = self._compute(method, path.removeprefix("compute/v1/"), query, data)
+                else:
+                    out = self._rpc(method, path.removeprefix("v1/"), query, data)
+            return 200, {"Content-Type": "application/json"}, json.dumps(out).encode()
+        except Exception as e:  # a fault of the fake's own: a 500 that says so, not a hang-up
+            if not isinstance(e, GceError):
+                self.errors.append(f"{method} {path}: {type(e).__name__}: {e}")
+                e = GceError(500, "backendError", f"the fake failed: {type(e).__name__}: {e}")
+            if api == "compute":
+                err: dict[str, Any] = {
+                    "code": e.status,
+                    "message": e.message,
+                    "errors": [{"message": e.message, "domain": e.domain, "reason": e.reason}],
+                }
+            else:
+                err = {
+                    "code": e.status,
+                    "message": e.message,
+                    "status": RPC_STATUS.get(e.status, "UNKNOWN"),
+                }
+            return (
+                e.status,
+                {"Content-Type": "application/json", **e.headers},
+                json.dumps({"error": err}).encode(),
+            )
+
+    # --- Compute ------------------------------------------------------------------------------
+
+    def _compute(self, method: str, path: str, query: dict[str, str], data: Any) -> Any:
+        seg = path.split("/")
+        if len(seg) < 2 or seg[0] != "projects":
+            raise GceError(404, "notFound", f"The requested URL /compute/v1/{path} was not found")
+        project = seg[1]
+        if len(seg) >= 4 and seg[2] == "aggregated":
+            self._record(method, path, "compute", seg[3], "aggregatedList")
+            return self._aggregated(project, seg[3], query)
+        # projects/p/{global | zones/z | regions/r}/kind[/name[/action]]
+        if len(seg) >= 4 and seg[2] == "global":
+            scope, rest = f"projects/{project}/global", seg[3:]
+        elif len(seg) >= 5 and seg[2] in ("zones", "regions"):
+            scope, rest = f"projects/{project}/{seg[2]}/{seg[3]}", seg[4:]
+        else:
+            raise GceError(404, "notFound", f"The requested URL /compute/v1/{path} was not found")
+        kind = rest[0]
+        if kind == "operations" and len(rest) >= 2:
+            verb = "wait" if len(rest) == 3 and rest[2] == "wait" else "get"
+            self._record(method, path, "compute", kind, verb)
+            return self._poll(f"{scope}/operations/{rest[1]}")
+        if kind == "images" and len(rest) == 3 and rest[1] == "family" and method == "GET":
+            self._record(method, path, "compute", kind, "getFromFamily")
+            if (project, rest[2]) not in IMAGE_FAMILIES:
+                raise not_found(path)
+            return _image(project, rest[2])
+        if kind == "machineTypes" and len(rest) == 2 and method == "GET":
+            self._record(method, path, "compute", kind, "get")
+            if rest[1] not in MACHINE_TYPES:
+                raise not_found(path)
+            return {"kind": "compute#machineType", "name": rest[1], "selfLink": GOOGLE + path}
+        handler = KINDS.get(kind)
+        if handler is None:
+            raise GceError(404, "notFound", f"The requested URL /compute/v1/{path} was not found")
+        collection = f"{scope}/{kind}"
+        if len(rest) == 1:
+            if method == "GET":
+                self._record(method, path, "compute", kind, "list")
+                items = [
+                    self._view(r) for k, r in self.state.compute.items() if _parent(k) == collection
+                ]
+                return self._page(f"compute#{handler.list_kind}", items, query)
+            if method == "POST":
+                self._record(method, path, "compute", kind, "insert", data)
+                return self._insert(handler, scope, collection, data or {})
+        elif len(rest) == 2:
+            rpath = f"{collection}/{rest[1]}"
+            if method == "GET":
+                self._record(method, path, "compute", kind, "get")
+                return self._view(self._get(rpath))
+            if method == "DELETE":
+                self._record(method, path, "compute", kind, "delete")
+                found = self._get(rpath)
+                handler.check_delete(self, found)
+                del self.state.compute[rpath]
+                handler.deleted(self, found)
+                return self._operation(scope, "delete", found)
+            if method in ("PATCH", "PUT"):
+                self._record(
+                    method, path, "compute", kind, "patch" if method == "PATCH" else "update", data
+                )
+                found = self._get(rpath)
+                if handler.patch is None:
+                    raise GceError(
+                        405, "methodNotAllowed", f"{kind} cannot be changed: delete and insert"
+                    )
+                new = copy.deepcopy(found)
+                if method == "PUT":  # the whole resource: what the body leaves out is gone
+                    new = {k: v for k, v in found.items() if k.startswith("_") or k in SERVER_OWNED}
+                new.update({k: v for k, v in (data or {}).items() if k not in SERVER_OWNED})
+                handler.patch(self, found, new)
+                self.state.compute[rpath] = new
+                return self._operation(scope, method.lower(), new)
+        elif len(rest) == 3 and method == "POST" and handler.actions:
+            rpath = f"{collection}/{rest[1]}"
+            action = rest[2]
+            self._record(method, path, "compute", kind, action, data)
+            found = self._get(rpath)
+            if action not in handler.actions:
+                raise GceError(
+                    404, "notFound", f"The requested URL /compute/v1/{path} was not found"
+                )
+            handler.actions[action](self, found, data or {})
+            return self._operation(scope, action, found)
+        raise GceError(404, "notFound", f"The requested URL /compute/v1/{path} was not found")
+
+    def _record(
+        self, method: str, path: str, api: str, kind: str, verb: str, body: Any = None
+    ) -> None:
+        self.calls.append(Call(method, path, api, kind, verb, copy.deepcopy(body)))
+
+    def _get(self, path: str) -> dict[str, Any]:
+        found = self.state.compute.get(path)
+        if found is None:
+            raise not_found(path)
+        return found
+
+    def _insert(self, handler: Kind, scope: str, collection: str, data: dict[str, Any]) -> Any:
+        name = data.get("name")
+        if not isinstance(name, str) or not NAME.match(name):
+            raise invalid(
+                "resource.name",
+                name,
+                "Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'",
+            )
+        path = f"{collection}/{name}"
+        if path in self.state.compute:
+            raise GceError(409, "alreadyExists", f"The resource '{path}' already exists")
+        body = {k: v for k, v in data.items() if v is not None}
+        body.update(
+            _kind=handler.name,
+            kind=f"compute#{handler.item_kind}",
+            id=str(next(self._ids)),
+            selfLink=GOOGLE + path,
+            creationTimestamp="2026-11-25T00:00:00.000-08:00",
+        )
+        if scope.split("/")[2] == "zones":
+            body["zone"] = GOOGLE + scope
+        elif scope.split("/")[2] == "regions":
+            body["region"] = GOOGLE + scope
+        handler.insert(self, scope, body)
+        self.state.compute[path] = body
+        return self._operation(scope, "insert", body)
+
+    def _operation(self, scope: str, verb: str, target: dict[str, Any]) -> dict[str, Any]:
+        op_id = next(self._ids)
+        name = f"operation-{op_id}-{verb}"
+        op = {
+            "kind": "compute#operation",
+            "id": str(op_id),
+            "name": name,
+            "operationType": verb,
+            "targetLink": target["selfLink"],
+            "targetId": target.get("id", ""),
+            "status": "RUNNING",
+            "progress": 0,
+            "user": "sandbox@connector-provisioner",
+            "insertTime": "2026-11-25T00:00:00.000-08:00",
+            "selfLink": f"{GOOGLE}{scope}/operations/{name}",
+        }
+        kind = scope.split("/")[2]
+        if kind == "zones":
+            op["zone"] = GOOGLE + scope
+        elif kind == "regions":
+            op["region"] = GOOGLE + scope
+        self.state.operations[f"{scope}/operations/{name}"] = op
+        return dict(op)
+
+    def _poll(self, path: str) -> dict[str, Any]:
+        op = self.state.operations.get(path)
+        if op is None:
+            raise not_found(path)
+        if op["status"] != "DONE":
+            op.update(status="DONE", progress=100, endTime="2026-11-25T00:00:01.000-08:00")
+            return {**op, "status": "RUNNING", "progress": 50}  # the first poll: still running
+        return dict(op)
+
+    def _page(
+        self, kind: str, items: list[dict[str, Any]], query: dict[str, str]
+    ) -> dict[str, Any]:
+        size = min(int(query.get("maxResults") or PAGE), PAGE)
+        start = int(query.get("pageToken") or 0)
+        out: dict[str, Any] = {"kind": kind, "items": items[start : start + size]}
+        if start + size < len(items):
+            out["nextPageToken"] = str(start + size)
+        return out
+
+    def _aggregated(self, project: str, kind: str, query: dict[str, str]) -> dict[str, Any]:
+        handler = KINDS.get(kind)
+        if handler is None:
+            raise GceError(404, "notFound", f"The requested URL was not found: aggregated/{kind}")
+        scoped: dict[str, list[dict[str, Any]]] = {}
+        for k, r in self.state.compute.items():
+            if r["_kind"] == kind and k.startswith(f"projects/{project}/"):
+                scope = "/".join(k.split("/")[2:4])
+                scoped.setdefault(scope, []).append(self._view(r))
+        # one page holds every scope's items: enough for the fake's sizes
+        return {
+            "kind": f"compute#{handler.item_kind}AggregatedList",
+            "items": {scope: {kind: items} for scope, items in scoped.items()},
+        }
+
+    def _view(self, stored: dict[str, Any]) -> dict[str, Any]:
+        out = {k: copy.deepcopy(v) for k, v in stored.items() if not k.startswith("_")}
+        handler = KINDS[stored["_kind"]]
+        if handler.view is not None:
+            handler.view(self, out)
+        return out
+
+    def instance(self, url: str) -> dict[str, Any] | None:
+        return self.state.compute.get(_path(url))
+
+    def next_public_ip(self) -> str:
+        return str(PUBLIC_POOL.network_address + next(self._public))
+
+    # --- Secret Manager and IAM ---------------------------------------------------------------
+
+    def _rpc(self, method: str, path: str, query: dict[str, str], data: Any) -> Any:
+        seg = path.split("/")
+        if len(seg) >= 3 and seg[0] == "projects" and seg[2].startswith("serviceAccounts"):
+            return self._accounts(method, path, seg, data or {})
+        if len(seg) >= 3 and seg[0] == "projects" and seg[2].startswith("secrets"):
+            return self._secrets(method, path, seg, query, data or {})
+        raise GceError(404, "notFound", f"The requested URL /v1/{path} was not found")
+
+    def _accounts(self, method: str, path: str, seg: list[str], data: dict[str, Any]) -> Any:
+        project = seg[1]
+        if len(seg) == 3 and method == "POST":
+            self._record(method, path, "iam", "serviceAccounts", "create", data)
+            account = data.get("accountId", "")
+            if not re.match(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", account):
+                raise GceError(400, "invalid", f"Invalid account id: {account!r}")
+            email = f"{account}@{project}.iam.gserviceaccount.com"
+            key = f"projects/{project}/serviceAccounts/{email}"
+            if key in self.state.accounts:
+                raise GceError(
+                    409,
+                    "alreadyExists",
+                    f"Service account {account} already exists within project projects/{project}.",
+                )
+            given = data.get("serviceAccount") or {}
+            self.state.accounts[key] = {
+                "name": key,
+                "projectId": project,
+                "uniqueId": str(next(self._ids)) * 2,
+                "email": email,
+                "displayName": given.get("displayName", ""),
+                "description": given.get("description", ""),
+                "oauth2ClientId": str(next(self._ids)),
+            }
+            return self.state.accounts[key]
+        if len(seg) == 4:
+            key = f"projects/{project}/serviceAccounts/{seg[3]}"
+            if method == "GET":
+                self._record(method, path, "iam", "serviceAccounts", "get")
+                if key not in self.state.accounts:
+                    raise GceError(404, "notFound", f"Unknown service account {seg[3]}")
+                return self.state.accounts[key]
+            if method == "DELETE":
+                self._record(method, path, "iam", "serviceAccounts", "delete")
+                if self.state.accounts.pop(key, None) is None:
+                    raise GceError(404, "notFound", f"Unknown service account {seg[3]}")
+                return {}
+        raise GceError(404, "notFound", f"The requested URL /v1/{path} was not found")
+
+    def account_exists(self, email: str) -> bool:
+        if email.endswith("-compute@developer.gserviceaccount.com"):
+            return True  # a project's default compute service account
+        return any(a["email"] == email for a in self.state.accounts.values())
+
+    def _secrets(
+        self, method: str, path: str, seg: list[str], query: dict[str, str], data: dict[str, Any]
+    ) -> Any:
+        project = seg[1]
+        last = seg[-1]
+        action = last.split(":", 1)[1] if ":" in last else None
+        seg = [*seg[:-1], last.split(":", 1)[0]]
+        if len(seg) == 3 and method == "POST":  # projects/p/secrets?secretId=
+            self._record(method, path, "secretmanager", "secrets", "create", data)
+            secret_id = query.get("secretId", "")
+            if not re.match(r"^[\w-]{1,255}$", secret_id):
+                raise GceError(400, "invalid", f"Invalid secret id: {secret_id!r}")
+            name = f"projects/{project}/secrets/{secret_id}"
+            if name in self.state.secrets:
+                raise GceError(409, "alreadyExists", f"Secret [{name}] already exists.")
+            if not (data.get("replication") or {}):
+                raise GceError(400, "invalid", "Secret.replication is required")
+            self.state.secrets[name] = {
+                "name": name,
+                "replication": data["replication"],
+                "labels": data.get("labels") or {},
+                "annotations": data.get("annotations") or {},
+                "createTime": "2026-11-25T08:00:00Z",
+                "etag": f'"{next(self._ids)}"',
+            }
+            self.state.versions[name] = []
+            self.state.policies[name] = {"version": 1, "etag": "ACAB"}
+            return self.state.secrets[name]
+        if len(seg) == 3 and method == "GET":
+            self._record(method, path, "secretmanager", "secrets", "list")
+            found = [
+                s for k, s in self.state.secrets.items() if k.startswith(f"projects/{project}/")
+            ]
+            return {"secrets": found, "totalSize": len(found)}
+        if len(seg) < 4:
+            raise GceError(404, "notFound", f"The requested URL /v1/{path} was not found")
+        name = f"projects/{project}/secrets/{seg[3]}"
+        secret = self.state.secrets.get(name)
+        verb = action or {"GET": "get", "DELETE": "delete", "PATCH": "patch"}.get(method, method)
+        if len(seg) >= 5:
+            verb = action or ("listVersions" if len(seg) == 5 else "getVersion")
+        self._record(method, path, "secretmanager", "secrets", verb, _redacted(data))
+        if secret is None:
+            raise GceError(404, "notFound", f"Secret [{name}] not found or has no versions.")
+        if len(seg) == 4:
+            if action == "addVersion" and method == "POST":
+                payload = (data.get("payload") or {}).get("data")
+                if not payload:
+                    raise GceError(400, "invalid", "SecretPayload.data is required")
+                number = len(self.state.versions[name]) + 1
+                version = {
+                    "name": f"{name}/versions/{number}",
+                    "createTime": "2026-11-25T08:00:00Z",
+                    "state": "ENABLED",
+                    "replicationStatus": {"automatic": {}},
+                    "etag": f'"{next(self._ids)}"',
+                }
+                self.state.versions[name].append(version)
+                self.state.payloads[version["name"]] = payload
+                return version
+            if action == "setIamPolicy" and method == "POST":
+                policy = dict(data.get("policy") or {})
+                policy["etag"] = base64.b64encode(str(next(self._ids)).encode()).decode()
+                policy.setdefault("version", 1)
+                self.state.policies[name] = policy
+                return policy
+            if action == "getIamPolicy" and method == "GET":
+                return self.state.policies[name]
+            if action is None and method == "GET":
+                return secret
+            if action is None and method == "PATCH":
+                for key in ("labels", "annotations"):
+                    if key in data:
+                        secret[key] = data[key] or {}
+                secret["etag"] = f'"{next(self._ids)}"'
+                return secret
+            if action is None and method == "DELETE":
+                del self.state.secrets[name]
+                for v in self.state.versions.pop(name, []):
+                    self.state.payloads.pop(v["name"], None)
+                self.state.policies.pop(name, None)
+                return {}
+        if len(seg) == 5 and method == "GET" and seg[4] == "versions":
+            versions = self.state.versions[name]
+            return {"versions": list(reversed(versions)), "totalSize": len(versions)}
+        if len(seg) == 6 and seg[4] == "versions":
+            versions = self.state.versions[name]
+            if seg[5] == "latest":
+                wanted = next((v for v in reversed(versions) if v["state"] == "ENABLED"), None)
+            else:
+                wanted = next(
+                    (v for v in versions if v["name"].endswith(f"/versions/{seg[5]}")), None
+                )
+            if wanted is None:
+                raise GceError(
+                    404, "notFound", f"Secret Version [{name}/versions/{seg[5]}] not found."
+                )
+            if action == "access" and method == "GET":
+                if wanted["state"] != "ENABLED":
+                    raise GceError(
+                        400,
+                        "failedPrecondition",
+                        f"Secret Version [{wanted['name']}] is in {wanted['state']} state.",
+                    )
+                return {
+                    "name": wanted["name"],
+                    "payload": {"data": self.state.payloads[wanted["name"]]},
+                }
+            if action == "destroy" and method == "POST":
+                wanted["state"] = "DESTROYED"
+                self.state.payloads.pop(wanted["name"], None)
+                return wanted
+            if action is None and method == "GET":
+                return wanted
+        raise GceError(404, "notFound", f"The requested URL /v1/{path} was not found")
+
+    def secret_payload(self, secret: str) -> str | None:
+        """The latest enabled version's payload, decoded (what the VM would read at boot)."""
+        with self.lock:
+            for v in reversed(self.state.versions.get(secret, [])):
+                if v["state"] == "ENABLED":
+                    return base64.b64decode(self.state.payloads[v["name"]]).decode()
+        return None
+
+
+def _redacted(data: Any) -> Any:
+    if isinstance(data, dict) and "payload" in data:
+        return {**data, "payload": "(redacted)"}
+    return data
+
+
+def _path(url: str) -> str:
+    """A compute URL or partial URL as the fake keys it: projects/p/..."""
+    text = url.split("/compute/v1/", 1)[-1] if "/compute/v1/" in url else url
+    return text.strip("/")
+
+
+def _parent(path: str) -> str:
+    return path.rsplit("/", 1)[0]
+
+
+def _short(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _image(project: str, family: str) -> dict[str, Any]:
+    name = f"{family}-v20261101"
+    return {
+        "kind": "compute#image",
+        "name": name,
+        "family": family,
+        "status": "READY",
+        "selfLink": f"{GOOGLE}projects/{project}/global/images/{name}",
+    }
+
+
+def _cidr(value: Any, field_name: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(str(value), strict=True)
+    except ValueError:
+        raise invalid(
+            field_name, value, "Must be a CIDR address range that is contained in the valid range."
+        ) from None
+
+
+# --- kinds -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Kind:
+    name: str
+    item_kind: str
+    list_kind: str
+    insert: Any = lambda gce, scope, body: None
+    view: Any = None
+    patch: Any = None
+    check_delete: Any = lambda gce, found: None
+    deleted: Any = lambda gce, found: None
+    actions: dict[str, Any] = field(default_factory=dict)
+
+
+def _network_ref(gce: Gce, value: Any, field_name: str) -> str:
+    if not value:
+        raise invalid(field_name, value, "The network must be specified.")
+    path = _path(str(value))
+    if not path.startswith("projects/"):
+        raise invalid(field_name, value, "Must be a URL to a network.")
+    found = gce.state.compute.get(path)
+    if found is None or found["_kind"] != "networks":
+        raise not_found(path)
+    return GOOGLE + path
+
+
+def _insert_network(gce: Gce, scope: str, body: dict[str, Any]) -> None:
+    if body.get("autoCreateSubnetworks", True):
+        raise invalid(
+            "resource.autoCreateSubnetworks", True, "The fake models custom-mode networks only."
+        )
+    project = scope.split("/")[1]
+    route = f"default-route-{next(gce._ids):x}"
+    gce.state.compute[f"projects/{project}/global/routes/{route}"] = {
+        "_kind": "routes",
+        "kind": "compute#route",
+        "id": str(next(gce._ids)),
+        "name": route,
+        "description": "Default route to the Internet.",
+        "network": body["selfLink"],
+        "destRange": "0.0.0.0/0",
+        "priority": 1000,
+        "nextHopGateway": f"{GOOGLE}projects/{project}/global/gateways/default-internet-gateway",
+        "selfLink": f"{GOOGLE}projects/{project}/global/routes/{route}",
+    }
+
+
+def _check_delete_network(gce: Gce, found: dict[str, Any]) -> None:
+    for k, r in gce.state.compute.items():
+        if r["_kind"] in ("subnetworks", "firewalls", "instances") and found[
+            "selfLink"
+        ] in json.dumps(r):
+            raise GceError(
+                400,
+                "resourceInUseByAnotherResource",
+                f"The network resource '{_path(found['selfLink'])}' is already being used by '{k}'",
+            )
+
+
+def _deleted_network(gce: Gce, found: dict[str, Any]) -> None:
+    for k in [
+        k
+        for k, r in gce.state.compute.items()
+        if r["_kind"] == "routes" and r.get("network") == found["selfLink"]
+    ]:
+        del gce.state.compute[k]
+
+
+def _insert_subnetwork(gce: Gce, scope: str, body: dict[str, Any]) -> None:
+    body["network"] = _network_ref(gce, body.get("network"), "resource.network")
+    primary = _cidr(body.get("ipCidrRange"), "resource.ipCidrRange")
+    ranges = [primary] + [
+        _cidr(s.get("ipCidrRange"), "resource.secondaryIpRanges")
+        for s in body.get("secondaryIpRanges") or []
+    ]
+    for r in gce.state.compute.values():
+        if r["_kind"] == "subnetworks" and r["network"] == body["network"]:
+            theirs = [ipaddress.IPv4Network(r["ipCidrRange"])] + [
+                ipaddress.IPv4Network(s["ipCidrRange"]) for s in r.get("secondaryIpRanges") or []
+            ]
+            for mine in ranges:
+                if any(mine.overlaps(t) for t in theirs):
+                    raise invalid(
+                        "resource.ipCidrRange",
+                        mine,
+                        f"Invalid IPCidrRange: {mine} conflicts with existing subnetwork '{r['name']}' in region '{_short(r['region'])}'.",
+                    )
+    body["gatewayAddress"] = str(primary.network_address + 1)
+    body["fingerprint"] = "fp"
+    project = scope.split("/")[1]
+    route = f"default-route-{next(gce._ids):x}"
+    body["_route"] = f"projects/{project}/global/routes/{route}"
+    gce.state.compute[body["_route"]] = {
+        "_kind": "routes",
+        "_subnet": True,
+        "kind": "compute#route",
+        "id": str(next(gce._ids)),
+        "name": route,
+        "description": f"Default local route to the subnetwork {primary}.",
+        "network": body["network"],
+        "destRange": str(primary),
+        "priority": 0,
+        "nextHopNetwork": body["network"],
+        "selfLink": f"{GOOGLE}{body['_route']}",
+    }
+
+
+def _check_delete_subnetwork(gce: Gce, found: dict[str, Any]) -> None:
+    for k, r in gce.state.compute.items():
+        if r["_kind"] == "instances" and any(
+            n.get("subnetwork") == found["selfLink"] for n in r.get("networkInterfaces") or []
+        ):
+            raise GceError(
+                400,
+                "resourceInUseByAnotherResource",
+                f"The subnetwork resource '{_path(found['selfLink'])}' is already being used by '{k}'",
+            )
+
+
+def _deleted_subnetwork(gce: Gce, found: dict[str, Any]) -> None:
+    gce.state.compute.pop(found.get("_route", ""), None)
+
+
+def _insert_router(gce: Gce, scope: str, body: dict[str, Any]) -> None:
+    body["network"] = _network_ref(gce, body.get("network"), "resource.network")
+    for nat in body.get("nats") or []:
+        mode = nat.get("sourceSubnetworkIpRangesToNat")
+        if mode not in (
+            "ALL_SUBNETWORKS_ALL_IP_RANGES",
+            "ALL_SUBNETWORKS_ALL_PRIMARY_IP_RANGES",
+            "LIST_OF_SUBNETWORKS",
+        ):
+            raise invalid(
+                "resource.nats[0].sourceSubnetworkIpRangesToNat",
+                mode,
+                "Must be one of the listed values.",
+            )
+
+
+def _route_warnings(gce: Gce, out: dict[str, Any]) -> None:
+    hop = out.get("nextHopInstance")
+    if not hop:
+        if out.get("nextHopIp"):
+            taken = {
+                n.get("networkIP")
+                for r in gce.state.compute.values()
+                if r["_kind"] == "instances"
+                for n in r.get("networkInterfaces") or []
+            }
+            if out["nextHopIp"] not in taken:
+                out["warnings"] = [
+                    {
+                        "code": "NEXT_HOP_ADDRESS_NOT_ASSIGNED",
+                        "message": f"Next hop IP address '{out['nextHopIp']}' is not assigned to an instance on the network.",
+                    }
+                ]
+        return
+    instance = gce.instance(hop)
+    if instance is None:
+        out["warnings"] = [
+            {
+                "code": "NEXT_HOP_INSTANCE_NOT_FOUND",
+                "message": f"Next hop instance '{hop}' does not exist.",
+            }
+        ]
+    elif not instance.get("canIpForward"):
+        out["warnings"] = [
+            {
+                "code": "NEXT_HOP_CANNOT_IP_FORWARD",
+                "message": f"Next hop instance '{hop}' cannot forward IP traffic.",
+            }
+        ]
+    elif instance.get("status") != "RUNNING":
+        out["warnings"] = [
+            {
+                "code": "NEXT_HOP_NOT_RUNNING",
+                "message": f"Next hop instance '{hop}' is not running.",
+            }
+        ]
+
+
+NEXT_HOPS = ("nextHopGateway", "nextHopInstance", "nextHopIp", "nextHopVpnTunnel", "nextHopIlb")
+
+
+def _insert_route(gce: Gce, scope: str, body: dict[str, Any]) -> None:
+    body["network"] = _network_ref(gce, body.get("network"), "resource.network")
+    _cidr(body.get("destRange"), "resource.destRange")
+    priority = body.setdefault("priority", 1000)
+    if not isinstance(priority, int) or not 0 <= priority <= 65535:
+        raise invalid("resource.priority", priority, "Must be between 0 and 65535.")
+    hops = [h for h in NEXT_HOPS if body.get(h)]
+    if len(hops) != 1:
+        raise GceError(
+            400,
+            "invalid",
+            "Exactly one of nextHopGateway, nextHopInstance, nextHopIp, nextHopVpnTunnel or nextHopIlb must be specified.",
+        )
+    if hops[0] == "nextHopInstance":
+        path = _path(body["nextHopInstance"])
+        instance = gce.state.compute.get(path)
+        if instance is None or instance["_kind"] != "instances":
+            raise not_found(path)
+        if not any(
+            n.get("network") == body["network"] for n in instance.get("networkInterfaces") or []
+        ):
+            raise invalid(
+                "resource.nextHopInstance",
+                body["nextHopInstance"],
+                "Instance has no network interface in the route's network.",
+            )
+        body["nextHopInstance"] = GOOGLE + path
+        body["nextHopNetwork"] = body["network"]
+    for tag in body.get("tags") or []:
+        if not NAME.match(tag):
+            raise invalid(
+                "resource.tags",
+                tag,
+                "Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'",
+            )
+
+
+def _check_delete_route(gce: Gce, found: dict[str, Any]) -> None:
+    if found.get("_subnet"):
+        raise GceError(
+            400, "invalid", f"The local route '{found['name']}' of a subnetwork cannot be deleted."
+        )
+
+
+def _check_firewall(gce: Gce, body: dict[str, Any]) -> None:
+    body["network"] = _network_ref(gce, body.get("network"), "resource.network")
+    priority = body.setdefault("priority", 1000)
+    if not isinstance(priority, int) or not 0 <= priority <= 65535:
+        raise invalid(
+            "resource.priority",
+            priority,
+            "Must be less than or equal to 65535 and greater than or equal to 0.",
+        )
+    direction = body.setdefault("direction", "INGRESS")
+    if direction not in ("INGRESS", "EGRESS"):
+        raise invalid("resource.direction", direction, "Must be INGRESS or EGRESS.")
+    if bool(body.get("allowed")) == bool(body.get("denied")):
+        raise GceError(400, "invalid", "Exactly one of 'allowed' or 'denied' must be specified.")
+    for entry in body.get("allowed") or body.get("denied") or []:
+        protocol = str(entry.get("IPProtocol", "")).lower()
+        if protocol not in PROTOCOLS and not protocol.isdigit():
+            raise invalid(
+                "resource.allowed[0].IPProtocol",
+                entry.get("IPProtocol"),
+                "Must be a protocol name or number.",
+            )
+        if entry.get("ports") and protocol not in FORWARDING_PROTOCOLS:
+            raise invalid(
+                "resource.allowed[0].ports",
+                entry["ports"],
+                "Ports may only be given for tcp, udp or sctp.",
+            )
+        for p in entry.get("ports") or []:
+            first, _, last = str(p).partition("-")
+            if (
+                not first.isdigit()
+                or (last and not last.isdigit())
+                or not 0 <= int(first) <= int(last or first) <= 65535
+            ):
+                raise invalid("resource.allowed[0].ports", p, "Must be a port or a range of ports.")
+    for r in body.get("sourceRanges") or []:
+        try:
+            ipaddress.IPv4Network(r, strict=False)
+        except ValueError:
+            raise invalid("resource.sourceRanges", r, "Must be a CIDR address range.") from None
+    for tag in (body.get("sourceTags") or []) + (body.get("targetTags") or []):
+        if not NAME.match(tag):
+            raise invalid(
+                "resource.targetTags",
+                tag,
+                "Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'",
+            )
+
+
+def _patch_firewall(gce: Gce, found: dict[str, Any], new: dict[str, Any]) -> None:
+    if new.get("network") != found.get("network") and _path(str(new.get("network"))) != _path(
+        found["network"]
+    ):
+        raise invalid(
+            "resource.network", new.get("network"), "The network of a firewall cannot be changed."
+        )
+    _check_firewall(gce, new)
+
+
+def _insert_instance(gce: Gce, scope: str, body: dict[str, Any]) -> None:
+    zone = scope.split("/")[3]
+    region = zone.rsplit("-", 1)[0]
+    project = scope.split("/")[1]
+    machine = _short(str(body.get("machineType", "")))
+    if machine not in MACHINE_TYPES:
+        raise invalid(
+            "resource.machineType",
+            body.get("machineType"),
+            f"Machine type with name '{machine}' does not exist in zone '{zone}'.",
+        )
+    body["machineType"] = f"{GOOGLE}{scope}/machineTypes/{machine}"
+    nics = body.get("networkInterfaces") or []
+    if len(nics) != 1:
+        raise GceError(400, "invalid", "The fake models instances with one network interface.")
+    nic = nics[0]
+    subnet_path = _path(str(nic.get("subnetwork", "")))
+    if "/regions/" not in subnet_path:
+        subnet_path = f"projects/{project}/regions/{region}/subnetworks/{_short(subnet_path)}"
+    subnet = gce.state.compute.get(subnet_path)
+    if subnet is None or subnet["_kind"] != "subnetworks":
+        raise not_found(subnet_path)
+    if _short(subnet["region"]) != region:
+        raise invalid(
+            "resource.networkInterfaces[0].subnetwork",
+            nic["subnetwork"],
+            f"Subnetwork must be in region '{region}'.",
+        )
+    nic.update(subnetwork=subnet["selfLink"], network=subnet["network"], name="nic0")
+    nic["networkIP"] = nic.get("networkIP") or _free_address(gce, subnet)
+    for ac in nic.get("accessConfigs") or []:
+        if ac.get("type", "ONE_TO_ONE_NAT") != "ONE_TO_ONE_NAT":
+            raise invalid(
+                "resource.networkInterfaces[0].accessConfigs[0].type",
+                ac.get("type"),
+                "Must be ONE_TO_ONE_NAT.",
+            )
+        ac.update(kind="compute#accessConfig", type="ONE_TO_ONE_NAT", natIP=gce.next_public_ip())
+    disks = body.get("disks") or []
+    boot = next((d for d in disks if d.get("boot")), None)
+    if boot is None:
+        raise GceError(400, "invalid", "A boot disk must be specified.")
+    image = str((boot.get("initializeParams") or {}).get("sourceImage", ""))
+    m = re.match(r"^(?:.*/)?projects/([^/]+)/global/images/family/([^/]+)$", image)
+    if m is None or (m.group(1), m.group(2)) not in IMAGE_FAMILIES:
+        raise not_found(_path(image) or "images/(none)")
+    boot.update(
+        source=f"{GOOGLE}{scope}/disks/{body['name']}",
+        deviceName=body["name"],
+        licenses=[f"{GOOGLE}projects/{m.group(1)}/global/licenses/{m.group(2)}"],
+    )
+    boot.pop("initializeParams", None)
+    for account in body.get("serviceAccounts") or []:
+        if not gce.account_exists(account.get("email", "")):
+            raise invalid(
+                "resource.serviceAccounts[0].email",
+                account.get("email"),
+                "The service account does not exist.",
+            )
+    body["canIpForward"] = bool(body.get("canIpForward", False))
+    body["status"] = "RUNNING"
+    body.setdefault("tags", {})["fingerprint"] = "tf"
+    body.setdefault("metadata", {})["fingerprint"] = "mf"
+    body["labelFingerprint"] = "lf"
+
+
+def _free_address(gce: Gce, subnet: dict[str, Any]) -> str:
+    prefix = ipaddress.IPv4Network(subnet["ipCidrRange"])
+    taken = {
+        n.get("networkIP")
+        for r in gce.state.compute.values()
+        if r["_kind"] == "instances"
+        for n in r.get("networkInterfaces") or []
+    }
+    # Compute reserves the network, gateway, second-to-last and broadcast addresses
+    reserved = {
+        prefix.network_address,
+        prefix.network_address + 1,
+        prefix.broadcast_address - 1,
+        prefix.broadcast_address,
+    }
+    for host in prefix:
+        if host not in reserved and str(host) not in taken:
+            return str(host)
+    raise GceError(400, "ipSpaceExhausted", f"IP space of '{subnet['selfLink']}' is exhausted.")
+
+
+def _update_instance(gce: Gce, found: dict[str, Any], new: dict[str, Any]) -> None:
+    if bool(new.get("canIpForward")) != bool(found.get("canIpForward")):
+        raise invalid(
+            "resource.canIpForward",
+            new.get("canIpForward"),
+            "canIpForward can only be set when the instance is created.",
+        )
+
+
+def _start(gce: Gce, found: dict[str, Any], data: dict[str, Any]) -> None:
+    found["status"] = "RUNNING"
+    for nic in found.get("networkInterfaces") or []:
+        for ac in nic.get("accessConfigs") or []:
+            ac["natIP"] = gce.next_public_ip()  # an ephemeral address is new at every start
+
+
+def _stop(gce: Gce, found: dict[str, Any], data: dict[str, Any]) -> None:
+    found["status"] = "TERMINATED"
+    for nic in found.get("networkInterfaces") or []:
+        for ac in nic.get("accessConfigs") or []:
+            ac.pop("natIP", None)
+
+
+KINDS: dict[str, Kind] = {
+    "networks": Kind(
+        "networks",
+        "network",
+        "networkList",
+        insert=_insert_network,
+        check_delete=_check_delete_network,
+        deleted=_deleted_network,
+    ),
+    "subnetworks": Kind(
+        "subnetworks",
+        "subnetwork",
+        "subnetworkList",
+        insert=_insert_subnetwork,
+        check_delete=_check_delete_subnetwork,
+        deleted=_deleted_subnetwork,
+    ),
+    "routers": Kind("routers", "router", "routerList", insert=_insert_router),
+    "routes": Kind(
+        "routes",
+        "route",
+        "routeList",
+        insert=_insert_route,
+        view=_route_warnings,
+        check_delete=_check_delete_route,
+    ),
+    "firewalls": Kind(
+        "firewalls",
+        "firewall",
+        "firewallList",
+        insert=lambda gce, scope, body: _check_firewall(gce, body),
+        patch=_patch_firewall,
+    ),
+    "instances": Kind(
+        "instances",
+        "instance",
+        "instanceList",
+        insert=_insert_instance,
+        patch=_update_instance,
+        actions={"start": _start, "stop": _stop},
+    ),
+}

@@ -1,0 +1,230 @@
+"""Names, clients and helpers shared by the GCP provider's modules."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+from typing import Any
+
+from ...errors import CloudError
+from ...model import GcpLocation, Network
+
+LABEL = "connector-provisioner-network"  # on the instance and the secret: whose they are
+FINGERPRINT_LABEL = "connector-provisioner-fingerprint"
+PROFILE_ANNOTATION = "connector-provisioner/profile-sha256"
+ENDPOINT_VARIABLE = "PROVISION_GCP_ENDPOINT"  # the sandbox's fake (provision sandbox serve)
+SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+# Canonical's Ubuntu 24.04 LTS image family, published in the ubuntu-os-cloud project
+UBUNTU = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64"
+ACCESSOR = "roles/secretmanager.secretAccessor"
+WHOLE_NETWORK = "network/"  # + the network's name: the route "table" of untagged routes
+RETRIED = (429, 500, 502, 503, 504)
+
+
+def digest(text: str, n: int = 10) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+def dashed(destination: IPv4Network) -> str:
+    return str(destination).replace(".", "-").replace("/", "-")
+
+
+def fit(name: str, key: str) -> str:
+    """A resource name of at most 63 characters: as it is when it fits, else cut, with a digest
+    of the whole so that two long names stay apart."""
+    if len(name) <= 63:
+        return name
+    return f"{name[:52].rstrip('-')}-{digest(key)}"
+
+
+def short(url: str | None) -> str:
+    return (url or "").rstrip("/").rsplit("/", 1)[-1]
+
+
+def partial(url: str | None) -> str:
+    """A compute URL from `projects/` on: how the API accepts and this provider compares them."""
+    text = url or ""
+    return text[text.index("projects/") :] if "projects/" in text else text
+
+
+def error_text(e: Exception) -> str:
+    from google.api_core.exceptions import GoogleAPICallError
+
+    if isinstance(e, GoogleAPICallError):
+        reason = getattr(e, "reason", None) or next(
+            (x.get("reason") for x in e.errors or [] if isinstance(x, dict)), None
+        )
+        return f"{e.code} {reason or type(e).__name__}: {e.message}"
+    return f"{type(e).__name__}: {e}".split("\n")[0]
+
+
+def status_of(e: Exception) -> int | None:
+    code = getattr(e, "code", None)
+    return int(code) if isinstance(code, int) else None
+
+
+@dataclass
+class Clients:
+    routes: Any
+    firewalls: Any
+    instances: Any
+    networks: Any
+    subnetworks: Any
+    routers: Any
+    zone_operations: Any
+    region_operations: Any
+    global_operations: Any
+    secrets: Any
+    session: Any  # google-auth's AuthorizedSession, for IAM service accounts
+    iam_url: str
+
+
+def credentials_for(endpoint: str | None, credentials: Any) -> Any:
+    """The sandbox's static token against the fake; else the caller's, else google.auth.default."""
+    if endpoint:
+        from google.oauth2.credentials import Credentials
+
+        return Credentials(token="sandbox")  # never refreshed: reaches nothing but the fake
+    if credentials is not None:
+        return credentials
+    import google.auth
+
+    found, _ = google.auth.default(scopes=[SCOPE])
+    return found
+
+
+def make_clients(endpoint: str | None, credentials: Any) -> Clients:
+    """Every client over REST. Against `endpoint` (the sandbox) they all go there, the
+    operation pollers included; otherwise to Google's own hosts."""
+    from google.auth.transport.requests import AuthorizedSession
+    from google.cloud import compute_v1, secretmanager_v1
+
+    creds = credentials_for(endpoint, credentials)
+    options = {"api_endpoint": endpoint} if endpoint else None
+
+    def client(cls: Any) -> Any:
+        return cls(credentials=creds, transport="rest", client_options=options)
+
+    return Clients(
+        routes=client(compute_v1.RoutesClient),
+        firewalls=client(compute_v1.FirewallsClient),
+        instances=client(compute_v1.InstancesClient),
+        networks=client(compute_v1.NetworksClient),
+        subnetworks=client(compute_v1.SubnetworksClient),
+        routers=client(compute_v1.RoutersClient),
+        zone_operations=client(compute_v1.ZoneOperationsClient),
+        region_operations=client(compute_v1.RegionOperationsClient),
+        global_operations=client(compute_v1.GlobalOperationsClient),
+        secrets=client(secretmanager_v1.SecretManagerServiceClient),
+        session=AuthorizedSession(creds),
+        iam_url=(endpoint or "https://iam.googleapis.com").rstrip("/") + "/v1",
+    )
+
+
+def sandbox_endpoint() -> str | None:
+    return os.environ.get(ENDPOINT_VARIABLE) or None
+
+
+class GcpState:
+    """What the provider's parts share: the network, its clients, the names of what it owns and
+    what observe learnt. Set up by GcpNetwork.__init__ and observe."""
+
+    network: Network
+    location: GcpLocation
+    api: Clients
+    project: str
+    zone: str
+    region: str
+    progress: Callable[[str], None]
+    wait_seconds: float
+    progress_seconds: float
+    retries: int
+    priority: int
+    instance_name: str
+    tag: str  # the connector's own network tag
+    account_email: str
+    account_is_ours: bool
+    secret_name: str
+    ingress_name: str  # the connector's own firewall
+    # learnt by observe and apply
+    network_url: str
+    connector_url: str | None
+    route_names: dict[tuple[str, IPv4Network], str]  # (table, destination) -> route name
+    locks: dict[str, threading.Lock]
+
+    @property
+    def connector_ref(self) -> str:
+        """The connector as routes name it: zones/<zone>/instances/<name>."""
+        return f"zones/{self.zone}/instances/{self.instance_name}"
+
+    def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """One SDK call, again after a throttle or a 5xx (Retry-After honoured, else backing
+        off): Compute's methods carry no retry of their own."""
+        from google.api_core.exceptions import GoogleAPICallError
+
+        for attempt in range(self.retries + 1):
+            try:
+                return fn(*args, **kwargs)
+            except GoogleAPICallError as e:
+                if status_of(e) not in RETRIED or attempt == self.retries:
+                    raise
+                delay = _retry_after(e) or min(2.0**attempt, 20.0)
+                self.progress(f"{what}: {error_text(e)}; again in {delay:.0f}s")
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def wait(self, operation: Any, what: str) -> None:
+        """Wait for a Compute operation (zonal, regional or global, as it says) through the
+        SDK's own operation clients, which go where the provider's do; say so while it runs."""
+        start = time.monotonic()
+        op = operation
+        while str(getattr(op.status, "name", op.status)) != "DONE":
+            waited = time.monotonic() - start
+            if waited > self.wait_seconds:
+                raise CloudError(f"{what} still not done after {waited:.0f}s")
+            if waited >= self.progress_seconds:
+                self.progress(f"waiting for {what} ({waited:.0f}s)")
+            if op.zone:
+                op = self.call(
+                    what,
+                    self.api.zone_operations.wait,
+                    project=self.project,
+                    zone=short(op.zone),
+                    operation=op.name,
+                )
+            elif op.region:
+                op = self.call(
+                    what,
+                    self.api.region_operations.wait,
+                    project=self.project,
+                    region=short(op.region),
+                    operation=op.name,
+                )
+            else:
+                op = self.call(
+                    what, self.api.global_operations.wait, project=self.project, operation=op.name
+                )
+        if op.error and op.error.errors:
+            first = op.error.errors[0]
+            raise CloudError(f"{what}: {first.code}: {first.message}")
+
+    def locked(self, key: str) -> threading.Lock:
+        """A firewall of ours is read, changed and written back whole: changes of one step
+        that touch the same one take turns."""
+        if key not in self.locks:
+            self.locks.setdefault(key, threading.Lock())
+        return self.locks[key]
+
+
+def _retry_after(e: Exception) -> float | None:
+    response = getattr(e, "response", None)
+    value = getattr(response, "headers", {}).get("Retry-After") if response is not None else None
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None

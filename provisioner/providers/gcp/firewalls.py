@@ -1,0 +1,196 @@
+"""VPC firewall rules on GCP: the connector's own ingress rule, and the app instances' ingress for
+the traffic the connector delivers. An app tag's rules are one firewall rule of ours per port
+spec, `targetTags` the tag, its sources the addresses that arrive (or the connector's tag when it
+NATs: source tags match a VM's own primary address only, never a forwarded packet's). A rule is
+read, changed and written back whole; it is deleted with its last source, since a rule with no
+source at all would admit every address."""
+
+from __future__ import annotations
+
+import contextlib
+from ipaddress import IPv4Network
+from typing import Any
+
+from ...model import ALL_TRAFFIC, CONNECTOR_SOURCE, Action, AppGroup, IngressRule, Ports
+from .common import GcpState, digest
+
+EVERYWHERE = IPv4Network("0.0.0.0/0")
+
+
+def _ports(allowed: Any) -> list[Ports]:
+    protocol = str(allowed.I_p_protocol).lower()
+    if protocol == "all":
+        return [ALL_TRAFFIC]
+    if not allowed.ports:
+        return [Ports(protocol)]
+    out = []
+    for p in allowed.ports:
+        first, _, last = p.partition("-")
+        out.append(Ports(protocol, int(first), int(last or first)))
+    return out
+
+
+def _allowed(ports: Ports) -> dict[str, Any]:
+    if ports.protocol == "all":
+        return {"I_p_protocol": "all"}
+    if ports.first is None:
+        return {"I_p_protocol": ports.protocol}
+    text = str(ports.first) if ports.first == ports.last else f"{ports.first}-{ports.last}"
+    return {"I_p_protocol": ports.protocol, "ports": [text]}
+
+
+class Firewalls(GcpState):
+    firewall_sources: dict[str, tuple[Any, ...]]
+
+    def _sources(self, fw: Any) -> list[IPv4Network | str]:
+        out: list[IPv4Network | str] = [
+            IPv4Network(r, strict=False) for r in fw.source_ranges or []
+        ]
+        out += [CONNECTOR_SOURCE if t == self.tag else t for t in fw.source_tags or []]
+        if not out and not fw.source_service_accounts:
+            out.append(EVERYWHERE)  # a rule that names no source admits every address
+        return out
+
+    def _observe_firewalls(
+        self, firewalls: list[Any], tags: set[str]
+    ) -> tuple[tuple[AppGroup, ...], tuple[IPv4Network, ...]]:
+        """(the app tags asked for or holding rules of ours, the ranges the connector admits)."""
+        mine = f"cp-{self.network.name}-"
+        ingress: tuple[IPv4Network, ...] = ()
+        rules: dict[str, list[IngressRule]] = {}
+        untargeted: list[IngressRule] = []
+        for fw in firewalls:
+            if fw.name == self.ingress_name:
+                ingress = tuple(s for s in self._sources(fw) if isinstance(s, IPv4Network))
+                continue
+            if fw.direction != "INGRESS" or not fw.allowed or fw.disabled:
+                continue
+            ours = fw.name.startswith(mine)
+            found = [
+                IngressRule(source, ports, ours=ours, label=fw.description or "")
+                for source in self._sources(fw)
+                for allowed in fw.allowed
+                for ports in _ports(allowed)
+            ]
+            if fw.target_service_accounts:
+                continue  # applies to instances by service account, not by tag
+            if not fw.target_tags:
+                untargeted += [r for r in found if not r.ours]  # every instance: the app's too
+            for tag in fw.target_tags or []:
+                rules.setdefault(tag, []).extend(found)
+        wanted = list(self.network.app_security_groups)
+        held = [t for t, rs in rules.items() if any(r.ours for r in rs) and t not in wanted]
+        groups = tuple(
+            AppGroup(t, tuple(rules.get(t, [])) + tuple(untargeted)) for t in wanted + held
+        )
+        return groups, ingress
+
+    # --- apply ---------------------------------------------------------------------------
+
+    def _connector_ingress(self, action: Action, cidr: IPv4Network) -> None:
+        self._change_sources(
+            action,
+            self.ingress_name,
+            cidr,
+            target=self.tag,
+            ports=ALL_TRAFFIC,
+            description=f"connector-provisioner: {self.network.name}: the network's own ranges "
+            "to its connector",
+        )
+
+    def _app_access(self, action: Action, group: str, rule: IngressRule) -> None:
+        name = f"cp-{self.network.name}-app-{digest(f'{group}|{rule.ports}')}"
+        self._change_sources(
+            action,
+            name,
+            rule.source,
+            target=group,
+            ports=rule.ports,
+            description=f"connector-provisioner: {self.network.name}: what the connector "
+            f"delivers to instances tagged {group} ({rule.ports})",
+        )
+
+    def _change_sources(
+        self,
+        action: Action,
+        name: str,
+        source: IPv4Network | str,
+        *,
+        target: str,
+        ports: Ports,
+        description: str,
+    ) -> None:
+        from google.api_core.exceptions import NotFound
+        from google.cloud import compute_v1
+
+        with self.locked(name):
+            try:
+                fw = self.call(
+                    f"firewall {name}", self.api.firewalls.get, project=self.project, firewall=name
+                )
+            except NotFound:
+                fw = None
+            ranges = list(fw.source_ranges or []) if fw else []
+            tags = list(fw.source_tags or []) if fw else []
+            if source == CONNECTOR_SOURCE:
+                listed, value = tags, self.tag
+            else:
+                listed, value = ranges, str(source)
+            if action is Action.DELETE:
+                if fw is None or value not in listed:
+                    return  # already gone
+                listed.remove(value)
+                if not ranges and not tags:
+                    with contextlib.suppress(NotFound):
+                        op = self.call(
+                            f"firewall {name}",
+                            self.api.firewalls.delete_unary,
+                            project=self.project,
+                            firewall=name,
+                        )
+                        self.wait(op, f"firewall rule {name} to be deleted")
+                    return
+            else:
+                if value in listed:
+                    return  # an interrupted run made it already
+                listed.append(value)
+            body = compute_v1.Firewall(
+                name=name,
+                network=self.network_url,
+                direction="INGRESS",
+                priority=1000,
+                target_tags=[target],
+                allowed=[compute_v1.Allowed(**_allowed(ports))],
+                source_ranges=ranges,
+                source_tags=tags,
+                description=description,
+            )
+            if fw is None:
+                op = self.call(
+                    f"firewall {name}",
+                    self.api.firewalls.insert_unary,
+                    project=self.project,
+                    firewall_resource=body,
+                )
+            else:
+                # written back whole: a PATCH cannot empty a list (an empty list is not sent)
+                op = self.call(
+                    f"firewall {name}",
+                    self.api.firewalls.update_unary,
+                    project=self.project,
+                    firewall=name,
+                    firewall_resource=body,
+                )
+            self.wait(op, f"firewall rule {name}")
+
+    def _delete_connector_firewall(self) -> None:
+        from google.api_core.exceptions import NotFound
+
+        with contextlib.suppress(NotFound):
+            op = self.call(
+                f"firewall {self.ingress_name}",
+                self.api.firewalls.delete_unary,
+                project=self.project,
+                firewall=self.ingress_name,
+            )
+            self.wait(op, f"firewall rule {self.ingress_name} to be deleted")

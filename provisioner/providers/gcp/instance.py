@@ -1,0 +1,349 @@
+"""The connector on GCP: its service account, the Secret Manager secret holding its VPN profile
+(readable by that account alone), and the instance (canIpForward, its own network tag, an
+external address unless Cloud NAT serves its subnet)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from typing import Any
+
+from ...bootstrap import render_user_data
+from ...errors import CloudError, SpecError
+from ...model import DesiredConnector, ObservedConnector, Part
+from ...planner import PROFILE_PART
+from ...redact import protect
+from .common import (
+    ACCESSOR,
+    FINGERPRINT_LABEL,
+    LABEL,
+    PROFILE_ANNOTATION,
+    SCOPE,
+    UBUNTU,
+    GcpState,
+    partial,
+    short,
+)
+
+STATES = {
+    "PROVISIONING": "pending",
+    "STAGING": "pending",
+    "RUNNING": "running",
+    "STOPPING": "stopping",
+    "SUSPENDING": "stopping",
+    "REPAIRING": "pending",
+    "TERMINATED": "stopped",
+    "STOPPED": "stopped",
+    "SUSPENDED": "stopped",
+}
+SECRET_LOGGER = "google.cloud.secretmanager_v1.services.secret_manager_service.transports.rest"
+
+
+class Instance(GcpState):
+    def user_data(self, connector: DesiredConnector) -> str:
+        return render_user_data(
+            "gcp", connector, f"projects/{self.project}/secrets/{self.secret_name}", self.region
+        )
+
+    # --- observe -------------------------------------------------------------------------
+
+    def _observe_connector(self, instances: list[Any]) -> ObservedConnector | None:
+        vm = next(
+            (i for i in instances if i.name == self.instance_name and short(i.zone) == self.zone),
+            None,
+        )
+        if vm is None:
+            self.connector_url = None
+            return None
+        self.connector_url = partial(vm.self_link)
+        nic = vm.network_interfaces[0]
+        nat_ip = next((a.nat_i_p for a in nic.access_configs or [] if a.nat_i_p), None)
+        return ObservedConnector(
+            instance=self.instance_name,
+            state=STATES.get(vm.status, "pending"),
+            interface=self.connector_ref,  # what a route names as its next hop
+            private_ip=nic.network_i_p or None,
+            forwarding=bool(vm.can_ip_forward),
+            size=short(vm.machine_type),
+            image=(vm.description or "").removeprefix("image: "),
+            subnet=short(nic.subnetwork),
+            fingerprint=(vm.labels or {}).get(FINGERPRINT_LABEL, ""),
+            public_ip=nat_ip,
+        )
+
+    def _exists_account(self) -> bool:
+        return self._get_account() is not None
+
+    def _check_named_account(self) -> None:
+        if self._get_account() is None:
+            raise SpecError(
+                f"networks.{self.network.name}.connector.service_account",
+                f"{self.account_email!r} is not a service account of project {self.project}",
+            )
+
+    def _get_account(self) -> dict[str, Any] | None:
+        response = self._iam(
+            "GET", f"projects/{self.project}/serviceAccounts/{self.account_email}", ok=(404,)
+        )
+        return None if response.status_code == 404 else response.json()
+
+    def _iam(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = ()) -> Any:
+        """One IAM REST call through google-auth's session (the IAM admin library speaks gRPC
+        only); throttles and 5xx retried as the SDK calls are."""
+        from google.api_core.exceptions import from_http_response
+
+        def send() -> Any:
+            response = self.api.session.request(
+                method, f"{self.api.iam_url}/{path}", json=body, timeout=60
+            )
+            if response.status_code >= 400 and response.status_code not in ok:
+                raise from_http_response(response)
+            return response
+
+        return self.call(f"service account {self.account_email}", send)
+
+    def _observe_secret(self) -> Part:
+        from google.api_core.exceptions import NotFound
+
+        name = f"projects/{self.project}/secrets/{self.secret_name}"
+        why = (
+            "the VPN profile in Secret Manager, readable by the connector's own service account "
+            "alone; fetched at boot with the metadata server's token, never in metadata"
+        )
+        try:
+            secret = self.call("secret", self.api.secrets.get_secret, name=name)
+        except NotFound:
+            return Part(PROFILE_PART, self.secret_name, why, False)
+        versions = list(self.call("secret", self.api.secrets.list_secret_versions, parent=name))
+        policy = self.call("secret", self.api.secrets.get_iam_policy, request={"resource": name})
+        readers = sorted(m for b in policy.bindings if b.role == ACCESSOR for m in b.members)
+        others = [b for b in policy.bindings if b.role != ACCESSOR]
+        complete = (
+            any(v.state.name == "ENABLED" for v in versions)
+            and readers == [f"serviceAccount:{self.account_email}"]
+            and not others
+        )
+        return Part(
+            PROFILE_PART,
+            self.secret_name,
+            why,
+            True,
+            complete=complete,
+            fingerprint=(secret.annotations or {}).get(PROFILE_ANNOTATION),
+        )
+
+    # --- the service account -------------------------------------------------------------
+
+    def _create_service_account(self) -> None:
+        account = self.account_email.split("@", 1)[0]
+        response = self._iam(
+            "POST",
+            f"projects/{self.project}/serviceAccounts",
+            {
+                "accountId": account,
+                "serviceAccount": {
+                    "displayName": f"connector-provisioner: {self.network.name}",
+                    "description": "the VPN connector's own identity: reads its profile secret",
+                },
+            },
+            ok=(409,),  # an interrupted run made it
+        )
+        if response.status_code != 409:
+            self.progress(f"made service account {self.account_email}")
+
+    def _delete_service_account(self) -> None:
+        self._iam(
+            "DELETE", f"projects/{self.project}/serviceAccounts/{self.account_email}", ok=(404,)
+        )
+
+    # --- the profile secret --------------------------------------------------------------
+
+    def _create_vpn_profile(self) -> None:
+        from google.api_core.exceptions import AlreadyExists
+
+        assert self.network.connector is not None
+        connector = self.network.connector
+        parent = f"projects/{self.project}"
+        name = f"{parent}/secrets/{self.secret_name}"
+        with contextlib.suppress(AlreadyExists):
+            self.call(
+                "secret",
+                self.api.secrets.create_secret,
+                request={
+                    "parent": parent,
+                    "secret_id": self.secret_name,
+                    "secret": {
+                        "replication": {"automatic": {}},
+                        "labels": {LABEL: self.network.name},
+                        "annotations": {PROFILE_ANNOTATION: connector.profile_fingerprint},
+                    },
+                },
+            )
+        versions = list(self.call("secret", self.api.secrets.list_secret_versions, parent=name))
+        if not any(v.state.name == "ENABLED" for v in versions):
+            self._add_version(name)
+        self._grant_reader(name)
+
+    def _update_vpn_profile(self) -> None:
+        assert self.network.connector is not None
+        name = f"projects/{self.project}/secrets/{self.secret_name}"
+        old = [
+            v
+            for v in self.call("secret", self.api.secrets.list_secret_versions, parent=name)
+            if v.state.name == "ENABLED"
+        ]
+        self._add_version(name)
+        for v in old:  # the old profile is not kept around
+            self.call("secret", self.api.secrets.destroy_secret_version, request={"name": v.name})
+        self.call(
+            "secret",
+            self.api.secrets.update_secret,
+            request={
+                "secret": {
+                    "name": name,
+                    "annotations": {PROFILE_ANNOTATION: self.network.connector.profile_fingerprint},
+                },
+                "update_mask": {"paths": ["annotations"]},
+            },
+        )
+        self._grant_reader(name)
+
+    def _add_version(self, name: str) -> None:
+        assert self.network.connector is not None
+        content = self.network.connector.profile.read_bytes()
+        # the REST transport logs request bodies at DEBUG: the profile in both forms it travels
+        protect(content.decode("utf-8", "replace"), SECRET_LOGGER)
+        protect(base64.b64encode(content).decode(), SECRET_LOGGER)
+        self.call(
+            "secret",
+            self.api.secrets.add_secret_version,
+            request={"parent": name, "payload": {"data": content}},
+        )
+
+    def _grant_reader(self, name: str) -> None:
+        """The connector's account alone may read the secret: the whole policy is ours."""
+        self.call(
+            "secret",
+            self.api.secrets.set_iam_policy,
+            request={
+                "resource": name,
+                "policy": {
+                    "bindings": [
+                        {"role": ACCESSOR, "members": [f"serviceAccount:{self.account_email}"]}
+                    ]
+                },
+            },
+        )
+
+    def _delete_vpn_profile(self) -> None:
+        from google.api_core.exceptions import NotFound
+
+        with contextlib.suppress(NotFound):
+            self.call(
+                "secret",
+                self.api.secrets.delete_secret,
+                name=f"projects/{self.project}/secrets/{self.secret_name}",
+            )
+
+    # --- the instance --------------------------------------------------------------------
+
+    def _launch(self, connector: DesiredConnector) -> None:
+        from google.cloud import compute_v1
+
+        image = connector.image or UBUNTU
+        access = (
+            [compute_v1.AccessConfig(name="External NAT", type_="ONE_TO_ONE_NAT")]
+            if connector.public_address
+            else []
+        )
+        instance = compute_v1.Instance(
+            name=self.instance_name,
+            description=f"image: {image}",
+            machine_type=f"zones/{self.zone}/machineTypes/{connector.size}",
+            # seed 'Set Source/Dest Check', GCP: fixed at creation (a connector without it is
+            # replaced, never patched)
+            can_ip_forward=True,
+            tags=compute_v1.Tags(items=[self.tag]),
+            labels={LABEL: self.network.name, FINGERPRINT_LABEL: connector.fingerprint},
+            network_interfaces=[
+                compute_v1.NetworkInterface(
+                    subnetwork=f"projects/{self.project}/regions/{self.region}/subnetworks/{connector.subnet}",
+                    access_configs=access,
+                )
+            ],
+            disks=[
+                compute_v1.AttachedDisk(
+                    boot=True,
+                    auto_delete=True,
+                    initialize_params=compute_v1.AttachedDiskInitializeParams(
+                        source_image=image, disk_size_gb=10
+                    ),
+                )
+            ],
+            metadata=compute_v1.Metadata(
+                items=[
+                    compute_v1.Items(key="user-data", value=self.user_data(connector)),
+                    compute_v1.Items(key="block-project-ssh-keys", value="true"),
+                ]
+            ),
+            service_accounts=[compute_v1.ServiceAccount(email=self.account_email, scopes=[SCOPE])],
+            shielded_instance_config=compute_v1.ShieldedInstanceConfig(
+                enable_secure_boot=True, enable_vtpm=True, enable_integrity_monitoring=True
+            ),
+        )
+        what = f"instance {self.instance_name}"
+        self._insert(
+            what,
+            self.api.instances.insert_unary,
+            lambda _: True,
+            self.instance_name,
+            project=self.project,
+            zone=self.zone,
+            instance_resource=instance,
+        )
+        vm = self.call(
+            what,
+            self.api.instances.get,
+            project=self.project,
+            zone=self.zone,
+            instance=self.instance_name,
+        )
+        self.connector_url = partial(vm.self_link)
+        address = vm.network_interfaces[0].network_i_p
+        self.progress(f"launched {self.instance_name} ({connector.size}, {image}) at {address}")
+
+    def _terminate(self) -> None:
+        from google.api_core.exceptions import NotFound
+
+        with contextlib.suppress(NotFound):
+            op = self.call(
+                f"instance {self.instance_name}",
+                self.api.instances.delete_unary,
+                project=self.project,
+                zone=self.zone,
+                instance=self.instance_name,
+            )
+            self.wait(op, f"instance {self.instance_name} to be deleted")
+        self.connector_url = None
+
+    def _start(self) -> None:
+        op = self.call(
+            f"instance {self.instance_name}",
+            self.api.instances.start_unary,
+            project=self.project,
+            zone=self.zone,
+            instance=self.instance_name,
+        )
+        self.wait(op, f"instance {self.instance_name} to start")
+
+    def _enable_forwarding(self) -> None:
+        # canIpForward is set at creation only: check that the instance has it
+        vm = self.call(
+            f"instance {self.instance_name}",
+            self.api.instances.get,
+            project=self.project,
+            zone=self.zone,
+            instance=self.instance_name,
+        )
+        if not vm.can_ip_forward:
+            raise CloudError(f"instance {self.instance_name} cannot forward (canIpForward is off)")

@@ -1,0 +1,454 @@
+"""GCP: a VPC network, its routes (network-wide, or scoped to instance tags), its firewall rules,
+and the connector put there. Translates; decides nothing.
+
+Routes in GCP belong to the network, not to route tables. The plan's "route tables" are the
+routes' scopes: `network/<name>` (untagged routes, every instance) when `route_tables` is `all`,
+or one per instance tag listed. What the toolkit creates is named `cp-<network>-...` and carries
+the label or description `connector-provisioner`, so observe finds it again and destroy removes
+exactly that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from ipaddress import IPv4Network
+from typing import Any
+
+from ...errors import CloudError, SpecError
+from ...model import (
+    Action,
+    Change,
+    GcpLocation,
+    Network,
+    Observed,
+    ObservedRoute,
+    ObservedSubnet,
+    Part,
+    RouteTable,
+    WayOut,
+)
+from ..base import ChangeHandlers
+from .common import (
+    WHOLE_NETWORK,
+    dashed,
+    digest,
+    error_text,
+    fit,
+    make_clients,
+    partial,
+    sandbox_endpoint,
+    short,
+)
+from .firewalls import Firewalls
+from .instance import Instance
+
+DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
+# a route whose next hop is one of these carries nothing: a blackhole
+DEAD_HOPS = {
+    "NEXT_HOP_INSTANCE_NOT_FOUND",
+    "NEXT_HOP_INSTANCE_NOT_ON_NETWORK",
+    "NEXT_HOP_CANNOT_IP_FORWARD",
+    "NEXT_HOP_ADDRESS_NOT_ASSIGNED",
+}
+NAT_ALL = ("ALL_SUBNETWORKS_ALL_IP_RANGES", "ALL_SUBNETWORKS_ALL_PRIMARY_IP_RANGES")
+
+
+class GcpNetwork(Firewalls, Instance, ChangeHandlers):
+    """One VPC network, with the connector this toolkit puts there."""
+
+    # Compute Engine's write quota is per project and per minute: a few writes at once
+    concurrency = 6
+
+    def __init__(
+        self,
+        network: Network,
+        *,
+        progress: Callable[[str], None],
+        credentials: Any = None,
+        endpoint: str | None = None,
+        retries: int = 6,
+        wait_seconds: float = 1800.0,
+        progress_seconds: float = 10.0,
+    ) -> None:
+        assert isinstance(network.location, GcpLocation) and network.connector is not None
+        loc = network.location
+        self.network = network
+        self.location = loc
+        self.progress = progress
+        self.wait_seconds = wait_seconds
+        self.progress_seconds = progress_seconds
+        self.retries = retries
+        self.project, self.zone = loc.project, loc.zone
+        self.region = loc.zone.rsplit("-", 1)[0]
+        self.throttle_scope = f"gcp:{loc.project}"
+        self.priority = network.route_priority if network.route_priority is not None else 1000
+        self.api = make_clients(endpoint or sandbox_endpoint(), credentials)
+        name = network.name
+        self.instance_name = f"cp-{name}-connector"
+        self.tag = f"cp-{name}-connector"
+        self.ingress_name = f"cp-{name}-connector-in"
+        self.secret_name = f"cp-{name}-vpn-profile"
+        given = network.connector.service_account
+        account = (
+            f"cp-{name}-vpn" if len(name) <= 23 else f"cp-{name[:16].rstrip('-')}-{digest(name, 6)}"
+        )
+        self.account_email = given or f"{account}@{loc.project}.iam.gserviceaccount.com"
+        self.account_is_ours = given is None
+        self.network_url = f"projects/{loc.project}/global/networks/{loc.network}"
+        self.connector_url = None
+        self.route_names = {}
+        self.route_tags = {}
+        self.locks = {}
+        self.firewall_sources = {}
+
+    # --- observe -------------------------------------------------------------------------
+
+    def observe(self) -> Observed:
+        from google.api_core.exceptions import GoogleAPICallError
+        from google.auth.exceptions import GoogleAuthError
+
+        try:
+            return self._observe()
+        except GoogleAuthError as e:
+            raise CloudError(
+                f"network {self.network.name}: no Google Cloud credentials (google.auth.default: "
+                f"GOOGLE_APPLICATION_CREDENTIALS, gcloud auth application-default login, the "
+                f"metadata server): {e}; nothing was changed"
+            ) from None
+        except GoogleAPICallError as e:
+            raise CloudError(
+                f"network {self.network.name}: could not read {self.location.describe()}: "
+                f"{error_text(e)}; nothing was changed"
+            ) from None
+
+    def _observe(self) -> Observed:
+        from google.api_core.exceptions import NotFound
+
+        loc, name = self.location, self.network.name
+        try:
+            net = self.call(
+                "network", self.api.networks.get, project=self.project, network=loc.network
+            )
+        except NotFound:
+            raise SpecError(
+                f"networks.{name}.network",
+                f"{loc.network!r} is not a VPC network of project {self.project} (or the project "
+                "does not exist)",
+            ) from None
+        self.network_url = partial(net.self_link)
+        subnets = [
+            s
+            for scoped in self.call(
+                "subnetworks", self.api.subnetworks.aggregated_list, project=self.project
+            )
+            for s in (scoped[1].subnetworks or [])
+            if partial(s.network) == self.network_url
+        ]
+        instances = [
+            i
+            for scoped in self.call(
+                "instances", self.api.instances.aggregated_list, project=self.project
+            )
+            for i in (scoped[1].instances or [])
+            if any(partial(n.network) == self.network_url for n in i.network_interfaces)
+        ]
+        routes = [
+            r
+            for r in self.call("routes", self.api.routes.list, project=self.project)
+            if partial(r.network) == self.network_url
+        ]
+        firewalls = [
+            f
+            for f in self.call("firewalls", self.api.firewalls.list, project=self.project)
+            if partial(f.network) == self.network_url
+        ]
+        routers = list(
+            self.call("routers", self.api.routers.list, project=self.project, region=self.region)
+        )
+        tags = {t for i in instances for t in (i.tags.items if i.tags else [])}
+        self._check_tags(tags)
+        connector = self._observe_connector(instances)
+        cidrs = []
+        for s in subnets:
+            cidrs.append(IPv4Network(s.ip_cidr_range))
+            cidrs += [IPv4Network(r.ip_cidr_range) for r in s.secondary_ip_ranges or []]
+        here = [s for s in subnets if short(s.region) == self.region]
+        app_groups, ingress = self._observe_firewalls(firewalls, tags)
+        return Observed(
+            network=name,
+            cidrs=tuple(cidrs),
+            route_tables=self._observe_routes(routes, tags),
+            subnets=tuple(self._way_out(s, routes, routers) for s in here),
+            connector=connector,
+            parts=self._observe_parts(routes, firewalls),
+            app_groups=app_groups,
+            connector_ingress=ingress,
+            forwarding_at_launch=True,  # canIpForward is fixed at creation
+        )
+
+    def _check_tags(self, tags: set[str]) -> None:
+        """Tags in the file that no instance of the network carries name nothing: bad input,
+        like an id that does not exist."""
+        name, where = self.network.name, f"network {self.location.network}"
+        for i, tag in enumerate(self.network.route_tables or ()):
+            if tag not in tags:
+                raise SpecError(
+                    f"networks.{name}.route_tables[{i}]",
+                    f"{tag!r}: no instance of {where} carries this network tag",
+                )
+        for i, tag in enumerate(self.network.app_security_groups):
+            if tag not in tags:
+                raise SpecError(
+                    f"networks.{name}.app_security_groups[{i}]",
+                    f"{tag!r}: no instance of {where} carries this network tag",
+                )
+
+    @property
+    def whole_network(self) -> str:
+        return WHOLE_NETWORK + self.location.network
+
+    def _is_ours(self, route: Any) -> bool:
+        return route.name.startswith(f"cp-{self.network.name}-") and bool(route.next_hop_instance)
+
+    def _observe_routes(self, routes: list[Any], tags: set[str]) -> tuple[RouteTable, ...]:
+        """One table per scope: the whole network, or each tag. In each, per destination, what
+        decides it for those instances: a foreign route at our priority or better (a conflict),
+        else ours."""
+        scopes = (
+            [self.whole_network]
+            if self.network.route_tables is None
+            else list(self.network.route_tables)
+        )
+        for r in routes:  # scopes that hold routes of ours (left when the selection shrank)
+            if self._is_ours(r):
+                scope = r.tags[0] if r.tags else self.whole_network
+                if scope not in scopes:
+                    scopes.append(scope)
+        out = []
+        for scope in scopes:
+            tag = None if scope == self.whole_network else scope
+            chosen: dict[IPv4Network, tuple[Any, bool]] = {}
+            for r in routes:
+                try:
+                    destination = IPv4Network(r.dest_range)
+                except ValueError:
+                    continue
+                rtags = list(r.tags or [])
+                if self._is_ours(r):
+                    if (rtags[0] if rtags else None) != tag:
+                        continue
+                    chosen.setdefault(destination, (r, True))
+                    continue
+                applies = not rtags or tag is None or tag in rtags
+                if applies and r.priority <= self.priority:
+                    held = chosen.get(destination)
+                    if held is None or held[1] or r.priority < held[0].priority:
+                        chosen[destination] = (r, False)
+            table = []
+            for destination, (r, _ours) in sorted(chosen.items(), key=lambda kv: kv[0]):
+                self.route_names[(scope, destination)] = r.name
+                dead = any(w.code in DEAD_HOPS for w in r.warnings or [])
+                table.append(ObservedRoute(destination, _hop(r), not dead))
+            out.append(RouteTable(scope, tuple(table)))
+        return tuple(out)
+
+    def _way_out(self, subnet: Any, routes: list[Any], routers: list[Any]) -> ObservedSubnet:
+        """The best untagged 0.0.0.0/0 of the network, and Cloud NAT in the subnet's region."""
+        defaults = sorted(
+            (r for r in routes if r.dest_range == str(DEFAULT_ROUTE) and not r.tags),
+            key=lambda r: r.priority,
+        )
+        table = self.whole_network
+        if not defaults:
+            return ObservedSubnet(subnet.name, WayOut.NONE, None, table)
+        best = defaults[0]
+        if any(w.code in DEAD_HOPS for w in best.warnings or []):
+            return ObservedSubnet(subnet.name, WayOut.NONE, _hop(best), table)
+        if best.next_hop_gateway:
+            nat = _cloud_nat(subnet, routers, self.network_url)
+            if nat:
+                return ObservedSubnet(subnet.name, WayOut.NAT_GATEWAY, nat, table)
+            return ObservedSubnet(
+                subnet.name, WayOut.INTERNET_GATEWAY, short(best.next_hop_gateway), table
+            )
+        return ObservedSubnet(subnet.name, WayOut.OTHER, _hop(best), table)
+
+    def _observe_parts(self, routes: list[Any], firewalls: list[Any]) -> tuple[Part, ...]:
+        parts = []
+        if self.account_is_ours:
+            parts.append(
+                Part(
+                    "service-account",
+                    self.account_email,
+                    "the connector's own identity: the only one that may read its VPN profile",
+                    self._exists_account(),
+                )
+            )
+        else:
+            self._check_named_account()
+        parts.append(self._observe_secret())
+        if any(f.name == self.ingress_name for f in firewalls):
+            # made by the first connector-ingress change (an empty source list would admit the
+            # whole internet); it only waits for destroy
+            parts.append(
+                Part(
+                    "connector-firewall",
+                    self.ingress_name,
+                    "the connector's own firewall rule: the network's own ranges in",
+                    True,
+                )
+            )
+        stale = [
+            r.name
+            for r in routes
+            if self._is_ours(r)
+            and (self.connector_url is None or partial(r.next_hop_instance) != self.connector_url)
+        ]
+        if stale and self.connector_url is None:
+            parts.append(
+                Part(
+                    "connector-leftovers",
+                    f"{len(stale)} route(s) to a connector that is gone",
+                    "routes of ours whose next hop instance no longer exists",
+                    True,
+                )
+            )
+        return tuple(parts)
+
+    # --- apply ---------------------------------------------------------------------------
+
+    def apply(self, change: Change) -> None:
+        from google.api_core.exceptions import GoogleAPICallError
+        from google.auth.exceptions import GoogleAuthError
+
+        try:
+            self._dispatch(change)
+        except (GoogleAPICallError, GoogleAuthError) as e:
+            raise CloudError(f"{change.summary()}: {error_text(e)}") from e
+
+    def _route(self, change: Change) -> None:
+        from google.api_core.exceptions import NotFound
+        from google.cloud import compute_v1
+
+        assert change.route_table is not None and change.destination is not None
+        scope, destination = change.route_table, change.destination
+        current = self.route_names.get((scope, destination))
+        if change.action in (Action.DELETE, Action.REPLACE) and current:
+            # routes cannot be changed: a changed one is deleted, then inserted
+            with contextlib.suppress(NotFound):
+                op = self.call(
+                    f"route {current}",
+                    self.api.routes.delete_unary,
+                    project=self.project,
+                    route=current,
+                )
+                self.wait(op, f"route {current} to be deleted")
+        if change.action is Action.DELETE:
+            return
+        if self.connector_url is None:
+            raise CloudError("the connector does not exist yet")
+        tag = None if scope.startswith(WHOLE_NETWORK) else scope  # a tag has no '/'
+        name = self.route_name(tag, destination)
+        route = compute_v1.Route(
+            name=name,
+            network=self.network_url,
+            dest_range=str(destination),
+            priority=self.priority,
+            next_hop_instance=self.connector_url,
+            tags=[tag] if tag else [],
+            description=f"connector-provisioner: {self.network.name}: {change.why}"[:2048],
+        )
+        self._insert(
+            f"route {name}",
+            self.api.routes.insert_unary,
+            self._route_matches,
+            name,
+            project=self.project,
+            route_resource=route,
+        )
+
+    def route_name(self, tag: str | None, destination: IPv4Network) -> str:
+        text = f"cp-{self.network.name}-{tag + '-' if tag else ''}{dashed(destination)}"
+        return fit(text, text)
+
+    def _route_matches(self, name: str) -> bool:
+        """A route of that name is already there (an interrupted run made it): right when it
+        leads to this connector; a stale one is deleted so the insert can follow."""
+        found = self.call(f"route {name}", self.api.routes.get, project=self.project, route=name)
+        if (
+            partial(found.next_hop_instance) == self.connector_url
+            and found.priority == self.priority
+        ):
+            return True
+        op = self.call(
+            f"route {name}", self.api.routes.delete_unary, project=self.project, route=name
+        )
+        self.wait(op, f"route {name} to be deleted")
+        return False
+
+    def _insert(
+        self,
+        what: str,
+        insert: Callable[..., Any],
+        matches: Callable[[str], bool],
+        name: str,
+        **request: Any,
+    ) -> None:
+        """Insert, treating 'already exists' as done when what is there is what we want."""
+        from google.api_core.exceptions import Conflict
+
+        try:
+            op = self.call(what, insert, **request)
+        except Conflict:
+            if matches(name):
+                return
+            op = self.call(what, insert, **request)
+        self.wait(op, what)
+
+    def _delete_connector_leftovers(self) -> None:
+        from google.api_core.exceptions import NotFound
+
+        for r in self.call("routes", self.api.routes.list, project=self.project):
+            if partial(r.network) == self.network_url and self._is_ours(r):
+                if self.connector_url and partial(r.next_hop_instance) == self.connector_url:
+                    continue
+                with contextlib.suppress(NotFound):
+                    op = self.call(
+                        f"route {r.name}",
+                        self.api.routes.delete_unary,
+                        project=self.project,
+                        route=r.name,
+                    )
+                    self.wait(op, f"route {r.name} to be deleted")
+
+
+def _hop(route: Any) -> str:
+    """A route's next hop as the plan shows it: the instance as zones/<z>/instances/<name>,
+    else the gateway, address or tunnel."""
+    if route.next_hop_instance:
+        path = partial(route.next_hop_instance)
+        return path.split("/", 2)[2] if path.startswith("projects/") else path
+    for value in (
+        route.next_hop_gateway,
+        route.next_hop_ip,
+        route.next_hop_ilb,
+        route.next_hop_vpn_tunnel,
+        route.next_hop_network,
+    ):
+        if value:
+            return short(value) if "/" in value else value
+    return route.name
+
+
+def _cloud_nat(subnet: Any, routers: list[Any], network_url: str) -> str | None:
+    for router in routers:
+        if partial(router.network) != network_url:
+            continue
+        for nat in router.nats or []:
+            mode = nat.source_subnetwork_ip_ranges_to_nat
+            if mode in NAT_ALL or any(
+                partial(s.name) == partial(subnet.self_link) for s in nat.subnetworks or []
+            ):
+                return f"Cloud NAT {nat.name} on router {router.name}"
+    return None
