@@ -172,6 +172,7 @@ class ObservedRoute:
 class RouteTable:
     id: str
     routes: tuple[ObservedRoute, ...]
+    in_all: bool = True  # `route_tables: all` selects it (GCP: not a tag scope)
 
     def route_to(self, destination: IPv4Network) -> ObservedRoute | None:
         for r in self.routes:

@@ -679,6 +679,6 @@ def stages(changes: Sequence[Change]) -> tuple[tuple[Change, ...], ...]:
 def selected_tables(network: Network, obs: Observed) -> tuple[RouteTable, ...]:
     """The tables the spec selects that the cloud has (all of the network's by default)."""
     if network.route_tables is None:
-        return obs.route_tables
+        return tuple(t for t in obs.route_tables if t.in_all)
     wanted = set(network.route_tables)
     return tuple(t for t in obs.route_tables if t.id in wanted)

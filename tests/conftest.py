@@ -30,6 +30,7 @@ os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
 # no test may reach a real cloud or a credential chain (Azure's would probe the instance
 # metadata address): Azure goes to a closed port on loopback unless a test's fake says where
 os.environ["PROVISION_AZURE_ENDPOINT"] = "http://127.0.0.1:9"
+os.environ["PROVISION_GCP_ENDPOINT"] = "http://127.0.0.1:9"  # GCP's likewise
 serialize_moto()  # moto's backends are not safe for requests from several threads at once
 FIGURES: dict[str, str] = {}  # measured by tests, printed at the end of the run
 
@@ -490,3 +491,83 @@ def azure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AzureWorl
         spoke = seed_vnet(arm, server.url, "spoke", "10.2.0.0/16", region="northeurope")
         arm.calls.clear()
         yield AzureWorld(arm, server.url, hq, spoke, tmp_path)
+
+
+# --- GCP: the fake Compute / Secret Manager / IAM on 127.0.0.1, driven by the real SDKs ------
+
+GCP_PROFILE = (
+    "client\ndev tun\nremote sandbox.vpn.invalid 1194\n"
+    "<key>\nGCP-SANDBOX-PRIVATE-KEY-{name}-do-not-print\n</key>\n"
+)
+
+
+@dataclass
+class GcpWorld:
+    gce: Any  # provisioner.fakes.gce.Gce
+    url: str
+    hq: Any  # SandboxGcpNetwork
+    spoke: Any
+    directory: Path
+
+    def topology(self, partner: bool = True, **hq: Any) -> dict[str, Any]:
+        """hq and spoke (and the external partner); `hq` keys go into hq's connector, or
+        into hq itself when they are network keys (route_tables, route_priority...)."""
+        for name in ("hq", "spoke"):
+            profile = self.directory / f"{name}.ovpn"
+            if not profile.exists():
+                profile.write_text(GCP_PROFILE.format(name=name))
+        network_keys = {"route_tables", "route_priority", "app_security_groups", "subnets"}
+        entry = self.hq.network_entry(
+            "hq.ovpn", **{k: v for k, v in hq.items() if k not in network_keys}
+        )
+        entry.update({k: v for k, v in hq.items() if k in network_keys})
+        networks: dict[str, Any] = {"hq": entry, "spoke": self.spoke.network_entry("spoke.ovpn")}
+        if partner:
+            networks["partner"] = {"cloud": "external", "subnets": ["172.31.0.0/16"]}
+        return {"version": 1, "networks": networks}
+
+    def write(self, doc: dict[str, Any], name: str = "gcp.yaml") -> Path:
+        path = self.directory / name
+        path.write_text(json.dumps(doc))
+        return path
+
+    def clouds(self, **kw: Any) -> Clouds:
+        return Clouds(options={"gcp": {"endpoint": self.url, "progress_seconds": 5.0}}, **kw)
+
+    def deployment(self, doc: dict[str, Any] | None = None) -> Deployment:
+        return Deployment(load_topology(self.write(doc or self.topology())), self.clouds())
+
+    def snapshot(self) -> dict[str, Any]:
+        return dict(self.gce.snapshot())
+
+    def mutating(self) -> list[str]:
+        return [f"{c.method} {c.api}.{c.kind}.{c.verb}" for c in self.gce.mutating_calls()]
+
+    def compute(self) -> Any:
+        from provisioner.fakes.gcp_world import compute
+
+        return compute(self.url)
+
+
+@pytest.fixture
+def gcp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GcpWorld]:
+    """A fake Google Cloud with two seeded VPC networks in one project: hq (10.4.0.0/16,
+    europe-west1-b, reaching the internet through the default internet gateway) and spoke
+    (10.5.0.0/16, us-central1-a, behind Cloud NAT). Each has a connector subnetwork, an app
+    subnetwork with an instance tagged `<name>-app`, the admin's HTTPS rule for that tag and an
+    admin route. The call log starts empty after the seeding; the fake's own faults fail the
+    test."""
+    from provisioner.fakes.gce import Gce
+    from provisioner.fakes.gcp_world import seed_network
+
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    gce = Gce()
+    with gce.serve() as server:
+        monkeypatch.setenv("PROVISION_GCP_ENDPOINT", server.url)  # the CLI's clients too
+        hq = seed_network(gce, server.url, "hq", "10.4.0.0/16")
+        spoke = seed_network(
+            gce, server.url, "spoke", "10.5.0.0/16", zone="us-central1-a", cloud_nat=True
+        )
+        gce.calls.clear()
+        yield GcpWorld(gce, server.url, hq, spoke, tmp_path)
+    assert gce.errors == []

@@ -455,6 +455,8 @@ class Gce:
             key = f"projects/{project}/serviceAccounts/{seg[3]}"
             if method == "GET":
                 self._record(method, path, "iam", "serviceAccounts", "get")
+                if key not in self.state.accounts and self.account_exists(seg[3]):
+                    return {"name": key, "projectId": project, "email": seg[3]}  # the default
                 if key not in self.state.accounts:
                     raise GceError(404, "notFound", f"Unknown service account {seg[3]}")
                 return self.state.accounts[key]

@@ -250,7 +250,7 @@ class GcpNetwork(Firewalls, Instance, ChangeHandlers):
                 self.route_names[(scope, destination)] = r.name
                 dead = any(w.code in DEAD_HOPS for w in r.warnings or [])
                 table.append(ObservedRoute(destination, _hop(r), not dead))
-            out.append(RouteTable(scope, tuple(table)))
+            out.append(RouteTable(scope, tuple(table), in_all=tag is None))
         return tuple(out)
 
     def _way_out(self, subnet: Any, routes: list[Any], routers: list[Any]) -> ObservedSubnet:
