@@ -522,7 +522,7 @@ class Gce:
                 if not payload:
                     raise GceError(400, "invalid", "SecretPayload.data is required")
                 number = len(self.state.versions[name]) + 1
-                version = {
+                version: dict[str, Any] = {
                     "name": f"{name}/versions/{number}",
                     "createTime": "2026-11-25T08:00:00Z",
                     "state": "ENABLED",

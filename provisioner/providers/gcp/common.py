@@ -213,6 +213,25 @@ class GcpState:
             first = op.error.errors[0]
             raise CloudError(f"{what}: {first.code}: {first.message}")
 
+    def _insert(
+        self,
+        what: str,
+        insert: Callable[..., Any],
+        matches: Callable[[str], bool],
+        name: str,
+        **request: Any,
+    ) -> None:
+        """Insert, treating 'already exists' as done when what is there is what we want."""
+        from google.api_core.exceptions import Conflict
+
+        try:
+            op = self.call(what, insert, **request)
+        except Conflict:
+            if matches(name):
+                return
+            op = self.call(what, insert, **request)
+        self.wait(op, what)
+
     def locked(self, key: str) -> threading.Lock:
         """A firewall of ours is read, changed and written back whole: changes of one step
         that touch the same one take turns."""

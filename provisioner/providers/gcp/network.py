@@ -98,7 +98,6 @@ class GcpNetwork(Firewalls, Instance, ChangeHandlers):
         self.network_url = f"projects/{loc.project}/global/networks/{loc.network}"
         self.connector_url = None
         self.route_names = {}
-        self.route_tags = {}
         self.locks = {}
         self.firewall_sources = {}
 
@@ -386,25 +385,6 @@ class GcpNetwork(Firewalls, Instance, ChangeHandlers):
         )
         self.wait(op, f"route {name} to be deleted")
         return False
-
-    def _insert(
-        self,
-        what: str,
-        insert: Callable[..., Any],
-        matches: Callable[[str], bool],
-        name: str,
-        **request: Any,
-    ) -> None:
-        """Insert, treating 'already exists' as done when what is there is what we want."""
-        from google.api_core.exceptions import Conflict
-
-        try:
-            op = self.call(what, insert, **request)
-        except Conflict:
-            if matches(name):
-                return
-            op = self.call(what, insert, **request)
-        self.wait(op, what)
 
     def _delete_connector_leftovers(self) -> None:
         from google.api_core.exceptions import NotFound
