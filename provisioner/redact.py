@@ -4,10 +4,12 @@ see the profile. Providers register each secret before sending it."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 REDACTED = "<redacted by connector-provisioner>"
 MIN_LINE = 16
+EXTRAS = ("httpRequest", "httpResponse")
 
 
 class SecretFilter(logging.Filter):
@@ -20,10 +22,21 @@ class SecretFilter(logging.Filter):
             return True
         message = record.getMessage()
         if any(s in message for s in self.secrets):
-            for s in self.secrets:
-                message = message.replace(s, REDACTED)
-            record.msg, record.args = message, ()
+            record.msg, record.args = self._clean(message), ()
+        # Google's REST transports put the request body in the record's extras
+        # (`httpRequest`), where a structured handler prints it
+        for key in EXTRAS:
+            value = getattr(record, key, None)
+            if value is not None:
+                text = json.dumps(value, default=str)
+                if any(s in text for s in self.secrets):
+                    setattr(record, key, json.loads(self._clean(text)))
         return True
+
+    def _clean(self, text: str) -> str:
+        for s in self.secrets:
+            text = text.replace(s, REDACTED)
+        return text
 
 
 _FILTER = SecretFilter()

@@ -293,8 +293,13 @@ def test_a_service_account_named_in_the_file_is_used_not_made(gcp: GcpWorld):
     assert made and not any("cp-hq" in c.path or "cp-hq" in json.dumps(c.body) for c in made)
 
 
-def test_the_profile_is_in_no_output_log_or_metadata(gcp: GcpWorld, capsys, caplog):
+def test_the_profile_is_in_no_output_log_or_metadata(gcp: GcpWorld, capsys, caplog, monkeypatch):
     caplog.set_level(logging.DEBUG)
+    # Google's SDK logging on, as GOOGLE_SDK_PYTHON_LOGGING_SCOPE=google turns it on (its
+    # structured handler prints the request body in the record's httpRequest), reaching caplog
+    google = logging.getLogger("google")
+    monkeypatch.setattr(google, "propagate", True)
+    monkeypatch.setattr(google, "level", logging.DEBUG)
     path = gcp.write(gcp.topology())
     for argv in (
         ["plan"],
@@ -305,7 +310,10 @@ def test_the_profile_is_in_no_output_log_or_metadata(gcp: GcpWorld, capsys, capl
     ):
         run([*argv, "-f", str(path)])
     out = capsys.readouterr()
-    text = out.out + out.err + caplog.text
+    # the records whole: Google's transports log request bodies in their extras
+    records = json.dumps([vars(r) for r in caplog.records], default=str)
+    assert "httpRequest" in records  # the SDK's own DEBUG logging was on
+    text = out.out + out.err + caplog.text + records
     everything = json.dumps(gcp.gce.snapshot()["compute"]) + json.dumps(
         [c.body for c in gcp.gce.calls]
     )
