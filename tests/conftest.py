@@ -5,6 +5,7 @@ botocore's before-send event; and snapshots of the account to compare."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import threading
@@ -571,3 +572,19 @@ def gcp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GcpWorld]:
         gce.calls.clear()
         yield GcpWorld(gce, server.url, hq, spoke, tmp_path)
     assert gce.errors == []
+
+
+def edit_network(
+    doc: dict[str, Any], changes: dict[str, Any], network: str = "hq"
+) -> dict[str, Any]:
+    """A copy of a topology with `changes` made to one network: `key` for the network's own
+    keys, `connector.key` for its connector's; None deletes the key."""
+    doc = copy.deepcopy(doc)
+    entry = doc["networks"][network]
+    for key, value in changes.items():
+        node, leaf = (entry["connector"], key.split(".")[1]) if "." in key else (entry, key)
+        if value is None:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
+    return doc

@@ -3,11 +3,10 @@ request to ARM (the fake counts them) — or, for names ARM does not know, only 
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
-from conftest import AzureWorld
+from conftest import AzureWorld, edit_network
 
 from provisioner.cli import run
 
@@ -37,24 +36,10 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
 ]  # fmt: skip
 
 
-def _edit(doc: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    doc = copy.deepcopy(doc)
-    hq = doc["networks"]["hq"]
-    for key, value in changes.items():
-        node, _, leaf = (
-            (hq["connector"], None, key.split(".")[1]) if "." in key else (hq, None, key)
-        )
-        if value is None:
-            node.pop(leaf, None)
-        else:
-            node[leaf] = value
-    return doc
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_azure_input_is_one_line_exit_2_and_no_request(case, azure: AzureWorld, capsys):
     _, changes, field, value = case
-    path = azure.write(_edit(azure.topology(), changes), "bad.yaml")
+    path = azure.write(edit_network(azure.topology(), changes), "bad.yaml")
     assert run(["plan", "-f", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
@@ -80,7 +65,7 @@ def _reads_only(azure: AzureWorld) -> bool:
 def test_names_azure_does_not_know_are_found_on_the_first_read(
     changes, field, value, azure: AzureWorld, capsys
 ):
-    path = azure.write(_edit(azure.topology(), changes), "unknown.yaml")
+    path = azure.write(edit_network(azure.topology(), changes), "unknown.yaml")
     assert run(["apply", "-f", str(path), "--yes"]) == 2
     errors = [
         line for line in capsys.readouterr().err.splitlines() if not line.lstrip().startswith("..")
