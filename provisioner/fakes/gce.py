@@ -49,6 +49,10 @@ PUBLIC_POOL = ipaddress.IPv4Network("203.0.113.0/24")  # documentation addresses
 PAGE = 500  # Compute's largest maxResults
 SERVER_OWNED = ("name", "kind", "id", "selfLink", "creationTimestamp", "zone", "region")
 RPC_STATUS = {
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
     400: "INVALID_ARGUMENT",
     404: "NOT_FOUND",
     409: "ALREADY_EXISTS",

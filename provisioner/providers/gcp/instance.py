@@ -159,13 +159,13 @@ class Instance(GcpState):
     # --- the profile secret --------------------------------------------------------------
 
     def _create_vpn_profile(self) -> None:
-        from google.api_core.exceptions import AlreadyExists
+        from google.api_core.exceptions import Conflict
 
         assert self.network.connector is not None
         connector = self.network.connector
         parent = f"projects/{self.project}"
         name = f"{parent}/secrets/{self.secret_name}"
-        with contextlib.suppress(AlreadyExists):
+        with contextlib.suppress(Conflict):  # an interrupted run made it
             self.call(
                 "secret",
                 self.api.secrets.create_secret,
