@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -177,6 +178,8 @@ class SandboxWorld:
     directory: Path
     azure: Any = None  # fakes.azure_world.SandboxVnet: the Azure hub, when the world has one
     azure_url: str = ""  # where its fake ARM listens
+    gcp: Any = None  # fakes.gcp_world.SandboxGcpNetwork: the GCP hub, when the world has one
+    gcp_url: str = ""  # where the fake Google Cloud listens
 
     def topology(self, partner: bool = False) -> dict[str, Any]:
         """The seed's HQ + Branch as a topology document (profiles written beside it)."""
@@ -204,6 +207,11 @@ class SandboxWorld:
             if not profile.exists():
                 profile.write_text(FAKE_PROFILE.format(name="azhub"))
             networks["azhub"] = self.azure.network(profile.name)
+        if self.gcp is not None:
+            profile = self.directory / "gchub.ovpn"
+            if not profile.exists():
+                profile.write_text(FAKE_PROFILE.format(name="gchub"))
+            networks["gchub"] = self.gcp.network_entry(profile.name)
         if partner:
             networks["partner"] = {"cloud": "external", "subnets": ["172.31.0.0/16"]}
         return {"version": 1, "vpn_subnet": "100.96.0.0/11", "networks": networks}
@@ -246,7 +254,7 @@ def sandbox() -> Iterator[tuple[Any, SandboxWorld]]:
         from moto import mock_aws
 
         from .fakes.arm import Arm
-        from .fakes.azure_world import seed_vnet
+        from .fakes.gce import Gce
     except ImportError:  # pragma: no cover - depends on the install
         from .errors import SpecError
 
@@ -256,30 +264,50 @@ def sandbox() -> Iterator[tuple[Any, SandboxWorld]]:
     # the sandbox publishes its own Ubuntu images: moto's catalogue of 14,000 is not needed
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     serialize_moto()
-    arm = Arm()
     with (
         mock_aws(),
         tempfile.TemporaryDirectory(prefix="provision-demo-") as tmp,
-        arm.serve() as server,
+        Arm().serve() as arm,
+        Gce().serve() as gce,
     ):
         session = fake_session()
         world = seed_world(session, Path(tmp))
-        world.azure = seed_vnet(arm, server.url, "azhub", AZURE_HUB)
-        world.azure_url = server.url
-        # as mock_aws catches every boto3 client: every Azure client made meanwhile goes here
-        before = os.environ.get(AZURE_ENDPOINT)
-        os.environ[AZURE_ENDPOINT] = server.url
+        seed_hubs(world, arm, gce)
+        # as mock_aws catches every boto3 client: every Azure and GCP client made meanwhile
+        # goes to their fakes
+        before = {name: os.environ.get(name) for name in ENDPOINTS}
+        os.environ.update({AZURE_ENDPOINT: arm.url, GCP_ENDPOINT: gce.url})
         try:
             yield session, world
         finally:
-            if before is None:
-                os.environ.pop(AZURE_ENDPOINT, None)
-            else:
-                os.environ[AZURE_ENDPOINT] = before
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 AZURE_HUB = "10.8.0.0/16"
+GCP_HUB = "10.9.0.0/16"
 AZURE_ENDPOINT = "PROVISION_AZURE_ENDPOINT"
+GCP_ENDPOINT = "PROVISION_GCP_ENDPOINT"
+ENDPOINTS = (AZURE_ENDPOINT, GCP_ENDPOINT)
+
+
+def seed_hubs(world: SandboxWorld, arm: Any, gce: Any) -> None:
+    """An Azure hub in the fake ARM and a GCP hub in the fake Google Cloud (servers given)."""
+    from .fakes.azure_world import seed_vnet
+    from .fakes.gcp_world import seed_network
+
+    world.azure = seed_vnet(arm.fake, arm.url, "azhub", AZURE_HUB)
+    world.azure_url = arm.url
+    world.gcp = seed_network(gce.fake, gce.url, "gchub", GCP_HUB)
+    world.gcp_url = gce.url
+
+
+def _say(message: str) -> None:
+    sys.stdout.write(f"  .. {message}\n")  # one write: networks report side by side
+    sys.stdout.flush()
 
 
 def run_demo() -> int:
@@ -296,13 +324,17 @@ def run_demo() -> int:
 
     with sandbox() as (session, world):
         path = world.write_topology(partner=True)
-        print("Sandbox: fake clouds seeded with the seed document's networks and an Azure hub:")
+        print(
+            "Sandbox: fake clouds seeded with the seed document's networks, an Azure hub and a "
+            "GCP hub:"
+        )
         print(
             f"  hq      {world.hq.vpc} 10.0.0.0/18 in us-east-1, route tables "
             f"{', '.join(world.hq.route_tables)}, HR app group {world.hq.app_group}"
         )
         print(f"  branch  {world.branch.vpc} 192.168.0.0/22 in us-west-2")
         print(f"  azhub   {world.azure.vnet} {AZURE_HUB} in {world.azure.region} (a fake ARM)")
+        print(f"  gchub   {world.gcp.network} {GCP_HUB} in {world.gcp.zone} (a fake Google Cloud)")
         print("  partner external, 172.31.0.0/16 (routed to, not managed)")
         print(f"Topology: {path}")
         topology = spec.load_topology(path)
@@ -310,8 +342,9 @@ def run_demo() -> int:
             options={
                 "aws": {"session": session, "poll_seconds": 0.01},
                 "azure": {"endpoint": world.azure_url, "progress_seconds": 5.0},
+                "gcp": {"endpoint": world.gcp_url, "progress_seconds": 5.0},
             },
-            progress=lambda m: print(f"  .. {m}", flush=True),
+            progress=_say,
         )
         deployment = api.Deployment(topology, clouds)
 
@@ -341,27 +374,26 @@ def serve(directory: Path, seconds: float | None = None) -> int:
     from moto.server import ThreadedMotoServer
 
     from .fakes.arm import Arm
-    from .fakes.azure_world import seed_vnet
+    from .fakes.gce import Gce
 
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     directory.mkdir(parents=True, exist_ok=True)
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
-    arm = Arm()
     try:
         host, port = moto.get_host_and_port()
         aws_url = f"http://{host}:{port}"
         os.environ["AWS_ENDPOINT_URL"] = aws_url  # the seeding below goes there too
-        with arm.serve() as server:
+        with Arm().serve() as arm, Gce().serve() as gce:
             world = seed_world(fake_session(), directory)
-            world.azure = seed_vnet(arm, server.url, "azhub", AZURE_HUB)
-            world.azure_url = server.url
+            seed_hubs(world, arm, gce)
             path = world.write_topology(partner=True)
             print("# fake clouds on 127.0.0.1; paste these lines into your shell:")
             print(f"export AWS_ENDPOINT_URL={aws_url}")
             print("export AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox")
             print("export AWS_DEFAULT_REGION=us-east-1")
-            print(f"export PROVISION_AZURE_ENDPOINT={server.url}")
+            print(f"export {AZURE_ENDPOINT}={arm.url}")
+            print(f"export {GCP_ENDPOINT}={gce.url}")
             print(f"# a topology of the seeded networks: provision plan -f {path}")
             print("# serving until Ctrl-C", flush=True)
             stop = threading.Event()

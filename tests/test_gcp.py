@@ -25,7 +25,7 @@ def routes(gcp: GcpWorld, network: str = "hq") -> dict[tuple[str, tuple[str, ...
     return {
         (r["destRange"], tuple(r.get("tags") or ())): r
         for r in gcp.gce.resources("routes")
-        if r["name"].startswith(f"cp-{network}-") and r["network"].endswith(f"/vpc-{network}")
+        if r["name"].startswith(f"cp-{network}-") and r.get("nextHopInstance")
     }
 
 
@@ -350,3 +350,21 @@ def test_status_reads_health_from_the_cloud(gcp: GcpWorld):
     assert hq.healthy
     assert hq.connector is not None and hq.connector.forwarding
     assert {r.state for r in hq.routes} == {RouteState.OK}
+
+
+def test_the_one_network_flags_apply_like_a_topology(gcp: GcpWorld, capsys, monkeypatch):
+    monkeypatch.chdir(gcp.directory)
+    (gcp.directory / "hq.ovpn").write_text("client\nremote sandbox.vpn.invalid 1194\n")
+    hq = gcp.hq
+    argv = [
+        "--cloud", "gcp", "--project", hq.project, "--network", hq.network, "--zone", hq.zone,
+        "--connector-subnet", hq.connector_subnet, "--subnet", hq.cidr, "--peer", "192.168.0.0/22",
+        "--profile", "hq.ovpn", "--app-security-group", f"{hq.app_tag}:tcp/443", "--yes",
+    ]  # fmt: skip
+    assert run(argv) == 0
+    ours = {d: r for (d, _), r in routes(gcp, "net").items()}
+    assert hop(ours["192.168.0.0/22"]).endswith("/instances/cp-net-connector")
+    (rule,) = [f for f in gcp.gce.resources("firewalls") if f["name"].startswith("cp-net-app-")]
+    assert rule["allowed"] == [{"IPProtocol": "tcp", "ports": ["443"]}]
+    assert run(argv) == 0
+    assert "nothing to do" in capsys.readouterr().out
