@@ -166,6 +166,8 @@ class ObservedRoute:
     destination: IPv4Network
     target: str  # the cloud's id of the next hop (ENI id, IGW id, "local", ...)
     usable: bool = True  # False when the cloud marks it as a blackhole
+    # ours, but not as the file now wants it (GCP: another priority): written again
+    stale: str | None = None
 
 
 @dataclass(frozen=True)

@@ -385,6 +385,8 @@ def _plan_network(
             replace_why = None
             if route.target in ours:
                 replace_why = why if new_connector else None  # re-point to the new connector
+                if route.stale and not replace_why:
+                    replace_why = f"{why}; {route.stale}"
             elif not route.usable:
                 replace_why = why + "; the current route is a blackhole"
             else:

@@ -227,8 +227,11 @@ def test_routes_scoped_to_tags_follow_the_selection(gcp: GcpWorld):
 
 
 def test_route_priority_is_configurable(gcp: GcpWorld):
-    gcp.deployment(gcp.topology(route_priority=900)).apply()
+    gcp.deployment().apply()
+    assert {r["priority"] for r in routes(gcp).values()} == {1000}
+    gcp.deployment(gcp.topology(route_priority=900)).apply()  # routes are replaced, not patched
     assert {r["priority"] for r in routes(gcp).values()} == {900}
+    assert len(routes(gcp)) == 3
     assert gcp.deployment(gcp.topology(route_priority=900)).plan().changes == ()
 
 
@@ -368,3 +371,63 @@ def test_the_one_network_flags_apply_like_a_topology(gcp: GcpWorld, capsys, monk
     assert rule["allowed"] == [{"IPProtocol": "tcp", "ports": ["443"]}]
     assert run(argv) == 0
     assert "nothing to do" in capsys.readouterr().out
+
+
+def _permissions(call) -> set[str]:
+    """The IAM permissions one recorded call needs, as the APIs' references name them."""
+    if call.kind == "operations":
+        scope = call.path.split("/")[2]  # zones | regions | global
+        return {
+            f"compute.{ {'zones': 'zone', 'regions': 'region'}.get(scope, scope) }Operations.get"
+        }
+    if call.api == "iam":
+        return {f"iam.serviceAccounts.{call.verb}"}
+    if call.api == "secretmanager":
+        return {
+            "create": {"secretmanager.secrets.create"},
+            "get": {"secretmanager.secrets.get"},
+            "patch": {"secretmanager.secrets.update"},
+            "delete": {"secretmanager.secrets.delete"},
+            "getIamPolicy": {"secretmanager.secrets.getIamPolicy"},
+            "setIamPolicy": {"secretmanager.secrets.setIamPolicy"},
+            "listVersions": {"secretmanager.versions.list"},
+            "addVersion": {"secretmanager.versions.add"},
+            "destroy": {"secretmanager.versions.destroy"},
+        }[call.verb]
+    verb = {"aggregatedList": "list", "insert": "create", "patch": "update"}.get(
+        call.verb, call.verb
+    )
+    needed = {f"compute.{call.kind}.{verb}"}
+    if call.kind in ("routes", "firewalls") and verb in ("create", "update", "delete"):
+        needed.add("compute.networks.updatePolicy")
+    if call.kind == "instances" and verb == "create":
+        body = call.body
+        needed |= {"compute.disks.create", "compute.subnetworks.use"}
+        needed |= {
+            "compute.instances.setMetadata",
+            "compute.instances.setTags",
+            "compute.instances.setLabels",
+        }
+        if body.get("serviceAccounts"):
+            needed |= {"compute.instances.setServiceAccount", "iam.serviceAccounts.actAs"}
+        if any(n.get("accessConfigs") for n in body["networkInterfaces"]):
+            needed.add("compute.subnetworks.useExternalIp")
+    return needed
+
+
+def test_the_documented_role_is_exactly_what_the_calls_need(gcp: GcpWorld):
+    from provisioner.providers.gcp.permissions import PERMISSIONS
+
+    gcp.deployment().apply()
+    api = gcp.compute()  # someone stops the connector; apply starts it again
+    api.instances.stop_unary(project=P, zone="europe-west1-b", instance="cp-hq-connector")
+    gcp.deployment().apply()
+    (gcp.directory / "hq.ovpn").write_text("client\nremote new.invalid 1194\n")
+    gcp.deployment().apply()  # the new profile: a new version, a new connector
+    gcp.deployment(gcp.topology(partner=False)).apply()  # a peer leaves: a firewall update
+    gcp.deployment().status()
+    gcp.deployment().destroy()
+    calls = [c for c in gcp.gce.calls if not (c.kind == "instances" and c.verb == "stop")]
+    needed = {p for call in calls for p in _permissions(call)}
+    assert needed - set(PERMISSIONS) == set()  # every call is allowed
+    assert set(PERMISSIONS) - needed == set()  # and nothing more is granted

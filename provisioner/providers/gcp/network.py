@@ -248,7 +248,12 @@ class GcpNetwork(Firewalls, Instance, ChangeHandlers):
             for destination, (r, _ours) in sorted(chosen.items(), key=lambda kv: kv[0]):
                 self.route_names[(scope, destination)] = r.name
                 dead = any(w.code in DEAD_HOPS for w in r.warnings or [])
-                table.append(ObservedRoute(destination, _hop(r), not dead))
+                stale = (
+                    f"priority {r.priority}, the file wants {self.priority}"
+                    if _ours and r.priority != self.priority
+                    else None
+                )
+                table.append(ObservedRoute(destination, _hop(r), not dead, stale))
             out.append(RouteTable(scope, tuple(table), in_all=tag is None))
         return tuple(out)
 
@@ -374,7 +379,11 @@ class GcpNetwork(Firewalls, Instance, ChangeHandlers):
     def _route_matches(self, name: str) -> bool:
         """A route of that name is already there (an interrupted run made it): right when it
         leads to this connector; a stale one is deleted so the insert can follow."""
-        found = self.call(f"route {name}", self.api.routes.get, project=self.project, route=name)
+        # a race, so rare: read through the list the role grants anyway
+        routes = self.call(f"route {name}", self.api.routes.list, project=self.project)
+        found = next((r for r in routes if r.name == name), None)
+        if found is None:
+            return False  # gone meanwhile: insert it
         if (
             partial(found.next_hop_instance) == self.connector_url
             and found.priority == self.priority
