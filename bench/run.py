@@ -268,6 +268,72 @@ def azure_calls_for(tables: int, peers: int) -> dict[str, Any]:
         return out
 
 
+def gcp_calls_for(tables: int, peers: int) -> dict[str, Any]:
+    """Calls by kind for plan, apply, re-apply and destroy of one GCP network whose routes are
+    scoped to `tables` instance tags (GCP's unit of routing), against the fake (no latency)."""
+    from google.cloud import compute_v1 as c
+
+    from provisioner import Clouds, Deployment, load_topology
+    from provisioner.fakes.gce import Gce
+    from provisioner.fakes.gcp_world import PROJECT, compute, seed_network
+    from provisioner.sandbox import FAKE_PROFILE
+
+    gce = Gce()
+    with gce.serve() as server, tempfile.TemporaryDirectory() as tmp:
+        world = seed_network(gce, server.url, "gc", "10.0.0.0/16", app_instances=0)
+        api = compute(server.url)
+        zone, region = world.zone, world.region
+        for i in range(tables):  # an instance per tag: the routes' scopes
+            op = api.instances.insert_unary(
+                project=PROJECT,
+                zone=zone,
+                instance_resource=c.Instance(
+                    name=f"app-{i}",
+                    machine_type=f"zones/{zone}/machineTypes/e2-micro",
+                    tags=c.Tags(items=[f"tier-{i}"]),
+                    network_interfaces=[c.NetworkInterface(subnetwork=f"projects/{PROJECT}/regions/{region}/subnetworks/gc-app")],
+                    disks=[c.AttachedDisk(boot=True, initialize_params=c.AttachedDiskInitializeParams(
+                        source_image="projects/debian-cloud/global/images/family/debian-12"))],
+                ),
+            )  # fmt: skip
+            api.zone_operations.wait(project=PROJECT, zone=zone, operation=op.name)
+        (Path(tmp) / "gc.ovpn").write_text(FAKE_PROFILE.format(name="gc"))
+        entry = world.network_entry("gc.ovpn")
+        entry["route_tables"] = [f"tier-{i}" for i in range(tables)]
+        entry["app_security_groups"] = ["tier-0"]
+        networks: dict[str, Any] = {"gc": entry}
+        for i in range(peers):
+            networks[f"peer{i}"] = {"cloud": "external", "subnets": [f"172.20.{i}.0/24"]}
+        path = Path(tmp) / "topology.yaml"
+        path.write_text(json.dumps({"version": 1, "networks": networks}))
+        topology = load_topology(path)
+        clouds = Clouds(options={"gcp": {"endpoint": server.url}})
+        out: dict[str, Any] = {}
+        for phase in ("plan", "apply", "re-apply", "destroy"):
+            gce.calls.clear()
+            d = Deployment(topology, clouds)
+            start = time.perf_counter()
+            plan = d.plan_destroy() if phase == "destroy" else d.plan()
+            if phase != "plan":
+                d.execute(plan)
+            seconds = time.perf_counter() - start
+            kinds = Counter(f"{c.api}.{c.kind}.{c.verb}" for c in gce.calls)
+            polls = sum(v for k, v in kinds.items() if ".operations." in k)
+            mutations = len(gce.mutating_calls())
+            out[phase] = {
+                "reads": len(gce.calls) - polls - mutations,
+                "polls": polls,
+                "mutations": mutations,
+                "planned_changes": len(plan.changes),
+                "planned_route_changes": sum(1 for c in plan.changes if c.kind == "route"),
+                "route_mutations": kinds.get("compute.routes.insert", 0)
+                + kinds.get("compute.routes.delete", 0),
+                "seconds_against_fake": round(seconds, 2),
+                "by_kind": dict(sorted(kinds.items())),
+            }
+        return out
+
+
 def plan_time(peers: int = 100, tables: int = 50, repeat: int = 20) -> dict[str, float]:
     from provisioner import planner
     from provisioner.model import (
@@ -361,6 +427,20 @@ def main() -> None:
         for phase, f in figures.items():
             print(
                 f"{tables:>4} Azure route tables, {args.peers} peers, {phase:>8}: "
+                f"reads={f['reads']:<3} polls={f['polls']:<5} mutations={f['mutations']:<6} "
+                f"planned={f['planned_changes']:<6} route mutations="
+                f"{f['route_mutations']}/{f['planned_route_changes']} planned "
+                f"({f['seconds_against_fake']}s)"
+            )
+            print(f"      by kind: {json.dumps(f['by_kind'])}")
+
+    print("GCP (fake Compute / Secret Manager / IAM): routes scoped to N instance tags; reads =")
+    print("observe's plus the provider's read-before-write of a firewall rule; polls = operations")
+    for tables in sizes:
+        figures = gcp_calls_for(tables, args.peers)
+        for phase, f in figures.items():
+            print(
+                f"{tables:>4} GCP tag scopes, {args.peers} peers, {phase:>8}: "
                 f"reads={f['reads']:<3} polls={f['polls']:<5} mutations={f['mutations']:<6} "
                 f"planned={f['planned_changes']:<6} route mutations="
                 f"{f['route_mutations']}/{f['planned_route_changes']} planned "

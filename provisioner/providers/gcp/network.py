@@ -213,44 +213,47 @@ class GcpNetwork(Firewalls, Instance, ChangeHandlers):
     def _observe_routes(self, routes: list[Any], tags: set[str]) -> tuple[RouteTable, ...]:
         """One table per scope: the whole network, or each tag. In each, per destination, what
         decides it for those instances: a foreign route at our priority or better (a conflict),
-        else ours."""
-        scopes = (
-            [self.whole_network]
-            if self.network.route_tables is None
-            else list(self.network.route_tables)
-        )
-        for r in routes:  # scopes that hold routes of ours (left when the selection shrank)
+        else ours. Routes are sorted once, so 500 scopes cost no more than one."""
+        whole = self.whole_network
+        scopes = [whole] if self.network.route_tables is None else list(self.network.route_tables)
+        ours: dict[str, list[tuple[IPv4Network, Any]]] = {}
+        untagged: list[tuple[IPv4Network, Any]] = []  # foreign, for every instance
+        tagged: list[tuple[IPv4Network, Any]] = []  # foreign, for some instances
+        by_tag: dict[str, list[tuple[IPv4Network, Any]]] = {}
+        for r in routes:
+            try:
+                destination = IPv4Network(r.dest_range)
+            except ValueError:
+                continue
             if self._is_ours(r):
-                scope = r.tags[0] if r.tags else self.whole_network
-                if scope not in scopes:
+                scope = r.tags[0] if r.tags else whole
+                ours.setdefault(scope, []).append((destination, r))
+                if scope not in scopes:  # left when the selection shrank
                     scopes.append(scope)
+            elif r.priority <= self.priority:
+                if not r.tags:
+                    untagged.append((destination, r))
+                else:
+                    tagged.append((destination, r))
+                    for t in r.tags:
+                        by_tag.setdefault(t, []).append((destination, r))
         out = []
         for scope in scopes:
-            tag = None if scope == self.whole_network else scope
-            chosen: dict[IPv4Network, tuple[Any, bool]] = {}
-            for r in routes:
-                try:
-                    destination = IPv4Network(r.dest_range)
-                except ValueError:
-                    continue
-                rtags = list(r.tags or [])
-                if self._is_ours(r):
-                    if (rtags[0] if rtags else None) != tag:
-                        continue
-                    chosen.setdefault(destination, (r, True))
-                    continue
-                applies = not rtags or tag is None or tag in rtags
-                if applies and r.priority <= self.priority:
-                    held = chosen.get(destination)
-                    if held is None or held[1] or r.priority < held[0].priority:
-                        chosen[destination] = (r, False)
+            tag = None if scope == whole else scope
+            chosen: dict[IPv4Network, tuple[Any, bool]] = {
+                d: (r, True) for d, r in ours.get(scope, [])
+            }
+            for destination, r in untagged + (tagged if tag is None else by_tag.get(tag, [])):
+                held = chosen.get(destination)
+                if held is None or held[1] or r.priority < held[0].priority:
+                    chosen[destination] = (r, False)
             table = []
-            for destination, (r, _ours) in sorted(chosen.items(), key=lambda kv: kv[0]):
+            for destination, (r, mine) in sorted(chosen.items(), key=lambda kv: kv[0]):
                 self.route_names[(scope, destination)] = r.name
                 dead = any(w.code in DEAD_HOPS for w in r.warnings or [])
                 stale = (
                     f"priority {r.priority}, the file wants {self.priority}"
-                    if _ours and r.priority != self.priority
+                    if mine and r.priority != self.priority
                     else None
                 )
                 table.append(ObservedRoute(destination, _hop(r), not dead, stale))
