@@ -431,3 +431,43 @@ def test_the_documented_role_is_exactly_what_the_calls_need(gcp: GcpWorld):
     needed = {p for call in calls for p in _permissions(call)}
     assert needed - set(PERMISSIONS) == set()  # every call is allowed
     assert set(PERMISSIONS) - needed == set()  # and nothing more is granted
+
+
+def test_without_credentials_the_error_says_so_and_nothing_is_changed(
+    gcp: GcpWorld, capsys, monkeypatch
+):
+    # no sandbox endpoint: google.auth.default() decides, and finds a key file that is not there
+    # (never the metadata server: the test sends nothing off loopback)
+    monkeypatch.delenv("PROVISION_GCP_ENDPOINT")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(gcp.directory / "missing.json"))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    assert run(["plan", "-f", str(gcp.write(gcp.topology()))]) == 1
+    err = capsys.readouterr().err.strip()
+    assert (
+        "no Google Cloud credentials" in err
+        and "missing.json" in err
+        and "nothing was changed" in err
+    )
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert gcp.gce.calls == []
+
+
+def test_progress_is_reported_while_an_operation_runs(gcp: GcpWorld):
+    from provisioner import Clouds, Deployment, load_topology
+
+    said: list[str] = []
+    clouds = Clouds(
+        options={"gcp": {"endpoint": gcp.url, "progress_seconds": 0.0}}, progress=said.append
+    )
+    Deployment(load_topology(gcp.write(gcp.topology())), clouds).apply()
+    assert any(m.startswith("hq: waiting for instance cp-hq-connector") for m in said)
+    assert any(m.startswith("hq: waiting for route cp-hq-") for m in said)
+
+
+def test_bootstrap_prints_user_data_that_names_the_secret(gcp: GcpWorld, capsys):
+    assert run(["bootstrap", "-f", str(gcp.write(gcp.topology())), "--network", "hq"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("#cloud-config") and "(GCP, europe-west1)" in out
+    assert f"v1/projects/{P}/secrets/cp-hq-vpn-profile/versions/latest:access" in out
+    assert "metadata.google.internal" in out and "GCP-SANDBOX" not in out
+    assert gcp.gce.mutating_calls() == []

@@ -83,7 +83,12 @@ class GcpNetwork(Firewalls, Instance, ChangeHandlers):
         self.region = loc.zone.rsplit("-", 1)[0]
         self.throttle_scope = f"gcp:{loc.project}"
         self.priority = network.route_priority if network.route_priority is not None else 1000
-        self.api = make_clients(endpoint or sandbox_endpoint(), credentials)
+        from google.auth.exceptions import GoogleAuthError
+
+        try:
+            self.api = make_clients(endpoint or sandbox_endpoint(), credentials)
+        except GoogleAuthError as e:
+            raise CloudError(_no_credentials(network.name, e)) from None
         name = network.name
         self.instance_name = f"cp-{name}-connector"
         self.tag = f"cp-{name}-connector"
@@ -110,11 +115,7 @@ class GcpNetwork(Firewalls, Instance, ChangeHandlers):
         try:
             return self._observe()
         except GoogleAuthError as e:
-            raise CloudError(
-                f"network {self.network.name}: no Google Cloud credentials (google.auth.default: "
-                f"GOOGLE_APPLICATION_CREDENTIALS, gcloud auth application-default login, the "
-                f"metadata server): {e}; nothing was changed"
-            ) from None
+            raise CloudError(_no_credentials(self.network.name, e)) from None
         except GoogleAPICallError as e:
             raise CloudError(
                 f"network {self.network.name}: could not read {self.location.describe()}: "
@@ -413,6 +414,14 @@ class GcpNetwork(Firewalls, Instance, ChangeHandlers):
                         route=r.name,
                     )
                     self.wait(op, f"route {r.name} to be deleted")
+
+
+def _no_credentials(network: str, e: Exception) -> str:
+    return (
+        f"network {network}: no Google Cloud credentials (google.auth.default: "
+        "GOOGLE_APPLICATION_CREDENTIALS, gcloud auth application-default login, the metadata "
+        f"server): {e}; nothing was changed"
+    )
 
 
 def _hop(route: Any) -> str:
