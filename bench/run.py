@@ -200,12 +200,44 @@ def apply_wall(
     }
 
 
+def fake_phases(
+    fake: Any, topology: Any, clouds: Any, kind_of: Any, route_kinds: tuple[str, ...]
+) -> dict[str, Any]:
+    """Plan, apply, re-apply and destroy against one of our fakes, with the calls of each by
+    kind: reads, operation polls, mutations (and those of routes) against what was planned."""
+    from provisioner import Deployment
+
+    out: dict[str, Any] = {}
+    for phase in ("plan", "apply", "re-apply", "destroy"):
+        fake.calls.clear()
+        d = Deployment(topology, clouds)
+        start = time.perf_counter()
+        plan = d.plan_destroy() if phase == "destroy" else d.plan()
+        if phase != "plan":
+            d.execute(plan)
+        seconds = time.perf_counter() - start
+        kinds = Counter(kind_of(c) for c in fake.calls)
+        polls = sum(v for k, v in kinds.items() if "operations" in k)
+        mutations = len(fake.mutating_calls())
+        out[phase] = {
+            "reads": len(fake.calls) - polls - mutations,
+            "polls": polls,
+            "mutations": mutations,
+            "planned_changes": len(plan.changes),
+            "planned_route_changes": sum(1 for c in plan.changes if c.kind == "route"),
+            "route_mutations": sum(kinds.get(k, 0) for k in route_kinds),
+            "seconds_against_fake": round(seconds, 2),
+            "by_kind": dict(sorted(kinds.items())),
+        }
+    return out
+
+
 def azure_calls_for(tables: int, peers: int) -> dict[str, Any]:
     """Calls by kind for plan, apply, re-apply and destroy of one Azure VNet whose `tables`
     subnets each have a route table, against the fake ARM (no latency)."""
     from azure.mgmt.network import models as m
 
-    from provisioner import Clouds, Deployment, load_topology
+    from provisioner import Clouds, load_topology
     from provisioner.fakes.arm import Arm
     from provisioner.fakes.azure_world import SUBSCRIPTION, network_client
     from provisioner.sandbox import FAKE_PROFILE
@@ -240,32 +272,13 @@ def azure_calls_for(tables: int, peers: int) -> dict[str, Any]:
         path.write_text(json.dumps({"version": 1, "networks": networks}))
         topology = load_topology(path)
         clouds = Clouds(options={"azure": {"endpoint": server.url}})
-        out: dict[str, Any] = {}
-        for phase in ("plan", "apply", "re-apply", "destroy"):
-            arm.calls.clear()
-            d = Deployment(topology, clouds)
-            start = time.perf_counter()
-            plan = d.plan_destroy() if phase == "destroy" else d.plan()
-            if phase != "plan":
-                d.execute(plan)
-            seconds = time.perf_counter() - start
-            kinds = Counter(f"{c.method} {c.kind.split('/', 1)[1]}" for c in arm.calls)
-            polls = sum(v for k, v in kinds.items() if "operations" in k)
-            reads = sum(
-                v for k, v in kinds.items() if k.startswith("GET") and "operations" not in k
-            )
-            out[phase] = {
-                "reads": reads,
-                "polls": polls,
-                "mutations": len(arm.mutating_calls()),
-                "planned_changes": len(plan.changes),
-                "planned_route_changes": sum(1 for c in plan.changes if c.kind == "route"),
-                "route_mutations": kinds.get("PUT routetables/routes", 0)
-                + kinds.get("DELETE routetables/routes", 0),
-                "seconds_against_fake": round(seconds, 2),
-                "by_kind": dict(sorted(kinds.items())),
-            }
-        return out
+        return fake_phases(
+            arm,
+            topology,
+            clouds,
+            lambda c: f"{c.method} {c.kind.split('/', 1)[1]}",
+            ("PUT routetables/routes", "DELETE routetables/routes"),
+        )
 
 
 def gcp_calls_for(tables: int, peers: int) -> dict[str, Any]:
@@ -273,7 +286,7 @@ def gcp_calls_for(tables: int, peers: int) -> dict[str, Any]:
     scoped to `tables` instance tags (GCP's unit of routing), against the fake (no latency)."""
     from google.cloud import compute_v1 as c
 
-    from provisioner import Clouds, Deployment, load_topology
+    from provisioner import Clouds, load_topology
     from provisioner.fakes.gce import Gce
     from provisioner.fakes.gcp_world import PROJECT, compute, seed_network
     from provisioner.sandbox import FAKE_PROFILE
@@ -308,30 +321,13 @@ def gcp_calls_for(tables: int, peers: int) -> dict[str, Any]:
         path.write_text(json.dumps({"version": 1, "networks": networks}))
         topology = load_topology(path)
         clouds = Clouds(options={"gcp": {"endpoint": server.url}})
-        out: dict[str, Any] = {}
-        for phase in ("plan", "apply", "re-apply", "destroy"):
-            gce.calls.clear()
-            d = Deployment(topology, clouds)
-            start = time.perf_counter()
-            plan = d.plan_destroy() if phase == "destroy" else d.plan()
-            if phase != "plan":
-                d.execute(plan)
-            seconds = time.perf_counter() - start
-            kinds = Counter(f"{c.api}.{c.kind}.{c.verb}" for c in gce.calls)
-            polls = sum(v for k, v in kinds.items() if ".operations." in k)
-            mutations = len(gce.mutating_calls())
-            out[phase] = {
-                "reads": len(gce.calls) - polls - mutations,
-                "polls": polls,
-                "mutations": mutations,
-                "planned_changes": len(plan.changes),
-                "planned_route_changes": sum(1 for c in plan.changes if c.kind == "route"),
-                "route_mutations": kinds.get("compute.routes.insert", 0)
-                + kinds.get("compute.routes.delete", 0),
-                "seconds_against_fake": round(seconds, 2),
-                "by_kind": dict(sorted(kinds.items())),
-            }
-        return out
+        return fake_phases(
+            gce,
+            topology,
+            clouds,
+            lambda c: f"{c.api}.{c.kind}.{c.verb}",
+            ("compute.routes.insert", "compute.routes.delete"),
+        )
 
 
 def plan_time(peers: int = 100, tables: int = 50, repeat: int = 20) -> dict[str, float]:

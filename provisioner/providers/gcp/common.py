@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -231,6 +232,14 @@ class GcpState:
                 return
             op = self.call(what, insert, **request)
         self.wait(op, what)
+
+    def delete(self, what: str, delete: Callable[..., Any], **request: Any) -> None:
+        """Delete and wait for it; what is gone already is as good."""
+        from google.api_core.exceptions import NotFound
+
+        with contextlib.suppress(NotFound):
+            op = self.call(what, delete, **request)
+            self.wait(op, f"{what} to be deleted")
 
     def locked(self, key: str) -> threading.Lock:
         """A firewall of ours is read, changed and written back whole: changes of one step

@@ -7,7 +7,6 @@ source at all would admit every address."""
 
 from __future__ import annotations
 
-import contextlib
 from ipaddress import IPv4Network
 from typing import Any
 
@@ -141,14 +140,12 @@ class Firewalls(GcpState):
                     return  # already gone
                 listed.remove(value)
                 if not ranges and not tags:
-                    with contextlib.suppress(NotFound):
-                        op = self.call(
-                            f"firewall {name}",
-                            self.api.firewalls.delete_unary,
-                            project=self.project,
-                            firewall=name,
-                        )
-                        self.wait(op, f"firewall rule {name} to be deleted")
+                    self.delete(
+                        f"firewall {name}",
+                        self.api.firewalls.delete_unary,
+                        project=self.project,
+                        firewall=name,
+                    )
                     return
             else:
                 if value in listed:
@@ -184,13 +181,10 @@ class Firewalls(GcpState):
             self.wait(op, f"firewall rule {name}")
 
     def _delete_connector_firewall(self) -> None:
-        from google.api_core.exceptions import NotFound
 
-        with contextlib.suppress(NotFound):
-            op = self.call(
-                f"firewall {self.ingress_name}",
-                self.api.firewalls.delete_unary,
-                project=self.project,
-                firewall=self.ingress_name,
-            )
-            self.wait(op, f"firewall rule {self.ingress_name} to be deleted")
+        self.delete(
+            f"firewall {self.ingress_name}",
+            self.api.firewalls.delete_unary,
+            project=self.project,
+            firewall=self.ingress_name,
+        )

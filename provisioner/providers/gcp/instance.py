@@ -313,17 +313,14 @@ class Instance(GcpState):
         self.progress(f"launched {self.instance_name} ({connector.size}, {image}) at {address}")
 
     def _terminate(self) -> None:
-        from google.api_core.exceptions import NotFound
 
-        with contextlib.suppress(NotFound):
-            op = self.call(
-                f"instance {self.instance_name}",
-                self.api.instances.delete_unary,
-                project=self.project,
-                zone=self.zone,
-                instance=self.instance_name,
-            )
-            self.wait(op, f"instance {self.instance_name} to be deleted")
+        self.delete(
+            f"instance {self.instance_name}",
+            self.api.instances.delete_unary,
+            project=self.project,
+            zone=self.zone,
+            instance=self.instance_name,
+        )
         self.connector_url = None
 
     def _start(self) -> None:

@@ -10,7 +10,6 @@ exactly that.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from ipaddress import IPv4Network
 from typing import Any
@@ -336,7 +335,6 @@ class GcpNetwork(Firewalls, Instance, ChangeHandlers):
             raise CloudError(f"{change.summary()}: {error_text(e)}") from e
 
     def _route(self, change: Change) -> None:
-        from google.api_core.exceptions import NotFound
         from google.cloud import compute_v1
 
         assert change.route_table is not None and change.destination is not None
@@ -344,14 +342,12 @@ class GcpNetwork(Firewalls, Instance, ChangeHandlers):
         current = self.route_names.get((scope, destination))
         if change.action in (Action.DELETE, Action.REPLACE) and current:
             # routes cannot be changed: a changed one is deleted, then inserted
-            with contextlib.suppress(NotFound):
-                op = self.call(
-                    f"route {current}",
-                    self.api.routes.delete_unary,
-                    project=self.project,
-                    route=current,
-                )
-                self.wait(op, f"route {current} to be deleted")
+            self.delete(
+                f"route {current}",
+                self.api.routes.delete_unary,
+                project=self.project,
+                route=current,
+            )
         if change.action is Action.DELETE:
             return
         if self.connector_url is None:
@@ -400,20 +396,17 @@ class GcpNetwork(Firewalls, Instance, ChangeHandlers):
         return False
 
     def _delete_connector_leftovers(self) -> None:
-        from google.api_core.exceptions import NotFound
 
         for r in self.call("routes", self.api.routes.list, project=self.project):
             if partial(r.network) == self.network_url and self._is_ours(r):
                 if self.connector_url and partial(r.next_hop_instance) == self.connector_url:
                     continue
-                with contextlib.suppress(NotFound):
-                    op = self.call(
-                        f"route {r.name}",
-                        self.api.routes.delete_unary,
-                        project=self.project,
-                        route=r.name,
-                    )
-                    self.wait(op, f"route {r.name} to be deleted")
+                self.delete(
+                    f"route {r.name}",
+                    self.api.routes.delete_unary,
+                    project=self.project,
+                    route=r.name,
+                )
 
 
 def _no_credentials(network: str, e: Exception) -> str:
