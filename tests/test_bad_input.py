@@ -312,18 +312,18 @@ def test_unsupported_cloud_is_bad_input_before_any_call(
     world: SandboxWorld, calls: CallLog, capsys
 ):
     doc = world.topology()
-    doc["networks"]["gc"] = {
-        "cloud": "gcp",
-        "project": "my-project-1",
-        "network": "default",
-        "zone": "europe-west1-b",
+    doc["networks"]["oc"] = {
+        "cloud": "oci",
+        "region": "eu-frankfurt-1",
+        "compartment": "ocid1.compartment.oc1..aaaa",
+        "vcn": "ocid1.vcn.oc1.eu-frankfurt-1.aaaa",
         "subnets": ["172.16.0.0/16"],
         "connector": {"subnet": "s", "profile": "hq.ovpn"},
     }
-    (world.directory / "gc.yaml").write_text(json.dumps(doc))
-    assert run(["apply", "--yes", "-f", str(world.directory / "gc.yaml")]) == 2
+    (world.directory / "oc.yaml").write_text(json.dumps(doc))
+    assert run(["apply", "--yes", "-f", str(world.directory / "oc.yaml")]) == 2
     err = capsys.readouterr().err
-    assert "networks.gc.cloud" in err and "gcp" in err
+    assert "networks.oc.cloud" in err and "oci" in err
     assert calls.calls == []
 
 

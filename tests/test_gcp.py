@@ -471,3 +471,11 @@ def test_bootstrap_prints_user_data_that_names_the_secret(gcp: GcpWorld, capsys)
     assert f"v1/projects/{P}/secrets/cp-hq-vpn-profile/versions/latest:access" in out
     assert "metadata.google.internal" in out and "GCP-SANDBOX" not in out
     assert gcp.gce.mutating_calls() == []
+
+
+def test_an_unreachable_api_is_a_message_not_a_traceback(gcp: GcpWorld, capsys, monkeypatch):
+    monkeypatch.setenv("PROVISION_GCP_ENDPOINT", "http://127.0.0.1:9")  # nothing listens
+    assert run(["plan", "-f", str(gcp.write(gcp.topology()))]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("  ..")]
+    assert len(err) == 1 and "could not read network vpc-hq" in err[0], err
+    assert "ConnectionError" in err[0] and "nothing was changed" in err[0]

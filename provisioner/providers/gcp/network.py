@@ -110,12 +110,13 @@ class GcpNetwork(Firewalls, Instance, ChangeHandlers):
     def observe(self) -> Observed:
         from google.api_core.exceptions import GoogleAPICallError
         from google.auth.exceptions import GoogleAuthError
+        from requests import RequestException
 
         try:
             return self._observe()
         except GoogleAuthError as e:
             raise CloudError(_no_credentials(self.network.name, e)) from None
-        except GoogleAPICallError as e:
+        except (GoogleAPICallError, RequestException) as e:
             raise CloudError(
                 f"network {self.network.name}: could not read {self.location.describe()}: "
                 f"{error_text(e)}; nothing was changed"
@@ -328,10 +329,11 @@ class GcpNetwork(Firewalls, Instance, ChangeHandlers):
     def apply(self, change: Change) -> None:
         from google.api_core.exceptions import GoogleAPICallError
         from google.auth.exceptions import GoogleAuthError
+        from requests import RequestException
 
         try:
             self._dispatch(change)
-        except (GoogleAPICallError, GoogleAuthError) as e:
+        except (GoogleAPICallError, GoogleAuthError, RequestException) as e:
             raise CloudError(f"{change.summary()}: {error_text(e)}") from e
 
     def _route(self, change: Change) -> None:
