@@ -296,6 +296,10 @@ def gcp_calls_for(tables: int, peers: int) -> dict[str, Any]:
         world = seed_network(gce, server.url, "gc", "10.0.0.0/16", app_instances=0)
         api = compute(server.url)
         zone, region = world.zone, world.region
+        op = api.subnetworks.insert_unary(project=PROJECT, region=region, subnetwork_resource=c.Subnetwork(
+            name="gc-tiers", network=f"projects/{PROJECT}/global/networks/{world.network}",
+            ip_cidr_range="10.0.16.0/20", region=region))  # fmt: skip
+        api.region_operations.wait(project=PROJECT, region=region, operation=op.name)
         for i in range(tables):  # an instance per tag: the routes' scopes
             op = api.instances.insert_unary(
                 project=PROJECT,
@@ -304,7 +308,7 @@ def gcp_calls_for(tables: int, peers: int) -> dict[str, Any]:
                     name=f"app-{i}",
                     machine_type=f"zones/{zone}/machineTypes/e2-micro",
                     tags=c.Tags(items=[f"tier-{i}"]),
-                    network_interfaces=[c.NetworkInterface(subnetwork=f"projects/{PROJECT}/regions/{region}/subnetworks/gc-app")],
+                    network_interfaces=[c.NetworkInterface(subnetwork=f"projects/{PROJECT}/regions/{region}/subnetworks/gc-tiers")],
                     disks=[c.AttachedDisk(boot=True, initialize_params=c.AttachedDiskInitializeParams(
                         source_image="projects/debian-cloud/global/images/family/debian-12"))],
                 ),

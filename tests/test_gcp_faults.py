@@ -59,6 +59,28 @@ def test_a_failed_write_during_apply_is_finished_by_apply_and_cleaned_by_destroy
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "path", [r"/zones/[^/]+/instances$", r"/global/routes$", r"/global/firewalls$"]
+)
+def test_a_write_that_fails_in_its_operation_is_reported_and_finished_by_apply(path, gcp: GcpWorld):
+    """Compute accepts the request, then its operation ends DONE with an error (quota,
+    capacity): the change did not happen, the error says so, the next apply makes it."""
+    before = gcp.snapshot()
+    fault = gcp.gce.fail(
+        "POST", path, 403, "QUOTA_EXCEEDED", "Quota 'ROUTES' exceeded.", in_operation=True
+    )
+    with pytest.raises(CloudError) as failed:
+        gcp.deployment().apply()
+    assert fault.served == 1
+    message = str(failed.value)
+    assert "QUOTA_EXCEEDED: Quota 'ROUTES' exceeded." in message and "not done (" in message
+    gcp.deployment().apply()
+    assert all(s.healthy for s in gcp.deployment().status())
+    gcp.deployment().destroy()
+    assert gcp.snapshot() == before
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("method, path, after", DESTROY_STEPS, ids=_ids(DESTROY_STEPS))
 def test_a_failed_write_during_destroy_is_finished_by_destroy(method, path, after, gcp: GcpWorld):
     before = gcp.snapshot()

@@ -130,11 +130,14 @@ class Gce:
         times: int = 1,
         retry_after: str | None = None,
         after: int = 0,
+        in_operation: bool = False,
     ) -> Fault:
         """Let `after` matching requests through, then answer the next `times` with this error
-        (before anything is changed). `reason` as Compute says it: rateLimitExceeded..."""
+        (before anything is changed). `reason` as Compute says it: rateLimitExceeded...
+        `in_operation`: the request is accepted, nothing is changed, and its operation ends
+        DONE with this error (as Compute reports quota and capacity failures)."""
         return self.faults.add(
-            method, path_pattern, status, reason, message, times, retry_after, after
+            method, path_pattern, status, reason, message, times, retry_after, after, in_operation
         )
 
     def mutating_calls(self) -> list[Call]:
@@ -183,6 +186,10 @@ class Gce:
         api = "compute" if path.startswith("compute/v1/") else "rpc"
         try:
             fault = self.faults.due(method, path)
+            if fault is not None and fault.in_operation and api == "compute":
+                with self.lock:
+                    out = self._failed_operation(method, path.removeprefix("compute/v1/"), fault)
+                return 200, {"Content-Type": "application/json"}, json.dumps(out).encode()
             if fault is not None:
                 extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                 domain = "usageLimits" if fault.status == 429 else "global"
@@ -357,13 +364,14 @@ class Gce:
             "name": name,
             "operationType": verb,
             "targetLink": target["selfLink"],
-            "targetId": target.get("id", ""),
             "status": "RUNNING",
             "progress": 0,
             "user": "sandbox@connector-provisioner",
             "insertTime": "2026-11-25T00:00:00.000-08:00",
             "selfLink": f"{GOOGLE}{scope}/operations/{name}",
         }
+        if target.get("id"):
+            op["targetId"] = target["id"]
         kind = scope.split("/")[2]
         if kind == "zones":
             op["zone"] = GOOGLE + scope
@@ -372,12 +380,27 @@ class Gce:
         self.state.operations[f"{scope}/operations/{name}"] = op
         return dict(op)
 
+    def _failed_operation(self, method: str, path: str, fault: Fault) -> dict[str, Any]:
+        seg = path.split("/")
+        scope = "/".join(seg[:3]) if seg[2] == "global" else "/".join(seg[:4])
+        kind = seg[3] if seg[2] == "global" else seg[4]
+        self._record(method, path, "compute", kind, "failed-in-operation")
+        op = self._operation(scope, method.lower(), {"selfLink": GOOGLE + path})
+        stored = self.state.operations[f"{scope}/operations/{op['name']}"]
+        stored["_error"] = {
+            "error": {"errors": [{"code": fault.code, "message": fault.message}]},
+            "httpErrorStatusCode": fault.status,
+            "httpErrorMessage": "FORBIDDEN" if fault.status == 403 else "ERROR",
+        }
+        return op
+
     def _poll(self, path: str) -> dict[str, Any]:
         op = self.state.operations.get(path)
         if op is None:
             raise not_found(path)
         if op["status"] != "DONE":
             op.update(status="DONE", progress=100, endTime="2026-11-25T00:00:01.000-08:00")
+            op.update(op.pop("_error", {}))
             return {**op, "status": "RUNNING", "progress": 50}  # the first poll: still running
         return dict(op)
 

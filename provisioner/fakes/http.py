@@ -23,6 +23,7 @@ class Fault:
     times: int
     retry_after: str | None = None
     after: int = 0  # matching requests let through first
+    in_operation: bool = False  # accepted, then failed in its long-running operation
     seen: int = 0
     served: int = 0
 
@@ -44,11 +45,14 @@ class Faults:
         times: int = 1,
         retry_after: str | None = None,
         after: int = 0,
+        in_operation: bool = False,
     ) -> Fault:
         """Let `after` requests whose method and path match through, then answer the next
         `times` with this error (before anything is changed)."""
         pattern = re.compile(path_pattern, re.I)
-        fault = Fault(method.upper(), pattern, status, code, message, times, retry_after, after)
+        fault = Fault(
+            method.upper(), pattern, status, code, message, times, retry_after, after, in_operation
+        )
         with self.lock:
             self.faults.append(fault)
         return fault
