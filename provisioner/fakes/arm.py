@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .http import FakeServer, Fault, Faults
+from .http import FakeServer, Faults, Injectable
 
 # (provider namespace, type) of what the fake holds; children under their parent's type
 TOP_TYPES = {
@@ -105,7 +105,7 @@ class ArmState:
     operations: dict[str, list[str]] = field(default_factory=dict)  # id -> statuses still to say
 
 
-class Arm:
+class Arm(Injectable):
     """The in-memory ARM. `handle` answers one request; `serve` puts it on 127.0.0.1."""
 
     def __init__(self) -> None:
@@ -125,23 +125,6 @@ class Arm:
             "location": location,
             "properties": {"provisioningState": "Succeeded"},
         }
-
-    def fail(
-        self,
-        method: str,
-        path_pattern: str,
-        status: int,
-        code: str,
-        message: str = "injected fault",
-        times: int = 1,
-        retry_after: str | None = None,
-        after: int = 0,
-    ) -> Fault:
-        """Let `after` requests whose method and path match through, then answer the next
-        `times` with this error (before anything is changed)."""
-        return self.faults.add(
-            method, path_pattern, status, code, message, times, retry_after, after
-        )
 
     def mutating_calls(self) -> list[Call]:
         return [c for c in self.calls if c.method in ("PUT", "PATCH", "DELETE", "POST")]

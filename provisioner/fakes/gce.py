@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .http import FakeServer, Fault, Faults
+from .http import FakeServer, Fault, Faults, Injectable
 
 GOOGLE = "https://www.googleapis.com/compute/v1/"
 NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -108,7 +108,7 @@ class GceState:
     )  # projects/p/serviceAccounts/e
 
 
-class Gce:
+class Gce(Injectable):
     """The in-memory Google Cloud. `handle` answers one request; `serve` puts it on 127.0.0.1."""
 
     def __init__(self) -> None:
@@ -119,26 +119,6 @@ class Gce:
         self.errors: list[str] = []  # the fake's own faults (a test fails on any)
         self._ids = itertools.count(1000)
         self._public = itertools.count(10)
-
-    def fail(
-        self,
-        method: str,
-        path_pattern: str,
-        status: int,
-        reason: str,
-        message: str = "injected fault",
-        times: int = 1,
-        retry_after: str | None = None,
-        after: int = 0,
-        in_operation: bool = False,
-    ) -> Fault:
-        """Let `after` matching requests through, then answer the next `times` with this error
-        (before anything is changed). `reason` as Compute says it: rateLimitExceeded...
-        `in_operation`: the request is accepted, nothing is changed, and its operation ends
-        DONE with this error (as Compute reports quota and capacity failures)."""
-        return self.faults.add(
-            method, path_pattern, status, reason, message, times, retry_after, after, in_operation
-        )
 
     def mutating_calls(self) -> list[Call]:
         return [
