@@ -1,0 +1,864 @@
+"""A fake of the Oracle Cloud APIs a connector touches (Core: networking and compute; Identity:
+compartments, availability domains, dynamic groups, policies; Vault secrets; Secret retrieval),
+served over HTTP on 127.0.0.1 so that the `oci` SDK talks to it as to OCI.
+
+What it keeps of OCI (the tests rely on each):
+- A route table's rules are replaced whole by PUT; an `If-Match` that is not the table's
+  current etag is 412 `NoEtagMatch`, and every write gives a new etag.
+- A route rule's `networkEntityId` must be an existing gateway or private IP; a private IP may
+  be a route target only when its VNIC skips the source/destination check (OCI's documentation
+  on using a private IP as a route target). Destinations are unique within a table.
+- NSG security rules are added and removed by id; an NSG with VNICs in it cannot be deleted.
+- Lifecycle states: an instance is PROVISIONING until it is read once, then RUNNING;
+  terminating is TERMINATING, then TERMINATED (its VNIC and private IP go). A secret is CREATING,
+  then ACTIVE; a secret scheduled for deletion is PENDING_DELETION and cannot be deleted sooner.
+- Errors in OCI's body `{"code", "message"}` with an `opc-request-id`: 404
+  `NotAuthorizedOrNotFound`, 409 `Conflict`, 412 `NoEtagMatch`, 400 `InvalidParameter`, 401
+  `NotAuthenticated` without a signature, 429 `TooManyRequests` (faults, with Retry-After).
+- Secret contents are returned only by the secret-retrieval API (`secretbundles`).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import ipaddress
+import itertools
+import json
+import re
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .http import FakeServer, Faults, Injectable
+
+PUBLIC_POOL = ipaddress.IPv4Network("203.0.113.0/24")  # documentation addresses only
+SHAPES = ("VM.Standard.E4.Flex", "VM.Standard.E5.Flex", "VM.Standard2.1", "VM.Standard.A1.Flex")
+TARGET_KINDS = (
+    "internetgateway",
+    "natgateway",
+    "privateip",
+    "drg",
+    "servicegateway",
+    "localpeeringgateway",
+)
+PROTOCOLS = ("all", "1", "6", "17", "58")
+
+
+class OciError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
+
+
+def not_found() -> OciError:
+    return OciError(
+        404, "NotAuthorizedOrNotFound", "Authorization failed or requested resource not found."
+    )
+
+
+def invalid(message: str) -> OciError:
+    return OciError(400, "InvalidParameter", message)
+
+
+@dataclass
+class Call:
+    method: str
+    path: str  # without the API version: "/routeTables/ocid1.routetable..."
+    kind: str  # routeTables, instances, secrets...
+    verb: str  # get | list | create | update | delete | an action's name
+    body: Any = None
+
+
+@dataclass
+class OciState:
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)  # ocid -> as stored
+    payloads: dict[str, list[str]] = field(default_factory=dict)  # secret ocid -> base64 versions
+
+
+class Oci(Injectable):
+    """The in-memory OCI. `handle` answers one request; `serve` puts it on 127.0.0.1."""
+
+    def __init__(self, region: str = "eu-frankfurt-1") -> None:
+        self.region = region
+        self.state = OciState()
+        self.lock = threading.RLock()
+        self.faults = Faults()
+        self.calls: list[Call] = []
+        self.errors: list[str] = []
+        self._n = itertools.count(1)
+        self._public = itertools.count(10)
+        self.tenancy = self.ocid("tenancy", region=False)
+        self.store(
+            {
+                "id": self.tenancy,
+                "_kind": "compartments",
+                "name": "sandbox",
+                "compartmentId": self.tenancy,
+                "lifecycleState": "ACTIVE",
+            }
+        )
+
+    # --- what a test or the sandbox does directly ---------------------------------------------
+
+    def ocid(self, kind: str, region: bool = True) -> str:
+        unique = hashlib.sha256(f"{kind}{next(self._n)}".encode()).hexdigest()[:32]
+        return f"ocid1.{kind}.oc1.{self.region if region else ''}.{unique}"
+
+    def store(self, body: dict[str, Any]) -> dict[str, Any]:
+        body.setdefault("_etag", uuid.uuid4().hex[:16])
+        self.state.resources[body["id"]] = body
+        return body
+
+    def add_compartment(self, name: str) -> str:
+        ocid = self.ocid("compartment", region=False)
+        self.store(
+            {
+                "id": ocid,
+                "_kind": "compartments",
+                "name": name,
+                "compartmentId": self.tenancy,
+                "lifecycleState": "ACTIVE",
+            }
+        )
+        return ocid
+
+    def add_vault(self, compartment: str) -> tuple[str, str]:
+        """(vault OCID, key OCID): what an admin made beforehand and names in the file."""
+        vault = self.store(
+            {
+                "id": self.ocid("vault"),
+                "_kind": "vaults",
+                "compartmentId": compartment,
+                "lifecycleState": "ACTIVE",
+            }
+        )
+        key = self.store(
+            {
+                "id": self.ocid("key"),
+                "_kind": "keys",
+                "vaultId": vault["id"],
+                "compartmentId": compartment,
+                "lifecycleState": "ENABLED",
+            }
+        )
+        return vault["id"], key["id"]
+
+    def add_image(
+        self, compartment: str, os_name: str = "Canonical Ubuntu", version: str = "24.04"
+    ) -> str:
+        image = self.store({
+            "id": self.ocid("image"), "_kind": "images", "compartmentId": None,
+            "displayName": f"{os_name.replace(' ', '-')}-{version}-2026.11.01-0", "operatingSystem": os_name,
+            "operatingSystemVersion": version, "lifecycleState": "AVAILABLE", "timeCreated": "2026-11-01T00:00:00.000Z",
+        })  # fmt: skip
+        return str(image["id"])
+
+    def mutating_calls(self) -> list[Call]:
+        return [
+            c
+            for c in self.calls
+            if c.method in ("POST", "PUT", "DELETE") and c.verb not in ("getByPrivateIpId",)
+        ]
+
+    def serve(self, port: int = 0) -> FakeServer:
+        return FakeServer(self, port, "fake-oci")
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [self.view(r) for r in self.state.resources.values() if r["_kind"] == kind]
+
+    def get(self, ocid: str) -> dict[str, Any] | None:
+        with self.lock:
+            found = self.state.resources.get(ocid)
+            return self.view(found) if found else None
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything held, as stored (etags aside): equal before apply and after destroy, but
+        for secrets pending deletion (OCI deletes a secret one day at the soonest)."""
+        with self.lock:
+            return copy.deepcopy({
+                k: {x: y for x, y in v.items() if x not in ("_etag", "_reads")}
+                for k, v in self.state.resources.items()
+                if not (v["_kind"] == "secrets" and v["lifecycleState"] == "PENDING_DELETION")
+            })  # fmt: skip
+
+    def secret_content(self, ocid: str) -> str | None:
+        with self.lock:
+            versions = self.state.payloads.get(ocid)
+            return base64.b64decode(versions[-1]).decode() if versions else None
+
+    def view(self, stored: dict[str, Any]) -> dict[str, Any]:
+        return {k: copy.deepcopy(v) for k, v in stored.items() if not k.startswith("_")}
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def handle(
+        self, method: str, url: str, headers: dict[str, str], body: bytes, base: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(url)
+        path = unquote(parts.path)
+        query = {k: v for k, v in parse_qs(parts.query).items()}
+        request_id = {"opc-request-id": uuid.uuid4().hex.upper()}
+        try:
+            fault = self.faults.due(method, path)
+            if fault is not None:
+                extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                raise OciError(fault.status, fault.code, fault.message, extra)
+            if not headers.get("authorization", "").startswith("Signature "):
+                raise OciError(
+                    401,
+                    "NotAuthenticated",
+                    "The required information to complete authentication was not provided.",
+                )
+            data = json.loads(body) if body else {}
+            with self.lock:
+                status, out, extra = self._route(
+                    method, path, {k: v[0] for k, v in query.items()}, data, headers
+                )
+            return (
+                status,
+                {"Content-Type": "application/json", **extra, **request_id},
+                json.dumps(out).encode() if out is not None else b"",
+            )
+        except Exception as e:  # a fault of the fake's own is a 500 that says so
+            if not isinstance(e, OciError):
+                self.errors.append(f"{method} {path}: {type(e).__name__}: {e}")
+                e = OciError(
+                    500, "InternalServerError", f"the fake failed: {type(e).__name__}: {e}"
+                )
+            err = {"code": e.code, "message": e.message}
+            return (
+                e.status,
+                {"Content-Type": "application/json", **e.headers, **request_id},
+                json.dumps(err).encode(),
+            )
+
+    def _route(
+        self, method: str, path: str, query: dict[str, str], data: Any, headers: dict[str, str]
+    ) -> tuple[int, Any, dict[str, str]]:
+        m = re.match(r"^/(\d{8})/([A-Za-z]+)(?:/([^/]+))?(?:/(.+))?$", path)
+        if m is None:
+            raise OciError(404, "NotFound", f"No route for {path}")
+        _version, kind, ocid, rest = m.groups()
+        if kind == "secretbundles" and method == "GET" and ocid and not rest:
+            self._record(method, path.split("/", 2)[2], kind, "get")
+            secret = self.state.resources.get(ocid)
+            if (
+                secret is None
+                or secret["_kind"] != "secrets"
+                or secret["lifecycleState"] == "PENDING_DELETION"
+            ):
+                raise not_found()
+            versions = self.state.payloads[ocid]
+            bundle = {
+                "secretId": ocid,
+                "versionNumber": len(versions),
+                "stages": ["CURRENT", "LATEST"],
+                "secretBundleContent": {"contentType": "BASE64", "content": versions[-1]},
+            }
+            return 200, bundle, {}
+        handler = HANDLERS.get(kind)
+        if handler is None:
+            raise OciError(404, "NotFound", f"No route for {path}")
+        call_path = path.split("/", 2)[2]
+        if ocid is None:
+            if method == "GET":
+                self._record(method, call_path, kind, "list")
+                return 200, self._list(kind, query), {}
+            if method == "POST":
+                self._record(method, call_path, kind, "create", data)
+                found = handler.create(self, data)
+                return 200, self.view(found), {"etag": found["_etag"]}
+        elif ocid == "actions" and rest:
+            self._record(method, call_path, kind, rest.split("/")[-1], data)
+            return 200, handler.actions[rest](self, None, data, query), {}
+        else:
+            stored = self.state.resources.get(ocid)
+            if stored is None or stored["_kind"] != kind:
+                self._record(method, call_path, kind, "get" if method == "GET" else method.lower())
+                raise not_found()
+            if rest:
+                verb = rest.split("/")[-1]
+                self._record(method, call_path, kind, verb, data)
+                action = handler.actions.get(rest if method == "POST" else f"GET {rest}")
+                if action is None:
+                    raise OciError(404, "NotFound", f"No route for {path}")
+                return 200, action(self, stored, data, query), {"etag": stored["_etag"]}
+            if method == "GET":
+                self._record(method, call_path, kind, "get")
+                handler.read(self, stored)
+                return 200, self.view(stored), {"etag": stored["_etag"]}
+            if method == "POST" and "action" in query:  # instances: ?action=START
+                self._record(method, call_path, kind, query["action"].lower())
+                handler.actions[query["action"]](self, stored, data, query)
+                return 200, self.view(stored), {"etag": stored["_etag"]}
+            self._check_etag(stored, headers)
+            if method == "PUT":
+                self._record(method, call_path, kind, "update", data)
+                handler.update(self, stored, data)
+                stored["_etag"] = uuid.uuid4().hex[:16]
+                return 200, self.view(stored), {"etag": stored["_etag"]}
+            if method == "DELETE":
+                self._record(method, call_path, kind, "delete")
+                handler.delete(self, stored)
+                return 204, None, {}
+        raise OciError(404, "NotFound", f"No route for {method} {path}")
+
+    def _check_etag(self, stored: dict[str, Any], headers: dict[str, str]) -> None:
+        wanted = headers.get("if-match")
+        if wanted and wanted != stored["_etag"]:
+            raise OciError(
+                412,
+                "NoEtagMatch",
+                "The resource's etag does not match the value of the If-Match header.",
+            )
+
+    def _record(self, method: str, path: str, kind: str, verb: str, body: Any = None) -> None:
+        self.calls.append(Call(method, path, kind, verb, _redacted(copy.deepcopy(body))))
+
+    def _list(self, kind: str, query: dict[str, str]) -> list[dict[str, Any]]:
+        filters = {
+            k: v
+            for k, v in query.items()
+            if k
+            in (
+                "compartmentId",
+                "vcnId",
+                "vnicId",
+                "subnetId",
+                "instanceId",
+                "vaultId",
+                "name",
+                "operatingSystem",
+                "operatingSystemVersion",
+            )
+        }
+        out = []
+        for r in self.state.resources.values():
+            if r["_kind"] != kind:
+                continue
+            if all(
+                (k == "compartmentId" and kind == "images")  # platform images: every tenancy's
+                or r.get("secretName" if (k, kind) == ("name", "secrets") else k) == v
+                for k, v in filters.items()
+            ):
+                out.append(self.view(r))
+        if kind == "availabilityDomains":
+            return [
+                {
+                    "name": f"Uocm:{self.region.upper()}-AD-{i}",
+                    "compartmentId": query.get("compartmentId"),
+                }
+                for i in (1, 2, 3)
+            ]
+        return out
+
+    def next_public_ip(self) -> str:
+        return str(PUBLIC_POOL.network_address + next(self._public))
+
+
+def _redacted(body: Any) -> Any:
+    if isinstance(body, dict) and isinstance(body.get("secretContent"), dict):
+        return {**body, "secretContent": {**body["secretContent"], "content": "(redacted)"}}
+    return body
+
+
+# --- kinds --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Kind:
+    create: Any = None
+    update: Any = None
+    delete: Any = None
+    read: Any = lambda oci, stored: None
+    actions: dict[str, Any] = field(default_factory=dict)
+
+
+def _need(oci: Oci, ocid: Any, kind: str, what: str) -> dict[str, Any]:
+    found = oci.state.resources.get(str(ocid))
+    if found is None or found["_kind"] != kind:
+        raise invalid(f"{what} {ocid!r} does not exist or is not authorized")
+    return found
+
+
+def _base(
+    oci: Oci, kind: str, ocid_kind: str, data: dict[str, Any], state: str = "AVAILABLE"
+) -> dict[str, Any]:
+    if "compartmentId" not in data:
+        raise invalid("compartmentId is required")
+    _need(oci, data["compartmentId"], "compartments", "compartment")
+    body = {k: v for k, v in data.items() if v is not None}
+    body.update(
+        id=oci.ocid(ocid_kind),
+        _kind=kind,
+        lifecycleState=state,
+        timeCreated="2026-11-25T08:00:00.000Z",
+    )
+    body.setdefault("freeformTags", {})
+    body.setdefault("definedTags", {})
+    return body
+
+
+def _create_vcn(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
+    body = _base(oci, "vcns", "vcn", data)
+    body["cidrBlocks"] = data.get("cidrBlocks") or [data["cidrBlock"]]
+    oci.store(body)
+    table = oci.store(
+        _base(
+            oci,
+            "routeTables",
+            "routetable",
+            {
+                "compartmentId": data["compartmentId"],
+                "vcnId": body["id"],
+                "displayName": f"Default Route Table for {body.get('displayName')}",
+                "routeRules": [],
+            },
+        )
+    )
+    body["defaultRouteTableId"] = table["id"]
+    return body
+
+
+def _create_subnet(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
+    vcn = _need(oci, data.get("vcnId"), "vcns", "vcnId")
+    body = _base(oci, "subnets", "subnet", data)
+    cidr = ipaddress.IPv4Network(data["cidrBlock"])
+    if not any(cidr.subnet_of(ipaddress.IPv4Network(c)) for c in vcn["cidrBlocks"]):
+        raise invalid(f"cidrBlock {cidr} is not within the VCN's CIDR blocks")
+    body.setdefault("routeTableId", vcn["defaultRouteTableId"])
+    _need(oci, body["routeTableId"], "routeTables", "routeTableId")
+    body.setdefault("prohibitPublicIpOnVnic", False)
+    body["virtualRouterIp"] = str(cidr.network_address + 1)
+    return oci.store(body)
+
+
+def _create_gateway(kind: str, ocid_kind: str) -> Any:
+    def create(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
+        _need(oci, data.get("vcnId"), "vcns", "vcnId")
+        return oci.store(_base(oci, kind, ocid_kind, data))
+
+    return create
+
+
+def _check_rules(oci: Oci, rules: list[dict[str, Any]]) -> None:
+    seen: set[str] = set()
+    for i, rule in enumerate(rules):
+        destination = rule.get("destination") or rule.get("cidrBlock")
+        try:
+            ipaddress.IPv4Network(str(destination))
+        except ValueError:
+            raise invalid(
+                f"routeRules[{i}].destination {destination!r} is not a valid CIDR block"
+            ) from None
+        if destination in seen:
+            raise invalid(
+                f"routeRules[{i}]: a rule for {destination} is already in the route table"
+            )
+        seen.add(str(destination))
+        if rule.get("destinationType", "CIDR_BLOCK") != "CIDR_BLOCK":
+            raise invalid(f"routeRules[{i}].destinationType must be CIDR_BLOCK here")
+        target = str(rule.get("networkEntityId", ""))
+        kind = target.split(".")[1] if target.count(".") > 2 else ""
+        if kind not in TARGET_KINDS or target not in oci.state.resources:
+            raise invalid(
+                f"routeRules[{i}].networkEntityId {target!r} does not exist or is not a valid route target"
+            )
+        if kind == "privateip":
+            vnic = oci.state.resources.get(oci.state.resources[target]["vnicId"], {})
+            if not vnic.get("skipSourceDestCheck"):
+                raise invalid(
+                    f"routeRules[{i}].networkEntityId {target!r}: a private IP can be a route target only "
+                    "when its VNIC skips the source/destination check"
+                )
+
+
+def _create_route_table(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
+    _need(oci, data.get("vcnId"), "vcns", "vcnId")
+    _check_rules(oci, data.get("routeRules") or [])
+    body = _base(oci, "routeTables", "routetable", data)
+    body.setdefault("routeRules", [])
+    return oci.store(body)
+
+
+def _update_route_table(oci: Oci, stored: dict[str, Any], data: dict[str, Any]) -> None:
+    if "routeRules" in data:
+        _check_rules(oci, data["routeRules"] or [])
+        stored["routeRules"] = [
+            {"destinationType": "CIDR_BLOCK", **r} for r in data["routeRules"] or []
+        ]
+    for key in ("displayName", "freeformTags"):
+        if key in data:
+            stored[key] = data[key]
+
+
+def _delete_route_table(oci: Oci, stored: dict[str, Any]) -> None:
+    if any(
+        r["_kind"] == "subnets" and r.get("routeTableId") == stored["id"]
+        for r in oci.state.resources.values()
+    ):
+        raise OciError(
+            409, "Conflict", "The route table is associated with a subnet and cannot be deleted."
+        )
+    del oci.state.resources[stored["id"]]
+
+
+def _create_nsg(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
+    _need(oci, data.get("vcnId"), "vcns", "vcnId")
+    body = _base(oci, "networkSecurityGroups", "networksecuritygroup", data, state="PROVISIONING")
+    body["_rules"] = []
+    return oci.store(body)
+
+
+def _read_nsg(oci: Oci, stored: dict[str, Any]) -> None:
+    stored["lifecycleState"] = "AVAILABLE"
+
+
+def _delete_nsg(oci: Oci, stored: dict[str, Any]) -> None:
+    if any(
+        r["_kind"] == "vnics" and stored["id"] in (r.get("nsgIds") or [])
+        for r in oci.state.resources.values()
+    ):
+        raise OciError(
+            409, "Conflict", "The network security group has VNICs in it and cannot be deleted."
+        )
+    del oci.state.resources[stored["id"]]
+
+
+def _nsg_rules(oci: Oci, stored: dict[str, Any], data: Any, query: dict[str, str]) -> Any:
+    return copy.deepcopy(stored["_rules"])
+
+
+def _add_rules(
+    oci: Oci, stored: dict[str, Any], data: dict[str, Any], query: dict[str, str]
+) -> Any:
+    added = []
+    for i, rule in enumerate(data.get("securityRules") or []):
+        if rule.get("direction") not in ("INGRESS", "EGRESS"):
+            raise invalid(f"securityRules[{i}].direction must be INGRESS or EGRESS")
+        if str(rule.get("protocol")) not in PROTOCOLS:
+            raise invalid(f"securityRules[{i}].protocol {rule.get('protocol')!r} is not supported")
+        source_type = rule.get("sourceType", "CIDR_BLOCK")
+        if rule["direction"] == "INGRESS":
+            if source_type == "NETWORK_SECURITY_GROUP":
+                _need(
+                    oci, rule.get("source"), "networkSecurityGroups", f"securityRules[{i}].source"
+                )
+            else:
+                try:
+                    ipaddress.IPv4Network(str(rule.get("source")))
+                except ValueError:
+                    raise invalid(
+                        f"securityRules[{i}].source {rule.get('source')!r} is not a CIDR block"
+                    ) from None
+        for options in ("tcpOptions", "udpOptions"):
+            ports = (rule.get(options) or {}).get("destinationPortRange")
+            if ports and not 1 <= ports.get("min", 0) <= ports.get("max", 0) <= 65535:
+                raise invalid(
+                    f"securityRules[{i}].{options}.destinationPortRange is not a valid range"
+                )
+        added.append(
+            {
+                **rule,
+                "sourceType": source_type,
+                "id": uuid.uuid4().hex[:6].upper(),
+                "isStateless": False,
+                "isValid": True,
+                "timeCreated": "2026-11-25T08:00:00.000Z",
+            }
+        )
+    if len(stored["_rules"]) + len(added) > 120:
+        raise invalid("A network security group holds at most 120 security rules")
+    stored["_rules"] += added
+    return {"securityRules": copy.deepcopy(added)}
+
+
+def _remove_rules(
+    oci: Oci, stored: dict[str, Any], data: dict[str, Any], query: dict[str, str]
+) -> Any:
+    ids = set(data.get("securityRuleIds") or [])
+    unknown = ids - {r["id"] for r in stored["_rules"]}
+    if unknown:
+        raise invalid(
+            f"securityRuleIds {sorted(unknown)} are not rules of this network security group"
+        )
+    stored["_rules"] = [r for r in stored["_rules"] if r["id"] not in ids]
+    return None
+
+
+def _update_vnic(oci: Oci, stored: dict[str, Any], data: dict[str, Any]) -> None:
+    for key in ("skipSourceDestCheck", "displayName", "freeformTags"):
+        if key in data:
+            stored[key] = data[key]
+    if "nsgIds" in data:
+        for nsg in data["nsgIds"] or []:
+            _need(oci, nsg, "networkSecurityGroups", "nsgIds")
+        stored["nsgIds"] = data["nsgIds"] or []
+
+
+def _launch(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
+    details = data.get("createVnicDetails") or {}
+    subnet = _need(oci, details.get("subnetId") or data.get("subnetId"), "subnets", "subnetId")
+    if data.get("shape") not in SHAPES:
+        raise invalid(f"Shape {data.get('shape')!r} is not valid")
+    if data["shape"].endswith(".Flex") and not (data.get("shapeConfig") or {}).get("ocpus"):
+        raise invalid("shapeConfig.ocpus is required for a flexible shape")
+    source = data.get("sourceDetails") or {}
+    _need(oci, source.get("imageId"), "images", "sourceDetails.imageId")
+    ad = data.get("availabilityDomain")
+    if (
+        not ad
+        or not str(ad).startswith("Uocm:")
+        or (subnet.get("availabilityDomain") and subnet["availabilityDomain"] != ad)
+    ):
+        raise invalid(f"availabilityDomain {ad!r} is not valid for the subnet")
+    if details.get("assignPublicIp") and subnet.get("prohibitPublicIpOnVnic"):
+        raise invalid("The subnet prohibits public IPs on its VNICs")
+    for nsg in details.get("nsgIds") or []:
+        _need(oci, nsg, "networkSecurityGroups", "createVnicDetails.nsgIds")
+    body = _base(
+        oci,
+        "instances",
+        "instance",
+        {k: v for k, v in data.items() if k != "createVnicDetails"},
+        state="PROVISIONING",
+    )
+    body["region"] = oci.region
+    oci.store(body)
+    vnic = oci.store({
+        "id": oci.ocid("vnic"), "_kind": "vnics", "compartmentId": data["compartmentId"], "subnetId": subnet["id"],
+        "isPrimary": True, "lifecycleState": "AVAILABLE", "skipSourceDestCheck": bool(details.get("skipSourceDestCheck")),
+        "nsgIds": details.get("nsgIds") or [], "privateIp": details.get("privateIp") or _free_address(oci, subnet),
+        "publicIp": oci.next_public_ip() if details.get("assignPublicIp", not subnet.get("prohibitPublicIpOnVnic")) else None,
+        "freeformTags": {}, "definedTags": {},
+    })  # fmt: skip
+    oci.store({
+        "id": oci.ocid("privateip"), "_kind": "privateIps", "vnicId": vnic["id"], "subnetId": subnet["id"],
+        "ipAddress": vnic["privateIp"], "isPrimary": True, "compartmentId": data["compartmentId"], "freeformTags": {}, "definedTags": {},
+    })  # fmt: skip
+    oci.store({
+        "id": oci.ocid("vnicattachment"), "_kind": "vnicAttachments", "instanceId": body["id"], "vnicId": vnic["id"],
+        "subnetId": subnet["id"], "compartmentId": data["compartmentId"], "lifecycleState": "ATTACHED", "availabilityDomain": ad,
+    })  # fmt: skip
+    return body
+
+
+def _free_address(oci: Oci, subnet: dict[str, Any]) -> str:
+    prefix = ipaddress.IPv4Network(subnet["cidrBlock"])
+    taken = {r.get("ipAddress") for r in oci.state.resources.values() if r["_kind"] == "privateIps"}
+    for host in list(prefix.hosts())[1:-1]:  # OCI keeps the first two and the last address
+        if str(host) not in taken:
+            return str(host)
+    raise invalid(f"Subnet {subnet['id']} has no free private IP address")
+
+
+def _read_instance(oci: Oci, stored: dict[str, Any]) -> None:
+    reads = stored.get("_reads", 0)
+    stored["_reads"] = reads + 1
+    if stored["lifecycleState"] == "PROVISIONING" and reads >= 1:
+        stored["lifecycleState"] = "RUNNING"
+    elif stored["lifecycleState"] == "STARTING" and reads >= 1:
+        stored["lifecycleState"] = "RUNNING"
+    elif stored["lifecycleState"] == "TERMINATING" and reads >= 1:
+        stored["lifecycleState"] = "TERMINATED"
+        for attachment in [
+            r
+            for r in oci.state.resources.values()
+            if r["_kind"] == "vnicAttachments" and r["instanceId"] == stored["id"]
+        ]:
+            vnic = attachment["vnicId"]
+            for r in [r for r in oci.state.resources.values() if r.get("vnicId") == vnic]:
+                del oci.state.resources[r["id"]]
+            oci.state.resources.pop(vnic, None)
+
+
+def _terminate(oci: Oci, stored: dict[str, Any]) -> None:
+    if stored["lifecycleState"] not in ("TERMINATING", "TERMINATED"):
+        stored.update(lifecycleState="TERMINATING", _reads=0)
+
+
+def _instance_action(target: str) -> Any:
+    def act(oci: Oci, stored: dict[str, Any], data: Any, query: dict[str, str]) -> Any:
+        if stored["lifecycleState"] in ("TERMINATING", "TERMINATED"):
+            raise OciError(409, "IncorrectState", "The instance is terminated")
+        stored.update(lifecycleState=target, _reads=0)
+        vnic = _vnic_of(oci, stored["id"])
+        if vnic is not None and target == "STOPPED":
+            vnic["publicIp"] = None if vnic.get("publicIp") is None else ""
+        if vnic is not None and target == "STARTING" and vnic.get("publicIp") == "":
+            vnic["publicIp"] = oci.next_public_ip()  # an ephemeral public IP is new at start
+        return None
+
+    return act
+
+
+def _vnic_of(oci: Oci, instance: str) -> dict[str, Any] | None:
+    for r in oci.state.resources.values():
+        if r["_kind"] == "vnicAttachments" and r["instanceId"] == instance:
+            return oci.state.resources.get(r["vnicId"])
+    return None
+
+
+def _create_identity(kind: str, ocid_kind: str) -> Any:
+    def create(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
+        if not re.match(r"^[\w.-]{1,100}$", str(data.get("name", ""))):
+            raise invalid(f"name {data.get('name')!r} is not valid")
+        if any(
+            r["_kind"] == kind and r.get("name") == data["name"]
+            for r in oci.state.resources.values()
+        ):
+            raise OciError(
+                409, "EntityAlreadyExists", f"{ocid_kind} {data['name']!r} already exists"
+            )
+        if kind == "dynamicGroups" and data.get("compartmentId") != oci.tenancy:
+            raise invalid(
+                "Dynamic groups are made in the tenancy (compartmentId must be the tenancy OCID)"
+            )
+        if kind == "policies" and not data.get("statements"):
+            raise invalid("statements is required")
+        body = _base(oci, kind, ocid_kind, data, state="ACTIVE")
+        return oci.store(body)
+
+    return create
+
+
+def _update_fields(*keys: str) -> Any:
+    def update(oci: Oci, stored: dict[str, Any], data: dict[str, Any]) -> None:
+        for key in keys:
+            if key in data and data[key] is not None:
+                stored[key] = data[key]
+
+    return update
+
+
+def _delete_plain(oci: Oci, stored: dict[str, Any]) -> None:
+    del oci.state.resources[stored["id"]]
+
+
+def _create_secret(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
+    vault = _need(oci, data.get("vaultId"), "vaults", "vaultId")
+    key = _need(oci, data.get("keyId"), "keys", "keyId")
+    if key["vaultId"] != vault["id"]:
+        raise invalid("keyId is not a key of vaultId")
+    if any(
+        r["_kind"] == "secrets"
+        and r.get("secretName") == data.get("secretName")
+        and r["vaultId"] == vault["id"]
+        for r in oci.state.resources.values()
+    ):
+        raise OciError(
+            409,
+            "Conflict",
+            f"A secret named {data.get('secretName')!r} already exists in the vault",
+        )
+    content = data.get("secretContent") or {}
+    if content.get("contentType") != "BASE64" or not content.get("content"):
+        raise invalid("secretContent.content (BASE64) is required")
+    body = _base(
+        oci,
+        "secrets",
+        "vaultsecret",
+        {k: v for k, v in data.items() if k != "secretContent"},
+        state="CREATING",
+    )
+    body["currentVersionNumber"] = 1
+    oci.state.payloads[body["id"]] = [content["content"]]
+    return oci.store(body)
+
+
+def _read_secret(oci: Oci, stored: dict[str, Any]) -> None:
+    reads = stored.get("_reads", 0)
+    stored["_reads"] = reads + 1
+    if stored["lifecycleState"] in ("CREATING", "UPDATING") and reads >= 1:
+        stored["lifecycleState"] = "ACTIVE"
+
+
+def _update_secret(oci: Oci, stored: dict[str, Any], data: dict[str, Any]) -> None:
+    if stored["lifecycleState"] != "ACTIVE":
+        raise OciError(409, "IncorrectState", f"The secret is {stored['lifecycleState']}")
+    content = data.get("secretContent")
+    if content:
+        oci.state.payloads[stored["id"]].append(content["content"])
+        stored["currentVersionNumber"] += 1
+    for key in ("freeformTags", "description"):
+        if key in data:
+            stored[key] = data[key]
+    stored.update(lifecycleState="UPDATING", _reads=0)
+
+
+def _schedule_deletion(oci: Oci, stored: dict[str, Any], data: Any, query: dict[str, str]) -> Any:
+    if stored["lifecycleState"] != "ACTIVE":
+        raise OciError(409, "IncorrectState", f"The secret is {stored['lifecycleState']}")
+    stored.update(
+        lifecycleState="PENDING_DELETION",
+        timeOfDeletion=(data or {}).get("timeOfDeletion", "2026-12-02T00:00:00.000Z"),
+    )
+    return None
+
+
+def _cancel_deletion(oci: Oci, stored: dict[str, Any], data: Any, query: dict[str, str]) -> Any:
+    if stored["lifecycleState"] != "PENDING_DELETION":
+        raise OciError(409, "IncorrectState", f"The secret is {stored['lifecycleState']}")
+    stored.update(lifecycleState="ACTIVE")
+    stored.pop("timeOfDeletion", None)
+    return None
+
+
+HANDLERS: dict[str, Kind] = {
+    "compartments": Kind(),
+    "availabilityDomains": Kind(),
+    "vcns": Kind(create=_create_vcn),
+    "subnets": Kind(
+        create=_create_subnet, update=_update_fields("routeTableId", "nsgIds", "displayName")
+    ),
+    "internetGateways": Kind(create=_create_gateway("internetGateways", "internetgateway")),
+    "natGateways": Kind(create=_create_gateway("natGateways", "natgateway")),
+    "routeTables": Kind(
+        create=_create_route_table, update=_update_route_table, delete=_delete_route_table
+    ),
+    "networkSecurityGroups": Kind(
+        create=_create_nsg,
+        read=_read_nsg,
+        delete=_delete_nsg,
+        actions={
+            "GET securityRules": _nsg_rules,
+            "actions/addSecurityRules": _add_rules,
+            "actions/removeSecurityRules": _remove_rules,
+        },
+    ),
+    "vnics": Kind(update=_update_vnic),
+    "privateIps": Kind(),
+    "vnicAttachments": Kind(),
+    "images": Kind(),
+    "instances": Kind(
+        create=_launch,
+        read=_read_instance,
+        delete=lambda oci, stored: _terminate(oci, stored),
+        actions={"START": _instance_action("STARTING"), "STOP": _instance_action("STOPPED")},
+    ),
+    "dynamicGroups": Kind(
+        create=_create_identity("dynamicGroups", "dynamicgroup"),
+        update=_update_fields("matchingRule", "description", "freeformTags"),
+        delete=_delete_plain,
+    ),
+    "policies": Kind(
+        create=_create_identity("policies", "policy"),
+        update=_update_fields("statements", "description", "freeformTags"),
+        delete=_delete_plain,
+    ),
+    "secrets": Kind(
+        create=_create_secret,
+        read=_read_secret,
+        update=_update_secret,
+        actions={
+            "actions/scheduleDeletion": _schedule_deletion,
+            "actions/cancelDeletion": _cancel_deletion,
+        },
+    ),
+}
