@@ -120,6 +120,9 @@ class Connector:
     nat_preserve_source: bool = True
     lan_interface: str | None = None
     service_account: str | None = None  # GCP: the connector's identity, when not made for it
+    vault: str | None = None  # OCI: the vault and key that hold the profile secret
+    key: str | None = None
+    dynamic_group: str | None = None  # OCI: the connector's dynamic group, when not made for it
 
 
 @dataclass(frozen=True)

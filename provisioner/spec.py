@@ -105,6 +105,11 @@ _GCP_ACCOUNT = (
 _GCP_DEFAULT_ACCOUNT = r"^\d+-compute@developer\.gserviceaccount\.com$"
 
 
+def _ocid(kind: str) -> str:
+    """An OCID of one resource type: ocid1.<type>.<realm>.[region].<unique>."""
+    return rf"^ocid1\.{kind}\.oc\d+\.[a-z0-9-]*\.[a-z0-9]{{8,}}$"
+
+
 @dataclass(frozen=True)
 class CloudSchema:
     """What the topology file says about a network of one cloud: the keys that place it, and
@@ -119,6 +124,8 @@ class CloudSchema:
     # settings of this cloud alone: of the network, and of its connector
     network_keys: tuple[str, ...] = ()
     connector_keys: tuple[str, ...] = ()
+    # connector keys this cloud cannot do without: (key, pattern, example)
+    required_connector_keys: tuple[tuple[str, str, str], ...] = ()
 
 
 # Adding a cloud: one entry here, its provider module, and one line in providers/__init__.py.
@@ -151,7 +158,19 @@ CLOUD_SCHEMAS: dict[str, CloudSchema] = {
         network_keys=("route_priority",),
         connector_keys=("service_account",),
     ),
-    "oci": CloudSchema(("region", "compartment", "vcn"), _oci_location),
+    "oci": CloudSchema(
+        ("region", "compartment", "vcn"),
+        _oci_location,
+        route_table=(_ocid("routetable"), "ocid1.routetable.oc1..."),
+        security_group=(_ocid("networksecuritygroup"), "ocid1.networksecuritygroup.oc1..."),
+        subnet=(_ocid("subnet"), "ocid1.subnet.oc1..."),
+        default_size="VM.Standard.E4.Flex",
+        connector_keys=("vault", "key", "dynamic_group"),
+        required_connector_keys=(
+            ("vault", _ocid("vault"), "ocid1.vault.oc1..."),
+            ("key", _ocid("key"), "ocid1.key.oc1..."),
+        ),
+    ),
 }
 
 
@@ -395,6 +414,12 @@ def _connector(path: str, data: object, base: Path, schema: CloudSchema) -> Conn
         if f.has("lan_interface")
         else None
     )
+    owned = {}
+    for key, pattern, example in schema.required_connector_keys:
+        owned[key] = f.text(key, pattern=pattern, example=example)
+    group = None
+    if f.has("dynamic_group"):
+        group = f.text("dynamic_group", pattern=r"^[\w.-]{1,100}$", example="vpn-connectors")
     account = None
     if f.has("service_account"):
         account = f.text("service_account", example="connector@my-project.iam.gserviceaccount.com")
@@ -405,6 +430,9 @@ def _connector(path: str, data: object, base: Path, schema: CloudSchema) -> Conn
                 "connector@my-project.iam.gserviceaccount.com)",
             )
     return Connector(
+        vault=owned.get("vault"),
+        key=owned.get("key"),
+        dynamic_group=group,
         service_account=account,
         subnet=subnet,
         size=f.text("size", default=schema.default_size, pattern=r"^[A-Za-z0-9._-]+$"),

@@ -659,13 +659,11 @@ def _free_address(oci: Oci, subnet: dict[str, Any]) -> str:
 
 
 def _read_instance(oci: Oci, stored: dict[str, Any]) -> None:
-    reads = stored.get("_reads", 0)
-    stored["_reads"] = reads + 1
-    if stored["lifecycleState"] == "PROVISIONING" and reads >= 1:
+    """The launch, start or terminate answered PROVISIONING, STARTING or TERMINATING; the next
+    read finds the change made (oci.wait_until's first sleep is a whole second)."""
+    if stored["lifecycleState"] in ("PROVISIONING", "STARTING"):
         stored["lifecycleState"] = "RUNNING"
-    elif stored["lifecycleState"] == "STARTING" and reads >= 1:
-        stored["lifecycleState"] = "RUNNING"
-    elif stored["lifecycleState"] == "TERMINATING" and reads >= 1:
+    elif stored["lifecycleState"] == "TERMINATING":
         stored["lifecycleState"] = "TERMINATED"
         for attachment in [
             r
@@ -680,14 +678,14 @@ def _read_instance(oci: Oci, stored: dict[str, Any]) -> None:
 
 def _terminate(oci: Oci, stored: dict[str, Any]) -> None:
     if stored["lifecycleState"] not in ("TERMINATING", "TERMINATED"):
-        stored.update(lifecycleState="TERMINATING", _reads=0)
+        stored.update(lifecycleState="TERMINATING")
 
 
 def _instance_action(target: str) -> Any:
     def act(oci: Oci, stored: dict[str, Any], data: Any, query: dict[str, str]) -> Any:
         if stored["lifecycleState"] in ("TERMINATING", "TERMINATED"):
             raise OciError(409, "IncorrectState", "The instance is terminated")
-        stored.update(lifecycleState=target, _reads=0)
+        stored.update(lifecycleState=target)
         vnic = _vnic_of(oci, stored["id"])
         if vnic is not None and target == "STOPPED":
             vnic["publicIp"] = None if vnic.get("publicIp") is None else ""
@@ -773,9 +771,7 @@ def _create_secret(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_secret(oci: Oci, stored: dict[str, Any]) -> None:
-    reads = stored.get("_reads", 0)
-    stored["_reads"] = reads + 1
-    if stored["lifecycleState"] in ("CREATING", "UPDATING") and reads >= 1:
+    if stored["lifecycleState"] in ("CREATING", "UPDATING"):
         stored["lifecycleState"] = "ACTIVE"
 
 
@@ -789,7 +785,7 @@ def _update_secret(oci: Oci, stored: dict[str, Any], data: dict[str, Any]) -> No
     for key in ("freeformTags", "description"):
         if key in data:
             stored[key] = data[key]
-    stored.update(lifecycleState="UPDATING", _reads=0)
+    stored.update(lifecycleState="UPDATING")
 
 
 def _schedule_deletion(oci: Oci, stored: dict[str, Any], data: Any, query: dict[str, str]) -> Any:

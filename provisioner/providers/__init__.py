@@ -17,6 +17,7 @@ REGISTRY: dict[str, str] = {
     "aws": "provisioner.providers.aws:AwsNetwork",
     "azure": "provisioner.providers.azure:AzureNetwork",
     "gcp": "provisioner.providers.gcp:GcpNetwork",
+    "oci": "provisioner.providers.oci:OciNetwork",
 }
 
 Progress = Callable[[str], None]

@@ -1,0 +1,167 @@
+"""An OCI VCN as an admin has it before the toolkit, built in the fake through the real SDK
+(oci): for `provision demo`, `provision sandbox serve` and the tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .oci import Oci
+
+
+@dataclass
+class SandboxVcn:
+    """One seeded VCN: what a topology names."""
+
+    name: str
+    region: str
+    compartment: str
+    vcn: str
+    cidr: str
+    connector_subnet: str
+    app_subnet: str
+    route_table: str  # the admin's, of the app subnet
+    public_table: str  # the connector subnet's: 0.0.0.0/0 to the internet gateway
+    app_group: str  # the admin's NSG of the app servers
+    vault: str
+    key: str
+
+    def network_entry(self, profile: str, **connector: Any) -> dict[str, Any]:
+        return {
+            "cloud": "oci",
+            "region": self.region,
+            "compartment": self.compartment,
+            "vcn": self.vcn,
+            "subnets": [self.cidr],
+            "app_security_groups": [self.app_group],
+            "connector": {
+                "subnet": self.connector_subnet,
+                "profile": profile,
+                "vault": self.vault,
+                "key": self.key,
+                **connector,
+            },
+        }
+
+
+def clients(endpoint: str, region: str) -> Any:
+    """The oci SDK's clients, pointed at the fake (as the provider points them)."""
+    from ..providers.oci.common import make_clients
+
+    return make_clients(region, endpoint, None, None, retries=3)
+
+
+def seed_vcn(
+    oci_fake: Oci, endpoint: str, name: str, cidr: str, *, nat: bool = False
+) -> SandboxVcn:
+    """A compartment with a VCN: an internet gateway (or a NAT gateway, `nat`), the connector's
+    subnet behind a table of the admin's that sends 0.0.0.0/0 there, an app subnet behind
+    another table (with an admin rule) and an NSG of the app servers (with an admin rule), a
+    vault and key for the profile, and the Ubuntu image the region offers."""
+    import oci
+    from oci.core import models as m
+
+    region = oci_fake.region
+    compartment = oci_fake.add_compartment(f"cmp-{name}")
+    vault, key = oci_fake.add_vault(compartment)
+    oci_fake.add_image(compartment)
+    api = clients(endpoint, region)
+    net = api.network
+    base = cidr.split("/")[0].rsplit(".", 2)[0]  # 10.6.0.0/16 -> 10.6
+    vcn = net.create_vcn(
+        m.CreateVcnDetails(
+            compartment_id=compartment, cidr_blocks=[cidr], display_name=f"vcn-{name}"
+        )
+    ).data
+    if nat:
+        gateway = net.create_nat_gateway(
+            m.CreateNatGatewayDetails(compartment_id=compartment, vcn_id=vcn.id)
+        ).data
+    else:
+        gateway = net.create_internet_gateway(
+            m.CreateInternetGatewayDetails(
+                compartment_id=compartment, vcn_id=vcn.id, is_enabled=True
+            )
+        ).data
+    igw = net.create_internet_gateway(
+        m.CreateInternetGatewayDetails(compartment_id=compartment, vcn_id=vcn.id, is_enabled=True)
+    ).data if nat else gateway  # fmt: skip
+    public = net.create_route_table(
+        m.CreateRouteTableDetails(
+            compartment_id=compartment,
+            vcn_id=vcn.id,
+            display_name=f"rt-{name}-public",
+            route_rules=[
+                m.RouteRule(
+                    destination="0.0.0.0/0",
+                    destination_type="CIDR_BLOCK",
+                    network_entity_id=gateway.id,
+                )
+            ],
+        )
+    ).data
+    app_table = net.create_route_table(
+        m.CreateRouteTableDetails(
+            compartment_id=compartment,
+            vcn_id=vcn.id,
+            display_name=f"rt-{name}-app",
+            route_rules=[
+                m.RouteRule(
+                    destination="198.51.100.0/24",
+                    destination_type="CIDR_BLOCK",
+                    network_entity_id=igw.id,
+                )
+            ],
+        )
+    ).data
+    connector = net.create_subnet(
+        m.CreateSubnetDetails(
+            compartment_id=compartment,
+            vcn_id=vcn.id,
+            cidr_block=f"{base}.0.0/24",
+            route_table_id=public.id,
+            display_name=f"{name}-connector",
+        )
+    ).data
+    app = net.create_subnet(
+        m.CreateSubnetDetails(
+            compartment_id=compartment,
+            vcn_id=vcn.id,
+            cidr_block=f"{base}.1.0/24",
+            route_table_id=app_table.id,
+            display_name=f"{name}-app",
+            prohibit_public_ip_on_vnic=True,
+        )
+    ).data
+    nsg = net.create_network_security_group(
+        m.CreateNetworkSecurityGroupDetails(
+            compartment_id=compartment, vcn_id=vcn.id, display_name=f"nsg-{name}-app"
+        )
+    ).data
+    net.add_network_security_group_security_rules(
+        nsg.id,
+        m.AddNetworkSecurityGroupSecurityRulesDetails(
+            security_rules=[
+                m.AddSecurityRuleDetails(
+                    direction="INGRESS", protocol="6", source=cidr, source_type="CIDR_BLOCK",
+                    tcp_options=m.TcpOptions(destination_port_range=m.PortRange(min=443, max=443)),
+                    description="https from the VCN",
+                )
+            ]
+        ),
+    )  # fmt: skip
+    del oci
+    return SandboxVcn(
+        name=name,
+        region=region,
+        compartment=compartment,
+        vcn=vcn.id,
+        cidr=cidr,
+        connector_subnet=connector.id,
+        app_subnet=app.id,
+        route_table=app_table.id,
+        public_table=public.id,
+        app_group=nsg.id,
+        vault=vault,
+        key=key,
+    )

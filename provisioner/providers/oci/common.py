@@ -1,0 +1,181 @@
+"""Names, clients and helpers shared by the OCI provider's modules."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ...errors import CloudError
+from ...model import Network, OciLocation
+
+TAG = "connector-provisioner"  # freeform tag on what we make: the network's name
+FINGERPRINT_TAG = "connector-provisioner-fingerprint"
+PROFILE_TAG = "connector-provisioner-profile-sha256"
+ENDPOINT_VARIABLE = "PROVISION_OCI_ENDPOINT"  # the sandbox's fake (provision sandbox serve)
+PROFILE_VARIABLE = "OCI_CONFIG_PROFILE"
+UBUNTU = ("Canonical Ubuntu", "24.04")
+
+
+def error_text(e: Exception) -> str:
+    import oci
+
+    if isinstance(e, oci.exceptions.ServiceError):
+        return f"{e.status} {e.code}: {e.message}"
+    return f"{type(e).__name__}: {e}".split("\n")[0]
+
+
+def _sandbox_signer() -> Any:
+    """A no-op signer for the sandbox's fake only: it signs nothing and holds no key. The real
+    path keeps OCI's own request signing."""
+    from oci.auth.signers import KeyPairSigner
+
+    class SandboxSigner(KeyPairSigner):  # a KeyPairSigner, so the SDK asks for no config keys
+        def __init__(self) -> None:
+            pass  # no key: nothing is signed
+
+        @property
+        def without_content_headers(self) -> Any:
+            return self
+
+        def __call__(self, request: Any, enforce_content_headers: bool = True) -> Any:
+            request.headers["authorization"] = (
+                'Signature version="1",keyId="sandbox",signature="none"'
+            )
+            return request
+
+    return SandboxSigner()
+
+
+@dataclass
+class Clients:
+    network: Any  # oci.core.VirtualNetworkClient
+    compute: Any  # oci.core.ComputeClient
+    identity: Any  # oci.identity.IdentityClient
+    vaults: Any  # oci.vault.VaultsClient
+    tenancy: str | None  # from the config or the signer, when they say
+
+
+def make_clients(
+    region: str, endpoint: str | None, config: dict[str, Any] | None, signer: Any, retries: int
+) -> Clients:
+    """Every client. Against `endpoint` (the sandbox): a no-op signer, no circuit breaker, every
+    client there. Otherwise `~/.oci/config` (profile OCI_CONFIG_PROFILE, else DEFAULT), or an
+    instance principal when OCI_CLI_AUTH=instance_principal, and OCI's own retry strategy."""
+    import oci
+
+    kwargs: dict[str, Any] = {
+        "retry_strategy": oci.retry.RetryStrategyBuilder(
+            max_attempts_check=True, max_attempts=retries, service_error_check=True
+        ).get_retry_strategy()
+    }
+    tenancy = None
+    if endpoint:
+        config = {"region": region}
+        kwargs.update(
+            signer=_sandbox_signer(),
+            circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
+        )
+    elif signer is not None:
+        config = {"region": region, **(config or {})}
+        kwargs["signer"] = signer
+        tenancy = getattr(signer, "tenancy_id", None)
+    elif os.environ.get("OCI_CLI_AUTH") == "instance_principal":
+        signer = oci.auth.signers.InstancePrincipalsSecurityTokenSigner()
+        config = {"region": region}
+        kwargs["signer"] = signer
+        tenancy = signer.tenancy_id
+    else:
+        config = {
+            **oci.config.from_file(profile_name=os.environ.get(PROFILE_VARIABLE, "DEFAULT")),
+            "region": region,
+        }
+        tenancy = config.get("tenancy")
+
+    def client(cls: Any, version: str) -> Any:
+        extra = {"service_endpoint": endpoint} if endpoint else {}
+        return cls(config, **kwargs, **extra)
+
+    return Clients(
+        network=client(oci.core.VirtualNetworkClient, "20160918"),
+        compute=client(oci.core.ComputeClient, "20160918"),
+        identity=client(oci.identity.IdentityClient, "20160918"),
+        vaults=client(oci.vault.VaultsClient, "20180608"),
+        tenancy=tenancy,
+    )
+
+
+def sandbox_endpoint() -> str | None:
+    return os.environ.get(ENDPOINT_VARIABLE) or None
+
+
+class OciState:
+    """What the provider's parts share: the network, its clients, names, and what observe
+    learnt. Set up by OciNetwork.__init__ and observe."""
+
+    network: Network
+    location: OciLocation
+    api: Clients
+    compartment: str
+    progress: Callable[[str], None]
+    wait_seconds: float
+    progress_seconds: float
+    poll_seconds: float
+    tags: dict[str, str]
+    instance_name: str
+    nsg_name: str
+    secret_name: str
+    group_name: str
+    policy_name: str
+    # learnt by observe and apply
+    vcn: Any
+    nsg_id: str | None
+    instance_id: str | None
+    vnic_id: str | None
+    private_ip_id: str | None
+    secret_id: str | None
+    table_ids: dict[str, str]
+    rule_ids: dict[tuple[str, str, str], str]  # (nsg, source, ports) -> security rule id
+    locks: dict[str, threading.Lock]
+
+    def wait_for(
+        self, get: Callable[[], Any], states: tuple[str, ...], what: str, gone_ok: bool = False
+    ) -> Any:
+        """Poll a resource's lifecycle state until it is one of `states` (oci.wait_until does the
+        polling), saying so while it takes."""
+        import oci
+
+        start = time.monotonic()
+
+        def said(times: int, response: Any) -> None:
+            waited = time.monotonic() - start
+            if waited >= self.progress_seconds:
+                self.progress(
+                    f"waiting for {what}: {response.data.lifecycle_state} ({waited:.0f}s)"
+                )
+
+        try:
+            return oci.wait_until(
+                self.api.network,  # any client: wait_until only calls `get` again
+                get(),
+                evaluate_response=lambda r: r.data.lifecycle_state in states,
+                max_interval_seconds=self.poll_seconds,
+                max_wait_seconds=self.wait_seconds,
+                succeed_on_not_found=gone_ok,
+                wait_callback=said,
+                fetch_func=lambda *_a, **_k: get(),
+            )
+        except oci.exceptions.MaximumWaitTimeExceeded:
+            raise CloudError(
+                f"{what} still not {' or '.join(states)} after {self.wait_seconds:.0f}s"
+            ) from None
+
+    def locked(self, key: str) -> threading.Lock:
+        """A route table is read, merged and written back whole: changes to one take turns
+        (within this process; other writers are met with the etag)."""
+        if key not in self.locks:
+            self.locks.setdefault(key, threading.Lock())
+        return self.locks[key]

@@ -1,0 +1,307 @@
+"""OCI: a VCN, its route tables (rule lists written back whole, guarded by the etag), network
+security groups, and the connector put there. Translates; decides nothing.
+
+What the toolkit creates carries the freeform tag `connector-provisioner: <network>` and a
+`cp-` name; its route rules are described `connector-provisioner: <network>` and lead to the
+connector VNIC's private IP, so observe finds them again and destroy removes exactly those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from ipaddress import IPv4Network
+from typing import Any
+
+from ...errors import CloudError, SpecError
+from ...model import (
+    Action,
+    Change,
+    Network,
+    Observed,
+    ObservedRoute,
+    ObservedSubnet,
+    OciLocation,
+    Part,
+    RouteTable,
+    WayOut,
+)
+from ..base import ChangeHandlers
+from .common import TAG, error_text, make_clients, sandbox_endpoint
+from .groups import Groups
+from .instance import Instance
+
+DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
+
+
+class OciNetwork(Groups, Instance, ChangeHandlers):
+    """One VCN, with the connector this toolkit puts there."""
+
+    concurrency = 6  # OCI throttles per tenancy and region; the SDK backs off on 429
+
+    def __init__(
+        self,
+        network: Network,
+        *,
+        progress: Callable[[str], None],
+        config: dict[str, Any] | None = None,
+        signer: Any = None,
+        endpoint: str | None = None,
+        retries: int = 6,
+        wait_seconds: float = 1800.0,
+        progress_seconds: float = 10.0,
+        poll_seconds: float = 10.0,
+    ) -> None:
+        import oci
+
+        assert isinstance(network.location, OciLocation) and network.connector is not None
+        loc = network.location
+        self.network = network
+        self.location = loc
+        self.compartment = loc.compartment
+        self.progress = progress
+        self.wait_seconds = wait_seconds
+        self.progress_seconds = progress_seconds
+        self.poll_seconds = poll_seconds
+        self.throttle_scope = f"oci:{loc.region}"
+        try:
+            self.api = make_clients(
+                loc.region, endpoint or sandbox_endpoint(), config, signer, retries
+            )
+        except (
+            oci.exceptions.ConfigFileNotFound,
+            oci.exceptions.InvalidConfig,
+            oci.exceptions.ProfileNotFound,
+        ) as e:
+            raise CloudError(
+                f"network {network.name}: no OCI credentials (~/.oci/config, profile "
+                f"OCI_CONFIG_PROFILE or DEFAULT; or OCI_CLI_AUTH=instance_principal): {e}; "
+                "nothing was changed"
+            ) from None
+        name = network.name
+        self.tags = {TAG: name}
+        self.instance_name = f"cp-{name}-connector"
+        self.nsg_name = f"cp-{name}-connector"
+        self.secret_name = f"cp-{name}-vpn-profile"
+        self.group_name = network.connector.dynamic_group or f"cp-{name}-connector"
+        self.policy_name = f"cp-{name}-read-vpn-profile"
+        self.vcn = None
+        self.nsg_id = None
+        self.instance_id = None
+        self.vnic_id = None
+        self.private_ip_id = None
+        self.secret_id = None
+        self.table_ids = {}
+        self.rule_ids = {}
+        self.locks = {}
+
+    # --- observe -------------------------------------------------------------------------
+
+    def observe(self) -> Observed:
+        import oci
+
+        try:
+            return self._observe()
+        except (oci.exceptions.ServiceError, oci.exceptions.RequestException) as e:
+            raise CloudError(
+                f"network {self.network.name}: could not read {self.location.describe()}: "
+                f"{error_text(e)}; nothing was changed"
+            ) from None
+
+    def _list(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Any]:
+        import oci
+
+        return list(oci.pagination.list_call_get_all_results(fn, *args, **kwargs).data)
+
+    def _observe(self) -> Observed:
+        import oci
+
+        loc, name = self.location, self.network.name
+        try:
+            self.vcn = self.api.network.get_vcn(loc.vcn).data
+        except oci.exceptions.ServiceError as e:
+            if e.status != 404:
+                raise
+            raise SpecError(
+                f"networks.{name}.vcn", f"{loc.vcn!r} does not exist (or is not visible to you)"
+            ) from None
+        if self.vcn.compartment_id != self.compartment:
+            raise SpecError(
+                f"networks.{name}.compartment",
+                f"{self.compartment!r} is not the compartment of {loc.vcn} ({self.vcn.compartment_id})",
+            )
+        net = self.api.network
+        subnets = self._list(net.list_subnets, self.compartment, vcn_id=loc.vcn)
+        tables = {
+            t.id: t for t in self._list(net.list_route_tables, self.compartment, vcn_id=loc.vcn)
+        }
+        gateways = {
+            g.id for g in self._list(net.list_internet_gateways, self.compartment, vcn_id=loc.vcn)
+        }
+        nats = {g.id for g in self._list(net.list_nat_gateways, self.compartment, vcn_id=loc.vcn)}
+        groups = self._list(
+            net.list_network_security_groups, compartment_id=self.compartment, vcn_id=loc.vcn
+        )
+        connector = self._observe_connector()
+        live = self._live_private_ips(tables)
+        app_groups, ingress = self._observe_groups(groups)
+        cidrs = tuple(IPv4Network(c) for c in self.vcn.cidr_blocks)
+        return Observed(
+            network=name,
+            cidrs=cidrs,
+            route_tables=self._observe_tables(tables, live),
+            subnets=tuple(self._way_out(s, tables, gateways, nats) for s in subnets),
+            connector=connector,
+            parts=self._observe_parts(groups),
+            app_groups=app_groups,
+            connector_ingress=ingress,
+        )
+
+    def _live_private_ips(self, tables: dict[str, Any]) -> set[str]:
+        """The private IPs that route rules name and that still exist: a rule to one that is
+        gone carries nothing. One read per distinct target, not per table."""
+        import oci
+
+        targets = {
+            r.network_entity_id
+            for t in tables.values()
+            for r in t.route_rules or []
+            if r.network_entity_id.startswith("ocid1.privateip.")
+        }
+        live = set()
+        for target in sorted(targets):
+            try:
+                self.api.network.get_private_ip(target)
+            except oci.exceptions.ServiceError as e:
+                if e.status != 404:
+                    raise
+                continue
+            live.add(target)
+        return live
+
+    def _label(self, table: Any) -> str:
+        return str(table.id)
+
+    def _observe_tables(self, tables: dict[str, Any], live: set[str]) -> tuple[RouteTable, ...]:
+        wanted = set(self.network.route_tables or tables)
+        for i, t in enumerate(self.network.route_tables or ()):
+            if t not in tables:
+                raise SpecError(
+                    f"networks.{self.network.name}.route_tables[{i}]",
+                    f"{t!r} is not a route table of {self.location.vcn}",
+                )
+        out = []
+        for table_id, t in sorted(tables.items()):
+            rules = t.route_rules or []
+            if table_id not in wanted and not any(
+                self.private_ip_id and r.network_entity_id == self.private_ip_id for r in rules
+            ):
+                continue
+            routes = []
+            for r in rules:
+                if (r.destination_type or "CIDR_BLOCK") != "CIDR_BLOCK":
+                    continue  # a service's CIDR label: never ours
+                target = r.network_entity_id
+                usable = not target.startswith("ocid1.privateip.") or target in live
+                routes.append(ObservedRoute(IPv4Network(r.destination), target, usable))
+            self.table_ids[table_id] = table_id
+            out.append(RouteTable(table_id, tuple(routes)))
+        return tuple(out)
+
+    def _way_out(
+        self, subnet: Any, tables: dict[str, Any], gateways: set[str], nats: set[str]
+    ) -> ObservedSubnet:
+        table = tables.get(subnet.route_table_id)
+        rule = next(
+            (
+                r
+                for r in (table.route_rules if table else None) or []
+                if r.destination == str(DEFAULT_ROUTE)
+            ),
+            None,
+        )
+        label = subnet.route_table_id
+        if rule is None:
+            return ObservedSubnet(subnet.id, WayOut.NONE, None, label)
+        target = rule.network_entity_id
+        if target in gateways:
+            if subnet.prohibit_public_ip_on_vnic:
+                # an internet gateway translates public addresses only, and this subnet allows none
+                return ObservedSubnet(subnet.id, WayOut.NONE, target, label)
+            return ObservedSubnet(subnet.id, WayOut.INTERNET_GATEWAY, target, label)
+        if target in nats:
+            return ObservedSubnet(subnet.id, WayOut.NAT_GATEWAY, target, label)
+        return ObservedSubnet(subnet.id, WayOut.OTHER, target, label)
+
+    def _observe_parts(self, groups: list[Any]) -> tuple[Part, ...]:
+        assert self.network.connector is not None
+        nsg = next(
+            (
+                g
+                for g in groups
+                if g.display_name == self.nsg_name
+                and (g.freeform_tags or {}).get(TAG) == self.network.name
+            ),
+            None,
+        )
+        self.nsg_id = nsg.id if nsg else None
+        parts = [
+            Part(
+                "security-group",
+                self.nsg_name,
+                "the connector's own network security group: the VCN's own ranges in",
+                nsg is not None,
+            ),
+            self._observe_secret(),
+        ]
+        parts += self._observe_identity()
+        return tuple(parts)
+
+    # --- apply ---------------------------------------------------------------------------
+
+    def apply(self, change: Change) -> None:
+        import oci
+
+        try:
+            self._dispatch(change)
+        except (oci.exceptions.ServiceError, oci.exceptions.RequestException) as e:
+            raise CloudError(f"{change.summary()}: {error_text(e)}") from e
+
+    def _route(self, change: Change) -> None:
+        """Read the table, put our rule in (or take it out), write it back whole with the etag
+        it was read at; when another writer came between (412), read again. Every other rule
+        of the table is sent back as it was."""
+        import oci
+
+        assert change.route_table is not None and change.destination is not None
+        table_id, destination = change.route_table, str(change.destination)
+        with self.locked(table_id):
+            for _attempt in range(10):
+                read = self.api.network.get_route_table(table_id)
+                rules = [r for r in read.data.route_rules or [] if r.destination != destination]
+                if change.action is not Action.DELETE:
+                    if self.private_ip_id is None:
+                        raise CloudError("the connector has no private IP yet")
+                    rules.append(
+                        oci.core.models.RouteRule(
+                            destination=destination,
+                            destination_type="CIDR_BLOCK",
+                            network_entity_id=self.private_ip_id,
+                            description=f"{TAG}: {self.network.name}",
+                        )
+                    )
+                elif len(rules) == len(read.data.route_rules or []):
+                    return  # already gone
+                try:
+                    self.api.network.update_route_table(
+                        table_id,
+                        oci.core.models.UpdateRouteTableDetails(route_rules=rules),
+                        if_match=read.headers["etag"],
+                    )
+                    return
+                except oci.exceptions.ServiceError as e:
+                    if e.status != 412:
+                        raise
+                    self.progress(
+                        f"route table {table_id[-12:]} changed meanwhile: reading it again"
+                    )
+            raise CloudError(f"route table {table_id} kept changing under us (412 ten times)")
