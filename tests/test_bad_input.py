@@ -322,7 +322,12 @@ def test_unsupported_cloud_is_bad_input_before_any_call(
         "compartment": "ocid1.compartment.oc1..aaaa",
         "vcn": "ocid1.vcn.oc1.eu-frankfurt-1.aaaa",
         "subnets": ["172.16.0.0/16"],
-        "connector": {"subnet": "s", "profile": "hq.ovpn"},
+        "connector": {
+            "subnet": "ocid1.subnet.oc1.eu-frankfurt-1.aaaaaaaaaa",
+            "profile": "hq.ovpn",
+            "vault": "ocid1.vault.oc1.eu-frankfurt-1.aaaaaaaaaa",
+            "key": "ocid1.key.oc1.eu-frankfurt-1.aaaaaaaaaa",
+        },
     }
     (world.directory / "oc.yaml").write_text(json.dumps(doc))
     assert run(["apply", "--yes", "-f", str(world.directory / "oc.yaml")]) == 2
