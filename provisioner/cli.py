@@ -19,6 +19,13 @@ EXIT_DECLINED = 1
 # every cloud's location keys, as flags of the one-network form: a new cloud's keys come with
 # its spec.CLOUD_SCHEMAS entry, no edit here
 LOCATION_KEYS = tuple(dict.fromkeys(k for schema in CLOUD_SCHEMAS.values() for k in schema.keys))
+CLOUD_KEYS = tuple(
+    dict.fromkeys(
+        k
+        for schema in CLOUD_SCHEMAS.values()
+        for k in (*schema.network_keys, *schema.connector_keys)
+    )
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     one.add_argument("--cloud", help=", ".join(CLOUD_SCHEMAS))
     one.add_argument("--name", default="net", help="the network's name (default: net)")
     for key in LOCATION_KEYS:  # where the network is: the keys of its cloud in the file
+        one.add_argument(f"--{key.replace('_', '-')}", dest=key, metavar=key.upper())
+    for key in CLOUD_KEYS:  # settings of one cloud alone (GCP's route priority, OCI's vault...)
         one.add_argument(f"--{key.replace('_', '-')}", dest=key, metavar=key.upper())
     one.add_argument("--connector-subnet", help="subnet id for the connector VM")
     one.add_argument(
@@ -127,6 +136,13 @@ def one_network_topology(args: argparse.Namespace) -> dict[str, Any]:
     network: dict[str, Any] = {"cloud": args.cloud, "connector": connector}
     for key in schema.keys if schema else ():
         network[key] = getattr(args, key)
+    for key in schema.network_keys if schema else ():
+        value = getattr(args, key)
+        if value is not None:
+            network[key] = int(value) if value.isdigit() else value
+    for key in schema.connector_keys if schema else ():
+        if getattr(args, key) is not None:
+            connector[key] = getattr(args, key)
     if args.subnet:
         network["subnets"] = args.subnet
     if args.route_table:
@@ -151,7 +167,8 @@ def _app_group_flag(value: str) -> str | dict[str, Any]:
 
 
 _FLAG_NAMES = {
-    **{key: f"--{key.replace('_', '-')}" for key in LOCATION_KEYS},
+    **{key: f"--{key.replace('_', '-')}" for key in (*LOCATION_KEYS, *CLOUD_KEYS)},
+    **{f"connector.{key}": f"--{key.replace('_', '-')}" for key in CLOUD_KEYS},
     "connector.subnet": "--connector-subnet",
     "connector.profile": "--profile",
     "connector.size": "--size",

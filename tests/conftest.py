@@ -32,6 +32,7 @@ os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
 # metadata address): Azure goes to a closed port on loopback unless a test's fake says where
 os.environ["PROVISION_AZURE_ENDPOINT"] = "http://127.0.0.1:9"
 os.environ["PROVISION_GCP_ENDPOINT"] = "http://127.0.0.1:9"  # GCP's likewise
+os.environ["PROVISION_OCI_ENDPOINT"] = "http://127.0.0.1:9"  # and OCI's
 serialize_moto()  # moto's backends are not safe for requests from several threads at once
 FIGURES: dict[str, str] = {}  # measured by tests, printed at the end of the run
 
@@ -588,3 +589,79 @@ def edit_network(
         else:
             node[leaf] = value
     return doc
+
+
+# --- OCI: the fake Core / Identity / Vault on 127.0.0.1, driven by the real oci SDK ---------
+
+OCI_PROFILE = (
+    "client\ndev tun\nremote sandbox.vpn.invalid 1194\n"
+    "<key>\nOCI-SANDBOX-PRIVATE-KEY-{name}-do-not-print\n</key>\n"
+)
+
+
+@dataclass
+class OciWorld:
+    fake: Any  # provisioner.fakes.oci.Oci
+    url: str
+    hq: Any  # SandboxVcn
+    spoke: Any
+    directory: Path
+
+    def topology(self, partner: bool = True, **hq: Any) -> dict[str, Any]:
+        """hq and spoke (and the external partner); `hq` keys go into hq's connector, or into
+        hq itself when they are network keys."""
+        for name in ("hq", "spoke"):
+            profile = self.directory / f"{name}.ovpn"
+            if not profile.exists():
+                profile.write_text(OCI_PROFILE.format(name=name))
+        network_keys = {"route_tables", "app_security_groups", "subnets"}
+        entry = self.hq.network_entry(
+            "hq.ovpn", **{k: v for k, v in hq.items() if k not in network_keys}
+        )
+        entry.update({k: v for k, v in hq.items() if k in network_keys})
+        networks: dict[str, Any] = {"hq": entry, "spoke": self.spoke.network_entry("spoke.ovpn")}
+        if partner:
+            networks["partner"] = {"cloud": "external", "subnets": ["172.31.0.0/16"]}
+        return {"version": 1, "networks": networks}
+
+    def write(self, doc: dict[str, Any], name: str = "oci.yaml") -> Path:
+        path = self.directory / name
+        path.write_text(json.dumps(doc))
+        return path
+
+    def clouds(self, **kw: Any) -> Clouds:
+        options = {"endpoint": self.url, "progress_seconds": 5.0, "poll_seconds": 0.05}
+        return Clouds(options={"oci": options}, **kw)
+
+    def deployment(self, doc: dict[str, Any] | None = None) -> Deployment:
+        return Deployment(load_topology(self.write(doc or self.topology())), self.clouds())
+
+    def snapshot(self) -> dict[str, Any]:
+        return dict(self.fake.snapshot())
+
+    def mutating(self) -> list[str]:
+        return [f"{c.method} {c.kind}.{c.verb}" for c in self.fake.mutating_calls()]
+
+    def api(self) -> Any:
+        from provisioner.fakes.oci_world import clients
+
+        return clients(self.url, self.hq.region)
+
+
+@pytest.fixture
+def oci_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OciWorld]:
+    """A fake OCI region with two seeded VCNs: hq (10.6.0.0/16, its connector subnet behind an
+    internet gateway) and spoke (10.7.0.0/16, behind a NAT gateway). Each has an app subnet
+    behind the admin's route table, the admin's app NSG, and a vault with a key. The call log
+    starts empty after the seeding; the fake's own faults fail the test."""
+    from provisioner.fakes.oci import Oci
+    from provisioner.fakes.oci_world import seed_vcn
+
+    fake = Oci()
+    with fake.serve() as server:
+        monkeypatch.setenv("PROVISION_OCI_ENDPOINT", server.url)  # the CLI's clients too
+        hq = seed_vcn(fake, server.url, "hq", "10.6.0.0/16")
+        spoke = seed_vcn(fake, server.url, "spoke", "10.7.0.0/16", nat=True)
+        fake.calls.clear()
+        yield OciWorld(fake, server.url, hq, spoke, tmp_path)
+    assert fake.errors == []

@@ -7,7 +7,9 @@ What it keeps of OCI (the tests rely on each):
   current etag is 412 `NoEtagMatch`, and every write gives a new etag.
 - A route rule's `networkEntityId` must be an existing gateway or private IP; a private IP may
   be a route target only when its VNIC skips the source/destination check (OCI's documentation
-  on using a private IP as a route target). Destinations are unique within a table.
+  on using a private IP as a route target). Destinations are unique within a table. A rule
+  sent back exactly as the table holds it is not checked again: its private IP may be gone
+  since (a blackhole), and refusing it would make every writer lose the table.
 - NSG security rules are added and removed by id; an NSG with VNICs in it cannot be deleted.
 - Lifecycle states: an instance is PROVISIONING until it is read once, then RUNNING;
   terminating is TERMINATING, then TERMINATED (its VNIC and private IP go). A secret is CREATING,
@@ -46,6 +48,7 @@ TARGET_KINDS = (
     "localpeeringgateway",
 )
 PROTOCOLS = ("all", "1", "6", "17", "58")
+GONE = {("secrets", "PENDING_DELETION"), ("instances", "TERMINATED")}
 
 
 class OciError(Exception):
@@ -179,12 +182,13 @@ class Oci(Injectable):
 
     def snapshot(self) -> dict[str, Any]:
         """Everything held, as stored (etags aside): equal before apply and after destroy, but
-        for secrets pending deletion (OCI deletes a secret one day at the soonest)."""
+        for what OCI itself keeps a while: secrets pending deletion (deleted one day at the
+        soonest) and terminated instances (listed for a while after)."""
         with self.lock:
             return copy.deepcopy({
-                k: {x: y for x, y in v.items() if x not in ("_etag", "_reads")}
+                k: {x: y for x, y in v.items() if x != "_etag"}
                 for k, v in self.state.resources.items()
-                if not (v["_kind"] == "secrets" and v["lifecycleState"] == "PENDING_DELETION")
+                if (v["_kind"], v.get("lifecycleState")) not in GONE
             })  # fmt: skip
 
     def secret_content(self, ocid: str) -> str | None:
@@ -447,8 +451,13 @@ def _create_gateway(kind: str, ocid_kind: str) -> Any:
     return create
 
 
-def _check_rules(oci: Oci, rules: list[dict[str, Any]]) -> None:
+def _check_rules(
+    oci: Oci, rules: list[dict[str, Any]], kept: list[dict[str, Any]] | None = None
+) -> None:
+    """Refuse a rule list OCI would refuse. A rule sent back exactly as the table holds it is
+    not checked again (its target may be gone since: a blackhole, not a new mistake)."""
     seen: set[str] = set()
+    unchanged = [_rule_key(r) for r in kept or []]
     for i, rule in enumerate(rules):
         destination = rule.get("destination") or rule.get("cidrBlock")
         try:
@@ -464,6 +473,8 @@ def _check_rules(oci: Oci, rules: list[dict[str, Any]]) -> None:
         seen.add(str(destination))
         if rule.get("destinationType", "CIDR_BLOCK") != "CIDR_BLOCK":
             raise invalid(f"routeRules[{i}].destinationType must be CIDR_BLOCK here")
+        if _rule_key(rule) in unchanged:
+            continue
         target = str(rule.get("networkEntityId", ""))
         kind = target.split(".")[1] if target.count(".") > 2 else ""
         if kind not in TARGET_KINDS or target not in oci.state.resources:
@@ -479,6 +490,10 @@ def _check_rules(oci: Oci, rules: list[dict[str, Any]]) -> None:
                 )
 
 
+def _rule_key(rule: dict[str, Any]) -> tuple[str, str]:
+    return (str(rule.get("destination")), str(rule.get("networkEntityId")))
+
+
 def _create_route_table(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
     _need(oci, data.get("vcnId"), "vcns", "vcnId")
     _check_rules(oci, data.get("routeRules") or [])
@@ -489,7 +504,7 @@ def _create_route_table(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
 
 def _update_route_table(oci: Oci, stored: dict[str, Any], data: dict[str, Any]) -> None:
     if "routeRules" in data:
-        _check_rules(oci, data["routeRules"] or [])
+        _check_rules(oci, data["routeRules"] or [], stored["routeRules"])
         stored["routeRules"] = [
             {"destinationType": "CIDR_BLOCK", **r} for r in data["routeRules"] or []
         ]

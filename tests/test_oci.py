@@ -1,0 +1,360 @@
+"""OCI end to end: the real `oci` SDK against the fake on 127.0.0.1 (provisioner/fakes/oci.py),
+with a no-op signer and no circuit breaker. The outcomes a user relies on."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from typing import Any
+
+import pytest
+from conftest import OciWorld
+
+from provisioner import ConflictError, RouteState
+from provisioner.cli import run
+
+PEERS = ("100.96.0.0/11", "10.7.0.0/16", "172.31.0.0/16")  # vpn, spoke, partner
+
+
+def instance(o: OciWorld, network: str = "hq") -> dict[str, Any] | None:
+    found = [
+        i
+        for i in o.fake.of_kind("instances")
+        if i["displayName"] == f"cp-{network}-connector" and i["lifecycleState"] != "TERMINATED"
+    ]
+    return found[0] if found else None
+
+
+def vnic(o: OciWorld, network: str = "hq") -> dict[str, Any]:
+    vm = instance(o, network)
+    assert vm is not None
+    (attachment,) = [a for a in o.fake.of_kind("vnicAttachments") if a["instanceId"] == vm["id"]]
+    found = o.fake.get(attachment["vnicId"])
+    assert found is not None
+    return found
+
+
+def private_ip(o: OciWorld, network: str = "hq") -> str:
+    (ip,) = [p for p in o.fake.of_kind("privateIps") if p["vnicId"] == vnic(o, network)["id"]]
+    return str(ip["id"])
+
+
+def rules(o: OciWorld, table: str) -> dict[str, str]:
+    found = o.fake.get(table)
+    assert found is not None
+    return {r["destination"]: r["networkEntityId"] for r in found["routeRules"]}
+
+
+def tables(o: OciWorld, network: str = "hq") -> list[str]:
+    vcn = o.hq.vcn if network == "hq" else o.spoke.vcn
+    return [t["id"] for t in o.fake.of_kind("routeTables") if t["vcnId"] == vcn]
+
+
+def nsg_rules(o: OciWorld, group: str) -> list[dict[str, Any]]:
+    with o.fake.lock:
+        return list(o.fake.state.resources[group]["_rules"])
+
+
+def test_apply_routes_every_table_of_the_vcn_through_the_connector(oci_world: OciWorld):
+    o = oci_world
+    o.deployment().apply()
+    target = private_ip(o)
+    assert len(tables(o)) == 3  # the VCN's default table, the public one, the app one
+    for table in tables(o):
+        found = rules(o, table)
+        for destination in PEERS:
+            assert found[destination] == target
+        assert "10.6.0.0/16" not in found  # never its own range
+    # the admin's rules are all still there, as they were
+    assert rules(o, o.hq.route_table)["198.51.100.0/24"].startswith("ocid1.internetgateway.")
+    assert rules(o, o.hq.public_table)["0.0.0.0/0"].startswith("ocid1.internetgateway.")
+
+
+def test_the_connector_skips_the_check_has_its_nsg_and_way_out(oci_world: OciWorld):
+    o = oci_world
+    o.deployment().apply()
+    vm = instance(o)
+    assert vm is not None and vm["lifecycleState"] == "RUNNING"
+    assert vm["shape"] == "VM.Standard.E4.Flex" and vm["shapeConfig"]["ocpus"] == 1
+    hq = vnic(o)
+    assert hq["skipSourceDestCheck"] is True
+    (own,) = [
+        g for g in o.fake.of_kind("networkSecurityGroups") if g["displayName"] == "cp-hq-connector"
+    ]
+    assert hq["nsgIds"] == [own["id"]]
+    assert hq["publicIp"].startswith("203.0.113.")  # hq's subnet: an internet gateway
+    assert vnic(o, "spoke")["publicIp"] is None  # spoke's: a NAT gateway
+    assert [r["source"] for r in nsg_rules(o, own["id"])] == ["10.6.0.0/16"]
+
+
+def test_app_nsgs_admit_what_arrives_by_address(oci_world: OciWorld):
+    o = oci_world
+    o.deployment().apply()
+    ours = [
+        r
+        for r in nsg_rules(o, o.hq.app_group)
+        if r["description"].startswith("connector-provisioner")
+    ]
+    assert sorted(r["source"] for r in ours) == sorted(PEERS)
+    assert {r["sourceType"] for r in ours} == {"CIDR_BLOCK"} and {r["protocol"] for r in ours} == {
+        "all"
+    }
+    assert any(r["description"] == "https from the VCN" for r in nsg_rules(o, o.hq.app_group))
+
+
+def test_nat_everything_admits_the_connectors_nsg(oci_world: OciWorld):
+    o = oci_world
+    o.deployment(o.topology(nat=True, nat_preserve_source=False)).apply()
+    (own,) = [
+        g for g in o.fake.of_kind("networkSecurityGroups") if g["displayName"] == "cp-hq-connector"
+    ]
+    ours = [
+        r
+        for r in nsg_rules(o, o.hq.app_group)
+        if r["description"].startswith("connector-provisioner")
+    ]
+    assert [(r["sourceType"], r["source"]) for r in ours] == [("NETWORK_SECURITY_GROUP", own["id"])]
+
+
+def test_second_apply_changes_nothing(oci_world: OciWorld):
+    o = oci_world
+    o.deployment().apply()
+    o.fake.calls.clear()
+    assert o.deployment().apply().done == ()
+    assert o.mutating() == []
+
+
+def test_destroy_leaves_the_tenancy_as_it_was_but_a_secret_pending_deletion(oci_world: OciWorld):
+    o = oci_world
+    before = o.snapshot()
+    o.deployment().apply()
+    o.deployment().destroy()
+    assert o.snapshot() == before
+    secrets = o.fake.of_kind("secrets")
+    assert {s["lifecycleState"] for s in secrets} == {"PENDING_DELETION"}  # OCI: a day at least
+    o.fake.calls.clear()
+    assert o.deployment().destroy().done == ()
+    assert o.mutating() == []
+    # and a new apply takes the secret back rather than failing on its name
+    o.deployment().apply()
+    assert {s["lifecycleState"] for s in o.fake.of_kind("secrets")} == {"ACTIVE"}
+    assert o.deployment().plan().changes == ()
+
+
+def test_another_writer_between_read_and_write_is_met_with_the_etag(
+    oci_world: OciWorld, monkeypatch
+):
+    """The table is changed by someone else after we read it: our write (If-Match) is refused
+    with 412, we read again and write both rules back."""
+    o = oci_world
+    fake = o.fake
+    table = o.hq.route_table
+    original = fake._check_etag
+    raced: list[bool] = []
+
+    def racing(stored: dict[str, Any], headers: dict[str, str]) -> None:
+        if stored["id"] == table and not raced:
+            raced.append(True)
+            gateway = rules(o, o.hq.public_table)["0.0.0.0/0"]
+            stored["routeRules"].append(
+                {
+                    "destination": "192.0.2.0/24",
+                    "destinationType": "CIDR_BLOCK",
+                    "networkEntityId": gateway,
+                }
+            )
+            stored["_etag"] = "changed-by-another-writer"
+        original(stored, headers)
+
+    monkeypatch.setattr(fake, "_check_etag", racing)
+    o.deployment().apply()
+    found = rules(o, table)
+    assert "192.0.2.0/24" in found and "198.51.100.0/24" in found  # nothing of theirs lost
+    assert all(found[d] == private_ip(o) for d in PEERS)
+    assert raced
+
+
+def test_a_foreign_rule_for_a_destination_is_a_conflict(oci_world: OciWorld):
+    o = oci_world
+    from oci.core import models as m
+
+    api = o.api()
+    gateway = rules(o, o.hq.public_table)["0.0.0.0/0"]
+    current = api.network.get_route_table(o.hq.route_table).data.route_rules
+    api.network.update_route_table(
+        o.hq.route_table,
+        m.UpdateRouteTableDetails(
+            route_rules=[
+                *current,
+                m.RouteRule(
+                    destination="172.31.0.0/16",
+                    destination_type="CIDR_BLOCK",
+                    network_entity_id=gateway,
+                ),
+            ]
+        ),
+    )
+    o.fake.calls.clear()
+    with pytest.raises(ConflictError) as e:
+        o.deployment().apply()
+    assert "172.31.0.0/16" in str(e.value)
+    assert o.mutating() == []
+    assert run(["apply", "-f", str(o.write(o.topology())), "--yes"]) == 3
+    assert o.mutating() == []
+
+
+def test_a_rule_to_a_private_ip_that_is_gone_is_a_blackhole_and_replaced(oci_world: OciWorld):
+    o = oci_world
+    o.deployment().apply()
+    api = o.api()
+    vm = instance(o)
+    assert vm is not None
+    api.compute.terminate_instance(vm["id"])
+    api.compute.get_instance(vm["id"])  # TERMINATED: its VNIC and private IP are gone
+    status = o.deployment().status()[0]
+    assert any(r.state is RouteState.BLACKHOLE for r in status.routes) or status.connector is None
+    o.deployment().apply()
+    target = private_ip(o)
+    for table in tables(o):
+        assert all(rules(o, table)[d] == target for d in PEERS)
+    assert o.deployment().plan().changes == ()
+
+
+def test_the_profile_is_a_vault_secret_readable_by_the_instance_alone(oci_world: OciWorld):
+    o = oci_world
+    o.deployment().apply()
+    (secret,) = [s for s in o.fake.of_kind("secrets") if s["secretName"] == "cp-hq-vpn-profile"]
+    assert o.fake.secret_content(secret["id"]) == (o.directory / "hq.ovpn").read_text()
+    assert secret["vaultId"] == o.hq.vault and secret["keyId"] == o.hq.key
+    vm = instance(o)
+    assert vm is not None
+    (group,) = [g for g in o.fake.of_kind("dynamicGroups") if g["name"] == "cp-hq-connector"]
+    assert group["matchingRule"] == f"ALL {{instance.id = '{vm['id']}'}}"
+    (policy,) = [p for p in o.fake.of_kind("policies") if p["name"] == "cp-hq-read-vpn-profile"]
+    assert policy["statements"] == [
+        f"Allow dynamic-group cp-hq-connector to read secret-bundles in compartment id "
+        f"{o.hq.compartment} where target.secret.id = '{secret['id']}'"
+    ]
+    # the secret-retrieval API gives it back, as the boot reads it
+    import oci
+
+    from provisioner.providers.oci.common import _sandbox_signer
+
+    bundles = oci.secrets.SecretsClient(
+        {"region": o.hq.region}, signer=_sandbox_signer(), service_endpoint=o.url
+    )
+    content = bundles.get_secret_bundle(secret["id"]).data.secret_bundle_content.content
+    assert base64.b64decode(content).decode() == (o.directory / "hq.ovpn").read_text()
+
+
+def test_a_new_profile_updates_the_secret_and_replaces_the_connector(oci_world: OciWorld):
+    o = oci_world
+    o.deployment().apply()
+    first = instance(o)
+    assert first is not None
+    (o.directory / "hq.ovpn").write_text("client\nremote other.vpn.invalid 1194\n")
+    result = o.deployment().apply()
+    assert any("VPN profile changed" in c.why for c in result.done)
+    (secret,) = [s for s in o.fake.of_kind("secrets") if s["secretName"] == "cp-hq-vpn-profile"]
+    assert o.fake.secret_content(secret["id"]) == "client\nremote other.vpn.invalid 1194\n"
+    assert secret["currentVersionNumber"] == 2
+    second = instance(o)
+    assert second is not None and second["id"] != first["id"]
+    (group,) = [g for g in o.fake.of_kind("dynamicGroups") if g["name"] == "cp-hq-connector"]
+    assert second["id"] in group["matchingRule"]  # the new instance alone reads it
+    assert o.deployment().plan().changes == ()
+
+
+def test_a_dynamic_group_named_in_the_file_is_used_not_made(oci_world: OciWorld, capsys):
+    o = oci_world
+    from oci.identity import models as im
+
+    o.api().identity.create_dynamic_group(
+        im.CreateDynamicGroupDetails(
+            compartment_id=o.fake.tenancy,
+            name="vpn-connectors",
+            description="admin's",
+            matching_rule="ANY {instance.compartment.id = 'x'}",
+        )
+    )
+    doc = o.topology(dynamic_group="vpn-connectors")
+    o.deployment(doc).apply()
+    assert not any(g["name"] == "cp-hq-connector" for g in o.fake.of_kind("dynamicGroups"))
+    (policy,) = [p for p in o.fake.of_kind("policies") if p["name"] == "cp-hq-read-vpn-profile"]
+    assert policy["statements"][0].startswith(
+        "Allow dynamic-group vpn-connectors to read secret-bundles"
+    )
+    o.deployment(doc).destroy()
+    assert any(g["name"] == "vpn-connectors" for g in o.fake.of_kind("dynamicGroups"))  # kept
+    assert run(["plan", "-f", str(o.write(o.topology(dynamic_group="nobody")))]) == 2
+    assert "networks.hq.connector.dynamic_group" in capsys.readouterr().err
+
+
+def test_the_profile_is_in_no_output_log_or_metadata(oci_world: OciWorld, capsys, caplog):
+    o = oci_world
+    caplog.set_level(logging.DEBUG)
+    path = o.write(o.topology())
+    for argv in (
+        ["plan"],
+        ["plan", "--json"],
+        ["apply", "--yes"],
+        ["status", "--json"],
+        ["bootstrap", "--network", "hq"],
+    ):
+        run([*argv, "-f", str(path)])
+    out = capsys.readouterr()
+    records = json.dumps([vars(r) for r in caplog.records], default=str)
+    text = out.out + out.err + caplog.text + records
+    stored = json.dumps(o.fake.snapshot()) + json.dumps([c.body for c in o.fake.calls])
+    for name in ("hq", "spoke"):
+        profile = (o.directory / f"{name}.ovpn").read_text()
+        for form in (profile.splitlines()[4], base64.b64encode(profile.encode()).decode()):
+            assert form not in text
+            assert form not in stored  # instance metadata, user-data, recorded bodies
+    vm = instance(o)
+    assert vm is not None
+    user_data = base64.b64decode(vm["metadata"]["user_data"]).decode()
+    (secret,) = [s for s in o.fake.of_kind("secrets") if s["secretName"] == "cp-hq-vpn-profile"]
+    assert secret["id"] in user_data and "--auth instance_principal" in user_data
+
+
+def test_a_throttle_is_retried(oci_world: OciWorld):
+    o = oci_world
+    fault = o.fake.fail(
+        "PUT",
+        r"/routeTables/",
+        429,
+        "TooManyRequests",
+        "Too many requests for the tenancy",
+        times=2,
+        retry_after="0",
+    )
+    o.deployment().apply()
+    assert fault.served == 2
+    assert all(rules(o, t)["100.96.0.0/11"] == private_ip(o) for t in tables(o))
+
+
+def test_the_one_network_flags_apply_like_a_topology(oci_world: OciWorld, capsys, monkeypatch):
+    o = oci_world
+    monkeypatch.chdir(o.directory)
+    (o.directory / "hq.ovpn").write_text("client\nremote sandbox.vpn.invalid 1194\n")
+    hq = o.hq
+    argv = [
+        "--cloud", "oci", "--region", hq.region, "--compartment", hq.compartment, "--vcn", hq.vcn,
+        "--connector-subnet", hq.connector_subnet, "--subnet", hq.cidr, "--peer", "192.168.0.0/22",
+        "--profile", "hq.ovpn", "--vault", hq.vault, "--key", hq.key,
+        "--app-security-group", f"{hq.app_group}:tcp/443", "--yes",
+    ]  # fmt: skip
+    assert run(argv) == 0
+    assert rules(o, hq.route_table)["192.168.0.0/22"].startswith("ocid1.privateip.")
+    ours = [
+        r
+        for r in nsg_rules(o, hq.app_group)
+        if r["description"].startswith("connector-provisioner")
+    ]
+    assert {(r["protocol"], r["tcpOptions"]["destinationPortRange"]["min"]) for r in ours} == {
+        ("6", 443)
+    }
+    assert run(argv) == 0
+    assert "nothing to do" in capsys.readouterr().out
