@@ -87,9 +87,7 @@ def test_another_vcns_compartment_is_bad_input(oci_world: OciWorld, capsys):
     assert "networks.hq.compartment" in err and oci_world.spoke.compartment in err
 
 
-def test_a_connector_subnet_without_a_way_out_is_bad_input(
-    oci_world: OciWorld, capsys
-):
+def test_a_connector_subnet_without_a_way_out_is_bad_input(oci_world: OciWorld, capsys):
     """The app subnet's table has no 0.0.0.0/0: no way to the VPN service at all."""
     path = oci_world.write(
         edit_network(oci_world.topology(), {"connector.subnet": oci_world.hq.app_subnet})

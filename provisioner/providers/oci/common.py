@@ -173,6 +173,19 @@ class OciState:
                 f"{what} still not {' or '.join(states)} after {self.wait_seconds:.0f}s"
             ) from None
 
+    def gone(self, get: Callable[[], Any], done: tuple[str, ...] = ()) -> bool:
+        """OCI answers 404 NotAuthorizedOrNotFound both for what is gone and for what we may
+        not touch: a delete's 404 counts as done only when a read says it is gone too."""
+        import oci
+
+        try:
+            state = getattr(get().data, "lifecycle_state", None)
+        except oci.exceptions.ServiceError as e:
+            if e.status == 404:
+                return True
+            raise
+        return state in done
+
     def locked(self, key: str) -> threading.Lock:
         """A route table is read, merged and written back whole: changes to one take turns
         (within this process; other writers are met with the etag)."""

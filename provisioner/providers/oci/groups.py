@@ -127,12 +127,15 @@ class Groups(OciState):
     def _delete_security_group(self) -> None:
         import oci
 
-        if self.nsg_id is None:
+        nsg_id = self.nsg_id
+        if nsg_id is None:
             return
         try:
-            self.api.network.delete_network_security_group(self.nsg_id)
+            self.api.network.delete_network_security_group(nsg_id)
         except oci.exceptions.ServiceError as e:
-            if e.status != 404:
+            if e.status != 404 or not self.gone(
+                lambda: self.api.network.get_network_security_group(nsg_id)
+            ):
                 raise
 
     def _connector_ingress(self, action: Action, cidr: IPv4Network) -> None:
@@ -159,8 +162,11 @@ class Groups(OciState):
                     ),
                 )
             except oci.exceptions.ServiceError as e:
-                if e.status not in (400, 404):  # already gone
-                    raise
+                if e.status not in (400, 404) or any(
+                    r.id == rule_id for r in self._rules(group_id)
+                ):
+                    raise  # still there: a refusal, not "already gone"
+            self.rule_ids.pop(key, None)
             return
         if key in self.rule_ids:
             return  # an interrupted run added it

@@ -230,14 +230,18 @@ class Instance(OciState):
     def _delete_vpn_profile(self) -> None:
         import oci
 
-        if self.secret_id is None:
+        secret_id = self.secret_id
+        if secret_id is None:
             return
         try:  # OCI deletes a secret one day at the soonest: it is scheduled
             self.api.vaults.schedule_secret_deletion(
-                self.secret_id, oci.vault.models.ScheduleSecretDeletionDetails()
+                secret_id, oci.vault.models.ScheduleSecretDeletionDetails()
             )
         except oci.exceptions.ServiceError as e:
-            if e.status not in (404, 409):  # gone, or scheduled already
+            scheduled = ("PENDING_DELETION", "DELETED")  # gone, or scheduled already
+            if e.status not in (404, 409) or not self.gone(
+                lambda: self.api.vaults.get_secret(secret_id), scheduled
+            ):
                 raise
 
     # --- identity: the instance alone reads the secret ------------------------------------
@@ -386,7 +390,9 @@ class Instance(OciState):
         try:
             self.api.compute.terminate_instance(instance_id)
         except oci.exceptions.ServiceError as e:
-            if e.status != 404:
+            if e.status != 404 or not self.gone(
+                lambda: self.api.compute.get_instance(instance_id), ("TERMINATED",)
+            ):
                 raise
         self.wait_for(
             lambda: self.api.compute.get_instance(instance_id),
