@@ -630,7 +630,12 @@ class OciWorld:
         return path
 
     def clouds(self, **kw: Any) -> Clouds:
-        options = {"endpoint": self.url, "progress_seconds": 5.0, "poll_seconds": 0.05, "wait_seconds": 60.0}
+        options = {
+            "endpoint": self.url,
+            "progress_seconds": 5.0,
+            "poll_seconds": 0.05,
+            "wait_seconds": 60.0,
+        }
         return Clouds(options={"oci": options}, **kw)
 
     def deployment(self, doc: dict[str, Any] | None = None) -> Deployment:
