@@ -180,6 +180,8 @@ class SandboxWorld:
     azure_url: str = ""  # where its fake ARM listens
     gcp: Any = None  # fakes.gcp_world.SandboxGcpNetwork: the GCP hub, when the world has one
     gcp_url: str = ""  # where the fake Google Cloud listens
+    oci: Any = None  # fakes.oci_world.SandboxVcn: the OCI hub, when the world has one
+    oci_url: str = ""  # where the fake OCI listens
 
     def topology(self, partner: bool = False) -> dict[str, Any]:
         """The seed's HQ + Branch as a topology document (profiles written beside it)."""
@@ -212,6 +214,11 @@ class SandboxWorld:
             if not profile.exists():
                 profile.write_text(FAKE_PROFILE.format(name="gchub"))
             networks["gchub"] = self.gcp.network_entry(profile.name)
+        if self.oci is not None:
+            profile = self.directory / "ochub.ovpn"
+            if not profile.exists():
+                profile.write_text(FAKE_PROFILE.format(name="ochub"))
+            networks["ochub"] = self.oci.network_entry(profile.name)
         if partner:
             networks["partner"] = {"cloud": "external", "subnets": ["172.31.0.0/16"]}
         return {"version": 1, "vpn_subnet": "100.96.0.0/11", "networks": networks}
@@ -255,6 +262,7 @@ def sandbox() -> Iterator[tuple[Any, SandboxWorld]]:
 
         from .fakes.arm import Arm
         from .fakes.gce import Gce
+        from .fakes.oci import Oci
     except ImportError:  # pragma: no cover - depends on the install
         from .errors import SpecError
 
@@ -269,14 +277,15 @@ def sandbox() -> Iterator[tuple[Any, SandboxWorld]]:
         tempfile.TemporaryDirectory(prefix="provision-demo-") as tmp,
         Arm().serve() as arm,
         Gce().serve() as gce,
+        Oci().serve() as oci,
     ):
         session = fake_session()
         world = seed_world(session, Path(tmp))
-        seed_hubs(world, arm, gce)
+        seed_hubs(world, arm, gce, oci)
         # as mock_aws catches every boto3 client: every Azure and GCP client made meanwhile
         # goes to their fakes
         before = {name: os.environ.get(name) for name in ENDPOINTS}
-        os.environ.update({AZURE_ENDPOINT: arm.url, GCP_ENDPOINT: gce.url})
+        os.environ.update({AZURE_ENDPOINT: arm.url, GCP_ENDPOINT: gce.url, OCI_ENDPOINT: oci.url})
         try:
             yield session, world
         finally:
@@ -289,20 +298,26 @@ def sandbox() -> Iterator[tuple[Any, SandboxWorld]]:
 
 AZURE_HUB = "10.8.0.0/16"
 GCP_HUB = "10.9.0.0/16"
+OCI_HUB = "10.10.0.0/16"
 AZURE_ENDPOINT = "PROVISION_AZURE_ENDPOINT"
 GCP_ENDPOINT = "PROVISION_GCP_ENDPOINT"
-ENDPOINTS = (AZURE_ENDPOINT, GCP_ENDPOINT)
+OCI_ENDPOINT = "PROVISION_OCI_ENDPOINT"
+ENDPOINTS = (AZURE_ENDPOINT, GCP_ENDPOINT, OCI_ENDPOINT)
 
 
-def seed_hubs(world: SandboxWorld, arm: Any, gce: Any) -> None:
-    """An Azure hub in the fake ARM and a GCP hub in the fake Google Cloud (servers given)."""
+def seed_hubs(world: SandboxWorld, arm: Any, gce: Any, oci: Any) -> None:
+    """An Azure hub in the fake ARM, a GCP hub in the fake Google Cloud and an OCI hub in the
+    fake OCI (their servers given)."""
     from .fakes.azure_world import seed_vnet
     from .fakes.gcp_world import seed_network
+    from .fakes.oci_world import seed_vcn
 
     world.azure = seed_vnet(arm.fake, arm.url, "azhub", AZURE_HUB)
     world.azure_url = arm.url
     world.gcp = seed_network(gce.fake, gce.url, "gchub", GCP_HUB)
     world.gcp_url = gce.url
+    world.oci = seed_vcn(oci.fake, oci.url, "ochub", OCI_HUB)
+    world.oci_url = oci.url
 
 
 def _say(message: str) -> None:
@@ -325,8 +340,8 @@ def run_demo() -> int:
     with sandbox() as (session, world):
         path = world.write_topology(partner=True)
         print(
-            "Sandbox: fake clouds seeded with the seed document's networks, an Azure hub and a "
-            "GCP hub:"
+            "Sandbox: fake clouds seeded with the seed document's networks and an Azure, a GCP "
+            "and an OCI hub:"
         )
         print(
             f"  hq      {world.hq.vpc} 10.0.0.0/18 in us-east-1, route tables "
@@ -335,6 +350,7 @@ def run_demo() -> int:
         print(f"  branch  {world.branch.vpc} 192.168.0.0/22 in us-west-2")
         print(f"  azhub   {world.azure.vnet} {AZURE_HUB} in {world.azure.region} (a fake ARM)")
         print(f"  gchub   {world.gcp.network} {GCP_HUB} in {world.gcp.zone} (a fake Google Cloud)")
+        print(f"  ochub   a VCN {OCI_HUB} in {world.oci.region} (a fake OCI)")
         print("  partner external, 172.31.0.0/16 (routed to, not managed)")
         print(f"Topology: {path}")
         topology = spec.load_topology(path)
@@ -343,6 +359,7 @@ def run_demo() -> int:
                 "aws": {"session": session, "poll_seconds": 0.01},
                 "azure": {"endpoint": world.azure_url, "progress_seconds": 5.0},
                 "gcp": {"endpoint": world.gcp_url, "progress_seconds": 5.0},
+                "oci": {"endpoint": world.oci_url, "progress_seconds": 5.0, "poll_seconds": 0.1},
             },
             progress=_say,
         )
@@ -375,6 +392,7 @@ def serve(directory: Path, seconds: float | None = None) -> int:
 
     from .fakes.arm import Arm
     from .fakes.gce import Gce
+    from .fakes.oci import Oci
 
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     directory.mkdir(parents=True, exist_ok=True)
@@ -384,9 +402,9 @@ def serve(directory: Path, seconds: float | None = None) -> int:
         host, port = moto.get_host_and_port()
         aws_url = f"http://{host}:{port}"
         os.environ["AWS_ENDPOINT_URL"] = aws_url  # the seeding below goes there too
-        with Arm().serve() as arm, Gce().serve() as gce:
+        with Arm().serve() as arm, Gce().serve() as gce, Oci().serve() as oci:
             world = seed_world(fake_session(), directory)
-            seed_hubs(world, arm, gce)
+            seed_hubs(world, arm, gce, oci)
             path = world.write_topology(partner=True)
             print("# fake clouds on 127.0.0.1; paste these lines into your shell:")
             print(f"export AWS_ENDPOINT_URL={aws_url}")
@@ -394,6 +412,7 @@ def serve(directory: Path, seconds: float | None = None) -> int:
             print("export AWS_DEFAULT_REGION=us-east-1")
             print(f"export {AZURE_ENDPOINT}={arm.url}")
             print(f"export {GCP_ENDPOINT}={gce.url}")
+            print(f"export {OCI_ENDPOINT}={oci.url}")
             print(f"# a topology of the seeded networks: provision plan -f {path}")
             print("# serving until Ctrl-C", flush=True)
             stop = threading.Event()

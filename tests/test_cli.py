@@ -38,7 +38,7 @@ def test_demo_runs_the_whole_job_without_an_account(capsys):
     assert "apply: done" in out and "destroy: done" in out
     assert "apply: nothing to do" in out  # the re-plan after apply
     assert "SANDBOX-PRIVATE-KEY" not in out
-    assert "network gchub (gcp)" in out  # the mesh holds every cloud built
+    assert "network gchub (gcp)" in out and "network ochub (oci)" in out  # every cloud built
 
 
 def test_plan_json_is_stable_and_documented(world: SandboxWorld, calls: CallLog, capsys):
@@ -282,6 +282,7 @@ def test_sandbox_serve_points_the_cli_at_every_clouds_fake(tmp_path):
         assert exports["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
         assert exports["PROVISION_AZURE_ENDPOINT"].startswith("http://127.0.0.1:")
         assert exports["PROVISION_GCP_ENDPOINT"].startswith("http://127.0.0.1:")
+        assert exports["PROVISION_OCI_ENDPOINT"].startswith("http://127.0.0.1:")
         client = {**env, **exports}
 
         def provision(*args: str) -> subprocess.CompletedProcess[str]:
@@ -303,12 +304,13 @@ def test_sandbox_serve_points_the_cli_at_every_clouds_fake(tmp_path):
             "branch": True,
             "azhub": True,
             "gchub": True,
+            "ochub": True,
         }
         # any SDK client pointed there reads what apply made
         from provisioner.fakes.gcp_world import compute
 
         made = compute(exports["PROVISION_GCP_ENDPOINT"]).routes.list(project="sandbox-project-1")
-        assert sum(r.name.startswith("cp-gchub-") for r in made) == 5  # vpn + 4 peers
+        assert sum(r.name.startswith("cp-gchub-") for r in made) == 6  # vpn + 5 peers
         assert provision("destroy", "-f", topology, "--yes").returncode == 0
     finally:
         server.send_signal(signal.SIGTERM)
