@@ -358,3 +358,64 @@ def test_the_one_network_flags_apply_like_a_topology(oci_world: OciWorld, capsys
     }
     assert run(argv) == 0
     assert "nothing to do" in capsys.readouterr().out
+
+
+def _needs(call) -> set[tuple[tuple[str, str], str]]:
+    """The (resource type, scope) and verb one recorded call needs, as OCI's policy reference
+    groups the permissions of each operation."""
+    c = ("compartment",)
+    types = {
+        "vcns": "vcns", "subnets": "subnets", "routeTables": "route-tables",
+        "internetGateways": "internet-gateways", "natGateways": "nat-gateways",
+        "networkSecurityGroups": "network-security-groups", "vnics": "vnics",
+        "vnicAttachments": "vnic-attachments", "privateIps": "private-ips", "instances": "instances",
+        "images": "instance-images", "secrets": "secrets", "policies": "policies",
+        "dynamicGroups": "dynamic-groups", "compartments": "compartments", "availabilityDomains": "compartments",
+    }  # fmt: skip
+    scope = (
+        "tenancy" if call.kind in ("dynamicGroups", "compartments", "availabilityDomains") else c[0]
+    )
+    verb = {
+        "list": "inspect", "get": "read", "securityRules": "read", "create": "manage", "delete": "manage",
+        "update": "manage", "addSecurityRules": "manage", "removeSecurityRules": "manage",
+        "scheduleDeletion": "manage", "cancelDeletion": "manage", "start": "use",
+    }[call.verb]  # fmt: skip
+    exceptions = {
+        ("vnics", "update"): "use",  # VNIC_UPDATE
+        ("vnicAttachments", "list"): "read",  # VNIC_ATTACHMENT_READ
+        ("compartments", "get"): "inspect",  # COMPARTMENT_INSPECT
+    }
+    verb = exceptions.get((call.kind, call.verb), verb)
+    needed = {((types[call.kind], scope), verb)}
+    if (call.kind, call.verb) == ("instances", "create"):
+        needed |= {
+            (("subnets", "compartment"), "use"), (("vnics", "compartment"), "use"),
+            (("network-security-groups", "compartment"), "use"), (("boot-volumes", "compartment"), "manage"),
+        }  # fmt: skip
+    if (call.kind, call.verb) in (("secrets", "create"), ("secrets", "update")):
+        needed |= {(("vaults", "compartment"), "use"), (("keys", "compartment"), "use")}
+    return needed
+
+
+def test_the_documented_policy_is_exactly_what_the_calls_need(oci_world: OciWorld):
+    from provisioner.providers.oci.permissions import POLICY, VERBS
+
+    o = oci_world
+    o.deployment().apply()
+    vm = instance(o)
+    assert vm is not None
+    o.api().compute.instance_action(vm["id"], "STOP")  # someone stops it; apply starts it
+    o.deployment().apply()
+    (o.directory / "hq.ovpn").write_text("client\nremote new.invalid 1194\n")
+    o.deployment().apply()  # a new profile: the secret updated, the connector replaced
+    o.deployment().status()
+    o.deployment().destroy()
+    o.deployment().apply()  # after destroy: the secret pending deletion is taken back
+    calls = [c for c in o.fake.calls if not (c.kind == "instances" and c.verb == "stop")]
+    needed: dict[tuple[str, str], str] = {}
+    for call in calls:
+        for key, verb in _needs(call):
+            if VERBS.index(verb) > VERBS.index(needed.get(key, "inspect")):
+                needed[key] = verb
+            needed.setdefault(key, verb)
+    assert needed == POLICY  # every call allowed, nothing more granted
