@@ -169,9 +169,10 @@ class Instance(OciState):
         assert self.network.connector is not None
         raw = self.network.connector.profile.read_bytes()
         encoded = base64.b64encode(raw).decode()
-        # the SDK logs request bodies at DEBUG (oci.base_client): both forms of the profile
-        protect(raw.decode("utf-8", "replace"), SDK_LOGGER)
-        protect(encoded, SDK_LOGGER)
+        # the vault client's own DEBUG logger (oci.base_client.<id>): both forms of the profile
+        logger = self.api.vaults.base_client.logger.name
+        protect(raw.decode("utf-8", "replace"), SDK_LOGGER, logger)
+        protect(encoded, SDK_LOGGER, logger)
         return oci.vault.models.Base64SecretContentDetails(content_type="BASE64", content=encoded)
 
     def _profile_tags(self) -> dict[str, str]:
