@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import botocore.handlers
 import pytest
@@ -422,36 +422,61 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 @dataclass
-class AzureWorld:
-    arm: Any  # provisioner.fakes.arm.Arm
+class FakeCloudWorld:
+    """One of our fakes on 127.0.0.1 with two seeded networks (hq, spoke) of its cloud, and
+    the topologies, deployments and clients the tests drive it with."""
+
     url: str
-    hq: Any  # SandboxVnet
+    hq: Any  # the seeded networks: fakes.<cloud>_world's Sandbox...
     spoke: Any
     directory: Path
 
-    def topology(self, partner: bool = True, **hq_connector: Any) -> dict[str, Any]:
+    cloud: ClassVar[str] = ""
+    profile_text: ClassVar[str] = ""
+    options: ClassVar[dict[str, Any]] = {}
+    network_keys: ClassVar[frozenset[str]] = frozenset(
+        {"route_tables", "route_priority", "app_security_groups", "subnets"}
+    )
+
+    def entry(self, seeded: Any, profile: str, **connector: Any) -> dict[str, Any]:
+        return dict(seeded.network_entry(profile, **connector))
+
+    def topology(self, partner: bool = True, **hq: Any) -> dict[str, Any]:
+        """hq and spoke (and the external partner); `hq` keys go into hq's connector, or into
+        hq itself when they are network keys (route_tables, route_priority...)."""
         for name in ("hq", "spoke"):
             profile = self.directory / f"{name}.ovpn"
             if not profile.exists():
-                profile.write_text(AZURE_PROFILE.format(name=name))
-        networks: dict[str, Any] = {
-            "hq": self.hq.network("hq.ovpn", **hq_connector),
-            "spoke": self.spoke.network("spoke.ovpn"),
-        }
+                profile.write_text(self.profile_text.format(name=name))
+        connector = {k: v for k, v in hq.items() if k not in self.network_keys}
+        entry = self.entry(self.hq, "hq.ovpn", **connector)
+        entry.update({k: v for k, v in hq.items() if k in self.network_keys})
+        networks: dict[str, Any] = {"hq": entry, "spoke": self.entry(self.spoke, "spoke.ovpn")}
         if partner:
             networks["partner"] = {"cloud": "external", "subnets": ["172.31.0.0/16"]}
         return {"version": 1, "networks": networks}
 
-    def write(self, doc: dict[str, Any], name: str = "azure.yaml") -> Path:
-        path = self.directory / name
+    def write(self, doc: dict[str, Any], name: str = "") -> Path:
+        path = self.directory / (name or f"{self.cloud}.yaml")
         path.write_text(json.dumps(doc))
         return path
 
     def clouds(self, **kw: Any) -> Clouds:
-        return Clouds(options={"azure": {"endpoint": self.url, "progress_seconds": 5.0}}, **kw)
+        options = {"endpoint": self.url, "progress_seconds": 5.0, **self.options}
+        return Clouds(options={self.cloud: options}, **kw)
 
     def deployment(self, doc: dict[str, Any] | None = None) -> Deployment:
         return Deployment(load_topology(self.write(doc or self.topology())), self.clouds())
+
+
+@dataclass
+class AzureWorld(FakeCloudWorld):
+    arm: Any = None  # provisioner.fakes.arm.Arm
+
+    cloud = "azure"
+
+    def entry(self, seeded: Any, profile: str, **connector: Any) -> dict[str, Any]:
+        return dict(seeded.network(profile, **connector))
 
     def snapshot(self) -> dict[str, Any]:
         """Every resource as GET shows it, less what changes on every write (etag)."""
@@ -474,6 +499,7 @@ AZURE_PROFILE = (
     "client\ndev tun\nremote sandbox.vpn.invalid 1194\n"
     "<key>\nAZURE-SANDBOX-PRIVATE-KEY-{name}-do-not-print\n</key>\n"
 )
+AzureWorld.profile_text = AZURE_PROFILE
 
 
 @pytest.fixture
@@ -492,7 +518,7 @@ def azure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AzureWorl
         hq = seed_vnet(arm, server.url, "hq", "10.1.0.0/16")
         spoke = seed_vnet(arm, server.url, "spoke", "10.2.0.0/16", region="northeurope")
         arm.calls.clear()
-        yield AzureWorld(arm, server.url, hq, spoke, tmp_path)
+        yield AzureWorld(url=server.url, hq=hq, spoke=spoke, directory=tmp_path, arm=arm)
 
 
 # --- GCP: the fake Compute / Secret Manager / IAM on 127.0.0.1, driven by the real SDKs ------
@@ -504,40 +530,11 @@ GCP_PROFILE = (
 
 
 @dataclass
-class GcpWorld:
-    gce: Any  # provisioner.fakes.gce.Gce
-    url: str
-    hq: Any  # SandboxGcpNetwork
-    spoke: Any
-    directory: Path
+class GcpWorld(FakeCloudWorld):
+    gce: Any = None  # provisioner.fakes.gce.Gce
 
-    def topology(self, partner: bool = True, **hq: Any) -> dict[str, Any]:
-        """hq and spoke (and the external partner); `hq` keys go into hq's connector, or
-        into hq itself when they are network keys (route_tables, route_priority...)."""
-        for name in ("hq", "spoke"):
-            profile = self.directory / f"{name}.ovpn"
-            if not profile.exists():
-                profile.write_text(GCP_PROFILE.format(name=name))
-        network_keys = {"route_tables", "route_priority", "app_security_groups", "subnets"}
-        entry = self.hq.network_entry(
-            "hq.ovpn", **{k: v for k, v in hq.items() if k not in network_keys}
-        )
-        entry.update({k: v for k, v in hq.items() if k in network_keys})
-        networks: dict[str, Any] = {"hq": entry, "spoke": self.spoke.network_entry("spoke.ovpn")}
-        if partner:
-            networks["partner"] = {"cloud": "external", "subnets": ["172.31.0.0/16"]}
-        return {"version": 1, "networks": networks}
-
-    def write(self, doc: dict[str, Any], name: str = "gcp.yaml") -> Path:
-        path = self.directory / name
-        path.write_text(json.dumps(doc))
-        return path
-
-    def clouds(self, **kw: Any) -> Clouds:
-        return Clouds(options={"gcp": {"endpoint": self.url, "progress_seconds": 5.0}}, **kw)
-
-    def deployment(self, doc: dict[str, Any] | None = None) -> Deployment:
-        return Deployment(load_topology(self.write(doc or self.topology())), self.clouds())
+    cloud = "gcp"
+    profile_text = GCP_PROFILE
 
     def snapshot(self) -> dict[str, Any]:
         return dict(self.gce.snapshot())
@@ -571,7 +568,7 @@ def gcp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GcpWorld]:
             gce, server.url, "spoke", "10.5.0.0/16", zone="us-central1-a", cloud_nat=True
         )
         gce.calls.clear()
-        yield GcpWorld(gce, server.url, hq, spoke, tmp_path)
+        yield GcpWorld(url=server.url, hq=hq, spoke=spoke, directory=tmp_path, gce=gce)
     assert gce.errors == []
 
 
@@ -600,46 +597,12 @@ OCI_PROFILE = (
 
 
 @dataclass
-class OciWorld:
-    fake: Any  # provisioner.fakes.oci.Oci
-    url: str
-    hq: Any  # SandboxVcn
-    spoke: Any
-    directory: Path
+class OciWorld(FakeCloudWorld):
+    fake: Any = None  # provisioner.fakes.oci.Oci
 
-    def topology(self, partner: bool = True, **hq: Any) -> dict[str, Any]:
-        """hq and spoke (and the external partner); `hq` keys go into hq's connector, or into
-        hq itself when they are network keys."""
-        for name in ("hq", "spoke"):
-            profile = self.directory / f"{name}.ovpn"
-            if not profile.exists():
-                profile.write_text(OCI_PROFILE.format(name=name))
-        network_keys = {"route_tables", "app_security_groups", "subnets"}
-        entry = self.hq.network_entry(
-            "hq.ovpn", **{k: v for k, v in hq.items() if k not in network_keys}
-        )
-        entry.update({k: v for k, v in hq.items() if k in network_keys})
-        networks: dict[str, Any] = {"hq": entry, "spoke": self.spoke.network_entry("spoke.ovpn")}
-        if partner:
-            networks["partner"] = {"cloud": "external", "subnets": ["172.31.0.0/16"]}
-        return {"version": 1, "networks": networks}
-
-    def write(self, doc: dict[str, Any], name: str = "oci.yaml") -> Path:
-        path = self.directory / name
-        path.write_text(json.dumps(doc))
-        return path
-
-    def clouds(self, **kw: Any) -> Clouds:
-        options = {
-            "endpoint": self.url,
-            "progress_seconds": 5.0,
-            "poll_seconds": 0.05,
-            "wait_seconds": 60.0,
-        }
-        return Clouds(options={"oci": options}, **kw)
-
-    def deployment(self, doc: dict[str, Any] | None = None) -> Deployment:
-        return Deployment(load_topology(self.write(doc or self.topology())), self.clouds())
+    cloud = "oci"
+    profile_text = OCI_PROFILE
+    options = {"poll_seconds": 0.05, "wait_seconds": 60.0}
 
     def snapshot(self) -> dict[str, Any]:
         return dict(self.fake.snapshot())
@@ -668,5 +631,40 @@ def oci_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OciWo
         hq = seed_vcn(fake, server.url, "hq", "10.6.0.0/16")
         spoke = seed_vcn(fake, server.url, "spoke", "10.7.0.0/16", nat=True)
         fake.calls.clear()
-        yield OciWorld(fake, server.url, hq, spoke, tmp_path)
+        yield OciWorld(url=server.url, hq=hq, spoke=spoke, directory=tmp_path, fake=fake)
     assert fake.errors == []
+
+
+def apply_survives(world: FakeCloudWorld, inject: Callable[[], Any], *expected: str) -> None:
+    """The fault `inject` sets up stops apply with a message naming what was done and not (and
+    `expected`); the next apply finishes, and destroy leaves the fake as it was."""
+    from provisioner import CloudError
+
+    before = world.snapshot()  # type: ignore[attr-defined]
+    fault = inject()
+    with pytest.raises(CloudError) as failed:
+        world.deployment().apply()
+    assert fault.served == 1
+    message = str(failed.value)
+    assert all(part in message for part in expected) and "not done (" in message, message
+    assert "Traceback" not in message
+    world.deployment().apply()
+    assert all(s.healthy for s in world.deployment().status())
+    assert world.deployment().plan().empty
+    world.deployment().destroy()
+    assert world.snapshot() == before  # type: ignore[attr-defined]
+
+
+def destroy_survives(world: FakeCloudWorld, inject: Callable[[], Any]) -> None:
+    """After apply, the fault `inject` sets up stops destroy; the next destroy finishes and
+    leaves the fake as it was before apply."""
+    from provisioner import CloudError
+
+    before = world.snapshot()  # type: ignore[attr-defined]
+    world.deployment().apply()
+    fault = inject()
+    with pytest.raises(CloudError) as failed:
+        world.deployment().destroy()
+    assert fault.served == 1 and "not done (" in str(failed.value)
+    world.deployment().destroy()
+    assert world.snapshot() == before  # type: ignore[attr-defined]

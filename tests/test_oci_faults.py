@@ -5,9 +5,7 @@ leaves the tenancy as it was (but for what OCI itself keeps a while)."""
 from __future__ import annotations
 
 import pytest
-from conftest import OciWorld
-
-from provisioner import CloudError
+from conftest import OciWorld, apply_survives, destroy_survives
 
 FORBIDDEN = (
     404,
@@ -47,19 +45,9 @@ def test_a_failed_write_during_apply_is_finished_by_apply_and_cleaned_by_destroy
     method, path, after, oci_world: OciWorld
 ):
     o = oci_world
-    before = o.snapshot()
-    fault = o.fake.fail(method, path, *FORBIDDEN, after=after)
-    with pytest.raises(CloudError) as failed:
-        o.deployment().apply()
-    assert fault.served == 1
-    message = str(failed.value)
-    assert "NotAuthorizedOrNotFound" in message and "not done (" in message
-    assert "Traceback" not in message
-    o.deployment().apply()
-    assert all(s.healthy for s in o.deployment().status())
-    assert o.deployment().plan().empty
-    o.deployment().destroy()
-    assert o.snapshot() == before
+    apply_survives(
+        o, lambda: o.fake.fail(method, path, *FORBIDDEN, after=after), "NotAuthorizedOrNotFound"
+    )
 
 
 @pytest.mark.slow
@@ -68,11 +56,4 @@ def test_a_failed_write_during_destroy_is_finished_by_destroy(
     method, path, after, oci_world: OciWorld
 ):
     o = oci_world
-    before = o.snapshot()
-    o.deployment().apply()
-    fault = o.fake.fail(method, path, *FORBIDDEN, after=after)
-    with pytest.raises(CloudError) as failed:
-        o.deployment().destroy()
-    assert fault.served == 1 and "not done (" in str(failed.value)
-    o.deployment().destroy()
-    assert o.snapshot() == before
+    destroy_survives(o, lambda: o.fake.fail(method, path, *FORBIDDEN, after=after))
