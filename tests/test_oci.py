@@ -319,7 +319,11 @@ def test_the_profile_is_in_no_output_log_or_metadata(oci_world: OciWorld, capsys
     assert secret["id"] in user_data and "--auth instance_principal" in user_data
 
 
-def test_a_throttle_is_retried(oci_world: OciWorld):
+def test_a_throttle_is_retried_after_the_seconds_asked(oci_world: OciWorld, monkeypatch):
+    import time
+
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", lambda s: slept.append(s))
     o = oci_world
     fault = o.fake.fail(
         "PUT",
@@ -328,10 +332,11 @@ def test_a_throttle_is_retried(oci_world: OciWorld):
         "TooManyRequests",
         "Too many requests for the tenancy",
         times=2,
-        retry_after="0",
+        retry_after="7",
     )
     o.deployment().apply()
     assert fault.served == 2
+    assert slept.count(7.0) == 2  # Retry-After, not the SDK's own back-off
     assert all(rules(o, t)["100.96.0.0/11"] == private_ip(o) for t in tables(o))
 
 
@@ -419,3 +424,17 @@ def test_the_documented_policy_is_exactly_what_the_calls_need(oci_world: OciWorl
                 needed[key] = verb
             needed.setdefault(key, verb)
     assert needed == POLICY  # every call allowed, nothing more granted
+
+
+def test_without_an_oci_config_the_error_says_so_and_nothing_is_changed(
+    oci_world: OciWorld, capsys, monkeypatch
+):
+    o = oci_world
+    monkeypatch.delenv("PROVISION_OCI_ENDPOINT")  # the real path: ~/.oci/config, and there is none
+    monkeypatch.delenv("OCI_CLI_AUTH", raising=False)
+    monkeypatch.setenv("HOME", str(o.directory / "nobody"))
+    assert run(["plan", "-f", str(o.write(o.topology()))]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "no OCI credentials" in err and "nothing was changed" in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1
+    assert o.fake.calls == []

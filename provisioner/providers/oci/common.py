@@ -50,6 +50,39 @@ def _sandbox_signer() -> Any:
     return SandboxSigner()
 
 
+RETRIED = (429, 500, 502, 503, 504)
+
+
+class RetryAfter:
+    """OCI's retry, honouring Retry-After: a throttle (429) or a 5xx is tried again after the
+    seconds the service asks for, else after an exponential back-off; the SDK still adds its
+    opc-retry-token to creates, so a retried create is not made twice."""
+
+    def __init__(self, attempts: int, cap_seconds: float = 30.0) -> None:
+        self.attempts = max(1, attempts)
+        self.cap_seconds = cap_seconds
+
+    def add_circuit_breaker_callback(self, callback: Any) -> None:
+        self.circuit_breaker_callback = callback
+
+    def make_retrying_call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        import oci
+
+        for attempt in range(self.attempts):
+            try:
+                return func(*args, **kwargs)
+            except oci.exceptions.ServiceError as e:
+                if e.status not in RETRIED or attempt == self.attempts - 1:
+                    raise
+                asked = (e.headers or {}).get("retry-after") or (e.headers or {}).get("Retry-After")
+                try:
+                    delay = float(asked) if asked else min(2.0**attempt, self.cap_seconds)
+                except ValueError:
+                    delay = min(2.0**attempt, self.cap_seconds)
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
 @dataclass
 class Clients:
     network: Any  # oci.core.VirtualNetworkClient
@@ -67,11 +100,7 @@ def make_clients(
     instance principal when OCI_CLI_AUTH=instance_principal, and OCI's own retry strategy."""
     import oci
 
-    kwargs: dict[str, Any] = {
-        "retry_strategy": oci.retry.RetryStrategyBuilder(
-            max_attempts_check=True, max_attempts=retries, service_error_check=True
-        ).get_retry_strategy()
-    }
+    kwargs: dict[str, Any] = {"retry_strategy": RetryAfter(retries)}
     tenancy = None
     if endpoint:
         config = {"region": region}
