@@ -438,3 +438,21 @@ def test_without_an_oci_config_the_error_says_so_and_nothing_is_changed(
     assert "no OCI credentials" in err and "nothing was changed" in err and "Traceback" not in err
     assert len(err.splitlines()) == 1
     assert o.fake.calls == []
+
+
+def test_lifecycle_states_are_awaited_with_progress(oci_world: OciWorld):
+    from provisioner import Clouds, Deployment, load_topology
+
+    o = oci_world
+    o.fake.settle_reads = 1  # the instance is PROVISIONING for one more read
+    said: list[str] = []
+    options = {"endpoint": o.url, "progress_seconds": 0.0, "poll_seconds": 0.05}
+    doc = o.topology()
+    del doc["networks"]["spoke"]
+    Deployment(
+        load_topology(o.write(doc)), Clouds(options={"oci": options}, progress=said.append)
+    ).apply()
+    assert any(
+        m.startswith("hq: waiting for instance cp-hq-connector: PROVISIONING") for m in said
+    ), said
+    assert instance(o)["lifecycleState"] == "RUNNING"  # type: ignore[index]

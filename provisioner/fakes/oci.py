@@ -93,6 +93,9 @@ class Oci(Injectable):
         self.faults = Faults()
         self.calls: list[Call] = []
         self.errors: list[str] = []
+        # reads an instance stays PROVISIONING / STARTING / TERMINATING after the call that
+        # put it there (0: the next read finds it done; oci.wait_until then sleeps a second)
+        self.settle_reads = 0
         self._n = itertools.count(1)
         self._public = itertools.count(10)
         self.tenancy = self.ocid("tenancy", region=False)
@@ -676,6 +679,11 @@ def _free_address(oci: Oci, subnet: dict[str, Any]) -> str:
 def _read_instance(oci: Oci, stored: dict[str, Any]) -> None:
     """The launch, start or terminate answered PROVISIONING, STARTING or TERMINATING; the next
     read finds the change made (oci.wait_until's first sleep is a whole second)."""
+    if stored["lifecycleState"] in ("PROVISIONING", "STARTING", "TERMINATING"):
+        stored["_reads"] = stored.get("_reads", 0) + 1
+        if stored["_reads"] <= oci.settle_reads:
+            return
+        stored.pop("_reads")
     if stored["lifecycleState"] in ("PROVISIONING", "STARTING"):
         stored["lifecycleState"] = "RUNNING"
     elif stored["lifecycleState"] == "TERMINATING":

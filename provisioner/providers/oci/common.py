@@ -178,24 +178,26 @@ class OciState:
         import oci
 
         start = time.monotonic()
+        first = get()
+        last = [first]
 
-        def said(times: int, response: Any) -> None:
+        def fetch(*_: Any, **__: Any) -> Any:  # each poll after the first look says so
             waited = time.monotonic() - start
             if waited >= self.progress_seconds:
-                self.progress(
-                    f"waiting for {what}: {response.data.lifecycle_state} ({waited:.0f}s)"
-                )
+                state = last[0].data.lifecycle_state
+                self.progress(f"waiting for {what}: {state} ({waited:.0f}s)")
+            last[0] = get()
+            return last[0]
 
         try:
             return oci.wait_until(
-                self.api.network,  # any client: wait_until only calls `get` again
-                get(),
+                self.api.network,  # any client: the polls are `fetch`
+                first,
                 evaluate_response=lambda r: r.data.lifecycle_state in states,
                 max_interval_seconds=self.poll_seconds,
                 max_wait_seconds=self.wait_seconds,
                 succeed_on_not_found=gone_ok,
-                wait_callback=said,
-                fetch_func=lambda *_a, **_k: get(),
+                fetch_func=fetch,
             )
         except oci.exceptions.MaximumWaitTimeExceeded:
             raise CloudError(
