@@ -61,11 +61,17 @@ class Engine:
                 max_workers=min(self.networks_at_once, max(1, len(networks))),
                 thread_name_prefix="provision-network",
             ) as by_network:
-                futures = [
-                    by_network.submit(self._network, n.changes, pools[scopes[n.network]])
-                    for n in networks
-                ]
-                interrupted = self._wait(futures)
+                futures: list[Future[None]] = []
+                try:  # Ctrl-C may land while networks are still being handed out, too
+                    for n in networks:
+                        futures.append(
+                            by_network.submit(self._network, n.changes, pools[scopes[n.network]])
+                        )
+                    interrupted = self._wait(futures)
+                except KeyboardInterrupt:
+                    self._stop.set()
+                    wait(futures)
+                    interrupted = True
         finally:
             for pool in pools.values():
                 pool.shutdown(wait=True)
