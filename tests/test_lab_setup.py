@@ -140,6 +140,8 @@ def test_an_interrupted_lab_leaves_no_namespace_or_process(sig: str, tmp_path: P
     import sys
     import time
 
+    # a sleeper of its own: the other signal's case may run at the same time on another worker
+    sleeper = f"sleep {300 + len(sig)}"
     code = (
         "import sys, time\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
@@ -147,7 +149,7 @@ def test_an_interrupted_lab_leaves_no_namespace_or_process(sig: str, tmp_path: P
         "lab = Lab('i')\n"
         "a, b = lab.ns('a'), lab.ns('b')\n"
         "lab.link(a, 'x0', '10.9.0.1/30', b, 'x0', '10.9.0.2/30')\n"
-        "lab.run(a, 'sh', '-c', 'sleep 300 >/dev/null 2>&1 &')\n"
+        f"lab.run(a, 'sh', '-c', '{sleeper} >/dev/null 2>&1 &')\n"
         "print(lab.prefix, flush=True)\n"
         "time.sleep(60)\n"
     )
@@ -161,7 +163,7 @@ def test_an_interrupted_lab_leaves_no_namespace_or_process(sig: str, tmp_path: P
     time.sleep(0.2)
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert prefix not in listed
-    sleepers = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True).stdout
+    sleepers = subprocess.run(["pgrep", "-f", sleeper], capture_output=True, text=True).stdout
     assert not sleepers.strip()
 
 
