@@ -77,26 +77,12 @@ class Injectable:
 
     faults: Faults
 
-    def fail(
-        self,
-        method: str,
-        path_pattern: str,
-        status: int,
-        code: str,
-        message: str = "injected fault",
-        times: int = 1,
-        retry_after: str | None = None,
-        after: int = 0,
-        in_operation: bool = False,
-    ) -> Fault:
-        """Let `after` requests whose method and path match through, then answer the next
-        `times` with this error (before anything is changed): `code` as the cloud names it
-        (ARM's `AuthorizationFailed`, Compute's `rateLimitExceeded`...). `in_operation`: the
-        request is accepted, nothing is changed, and its long-running operation ends with the
-        error (the GCP fake: as Compute reports quota and capacity failures)."""
-        return self.faults.add(
-            method, path_pattern, status, code, message, times, retry_after, after, in_operation
-        )
+    def fail(self, *args: Any, **kwargs: Any) -> Fault:
+        """`Faults.add`: `code` as the cloud names it (ARM's `AuthorizationFailed`, Compute's
+        `rateLimitExceeded`...); `in_operation` (the GCP fake): the request is accepted, nothing
+        is changed, and its long-running operation ends with the error, as Compute reports quota
+        and capacity failures."""
+        return self.faults.add(*args, **kwargs)
 
 
 class Fake(Protocol):
