@@ -65,8 +65,9 @@ UNKNOWN = "ocid1.{kind}.oc1.eu-frankfurt-1.0123456789abcdef"
         ({"connector.subnet": UNKNOWN.format(kind="subnet")}, "networks.hq.connector.subnet"),
         ({"app_security_groups": [UNKNOWN.format(kind="networksecuritygroup")]}, "networks.hq.app_security_groups[0]"),
         ({"route_tables": [UNKNOWN.format(kind="routetable")]}, "networks.hq.route_tables[0]"),
+        ({"connector.vault": UNKNOWN.format(kind="vault")}, "networks.hq.connector.vault"),
     ],
-    ids=["vcn", "subnet", "nsg", "route table"],
+    ids=["vcn", "subnet", "nsg", "route table", "vault"],
 )  # fmt: skip
 def test_ocids_oci_does_not_know_are_found_on_the_first_read(
     changes, field, oci_world: OciWorld, capsys

@@ -39,8 +39,6 @@ def _allowed(ports: Ports) -> dict[str, Any]:
 
 
 class Firewalls(GcpState):
-    firewall_sources: dict[str, tuple[Any, ...]]
-
     def _sources(self, fw: Any) -> list[IPv4Network | str]:
         out: list[IPv4Network | str] = [
             IPv4Network(r, strict=False) for r in fw.source_ranges or []

@@ -9,7 +9,7 @@ import contextlib
 from typing import Any
 
 from ...bootstrap import render_user_data
-from ...errors import CloudError, SpecError
+from ...errors import SpecError
 from ...model import DesiredConnector, ObservedConnector, Part
 from ...planner import PROFILE_PART
 from ...redact import protect
@@ -332,15 +332,3 @@ class Instance(GcpState):
             instance=self.instance_name,
         )
         self.wait(op, f"instance {self.instance_name} to start")
-
-    def _enable_forwarding(self) -> None:
-        # canIpForward is set at creation only: check that the instance has it
-        vm = self.call(
-            f"instance {self.instance_name}",
-            self.api.instances.get,
-            project=self.project,
-            zone=self.zone,
-            instance=self.instance_name,
-        )
-        if not vm.can_ip_forward:
-            raise CloudError(f"instance {self.instance_name} cannot forward (canIpForward is off)")

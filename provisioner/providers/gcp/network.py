@@ -103,7 +103,6 @@ class GcpNetwork(Firewalls, Instance, ChangeHandlers):
         self.connector_url = None
         self.route_names = {}
         self.locks = {}
-        self.firewall_sources = {}
 
     # --- observe -------------------------------------------------------------------------
 

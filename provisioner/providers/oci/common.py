@@ -89,6 +89,7 @@ class Clients:
     compute: Any  # oci.core.ComputeClient
     identity: Any  # oci.identity.IdentityClient
     vaults: Any  # oci.vault.VaultsClient
+    kms: Any  # oci.key_management.KmsVaultClient: is the vault there
     tenancy: str | None  # from the config or the signer, when they say
 
 
@@ -124,15 +125,16 @@ def make_clients(
         }
         tenancy = config.get("tenancy")
 
-    def client(cls: Any, version: str) -> Any:
+    def client(cls: Any) -> Any:
         extra = {"service_endpoint": endpoint} if endpoint else {}
         return cls(config, **kwargs, **extra)
 
     return Clients(
-        network=client(oci.core.VirtualNetworkClient, "20160918"),
-        compute=client(oci.core.ComputeClient, "20160918"),
-        identity=client(oci.identity.IdentityClient, "20160918"),
-        vaults=client(oci.vault.VaultsClient, "20180608"),
+        network=client(oci.core.VirtualNetworkClient),
+        compute=client(oci.core.ComputeClient),
+        identity=client(oci.identity.IdentityClient),
+        vaults=client(oci.vault.VaultsClient),
+        kms=client(oci.key_management.KmsVaultClient),
         tenancy=tenancy,
     )
 
@@ -166,7 +168,6 @@ class OciState:
     vnic_id: str | None
     private_ip_id: str | None
     secret_id: str | None
-    table_ids: dict[str, str]
     rule_ids: dict[tuple[str, str, str], str]  # (nsg, source, ports) -> security rule id
     locks: dict[str, threading.Lock]
 

@@ -88,6 +88,19 @@ class Instance(OciState):
         return next((s for s in secrets if s.lifecycle_state not in ("DELETED",)), None)
 
     def _observe_secret(self) -> Part:
+        import oci
+
+        assert self.network.connector is not None
+        vault = self.network.connector.vault
+        try:
+            self.api.kms.get_vault(vault)
+        except oci.exceptions.ServiceError as e:
+            if e.status != 404:
+                raise
+            raise SpecError(
+                f"networks.{self.network.name}.connector.vault",
+                f"{vault!r} does not exist (or is not visible to you)",
+            ) from None
         secret = self._find_secret()
         self.secret_id = secret.id if secret is not None else None
         pending = secret is not None and secret.lifecycle_state == "PENDING_DELETION"

@@ -90,7 +90,6 @@ class OciNetwork(Groups, Instance, ChangeHandlers):
         self.vnic_id = None
         self.private_ip_id = None
         self.secret_id = None
-        self.table_ids = {}
         self.rule_ids = {}
         self.locks = {}
 
@@ -151,7 +150,7 @@ class OciNetwork(Groups, Instance, ChangeHandlers):
             route_tables=self._observe_tables(tables, live),
             subnets=tuple(self._way_out(s, tables, gateways, nats) for s in subnets),
             connector=connector,
-            parts=self._observe_parts(groups),
+            parts=self._observe_parts(),
             app_groups=app_groups,
             connector_ingress=ingress,
         )
@@ -178,9 +177,6 @@ class OciNetwork(Groups, Instance, ChangeHandlers):
             live.add(target)
         return live
 
-    def _label(self, table: Any) -> str:
-        return str(table.id)
-
     def _observe_tables(self, tables: dict[str, Any], live: set[str]) -> tuple[RouteTable, ...]:
         wanted = set(self.network.route_tables or tables)
         for i, t in enumerate(self.network.route_tables or ()):
@@ -203,7 +199,6 @@ class OciNetwork(Groups, Instance, ChangeHandlers):
                 target = r.network_entity_id
                 usable = not target.startswith("ocid1.privateip.") or target in live
                 routes.append(ObservedRoute(IPv4Network(r.destination), target, usable))
-            self.table_ids[table_id] = table_id
             out.append(RouteTable(table_id, tuple(routes)))
         return tuple(out)
 
@@ -232,24 +227,14 @@ class OciNetwork(Groups, Instance, ChangeHandlers):
             return ObservedSubnet(subnet.id, WayOut.NAT_GATEWAY, target, label)
         return ObservedSubnet(subnet.id, WayOut.OTHER, target, label)
 
-    def _observe_parts(self, groups: list[Any]) -> tuple[Part, ...]:
-        assert self.network.connector is not None
-        nsg = next(
-            (
-                g
-                for g in groups
-                if g.display_name == self.nsg_name
-                and (g.freeform_tags or {}).get(TAG) == self.network.name
-            ),
-            None,
-        )
-        self.nsg_id = nsg.id if nsg else None
+    def _observe_parts(self) -> tuple[Part, ...]:
+        """After `_observe_groups`, which found our own NSG (`nsg_id`)."""
         parts = [
             Part(
                 "security-group",
                 self.nsg_name,
                 "the connector's own network security group: the VCN's own ranges in",
-                nsg is not None,
+                self.nsg_id is not None,
             ),
             self._observe_secret(),
         ]
