@@ -458,3 +458,22 @@ def test_lifecycle_states_are_awaited_with_progress(oci_world: OciWorld):
         m.startswith("hq: waiting for instance cp-hq-connector: PROVISIONING") for m in said
     ), said
     assert instance(o)["lifecycleState"] == "RUNNING"  # type: ignore[index]
+
+
+def test_an_app_nsg_of_the_vcn_in_another_compartment_is_found(oci_world: OciWorld):
+    from oci.core import models as m
+
+    o = oci_world
+    elsewhere = o.fake.add_compartment("cmp-apps")
+    nsg = (
+        o.api()
+        .network.create_network_security_group(
+            m.CreateNetworkSecurityGroupDetails(
+                compartment_id=elsewhere, vcn_id=o.hq.vcn, display_name="nsg-apps"
+            )
+        )
+        .data
+    )
+    o.deployment(o.topology(app_security_groups=[nsg.id])).apply()
+    assert sorted(r["source"] for r in nsg_rules(o, nsg.id)) == sorted(PEERS)
+    assert o.deployment(o.topology(app_security_groups=[nsg.id])).plan().changes == ()

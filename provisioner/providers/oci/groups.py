@@ -81,14 +81,17 @@ class Groups(OciState):
         by_id = {g.id: g for g in groups}
         out = []
         for i, group in enumerate(self.network.app_security_groups):
-            if group not in by_id:
-                raise SpecError(
-                    f"networks.{self.network.name}.app_security_groups[{i}]",
-                    f"{group!r} is not a network security group of {self.location.vcn}",
-                )
+            if group not in by_id:  # an NSG of the VCN may live in another compartment
+                found = self._group_elsewhere(group)
+                if found is None:
+                    raise SpecError(
+                        f"networks.{self.network.name}.app_security_groups[{i}]",
+                        f"{group!r} is not a network security group of {self.location.vcn}",
+                    )
+                by_id[group] = found
         # the file's groups, and any other of the VCN that holds rules of ours (left when a group
         # left the file): one read per NSG of the VCN
-        for group in groups:
+        for group in list(by_id.values()):
             if group.id == self.nsg_id:
                 continue
             rules = []
@@ -102,6 +105,17 @@ class Groups(OciState):
             if group.id in self.network.app_security_groups or any(r.ours for r in rules):
                 out.append(AppGroup(group.id, tuple(rules)))
         return tuple(out), tuple(ingress)
+
+    def _group_elsewhere(self, group_id: str) -> Any:
+        import oci
+
+        try:
+            found = self.api.network.get_network_security_group(group_id).data
+        except oci.exceptions.ServiceError as e:
+            if e.status != 404:
+                raise
+            return None
+        return found if found.vcn_id == self.location.vcn else None
 
     # --- apply ---------------------------------------------------------------------------
 
