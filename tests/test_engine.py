@@ -142,16 +142,24 @@ def test_progress_counts_every_change_once_tagged_by_network(world: SandboxWorld
 
 INTERRUPTED_RUN = """
 import sys, time
+from pathlib import Path
 import botocore.handlers
 from provisioner import Clouds, Deployment, load_topology
 from provisioner.cli import run
-from provisioner.sandbox import sandbox
+from moto import mock_aws
+from provisioner.sandbox import fake_session, seed_world, serialize_moto
 
-# every call takes a while, as on a cloud, so that Ctrl-C lands mid-way
-botocore.handlers.BUILTIN_HANDLERS.append(("before-send", lambda **_: time.sleep(0.05)))
-with sandbox() as (session, world):
+# every call of the first apply takes a while, as on a cloud, so that Ctrl-C lands mid-way
+slow = [True]
+botocore.handlers.BUILTIN_HANDLERS.append(
+    ("before-send", lambda **_: time.sleep(0.05) if slow[0] else None)
+)
+serialize_moto()
+with mock_aws():  # the seed's HQ and Branch on AWS: what the engine runs side by side
+    world = seed_world(fake_session(), Path.cwd())
     path = world.write_topology()
     print("FIRST", run(["apply", "-f", str(path), "--yes"]), flush=True)
+    slow[0] = False  # what follows needs no Ctrl-C: at full speed
     print("SECOND", run(["apply", "-f", str(path), "--yes"]), flush=True)
     print("EMPTY", Deployment(load_topology(path), Clouds()).plan().empty, flush=True)
 """

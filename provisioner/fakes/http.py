@@ -104,7 +104,11 @@ class FakeServer:
         self.httpd = _QuietServer(("127.0.0.1", port), _handler(fake.handle))
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name=name, daemon=True)
+        # serve_forever looks for shutdown() every poll: at its default 0.5 s, closing a fake
+        # cost half a second (a test's teardown, each time)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, args=(0.01,), name=name, daemon=True
+        )
         self.thread.start()
 
     def close(self) -> None:
