@@ -16,9 +16,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from . import planner
 from .errors import CloudError, Interrupted
 from .model import Change, Plan
-from .providers.base import NetworkProvider
-
-DEFAULT_CONCURRENCY = 8  # calls at once to one cloud, when neither the user nor the provider says
+from .providers.base import DEFAULT_CONCURRENCY, NetworkProvider, PartlyDone
 
 
 class Engine:
@@ -48,10 +46,15 @@ class Engine:
         networks = [n for n in self.plan.networks if n.changes]
         # one pool per rate limit: networks in one AWS region share it, other regions do not
         scopes = {n.network: self.provider(n.network).throttle_scope for n in networks}
+        # at once per rate limit: the user's figure for the cloud, else the provider's own
+        at_once = {
+            scopes[n.network]: self.concurrency.get(n.cloud)
+            or getattr(self.provider(n.network), "concurrency", DEFAULT_CONCURRENCY)
+            for n in networks
+        }
         pools = {
             scope: ThreadPoolExecutor(
-                max_workers=max(1, self.concurrency.get(cloud, DEFAULT_CONCURRENCY)),
-                thread_name_prefix=f"provision-{cloud}",
+                max_workers=max(1, at_once[scope]), thread_name_prefix=f"provision-{cloud}"
             )
             for scope, cloud in {(scopes[n.network], n.cloud) for n in networks}
         }
@@ -93,25 +96,51 @@ class Engine:
         for step in planner.stages(changes):
             if self._stop.is_set():
                 return
-            wait([pool.submit(self._one, change) for change in step])
+            wait([pool.submit(self._batch, batch) for batch in self._batches(step)])
 
-    def _one(self, change: Change) -> None:
+    def _batches(self, step: tuple[Change, ...]) -> list[list[Change]]:
+        """The step's changes, those of one container together (the provider's batch key), in
+        plan order. Asked when the step starts: a container made by an earlier step has its id."""
+        batches: list[list[Change]] = []
+        by_key: dict[object, list[Change]] = {}
+        for change in step:
+            key = self.provider(change.network).batch_key(change)
+            if key is None:
+                batches.append([change])
+            elif key in by_key:
+                by_key[key].append(change)
+            else:
+                by_key[key] = [change]
+                batches.append(by_key[key])
+        return batches
+
+    def _batch(self, batch: list[Change]) -> None:
         if self._stop.is_set():  # queued behind a failure: not started
             return
-        position = self._position[id(change)]
-        with self._lock:
-            self._started += 1
-            count = self._started
-        self.progress(f"[{count}/{len(self.plan.changes)}] {change.network}: {change.summary()}")
-        try:
-            self.provider(change.network).apply(change)
-        except CloudError as e:
-            self._fail(position, e.message)
-        except Exception as e:  # a bug of ours must not leave the other networks hanging
-            self._fail(position, f"unexpected error: {type(e).__name__}: {e}")
-        else:
+        for change in batch:
             with self._lock:
-                self._done.add(position)
+                self._started += 1
+                count = self._started
+            self.progress(
+                f"[{count}/{len(self.plan.changes)}] {change.network}: {change.summary()}"
+            )
+        positions = [self._position[id(c)] for c in batch]
+        try:
+            self.provider(batch[0].network).apply(batch)
+        except PartlyDone as e:
+            made = {id(c) for c in e.made}
+            self._record_done([p for p, c in zip(positions, batch, strict=True) if id(c) in made])
+            self._fail(positions[len(made)], e.message)
+        except CloudError as e:
+            self._fail(positions[0], e.message)
+        except Exception as e:  # a bug of ours must not leave the other networks hanging
+            self._fail(positions[0], f"unexpected error: {type(e).__name__}: {e}")
+        else:
+            self._record_done(positions)
+
+    def _record_done(self, positions: list[int]) -> None:
+        with self._lock:
+            self._done.update(positions)
 
     def _fail(self, position: int, message: str) -> None:
         with self._lock:

@@ -186,10 +186,19 @@ class RouteTable:
         return None
 
 
+class ConnectorState(StrEnum):
+    """The connector VM's state, in the same four words on every cloud."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
 @dataclass(frozen=True)
 class ObservedConnector:
     instance: str
-    state: str  # pending | running | stopping | stopped
+    state: ConnectorState
     interface: str | None
     private_ip: str | None
     forwarding: bool
@@ -217,6 +226,7 @@ class ObservedSubnet:
     route_table: str | None = None  # the table that decides it
 
 
+PROFILE_PART = "vpn-profile"  # the Part kind whose fingerprint follows the profile file
 CONNECTOR_SOURCE = "connector"  # a rule source: the connector's own group / identity
 
 
@@ -323,9 +333,6 @@ class Kind(StrEnum):
     CONNECTOR_INGRESS = "connector-ingress"
     APP_ACCESS = "app-access"
     ROUTE = "route"
-
-
-CONNECTOR_TARGET = "connector"  # stands for the connector's interface until it exists
 
 
 @dataclass(frozen=True)
@@ -542,7 +549,7 @@ class NetworkStatus:
     def healthy(self) -> bool:
         return (
             self.connector is not None
-            and self.connector.state == "running"
+            and self.connector.state == ConnectorState.RUNNING
             and self.connector.forwarding
             and self.reaches_vpn_service
             and all(r.state is RouteState.OK for r in self.routes)

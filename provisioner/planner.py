@@ -11,11 +11,13 @@ from ipaddress import IPv4Network
 from .errors import SpecError
 from .model import (
     CONNECTOR_SOURCE,
+    PROFILE_PART,
     Action,
     AppGroup,
     AppGroupStatus,
     Change,
     Conflict,
+    ConnectorState,
     DesiredConnector,
     IngressRule,
     Kind,
@@ -35,7 +37,6 @@ from .model import (
     fingerprint,
 )
 
-PROFILE_PART = "vpn-profile"  # the Part kind whose fingerprint follows the profile file
 NEW_CONNECTOR = "new-connector"  # a route target that does not exist until apply launches it
 
 WHY_LAUNCH = (
@@ -274,7 +275,7 @@ def _plan_network(
         if (
             public
             and current.public_ip is None
-            and current.state == "running"  # a stopped one gets its address back at start
+            and current.state == ConnectorState.RUNNING  # a stopped one gets its address back at start
             and current.subnet == c.subnet
         ):
             # a public address is given at launch only (seed remote access step 3)
@@ -299,7 +300,7 @@ def _plan_network(
                 connector=want,
             )
         )
-    elif current.state in ("stopped", "stopping"):
+    elif current.state in (ConnectorState.STOPPED, ConnectorState.STOPPING):
         changes.append(
             Change(
                 name,
@@ -612,7 +613,7 @@ def network_status(
         notes = []
         if current is None:
             notes.append("no connector: run apply")
-        elif current.state != "running":
+        elif current.state != ConnectorState.RUNNING:
             notes.append(f"connector is {current.state}")
         elif not current.forwarding:
             notes.append("source/dest check is on: the connector cannot forward")
@@ -628,7 +629,7 @@ def network_status(
             elif (
                 subnet.way_out is WayOut.INTERNET_GATEWAY
                 and current is not None
-                and current.state == "running"
+                and current.state == ConnectorState.RUNNING
                 and not current.public_ip
             ):
                 reaches = False

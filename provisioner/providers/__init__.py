@@ -4,13 +4,12 @@ cloud is touched, so `provision --help` never pays for a cloud SDK."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UnsupportedCloudError
 from ..model import Network
-from .base import NetworkProvider
+from .base import NetworkProvider, Progress
 
 # cloud name -> "module:class". Adding a cloud: its module, plus one line here.
 REGISTRY: dict[str, str] = {
@@ -19,9 +18,6 @@ REGISTRY: dict[str, str] = {
     "gcp": "provisioner.providers.gcp:GcpNetwork",
     "oci": "provisioner.providers.oci:OciNetwork",
 }
-
-Progress = Callable[[str], None]
-
 
 def _quiet(_: str) -> None:
     pass
@@ -57,5 +53,4 @@ class Clouds:
         provider: NetworkProvider = cls(
             network, progress=progress, **self.options.get(network.cloud, {})
         )
-        self.concurrency.setdefault(network.cloud, getattr(cls, "concurrency", 8))
         return provider

@@ -1,11 +1,28 @@
-"""The one interface every cloud provider implements. Providers translate; they do not decide."""
+"""The one interface every cloud provider implements, and the behaviour all of them share.
+Providers translate; they do not decide."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from ipaddress import IPv4Network
-from typing import Protocol
+from typing import Any, ClassVar, Protocol
 
-from ..model import Action, Change, DesiredConnector, IngressRule, Kind, Network, Observed
+from ..errors import CloudError
+from ..model import (
+    Action,
+    Change,
+    DesiredConnector,
+    IngressRule,
+    Kind,
+    Location,
+    Network,
+    Observed,
+)
+
+DEFAULT_CONCURRENCY = 8  # calls at once to one cloud, when neither the user nor the provider says
+Progress = Callable[[str], None]
 
 
 class NetworkProvider(Protocol):
@@ -14,10 +31,15 @@ class NetworkProvider(Protocol):
     - `observe()` reads everything the planner needs, in a number of calls that does not
       grow with the number of route tables; raises `SpecError` when the network named in
       the spec does not exist, `CloudError` when the cloud cannot be read.
-    - `apply(change)` carries out one planned change and is safe to repeat: a change that
-      is already in effect (left by an interrupted run) succeeds without a second copy.
-      Raises `CloudError` with the cloud's own message. Changes of one `planner.stages` step
-      are applied from several threads at once: they must not share mutable state.
+    - `batch_key(change)`: changes that touch one container (a route table, a security group,
+      a firewall rule) share a key, and the engine hands the changes of one step that share
+      one to `apply` together: the provider writes the container once where its API takes
+      the whole, and no two writes to one container run at once. None: the change goes alone.
+    - `apply(changes)` carries out one change, or the changes of one batch key, and is safe
+      to repeat: a change that is already in effect (left by an interrupted run) succeeds
+      without a second copy. Raises `CloudError` with the cloud's own message, `PartlyDone`
+      when some changes of a batch were made and others not. Batches of one step are
+      applied from several threads at once: they must not share mutable state.
     """
 
     network: Network
@@ -28,24 +50,122 @@ class NetworkProvider(Protocol):
 
     def observe(self) -> Observed: ...
 
-    def apply(self, change: Change) -> None: ...
+    def batch_key(self, change: Change) -> Hashable | None: ...
+
+    def apply(self, changes: Sequence[Change]) -> None: ...
 
     def user_data(self, connector: DesiredConnector) -> str:
         """The connector's bootstrap as this cloud's user-data; names the secret, never holds it."""
         ...
 
 
-class ChangeHandlers:
-    """Carries out one planned change by calling the provider's handler for it: a part by
-    `_{action}_{part kind}` (`_create_security_group`), everything else by the methods below.
-    A provider writes the handlers in its cloud's words; what runs, and in what order, is the
-    plan's."""
+class PartlyDone(CloudError):
+    """A batch stopped part-way: `made` are its changes that were carried out."""
+
+    def __init__(self, message: str, made: Sequence[Change]) -> None:
+        super().__init__(message)
+        self.made = tuple(made)
+
+
+@dataclass(frozen=True)
+class PartHandlers:
+    """How a provider makes, brings up to date and removes one kind of part. `create` None:
+    another change makes it (GCP's connector firewall comes with its first rule)."""
+
+    delete: Callable[[Any], None]
+    create: Callable[[Any], None] | None = None
+    update: Callable[[Any], None] | None = None
+
+
+class Provider:
+    """What every provider shares: errors wrapped once, changes dispatched to the handlers the
+    provider names, batches, and waiting with a deadline and progress.
+
+    A provider names its SDK's exceptions and their text (`sdk_errors`, `error_text`), reads
+    in `_observe`, declares its parts' handlers in `PARTS` (checked when the class is made, so a
+    misspelt part kind fails at import, not mid-apply), and writes the handlers of the other
+    kinds in its cloud's words."""
+
+    PARTS: ClassVar[Mapping[str, PartHandlers]] = {}
+    concurrency: int = DEFAULT_CONCURRENCY
+
+    network: Network
+    location: Location
+    progress: Progress
+    wait_seconds: float
+    progress_seconds: float
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for kind, handlers in cls.PARTS.items():
+            if not isinstance(handlers, PartHandlers) or not callable(handlers.delete):
+                raise TypeError(f"{cls.__name__}.PARTS[{kind!r}] names no delete handler")
+
+    # --- what each provider names -------------------------------------------------------
+
+    def sdk_errors(self) -> tuple[type[BaseException], ...]:
+        """The SDK's exceptions that mean "the cloud said no / could not be reached"."""
+        raise NotImplementedError
+
+    def error_text(self, e: BaseException) -> str:
+        return f"{type(e).__name__}: {e}".split("\n")[0]
+
+    def credentials_problem(self, e: BaseException) -> str | None:
+        """A line saying the credentials are missing, when `e` means that."""
+        return None
+
+    def _observe(self) -> Observed:
+        raise NotImplementedError
+
+    # --- observe and apply, wrapped --------------------------------------------------------
+
+    def observe(self) -> Observed:
+        try:
+            return self._observe()
+        except self.sdk_errors() as e:
+            problem = self.credentials_problem(e) or (
+                f"could not read {self.location.describe()}: {self.error_text(e)}"
+            )
+            raise CloudError(
+                f"network {self.network.name}: {problem}; nothing was changed"
+            ) from None
+
+    def batch_key(self, change: Change) -> Hashable | None:
+        return None
+
+    def apply(self, changes: Sequence[Change]) -> None:
+        first = changes[0]
+        try:
+            if len(changes) == 1 and self.batch_key(first) is None:
+                self._dispatch(first)
+            else:
+                self._apply_batch(changes)
+        except self.sdk_errors() as e:
+            what = first.summary()
+            if len(changes) > 1:
+                what += f" (one write with {len(changes) - 1} more change(s), none made)"
+            raise CloudError(f"{what}: {self.error_text(e)}") from e
+
+    def _apply_batch(self, changes: Sequence[Change]) -> None:
+        """The changes of one batch key, in one write where the API allows; by default one
+        after another, saying which were made when one fails."""
+        made: list[Change] = []
+        for change in changes:
+            try:
+                self._dispatch(change)
+            except self.sdk_errors() as e:
+                if not made:
+                    raise
+                raise PartlyDone(f"{change.summary()}: {self.error_text(e)}", made) from e
+            made.append(change)
 
     def _dispatch(self, change: Change) -> None:
         kind, action = change.kind, change.action
         if kind is Kind.PART:
             assert change.part is not None
-            getattr(self, f"_{action}_{change.part.kind.replace('-', '_')}")()
+            handler = getattr(self.PARTS[change.part.kind], str(action))
+            assert handler is not None, f"{type(self).__name__}: no {action} for {change.part}"
+            handler(self)
         elif kind is Kind.CONNECTOR:
             if action is Action.START:
                 self._start()
@@ -68,6 +188,30 @@ class ChangeHandlers:
             self._route(change)
         else:  # pragma: no cover - the planner makes no other kind
             raise AssertionError(change)
+
+    # --- waiting ---------------------------------------------------------------------------
+
+    def wait_until(
+        self, what: str, poll: Callable[[], tuple[bool, str]], *, pause: float = 0.0
+    ) -> None:
+        """Poll until done, saying so while it takes, and give up after `wait_seconds`. `poll` is
+        the cloud's own look (a read, or a server-side wait that blocks a while); it returns
+        (done, the state it saw). `pause`: seconds between looks that do not block."""
+        start = time.monotonic()
+        while True:
+            done, state = poll()
+            if done:
+                return
+            waited = time.monotonic() - start
+            now = f": {state}" if state else ""
+            if waited > self.wait_seconds:
+                raise CloudError(f"{what} still not done after {waited:.0f}s{now}")
+            if waited >= self.progress_seconds:
+                self.progress(f"waiting for {what}{now} ({waited:.0f}s)")
+            if pause:
+                time.sleep(pause)
+
+    # --- the handlers each provider writes in its cloud's words ---------------------------
 
     def _launch(self, connector: DesiredConnector) -> None:
         raise NotImplementedError

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 
 from ...errors import CloudError
 from ...model import AwsLocation, Network
+from ..base import Provider
 
 TAG = "connector-provisioner:network"
 FINGERPRINT_TAG = "connector-provisioner:fingerprint"
@@ -51,7 +52,7 @@ def error_text(e: Exception) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-class AwsState:
+class AwsState(Provider):
     """What the provider's parts share: the network, its clients and the names and ids of
     what it owns. Set up by AwsNetwork.__init__ and observe."""
 

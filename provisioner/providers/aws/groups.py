@@ -14,11 +14,15 @@ from ...model import (
     CONNECTOR_SOURCE,
     Action,
     AppGroup,
+    Change,
     IngressRule,
+    Kind,
     Ports,
 )
 from .common import MARK, AwsState
 
+# what EC2 says when a rule to add is there already, or one to take away is gone
+ALREADY = ("InvalidPermission.Duplicate", "InvalidPermission.NotFound")
 PROTOCOL_NAMES = {"6": "tcp", "17": "udp", "1": "icmp", "-1": "all"}
 
 
@@ -102,28 +106,35 @@ class Groups(AwsState):
                 app_groups.append(AppGroup(g["GroupId"], rules))
         return tuple(app_groups), tuple(ingress)
 
-    def _app_access(self, action: Action, group: str, rule: IngressRule) -> None:
+    def _permission(self, change: Change) -> dict[str, Any]:
+        """The IpPermission an app-access or connector-ingress change adds or takes away."""
+        if change.kind is Kind.CONNECTOR_INGRESS:
+            assert change.destination is not None
+            return permission(IngressRule(change.destination), None, f"{MARK}: local subnet")
+        rule = change.rule
+        assert rule is not None
         description = f"{MARK}: {self.network.name}: {rule.label}".rstrip(": ")
         connector_group = self._group() if rule.source == CONNECTOR_SOURCE else None
-        self._ingress(action, group, permission(rule, connector_group, description))
+        return permission(rule, connector_group, description)
 
-    def _connector_ingress(self, action: Action, cidr: IPv4Network) -> None:
-        rule = IngressRule(cidr)
-        self._ingress(action, self._group(), permission(rule, None, f"{MARK}: local subnet"))
-
-    def _ingress(self, action: Action, group: str, perm: dict[str, Any]) -> None:
+    def _ingress(self, action: Action, group: str, perms: list[dict[str, Any]]) -> None:
+        """Authorize (or revoke) every permission in one call: EC2 takes them together. When
+        one is already as wanted (left by an interrupted run), EC2 refuses the whole call; then
+        each goes alone, and those already as wanted are done."""
+        call = (
+            self.ec2.revoke_security_group_ingress
+            if action is Action.DELETE
+            else self.ec2.authorize_security_group_ingress
+        )
         try:
-            if action is Action.DELETE:
-                self.ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=[perm])
-            else:
-                self.ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[perm])
+            call(GroupId=group, IpPermissions=perms)
         except ClientError as e:
-            # already as wanted (left by an interrupted run): nothing to do
-            if e.response["Error"]["Code"] not in (
-                "InvalidPermission.Duplicate",
-                "InvalidPermission.NotFound",
-            ):
+            if e.response["Error"]["Code"] not in ALREADY or len(perms) == 1:
+                if e.response["Error"]["Code"] in ALREADY:
+                    return
                 raise
+            for perm in perms:
+                self._ingress(action, group, [perm])
 
     def _create_security_group(self) -> None:
         try:

@@ -111,21 +111,14 @@ class Instance(AwsState):
             self.ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])
 
     def _wait(self, instance: str, state: str) -> None:
-        start = time.monotonic()
-        while True:
+        def look() -> tuple[bool, str]:
             reservations = self.ec2.describe_instances(InstanceIds=[instance])["Reservations"]
             current = (
                 reservations[0]["Instances"][0]["State"]["Name"] if reservations else "terminated"
             )
-            if current == state:
-                return
-            waited = time.monotonic() - start
-            if waited > self.wait_seconds:
-                raise CloudError(
-                    f"{instance} is still {current} after {waited:.0f}s (waiting for {state})"
-                )
-            self.progress(f"waiting for {instance}: {current} -> {state} ({waited:.0f}s)")
-            time.sleep(self.poll_seconds)
+            return current == state, f"{current} -> {state}"
+
+        self.wait_until(instance, look, pause=self.poll_seconds)
 
     def _interface(self) -> str:
         if not self.interface:

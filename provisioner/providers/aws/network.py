@@ -8,18 +8,21 @@ again after an interrupted run and destroy removes exactly that.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from ipaddress import IPv4Network
 from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from ...errors import CloudError, SpecError
+from ...errors import SpecError
 from ...model import (
+    PROFILE_PART,
     Action,
     AwsLocation,
     Change,
+    ConnectorState,
+    Kind,
     Network,
     Observed,
     ObservedConnector,
@@ -29,8 +32,7 @@ from ...model import (
     RouteTable,
     WayOut,
 )
-from ...planner import PROFILE_PART
-from ..base import ChangeHandlers
+from ..base import PartHandlers, Provider
 from .common import FINGERPRINT_TAG, LIVE_STATES, TAG, error_text, new_session, pages
 from .groups import Groups
 from .identity import Identity
@@ -39,8 +41,23 @@ from .instance import Instance
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
 
 
-class AwsNetwork(Identity, Instance, Groups, ChangeHandlers):
+class AwsNetwork(Identity, Instance, Groups, Provider):
     """One VPC, with the connector this toolkit puts there."""
+
+    PARTS = {
+        PROFILE_PART: PartHandlers(
+            create=Identity._create_vpn_profile,
+            update=Identity._update_vpn_profile,
+            delete=Identity._delete_vpn_profile,
+        ),
+        "role": PartHandlers(create=Identity._create_role, delete=Identity._delete_role),
+        "instance-profile": PartHandlers(
+            create=Identity._create_instance_profile, delete=Identity._delete_instance_profile
+        ),
+        "security-group": PartHandlers(
+            create=Groups._create_security_group, delete=Groups._delete_security_group
+        ),
+    }
 
     # EC2's mutating calls share a token bucket per account and region: a few in flight at
     # once keep it busy; adaptive retries slow down when it runs dry
@@ -54,6 +71,7 @@ class AwsNetwork(Identity, Instance, Groups, ChangeHandlers):
         session: Any = None,
         poll_seconds: float = 5.0,
         wait_seconds: float = 900.0,
+        progress_seconds: float = 0.0,
         iam_propagation_seconds: float = 90.0,
         max_attempts: int = 8,
     ) -> None:
@@ -64,6 +82,7 @@ class AwsNetwork(Identity, Instance, Groups, ChangeHandlers):
         self.progress = progress
         self.poll_seconds = poll_seconds
         self.wait_seconds = wait_seconds
+        self.progress_seconds = progress_seconds
         self.iam_propagation_seconds = iam_propagation_seconds
         session = session or new_session()
         # retries are botocore's: adaptive mode backs off on throttling and 5xx
@@ -88,21 +107,36 @@ class AwsNetwork(Identity, Instance, Groups, ChangeHandlers):
         self.instance: str | None = None
         self.interface: str | None = None
 
-    # --- observe -------------------------------------------------------------------------
+    # --- what the contract asks of the cloud ---------------------------------------------
 
-    def observe(self) -> Observed:
-        try:
-            return self._observe()
-        except (ClientError, BotoCoreError) as e:
-            if isinstance(e, NoCredentialsError):
-                raise CloudError(
-                    f"network {self.network.name}: no AWS credentials found (boto3's default "
-                    "chain: environment, profile, SSO, instance role); nothing was changed"
-                ) from None
-            raise CloudError(
-                f"network {self.network.name}: could not read {self.location.describe()}: "
-                f"{error_text(e)}; nothing was changed"
-            ) from None
+    def sdk_errors(self) -> tuple[type[BaseException], ...]:
+        return (ClientError, BotoCoreError)
+
+    def error_text(self, e: BaseException) -> str:
+        return error_text(e)
+
+    def credentials_problem(self, e: BaseException) -> str | None:
+        if isinstance(e, NoCredentialsError):
+            return (
+                "no AWS credentials found (boto3's default chain: environment, profile, SSO, "
+                "instance role)"
+            )
+        return None
+
+    def batch_key(self, change: Change) -> Hashable | None:
+        """A security group's new rules go in one authorize call, its old ones in one revoke."""
+        if change.kind is Kind.APP_ACCESS:
+            return ("ingress", change.resource, change.action is Action.DELETE)
+        if change.kind is Kind.CONNECTOR_INGRESS:
+            return ("ingress", self._group(), change.action is Action.DELETE)
+        return None
+
+    def _apply_batch(self, changes: Sequence[Change]) -> None:
+        first = changes[0]
+        group = self._group() if first.kind is Kind.CONNECTOR_INGRESS else first.resource
+        self._ingress(first.action, group, [self._permission(c) for c in changes])
+
+    # --- observe -------------------------------------------------------------------------
 
     def _observe(self) -> Observed:
         vpc = self.location.vpc
@@ -255,7 +289,7 @@ class AwsNetwork(Identity, Instance, Groups, ChangeHandlers):
         self.interface = primary["NetworkInterfaceId"] if primary else None
         return ObservedConnector(
             instance=inst["InstanceId"],
-            state=inst["State"]["Name"],
+            state=ConnectorState(inst["State"]["Name"]),
             interface=self.interface,
             private_ip=inst.get("PrivateIpAddress"),
             forwarding=not (primary or inst).get("SourceDestCheck", True),
@@ -306,12 +340,6 @@ class AwsNetwork(Identity, Instance, Groups, ChangeHandlers):
         )
 
     # --- apply ---------------------------------------------------------------------------
-
-    def apply(self, change: Change) -> None:
-        try:
-            self._dispatch(change)
-        except (ClientError, BotoCoreError) as e:
-            raise CloudError(f"{change.summary()}: {error_text(e)}") from e
 
     def _start(self) -> None:
         assert self.instance

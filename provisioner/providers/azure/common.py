@@ -12,6 +12,7 @@ from typing import Any
 
 from ...errors import CloudError
 from ...model import AzureLocation, Network
+from ..base import Provider
 
 TAG = "connector-provisioner:network"
 FINGERPRINT_TAG = "connector-provisioner:fingerprint"
@@ -97,7 +98,7 @@ def sandbox_endpoint() -> str | None:
     return os.environ.get(ENDPOINT_VARIABLE) or None
 
 
-class AzureState:
+class AzureState(Provider):
     """What the provider's parts share: the network, its clients, the names of what it owns and
     what observe learnt. Set up by AzureNetwork.__init__ and observe."""
 

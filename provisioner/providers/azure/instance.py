@@ -10,17 +10,17 @@ from typing import Any
 
 from ...bootstrap import render_user_data
 from ...errors import CloudError
-from ...model import DesiredConnector, ObservedConnector
+from ...model import ConnectorState, DesiredConnector, ObservedConnector
 from ...redact import protect
 from .common import EXTENSION, FINGERPRINT_TAG, UBUNTU, AzureState, short
 
 POWER_STATES = {
-    "running": "running",
-    "starting": "pending",
-    "stopping": "stopping",
-    "deallocating": "stopping",
-    "stopped": "stopped",
-    "deallocated": "stopped",
+    "running": ConnectorState.RUNNING,
+    "starting": ConnectorState.PENDING,
+    "stopping": ConnectorState.STOPPING,
+    "deallocating": ConnectorState.STOPPING,
+    "stopped": ConnectorState.STOPPED,
+    "deallocated": ConnectorState.STOPPED,
 }
 PROFILE_PATH = "/etc/openvpn/client/connector.conf"
 
@@ -57,7 +57,7 @@ class Instance(AzureState):
         image = vm.storage_profile.image_reference
         return ObservedConnector(
             instance=self.vm_name,
-            state=POWER_STATES.get(power, power),
+            state=POWER_STATES.get(power, ConnectorState.PENDING),
             interface=self.connector_ip,  # what a UDR names as next hop
             private_ip=self.connector_ip,
             forwarding=bool(nic and nic.enable_ip_forwarding),

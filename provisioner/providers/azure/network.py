@@ -26,7 +26,7 @@ from ...model import (
     RouteTable,
     WayOut,
 )
-from ...planner import PROFILE_PART
+
 from ..base import ChangeHandlers
 from .common import TAG, error_text, route_name, sandbox_endpoint, short
 from .common import clients as make_clients

@@ -14,6 +14,7 @@ from typing import Any
 
 from ...errors import CloudError
 from ...model import GcpLocation, Network
+from ..base import Provider
 
 LABEL = "connector-provisioner-network"  # on the instance and the secret: whose they are
 FINGERPRINT_LABEL = "connector-provisioner-fingerprint"
@@ -131,7 +132,7 @@ def sandbox_endpoint() -> str | None:
     return os.environ.get(ENDPOINT_VARIABLE) or None
 
 
-class GcpState:
+class GcpState(Provider):
     """What the provider's parts share: the network, its clients, the names of what it owns and
     what observe learnt. Set up by GcpNetwork.__init__ and observe."""
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from ...bootstrap import render_user_data
 from ...errors import SpecError
-from ...model import DesiredConnector, ObservedConnector, Part
-from ...planner import PROFILE_PART
+from ...model import PROFILE_PART, ConnectorState, DesiredConnector, ObservedConnector, Part
+
 from ...redact import protect
 from .common import (
     ACCESSOR,
@@ -26,15 +26,15 @@ from .common import (
 )
 
 STATES = {
-    "PROVISIONING": "pending",
-    "STAGING": "pending",
-    "RUNNING": "running",
-    "STOPPING": "stopping",
-    "SUSPENDING": "stopping",
-    "REPAIRING": "pending",
-    "TERMINATED": "stopped",
-    "STOPPED": "stopped",
-    "SUSPENDED": "stopped",
+    "PROVISIONING": ConnectorState.PENDING,
+    "STAGING": ConnectorState.PENDING,
+    "RUNNING": ConnectorState.RUNNING,
+    "STOPPING": ConnectorState.STOPPING,
+    "SUSPENDING": ConnectorState.STOPPING,
+    "REPAIRING": ConnectorState.PENDING,
+    "TERMINATED": ConnectorState.STOPPED,
+    "STOPPED": ConnectorState.STOPPED,
+    "SUSPENDED": ConnectorState.STOPPED,
 }
 SECRET_LOGGER = "google.cloud.secretmanager_v1.services.secret_manager_service.transports.rest"
 
@@ -60,7 +60,7 @@ class Instance(GcpState):
         nat_ip = next((a.nat_i_p for a in nic.access_configs or [] if a.nat_i_p), None)
         return ObservedConnector(
             instance=self.instance_name,
-            state=STATES.get(vm.status, "pending"),
+            state=STATES.get(vm.status, ConnectorState.PENDING),
             interface=self.connector_ref,  # what a route names as its next hop
             private_ip=nic.network_i_p or None,
             forwarding=bool(vm.can_ip_forward),

@@ -11,6 +11,7 @@ from typing import Any
 
 from ...errors import CloudError
 from ...model import Network, OciLocation
+from ..base import Provider
 
 TAG = "connector-provisioner"  # freeform tag on what we make: the network's name
 FINGERPRINT_TAG = "connector-provisioner-fingerprint"
@@ -143,7 +144,7 @@ def sandbox_endpoint() -> str | None:
     return os.environ.get(ENDPOINT_VARIABLE) or None
 
 
-class OciState:
+class OciState(Provider):
     """What the provider's parts share: the network, its clients, names, and what observe
     learnt. Set up by OciNetwork.__init__ and observe."""
 

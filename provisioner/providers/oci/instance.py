@@ -9,18 +9,18 @@ from typing import Any
 
 from ...bootstrap import render_user_data
 from ...errors import CloudError, SpecError
-from ...model import DesiredConnector, ObservedConnector, Part
-from ...planner import PROFILE_PART
+from ...model import PROFILE_PART, ConnectorState, DesiredConnector, ObservedConnector, Part
+
 from ...redact import protect
 from .common import FINGERPRINT_TAG, PROFILE_TAG, TAG, UBUNTU, OciState
 
 STATES = {
-    "PROVISIONING": "pending",
-    "STARTING": "pending",
-    "RUNNING": "running",
-    "STOPPING": "stopping",
-    "STOPPED": "stopped",
-    "CREATING_IMAGE": "running",
+    "PROVISIONING": ConnectorState.PENDING,
+    "STARTING": ConnectorState.PENDING,
+    "RUNNING": ConnectorState.RUNNING,
+    "STOPPING": ConnectorState.STOPPING,
+    "STOPPED": ConnectorState.STOPPED,
+    "CREATING_IMAGE": ConnectorState.RUNNING,
 }
 SDK_LOGGER = "oci.base_client"
 
@@ -51,7 +51,7 @@ class Instance(OciState):
         vnic = self._primary_vnic(vm.id)
         return ObservedConnector(
             instance=vm.id,
-            state=STATES.get(vm.lifecycle_state, "pending"),
+            state=STATES.get(vm.lifecycle_state, ConnectorState.PENDING),
             interface=self.private_ip_id,  # what a route rule names as its target
             private_ip=vnic.private_ip if vnic else None,
             forwarding=bool(vnic and vnic.skip_source_dest_check),
