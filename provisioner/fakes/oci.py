@@ -549,6 +549,9 @@ def _delete_nsg(oci: Oci, stored: dict[str, Any]) -> None:
     del oci.state.resources[stored["id"]]
 
 
+RULES_PER_CALL = 25
+
+
 def _nsg_rules(oci: Oci, stored: dict[str, Any], data: Any, query: dict[str, str]) -> Any:
     return copy.deepcopy(stored["_rules"])
 
@@ -557,6 +560,9 @@ def _add_rules(
     oci: Oci, stored: dict[str, Any], data: dict[str, Any], query: dict[str, str]
 ) -> Any:
     added = []
+    if len(data.get("securityRules") or []) > RULES_PER_CALL:
+        # "You can add up to 25 rules in a single AddNetworkSecurityGroupSecurityRules operation"
+        raise invalid(f"securityRules: at most {RULES_PER_CALL} rules can be added in one request")
     for i, rule in enumerate(data.get("securityRules") or []):
         if rule.get("direction") not in ("INGRESS", "EGRESS"):
             raise invalid(f"securityRules[{i}].direction must be INGRESS or EGRESS")

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import CloudError
 from ...model import Network, OciLocation
 from ..base import Provider
 
@@ -170,41 +168,24 @@ class OciState(Provider):
     private_ip_id: str | None
     secret_id: str | None
     rule_ids: dict[tuple[str, str, str], str]  # (nsg, source, ports) -> security rule id
-    locks: dict[str, threading.Lock]
 
     def wait_for(
         self, get: Callable[[], Any], states: tuple[str, ...], what: str, gone_ok: bool = False
-    ) -> Any:
-        """Poll a resource's lifecycle state until it is one of `states` (oci.wait_until does the
-        polling), saying so while it takes."""
+    ) -> None:
+        """Read a resource until its lifecycle state is one of `states` (or, with `gone_ok`, it
+        is gone), saying so while it takes."""
         import oci
 
-        start = time.monotonic()
-        first = get()
-        last = [first]
+        def look() -> tuple[bool, str]:
+            try:
+                state = str(get().data.lifecycle_state)
+            except oci.exceptions.ServiceError as e:
+                if gone_ok and e.status == 404:
+                    return True, "gone"
+                raise
+            return state in states, state
 
-        def fetch(*_: Any, **__: Any) -> Any:  # each poll after the first look says so
-            waited = time.monotonic() - start
-            if waited >= self.progress_seconds:
-                state = last[0].data.lifecycle_state
-                self.progress(f"waiting for {what}: {state} ({waited:.0f}s)")
-            last[0] = get()
-            return last[0]
-
-        try:
-            return oci.wait_until(
-                self.api.network,  # any client: the polls are `fetch`
-                first,
-                evaluate_response=lambda r: r.data.lifecycle_state in states,
-                max_interval_seconds=self.poll_seconds,
-                max_wait_seconds=self.wait_seconds,
-                succeed_on_not_found=gone_ok,
-                fetch_func=fetch,
-            )
-        except oci.exceptions.MaximumWaitTimeExceeded:
-            raise CloudError(
-                f"{what} still not {' or '.join(states)} after {self.wait_seconds:.0f}s"
-            ) from None
+        self.wait_until(what, look, pause=self.poll_seconds)
 
     def gone(self, get: Callable[[], Any], done: tuple[str, ...] = ()) -> bool:
         """OCI answers 404 NotAuthorizedOrNotFound both for what is gone and for what we may
@@ -218,10 +199,3 @@ class OciState(Provider):
                 return True
             raise
         return state in done
-
-    def locked(self, key: str) -> threading.Lock:
-        """A route table is read, merged and written back whole: changes to one take turns
-        (within this process; other writers are met with the etag)."""
-        if key not in self.locks:
-            self.locks.setdefault(key, threading.Lock())
-        return self.locks[key]

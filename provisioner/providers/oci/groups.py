@@ -5,15 +5,26 @@ lists are left alone."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from ipaddress import IPv4Network
 from typing import Any
 
 from ...errors import SpecError
-from ...model import ALL_TRAFFIC, CONNECTOR_SOURCE, Action, AppGroup, IngressRule, Ports
+from ...model import (
+    ALL_TRAFFIC,
+    CONNECTOR_SOURCE,
+    Action,
+    AppGroup,
+    Change,
+    IngressRule,
+    Kind,
+    Ports,
+)
 from .common import TAG, OciState
 
 PROTOCOLS = {"all": "all", "1": "icmp", "6": "tcp", "17": "udp"}
 NUMBERS = {v: k for k, v in PROTOCOLS.items()}
+RULES_PER_CALL = 25  # AddNetworkSecurityGroupSecurityRules takes at most 25 rules a request
 
 
 def _ports(rule: Any) -> Ports:
@@ -152,38 +163,61 @@ class Groups(OciState):
             ):
                 raise
 
-    def _connector_ingress(self, action: Action, cidr: IPv4Network) -> None:
-        assert self.nsg_id is not None
-        rule = IngressRule(cidr, ALL_TRAFFIC, label="the VCN's own ranges")
-        self._rule(action, self.nsg_id, rule)
+    def _group_of(self, change: Change) -> str:
+        """The NSG a connector-ingress or app-access change writes to."""
+        if change.kind is Kind.CONNECTOR_INGRESS:
+            assert self.nsg_id is not None
+            return self.nsg_id
+        return change.resource
 
-    def _app_access(self, action: Action, group: str, rule: IngressRule) -> None:
-        self._rule(action, group, rule)
+    def _rule_of(self, change: Change) -> IngressRule:
+        if change.kind is Kind.CONNECTOR_INGRESS:
+            assert change.destination is not None
+            return IngressRule(change.destination, ALL_TRAFFIC, label="the VCN's own ranges")
+        assert change.rule is not None
+        return change.rule
 
-    def _rule(self, action: Action, group_id: str, rule: IngressRule) -> None:
+    def _rules_batch(self, changes: Sequence[Change]) -> None:
+        """One NSG's rules: added in calls of up to 25 (the API's most), removed in one call;
+        those already as wanted (an interrupted run) are left alone."""
         import oci
 
-        key = (group_id, str(rule.source), str(rule.ports))
-        if action is Action.DELETE:
-            rule_id = self.rule_ids.get(key)
-            if rule_id is None:
+        group_id = self._group_of(changes[0])
+        rules = [self._rule_of(c) for c in changes]
+        keys = [(group_id, str(r.source), str(r.ports)) for r in rules]
+        if changes[0].action is Action.DELETE:
+            ids = [self.rule_ids[k] for k in keys if k in self.rule_ids]
+            if not ids:
                 return
             try:
                 self.api.network.remove_network_security_group_security_rules(
                     group_id,
                     oci.core.models.RemoveNetworkSecurityGroupSecurityRulesDetails(
-                        security_rule_ids=[rule_id]
+                        security_rule_ids=ids
                     ),
                 )
             except oci.exceptions.ServiceError as e:
-                if e.status not in (400, 404) or any(
-                    r.id == rule_id for r in self._rules(group_id)
-                ):
+                present = {r.id for r in self._rules(group_id)}
+                if e.status not in (400, 404) or present & set(ids):
                     raise  # still there: a refusal, not "already gone"
-            self.rule_ids.pop(key, None)
+            for k in keys:
+                self.rule_ids.pop(k, None)
             return
-        if key in self.rule_ids:
-            return  # an interrupted run added it
+        wanted = [(k, r) for k, r in zip(keys, rules, strict=True) if k not in self.rule_ids]
+        for i in range(0, len(wanted), RULES_PER_CALL):
+            chunk = wanted[i : i + RULES_PER_CALL]
+            added = self.api.network.add_network_security_group_security_rules(
+                group_id,
+                oci.core.models.AddNetworkSecurityGroupSecurityRulesDetails(
+                    security_rules=[self._details(r) for _, r in chunk]
+                ),
+            ).data
+            for (k, _), made in zip(chunk, added.security_rules, strict=True):
+                self.rule_ids[k] = made.id
+
+    def _details(self, rule: IngressRule) -> Any:
+        import oci
+
         if rule.source == CONNECTOR_SOURCE:
             source, source_type = self.nsg_id, "NETWORK_SECURITY_GROUP"
         else:
@@ -196,7 +230,7 @@ class Groups(OciState):
                 options["tcp_options"] = oci.core.models.TcpOptions(destination_port_range=span)
             else:
                 options["udp_options"] = oci.core.models.UdpOptions(destination_port_range=span)
-        details = oci.core.models.AddSecurityRuleDetails(
+        return oci.core.models.AddSecurityRuleDetails(
             direction="INGRESS",
             protocol=NUMBERS.get(ports.protocol, ports.protocol),
             source=source,
@@ -204,8 +238,3 @@ class Groups(OciState):
             description=f"{TAG}: {self.network.name}: {rule.label}"[:255],
             **options,
         )
-        added = self.api.network.add_network_security_group_security_rules(
-            group_id,
-            oci.core.models.AddNetworkSecurityGroupSecurityRulesDetails(security_rules=[details]),
-        ).data
-        self.rule_ids[key] = added.security_rules[0].id

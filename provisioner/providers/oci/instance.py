@@ -10,7 +10,6 @@ from typing import Any
 from ...bootstrap import render_user_data
 from ...errors import CloudError, SpecError
 from ...model import PROFILE_PART, ConnectorState, DesiredConnector, ObservedConnector, Part
-
 from ...redact import protect
 from .common import FINGERPRINT_TAG, PROFILE_TAG, TAG, UBUNTU, OciState
 

@@ -8,14 +8,16 @@ connector VNIC's private IP, so observe finds them again and destroy removes exa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from ipaddress import IPv4Network
 from typing import Any
 
 from ...errors import CloudError, SpecError
 from ...model import (
+    PROFILE_PART,
     Action,
     Change,
+    Kind,
     Network,
     Observed,
     ObservedRoute,
@@ -25,7 +27,7 @@ from ...model import (
     RouteTable,
     WayOut,
 )
-from ..base import ChangeHandlers
+from ..base import PartHandlers, Provider
 from .common import TAG, error_text, make_clients, sandbox_endpoint
 from .groups import Groups
 from .instance import Instance
@@ -33,8 +35,23 @@ from .instance import Instance
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
 
 
-class OciNetwork(Groups, Instance, ChangeHandlers):
+class OciNetwork(Groups, Instance, Provider):
     """One VCN, with the connector this toolkit puts there."""
+
+    PARTS = {
+        "security-group": PartHandlers(
+            create=Groups._create_security_group, delete=Groups._delete_security_group
+        ),
+        PROFILE_PART: PartHandlers(
+            create=Instance._create_vpn_profile,
+            update=Instance._update_vpn_profile,
+            delete=Instance._delete_vpn_profile,
+        ),
+        "dynamic-group": PartHandlers(
+            create=Instance._create_dynamic_group, delete=Instance._delete_dynamic_group
+        ),
+        "policy": PartHandlers(create=Instance._create_policy, delete=Instance._delete_policy),
+    }
 
     concurrency = 6  # OCI throttles per tenancy and region; the SDK backs off on 429
 
@@ -91,20 +108,33 @@ class OciNetwork(Groups, Instance, ChangeHandlers):
         self.private_ip_id = None
         self.secret_id = None
         self.rule_ids = {}
-        self.locks = {}
 
-    # --- observe -------------------------------------------------------------------------
+    # --- what the contract asks of the cloud ---------------------------------------------
 
-    def observe(self) -> Observed:
+    def sdk_errors(self) -> tuple[type[BaseException], ...]:
         import oci
 
-        try:
-            return self._observe()
-        except (oci.exceptions.ServiceError, oci.exceptions.RequestException) as e:
-            raise CloudError(
-                f"network {self.network.name}: could not read {self.location.describe()}: "
-                f"{error_text(e)}; nothing was changed"
-            ) from None
+        return (oci.exceptions.ServiceError, oci.exceptions.RequestException)
+
+    def error_text(self, e: BaseException) -> str:
+        return error_text(e)
+
+    def batch_key(self, change: Change) -> Hashable | None:
+        """A route table's rules are written back whole, once per step; an NSG's rules are
+        added (or removed) together."""
+        if change.kind is Kind.ROUTE:
+            return ("route-table", change.route_table)
+        if change.kind in (Kind.APP_ACCESS, Kind.CONNECTOR_INGRESS):
+            return ("nsg", self._group_of(change), change.action is Action.DELETE)
+        return None
+
+    def _apply_batch(self, changes: Sequence[Change]) -> None:
+        if changes[0].kind is Kind.ROUTE:
+            self._routes(changes)
+        else:
+            self._rules_batch(changes)
+
+    # --- observe -------------------------------------------------------------------------
 
     def _list(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Any]:
         import oci
@@ -243,50 +273,42 @@ class OciNetwork(Groups, Instance, ChangeHandlers):
 
     # --- apply ---------------------------------------------------------------------------
 
-    def apply(self, change: Change) -> None:
+    def _routes(self, changes: Sequence[Change]) -> None:
+        """Read the table, put our rules in (or take them out), write it back whole with the
+        etag it was read at; when another writer came between (412), read again. Every other
+        rule of the table is sent back as it was."""
         import oci
 
-        try:
-            self._dispatch(change)
-        except (oci.exceptions.ServiceError, oci.exceptions.RequestException) as e:
-            raise CloudError(f"{change.summary()}: {error_text(e)}") from e
-
-    def _route(self, change: Change) -> None:
-        """Read the table, put our rule in (or take it out), write it back whole with the etag
-        it was read at; when another writer came between (412), read again. Every other rule
-        of the table is sent back as it was."""
-        import oci
-
-        assert change.route_table is not None and change.destination is not None
-        table_id, destination = change.route_table, str(change.destination)
-        with self.locked(table_id):
-            for _attempt in range(10):
-                read = self.api.network.get_route_table(table_id)
-                rules = [r for r in read.data.route_rules or [] if r.destination != destination]
-                if change.action is not Action.DELETE:
-                    if self.private_ip_id is None:
-                        raise CloudError("the connector has no private IP yet")
-                    rules.append(
-                        oci.core.models.RouteRule(
-                            destination=destination,
-                            destination_type="CIDR_BLOCK",
-                            network_entity_id=self.private_ip_id,
-                            description=f"{TAG}: {self.network.name}",
-                        )
-                    )
-                elif len(rules) == len(read.data.route_rules or []):
-                    return  # already gone
-                try:
-                    self.api.network.update_route_table(
-                        table_id,
-                        oci.core.models.UpdateRouteTableDetails(route_rules=rules),
-                        if_match=read.headers["etag"],
-                    )
-                    return
-                except oci.exceptions.ServiceError as e:
-                    if e.status != 412:
-                        raise
-                    self.progress(
-                        f"route table {table_id[-12:]} changed meanwhile: reading it again"
-                    )
-            raise CloudError(f"route table {table_id} kept changing under us (412 ten times)")
+        table_id = changes[0].route_table
+        assert table_id is not None
+        touched = {str(c.destination) for c in changes}
+        adding = [str(c.destination) for c in changes if c.action is not Action.DELETE]
+        if adding and self.private_ip_id is None:
+            raise CloudError("the connector has no private IP yet")
+        for _attempt in range(10):
+            read = self.api.network.get_route_table(table_id)
+            before = read.data.route_rules or []
+            rules = [r for r in before if r.destination not in touched]
+            rules += [
+                oci.core.models.RouteRule(
+                    destination=destination,
+                    destination_type="CIDR_BLOCK",
+                    network_entity_id=self.private_ip_id,
+                    description=f"{TAG}: {self.network.name}",
+                )
+                for destination in adding
+            ]
+            if not adding and len(rules) == len(before):
+                return  # already gone
+            try:
+                self.api.network.update_route_table(
+                    table_id,
+                    oci.core.models.UpdateRouteTableDetails(route_rules=rules),
+                    if_match=read.headers["etag"],
+                )
+                return
+            except oci.exceptions.ServiceError as e:
+                if e.status != 412:
+                    raise
+                self.progress(f"route table {table_id[-12:]} changed meanwhile: reading it again")
+        raise CloudError(f"route table {table_id} kept changing under us (412 ten times)")
