@@ -262,7 +262,9 @@ def test_the_profile_reaches_the_vm_only_in_protected_settings(azure: AzureWorld
 
 
 def test_throttling_is_retried(azure: AzureWorld):
-    azure.arm.fail("PUT", "/routes/", 429, "TooManyRequests", "slow down", times=3, retry_after="0")
+    azure.arm.fail(
+        "PUT", "/routeTables/[^/]+$", 429, "TooManyRequests", "slow down", times=3, retry_after="0"
+    )
     azure.deployment().apply()
     assert all(s.healthy for s in azure.deployment().status())
     assert azure.arm.faults[0].served == 3

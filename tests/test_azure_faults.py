@@ -25,10 +25,10 @@ APPLY_STEPS = [
     ("PUT", r"/extensions/connector-profile$", 0),
     ("PUT", r"/securityRules/cp-local-", 0),
     ("PUT", r"/securityRules/cp-hq-", 1),  # an app rule
-    ("PUT", r"/routes/", 3),  # half-way through the routes
+    ("PUT", r"/routeTables/[^/]+$", 2),  # half-way through the route tables' writes
 ]
 DESTROY_STEPS = [
-    ("DELETE", r"/routes/", 2),
+    ("PUT", r"/routeTables/[^/]+$", 1),  # a route table's routes taken out
     ("DELETE", r"/securityRules/", 0),
     ("DELETE", r"/extensions/", 0),
     ("DELETE", r"/virtualMachines/", 0),

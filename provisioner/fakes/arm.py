@@ -16,6 +16,9 @@ What it keeps of ARM (the tests rely on each):
   NIC on one VM; tables, groups, NICs and public IPs in use cannot be deleted; a Linux VM
   needs an SSH key or a password; 401 without a bearer token; 400 without api-version.
 - `protectedSettings` of a VM extension and a VM's `customData` are never returned.
+- Optimistic concurrency: every write gives a resource a new etag, and a child's write
+  (a route, a rule) its parent's too; a PUT or DELETE with `If-Match` and another etag is
+  412 `PreconditionFailed`.
 - Faults: `fail(...)` answers the next matching requests with an error (429 with Retry-After
   for throttling), before anything is changed.
 
@@ -153,7 +156,7 @@ class Arm(Injectable):
                 )
             data = _without_nulls(json.loads(body)) if body else None  # null: absent, for ARM
             with self.lock:
-                status, out, extra = self._route(method, path, query, data, base)
+                status, out, extra = self._route(method, path, query, data, base, headers)
             return (
                 status,
                 {"Content-Type": "application/json", **extra, **_request_id()},
@@ -174,7 +177,13 @@ class Arm(Injectable):
             raise ArmError(fault.status, fault.code, fault.message, headers)
 
     def _route(
-        self, method: str, path: str, query: dict[str, str], data: Any, base: str
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        data: Any,
+        base: str,
+        headers: dict[str, str],
     ) -> tuple[int, Any, dict[str, str]]:
         m = re.match(
             r"^/subscriptions/([^/]+)/providers/([^/]+)/locations/([^/]+)/operations/([^/]+)$",
@@ -223,6 +232,7 @@ class Arm(Injectable):
         prefix = f"/subscriptions/{sub}/resourceGroups/{group['name']}/providers/{TOP_TYPES[top]}"
         names = segments[3:]
         context = _Context(self, sub, group, prefix, top, base, query)
+        context.if_match = headers.get("if-match")
         if not names:
             if method == "GET":
                 return 200, context.page(path, self._list(prefix + "/")), {}
@@ -392,6 +402,7 @@ class _Context:
         self.arm, self.sub, self.group, self.prefix = arm, sub, group, prefix
         self.top, self.base, self.query = top, base, query
         self.store = arm.state.resources
+        self.if_match: str | None = None  # the request's If-Match: the etag it was read at
 
     def page(self, path: str, items: list[dict[str, Any]]) -> dict[str, Any]:
         """One page of a list, with a nextLink to the rest (the SDK follows it)."""
@@ -438,6 +449,12 @@ class _Context:
             return 200, view, {}
         namespace = TOP_TYPES[self.top].split("/")[0]
         location = (found or {}).get("location") or self.group["location"]
+        self._check_if_match(rid, found)
+        if child is not None and method in ("PUT", "DELETE"):
+            # a child's change changes its parent: a route's PUT gives its table a new etag
+            parent = self.store.get(rid.rsplit("/", 2)[0].lower())
+            if parent is not None:
+                parent["etag"] = f'W/"{uuid.uuid4()}"'
         if method == "DELETE":
             if found is None:
                 return 204, None, {}
@@ -483,6 +500,21 @@ class _Context:
             status,
             self.arm._view(body),
             self.arm.new_operation(self.base, self.sub, location, namespace),
+        )
+
+    def _check_if_match(self, rid: str, found: dict[str, Any] | None) -> None:
+        """A write with If-Match goes through only while the resource still has that etag
+        (ARM's optimistic concurrency: 412 PreconditionFailed otherwise)."""
+        if self.if_match is None:
+            return
+        current = (found or {}).get("etag")
+        if current is not None and self.if_match in ("*", current):
+            return
+        raise ArmError(
+            412,
+            "PreconditionFailed",
+            f"Precondition failed. Etag provided in if-match header {self.if_match} does not "
+            f"match etag {current} of resource {rid} in NRP data store.",
         )
 
     def _replace_children(

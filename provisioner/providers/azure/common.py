@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import time
 from collections.abc import Callable
 from ipaddress import IPv4Network
@@ -124,27 +123,17 @@ class AzureState(Provider):
     table_ids: dict[str, str]  # table as the plan names it -> resource id
     app_rule_names: dict[tuple[str, str, str], str]  # (group, source, ports) -> rule name
     group_ids: dict[str, str]  # app group as the plan names it -> resource id
-    parent_locks: dict[str, threading.Lock]
 
     def wait(self, poller: Any, what: str) -> Any:
         """Wait for a long-running operation through the SDK's poller, saying so while it runs."""
-        start = time.monotonic()
-        while not poller.done():
-            poller.wait(timeout=self.progress_seconds)
-            waited = time.monotonic() - start
-            if not poller.done():
-                if waited > self.wait_seconds:
-                    raise CloudError(f"{what} still not done after {waited:.0f}s")
-                self.progress(f"waiting for {what} ({waited:.0f}s)")
-        return poller.result()
 
-    def locked(self, parent_id: str) -> threading.Lock:
-        """ARM takes one change at a time to a route table or a security group: changes of one
-        step that share a parent wait for each other, others run side by side."""
-        key = parent_id.lower()
-        if key not in self.parent_locks:
-            self.parent_locks.setdefault(key, threading.Lock())
-        return self.parent_locks[key]
+        def look() -> tuple[bool, str]:
+            if not poller.done():
+                poller.wait(timeout=self.progress_seconds)
+            return poller.done(), ""
+
+        self.wait_until(what, look)
+        return poller.result()
 
     def _connector_address(self) -> str:
         """The connector's private address: the next hop of every UDR of ours."""

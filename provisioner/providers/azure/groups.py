@@ -8,7 +8,16 @@ import contextlib
 from ipaddress import IPv4Network
 from typing import Any
 
-from ...model import ALL_TRAFFIC, CONNECTOR_SOURCE, Action, AppGroup, IngressRule, Ports
+from ...model import (
+    ALL_TRAFFIC,
+    CONNECTOR_SOURCE,
+    Action,
+    AppGroup,
+    Change,
+    IngressRule,
+    Kind,
+    Ports,
+)
 from .common import AzureState, rule_name, short
 
 PROTOCOLS = {"*": "all", "Tcp": "tcp", "Udp": "udp", "Icmp": "icmp"}
@@ -139,6 +148,14 @@ class Groups(AzureState):
                 f"security group {self.nsg_name}",
             )
 
+    def _nsg_of(self, change: Change) -> str:
+        """The id of the NSG a connector-ingress or app-access change writes to."""
+        if change.kind is Kind.CONNECTOR_INGRESS:
+            return self.rid("networkSecurityGroups", self.nsg_name)
+        return self.group_ids.get(change.resource) or self.rid(
+            "networkSecurityGroups", change.resource
+        )
+
     def _connector_ingress(self, action: Action, cidr: IPv4Network) -> None:
         name = "cp-local-" + str(cidr).replace(".", "-").replace("/", "-")
         rule = IngressRule(cidr, ALL_TRAFFIC, label="connector-provisioner: a local subnet")
@@ -170,38 +187,39 @@ class Groups(AzureState):
         from azure.core.exceptions import ResourceNotFoundError
         from azure.mgmt.network import models
 
-        with self.locked(f"{group_rg}/{nsg}"):
-            if action is Action.DELETE:
-                with contextlib.suppress(ResourceNotFoundError):
-                    self.wait(
-                        self.net.security_rules.begin_delete(group_rg, nsg, name), f"rule {name}"
-                    )
-                return
-            current = self.net.network_security_groups.get(group_rg, nsg)
-            existing = {r.name: r for r in current.security_rules or []}
-            if name in existing:  # left by an interrupted run: as wanted already
-                return
-            taken = {r.priority for r in existing.values() if r.direction == "Inbound"}
-            priority = next(p for p in range(HIGHEST, 99, -1) if p not in taken)
-            protocol, ports = _azure_ports(rule.ports)
-            self.wait(
-                self.net.security_rules.begin_create_or_update(
-                    group_rg,
-                    nsg,
-                    name,
-                    models.SecurityRule(
-                        properties=models.SecurityRulePropertiesFormat(
-                            protocol=protocol,
-                            source_address_prefix=source or str(rule.source),
-                            source_port_range="*",
-                            destination_address_prefix="*",
-                            destination_port_range=ports,
-                            access="Allow",
-                            direction="Inbound",
-                            priority=priority,
-                            description=description or rule.label,
-                        ),
+        # the changes of one NSG come as one batch, one after another (ARM takes one change at
+        # a time to a security group): the priority read here is still free when written
+        if action is Action.DELETE:
+            with contextlib.suppress(ResourceNotFoundError):
+                self.wait(
+                    self.net.security_rules.begin_delete(group_rg, nsg, name), f"rule {name}"
+                )
+            return
+        current = self.net.network_security_groups.get(group_rg, nsg)
+        existing = {r.name: r for r in current.security_rules or []}
+        if name in existing:  # left by an interrupted run: as wanted already
+            return
+        taken = {r.priority for r in existing.values() if r.direction == "Inbound"}
+        priority = next(p for p in range(HIGHEST, 99, -1) if p not in taken)
+        protocol, ports = _azure_ports(rule.ports)
+        self.wait(
+            self.net.security_rules.begin_create_or_update(
+                group_rg,
+                nsg,
+                name,
+                models.SecurityRule(
+                    properties=models.SecurityRulePropertiesFormat(
+                        protocol=protocol,
+                        source_address_prefix=source or str(rule.source),
+                        source_port_range="*",
+                        destination_address_prefix="*",
+                        destination_port_range=ports,
+                        access="Allow",
+                        direction="Inbound",
+                        priority=priority,
+                        description=description or rule.label,
                     ),
                 ),
-                f"rule {name} in {nsg}",
-            )
+            ),
+            f"rule {name} in {nsg}",
+        )

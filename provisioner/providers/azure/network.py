@@ -9,15 +9,17 @@ What the toolkit creates carries the tag `connector-provisioner:network=<name>` 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from ipaddress import IPv4Network
 from typing import Any
 
 from ...errors import CloudError, SpecError
 from ...model import (
+    PROFILE_PART,
     Action,
     AzureLocation,
     Change,
+    Kind,
     Network,
     Observed,
     ObservedRoute,
@@ -26,8 +28,7 @@ from ...model import (
     RouteTable,
     WayOut,
 )
-
-from ..base import ChangeHandlers
+from ..base import PartHandlers, Provider
 from .common import TAG, error_text, route_name, sandbox_endpoint, short
 from .common import clients as make_clients
 from .groups import Groups
@@ -36,11 +37,11 @@ from .instance import Instance
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
 
 
-class AzureNetwork(Groups, Instance, ChangeHandlers):
+class AzureNetwork(Groups, Instance, Provider):
     """One VNet, with the connector this toolkit puts there."""
 
-    # ARM takes a few writes at once per subscription; changes to one route table or one
-    # security group are taken one at a time (AzureState.locked)
+    # ARM takes a few writes at once per subscription; the changes of one route table or one
+    # security group go together as one batch (batch_key)
     concurrency = 6
 
     def __init__(
@@ -79,26 +80,44 @@ class AzureNetwork(Groups, Instance, ChangeHandlers):
         self.table_ids = {}
         self.app_rule_names = {}
         self.group_ids = {}
-        self.parent_locks = {}
+
+    # --- what the contract asks of the cloud ---------------------------------------------
+
+    def sdk_errors(self) -> tuple[type[BaseException], ...]:
+        from azure.core.exceptions import AzureError
+
+        return (AzureError,)
+
+    def error_text(self, e: BaseException) -> str:
+        return error_text(e)
+
+    def credentials_problem(self, e: BaseException) -> str | None:
+        from azure.core.exceptions import ClientAuthenticationError
+
+        if isinstance(e, ClientAuthenticationError):
+            return (
+                "no Azure credentials (DefaultAzureCredential: environment, managed identity, "
+                f"Azure CLI login): {error_text(e)}"
+            )
+        return None
+
+    def batch_key(self, change: Change) -> Hashable | None:
+        """A route table's routes are written in one PUT of the table; one NSG's rules one after
+        another (ARM takes one change at a time to a security group)."""
+        if change.kind is Kind.ROUTE:
+            assert change.route_table is not None
+            return ("route-table", self._table_id(change.route_table).lower())
+        if change.kind in (Kind.APP_ACCESS, Kind.CONNECTOR_INGRESS):
+            return ("nsg", self._nsg_of(change).lower())
+        return None
+
+    def _apply_batch(self, changes: Sequence[Change]) -> None:
+        if changes[0].kind is Kind.ROUTE:
+            self._routes(changes)
+        else:
+            super()._apply_batch(changes)
 
     # --- observe -------------------------------------------------------------------------
-
-    def observe(self) -> Observed:
-        from azure.core.exceptions import AzureError, ClientAuthenticationError
-
-        try:
-            return self._observe()
-        except ClientAuthenticationError as e:
-            raise CloudError(
-                f"network {self.network.name}: no Azure credentials (DefaultAzureCredential: "
-                f"environment, managed identity, Azure CLI login): {error_text(e)}; nothing was "
-                "changed"
-            ) from None
-        except AzureError as e:
-            raise CloudError(
-                f"network {self.network.name}: could not read {self.location.describe()}: "
-                f"{error_text(e)}; nothing was changed"
-            ) from None
 
     def _observe(self) -> Observed:
         from azure.core.exceptions import ResourceNotFoundError
@@ -275,48 +294,64 @@ class AzureNetwork(Groups, Instance, ChangeHandlers):
 
     # --- apply ---------------------------------------------------------------------------
 
-    def apply(self, change: Change) -> None:
-        from azure.core.exceptions import AzureError
-
-        try:
-            self._dispatch(change)
-        except AzureError as e:
-            raise CloudError(f"{change.summary()}: {error_text(e)}") from e
-
     def _start(self) -> None:
         self.wait(
             self.compute.virtual_machines.begin_start(self.rg, self.vm_name),
             f"{self.vm_name} to start",
         )
 
-    def _route(self, change: Change) -> None:
-        from azure.core.exceptions import ResourceNotFoundError
+    def _table_id(self, label: str) -> str:
+        return self.table_ids.get(label) or self.rid("routeTables", label)
+
+    def _routes(self, changes: Sequence[Change]) -> None:
+        """Read the table, put our routes in (or take them out) and write it back whole with
+        the etag it was read at, in one PUT: when another writer came between (412), read it
+        again. Every other route of the table goes back as it was."""
+        from azure.core.exceptions import HttpResponseError
         from azure.mgmt.network import models
 
-        assert change.route_table is not None and change.destination is not None
-        table_id = self.table_ids.get(change.route_table) or self.rid(
-            "routeTables", change.route_table
-        )
-        group, table = _group_of(table_id.lower(), self.rg), short(table_id)
-        name = self.route_names.get((change.route_table, change.destination)) or route_name(
-            change.destination
-        )
-        with self.locked(table_id):
-            if change.action is Action.DELETE:
-                with contextlib.suppress(ResourceNotFoundError):  # already gone
-                    self.wait(self.net.routes.begin_delete(group, table, name), f"route {name}")
-                return
-            route = models.Route(
-                properties=models.RoutePropertiesFormat(
-                    address_prefix=str(change.destination),
+        label = changes[0].route_table
+        assert label is not None
+        table_id = self._table_id(label)
+        group, name = _group_of(table_id.lower(), self.rg), short(table_id)
+        names = {}
+        for c in changes:
+            assert c.destination is not None
+            names[c.destination] = self.route_names.get((label, c.destination)) or route_name(
+                c.destination
+            )
+        touched = {n.lower() for n in names.values()}
+        adding = [d for d, c in zip(names, changes, strict=True) if c.action is not Action.DELETE]
+        address = self._connector_address() if adding else None
+        for _attempt in range(10):
+            table = self.net.route_tables.get(group, name)
+            before = list(table.routes or [])
+            routes = [r for r in before if r.name.lower() not in touched]
+            if not adding and len(routes) == len(before):
+                return  # already gone
+            routes += [
+                models.Route(
+                    name=names[d],
+                    address_prefix=str(d),
                     next_hop_type="VirtualAppliance",
-                    next_hop_ip_address=self._connector_address(),
+                    next_hop_ip_address=address,
                 )
-            )
-            # a replace writes the route under the name it has: one route per destination
-            self.wait(
-                self.net.routes.begin_create_or_update(group, table, name, route), f"route {name}"
-            )
+                for d in adding
+            ]
+            table.routes = routes
+            try:
+                self.wait(
+                    self.net.route_tables.begin_create_or_update(
+                        group, name, table, headers={"If-Match": table.etag}
+                    ),
+                    f"route table {name}",
+                )
+                return
+            except HttpResponseError as e:
+                if e.status_code != 412:
+                    raise
+                self.progress(f"route table {name} changed meanwhile: reading it again")
+        raise CloudError(f"route table {table_id} kept changing under us (412 ten times)")
 
     # --- our route table, for subnets that have none --------------------------------------
 
@@ -361,6 +396,22 @@ class AzureNetwork(Groups, Instance, ChangeHandlers):
             ),
             f"subnet {subnet.name}",
         )
+
+
+    PARTS = {
+        "security-group": PartHandlers(
+            create=Groups._create_security_group, delete=Groups._delete_security_group
+        ),
+        "route-table": PartHandlers(
+            create=_create_route_table, delete=_delete_route_table
+        ),
+        "connector-leftovers": PartHandlers(delete=Instance._delete_connector_leftovers),
+        PROFILE_PART: PartHandlers(
+            create=Instance._create_vpn_profile,
+            update=Instance._update_vpn_profile,
+            delete=Instance._delete_vpn_profile,
+        ),
+    }
 
 
 def _group_of(resource_id: str, default: str = "") -> str:

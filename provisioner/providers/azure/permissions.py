@@ -21,14 +21,11 @@ ACTIONS = (
     f"{NETWORK}/virtualNetworks/subnets/write",
     f"{NETWORK}/virtualNetworks/subnets/join/action",
     f"{NETWORK}/natGateways/join/action",
-    # route tables and their user-defined routes
+    # route tables; their user-defined routes are written inside the table (one PUT, If-Match)
     f"{NETWORK}/routeTables/read",
     f"{NETWORK}/routeTables/write",
     f"{NETWORK}/routeTables/delete",
     f"{NETWORK}/routeTables/join/action",
-    f"{NETWORK}/routeTables/routes/read",
-    f"{NETWORK}/routeTables/routes/write",
-    f"{NETWORK}/routeTables/routes/delete",
     # the connector's NSG and the app NSGs' rules
     f"{NETWORK}/networkSecurityGroups/read",
     f"{NETWORK}/networkSecurityGroups/write",
