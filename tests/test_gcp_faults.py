@@ -18,12 +18,11 @@ APPLY_STEPS = [
     ("POST", r"/zones/[^/]+/instances$", 0),
     ("POST", r"/operations/[^/]+/wait$", 0),  # the instance's insert was made, not seen done
     ("POST", r"/global/firewalls$", 0),
-    ("PUT", r"/global/firewalls/", 0),  # an app rule's second source
+    ("POST", r"/global/firewalls$", 1),  # the app rule, made with all its sources at once
     ("POST", r"/global/routes$", 1),  # half-way through the routes
 ]
 DESTROY_STEPS = [
     ("DELETE", r"/global/routes/", 1),
-    ("PUT", r"/global/firewalls/cp-hq-app-", 0),
     ("DELETE", r"/global/firewalls/cp-hq-app-", 0),
     ("DELETE", r"/zones/[^/]+/instances/", 0),
     ("DELETE", r"/global/firewalls/cp-hq-connector-in$", 0),

@@ -19,6 +19,7 @@ REGISTRY: dict[str, str] = {
     "oci": "provisioner.providers.oci:OciNetwork",
 }
 
+
 def _quiet(_: str) -> None:
     pass
 

@@ -191,9 +191,7 @@ class Groups(AzureState):
         # a time to a security group): the priority read here is still free when written
         if action is Action.DELETE:
             with contextlib.suppress(ResourceNotFoundError):
-                self.wait(
-                    self.net.security_rules.begin_delete(group_rg, nsg, name), f"rule {name}"
-                )
+                self.wait(self.net.security_rules.begin_delete(group_rg, nsg, name), f"rule {name}")
             return
         current = self.net.network_security_groups.get(group_rg, nsg)
         existing = {r.name: r for r in current.security_rules or []}

@@ -397,14 +397,11 @@ class AzureNetwork(Groups, Instance, Provider):
             f"subnet {subnet.name}",
         )
 
-
     PARTS = {
         "security-group": PartHandlers(
             create=Groups._create_security_group, delete=Groups._delete_security_group
         ),
-        "route-table": PartHandlers(
-            create=_create_route_table, delete=_delete_route_table
-        ),
+        "route-table": PartHandlers(create=_create_route_table, delete=_delete_route_table),
         "connector-leftovers": PartHandlers(delete=Instance._delete_connector_leftovers),
         PROFILE_PART: PartHandlers(
             create=Instance._create_vpn_profile,

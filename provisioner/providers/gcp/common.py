@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -157,7 +156,6 @@ class GcpState(Provider):
     network_url: str
     connector_url: str | None
     route_names: dict[tuple[str, IPv4Network], str]  # (table, destination) -> route name
-    locks: dict[str, threading.Lock]
 
     @property
     def connector_ref(self) -> str:
@@ -182,37 +180,27 @@ class GcpState(Provider):
 
     def wait(self, operation: Any, what: str) -> None:
         """Wait for a Compute operation (zonal, regional or global, as it says) through the
-        SDK's own operation clients, which go where the provider's do; say so while it runs."""
-        start = time.monotonic()
-        op = operation
-        while str(getattr(op.status, "name", op.status)) != "DONE":
-            waited = time.monotonic() - start
-            if waited > self.wait_seconds:
-                raise CloudError(f"{what} still not done after {waited:.0f}s")
-            if waited >= self.progress_seconds:
-                self.progress(f"waiting for {what} ({waited:.0f}s)")
-            if op.zone:
-                op = self.call(
-                    what,
-                    self.api.zone_operations.wait,
-                    project=self.project,
-                    zone=short(op.zone),
-                    operation=op.name,
-                )
-            elif op.region:
-                op = self.call(
-                    what,
-                    self.api.region_operations.wait,
-                    project=self.project,
-                    region=short(op.region),
-                    operation=op.name,
-                )
+        SDK's own operation clients, which go where the provider's do; each look is Compute's
+        own wait, which blocks until the operation is done or a while has passed."""
+        op = [operation]
+
+        def look() -> tuple[bool, str]:
+            current = op[0]
+            if str(getattr(current.status, "name", current.status)) == "DONE":
+                return True, ""
+            if current.zone:
+                wait, where = self.api.zone_operations.wait, {"zone": short(current.zone)}
+            elif current.region:
+                wait, where = self.api.region_operations.wait, {"region": short(current.region)}
             else:
-                op = self.call(
-                    what, self.api.global_operations.wait, project=self.project, operation=op.name
-                )
-        if op.error and op.error.errors:
-            first = op.error.errors[0]
+                wait, where = self.api.global_operations.wait, {}
+            op[0] = self.call(what, wait, project=self.project, operation=current.name, **where)
+            return str(getattr(op[0].status, "name", op[0].status)) == "DONE", ""
+
+        self.wait_until(what, look)
+        done = op[0]
+        if done.error and done.error.errors:
+            first = done.error.errors[0]
             raise CloudError(f"{what}: {first.code}: {first.message}")
 
     def _insert(
@@ -241,13 +229,6 @@ class GcpState(Provider):
         with contextlib.suppress(NotFound):
             op = self.call(what, delete, **request)
             self.wait(op, f"{what} to be deleted")
-
-    def locked(self, key: str) -> threading.Lock:
-        """A firewall of ours is read, changed and written back whole: changes of one step
-        that touch the same one take turns."""
-        if key not in self.locks:
-            self.locks.setdefault(key, threading.Lock())
-        return self.locks[key]
 
 
 def _retry_after(e: Exception) -> float | None:

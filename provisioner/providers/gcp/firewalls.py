@@ -7,10 +7,20 @@ source at all would admit every address."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from ipaddress import IPv4Network
 from typing import Any
 
-from ...model import ALL_TRAFFIC, CONNECTOR_SOURCE, Action, AppGroup, IngressRule, Ports
+from ...model import (
+    ALL_TRAFFIC,
+    CONNECTOR_SOURCE,
+    Action,
+    AppGroup,
+    Change,
+    IngressRule,
+    Kind,
+    Ports,
+)
 from .common import GcpState, digest
 
 EVERYWHERE = IPv4Network("0.0.0.0/0")
@@ -84,99 +94,96 @@ class Firewalls(GcpState):
 
     # --- apply ---------------------------------------------------------------------------
 
-    def _connector_ingress(self, action: Action, cidr: IPv4Network) -> None:
-        self._change_sources(
-            action,
-            self.ingress_name,
-            cidr,
-            target=self.tag,
-            ports=ALL_TRAFFIC,
-            description=f"connector-provisioner: {self.network.name}: the network's own ranges "
-            "to its connector",
+    def _firewall_of(self, change: Change) -> tuple[str, str, Ports, str]:
+        """(rule name, target tag, ports, description) of the firewall rule a connector-ingress
+        or app-access change writes to."""
+        if change.kind is Kind.CONNECTOR_INGRESS:
+            return (
+                self.ingress_name,
+                self.tag,
+                ALL_TRAFFIC,
+                f"connector-provisioner: {self.network.name}: the network's own ranges to its "
+                "connector",
+            )
+        assert change.rule is not None
+        group, ports = change.resource, change.rule.ports
+        return (
+            f"cp-{self.network.name}-app-{digest(f'{group}|{ports}')}",
+            group,
+            ports,
+            f"connector-provisioner: {self.network.name}: what the connector delivers to "
+            f"instances tagged {group} ({ports})",
         )
 
-    def _app_access(self, action: Action, group: str, rule: IngressRule) -> None:
-        name = f"cp-{self.network.name}-app-{digest(f'{group}|{rule.ports}')}"
-        self._change_sources(
-            action,
-            name,
-            rule.source,
-            target=group,
-            ports=rule.ports,
-            description=f"connector-provisioner: {self.network.name}: what the connector "
-            f"delivers to instances tagged {group} ({rule.ports})",
-        )
-
-    def _change_sources(
-        self,
-        action: Action,
-        name: str,
-        source: IPv4Network | str,
-        *,
-        target: str,
-        ports: Ports,
-        description: str,
-    ) -> None:
+    def _change_sources(self, changes: Sequence[Change]) -> None:
+        """Every source the changes add to or take from one firewall rule, in one write: the
+        rule is read, changed and written back whole (a PATCH cannot empty a list), made with
+        its first source, deleted with its last."""
         from google.api_core.exceptions import NotFound
         from google.cloud import compute_v1
 
-        with self.locked(name):
-            try:
-                fw = self.call(
-                    f"firewall {name}", self.api.firewalls.get, project=self.project, firewall=name
-                )
-            except NotFound:
-                fw = None
-            ranges = list(fw.source_ranges or []) if fw else []
-            tags = list(fw.source_tags or []) if fw else []
-            if source == CONNECTOR_SOURCE:
-                listed, value = tags, self.tag
-            else:
-                listed, value = ranges, str(source)
-            if action is Action.DELETE:
-                if fw is None or value not in listed:
-                    return  # already gone
-                listed.remove(value)
-                if not ranges and not tags:
-                    self.delete(
-                        f"firewall {name}",
-                        self.api.firewalls.delete_unary,
-                        project=self.project,
-                        firewall=name,
-                    )
-                    return
-            else:
-                if value in listed:
-                    return  # an interrupted run made it already
-                listed.append(value)
-            body = compute_v1.Firewall(
-                name=name,
-                network=self.network_url,
-                direction="INGRESS",
-                priority=1000,
-                target_tags=[target],
-                allowed=[compute_v1.Allowed(**_allowed(ports))],
-                source_ranges=ranges,
-                source_tags=tags,
-                description=description,
+        name, target, ports, description = self._firewall_of(changes[0])
+        try:
+            fw = self.call(
+                f"firewall {name}", self.api.firewalls.get, project=self.project, firewall=name
             )
-            if fw is None:
-                op = self.call(
+        except NotFound:
+            fw = None
+        ranges = list(fw.source_ranges or []) if fw else []
+        tags = list(fw.source_tags or []) if fw else []
+        for change in changes:
+            source = change.destination if change.kind is Kind.CONNECTOR_INGRESS else None
+            if source is None:
+                assert change.rule is not None
+                source = change.rule.source
+            listed, value = (
+                (tags, self.tag) if source == CONNECTOR_SOURCE else (ranges, str(source))
+            )
+            if change.action is Action.DELETE and value in listed:
+                listed.remove(value)
+            elif change.action is not Action.DELETE and value not in listed:
+                listed.append(value)  # (there already: an interrupted run made it)
+        if fw is not None and (ranges, tags) == (
+            list(fw.source_ranges or []),
+            list(fw.source_tags or []),
+        ):
+            return  # as wanted already
+        if not ranges and not tags:
+            if fw is not None:  # no source left: a rule without one would admit everything
+                self.delete(
                     f"firewall {name}",
-                    self.api.firewalls.insert_unary,
-                    project=self.project,
-                    firewall_resource=body,
-                )
-            else:
-                # written back whole: a PATCH cannot empty a list (an empty list is not sent)
-                op = self.call(
-                    f"firewall {name}",
-                    self.api.firewalls.update_unary,
+                    self.api.firewalls.delete_unary,
                     project=self.project,
                     firewall=name,
-                    firewall_resource=body,
                 )
-            self.wait(op, f"firewall rule {name}")
+            return
+        body = compute_v1.Firewall(
+            name=name,
+            network=self.network_url,
+            direction="INGRESS",
+            priority=1000,
+            target_tags=[target],
+            allowed=[compute_v1.Allowed(**_allowed(ports))],
+            source_ranges=ranges,
+            source_tags=tags,
+            description=description,
+        )
+        if fw is None:
+            op = self.call(
+                f"firewall {name}",
+                self.api.firewalls.insert_unary,
+                project=self.project,
+                firewall_resource=body,
+            )
+        else:
+            op = self.call(
+                f"firewall {name}",
+                self.api.firewalls.update_unary,
+                project=self.project,
+                firewall=name,
+                firewall_resource=body,
+            )
+        self.wait(op, f"firewall rule {name}")
 
     def _delete_connector_firewall(self) -> None:
 

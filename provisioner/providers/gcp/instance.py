@@ -11,7 +11,6 @@ from typing import Any
 from ...bootstrap import render_user_data
 from ...errors import SpecError
 from ...model import PROFILE_PART, ConnectorState, DesiredConnector, ObservedConnector, Part
-
 from ...redact import protect
 from .common import (
     ACCESSOR,

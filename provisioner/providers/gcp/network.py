@@ -10,15 +10,17 @@ exactly that.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from ipaddress import IPv4Network
 from typing import Any
 
 from ...errors import CloudError, SpecError
 from ...model import (
+    PROFILE_PART,
     Action,
     Change,
     GcpLocation,
+    Kind,
     Network,
     Observed,
     ObservedRoute,
@@ -27,7 +29,7 @@ from ...model import (
     RouteTable,
     WayOut,
 )
-from ..base import ChangeHandlers
+from ..base import PartHandlers, Provider
 from .common import (
     WHOLE_NETWORK,
     dashed,
@@ -53,7 +55,7 @@ DEAD_HOPS = {
 NAT_ALL = ("ALL_SUBNETWORKS_ALL_IP_RANGES", "ALL_SUBNETWORKS_ALL_PRIMARY_IP_RANGES")
 
 
-class GcpNetwork(Firewalls, Instance, ChangeHandlers):
+class GcpNetwork(Firewalls, Instance, Provider):
     """One VPC network, with the connector this toolkit puts there."""
 
     # Compute Engine's write quota is per project and per minute: a few writes at once
@@ -87,7 +89,9 @@ class GcpNetwork(Firewalls, Instance, ChangeHandlers):
         try:
             self.api = make_clients(endpoint or sandbox_endpoint(), credentials)
         except GoogleAuthError as e:
-            raise CloudError(_no_credentials(network.name, e)) from None
+            raise CloudError(
+                f"network {network.name}: {_no_credentials(e)}; nothing was changed"
+            ) from None
         name = network.name
         self.instance_name = f"cp-{name}-connector"
         self.tag = f"cp-{name}-connector"
@@ -102,24 +106,34 @@ class GcpNetwork(Firewalls, Instance, ChangeHandlers):
         self.network_url = f"projects/{loc.project}/global/networks/{loc.network}"
         self.connector_url = None
         self.route_names = {}
-        self.locks = {}
 
-    # --- observe -------------------------------------------------------------------------
+    # --- what the contract asks of the cloud ---------------------------------------------
 
-    def observe(self) -> Observed:
+    def sdk_errors(self) -> tuple[type[BaseException], ...]:
         from google.api_core.exceptions import GoogleAPICallError
         from google.auth.exceptions import GoogleAuthError
         from requests import RequestException
 
-        try:
-            return self._observe()
-        except GoogleAuthError as e:
-            raise CloudError(_no_credentials(self.network.name, e)) from None
-        except (GoogleAPICallError, RequestException) as e:
-            raise CloudError(
-                f"network {self.network.name}: could not read {self.location.describe()}: "
-                f"{error_text(e)}; nothing was changed"
-            ) from None
+        return (GoogleAPICallError, GoogleAuthError, RequestException)
+
+    def error_text(self, e: BaseException) -> str:
+        return error_text(e)
+
+    def credentials_problem(self, e: BaseException) -> str | None:
+        from google.auth.exceptions import GoogleAuthError
+
+        return _no_credentials(e) if isinstance(e, GoogleAuthError) else None
+
+    def batch_key(self, change: Change) -> Hashable | None:
+        """The sources the changes of one step add to one firewall rule go in one write."""
+        if change.kind in (Kind.APP_ACCESS, Kind.CONNECTOR_INGRESS):
+            return ("firewall", self._firewall_of(change)[0])
+        return None
+
+    def _apply_batch(self, changes: Sequence[Change]) -> None:
+        self._change_sources(changes)
+
+    # --- observe -------------------------------------------------------------------------
 
     def _observe(self) -> Observed:
         from google.api_core.exceptions import NotFound
@@ -325,16 +339,6 @@ class GcpNetwork(Firewalls, Instance, ChangeHandlers):
 
     # --- apply ---------------------------------------------------------------------------
 
-    def apply(self, change: Change) -> None:
-        from google.api_core.exceptions import GoogleAPICallError
-        from google.auth.exceptions import GoogleAuthError
-        from requests import RequestException
-
-        try:
-            self._dispatch(change)
-        except (GoogleAPICallError, GoogleAuthError, RequestException) as e:
-            raise CloudError(f"{change.summary()}: {error_text(e)}") from e
-
     def _route(self, change: Change) -> None:
         from google.cloud import compute_v1
 
@@ -409,12 +413,25 @@ class GcpNetwork(Firewalls, Instance, ChangeHandlers):
                     route=r.name,
                 )
 
+    PARTS = {
+        "service-account": PartHandlers(
+            create=Instance._create_service_account, delete=Instance._delete_service_account
+        ),
+        PROFILE_PART: PartHandlers(
+            create=Instance._create_vpn_profile,
+            update=Instance._update_vpn_profile,
+            delete=Instance._delete_vpn_profile,
+        ),
+        # made by the first connector-ingress change, never empty
+        "connector-firewall": PartHandlers(delete=Firewalls._delete_connector_firewall),
+        "connector-leftovers": PartHandlers(delete=_delete_connector_leftovers),
+    }
 
-def _no_credentials(network: str, e: Exception) -> str:
+
+def _no_credentials(e: BaseException) -> str:
     return (
-        f"network {network}: no Google Cloud credentials (google.auth.default: "
-        "GOOGLE_APPLICATION_CREDENTIALS, gcloud auth application-default login, the metadata "
-        f"server): {e}; nothing was changed"
+        "no Google Cloud credentials (google.auth.default: GOOGLE_APPLICATION_CREDENTIALS, "
+        f"gcloud auth application-default login, the metadata server): {e}"
     )
 
 
