@@ -17,7 +17,9 @@ ruff check provisioner tests bench examples
 mypy
 set +e
 # one worker more than cores: the lab's worker mostly waits on its namespaces' network
-python3 -m pytest -n "$(( $(nproc) + 1 ))" --dist loadgroup "$@"
+# the 15 slowest tests and the suite's wall time (a figure line) are printed at the end: the next
+# regression shows
+python3 -m pytest -n "$(( $(nproc) + 1 ))" --dist loadgroup --durations=15 "$@"
 status=$?
 set -e
 if [ "$status" = 5 ]; then

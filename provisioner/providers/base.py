@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Protocol
 
 from ..errors import CloudError
 from ..model import (
+    PROFILE_PART,
     Action,
     Change,
     DesiredConnector,
@@ -121,7 +122,7 @@ class Provider:
 
     def observe(self) -> Observed:
         try:
-            return self._observe()
+            observed = self._observe()
         except self.sdk_errors() as e:
             problem = self.credentials_problem(e) or (
                 f"could not read {self.location.describe()}: {self.error_text(e)}"
@@ -129,6 +130,29 @@ class Provider:
             raise CloudError(
                 f"network {self.network.name}: {problem}; nothing was changed"
             ) from None
+        self.check_parts(observed)
+        return observed
+
+    def check_parts(self, observed: Observed) -> None:
+        """Every part observe found has the handlers apply and destroy will call: a kind
+        without them is this toolkit's bug, said before any change is made."""
+        for part in observed.parts:
+            handlers = self.PARTS.get(part.kind)
+            missing = [
+                action
+                for action, needed in (
+                    ("delete", True),
+                    ("create", not part.ready),
+                    ("update", part.kind == PROFILE_PART),
+                )
+                if needed and getattr(handlers, action, None) is None
+            ]
+            if handlers is None or missing:
+                what = "handlers" if handlers is None else " or ".join(missing)
+                raise AssertionError(
+                    f"{type(self).__name__}: part kind {part.kind!r} has no {what} (PARTS); "
+                    "nothing was changed"
+                )
 
     def batch_key(self, change: Change) -> Hashable | None:
         return None

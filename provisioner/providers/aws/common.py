@@ -45,7 +45,7 @@ def pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict
         yield from page.get(key, [])
 
 
-def error_text(e: Exception) -> str:
+def error_text(e: BaseException) -> str:
     if isinstance(e, ClientError):
         err = e.response.get("Error", {})
         return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()

@@ -39,7 +39,7 @@ def short(resource_id: str | None) -> str:
     return (resource_id or "").rstrip("/").rsplit("/", 1)[-1]
 
 
-def error_text(e: Exception) -> str:
+def error_text(e: BaseException) -> str:
     from azure.core.exceptions import HttpResponseError
 
     if isinstance(e, HttpResponseError) and e.error is not None:

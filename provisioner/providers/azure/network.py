@@ -332,9 +332,11 @@ class AzureNetwork(Groups, Instance, Provider):
             routes += [
                 models.Route(
                     name=names[d],
-                    address_prefix=str(d),
-                    next_hop_type="VirtualAppliance",
-                    next_hop_ip_address=address,
+                    properties=models.RoutePropertiesFormat(
+                        address_prefix=str(d),
+                        next_hop_type="VirtualAppliance",
+                        next_hop_ip_address=address,
+                    ),
                 )
                 for d in adding
             ]

@@ -53,7 +53,7 @@ def partial(url: str | None) -> str:
     return text[text.index("projects/") :] if "projects/" in text else text
 
 
-def error_text(e: Exception) -> str:
+def error_text(e: BaseException) -> str:
     from google.api_core.exceptions import GoogleAPICallError
 
     if isinstance(e, GoogleAPICallError):

@@ -132,7 +132,9 @@ class Firewalls(GcpState):
         ranges = list(fw.source_ranges or []) if fw else []
         tags = list(fw.source_tags or []) if fw else []
         for change in changes:
-            source = change.destination if change.kind is Kind.CONNECTOR_INGRESS else None
+            source: IPv4Network | str | None = (
+                change.destination if change.kind is Kind.CONNECTOR_INGRESS else None
+            )
             if source is None:
                 assert change.rule is not None
                 source = change.rule.source

@@ -19,7 +19,7 @@ PROFILE_VARIABLE = "OCI_CONFIG_PROFILE"
 UBUNTU = ("Canonical Ubuntu", "24.04")
 
 
-def error_text(e: Exception) -> str:
+def error_text(e: BaseException) -> str:
     import oci
 
     if isinstance(e, oci.exceptions.ServiceError):

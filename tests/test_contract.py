@@ -1,0 +1,196 @@
+"""The provider contract, for every cloud: the parts observe can find have their handlers before
+any change is made, and the changes of one container go out in one write where the cloud's API
+takes them together."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+from conftest import CallLog, FakeCloudWorld, deployment
+
+from provisioner import Clouds, Deployment, load_topology
+from provisioner.model import PROFILE_PART, Kind
+from provisioner.providers.base import PartHandlers
+
+FAKE_WORLDS = ["azure", "gcp", "oci_world"]
+
+
+def _world(request: pytest.FixtureRequest, name: str) -> FakeCloudWorld:
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+def _parts_and_handlers(d: Deployment) -> list[tuple[str, str, bool, PartHandlers | None]]:
+    out = []
+    for name, observed in d.observe().items():
+        provider: Any = d.provider(name)
+        for part in observed.parts:
+            out.append((name, part.kind, part.ready, provider.PARTS.get(part.kind)))
+    return out
+
+
+@pytest.mark.parametrize("fixture", FAKE_WORLDS)
+def test_every_part_observe_finds_has_its_handlers(fixture: str, request: pytest.FixtureRequest):
+    """Before apply (parts missing), after apply (parts present) and after destroy: each part
+    kind observe emits has a delete, a create when it is missing, an update for the profile."""
+    world = _world(request, fixture)
+    for step in ("fresh", "applied", "destroyed"):
+        found = _parts_and_handlers(world.deployment())
+        assert found, step
+        for network, kind, ready, handlers in found:
+            assert handlers is not None, (step, network, kind)
+            assert handlers.delete is not None
+            assert ready or handlers.create is not None, (step, network, kind)
+            assert kind != PROFILE_PART or handlers.update is not None
+        if step == "fresh":
+            world.deployment().apply()
+        elif step == "applied":
+            world.deployment().destroy()
+
+
+def test_every_aws_part_has_its_handlers(world: Any, clouds: Clouds):
+    for step in ("fresh", "applied"):
+        found = _parts_and_handlers(deployment(world, clouds))
+        assert {k for _, k, _, _ in found} == {
+            PROFILE_PART,
+            "role",
+            "instance-profile",
+            "security-group",
+        }
+        for _, kind, ready, handlers in found:
+            assert handlers is not None and (ready or handlers.create is not None), (step, kind)
+        deployment(world, clouds).apply()
+
+
+def test_a_part_kind_without_handlers_fails_at_observe_before_any_change(
+    oci_world: Any, monkeypatch: pytest.MonkeyPatch
+):
+    from provisioner.providers.oci import OciNetwork
+
+    parts = {k: v for k, v in OciNetwork.PARTS.items() if k != "dynamic-group"}
+    monkeypatch.setattr(OciNetwork, "PARTS", parts)
+    with pytest.raises(AssertionError, match="'dynamic-group' has no handlers"):
+        oci_world.deployment().apply()
+    assert oci_world.fake.mutating_calls() == []
+
+
+def test_a_part_class_without_delete_is_refused_when_the_class_is_made():
+    from provisioner.providers.base import Provider
+
+    with pytest.raises(TypeError, match="names no delete handler"):
+        type("Broken", (Provider,), {"PARTS": {"secret": PartHandlers(delete=None)}})  # type: ignore[arg-type]
+
+
+# --- one write per container ------------------------------------------------------------------
+
+
+def _route_tables(plan: Any) -> Counter[str]:
+    return Counter(c.route_table for c in plan.changes if c.kind is Kind.ROUTE)
+
+
+def test_oci_writes_each_route_table_once_per_apply_and_destroy(oci_world: Any):
+    o = oci_world
+    d = o.deployment()
+    tables = _route_tables(d.plan())
+    assert max(tables.values()) > 1  # several routes per table: the batch is real
+    o.fake.calls.clear()
+    d.apply()
+    writes = Counter(
+        c.path.rsplit("/", 1)[1] for c in o.fake.mutating_calls() if c.kind == "routeTables"
+    )
+    assert writes == Counter(dict.fromkeys(tables, 1))
+    # an NSG's rules go in one call (at most 25 each)
+    adds = [c for c in o.fake.mutating_calls() if c.verb == "addSecurityRules"]
+    assert len(adds) == len({c.path for c in adds})
+    assert all(s.healthy for s in o.deployment().status())
+    o.fake.calls.clear()
+    o.deployment().destroy()
+    writes = Counter(
+        c.path.rsplit("/", 1)[1] for c in o.fake.mutating_calls() if c.kind == "routeTables"
+    )
+    assert writes == Counter(dict.fromkeys(tables, 1))
+
+
+def test_azure_writes_each_route_table_once_with_its_etag(azure: Any):
+    d = azure.deployment()
+    tables = _route_tables(d.plan())
+    assert max(tables.values()) > 1
+    d.apply()
+    calls = azure.arm.mutating_calls()
+    assert not [c for c in calls if c.kind.endswith("routetables/routes")]  # no route alone
+    table_puts = Counter(
+        c.path.rsplit("/", 1)[1] for c in calls if c.kind == "microsoft.network/routetables"
+    )
+    # each table once for its routes, and ours once more when it is made
+    assert all(table_puts[t.rsplit("/", 1)[-1]] in (1, 2) for t in tables)
+    assert sum(table_puts.values()) == len(tables) + sum(t.startswith("cp-") for t in table_puts)
+    assert all(s.healthy for s in azure.deployment().status())
+
+
+def test_azure_another_writer_between_read_and_write_is_met_with_the_etag(
+    azure: Any, monkeypatch: pytest.MonkeyPatch
+):
+    """Someone adds a route to the admin's table after we read it: our PUT (If-Match) is
+    refused with 412, we read again and write ours beside theirs."""
+    from provisioner.fakes import arm as fake_arm
+
+    table = azure.hq.route_table
+    original = fake_arm._Context._check_if_match
+    raced: list[bool] = []
+
+    def racing(self: Any, rid: str, found: Any) -> None:
+        if self.if_match and rid.lower().endswith(f"/routetables/{table}".lower()) and not raced:
+            raced.append(True)
+            prefix = found["id"] + "/routes/"
+            self.store[(prefix + "theirs").lower()] = {
+                "id": prefix + "theirs",
+                "name": "theirs",
+                "type": "Microsoft.Network/routeTables/routes",
+                "etag": 'W/"theirs"',
+                "properties": {"addressPrefix": "192.0.2.0/24", "nextHopType": "None"},
+            }
+            found["etag"] = 'W/"changed-by-another-writer"'
+        original(self, rid, found)
+
+    monkeypatch.setattr(fake_arm._Context, "_check_if_match", racing)
+    said: list[str] = []
+    doc = azure.topology()
+    Deployment(load_topology(azure.write(doc)), azure.clouds(progress=said.append)).apply()
+    assert raced and any("changed meanwhile" in m for m in said)
+    names = {
+        r["name"]
+        for r in azure.arm._list(
+            azure.arm.state.resources[
+                next(
+                    k
+                    for k in azure.arm.state.resources
+                    if k.endswith(f"/routetables/{table}".lower())
+                )
+            ]["id"]
+            + "/routes/"
+        )
+    }
+    assert "theirs" in names and any(n.startswith("cp-") for n in names)
+    assert all(s.healthy for s in azure.deployment().status())
+
+
+def test_gcp_writes_each_firewall_rule_once(gcp: Any):
+    gcp.deployment().apply()
+    writes = [c for c in gcp.gce.mutating_calls() if c.kind == "firewalls"]
+    assert writes and all(c.verb == "insert" for c in writes)
+    assert len(writes) == len({c.body["name"] for c in writes})
+    assert all(s.healthy for s in gcp.deployment().status())
+
+
+def test_aws_authorizes_each_groups_rules_in_one_call(world: Any, clouds: Clouds, calls: CallLog):
+    plan = deployment(world, clouds, partner=True).plan()
+    groups = {(c.network, c.resource) for c in plan.changes if c.kind is Kind.APP_ACCESS}
+    per_network = Counter(c.network for c in plan.changes if c.kind is Kind.APP_ACCESS)
+    assert max(per_network.values()) > 1
+    calls.clear()
+    deployment(world, clouds, partner=True).apply()
+    authorized = [op for _, op in calls.calls if op == "AuthorizeSecurityGroupIngress"]
+    networks = {c.network for c in plan.changes if c.kind is Kind.CONNECTOR_INGRESS}
+    assert len(authorized) == len(groups) + len(networks)
+    assert all(s.healthy for s in deployment(world, clouds, partner=True).status())
