@@ -26,6 +26,7 @@ from .model import (
     NetworkStatus,
     Observed,
     ObservedConnector,
+    ObservedRoute,
     ObservedSubnet,
     Part,
     Plan,
@@ -243,62 +244,60 @@ def _plan_network(
 ) -> NetworkPlan:
     c = network.connector
     assert c is not None
-    name = network.name
-    local = subnets[name]
     subnet = obs.subnet(c.subnet)
     assert subnet is not None  # check_against_cloud
-    public = subnet.way_out is WayOut.INTERNET_GATEWAY
-    want = desired_connector(network, local, topology.vpn_subnet, public_address=public)
-    changes: list[Change] = []
-    notes: list[str] = []
+    local = subnets[network.name]
+    want = desired_connector(
+        network,
+        local,
+        topology.vpn_subnet,
+        public_address=subnet.way_out is WayOut.INTERNET_GATEWAY,
+    )
+    changes, interface, new_connector = _connector_changes(network, obs, subnet, want)
+    changes += _ingress_changes(network.name, obs, local)
+    changes += _app_access_changes(network, obs, app_rules(network, topology, subnets))
+    destinations = routed_destinations(network, topology, subnets)
+    routes, conflicts = _route_changes(
+        network, obs, destinations, interface, new_connector, replace_conflicting_routes
+    )
+    notes = _notes(network, subnet, None if new_connector else obs.connector, local)
+    if replace_conflicting_routes and conflicts:
+        notes.append(f"{len(conflicts)} conflicting route(s) will be replaced")
+    return NetworkPlan(
+        network=network.name,
+        cloud=network.cloud,
+        changes=tuple(changes + routes),
+        conflicts=tuple(conflicts) if not replace_conflicting_routes else (),
+        notes=tuple(notes),
+    )
 
+
+def _connector_changes(
+    network: Network, obs: Observed, subnet: ObservedSubnet, want: DesiredConnector
+) -> tuple[list[Change], str, bool]:
+    """The parts, the VM and its forwarding flag, and the parts that hang on the VM: (changes,
+    the interface routes point at, whether the VM is new)."""
+    c = network.connector
+    assert c is not None
+    name = network.name
+    changes: list[Change] = []
     # supporting parts the VM needs, in the provider's order; the stored profile follows the file
     for part in obs.parts:
         if not part.after_connector:
             changes += _part_changes(name, part, c.profile_fingerprint, vm_is_new=False)
-
-    # the connector VM itself
     current = obs.connector
     profile_changed = any(ch.kind is Kind.PART and ch.action is Action.UPDATE for ch in changes)
-    replace_reasons = []
-    if current is not None:
-        if current.size != c.size:
-            replace_reasons.append(f"size {current.size} -> {c.size}")
-        if current.subnet != c.subnet:
-            replace_reasons.append(f"subnet {current.subnet} -> {c.subnet}")
-        if current.fingerprint != want.fingerprint:
-            replace_reasons.append("bootstrap settings changed (nat, subnets, image or interface)")
-        if profile_changed:
-            replace_reasons.append("VPN profile changed")
-        if obs.forwarding_at_launch and not current.forwarding:
-            replace_reasons.append("it cannot forward packets, and the flag is set only at launch")
-        if (
-            public
-            and current.public_ip is None
-            and current.state == ConnectorState.RUNNING  # a stopped one gets its address back at start
-            and current.subnet == c.subnet
-        ):
-            # a public address is given at launch only (seed remote access step 3)
-            replace_reasons.append(
-                f"it has no public address and its subnet reaches the internet only through "
-                f"internet gateway {subnet.via}, so it cannot dial the VPN service"
-            )
+    reasons = _replace_reasons(network, obs, subnet, want, profile_changed)
     if current is None:
         changes.append(
             Change(
                 name, Action.CREATE, Kind.CONNECTOR, f"VM in {c.subnet}", WHY_LAUNCH, connector=want
             )
         )
-    elif replace_reasons:
+    elif reasons:
+        why = WHY_LAUNCH + "; replaced: " + ", ".join(reasons)
         changes.append(
-            Change(
-                name,
-                Action.REPLACE,
-                Kind.CONNECTOR,
-                current.instance,
-                WHY_LAUNCH + "; replaced: " + ", ".join(replace_reasons),
-                connector=want,
-            )
+            Change(name, Action.REPLACE, Kind.CONNECTOR, current.instance, why, connector=want)
         )
     elif current.state in (ConnectorState.STOPPED, ConnectorState.STOPPING):
         changes.append(
@@ -310,48 +309,97 @@ def _plan_network(
                 "the connector is stopped: nothing routes",
             )
         )
-    new_connector = current is None or bool(replace_reasons)
+    new_connector = current is None or bool(reasons)
     interface = NEW_CONNECTOR if new_connector else current.interface  # type: ignore[union-attr]
     assert interface is not None
-
     # (a cloud that sets the flag only at launch launched it so, or replaces it above)
     if not obs.forwarding_at_launch and (new_connector or not current.forwarding):  # type: ignore[union-attr]
         changes.append(Change(name, Action.UPDATE, Kind.FORWARDING, interface, WHY_FORWARDING))
-
     # parts that hang on the VM itself (a VM extension...): a new VM needs them again
     for part in obs.parts:
         if part.after_connector:
             changes += _part_changes(name, part, c.profile_fingerprint, vm_is_new=new_connector)
+    return changes, interface, new_connector
 
-    # the connector's own group admits the local subnets (forwarded traffic), nothing else
+
+def _replace_reasons(
+    network: Network,
+    obs: Observed,
+    subnet: ObservedSubnet,
+    want: DesiredConnector,
+    profile_changed: bool,
+) -> list[str]:
+    """Why the connector that is there cannot stay (none: it stays)."""
+    c, current = network.connector, obs.connector
+    assert c is not None
+    if current is None:
+        return []
+    reasons = []
+    if current.size != c.size:
+        reasons.append(f"size {current.size} -> {c.size}")
+    if current.subnet != c.subnet:
+        reasons.append(f"subnet {current.subnet} -> {c.subnet}")
+    if current.fingerprint != want.fingerprint:
+        reasons.append("bootstrap settings changed (nat, subnets, image or interface)")
+    if profile_changed:
+        reasons.append("VPN profile changed")
+    if obs.forwarding_at_launch and not current.forwarding:
+        reasons.append("it cannot forward packets, and the flag is set only at launch")
+    if current.subnet == c.subnet and lacks_public_address(subnet, current):
+        # a public address is given at launch only (seed remote access step 3)
+        reasons.append(
+            f"it has no public address and its subnet reaches the internet only through "
+            f"internet gateway {subnet.via}, so it cannot dial the VPN service"
+        )
+    return reasons
+
+
+def lacks_public_address(subnet: ObservedSubnet, current: ObservedConnector | None) -> bool:
+    """A running connector behind an internet gateway without a public address cannot dial the
+    VPN service (seed remote access step 3); a stopped one gets its address back at start."""
+    return (
+        subnet.way_out is WayOut.INTERNET_GATEWAY
+        and current is not None
+        and current.state == ConnectorState.RUNNING
+        and not current.public_ip
+    )
+
+
+def _ingress_changes(name: str, obs: Observed, local: tuple[IPv4Network, ...]) -> list[Change]:
+    """The connector's own group admits the local subnets (forwarded traffic), nothing else."""
     have = set(obs.connector_ingress)
-    for cidr in local:
-        if cidr not in have:
-            changes.append(
-                Change(
-                    name,
-                    Action.CREATE,
-                    Kind.CONNECTOR_INGRESS,
-                    str(cidr),
-                    WHY_INGRESS.format(cidr=cidr),
-                    destination=cidr,
-                )
-            )
-    for cidr in obs.connector_ingress:
-        if cidr not in local:
-            changes.append(
-                Change(
-                    name,
-                    Action.DELETE,
-                    Kind.CONNECTOR_INGRESS,
-                    str(cidr),
-                    "no longer a subnet of this network",
-                    destination=cidr,
-                )
-            )
+    changes = [
+        Change(
+            name,
+            Action.CREATE,
+            Kind.CONNECTOR_INGRESS,
+            str(cidr),
+            WHY_INGRESS.format(cidr=cidr),
+            destination=cidr,
+        )
+        for cidr in local
+        if cidr not in have
+    ]
+    changes += [
+        Change(
+            name,
+            Action.DELETE,
+            Kind.CONNECTOR_INGRESS,
+            str(cidr),
+            "no longer a subnet of this network",
+            destination=cidr,
+        )
+        for cidr in obs.connector_ingress
+        if cidr not in local
+    ]
+    return changes
 
-    # app side: admit what really arrives (see arriving_sources)
-    wanted = app_rules(network, topology, subnets)
+
+def _app_access_changes(
+    network: Network, obs: Observed, wanted: Mapping[str, tuple[IngressRule, ...]]
+) -> list[Change]:
+    """App groups admit what really arrives (see arriving_sources), and no longer what not."""
+    changes = []
     for g in obs.app_groups:
         need = wanted.get(g.id, ())
         present = set(g.rules)
@@ -362,34 +410,63 @@ def _plan_network(
                     if rule.source == CONNECTOR_SOURCE
                     else WHY_APP_ACCESS_KEPT.format(source=rule.source, label=rule.label)
                 )
-                changes.append(Change(name, Action.CREATE, Kind.APP_ACCESS, g.id, why, rule=rule))
+                changes.append(
+                    Change(network.name, Action.CREATE, Kind.APP_ACCESS, g.id, why, rule=rule)
+                )
         for rule in (r for r in g.ours if r not in set(need)):
             why = (
                 "no longer in app_security_groups"
                 if g.id not in wanted
                 else "no longer a source that arrives (peers, ports or NAT changed)"
             )
-            changes.append(Change(name, Action.DELETE, Kind.APP_ACCESS, g.id, why, rule=rule))
+            changes.append(
+                Change(network.name, Action.DELETE, Kind.APP_ACCESS, g.id, why, rule=rule)
+            )
+    return changes
 
-    # routes
-    destinations = routed_destinations(network, topology, subnets)
-    ours = {current.interface} if current is not None and current.interface else set()
+
+def route_state(route: ObservedRoute | None, ours: str | None) -> RouteState:
+    """How a table's entry for a destination stands: the one rule `status` shows and `apply`
+    acts on."""
+    if route is None:
+        return RouteState.MISSING
+    if not route.usable:
+        return RouteState.BLACKHOLE
+    if ours is not None and route.target == ours:
+        return RouteState.OK
+    return RouteState.ELSEWHERE
+
+
+def _route_changes(
+    network: Network,
+    obs: Observed,
+    destinations: Mapping[IPv4Network, str],
+    interface: str,
+    new_connector: bool,
+    replace_conflicting_routes: bool,
+) -> tuple[list[Change], list[Conflict]]:
+    """Every selected table routes every destination to the connector; routes of ours that are
+    no longer wanted go. A foreign route for a destination is a conflict."""
+    name = network.name
+    current = obs.connector
+    ours = current.interface if current is not None else None
+    changes: list[Change] = []
     conflicts: list[Conflict] = []
     selected = selected_tables(network, obs)
-    selected_ids = {t.id for t in selected}
     for table in selected:
         for dest, why in destinations.items():
             route = table.route_to(dest)
+            state = route_state(route, ours)
             if route is None:
                 changes.append(_route(name, Action.CREATE, table.id, dest, interface, why))
                 continue
             replace_why = None
-            if route.target in ours:
+            if state is RouteState.BLACKHOLE:
+                replace_why = why + "; the current route is a blackhole"
+            elif state is RouteState.OK:
                 replace_why = why if new_connector else None  # re-point to the new connector
                 if route.stale and not replace_why:
                     replace_why = f"{why}; {route.stale}"
-            elif not route.usable:
-                replace_why = why + "; the current route is a blackhole"
             else:
                 conflicts.append(Conflict(name, table.id, dest, route.target))
                 if replace_conflicting_routes:
@@ -402,9 +479,10 @@ def _plan_network(
                         name, Action.REPLACE, table.id, dest, interface, replace_why, route.target
                     )
                 )
+    selected_ids = {t.id for t in selected}
     for table in obs.route_tables:
         for route in table.routes:
-            if route.target in ours and (
+            if route.target == ours and (
                 table.id not in selected_ids or route.destination not in destinations
             ):
                 why = (
@@ -415,8 +493,19 @@ def _plan_network(
                 changes.append(
                     _route(name, Action.DELETE, table.id, route.destination, route.target, why)
                 )
+    return changes, conflicts
 
-    notes += way_out_notes(network, subnet, None if new_connector else current)
+
+def _notes(
+    network: Network,
+    subnet: ObservedSubnet,
+    current: ObservedConnector | None,
+    local: tuple[IPv4Network, ...],
+) -> list[str]:
+    """What the reader should know: the way out, egress, NAT."""
+    c = network.connector
+    assert c is not None
+    notes = way_out_notes(network, subnet, current)
     if c.egress:
         notes.append(
             "egress network: the connector NATs internet-bound VPN traffic, since the internet "
@@ -431,15 +520,7 @@ def _plan_network(
             )
         else:
             notes.append("NAT on for all forwarded traffic (seed remote access step 18)")
-    if replace_conflicting_routes and conflicts:
-        notes.append(f"{len(conflicts)} conflicting route(s) will be replaced")
-    return NetworkPlan(
-        network=name,
-        cloud=network.cloud,
-        changes=tuple(changes),
-        conflicts=tuple(conflicts) if not replace_conflicting_routes else (),
-        notes=tuple(notes),
-    )
+    return notes
 
 
 def _part_changes(
@@ -602,14 +683,8 @@ def network_status(
         for table in selected_tables(network, obs):
             for dest in routed_destinations(network, topology, subnets):
                 r = table.route_to(dest)
-                if r is None:
-                    routes.append(RouteStatus(table.id, dest, RouteState.MISSING, None))
-                elif not r.usable:
-                    routes.append(RouteStatus(table.id, dest, RouteState.BLACKHOLE, r.target))
-                elif r.target == ours:
-                    routes.append(RouteStatus(table.id, dest, RouteState.OK, r.target))
-                else:
-                    routes.append(RouteStatus(table.id, dest, RouteState.ELSEWHERE, r.target))
+                state = route_state(r, ours)
+                routes.append(RouteStatus(table.id, dest, state, r.target if r else None))
         notes = []
         if current is None:
             notes.append("no connector: run apply")
@@ -626,12 +701,7 @@ def network_status(
                     f"the connector's subnet {subnet.id} has no route to the internet: the "
                     "connector cannot reach the VPN service"
                 )
-            elif (
-                subnet.way_out is WayOut.INTERNET_GATEWAY
-                and current is not None
-                and current.state == ConnectorState.RUNNING
-                and not current.public_ip
-            ):
+            elif lacks_public_address(subnet, current):
                 reaches = False
                 notes.append(
                     f"the connector has no public address and its subnet reaches the internet "

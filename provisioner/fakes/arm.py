@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .http import FakeServer, Faults, Injectable
+from .http import Call, FakeServer, Faults, Injectable
 
 # (provider namespace, type) of what the fake holds; children under their parent's type
 TOP_TYPES = {
@@ -76,14 +76,6 @@ class ArmError(Exception):
         self.headers = headers or {}
 
 
-@dataclass
-class Call:
-    method: str
-    path: str
-    kind: str  # resource type, lower case ("microsoft.network/routetables/routes")
-    refs: tuple[str, ...] = ()  # types a write references: ARM checks join/action on each
-
-
 def _referenced_types(value: Any) -> set[str]:
     """The resource types of every {"id": ...} inside a request body's properties."""
     out: set[str] = set()
@@ -111,6 +103,8 @@ class ArmState:
 class Arm(Injectable):
     """The in-memory ARM. `handle` answers one request; `serve` puts it on 127.0.0.1."""
 
+    name = "fake-arm"
+
     def __init__(self) -> None:
         self.state = ArmState()
         self.lock = threading.RLock()
@@ -128,9 +122,6 @@ class Arm(Injectable):
             "location": location,
             "properties": {"provisioningState": "Succeeded"},
         }
-
-    def mutating_calls(self) -> list[Call]:
-        return [c for c in self.calls if c.method in ("PUT", "PATCH", "DELETE", "POST")]
 
     # --- HTTP ---------------------------------------------------------------------------------
 
@@ -361,11 +352,6 @@ class Arm(Injectable):
                     out[p["privateIPAddress"]] = r["id"]
         return out
 
-    # --- serving ------------------------------------------------------------------------------
-
-    def serve(self, port: int = 0) -> FakeServer:
-        return FakeServer(self, port, "fake-arm")
-
 
 DEFAULT_RULES = [
     {
@@ -417,7 +403,7 @@ class _Context:
         refs = (
             _referenced_types((body or {}).get("properties")) if isinstance(body, dict) else set()
         )
-        self.arm.calls.append(Call(method, rid, kind, tuple(sorted(refs))))
+        self.arm.calls.append(Call(method, rid, kind, refs=tuple(sorted(refs))))
 
     def resource(
         self, method: str, rid: str, data: Any, child: tuple[str, str | None, str] | None

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .http import FakeServer, Fault, Faults, Injectable
+from .http import Call, Fault, Faults, Injectable
 
 GOOGLE = "https://www.googleapis.com/compute/v1/"
 NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -85,16 +85,6 @@ def invalid(field_name: str, value: Any, why: str) -> GceError:
 
 
 @dataclass
-class Call:
-    method: str
-    path: str  # without the API's prefix: "projects/p/global/routes/r"
-    api: str  # compute | secretmanager | iam
-    kind: str  # routes, firewalls, instances, operations, secrets, serviceAccounts...
-    verb: str  # get | list | insert | delete | patch | start | stop | wait | addVersion...
-    body: Any = None
-
-
-@dataclass
 class GceState:
     # compute resources by their path: "projects/p/global/routes/r" -> body as stored
     compute: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -111,6 +101,9 @@ class GceState:
 class Gce(Injectable):
     """The in-memory Google Cloud. `handle` answers one request; `serve` puts it on 127.0.0.1."""
 
+    name = "fake-gce"
+    not_mutating = frozenset({"wait", "getIamPolicy", "access"})
+
     def __init__(self) -> None:
         self.state = GceState()
         self.lock = threading.RLock()
@@ -119,17 +112,6 @@ class Gce(Injectable):
         self.errors: list[str] = []  # the fake's own faults (a test fails on any)
         self._ids = itertools.count(1000)
         self._public = itertools.count(10)
-
-    def mutating_calls(self) -> list[Call]:
-        return [
-            c
-            for c in self.calls
-            if c.method in ("POST", "PATCH", "PUT", "DELETE")
-            and c.verb not in ("wait", "getIamPolicy", "access")
-        ]
-
-    def serve(self, port: int = 0) -> FakeServer:
-        return FakeServer(self, port, "fake-gce")
 
     def view(self, path: str) -> dict[str, Any] | None:
         """A compute resource as a GET shows it (None when absent)."""
@@ -300,7 +282,7 @@ class Gce(Injectable):
     def _record(
         self, method: str, path: str, api: str, kind: str, verb: str, body: Any = None
     ) -> None:
-        self.calls.append(Call(method, path, api, kind, verb, copy.deepcopy(body)))
+        self.calls.append(Call(method, path, kind, verb, api, copy.deepcopy(body)))
 
     def _get(self, path: str) -> dict[str, Any]:
         found = self.state.compute.get(path)
@@ -308,7 +290,9 @@ class Gce(Injectable):
             raise not_found(path)
         return found
 
-    def _insert(self, handler: Kind, scope: str, collection: str, data: dict[str, Any]) -> Any:
+    def _insert(
+        self, handler: ResourceType, scope: str, collection: str, data: dict[str, Any]
+    ) -> Any:
         name = data.get("name")
         if not isinstance(name, str) or not NAME.match(name):
             raise invalid(
@@ -648,7 +632,9 @@ def _cidr(value: Any, field_name: str) -> ipaddress.IPv4Network:
 
 
 @dataclass
-class Kind:
+class ResourceType:
+    """How the fake serves one resource type: what its writes check and do."""
+
     name: str
     item_kind: str
     list_kind: str
@@ -1044,8 +1030,8 @@ def _stop(gce: Gce, found: dict[str, Any], data: dict[str, Any]) -> None:
             ac.pop("natIP", None)
 
 
-KINDS: dict[str, Kind] = {
-    "networks": Kind(
+KINDS: dict[str, ResourceType] = {
+    "networks": ResourceType(
         "networks",
         "network",
         "networkList",
@@ -1053,7 +1039,7 @@ KINDS: dict[str, Kind] = {
         check_delete=_check_delete_network,
         deleted=_deleted_network,
     ),
-    "subnetworks": Kind(
+    "subnetworks": ResourceType(
         "subnetworks",
         "subnetwork",
         "subnetworkList",
@@ -1061,8 +1047,8 @@ KINDS: dict[str, Kind] = {
         check_delete=_check_delete_subnetwork,
         deleted=_deleted_subnetwork,
     ),
-    "routers": Kind("routers", "router", "routerList", insert=_insert_router),
-    "routes": Kind(
+    "routers": ResourceType("routers", "router", "routerList", insert=_insert_router),
+    "routes": ResourceType(
         "routes",
         "route",
         "routeList",
@@ -1070,14 +1056,14 @@ KINDS: dict[str, Kind] = {
         view=_route_warnings,
         check_delete=_check_delete_route,
     ),
-    "firewalls": Kind(
+    "firewalls": ResourceType(
         "firewalls",
         "firewall",
         "firewallList",
         insert=lambda gce, scope, body: _check_firewall(gce, body),
         patch=_patch_firewall,
     ),
-    "instances": Kind(
+    "instances": ResourceType(
         "instances",
         "instance",
         "instanceList",

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 Answer = tuple[int, dict[str, str], bytes]
 
@@ -72,10 +72,39 @@ class Faults:
         return self.faults[i]
 
 
+@dataclass
+class Call:
+    """One request a fake answered, as the tests and the bench read it back."""
+
+    method: str
+    path: str  # without the API's prefix and version
+    kind: str  # the resource type: routeTables, firewalls, microsoft.network/routetables...
+    verb: str = ""  # get | list | insert | update | delete | an action's name (GCP, OCI)
+    api: str = ""  # compute | secretmanager | iam (GCP)
+    body: Any = None  # as sent, secrets redacted (GCP, OCI)
+    refs: tuple[str, ...] = ()  # resource types a write references (ARM checks join on each)
+
+
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
 class Injectable:
-    """A fake that serves faults: `fail(...)` adds one (see `Faults.add`)."""
+    """A fake that records what it is asked, serves faults (`fail(...)` adds one, see
+    `Faults.add`) and serves itself on 127.0.0.1 (`serve`)."""
 
     faults: Faults
+    calls: list[Call]
+    name: ClassVar[str] = "fake-cloud"
+    # writes by method that change nothing (GCP's operation wait, OCI's lookup by address...)
+    not_mutating: ClassVar[frozenset[str]] = frozenset()
+
+    def mutating_calls(self) -> list[Call]:
+        return [
+            c for c in self.calls if c.method in WRITE_METHODS and c.verb not in self.not_mutating
+        ]
+
+    def serve(self, port: int = 0) -> FakeServer:
+        return FakeServer(self, port, self.name)  # type: ignore[arg-type]
 
     def fail(self, *args: Any, **kwargs: Any) -> Fault:
         """`Faults.add`: `code` as the cloud names it (ARM's `AuthorizationFailed`, Compute's

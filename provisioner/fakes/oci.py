@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .http import FakeServer, Faults, Injectable
+from .http import Call, Faults, Injectable
 
 PUBLIC_POOL = ipaddress.IPv4Network("203.0.113.0/24")  # documentation addresses only
 SHAPES = ("VM.Standard.E4.Flex", "VM.Standard.E5.Flex", "VM.Standard2.1", "VM.Standard.A1.Flex")
@@ -69,15 +69,6 @@ def invalid(message: str) -> OciError:
 
 
 @dataclass
-class Call:
-    method: str
-    path: str  # without the API version: "/routeTables/ocid1.routetable..."
-    kind: str  # routeTables, instances, secrets...
-    verb: str  # get | list | create | update | delete | an action's name
-    body: Any = None
-
-
-@dataclass
 class OciState:
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)  # ocid -> as stored
     payloads: dict[str, list[str]] = field(default_factory=dict)  # secret ocid -> base64 versions
@@ -85,6 +76,9 @@ class OciState:
 
 class Oci(Injectable):
     """The in-memory OCI. `handle` answers one request; `serve` puts it on 127.0.0.1."""
+
+    name = "fake-oci"
+    not_mutating = frozenset({"getByPrivateIpId"})
 
     def __init__(self, region: str = "eu-frankfurt-1") -> None:
         self.region = region
@@ -163,16 +157,6 @@ class Oci(Injectable):
             "operatingSystemVersion": version, "lifecycleState": "AVAILABLE", "timeCreated": "2026-11-01T00:00:00.000Z",
         })  # fmt: skip
         return str(image["id"])
-
-    def mutating_calls(self) -> list[Call]:
-        return [
-            c
-            for c in self.calls
-            if c.method in ("POST", "PUT", "DELETE") and c.verb not in ("getByPrivateIpId",)
-        ]
-
-    def serve(self, port: int = 0) -> FakeServer:
-        return FakeServer(self, port, "fake-oci")
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -326,7 +310,7 @@ class Oci(Injectable):
             )
 
     def _record(self, method: str, path: str, kind: str, verb: str, body: Any = None) -> None:
-        self.calls.append(Call(method, path, kind, verb, _redacted(copy.deepcopy(body))))
+        self.calls.append(Call(method, path, kind, verb, body=_redacted(copy.deepcopy(body))))
 
     def _list(self, kind: str, query: dict[str, str]) -> list[dict[str, Any]]:
         filters = {
@@ -379,7 +363,9 @@ def _redacted(body: Any) -> Any:
 
 
 @dataclass
-class Kind:
+class ResourceType:
+    """How the fake serves one resource type: what its writes check and do."""
+
     create: Any = None
     update: Any = None
     delete: Any = None
@@ -835,20 +821,20 @@ def _cancel_deletion(oci: Oci, stored: dict[str, Any], data: Any, query: dict[st
     return None
 
 
-HANDLERS: dict[str, Kind] = {
-    "compartments": Kind(),
-    "vaults": Kind(),  # the KMS vault API's GET /vaults/{id}: made by the admin
-    "availabilityDomains": Kind(),
-    "vcns": Kind(create=_create_vcn),
-    "subnets": Kind(
+HANDLERS: dict[str, ResourceType] = {
+    "compartments": ResourceType(),
+    "vaults": ResourceType(),  # the KMS vault API's GET /vaults/{id}: made by the admin
+    "availabilityDomains": ResourceType(),
+    "vcns": ResourceType(create=_create_vcn),
+    "subnets": ResourceType(
         create=_create_subnet, update=_update_fields("routeTableId", "nsgIds", "displayName")
     ),
-    "internetGateways": Kind(create=_create_gateway("internetGateways", "internetgateway")),
-    "natGateways": Kind(create=_create_gateway("natGateways", "natgateway")),
-    "routeTables": Kind(
+    "internetGateways": ResourceType(create=_create_gateway("internetGateways", "internetgateway")),
+    "natGateways": ResourceType(create=_create_gateway("natGateways", "natgateway")),
+    "routeTables": ResourceType(
         create=_create_route_table, update=_update_route_table, delete=_delete_route_table
     ),
-    "networkSecurityGroups": Kind(
+    "networkSecurityGroups": ResourceType(
         create=_create_nsg,
         read=_read_nsg,
         delete=_delete_nsg,
@@ -858,27 +844,27 @@ HANDLERS: dict[str, Kind] = {
             "actions/removeSecurityRules": _remove_rules,
         },
     ),
-    "vnics": Kind(update=_update_vnic),
-    "privateIps": Kind(),
-    "vnicAttachments": Kind(),
-    "images": Kind(),
-    "instances": Kind(
+    "vnics": ResourceType(update=_update_vnic),
+    "privateIps": ResourceType(),
+    "vnicAttachments": ResourceType(),
+    "images": ResourceType(),
+    "instances": ResourceType(
         create=_launch,
         read=_read_instance,
         delete=lambda oci, stored: _terminate(oci, stored),
         actions={"START": _instance_action("STARTING"), "STOP": _instance_action("STOPPED")},
     ),
-    "dynamicGroups": Kind(
+    "dynamicGroups": ResourceType(
         create=_create_identity("dynamicGroups", "dynamicgroup"),
         update=_update_fields("matchingRule", "description", "freeformTags"),
         delete=_delete_plain,
     ),
-    "policies": Kind(
+    "policies": ResourceType(
         create=_create_identity("policies", "policy"),
         update=_update_fields("statements", "description", "freeformTags"),
         delete=_delete_plain,
     ),
-    "secrets": Kind(
+    "secrets": ResourceType(
         create=_create_secret,
         read=_read_secret,
         update=_update_secret,
