@@ -67,9 +67,10 @@ class Groups(AwsState):
             return {"ours": True, "label": description[len(mark) :].lstrip(": ")}
         return {}
 
-    def _rules(self, group: dict[str, Any]) -> Iterator[IngressRule]:
+    def _rules(self, group: dict[str, Any], own_group: str | None) -> Iterator[IngressRule]:
         """Every inbound rule of `group`: address ranges, group references (a reference to our
-        connector's group is the `connector` source) and prefix lists, each with its ports."""
+        connector's group, `own_group`, is the `connector` source) and prefix lists, each with
+        its ports."""
         for perm in group.get("IpPermissions", []):
             ports = ports_of(perm)
             for r in perm.get("IpRanges", []):
@@ -80,17 +81,18 @@ class Groups(AwsState):
                 )
             for pair in perm.get("UserIdGroupPairs", []):
                 gid = pair.get("GroupId", "")
-                source = CONNECTOR_SOURCE if gid and gid == self.group_id else gid
+                source = CONNECTOR_SOURCE if gid and gid == own_group else gid
                 yield IngressRule(source, ports, **self._ours(pair.get("Description")))
             for pl in perm.get("PrefixListIds", []):
                 yield IngressRule(pl.get("PrefixListId", ""), ports)
 
     def _observe_groups(
         self, groups: list[dict[str, Any]]
-    ) -> tuple[tuple[AppGroup, ...], tuple[IPv4Network, ...]]:
-        """(the app groups we were asked for or hold rules in, the CIDRs our own group admits)."""
+    ) -> tuple[tuple[AppGroup, ...], tuple[IPv4Network, ...], str | None]:
+        """(the app groups we were asked for or hold rules in, the CIDRs our own group admits,
+        our own group's id when it exists)."""
         own = next((g for g in groups if g["GroupName"] == self.group_name), None)
-        self.group_id = own["GroupId"] if own else None
+        own_id = own["GroupId"] if own else None
         ingress: list[IPv4Network] = []
         if own:
             for perm in own.get("IpPermissions", []):
@@ -101,10 +103,10 @@ class Groups(AwsState):
         for g in groups:
             if own is not None and g["GroupId"] == own["GroupId"]:
                 continue
-            rules = tuple(self._rules(g))
+            rules = tuple(self._rules(g, own_id))
             if g["GroupId"] in wanted or any(r.ours for r in rules):
                 app_groups.append(AppGroup(g["GroupId"], rules))
-        return tuple(app_groups), tuple(ingress)
+        return tuple(app_groups), tuple(ingress), own_id
 
     def _permission(self, change: Change) -> dict[str, Any]:
         """The IpPermission an app-access or connector-ingress change adds or takes away."""

@@ -164,14 +164,15 @@ class AwsNetwork(Identity, Instance, Groups, Provider):
         subnets = self._ways_out(subnet_ids, raw_tables, {t.id: t for t in tables})
         connector = self._observe_connector(by_vpc)
         groups = list(pages(self.ec2, "describe_security_groups", "SecurityGroups", Filters=by_vpc))
-        app_groups, ingress = self._observe_groups(groups)
+        app_groups, ingress, own_group = self._observe_groups(groups)
+        self.group_id = own_group  # what apply's rules and the launch refer to
         return Observed(
             network=self.network.name,
             cidrs=cidrs,
             route_tables=tables,
             subnets=subnets,
             connector=connector,
-            parts=self._observe_parts(),
+            parts=self._observe_parts(own_group),
             app_groups=app_groups,
             connector_ingress=ingress,
         )
@@ -300,7 +301,7 @@ class AwsNetwork(Identity, Instance, Groups, Provider):
             public_ip=inst.get("PublicIpAddress"),
         )
 
-    def _observe_parts(self) -> tuple[Part, ...]:
+    def _observe_parts(self, own_group: str | None) -> tuple[Part, ...]:
         found = self.ssm.describe_parameters(
             ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [self.parameter]}]
         )["Parameters"]
@@ -335,7 +336,7 @@ class AwsNetwork(Identity, Instance, Groups, Provider):
                 "security-group",
                 self.group_name,
                 "the connector's own group: no inbound from the internet; app groups admit it",
-                self.group_id is not None,
+                own_group is not None,
             ),
         )
 
