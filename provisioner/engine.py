@@ -104,7 +104,10 @@ class Engine:
         batches: list[list[Change]] = []
         by_key: dict[object, list[Change]] = {}
         for change in step:
-            key = self.provider(change.network).batch_key(change)
+            try:
+                key = self.provider(change.network).batch_key(change)
+            except Exception:  # e.g. its container is not there: it goes alone, and says so
+                key = None
             if key is None:
                 batches.append([change])
             elif key in by_key:
