@@ -23,13 +23,13 @@ APPLY_STEPS = [
     ("PUT", r"/virtualMachines/cp-hq-connector$", 0),
     ("PUT", r"/networkInterfaces/", 1),  # its forwarding flag
     ("PUT", r"/extensions/connector-profile$", 0),
-    ("PUT", r"/securityRules/cp-local-", 0),
-    ("PUT", r"/securityRules/cp-hq-", 1),  # an app rule
+    ("PUT", r"/networkSecurityGroups/cp-hq-connector$", 1),  # its rules, after its creation
+    ("PUT", r"/networkSecurityGroups/(?!cp-)[^/]+$", 0),  # the app NSG's rules
     ("PUT", r"/routeTables/[^/]+$", 2),  # half-way through the route tables' writes
 ]
 DESTROY_STEPS = [
     ("PUT", r"/routeTables/[^/]+$", 1),  # a route table's routes taken out
-    ("DELETE", r"/securityRules/", 0),
+    ("PUT", r"/networkSecurityGroups/(?!cp-)[^/]+$", 0),  # the app NSG's rules taken out
     ("DELETE", r"/extensions/", 0),
     ("DELETE", r"/virtualMachines/", 0),
     ("DELETE", r"/networkInterfaces/", 0),

@@ -112,13 +112,21 @@ def test_oci_writes_each_route_table_once_per_apply_and_destroy(oci_world: Any):
     assert writes == Counter(dict.fromkeys(tables, 1))
 
 
-def test_azure_writes_each_route_table_once_with_its_etag(azure: Any):
+def test_azure_writes_each_route_table_and_nsg_once_with_its_etag(azure: Any):
     d = azure.deployment()
     tables = _route_tables(d.plan())
     assert max(tables.values()) > 1
     d.apply()
     calls = azure.arm.mutating_calls()
     assert not [c for c in calls if c.kind.endswith("routetables/routes")]  # no route alone
+    # nor a rule alone: each NSG's rules in one PUT of the NSG (ours once more when made)
+    assert not [c for c in calls if c.kind.endswith("securityrules")]
+    nsg_puts = Counter(
+        c.path.rsplit("/", 1)[1]
+        for c in calls
+        if c.kind == "microsoft.network/networksecuritygroups" and c.method == "PUT"
+    )
+    assert all(n == (2 if name.startswith("cp-") else 1) for name, n in nsg_puts.items())
     table_puts = Counter(
         c.path.rsplit("/", 1)[1] for c in calls if c.kind == "microsoft.network/routetables"
     )

@@ -152,7 +152,7 @@ from provisioner.sandbox import fake_session, seed_world, serialize_moto
 # every call of the first apply takes a while, as on a cloud, so that Ctrl-C lands mid-way
 slow = [True]
 botocore.handlers.BUILTIN_HANDLERS.append(
-    ("before-send", lambda **_: time.sleep(0.05) if slow[0] else None)
+    ("before-send", lambda **_: time.sleep(0.3) if slow[0] else None)
 )
 serialize_moto()
 with mock_aws():  # the seed's HQ and Branch on AWS: what the engine runs side by side

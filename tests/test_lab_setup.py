@@ -135,13 +135,14 @@ def test_lan_interface_given_and_no_default_route(host, tmp_path: Path):
 
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 def test_an_interrupted_lab_leaves_no_namespace_or_process(sig: str, tmp_path: Path):
+    import os
     import signal
     import subprocess
     import sys
     import time
 
-    # a sleeper of its own: the other signal's case may run at the same time on another worker
-    sleeper = f"sleep {300 + len(sig)}"
+    # a sleeper of its own: the other signal's case (or another run's) may be running now
+    sleeper = f"sleep {300 + os.getpid() * 10 + len(sig)}"
     code = (
         "import sys, time\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"

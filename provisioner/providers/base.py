@@ -115,6 +115,10 @@ class Provider:
         """A line saying the credentials are missing, when `e` means that."""
         return None
 
+    def stale_write(self, e: BaseException) -> bool:
+        """`e` refuses a write guarded by an etag another writer has changed (HTTP 412)."""
+        return getattr(e, "status_code", getattr(e, "status", None)) == 412
+
     def _observe(self) -> Observed:
         raise NotImplementedError
 
@@ -212,6 +216,30 @@ class Provider:
             self._route(change)
         else:  # pragma: no cover - the planner makes no other kind
             raise AssertionError(change)
+
+    def read_merge_write(
+        self,
+        what: str,
+        read: Callable[[], Any],
+        merge: Callable[[Any], Any | None],
+        write: Callable[[Any], None],
+    ) -> None:
+        """A container written back whole (a route table's rules, an NSG's rules): `read` it,
+        `merge` ours in (returns what to write, None when it is as wanted already), `write` it
+        guarded by the etag it was read at. When another writer came between (412), read again:
+        their changes are never lost."""
+        for _attempt in range(10):
+            merged = merge(read())
+            if merged is None:
+                return
+            try:
+                write(merged)
+                return
+            except self.sdk_errors() as e:
+                if not self.stale_write(e):
+                    raise
+                self.progress(f"{what} changed meanwhile: reading it again")
+        raise CloudError(f"{what} kept changing under us (412 ten times)")
 
     # --- waiting ---------------------------------------------------------------------------
 

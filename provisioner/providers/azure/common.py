@@ -135,6 +135,16 @@ class AzureState(Provider):
         self.wait_until(what, look)
         return poller.result()
 
+    def put_whole(self, operations: Any, group: str, name: str, resource: Any) -> None:
+        """PUT a resource back whole, guarded by the etag it was read at (ARM answers 412 when
+        another writer changed it since)."""
+        self.wait(
+            operations.begin_create_or_update(
+                group, name, resource, headers={"If-Match": resource.etag}
+            ),
+            f"{type(resource).__name__} {name}",
+        )
+
     def _connector_address(self) -> str:
         """The connector's private address: the next hop of every UDR of ours."""
         if not self.connector_ip:

@@ -5,6 +5,7 @@ inbound rules for the traffic the connector delivers. Translates `IngressRule`s 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from ipaddress import IPv4Network
 from typing import Any
 
@@ -156,13 +157,17 @@ class Groups(AzureState):
             "networkSecurityGroups", change.resource
         )
 
-    def _connector_ingress(self, action: Action, cidr: IPv4Network) -> None:
-        name = "cp-local-" + str(cidr).replace(".", "-").replace("/", "-")
-        rule = IngressRule(cidr, ALL_TRAFFIC, label="connector-provisioner: a local subnet")
-        self._rule(action, self.rg, self.nsg_name, name, rule)
-
-    def _app_access(self, action: Action, group: str, rule: IngressRule) -> None:
-        group_id = self.group_ids.get(group) or self.rid("networkSecurityGroups", group)
+    def _nsg_rule(self, change: Change) -> tuple[str, IngressRule, str, str]:
+        """(rule name, rule, source prefix, description) of the NSG rule a change adds or takes
+        away."""
+        if change.kind is Kind.CONNECTOR_INGRESS:
+            cidr = change.destination
+            assert cidr is not None
+            name = "cp-local-" + str(cidr).replace(".", "-").replace("/", "-")
+            label = "connector-provisioner: a local subnet"
+            return name, IngressRule(cidr, ALL_TRAFFIC, label=label), str(cidr), label
+        rule, group = change.rule, change.resource
+        assert rule is not None
         source = (
             f"{self._connector_address()}/32"
             if rule.source == CONNECTOR_SOURCE
@@ -172,52 +177,63 @@ class Groups(AzureState):
             self.network.name, f"{source}|{rule.ports}"
         )
         label = f"connector-provisioner: {self.network.name}: {rule.label}".rstrip(": ")
-        self._rule(action, group_id.split("/")[4], short(group_id), name, rule, source, label)
+        return name, rule, source, label
 
-    def _rule(
-        self,
-        action: Action,
-        group_rg: str,
-        nsg: str,
-        name: str,
-        rule: IngressRule,
-        source: str | None = None,
-        description: str | None = None,
-    ) -> None:
-        from azure.core.exceptions import ResourceNotFoundError
+    def _rules_batch(self, changes: Sequence[Change]) -> None:
+        """One NSG's rules of a step in one PUT of the NSG, guarded by its etag: ours merged in
+        at the highest free priorities (the admin's own rules go first), or taken out; every
+        other rule goes back as it was. A rule already as wanted (an interrupted run) stays."""
         from azure.mgmt.network import models
 
-        # the changes of one NSG come as one batch, one after another (ARM takes one change at
-        # a time to a security group): the priority read here is still free when written
-        if action is Action.DELETE:
-            with contextlib.suppress(ResourceNotFoundError):
-                self.wait(self.net.security_rules.begin_delete(group_rg, nsg, name), f"rule {name}")
-            return
-        current = self.net.network_security_groups.get(group_rg, nsg)
-        existing = {r.name: r for r in current.security_rules or []}
-        if name in existing:  # left by an interrupted run: as wanted already
-            return
-        taken = {r.priority for r in existing.values() if r.direction == "Inbound"}
-        priority = next(p for p in range(HIGHEST, 99, -1) if p not in taken)
-        protocol, ports = _azure_ports(rule.ports)
-        self.wait(
-            self.net.security_rules.begin_create_or_update(
-                group_rg,
-                nsg,
-                name,
-                models.SecurityRule(
-                    properties=models.SecurityRulePropertiesFormat(
-                        protocol=protocol,
-                        source_address_prefix=source or str(rule.source),
-                        source_port_range="*",
-                        destination_address_prefix="*",
-                        destination_port_range=ports,
-                        access="Allow",
-                        direction="Inbound",
-                        priority=priority,
-                        description=description or rule.label,
-                    ),
-                ),
+        nsg_id = self._nsg_of(changes[0])
+        group_rg, nsg = nsg_id.split("/")[4], short(nsg_id)
+        wanted = [(c.action, *self._nsg_rule(c)) for c in changes]
+
+        def merge(current: Any) -> Any:
+            rules = list(current.security_rules or [])
+            names = {r.name.lower() for r in rules}
+            taken = {r.priority for r in rules if r.direction == "Inbound"}
+            changed = False
+            for action, name, rule, source, description in wanted:
+                if action is Action.DELETE:
+                    if name.lower() in names:
+                        rules = [r for r in rules if r.name.lower() != name.lower()]
+                        names.discard(name.lower())
+                        changed = True
+                    continue
+                if name.lower() in names:
+                    continue
+                priority = next(p for p in range(HIGHEST, 99, -1) if p not in taken)
+                taken.add(priority)
+                names.add(name.lower())
+                protocol, ports = _azure_ports(rule.ports)
+                rules.append(
+                    models.SecurityRule(
+                        name=name,
+                        properties=models.SecurityRulePropertiesFormat(
+                            protocol=protocol,
+                            source_address_prefix=source,
+                            source_port_range="*",
+                            destination_address_prefix="*",
+                            destination_port_range=ports,
+                            access="Allow",
+                            direction="Inbound",
+                            priority=priority,
+                            description=description,
+                        ),
+                    )
+                )
+                changed = True
+            if not changed:
+                return None
+            current.security_rules = rules
+            return current
+
+        self.read_merge_write(
+            f"security group {nsg}",
+            lambda: self.net.network_security_groups.get(group_rg, nsg),
+            merge,
+            lambda current: self.put_whole(
+                self.net.network_security_groups, group_rg, nsg, current
             ),
-            f"rule {name} in {nsg}",
         )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Hashable, Sequence
 from ipaddress import IPv4Network
 from typing import Any
 
-from ...errors import CloudError, SpecError
+from ...errors import SpecError
 from ...model import (
     PROFILE_PART,
     Action,
@@ -41,7 +41,7 @@ class AzureNetwork(Groups, Instance, Provider):
     """One VNet, with the connector this toolkit puts there."""
 
     # ARM takes a few writes at once per subscription; the changes of one route table or one
-    # security group go together as one batch (batch_key)
+    # security group go together, in one write (batch_key)
     concurrency = 6
 
     def __init__(
@@ -102,8 +102,8 @@ class AzureNetwork(Groups, Instance, Provider):
         return None
 
     def batch_key(self, change: Change) -> Hashable | None:
-        """A route table's routes are written in one PUT of the table; one NSG's rules one after
-        another (ARM takes one change at a time to a security group)."""
+        """A route table's routes are written in one PUT of the table, an NSG's rules in one PUT
+        of the NSG."""
         if change.kind is Kind.ROUTE:
             assert change.route_table is not None
             return ("route-table", self._table_id(change.route_table).lower())
@@ -115,7 +115,7 @@ class AzureNetwork(Groups, Instance, Provider):
         if changes[0].kind is Kind.ROUTE:
             self._routes(changes)
         else:
-            super()._apply_batch(changes)
+            self._rules_batch(changes)
 
     # --- observe -------------------------------------------------------------------------
 
@@ -304,10 +304,8 @@ class AzureNetwork(Groups, Instance, Provider):
         return self.table_ids.get(label) or self.rid("routeTables", label)
 
     def _routes(self, changes: Sequence[Change]) -> None:
-        """Read the table, put our routes in (or take them out) and write it back whole with
-        the etag it was read at, in one PUT: when another writer came between (412), read it
-        again. Every other route of the table goes back as it was."""
-        from azure.core.exceptions import HttpResponseError
+        """The table written back whole in one PUT, our routes merged in (or taken out), once
+        a step; every other route of the table goes back as it was."""
         from azure.mgmt.network import models
 
         label = changes[0].route_table
@@ -323,13 +321,13 @@ class AzureNetwork(Groups, Instance, Provider):
         touched = {n.lower() for n in names.values()}
         adding = [d for d, c in zip(names, changes, strict=True) if c.action is not Action.DELETE]
         address = self._connector_address() if adding else None
-        for _attempt in range(10):
-            table = self.net.route_tables.get(group, name)
+
+        def merge(table: Any) -> Any:
             before = list(table.routes or [])
             routes = [r for r in before if r.name.lower() not in touched]
             if not adding and len(routes) == len(before):
-                return  # already gone
-            routes += [
+                return None  # already gone
+            table.routes = routes + [
                 models.Route(
                     name=names[d],
                     properties=models.RoutePropertiesFormat(
@@ -340,20 +338,14 @@ class AzureNetwork(Groups, Instance, Provider):
                 )
                 for d in adding
             ]
-            table.routes = routes
-            try:
-                self.wait(
-                    self.net.route_tables.begin_create_or_update(
-                        group, name, table, headers={"If-Match": table.etag}
-                    ),
-                    f"route table {name}",
-                )
-                return
-            except HttpResponseError as e:
-                if e.status_code != 412:
-                    raise
-                self.progress(f"route table {name} changed meanwhile: reading it again")
-        raise CloudError(f"route table {table_id} kept changing under us (412 ten times)")
+            return table
+
+        self.read_merge_write(
+            f"route table {name}",
+            lambda: self.net.route_tables.get(group, name),
+            merge,
+            lambda table: self.put_whole(self.net.route_tables, group, name, table),
+        )
 
     # --- our route table, for subnets that have none --------------------------------------
 

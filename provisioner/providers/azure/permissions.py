@@ -26,14 +26,11 @@ ACTIONS = (
     f"{NETWORK}/routeTables/write",
     f"{NETWORK}/routeTables/delete",
     f"{NETWORK}/routeTables/join/action",
-    # the connector's NSG and the app NSGs' rules
+    # the connector's NSG and the app NSGs; their rules are written inside the NSG (one PUT, If-Match)
     f"{NETWORK}/networkSecurityGroups/read",
     f"{NETWORK}/networkSecurityGroups/write",
     f"{NETWORK}/networkSecurityGroups/delete",
     f"{NETWORK}/networkSecurityGroups/join/action",
-    f"{NETWORK}/networkSecurityGroups/securityRules/read",
-    f"{NETWORK}/networkSecurityGroups/securityRules/write",
-    f"{NETWORK}/networkSecurityGroups/securityRules/delete",
     # the connector's NIC and public address
     f"{NETWORK}/networkInterfaces/read",
     f"{NETWORK}/networkInterfaces/write",

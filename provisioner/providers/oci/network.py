@@ -274,9 +274,8 @@ class OciNetwork(Groups, Instance, Provider):
     # --- apply ---------------------------------------------------------------------------
 
     def _routes(self, changes: Sequence[Change]) -> None:
-        """Read the table, put our rules in (or take them out), write it back whole with the
-        etag it was read at; when another writer came between (412), read again. Every other
-        rule of the table is sent back as it was."""
+        """The table's rules written back whole, ours merged in (or taken out), once a step;
+        every other rule of the table goes back as it was."""
         import oci
 
         table_id = changes[0].route_table
@@ -285,10 +284,12 @@ class OciNetwork(Groups, Instance, Provider):
         adding = [str(c.destination) for c in changes if c.action is not Action.DELETE]
         if adding and self.private_ip_id is None:
             raise CloudError("the connector has no private IP yet")
-        for _attempt in range(10):
-            read = self.api.network.get_route_table(table_id)
+
+        def merge(read: Any) -> Any:
             before = read.data.route_rules or []
             rules = [r for r in before if r.destination not in touched]
+            if not adding and len(rules) == len(before):
+                return None  # already gone
             rules += [
                 oci.core.models.RouteRule(
                     destination=destination,
@@ -298,17 +299,17 @@ class OciNetwork(Groups, Instance, Provider):
                 )
                 for destination in adding
             ]
-            if not adding and len(rules) == len(before):
-                return  # already gone
-            try:
-                self.api.network.update_route_table(
-                    table_id,
-                    oci.core.models.UpdateRouteTableDetails(route_rules=rules),
-                    if_match=read.headers["etag"],
-                )
-                return
-            except oci.exceptions.ServiceError as e:
-                if e.status != 412:
-                    raise
-                self.progress(f"route table {table_id[-12:]} changed meanwhile: reading it again")
-        raise CloudError(f"route table {table_id} kept changing under us (412 ten times)")
+            return rules, read.headers["etag"]
+
+        def write(merged: Any) -> None:
+            rules, etag = merged
+            self.api.network.update_route_table(
+                table_id, oci.core.models.UpdateRouteTableDetails(route_rules=rules), if_match=etag
+            )
+
+        self.read_merge_write(
+            f"route table {table_id[-12:]}",
+            lambda: self.api.network.get_route_table(table_id),
+            merge,
+            write,
+        )
