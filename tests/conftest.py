@@ -34,6 +34,31 @@ os.environ["PROVISION_AZURE_ENDPOINT"] = "http://127.0.0.1:9"
 os.environ["PROVISION_GCP_ENDPOINT"] = "http://127.0.0.1:9"  # GCP's likewise
 os.environ["PROVISION_OCI_ENDPOINT"] = "http://127.0.0.1:9"  # and OCI's
 serialize_moto()  # moto's backends are not safe for requests from several threads at once
+
+
+def _client_classes_once() -> None:
+    """botocore builds a client's class anew for every client (EC2: ~700 methods, each with a
+    lazy docstring: ~20 ms), and every Deployment makes three clients per AWS network. The class
+    depends only on the service model and the class-creation hooks, which are botocore's and
+    boto3's own for every session here: build each once per test process. Clients stay new, with
+    their own copy of the session's events, so faults injected into a session reach them."""
+    from botocore.client import ClientCreator
+
+    original = ClientCreator._create_client_class
+    made: dict[tuple[str, str], type] = {}
+    lock = threading.Lock()
+
+    def create(self: Any, service_name: str, service_model: Any) -> type:
+        key = (service_name, service_model.api_version)
+        with lock:
+            if key not in made:
+                made[key] = original(self, service_name, service_model)
+            return made[key]
+
+    ClientCreator._create_client_class = create  # type: ignore[method-assign]
+
+
+_client_classes_once()
 FIGURES: dict[str, str] = {}  # measured by tests, printed at the end of the run
 
 

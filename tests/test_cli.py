@@ -285,20 +285,37 @@ def test_sandbox_serve_points_the_cli_at_every_clouds_fake(tmp_path):
         assert exports["PROVISION_OCI_ENDPOINT"].startswith("http://127.0.0.1:")
         client = {**env, **exports}
 
-        def provision(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [sys.executable, "-m", "provisioner.cli", *args],
-                capture_output=True,
-                text=True,
-                env=client,
-                timeout=300,
-            )
-
-        applied = provision("apply", "-f", topology, "--yes")
-        assert applied.returncode == 0, applied.stderr
-        status = provision("status", "-f", topology, "--json")
-        assert status.returncode == 0, status.stderr
-        doc = json.loads(status.stdout)
+        # one client process: apply and status, then (when told) destroy; the user's shell
+        # runs three, each paying for the SDKs' imports again, for the same outcome
+        script = (
+            "import sys\n"
+            "from provisioner.cli import run\n"
+            f"print('APPLIED', run(['apply', '-f', {topology!r}, '--yes']), flush=True)\n"
+            f"run(['status', '-f', {topology!r}, '--json'])\n"
+            "sys.stdout.flush()\n"
+            "sys.stdin.readline()\n"
+            f"print('DESTROYED', run(['destroy', '-f', {topology!r}, '--yes']), flush=True)\n"
+        )
+        client = subprocess.Popen(
+            [sys.executable, "-c", script],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=(tmp_path / "client.err").open("w"),  # progress: read at the end only
+            text=True,
+            env={**env, **exports},
+        )
+        assert client.stdout is not None and client.stdin is not None
+        said = [client.stdout.readline()]
+        while not said[-1].startswith("APPLIED") and said[-1]:
+            said.append(client.stdout.readline())  # the plan, as apply shows it
+        assert said[-1].strip() == "APPLIED 0", (tmp_path / "client.err").read_text()
+        lines = []
+        while True:
+            line = client.stdout.readline()
+            lines.append(line)
+            if line.rstrip() == "}":  # the status document ends
+                break
+        doc = json.loads("".join(lines))
         assert {n["name"]: n["healthy"] for n in doc["networks"]} == {
             "hq": True,
             "branch": True,
@@ -311,7 +328,8 @@ def test_sandbox_serve_points_the_cli_at_every_clouds_fake(tmp_path):
 
         made = compute(exports["PROVISION_GCP_ENDPOINT"]).routes.list(project="sandbox-project-1")
         assert sum(r.name.startswith("cp-gchub-") for r in made) == 6  # vpn + 5 peers
-        assert provision("destroy", "-f", topology, "--yes").returncode == 0
+        out, _ = client.communicate("destroy\n", timeout=300)
+        assert "DESTROYED 0" in out, (tmp_path / "client.err").read_text()
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)

@@ -46,18 +46,19 @@ class Instance(GcpState):
 
     # --- observe -------------------------------------------------------------------------
 
-    def _observe_connector(self, instances: list[Any]) -> ObservedConnector | None:
+    def _observe_connector(
+        self, instances: list[Any]
+    ) -> tuple[ObservedConnector | None, str | None]:
+        """(the connector, its URL as routes name their next hop), or (None, None)."""
         vm = next(
             (i for i in instances if i.name == self.instance_name and short(i.zone) == self.zone),
             None,
         )
         if vm is None:
-            self.connector_url = None
-            return None
-        self.connector_url = partial(vm.self_link)
+            return None, None
         nic = vm.network_interfaces[0]
         nat_ip = next((a.nat_i_p for a in nic.access_configs or [] if a.nat_i_p), None)
-        return ObservedConnector(
+        connector = ObservedConnector(
             instance=self.instance_name,
             state=STATES.get(vm.status, ConnectorState.PENDING),
             interface=self.connector_ref,  # what a route names as its next hop
@@ -69,6 +70,7 @@ class Instance(GcpState):
             fingerprint=(vm.labels or {}).get(FINGERPRINT_LABEL, ""),
             public_ip=nat_ip,
         )
+        return connector, partial(vm.self_link)
 
     def _exists_account(self) -> bool:
         return self._get_account() is not None

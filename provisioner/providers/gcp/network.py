@@ -181,20 +181,22 @@ class GcpNetwork(Firewalls, Instance, Provider):
         )
         tags = {t for i in instances for t in (i.tags.items if i.tags else [])}
         self._check_tags(tags)
-        connector = self._observe_connector(instances)
+        connector, connector_url = self._observe_connector(instances)
+        self.connector_url = connector_url  # what apply's routes name as their next hop
         cidrs = []
         for s in subnets:
             cidrs.append(IPv4Network(s.ip_cidr_range))
             cidrs += [IPv4Network(r.ip_cidr_range) for r in s.secondary_ip_ranges or []]
         here = [s for s in subnets if short(s.region) == self.region]
         app_groups, ingress = self._observe_firewalls(firewalls, tags)
+        route_tables, self.route_names = self._observe_routes(routes, tags)
         return Observed(
             network=name,
             cidrs=tuple(cidrs),
-            route_tables=self._observe_routes(routes, tags),
+            route_tables=route_tables,
             subnets=tuple(self._way_out(s, routes, routers) for s in here),
             connector=connector,
-            parts=self._observe_parts(routes, firewalls),
+            parts=self._observe_parts(routes, firewalls, connector_url),
             app_groups=app_groups,
             connector_ingress=ingress,
             forwarding_at_launch=True,  # canIpForward is fixed at creation
@@ -224,10 +226,13 @@ class GcpNetwork(Firewalls, Instance, Provider):
     def _is_ours(self, route: Any) -> bool:
         return route.name.startswith(f"cp-{self.network.name}-") and bool(route.next_hop_instance)
 
-    def _observe_routes(self, routes: list[Any], tags: set[str]) -> tuple[RouteTable, ...]:
+    def _observe_routes(
+        self, routes: list[Any], tags: set[str]
+    ) -> tuple[tuple[RouteTable, ...], dict[tuple[str, IPv4Network], str]]:
         """One table per scope: the whole network, or each tag. In each, per destination, what
         decides it for those instances: a foreign route at our priority or better (a conflict),
-        else ours. Routes are sorted once, so 500 scopes cost no more than one."""
+        else ours. Routes are sorted once, so 500 scopes cost no more than one. With the tables,
+        each (scope, destination)'s route name, which apply deletes by."""
         whole = self.whole_network
         scopes = [whole] if self.network.route_tables is None else list(self.network.route_tables)
         ours: dict[str, list[tuple[IPv4Network, Any]]] = {}
@@ -252,6 +257,7 @@ class GcpNetwork(Firewalls, Instance, Provider):
                     for t in r.tags:
                         by_tag.setdefault(t, []).append((destination, r))
         out = []
+        names: dict[tuple[str, IPv4Network], str] = {}
         for scope in scopes:
             tag = None if scope == whole else scope
             chosen: dict[IPv4Network, tuple[Any, bool]] = {
@@ -263,7 +269,7 @@ class GcpNetwork(Firewalls, Instance, Provider):
                     chosen[destination] = (r, False)
             table = []
             for destination, (r, mine) in sorted(chosen.items(), key=lambda kv: kv[0]):
-                self.route_names[(scope, destination)] = r.name
+                names[(scope, destination)] = r.name
                 dead = any(w.code in DEAD_HOPS for w in r.warnings or [])
                 stale = (
                     f"priority {r.priority}, the file wants {self.priority}"
@@ -272,7 +278,7 @@ class GcpNetwork(Firewalls, Instance, Provider):
                 )
                 table.append(ObservedRoute(destination, _hop(r), not dead, stale))
             out.append(RouteTable(scope, tuple(table), in_all=tag is None))
-        return tuple(out)
+        return tuple(out), names
 
     def _way_out(self, subnet: Any, routes: list[Any], routers: list[Any]) -> ObservedSubnet:
         """The best untagged 0.0.0.0/0 of the network, and Cloud NAT in the subnet's region."""
@@ -295,7 +301,9 @@ class GcpNetwork(Firewalls, Instance, Provider):
             )
         return ObservedSubnet(subnet.name, WayOut.OTHER, _hop(best), table)
 
-    def _observe_parts(self, routes: list[Any], firewalls: list[Any]) -> tuple[Part, ...]:
+    def _observe_parts(
+        self, routes: list[Any], firewalls: list[Any], connector_url: str | None
+    ) -> tuple[Part, ...]:
         parts = []
         if self.account_is_ours:
             parts.append(
@@ -324,9 +332,9 @@ class GcpNetwork(Firewalls, Instance, Provider):
             r.name
             for r in routes
             if self._is_ours(r)
-            and (self.connector_url is None or partial(r.next_hop_instance) != self.connector_url)
+            and (connector_url is None or partial(r.next_hop_instance) != connector_url)
         ]
-        if stale and self.connector_url is None:
+        if stale and connector_url is None:
             parts.append(
                 Part(
                     "connector-leftovers",

@@ -52,12 +52,12 @@ class Groups(OciState):
             ).data
         )
 
-    def _as_rule(self, rule: Any, ours_marker: str) -> IngressRule | None:
+    def _as_rule(self, rule: Any, ours_marker: str, own_nsg: str | None) -> IngressRule | None:
         if rule.direction != "INGRESS":
             return None
         if rule.source_type == "NETWORK_SECURITY_GROUP":
             source: IPv4Network | str = (
-                CONNECTOR_SOURCE if rule.source == self.nsg_id else str(rule.source)
+                CONNECTOR_SOURCE if rule.source == own_nsg else str(rule.source)
             )
         elif rule.source_type == "CIDR_BLOCK":
             source = IPv4Network(rule.source, strict=False)
@@ -68,9 +68,9 @@ class Groups(OciState):
 
     def _observe_groups(
         self, groups: list[Any]
-    ) -> tuple[tuple[AppGroup, ...], tuple[IPv4Network, ...]]:
-        """(the app NSGs asked for or holding rules of ours, the CIDRs our own NSG admits).
-        Reads: one per app NSG of the file, and one for our own."""
+    ) -> tuple[tuple[AppGroup, ...], tuple[IPv4Network, ...], str | None]:
+        """(the app NSGs asked for or holding rules of ours, the CIDRs our own NSG admits, our
+        own NSG's id when it exists). Reads: one per app NSG of the file, and one for our own."""
         own = next(
             (
                 g
@@ -80,12 +80,12 @@ class Groups(OciState):
             ),
             None,
         )
-        self.nsg_id = own.id if own else None
+        own_id = own.id if own else None
         marker = f"{TAG}: {self.network.name}"
         ingress: list[IPv4Network] = []
         if own is not None:
             for r in self._rules(own.id):
-                rule = self._as_rule(r, marker)
+                rule = self._as_rule(r, marker, own_id)
                 if rule is not None and isinstance(rule.source, IPv4Network):
                     ingress.append(rule.source)
                     self.rule_ids[(own.id, str(rule.source), str(rule.ports))] = r.id
@@ -103,11 +103,11 @@ class Groups(OciState):
         # the file's groups, and any other of the VCN that holds rules of ours (left when a group
         # left the file): one read per NSG of the VCN
         for group in list(by_id.values()):
-            if group.id == self.nsg_id:
+            if group.id == own_id:
                 continue
             rules = []
             for r in self._rules(group.id):
-                rule = self._as_rule(r, marker)
+                rule = self._as_rule(r, marker, own_id)
                 if rule is None:
                     continue
                 if rule.ours:
@@ -115,7 +115,7 @@ class Groups(OciState):
                 rules.append(rule)
             if group.id in self.network.app_security_groups or any(r.ours for r in rules):
                 out.append(AppGroup(group.id, tuple(rules)))
-        return tuple(out), tuple(ingress)
+        return tuple(out), tuple(ingress), own_id
 
     def _group_elsewhere(self, group_id: str) -> Any:
         import oci

@@ -172,15 +172,17 @@ class OciNetwork(Groups, Instance, Provider):
         )
         connector = self._observe_connector()
         live = self._live_private_ips(tables)
-        app_groups, ingress = self._observe_groups(groups)
+        app_groups, ingress, own_nsg = self._observe_groups(groups)
+        self.nsg_id = own_nsg  # what the launch and apply's rules refer to
+        ours = connector.interface if connector is not None else None
         cidrs = tuple(IPv4Network(c) for c in self.vcn.cidr_blocks)
         return Observed(
             network=name,
             cidrs=cidrs,
-            route_tables=self._observe_tables(tables, live),
+            route_tables=self._observe_tables(tables, live, ours),
             subnets=tuple(self._way_out(s, tables, gateways, nats) for s in subnets),
             connector=connector,
-            parts=self._observe_parts(),
+            parts=self._observe_parts(own_nsg),
             app_groups=app_groups,
             connector_ingress=ingress,
         )
@@ -207,7 +209,11 @@ class OciNetwork(Groups, Instance, Provider):
             live.add(target)
         return live
 
-    def _observe_tables(self, tables: dict[str, Any], live: set[str]) -> tuple[RouteTable, ...]:
+    def _observe_tables(
+        self, tables: dict[str, Any], live: set[str], ours: str | None
+    ) -> tuple[RouteTable, ...]:
+        """The selected tables, and any other that routes to our connector's private IP (`ours`:
+        left when the selection shrank)."""
         wanted = set(self.network.route_tables or tables)
         for i, t in enumerate(self.network.route_tables or ()):
             if t not in tables:
@@ -219,7 +225,7 @@ class OciNetwork(Groups, Instance, Provider):
         for table_id, t in sorted(tables.items()):
             rules = t.route_rules or []
             if table_id not in wanted and not any(
-                self.private_ip_id and r.network_entity_id == self.private_ip_id for r in rules
+                ours and r.network_entity_id == ours for r in rules
             ):
                 continue
             routes = []
@@ -257,14 +263,13 @@ class OciNetwork(Groups, Instance, Provider):
             return ObservedSubnet(subnet.id, WayOut.NAT_GATEWAY, target, label)
         return ObservedSubnet(subnet.id, WayOut.OTHER, target, label)
 
-    def _observe_parts(self) -> tuple[Part, ...]:
-        """After `_observe_groups`, which found our own NSG (`nsg_id`)."""
+    def _observe_parts(self, own_nsg: str | None) -> tuple[Part, ...]:
         parts = [
             Part(
                 "security-group",
                 self.nsg_name,
                 "the connector's own network security group: the VCN's own ranges in",
-                self.nsg_id is not None,
+                own_nsg is not None,
             ),
             self._observe_secret(),
         ]
