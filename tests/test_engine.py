@@ -179,6 +179,8 @@ def test_ctrl_c_lets_calls_under_way_finish_and_the_next_apply_completes(tmp_pat
         text=True,
         env=env,
         cwd=tmp_path,
+        # Ctrl-C is what is tested: not ignored, even when this test runs in the background
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout is not None
     lines = []

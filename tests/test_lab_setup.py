@@ -154,7 +154,13 @@ def test_an_interrupted_lab_leaves_no_namespace_or_process(sig: str, tmp_path: P
         "print(lab.prefix, flush=True)\n"
         "time.sleep(60)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        # the signal is what is tested: not ignored, even when this test runs in the background
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert proc.stdout is not None
     prefix = proc.stdout.readline().strip()
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

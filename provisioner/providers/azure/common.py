@@ -118,7 +118,6 @@ class AzureState(Provider):
     # learnt by observe and apply
     vnet: Any
     connector_ip: str | None
-    leftovers: bool  # a NIC or public IP of ours whose VM is gone
     route_names: dict[tuple[str, IPv4Network], str]  # (table, destination) -> route name
     table_ids: dict[str, str]  # table as the plan names it -> resource id
     app_rule_names: dict[tuple[str, str, str], str]  # (group, source, ports) -> rule name

@@ -59,7 +59,7 @@ def _source(text: str) -> IPv4Network | str:
 
 
 class Groups(AzureState):
-    def _rules(self, nsg: Any) -> list[tuple[IngressRule, str]]:
+    def _rules(self, nsg: Any, connector_ip: str | None) -> list[tuple[IngressRule, str]]:
         """(rule, its name) for every inbound allow rule, one per source and port range. An
         address of our connector is the `connector` source (Azure has no group reference
         for a NIC: the rule names the connector's private address)."""
@@ -75,7 +75,7 @@ class Groups(AzureState):
             ranges = list(r.destination_port_ranges or []) or [r.destination_port_range or "*"]
             for text in sources:
                 source = _source(text)
-                if self.connector_ip and source == IPv4Network(f"{self.connector_ip}/32"):
+                if connector_ip and source == IPv4Network(f"{connector_ip}/32"):
                     source = CONNECTOR_SOURCE
                 for ports in _ports(r.protocol or "*", ranges):
                     ours = r.name.startswith(mine)
@@ -84,12 +84,12 @@ class Groups(AzureState):
         return out
 
     def _observe_groups(
-        self, groups: list[Any]
+        self, groups: list[Any], connector_ip: str | None
     ) -> tuple[tuple[AppGroup, ...], tuple[IPv4Network, ...]]:
         """(the app groups asked for or holding rules of ours, the CIDRs our own NSG admits)."""
         own = next((g for g in groups if g.name == self.nsg_name), None)
         ingress = tuple(
-            r.source for r, name in (self._rules(own) if own else []) if name.startswith("cp-local-")
+            r.source for r, name in (self._rules(own, connector_ip) if own else []) if name.startswith("cp-local-")
             and isinstance(r.source, IPv4Network)
         )  # fmt: skip
         by_id = {g.id.lower(): g for g in groups}
@@ -108,7 +108,7 @@ class Groups(AzureState):
         ]:
             if own is not None and g.id == own.id:
                 continue
-            rules = self._rules(g)
+            rules = self._rules(g, connector_ip)
             if label in wanted or any(r.ours for r, _ in rules):
                 self.group_ids[label] = g.id
                 for r, name in rules:

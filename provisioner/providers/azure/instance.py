@@ -31,7 +31,8 @@ class Instance(AzureState):
 
     # --- observe -------------------------------------------------------------------------
 
-    def _observe_connector(self, nics: list[Any]) -> ObservedConnector | None:
+    def _observe_connector(self, nics: list[Any]) -> tuple[ObservedConnector | None, bool]:
+        """(the connector, whether a NIC or public IP of ours is left without its VM)."""
         from azure.core.exceptions import ResourceNotFoundError
 
         nic = next(
@@ -41,12 +42,9 @@ class Instance(AzureState):
             vm = self.compute.virtual_machines.get(self.rg, self.vm_name, expand="instanceView")
         except ResourceNotFoundError:
             # a NIC or public IP of ours without their VM: what a failed destroy or launch left
-            self.leftovers = nic is not None or self._exists_public_ip()
-            self.connector_ip = None
-            return None
-        self.leftovers = False
+            return None, nic is not None or self._exists_public_ip()
         config = (nic.ip_configurations or [None])[0] if nic else None
-        self.connector_ip = config.private_ip_address if config else None
+        address = config.private_ip_address if config else None
         public_ip = None
         if config is not None and config.public_ip_address is not None:
             public_ip = self.net.public_ip_addresses.get(
@@ -55,11 +53,11 @@ class Instance(AzureState):
         codes = [s.code for s in (vm.instance_view.statuses if vm.instance_view else None) or []]
         power = next((c.split("/", 1)[1] for c in codes if c.startswith("PowerState/")), "starting")
         image = vm.storage_profile.image_reference
-        return ObservedConnector(
+        connector = ObservedConnector(
             instance=self.vm_name,
             state=POWER_STATES.get(power, ConnectorState.PENDING),
-            interface=self.connector_ip,  # what a UDR names as next hop
-            private_ip=self.connector_ip,
+            interface=address,  # what a UDR names as next hop
+            private_ip=address,
             forwarding=bool(nic and nic.enable_ip_forwarding),
             size=str(getattr(vm.hardware_profile.vm_size, "value", vm.hardware_profile.vm_size)),
             image=f"{image.publisher}:{image.offer}:{image.sku}:{image.version}" if image else "",
@@ -67,6 +65,7 @@ class Instance(AzureState):
             fingerprint=(vm.tags or {}).get(FINGERPRINT_TAG, ""),
             public_ip=public_ip,
         )
+        return connector, False
 
     def _exists_public_ip(self) -> bool:
         from azure.core.exceptions import ResourceNotFoundError

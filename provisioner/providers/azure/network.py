@@ -75,7 +75,6 @@ class AzureNetwork(Groups, Instance, Provider):
         self.ip_name = f"cp-{name}-ip"
         self.vnet = None
         self.connector_ip = None
-        self.leftovers = False
         self.route_names = {}
         self.table_ids = {}
         self.app_rule_names = {}
@@ -149,17 +148,19 @@ class AzureNetwork(Groups, Instance, Provider):
             for c in n.ip_configurations or []
             if c.private_ip_address
         }
-        connector = self._observe_connector(nics)
-        observed_tables = self._observe_tables(subnets, tables, in_use)
+        connector, leftovers = self._observe_connector(nics)
+        ours = connector.interface if connector is not None else None
+        self.connector_ip = ours  # the next hop of apply's routes
+        observed_tables = self._observe_tables(subnets, tables, in_use, ours)
         groups = list(self.net.network_security_groups.list(self.rg))
-        app_groups, ingress = self._observe_groups(groups)
+        app_groups, ingress = self._observe_groups(groups, ours)
         return Observed(
             network=name,
             cidrs=cidrs,
             route_tables=observed_tables,
             subnets=tuple(self._way_out(s, tables) for s in subnets),
             connector=connector,
-            parts=self._observe_parts(subnets, tables, groups),
+            parts=self._observe_parts(subnets, tables, groups, leftovers),
             app_groups=app_groups,
             connector_ingress=ingress,
         )
@@ -169,7 +170,7 @@ class AzureNetwork(Groups, Instance, Provider):
         return short(table_id) if _group_of(table_id.lower()) == self.rg.lower() else table_id
 
     def _observe_tables(
-        self, subnets: list[Any], tables: dict[str, Any], in_use: set[str]
+        self, subnets: list[Any], tables: dict[str, Any], in_use: set[str], ours: str | None
     ) -> tuple[RouteTable, ...]:
         chosen: dict[str, Any] = {}
         if self.network.route_tables is None:  # all: every subnet's table, ours for the others
@@ -187,9 +188,7 @@ class AzureNetwork(Groups, Instance, Provider):
             chosen = {k: t for k, t in tables.items() if k in {w.lower() for w in wanted}}
         # and any table of the group that routes to our connector (left when the selection shrank)
         for key, t in tables.items():
-            if self.connector_ip and any(
-                r.next_hop_ip_address == self.connector_ip for r in t.routes or []
-            ):
+            if ours and any(r.next_hop_ip_address == ours for r in t.routes or []):
                 chosen.setdefault(key, t)
         out = []
         for _key, t in sorted(chosen.items()):
@@ -240,7 +239,7 @@ class AzureNetwork(Groups, Instance, Provider):
         return ObservedSubnet(subnet.name, WayOut.OTHER, str(via), label)
 
     def _observe_parts(
-        self, subnets: list[Any], tables: dict[str, Any], groups: list[Any]
+        self, subnets: list[Any], tables: dict[str, Any], groups: list[Any], leftovers: bool
     ) -> tuple[Part, ...]:
         assert self.network.connector is not None
         nsg = next((g for g in groups if g.name == self.nsg_name), None)
@@ -269,7 +268,7 @@ class AzureNetwork(Groups, Instance, Provider):
                     and (not bare or self.network.route_tables is not None),
                 )
             )
-        if self.leftovers:
+        if leftovers:
             parts.append(
                 Part(
                     "connector-leftovers",
