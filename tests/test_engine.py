@@ -149,15 +149,16 @@ from provisioner.cli import run
 from moto import mock_aws
 from provisioner.sandbox import fake_session, seed_world, serialize_moto
 
-# every call of the first apply takes a while, as on a cloud, so that Ctrl-C lands mid-way
-slow = [True]
+# every write of the first apply takes a while, as on a cloud, so that Ctrl-C lands mid-way
+slow = [False]
 botocore.handlers.BUILTIN_HANDLERS.append(
-    ("before-send", lambda **_: time.sleep(0.3) if slow[0] else None)
+    ("before-send", lambda event_name, **_: time.sleep(0.3) if slow[0] and not event_name.split(".")[-1].startswith(("Describe", "Get", "List")) else None)
 )
 serialize_moto()
 with mock_aws():  # the seed's HQ and Branch on AWS: what the engine runs side by side
     world = seed_world(fake_session(), Path.cwd())
     path = world.write_topology()
+    slow[0] = True
     print("FIRST", run(["apply", "-f", str(path), "--yes"]), flush=True)
     slow[0] = False  # what follows needs no Ctrl-C: at full speed
     print("SECOND", run(["apply", "-f", str(path), "--yes"]), flush=True)
