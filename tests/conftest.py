@@ -527,23 +527,58 @@ AZURE_PROFILE = (
 AzureWorld.profile_text = AZURE_PROFILE
 
 
-@pytest.fixture
-def azure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AzureWorld]:
-    """A fake ARM with two seeded VNets: hq (10.1.0.0/16, westeurope) and spoke (10.2.0.0/16,
-    northeurope), each with a connector subnet, an app subnet behind the admin's route table
-    and NSG, and a data subnet. The call log starts empty after the seeding."""
+@dataclass
+class Seeded:
+    """A fake seeded once per test process, on its own server, and its state just after: each
+    test gets it back as it was (`restore`), without the seeding's SDK calls again."""
+
+    fake: Any
+    url: str
+    hq: Any
+    spoke: Any
+    saved: dict[str, Any]
+
+    def fresh(self) -> Any:
+        self.fake.restore(self.saved)
+        return self.fake
+
+
+@contextlib.contextmanager
+def seeded(fake: Any, seed: Callable[[str], tuple[Any, Any]]) -> Iterator[Seeded]:
+    with fake.serve() as server:
+        hq, spoke = seed(server.url)
+        fake.calls.clear()
+        yield Seeded(fake, server.url, hq, spoke, fake.checkpoint())
+
+
+@pytest.fixture(scope="session")
+def _seeded_arm() -> Iterator[Seeded]:
     from provisioner.fakes.arm import Arm
     from provisioner.fakes.azure_world import seed_vnet
 
+    arm = Arm()
+    with seeded(
+        arm,
+        lambda url: (
+            seed_vnet(arm, url, "hq", "10.1.0.0/16"),
+            seed_vnet(arm, url, "spoke", "10.2.0.0/16", region="northeurope"),
+        ),
+    ) as found:
+        yield found
+
+
+@pytest.fixture
+def azure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _seeded_arm: Seeded
+) -> Iterator[AzureWorld]:
+    """A fake ARM with two seeded VNets: hq (10.1.0.0/16, westeurope) and spoke (10.2.0.0/16,
+    northeurope), each with a connector subnet, an app subnet behind the admin's route table
+    and NSG, and a data subnet. The call log starts empty after the seeding."""
     for var in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"):
         monkeypatch.delenv(var, raising=False)
-    arm = Arm()
-    with arm.serve() as server:
-        monkeypatch.setenv("PROVISION_AZURE_ENDPOINT", server.url)  # the CLI's clients too
-        hq = seed_vnet(arm, server.url, "hq", "10.1.0.0/16")
-        spoke = seed_vnet(arm, server.url, "spoke", "10.2.0.0/16", region="northeurope")
-        arm.calls.clear()
-        yield AzureWorld(url=server.url, hq=hq, spoke=spoke, directory=tmp_path, arm=arm)
+    s = _seeded_arm
+    monkeypatch.setenv("PROVISION_AZURE_ENDPOINT", s.url)  # the CLI's clients too
+    yield AzureWorld(url=s.url, hq=s.hq, spoke=s.spoke, directory=tmp_path, arm=s.fresh())
 
 
 # --- GCP: the fake Compute / Secret Manager / IAM on 127.0.0.1, driven by the real SDKs ------
@@ -573,27 +608,35 @@ class GcpWorld(FakeCloudWorld):
         return compute(self.url)
 
 
+@pytest.fixture(scope="session")
+def _seeded_gce() -> Iterator[Seeded]:
+    from provisioner.fakes.gce import Gce
+    from provisioner.fakes.gcp_world import seed_network
+
+    gce = Gce()
+    with seeded(
+        gce,
+        lambda url: (
+            seed_network(gce, url, "hq", "10.4.0.0/16"),
+            seed_network(gce, url, "spoke", "10.5.0.0/16", zone="us-central1-a", cloud_nat=True),
+        ),
+    ) as found:
+        yield found
+
+
 @pytest.fixture
-def gcp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GcpWorld]:
+def gcp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _seeded_gce: Seeded) -> Iterator[GcpWorld]:
     """A fake Google Cloud with two seeded VPC networks in one project: hq (10.4.0.0/16,
     europe-west1-b, reaching the internet through the default internet gateway) and spoke
     (10.5.0.0/16, us-central1-a, behind Cloud NAT). Each has a connector subnetwork, an app
     subnetwork with an instance tagged `<name>-app`, the admin's HTTPS rule for that tag and an
     admin route. The call log starts empty after the seeding; the fake's own faults fail the
     test."""
-    from provisioner.fakes.gce import Gce
-    from provisioner.fakes.gcp_world import seed_network
-
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
-    gce = Gce()
-    with gce.serve() as server:
-        monkeypatch.setenv("PROVISION_GCP_ENDPOINT", server.url)  # the CLI's clients too
-        hq = seed_network(gce, server.url, "hq", "10.4.0.0/16")
-        spoke = seed_network(
-            gce, server.url, "spoke", "10.5.0.0/16", zone="us-central1-a", cloud_nat=True
-        )
-        gce.calls.clear()
-        yield GcpWorld(url=server.url, hq=hq, spoke=spoke, directory=tmp_path, gce=gce)
+    s = _seeded_gce
+    monkeypatch.setenv("PROVISION_GCP_ENDPOINT", s.url)  # the CLI's clients too
+    gce = s.fresh()
+    yield GcpWorld(url=s.url, hq=s.hq, spoke=s.spoke, directory=tmp_path, gce=gce)
     assert gce.errors == []
 
 
@@ -641,22 +684,34 @@ class OciWorld(FakeCloudWorld):
         return clients(self.url, self.hq.region)
 
 
-@pytest.fixture
-def oci_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OciWorld]:
-    """A fake OCI region with two seeded VCNs: hq (10.6.0.0/16, its connector subnet behind an
-    internet gateway) and spoke (10.7.0.0/16, behind a NAT gateway). Each has an app subnet
-    behind the admin's route table, the admin's app NSG, and a vault with a key. The call log
-    starts empty after the seeding; the fake's own faults fail the test."""
+@pytest.fixture(scope="session")
+def _seeded_oci() -> Iterator[Seeded]:
     from provisioner.fakes.oci import Oci
     from provisioner.fakes.oci_world import seed_vcn
 
     fake = Oci()
-    with fake.serve() as server:
-        monkeypatch.setenv("PROVISION_OCI_ENDPOINT", server.url)  # the CLI's clients too
-        hq = seed_vcn(fake, server.url, "hq", "10.6.0.0/16")
-        spoke = seed_vcn(fake, server.url, "spoke", "10.7.0.0/16", nat=True)
-        fake.calls.clear()
-        yield OciWorld(url=server.url, hq=hq, spoke=spoke, directory=tmp_path, fake=fake)
+    with seeded(
+        fake,
+        lambda url: (
+            seed_vcn(fake, url, "hq", "10.6.0.0/16"),
+            seed_vcn(fake, url, "spoke", "10.7.0.0/16", nat=True),
+        ),
+    ) as found:
+        yield found
+
+
+@pytest.fixture
+def oci_world(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _seeded_oci: Seeded
+) -> Iterator[OciWorld]:
+    """A fake OCI region with two seeded VCNs: hq (10.6.0.0/16, its connector subnet behind an
+    internet gateway) and spoke (10.7.0.0/16, behind a NAT gateway). Each has an app subnet
+    behind the admin's route table, the admin's app NSG, and a vault with a key. The call log
+    starts empty after the seeding; the fake's own faults fail the test."""
+    s = _seeded_oci
+    monkeypatch.setenv("PROVISION_OCI_ENDPOINT", s.url)  # the CLI's clients too
+    fake = s.fresh()
+    yield OciWorld(url=s.url, hq=s.hq, spoke=s.spoke, directory=tmp_path, fake=fake)
     assert fake.errors == []
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
 from collections.abc import Callable
@@ -86,6 +87,7 @@ class Call:
 
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+UNCOPIED = ("lock", "faults")  # a checkpoint keeps no lock; a restored fake has no fault due
 
 
 class Injectable:
@@ -105,6 +107,22 @@ class Injectable:
 
     def serve(self, port: int = 0) -> FakeServer:
         return FakeServer(self, port, self.name)  # type: ignore[arg-type]
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Everything the fake holds (its resources, counters, what it was asked), to put back
+        with `restore`: a world seeded once serves many tests."""
+        with self._lock_of():
+            return {k: copy.deepcopy(v) for k, v in vars(self).items() if k not in UNCOPIED}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Back to `saved`, with no fault pending and nothing recorded since."""
+        with self._lock_of():
+            for k, v in saved.items():
+                setattr(self, k, copy.deepcopy(v))
+            self.faults = Faults()
+
+    def _lock_of(self) -> Any:
+        return getattr(self, "lock", None) or threading.Lock()
 
     def fail(self, *args: Any, **kwargs: Any) -> Fault:
         """`Faults.add`: `code` as the cloud names it (ARM's `AuthorizationFailed`, Compute's
