@@ -36,29 +36,45 @@ os.environ["PROVISION_OCI_ENDPOINT"] = "http://127.0.0.1:9"  # and OCI's
 serialize_moto()  # moto's backends are not safe for requests from several threads at once
 
 
-def _client_classes_once() -> None:
-    """botocore builds a client's class anew for every client (EC2: ~700 methods, each with a
-    lazy docstring: ~20 ms), and every Deployment makes three clients per AWS network. The class
-    depends only on the service model and the class-creation hooks, which are botocore's and
-    boto3's own for every session here: build each once per test process. Clients stay new, with
-    their own copy of the session's events, so faults injected into a session reach them."""
+def _botocore_once() -> None:
+    """What botocore and moto make anew for every client or key, made once per test process.
+    botocore builds a client's class and its service model anew for every client (EC2: ~700
+    methods with lazy docstrings, and every operation's shapes resolved again: tens of ms a
+    client), and every Deployment makes three clients per AWS network; moto makes a new RSA key
+    for every KMS key (SSM's default key, once per account and region after each reset). The
+    class depends only on the service model and the class-creation hooks, botocore's and
+    boto3's own for every session here; models are read-only once loaded. Clients stay new,
+    each with its own copy of the session's events, so faults injected into a session reach
+    them."""
     from botocore.client import ClientCreator
+    from moto.kms import models as kms_models
 
-    original = ClientCreator._create_client_class
-    made: dict[tuple[str, str], type] = {}
     lock = threading.Lock()
 
-    def create(self: Any, service_name: str, service_model: Any) -> type:
-        key = (service_name, service_model.api_version)
-        with lock:
-            if key not in made:
-                made[key] = original(self, service_name, service_model)
-            return made[key]
+    def once(original: Callable[..., Any], key: Callable[..., Any]) -> Callable[..., Any]:
+        made: dict[Any, Any] = {}
 
-    ClientCreator._create_client_class = create  # type: ignore[method-assign]
+        def cached(*args: Any) -> Any:
+            k = key(*args)
+            with lock:
+                if k not in made:
+                    made[k] = original(*args)
+                return made[k]
+
+        return cached
+
+    ClientCreator._create_client_class = once(  # type: ignore[method-assign]
+        ClientCreator._create_client_class, lambda _, name, model: (name, model.api_version)
+    )
+    ClientCreator._load_service_model = once(  # type: ignore[method-assign]
+        ClientCreator._load_service_model, lambda _, name, version=None: (name, version)
+    )
+    kms_models.generate_private_key = once(  # type: ignore[attr-defined]
+        kms_models.generate_private_key, lambda spec: spec
+    )
 
 
-_client_classes_once()
+_botocore_once()
 FIGURES: dict[str, str] = {}  # measured by tests, printed at the end of the run
 
 
