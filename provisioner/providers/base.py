@@ -3,11 +3,12 @@ Providers translate; they do not decide."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from ..errors import CloudError
 from ..model import (
@@ -24,6 +25,23 @@ from ..model import (
 
 DEFAULT_CONCURRENCY = 8  # calls at once to one cloud, when neither the user nor the provider says
 Progress = Callable[[str], None]
+T = TypeVar("T")
+_SANDBOX_CLIENTS: dict[Hashable, Any] = {}
+_SANDBOX_LOCK = threading.Lock()
+
+
+def sandbox_clients(endpoint: str | None, key: Hashable, make: Callable[[], T]) -> T:
+    """One network's SDK clients. Against a sandbox's fake (`endpoint`, no credential of the
+    caller's) they are made once per process and `key`: they hold no secret and reach nothing
+    else, and making them is most of what a command costs there (a Google client wraps each of
+    its methods and opens a session of its own: ten of them per network). Against a real cloud
+    they are made anew each time, so a changed credential is always the one used."""
+    if not endpoint:
+        return make()
+    with _SANDBOX_LOCK:
+        if (endpoint, key) not in _SANDBOX_CLIENTS:
+            _SANDBOX_CLIENTS[(endpoint, key)] = make()
+        return _SANDBOX_CLIENTS[(endpoint, key)]
 
 
 class NetworkProvider(Protocol):

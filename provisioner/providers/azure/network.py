@@ -28,7 +28,7 @@ from ...model import (
     RouteTable,
     WayOut,
 )
-from ..base import PartHandlers, Provider
+from ..base import PartHandlers, Provider, sandbox_clients
 from .common import TAG, error_text, route_name, sandbox_endpoint, short
 from .common import clients as make_clients
 from .groups import Groups
@@ -63,8 +63,11 @@ class AzureNetwork(Groups, Instance, Provider):
         self.progress_seconds = progress_seconds
         self.throttle_scope = f"azure:{network.location.subscription}"
         self.rg = network.location.resource_group
-        self.net, self.compute = make_clients(
-            network.location.subscription, endpoint or sandbox_endpoint(), credential, retry_total
+        where, subscription = endpoint or sandbox_endpoint(), network.location.subscription
+        self.net, self.compute = sandbox_clients(
+            where if credential is None else None,
+            ("azure", network.name, subscription, retry_total),
+            lambda: make_clients(subscription, where, credential, retry_total),
         )
         name = network.name
         self.tags = {TAG: name}

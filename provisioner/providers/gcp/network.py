@@ -29,7 +29,7 @@ from ...model import (
     RouteTable,
     WayOut,
 )
-from ..base import PartHandlers, Provider
+from ..base import PartHandlers, Provider, sandbox_clients
 from .common import (
     WHOLE_NETWORK,
     dashed,
@@ -87,7 +87,12 @@ class GcpNetwork(Firewalls, Instance, Provider):
         from google.auth.exceptions import GoogleAuthError
 
         try:
-            self.api = make_clients(endpoint or sandbox_endpoint(), credentials)
+            where = endpoint or sandbox_endpoint()
+            self.api = sandbox_clients(
+                where if credentials is None else None,
+                ("gcp", network.name),
+                lambda: make_clients(where, credentials),
+            )
         except GoogleAuthError as e:
             raise CloudError(
                 f"network {network.name}: {_no_credentials(e)}; nothing was changed"

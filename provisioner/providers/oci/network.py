@@ -27,7 +27,7 @@ from ...model import (
     RouteTable,
     WayOut,
 )
-from ..base import PartHandlers, Provider
+from ..base import PartHandlers, Provider, sandbox_clients
 from .common import TAG, error_text, make_clients, sandbox_endpoint
 from .groups import Groups
 from .instance import Instance
@@ -81,8 +81,11 @@ class OciNetwork(Groups, Instance, Provider):
         self.poll_seconds = poll_seconds
         self.throttle_scope = f"oci:{loc.region}"
         try:
-            self.api = make_clients(
-                loc.region, endpoint or sandbox_endpoint(), config, signer, retries
+            where = endpoint or sandbox_endpoint()
+            self.api = sandbox_clients(
+                where if config is None and signer is None else None,
+                ("oci", network.name, loc.region, retries),
+                lambda: make_clients(loc.region, where, config, signer, retries),
             )
         except (
             oci.exceptions.ConfigFileNotFound,
