@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -150,16 +152,21 @@ class FakeServer:
         self.fake = fake
         self.httpd = _QuietServer(("127.0.0.1", port), _handler(fake.handle))
         self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        # serve_forever looks for shutdown() every poll: at its default 0.5 s, closing a fake
-        # cost half a second (a test's teardown, each time)
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, args=(0.01,), name=name, daemon=True
-        )
+        self.port = int(self.httpd.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name=name, daemon=True)
         self.thread.start()
 
     def close(self) -> None:
-        self.httpd.shutdown()
+        # serve_forever sees shutdown() only when its select wakes (every 0.5 s): a connection
+        # wakes it at once, so closing a fake costs no half second (a shorter poll would, but
+        # it takes the GIL from the tests 100 times a second instead)
+        stopping = threading.Thread(target=self.httpd.shutdown)
+        stopping.start()
+        while stopping.is_alive():
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            stopping.join(0.05)
         self.httpd.server_close()
 
     def __enter__(self) -> FakeServer:
