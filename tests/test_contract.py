@@ -202,3 +202,58 @@ def test_aws_authorizes_each_groups_rules_in_one_call(world: Any, clouds: Clouds
     networks = {c.network for c in plan.changes if c.kind is Kind.CONNECTOR_INGRESS}
     assert len(authorized) == len(groups) + len(networks)
     assert all(s.healthy for s in deployment(world, clouds, partner=True).status())
+
+
+def test_aws_a_rule_already_there_sends_each_alone_and_a_failure_says_which_were_made(
+    session: Any, world: Any, clouds: Clouds
+):
+    """EC2 refuses a whole authorize when one rule of it is there already (an interrupted run
+    left it): each rule then goes alone. When one of those fails, the error names exactly the
+    rules made, and they are in the group; the next apply finishes."""
+    from conftest import FORBIDDEN, error_response, inject
+
+    from provisioner import CloudError
+
+    def without_app_groups(doc: dict[str, Any]) -> None:
+        for net in doc["networks"].values():
+            net.pop("app_security_groups", None)
+
+    deployment(world, clouds, partner=True, edit=without_app_groups).apply()
+    # now only hq's and branch's app rules are to be made; one network at a time, so the
+    # attempts come in order: the batch, then each rule alone
+    one_network = Clouds(options=clouds.options, networks_at_once=1)
+    plan = deployment(world, one_network, partner=True).plan()
+    first = plan.networks[0]
+    assert [c.kind for c in first.changes] == [Kind.APP_ACCESS] * len(first.changes)
+    assert len(first.changes) >= 2
+    inject(
+        session,
+        "ec2",
+        "AuthorizeSecurityGroupIngress",
+        lambda: error_response(
+            "ec2", 400, "InvalidPermission.Duplicate", "the specified rule already exists"
+        ),
+    )
+    inject(
+        session,
+        "ec2",
+        "AuthorizeSecurityGroupIngress",
+        lambda: error_response("ec2", *FORBIDDEN["ec2"]),
+        after=2,
+    )
+    with pytest.raises(CloudError) as failed:
+        deployment(world, one_network, partner=True).apply()
+    error = failed.value
+    made, refused = first.changes[0], first.changes[1]
+    assert f"{made.network}: {made.summary()}" in error.done
+    assert f"{refused.network}: {refused.summary()}" in error.not_done
+    assert "UnauthorizedOperation" in error.message and refused.summary() in error.message
+    region = "us-east-1" if made.network == "hq" else "us-west-2"
+    group = session.client("ec2", region_name=region).describe_security_groups(
+        GroupIds=[made.resource]
+    )["SecurityGroups"][0]
+    ranges = {r["CidrIp"] for p in group["IpPermissions"] for r in p.get("IpRanges", [])}
+    assert made.rule is not None and refused.rule is not None
+    assert str(made.rule.source) in ranges and str(refused.rule.source) not in ranges
+    deployment(world, clouds, partner=True).apply()
+    assert all(s.healthy for s in deployment(world, clouds, partner=True).status())

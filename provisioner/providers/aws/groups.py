@@ -3,7 +3,7 @@ traffic the connector delivers. Translates `IngressRule`s to EC2 IpPermissions a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from ipaddress import IPv4Network
 from typing import Any
 
@@ -19,7 +19,8 @@ from ...model import (
     Kind,
     Ports,
 )
-from .common import MARK, AwsState
+from ..base import PartlyDone
+from .common import MARK, AwsState, error_text
 
 # what EC2 says when a rule to add is there already, or one to take away is gone
 ALREADY = ("InvalidPermission.Duplicate", "InvalidPermission.NotFound")
@@ -119,10 +120,28 @@ class Groups(AwsState):
         connector_group = self._group() if rule.source == CONNECTOR_SOURCE else None
         return permission(rule, connector_group, description)
 
-    def _ingress(self, action: Action, group: str, perms: list[dict[str, Any]]) -> None:
-        """Authorize (or revoke) every permission in one call: EC2 takes them together. When
-        one is already as wanted (left by an interrupted run), EC2 refuses the whole call; then
-        each goes alone, and those already as wanted are done."""
+    def _ingress_batch(self, changes: Sequence[Change]) -> None:
+        """A group's new rules in one authorize call (its old ones in one revoke): EC2 takes
+        them together. When one is already as wanted (left by an interrupted run), EC2 refuses
+        the whole call; then each goes alone, and one already as wanted is done."""
+        first = changes[0]
+        group = self._group() if first.kind is Kind.CONNECTOR_INGRESS else first.resource
+        perms = [self._permission(c) for c in changes]
+        if self._ingress(first.action, group, perms) or len(perms) == 1:
+            return
+        made: list[Change] = []
+        for change, perm in zip(changes, perms, strict=True):
+            try:
+                self._ingress(first.action, group, [perm])
+            except ClientError as e:
+                if not made:
+                    raise
+                raise PartlyDone(f"{change.summary()}: {error_text(e)}", made) from e
+            made.append(change)
+
+    def _ingress(self, action: Action, group: str, perms: list[dict[str, Any]]) -> bool:
+        """One authorize (or revoke) call: False when EC2 refused it because a rule of it was
+        as wanted already."""
         call = (
             self.ec2.revoke_security_group_ingress
             if action is Action.DELETE
@@ -131,12 +150,10 @@ class Groups(AwsState):
         try:
             call(GroupId=group, IpPermissions=perms)
         except ClientError as e:
-            if e.response["Error"]["Code"] not in ALREADY or len(perms) == 1:
-                if e.response["Error"]["Code"] in ALREADY:
-                    return
+            if e.response["Error"]["Code"] not in ALREADY:
                 raise
-            for perm in perms:
-                self._ingress(action, group, [perm])
+            return False
+        return True
 
     def _create_security_group(self) -> None:
         try:

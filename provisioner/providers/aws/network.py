@@ -132,9 +132,7 @@ class AwsNetwork(Identity, Instance, Groups, Provider):
         return None
 
     def _apply_batch(self, changes: Sequence[Change]) -> None:
-        first = changes[0]
-        group = self._group() if first.kind is Kind.CONNECTOR_INGRESS else first.resource
-        self._ingress(first.action, group, [self._permission(c) for c in changes])
+        self._ingress_batch(changes)
 
     # --- observe -------------------------------------------------------------------------
 
