@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import json
 import os
 import threading
@@ -75,6 +76,7 @@ def _botocore_once() -> None:
 
 
 _botocore_once()
+gc.freeze()  # botocore's and moto's models, loaded above, live as long as the process
 FIGURES: dict[str, str] = {}  # measured by tests, printed at the end of the run
 
 
@@ -564,6 +566,9 @@ def seeded(fake: Any, seed: Callable[[str], tuple[Any, Any]]) -> Iterator[Seeded
     with fake.serve() as server:
         hq, spoke = seed(server.url)
         fake.calls.clear()
+        # the SDKs' modules and models are imported now and live to the end: the collector
+        # need not walk them again at every collection
+        gc.freeze()
         yield Seeded(fake, server.url, hq, spoke, fake.checkpoint())
 
 
