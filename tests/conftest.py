@@ -77,6 +77,7 @@ def _botocore_once() -> None:
 
 _botocore_once()
 gc.freeze()  # botocore's and moto's models, loaded above, live as long as the process
+gc.set_threshold(50_000, 20, 100)  # as `provision` runs (cli.run), whichever test came first
 FIGURES: dict[str, str] = {}  # measured by tests, printed at the end of the run
 
 
