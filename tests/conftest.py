@@ -84,6 +84,14 @@ FIGURES: dict[str, str] = {}  # measured by tests, printed at the end of the run
 SUITE_STARTED: list[float] = []
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest first (the lab's group, then single tests marked `long`), the rest in their
+    order: on a few workers a long test that starts last ends the run alone."""
+    rank = {id(item): (0 if "lab" in item.keywords else 1 if "long" in item.keywords else 2)
+            for item in items}  # fmt: skip
+    items.sort(key=lambda item: rank[id(item)])
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     SUITE_STARTED.append(time.monotonic())
 

@@ -30,6 +30,7 @@ def test_help_loads_no_cloud_sdk():
     assert "plan" in out.stdout and "--replace-conflicting-routes" in out.stdout
 
 
+@pytest.mark.long
 def test_demo_runs_the_whole_job_without_an_account(capsys):
     assert run(["demo"]) == 0
     out = capsys.readouterr().out
@@ -252,6 +253,7 @@ def test_examples_are_valid_topologies(example: Path):
     assert topology.managed
 
 
+@pytest.mark.long
 def test_sandbox_serve_points_the_cli_at_every_clouds_fake(tmp_path):
     """`provision sandbox serve` prints export lines; `provision` in another process, with only
     those, applies the seeded topology to both fakes (moto's server and the fake ARM) and

@@ -166,6 +166,7 @@ with mock_aws():  # the seed's HQ and Branch on AWS: what the engine runs side b
 """
 
 
+@pytest.mark.long
 def test_ctrl_c_lets_calls_under_way_finish_and_the_next_apply_completes(tmp_path):
     import os
     import signal
