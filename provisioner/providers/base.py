@@ -193,17 +193,18 @@ class Provider:
             raise CloudError(f"{what}: {self.error_text(e)}") from e
 
     def _apply_batch(self, changes: Sequence[Change]) -> None:
-        """The changes of one batch key, in one write where the API allows; by default one
-        after another, saying which were made when one fails."""
-        made: list[Change] = []
-        for change in changes:
-            try:
-                self._dispatch(change)
-            except self.sdk_errors() as e:
-                if not made:
-                    raise
-                raise PartlyDone(f"{change.summary()}: {self.error_text(e)}", made) from e
-            made.append(change)
+        """The changes of one batch key: a route table's, or one rule list's (a security group,
+        an NSG, a firewall rule), each in as few writes as the cloud's API allows."""
+        if changes[0].kind is Kind.ROUTE:
+            self._routes_batch(changes)
+        else:
+            self._rules_batch(changes)
+
+    def _routes_batch(self, changes: Sequence[Change]) -> None:
+        raise NotImplementedError
+
+    def _rules_batch(self, changes: Sequence[Change]) -> None:
+        raise NotImplementedError
 
     def _dispatch(self, change: Change) -> None:
         kind, action = change.kind, change.action

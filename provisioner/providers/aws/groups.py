@@ -120,7 +120,7 @@ class Groups(AwsState):
         connector_group = self._group() if rule.source == CONNECTOR_SOURCE else None
         return permission(rule, connector_group, description)
 
-    def _ingress_batch(self, changes: Sequence[Change]) -> None:
+    def _rules_batch(self, changes: Sequence[Change]) -> None:
         """A group's new rules in one authorize call (its old ones in one revoke): EC2 takes
         them together. When one is already as wanted (left by an interrupted run), EC2 refuses
         the whole call; then each goes alone, and one already as wanted is done."""

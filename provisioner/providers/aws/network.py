@@ -8,7 +8,7 @@ again after an interrupted run and destroy removes exactly that.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable
 from ipaddress import IPv4Network
 from typing import Any
 
@@ -130,9 +130,6 @@ class AwsNetwork(Identity, Instance, Groups, Provider):
         if change.kind is Kind.CONNECTOR_INGRESS:
             return ("ingress", self._group(), change.action is Action.DELETE)
         return None
-
-    def _apply_batch(self, changes: Sequence[Change]) -> None:
-        self._ingress_batch(changes)
 
     # --- observe -------------------------------------------------------------------------
 

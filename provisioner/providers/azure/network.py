@@ -113,12 +113,6 @@ class AzureNetwork(Groups, Instance, Provider):
             return ("nsg", self._nsg_of(change).lower())
         return None
 
-    def _apply_batch(self, changes: Sequence[Change]) -> None:
-        if changes[0].kind is Kind.ROUTE:
-            self._routes(changes)
-        else:
-            self._rules_batch(changes)
-
     # --- observe -------------------------------------------------------------------------
 
     def _observe(self) -> Observed:
@@ -305,7 +299,7 @@ class AzureNetwork(Groups, Instance, Provider):
     def _table_id(self, label: str) -> str:
         return self.table_ids.get(label) or self.rid("routeTables", label)
 
-    def _routes(self, changes: Sequence[Change]) -> None:
+    def _routes_batch(self, changes: Sequence[Change]) -> None:
         """The table written back whole in one PUT, our routes merged in (or taken out), once
         a step; every other route of the table goes back as it was."""
         from azure.mgmt.network import models

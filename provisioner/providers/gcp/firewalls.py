@@ -115,7 +115,7 @@ class Firewalls(GcpState):
             f"instances tagged {group} ({ports})",
         )
 
-    def _change_sources(self, changes: Sequence[Change]) -> None:
+    def _rules_batch(self, changes: Sequence[Change]) -> None:
         """Every source the changes add to or take from one firewall rule, in one write: the
         rule is read, changed and written back whole (a PATCH cannot empty a list), made with
         its first source, deleted with its last."""

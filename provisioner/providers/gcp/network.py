@@ -10,7 +10,7 @@ exactly that.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable
 from ipaddress import IPv4Network
 from typing import Any
 
@@ -134,9 +134,6 @@ class GcpNetwork(Firewalls, Instance, Provider):
         if change.kind in (Kind.APP_ACCESS, Kind.CONNECTOR_INGRESS):
             return ("firewall", self._firewall_of(change)[0])
         return None
-
-    def _apply_batch(self, changes: Sequence[Change]) -> None:
-        self._change_sources(changes)
 
     # --- observe -------------------------------------------------------------------------
 

@@ -131,12 +131,6 @@ class OciNetwork(Groups, Instance, Provider):
             return ("nsg", self._group_of(change), change.action is Action.DELETE)
         return None
 
-    def _apply_batch(self, changes: Sequence[Change]) -> None:
-        if changes[0].kind is Kind.ROUTE:
-            self._routes(changes)
-        else:
-            self._rules_batch(changes)
-
     # --- observe -------------------------------------------------------------------------
 
     def _list(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Any]:
@@ -281,7 +275,7 @@ class OciNetwork(Groups, Instance, Provider):
 
     # --- apply ---------------------------------------------------------------------------
 
-    def _routes(self, changes: Sequence[Change]) -> None:
+    def _routes_batch(self, changes: Sequence[Change]) -> None:
         """The table's rules written back whole, ours merged in (or taken out), once a step;
         every other rule of the table goes back as it was."""
         import oci
