@@ -85,10 +85,18 @@ SUITE_STARTED: list[float] = []
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest first (the lab's group, then single tests marked `long`), the rest in their
-    order: on a few workers a long test that starts last ends the run alone."""
-    rank = {id(item): (0 if "lab" in item.keywords else 1 if "long" in item.keywords else 2)
-            for item in items}  # fmt: skip
+    """The longest first (the lab's group, the single tests marked `long`, each cloud's
+    group), the rest in their order: on a few workers a long one that starts last ends the
+    run alone."""
+
+    def rank_of(item: pytest.Item) -> int:
+        if "lab" in item.keywords:
+            return 0
+        if "long" in item.keywords:
+            return 1
+        return 2 if item.get_closest_marker("xdist_group") else 3
+
+    rank = {id(item): rank_of(item) for item in items}
     items.sort(key=lambda item: rank[id(item)])
 
 

@@ -377,3 +377,7 @@ def test_when_every_subnet_has_a_table_none_of_ours_is_made(azure: AzureWorld):
     )
     azure.arm.calls.clear()
     assert azure.deployment().plan().empty and azure.mutating() == []
+
+
+# one worker seeds and serves this cloud's fake (and imports its SDK) for all its tests
+pytestmark = pytest.mark.xdist_group("azure")

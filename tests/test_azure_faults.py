@@ -59,3 +59,7 @@ def test_a_failed_write_during_destroy_is_finished_by_destroy(
     method, path, after, azure: AzureWorld
 ):
     destroy_survives(azure, lambda: azure.arm.fail(method, path, *FORBIDDEN, after=after))
+
+
+# one worker seeds and serves this cloud's fake (and imports its SDK) for all its tests
+pytestmark = pytest.mark.xdist_group("azure")

@@ -114,3 +114,7 @@ def test_a_connector_subnet_whose_default_route_drops_is_bad_input(azure: AzureW
     )
     assert "could not reach the VPN service" in err[0]
     assert _reads_only(azure)
+
+
+# one worker seeds and serves this cloud's fake (and imports its SDK) for all its tests
+pytestmark = pytest.mark.xdist_group("azure")

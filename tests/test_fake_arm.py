@@ -153,3 +153,7 @@ def test_the_sdks_own_bearer_policy_refuses_plain_http(azure: AzureWorld):
     )
     with pytest.raises(ServiceRequestError, match="https"):
         client.virtual_networks.get(azure.hq.resource_group, azure.hq.vnet)
+
+
+# one worker seeds and serves this cloud's fake (and imports its SDK) for all its tests
+pytestmark = pytest.mark.xdist_group("azure")

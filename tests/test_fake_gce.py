@@ -230,3 +230,7 @@ def test_secret_payloads_are_returned_by_access_alone(gcp: GcpWorld):
     assert status == 200 and body["payload"]["data"]
     status, body, _ = raw(gcp, "GET", f"v1/projects/{P}/secrets/nowhere")
     assert status == 404 and body["error"]["status"] == "NOT_FOUND"
+
+
+# one worker seeds and serves this cloud's fake (and imports its SDK) for all its tests
+pytestmark = pytest.mark.xdist_group("gcp")

@@ -165,3 +165,7 @@ def test_a_secret_pending_deletion_is_kept_and_its_content_never_listed(oci_worl
         vaults.update_secret(secret["id"], oci.vault.models.UpdateSecretDetails(description="x"))
     assert e.value.status == 409
     assert o.fake.get(secret["id"])["lifecycleState"] == "PENDING_DELETION"  # type: ignore[index]
+
+
+# one worker seeds and serves this cloud's fake (and imports its SDK) for all its tests
+pytestmark = pytest.mark.xdist_group("oci")

@@ -479,3 +479,7 @@ def test_an_unreachable_api_is_a_message_not_a_traceback(gcp: GcpWorld, capsys, 
     err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("  ..")]
     assert len(err) == 1 and "could not read network vpc-hq" in err[0], err
     assert "ConnectionError" in err[0] and "nothing was changed" in err[0]
+
+
+# one worker seeds and serves this cloud's fake (and imports its SDK) for all its tests
+pytestmark = pytest.mark.xdist_group("gcp")

@@ -68,3 +68,7 @@ def test_a_write_that_fails_in_its_operation_is_reported_and_finished_by_apply(p
 @pytest.mark.parametrize("method, path, after", DESTROY_STEPS, ids=_ids(DESTROY_STEPS))
 def test_a_failed_write_during_destroy_is_finished_by_destroy(method, path, after, gcp: GcpWorld):
     destroy_survives(gcp, lambda: gcp.gce.fail(method, path, *FORBIDDEN, after=after))
+
+
+# one worker seeds and serves this cloud's fake (and imports its SDK) for all its tests
+pytestmark = pytest.mark.xdist_group("gcp")

@@ -106,3 +106,7 @@ def test_a_network_without_a_default_route_is_bad_input(gcp: GcpWorld, capsys):
     assert "networks.hq.connector.subnet" in err and "hq-connector" in err
     assert "could not reach the VPN service" in err
     assert gcp.mutating() == []
+
+
+# one worker seeds and serves this cloud's fake (and imports its SDK) for all its tests
+pytestmark = pytest.mark.xdist_group("gcp")

@@ -477,3 +477,7 @@ def test_an_app_nsg_of_the_vcn_in_another_compartment_is_found(oci_world: OciWor
     o.deployment(o.topology(app_security_groups=[nsg.id])).apply()
     assert sorted(r["source"] for r in nsg_rules(o, nsg.id)) == sorted(PEERS)
     assert o.deployment(o.topology(app_security_groups=[nsg.id])).plan().changes == ()
+
+
+# one worker seeds and serves this cloud's fake (and imports its SDK) for all its tests
+pytestmark = pytest.mark.xdist_group("oci")

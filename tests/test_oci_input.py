@@ -97,3 +97,7 @@ def test_a_connector_subnet_without_a_way_out_is_bad_input(oci_world: OciWorld, 
     err = _one_error(capsys)
     assert "networks.hq.connector.subnet" in err and "could not reach the VPN service" in err
     assert oci_world.mutating() == []
+
+
+# one worker seeds and serves this cloud's fake (and imports its SDK) for all its tests
+pytestmark = pytest.mark.xdist_group("oci")
