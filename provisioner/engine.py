@@ -10,8 +10,10 @@ way finish. The error lists, per network, what was done and what was not."""
 from __future__ import annotations
 
 import threading
+import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from pathlib import Path
 
 from . import planner
 from .errors import CloudError, Interrupted
@@ -137,7 +139,9 @@ class Engine:
         except CloudError as e:
             self._fail(positions[0], e.message)
         except Exception as e:  # a bug of ours must not leave the other networks hanging
-            self._fail(positions[0], f"unexpected error: {type(e).__name__}: {e}")
+            where = traceback.extract_tb(e.__traceback__)[-1]
+            at = f"{Path(where.filename).name}:{where.lineno}"
+            self._fail(positions[0], f"unexpected error: {type(e).__name__}: {e} (at {at})")
         else:
             self._record_done(positions)
 
