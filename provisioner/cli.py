@@ -29,19 +29,10 @@ CLOUD_KEYS = tuple(
 )
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="provision",
-        description="Put a VPN connector into a cloud network and route the network through it.",
-        epilog=(
-            "One network without a file: provision --cloud aws --region R --vpc V "
-            "--connector-subnet S --subnet 10.0.0.0/18 --peer 192.168.0.0/22 --profile hq.ovpn "
-            "[--nat] [--egress] [--app-security-group SG] [--yes]"
-        ),
-    )
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    p.add_argument("--version", action="version", version="connector-provisioner 0.1.0")
-    one = p.add_argument_group("one network without a topology file (behaves like apply)")
+def _one_network_flags(p: argparse.ArgumentParser) -> None:
+    """The flags that stand for a one-network topology: on `provision` itself (behaves like
+    apply) and on plan, apply, status and destroy instead of `-f`."""
+    one = p.add_argument_group("one network without a topology file")
     one.add_argument("--cloud", help=", ".join(CLOUD_SCHEMAS))
     one.add_argument("--name", default="net", help="the network's name (default: net)")
     for key in LOCATION_KEYS:  # where the network is: the keys of its cloud in the file
@@ -71,38 +62,92 @@ def _parser() -> argparse.ArgumentParser:
     one.add_argument("--egress", action="store_true", default=None, help="the VPN's internet exit")
     one.add_argument("--profile", help="VPN profile file for the connector (a secret)")
     one.add_argument("--vpn-subnet", help="the VPN's client range (default 100.96.0.0/11)")
-    one.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    one.add_argument("--replace-conflicting-routes", action="store_true")
+
+
+ONE_NETWORK_EPILOG = (
+    "One network without a file: provision [plan|apply|status|destroy] --cloud aws --region R "
+    "--vpc V --connector-subnet S --subnet 10.0.0.0/18 --peer 192.168.0.0/22 --profile hq.ovpn "
+    "[--nat] [--egress] [--app-security-group SG] [--yes] (without a command: apply)"
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="provision",
+        description="Put a VPN connector into a cloud network and route the network through it.",
+        epilog=ONE_NETWORK_EPILOG,
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version="connector-provisioner 0.1.0")
+    _one_network_flags(p)
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--replace-conflicting-routes", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="every change on its own line")
+    p.set_defaults(file=None, json=False)
 
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def with_file(name: str, help: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help, description=help)
-        sp.add_argument("-f", "--file", required=True, help="topology file (YAML, version 1)")
+        sp = sub.add_parser(name, help=help, description=help, epilog=ONE_NETWORK_EPILOG)
+        sp.add_argument(
+            "-f", "--file", help="topology file (YAML, version 1); or one network's flags below"
+        )
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+        _one_network_flags(sp)
         return sp
 
+    verbose_help = "every change on its own line with its why (default: grouped)"
     sp = with_file("plan", "show what apply would change; touches nothing")
     sp.add_argument("--json", action="store_true", help="the plan as JSON (schema in README)")
+    sp.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     sp.add_argument("--replace-conflicting-routes", action="store_true")
     sp = with_file("apply", "plan, confirm, and make the networks route through their connectors")
     sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     sp.add_argument("--json", action="store_true", help="print the plan and result as JSON")
+    sp.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     sp.add_argument("--replace-conflicting-routes", action="store_true")
     sp = with_file("destroy", "remove what apply created, and nothing else")
     sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     sp = with_file("status", "per network: the connector, forwarding, and the routes")
     sp.add_argument("--json", action="store_true")
-    sp = with_file("bootstrap", "print a connector's cloud-init user-data (never the profile)")
+    sp = sub.add_parser(
+        "bootstrap",
+        help="print a connector's cloud-init user-data (never the profile)",
+        description="print a connector's cloud-init user-data (never the profile)",
+    )
+    sp.add_argument("-f", "--file", required=True, help="topology file (YAML, version 1)")
+    sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     sp.add_argument("--network", required=True, help="the network's name in the file")
     sp.add_argument("--script", action="store_true", help="print the setup script alone")
-    sp = sub.add_parser("demo", help="plan, apply, status, destroy against the built-in sandbox")
+    sp = sub.add_parser(
+        "demo",
+        help="plan, apply, status, destroy against the built-in sandbox",
+        description="plan, apply, status, destroy against the built-in sandbox",
+    )
     sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
-    sp = sub.add_parser("sandbox", help="the built-in fake clouds")
-    sp.add_argument("action", choices=["serve"], help="serve: run every cloud's fake on 127.0.0.1")
-    sp.add_argument("--dir", default="provision-sandbox", help="where to write the topology")
-    sp.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    sp.add_argument(
+        "-v", "--verbose", action="store_true", help="every change of the plans and progress"
+    )
+    sp = sub.add_parser(
+        "sandbox", help="the built-in fake clouds", description="the built-in fake clouds"
+    )
+    actions = sp.add_subparsers(dest="action", metavar="ACTION", required=True)
+    serve = actions.add_parser(
+        "serve",
+        help="run every cloud's fake on 127.0.0.1 until Ctrl-C",
+        description=(
+            "Run every cloud's fake on 127.0.0.1, seeded with the sandbox's networks: prints the "
+            "export lines that point the CLI and each cloud's SDK at them, and a topology file."
+        ),
+    )
+    serve.add_argument("--dir", default="provision-sandbox", help="where to write the topology")
+    serve.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    serve.add_argument(
+        "-v", "--verbose", action="store_true", help="log every request the fakes answer"
+    )
+    serve.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     return p
 
 
@@ -119,8 +164,6 @@ def _progress(message: str) -> None:
 def _confirm(question: str, yes: bool) -> bool:
     if yes:
         return True
-    if not sys.stdin.isatty():
-        raise SpecError("--yes", "not given, and there is no terminal to confirm on")
     answer = input(f"{question} [y/N] ").strip().lower()
     return answer in ("y", "yes")
 
@@ -229,22 +272,29 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from .sandbox import run_demo
 
-        return run_demo()
+        return run_demo(verbose=args.verbose)
     if args.command == "sandbox":
         from .sandbox import serve
 
-        return serve(Path(args.dir).resolve(), args.seconds)
+        return serve(Path(args.dir).resolve(), args.seconds, verbose=args.verbose)
 
-    if args.command is None:
+    command = args.command or "apply"  # the one-network form alone behaves like apply
+    as_json = bool(getattr(args, "json", False))
+    if command in ("apply", "destroy") and not args.yes and not sys.stdin.isatty():
+        # bad input, found before any cloud is read: a script without --yes fails at once
+        raise SpecError("--yes", "not given, and there is no terminal to confirm on")
+    if args.file is not None:
+        if args.cloud is not None:
+            raise SpecError("--cloud", f"{args.cloud!r} given with --file: use one or the other")
+        topology = spec.load_topology(args.file)
+    elif args.cloud is not None or args.command is None:
         doc = one_network_topology(args)
         try:
             topology = spec.parse_topology(doc, base=Path.cwd())
         except SpecError as e:
             raise _flag_error(e, args.name) from None
-        command, as_json = "apply", False
     else:
-        topology = spec.load_topology(args.file)
-        command, as_json = args.command, getattr(args, "json", False)
+        raise SpecError("--file", "is required (or give one network's flags, from --cloud on)")
 
     if command == "bootstrap":
         deployment = api.Deployment(topology, Clouds(progress=_progress))
@@ -254,7 +304,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     deployment = api.Deployment(topology, Clouds(progress=_progress))
     if command == "plan":
         plan = deployment.plan(replace_conflicting_routes=args.replace_conflicting_routes)
-        print(json.dumps(plan.to_dict(), indent=2) if as_json else render.plan_text(plan))
+        text = render.plan_text(plan, verbose=args.verbose)
+        print(json.dumps(plan.to_dict(), indent=2) if as_json else text)
         return 3 if plan.conflicts else 0
     if command == "status":
         statuses = deployment.status()
@@ -278,7 +329,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     else:
         plan = deployment.plan_destroy()
     if not as_json:
-        print(render.plan_text(plan))
+        print(render.plan_text(plan, verbose=args.verbose))
     done = 0
     try:
         if plan.conflicts:
@@ -291,7 +342,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     finally:
         if as_json:  # one document: the plan and how much of it was carried out
             print(json.dumps({**plan.to_dict(), "done": done}, indent=2))
-    if not as_json:
+    if not as_json and not plan.empty:  # an empty plan has said "nothing to do"
         print(render.result_text(plan, done))
     return 0
 

@@ -358,7 +358,7 @@ class Change:
     action: Action
     kind: Kind
     resource: str  # what it touches, as the user would name it
-    why: str  # the seed step or rule that requires it
+    why: str  # the hop of a flow (docs/flows.md) or the rule that needs it
     route_table: str | None = None
     destination: IPv4Network | None = None
     target: str | None = None
@@ -366,10 +366,12 @@ class Change:
     part: Part | None = None
     connector: DesiredConnector | None = None
     rule: IngressRule | None = None  # app-access: the rule added to or removed from `resource`
+    label: str = ""  # a route's: whose destination it is ("VPN clients", "network branch")
 
     def summary(self) -> str:
         if self.kind is Kind.ROUTE:
-            arrow = f"{self.destination} -> {self.target}"
+            whose = f" ({self.label})" if self.label else ""
+            arrow = f"{self.destination}{whose} -> {self.target}"
             if self.previous_target:
                 arrow += f" (was {self.previous_target})"
             return f"{self.action} route {arrow} in {self.route_table}"

@@ -1,6 +1,6 @@
 """Decisions: spec + observed state -> desired state -> Plan. Pure: no SDK, no I/O.
 
-Every change carries the seed step (shared/seed-connector-routing.txt) that requires it.
+Every change carries the hop of a flow (docs/flows.md) that needs it.
 """
 
 from __future__ import annotations
@@ -41,28 +41,33 @@ from .model import (
 NEW_CONNECTOR = "new-connector"  # a route target that does not exist until apply launches it
 
 WHY_LAUNCH = (
-    "seed steps 1-2 of every flow: connector software on a VM in the network, acting as a "
-    "router (IPv4 forwarding on, rp_filter off)"
+    "a VM in the network that keeps the VPN tunnel open and forwards between it and the "
+    "network: IPv4 forwarding on, rp_filter off (remote access hops 2 and 5, site-to-site hop 2)"
 )
 WHY_FORWARDING = (
-    "seed 'Set Source/Dest Check': the cloud drops packets not addressed to the VM "
-    "(remote access step 11)"
+    "the cloud drops packets not addressed to the VM itself unless its interface lets them "
+    "through (remote access hop 4, egress hop 3)"
 )
 WHY_VPN_ROUTE = (
-    "seed remote access steps 14-16: the network's router has no route back to the VPN range"
+    "answers to VPN clients leave through this route table, which has no way to the VPN range "
+    "but the connector (remote access hop 7)"
 )
-WHY_PEER_ROUTE = "seed site-to-site steps 18-19: traffic for network {peer} goes to the connector"
+WHY_PEER_ROUTE = (
+    "hosts here reach the other networks of the VPN only through the connector "
+    "(site-to-site hops 3 and 7)"
+)
 WHY_APP_ACCESS_NAT = (
-    "seed 'Security Groups': the connector NATs everything towards the app, so its packets "
-    "come from the connector itself and the connector's group admits them"
+    "the connector NATs everything it forwards to the app, so packets come from the "
+    "connector's own address, which a reference to its group admits (remote access hop 6)"
 )
 WHY_APP_ACCESS_KEPT = (
-    "forwarded packets keep their source ({source}, {label}): a group reference matches only "
-    "the connector's own address, so the app group must admit the source by address "
-    "(seed remote access steps 14-16, site-to-site steps 18-20)"
+    "forwarded packets keep their source, and a reference to the connector's group matches "
+    "only the connector's own address: the group admits each source by address "
+    "(remote access hop 6, site-to-site hop 6)"
 )
 WHY_INGRESS = (
-    "seed site-to-site step 20: hosts of {cidr} send peer and VPN traffic through the connector"
+    "the connector admits what hosts of {cidr} send through it, to the VPN and to other "
+    "networks (site-to-site hop 4)"
 )
 
 
@@ -97,16 +102,20 @@ def local_subnets(
     return out
 
 
+VPN_CLIENTS = "VPN clients"
+
+
 def routed_destinations(
     network: Network, topology: Topology, subnets: Mapping[str, tuple[IPv4Network, ...]]
 ) -> dict[IPv4Network, str]:
-    """destination -> why: the VPN range and every *other* network's subnets, never its own."""
-    out: dict[IPv4Network, str] = {topology.vpn_subnet: WHY_VPN_ROUTE}
+    """destination -> whose it is: the VPN range and every *other* network's subnets, never
+    its own."""
+    out: dict[IPv4Network, str] = {topology.vpn_subnet: VPN_CLIENTS}
     for peer in topology.networks:
         if peer.name == network.name:
             continue
         for s in subnets[peer.name]:
-            out[s] = WHY_PEER_ROUTE.format(peer=peer.name)
+            out[s] = f"network {peer.name}"
     return out
 
 
@@ -123,7 +132,7 @@ def arriving_sources(
     assert c is not None
     if c.nat and not c.nat_preserve_source:
         return (IngressRule(CONNECTOR_SOURCE, label="the connector, NATting everything"),)
-    out = [IngressRule(topology.vpn_subnet, label="VPN clients")]
+    out = [IngressRule(topology.vpn_subnet, label=VPN_CLIENTS)]
     for peer in topology.networks:
         if peer.name != network.name:
             out += [IngressRule(s, label=f"network {peer.name}") for s in subnets[peer.name]]
@@ -356,7 +365,7 @@ def _replace_reasons(
 
 def lacks_public_address(subnet: ObservedSubnet, current: ObservedConnector | None) -> bool:
     """A running connector behind an internet gateway without a public address cannot dial the
-    VPN service (seed remote access step 3); a stopped one gets its address back at start."""
+    VPN service (remote access hop 2); a stopped one gets its address back at start."""
     return (
         subnet.way_out is WayOut.INTERNET_GATEWAY
         and current is not None
@@ -408,7 +417,7 @@ def _app_access_changes(
                 why = (
                     WHY_APP_ACCESS_NAT
                     if rule.source == CONNECTOR_SOURCE
-                    else WHY_APP_ACCESS_KEPT.format(source=rule.source, label=rule.label)
+                    else WHY_APP_ACCESS_KEPT
                 )
                 changes.append(
                     Change(network.name, Action.CREATE, Kind.APP_ACCESS, g.id, why, rule=rule)
@@ -454,11 +463,14 @@ def _route_changes(
     conflicts: list[Conflict] = []
     selected = selected_tables(network, obs)
     for table in selected:
-        for dest, why in destinations.items():
+        for dest, label in destinations.items():
+            why = WHY_VPN_ROUTE if label == VPN_CLIENTS else WHY_PEER_ROUTE
             route = table.route_to(dest)
             state = route_state(route, ours)
             if route is None:
-                changes.append(_route(name, Action.CREATE, table.id, dest, interface, why))
+                changes.append(
+                    _route(name, Action.CREATE, table.id, dest, interface, why, label=label)
+                )
                 continue
             replace_why = None
             if state is RouteState.BLACKHOLE:
@@ -476,7 +488,14 @@ def _route_changes(
             if replace_why:
                 changes.append(
                     _route(
-                        name, Action.REPLACE, table.id, dest, interface, replace_why, route.target
+                        name,
+                        Action.REPLACE,
+                        table.id,
+                        dest,
+                        interface,
+                        replace_why,
+                        route.target,
+                        label=label,
                     )
                 )
     selected_ids = {t.id for t in selected}
@@ -509,17 +528,20 @@ def _notes(
     if c.egress:
         notes.append(
             "egress network: the connector NATs internet-bound VPN traffic, since the internet "
-            "gateway only translates the connector's own address (seed egress steps 15-19)"
+            "gateway only translates the connector's own address (egress hop 4)"
         )
     if c.nat:
         if c.nat_preserve_source:
             notes.append(
                 "NAT on, except towards "
                 + ", ".join(str(s) for s in local)
-                + ": local hosts see real VPN addresses (seed 'Enable NAT', ! -d)"
+                + ": local hosts see the real VPN and peer addresses (remote access hop 6)"
             )
         else:
-            notes.append("NAT on for all forwarded traffic (seed remote access step 18)")
+            notes.append(
+                "NAT on for all forwarded traffic: answers come straight back to the connector, "
+                "and nothing here can open a connection to a VPN client (remote access hop 7)"
+            )
     return notes
 
 
@@ -574,8 +596,8 @@ def way_out_notes(
     if network.connector.egress and subnet.way_out is not WayOut.INTERNET_GATEWAY:
         notes.append(
             f"warning: egress network, but the connector's subnet sends 0.0.0.0/0 to "
-            f"{subnet.via}, not to an internet gateway: the seed's egress flow has the connector "
-            f"NAT onto the internet gateway's path (egress steps 16-18); VPN internet traffic "
+            f"{subnet.via}, not to an internet gateway: egress has the connector NAT onto the "
+            f"internet gateway's path (egress hop 4); VPN internet traffic "
             f"will leave through {subnet.via} instead"
         )
     return notes
@@ -589,6 +611,7 @@ def _route(
     target: str,
     why: str,
     previous: str | None = None,
+    label: str = "",
 ) -> Change:
     return Change(
         network,
@@ -600,6 +623,7 @@ def _route(
         destination=dest,
         target=target,
         previous_target=previous,
+        label=label,
     )
 
 

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from .model import Action, AppGroupStatus, NetworkStatus, Plan, RouteState
+from collections.abc import Sequence
+
+from .model import Action, AppGroupStatus, Change, Kind, NetworkStatus, Plan, RouteState
 
 _MARK = {
     Action.CREATE: "+",
@@ -14,13 +16,18 @@ _MARK = {
 }
 
 
-def plan_text(plan: Plan) -> str:
+FLOWS = "docs/flows.md"  # the hops every why cites
+
+
+def plan_text(plan: Plan, verbose: bool = False) -> str:
+    """Per network: its connector and parts one per line, routes as destinations x tables, app
+    rules per group, each group's why once. `verbose`: every change on its own line with its
+    why. Replacements, updates, deletions and conflicts are never folded: each is a line of
+    its own, with its why."""
     lines: list[str] = []
     for n in plan.networks:
-        lines.append(f"network {n.network} ({n.cloud}): {len(n.changes)} change(s)")
-        for c in n.changes:
-            lines.append(f"  {_MARK[c.action]} {c.summary()}")
-            lines.append(f"      why: {c.why}")
+        lines.append(f"network {n.network} ({n.cloud}): {_changes_count(n.changes)}")
+        lines += _each_change(n.changes) if verbose else _grouped(n.changes)
         for conflict in n.conflicts:
             lines.append(f"  ! conflict: {conflict.summary()}")
         for note in n.notes:
@@ -32,12 +39,123 @@ def plan_text(plan: Plan) -> str:
         lines.append(f"{plan.operation}: nothing to do")
     else:
         lines.append(f"{plan.operation}: " + (", ".join(parts) or "no change"))
+        lines.append(f"(hops: {FLOWS}{'' if verbose else '; every change: --verbose'})")
     if plan.conflicts:
         lines.append(
             f"{len(plan.conflicts)} conflict(s): apply refuses until they are removed or "
             "--replace-conflicting-routes is given"
         )
     return "\n".join(lines)
+
+
+def _changes_count(changes: tuple[Change, ...]) -> str:
+    return "no change" if not changes else f"{len(changes)} change{'s' * (len(changes) != 1)}"
+
+
+def _each_change(changes: Sequence[Change]) -> list[str]:
+    lines = []
+    for c in changes:
+        lines.append(f"  {_MARK[c.action]} {c.summary()}")
+        lines.append(f"      why: {c.why}")
+    return lines
+
+
+def _grouped(changes: tuple[Change, ...]) -> list[str]:
+    """New routes of one target fold into destinations x tables, new app rules of one group
+    and one why into a list of sources; new parts of the connector are one line each, without
+    their why; the rest stays one per line, and a run of changes with one why says it once."""
+    folded: dict[tuple[object, ...], list[Change]] = {}
+    order: list[tuple[object, ...] | Change] = []
+    for c in changes:
+        key: tuple[object, ...] | None = None
+        if c.action is Action.CREATE and c.kind is Kind.ROUTE:
+            key = ("routes", c.target)
+        elif c.action is Action.CREATE and c.kind is Kind.APP_ACCESS:
+            key = ("rules", c.resource, c.why)
+        if key is None:
+            order.append(c)
+        else:
+            if key not in folded:
+                folded[key] = []
+                order.append(key)
+            folded[key].append(c)
+    lines: list[str] = []
+    run: list[Change] = []  # single changes in a row that share a why
+
+    def flush() -> None:
+        for c in run:
+            lines.append(f"  {_MARK[c.action]} {c.summary()}")
+        if run:
+            lines.append(f"      why: {run[0].why}")
+        run.clear()
+
+    for item in order:
+        if isinstance(item, Change) and item.kind is Kind.PART and item.action is Action.CREATE:
+            flush()  # a new part of the connector: its why is --verbose's
+            lines.append(f"  {_MARK[item.action]} {item.summary()}")
+            continue
+        if isinstance(item, Change):
+            if run and run[0].why != item.why:
+                flush()
+            run.append(item)
+            continue
+        flush()
+        group = folded[item]
+        lines += _route_block(group) if item[0] == "routes" else _rule_block(group)
+    flush()
+    return lines
+
+
+def _route_block(routes: list[Change]) -> list[str]:
+    """New routes to one target: the tables once when every destination goes into the same
+    ones, then the destinations (and whose they are) of each why, the why once."""
+    tables: dict[str, list[str]] = {}  # destination -> tables, in plan order
+    first: dict[str, Change] = {}
+    for c in routes:
+        tables.setdefault(str(c.destination), []).append(str(c.route_table))
+        first.setdefault(str(c.destination), c)
+    shapes = {tuple(t) for t in tables.values()}
+    n, many = len(routes), "s" * (len(routes) != 1)
+    lines = [f"  + create {n} route{many} -> {routes[0].target}"]
+    if len(shapes) == 1:
+        (shared,) = shapes
+        lines[0] += (
+            f": {len(tables)} destination{'s' * (len(tables) != 1)} x {len(shared)} "
+            f"route table{'s' * (len(shared) != 1)}"
+        )
+        lines.append(f"      in {', '.join(shared)}")
+    by_why: dict[str, list[str]] = {}
+    for d, c in first.items():
+        whose = f" ({c.label})" if c.label else ""
+        where = "" if len(shapes) == 1 else f" in {', '.join(tables[d])}"
+        by_why.setdefault(c.why, []).append(f"{d}{whose}{where}")
+    for why, destinations in by_why.items():
+        lines += _wrapped(destinations)
+        lines.append(f"        why: {why}")
+    return lines
+
+
+def _wrapped(items: list[str], width: int = 96) -> list[str]:
+    """`items` joined by commas, on lines of about `width` characters."""
+    lines, line = [], ""
+    for item in items:
+        if line and len(line) + len(item) > width:
+            lines.append(f"      {line.rstrip(', ')},")
+            line = ""
+        line += item + ", "
+    lines.append(f"      {line.rstrip(', ')}")
+    return lines
+
+
+def _rule_block(rules: list[Change]) -> list[str]:
+    """New rules of one group with one why: the sources, wrapped, then the why."""
+    if len(rules) == 1:
+        return _each_change(rules)
+    sources = [f"{c.rule}{f' ({c.rule.label})' if c.rule and c.rule.label else ''}" for c in rules]
+    lines = [f"  + create {len(rules)} app-access rules in {rules[0].resource}, from:"]
+    lines += _wrapped(sources)
+    lines.append(f"      why: {rules[0].why}")
+    return lines
 
 
 def result_text(plan: Plan, done: int) -> str:

@@ -8,8 +8,8 @@ in-process, and the session carries fake credentials.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -224,9 +224,38 @@ class SandboxWorld:
         return {"version": 1, "vpn_subnet": "100.96.0.0/11", "networks": networks}
 
     def write_topology(self, partner: bool = False) -> Path:
+        """The topology as a user writes one: YAML, in the README's order of keys."""
+        import yaml
+
         path = self.directory / "topology.yaml"
-        path.write_text(json.dumps(self.topology(partner), indent=2))  # JSON is YAML
+        path.write_text(
+            "# the sandbox's networks; profiles are the files beside this one\n"
+            + yaml.safe_dump(self.topology(partner), sort_keys=False, default_flow_style=False)
+        )
         return path
+
+    def describe(self) -> list[str]:
+        """One line per seeded network: what a user names in a topology of their own."""
+        lines = [
+            f"hq      aws    {self.hq.vpc} 10.0.0.0/18 in us-east-1, route tables "
+            f"{', '.join(self.hq.route_tables)}, app group {self.hq.app_group}",
+            f"branch  aws    {self.branch.vpc} 192.168.0.0/22 in us-west-2, app group "
+            f"{self.branch.app_group}",
+        ]
+        if self.azure is not None:
+            lines.append(
+                f"azhub   azure  {self.azure.vnet} {AZURE_HUB} in {self.azure.region}, "
+                f"resource group {self.azure.resource_group}"
+            )
+        if self.gcp is not None:
+            lines.append(
+                f"gchub   gcp    {self.gcp.network} {GCP_HUB} in {self.gcp.zone}, "
+                f"project {self.gcp.project}"
+            )
+        if self.oci is not None:
+            lines.append(f"ochub   oci    a VCN {OCI_HUB} in {self.oci.region}")
+        lines.append("partner external, 172.31.0.0/16 (routed to, not managed)")
+        return lines
 
 
 def seed_world(session: Any, directory: Path) -> SandboxWorld:
@@ -325,7 +354,13 @@ def _say(message: str) -> None:
     sys.stdout.flush()
 
 
-def run_demo() -> int:
+def _say_briefly(message: str) -> None:
+    """Progress without the one line per change (`[12/133] hq: create route ...`)."""
+    if not re.match(r"^\[\d+/\d+\] ", message):
+        _say(message)
+
+
+def run_demo(verbose: bool = False) -> int:
     """plan -> apply -> status -> re-plan -> destroy, printed as the CLI prints them."""
     from . import api, render, spec
     from .model import ApplyResult
@@ -339,19 +374,9 @@ def run_demo() -> int:
 
     with sandbox() as (session, world):
         path = world.write_topology(partner=True)
-        print(
-            "Sandbox: fake clouds seeded with the seed document's networks and an Azure, a GCP "
-            "and an OCI hub:"
-        )
-        print(
-            f"  hq      {world.hq.vpc} 10.0.0.0/18 in us-east-1, route tables "
-            f"{', '.join(world.hq.route_tables)}, HR app group {world.hq.app_group}"
-        )
-        print(f"  branch  {world.branch.vpc} 192.168.0.0/22 in us-west-2")
-        print(f"  azhub   {world.azure.vnet} {AZURE_HUB} in {world.azure.region} (a fake ARM)")
-        print(f"  gchub   {world.gcp.network} {GCP_HUB} in {world.gcp.zone} (a fake Google Cloud)")
-        print(f"  ochub   a VCN {OCI_HUB} in {world.oci.region} (a fake OCI)")
-        print("  partner external, 172.31.0.0/16 (routed to, not managed)")
+        print("Sandbox: fake clouds seeded with the seed document's networks and three hubs:")
+        for line in world.describe():
+            print(f"  {line}")
         print(f"Topology: {path}")
         topology = spec.load_topology(path)
         clouds = Clouds(
@@ -361,18 +386,19 @@ def run_demo() -> int:
                 "gcp": {"endpoint": world.gcp_url, "progress_seconds": 5.0},
                 "oci": {"endpoint": world.oci_url, "progress_seconds": 5.0, "poll_seconds": 0.1},
             },
-            progress=_say,
+            progress=_say if verbose else _say_briefly,
         )
         deployment = api.Deployment(topology, clouds)
+        more = "" if verbose else "   (grouped; every change: provision demo --verbose)"
 
-        step("provision plan -f topology.yaml")
-        print(render.plan_text(deployment.plan()))
+        step(f"provision plan -f topology.yaml{more}")
+        print(render.plan_text(deployment.plan(), verbose=verbose))
         step("provision apply -f topology.yaml --yes")
         done(deployment.apply())
         step("provision status -f topology.yaml")
         print(render.status_text(deployment.status()))
         step("provision plan -f topology.yaml   (again: nothing to do)")
-        print(render.plan_text(deployment.plan()))
+        print(render.plan_text(deployment.plan(), verbose=verbose))
         step("provision destroy -f topology.yaml --yes")
         done(deployment.destroy())
         step("provision status -f topology.yaml   (after destroy)")
@@ -381,10 +407,12 @@ def run_demo() -> int:
     return 0
 
 
-def serve(directory: Path, seconds: float | None = None) -> int:
+def serve(directory: Path, seconds: float | None = None, verbose: bool = False) -> int:
     """Every cloud's fake on 127.0.0.1, seeded with the sandbox's world: prints the `export`
-    lines that point the CLI (or any SDK client) at them and a topology file, then serves until
-    interrupted (or for `seconds`)."""
+    lines that point the CLI (or any SDK client) at them, one line per fake, the seeded
+    networks and a topology file of them, then serves until Ctrl-C or SIGTERM (or for
+    `seconds`). Requests are logged (to stderr) only when `verbose`."""
+    import logging
     import signal
     import threading
 
@@ -394,31 +422,56 @@ def serve(directory: Path, seconds: float | None = None) -> int:
     from .fakes.gce import Gce
     from .fakes.oci import Oci
 
+    # moto's server logs every request through werkzeug: only with --verbose
+    logging.getLogger("werkzeug").setLevel(logging.INFO if verbose else logging.ERROR)
+    if verbose:
+        logging.basicConfig(stream=sys.stderr, format="%(message)s")
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     directory.mkdir(parents=True, exist_ok=True)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    stop = threading.Event()
+    stopped_by: list[str] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stopped_by.append(signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=verbose)
     moto.start()
     try:
         host, port = moto.get_host_and_port()
         aws_url = f"http://{host}:{port}"
         os.environ["AWS_ENDPOINT_URL"] = aws_url  # the seeding below goes there too
-        with Arm().serve() as arm, Gce().serve() as gce, Oci().serve() as oci:
+        with (
+            Arm().serve(log=verbose) as arm,
+            Gce().serve(log=verbose) as gce,
+            Oci().serve(log=verbose) as oci,
+        ):
             world = seed_world(fake_session(), directory)
             seed_hubs(world, arm, gce, oci)
             path = world.write_topology(partner=True)
-            print("# fake clouds on 127.0.0.1; paste these lines into your shell:")
+            print("# fake clouds on 127.0.0.1 (no account, nothing leaves this machine):")
+            print(f"#   aws    {aws_url}  moto: EC2, IAM, SSM, KMS, STS")
+            print(f"#   azure  {arm.url}  Resource Manager: resource groups, network, compute")
+            print(f"#   gcp    {gce.url}  Compute Engine, Secret Manager, IAM (any project id)")
+            print(f"#   oci    {oci.url}  Core, Identity, Vault, KMS, Secrets")
+            print("# paste these lines into your shell:")
             print(f"export AWS_ENDPOINT_URL={aws_url}")
             print("export AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox")
             print("export AWS_DEFAULT_REGION=us-east-1")
             print(f"export {AZURE_ENDPOINT}={arm.url}")
             print(f"export {GCP_ENDPOINT}={gce.url}")
             print(f"export {OCI_ENDPOINT}={oci.url}")
-            print(f"# a topology of the seeded networks: provision plan -f {path}")
-            print("# serving until Ctrl-C", flush=True)
-            stop = threading.Event()
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            with contextlib.suppress(KeyboardInterrupt):
-                stop.wait(seconds)
+            print("# seeded networks:")
+            for line in world.describe():
+                print(f"#   {line}")
+            print(f"# a topology of them: provision plan -f {path}")
+            print("# serving until Ctrl-C" + ("" if verbose else " (requests: --verbose)"))
+            sys.stdout.flush()
+            stop.wait(seconds)
     finally:
         moto.stop()
+    why = f" ({stopped_by[0]})" if stopped_by else f" after {seconds:g} s" if seconds else ""
+    print(f"sandbox stopped{why}; what it held is gone", file=sys.stderr)
     return 0

@@ -391,7 +391,7 @@ def _connector(path: str, data: object, base: Path, schema: CloudSchema) -> Conn
         raise SpecError(
             f.field("nat"),
             "false is not possible with egress: true: the internet gateway only translates "
-            "the connector's own address, so the connector must NAT (seed egress step 16)",
+            "the connector's own address, so the connector must NAT (docs/flows.md, egress hop 4)",
         )
     nat = f.flag("nat", egress)
     profile_field = f.field("profile")

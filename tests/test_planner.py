@@ -114,8 +114,8 @@ def test_routes_are_vpn_range_and_every_other_network_never_its_own():
     dests = planner.routed_destinations(HQ, TOPOLOGY, subnets)
     assert set(dests) == {N("100.96.0.0/11"), N("192.168.0.0/22"), N("172.31.0.0/16")}
     assert N("10.0.0.0/18") not in dests
-    assert "steps 14-16" in dests[N("100.96.0.0/11")]
-    assert "network branch" in dests[N("192.168.0.0/22")]
+    assert dests[N("100.96.0.0/11")] == "VPN clients"
+    assert dests[N("192.168.0.0/22")] == "network branch"
 
 
 def test_converged_state_plans_nothing():
@@ -275,7 +275,7 @@ def test_sources_kept_are_admitted_by_address_never_by_group(settings):
     ]
     assert all("0.0.0.0/0" not in c[1] and c[1] != CONNECTOR_SOURCE for c in app_changes(plan))
     create = next(c for c in plan.changes if c.kind == "app-access")
-    assert "keep their source" in create.why and "group reference" in create.why
+    assert "keep their source" in create.why and "remote access hop 6" in create.why
 
 
 def test_nat_everything_is_admitted_by_the_connector_group():

@@ -7,6 +7,7 @@ import contextlib
 import copy
 import re
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -107,8 +108,9 @@ class Injectable:
             c for c in self.calls if c.method in WRITE_METHODS and c.verb not in self.not_mutating
         ]
 
-    def serve(self, port: int = 0) -> FakeServer:
-        return FakeServer(self, port, self.name)  # type: ignore[arg-type]
+    def serve(self, port: int = 0, log: bool = False) -> FakeServer:
+        """On 127.0.0.1; `log`: one line per request on stderr (`sandbox serve --verbose`)."""
+        return FakeServer(self, port, self.name, log)  # type: ignore[arg-type]
 
     def checkpoint(self) -> dict[str, Any]:
         """Everything the fake holds (its resources, counters, what it was asked), to put back
@@ -148,9 +150,11 @@ class _QuietServer(ThreadingHTTPServer):
 class FakeServer:
     """A fake on 127.0.0.1 (a free port by default); `url` is its base URL. Stops on close."""
 
-    def __init__(self, fake: Fake, port: int = 0, name: str = "fake-cloud") -> None:
+    def __init__(
+        self, fake: Fake, port: int = 0, name: str = "fake-cloud", log: bool = False
+    ) -> None:
         self.fake = fake
-        self.httpd = _QuietServer(("127.0.0.1", port), _handler(fake.handle))
+        self.httpd = _QuietServer(("127.0.0.1", port), _handler(fake.handle, name if log else ""))
         self.httpd.daemon_threads = True
         self.port = int(self.httpd.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}"
@@ -177,7 +181,7 @@ class FakeServer:
 
 
 def _handler(
-    handle: Callable[[str, str, dict[str, str], bytes, str], Answer],
+    handle: Callable[[str, str, dict[str, str], bytes, str], Answer], log_as: str = ""
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -185,8 +189,9 @@ def _handler(
         # ACK hold every answer ~40 ms
         disable_nagle_algorithm = True
 
-        def log_message(self, *_: Any) -> None:  # quiet: the tests read the calls instead
-            pass
+        def log_message(self, format: str, *args: Any) -> None:
+            if log_as:  # else quiet: the tests read the calls instead
+                sys.stderr.write(f"{log_as}: {self.address_string()} {format % args}\n")
 
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
