@@ -414,11 +414,7 @@ def _app_access_changes(
         present = set(g.rules)
         for rule in need:
             if rule not in present:
-                why = (
-                    WHY_APP_ACCESS_NAT
-                    if rule.source == CONNECTOR_SOURCE
-                    else WHY_APP_ACCESS_KEPT
-                )
+                why = WHY_APP_ACCESS_NAT if rule.source == CONNECTOR_SOURCE else WHY_APP_ACCESS_KEPT
                 changes.append(
                     Change(network.name, Action.CREATE, Kind.APP_ACCESS, g.id, why, rule=rule)
                 )

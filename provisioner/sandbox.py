@@ -443,19 +443,29 @@ def serve(directory: Path, seconds: float | None = None, verbose: bool = False) 
         host, port = moto.get_host_and_port()
         aws_url = f"http://{host}:{port}"
         os.environ["AWS_ENDPOINT_URL"] = aws_url  # the seeding below goes there too
+        oci_fake = Oci()
         with (
             Arm().serve(log=verbose) as arm,
             Gce().serve(log=verbose) as gce,
-            Oci().serve(log=verbose) as oci,
+            oci_fake.serve(log=verbose) as oci,
         ):
             world = seed_world(fake_session(), directory)
             seed_hubs(world, arm, gce, oci)
             path = world.write_topology(partner=True)
             print("# fake clouds on 127.0.0.1 (no account, nothing leaves this machine):")
-            print(f"#   aws    {aws_url}  moto: EC2, IAM, SSM, KMS, STS")
-            print(f"#   azure  {arm.url}  Resource Manager: resource groups, network, compute")
-            print(f"#   gcp    {gce.url}  Compute Engine, Secret Manager, IAM (any project id)")
-            print(f"#   oci    {oci.url}  Core, Identity, Vault, KMS, Secrets")
+            print(f"#   aws    {aws_url}  moto: EC2, IAM, SSM, KMS, STS (account {ACCOUNT})")
+            print(
+                f"#   azure  {arm.url}  Resource Manager: resource groups, network, compute "
+                "(any subscription id, any bearer token)"
+            )
+            print(
+                f"#   gcp    {gce.url}  Compute Engine, Secret Manager, IAM "
+                "(any project id, any token)"
+            )
+            print(
+                f"#   oci    {oci.url}  Core, Identity, Vault, KMS, Secrets "
+                f"(tenancy {oci_fake.tenancy}, any signing key)"
+            )
             print("# paste these lines into your shell:")
             print(f"export AWS_ENDPOINT_URL={aws_url}")
             print("export AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox")

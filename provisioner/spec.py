@@ -576,16 +576,39 @@ def load_topology(path: str | Path) -> Topology:
         raise SpecError("file", f"{str(path)!r}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError("file", f"{str(path)!r} cannot be read: {e}") from None
-    return load_topology_text(text, base=p.resolve().parent)
+    return load_topology_text(text, base=p.resolve().parent, name=str(path))
 
 
-def load_topology_text(text: str, base: Path) -> Topology:
+# what PyYAML says when a line is indented more or less than its siblings (the usual mistake)
+_INDENTATION = (
+    "expected <block end>",
+    "could not find expected ':'",
+    "did not find expected key",
+    "mapping values are not allowed here",
+    "did not find expected '-' indicator",
+)
+
+
+def load_topology_text(text: str, base: Path, name: str = "topology") -> Topology:
+    """`name`: the file the text came from, for errors (`hq.yaml:5: ...`)."""
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
-        where = f"line {mark.line + 1}" if mark else "file"
-        raise SpecError(where, f"not valid YAML: {e.problem}") from None
+        where = f"{name}:{mark.line + 1}" if mark else name
+        problem = str(e.problem)
+        if "'\\t'" in problem or "\t" in problem:
+            hint = ": YAML indents with spaces, not tabs"
+        elif problem.startswith(_INDENTATION):
+            hint = (
+                ": check the indentation of this line and the one before it (each key "
+                "indented like its siblings, with spaces)"
+            )
+            if "expected ':'" in problem:
+                hint += ", and that each key there ends with ':'"
+        else:
+            hint = ""
+        raise SpecError(where, f"not valid YAML: {problem}{hint}") from None
     except yaml.YAMLError as e:
-        raise SpecError("file", f"not valid YAML: {e}") from None
+        raise SpecError(name, f"not valid YAML: {e}") from None
     return parse_topology(data, base=base)

@@ -80,12 +80,18 @@ def test_plan_json_is_stable_and_documented(world: SandboxWorld, calls: CallLog,
 def test_apply_needs_yes_without_a_terminal(
     world: SandboxWorld, calls: CallLog, capsys, monkeypatch
 ):
+    """Bad input (exit 2, as the README lists it), found before any cloud is read."""
     path = world.write_topology()
     with open("/dev/null") as no_terminal:
         monkeypatch.setattr("sys.stdin", no_terminal)
         assert run(["apply", "-f", str(path)]) == 2
-    assert "--yes" in capsys.readouterr().err
-    assert calls.mutating == []
+        assert run(["destroy", "-f", str(path), "--json"]) == 2
+    assert "--yes: not given, and there is no terminal to confirm on" in capsys.readouterr().err
+    assert calls.calls == []  # not even a read
+    readme = (REPO / "README.md").read_text()
+    exit_codes = readme[readme.index("Exit codes:") :].split("\n\n")[0]
+    assert "`2` bad input" in exit_codes and "no terminal" in exit_codes
+    assert "declined" in exit_codes.split("`2`")[0]  # declined at the prompt: 1
 
 
 def test_apply_asks_and_a_no_changes_nothing(
@@ -200,7 +206,113 @@ def test_one_network_invocation_applies_like_a_topology(
         targets = {r["DestinationCidrBlock"]: r.get("NetworkInterfaceId") for r in routes}
         assert targets["192.168.0.0/22"] and targets["192.168.0.0/22"] == targets["100.96.0.0/11"]
     assert run(argv) == 0
-    assert "nothing to do" in capsys.readouterr().out
+    assert capsys.readouterr().out.count("nothing to do") == 1  # said once, not twice
+
+
+def test_plan_status_destroy_take_the_one_network_flags(
+    world: SandboxWorld, session, calls: CallLog, capsys, monkeypatch
+):
+    """`provision plan --cloud aws ...` (and status, apply, destroy) with the flags of the
+    one-network form: the same network as a file would name."""
+    monkeypatch.chdir(world.directory)
+    world.topology()  # writes hq.ovpn
+    flags = [
+        "--cloud", "aws", "--region", "us-east-1", "--vpc", world.hq.vpc,
+        "--connector-subnet", world.hq.connector_subnet, "--subnet", "10.0.0.0/18",
+        "--peer", "192.168.0.0/22", "--profile", "hq.ovpn", "--name", "hq",
+    ]  # fmt: skip
+    before = snapshot(session)
+    assert run(["plan", *flags]) == 0
+    assert "network hq (aws)" in capsys.readouterr().out
+    assert calls.mutating == []
+    assert run(["status", *flags]) == 1  # no connector yet
+    assert "connector: none" in capsys.readouterr().out
+    assert run(["apply", *flags, "--yes"]) == 0
+    assert run(["status", *flags, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out.split("apply: done", 1)[1].split("\n", 1)[1])
+    assert doc["networks"][0]["healthy"] is True
+    assert run(["destroy", *flags, "--yes"]) == 0
+    assert snapshot(session) == before
+    assert run(["plan", "-f", "x.yaml", *flags]) == 2  # one or the other
+    assert "--cloud" in capsys.readouterr().err
+    assert run(["plan"]) == 2
+    assert "--file: is required" in capsys.readouterr().err
+
+
+def test_sandbox_serve_help_is_its_own():
+    out = subprocess.run(
+        [sys.executable, "-m", "provisioner.cli", "sandbox", "serve", "--help"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert out.startswith("usage: provision sandbox serve")
+    assert "--dir" in out and "--verbose" in out and "--seconds" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "hint"),
+    [
+        ("version: 1\nnetworks:\n  hq:\n    cloud: aws\n   region: us-east-1\n", 5, "indentation"),
+        ("version: 1\nnetworks:\n\thq:\n", 3, "spaces, not tabs"),
+        (
+            "version: 1\nnetworks:\n  hq:\n    cloud: aws\n    region us-east-1\n    vpc: v\n",
+            6,
+            "ends with ':'",
+        ),
+    ],
+)
+def test_a_yaml_error_names_the_file_and_the_usual_cause(tmp_path, capsys, text, line, hint):
+    path = tmp_path / "topo.yaml"
+    path.write_text(text)
+    assert run(["plan", "-f", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"provision: {path}:{line}: not valid YAML")
+    assert hint in err and len(err.splitlines()) == 1
+
+
+def test_plan_groups_what_repeats_and_verbose_shows_every_change(
+    world: SandboxWorld, session, capsys
+):
+    """Grouped: each destination once with the tables once, each app group's rules on a line,
+    each why once; --verbose: every change with its why. Replacements and deletions are
+    never folded: each is its own line with its reason."""
+    path = world.write_topology(partner=True)
+    assert run(["plan", "-f", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    hq = next(n for n in doc["networks"] if n["name"] == "hq")
+    routes = [c for c in hq["changes"] if c["kind"] == "route"]
+    tables = sorted({c["route_table"] for c in routes})
+    assert len(routes) == 3 * len(tables) == 12  # vpn, branch, partner x 4 tables
+
+    assert run(["plan", "-f", str(path)]) == 0
+    grouped = capsys.readouterr().out
+    section = grouped.split("network hq (aws)")[1].split("\nnetwork branch (aws)")[0]
+    assert "+ create 12 routes -> new-connector: 3 destinations x 4 route tables" in section
+    assert section.count("in " + ", ".join(world.hq.route_tables)) == 1
+    assert section.count("192.168.0.0/22 (network branch)") == 1
+    assert section.count("why: hosts here reach the other networks") == 1
+    assert section.count("create 3 app-access rules in " + world.hq.app_group) == 1
+    assert "remote access hop 7" in section and "docs/flows.md" in grouped
+
+    assert run(["plan", "-f", str(path), "--verbose"]) == 0
+    verbose = capsys.readouterr().out
+    section = verbose.split("network hq (aws)")[1].split("\nnetwork branch (aws)")[0]
+    assert section.count("  + create route ") == 12
+    assert section.count("      why: ") == len(hq["changes"])
+    assert len(verbose.splitlines()) > len(grouped.splitlines()) + 20
+
+    # after apply: a bigger connector (a replacement) and the partner gone (deletions)
+    assert run(["apply", "-f", str(path), "--yes"]) == 0
+    capsys.readouterr()
+    path = world.write_topology(partner=False)
+    text = path.read_text().replace("size: t3.small", "size: t3.medium", 1)
+    path.write_text(text)
+    assert run(["plan", "-f", str(path)]) == 0
+    changed = capsys.readouterr().out
+    section = changed.split("network hq (aws)")[1].split("\nnetwork branch (aws)")[0]
+    assert "± replace connector" in section and "replaced: " in section
+    assert section.count("- delete route 172.31.0.0/16") == 4  # one line per table
+    assert section.count("- delete app-access") == 1
+    assert run(["destroy", "-f", str(path), "--yes"]) == 0
 
 
 def test_secrets_appear_in_no_output_plan_json_or_user_data(
@@ -251,87 +363,3 @@ def test_examples_are_valid_topologies(example: Path):
 
     topology = load_topology(example)
     assert topology.managed
-
-
-@pytest.mark.long
-def test_sandbox_serve_points_the_cli_at_every_clouds_fake(tmp_path):
-    """`provision sandbox serve` prints export lines; `provision` in another process, with only
-    those, applies the seeded topology to both fakes (moto's server and the fake ARM) and
-    reads back what it made."""
-    import os
-    import signal
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PROVISION_"))}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "provisioner.cli", "sandbox", "serve", "--dir", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**env, "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"},
-    )
-    try:
-        assert server.stdout is not None
-        exports: dict[str, str] = {}
-        topology = ""
-        for line in server.stdout:
-            if line.startswith("export "):
-                for pair in line.split()[1:]:
-                    key, _, value = pair.partition("=")
-                    exports[key] = value
-            if "provision plan -f" in line:
-                topology = line.rsplit(" ", 1)[-1].strip()
-            if "serving" in line:
-                break
-        assert exports["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
-        assert exports["PROVISION_AZURE_ENDPOINT"].startswith("http://127.0.0.1:")
-        assert exports["PROVISION_GCP_ENDPOINT"].startswith("http://127.0.0.1:")
-        assert exports["PROVISION_OCI_ENDPOINT"].startswith("http://127.0.0.1:")
-        client = {**env, **exports}
-
-        # one client process: apply and status, then (when told) destroy; the user's shell
-        # runs three, each paying for the SDKs' imports again, for the same outcome
-        script = (
-            "import sys\n"
-            "from provisioner.cli import run\n"
-            f"print('APPLIED', run(['apply', '-f', {topology!r}, '--yes']), flush=True)\n"
-            f"run(['status', '-f', {topology!r}, '--json'])\n"
-            "sys.stdout.flush()\n"
-            "sys.stdin.readline()\n"
-            f"print('DESTROYED', run(['destroy', '-f', {topology!r}, '--yes']), flush=True)\n"
-        )
-        client = subprocess.Popen(
-            [sys.executable, "-c", script],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=(tmp_path / "client.err").open("w"),  # progress: read at the end only
-            text=True,
-            env={**env, **exports},
-        )
-        assert client.stdout is not None and client.stdin is not None
-        said = [client.stdout.readline()]
-        while not said[-1].startswith("APPLIED") and said[-1]:
-            said.append(client.stdout.readline())  # the plan, as apply shows it
-        assert said[-1].strip() == "APPLIED 0", (tmp_path / "client.err").read_text()
-        lines = []
-        while True:
-            line = client.stdout.readline()
-            lines.append(line)
-            if line.rstrip() == "}":  # the status document ends
-                break
-        doc = json.loads("".join(lines))
-        assert {n["name"]: n["healthy"] for n in doc["networks"]} == {
-            "hq": True,
-            "branch": True,
-            "azhub": True,
-            "gchub": True,
-            "ochub": True,
-        }
-        # any SDK client pointed there reads what apply made
-        from provisioner.fakes.gcp_world import compute
-
-        made = compute(exports["PROVISION_GCP_ENDPOINT"]).routes.list(project="sandbox-project-1")
-        assert sum(r.name.startswith("cp-gchub-") for r in made) == 6  # vpn + 5 peers
-        out, _ = client.communicate("destroy\n", timeout=300)
-        assert "DESTROYED 0" in out, (tmp_path / "client.err").read_text()
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)

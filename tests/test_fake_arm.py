@@ -157,3 +157,67 @@ def test_the_sdks_own_bearer_policy_refuses_plain_http(azure: AzureWorld):
 
 # one worker seeds and serves this cloud's fake (and imports its SDK) for all its tests
 pytestmark = pytest.mark.xdist_group("azure")
+
+
+def resource_client(url: str, subscription: str) -> Any:
+    """azure-mgmt-resource's client, pointed at the fake as the provider points its own."""
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    from provisioner.providers.azure.common import _NoCredential, _SandboxToken
+
+    token = type("SandboxToken", (_SandboxToken, SansIOHTTPPolicy), {})()
+    return ResourceManagementClient(
+        _NoCredential(), subscription, base_url=url, authentication_policy=token, polling_interval=0
+    )
+
+
+def test_resource_groups_are_made_read_and_deleted_with_what_they_hold(azure: AzureWorld):
+    """ARM's Resource Groups API: PUT makes one (201) or updates it (200) but never moves it;
+    HEAD says whether it exists; DELETE is long-running and takes every resource inside
+    (Microsoft's reference: 'all of its resources are also deleted'); names are ARM's."""
+    sub = azure.hq.subscription
+    groups = resource_client(azure.url, sub).resource_groups
+    net = network_client(azure.url, sub)
+    assert groups.check_existence("rg-new") is False
+    made = groups.create_or_update("rg-new", {"location": "westeurope", "tags": {"team": "net"}})
+    assert (made.name, made.location, made.properties.provisioning_state) == (
+        "rg-new", "westeurope", "Succeeded"
+    )  # fmt: skip
+    assert groups.check_existence("rg-new") is True
+    assert groups.create_or_update("rg-new", {"location": "westeurope"}).tags == {}
+    assert code(lambda: groups.create_or_update("rg-new", {"location": "eastus"})) == (
+        "InvalidResourceGroupLocation"
+    )
+    assert code(lambda: groups.create_or_update("rg-new.", {"location": "westeurope"})) == (
+        "InvalidResourceGroup"
+    )
+    assert "rg-new" in {g.name for g in groups.list()}
+    # a VNet with a subnet and an NSG in the new group; a NIC in another group uses the subnet
+    nsg = net.network_security_groups.begin_create_or_update(
+        "rg-new", "nsg-new", m.NetworkSecurityGroup(location="westeurope")
+    ).result()
+    vnet = net.virtual_networks.begin_create_or_update(
+        "rg-new", "vnet-new",
+        m.VirtualNetwork(location="westeurope", properties=m.VirtualNetworkPropertiesFormat(
+            address_space=m.AddressSpace(address_prefixes=["10.99.0.0/16"]),
+            subnets=[m.Subnet(name="s", properties=m.SubnetPropertiesFormat(
+                address_prefix="10.99.0.0/24", network_security_group=m.NetworkSecurityGroup(id=nsg.id)))],
+        )),
+    ).result()  # fmt: skip
+    nic = net.network_interfaces.begin_create_or_update(
+        azure.hq.resource_group, "nic-elsewhere",
+        m.NetworkInterface(location="westeurope", properties=m.NetworkInterfacePropertiesFormat(
+            ip_configurations=[m.NetworkInterfaceIPConfiguration(name="ip", properties=m.NetworkInterfaceIPConfigurationPropertiesFormat(
+                subnet=m.Subnet(id=vnet.properties.subnets[0].id)))]
+        )),
+    ).result()  # fmt: skip
+    # in use from outside: refused, nothing deleted
+    assert code(lambda: groups.begin_delete("rg-new").result()) == "InUseResourceCannotBeDeleted"
+    assert net.virtual_networks.get("rg-new", "vnet-new").name == "vnet-new"
+    net.network_interfaces.begin_delete(azure.hq.resource_group, nic.name).result()
+    groups.begin_delete("rg-new").result()
+    assert groups.check_existence("rg-new") is False
+    assert code(lambda: groups.get("rg-new")) == "ResourceGroupNotFound"
+    assert code(lambda: net.virtual_networks.get("rg-new", "vnet-new")) == "ResourceGroupNotFound"
+    assert not [k for k in azure.arm.state.resources if "/resourcegroups/rg-new/" in k]

@@ -169,3 +169,125 @@ def test_a_secret_pending_deletion_is_kept_and_its_content_never_listed(oci_worl
 
 # one worker seeds and serves this cloud's fake (and imports its SDK) for all its tests
 pytestmark = pytest.mark.xdist_group("oci")
+
+
+def _error(call: Any) -> tuple[int, str]:
+    with pytest.raises(oci.exceptions.ServiceError) as e:
+        call()
+    return e.value.status, e.value.code
+
+
+def test_compartments_are_made_and_deleted_as_identity_does(oci_world: OciWorld):
+    """CreateCompartment: CREATING, then ACTIVE (nothing can be made in it before); a name
+    unique among the parent's compartments (409 CompartmentAlreadyExists); DeleteCompartment
+    is accepted (202) and fails while anything is inside, else DELETED with its name freed."""
+    identity, net = oci_world.api().identity, oci_world.api().network
+    tenancy = oci_world.fake.tenancy
+    details = oci.identity.models.CreateCompartmentDetails
+    made = identity.create_compartment(
+        details(compartment_id=tenancy, name="mine", description="a world of my own")
+    ).data
+    assert made.lifecycle_state == "CREATING"
+    vcn = m.CreateVcnDetails(compartment_id=made.id, cidr_blocks=["10.97.0.0/16"])
+    assert _error(lambda: net.create_vcn(vcn)) == (400, "InvalidParameter")  # not ACTIVE yet
+    assert identity.get_compartment(made.id).data.lifecycle_state == "ACTIVE"
+    assert _error(
+        lambda: identity.create_compartment(details(compartment_id=tenancy, name="mine", description="x"))
+    ) == (409, "CompartmentAlreadyExists")  # fmt: skip
+    assert _error(
+        lambda: identity.create_compartment(details(compartment_id=tenancy, name="other", description=""))
+    ) == (400, "InvalidParameter")  # fmt: skip
+    # the same name under another parent is another compartment
+    child = identity.create_compartment(
+        details(compartment_id=made.id, name="mine", description="nested")
+    ).data
+    assert identity.get_compartment(child.id).data.compartment_id == made.id
+    assert identity.delete_compartment(child.id).status == 202
+    vcn_id = net.create_vcn(vcn).data.id
+    response = identity.delete_compartment(made.id)
+    assert response.status == 202 and response.headers["opc-work-request-id"]
+    assert identity.get_compartment(made.id).data.lifecycle_state == "ACTIVE"  # not empty
+    net.delete_vcn(vcn_id)
+    assert identity.get_compartment(child.id).data.lifecycle_state == "DELETED"
+    identity.delete_compartment(made.id)
+    gone = identity.get_compartment(made.id).data
+    assert gone.lifecycle_state == "DELETED" and gone.name.startswith("mine.")
+
+
+def test_vaults_and_keys_are_made_at_their_endpoints(oci_world: OciWorld):
+    """CreateVault (CREATING, then ACTIVE, with a management endpoint); CreateKey only at that
+    endpoint (CREATING, then ENABLED), with a key shape OCI lists; a key is not found at
+    another vault's endpoint; the provider's secret takes a key of its vault only."""
+    from provisioner.providers.oci.common import _sandbox_signer
+
+    api = oci_world.api()
+    compartment = oci_world.hq.compartment
+    km = oci.key_management.models
+    vault = api.kms.create_vault(
+        km.CreateVaultDetails(compartment_id=compartment, display_name="v", vault_type="DEFAULT")
+    ).data
+    assert vault.lifecycle_state == "CREATING"
+    assert _error(
+        lambda: api.kms.create_vault(km.CreateVaultDetails(compartment_id=compartment, display_name="v"))
+    ) == (400, "InvalidParameter")  # fmt: skip
+    vault = api.kms.get_vault(vault.id).data
+    assert vault.lifecycle_state == "ACTIVE" and vault.management_endpoint.startswith(oci_world.url)
+
+    def keys_at(endpoint: str) -> Any:
+        return oci.key_management.KmsManagementClient(
+            {"region": oci_world.hq.region}, signer=_sandbox_signer(), service_endpoint=endpoint
+        )
+
+    keys = keys_at(vault.management_endpoint)
+    shape = km.KeyShape(algorithm="AES", length=32)
+    key = keys.create_key(
+        km.CreateKeyDetails(compartment_id=compartment, display_name="k", key_shape=shape)
+    ).data
+    assert key.lifecycle_state == "CREATING" and key.vault_id == vault.id
+    assert keys.get_key(key.id).data.lifecycle_state == "ENABLED"
+    bad = km.CreateKeyDetails(
+        compartment_id=compartment, display_name="k", key_shape=km.KeyShape(algorithm="AES", length=20)
+    )  # fmt: skip
+    assert _error(lambda: keys.create_key(bad)) == (400, "InvalidParameter")
+    status, _, _ = raw(oci_world, "GET", f"/20180608/keys/{key.id}")  # not the vault's endpoint
+    assert status == 404
+    seeded = api.kms.get_vault(oci_world.hq.vault).data
+    assert _error(lambda: keys_at(seeded.management_endpoint).get_key(key.id)) == (
+        404,
+        "NotAuthorizedOrNotFound",
+    )
+    secret = oci.vault.models.CreateSecretDetails(
+        compartment_id=compartment, vault_id=oci_world.hq.vault, key_id=key.id, secret_name="s",
+        secret_content=oci.vault.models.Base64SecretContentDetails(content_type="BASE64", content="eA=="),
+    )  # fmt: skip
+    assert _error(lambda: api.vaults.create_secret(secret)) == (400, "InvalidParameter")
+    scheduled = keys.schedule_key_deletion(key.id, km.ScheduleKeyDeletionDetails()).data
+    assert scheduled.lifecycle_state == "PENDING_DELETION"
+
+
+def test_a_vcn_goes_only_when_empty(oci_world: OciWorld):
+    """DeleteVcn, DeleteSubnet and DeleteInternetGateway are refused (409 Conflict) while
+    something depends on them, as OCI documents; then they go."""
+    net = oci_world.api().network
+    c = oci_world.hq.compartment
+    vcn = net.create_vcn(m.CreateVcnDetails(compartment_id=c, cidr_blocks=["10.98.0.0/16"])).data
+    igw = net.create_internet_gateway(
+        m.CreateInternetGatewayDetails(compartment_id=c, vcn_id=vcn.id, is_enabled=True)
+    ).data
+    table = net.create_route_table(
+        m.CreateRouteTableDetails(compartment_id=c, vcn_id=vcn.id, route_rules=[
+            m.RouteRule(destination="0.0.0.0/0", destination_type="CIDR_BLOCK", network_entity_id=igw.id)
+        ])
+    ).data  # fmt: skip
+    subnet = net.create_subnet(
+        m.CreateSubnetDetails(compartment_id=c, vcn_id=vcn.id, cidr_block="10.98.0.0/24")
+    ).data
+    assert _error(lambda: net.delete_vcn(vcn.id)) == (409, "Conflict")
+    assert _error(lambda: net.delete_internet_gateway(igw.id)) == (409, "Conflict")
+    assert _error(lambda: net.delete_route_table(vcn.default_route_table_id)) == (409, "Conflict")
+    net.delete_subnet(subnet.id)
+    net.delete_route_table(table.id)
+    net.delete_internet_gateway(igw.id)
+    net.delete_vcn(vcn.id)
+    assert _error(lambda: net.get_vcn(vcn.id)) == (404, "NotAuthorizedOrNotFound")
+    assert oci_world.fake.get(vcn.default_route_table_id) is None

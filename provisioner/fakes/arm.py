@@ -19,6 +19,11 @@ What it keeps of ARM (the tests rely on each):
 - Optimistic concurrency: every write gives a resource a new etag, and a child's write
   (a route, a rule) its parent's too; a PUT or DELETE with `If-Match` and another etag is
   412 `PreconditionFailed`.
+- Resource groups (Microsoft.Resources): PUT makes one (201) or updates its tags (200), never
+  moves it (409 `InvalidResourceGroupLocation`), names as ARM allows them
+  (`InvalidResourceGroup`); HEAD is 204 or 404; DELETE is long-running and deletes everything
+  in the group, as Microsoft's reference says, unless a resource outside the group still uses
+  one inside (then nothing is deleted). Any subscription id is taken.
 - Faults: `fail(...)` answers the next matching requests with an error (429 with Retry-After
   for throttling), before anything is changed.
 
@@ -65,6 +70,7 @@ CHILD_TYPES = {  # parent type -> (child segment, embedded property, child type)
 }
 NEXT_HOP_TYPES = ("VirtualNetworkGateway", "VnetLocal", "Internet", "VirtualAppliance", "None")
 RULE_PROTOCOLS = ("Tcp", "Udp", "Icmp", "Esp", "Ah", "*")
+RESOURCE_GROUPS = "microsoft.resources/resourcegroups"
 PAGE = 50  # list pages hold this many; the rest follows through nextLink
 PUBLIC_POOL = ipaddress.IPv4Network("203.0.113.0/24")  # documentation addresses only
 
@@ -114,12 +120,16 @@ class Arm(Injectable):
 
     # --- what a test or the sandbox does directly -------------------------------------------
 
-    def create_resource_group(self, subscription: str, name: str, location: str) -> None:
+    def create_resource_group(
+        self, subscription: str, name: str, location: str, tags: dict[str, str] | None = None
+    ) -> None:
         rid = f"/subscriptions/{subscription}/resourceGroups/{name}"
         self.state.groups[f"{subscription}/{name}".lower()] = {
             "id": rid,
             "name": name,
+            "type": "Microsoft.Resources/resourceGroups",
             "location": location,
+            "tags": tags or {},
             "properties": {"provisioningState": "Succeeded"},
         }
 
@@ -196,19 +206,25 @@ class Arm(Injectable):
             ]
             self.calls.append(Call("GET", path, kind))
             return 200, _Context(self, m.group(1), {}, "", kind, base, query).page(path, items), {}
+        m = re.match(r"^/subscriptions/([^/]+)/resourcegroups$", path, re.I)
+        if m:
+            if method != "GET":
+                raise ArmError(405, "MethodNotAllowed", "resource groups are only listed here")
+            self.calls.append(Call("GET", path, RESOURCE_GROUPS, "list"))
+            prefix = f"{m.group(1)}/".lower()
+            groups = [g for k, g in self.state.groups.items() if k.startswith(prefix)]
+            return 200, _Context(self, m.group(1), {}, "", "", base, query).page(path, groups), {}
         m = re.match(r"^/subscriptions/([^/]+)/resourcegroups/([^/]+)(/.*)?$", path, re.I)
         if not m:
             raise ArmError(404, "InvalidResourceType", f"No route for {path}")
         sub, rg, rest = m.group(1), m.group(2), m.group(3) or ""
+        if not rest:
+            return self._resource_group(method, sub, rg, data, base)
         group = self.state.groups.get(f"{sub}/{rg}".lower())
         if group is None:
             raise ArmError(
                 404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found."
             )
-        if not rest:
-            if method == "GET":
-                return 200, group, {}
-            raise ArmError(405, "MethodNotAllowed", "only GET of a resource group is served here")
         segments = rest.strip("/").split("/")
         if len(segments) < 3 or segments[0].lower() != "providers":
             raise ArmError(404, "InvalidResourceType", f"No route for {path}")
@@ -251,6 +267,75 @@ class Arm(Injectable):
         if len(names) == 3:
             return context.resource(method, f"{child_prefix}/{names[2]}", data, child=child)
         raise ArmError(404, "InvalidResourceType", f"No route for {path}")
+
+    def _resource_group(
+        self, method: str, sub: str, rg: str, data: Any, base: str
+    ) -> tuple[int, Any, dict[str, str]]:
+        """PUT makes or updates one (its location fixed once made), HEAD says whether it exists
+        (204 or 404, no body), GET reads it, DELETE deletes it with everything in it, as ARM
+        does: a long-running operation, refused (nothing deleted) when a resource outside the
+        group still uses one inside."""
+        key = f"{sub}/{rg}".lower()
+        group = self.state.groups.get(key)
+        verb = {"PUT": "insert" if group is None else "update"}.get(method, method.lower())
+        self.calls.append(
+            Call(method, f"/subscriptions/{sub}/resourceGroups/{rg}", RESOURCE_GROUPS, verb)
+        )
+        if method == "HEAD":
+            return (204 if group else 404), None, {}
+        if method == "PUT":
+            if not re.fullmatch(r"[-\w._()]{1,90}", rg) or rg.endswith("."):
+                raise ArmError(
+                    400,
+                    "InvalidResourceGroup",
+                    f"The provided resource group name '{rg}' has these invalid characters: "
+                    "names are 1-90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'",
+                )
+            location = (data or {}).get("location")
+            if not location:
+                raise ArmError(
+                    400,
+                    "LocationRequired",
+                    "The location property is required for this definition.",
+                )
+            if group is not None:
+                if location.replace(" ", "").lower() != group["location"].replace(" ", "").lower():
+                    raise ArmError(
+                        409,
+                        "InvalidResourceGroupLocation",
+                        f"Invalid resource group location '{location}'. The Resource group "
+                        f"already exists in location '{group['location']}'.",
+                    )
+                group["tags"] = (data or {}).get("tags") or {}
+                return 200, group, {}
+            self.create_resource_group(sub, rg, location, (data or {}).get("tags") or {})
+            return 201, self.state.groups[key], {}
+        if group is None:
+            raise ArmError(
+                404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found."
+            )
+        if method == "GET":
+            return 200, group, {}
+        if method != "DELETE":
+            raise ArmError(405, "MethodNotAllowed", f"{method} of a resource group is not served")
+        inside = f"{group['id']}/".lower()
+        held = [k for k in self.state.resources if k.startswith(inside)]
+        for other_key, other in self.state.resources.items():
+            if other_key.startswith(inside):
+                continue
+            text = json.dumps(other).lower()
+            used = next((k for k in held if f'"{k}"' in text or f'"{k}/' in text), None)
+            if used is not None:
+                raise ArmError(
+                    409,
+                    "InUseResourceCannotBeDeleted",
+                    f"Resource group '{rg}' cannot be deleted: {self.state.resources[used]['id']} "
+                    f"is in use by {other['id']}, outside the group. Nothing was deleted.",
+                )
+        for k in held:
+            del self.state.resources[k]
+        del self.state.groups[key]
+        return 202, None, self.new_operation(base, sub, group["location"], "Microsoft.Resources")
 
     def _list(self, prefix: str) -> list[dict[str, Any]]:
         """The direct children under `prefix`, in the order they were made (stable for paging;

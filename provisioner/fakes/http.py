@@ -199,6 +199,8 @@ def _handler(
             headers = {k.lower(): v for k, v in self.headers.items()}
             base = f"http://{self.headers.get('Host', '127.0.0.1')}"
             status, out_headers, out = handle(self.command, self.path, headers, body, base)
+            if self.command == "HEAD":  # the status alone (ARM's check_existence)
+                out = b""
             self.send_response(status)
             for k, v in out_headers.items():
                 self.send_header(k, v)
@@ -206,6 +208,6 @@ def _handler(
             self.end_headers()
             self.wfile.write(out)
 
-        do_GET = do_PUT = do_DELETE = do_POST = do_PATCH = _answer
+        do_GET = do_PUT = do_DELETE = do_POST = do_PATCH = do_HEAD = _answer
 
     return Handler

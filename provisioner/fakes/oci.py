@@ -1,5 +1,6 @@
 """A fake of the Oracle Cloud APIs a connector touches (Core: networking and compute; Identity:
-compartments, availability domains, dynamic groups, policies; Vault secrets; Secret retrieval),
+compartments, availability domains, dynamic groups, policies; KMS vaults and keys; Vault
+secrets; Secret retrieval),
 served over HTTP on 127.0.0.1 so that the `oci` SDK talks to it as to OCI.
 
 What it keeps of OCI (the tests rely on each):
@@ -14,6 +15,15 @@ What it keeps of OCI (the tests rely on each):
 - Lifecycle states: an instance is PROVISIONING until it is read once, then RUNNING;
   terminating is TERMINATING, then TERMINATED (its VNIC and private IP go). A secret is CREATING,
   then ACTIVE; a secret scheduled for deletion is PENDING_DELETION and cannot be deleted sooner.
+- Compartments (Identity): CREATING, then ACTIVE at the next read, and nothing can be made in
+  one before; a name unique among its parent's compartments (409 `CompartmentAlreadyExists`);
+  a delete is accepted (202, a work request), DELETING, and ends ACTIVE again while anything is
+  inside, else DELETED with a suffix on its name.
+- Vaults and keys (KMS): a vault is CREATING, then ACTIVE, with a `managementEndpoint` of its own
+  (a path on this server); its keys are made and read only there, CREATING then ENABLED, with
+  the key shapes OCI lists; both are deleted only by scheduling (PENDING_DELETION).
+- A VCN, subnet or gateway is not deleted while something depends on it (409 `Conflict`); a
+  VCN's default route table goes with it and only with it.
 - Errors in OCI's body `{"code", "message"}` with an `opc-request-id`: 404
   `NotAuthorizedOrNotFound`, 409 `Conflict`, 412 `NoEtagMatch`, 400 `InvalidParameter`, 401
   `NotAuthenticated` without a signature, 429 `TooManyRequests` (faults, with Retry-After).
@@ -90,6 +100,7 @@ class Oci(Injectable):
         # reads an instance stays PROVISIONING / STARTING / TERMINATING after the call that
         # put it there (0: the next read finds it done; oci.wait_until then sleeps a second)
         self.settle_reads = 0
+        self.base_url = ""  # where it is served, as the last request named it (vault endpoints)
         self._n = itertools.count(1)
         self._public = itertools.count(10)
         self.tenancy = self.ocid("tenancy", region=False)
@@ -194,6 +205,10 @@ class Oci(Injectable):
         parts = urlsplit(url)
         path = unquote(parts.path)
         query = {k: v for k, v in parse_qs(parts.query).items()}
+        vault = None  # a vault's management endpoint: what its keys' calls are sent to
+        m = re.match(r"^/kms-management/([^/]+)(/.*)$", path)
+        if m:
+            vault, path = m.group(1), m.group(2)
         request_id = {"opc-request-id": uuid.uuid4().hex.upper()}
         try:
             fault = self.faults.due(method, path)
@@ -208,8 +223,9 @@ class Oci(Injectable):
                 )
             data = json.loads(body) if body else {}
             with self.lock:
+                self.base_url = base
                 status, out, extra = self._route(
-                    method, path, {k: v[0] for k, v in query.items()}, data, headers
+                    method, path, {k: v[0] for k, v in query.items()}, data, headers, vault
                 )
             return (
                 status,
@@ -230,12 +246,31 @@ class Oci(Injectable):
             )
 
     def _route(
-        self, method: str, path: str, query: dict[str, str], data: Any, headers: dict[str, str]
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        data: Any,
+        headers: dict[str, str],
+        vault: str | None = None,
     ) -> tuple[int, Any, dict[str, str]]:
         m = re.match(r"^/(\d{8})/([A-Za-z]+)(?:/([^/]+))?(?:/(.+))?$", path)
         if m is None:
             raise OciError(404, "NotFound", f"No route for {path}")
         _version, kind, ocid, rest = m.groups()
+        if (kind == "keys") != (vault is not None):  # keys live at their vault's endpoint only
+            raise OciError(404, "NotFound", f"No route for {path} at this endpoint")
+        if vault is not None:
+            found = self.state.resources.get(vault)
+            if found is None or found["_kind"] != "vaults":
+                raise not_found()
+            query = {**query, "vaultId": vault}
+            if method == "POST" and ocid is None:
+                data = {**data, "vaultId": vault}
+            if ocid and ocid != "actions":
+                key = self.state.resources.get(ocid)
+                if key is not None and key.get("vaultId") != vault:
+                    raise not_found()
         if kind == "secretbundles" and method == "GET" and ocid and not rest:
             self._record(method, path.split("/", 2)[2], kind, "get")
             secret = self.state.resources.get(ocid)
@@ -296,8 +331,10 @@ class Oci(Injectable):
                 return 200, self.view(stored), {"etag": stored["_etag"]}
             if method == "DELETE":
                 self._record(method, call_path, kind, "delete")
-                handler.delete(self, stored)
-                return 204, None, {}
+                if handler.delete is None:
+                    raise OciError(404, "NotFound", f"DELETE of {kind} is not served by the fake")
+                accepted = handler.delete(self, stored)  # (status, headers) when asynchronous
+                return (*accepted[:1], None, accepted[1]) if accepted else (204, None, {})
         raise OciError(404, "NotFound", f"No route for {method} {path}")
 
     def _check_etag(self, stored: dict[str, Any], headers: dict[str, str]) -> None:
@@ -325,6 +362,7 @@ class Oci(Injectable):
                 "instanceId",
                 "vaultId",
                 "name",
+                "lifecycleState",
                 "operatingSystem",
                 "operatingSystemVersion",
             )
@@ -385,7 +423,9 @@ def _base(
 ) -> dict[str, Any]:
     if "compartmentId" not in data:
         raise invalid("compartmentId is required")
-    _need(oci, data["compartmentId"], "compartments", "compartment")
+    compartment = _need(oci, data["compartmentId"], "compartments", "compartment")
+    if compartment["lifecycleState"] != "ACTIVE":  # a new one is CREATING until read ACTIVE
+        raise invalid(f"compartment Ocid not found in Compartment Tree! ({data['compartmentId']})")
     body = {k: v for k, v in data.items() if v is not None}
     body.update(
         id=oci.ocid(ocid_kind),
@@ -503,6 +543,9 @@ def _update_route_table(oci: Oci, stored: dict[str, Any], data: dict[str, Any]) 
 
 
 def _delete_route_table(oci: Oci, stored: dict[str, Any]) -> None:
+    vcn = oci.state.resources.get(stored.get("vcnId", ""))
+    if vcn is not None and vcn.get("defaultRouteTableId") == stored["id"]:
+        raise OciError(409, "Conflict", "A VCN's default route table cannot be deleted.")
     if any(
         r["_kind"] == "subnets" and r.get("routeTableId") == stored["id"]
         for r in oci.state.resources.values()
@@ -511,6 +554,52 @@ def _delete_route_table(oci: Oci, stored: dict[str, Any]) -> None:
             409, "Conflict", "The route table is associated with a subnet and cannot be deleted."
         )
     del oci.state.resources[stored["id"]]
+
+
+def _delete_unless_used(what: str, uses: Any) -> Any:
+    """A delete that OCI refuses (409 Conflict) while `uses(oci, stored)` finds something
+    that still depends on the resource; a VCN takes its default route table with it."""
+
+    def delete(oci: Oci, stored: dict[str, Any]) -> None:
+        users = uses(oci, stored)
+        if users:
+            raise OciError(
+                409,
+                "Conflict",
+                f"The {what} cannot be deleted: {users[0]['id']} ({users[0]['_kind']}) depends on it.",
+            )
+        if stored["_kind"] == "vcns":
+            oci.state.resources.pop(stored.get("defaultRouteTableId", ""), None)
+        del oci.state.resources[stored["id"]]
+
+    return delete
+
+
+def _in_vcn(oci: Oci, vcn: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in oci.state.resources.values()
+        if r.get("vcnId") == vcn["id"]
+        and r["id"] != vcn.get("defaultRouteTableId")
+        and r.get("lifecycleState") not in ("TERMINATED",)
+    ]
+
+
+def _in_subnet(oci: Oci, subnet: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in oci.state.resources.values()
+        if r["_kind"] == "vnics" and r.get("subnetId") == subnet["id"]
+    ]
+
+
+def _routing_to(oci: Oci, gateway: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in oci.state.resources.values()
+        if r["_kind"] == "routeTables"
+        and any(rule.get("networkEntityId") == gateway["id"] for rule in r.get("routeRules") or [])
+    ]
 
 
 def _create_nsg(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
@@ -754,6 +843,134 @@ def _delete_plain(oci: Oci, stored: dict[str, Any]) -> None:
     del oci.state.resources[stored["id"]]
 
 
+def _create_compartment(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
+    """Identity's CreateCompartment: a name unique among the parent's compartments (OCI's
+    documentation says the tenancy's in places; the API checks the parent's), a description
+    (required, 1-400 characters); CREATING until read, then ACTIVE."""
+    name = str(data.get("name") or "")
+    if not re.fullmatch(r"[\w.-]{1,100}", name):
+        raise invalid(f"name {name!r} is not valid: 1-100 letters, digits, '.', '-' or '_'")
+    if not 1 <= len(str(data.get("description") or "")) <= 400:
+        raise invalid("description is required (1-400 characters)")
+    parent = data.get("compartmentId")
+    if any(
+        r["_kind"] == "compartments"
+        and r.get("compartmentId") == parent
+        and r.get("name") == name
+        and r["lifecycleState"] != "DELETED"
+        and r["id"] != oci.tenancy
+        for r in oci.state.resources.values()
+    ):
+        raise OciError(
+            409, "CompartmentAlreadyExists", f"A compartment with name '{name}' already exists."
+        )
+    body = _base(oci, "compartments", "compartment", data, state="CREATING")
+    body["id"] = oci.ocid("compartment", region=False)
+    return oci.store(body)
+
+
+def _holds(oci: Oci, compartment: str) -> list[dict[str, Any]]:
+    """What is still in a compartment: resources and compartments not gone."""
+    return [
+        r
+        for r in oci.state.resources.values()
+        if r.get("compartmentId") == compartment
+        and r["id"] != compartment
+        and r.get("lifecycleState") not in ("DELETED", "TERMINATED", "PENDING_DELETION")
+    ]
+
+
+def _read_compartment(oci: Oci, stored: dict[str, Any]) -> None:
+    """CREATING becomes ACTIVE; a DELETING one becomes DELETED (its name freed with a suffix,
+    as OCI renames it) when it was empty, else its work request fails and it is ACTIVE again."""
+    if stored["lifecycleState"] == "CREATING":
+        stored["lifecycleState"] = "ACTIVE"
+    elif stored["lifecycleState"] == "DELETING":
+        if _holds(oci, stored["id"]):
+            stored["lifecycleState"] = "ACTIVE"
+        else:
+            stored.update(lifecycleState="DELETED", name=f"{stored['name']}.{uuid.uuid4().hex[:8]}")
+
+
+def _delete_compartment(oci: Oci, stored: dict[str, Any]) -> tuple[int, dict[str, str]]:
+    """Accepted (202, a work request), DELETING; it fails later if anything is still inside."""
+    if stored["id"] == oci.tenancy:
+        raise OciError(400, "InvalidParameter", "The root compartment (tenancy) cannot be deleted")
+    if stored["lifecycleState"] != "ACTIVE":
+        raise OciError(409, "IncorrectState", f"The compartment is {stored['lifecycleState']}")
+    stored["lifecycleState"] = "DELETING"
+    return 202, {"opc-work-request-id": oci.ocid("workrequest", region=False)}
+
+
+def _create_vault(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
+    """KMS CreateVault: displayName and vaultType (DEFAULT, VIRTUAL_PRIVATE, EXTERNAL) required;
+    CREATING until read, then ACTIVE; its keys are made at its managementEndpoint."""
+    if not data.get("displayName"):
+        raise invalid("displayName is required")
+    if data.get("vaultType") not in ("DEFAULT", "VIRTUAL_PRIVATE", "EXTERNAL"):
+        raise invalid(f"vaultType {data.get('vaultType')!r}: DEFAULT, VIRTUAL_PRIVATE or EXTERNAL")
+    body = _base(oci, "vaults", "vault", data, state="CREATING")
+    body["managementEndpoint"] = f"{oci.base_url}/kms-management/{body['id']}"
+    body["cryptoEndpoint"] = f"{oci.base_url}/kms-crypto/{body['id']}"
+    return oci.store(body)
+
+
+def _read_vault(oci: Oci, stored: dict[str, Any]) -> None:
+    if stored["lifecycleState"] == "CREATING":
+        stored["lifecycleState"] = "ACTIVE"
+    # a vault seeded before the fake was served learns its endpoints at the first read
+    stored.setdefault("managementEndpoint", f"{oci.base_url}/kms-management/{stored['id']}")
+    stored.setdefault("cryptoEndpoint", f"{oci.base_url}/kms-crypto/{stored['id']}")
+
+
+KEY_LENGTHS = {"AES": (16, 24, 32), "RSA": (256, 384, 512), "ECDSA": (32, 48, 66)}
+
+
+def _create_key(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
+    """KMS CreateKey, at the vault's management endpoint: displayName and keyShape (algorithm
+    and length in bytes, as OCI lists them) required, the vault ACTIVE; CREATING until read,
+    then ENABLED."""
+    vault = _need(oci, data.get("vaultId"), "vaults", "vault")
+    if vault["lifecycleState"] != "ACTIVE":
+        raise OciError(409, "IncorrectState", f"The vault is {vault['lifecycleState']}")
+    if not data.get("displayName"):
+        raise invalid("displayName is required")
+    shape = data.get("keyShape") or {}
+    lengths = KEY_LENGTHS.get(str(shape.get("algorithm")))
+    if lengths is None or shape.get("length") not in lengths:
+        raise invalid(
+            f"keyShape {shape!r} is not valid: AES 16/24/32, RSA 256/384/512, ECDSA 32/48/66 bytes"
+        )
+    if data.get("protectionMode", "HSM") not in ("HSM", "SOFTWARE", "EXTERNAL"):
+        raise invalid(f"protectionMode {data.get('protectionMode')!r} is not valid")
+    body = _base(oci, "keys", "key", data, state="CREATING")
+    body.setdefault("protectionMode", "HSM")
+    body["currentKeyVersion"] = oci.ocid("keyversion")
+    return oci.store(body)
+
+
+def _read_key(oci: Oci, stored: dict[str, Any]) -> None:
+    if stored["lifecycleState"] == "CREATING":
+        stored["lifecycleState"] = "ENABLED"
+
+
+def _schedule_kms_deletion(kind: str) -> Any:
+    """A vault or key is never deleted at once: scheduled 7 to 30 days ahead (PENDING_DELETION).
+    The fake takes any date it is given."""
+    ready = "ACTIVE" if kind == "vaults" else "ENABLED"
+
+    def schedule(oci: Oci, stored: dict[str, Any], data: Any, query: dict[str, str]) -> Any:
+        if stored["lifecycleState"] not in (ready, "DISABLED"):
+            raise OciError(409, "IncorrectState", f"It is {stored['lifecycleState']}")
+        stored.update(
+            lifecycleState="PENDING_DELETION",
+            timeOfDeletion=(data or {}).get("timeOfDeletion") or "2026-12-31T00:00:00.000Z",
+        )
+        return oci.view(stored)
+
+    return schedule
+
+
 def _create_secret(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
     vault = _need(oci, data.get("vaultId"), "vaults", "vaultId")
     key = _need(oci, data.get("keyId"), "keys", "keyId")
@@ -822,15 +1039,37 @@ def _cancel_deletion(oci: Oci, stored: dict[str, Any], data: Any, query: dict[st
 
 
 HANDLERS: dict[str, ResourceType] = {
-    "compartments": ResourceType(),
-    "vaults": ResourceType(),  # the KMS vault API's GET /vaults/{id}: made by the admin
-    "availabilityDomains": ResourceType(),
-    "vcns": ResourceType(create=_create_vcn),
-    "subnets": ResourceType(
-        create=_create_subnet, update=_update_fields("routeTableId", "nsgIds", "displayName")
+    "compartments": ResourceType(
+        create=_create_compartment,
+        read=_read_compartment,
+        update=_update_fields("name", "description", "freeformTags", "definedTags"),
+        delete=_delete_compartment,
     ),
-    "internetGateways": ResourceType(create=_create_gateway("internetGateways", "internetgateway")),
-    "natGateways": ResourceType(create=_create_gateway("natGateways", "natgateway")),
+    "vaults": ResourceType(
+        create=_create_vault,
+        read=_read_vault,
+        actions={"actions/scheduleDeletion": _schedule_kms_deletion("vaults")},
+    ),
+    "keys": ResourceType(
+        create=_create_key,
+        read=_read_key,
+        actions={"actions/scheduleDeletion": _schedule_kms_deletion("keys")},
+    ),
+    "availabilityDomains": ResourceType(),
+    "vcns": ResourceType(create=_create_vcn, delete=_delete_unless_used("VCN", _in_vcn)),
+    "subnets": ResourceType(
+        create=_create_subnet,
+        update=_update_fields("routeTableId", "nsgIds", "displayName"),
+        delete=_delete_unless_used("subnet", _in_subnet),
+    ),
+    "internetGateways": ResourceType(
+        create=_create_gateway("internetGateways", "internetgateway"),
+        delete=_delete_unless_used("internet gateway", _routing_to),
+    ),
+    "natGateways": ResourceType(
+        create=_create_gateway("natGateways", "natgateway"),
+        delete=_delete_unless_used("NAT gateway", _routing_to),
+    ),
     "routeTables": ResourceType(
         create=_create_route_table, update=_update_route_table, delete=_delete_route_table
     ),
