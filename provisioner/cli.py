@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -276,6 +277,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sandbox":
         from .sandbox import serve
 
+        _FAST_EXIT.append(True)
         return serve(Path(args.dir).resolve(), args.seconds, verbose=args.verbose)
 
     command = args.command or "apply"  # the one-network form alone behaves like apply
@@ -347,8 +349,18 @@ def _dispatch(args: argparse.Namespace) -> int:
     return 0
 
 
+# `sandbox serve` held everything in memory: once it has said it stopped, the process ends at
+# once instead of tearing down the SDKs' modules one by one (measured: 1.9 s of a 2.3 s stop)
+_FAST_EXIT: list[bool] = []
+
+
 def main() -> None:
-    sys.exit(run())
+    code = run()
+    if _FAST_EXIT:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,9 @@ def test_demo_runs_the_whole_job_without_an_account(capsys):
     assert "apply: nothing to do" in out  # the re-plan after apply
     assert "SANDBOX-PRIVATE-KEY" not in out
     assert "network gchub (gcp)" in out and "network ochub (oci)" in out  # every cloud built
+    # quiet by default: plans grouped, no progress line per change (--verbose has both)
+    assert "[1/" not in out and "6 destinations x 4 route tables" in out
+    assert out.count("apply: nothing to do") == 1
 
 
 def test_plan_json_is_stable_and_documented(world: SandboxWorld, calls: CallLog, capsys):

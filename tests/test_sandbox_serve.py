@@ -587,6 +587,39 @@ def test_a_world_of_ones_own_on_every_cloud(served: Served, tmp_path: Path):
     assert not resources.resource_groups.check_existence("rg-mine")
 
 
+def test_your_own_network_as_the_readme_builds_it(served: Served, tmp_path: Path):
+    """The README's smallest world of one's own: `examples/own_network.py` (boto3 and the
+    exports alone) prints a topology that plans, applies, is healthy and is destroyed."""
+    repo = Path(__file__).resolve().parent.parent
+    readme = (repo / "README.md").read_text()
+    section = readme[readme.index("### Your own network") :]
+    assert "python examples/own_network.py > /tmp/sandbox/own.yaml" in section
+    made = subprocess.run(
+        [sys.executable, str(repo / "examples" / "own_network.py")],
+        capture_output=True, text=True, env=served.env, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    own = tmp_path / "own.yaml"
+    own.write_text(made)
+    (tmp_path / "office.ovpn").write_text(PROFILE)
+    shown = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert _shape(yaml.safe_load(shown)) == _shape(yaml.safe_load(made))  # the README's is it
+    plan = provision(served, "plan", "-f", str(own)).stdout
+    assert "network office-vpc (aws)" in plan and "192.168.50.0/24 (network home)" in plan
+    provision(served, "apply", "-f", str(own), "--yes")
+    status = json.loads(provision(served, "status", "-f", str(own), "--json").stdout)
+    assert [n["healthy"] for n in status["networks"]] == [True]
+    provision(served, "destroy", "-f", str(own), "--yes")
+
+
+def _shape(doc: Any) -> Any:
+    """A document's keys, nested, without its values."""
+    if isinstance(doc, dict):
+        return {k: _shape(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_shape(v) for v in doc]
+    return None
+
+
 def test_verbose_logs_requests_and_a_stop_is_said_at_once(served: Served):
     """SIGTERM: 'sandbox stopped' on stderr and the exit follows at once; nothing was logged
     per request all along (without --verbose). With --verbose, each request is one line."""
