@@ -366,3 +366,39 @@ def test_examples_are_valid_topologies(example: Path):
 
     topology = load_topology(example)
     assert topology.managed
+
+
+def test_every_why_cites_hops_that_docs_flows_md_has(world: SandboxWorld, capsys):
+    """The whys and notes stand on their own: they cite hops of the project's own
+    docs/flows.md (which exist there, numbered under their flow), never a document outside."""
+    import re
+
+    from provisioner import planner
+
+    flows = (REPO / "docs" / "flows.md").read_text()
+    hops: dict[str, set[int]] = {}
+    for title, flow in (
+        ("## Remote access", "remote access"),
+        ("## Internet egress", "egress"),
+        ("## Site-to-site", "site-to-site"),
+    ):
+        body = flows.split(title, 1)[1].split("\n## ", 1)[0]
+        hops[flow] = {int(n) for n in re.findall(r"^(\d+)\. \*\*", body, re.M)}
+    assert all(hops.values()) and max(hops["remote access"]) == 8
+
+    path = world.write_topology(partner=True)
+    assert run(["plan", "-f", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    texts = [c["why"] for n in doc["networks"] for c in n["changes"]]
+    texts += [note for n in doc["networks"] for note in n["notes"]]
+    texts += [v for k, v in vars(planner).items() if k.startswith("WHY_")]
+    cited = 0
+    for text in texts:
+        assert "seed" not in text and "step" not in text, text
+        for flow, numbers in re.findall(
+            r"(remote access|egress|site-to-site) hops? (\d+(?:(?:, | and )\d+)*)", text
+        ):
+            for n in re.findall(r"\d+", numbers):
+                assert int(n) in hops[flow], f"{flow} hop {n}: not in docs/flows.md ({text})"
+                cited += 1
+    assert cited >= 10
