@@ -297,7 +297,11 @@ def test_yaml_errors_are_one_line(world: SandboxWorld, calls: CallLog, capsys) -
         "broken.yaml": "version: 1\nnetworks: [\n",
         "list.yaml": "- 1\n- 2\n",
     }
-    expected = {"dup.yaml": "duplicate key 'hq'", "broken.yaml": "line", "list.yaml": "mapping"}
+    expected = {
+        "dup.yaml": "duplicate key 'hq'",
+        "broken.yaml": "broken.yaml:3: not valid YAML",  # the file and the line
+        "list.yaml": "mapping",
+    }
     for file, text in cases.items():
         (world.directory / file).write_text(text)
         assert run(["plan", "-f", str(world.directory / file)]) == 2

@@ -195,7 +195,11 @@ class Oci(Injectable):
             return base64.b64decode(versions[-1]).decode() if versions else None
 
     def view(self, stored: dict[str, Any]) -> dict[str, Any]:
-        return {k: copy.deepcopy(v) for k, v in stored.items() if not k.startswith("_")}
+        out = {k: copy.deepcopy(v) for k, v in stored.items() if not k.startswith("_")}
+        if stored["_kind"] == "vaults":  # its endpoints: paths on this server, wherever it is
+            out["managementEndpoint"] = f"{self.base_url}/kms-management/{stored['id']}"
+            out["cryptoEndpoint"] = f"{self.base_url}/kms-crypto/{stored['id']}"
+        return out
 
     # --- HTTP ---------------------------------------------------------------------------------
 
@@ -910,17 +914,12 @@ def _create_vault(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
     if data.get("vaultType") not in ("DEFAULT", "VIRTUAL_PRIVATE", "EXTERNAL"):
         raise invalid(f"vaultType {data.get('vaultType')!r}: DEFAULT, VIRTUAL_PRIVATE or EXTERNAL")
     body = _base(oci, "vaults", "vault", data, state="CREATING")
-    body["managementEndpoint"] = f"{oci.base_url}/kms-management/{body['id']}"
-    body["cryptoEndpoint"] = f"{oci.base_url}/kms-crypto/{body['id']}"
     return oci.store(body)
 
 
 def _read_vault(oci: Oci, stored: dict[str, Any]) -> None:
     if stored["lifecycleState"] == "CREATING":
         stored["lifecycleState"] = "ACTIVE"
-    # a vault seeded before the fake was served learns its endpoints at the first read
-    stored.setdefault("managementEndpoint", f"{oci.base_url}/kms-management/{stored['id']}")
-    stored.setdefault("cryptoEndpoint", f"{oci.base_url}/kms-crypto/{stored['id']}")
 
 
 KEY_LENGTHS = {"AES": (16, 24, 32), "RSA": (256, 384, 512), "ECDSA": (32, 48, 66)}
