@@ -104,17 +104,82 @@ class AppAccess:
     ports: tuple[Ports, ...] = (ALL_TRAFFIC,)
 
 
+class ProfileSource:
+    """Where a connector's VPN profile comes from. Its content is a secret: read only when it
+    goes into the cloud's secret store, never held by the model."""
+
+    @property
+    def fingerprint(self) -> str:
+        """Names the profile's version: what the stored copy is compared with."""
+        raise NotImplementedError
+
+    def read(self) -> bytes:
+        raise NotImplementedError
+
+
+class ProfileFile(ProfileSource):
+    """A profile file the admin downloaded (the topology's `connector.profile`)."""
+
+    def __init__(self, path: Path, fingerprint: str) -> None:
+        self.path = path
+        self._fingerprint = fingerprint
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def read(self) -> bytes:
+        return self.path.read_bytes()
+
+    def __repr__(self) -> str:
+        return f"ProfileFile({str(self.path)!r})"
+
+
+class ServiceProfile(ProfileSource):
+    """The profile of the network's connector on the VPN service: made by the service's API when
+    it is stored in the cloud, in memory only. `source` (the service's side of the deployment)
+    is bound before anything is read."""
+
+    def __init__(self, network: str) -> None:
+        self.network = network
+        self.source: ProfileSupplier | None = None
+
+    def _bound(self) -> ProfileSupplier:
+        if self.source is None:
+            raise RuntimeError(f"the VPN service's profile of {self.network} is not bound")
+        return self.source
+
+    @property
+    def fingerprint(self) -> str:
+        return self._bound().profile_fingerprint(self.network)
+
+    def read(self) -> bytes:
+        return self._bound().profile(self.network)
+
+    def __repr__(self) -> str:
+        return f"ServiceProfile({self.network!r})"
+
+
+class ProfileSupplier:
+    """What hands out service-made profiles: the VPN service's side of a deployment."""
+
+    def profile_fingerprint(self, network: str) -> str:
+        raise NotImplementedError
+
+    def profile(self, network: str) -> bytes:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
 class Connector:
-    """The connector VM a managed network gets. `profile` is a path; its content is a secret
-    and is never held here, only its fingerprint."""
+    """The connector VM a managed network gets. `profile` says where its VPN profile comes from
+    (a file, or the VPN service's API); its content is never held here."""
 
     subnet: str
     size: str
     nat: bool
     egress: bool
-    profile: Path
-    profile_fingerprint: str
+    profile: ProfileSource
     image: str | None = None
     # seed "Enable NAT": `! -d <local subnet>` so LAN hosts see the real VPN address
     nat_preserve_source: bool = True
@@ -123,6 +188,11 @@ class Connector:
     vault: str | None = None  # OCI: the vault and key that hold the profile secret
     key: str | None = None
     dynamic_group: str | None = None  # OCI: the connector's dynamic group, when not made for it
+    vpn_region: str | None = None  # the VPN service's region it attaches to (service block)
+
+    @property
+    def profile_fingerprint(self) -> str:
+        return self.profile.fingerprint
 
 
 @dataclass(frozen=True)
@@ -135,6 +205,8 @@ class Network:
     app_access: tuple[AppAccess, ...] = ()
     connector: Connector | None = None
     route_priority: int | None = None  # GCP: our routes' priority (default 1000)
+    adopt_service_network: bool = False  # the service's network of this name is ours to manage
+    profile_out: Path | None = None  # external network: where its connector's profile goes
 
     @property
     def managed(self) -> bool:
@@ -146,9 +218,20 @@ class Network:
 
 
 @dataclass(frozen=True)
+class CloudConnexa:
+    """The VPN service's half (`service.cloudconnexa`): its API is at
+    https://<cloud_id>.api.openvpn.com; connectors attach in `vpn_region` unless a network says
+    otherwise. Credentials come from the environment, never from here."""
+
+    cloud_id: str
+    vpn_region: str
+
+
+@dataclass(frozen=True)
 class Topology:
     networks: tuple[Network, ...]
     vpn_subnet: IPv4Network = DEFAULT_VPN_SUBNET
+    service: CloudConnexa | None = None
 
     @property
     def managed(self) -> tuple[Network, ...]:
@@ -343,7 +426,7 @@ class DesiredConnector:
     subnet: str
     size: str
     image: str | None
-    profile: Path
+    profile: ProfileSource
     nat: bool
     nat_preserve_source: bool
     local_subnets: tuple[IPv4Network, ...]

@@ -26,19 +26,26 @@ from .model import (
     AppAccess,
     AwsLocation,
     AzureLocation,
+    CloudConnexa,
     Connector,
     GcpLocation,
     Location,
     Network,
     OciLocation,
     Ports,
+    ProfileFile,
+    ServiceProfile,
     Topology,
 )
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 MAX_PROFILE_BYTES = 1024 * 1024
 
-TOP_KEYS = ("version", "vpn_subnet", "networks")
+TOP_KEYS = ("version", "vpn_subnet", "networks", "service")
+SERVICE_KEYS = ("cloud_id", "vpn_region")
+SERVICE_PLAN = "cloudconnexa"  # the plan's entry for the VPN service's changes
+CLOUD_ID_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+VPN_REGION_PATTERN = r"^[a-z]{2}(-[a-z0-9]+){1,3}$"
 COMMON_KEYS = ("cloud", "subnets", "route_tables", "app_security_groups", "connector")
 CONNECTOR_KEYS = (
     "subnet",
@@ -380,11 +387,25 @@ def _port_list(field: str, value: object) -> tuple[Ports, ...]:
     return tuple(out)
 
 
-def _connector(path: str, data: object, base: Path, schema: CloudSchema) -> Connector:
+def _connector(
+    path: str, data: object, base: Path, schema: CloudSchema, service: bool, name: str
+) -> Connector:
     if not isinstance(data, Mapping):
         raise SpecError(path, f"{_show(data)} is not a mapping")
-    _unknown_keys(path, data, (*CONNECTOR_KEYS, *schema.connector_keys))
+    _unknown_keys(path, data, (*CONNECTOR_KEYS, "vpn_region", *schema.connector_keys))
     f = _Fields(path, data)
+    if service and f.has("profile"):
+        raise SpecError(
+            f.field("profile"),
+            f"{_show(data['profile'])} is not used with service.cloudconnexa: the VPN service "
+            "makes the connector's profile and it goes straight into the cloud's secret store "
+            "(remove 'profile')",
+        )
+    region = None
+    if f.has("vpn_region"):
+        if not service:
+            raise SpecError(f.field("vpn_region"), "needs a service.cloudconnexa block")
+        region = f.text("vpn_region", pattern=VPN_REGION_PATTERN, example="eu-central-1")
     subnet = f.text("subnet", example="subnet-0123abcd")
     egress = f.flag("egress", False)
     if egress and f.has("nat") and data["nat"] is False:
@@ -394,21 +415,7 @@ def _connector(path: str, data: object, base: Path, schema: CloudSchema) -> Conn
             "the connector's own address, so the connector must NAT (docs/flows.md, egress hop 4)",
         )
     nat = f.flag("nat", egress)
-    profile_field = f.field("profile")
-    profile_name = f.text("profile", example="hq.ovpn")
-    profile = (base / profile_name).expanduser()
-    try:
-        content = profile.read_bytes()
-    except FileNotFoundError:
-        raise SpecError(profile_field, f"{profile_name!r}: no such file ({profile})") from None
-    except IsADirectoryError:
-        raise SpecError(profile_field, f"{profile_name!r} is a directory, not a file") from None
-    except OSError as e:
-        raise SpecError(profile_field, f"{profile_name!r} cannot be read: {e.strerror}") from None
-    if not content.strip():
-        raise SpecError(profile_field, f"{profile_name!r} is empty")
-    if len(content) > MAX_PROFILE_BYTES:
-        raise SpecError(profile_field, f"{profile_name!r} is larger than 1 MiB")
+    profile = ServiceProfile(name) if service else _profile_file(f, base)
     lan = (
         f.text("lan_interface", pattern=r"^[A-Za-z0-9_.-]{1,15}$", example="eth0")
         if f.has("lan_interface")
@@ -439,14 +446,50 @@ def _connector(path: str, data: object, base: Path, schema: CloudSchema) -> Conn
         nat=nat,
         egress=egress,
         profile=profile,
-        profile_fingerprint=hashlib.sha256(content).hexdigest()[:16],
         image=f.text("image") if f.has("image") else None,
         nat_preserve_source=f.flag("nat_preserve_source", True),
         lan_interface=lan,
+        vpn_region=region,
     )
 
 
-def _network(name: str, data: object, base: Path) -> Network:
+def _profile_file(f: _Fields, base: Path) -> ProfileFile:
+    profile_field = f.field("profile")
+    profile_name = f.text("profile", example="hq.ovpn")
+    profile = (base / profile_name).expanduser()
+    try:
+        content = profile.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(profile_field, f"{profile_name!r}: no such file ({profile})") from None
+    except IsADirectoryError:
+        raise SpecError(profile_field, f"{profile_name!r} is a directory, not a file") from None
+    except OSError as e:
+        raise SpecError(profile_field, f"{profile_name!r} cannot be read: {e.strerror}") from None
+    if not content.strip():
+        raise SpecError(profile_field, f"{profile_name!r} is empty")
+    if len(content) > MAX_PROFILE_BYTES:
+        raise SpecError(profile_field, f"{profile_name!r} is larger than 1 MiB")
+    return ProfileFile(profile, hashlib.sha256(content).hexdigest()[:16])
+
+
+def _service(data: object) -> CloudConnexa:
+    path = "service"
+    if not isinstance(data, Mapping):
+        raise SpecError(path, f"{_show(data)} is not a mapping")
+    _unknown_keys(path, data, ("cloudconnexa",))
+    body = data.get("cloudconnexa")
+    path = "service.cloudconnexa"
+    if not isinstance(body, Mapping):
+        raise SpecError(path, f"{_show(body)} is not a mapping with cloud_id and vpn_region")
+    _unknown_keys(path, body, SERVICE_KEYS)
+    f = _Fields(path, body)
+    return CloudConnexa(
+        cloud_id=f.text("cloud_id", pattern=CLOUD_ID_PATTERN, example="acme"),
+        vpn_region=f.text("vpn_region", pattern=VPN_REGION_PATTERN, example="eu-central-1"),
+    )
+
+
+def _network(name: str, data: object, base: Path, service: bool) -> Network:
     path = f"networks.{name}"
     if not isinstance(data, Mapping):
         raise SpecError(path, f"{_show(data)} is not a mapping")
@@ -456,15 +499,32 @@ def _network(name: str, data: object, base: Path) -> Network:
         close = difflib.get_close_matches(cloud, CLOUDS, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f"; one of: {', '.join(CLOUDS)}"
         raise SpecError(f.field("cloud"), f"{cloud!r} is not a known cloud{hint}")
+    adopt = False
+    if f.has("adopt_service_network"):
+        if not service:
+            raise SpecError(f.field("adopt_service_network"), "needs a service.cloudconnexa block")
+        adopt = f.flag("adopt_service_network", False)
     if cloud == "external":
-        _unknown_keys(path, data, ("cloud", "subnets"))
+        allowed = ("cloud", "subnets", *(("adopt_service_network", "connector") if service else ()))
+        _unknown_keys(path, data, allowed)
         subnets = f.cidrs("subnets")
         if subnets is None:
             raise SpecError(f.field("subnets"), "is required for an external network")
-        return Network(name=name, cloud=cloud, subnets=subnets)
+        profile_out = None
+        if f.has("connector"):
+            profile_out = _profile_out(f"{path}.connector", data["connector"], base, service)
+        return Network(
+            name=name,
+            cloud=cloud,
+            subnets=subnets,
+            adopt_service_network=adopt,
+            profile_out=profile_out,
+        )
 
     schema = CLOUD_SCHEMAS[cloud]
-    _unknown_keys(path, data, (*COMMON_KEYS, *schema.keys, *schema.network_keys))
+    _unknown_keys(
+        path, data, (*COMMON_KEYS, *schema.keys, *schema.network_keys, "adopt_service_network")
+    )
     location = schema.location(f)
     route_tables: tuple[str, ...] | None = None
     if f.has("route_tables") and data["route_tables"] != "all":
@@ -476,7 +536,7 @@ def _network(name: str, data: object, base: Path) -> Network:
     app_access = _app_access(f, "app_security_groups", pattern, example)
     if not f.has("connector"):
         raise SpecError(f.field("connector"), "is required for a managed network")
-    connector = _connector(f.field("connector"), data["connector"], base, schema)
+    connector = _connector(f.field("connector"), data["connector"], base, schema, service, name)
     priority = None
     if f.has("route_priority"):
         priority = data["route_priority"]
@@ -504,7 +564,25 @@ def _network(name: str, data: object, base: Path) -> Network:
         app_access=app_access,
         connector=connector,
         route_priority=priority,
+        adopt_service_network=adopt,
     )
+
+
+def _profile_out(path: str, data: object, base: Path, service: bool) -> Path:
+    """An external network's `connector: {profile_out: path}`: where apply writes the profile
+    the VPN service made for that site's connector (mode 0600), for its admin to install."""
+    if not isinstance(data, Mapping):
+        raise SpecError(path, f"{_show(data)} is not a mapping")
+    _unknown_keys(path, data, ("profile_out",))
+    f = _Fields(path, data)
+    if not service:
+        raise SpecError(f.field("profile_out"), "needs a service.cloudconnexa block")
+    out = (base / f.text("profile_out", example="branch.ovpn")).expanduser()
+    if not out.parent.is_dir():
+        raise SpecError(f.field("profile_out"), f"{str(out.parent)!r} is not a directory")
+    if out.is_dir():
+        raise SpecError(f.field("profile_out"), f"{str(out)!r} is a directory, not a file")
+    return out
 
 
 def parse_topology(data: object, base: Path) -> Topology:
@@ -524,6 +602,7 @@ def parse_topology(data: object, base: Path) -> Topology:
     if not isinstance(networks_data, Mapping) or not networks_data:
         raise SpecError("networks", "needs at least one network")
 
+    service = _service(data["service"]) if data.get("service") is not None else None
     networks: list[Network] = []
     for name, body in networks_data.items():
         if not isinstance(name, str) or not NAME_RE.match(name):
@@ -532,14 +611,16 @@ def parse_topology(data: object, base: Path) -> Topology:
                 f"{_show(name)} is not a valid network name "
                 "(lower-case letters, digits and '-', 1-32 characters)",
             )
-        networks.append(_network(name, body, base))
+        if service is not None and name == SERVICE_PLAN:
+            raise SpecError(f"networks.{name}", f"{name!r} names the VPN service's own entry")
+        networks.append(_network(name, body, base, service is not None))
 
     _check_overlaps(networks, vpn_subnet)
     if not any(n.managed for n in networks):
         raise SpecError(
             "networks", "no managed network: at least one needs a cloud other than external"
         )
-    return Topology(networks=tuple(networks), vpn_subnet=vpn_subnet)
+    return Topology(networks=tuple(networks), vpn_subnet=vpn_subnet, service=service)
 
 
 def _check_overlaps(networks: list[Network], vpn_subnet: IPv4Network) -> None:

@@ -23,6 +23,7 @@ from provisioner.model import (
     ObservedSubnet,
     Part,
     Ports,
+    ProfileFile,
     RouteTable,
     Topology,
     WayOut,
@@ -50,8 +51,7 @@ def net(
             nat=conn.get("nat", False),
             egress=conn.get("egress", False),
             nat_preserve_source=conn.get("preserve", True),
-            profile=Path("p.ovpn"),
-            profile_fingerprint="fp",
+            profile=ProfileFile(Path("p.ovpn"), "fp"),
         ),
     )
 

@@ -15,7 +15,7 @@ from .common import POLICY_NAME, TAG, AwsState
 class Identity(AwsState):
     def _create_vpn_profile(self, overwrite: bool = False) -> None:
         assert self.network.connector is not None
-        content = self.network.connector.profile.read_text(encoding="utf-8")
+        content = self.network.connector.profile.read().decode("utf-8")
         # the request body, with the profile in it, is what botocore.endpoint logs at DEBUG
         protect(content, "botocore.endpoint")
         args: dict[str, Any] = {

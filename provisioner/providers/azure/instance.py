@@ -253,7 +253,7 @@ class Instance(AzureState):
 
         assert self.network.connector is not None
         connector = self.network.connector
-        content = connector.profile.read_text(encoding="utf-8")
+        content = connector.profile.read().decode("utf-8")
         encoded = base64.b64encode(content.encode()).decode()
         script = (
             "#!/bin/sh\nset -eu\n"

@@ -211,7 +211,7 @@ class Instance(GcpState):
 
     def _add_version(self, name: str) -> None:
         assert self.network.connector is not None
-        content = self.network.connector.profile.read_bytes()
+        content = self.network.connector.profile.read()
         # the REST transport logs request bodies at DEBUG: the profile in both forms it travels
         protect(content.decode("utf-8", "replace"), SECRET_LOGGER)
         protect(base64.b64encode(content).decode(), SECRET_LOGGER)

@@ -179,7 +179,7 @@ class Instance(OciState):
         import oci
 
         assert self.network.connector is not None
-        raw = self.network.connector.profile.read_bytes()
+        raw = self.network.connector.profile.read()
         encoded = base64.b64encode(raw).decode()
         # the vault client's own DEBUG logger (oci.base_client.<id>): both forms of the profile
         logger = self.api.vaults.base_client.logger.name

@@ -1,0 +1,443 @@
+"""A fake of the CloudConnexa (OpenVPN Cloud) API v1.x for what the service's half of a
+connector needs: OAuth client credentials, VPN regions, networks, their routes and connectors,
+and connector profiles. Served on 127.0.0.1, so that our client talks to it as to
+`https://<cloud_id>.api.openvpn.com`.
+
+What it keeps of the API (CloudConnexa API v1.2 reference and schemas, and the
+OpenVPN/cloudconnexa-go-client that uses it); the tests rely on each:
+- `POST /api/v1/oauth/token?client_id=&client_secret=&grant_type=client_credentials` answers
+  `{access_token, token_type: bearer, expires_in, scope}`; every other call needs
+  `Authorization: Bearer <token>` and is 401 without a live one (`expire_tokens()` ends them
+  all, as a token's lifetime does).
+- Lists are pages: `page` (from 0) and `size` in, `{content, numberOfElements, page, size,
+  success, totalElements, totalPages}` out; `GET /api/v1/regions` is a plain list.
+- `POST /api/v1/networks` makes a network with its routes and at least one connector (the
+  Terraform provider's network needs its `default_connector`); names are unique (409).
+  `PUT` updates name, description, egress and internet access; `DELETE` takes its routes and
+  connectors with it.
+- Routes: `POST /api/v1/networks/routes?networkId=` with `{value, description}` answers
+  `{id, type: IP_V4, subnet, description}`; a subnet is routed once per network (409) and is
+  not a network address (400); `GET/PUT/DELETE /api/v1/networks/routes/{id}`.
+- Connectors: `POST /api/v1/networks/connectors?networkId=` with `{name, description,
+  vpnRegionId}`; the region must be one the API lists (400); each gets a VPN address from
+  `100.96.0.0/11` and `connectionStatus: OFFLINE` until its VM connects (`connect()`); the last
+  connector of a network is not deleted (400: delete the network). `POST
+  .../connectors/{id}/profile` generates a profile (plain text, new key material each time).
+- Errors: `{"errorMessage", "statusError"}` with 400, 401, 404, 409; 429 (faults) with
+  Retry-After or X-RateLimit-Replenish-Rate/-Time, as the Go client reads them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import json
+import re
+import secrets
+import threading
+import uuid
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .http import Call, Faults, Injectable
+
+SANDBOX_CLIENT_ID = "sandbox-client"
+SANDBOX_CLIENT_SECRET = "sandbox-secret-not-a-real-one"
+VPN_RANGE = ipaddress.IPv4Network("100.96.0.0/11")
+REGIONS = (
+    {"id": "eu-central-1", "continent": "Europe", "country": "Germany", "countryIso": "DE",
+     "regionName": "Frankfurt"},
+    {"id": "us-east-1", "continent": "North America", "country": "United States",
+     "countryIso": "US", "regionName": "Virginia"},
+    {"id": "us-west-1", "continent": "North America", "country": "United States",
+     "countryIso": "US", "regionName": "California"},
+    {"id": "ap-southeast-1", "continent": "Asia", "country": "Singapore", "countryIso": "SG",
+     "regionName": "Singapore"},
+)  # fmt: skip
+MAX_PAGE_SIZE = 1000
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message = status, message
+        self.headers = headers or {}
+
+
+@dataclass
+class CcState:
+    networks: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> network
+    routes: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> route (+ networkId)
+    connectors: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> connector
+    tokens: set[str] = field(default_factory=set)
+    profiles: dict[str, int] = field(default_factory=dict)  # connector id -> profiles made
+
+
+class CloudConnexa(Injectable):
+    """The in-memory API. `handle` answers one request; `serve` puts it on 127.0.0.1."""
+
+    name = "fake-cloudconnexa"
+    not_mutating = frozenset({"token"})
+
+    def __init__(
+        self, client_id: str = SANDBOX_CLIENT_ID, client_secret: str = SANDBOX_CLIENT_SECRET
+    ) -> None:
+        self.credentials = {client_id: client_secret}
+        self.state = CcState()
+        self.lock = threading.RLock()
+        self.faults = Faults()
+        self.calls: list[Call] = []
+        self._addresses = itertools.count(2)
+
+    # --- what a test or the sandbox does directly -------------------------------------------
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far stops working, as at the end of its lifetime."""
+        with self.lock:
+            self.state.tokens.clear()
+
+    def connect(self, connector_id: str, online: bool = True) -> None:
+        """The connector's VM dialled in (or dropped): what `connectionStatus` then says."""
+        with self.lock:
+            self.state.connectors[connector_id]["connectionStatus"] = (
+                "ONLINE" if online else "OFFLINE"
+            )
+
+    def network_named(self, name: str) -> dict[str, Any] | None:
+        with self.lock:
+            found = next((n for n in self.state.networks.values() if n["name"] == name), None)
+            return self._network_view(found) if found else None
+
+    def snapshot(self) -> dict[str, Any]:
+        """Networks with their routes and connectors, as GET shows them (status aside)."""
+        with self.lock:
+            return {
+                n["name"]: {
+                    "description": n["description"],
+                    "egress": n["egress"],
+                    "routes": sorted(r["subnet"] for r in self._routes_of(n["id"])),
+                    "connectors": sorted(c["name"] for c in self._connectors_of(n["id"])),
+                }
+                for n in self.state.networks.values()
+            }
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def handle(
+        self, method: str, url: str, headers: dict[str, str], body: bytes, base: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(url)
+        path = parts.path.rstrip("/")
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        try:
+            fault = self.faults.due(method, path)
+            if fault is not None:
+                extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                raise ApiError(fault.status, fault.message, extra)
+            with self.lock:
+                if path == "/api/v1/oauth/token":
+                    return self._json(200, self._token(method, query))
+                token = headers.get("authorization", "")
+                if not token.startswith("Bearer ") or token[7:] not in self.state.tokens:
+                    raise ApiError(401, "Full authentication is required to access this resource")
+                data = json.loads(body) if body else {}
+                status, out = self._route(method, path, query, data)
+            if isinstance(out, str):
+                return status, {"Content-Type": "text/plain"}, out.encode()
+            return self._json(status, out)
+        except ApiError as e:
+            reason = HTTPStatus(e.status).phrase
+            err = {"errorMessage": e.message, "statusError": reason}
+            return (
+                e.status,
+                {"Content-Type": "application/json", **e.headers},
+                json.dumps(err).encode(),
+            )
+
+    @staticmethod
+    def _json(status: int, out: Any) -> tuple[int, dict[str, str], bytes]:
+        body = json.dumps(out).encode() if out is not None else b""
+        return status, {"Content-Type": "application/json"}, body
+
+    def _record(self, method: str, path: str, kind: str, verb: str, body: Any = None) -> None:
+        self.calls.append(Call(method, path, kind, verb, body=body))
+
+    def _token(self, method: str, query: dict[str, str]) -> dict[str, Any]:
+        self._record(method, "/oauth/token", "oauth", "token")
+        if method != "POST":
+            raise ApiError(405, "Request method not supported")
+        if query.get("grant_type") != "client_credentials":
+            raise ApiError(400, "grant_type must be client_credentials")
+        client = query.get("client_id", "")
+        if self.credentials.get(client) != query.get("client_secret"):
+            raise ApiError(401, "Bad credentials")
+        token = secrets.token_urlsafe(24)
+        self.state.tokens.add(token)
+        return {"access_token": token, "token_type": "bearer", "expires_in": 43199,
+                "scope": "read write"}  # fmt: skip
+
+    def _route(self, method: str, path: str, query: dict[str, str], data: Any) -> tuple[int, Any]:
+        rest = path.removeprefix("/api/v1")
+        if rest == "/regions" and method == "GET":
+            self._record(method, rest, "regions", "list")
+            return 200, list(REGIONS)
+        m = re.fullmatch(r"/networks/(routes|connectors)(?:/([^/]+))?(/profile)?", rest)
+        if m:
+            kind, item, profile = m.groups()
+            if profile:
+                return self._profile(method, item)
+            return (self._routes if kind == "routes" else self._connectors)(
+                method, item, query, data
+            )
+        m = re.fullmatch(r"/networks(?:/([^/]+))?", rest)
+        if m:
+            return self._networks(method, m.group(1), query, data)
+        raise ApiError(404, f"No handler found for {method} {path}")
+
+    # --- networks -------------------------------------------------------------------------
+
+    def _networks(
+        self, method: str, item: str | None, query: dict[str, str], data: Any
+    ) -> tuple[int, Any]:
+        verb = {"GET": "get" if item else "list", "POST": "create", "PUT": "update",
+                "DELETE": "delete"}.get(method, method.lower())  # fmt: skip
+        self._record(method, f"/networks{'/' + item if item else ''}", "networks", verb, data)
+        if item is None and method == "GET":
+            views = [self._network_view(n) for n in self.state.networks.values()]
+            return 200, _page(views, query)
+        if item is None and method == "POST":
+            return 201, self._create_network(data)
+        network = self.state.networks.get(str(item))
+        if network is None:
+            raise ApiError(404, f"Network with ID {item} not found")
+        if method == "GET":
+            return 200, self._network_view(network)
+        if method == "PUT":
+            name = data.get("name") or network["name"]
+            if self._name_taken(name, network["id"]):
+                raise ApiError(409, f"Network with name {name} already exists")
+            network.update(
+                name=name,
+                description=data.get("description", network["description"]),
+                egress=bool(data.get("egress", network["egress"])),
+                internetAccess=data.get("internetAccess", network["internetAccess"]),
+            )
+            return 200, self._network_view(network)
+        if method == "DELETE":
+            for r in self._routes_of(network["id"]):
+                del self.state.routes[r["id"]]
+            for c in self._connectors_of(network["id"]):
+                del self.state.connectors[c["id"]]
+            del self.state.networks[network["id"]]
+            return 204, None
+        raise ApiError(405, "Request method not supported")
+
+    def _name_taken(self, name: str, other_than: str | None = None) -> bool:
+        return any(
+            n["name"] == name and n["id"] != other_than for n in self.state.networks.values()
+        )
+
+    def _create_network(self, data: dict[str, Any]) -> dict[str, Any]:
+        name = str(data.get("name") or "")
+        if not name or len(name) > 40:
+            raise ApiError(400, "name: size must be between 1 and 40")
+        if self._name_taken(name):
+            raise ApiError(409, f"Network with name {name} already exists")
+        connectors = data.get("connectors") or []
+        if not connectors:
+            raise ApiError(400, "connectors: a network needs at least one connector")
+        if data.get("internetAccess", "SPLIT_TUNNEL_ON") not in (
+            "SPLIT_TUNNEL_ON", "SPLIT_TUNNEL_OFF", "RESTRICTED_INTERNET"
+        ):  # fmt: skip
+            raise ApiError(400, f"internetAccess: {data.get('internetAccess')!r} is not valid")
+        for route in data.get("routes") or []:
+            _subnet(route.get("value"))
+        for c in connectors:
+            self._check_connector(c)
+        network = {
+            "id": str(uuid.uuid4()),
+            "name": name,
+            "description": data.get("description") or "",
+            "egress": bool(data.get("egress", False)),
+            "internetAccess": data.get("internetAccess", "SPLIT_TUNNEL_ON"),
+            "systemSubnets": [],
+            "tunnelingProtocol": "OPENVPN",
+        }
+        self.state.networks[network["id"]] = network
+        for route in data.get("routes") or []:
+            self._add_route(network["id"], route)
+        for c in connectors:
+            self._add_connector(network["id"], c)
+        return self._network_view(network)
+
+    def _network_view(self, network: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **network,
+            "routes": [_route_view(r) for r in self._routes_of(network["id"])],
+            "connectors": [dict(c) for c in self._connectors_of(network["id"])],
+        }
+
+    def _routes_of(self, network_id: str) -> list[dict[str, Any]]:
+        return [r for r in self.state.routes.values() if r["networkItemId"] == network_id]
+
+    def _connectors_of(self, network_id: str) -> list[dict[str, Any]]:
+        return [c for c in self.state.connectors.values() if c["networkItemId"] == network_id]
+
+    def _network_of(self, query: dict[str, str]) -> dict[str, Any]:
+        network = self.state.networks.get(query.get("networkId", ""))
+        if network is None:
+            raise ApiError(404, f"Network with ID {query.get('networkId')} not found")
+        return network
+
+    # --- routes -----------------------------------------------------------------------------
+
+    def _routes(
+        self, method: str, item: str | None, query: dict[str, str], data: Any
+    ) -> tuple[int, Any]:
+        verb = {"GET": "get" if item else "list", "POST": "create", "PUT": "update",
+                "DELETE": "delete"}.get(method, method.lower())  # fmt: skip
+        self._record(method, f"/networks/routes{'/' + item if item else ''}", "routes", verb, data)
+        if item is None and method == "GET":
+            network = self._network_of(query)
+            return 200, _page([_route_view(r) for r in self._routes_of(network["id"])], query)
+        if item is None and method == "POST":
+            network = self._network_of(query)
+            return 201, _route_view(self._add_route(network["id"], data))
+        route = self.state.routes.get(str(item))
+        if route is None:
+            raise ApiError(404, f"Route with ID {item} not found")
+        if method == "GET":
+            return 200, _route_view(route)
+        if method == "PUT":
+            subnet = _subnet(data.get("value", route["subnet"]))
+            if any(
+                r["subnet"] == subnet and r["id"] != route["id"]
+                for r in self._routes_of(route["networkItemId"])
+            ):
+                raise ApiError(409, f"Route {subnet} already exists in the network")
+            route.update(subnet=subnet, description=data.get("description", route["description"]))
+            return 200, _route_view(route)
+        if method == "DELETE":
+            del self.state.routes[route["id"]]
+            return 204, None
+        raise ApiError(405, "Request method not supported")
+
+    def _add_route(self, network_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        subnet = _subnet(data.get("value"))
+        if any(r["subnet"] == subnet for r in self._routes_of(network_id)):
+            raise ApiError(409, f"Route {subnet} already exists in the network")
+        route = {
+            "id": str(uuid.uuid4()),
+            "type": "IP_V4",
+            "subnet": subnet,
+            "description": data.get("description") or "",
+            "networkItemId": network_id,
+        }
+        self.state.routes[route["id"]] = route
+        return route
+
+    # --- connectors -------------------------------------------------------------------------
+
+    def _connectors(
+        self, method: str, item: str | None, query: dict[str, str], data: Any
+    ) -> tuple[int, Any]:
+        verb = {"GET": "get" if item else "list", "POST": "create", "PUT": "update",
+                "DELETE": "delete"}.get(method, method.lower())  # fmt: skip
+        where = f"/networks/connectors{'/' + item if item else ''}"
+        self._record(method, where, "connectors", verb, data)
+        if item is None and method == "GET":
+            network = self._network_of(query)
+            return 200, _page([dict(c) for c in self._connectors_of(network["id"])], query)
+        if item is None and method == "POST":
+            network = self._network_of(query)
+            self._check_connector(data)
+            return 201, dict(self._add_connector(network["id"], data))
+        connector = self.state.connectors.get(str(item))
+        if connector is None:
+            raise ApiError(404, f"Connector with ID {item} not found")
+        if method == "GET":
+            return 200, dict(connector)
+        if method == "PUT":
+            self._check_connector({**connector, **data})
+            for key in ("name", "description", "vpnRegionId"):
+                if key in data:
+                    connector[key] = data[key]
+            return 200, dict(connector)
+        if method == "DELETE":
+            if len(self._connectors_of(connector["networkItemId"])) == 1:
+                raise ApiError(400, "A network needs at least one connector: delete the network")
+            del self.state.connectors[connector["id"]]
+            return 204, None
+        raise ApiError(405, "Request method not supported")
+
+    def _check_connector(self, data: dict[str, Any]) -> None:
+        if not data.get("name"):
+            raise ApiError(400, "connectors.name: must not be blank")
+        if data.get("vpnRegionId") not in {r["id"] for r in REGIONS}:
+            raise ApiError(400, f"vpnRegionId: {data.get('vpnRegionId')!r} is not a VPN region")
+
+    def _add_connector(self, network_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        address = VPN_RANGE.network_address + next(self._addresses)
+        connector = {
+            "id": str(uuid.uuid4()),
+            "name": data["name"],
+            "description": data.get("description") or "",
+            "networkItemId": network_id,
+            "networkItemType": "NETWORK",
+            "vpnRegionId": data["vpnRegionId"],
+            "ipV4Address": str(address),
+            "ipV6Address": "",
+            "tunnelingProtocol": "OPENVPN",
+            "connectionStatus": "OFFLINE",
+        }
+        self.state.connectors[connector["id"]] = connector
+        return connector
+
+    def _profile(self, method: str, item: str | None) -> tuple[int, Any]:
+        self._record(method, f"/networks/connectors/{item}/profile", "connectors", "profile")
+        if method != "POST":
+            raise ApiError(405, "Request method not supported")
+        connector = self.state.connectors.get(str(item))
+        if connector is None:
+            raise ApiError(404, f"Connector with ID {item} not found")
+        made = self.state.profiles.get(connector["id"], 0) + 1
+        self.state.profiles[connector["id"]] = made
+        return 200, (
+            "client\ndev tun\nproto udp\n"
+            f"remote {connector['vpnRegionId']}.sandbox.openvpn.invalid 1194\n"
+            f"# connector {connector['name']} ({connector['ipV4Address']}), profile {made}\n"
+            f"<key>\nCLOUDCONNEXA-PRIVATE-KEY-{secrets.token_hex(16)}\n</key>\n"
+        )
+
+
+def _route_view(route: dict[str, Any]) -> dict[str, Any]:
+    return {k: route[k] for k in ("id", "type", "subnet", "description")}
+
+
+def _subnet(value: Any) -> str:
+    try:
+        network = ipaddress.IPv4Network(str(value), strict=True)
+    except ValueError:
+        raise ApiError(400, f"value: {value!r} is not a valid subnet") from None
+    return str(network)
+
+
+def _page(items: list[dict[str, Any]], query: dict[str, str]) -> dict[str, Any]:
+    try:
+        page, size = int(query.get("page", 0)), int(query.get("size", 10))
+    except ValueError:
+        raise ApiError(400, "page and size must be numbers") from None
+    if page < 0 or not 1 <= size <= MAX_PAGE_SIZE:
+        raise ApiError(400, f"page must be >= 0 and size between 1 and {MAX_PAGE_SIZE}")
+    content = items[page * size : (page + 1) * size]
+    return {
+        "content": content,
+        "numberOfElements": len(content),
+        "page": page,
+        "size": size,
+        "success": True,
+        "totalElements": len(items),
+        "totalPages": (len(items) + size - 1) // size,
+    }
