@@ -10,14 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from . import planner
 from .bootstrap import render_setup_script
 from .engine import Engine
-from .errors import ConflictError, SpecError
-from .model import ApplyResult, NetworkStatus, Observed, Plan, Topology
+from .errors import CloudError, ConflictError, SpecError
+from .model import ApplyResult, Change, NetworkStatus, Observed, ObservedService, Plan, Topology
 from .providers import Clouds
 from .providers.base import NetworkProvider
+from .spec import SERVICE_PLAN
+
+if TYPE_CHECKING:
+    from .service import CloudConnexaSide
 
 Confirm = Callable[[Plan], bool]
 
@@ -33,38 +38,78 @@ class Deployment:
         self.topology = topology
         self.clouds = clouds or Clouds()
         self._providers: dict[str, NetworkProvider] = {}
+        self._service: CloudConnexaSide | None = None
+        self.service_observed: ObservedService | None = None  # the last observe's
 
     def provider(self, name: str) -> NetworkProvider:
+        if name == SERVICE_PLAN and self.topology.service is not None:
+            return self.service()  # type: ignore[return-value]
         if name not in self._providers:
             self._providers[name] = self.clouds.connect(self.topology.network(name))
         return self._providers[name]
 
+    def service(self) -> CloudConnexaSide:
+        """The VPN service's half (with a service block): its API from the environment, or
+        from `clouds.options["cloudconnexa"]` (`base_url`, `client_id`, `client_secret`...)."""
+        if self._service is None:
+            from .service import Api, CloudConnexaSide
+
+            options = dict(self.clouds.options.get(SERVICE_PLAN, {}))
+            api = None
+            if options:
+                api = Api(
+                    options.pop("base_url"),
+                    options.pop("client_id"),
+                    options.pop("client_secret"),
+                    **options,
+                )
+            self._service = CloudConnexaSide(self.topology, api)
+        return self._service
+
     def observe(self) -> dict[str, Observed]:
-        """Read every managed network, side by side. Only read calls; raises SpecError for ids
-        the cloud does not know, CloudError when a cloud cannot be read (the first network's
-        error in the file's order, when several fail)."""
-        # connect every network first: an unsupported cloud is bad input, found before any call
+        """Read every managed network, side by side, and the VPN service with them (kept in
+        `service_observed`). Only read calls; raises SpecError for ids the cloud does not know,
+        CloudError when a cloud cannot be read (the first network's error in the file's order,
+        when several fail)."""
+        # connect every network first: an unsupported cloud is bad input, and missing service
+        # credentials are said, before any call
         for n in self.topology.managed:
             self.provider(n.name)
-        workers = max(1, min(self.clouds.networks_at_once, len(self.topology.managed)))
+        service = self.service() if self.topology.service is not None else None
+        workers = max(1, min(self.clouds.networks_at_once, len(self.topology.managed) + 1))
         with ThreadPoolExecutor(workers, thread_name_prefix="provision-observe") as pool:
             futures = {}
+            if service is not None:
+                assert self.topology.service is not None
+                self.clouds.progress(
+                    f"reading the VPN service (cloudconnexa: {self.topology.service.cloud_id})"
+                )
+                reading = pool.submit(service.observe)
             for n in self.topology.managed:
                 where = n.location.describe() if n.location else ""
                 self.clouds.progress(f"reading {n.name} ({n.cloud}: {where})")
                 futures[n.name] = pool.submit(self.provider(n.name).observe)
-            return {name: future.result() for name, future in futures.items()}
+            observed = {name: future.result() for name, future in futures.items()}
+            self.service_observed = reading.result() if service is not None else None
+            return observed
 
-    def plan(self, *, replace_conflicting_routes: bool = False) -> Plan:
+    def plan(self, *, replace_conflicting_routes: bool = False, prune: bool = False) -> Plan:
+        observed = self.observe()
         return planner.plan_apply(
-            self.topology, self.observe(), replace_conflicting_routes=replace_conflicting_routes
+            self.topology,
+            observed,
+            replace_conflicting_routes=replace_conflicting_routes,
+            service=self.service_observed,
+            prune=prune,
         )
 
     def plan_destroy(self) -> Plan:
-        return planner.plan_destroy(self.topology, self.observe())
+        observed = self.observe()
+        return planner.plan_destroy(self.topology, observed, self.service_observed)
 
     def status(self) -> tuple[NetworkStatus, ...]:
-        return planner.network_status(self.topology, self.observe())
+        observed = self.observe()
+        return planner.network_status(self.topology, observed, self.service_observed)
 
     def bootstrap(self, name: str, *, script_only: bool = False) -> str:
         """The connector's user-data for network `name` (or its setup script alone). Reads the
@@ -97,19 +142,36 @@ class Deployment:
             )
         for n in plan.networks:  # made here, not from the engine's threads
             self.provider(n.network)
-        engine = Engine(
-            plan,
-            self.provider,
-            concurrency=self.clouds.concurrency,
-            networks_at_once=self.clouds.networks_at_once,
-            progress=self.clouds.progress,
-        )
-        return ApplyResult(plan=plan, done=engine.run())
+        done: list[Change] = []
+        phases = _phases(plan)
+        for i, phase in enumerate(phases):
+            engine = Engine(
+                phase,
+                self.provider,
+                concurrency=self.clouds.concurrency,
+                networks_at_once=self.clouds.networks_at_once,
+                progress=self.clouds.progress,
+            )
+            try:
+                done += engine.run()
+            except CloudError as e:
+                later = tuple(
+                    f"{c.network}: {c.summary()}" for p in phases[i + 1 :] for c in p.changes
+                )
+                before = tuple(f"{c.network}: {c.summary()}" for c in done)
+                raise type(e)(
+                    e.message, done=before + e.done, not_done=e.not_done + later
+                ) from None
+        return ApplyResult(plan=plan, done=tuple(done))
 
     def apply(
-        self, *, replace_conflicting_routes: bool = False, confirm: Confirm | None = None
+        self,
+        *,
+        replace_conflicting_routes: bool = False,
+        confirm: Confirm | None = None,
+        prune: bool = False,
     ) -> ApplyResult:
-        plan = self.plan(replace_conflicting_routes=replace_conflicting_routes)
+        plan = self.plan(replace_conflicting_routes=replace_conflicting_routes, prune=prune)
         return self._run(plan, confirm)
 
     def destroy(self, *, confirm: Confirm | None = None) -> ApplyResult:
@@ -123,6 +185,19 @@ class Deployment:
         if confirm is not None and not confirm(plan):
             raise Declined(f"{plan.operation} declined; nothing was changed")
         return self.execute(plan)
+
+
+def _phases(plan: Plan) -> list[Plan]:
+    """The VPN service's changes before the clouds' on apply (a connector's profile is made
+    there before a cloud stores it), after them on destroy (the VMs go first)."""
+    service = tuple(n for n in plan.networks if n.network == SERVICE_PLAN and n.changes)
+    clouds = tuple(n for n in plan.networks if n.network != SERVICE_PLAN and n.changes)
+    order = (service, clouds) if plan.operation == "apply" else (clouds, service)
+    return [
+        Plan(operation=plan.operation, networks=networks, vpn_subnet=plan.vpn_subnet)
+        for networks in order
+        if networks
+    ]
 
 
 # --- one-call functions ------------------------------------------------------------------

@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--replace-conflicting-routes", action="store_true")
     p.add_argument("-v", "--verbose", action="store_true", help="every change on its own line")
-    p.set_defaults(file=None, json=False)
+    p.set_defaults(file=None, json=False, prune=False)
 
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -98,15 +98,18 @@ def _parser() -> argparse.ArgumentParser:
         return sp
 
     verbose_help = "every change on its own line with its why (default: grouped)"
+    prune_help = "also remove our networks on the VPN service that left the file"
     sp = with_file("plan", "show what apply would change; touches nothing")
     sp.add_argument("--json", action="store_true", help="the plan as JSON (schema in README)")
     sp.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     sp.add_argument("--replace-conflicting-routes", action="store_true")
+    sp.add_argument("--prune", action="store_true", help=prune_help)
     sp = with_file("apply", "plan, confirm, and make the networks route through their connectors")
     sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     sp.add_argument("--json", action="store_true", help="print the plan and result as JSON")
     sp.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     sp.add_argument("--replace-conflicting-routes", action="store_true")
+    sp.add_argument("--prune", action="store_true", help=prune_help)
     sp = with_file("destroy", "remove what apply created, and nothing else")
     sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     sp.add_argument("--json", action="store_true")
@@ -305,7 +308,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     deployment = api.Deployment(topology, Clouds(progress=_progress))
     if command == "plan":
-        plan = deployment.plan(replace_conflicting_routes=args.replace_conflicting_routes)
+        plan = deployment.plan(
+            replace_conflicting_routes=args.replace_conflicting_routes, prune=args.prune
+        )
         text = render.plan_text(plan, verbose=args.verbose)
         print(json.dumps(plan.to_dict(), indent=2) if as_json else text)
         return 3 if plan.conflicts else 0
@@ -327,7 +332,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0 if all(s.healthy for s in statuses) else 1
 
     if command == "apply":
-        plan = deployment.plan(replace_conflicting_routes=args.replace_conflicting_routes)
+        plan = deployment.plan(
+            replace_conflicting_routes=args.replace_conflicting_routes, prune=args.prune
+        )
     else:
         plan = deployment.plan_destroy()
     if not as_json:

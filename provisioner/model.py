@@ -244,6 +244,51 @@ class Topology:
         raise KeyError(name)
 
 
+# --- what the VPN service holds ------------------------------------------------------------
+
+SERVICE_MARK = "connector-provisioner"  # leads the description of what we made on the service
+
+
+@dataclass(frozen=True)
+class ServiceRoute:
+    id: str
+    subnet: IPv4Network
+    ours: bool
+
+
+@dataclass(frozen=True)
+class ServiceConnector:
+    id: str
+    name: str
+    region: str
+    address: str  # its VPN address, from the VPN range
+    status: str  # as the API reports it: ONLINE, OFFLINE...
+    ours: bool
+
+
+@dataclass(frozen=True)
+class ServiceNetwork:
+    id: str
+    name: str
+    description: str
+    egress: bool
+    routes: tuple[ServiceRoute, ...] = ()
+    connectors: tuple[ServiceConnector, ...] = ()
+
+    @property
+    def ours(self) -> bool:
+        return self.description.startswith(SERVICE_MARK)
+
+
+@dataclass(frozen=True)
+class ObservedService:
+    regions: tuple[str, ...]
+    networks: tuple[ServiceNetwork, ...] = ()
+
+    def network(self, name: str) -> ServiceNetwork | None:
+        return next((n for n in self.networks if n.name == name), None)
+
+
 # --- what a provider observed ----------------------------------------------------------------
 
 
@@ -416,6 +461,21 @@ class Kind(StrEnum):
     CONNECTOR_INGRESS = "connector-ingress"
     APP_ACCESS = "app-access"
     ROUTE = "route"
+    # the VPN service's half (the plan's `cloudconnexa` entry)
+    SERVICE_NETWORK = "service-network"
+    SERVICE_ROUTE = "service-route"
+    SERVICE_CONNECTOR = "service-connector"
+    PROFILE_OUT = "profile-out"  # an external site's profile, written where the file says
+
+
+SERVICE_KINDS = frozenset(
+    {Kind.SERVICE_NETWORK, Kind.SERVICE_ROUTE, Kind.SERVICE_CONNECTOR, Kind.PROFILE_OUT}
+)
+SERVICE_CONNECTOR_PREFIX = "cp-"  # our connector on a service network: cp-<network>
+
+
+def service_connector_name(network: str) -> str:
+    return f"{SERVICE_CONNECTOR_PREFIX}{network}"
 
 
 @dataclass(frozen=True)
@@ -449,7 +509,9 @@ class Change:
     part: Part | None = None
     connector: DesiredConnector | None = None
     rule: IngressRule | None = None  # app-access: the rule added to or removed from `resource`
-    label: str = ""  # a route's: whose destination it is ("VPN clients", "network branch")
+    label: str = ""  # a route's: whose destination it is; a service change's: the network
+    ref: str | None = None  # a service change's: the service's id of what it changes
+    subnets: tuple[IPv4Network, ...] = ()  # a new service network's routes
 
     def summary(self) -> str:
         if self.kind is Kind.ROUTE:
@@ -483,6 +545,13 @@ class Change:
         if self.rule is not None:
             out["source"] = str(self.rule.source)
             out["ports"] = str(self.rule.ports)
+        if self.kind in SERVICE_KINDS:
+            out["network"] = self.label
+            if self.subnets:
+                out["subnets"] = [str(s) for s in self.subnets]
+            if self.kind in (Kind.SERVICE_NETWORK, Kind.SERVICE_CONNECTOR) and self.target:
+                out["vpn_region"] = self.target
+                out.pop("target", None)
         if self.connector is not None:
             c = self.connector
             out["connector"] = {
@@ -519,11 +588,31 @@ class Conflict:
 
 
 @dataclass(frozen=True)
+class ServiceConflict:
+    """A network of the file's name on the VPN service that we did not make: nothing is changed
+    until the file adopts it (`adopt_service_network: true`) or the name changes."""
+
+    network: str
+    description: str
+
+    def summary(self) -> str:
+        made = f"'{self.description}'" if self.description else "no description"
+        return (
+            f"the VPN service already has a network named {self.network} that "
+            f"connector-provisioner did not make ({made}): adopt it with "
+            "adopt_service_network: true, or rename the network"
+        )
+
+    def to_dict(self) -> dict[str, str]:
+        return {"service_network": self.network, "description": self.description}
+
+
+@dataclass(frozen=True)
 class NetworkPlan:
     network: str
     cloud: str
     changes: tuple[Change, ...] = ()
-    conflicts: tuple[Conflict, ...] = ()
+    conflicts: tuple[Conflict | ServiceConflict, ...] = ()
     notes: tuple[str, ...] = ()
 
 
@@ -538,7 +627,7 @@ class Plan:
         return tuple(c for n in self.networks for c in n.changes)
 
     @property
-    def conflicts(self) -> tuple[Conflict, ...]:
+    def conflicts(self) -> tuple[Conflict | ServiceConflict, ...]:
         return tuple(c for n in self.networks for c in n.conflicts)
 
     @property
@@ -621,6 +710,40 @@ class AppGroupStatus:
 
 
 @dataclass(frozen=True)
+class ServiceStatus:
+    """One network on the VPN service, against what the cloud side routes."""
+
+    found: bool
+    ours: bool
+    routes: tuple[tuple[str, str], ...] = ()  # (subnet, ok | MISSING | EXTRA)
+    egress: bool = False
+    egress_wanted: bool = False
+    connector: str | None = None  # our connector's connection status, as the API says
+    address: str | None = None  # its VPN address
+
+    @property
+    def healthy(self) -> bool:
+        return (
+            self.found
+            and all(state == "ok" for _, state in self.routes)
+            and self.egress == self.egress_wanted
+            and self.connector == "ONLINE"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "found": self.found,
+            "ours": self.ours,
+            "healthy": self.healthy,
+            "routes": [{"subnet": s, "state": state} for s, state in self.routes],
+            "egress": self.egress,
+            "egress_wanted": self.egress_wanted,
+            "connector": self.connector,
+            "vpn_address": self.address,
+        }
+
+
+@dataclass(frozen=True)
 class NetworkStatus:
     network: str
     cloud: str
@@ -629,11 +752,13 @@ class NetworkStatus:
     app_groups: tuple[AppGroupStatus, ...] = ()
     notes: tuple[str, ...] = ()
     reaches_vpn_service: bool = True  # its subnet has a way out the connector can use
+    service: ServiceStatus | None = None  # the VPN service's half, with a service block
 
     @property
     def healthy(self) -> bool:
         return (
-            self.connector is not None
+            (self.service is None or self.service.healthy)
+            and self.connector is not None
             and self.connector.state == ConnectorState.RUNNING
             and self.connector.forwarding
             and self.reaches_vpn_service
@@ -648,6 +773,7 @@ class NetworkStatus:
             "cloud": self.cloud,
             "healthy": self.healthy,
             "reaches_vpn_service": self.reaches_vpn_service,
+            **({"service": self.service.to_dict()} if self.service is not None else {}),
             "connector": None
             if c is None
             else {

@@ -27,6 +27,7 @@ from .model import (
     Observed,
     ObservedConnector,
     ObservedRoute,
+    ObservedService,
     ObservedSubnet,
     Part,
     Plan,
@@ -37,8 +38,11 @@ from .model import (
     WayOut,
     fingerprint,
 )
+from .service_planner import plan_service, plan_service_destroy, service_status
 
 NEW_CONNECTOR = "new-connector"  # a route target that does not exist until apply launches it
+SERVICE_FINGERPRINT = "cc-"  # a service-made profile's fingerprint: cc-<its connector's id>
+NEW_SERVICE_PROFILE = "cc-new"  # the profile of a connector the service makes in this apply
 
 WHY_LAUNCH = (
     "a VM in the network that keeps the VPN tunnel open and forwards between it and the "
@@ -233,14 +237,31 @@ def plan_apply(
     observed: Mapping[str, Observed],
     *,
     replace_conflicting_routes: bool = False,
+    service: ObservedService | None = None,
+    prune: bool = False,
 ) -> Plan:
-    """What `apply` must change so that every managed network routes through its connector."""
+    """What `apply` must change so that every managed network routes through its connector,
+    and (with `service`, what the VPN service holds) the service routes to each network's
+    connector: the service's changes come first."""
     subnets = local_subnets(topology, observed)
     plans = []
+    renewed: frozenset[str] = frozenset()
+    if service is not None:
+        service_plan, renewed = plan_service(topology, service, subnets, prune=prune)
+        plans.append(service_plan)
     for network in topology.managed:
         obs = observed[network.name]
         check_against_cloud(network, obs)
-        plans.append(_plan_network(network, topology, obs, subnets, replace_conflicting_routes))
+        plans.append(
+            _plan_network(
+                network,
+                topology,
+                obs,
+                subnets,
+                replace_conflicting_routes,
+                new_profile=network.name in renewed,
+            )
+        )
     return Plan(operation="apply", networks=tuple(plans), vpn_subnet=topology.vpn_subnet)
 
 
@@ -250,6 +271,7 @@ def _plan_network(
     obs: Observed,
     subnets: Mapping[str, tuple[IPv4Network, ...]],
     replace_conflicting_routes: bool,
+    new_profile: bool = False,
 ) -> NetworkPlan:
     c = network.connector
     assert c is not None
@@ -262,7 +284,7 @@ def _plan_network(
         topology.vpn_subnet,
         public_address=subnet.way_out is WayOut.INTERNET_GATEWAY,
     )
-    changes, interface, new_connector = _connector_changes(network, obs, subnet, want)
+    changes, interface, new_connector = _connector_changes(network, obs, subnet, want, new_profile)
     changes += _ingress_changes(network.name, obs, local)
     changes += _app_access_changes(network, obs, app_rules(network, topology, subnets))
     destinations = routed_destinations(network, topology, subnets)
@@ -282,18 +304,24 @@ def _plan_network(
 
 
 def _connector_changes(
-    network: Network, obs: Observed, subnet: ObservedSubnet, want: DesiredConnector
+    network: Network,
+    obs: Observed,
+    subnet: ObservedSubnet,
+    want: DesiredConnector,
+    new_profile: bool = False,
 ) -> tuple[list[Change], str, bool]:
     """The parts, the VM and its forwarding flag, and the parts that hang on the VM: (changes,
-    the interface routes point at, whether the VM is new)."""
+    the interface routes point at, whether the VM is new). `new_profile`: the VPN service
+    makes the network a new connector in this apply, so the stored profile is stale."""
     c = network.connector
     assert c is not None
     name = network.name
     changes: list[Change] = []
+    fingerprint = NEW_SERVICE_PROFILE if new_profile else c.profile_fingerprint
     # supporting parts the VM needs, in the provider's order; the stored profile follows the file
     for part in obs.parts:
         if not part.after_connector:
-            changes += _part_changes(name, part, c.profile_fingerprint, vm_is_new=False)
+            changes += _part_changes(name, part, fingerprint, vm_is_new=False)
     current = obs.connector
     profile_changed = any(ch.kind is Kind.PART and ch.action is Action.UPDATE for ch in changes)
     reasons = _replace_reasons(network, obs, subnet, want, profile_changed)
@@ -327,7 +355,7 @@ def _connector_changes(
     # parts that hang on the VM itself (a VM extension...): a new VM needs them again
     for part in obs.parts:
         if part.after_connector:
-            changes += _part_changes(name, part, c.profile_fingerprint, vm_is_new=new_connector)
+            changes += _part_changes(name, part, fingerprint, vm_is_new=new_connector)
     return changes, interface, new_connector
 
 
@@ -552,10 +580,15 @@ def _part_changes(
         why = part.why + " (again, on the new VM)"
         return [Change(network, Action.CREATE, Kind.PART, part.name, why, part=part)]
     if part.kind == PROFILE_PART and part.fingerprint != profile_fingerprint:
+        what = (
+            "the VPN service makes the network a new connector, so a new profile"
+            if profile_fingerprint.startswith(SERVICE_FINGERPRINT)
+            else "the profile file changed"
+        )
         why = (
-            "the profile file changed; the connector is handed the new one"
+            f"{what}; the connector is handed the new one"
             if part.after_connector
-            else "the profile file changed; the connector reads it at boot, so it is replaced"
+            else f"{what}; the connector reads it at boot, so it is replaced"
         )
         return [Change(network, Action.UPDATE, Kind.PART, part.name, why, part=part)]
     return []
@@ -623,8 +656,12 @@ def _route(
     )
 
 
-def plan_destroy(topology: Topology, observed: Mapping[str, Observed]) -> Plan:
-    """Remove what apply created, in reverse, and nothing else."""
+def plan_destroy(
+    topology: Topology,
+    observed: Mapping[str, Observed],
+    service: ObservedService | None = None,
+) -> Plan:
+    """Remove what apply created, in reverse, and nothing else: the service's half last."""
     plans = []
     for network in topology.managed:
         obs = observed[network.name]
@@ -670,6 +707,8 @@ def plan_destroy(topology: Topology, observed: Mapping[str, Observed]) -> Plan:
             )
         changes += _delete_parts(name, obs.parts, on_the_vm=False)
         plans.append(NetworkPlan(network=name, cloud=network.cloud, changes=tuple(changes)))
+    if service is not None:
+        plans.append(plan_service_destroy(topology, service))
     return Plan(operation="destroy", networks=tuple(plans), vpn_subnet=topology.vpn_subnet)
 
 
@@ -690,9 +729,13 @@ def _delete_parts(network: str, parts: tuple[Part, ...], *, on_the_vm: bool) -> 
 
 
 def network_status(
-    topology: Topology, observed: Mapping[str, Observed]
+    topology: Topology,
+    observed: Mapping[str, Observed],
+    service: ObservedService | None = None,
 ) -> tuple[NetworkStatus, ...]:
-    """Per network: the connector, and each selected table's entry for each routed destination."""
+    """Per network: the connector, and each selected table's entry for each routed destination;
+    with `service`, the VPN service's routes against the subnets, its egress flag, and the
+    connector's connection status there."""
     subnets = local_subnets(topology, observed)
     out = []
     for network in topology.managed:
@@ -746,6 +789,11 @@ def network_status(
                 app_groups=tuple(groups),
                 notes=tuple(notes),
                 reaches_vpn_service=reaches,
+                service=(
+                    service_status(network, topology, service, subnets)
+                    if service is not None
+                    else None
+                ),
             )
         )
     return tuple(out)

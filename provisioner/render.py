@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .model import Action, AppGroupStatus, Change, Kind, NetworkStatus, Plan, RouteState
+from .model import (
+    Action,
+    AppGroupStatus,
+    Change,
+    Kind,
+    NetworkStatus,
+    Plan,
+    RouteState,
+    ServiceStatus,
+)
+from .spec import SERVICE_PLAN
 
 _MARK = {
     Action.CREATE: "+",
@@ -26,7 +36,10 @@ def plan_text(plan: Plan, verbose: bool = False) -> str:
     its own, with its why."""
     lines: list[str] = []
     for n in plan.networks:
-        lines.append(f"network {n.network} ({n.cloud}): {_changes_count(n.changes)}")
+        if n.network == SERVICE_PLAN:
+            lines.append(f"the VPN service ({n.cloud}): {_changes_count(n.changes)}")
+        else:
+            lines.append(f"network {n.network} ({n.cloud}): {_changes_count(n.changes)}")
         lines += _each_change(n.changes) if verbose else _grouped(n.changes)
         for conflict in n.conflicts:
             lines.append(f"  ! conflict: {conflict.summary()}")
@@ -180,6 +193,8 @@ def status_text(statuses: tuple[NetworkStatus, ...]) -> str:
                 + (f", public {c.public_ip}" if c.public_ip else "")
                 + f", forwarding {'on' if c.forwarding else 'OFF'}"
             )
+        if s.service is not None:
+            lines += service_lines(s.network, s.service)
         for g in s.app_groups:
             lines += app_group_lines(g)
         table = None
@@ -193,6 +208,27 @@ def status_text(statuses: tuple[NetworkStatus, ...]) -> str:
         for note in s.notes:
             lines.append(f"  note: {note}")
     return "\n".join(lines)
+
+
+def service_lines(network: str, s: ServiceStatus) -> list[str]:
+    """The VPN service's half: its routes against the subnets, egress, our connector there."""
+    if not s.found:
+        return [f"  service: NO network {network} on the VPN service: run apply"]
+    mark = "" if s.healthy else "  (NOT as the file says)"
+    lines = [f"  service: network {network}{'' if s.ours else ' (adopted)'}{mark}"]
+    routes = ", ".join(
+        f"{subnet}{'' if state == 'ok' else ' ' + state}" for subnet, state in s.routes
+    )
+    lines.append(f"      routes:    {routes or 'none'}")
+    egress = "on" if s.egress else "off"
+    if s.egress != s.egress_wanted:
+        egress += f" (the file says {'on' if s.egress_wanted else 'off'})"
+    lines.append(f"      egress:    {egress}")
+    if s.connector is None:
+        lines.append("      connector: NONE of ours")
+    else:
+        lines.append(f"      connector: {s.connector} at {s.address or '-'}")
+    return lines
 
 
 def app_group_lines(g: AppGroupStatus) -> list[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 ACCOUNT = "123456789012"
+VPN_REGION = "eu-central-1"  # the sandbox's VPN region on the fake CloudConnexa
 UBUNTU_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{arch}-server-20261101"
 FAKE_PROFILE = (
     "client\ndev tun\nproto udp\nremote sandbox.vpn.invalid 1194\n"
@@ -182,13 +183,16 @@ class SandboxWorld:
     gcp_url: str = ""  # where the fake Google Cloud listens
     oci: Any = None  # fakes.oci_world.SandboxVcn: the OCI hub, when the world has one
     oci_url: str = ""  # where the fake OCI listens
+    service_url: str = ""  # where the fake CloudConnexa listens
 
-    def topology(self, partner: bool = False) -> dict[str, Any]:
-        """The seed's HQ + Branch as a topology document (profiles written beside it)."""
+    def topology(self, partner: bool = False, service: bool = False) -> dict[str, Any]:
+        """The seed's HQ + Branch as a topology document (profiles written beside it), or with
+        `service` the VPN service's half too: no profile files, the service makes them (and
+        the partner's goes to partner.ovpn)."""
         networks: dict[str, Any] = {}
         for net, egress in ((self.hq, True), (self.branch, False)):
             profile = self.directory / f"{net.name}.ovpn"
-            if not profile.exists():
+            if not profile.exists() and not service:
                 profile.write_text(FAKE_PROFILE.format(name=net.name))
             networks[net.name] = {
                 "cloud": "aws",
@@ -221,16 +225,26 @@ class SandboxWorld:
             networks["ochub"] = self.oci.network_entry(profile.name)
         if partner:
             networks["partner"] = {"cloud": "external", "subnets": ["172.31.0.0/16"]}
-        return {"version": 1, "vpn_subnet": "100.96.0.0/11", "networks": networks}
+        doc: dict[str, Any] = {"version": 1, "vpn_subnet": "100.96.0.0/11"}
+        if service:
+            doc["service"] = {"cloudconnexa": {"cloud_id": "sandbox", "vpn_region": VPN_REGION}}
+            for entry in networks.values():
+                entry.get("connector", {}).pop("profile", None)
+            if partner:
+                networks["partner"]["connector"] = {"profile_out": "partner.ovpn"}
+        return {**doc, "networks": networks}
 
-    def write_topology(self, partner: bool = False) -> Path:
+    def write_topology(self, partner: bool = False, service: bool = False) -> Path:
         """The topology as a user writes one: YAML, in the README's order of keys."""
         import yaml
 
         path = self.directory / "topology.yaml"
+        made = "the VPN service makes" if service else "profiles are the files beside this one"
         path.write_text(
-            "# the sandbox's networks; profiles are the files beside this one\n"
-            + yaml.safe_dump(self.topology(partner), sort_keys=False, default_flow_style=False)
+            f"# the sandbox's networks; {made}\n"
+            + yaml.safe_dump(
+                self.topology(partner, service), sort_keys=False, default_flow_style=False
+            )
         )
         return path
 
@@ -301,20 +315,31 @@ def sandbox() -> Iterator[tuple[Any, SandboxWorld]]:
     # the sandbox publishes its own Ubuntu images: moto's catalogue of 14,000 is not needed
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     serialize_moto()
+    from .fakes.cloudconnexa import CloudConnexa
+
     with (
         mock_aws(),
         tempfile.TemporaryDirectory(prefix="provision-demo-") as tmp,
         Arm().serve() as arm,
         Gce().serve() as gce,
         Oci().serve() as oci,
+        CloudConnexa(online_with_profile=True).serve() as service,
     ):
         session = fake_session()
         world = seed_world(session, Path(tmp))
         seed_hubs(world, arm, gce, oci)
+        world.service_url = service.url
         # as mock_aws catches every boto3 client: every Azure and GCP client made meanwhile
         # goes to their fakes
         before = {name: os.environ.get(name) for name in ENDPOINTS}
-        os.environ.update({AZURE_ENDPOINT: arm.url, GCP_ENDPOINT: gce.url, OCI_ENDPOINT: oci.url})
+        os.environ.update(
+            {
+                AZURE_ENDPOINT: arm.url,
+                GCP_ENDPOINT: gce.url,
+                OCI_ENDPOINT: oci.url,
+                **service_exports(service.url),
+            }
+        )
         try:
             yield session, world
         finally:
@@ -331,7 +356,17 @@ OCI_HUB = "10.10.0.0/16"
 AZURE_ENDPOINT = "PROVISION_AZURE_ENDPOINT"
 GCP_ENDPOINT = "PROVISION_GCP_ENDPOINT"
 OCI_ENDPOINT = "PROVISION_OCI_ENDPOINT"
-ENDPOINTS = (AZURE_ENDPOINT, GCP_ENDPOINT, OCI_ENDPOINT)
+SERVICE_VARIABLES = ("CLOUDCONNEXA_API_URL", "CLOUDCONNEXA_CLIENT_ID", "CLOUDCONNEXA_CLIENT_SECRET")
+ENDPOINTS = (AZURE_ENDPOINT, GCP_ENDPOINT, OCI_ENDPOINT, *SERVICE_VARIABLES)
+
+
+def service_exports(url: str) -> dict[str, str]:
+    """What points the CLI at the fake CloudConnexa: its URL and the sandbox's credentials."""
+    from .fakes.cloudconnexa import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+
+    return dict(
+        zip(SERVICE_VARIABLES, (url, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET), strict=True)
+    )
 
 
 def seed_hubs(world: SandboxWorld, arm: Any, gce: Any, oci: Any) -> None:
@@ -373,8 +408,11 @@ def run_demo(verbose: bool = False) -> int:
         print(render.result_text(result.plan, len(result.done)))
 
     with sandbox() as (session, world):
-        path = world.write_topology(partner=True)
-        print("Sandbox: fake clouds seeded with the seed document's networks and three hubs:")
+        path = world.write_topology(partner=True, service=True)
+        print(
+            "Sandbox: fake clouds seeded with the seed document's networks and three hubs, and "
+            "a fake CloudConnexa (the VPN service's half, from the same file):"
+        )
         for line in world.describe():
             print(f"  {line}")
         print(f"Topology: {path}")
@@ -419,6 +457,7 @@ def serve(directory: Path, seconds: float | None = None, verbose: bool = False) 
     from moto.server import ThreadedMotoServer
 
     from .fakes.arm import Arm
+    from .fakes.cloudconnexa import CloudConnexa
     from .fakes.gce import Gce
     from .fakes.oci import Oci
 
@@ -448,10 +487,11 @@ def serve(directory: Path, seconds: float | None = None, verbose: bool = False) 
             Arm().serve(log=verbose) as arm,
             Gce().serve(log=verbose) as gce,
             oci_fake.serve(log=verbose) as oci,
+            CloudConnexa(online_with_profile=True).serve(log=verbose) as service,
         ):
             world = seed_world(fake_session(), directory)
             seed_hubs(world, arm, gce, oci)
-            path = world.write_topology(partner=True)
+            path = world.write_topology(partner=True, service=True)
             print("# fake clouds on 127.0.0.1 (no account, nothing leaves this machine):")
             print(f"#   aws    {aws_url}  moto: EC2, IAM, SSM, KMS, STS (account {ACCOUNT})")
             print(
@@ -466,6 +506,10 @@ def serve(directory: Path, seconds: float | None = None, verbose: bool = False) 
                 f"#   oci    {oci.url}  Core, Identity, Vault, KMS, Secrets "
                 f"(tenancy {oci_fake.tenancy}, any signing key)"
             )
+            print(
+                f"#   cloudconnexa {service.url}  the VPN service's API v1 (cloud_id sandbox, "
+                f"VPN region {VPN_REGION})"
+            )
             print("# paste these lines into your shell:")
             print(f"export AWS_ENDPOINT_URL={aws_url}")
             print("export AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox")
@@ -473,6 +517,8 @@ def serve(directory: Path, seconds: float | None = None, verbose: bool = False) 
             print(f"export {AZURE_ENDPOINT}={arm.url}")
             print(f"export {GCP_ENDPOINT}={gce.url}")
             print(f"export {OCI_ENDPOINT}={oci.url}")
+            exports = service_exports(service.url)
+            print(" ".join(["export", *(f"{k}={v}" for k, v in exports.items())]))
             print("# seeded networks:")
             for line in world.describe():
                 print(f"#   {line}")

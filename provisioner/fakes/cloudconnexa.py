@@ -82,8 +82,15 @@ class CloudConnexa(Injectable):
     not_mutating = frozenset({"token"})
 
     def __init__(
-        self, client_id: str = SANDBOX_CLIENT_ID, client_secret: str = SANDBOX_CLIENT_SECRET
+        self,
+        client_id: str = SANDBOX_CLIENT_ID,
+        client_secret: str = SANDBOX_CLIENT_SECRET,
+        *,
+        online_with_profile: bool = False,
     ) -> None:
+        """`online_with_profile` (the sandbox): a connector counts as dialled in once its profile
+        is made, standing in for the VM that would use it."""
+        self.online_with_profile = online_with_profile
         self.credentials = {client_id: client_secret}
         self.state = CcState()
         self.lock = threading.RLock()
@@ -404,6 +411,8 @@ class CloudConnexa(Injectable):
             raise ApiError(404, f"Connector with ID {item} not found")
         made = self.state.profiles.get(connector["id"], 0) + 1
         self.state.profiles[connector["id"]] = made
+        if self.online_with_profile:
+            connector["connectionStatus"] = "ONLINE"
         return 200, (
             "client\ndev tun\nproto udp\n"
             f"remote {connector['vpnRegionId']}.sandbox.openvpn.invalid 1194\n"

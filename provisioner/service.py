@@ -1,0 +1,460 @@
+"""The VPN service's half: CloudConnexa (OpenVPN Cloud) through its API v1.
+
+Per network of the topology: a Network named after it (our description marks it), one route per
+subnet the topology resolves for it (flows: remote access hop 1, site-to-site hop 1), the egress
+flag where the connector egresses (egress hop 1), and a connector in the VPN region whose
+profile the API makes when the cloud's secret store takes it: in memory, never on disk, in the
+output or a log. An external site's profile goes only where its `connector.profile_out` says.
+
+Credentials come from the environment (CLOUDCONNEXA_CLIENT_ID, CLOUDCONNEXA_CLIENT_SECRET:
+OAuth2 client credentials); the API is https://<cloud_id>.api.openvpn.com, or
+CLOUDCONNEXA_API_URL (the sandbox's fake).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from .errors import CloudError, ProvisionerError, SpecError
+from .model import (
+    SERVICE_MARK,
+    Action,
+    Change,
+    Kind,
+    ObservedService,
+    ProfileSupplier,
+    ServiceConnector,
+    ServiceNetwork,
+    ServiceProfile,
+    ServiceRoute,
+    Topology,
+    service_connector_name,
+)
+from .spec import SERVICE_PLAN
+
+API_URL_VARIABLE = "CLOUDCONNEXA_API_URL"
+CLIENT_ID_VARIABLE = "CLOUDCONNEXA_CLIENT_ID"
+CLIENT_SECRET_VARIABLE = "CLOUDCONNEXA_CLIENT_SECRET"
+PAGE_SIZE = 100
+
+
+class CredentialsMissing(ProvisionerError):
+    """No API credentials in the environment: nothing was read or changed on either side."""
+
+    exit_code = 1
+
+
+class ApiError(CloudError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def description(network: str, where: str) -> str:
+    """What marks a service network as ours, and records where its cloud half lives."""
+    return f"{SERVICE_MARK}: {network}; cloud half: {where}"[:255]
+
+
+class Api:
+    """The API's calls: a token got once and again once when the API says it expired (401),
+    429 waited out as the response asks (Retry-After, or X-RateLimit-Replenish-Rate/-Time),
+    pages followed, error bodies (`errorMessage`) turned into one line."""
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        attempts: int = 6,
+        max_wait: float = 20.0,
+        timeout: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client = (client_id, client_secret)
+        self.attempts, self.max_wait, self.timeout, self.sleep = attempts, max_wait, timeout, sleep
+        self._token: str | None = None
+        self._lock = threading.Lock()
+        self.calls = 0  # requests sent, the token's included (the bench reads it)
+
+    # --- the token ----------------------------------------------------------------------
+
+    def _new_token(self) -> str:
+        client_id, secret = self._client
+        query = urlencode(
+            {"client_id": client_id, "client_secret": secret, "grant_type": "client_credentials"}
+        )
+        status, _, body = self._send("POST", f"/api/v1/oauth/token?{query}", None, None)
+        if status == 401:
+            raise CloudError(
+                f"CloudConnexa refused the API credentials ({CLIENT_ID_VARIABLE}="
+                f"{client_id}): {_message(body)}; nothing was changed by this call"
+            )
+        if status != 200:
+            raise ApiError(status, f"CloudConnexa token request: {status} {_message(body)}")
+        token = json.loads(body).get("access_token")
+        if not token:
+            raise CloudError("CloudConnexa's token answer held no access_token")
+        return str(token)
+
+    def _current_token(self, stale: str | None = None) -> str:
+        with self._lock:
+            if self._token is None or self._token == stale:
+                self._token = self._new_token()
+            return self._token
+
+    # --- requests -----------------------------------------------------------------------
+
+    def call(
+        self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None
+    ) -> Any:
+        """One API call: JSON in and out (plain text when the API answers text). Raises
+        ApiError with the API's message."""
+        url = f"/api/v1{path}" + (f"?{urlencode(query)}" if query else "")
+        token = self._current_token()
+        renewed = False
+        for attempt in range(self.attempts):
+            status, headers, raw = self._send(method, url, body, token)
+            if status == 401 and not renewed:  # expired mid-run: one new token, then fail
+                token, renewed = self._current_token(stale=token), True
+                continue
+            if (status == 429 or status >= 500) and attempt + 1 < self.attempts:
+                self.sleep(self._wait(headers, attempt))
+                continue
+            if status >= 400:
+                what = f"{method} {path}"
+                if status == 401:
+                    raise ApiError(status, f"{what}: 401 even with a new token: {_message(raw)}")
+                raise ApiError(status, f"{what}: {status} {_message(raw)}")
+            if not raw:
+                return None
+            if headers.get("content-type", "").startswith("application/json"):
+                return json.loads(raw)
+            return raw.decode("utf-8")
+        raise ApiError(429, f"{method} {path}: still throttled after {self.attempts} attempts")
+
+    def pages(self, path: str, query: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every item of a paged list (`page` from 0, `totalPages`)."""
+        out: list[dict[str, Any]] = []
+        page = 0
+        while True:
+            answer = self.call("GET", path, {**(query or {}), "page": page, "size": PAGE_SIZE})
+            out += answer.get("content") or []
+            page += 1
+            if page >= int(answer.get("totalPages") or 0):
+                return out
+
+    def _wait(self, headers: dict[str, str], attempt: int) -> float:
+        """What the API asks (Retry-After, seconds or a date; else one token's replenish time),
+        never less than a jittered backoff, never more than max_wait."""
+        backoff = 0.5 * 2**attempt
+        wait = backoff / 2 + random.uniform(0, backoff / 2)  # noqa: S311 - jitter only
+        hint = headers.get("retry-after")
+        if hint:
+            if hint.isdigit():
+                wait = max(wait, float(hint))
+            else:
+                when = email.utils.parsedate_to_datetime(hint)
+                wait = max(wait, when.timestamp() - time.time())
+        else:
+            rate, period = (
+                headers.get("x-ratelimit-replenish-rate"),
+                headers.get("x-ratelimit-replenish-time"),
+            )
+            if rate and period and rate.isdigit() and period.isdigit() and int(rate) > 0:
+                wait = max(wait, int(period) / int(rate))
+        return min(wait, self.max_wait)
+
+    def _send(
+        self, method: str, url: str, body: Any, token: str | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base_url + url, data=data, method=method)
+        request.add_header("Accept", "application/json")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        self.calls += 1
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as r:  # noqa: S310
+                return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+        except (urllib.error.URLError, OSError) as e:
+            raise CloudError(
+                f"CloudConnexa API at {self.base_url} cannot be reached: {e}"
+            ) from None
+
+
+def _message(raw: bytes) -> str:
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")[:200]
+    if isinstance(doc, dict):
+        return str(doc.get("errorMessage") or doc.get("message") or doc.get("error") or doc)
+    return str(doc)
+
+
+def api_from_environment(cloud_id: str) -> Api:
+    client_id = os.environ.get(CLIENT_ID_VARIABLE, "")
+    secret = os.environ.get(CLIENT_SECRET_VARIABLE, "")
+    if not client_id or not secret:
+        raise CredentialsMissing(
+            f"service.cloudconnexa: set {CLIENT_ID_VARIABLE} and {CLIENT_SECRET_VARIABLE} "
+            "(API credentials from the Administration portal, API & Logs > API); nothing "
+            "was read or changed"
+        )
+    base = os.environ.get(API_URL_VARIABLE) or f"https://{cloud_id}.api.openvpn.com"
+    return Api(base, client_id, secret)
+
+
+class CloudConnexaSide(ProfileSupplier):
+    """The service's half of a deployment: observes, applies the plan's `cloudconnexa` changes,
+    and hands out the profiles the cloud providers store."""
+
+    network = SERVICE_PLAN
+    concurrency = 4
+    throttle_scope = "cloudconnexa"
+
+    def __init__(self, topology: Topology, api: Api | None = None) -> None:
+        assert topology.service is not None
+        self.topology = topology
+        self.service = topology.service
+        self.api = api or api_from_environment(self.service.cloud_id)
+        self._lock = threading.Lock()
+        self._connectors: dict[str, str] = {}  # topology network -> our connector's id
+        self._networks: dict[str, str] = {}  # topology network -> service network id
+        self._profiles: dict[str, bytes] = {}  # connector id -> its profile (this process)
+        for n in topology.networks:
+            if n.connector is not None and isinstance(n.connector.profile, ServiceProfile):
+                n.connector.profile.source = self
+
+    # --- observe ------------------------------------------------------------------------
+
+    def observe(self) -> ObservedService:
+        """The VPN regions and every network with its routes and connectors: one call for the
+        regions and one per page of networks (each network carries its routes and connectors).
+        An unknown VPN region is bad input."""
+        regions = tuple(str(r["id"]) for r in self.api.call("GET", "/regions"))
+        wanted = {self.service.vpn_region: "service.cloudconnexa.vpn_region"}
+        for n in self.topology.managed:
+            if n.connector is not None and n.connector.vpn_region:
+                wanted[n.connector.vpn_region] = f"networks.{n.name}.connector.vpn_region"
+        for region, field in wanted.items():
+            if region not in regions:
+                raise SpecError(
+                    field,
+                    f"{region!r} is not a VPN region of the API (it lists: {', '.join(regions)})",
+                )
+        networks = tuple(_network(n) for n in self.api.pages("/networks"))
+        observed = ObservedService(regions=regions, networks=networks)
+        with self._lock:
+            for n in self.topology.networks:
+                found = observed.network(n.name)
+                if found is None:
+                    continue
+                self._networks[n.name] = found.id
+                ours = next(
+                    (c for c in found.connectors if c.name == service_connector_name(n.name)), None
+                )
+                if ours is not None:
+                    self._connectors[n.name] = ours.id
+        return observed
+
+    # --- profiles -----------------------------------------------------------------------
+
+    def profile_fingerprint(self, network: str) -> str:
+        with self._lock:
+            found = self._connectors.get(network)
+        return f"cc-{found[:13]}" if found else "cc-none"
+
+    def profile(self, network: str) -> bytes:
+        """The profile of the network's connector, made by the API once per process."""
+        with self._lock:
+            connector = self._connectors.get(network)
+        if connector is None:
+            raise CloudError(
+                f"{network}: no connector of ours on CloudConnexa to make a profile for"
+            )
+        with self._lock:
+            cached = self._profiles.get(connector)
+        if cached is None:
+            text = self.api.call("POST", f"/networks/connectors/{connector}/profile")
+            cached = str(text).encode("utf-8")
+            with self._lock:
+                self._profiles[connector] = cached
+        return cached
+
+    # --- apply --------------------------------------------------------------------------
+
+    def batch_key(self, change: Change) -> None:
+        return None
+
+    def apply(self, changes: Sequence[Change]) -> None:
+        for change in changes:
+            try:
+                self._apply(change)
+            except ApiError as e:
+                raise CloudError(f"{change.summary()}: {e.message}") from None
+
+    def _apply(self, c: Change) -> None:
+        name = c.label
+        network = self.topology.network(name)
+        if c.kind is Kind.SERVICE_NETWORK and c.action is Action.CREATE:
+            self._create_network(c)
+        elif c.kind is Kind.SERVICE_NETWORK and c.action is Action.UPDATE:
+            current = self.api.call("GET", f"/networks/{c.ref}")
+            egress = bool(network.connector and network.connector.egress)
+            body = {k: current.get(k) for k in ("name", "description", "internetAccess")}
+            self.api.call("PUT", f"/networks/{c.ref}", body={**body, "egress": egress})
+        elif c.kind is Kind.SERVICE_NETWORK and c.action is Action.DELETE:
+            self._gone(lambda: self.api.call("DELETE", f"/networks/{c.ref}"))
+            with self._lock:
+                self._networks.pop(name, None)
+                self._connectors.pop(name, None)
+        elif c.kind is Kind.SERVICE_ROUTE and c.action is Action.CREATE:
+            body = {"value": str(c.destination), "description": f"{SERVICE_MARK}: {name}"}
+            try:
+                self.api.call("POST", "/networks/routes", {"networkId": c.ref}, body)
+            except ApiError as e:
+                if e.status != 409:  # 409: there already (an interrupted run): done
+                    raise
+        elif c.kind is Kind.SERVICE_ROUTE and c.action is Action.DELETE:
+            self._gone(lambda: self.api.call("DELETE", f"/networks/routes/{c.ref}"))
+        elif c.kind is Kind.SERVICE_CONNECTOR and c.action in (Action.CREATE, Action.REPLACE):
+            self._create_connector(c, network.name)
+        elif c.kind is Kind.SERVICE_CONNECTOR and c.action is Action.DELETE:
+            where = {"networkId": self._networks.get(name, "")}
+            self._gone(lambda: self.api.call("DELETE", f"/networks/connectors/{c.ref}", where))
+        elif c.kind is Kind.PROFILE_OUT and c.action is Action.CREATE:
+            assert network.profile_out is not None
+            _write_secret(network.profile_out, self.profile(name))
+        elif c.kind is Kind.PROFILE_OUT and c.action is Action.DELETE:
+            assert network.profile_out is not None
+            network.profile_out.unlink(missing_ok=True)
+        else:  # pragma: no cover - the planner makes no other
+            raise CloudError(f"{c.summary()}: not a change the service side makes")
+
+    def _create_network(self, c: Change) -> None:
+        name = c.label
+        network = self.topology.network(name)
+        region = c.target or self.service.vpn_region
+        body = {
+            "name": name,
+            "description": description(name, _where(self.topology, name)),
+            "internetAccess": "SPLIT_TUNNEL_ON",
+            "egress": bool(network.connector and network.connector.egress),
+            "routes": [
+                {"value": str(s), "description": f"{SERVICE_MARK}: {name}"} for s in c.subnets
+            ],
+            "connectors": [
+                {"name": service_connector_name(name), "description": f"{SERVICE_MARK}: {name}",
+                 "vpnRegionId": region}
+            ],
+        }  # fmt: skip
+        try:
+            made = self.api.call("POST", "/networks", body=body)
+        except ApiError as e:
+            if e.status != 409:
+                raise
+            # made by an interrupted run of ours? then it is done; else the plan was stale
+            made = next((n for n in self.api.pages("/networks") if n.get("name") == name), None)
+            if made is None or not str(made.get("description", "")).startswith(SERVICE_MARK):
+                raise
+        self._remember(name, made)
+
+    def _create_connector(self, c: Change, name: str) -> None:
+        network_id = self._networks[name]
+        body = {
+            "name": service_connector_name(name),
+            "description": f"{SERVICE_MARK}: {name}",
+            "vpnRegionId": c.target or self.service.vpn_region,
+        }
+        made = self.api.call("POST", "/networks/connectors", {"networkId": network_id}, body)
+        with self._lock:
+            self._connectors[name] = str(made["id"])
+        if c.action is Action.REPLACE and c.ref:  # the old one goes once the new one is there
+            where = {"networkId": network_id}
+            self._gone(lambda: self.api.call("DELETE", f"/networks/connectors/{c.ref}", where))
+
+    def _remember(self, name: str, made: dict[str, Any]) -> None:
+        with self._lock:
+            self._networks[name] = str(made["id"])
+            ours = [
+                c
+                for c in made.get("connectors") or []
+                if c.get("name") == service_connector_name(name)
+            ]
+            if ours:
+                self._connectors[name] = str(ours[0]["id"])
+
+    @staticmethod
+    def _gone(call: Callable[[], Any]) -> None:
+        """A delete of what is already gone (an interrupted run) is done."""
+        try:
+            call()
+        except ApiError as e:
+            if e.status != 404:
+                raise
+
+
+def _network(doc: dict[str, Any]) -> ServiceNetwork:
+    return ServiceNetwork(
+        id=str(doc["id"]),
+        name=str(doc.get("name", "")),
+        description=str(doc.get("description") or ""),
+        egress=bool(doc.get("egress")),
+        routes=tuple(
+            ServiceRoute(
+                id=str(r["id"]),
+                subnet=IPv4Network(str(r["subnet"]), strict=False),
+                ours=str(r.get("description") or "").startswith(SERVICE_MARK),
+            )
+            for r in doc.get("routes") or []
+            if r.get("type", "IP_V4") == "IP_V4" and r.get("subnet")
+        ),
+        connectors=tuple(
+            ServiceConnector(
+                id=str(c["id"]),
+                name=str(c.get("name", "")),
+                region=str(c.get("vpnRegionId", "")),
+                address=str(c.get("ipV4Address") or ""),
+                status=str(c.get("connectionStatus") or "UNKNOWN"),
+                ours=str(c.get("description") or "").startswith(SERVICE_MARK),
+            )
+            for c in doc.get("connectors") or []
+        ),
+    )
+
+
+def _where(topology: Topology, name: str) -> str:
+    network = topology.network(name)
+    if network.location is None:
+        return "external"
+    return f"{network.cloud} {network.location.describe()}"
+
+
+def _write_secret(path: Path, content: bytes) -> None:
+    """Written with mode 0600 from the start (never readable by others, even for a moment)."""
+    temporary = path.with_name(f".{path.name}.partial")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, content)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)

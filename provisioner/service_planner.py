@@ -1,0 +1,229 @@
+"""Decisions for the VPN service's half: the topology's networks + what the service holds ->
+the plan's `cloudconnexa` entry, and the status of each network there. Pure but for asking
+whether an external site's profile file is there.
+
+Ours and theirs: a service network is ours when its description leads with our mark; one of
+the file's name that is not ours is a conflict unless the file adopts it. Routes and connectors
+of others are never removed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from ipaddress import IPv4Network
+
+from .model import (
+    Action,
+    Change,
+    Kind,
+    Network,
+    NetworkPlan,
+    ObservedService,
+    ServiceConflict,
+    ServiceNetwork,
+    ServiceStatus,
+    Topology,
+    service_connector_name,
+)
+from .spec import SERVICE_PLAN
+
+WHY_SERVICE_NETWORK = (
+    "the VPN service sends a network's subnets to its connector only when it knows them: a "
+    "network with one route per subnet and a connector (remote access hop 1, site-to-site hop 1)"
+)
+WHY_SERVICE_ROUTE = (
+    "the VPN service sends this subnet to the network's connector only with a route for it "
+    "(remote access hop 1, site-to-site hop 1)"
+)
+WHY_SERVICE_ROUTE_GONE = "no longer a subnet of this network in the file"
+WHY_EGRESS_ON = "the VPN's internet traffic leaves through this network's connector (egress hop 1)"
+WHY_EGRESS_OFF = "the file makes another network, or none, the VPN's way out (egress hop 1)"
+WHY_SERVICE_CONNECTOR = (
+    "the connector VM dials in with this connector's profile and gets its VPN address "
+    "(remote access hop 2)"
+)
+WHY_PROFILE_OUT = (
+    "the site's admin installs this profile on the site's own connector (remote access hop 2)"
+)
+WHY_PRUNE = "a network of ours on the service that is no longer in the file (--prune)"
+
+
+def vpn_region(network: Network, topology: Topology) -> str:
+    assert topology.service is not None
+    if network.connector is not None and network.connector.vpn_region:
+        return network.connector.vpn_region
+    return topology.service.vpn_region
+
+
+def egress(network: Network) -> bool:
+    return bool(network.connector and network.connector.egress)
+
+
+def _change(
+    action: Action, kind: Kind, network: str, resource: str, why: str, **kw: object
+) -> Change:
+    return Change(SERVICE_PLAN, action, kind, resource, why, label=network, **kw)  # type: ignore[arg-type]
+
+
+def plan_service(
+    topology: Topology,
+    observed: ObservedService,
+    subnets: Mapping[str, tuple[IPv4Network, ...]],
+    *,
+    prune: bool = False,
+) -> tuple[NetworkPlan, frozenset[str]]:
+    """The service's changes, and the networks whose connector on the service is new (the
+    cloud side stores a new profile for each)."""
+    changes: list[Change] = []
+    conflicts: list[ServiceConflict] = []
+    notes: list[str] = []
+    renewed: set[str] = set()
+    for n in topology.networks:
+        found = observed.network(n.name)
+        want = subnets[n.name]
+        region = vpn_region(n, topology)
+        if found is None:
+            routes = ", ".join(str(s) for s in want)
+            resource = (
+                f"{n.name} ({routes}; connector in {region}{'; egress' if egress(n) else ''})"
+            )
+            changes.append(_change(Action.CREATE, Kind.SERVICE_NETWORK, n.name, resource,
+                                   WHY_SERVICE_NETWORK, target=region, subnets=want))  # fmt: skip
+            renewed.add(n.name)
+        elif not found.ours and not n.adopt_service_network:
+            conflicts.append(ServiceConflict(n.name, found.description))
+            continue
+        else:
+            changes += _keep_up(n, found, want, region, renewed)
+        if n.profile_out is not None and (n.name in renewed or not n.profile_out.exists()):
+            changes.append(_change(Action.CREATE, Kind.PROFILE_OUT, n.name, str(n.profile_out),
+                                   WHY_PROFILE_OUT))  # fmt: skip
+    names = {n.name for n in topology.networks}
+    for sn in observed.networks:
+        if not sn.ours or sn.name in names:
+            continue
+        if prune:
+            changes.append(_change(Action.DELETE, Kind.SERVICE_NETWORK, sn.name,
+                                   f"{sn.name} (its routes and connectors)", WHY_PRUNE, ref=sn.id))  # fmt: skip
+        else:
+            notes.append(
+                f"{sn.name}: a network of ours on the VPN service that is no longer in the file "
+                f"({sn.description}); its connector on the service stays until apply --prune"
+            )
+    plan = NetworkPlan(
+        network=SERVICE_PLAN,
+        cloud="cloudconnexa",
+        changes=tuple(changes),
+        conflicts=tuple(conflicts),
+        notes=tuple(notes),
+    )
+    return plan, frozenset(renewed)
+
+
+def _keep_up(
+    n: Network,
+    found: ServiceNetwork,
+    want: tuple[IPv4Network, ...],
+    region: str,
+    renewed: set[str],
+) -> list[Change]:
+    """An existing network (ours, or adopted) brought to what the file says: its egress flag,
+    a route per subnet (ours removed when no longer wanted; others' never), our connector."""
+    changes = []
+    if found.egress != egress(n):
+        why = WHY_EGRESS_ON if egress(n) else WHY_EGRESS_OFF
+        resource = f"{n.name}: egress {'on' if egress(n) else 'off'}"
+        changes.append(_change(Action.UPDATE, Kind.SERVICE_NETWORK, n.name, resource, why,
+                               ref=found.id))  # fmt: skip
+    have = {r.subnet for r in found.routes}
+    for subnet in want:
+        if subnet not in have:
+            changes.append(_change(Action.CREATE, Kind.SERVICE_ROUTE, n.name,
+                                   f"{subnet} on {n.name}", WHY_SERVICE_ROUTE, ref=found.id,
+                                   destination=subnet))  # fmt: skip
+    for route in found.routes:
+        if route.ours and route.subnet not in want:
+            changes.append(_change(Action.DELETE, Kind.SERVICE_ROUTE, n.name,
+                                   f"{route.subnet} on {n.name}", WHY_SERVICE_ROUTE_GONE,
+                                   ref=route.id, destination=route.subnet))  # fmt: skip
+    name = service_connector_name(n.name)
+    ours = next((c for c in found.connectors if c.name == name), None)
+    if ours is None:
+        changes.append(_change(Action.CREATE, Kind.SERVICE_CONNECTOR, n.name,
+                               f"{name} in {region} on {n.name}", WHY_SERVICE_CONNECTOR,
+                               target=region))  # fmt: skip
+        renewed.add(n.name)
+    elif ours.region != region:
+        changes.append(_change(Action.REPLACE, Kind.SERVICE_CONNECTOR, n.name,
+                               f"{name} in {region} on {n.name} (was {ours.region})",
+                               WHY_SERVICE_CONNECTOR, target=region, ref=ours.id))  # fmt: skip
+        renewed.add(n.name)
+    return changes
+
+
+def plan_service_destroy(topology: Topology, observed: ObservedService) -> NetworkPlan:
+    """What apply made on the service: our networks go whole; on an adopted network, our
+    routes and our connector (the API keeps a network's last connector: then it stays)."""
+    changes: list[Change] = []
+    notes: list[str] = []
+    for n in topology.networks:
+        if n.profile_out is not None and n.profile_out.exists():
+            changes.append(_change(Action.DELETE, Kind.PROFILE_OUT, n.name, str(n.profile_out),
+                                   "destroy: the site's profile (its connector goes)"))  # fmt: skip
+        found = observed.network(n.name)
+        if found is None:
+            continue
+        if found.ours and not n.adopt_service_network:
+            changes.append(_change(Action.DELETE, Kind.SERVICE_NETWORK, n.name,
+                                   f"{n.name} (its routes and connectors)",
+                                   "destroy: the network we made on the VPN service",
+                                   ref=found.id))  # fmt: skip
+            continue
+        if not n.adopt_service_network:
+            continue  # theirs, not adopted: nothing of it is ours
+        for route in found.routes:
+            if route.ours:
+                changes.append(_change(Action.DELETE, Kind.SERVICE_ROUTE, n.name,
+                                       f"{route.subnet} on {n.name}", "destroy: a route we added",
+                                       ref=route.id, destination=route.subnet))  # fmt: skip
+        name = service_connector_name(n.name)
+        ours = next((c for c in found.connectors if c.name == name), None)
+        if ours is not None and len(found.connectors) > 1:
+            changes.append(_change(Action.DELETE, Kind.SERVICE_CONNECTOR, n.name,
+                                   f"{name} on {n.name}", "destroy: the connector we added",
+                                   ref=ours.id))  # fmt: skip
+        elif ours is not None:
+            notes.append(
+                f"{n.name}: our connector {name} is the network's last; the API keeps a "
+                "network's last connector (adopted: the network is not ours to delete)"
+            )
+    return NetworkPlan(
+        network=SERVICE_PLAN, cloud="cloudconnexa", changes=tuple(changes), notes=tuple(notes)
+    )
+
+
+def service_status(
+    network: Network,
+    topology: Topology,
+    observed: ObservedService,
+    subnets: Mapping[str, tuple[IPv4Network, ...]],
+) -> ServiceStatus:
+    found = observed.network(network.name)
+    if found is None:
+        want = tuple((str(s), "MISSING") for s in subnets[network.name])
+        return ServiceStatus(False, False, want, egress_wanted=egress(network))
+    have = {r.subnet for r in found.routes}
+    want_set = set(subnets[network.name])
+    routes = [(str(s), "ok" if s in have else "MISSING") for s in subnets[network.name]]
+    routes += [(str(r.subnet), "EXTRA") for r in found.routes if r.subnet not in want_set]
+    ours = next(
+        (c for c in found.connectors if c.name == service_connector_name(network.name)), None
+    )
+    return ServiceStatus(
+        found=True,
+        ours=found.ours,
+        routes=tuple(routes),
+        egress=found.egress,
+        egress_wanted=egress(network),
+        connector=ours.status if ours else None,
+        address=ours.address if ours else None,
+    )
