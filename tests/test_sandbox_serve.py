@@ -130,6 +130,9 @@ def test_serve_says_what_a_user_needs_and_nothing_else(served: Served):
         "PROVISION_AZURE_ENDPOINT",
         "PROVISION_GCP_ENDPOINT",
         "PROVISION_OCI_ENDPOINT",
+        "CLOUDCONNEXA_API_URL",
+        "CLOUDCONNEXA_CLIENT_ID",
+        "CLOUDCONNEXA_CLIENT_SECRET",
     }
     assert all(
         v.startswith("http://127.0.0.1:")
@@ -139,9 +142,9 @@ def test_serve_says_what_a_user_needs_and_nothing_else(served: Served):
     fakes = [
         x
         for x in served.heading
-        if x.startswith(("#   aws ", "#   azure ", "#   gcp ", "#   oci "))
+        if x.startswith(("#   aws ", "#   azure ", "#   gcp ", "#   oci ", "#   cloudconnexa "))
     ]
-    assert len(fakes) == 4
+    assert len(fakes) == 5
     assert all(x.startswith(("#", "export ")) for x in served.heading)  # pasteable as a whole
     assert len(served.heading) <= 25, served.heading
     assert (served.directory / "serve.err").read_text() == ""  # no request log
@@ -155,13 +158,20 @@ def test_the_seeded_world_from_another_process(served: Served):
     """apply, status and destroy of the seeded topology in a client process with the exports;
     any SDK client pointed there reads what apply made."""
     topology = str(served.topology)
-    _, status = provision_each(
+    applied, status = provision_each(
         served, ["apply", "-f", topology, "--yes"], ["status", "-f", topology, "--json"]
     )
     doc = json.loads(status.stdout)
     assert {n["name"]: n["healthy"] for n in doc["networks"]} == dict.fromkeys(
         ("hq", "branch", "azhub", "gchub", "ochub"), True
     )
+    # both halves from the one file: the service routes each network's subnets to it
+    assert all(n["service"]["healthy"] for n in doc["networks"])
+    assert [n["service"]["egress"] for n in doc["networks"]] == [True, False, False, False, False]
+    partner = served.directory / "partner.ovpn"  # the external site's, for its admin
+    assert partner.stat().st_mode & 0o777 == 0o600
+    said = applied.stdout + applied.stderr + status.stdout + status.stderr
+    assert "PRIVATE-KEY" not in said and "PRIVATE-KEY" in partner.read_text()
     from provisioner.fakes.gcp_world import compute
 
     made = compute(served.exports["PROVISION_GCP_ENDPOINT"]).routes.list(
@@ -169,6 +179,7 @@ def test_the_seeded_world_from_another_process(served: Served):
     )
     assert sum(r.name.startswith("cp-gchub-") for r in made) == 6  # vpn + 5 peers
     provision(served, "destroy", "-f", topology, "--yes")
+    assert not partner.exists()
 
 
 # --- a world of one's own, with the SDKs and the exports alone -------------------------------

@@ -23,6 +23,7 @@ from provisioner.model import (
     ObservedSubnet,
     Plan,
     Ports,
+    ProfileFile,
     RouteTable,
     Topology,
     WayOut,
@@ -63,8 +64,7 @@ def _network(site: Site, vpc: str, mode: Mode, egress: bool, ports: tuple[Ports,
             nat=mode.nat or egress,
             egress=egress,
             nat_preserve_source=mode.preserve_source,
-            profile=Path("unused"),
-            profile_fingerprint="-",
+            profile=ProfileFile(Path("unused"), "-"),
         ),
     )
 
