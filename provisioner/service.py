@@ -138,6 +138,10 @@ class Api:
                 what = f"{method} {path}"
                 if status == 401:
                     raise ApiError(status, f"{what}: 401 even with a new token: {_message(raw)}")
+                if status == 429:
+                    raise ApiError(
+                        status, f"{what}: still throttled after {self.attempts} attempts"
+                    )
                 raise ApiError(status, f"{what}: {status} {_message(raw)}")
             if not raw:
                 return None
@@ -313,11 +317,14 @@ class CloudConnexaSide(ProfileSupplier):
                 raise CloudError(f"{change.summary()}: {e.message}") from None
 
     def _apply(self, c: Change) -> None:
+        """One change. A service change names its network (`label`) and the service's ids: of
+        the network (`ref`; of a route, for a route's delete), and of the connector it
+        replaces or deletes (`previous_target`)."""
         name = c.label
-        network = self.topology.network(name)
         if c.kind is Kind.SERVICE_NETWORK and c.action is Action.CREATE:
             self._create_network(c)
         elif c.kind is Kind.SERVICE_NETWORK and c.action is Action.UPDATE:
+            network = self.topology.network(name)
             current = self.api.call("GET", f"/networks/{c.ref}")
             egress = bool(network.connector and network.connector.egress)
             body = {k: current.get(k) for k in ("name", "description", "internetAccess")}
@@ -337,16 +344,18 @@ class CloudConnexaSide(ProfileSupplier):
         elif c.kind is Kind.SERVICE_ROUTE and c.action is Action.DELETE:
             self._gone(lambda: self.api.call("DELETE", f"/networks/routes/{c.ref}"))
         elif c.kind is Kind.SERVICE_CONNECTOR and c.action in (Action.CREATE, Action.REPLACE):
-            self._create_connector(c, network.name)
+            self._create_connector(c, name)
         elif c.kind is Kind.SERVICE_CONNECTOR and c.action is Action.DELETE:
-            where = {"networkId": self._networks.get(name, "")}
-            self._gone(lambda: self.api.call("DELETE", f"/networks/connectors/{c.ref}", where))
-        elif c.kind is Kind.PROFILE_OUT and c.action is Action.CREATE:
-            assert network.profile_out is not None
-            _write_secret(network.profile_out, self.profile(name))
-        elif c.kind is Kind.PROFILE_OUT and c.action is Action.DELETE:
-            assert network.profile_out is not None
-            network.profile_out.unlink(missing_ok=True)
+            where = {"networkId": c.ref}
+            gone = f"/networks/connectors/{c.previous_target}"
+            self._gone(lambda: self.api.call("DELETE", gone, where))
+        elif c.kind is Kind.PROFILE_OUT:
+            out = self.topology.network(name).profile_out
+            assert out is not None
+            if c.action is Action.CREATE:
+                _write_secret(out, self.profile(name))
+            else:
+                out.unlink(missing_ok=True)
         else:  # pragma: no cover - the planner makes no other
             raise CloudError(f"{c.summary()}: not a change the service side makes")
 
@@ -379,7 +388,7 @@ class CloudConnexaSide(ProfileSupplier):
         self._remember(name, made)
 
     def _create_connector(self, c: Change, name: str) -> None:
-        network_id = self._networks[name]
+        network_id = str(c.ref)
         body = {
             "name": service_connector_name(name),
             "description": f"{SERVICE_MARK}: {name}",
@@ -388,9 +397,10 @@ class CloudConnexaSide(ProfileSupplier):
         made = self.api.call("POST", "/networks/connectors", {"networkId": network_id}, body)
         with self._lock:
             self._connectors[name] = str(made["id"])
-        if c.action is Action.REPLACE and c.ref:  # the old one goes once the new one is there
+        if c.action is Action.REPLACE and c.previous_target:  # the old one goes after
             where = {"networkId": network_id}
-            self._gone(lambda: self.api.call("DELETE", f"/networks/connectors/{c.ref}", where))
+            gone = f"/networks/connectors/{c.previous_target}"
+            self._gone(lambda: self.api.call("DELETE", gone, where))
 
     def _remember(self, name: str, made: dict[str, Any]) -> None:
         with self._lock:

@@ -150,12 +150,13 @@ def _keep_up(
     if ours is None:
         changes.append(_change(Action.CREATE, Kind.SERVICE_CONNECTOR, n.name,
                                f"{name} in {region} on {n.name}", WHY_SERVICE_CONNECTOR,
-                               target=region))  # fmt: skip
+                               target=region, ref=found.id))  # fmt: skip
         renewed.add(n.name)
     elif ours.region != region:
         changes.append(_change(Action.REPLACE, Kind.SERVICE_CONNECTOR, n.name,
                                f"{name} in {region} on {n.name} (was {ours.region})",
-                               WHY_SERVICE_CONNECTOR, target=region, ref=ours.id))  # fmt: skip
+                               WHY_SERVICE_CONNECTOR, target=region, ref=found.id,
+                               previous_target=ours.id))  # fmt: skip
         renewed.add(n.name)
     return changes
 
@@ -190,7 +191,7 @@ def plan_service_destroy(topology: Topology, observed: ObservedService) -> Netwo
         if ours is not None and len(found.connectors) > 1:
             changes.append(_change(Action.DELETE, Kind.SERVICE_CONNECTOR, n.name,
                                    f"{name} on {n.name}", "destroy: the connector we added",
-                                   ref=ours.id))  # fmt: skip
+                                   ref=found.id, previous_target=ours.id))  # fmt: skip
         elif ours is not None:
             notes.append(
                 f"{n.name}: our connector {name} is the network's last; the API keeps a "

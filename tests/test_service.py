@@ -1,0 +1,376 @@
+"""The VPN service's half from the same file: CloudConnexa networks, routes, egress and
+connector profiles, against the fake API over HTTP and AWS (moto) for the cloud half.
+
+What a user relies on: apply makes both halves and the profile goes only into the cloud's
+secret store; re-apply writes nothing on either half; routes follow the file and others' stay;
+a network we did not make is a conflict until adopted; destroy removes ours, VMs first; status
+names what the service lacks; bad input and missing credentials change nothing anywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import CallLog, snapshot
+
+from provisioner import CloudError, Deployment, load_topology
+from provisioner.cli import run
+from provisioner.fakes.cloudconnexa import (
+    SANDBOX_CLIENT_ID,
+    SANDBOX_CLIENT_SECRET,
+    CloudConnexa,
+)
+from provisioner.fakes.http import FakeServer
+from provisioner.providers import Clouds
+from provisioner.sandbox import SandboxWorld, service_exports
+from provisioner.service import Api
+
+
+@pytest.fixture
+def service(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
+    """The fake API, and the environment that points the CLI at it."""
+    with CloudConnexa().serve() as server:
+        for key, value in service_exports(server.url).items():
+            monkeypatch.setenv(key, value)
+        yield server
+
+
+def fake(server: FakeServer) -> CloudConnexa:
+    return server.fake  # type: ignore[return-value]
+
+
+def topology_file(
+    world: SandboxWorld, edit: Callable[[dict[str, Any]], None] | None = None
+) -> Path:
+    doc = world.topology(partner=True, service=True)
+    if edit:
+        edit(doc)
+    path = world.directory / "topology.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def deployment(
+    world: SandboxWorld,
+    session: Any,
+    server: FakeServer,
+    edit: Callable[[dict[str, Any]], None] | None = None,
+) -> Deployment:
+    clouds = Clouds(
+        options={
+            "aws": {"session": session, "poll_seconds": 0.0},
+            "cloudconnexa": {
+                "base_url": server.url,
+                "client_id": SANDBOX_CLIENT_ID,
+                "client_secret": SANDBOX_CLIENT_SECRET,
+                "sleep": lambda seconds: None,
+            },
+        }
+    )
+    return Deployment(load_topology(topology_file(world, edit)), clouds)
+
+
+def stored_profile(session: Any, world: SandboxWorld, net: str = "hq") -> str:
+    vpc = getattr(world, net)
+    ssm = session.client("ssm", region_name=vpc.region)
+    name = f"/connector-provisioner/{vpc.vpc}/{net}/profile"
+    return str(ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"])
+
+
+def online(server: FakeServer) -> None:
+    """Every connector dialled in (what the VMs would do)."""
+    for connector in list(fake(server).state.connectors):
+        fake(server).connect(connector)
+
+
+def test_apply_makes_both_halves_and_the_profile_goes_only_into_the_secret_store(
+    world: SandboxWorld, session: Any, service: FakeServer, capsys: pytest.CaptureFixture[str]
+):
+    path = topology_file(world)
+    assert run(["apply", "-f", str(path), "--yes", "--json"]) == 0
+    out = capsys.readouterr()
+    held = fake(service).snapshot()
+    assert {name: (n["egress"], n["routes"], n["connectors"]) for name, n in held.items()} == {
+        "hq": (True, ["10.0.0.0/18"], ["cp-hq"]),
+        "branch": (False, ["192.168.0.0/22"], ["cp-branch"]),
+        "partner": (False, ["172.31.0.0/16"], ["cp-partner"]),
+    }
+    assert all(n["description"].startswith("connector-provisioner: ") for n in held.values())
+    assert "cloud half: aws vpc-" in held["hq"]["description"]  # where the other half lives
+    # the profile the API made went into SSM, once per connector, and nowhere else
+    profile = stored_profile(session, world)
+    assert "connector cp-hq" in profile and "CLOUDCONNEXA-PRIVATE-KEY" in profile
+    assert sorted(fake(service).state.profiles.values()) == [1, 1, 1]
+    assert "PRIVATE-KEY" not in out.out + out.err
+    assert not list(world.directory.glob("hq*.ovpn"))  # never on disk for a managed network
+    partner = world.directory / "partner.ovpn"
+    assert partner.stat().st_mode & 0o777 == 0o600 and "connector cp-partner" in partner.read_text()
+    # the user-data names the parameter, never the profile
+    assert run(["bootstrap", "-f", str(path), "--network", "hq"]) == 0
+    assert "PRIVATE-KEY" not in capsys.readouterr().out
+
+
+def test_reapply_makes_no_write_on_either_half(
+    world: SandboxWorld, session: Any, service: FakeServer, calls: CallLog
+):
+    deployment(world, session, service).apply()
+    calls.clear()
+    fake(service).calls.clear()
+    again = deployment(world, session, service)
+    plan = again.plan()
+    assert plan.empty, [c.summary() for c in plan.changes]
+    assert again.apply().done == ()
+    assert calls.mutating == [] and fake(service).mutating_calls() == []
+
+
+def test_routes_follow_the_file_and_others_routes_stay(
+    world: SandboxWorld, session: Any, service: FakeServer
+):
+    deployment(world, session, service).apply()
+    server = fake(service)
+    branch = next(n for n in server.state.networks.values() if n["name"] == "branch")
+    server._add_route(branch["id"], {"value": "192.168.200.0/24", "description": "the admin's"})
+
+    def narrower(doc: dict[str, Any]) -> None:
+        doc["networks"]["branch"]["subnets"] = ["192.168.0.0/24"]
+
+    d = deployment(world, session, service, narrower)
+    plan = d.plan()
+    service_changes = {(c.action.value, c.kind.value, str(c.destination)) for c in plan.changes
+                       if c.network == "cloudconnexa"}  # fmt: skip
+    assert service_changes == {
+        ("create", "service-route", "192.168.0.0/24"),
+        ("delete", "service-route", "192.168.0.0/22"),
+    }
+    d.execute(plan)
+    assert server.snapshot()["branch"]["routes"] == ["192.168.0.0/24", "192.168.200.0/24"]
+    assert deployment(world, session, service, narrower).plan().empty
+
+
+def test_a_service_network_we_did_not_make_is_a_conflict_until_adopted(
+    world: SandboxWorld,
+    session: Any,
+    service: FakeServer,
+    calls: CallLog,
+    capsys: pytest.CaptureFixture[str],
+):
+    server = fake(service)
+    with server.lock:
+        theirs = server._create_network({
+            "name": "hq", "description": "made in the portal", "routes": [{"value": "10.0.0.0/24"}],
+            "connectors": [{"name": "theirs", "vpnRegionId": "us-east-1"}],
+        })  # fmt: skip
+    before, held = snapshot(session), server.snapshot()
+    server.calls.clear()
+    path = topology_file(world)
+    assert run(["apply", "-f", str(path), "--yes"]) == 3
+    assert "already has a network named hq" in capsys.readouterr().out
+    assert snapshot(session) == before and server.snapshot() == held
+    assert calls.mutating == [] and server.mutating_calls() == []
+
+    def adopt(doc: dict[str, Any]) -> None:
+        doc["networks"]["hq"]["adopt_service_network"] = True
+
+    d = deployment(world, session, service, adopt)
+    d.apply()
+    hq = server.snapshot()["hq"]
+    assert hq["description"] == "made in the portal"  # still theirs
+    assert hq["routes"] == ["10.0.0.0/18", "10.0.0.0/24"]  # theirs kept, ours added
+    assert hq["connectors"] == ["cp-hq", "theirs"] and hq["egress"] is True
+    deployment(world, session, service, adopt).destroy()
+    after = server.snapshot()
+    assert after == {"hq": {**held["hq"], "egress": True}}  # only ours went
+    assert after["hq"]["connectors"] == ["theirs"] and theirs["id"] in server.state.networks
+    assert snapshot(session) == before
+
+
+def test_destroy_takes_the_vms_first_and_a_failure_is_finished_by_the_next_run(
+    world: SandboxWorld, session: Any, service: FakeServer
+):
+    before = snapshot(session)
+    deployment(world, session, service).apply()
+    fake(service).fail("DELETE", r"^/api/v1/networks/[^/]+$", 400, "", "injected", times=1)
+    with pytest.raises(CloudError) as failed:
+        deployment(world, session, service).destroy()
+    done = "\n".join(failed.value.done)
+    assert "hq: delete connector" in done and "branch: delete connector" in done  # VMs first
+    assert any("cloudconnexa: delete service-network" in x for x in failed.value.not_done)
+    assert len(fake(service).snapshot()) >= 1
+    deployment(world, session, service).destroy()  # the next run finishes
+    assert fake(service).snapshot() == {} and snapshot(session) == before
+    assert not (world.directory / "partner.ovpn").exists()
+
+
+@pytest.mark.parametrize(
+    ("method", "pattern"),
+    [("POST", r"^/api/v1/networks$"), ("POST", r"/profile$")],
+    ids=["create network", "make profile"],
+)
+def test_a_failed_service_write_during_apply_is_finished_by_apply(
+    world: SandboxWorld, session: Any, service: FakeServer, method: str, pattern: str
+):
+    before = snapshot(session)
+    fake(service).fail(method, pattern, 400, "", "injected refusal", times=1)
+    with pytest.raises(CloudError) as failed:
+        deployment(world, session, service).apply()
+    assert "injected refusal" in str(failed.value)
+    result = deployment(world, session, service).apply()
+    assert result.done
+    assert deployment(world, session, service).plan().empty
+    assert len(fake(service).snapshot()) == 3
+    deployment(world, session, service).destroy()
+    assert fake(service).snapshot() == {} and snapshot(session) == before
+
+
+def test_status_names_what_the_service_lacks(
+    world: SandboxWorld, session: Any, service: FakeServer, capsys: pytest.CaptureFixture[str]
+):
+    path = topology_file(world)
+    assert run(["apply", "-f", str(path), "--yes"]) == 0
+    online(service)
+    capsys.readouterr()
+    assert run(["status", "-f", str(path)]) == 0
+    assert "connector: ONLINE at 100.96." in capsys.readouterr().out
+    server = fake(service)
+    hq = next(n for n in server.state.networks.values() if n["name"] == "hq")
+    with server.lock:
+        for route in server._routes_of(hq["id"]):
+            del server.state.routes[route["id"]]
+        hq["egress"] = False
+    assert run(["status", "-f", str(path)]) == 1
+    text = capsys.readouterr().out
+    assert "10.0.0.0/18 MISSING" in text and "egress:    off (the file says on)" in text
+    assert run(["status", "-f", str(path), "--json"]) == 1
+    import json
+
+    doc = json.loads(capsys.readouterr().out)
+    hq_status = next(n for n in doc["networks"] if n["name"] == "hq")["service"]
+    assert hq_status["routes"] == [{"subnet": "10.0.0.0/18", "state": "MISSING"}]
+    assert hq_status["healthy"] is False
+
+
+def test_a_connector_the_service_makes_anew_hands_the_cloud_a_new_profile(
+    world: SandboxWorld, session: Any, service: FakeServer
+):
+    deployment(world, session, service).apply()
+    first = stored_profile(session, world)
+    server = fake(service)
+    hq = next(n for n in server.state.networks.values() if n["name"] == "hq")
+    with server.lock:  # someone deletes our connector in the portal (after adding another)
+        server._add_connector(hq["id"], {"name": "spare", "vpnRegionId": "eu-central-1"})
+        ours = next(c for c in server._connectors_of(hq["id"]) if c["name"] == "cp-hq")
+        del server.state.connectors[ours["id"]]
+    d = deployment(world, session, service)
+    plan = d.plan()
+    hq_changes = {(c.action.value, c.kind.value) for c in plan.changes if c.network == "hq"}
+    assert ("update", "part") in hq_changes and ("replace", "connector") in hq_changes
+    assert any(c.kind.value == "service-connector" for c in plan.changes)
+    d.execute(plan)
+    second = stored_profile(session, world)
+    assert second != first and "connector cp-hq" in second
+    assert deployment(world, session, service).plan().empty
+
+
+def test_networks_of_ours_that_left_the_file_are_listed_and_pruned_only_when_asked(
+    world: SandboxWorld, session: Any, service: FakeServer
+):
+    deployment(world, session, service).apply()
+
+    def without_partner(doc: dict[str, Any]) -> None:
+        del doc["networks"]["partner"]
+
+    plan = deployment(world, session, service, without_partner).plan()
+    notes = "\n".join(n for p in plan.networks for n in p.notes)
+    assert "partner: a network of ours on the VPN service that is no longer in the file" in notes
+    assert not any(c.network == "cloudconnexa" for c in plan.changes)
+    pruned = deployment(world, session, service, without_partner).plan(prune=True)
+    assert [(c.action.value, c.label) for c in pruned.changes if c.network == "cloudconnexa"] == [
+        ("delete", "partner")
+    ]
+    deployment(world, session, service, without_partner).apply(prune=True)
+    assert "partner" not in fake(service).snapshot()
+
+
+def test_a_token_that_expires_mid_run_is_renewed_once(
+    world: SandboxWorld, session: Any, service: FakeServer
+):
+    d = deployment(world, session, service)
+    plan = d.plan()
+    fake(service).expire_tokens()
+    d.execute(plan)  # the first write meets a 401: one new token, and on
+    tokens = [c for c in fake(service).calls if c.verb == "token"]
+    assert len(tokens) == 2
+    fake(service).expire_tokens()
+    fake(service).credentials.clear()  # the credential itself revoked: fail, clearly
+    with pytest.raises(CloudError) as failed:
+        deployment(world, session, service).plan()
+    assert "refused the API credentials" in str(failed.value)
+
+
+def test_throttling_is_waited_out_as_the_api_asks(service: FakeServer):
+    waits: list[float] = []
+    api = Api(service.url, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, sleep=waits.append)
+    fake(service).fail("GET", r"^/api/v1/regions$", 429, "", "Too Many Requests", times=2,
+                       retry_after="3")  # fmt: skip
+    assert api.call("GET", "/regions")
+    assert len(waits) == 2 and all(3 <= w <= 20 for w in waits)
+    fake(service).fail("GET", r"^/api/v1/regions$", 429, "", "Too Many Requests", times=9)
+    with pytest.raises(CloudError) as failed:
+        api.call("GET", "/regions")
+    assert "still throttled" in str(failed.value)
+
+
+def test_pages_are_followed_to_the_last(service: FakeServer):
+    api = Api(service.url, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET)
+    server = fake(service)
+    with server.lock:
+        for i in range(230):
+            server._create_network({"name": f"n{i}", "connectors": [
+                {"name": "c", "vpnRegionId": "eu-central-1"}]})  # fmt: skip
+    server.calls.clear()
+    assert len(api.pages("/networks")) == 230
+    assert [c.verb for c in server.calls if c.kind == "networks"] == ["list"] * 3  # 100 a page
+
+
+def test_bad_input_and_missing_credentials_change_nothing_anywhere(
+    world: SandboxWorld,
+    session: Any,
+    service: FakeServer,
+    calls: CallLog,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+):
+    def bad(edit: Callable[[dict[str, Any]], None]) -> str:
+        path = topology_file(world, edit)
+        code = run(["plan", "-f", str(path)])
+        said = [x for x in capsys.readouterr().err.splitlines() if not x.lstrip().startswith("..")]
+        assert len(said) == 1, said  # one line (besides the progress of reading)
+        return f"{code} {said[0]}"
+
+    def cloud_id(doc: dict[str, Any]) -> None:
+        doc["service"]["cloudconnexa"]["cloud_id"] = "Acme Corp!"
+
+    def profile(doc: dict[str, Any]) -> None:
+        doc["networks"]["hq"]["connector"]["profile"] = "hq.ovpn"
+
+    def region(doc: dict[str, Any]) -> None:
+        doc["networks"]["branch"]["connector"]["vpn_region"] = "xx-nowhere-9"
+
+    said = bad(cloud_id)
+    assert said.startswith("2 ") and "service.cloudconnexa.cloud_id" in said
+    said = bad(profile)
+    assert said.startswith("2 ") and "networks.hq.connector.profile" in said
+    assert calls.calls == [] and fake(service).calls == []  # not even a read
+    said = bad(region)  # known only from the API's list: bad input at the first read
+    assert said.startswith("2 ") and "networks.branch.connector.vpn_region" in said
+    assert "'xx-nowhere-9' is not a VPN region" in said
+    assert calls.mutating == [] and fake(service).mutating_calls() == []
+    calls.clear()
+    fake(service).calls.clear()
+    monkeypatch.delenv("CLOUDCONNEXA_CLIENT_SECRET")
+    said = bad(lambda doc: None)
+    assert said.startswith("1 ") and "CLOUDCONNEXA_CLIENT_SECRET" in said
+    assert calls.calls == [] and fake(service).calls == []  # nothing read on either side
