@@ -42,6 +42,7 @@ from .model import (
     Topology,
     service_connector_name,
 )
+from .service_planner import our_connector, vpn_region
 from .spec import SERVICE_PLAN
 
 API_URL_VARIABLE = "CLOUDCONNEXA_API_URL"
@@ -273,9 +274,7 @@ class CloudConnexaSide(ProfileSupplier):
                 if found is None:
                     continue
                 self._networks[n.name] = found.id
-                ours = next(
-                    (c for c in found.connectors if c.name == service_connector_name(n.name)), None
-                )
+                ours = our_connector(found, n.name, vpn_region(n, self.topology))
                 if ours is not None:
                     self._connectors[n.name] = ours.id
         return observed

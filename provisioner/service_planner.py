@@ -19,6 +19,7 @@ from .model import (
     NetworkPlan,
     ObservedService,
     ServiceConflict,
+    ServiceConnector,
     ServiceNetwork,
     ServiceStatus,
     Topology,
@@ -146,19 +147,35 @@ def _keep_up(
                                    f"{route.subnet} on {n.name}", WHY_SERVICE_ROUTE_GONE,
                                    ref=route.id, destination=route.subnet))  # fmt: skip
     name = service_connector_name(n.name)
-    ours = next((c for c in found.connectors if c.name == name), None)
-    if ours is None:
+    mine = [c for c in found.connectors if c.name == name]
+    keep = our_connector(found, n.name, region)
+    if not mine:
         changes.append(_change(Action.CREATE, Kind.SERVICE_CONNECTOR, n.name,
                                f"{name} in {region} on {n.name}", WHY_SERVICE_CONNECTOR,
                                target=region, ref=found.id))  # fmt: skip
         renewed.add(n.name)
-    elif ours.region != region:
+    elif keep is None or keep.region != region:
+        old = mine[0]
         changes.append(_change(Action.REPLACE, Kind.SERVICE_CONNECTOR, n.name,
-                               f"{name} in {region} on {n.name} (was {ours.region})",
+                               f"{name} in {region} on {n.name} (was {old.region})",
                                WHY_SERVICE_CONNECTOR, target=region, ref=found.id,
-                               previous_target=ours.id))  # fmt: skip
+                               previous_target=old.id))  # fmt: skip
         renewed.add(n.name)
+        keep = old
+    for extra in mine:  # one of ours left by an interrupted replacement
+        if extra is not keep:
+            changes.append(_change(Action.DELETE, Kind.SERVICE_CONNECTOR, n.name,
+                                   f"{name} in {extra.region} on {n.name} (a leftover)",
+                                   "a second connector of ours: the network keeps one",
+                                   ref=found.id, previous_target=extra.id))  # fmt: skip
     return changes
+
+
+def our_connector(found: ServiceNetwork, network: str, region: str) -> ServiceConnector | None:
+    """Our connector on the network: the one in the wanted region when there are two (an
+    interrupted replacement leaves both), else the first."""
+    mine = [c for c in found.connectors if c.name == service_connector_name(network)]
+    return next((c for c in mine if c.region == region), mine[0] if mine else None)
 
 
 def plan_service_destroy(topology: Topology, observed: ObservedService) -> NetworkPlan:
@@ -216,9 +233,7 @@ def service_status(
     want_set = set(subnets[network.name])
     routes = [(str(s), "ok" if s in have else "MISSING") for s in subnets[network.name]]
     routes += [(str(r.subnet), "EXTRA") for r in found.routes if r.subnet not in want_set]
-    ours = next(
-        (c for c in found.connectors if c.name == service_connector_name(network.name)), None
-    )
+    ours = our_connector(found, network.name, vpn_region(network, topology))
     return ServiceStatus(
         found=True,
         ours=found.ours,

@@ -374,3 +374,57 @@ def test_bad_input_and_missing_credentials_change_nothing_anywhere(
     said = bad(lambda doc: None)
     assert said.startswith("1 ") and "CLOUDCONNEXA_CLIENT_SECRET" in said
     assert calls.calls == [] and fake(service).calls == []  # nothing read on either side
+
+
+def _narrower(doc: dict[str, Any]) -> None:
+    doc["networks"]["branch"]["subnets"] = ["192.168.0.0/24"]
+
+
+def _branch_egress(doc: dict[str, Any]) -> None:
+    doc["networks"]["hq"]["connector"]["egress"] = False
+    doc["networks"]["hq"]["connector"]["nat"] = True
+    doc["networks"]["branch"]["connector"]["egress"] = True
+
+
+def _other_region(doc: dict[str, Any]) -> None:
+    doc["networks"]["branch"]["connector"]["vpn_region"] = "us-west-1"
+
+
+@pytest.mark.parametrize(
+    ("edit", "method", "pattern"),
+    [
+        (_narrower, "POST", r"^/api/v1/networks/routes$"),
+        (_narrower, "DELETE", r"^/api/v1/networks/routes/"),
+        (_branch_egress, "PUT", r"^/api/v1/networks/[^/]+$"),
+        (_other_region, "POST", r"^/api/v1/networks/connectors$"),
+        (_other_region, "DELETE", r"^/api/v1/networks/connectors/"),
+    ],
+    ids=["add route", "remove route", "egress flag", "new connector", "old connector"],
+)
+def test_each_service_write_of_a_change_is_finished_by_the_next_apply(
+    world: SandboxWorld,
+    session: Any,
+    service: FakeServer,
+    edit: Callable[[dict[str, Any]], None],
+    method: str,
+    pattern: str,
+):
+    """The file changes after a first apply; the service refuses the write once; the next
+    apply finishes, and the one after has nothing to do."""
+    deployment(world, session, service).apply()
+    fake(service).fail(method, pattern, 400, "", "injected refusal", times=1)
+    with pytest.raises(CloudError) as failed:
+        deployment(world, session, service, edit).apply()
+    assert "injected refusal" in str(failed.value) and failed.value.not_done
+    deployment(world, session, service, edit).apply()
+    left = deployment(world, session, service, edit).plan()
+    assert left.empty, [c.summary() for c in left.changes]
+    held = fake(service).snapshot()
+    if edit is _narrower:
+        assert held["branch"]["routes"] == ["192.168.0.0/24"]
+    if edit is _branch_egress:
+        assert (held["hq"]["egress"], held["branch"]["egress"]) == (False, True)
+    if edit is _other_region:
+        branch = next(n for n in fake(service).state.networks.values() if n["name"] == "branch")
+        regions = [c["vpnRegionId"] for c in fake(service)._connectors_of(branch["id"])]
+        assert regions == ["us-west-1"]
