@@ -15,6 +15,7 @@ from provisioner.model import (
     AppAccess,
     AppGroup,
     AwsLocation,
+    CloudConnexa,
     Connector,
     IngressRule,
     Kind,
@@ -69,16 +70,27 @@ def _network(site: Site, vpc: str, mode: Mode, egress: bool, ports: tuple[Ports,
     )
 
 
+def lab_topology(
+    hq: Mode = NAT_EXCEPT_LOCAL,
+    branch: Mode = NO_NAT,
+    ports: tuple[Ports, ...] = (ALL_TRAFFIC,),
+    service: CloudConnexa | None = None,
+) -> Topology:
+    """HQ (the egress network when it NATs) and Branch; with `service`, the VPN service's half."""
+    return Topology(
+        networks=(
+            _network(HQ, "vpc-11111111", hq, egress=hq.nat, ports=ports),
+            _network(BRANCH, "vpc-22222222", branch, egress=False, ports=ports),
+        ),
+        service=service,
+    )
+
+
 def lab_plan(
     hq: Mode = NAT_EXCEPT_LOCAL, branch: Mode = NO_NAT, ports: tuple[Ports, ...] = (ALL_TRAFFIC,)
 ) -> Plan:
     """plan_apply for HQ (the egress network) and Branch, each in one empty route table."""
-    topology = Topology(
-        networks=(
-            _network(HQ, "vpc-11111111", hq, egress=hq.nat, ports=ports),
-            _network(BRANCH, "vpc-22222222", branch, egress=False, ports=ports),
-        )
-    )
+    topology = lab_topology(hq, branch, ports)
     observed = {
         n.name: Observed(
             network=n.name,

@@ -6,9 +6,11 @@ Nothing is linked to the host's network."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
 
@@ -45,8 +47,29 @@ class Site:
 
 
 HQ = Site("hq", "10.0.0.0/18", "198.51.100.1/198.51.100.2", HQ_CONNECTOR_VPN_IP)
-BRANCH = Site("branch", "192.168.0.0/22", "198.51.100.5/198.51.100.6", "100.96.1.44")
+BRANCH_CONNECTOR_VPN_IP = "100.96.1.44"
+BRANCH = Site("branch", "192.168.0.0/22", "198.51.100.5/198.51.100.6", BRANCH_CONNECTOR_VPN_IP)
 WEB = "203.0.113.10"
+
+
+@dataclass
+class ServiceConfig:
+    """What the VPN service knows, by the connectors' certificate names (the networks'):
+    each connector's VPN address, the subnets the service sends it, and which connector takes
+    the VPN's internet traffic."""
+
+    addresses: dict[str, str]
+    routes: dict[str, list[str]]
+    egress: str | None = None
+
+
+def seed_service_config() -> ServiceConfig:
+    """The seed's service, as its text describes it: written by hand."""
+    return ServiceConfig(
+        addresses={"hq": HQ_CONNECTOR_VPN_IP, "branch": BRANCH_CONNECTOR_VPN_IP},
+        routes={"hq": [HQ.subnet], "branch": [BRANCH.subnet]},
+        egress="hq",
+    )
 
 
 class SeedWorld:
@@ -139,25 +162,27 @@ class SeedWorld:
             n: client_profile(self.pki, n, VPN_SERVER) for n in ("hq", "branch", "bob")
         }
 
-    def _start_vpn_service(self) -> None:
-        """As the service does: fixed VPN addresses, each network's subnets routed to its
-        connector (seed remote access step 2), the network's routes pushed to Bob (step 8)."""
+    def _start_vpn_service(self, config: ServiceConfig | None = None) -> None:
+        """The VPN service as `config` says (default: the seed's, written by hand): each
+        connector's fixed VPN address and the subnets routed to it (`iroute`, remote access
+        hop 1), the other networks' routes pushed to each connector and all of them to Bob,
+        and the egress network's connector as the VPN's way out (egress hop 1)."""
+        config = config or seed_service_config()
         ccd = self.dir / "ccd"
+        shutil.rmtree(ccd, ignore_errors=True)
         ccd.mkdir()
-        for site in self.sites.values():
-            # and each connector gets the other networks' routes (site-to-site steps 10, 13)
-            peers = "".join(
-                f'push "route {_mask(p.subnet)}"\n' for p in self.sites.values() if p is not site
-            )
-            (ccd / site.name).write_text(
-                f"ifconfig-push {site.connector_vpn_ip} 255.224.0.0\niroute {_mask(site.subnet)}\n{peers}"
-            )
-        # the egress network also takes the VPN's internet traffic (seed egress step 2)
-        with (ccd / "hq").open("a") as f:
-            f.write("iroute 0.0.0.0 0.0.0.0\n")
+        every = [s for subnets in config.routes.values() for s in subnets]
+        for name, address in config.addresses.items():
+            mine = config.routes.get(name, [])
+            body = f"ifconfig-push {address} 255.224.0.0\n"
+            body += "".join(f"iroute {_mask(s)}\n" for s in mine)
+            body += "".join(f'push "route {_mask(s)}"\n' for s in every if s not in mine)
+            if config.egress == name:
+                body += "iroute 0.0.0.0 0.0.0.0\n"
+            (ccd / name).write_text(body)
         (ccd / "bob").write_text(
             f"ifconfig-push {BOB_VPN_IP} 255.224.0.0\n"
-            + "".join(f'push "route {_mask(s.subnet)}"\n' for s in self.sites.values())
+            + "".join(f'push "route {_mask(s)}"\n' for s in every)
         )
         conf = self.dir / "server.conf"
         conf.write_text(
@@ -170,12 +195,28 @@ class SeedWorld:
         )
         self.lab.run(self.vpn, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
         self.start_openvpn(self.vpn, conf, "100.96.0.1", self.dir / "server.log")
-        # the service's routing table: each network's subnets -> its connector (step 2)
+        # the service's routing table: each network's subnets -> its connector
+        for subnet in every:
+            self.lab.run(self.vpn, "ip", "route", "add", subnet, "dev", "tun0")
+        if config.egress:  # internet-bound VPN traffic -> the egress network's connector
+            self.lab.run(self.vpn, "ip", "rule", "add", "iif", "tun0", "lookup", "100")
+            self.lab.run(self.vpn, "ip", "route", "add", "default", "dev", "tun0", "table", "100")
+        self.service = config
+
+    def restart_vpn_service(self, config: ServiceConfig | None = None) -> None:
+        """The service again, as `config` says; Bob reconnects. Connectors reconnect when their
+        setup script runs again (each site's `connector_vpn_ip` is the config's address)."""
+        for ns in (self.vpn, self.bob):
+            for pid in self.lab.pids(ns):
+                os.kill(pid, 9)
+        time.sleep(0.2)
+        self.lab.run(self.vpn, "ip", "rule", "del", "iif", "tun0", "lookup", "100", check=False)
+        self.lab.run(self.vpn, "ip", "route", "flush", "table", "100", check=False)
+        config = config or seed_service_config()
         for site in self.sites.values():
-            self.lab.run(self.vpn, "ip", "route", "add", site.subnet, "dev", "tun0")
-        # internet-bound VPN traffic -> the egress network's connector (egress step 2)
-        self.lab.run(self.vpn, "ip", "rule", "add", "iif", "tun0", "lookup", "100")
-        self.lab.run(self.vpn, "ip", "route", "add", "default", "dev", "tun0", "table", "100")
+            site.connector_vpn_ip = config.addresses.get(site.name, site.connector_vpn_ip)
+        self._start_vpn_service(config)
+        self.connect_bob()
 
     def start_openvpn(self, ns: str, config: Path, address: str, log: Path) -> None:
         """OpenVPN in the background in `ns`; returns once its tunnel has `address`."""
