@@ -368,6 +368,66 @@ def oci_calls_for(tables: int, peers: int) -> dict[str, Any]:
         )
 
 
+def service_calls(networks: int) -> dict[str, dict[str, Any]]:
+    """CloudConnexa API calls (token included) per phase, for `networks` networks of two
+    subnets each: plan (observe), apply, re-apply (observe; nothing to write), destroy."""
+    from provisioner import planner
+    from provisioner.fakes.cloudconnexa import (
+        SANDBOX_CLIENT_ID,
+        SANDBOX_CLIENT_SECRET,
+        CloudConnexa,
+    )
+    from provisioner.model import CloudConnexa as Service
+    from provisioner.model import Network, Topology
+    from provisioner.service import Api, CloudConnexaSide
+    from provisioner.service_planner import plan_service, plan_service_destroy
+
+    topology = Topology(
+        networks=tuple(
+            Network(
+                name=f"n{i}",
+                cloud="external",
+                subnets=(IPv4Network(f"10.{i}.0.0/24"), IPv4Network(f"10.{i}.1.0/24")),
+            )
+            for i in range(networks)
+        ),
+        service=Service("bench", "eu-central-1"),
+    )
+    subnets = planner.local_subnets(topology, {})
+    out: dict[str, dict[str, Any]] = {}
+    with CloudConnexa().serve() as server:
+        api = Api(server.url, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET)
+        side = CloudConnexaSide(topology, api)
+
+        def phase(name: str, run: Any) -> None:
+            before = api.calls
+            started = time.perf_counter()
+            changes = run()
+            calls = api.calls - before
+            out[name] = {
+                "calls": calls,
+                "per_network": round(calls / networks, 2),
+                "changes": changes,
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+
+        def apply() -> int:
+            plan, _ = plan_service(topology, side.observe(), subnets)
+            side.apply(plan.changes)
+            return len(plan.changes)
+
+        def destroy() -> int:
+            plan = plan_service_destroy(topology, side.observe())
+            side.apply(plan.changes)
+            return len(plan.changes)
+
+        phase("plan", lambda: len(plan_service(topology, side.observe(), subnets)[0].changes))
+        phase("apply", apply)
+        phase("re-apply", apply)
+        phase("destroy", destroy)
+    return out
+
+
 def plan_time(peers: int = 100, tables: int = 50, repeat: int = 20) -> dict[str, float]:
     from provisioner import planner
     from provisioner.model import (
@@ -443,6 +503,10 @@ def main() -> None:
     sizes = (1, 50) if args.quick else (1, 50, 500)
     print(f"cold `provision --help`: {json.dumps(cold_help())}")
     print(f"plan computation, 100 peers: {json.dumps(plan_time())}")
+    print("CloudConnexa (fake API v1): calls per phase, token included, networks of 2 subnets")
+    for networks in (1, 10) if args.quick else (1, 10, 100):
+        for name, f in service_calls(networks).items():
+            print(f"{networks:>4} service networks, {name:>8}: {json.dumps(f)}")
     for tables in sizes:
         figures = calls_for(tables, args.peers)
         for phase, f in figures.items():
