@@ -8,15 +8,36 @@ result = provisioner.apply(topology)            # or Deployment(topology) for mo
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import planner
 from .bootstrap import render_setup_script
 from .engine import Engine
 from .errors import CloudError, ConflictError, SpecError
-from .model import ApplyResult, Change, NetworkStatus, Observed, ObservedService, Plan, Topology
+from .model import (
+    Action,
+    ApplyResult,
+    AwsLocation,
+    Change,
+    Connector,
+    Kind,
+    Location,
+    Network,
+    NetworkPlan,
+    NetworkStatus,
+    Observed,
+    ObservedService,
+    Plan,
+    ProfileFile,
+    Stray,
+    Topology,
+)
 from .providers import Clouds
 from .providers.base import NetworkProvider
 from .spec import SERVICE_PLAN
@@ -94,13 +115,61 @@ class Deployment:
             return observed
 
     def plan(self, *, replace_conflicting_routes: bool = False, prune: bool = False) -> Plan:
+        """What apply would change. Networks of ours that left the file (connectors the
+        clouds show where the file's networks are; networks of ours on the VPN service) are
+        listed in notes, and with `prune` their removal is planned too, both halves."""
         observed = self.observe()
-        return planner.plan_apply(
+        plan = planner.plan_apply(
             self.topology,
             observed,
             replace_conflicting_routes=replace_conflicting_routes,
             service=self.service_observed,
             prune=prune,
+        )
+        strays = [self._stray_plan(s, prune) for s in self.strays()]
+        if not strays:
+            return plan
+        return Plan(plan.operation, plan.networks + tuple(strays), plan.vpn_subnet)
+
+    def strays(self) -> tuple[Stray, ...]:
+        """Connectors of ours, of networks not in the file, where the file's networks are: one
+        look per cloud scope (an AWS region...); clouds that do not look say nothing."""
+        known = frozenset(n.name for n in self.topology.networks)
+        scopes: dict[tuple[str, str], NetworkProvider] = {}
+        for n in self.topology.managed:
+            provider = self.provider(n.name)
+            scopes.setdefault((n.cloud, provider.throttle_scope), provider)
+        # where the VPN service's inventory says a network of ours that left the file lives
+        for sn in self.service_observed.networks if self.service_observed else ():
+            location = cloud_half(sn.description) if sn.ours and sn.name not in known else None
+            if location is not None:
+                provider = self.clouds.connect(_placeholder(f"look-{sn.name}", "aws", location))
+                scopes.setdefault(("aws", provider.throttle_scope), provider)
+        found: dict[str, Stray] = {}
+        for provider in scopes.values():
+            for stray in getattr(provider, "strays", lambda _: ())(known):
+                found.setdefault(stray.network, stray)
+        return tuple(found.values())
+
+    def _stray_plan(self, stray: Stray, prune: bool) -> NetworkPlan:
+        note = (
+            f"a connector of ours ({stray.describe()}) of a network that is no longer in the file: "
+        )
+        if not prune:
+            note += "its routes, rules, identity and stored profile stay until apply --prune"
+            return NetworkPlan(network=stray.network, cloud=stray.cloud, notes=(note,))
+        network = _placeholder(stray.network, stray.cloud, stray.location, stray.subnet)
+        provider = self.clouds.connect(network)
+        self._providers[stray.network] = provider
+        destroy = planner.plan_destroy(
+            Topology(networks=(network,)), {network.name: provider.observe()}
+        )
+        (removal,) = destroy.networks
+        return NetworkPlan(
+            network=stray.network,
+            cloud=stray.cloud,
+            changes=removal.changes,
+            notes=(note + "removed (--prune)",),
         )
 
     def plan_destroy(self) -> Plan:
@@ -190,14 +259,50 @@ class Deployment:
 def _phases(plan: Plan) -> list[Plan]:
     """The VPN service's changes before the clouds' on apply (a connector's profile is made
     there before a cloud stores it), after them on destroy (the VMs go first)."""
-    service = tuple(n for n in plan.networks if n.network == SERVICE_PLAN and n.changes)
     clouds = tuple(n for n in plan.networks if n.network != SERVICE_PLAN and n.changes)
-    order = (service, clouds) if plan.operation == "apply" else (clouds, service)
+    service = next((n for n in plan.networks if n.network == SERVICE_PLAN), None)
+    if service is None:
+        order: tuple[tuple[NetworkPlan, ...], ...] = (clouds,)
+    elif plan.operation == "destroy":
+        order = (clouds, (service,))
+    else:  # apply: the service first, but a pruned network's removal after its cloud half
+        pruned = tuple(c for c in service.changes if _prunes(c))
+        first = replace(service, changes=tuple(c for c in service.changes if not _prunes(c)))
+        order = ((first,), clouds, (replace(service, changes=pruned),))
     return [
-        Plan(operation=plan.operation, networks=networks, vpn_subnet=plan.vpn_subnet)
+        Plan(operation=plan.operation, networks=tuple(n for n in networks if n.changes),
+             vpn_subnet=plan.vpn_subnet)
         for networks in order
-        if networks
-    ]
+        if any(n.changes for n in networks)
+    ]  # fmt: skip
+
+
+def _placeholder(name: str, cloud: str, location: Location, subnet: str = "-") -> Network:
+    """A network the file does not name, at `location`: enough to look there and destroy."""
+    return Network(
+        name=name,
+        cloud=cloud,
+        subnets=None,
+        location=location,
+        connector=Connector(
+            subnet=subnet,
+            size="-",
+            nat=False,
+            egress=False,
+            profile=ProfileFile(Path(os.devnull), "-"),
+        ),
+    )
+
+
+def cloud_half(description: str) -> AwsLocation | None:
+    """Where a service network's description (ours) says its cloud half lives, when it is a
+    place we can look again: an AWS VPC in a region."""
+    found = re.search(r"cloud half: aws (vpc-[0-9a-f]+) in ([a-z]{2}(?:-[a-z]+)+-\d+)", description)
+    return AwsLocation(found.group(2), found.group(1)) if found else None
+
+
+def _prunes(change: Change) -> bool:
+    return change.kind is Kind.SERVICE_NETWORK and change.action is Action.DELETE
 
 
 # --- one-call functions ------------------------------------------------------------------

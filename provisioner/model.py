@@ -289,6 +289,21 @@ class ObservedService:
         return next((n for n in self.networks if n.name == name), None)
 
 
+@dataclass(frozen=True)
+class Stray:
+    """A connector of ours a provider can see where the file's networks are, of a network no
+    longer in the file: what `plan` lists and `apply --prune` removes."""
+
+    network: str
+    cloud: str
+    location: Location
+    subnet: str  # the connector's
+    instance: str
+
+    def describe(self) -> str:
+        return f"{self.cloud} {self.location.describe()}, connector {self.instance}"
+
+
 # --- what a provider observed ----------------------------------------------------------------
 
 

@@ -428,3 +428,68 @@ def test_each_service_write_of_a_change_is_finished_by_the_next_apply(
         branch = next(n for n in fake(service).state.networks.values() if n["name"] == "branch")
         regions = [c["vpnRegionId"] for c in fake(service)._connectors_of(branch["id"])]
         assert regions == ["us-west-1"]
+
+
+def test_a_network_that_left_the_file_is_listed_in_both_halves_and_pruned_only_when_asked(
+    world: SandboxWorld, session: Any, service: FakeServer, calls: CallLog
+):
+    """Apply the world, remove branch from the file: plan says that branch's connector (and its
+    network on the service) are ours and left behind, changes nothing of them; apply --prune
+    removes both halves, the VM before the service's network."""
+    before = snapshot(session, regions=("us-west-2",))
+    deployment(world, session, service).apply()
+
+    def without_branch(doc: dict[str, Any]) -> None:
+        del doc["networks"]["branch"]
+
+    plan = deployment(world, session, service, without_branch).plan()
+    notes = {p.network: " ".join(p.notes) for p in plan.networks}
+    assert "connector of ours (aws vpc-" in notes["branch"] and "apply --prune" in notes["branch"]
+    assert "branch: a network of ours on the VPN service" in notes["cloudconnexa"]
+    assert not [c for c in plan.changes if c.network == "branch" or c.label == "branch"]
+    calls.clear()
+    fake(service).calls.clear()
+    result = deployment(world, session, service, without_branch).apply(prune=True)
+    order = [c.summary() for c in result.done if c.network == "branch" or c.label == "branch"]
+    assert order[-1].startswith("delete service-network branch")  # after the cloud half
+    assert any(s.startswith("delete connector") for s in order[:-1])
+    after = snapshot(session, regions=("us-west-2",))
+    assert {k: v for k, v in after.items() if k != "iam"} == {
+        k: v for k, v in before.items() if k != "iam"
+    }  # branch's cloud half gone: its VPC as before apply
+    assert not [r for r in after["iam"]["roles"] if r.startswith("cp-branch-")]  # its role too
+    assert "branch" not in fake(service).snapshot()
+    again = deployment(world, session, service, without_branch).plan(prune=True)
+    assert again.empty, [c.summary() for c in again.changes]
+
+
+def test_without_a_service_block_plan_still_lists_connectors_of_ours_left_behind(
+    world: SandboxWorld, session: Any
+):
+    """In the regions the file names: a second VPC in HQ's region, applied, then removed from
+    the file."""
+    from provisioner.sandbox import seed_vpc
+
+    extra = seed_vpc(session, "extra", "us-east-1", "10.30.0.0/16", ["10.30.0.0/24"], 0)
+    before = snapshot(session, regions=("us-east-1",))
+    clouds = Clouds(options={"aws": {"session": session, "poll_seconds": 0.0}})
+    path = world.directory / "plain.yaml"
+    doc = world.topology(partner=True)
+    (world.directory / "extra.ovpn").write_text("client\nremote x 1194\n")
+    doc["networks"]["extra"] = {"cloud": "aws", "region": "us-east-1", "vpc": extra.vpc,
+                                "connector": {"subnet": extra.connector_subnet,
+                                              "profile": "extra.ovpn"}}  # fmt: skip
+    path.write_text(yaml.safe_dump(doc))
+    Deployment(load_topology(path), clouds).apply()
+    del doc["networks"]["extra"]
+    path.write_text(yaml.safe_dump(doc))
+    plan = Deployment(load_topology(path), clouds).plan()
+    left = next(p for p in plan.networks if p.network == "extra")
+    assert not left.changes and "no longer in the file" in left.notes[0]
+    assert extra.vpc in left.notes[0]
+    Deployment(load_topology(path), clouds).apply(prune=True)
+    # extra's half gone; hq's routes to extra gone with it (no longer a peer)
+    after = snapshot(session, regions=("us-east-1",))
+    assert after != before  # hq's own connector is there ...
+    Deployment(load_topology(path), clouds).destroy()
+    assert snapshot(session, regions=("us-east-1",)) == before  # ... and nothing else was left

@@ -21,6 +21,7 @@ from ..model import (
     Location,
     Network,
     Observed,
+    Stray,
 )
 
 DEFAULT_CONCURRENCY = 8  # calls at once to one cloud, when neither the user nor the provider says
@@ -141,6 +142,11 @@ class Provider:
         raise NotImplementedError
 
     # --- observe and apply, wrapped --------------------------------------------------------
+
+    def strays(self, known: frozenset[str]) -> tuple[Stray, ...]:
+        """Connectors of ours where this network is (its region, resource group, project,
+        compartment) whose network is not in `known`. A cloud that does not look returns ()."""
+        return ()
 
     def observe(self) -> Observed:
         try:

@@ -15,7 +15,7 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from ...errors import SpecError
+from ...errors import CloudError, SpecError
 from ...model import (
     PROFILE_PART,
     Action,
@@ -30,6 +30,7 @@ from ...model import (
     ObservedSubnet,
     Part,
     RouteTable,
+    Stray,
     WayOut,
 )
 from ..base import PartHandlers, Provider
@@ -132,6 +133,35 @@ class AwsNetwork(Identity, Instance, Groups, Provider):
         return None
 
     # --- observe -------------------------------------------------------------------------
+
+    def strays(self, known: frozenset[str]) -> tuple[Stray, ...]:
+        """Connectors of ours anywhere in this network's region, of networks not in `known`:
+        one call (a page per 1000 instances), tag-filtered."""
+        filters = [
+            {"Name": "tag-key", "Values": [TAG]},
+            {"Name": "instance-state-name", "Values": LIVE_STATES},
+        ]
+        found: dict[str, Stray] = {}
+        try:
+            reservations = list(
+                pages(self.ec2, "describe_instances", "Reservations", Filters=filters)
+            )
+        except self.sdk_errors() as e:
+            raise CloudError(f"looking for connectors of ours in {self.location.region}: "
+                             f"{self.error_text(e)}") from None  # fmt: skip
+        for r in reservations:
+            for inst in r["Instances"]:
+                name = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}.get(TAG, "")
+                if not name or name in known or name in found or not inst.get("VpcId"):
+                    continue
+                found[name] = Stray(
+                    network=name,
+                    cloud="aws",
+                    location=AwsLocation(self.location.region, inst["VpcId"]),
+                    subnet=inst.get("SubnetId", ""),
+                    instance=inst["InstanceId"],
+                )
+        return tuple(found.values())
 
     def _observe(self) -> Observed:
         vpc = self.location.vpc
