@@ -158,7 +158,9 @@ class Deployment:
         if not prune:
             note += "its routes, rules, identity and stored profile stay until apply --prune"
             return NetworkPlan(network=stray.network, cloud=stray.cloud, notes=(note,))
-        network = _placeholder(stray.network, stray.cloud, stray.location, stray.subnet)
+        network = _placeholder(
+            stray.network, stray.cloud, stray.location, stray.subnet, stray.vault
+        )
         provider = self.clouds.connect(network)
         self._providers[stray.network] = provider
         destroy = planner.plan_destroy(
@@ -277,7 +279,9 @@ def _phases(plan: Plan) -> list[Plan]:
     ]  # fmt: skip
 
 
-def _placeholder(name: str, cloud: str, location: Location, subnet: str = "-") -> Network:
+def _placeholder(
+    name: str, cloud: str, location: Location, subnet: str = "-", vault: str | None = None
+) -> Network:
     """A network the file does not name, at `location`: enough to look there and destroy."""
     return Network(
         name=name,
@@ -290,6 +294,7 @@ def _placeholder(name: str, cloud: str, location: Location, subnet: str = "-") -
             nat=False,
             egress=False,
             profile=ProfileFile(Path(os.devnull), "-"),
+            vault=vault,
         ),
     )
 

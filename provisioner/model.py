@@ -299,6 +299,7 @@ class Stray:
     location: Location
     subnet: str  # the connector's
     instance: str
+    vault: str | None = None  # OCI: the vault of its stored profile
 
     def describe(self) -> str:
         return f"{self.cloud} {self.location.describe()}, connector {self.instance}"

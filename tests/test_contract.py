@@ -257,3 +257,46 @@ def test_aws_a_rule_already_there_sends_each_alone_and_a_failure_says_which_were
     assert str(made.rule.source) in ranges and str(refused.rule.source) not in ranges
     deployment(world, clouds, partner=True).apply()
     assert all(s.healthy for s in deployment(world, clouds, partner=True).status())
+
+
+def _left_behind(world: FakeCloudWorld, extra: dict[str, Any] | None) -> None:
+    """Apply hq, spoke and (when given) `extra` beside hq; take the last one out of the file:
+    plan lists its connector as ours and left behind, changing nothing; apply --prune removes
+    it; destroying the rest leaves the fake as it was."""
+    before = world.snapshot()  # type: ignore[attr-defined]
+    doc = world.topology(partner=False)
+    gone = "spoke"
+    if extra is not None:
+        doc["networks"]["extra"] = extra
+        gone = "extra"
+    world.deployment(doc).apply()
+    del doc["networks"][gone]
+    plan = world.deployment(doc).plan()
+    left = next(p for p in plan.networks if p.network == gone)
+    assert not left.changes and "no longer in the file" in left.notes[0], left
+    assert not [c for c in plan.changes if c.network == gone]
+    world.deployment(doc).apply(prune=True)
+    assert not any(p.network == gone for p in world.deployment(doc).plan().networks)
+    world.deployment(doc).destroy()
+    assert world.snapshot() == before  # type: ignore[attr-defined]
+
+
+def test_gcp_lists_and_prunes_a_network_that_left_the_file(gcp: Any):
+    _left_behind(gcp, None)  # spoke is in hq's project
+
+
+def test_azure_lists_and_prunes_a_network_that_left_the_file(azure: Any):
+    from provisioner.fakes.azure_world import seed_vnet
+
+    extra = seed_vnet(azure.arm, azure.url, "extra", "10.3.0.0/16",
+                      resource_group=azure.hq.resource_group)  # fmt: skip
+    (azure.directory / "extra.ovpn").write_text("client\nremote x 1194\n")
+    _left_behind(azure, extra.network("extra.ovpn"))
+
+
+def test_oci_lists_and_prunes_a_network_that_left_the_file(oci_world: Any):
+    from provisioner.fakes.oci_world import seed_vcn
+
+    extra = seed_vcn(oci_world.fake, oci_world.url, "extra", "10.8.0.0/16", beside=oci_world.hq)
+    (oci_world.directory / "extra.ovpn").write_text("client\nremote x 1194\n")
+    _left_behind(oci_world, extra.network_entry("extra.ovpn"))

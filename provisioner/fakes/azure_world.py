@@ -55,14 +55,16 @@ def seed_vnet(
     *,
     region: str = "westeurope",
     subscription: str = SUBSCRIPTION,
+    resource_group: str | None = None,
 ) -> SandboxVnet:
-    """A resource group with a VNet of three subnets: the connector's (no route table), the app
-    servers' (the admin's route table and NSG, with an admin route and rule), and a data subnet
-    (nothing)."""
+    """A resource group (or `resource_group`, which exists) with a VNet of three subnets: the
+    connector's (no route table), the app servers' (the admin's route table and NSG, with an
+    admin route and rule), and a data subnet (nothing)."""
     from azure.mgmt.network import models as m
 
-    rg = f"rg-{name}"
-    arm.create_resource_group(subscription, rg, region)
+    rg = resource_group or f"rg-{name}"
+    if resource_group is None:
+        arm.create_resource_group(subscription, rg, region)
     net = network_client(endpoint, subscription)
     base = cidr.split("/")[0].rsplit(".", 2)[0]  # 10.1.0.0/16 -> 10.1
     nsg = net.network_security_groups.begin_create_or_update(

@@ -52,19 +52,29 @@ def clients(endpoint: str, region: str) -> Any:
 
 
 def seed_vcn(
-    oci_fake: Oci, endpoint: str, name: str, cidr: str, *, nat: bool = False
+    oci_fake: Oci,
+    endpoint: str,
+    name: str,
+    cidr: str,
+    *,
+    nat: bool = False,
+    beside: SandboxVcn | None = None,
 ) -> SandboxVcn:
     """A compartment with a VCN: an internet gateway (or a NAT gateway, `nat`), the connector's
     subnet behind a table of the admin's that sends 0.0.0.0/0 there, an app subnet behind
     another table (with an admin rule) and an NSG of the app servers (with an admin rule), a
-    vault and key for the profile, and the Ubuntu image the region offers."""
+    vault and key for the profile, and the Ubuntu image the region offers. `beside`: in that
+    VCN's compartment, with its vault and key."""
     import oci
     from oci.core import models as m
 
     region = oci_fake.region
-    compartment = oci_fake.add_compartment(f"cmp-{name}")
-    vault, key = oci_fake.add_vault(compartment)
-    oci_fake.add_image(compartment)
+    if beside is not None:  # in that VCN's compartment, its profiles in the same vault
+        compartment, vault, key = beside.compartment, beside.vault, beside.key
+    else:
+        compartment = oci_fake.add_compartment(f"cmp-{name}")
+        vault, key = oci_fake.add_vault(compartment)
+        oci_fake.add_image(compartment)
     api = clients(endpoint, region)
     net = api.network
     base = cidr.split("/")[0].rsplit(".", 2)[0]  # 10.6.0.0/16 -> 10.6

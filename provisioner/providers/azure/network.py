@@ -13,7 +13,7 @@ from collections.abc import Callable, Hashable, Sequence
 from ipaddress import IPv4Network
 from typing import Any
 
-from ...errors import SpecError
+from ...errors import CloudError, SpecError
 from ...model import (
     PROFILE_PART,
     Action,
@@ -26,6 +26,7 @@ from ...model import (
     ObservedSubnet,
     Part,
     RouteTable,
+    Stray,
     WayOut,
 )
 from ..base import PartHandlers, Provider, sandbox_clients
@@ -114,6 +115,35 @@ class AzureNetwork(Groups, Instance, Provider):
         return None
 
     # --- observe -------------------------------------------------------------------------
+
+    def strays(self, known: frozenset[str]) -> tuple[Stray, ...]:
+        """Connectors of ours in the resource group, by their tag; each VM's NIC names its
+        VNet and subnet."""
+        found: dict[str, Stray] = {}
+        try:
+            vms = list(self.compute.virtual_machines.list(self.rg))
+            for vm in vms:
+                name = (vm.tags or {}).get(TAG, "")
+                if not name or name in known or name in found:
+                    continue
+                nics = vm.properties.network_profile.network_interfaces or []
+                if not nics:
+                    continue
+                nic = self.net.network_interfaces.get(self.rg, short(nics[0].id))
+                subnet_id = nic.properties.ip_configurations[0].properties.subnet.id
+                vnet = subnet_id.split("/virtualNetworks/", 1)[1].split("/", 1)[0]
+                found[name] = Stray(
+                    network=name,
+                    cloud="azure",
+                    location=AzureLocation(self.location.subscription, self.rg, vnet, vm.location),
+                    subnet=short(subnet_id),
+                    instance=vm.name,
+                )
+        except self.sdk_errors() as e:
+            raise CloudError(
+                f"looking for connectors of ours in {self.rg}: {self.error_text(e)}"
+            ) from None
+        return tuple(found.values())
 
     def _observe(self) -> Observed:
         from azure.core.exceptions import ResourceNotFoundError

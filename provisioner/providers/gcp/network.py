@@ -27,10 +27,12 @@ from ...model import (
     ObservedSubnet,
     Part,
     RouteTable,
+    Stray,
     WayOut,
 )
 from ..base import PartHandlers, Provider, sandbox_clients
 from .common import (
+    LABEL,
     WHOLE_NETWORK,
     dashed,
     digest,
@@ -136,6 +138,26 @@ class GcpNetwork(Firewalls, Instance, Provider):
         return None
 
     # --- observe -------------------------------------------------------------------------
+
+    def strays(self, known: frozenset[str]) -> tuple[Stray, ...]:
+        """Connectors of ours anywhere in the project (one aggregated list), by their label."""
+        found: dict[str, Stray] = {}
+        for scoped in self.call(
+            "instances", self.api.instances.aggregated_list, project=self.project
+        ):
+            for vm in scoped[1].instances or []:
+                name = (vm.labels or {}).get(LABEL, "")
+                if not name or name in known or name in found or not vm.network_interfaces:
+                    continue
+                nic = vm.network_interfaces[0]
+                found[name] = Stray(
+                    network=name,
+                    cloud="gcp",
+                    location=GcpLocation(self.project, short(nic.network), short(vm.zone)),
+                    subnet=short(nic.subnetwork),
+                    instance=vm.name,
+                )
+        return tuple(found.values())
 
     def _observe(self) -> Observed:
         from google.api_core.exceptions import NotFound

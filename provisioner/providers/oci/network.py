@@ -25,6 +25,7 @@ from ...model import (
     OciLocation,
     Part,
     RouteTable,
+    Stray,
     WayOut,
 )
 from ..base import PartHandlers, Provider, sandbox_clients
@@ -137,6 +138,45 @@ class OciNetwork(Groups, Instance, Provider):
         import oci
 
         return list(oci.pagination.list_call_get_all_results(fn, *args, **kwargs).data)
+
+    def strays(self, known: frozenset[str]) -> tuple[Stray, ...]:
+        """Connectors of ours in the compartment, by their freeform tag; each one's VNIC names
+        its subnet (and so its VCN), its stored profile's secret names its vault."""
+        import oci
+
+        found: dict[str, Stray] = {}
+        try:
+            instances = oci.pagination.list_call_get_all_results(
+                self.api.compute.list_instances, self.compartment
+            ).data
+            for vm in instances:
+                name = (vm.freeform_tags or {}).get(TAG, "")
+                gone = vm.lifecycle_state in ("TERMINATED", "TERMINATING")
+                if not name or name in known or name in found or gone:
+                    continue
+                attachments = self.api.compute.list_vnic_attachments(
+                    self.compartment, instance_id=vm.id
+                ).data
+                if not attachments:
+                    continue
+                vnic = self.api.network.get_vnic(attachments[0].vnic_id).data
+                subnet = self.api.network.get_subnet(vnic.subnet_id).data
+                secrets = self.api.vaults.list_secrets(
+                    self.compartment, name=f"cp-{name}-vpn-profile"
+                ).data
+                found[name] = Stray(
+                    network=name,
+                    cloud="oci",
+                    location=OciLocation(self.location.region, self.compartment, subnet.vcn_id),
+                    subnet=subnet.id,
+                    instance=vm.id,
+                    vault=secrets[0].vault_id if secrets else None,
+                )
+        except self.sdk_errors() as e:
+            raise CloudError(
+                f"looking for connectors of ours in {self.compartment}: {self.error_text(e)}"
+            ) from None
+        return tuple(found.values())
 
     def _observe(self) -> Observed:
         import oci
