@@ -326,10 +326,12 @@ def apply(
     clouds: Clouds | None = None,
     replace_conflicting_routes: bool = False,
     confirm: Confirm | None = None,
+    prune: bool = False,
 ) -> ApplyResult:
-    """Make every managed network route through its connector."""
+    """Make every managed network route through its connector (with a service block, the VPN
+    service route to them); `prune`: also remove networks of ours that left the file."""
     return Deployment(topology, clouds).apply(
-        replace_conflicting_routes=replace_conflicting_routes, confirm=confirm
+        replace_conflicting_routes=replace_conflicting_routes, confirm=confirm, prune=prune
     )
 
 

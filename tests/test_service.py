@@ -92,6 +92,21 @@ def test_apply_makes_both_halves_and_the_profile_goes_only_into_the_secret_store
     path = topology_file(world)
     assert run(["apply", "-f", str(path), "--yes", "--json"]) == 0
     out = capsys.readouterr()
+    import json
+
+    doc = json.loads(out.out)  # the plan lists the service's changes like any other
+    entry = next(n for n in doc["networks"] if n["name"] == "cloudconnexa")
+    made = [c for c in entry["changes"] if c["kind"] == "service-network"]
+    assert [(c["network"], c["subnets"], c["vpn_region"]) for c in made] == [
+        ("hq", ["10.0.0.0/18"], "eu-central-1"),
+        ("branch", ["192.168.0.0/22"], "eu-central-1"),
+        ("partner", ["172.31.0.0/16"], "eu-central-1"),
+    ]
+    assert (
+        all("hop 1" in c["why"] for c in made) and doc["done"] == len(doc["changes"])
+        if "changes" in doc
+        else True
+    )
     held = fake(service).snapshot()
     assert {name: (n["egress"], n["routes"], n["connectors"]) for name, n in held.items()} == {
         "hq": (True, ["10.0.0.0/18"], ["cp-hq"]),
@@ -359,8 +374,13 @@ def test_bad_input_and_missing_credentials_change_nothing_anywhere(
     def region(doc: dict[str, Any]) -> None:
         doc["networks"]["branch"]["connector"]["vpn_region"] = "xx-nowhere-9"
 
+    def region_format(doc: dict[str, Any]) -> None:
+        doc["service"]["cloudconnexa"]["vpn_region"] = "Frankfurt"
+
     said = bad(cloud_id)
     assert said.startswith("2 ") and "service.cloudconnexa.cloud_id" in said
+    said = bad(region_format)
+    assert said.startswith("2 ") and "service.cloudconnexa.vpn_region: 'Frankfurt'" in said
     said = bad(profile)
     assert said.startswith("2 ") and "networks.hq.connector.profile" in said
     assert calls.calls == [] and fake(service).calls == []  # not even a read
@@ -493,3 +513,45 @@ def test_without_a_service_block_plan_still_lists_connectors_of_ours_left_behind
     assert after != before  # hq's own connector is there ...
     Deployment(load_topology(path), clouds).destroy()
     assert snapshot(session, regions=("us-east-1",)) == before  # ... and nothing else was left
+
+
+def _adopted(doc: dict[str, Any]) -> None:
+    doc["networks"]["hq"]["adopt_service_network"] = True
+
+
+@pytest.mark.parametrize(
+    ("method", "pattern"),
+    [("DELETE", r"^/api/v1/networks/routes/"), ("DELETE", r"^/api/v1/networks/connectors/")],
+    ids=["our route", "our connector"],
+)
+def test_each_service_write_of_destroy_on_an_adopted_network_is_finished_by_destroy(
+    world: SandboxWorld, session: Any, service: FakeServer, method: str, pattern: str
+):
+    server = fake(service)
+    with server.lock:
+        server._create_network({"name": "hq", "description": "made in the portal",
+                                "connectors": [{"name": "theirs", "vpnRegionId": "us-east-1"}]})  # fmt: skip
+    held = server.snapshot()["hq"]
+    deployment(world, session, service, _adopted).apply()
+    server.fail(method, pattern, 400, "", "injected refusal", times=1)
+    with pytest.raises(CloudError) as failed:
+        deployment(world, session, service, _adopted).destroy()
+    assert "injected refusal" in str(failed.value) and failed.value.not_done
+    deployment(world, session, service, _adopted).destroy()
+    assert server.snapshot() == {"hq": {**held, "egress": True}}
+
+
+def test_a_failed_prune_on_the_service_is_finished_by_the_next_apply(
+    world: SandboxWorld, session: Any, service: FakeServer
+):
+    deployment(world, session, service).apply()
+
+    def without_partner(doc: dict[str, Any]) -> None:
+        del doc["networks"]["partner"]
+
+    fake(service).fail("DELETE", r"^/api/v1/networks/[^/]+$", 400, "", "injected", times=1)
+    with pytest.raises(CloudError):
+        deployment(world, session, service, without_partner).apply(prune=True)
+    deployment(world, session, service, without_partner).apply(prune=True)
+    assert "partner" not in fake(service).snapshot()
+    assert deployment(world, session, service, without_partner).plan(prune=True).empty
