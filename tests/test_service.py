@@ -102,11 +102,7 @@ def test_apply_makes_both_halves_and_the_profile_goes_only_into_the_secret_store
         ("branch", ["192.168.0.0/22"], "eu-central-1"),
         ("partner", ["172.31.0.0/16"], "eu-central-1"),
     ]
-    assert (
-        all("hop 1" in c["why"] for c in made) and doc["done"] == len(doc["changes"])
-        if "changes" in doc
-        else True
-    )
+    assert all("hop 1" in c["why"] for c in made) and doc["done"] > 0
     held = fake(service).snapshot()
     assert {name: (n["egress"], n["routes"], n["connectors"]) for name, n in held.items()} == {
         "hq": (True, ["10.0.0.0/18"], ["cp-hq"]),
