@@ -391,7 +391,10 @@ def test_every_why_cites_hops_that_docs_flows_md_has(world: SandboxWorld, capsys
     doc = json.loads(capsys.readouterr().out)
     texts = [c["why"] for n in doc["networks"] for c in n["changes"]]
     texts += [note for n in doc["networks"] for note in n["notes"]]
+    from provisioner import service_planner
+
     texts += [v for k, v in vars(planner).items() if k.startswith("WHY_")]
+    texts += [v for k, v in vars(service_planner).items() if k.startswith("WHY_")]
     cited = 0
     for text in texts:
         assert "seed" not in text and "step" not in text, text

@@ -208,8 +208,7 @@ class CloudConnexa(Injectable):
     def _networks(
         self, method: str, item: str | None, query: dict[str, str], data: Any
     ) -> tuple[int, Any]:
-        verb = {"GET": "get" if item else "list", "POST": "create", "PUT": "update",
-                "DELETE": "delete"}.get(method, method.lower())  # fmt: skip
+        verb = _verb(method, item)
         self._record(method, f"/networks{'/' + item if item else ''}", "networks", verb, data)
         if item is None and method == "GET":
             views = [self._network_view(n) for n in self.state.networks.values()]
@@ -303,8 +302,7 @@ class CloudConnexa(Injectable):
     def _routes(
         self, method: str, item: str | None, query: dict[str, str], data: Any
     ) -> tuple[int, Any]:
-        verb = {"GET": "get" if item else "list", "POST": "create", "PUT": "update",
-                "DELETE": "delete"}.get(method, method.lower())  # fmt: skip
+        verb = _verb(method, item)
         self._record(method, f"/networks/routes{'/' + item if item else ''}", "routes", verb, data)
         if item is None and method == "GET":
             network = self._network_of(query)
@@ -350,8 +348,7 @@ class CloudConnexa(Injectable):
     def _connectors(
         self, method: str, item: str | None, query: dict[str, str], data: Any
     ) -> tuple[int, Any]:
-        verb = {"GET": "get" if item else "list", "POST": "create", "PUT": "update",
-                "DELETE": "delete"}.get(method, method.lower())  # fmt: skip
+        verb = _verb(method, item)
         where = f"/networks/connectors{'/' + item if item else ''}"
         self._record(method, where, "connectors", verb, data)
         if item is None and method == "GET":
@@ -419,6 +416,12 @@ class CloudConnexa(Injectable):
             f"# connector {connector['name']} ({connector['ipV4Address']}), profile {made}\n"
             f"<key>\nCLOUDCONNEXA-PRIVATE-KEY-{secrets.token_hex(16)}\n</key>\n"
         )
+
+
+def _verb(method: str, item: str | None) -> str:
+    """The call as the tests read it: get or list, create, update, delete."""
+    verbs = {"GET": "get" if item else "list", "POST": "create", "PUT": "update"}
+    return verbs.get(method, method.lower())
 
 
 def _route_view(route: dict[str, Any]) -> dict[str, Any]:
