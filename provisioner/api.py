@@ -43,6 +43,7 @@ from .providers.base import NetworkProvider
 from .spec import SERVICE_PLAN
 
 if TYPE_CHECKING:
+    from .doctor import FlowReport
     from .service import CloudConnexaSide
 
 Confirm = Callable[[Plan], bool]
@@ -181,6 +182,16 @@ class Deployment:
     def status(self) -> tuple[NetworkStatus, ...]:
         observed = self.observe()
         return planner.network_status(self.topology, observed, self.service_observed)
+
+    def doctor(self, flow: str | None = None) -> tuple[FlowReport, ...]:
+        """Every flow the topology implies (or those whose name contains `flow`), traced
+        through what the clouds and the VPN service hold. Only reads."""
+        from .doctor import diagnose
+
+        observed = self.observe()
+        observed = {name: self.provider(name).filters(obs) for name, obs in observed.items()}  # type: ignore[attr-defined]
+        subnets = planner.local_subnets(self.topology, observed)
+        return diagnose(self.topology, observed, subnets, self.service_observed, flow)
 
     def bootstrap(self, name: str, *, script_only: bool = False) -> str:
         """The connector's user-data for network `name` (or its setup script alone). Reads the

@@ -116,6 +116,11 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     sp = with_file("status", "per network: the connector, forwarding, and the routes")
     sp.add_argument("--json", action="store_true")
+    sp = with_file(
+        "doctor", "trace every flow hop by hop through routes and filters; touches nothing"
+    )
+    sp.add_argument("--flow", help="only the flows whose name contains this (e.g. 'hq sg-')")
+    sp.add_argument("--json", action="store_true")
     sp = sub.add_parser(
         "bootstrap",
         help="print a connector's cloud-init user-data (never the profile)",
@@ -314,6 +319,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         text = render.plan_text(plan, verbose=args.verbose)
         print(json.dumps(plan.to_dict(), indent=2) if as_json else text)
         return 3 if plan.conflicts else 0
+    if command == "doctor":
+        reports = deployment.doctor(args.flow)
+        if as_json:
+            doc = {
+                "schema": "connector-provisioner/doctor",
+                "version": 1,
+                "flows": [r.to_dict() for r in reports],
+            }
+            print(json.dumps(doc, indent=2))
+        else:
+            print(render.doctor_text(reports))
+        return 0 if all(r.ok for r in reports) else 1
     if command == "status":
         statuses = deployment.status()
         if as_json:

@@ -6,6 +6,7 @@ Nothing here imports a cloud SDK or does I/O.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import IPv4Network
@@ -442,6 +443,48 @@ class Part:
 
 
 @dataclass(frozen=True)
+class FilterRule:
+    """One rule of a filter layer, as its cloud holds it. `peer` is the source of an inbound
+    rule, the destination of an outbound one: an address range, or a name the cloud resolves
+    (a group reference, a service tag)."""
+
+    order: int  # rule number or priority: lower decides first (union layers: 0)
+    allow: bool
+    inbound: bool
+    peer: IPv4Network | str
+    ports: Ports = ALL_TRAFFIC
+    name: str = ""  # how the cloud names it (rule number, rule name)
+
+    def __str__(self) -> str:
+        what = "allow" if self.allow else "deny"
+        way = "inbound from" if self.inbound else "outbound to"
+        return f"{self.name or self.order}: {what} {self.ports} {way} {self.peer}"
+
+
+@dataclass(frozen=True)
+class FilterLayer:
+    """One layer a packet crosses on its way to or from a host, with its cloud's semantics:
+    `union` (any allow rule admits, nothing denies: an AWS security group, OCI's lists and
+    NSGs) or `ordered` (the first rule by order that matches decides, deny included; nothing
+    matching: `default_allow`), stateful (an admitted request's answer passes) or stateless
+    (the answer is judged again, on its own ports)."""
+
+    name: str  # "network ACL acl-1", "security group sg-1"...
+    ordered: bool
+    stateful: bool
+    rules: tuple[FilterRule, ...]
+    default_allow: bool = False
+
+
+@dataclass(frozen=True)
+class Member:
+    """A host of an app group: its address and its subnet."""
+
+    address: str
+    subnet: str
+
+
+@dataclass(frozen=True)
 class Observed:
     network: str
     cidrs: tuple[IPv4Network, ...]
@@ -454,6 +497,11 @@ class Observed:
     # the cloud sets the forwarding flag only when the VM is made (GCP's canIpForward): a
     # connector without it is replaced, a new one is launched with it
     forwarding_at_launch: bool = False
+    # what the doctor reads (clouds that read them): the layers at each subnet's edge (AWS:
+    # its network ACL), the hosts of each app group, and the route table each subnet uses
+    subnet_filters: Mapping[str, FilterLayer] = field(default_factory=dict)
+    members: Mapping[str, tuple[Member, ...]] = field(default_factory=dict)
+    subnet_tables: Mapping[str, str] = field(default_factory=dict)
 
     def subnet(self, subnet_id: str) -> ObservedSubnet | None:
         return next((s for s in self.subnets if s.id == subnet_id), None)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .model import (
     Action,
@@ -16,6 +17,9 @@ from .model import (
     ServiceStatus,
 )
 from .spec import SERVICE_PLAN
+
+if TYPE_CHECKING:
+    from .doctor import FlowReport
 
 _MARK = {
     Action.CREATE: "+",
@@ -175,6 +179,28 @@ def result_text(plan: Plan, done: int) -> str:
     if not done:
         return f"{plan.operation}: nothing to do"
     return f"{plan.operation}: done, {done} change(s) made"
+
+
+def doctor_text(reports: Sequence[FlowReport]) -> str:
+    """Per flow: OK, or DROPPED with the hop, what drops it, the hop of the flows it breaks
+    and the fix. Every hop with `--json`."""
+    lines = []
+    for r in reports:
+        dropped = r.dropped_at
+        if not r.hops:
+            lines.append(f"?   {r.flow}: " + "; ".join(r.notes))
+            continue
+        if dropped is None:
+            lines.append(f"OK       {r.flow}")
+            continue
+        lines.append(f"DROPPED  {r.flow}")
+        lines.append(f"         at {dropped.what}: {dropped.detail}")
+        lines.append(f"         breaks {dropped.breaks} (docs/flows.md)")
+        made = "apply makes it" if dropped.apply_fixes else "apply does not: by hand"
+        lines.append(f"         fix: {dropped.fix} ({made})")
+    ok = sum(1 for r in reports if r.ok and r.hops)
+    lines.append(f"doctor: {ok} of {len(reports)} flows OK")
+    return "\n".join(lines)
 
 
 def status_text(statuses: tuple[NetworkStatus, ...]) -> str:

@@ -143,6 +143,11 @@ class Provider:
 
     # --- observe and apply, wrapped --------------------------------------------------------
 
+    def filters(self, observed: Observed) -> Observed:
+        """`observed` with what only the doctor reads: each subnet's edge layer, the hosts of
+        each app group. A cloud that does not read them returns `observed` as it is."""
+        return observed
+
     def strays(self, known: frozenset[str]) -> tuple[Stray, ...]:
         """Connectors of ours where this network is (its region, resource group, project,
         compartment) whose network is not in `known`. A cloud that does not look returns ()."""

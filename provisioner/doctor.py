@@ -1,0 +1,469 @@
+"""`provision doctor`: every flow the topology implies, traced hop by hop through what the
+clouds hold, both directions, each filter layer with its cloud's semantics. Pure: it reads
+the observed state (and the VPN service's) and decides; nothing is changed.
+
+The verdict per flow is OK, or DROPPED at the first hop that fails, with the rule or route
+that drops it, the hop of docs/flows.md it breaks, and the fix (and whether apply makes it).
+
+Layers (`FilterLayer`): `union` (any allow rule admits: a security group) or `ordered` (the
+first matching rule by order decides, deny included: a network ACL), stateful (the answer to
+an admitted request passes) or stateless (the answer is judged on its own, to the client's
+ephemeral ports). A layer sits at a subnet's edge (it filters what enters or leaves the
+subnet, not what stays in it) or at a host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+from .model import (
+    ALL_TRAFFIC,
+    CONNECTOR_SOURCE,
+    ConnectorState,
+    FilterLayer,
+    FilterRule,
+    IngressRule,
+    Member,
+    Network,
+    Observed,
+    ObservedService,
+    Ports,
+    RouteTable,
+    Topology,
+    WayOut,
+)
+
+EPHEMERAL = Ports("tcp", 1024, 65535)  # the client's side of an answer (AWS's advice)
+SAMPLE = Ports("tcp", 443, 443)  # the port a flow to "all traffic" is traced with
+
+
+@dataclass(frozen=True)
+class Hop:
+    what: str
+    ok: bool
+    detail: str
+    breaks: str = ""  # the hop of docs/flows.md a failure here breaks
+    fix: str = ""
+    apply_fixes: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"hop": self.what, "ok": self.ok, "detail": self.detail}
+        if not self.ok:
+            out.update(breaks=self.breaks, fix=self.fix, apply_fixes=self.apply_fixes)
+        return out
+
+
+@dataclass(frozen=True)
+class FlowReport:
+    flow: str  # "VPN clients -> hq sg-1 (10.0.1.5) tcp/443"
+    kind: str  # remote-access | unsolicited | site-to-site | egress
+    hops: tuple[Hop, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return all(h.ok for h in self.hops)
+
+    @property
+    def dropped_at(self) -> Hop | None:
+        return next((h for h in self.hops if not h.ok), None)
+
+    def to_dict(self) -> dict[str, object]:
+        dropped = self.dropped_at
+        return {
+            "flow": self.flow,
+            "kind": self.kind,
+            "verdict": "OK" if dropped is None else "DROPPED",
+            "dropped_at": dropped.to_dict() if dropped else None,
+            "hops": [h.to_dict() for h in self.hops],
+            "notes": list(self.notes),
+        }
+
+
+# --- one layer ---------------------------------------------------------------------------
+
+
+def _ports_overlap(a: Ports, b: Ports) -> bool:
+    if a.protocol == "all" or b.protocol == "all":
+        return True
+    if a.protocol != b.protocol:
+        return False
+    if a.first is None or b.first is None:
+        return True
+    assert a.last is not None and b.last is not None
+    return a.first <= b.last and b.first <= a.last
+
+
+def _peer_matches(rule: FilterRule, address: IPv4Address, names: frozenset[str]) -> bool:
+    if isinstance(rule.peer, IPv4Network):
+        return address in rule.peer
+    return rule.peer in names
+
+
+def decide(
+    layer: FilterLayer,
+    inbound: bool,
+    peer: IPv4Address,
+    ports: Ports,
+    names: frozenset[str] = frozenset(),
+) -> tuple[bool, FilterRule | None]:
+    """Whether `layer` lets every packet from (inbound) or to `peer` on `ports` through, and
+    the rule that decides (None: nothing matched). `names`: what else the peer is (a group it
+    belongs to, a service tag)."""
+    rules = [r for r in layer.rules if r.inbound == inbound and _peer_matches(r, peer, names)]
+    if not layer.ordered:
+        for rule in rules:
+            if rule.allow and rule.ports.covers(ports):
+                return True, rule
+        return False, None
+    remaining = [ports]  # ordered: walk the rules, the part of the range not yet decided
+    for rule in sorted(rules, key=lambda r: r.order):
+        if not any(_ports_overlap(rule.ports, p) for p in remaining):
+            continue
+        if not rule.allow:
+            return False, rule
+        remaining = [left for p in remaining for left in _subtract(p, rule.ports)]
+        if not remaining:
+            return True, rule
+    return layer.default_allow, None
+
+
+def _subtract(have: Ports, rule: Ports) -> list[Ports]:
+    """What of `have` `rule` does not cover (port ranges of one protocol)."""
+    if rule.covers(have):
+        return []
+    if not _ports_overlap(have, rule) or have.first is None or rule.first is None:
+        return [have]
+    assert have.last is not None and rule.last is not None
+    out = []
+    if have.first < rule.first:
+        out.append(Ports(have.protocol, have.first, rule.first - 1))
+    if rule.last < have.last:
+        out.append(Ports(have.protocol, rule.last + 1, have.last))
+    return out
+
+
+def security_group(
+    group: str, rules: tuple[IngressRule, ...], connector_ip: str | None
+) -> FilterLayer:
+    """An AWS security group's inbound rules as a union layer (what status reads too): a
+    reference to the connector's group admits the connector's own address only."""
+    out = []
+    for r in rules:
+        if r.source == CONNECTOR_SOURCE:
+            if connector_ip is None:
+                continue
+            peer: IPv4Network | str = IPv4Network(connector_ip)
+        else:
+            peer = r.source
+        out.append(FilterRule(0, True, True, peer, r.ports, str(r)))
+    return FilterLayer(f"security group {group}", ordered=False, stateful=True, rules=tuple(out))
+
+
+def longest_match(table: RouteTable, address: IPv4Address) -> tuple[IPv4Network, str] | None:
+    """The route a table uses for `address`: the longest prefix among every route it holds."""
+    best = None
+    for r in table.routes:
+        if address in r.destination and (
+            best is None or r.destination.prefixlen > best[0].prefixlen
+        ):
+            best = (r.destination, r.target if r.usable else f"{r.target} (blackhole)")
+    return best
+
+
+# --- flows -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Trace:
+    hops: list[Hop] = field(default_factory=list)
+
+    def add(self, hop: Hop) -> bool:
+        self.hops.append(hop)
+        return hop.ok
+
+
+def _sample_address(subnet: IPv4Network, offset: int = 10) -> IPv4Address:
+    return subnet.network_address + min(offset, subnet.num_addresses - 2)
+
+
+def _ports_of(network: Network, group: str) -> Ports:
+    for access in network.app_access:
+        if access.group == group:
+            first = access.ports[0]
+            return SAMPLE if first == ALL_TRAFFIC else first
+    return SAMPLE
+
+
+def _connector_hops(trace: _Trace, network: Network, obs: Observed, breaks: str) -> bool:
+    c = obs.connector
+    if c is None:
+        return trace.add(Hop(f"connector of {network.name}", False, "no connector", breaks,
+                             "apply launches it", True))  # fmt: skip
+    if c.state != ConnectorState.RUNNING:
+        return trace.add(Hop(f"connector of {network.name}", False, f"{c.instance} is {c.state}",
+                             breaks, "apply starts it", True))  # fmt: skip
+    if not c.forwarding:
+        return trace.add(Hop(f"connector of {network.name}", False,
+                             f"{c.instance} does not forward (source/dest check on)",
+                             "remote access hop 4", "apply turns the check off", True))  # fmt: skip
+    return trace.add(Hop(f"connector of {network.name}", True,
+                         f"{c.instance} running, forwarding, at {c.private_ip}"))  # fmt: skip
+
+
+def _seen_source(network: Network, obs: Observed, source: IPv4Address) -> IPv4Address:
+    """What the app sees as the source: the connector's own address when it NATs this
+    traffic, else the real one."""
+    c = network.connector
+    assert c is not None
+    local = any(source in s for s in obs.cidrs)
+    if (
+        c.nat
+        and (not c.nat_preserve_source or local)
+        and obs.connector
+        and obs.connector.private_ip
+    ):
+        return IPv4Address(obs.connector.private_ip)
+    return source
+
+
+def _edge(
+    trace: _Trace,
+    obs: Observed,
+    subnet: str,
+    inbound: bool,
+    peer: IPv4Address,
+    ports: Ports,
+    breaks: str,
+    crossing: bool,
+) -> bool:
+    """The subnet's edge layer (AWS: its network ACL), for a packet that crosses it."""
+    layer = obs.subnet_filters.get(subnet)
+    if layer is None or not crossing:
+        return True
+    ok, rule = decide(layer, inbound, peer, ports)
+    way = "in from" if inbound else "out to"
+    if ok:
+        return trace.add(Hop(layer.name, True, f"{subnet}: {ports} {way} {peer} allowed by {rule}"))
+    why = f"by {rule}" if rule else "by no rule (the default deny)"
+    fix = (
+        f"allow {ports} {'inbound from' if inbound else 'outbound to'} {peer} in {layer.name} "
+        f"before {'rule ' + str(rule.order) if rule else 'its default deny'}"
+    )
+    return trace.add(Hop(layer.name, False, f"{subnet}: {ports} {way} {peer} dropped {why}",
+                         breaks, fix, False))  # fmt: skip
+
+
+def _route_back(trace: _Trace, obs: Observed, subnet: str, to: IPv4Address, breaks: str) -> bool:
+    """The answer's route from the app's subnet: the longest prefix match must reach the
+    connector (or stay local when the answer goes to an address of the network)."""
+    if any(to in c for c in obs.cidrs):
+        return trace.add(Hop("route back", True, f"{to} is local to the network"))
+    table_id = obs.subnet_tables.get(subnet) or next(
+        (s.route_table for s in obs.subnets if s.id == subnet and s.route_table), None
+    )
+    table = next((t for t in obs.route_tables if t.id == table_id), None)
+    if table is None:
+        return trace.add(Hop("route back", True, f"{subnet}: its route table was not read"))
+    ours = obs.connector.interface if obs.connector else None
+    best = longest_match(table, to)
+    if best is not None and best[1] == ours:
+        return trace.add(Hop("route back", True, f"{table.id}: {best[0]} -> the connector"))
+    if best is None:
+        return trace.add(Hop("route back", False, f"{table.id} has no route for {to}", breaks,
+                             "apply adds the route to the connector", True))  # fmt: skip
+    ours_for = [r for r in table.routes if r.target == ours and to in r.destination]
+    if ours_for:
+        fix = (f"remove or narrow the route {best[0]} -> {best[1]}: it is more specific than "
+               f"ours ({ours_for[0].destination}); apply does not touch routes it did not make")  # fmt: skip
+        return trace.add(Hop("route back", False,
+                             f"{table.id}: {best[0]} -> {best[1]} takes {to} away from the connector",
+                             breaks, fix, False))  # fmt: skip
+    return trace.add(Hop("route back", False, f"{table.id}: {to} goes to {best[1]} ({best[0]})",
+                         breaks, "apply adds the route to the connector (a conflict if it is "
+                         "this very destination: --replace-conflicting-routes)", True))  # fmt: skip
+
+
+def _app_layer(
+    trace: _Trace,
+    network: Network,
+    obs: Observed,
+    group: str,
+    seen: IPv4Address,
+    ports: Ports,
+    breaks: str,
+) -> bool:
+    found = next((g for g in obs.app_groups if g.id == group), None)
+    if found is None:
+        return trace.add(Hop(f"app group {group}", False, "not found in the network", breaks,
+                             "name an existing group in app_security_groups", False))  # fmt: skip
+    ip = obs.connector.private_ip if obs.connector else None
+    layer = security_group(group, found.rules, ip)
+    ok, rule = decide(layer, True, seen, ports)
+    if ok:
+        return trace.add(Hop(layer.name, True, f"{ports} from {seen} admitted by {rule}"))
+    managed = group in network.app_security_groups
+    return trace.add(Hop(layer.name, False, f"no rule admits {ports} from {seen}", breaks,
+                         f"admit {seen} on {ports}" + (" (apply adds it)" if managed else ""),
+                         managed))  # fmt: skip
+
+
+def _to_app(
+    network: Network,
+    obs: Observed,
+    group: str,
+    member: Member,
+    source: IPv4Address,
+    ports: Ports,
+    trace: _Trace,
+    kind: str,
+) -> None:
+    """From the connector of `network` to an app host and back: its filters, its route."""
+    breaks = "remote access hop 6" if kind == "remote-access" else "site-to-site hop 6"
+    back = "remote access hop 7" if kind == "remote-access" else "site-to-site hop 7"
+    up = "remote access hop 2" if kind == "remote-access" else "site-to-site hop 2"
+    if not _connector_hops(trace, network, obs, up):
+        return
+    seen = _seen_source(network, obs, source)
+    nat = "" if seen == source else f" (NAT: the app sees {seen})"
+    trace.add(Hop("source seen by the app", True, f"{seen}{nat}"))
+    connector_subnet = obs.connector.subnet if obs.connector else ""
+    crossing = connector_subnet != member.subnet
+    connector_ip = (
+        IPv4Address(obs.connector.private_ip)
+        if obs.connector and obs.connector.private_ip
+        else seen
+    )
+    member_ip = IPv4Address(member.address)
+    if not _edge(trace, obs, connector_subnet, False, member_ip, ports, breaks, crossing):
+        return
+    if not _edge(trace, obs, member.subnet, True, seen, ports, breaks, crossing):
+        return
+    if not _app_layer(trace, network, obs, group, seen, ports, breaks):
+        return
+    answer = Ports(ports.protocol, EPHEMERAL.first, EPHEMERAL.last) if ports.first else ports
+    if not _edge(trace, obs, member.subnet, False, seen, answer, back, crossing):
+        return
+    if not _edge(trace, obs, connector_subnet, True, member_ip, answer, back, crossing):
+        return
+    if seen != source or not crossing and seen == connector_ip:
+        trace.add(Hop("route back", True, f"the answer goes to the connector itself ({seen})"))
+        return
+    _route_back(trace, obs, member.subnet, seen, back)
+
+
+def _service_hop(
+    trace: _Trace,
+    network: Network,
+    service: ObservedService | None,
+    address: IPv4Address,
+    breaks: str,
+) -> bool:
+    if service is None:
+        return True
+    found = service.network(network.name)
+    if found is None:
+        return trace.add(Hop("VPN service", False, f"no network {network.name} on the service",
+                             breaks, "apply makes it", True))  # fmt: skip
+    if not any(address in r.subnet for r in found.routes):
+        return trace.add(Hop("VPN service", False,
+                             f"network {network.name} has no route for {address}",
+                             breaks, "apply adds the route", True))  # fmt: skip
+    ours = [c for c in found.connectors if c.name == f"cp-{network.name}"]
+    if not ours or ours[0].status != "ONLINE":
+        state = ours[0].status if ours else "none of ours"
+        return trace.add(Hop("VPN service", False, f"connector of {network.name}: {state}",
+                             "remote access hop 2", "the connector VM must dial in "
+                             "(status shows why it cannot)", False))  # fmt: skip
+    return trace.add(Hop("VPN service", True,
+                         f"routes {address} to {network.name}'s connector ({ours[0].address})"))  # fmt: skip
+
+
+def diagnose(
+    topology: Topology,
+    observed: Mapping[str, Observed],
+    subnets: Mapping[str, tuple[IPv4Network, ...]],
+    service: ObservedService | None = None,
+    only: str | None = None,
+) -> tuple[FlowReport, ...]:
+    """Every flow the topology implies (or those whose name contains `only`)."""
+    reports: list[FlowReport] = []
+    vpn_client = _sample_address(topology.vpn_subnet, 1000)
+    for network in topology.managed:
+        obs = observed[network.name]
+        for group in network.app_security_groups:
+            members = obs.members.get(group, ())
+            ports = _ports_of(network, group)
+            if not members:
+                reports.append(FlowReport(f"VPN clients -> {network.name} {group}",
+                                          "remote-access",
+                                          notes=(f"app group {group} has no hosts to reach",)))  # fmt: skip
+                continue
+            for member in _one_per_subnet(members):
+                name = f"VPN clients ({vpn_client}) -> {network.name} {group} ({member.address}) {ports}"
+                trace = _Trace()
+                if _service_hop(trace, network, service, IPv4Address(member.address),
+                                "remote access hop 1"):  # fmt: skip
+                    _to_app(network, obs, group, member, vpn_client, ports, trace, "remote-access")
+                reports.append(FlowReport(name, "remote-access", tuple(trace.hops)))
+                for peer in topology.networks:
+                    if peer.name == network.name or not subnets.get(peer.name):
+                        continue
+                    source = _sample_address(subnets[peer.name][0])
+                    name = f"{peer.name} ({source}) -> {network.name} {group} ({member.address}) {ports}"
+                    trace = _Trace()
+                    if peer.managed and not _peer_side(trace, peer, observed[peer.name], member):
+                        reports.append(FlowReport(name, "site-to-site", tuple(trace.hops)))
+                        continue
+                    if _service_hop(trace, network, service, IPv4Address(member.address),
+                                    "site-to-site hop 1"):  # fmt: skip
+                        _to_app(network, obs, group, member, source, ports, trace, "site-to-site")
+                    reports.append(FlowReport(name, "site-to-site", tuple(trace.hops)))
+        if network.connector is not None and network.connector.egress:
+            reports.append(_egress(network, obs))
+    if only:
+        reports = [r for r in reports if only in r.flow]
+    return tuple(reports)
+
+
+def _peer_side(trace: _Trace, peer: Network, obs: Observed, member: Member) -> bool:
+    """A host of the peer network sends to the app: its route table must send it to the
+    peer's connector, which must forward (site-to-site hops 2 and 3)."""
+    if not _connector_hops(trace, peer, obs, "site-to-site hop 2"):
+        return False
+    sub = next((s for s in obs.subnets if s.route_table), None)
+    if sub is None:
+        return True
+    return _route_back(trace, obs, sub.id, IPv4Address(member.address), "site-to-site hop 3")
+
+
+def _one_per_subnet(members: tuple[Member, ...]) -> list[Member]:
+    seen: dict[str, Member] = {}
+    for m in members:
+        seen.setdefault(m.subnet, m)
+    return list(seen.values())
+
+
+def _egress(network: Network, obs: Observed) -> FlowReport:
+    trace = _Trace()
+    flow = f"VPN clients -> the internet through {network.name}"
+    if not _connector_hops(trace, network, obs, "egress hop 3"):
+        return FlowReport(flow, "egress", tuple(trace.hops))
+    c = obs.connector
+    assert c is not None
+    subnet = obs.subnet(c.subnet)
+    if subnet is None or subnet.way_out is WayOut.NONE:
+        trace.add(Hop("way out", False, f"{c.subnet} has no route to the internet", "egress hop 4",
+                      "give the connector's subnet a 0.0.0.0/0 route", False))  # fmt: skip
+    elif subnet.way_out is WayOut.INTERNET_GATEWAY and not c.public_ip:
+        trace.add(Hop("way out", False, "no public address behind an internet gateway",
+                      "egress hop 4", "apply replaces the connector", True))  # fmt: skip
+    else:
+        trace.add(Hop("way out", True, f"{c.subnet} -> {subnet.via}, NAT on the connector"))
+        internet = IPv4Address("198.51.100.80")  # documentation address: any
+        _edge(trace, obs, c.subnet, False, internet, SAMPLE, "egress hop 4", True)
+        if trace.hops[-1].ok:
+            _edge(trace, obs, c.subnet, True, internet, EPHEMERAL, "egress hop 5", True)
+    return FlowReport(flow, "egress", tuple(trace.hops))

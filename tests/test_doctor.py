@@ -1,0 +1,168 @@
+"""`provision doctor` on AWS (moto): each flow traced through the connector, the subnets'
+network ACLs (stateless, rule numbers, the answer's ephemeral ports), the app's security
+group (stateful) and the route back (longest prefix over every route). Each case breaks one
+thing as a user might, and the doctor names the hop, the rule or route, the flow hop it
+breaks, and the fix (and whether apply makes it)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from provisioner import Deployment, load_topology
+from provisioner.cli import run
+from provisioner.doctor import FlowReport
+from provisioner.providers import Clouds
+from provisioner.sandbox import SandboxWorld
+
+VPN_SAMPLE = "100.96.3.232"  # the VPN client address the doctor traces with
+
+
+@pytest.fixture
+def applied(world: SandboxWorld, session: Any) -> tuple[SandboxWorld, Any, Any]:
+    """The world applied, with an app server in HQ's app group in another subnet than the
+    connector's (so that the subnets' network ACLs are crossed)."""
+    ec2 = session.client("ec2", region_name="us-east-1")
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                      SubnetId=world.hq.subnets[1], SecurityGroupIds=[world.hq.app_group])  # fmt: skip
+    deployment(world, session).apply()
+    return world, session, ec2
+
+
+def deployment(world: SandboxWorld, session: Any, **connector: Any) -> Deployment:
+    doc = world.topology(partner=True)
+    doc["networks"]["hq"]["connector"].update(connector)
+    path = world.directory / "topology.yaml"
+    path.write_text(json.dumps(doc))
+    return Deployment(
+        load_topology(path), Clouds(options={"aws": {"session": session, "poll_seconds": 0.0}})
+    )
+
+
+def remote_access(reports: tuple[FlowReport, ...]) -> FlowReport:
+    return next(r for r in reports if r.flow.startswith("VPN clients (") and " hq " in r.flow)
+
+
+def app_subnet_acl(ec2: Any, world: SandboxWorld, outbound: list[tuple[int, str, int, int]]) -> str:
+    """A network ACL of the admin's on HQ's app subnet: everything in, and out only
+    `outbound` (rule number, action, ports from, to: TCP to anywhere)."""
+    acl = ec2.create_network_acl(VpcId=world.hq.vpc)["NetworkAcl"]["NetworkAclId"]
+    ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=100, Protocol="-1",
+                                 RuleAction="allow", Egress=False, CidrBlock="0.0.0.0/0")  # fmt: skip
+    for number, action, first, last in outbound:
+        ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=number, Protocol="6",
+                                     RuleAction=action, Egress=True, CidrBlock="0.0.0.0/0",
+                                     PortRange={"From": first, "To": last})  # fmt: skip
+    current = ec2.describe_network_acls(
+        Filters=[{"Name": "association.subnet-id", "Values": [world.hq.subnets[1]]}]
+    )["NetworkAcls"][0]
+    association = next(a["NetworkAclAssociationId"] for a in current["Associations"]
+                       if a["SubnetId"] == world.hq.subnets[1])  # fmt: skip
+    ec2.replace_network_acl_association(AssociationId=association, NetworkAclId=acl)
+    return str(acl)
+
+
+def test_after_apply_every_flow_is_ok(applied: Any):
+    world, session, _ = applied
+    reports = deployment(world, session).doctor()
+    flows = {r.kind for r in reports if r.hops}
+    assert flows == {"remote-access", "site-to-site", "egress"}
+    assert all(r.ok for r in reports), [(r.flow, r.dropped_at) for r in reports if not r.ok]
+    hops = [h.what for h in remote_access(reports).hops]
+    assert hops[0] == "connector of hq" and "route back" in hops
+    assert any(h.startswith("network ACL acl-") for h in hops)  # the subnets' edges were crossed
+    assert any(h.startswith("security group sg-") for h in hops)
+
+
+def test_a_network_acl_that_drops_the_answers_ephemeral_ports(applied: Any):
+    world, session, ec2 = applied
+    acl = app_subnet_acl(ec2, world, [(100, "allow", 443, 443)])  # answers need 1024-65535
+    dropped = remote_access(deployment(world, session).doctor()).dropped_at
+    assert dropped is not None and dropped.what == f"network ACL {acl}"
+    assert "tcp/1024-65535 out to" in dropped.detail and "default deny" in dropped.detail
+    assert dropped.breaks == "remote access hop 7" and not dropped.apply_fixes
+    # a deny at a better number than the allow decides, as ACLs do
+    acl = app_subnet_acl(ec2, world, [(90, "deny", 30000, 40000), (100, "allow", 1024, 65535)])
+    dropped = remote_access(deployment(world, session).doctor()).dropped_at
+    assert dropped is not None and "rule 90: deny" in dropped.detail
+    acl = app_subnet_acl(ec2, world, [(100, "allow", 1024, 65535)])
+    assert remote_access(deployment(world, session).doctor()).ok
+
+
+def test_a_more_specific_route_steals_the_way_back(applied: Any):
+    world, session, ec2 = applied
+    table = next(t for t in ec2.describe_route_tables(
+        Filters=[{"Name": "association.subnet-id", "Values": [world.hq.subnets[1]]}]
+    )["RouteTables"])  # fmt: skip
+    ec2.create_route(RouteTableId=table["RouteTableId"], DestinationCidrBlock="100.96.3.0/24",
+                     GatewayId=world.hq.internet_gateway)  # fmt: skip
+    dropped = remote_access(deployment(world, session).doctor()).dropped_at
+    assert dropped is not None and dropped.what == "route back"
+    assert "100.96.3.0/24" in dropped.detail and "takes" in dropped.detail
+    assert dropped.breaks == "remote access hop 7" and not dropped.apply_fixes
+
+
+def test_a_missing_app_rule_is_named_and_apply_makes_it(applied: Any):
+    world, session, ec2 = applied
+    group = ec2.describe_security_groups(GroupIds=[world.hq.app_group])["SecurityGroups"][0]
+    vpn = [p for p in group["IpPermissions"]
+           if any(r["CidrIp"] == "100.96.0.0/11" for r in p.get("IpRanges", []))]  # fmt: skip
+    ec2.revoke_security_group_ingress(GroupId=world.hq.app_group, IpPermissions=vpn)
+    dropped = remote_access(deployment(world, session).doctor()).dropped_at
+    assert dropped is not None and dropped.what == f"security group {world.hq.app_group}"
+    assert dropped.breaks == "remote access hop 6" and dropped.apply_fixes
+    deployment(world, session).apply()
+    assert remote_access(deployment(world, session).doctor()).ok
+
+
+def test_a_stopped_connector_and_forwarding_off(applied: Any):
+    world, session, ec2 = applied
+    d = deployment(world, session)
+    connector = d.observe()["hq"].connector
+    assert connector is not None
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=connector.interface,
+                                           SourceDestCheck={"Value": True})  # fmt: skip
+    dropped = remote_access(deployment(world, session).doctor()).dropped_at
+    assert dropped is not None and "does not forward" in dropped.detail and dropped.apply_fixes
+    ec2.stop_instances(InstanceIds=[connector.instance])
+    dropped = remote_access(deployment(world, session).doctor()).dropped_at
+    assert dropped is not None and "stopped" in dropped.detail
+    assert dropped.breaks == "remote access hop 2" and dropped.fix == "apply starts it"
+
+
+def test_what_the_app_sees_follows_the_nat_mode(world: SandboxWorld, session: Any, applied: Any):
+    _, _, ec2 = applied
+    sees = next(h for h in remote_access(deployment(world, session).doctor()).hops
+                if h.what == "source seen by the app")  # fmt: skip
+    assert sees.detail == VPN_SAMPLE  # NAT with the ! -d exception: the real address
+    everything = deployment(world, session, nat_preserve_source=False)
+    everything.apply()
+    report = remote_access(deployment(world, session, nat_preserve_source=False).doctor())
+    sees = next(h for h in report.hops if h.what == "source seen by the app")
+    assert "NAT: the app sees 10.0." in sees.detail and report.ok
+
+
+def test_the_cli_says_ok_or_dropped_and_exits_accordingly(
+    applied: Any, capsys: pytest.CaptureFixture[str]
+):
+    world, session, ec2 = applied
+    path = world.directory / "topology.yaml"
+    assert run(["doctor", "-f", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "OK       VPN clients" in out and "flows OK" in out
+    app_subnet_acl(ec2, world, [(100, "allow", 443, 443)])
+    assert run(["doctor", "-f", str(path), "--json", "--flow", "VPN clients ("]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema"] == "connector-provisioner/doctor"
+    verdicts = {f["verdict"] for f in doc["flows"]}
+    assert verdicts == {"DROPPED"} and all(
+        f["flow"].startswith("VPN clients (") for f in doc["flows"]
+    )
+    dropped = doc["flows"][0]["dropped_at"]
+    assert set(dropped) == {"hop", "ok", "detail", "breaks", "fix", "apply_fixes"}
+    assert run(["doctor", "-f", str(path)]) == 1
+    text = capsys.readouterr().out
+    assert "DROPPED" in text and "breaks remote access hop 7" in text and "by hand" in text
