@@ -96,38 +96,65 @@ def _ports_overlap(a: Ports, b: Ports) -> bool:
     return a.first <= b.last and b.first <= a.last
 
 
-def _peer_matches(rule: FilterRule, address: IPv4Address, names: frozenset[str]) -> bool:
-    if isinstance(rule.peer, IPv4Network):
-        return address in rule.peer
-    return rule.peer in names
+def _peer_relation(rule: FilterRule, peer: IPv4Network, names: frozenset[str]) -> str:
+    """How a rule's peer stands to the packets' peer: all of it, part of it, or none."""
+    if not isinstance(rule.peer, IPv4Network):
+        return "all" if rule.peer in names else "none"
+    if peer.subnet_of(rule.peer):
+        return "all"
+    return "part" if peer.overlaps(rule.peer) else "none"
 
 
 def decide(
     layer: FilterLayer,
     inbound: bool,
-    peer: IPv4Address,
+    peer: IPv4Address | IPv4Network,
     ports: Ports,
     names: frozenset[str] = frozenset(),
 ) -> tuple[bool, FilterRule | None]:
-    """Whether `layer` lets every packet from (inbound) or to `peer` on `ports` through, and
-    the rule that decides (None: nothing matched). `names`: what else the peer is (a group it
-    belongs to, a service tag)."""
-    rules = [r for r in layer.rules if r.inbound == inbound and _peer_matches(r, peer, names)]
+    """Whether `layer` lets every packet from (inbound) or to `peer` (an address, or every
+    address of a range) on `ports` through, and the rule that decides (None: nothing matched).
+    `names`: what else the peer is (a group it belongs to, a service tag)."""
+    net = IPv4Network(peer) if isinstance(peer, IPv4Address) else peer
+    rules = [
+        (r, _peer_relation(r, net, names))
+        for r in layer.rules
+        if r.inbound == inbound and _peer_relation(r, net, names) != "none"
+    ]
     if not layer.ordered:
-        for rule in rules:
-            if rule.allow and rule.ports.covers(ports):
+        for rule, relation in rules:
+            if rule.allow and relation == "all" and rule.ports.covers(ports):
                 return True, rule
         return False, None
     remaining = [ports]  # ordered: walk the rules, the part of the range not yet decided
-    for rule in sorted(rules, key=lambda r: r.order):
+    for rule, relation in sorted(rules, key=lambda x: x[0].order):
         if not any(_ports_overlap(rule.ports, p) for p in remaining):
             continue
         if not rule.allow:
             return False, rule
+        if relation != "all":  # admits some of the peer's addresses: the rest goes on
+            continue
         remaining = [left for p in remaining for left in _subtract(p, rule.ports)]
         if not remaining:
             return True, rule
     return layer.default_allow, None
+
+
+def group_admits(
+    rules: tuple[IngressRule, ...], need: IngressRule, connector_ip: str | None
+) -> bool:
+    """What `status` asks of an app group: do its rules admit every packet `need` stands for
+    (the same layer and the same decision as the doctor's)."""
+    layer = security_group("", rules, connector_ip)
+    if need.source == CONNECTOR_SOURCE:
+        if connector_ip is None:  # a reference to the connector's group admits it, by name
+            return any(r.source == CONNECTOR_SOURCE and r.ports.covers(need.ports) for r in rules)
+        peer: IPv4Network = IPv4Network(connector_ip)
+    elif isinstance(need.source, IPv4Network):
+        peer = need.source
+    else:
+        return any(r.source == need.source and r.ports.covers(need.ports) for r in rules)
+    return decide(layer, True, peer, need.ports)[0]
 
 
 def _subtract(have: Ports, rule: Ports) -> list[Ports]:

@@ -393,23 +393,6 @@ class IngressRule:
     def to_dict(self) -> dict[str, object]:
         return {"source": str(self.source), "ports": str(self.ports), "ours": self.ours}
 
-    def covers(self, need: IngressRule, connector_ip: str | None) -> bool:
-        """This rule admits every packet `need` stands for. A group reference admits only the
-        connector's own address, so it never covers a forwarded source."""
-        if not self.ports.covers(need.ports):
-            return False
-        if isinstance(need.source, IPv4Network):
-            return isinstance(self.source, IPv4Network) and need.source.subnet_of(self.source)
-        if need.source != CONNECTOR_SOURCE:
-            return self.source == need.source
-        if self.source == CONNECTOR_SOURCE:
-            return True
-        return (
-            isinstance(self.source, IPv4Network)
-            and connector_ip is not None
-            and IPv4Network(connector_ip).subnet_of(self.source)
-        )
-
 
 @dataclass(frozen=True)
 class AppGroup:

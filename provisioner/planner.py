@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Network
 
+from .doctor import group_admits
 from .errors import SpecError
 from .model import (
     CONNECTOR_SOURCE,
@@ -777,7 +778,7 @@ def network_status(
         for group_id, arriving in app_rules(network, topology, subnets).items():
             g = found.get(group_id, AppGroup(group_id))
             missing = tuple(
-                need for need in arriving if not any(r.covers(need, connector_ip) for r in g.rules)
+                need for need in arriving if not group_admits(g.rules, need, connector_ip)
             )
             groups.append(AppGroupStatus(group_id, group_id in found, g.rules, arriving, missing))
         out.append(
