@@ -321,7 +321,24 @@ def _app_layer(
     seen: IPv4Address,
     ports: Ports,
     breaks: str,
+    member: Member | None = None,
 ) -> bool:
+    layers = obs.host_filters.get(str(member.address)) if member else None
+    if layers:  # the host's own layers, in the order a packet meets them
+        names = frozenset(
+            tag for tag, nets in obs.peer_names.items() if any(seen in n for n in nets)
+        ) | ({"Internet"} if seen.is_global else frozenset())
+        for layer in layers:
+            ok, rule = decide(layer, True, seen, ports, names | {"*"})
+            if not ok:
+                managed = group in network.app_security_groups and layer.name.endswith(group)
+                why = f"by {rule}" if rule else "by no rule"
+                return trace.add(Hop(layer.name, False, f"{ports} from {seen} dropped {why}",
+                                     breaks, f"admit {seen} on {ports} in {layer.name} before "
+                                     f"{'rule ' + (rule.name or str(rule.order)) if rule else 'its defaults'}",
+                                     managed and rule is None))  # fmt: skip
+            trace.add(Hop(layer.name, True, f"{ports} from {seen} admitted by {rule}"))
+        return True
     found = next((g for g in obs.app_groups if g.id == group), None)
     if found is None:
         return trace.add(Hop(f"app group {group}", False, "not found in the network", breaks,
@@ -368,7 +385,7 @@ def _to_app(
         return
     if not _edge(trace, obs, member.subnet, True, seen, ports, breaks, crossing):
         return
-    if not _app_layer(trace, network, obs, group, seen, ports, breaks):
+    if not _app_layer(trace, network, obs, group, seen, ports, breaks, member):
         return
     answer = Ports(ports.protocol, EPHEMERAL.first, EPHEMERAL.last) if ports.first else ports
     if not _edge(trace, obs, member.subnet, False, seen, answer, back, crossing):

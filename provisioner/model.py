@@ -485,6 +485,11 @@ class Observed:
     subnet_filters: Mapping[str, FilterLayer] = field(default_factory=dict)
     members: Mapping[str, tuple[Member, ...]] = field(default_factory=dict)
     subnet_tables: Mapping[str, str] = field(default_factory=dict)
+    # layers at a host itself, whatever subnet the packet comes from (Azure: its subnet's NSG,
+    # then its NIC's), by the host's address; and what a cloud's named peers stand for
+    # (Azure's VirtualNetwork service tag: the VNet's and its routes' prefixes)
+    host_filters: Mapping[str, tuple[FilterLayer, ...]] = field(default_factory=dict)
+    peer_names: Mapping[str, tuple[IPv4Network, ...]] = field(default_factory=dict)
 
     def subnet(self, subnet_id: str) -> ObservedSubnet | None:
         return next((s for s in self.subnets if s.id == subnet_id), None)

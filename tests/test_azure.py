@@ -422,3 +422,53 @@ def test_models_met_first_by_two_threads_at_once_come_back_whole():
     ]
     said = [r.communicate(timeout=120)[0].strip() for r in runs]
     assert said == ["[]"] * 8, said
+
+
+def _app_nic(azure: AzureWorld) -> str:
+    """A host in HQ's app subnet (behind the app NSG): its private address."""
+    from azure.mgmt.network import models as m
+
+    from provisioner.fakes.azure_world import network_client
+
+    hq = azure.hq
+    net = network_client(azure.url, hq.subscription)
+    subnet = net.subnets.get(hq.resource_group, hq.vnet, hq.subnets[1])
+    nic = net.network_interfaces.begin_create_or_update(
+        hq.resource_group, "nic-hr-app",
+        m.NetworkInterface(location=hq.region, properties=m.NetworkInterfacePropertiesFormat(
+            ip_configurations=[m.NetworkInterfaceIPConfiguration(
+                name="ip", properties=m.NetworkInterfaceIPConfigurationPropertiesFormat(
+                    subnet=m.Subnet(id=subnet.id)))]
+        )),
+    ).result()  # fmt: skip
+    return str(nic.properties.ip_configurations[0].properties.private_ip_address)
+
+
+def test_doctor_reads_the_subnet_nsg_with_its_priorities_and_deny_rules(azure: AzureWorld):
+    """The app NSG (on the app subnet) as Azure orders it: a deny at a better priority than
+    our allow drops the VPN clients, and the doctor names that rule."""
+    from azure.mgmt.network import models as m
+
+    from provisioner.fakes.azure_world import network_client
+
+    address = _app_nic(azure)
+    azure.deployment().apply()
+    reports = azure.deployment().doctor()
+    remote = next(r for r in reports if r.flow.startswith("VPN clients (") and address in r.flow)
+    assert remote.ok, remote.dropped_at
+    assert any(h.what == f"NSG {azure.hq.app_group}" for h in remote.hops)
+    hq = azure.hq
+    net = network_client(azure.url, hq.subscription)
+    net.security_rules.begin_create_or_update(
+        hq.resource_group, hq.app_group, "deny-vpn",
+        m.SecurityRule(properties=m.SecurityRulePropertiesFormat(
+            protocol="*", source_address_prefix="100.96.0.0/11", source_port_range="*",
+            destination_address_prefix="*", destination_port_range="*", access="Deny",
+            direction="Inbound", priority=101)),
+    ).result()  # fmt: skip
+    remote = next(r for r in azure.deployment().doctor()
+                  if r.flow.startswith("VPN clients (") and address in r.flow)  # fmt: skip
+    dropped = remote.dropped_at
+    assert dropped is not None and dropped.what == f"NSG {hq.app_group}"
+    assert "deny-vpn (101)" in dropped.detail and dropped.breaks == "remote access hop 6"
+    assert not dropped.apply_fixes  # a deny of the admin's: by hand
