@@ -483,3 +483,34 @@ def test_an_unreachable_api_is_a_message_not_a_traceback(gcp: GcpWorld, capsys, 
 
 # one worker seeds and serves this cloud's fake (and imports its SDK) for all its tests
 pytestmark = pytest.mark.xdist_group("gcp")
+
+
+def test_doctor_judges_firewall_rules_by_priority_deny_first_and_targets(gcp: GcpWorld):
+    """After apply the VPN clients reach hq's app instance; a deny for the VPN range at the
+    priority of our allow wins (a deny goes first at equal priority), and a deny aimed at
+    other tags does not touch it."""
+    from google.cloud import compute_v1 as c
+
+    from provisioner.fakes.gcp_world import compute
+
+    gcp.deployment().apply()
+
+    def remote() -> Any:
+        return next(r for r in gcp.deployment().doctor() if r.flow.startswith("VPN clients ("))
+
+    assert remote().ok, remote().dropped_at
+    assert any(h.what.startswith("firewall rules of hq-app-1") for h in remote().hops)
+    api = compute(gcp.url)
+    project, network = gcp.hq.project, f"projects/{gcp.hq.project}/global/networks/{gcp.hq.network}"
+
+    def deny(name: str, tags: list[str]) -> None:
+        api.firewalls.insert_unary(project=project, firewall_resource=c.Firewall(
+            name=name, network=network, direction="INGRESS", priority=1000, target_tags=tags,
+            source_ranges=["100.96.0.0/11"], denied=[c.Denied(I_p_protocol="all")]))  # fmt: skip
+
+    deny("deny-vpn-elsewhere", ["some-other-tag"])
+    assert remote().ok  # targets another tag: not this instance
+    deny("deny-vpn", [gcp.hq.app_tag])
+    dropped = remote().dropped_at
+    assert dropped is not None and dropped.what == "firewall rules of hq-app-1"
+    assert "deny-vpn (priority 1000)" in dropped.detail and not dropped.apply_fixes

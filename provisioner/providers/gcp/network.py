@@ -11,6 +11,7 @@ exactly that.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from dataclasses import replace
 from ipaddress import IPv4Network
 from typing import Any
 
@@ -19,8 +20,11 @@ from ...model import (
     PROFILE_PART,
     Action,
     Change,
+    FilterLayer,
+    FilterRule,
     GcpLocation,
     Kind,
+    Member,
     Network,
     Observed,
     ObservedRoute,
@@ -55,6 +59,39 @@ DEAD_HOPS = {
     "NEXT_HOP_ADDRESS_NOT_ASSIGNED",
 }
 NAT_ALL = ("ALL_SUBNETWORKS_ALL_IP_RANGES", "ALL_SUBNETWORKS_ALL_PRIMARY_IP_RANGES")
+
+
+def _firewall_layer(
+    name: str, firewalls: list[Any], tags: set[str], accounts: set[str]
+) -> FilterLayer:
+    """The ingress rules that apply to one instance, as one ordered stateful layer: ordered by
+    priority, a deny before an allow of the same priority, the implied deny last."""
+    from .firewalls import _ports
+
+    rules = []
+    for fw in firewalls:
+        if "INGRESS" not in str(fw.direction):  # the field, or its enum's name
+            continue
+        targets_tags, targets_accounts = (
+            set(fw.target_tags or []),
+            set(fw.target_service_accounts or []),
+        )
+        if (targets_tags or targets_accounts) and not (
+            targets_tags & tags or targets_accounts & accounts
+        ):
+            continue
+        for allow, entries in ((False, fw.denied or []), (True, fw.allowed or [])):
+            for entry in entries:
+                for ports in _ports(entry):
+                    for source in fw.source_ranges or []:
+                        rules.append(FilterRule(
+                            order=int(fw.priority) * 2 + (1 if allow else 0), allow=allow,
+                            inbound=True, peer=IPv4Network(source, strict=False), ports=ports,
+                            name=f"{fw.name} (priority {fw.priority})",
+                        ))  # fmt: skip
+    rules.append(FilterRule(65535 * 2, False, True, IPv4Network("0.0.0.0/0"),
+                            name="the implied deny of all ingress (65535)"))  # fmt: skip
+    return FilterLayer(f"firewall rules of {name}", ordered=True, stateful=True, rules=tuple(rules))
 
 
 class GcpNetwork(Firewalls, Instance, Provider):
@@ -138,6 +175,46 @@ class GcpNetwork(Firewalls, Instance, Provider):
         return None
 
     # --- observe -------------------------------------------------------------------------
+
+    def filters(self, observed: Observed) -> Observed:
+        """The doctor's reads: the network's firewall rules, judged per instance as Compute
+        does: the enabled ingress rules whose targets (tags, service accounts, or none: all)
+        take the instance, the lowest priority deciding, a deny before an allow of the same
+        priority, then the implied deny of all ingress (65535)."""
+        try:
+            firewalls = [
+                f
+                for f in self.call("firewalls", self.api.firewalls.list, project=self.project)
+                if partial(f.network) == self.network_url and not f.disabled
+            ]
+            instances = [
+                i
+                for scoped in self.call(
+                    "instances", self.api.instances.aggregated_list, project=self.project
+                )
+                for i in (scoped[1].instances or [])
+                if any(partial(n.network) == self.network_url for n in i.network_interfaces)
+            ]
+        except self.sdk_errors() as e:
+            raise CloudError(f"network {self.network.name}: reading its firewall rules: "
+                             f"{self.error_text(e)}") from None  # fmt: skip
+        members: dict[str, list[Member]] = {}
+        hosts: dict[str, tuple[FilterLayer, ...]] = {}
+        for vm in instances:
+            nic = vm.network_interfaces[0]
+            if not nic.network_i_p:
+                continue
+            tags = set(vm.tags.items if vm.tags else [])
+            accounts = {a.email for a in vm.service_accounts or []}
+            hosts[nic.network_i_p] = (_firewall_layer(vm.name, firewalls, tags, accounts),)
+            for group in self.network.app_security_groups:
+                if group in tags:
+                    members.setdefault(group, []).append(
+                        Member(nic.network_i_p, short(nic.subnetwork))
+                    )
+        return replace(
+            observed, members={k: tuple(v) for k, v in members.items()}, host_filters=hosts
+        )
 
     def strays(self, known: frozenset[str]) -> tuple[Stray, ...]:
         """Connectors of ours anywhere in the project (one aggregated list), by their label."""
