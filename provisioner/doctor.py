@@ -331,13 +331,25 @@ def _app_layer(
         for layer in layers:
             ok, rule = decide(layer, True, seen, ports, names | {"*"})
             if not ok:
-                managed = group in network.app_security_groups and layer.name.endswith(group)
+                # apply adds our allow when nothing but the cloud's defaults decided
+                managed = group in network.app_security_groups and (rule is None or rule.default)
                 why = f"by {rule}" if rule else "by no rule"
                 return trace.add(Hop(layer.name, False, f"{ports} from {seen} dropped {why}",
                                      breaks, f"admit {seen} on {ports} in {layer.name} before "
                                      f"{'rule ' + (rule.name or str(rule.order)) if rule else 'its defaults'}",
-                                     managed and rule is None))  # fmt: skip
+                                     managed))  # fmt: skip
             trace.add(Hop(layer.name, True, f"{ports} from {seen} admitted by {rule}"))
+            if rule is not None and rule.stateless:  # its answer is judged on its own
+                answer = (
+                    Ports(ports.protocol, EPHEMERAL.first, EPHEMERAL.last) if ports.first else ports
+                )
+                back_ok, back = decide(layer, False, seen, answer, names | {"*"})
+                if not back_ok:
+                    return trace.add(Hop(layer.name, False,
+                                         f"the answer {answer} to {seen} is let out by no rule "
+                                         f"(the rule that admits the request, {rule}, is stateless)",
+                                         breaks.replace("6", "7"), f"allow {answer} out to {seen} "
+                                         f"in {layer.name}, or make the rule stateful", False))  # fmt: skip
         return True
     found = next((g for g in obs.app_groups if g.id == group), None)
     if found is None:

@@ -437,6 +437,8 @@ class FilterRule:
     peer: IPv4Network | str
     ports: Ports = ALL_TRAFFIC
     name: str = ""  # how the cloud names it (rule number, rule name)
+    stateless: bool = False  # in a stateful layer, a rule whose answers are judged again (OCI)
+    default: bool = False  # the cloud's own (Azure's default rules, GCP's implied deny)
 
     def __str__(self) -> str:
         what = "allow" if self.allow else "deny"

@@ -481,3 +481,60 @@ def test_an_app_nsg_of_the_vcn_in_another_compartment_is_found(oci_world: OciWor
 
 # one worker seeds and serves this cloud's fake (and imports its SDK) for all its tests
 pytestmark = pytest.mark.xdist_group("oci")
+
+
+def test_doctor_joins_security_lists_and_nsgs_and_judges_stateless_answers(oci_world: OciWorld):
+    """A host in hq's app NSG: after apply our NSG rules admit the VPN clients. Without them,
+    a stateless rule of the subnet's security list admits the request but its answer is let
+    out only while an egress rule allows it; and with neither, nothing admits it (apply puts
+    our rule back)."""
+    import oci
+    from oci.core import models as m
+
+    api = oci_world.api()
+    image = oci_world.fake.of_kind("images")[0]["id"]
+    vm = api.compute.launch_instance(m.LaunchInstanceDetails(
+        compartment_id=oci_world.hq.compartment, availability_domain="Uocm:EU-FRANKFURT-1-AD-1",
+        shape="VM.Standard.E4.Flex", shape_config=m.LaunchInstanceShapeConfigDetails(ocpus=1),
+        display_name="hr-app", source_details=m.InstanceSourceViaImageDetails(image_id=image),
+        create_vnic_details=m.CreateVnicDetails(subnet_id=oci_world.hq.app_subnet,
+                                                nsg_ids=[oci_world.hq.app_group]),
+    )).data  # fmt: skip
+    attachment = api.compute.list_vnic_attachments(
+        oci_world.hq.compartment, instance_id=vm.id
+    ).data[0]
+    address = api.network.get_vnic(attachment.vnic_id).data.private_ip
+    oci_world.deployment().apply()
+
+    def remote() -> Any:
+        return next(r for r in oci_world.deployment().doctor()
+                    if r.flow.startswith("VPN clients (") and address in r.flow)  # fmt: skip
+
+    assert remote().ok, remote().dropped_at
+    layer = f"security lists and NSGs of {address}"
+    assert any(h.what == layer for h in remote().hops)
+    # our rules for the VPN range gone from the NSG (drift): nothing admits, apply fixes it
+    rules = oci.pagination.list_call_get_all_results(
+        api.network.list_network_security_group_security_rules, oci_world.hq.app_group
+    ).data
+    ours = [r.id for r in rules if r.source == "100.96.0.0/11"]
+    api.network.remove_network_security_group_security_rules(
+        oci_world.hq.app_group, m.RemoveNetworkSecurityGroupSecurityRulesDetails(security_rule_ids=ours)
+    )  # fmt: skip
+    dropped = remote().dropped_at
+    assert dropped is not None and dropped.what == layer and dropped.apply_fixes
+    # a stateless security-list rule admits the request; its answer needs an egress rule
+    subnet = api.network.get_subnet(oci_world.hq.app_subnet).data
+    security_list = subnet.security_list_ids[0]
+    stateless = m.IngressSecurityRule(protocol="6", source="100.96.0.0/11", is_stateless=True,
+        tcp_options=m.TcpOptions(destination_port_range=m.PortRange(min=443, max=443)))  # fmt: skip
+    api.network.update_security_list(security_list, m.UpdateSecurityListDetails(
+        ingress_security_rules=[stateless], egress_security_rules=[]))  # fmt: skip
+    dropped = remote().dropped_at
+    assert dropped is not None and "is stateless" in dropped.detail
+    assert dropped.breaks == "remote access hop 7"
+    back = m.EgressSecurityRule(protocol="6", destination="100.96.0.0/11", is_stateless=True,
+        tcp_options=m.TcpOptions(destination_port_range=m.PortRange(min=1024, max=65535)))  # fmt: skip
+    api.network.update_security_list(security_list, m.UpdateSecurityListDetails(
+        ingress_security_rules=[stateless], egress_security_rules=[back]))  # fmt: skip
+    assert remote().ok, remote().dropped_at

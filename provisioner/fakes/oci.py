@@ -460,7 +460,68 @@ def _create_vcn(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
         )
     )
     body["defaultRouteTableId"] = table["id"]
+    default = oci.store(
+        _base(
+            oci,
+            "securityLists",
+            "securitylist",
+            {
+                "compartmentId": data["compartmentId"],
+                "vcnId": body["id"],
+                "displayName": f"Default Security List for {body.get('displayName')}",
+                # what OCI puts in a new VCN's default list: SSH and path-MTU ICMP in, all out
+                "ingressSecurityRules": [
+                    {"protocol": "6", "source": "0.0.0.0/0", "isStateless": False,
+                     "tcpOptions": {"destinationPortRange": {"min": 22, "max": 22}}},
+                    {"protocol": "1", "source": "0.0.0.0/0", "isStateless": False,
+                     "icmpOptions": {"type": 3, "code": 4}},
+                    {"protocol": "1", "source": body["cidrBlocks"][0], "isStateless": False,
+                     "icmpOptions": {"type": 3}},
+                ],
+                "egressSecurityRules": [
+                    {"protocol": "all", "destination": "0.0.0.0/0", "isStateless": False}
+                ],
+            },
+        )
+    )  # fmt: skip
+    body["defaultSecurityListId"] = default["id"]
     return body
+
+
+def _create_security_list(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
+    _need(oci, data.get("vcnId"), "vcns", "vcnId")
+    _check_security_rules(data)
+    return oci.store(_base(oci, "securityLists", "securitylist", data))
+
+
+def _update_security_list(oci: Oci, stored: dict[str, Any], data: dict[str, Any]) -> None:
+    """PUT replaces each rule list given, whole."""
+    _check_security_rules(data)
+    for key in ("ingressSecurityRules", "egressSecurityRules", "displayName"):
+        if key in data and data[key] is not None:
+            stored[key] = data[key]
+
+
+def _check_security_rules(data: dict[str, Any]) -> None:
+    for way, peer in (("ingressSecurityRules", "source"), ("egressSecurityRules", "destination")):
+        for i, rule in enumerate(data.get(way) or []):
+            if str(rule.get("protocol")) not in PROTOCOLS:
+                raise invalid(f"{way}[{i}].protocol {rule.get('protocol')!r} is not supported")
+            try:
+                ipaddress.IPv4Network(str(rule.get(peer)))
+            except ValueError:
+                raise invalid(f"{way}[{i}].{peer} {rule.get(peer)!r} is not a CIDR block") from None
+
+
+def _subnets_using(oci: Oci, stored: dict[str, Any]) -> list[dict[str, Any]]:
+    vcn = oci.state.resources.get(stored.get("vcnId", ""), {})
+    if vcn.get("defaultSecurityListId") == stored["id"]:
+        return [vcn]  # a VCN's default list goes only with it
+    return [
+        r
+        for r in oci.state.resources.values()
+        if r["_kind"] == "subnets" and stored["id"] in (r.get("securityListIds") or [])
+    ]
 
 
 def _create_subnet(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
@@ -471,6 +532,11 @@ def _create_subnet(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
         raise invalid(f"cidrBlock {cidr} is not within the VCN's CIDR blocks")
     body.setdefault("routeTableId", vcn["defaultRouteTableId"])
     _need(oci, body["routeTableId"], "routeTables", "routeTableId")
+    body["securityListIds"] = data.get("securityListIds") or [vcn["defaultSecurityListId"]]
+    if len(body["securityListIds"]) > 5:
+        raise invalid("securityListIds: a subnet has at most 5 security lists")
+    for ref in body["securityListIds"]:
+        _need(oci, ref, "securityLists", "securityListIds")
     body.setdefault("prohibitPublicIpOnVnic", False)
     body["virtualRouterIp"] = str(cidr.network_address + 1)
     return oci.store(body)
@@ -574,6 +640,7 @@ def _delete_unless_used(what: str, uses: Any) -> Any:
             )
         if stored["_kind"] == "vcns":
             oci.state.resources.pop(stored.get("defaultRouteTableId", ""), None)
+            oci.state.resources.pop(stored.get("defaultSecurityListId", ""), None)
         del oci.state.resources[stored["id"]]
 
     return delete
@@ -584,7 +651,7 @@ def _in_vcn(oci: Oci, vcn: dict[str, Any]) -> list[dict[str, Any]]:
         r
         for r in oci.state.resources.values()
         if r.get("vcnId") == vcn["id"]
-        and r["id"] != vcn.get("defaultRouteTableId")
+        and r["id"] not in (vcn.get("defaultRouteTableId"), vcn.get("defaultSecurityListId"))
         and r.get("lifecycleState") not in ("TERMINATED",)
     ]
 
@@ -671,7 +738,7 @@ def _add_rules(
                 **rule,
                 "sourceType": source_type,
                 "id": uuid.uuid4().hex[:6].upper(),
-                "isStateless": False,
+                "isStateless": bool(rule.get("isStateless", False)),
                 "isValid": True,
                 "timeCreated": "2026-11-25T08:00:00.000Z",
             }
@@ -1056,9 +1123,14 @@ HANDLERS: dict[str, ResourceType] = {
     ),
     "availabilityDomains": ResourceType(),
     "vcns": ResourceType(create=_create_vcn, delete=_delete_unless_used("VCN", _in_vcn)),
+    "securityLists": ResourceType(
+        create=_create_security_list,
+        update=_update_security_list,
+        delete=_delete_unless_used("security list", _subnets_using),
+    ),
     "subnets": ResourceType(
         create=_create_subnet,
-        update=_update_fields("routeTableId", "nsgIds", "displayName"),
+        update=_update_fields("routeTableId", "nsgIds", "displayName", "securityListIds"),
         delete=_delete_unless_used("subnet", _in_subnet),
     ),
     "internetGateways": ResourceType(

@@ -47,6 +47,7 @@ def _nsg_layer(nsg: Any) -> FilterLayer:
     """An NSG's rules, its own and its default ones, as an ordered stateful layer: the lowest
     priority that matches decides; a service tag is a named peer ("*" matches everything)."""
     rules = []
+    defaults = {id(r) for r in nsg.default_security_rules or []}
     for rule in [*(nsg.security_rules or []), *(nsg.default_security_rules or [])]:
         inbound = str(getattr(rule.direction, "value", rule.direction)) == "Inbound"
         peers = (
@@ -66,6 +67,7 @@ def _nsg_layer(nsg: Any) -> FilterLayer:
                         peer=_nsg_peer(str(peer)),
                         ports=_nsg_ports(protocol, str(span)),
                         name=f"{rule.name} ({rule.priority})",
+                        default=id(rule) in defaults,
                     )
                 )
     return FilterLayer(f"NSG {nsg.name}", ordered=True, stateful=True, rules=tuple(rules))

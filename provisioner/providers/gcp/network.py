@@ -90,7 +90,7 @@ def _firewall_layer(
                             name=f"{fw.name} (priority {fw.priority})",
                         ))  # fmt: skip
     rules.append(FilterRule(65535 * 2, False, True, IPv4Network("0.0.0.0/0"),
-                            name="the implied deny of all ingress (65535)"))  # fmt: skip
+                            name="the implied deny of all ingress (65535)", default=True))  # fmt: skip
     return FilterLayer(f"firewall rules of {name}", ordered=True, stateful=True, rules=tuple(rules))
 
 

@@ -9,6 +9,7 @@ connector VNIC's private IP, so observe finds them again and destroy removes exa
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import replace
 from ipaddress import IPv4Network
 from typing import Any
 
@@ -17,13 +18,17 @@ from ...model import (
     PROFILE_PART,
     Action,
     Change,
+    FilterLayer,
+    FilterRule,
     Kind,
+    Member,
     Network,
     Observed,
     ObservedRoute,
     ObservedSubnet,
     OciLocation,
     Part,
+    Ports,
     RouteTable,
     Stray,
     WayOut,
@@ -34,6 +39,51 @@ from .groups import Groups
 from .instance import Instance
 
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
+
+
+OCI_PROTOCOLS = {"all": "all", "6": "tcp", "17": "udp", "1": "icmp"}
+
+
+def _oci_ports(protocol: str, options: Any) -> Ports:
+    proto = OCI_PROTOCOLS.get(str(protocol), str(protocol))
+    span = getattr(options, "destination_port_range", None) if options is not None else None
+    if proto in ("tcp", "udp") and span is not None:
+        return Ports(proto, int(span.min), int(span.max))
+    return Ports(proto)
+
+
+def _oci_rule(name: str, inbound: bool, peer: str, protocol: str, options: Any,
+              stateless: bool) -> FilterRule | None:  # fmt: skip
+    try:
+        network = IPv4Network(str(peer), strict=False)
+    except ValueError:
+        return None  # a service CIDR label or an NSG reference: not an address range
+    return FilterRule(0, True, inbound, network, _oci_ports(protocol, options),
+                      f"{name}{' (stateless)' if stateless else ''}", stateless)  # fmt: skip
+
+
+def _list_rules(security_list: Any) -> list[FilterRule]:
+    """A security list's ingress and egress rules."""
+    name = f"security list {security_list.display_name or security_list.id}"
+    out = []
+    for rule in security_list.ingress_security_rules or []:
+        options = rule.tcp_options if str(rule.protocol) == "6" else rule.udp_options
+        out.append(
+            _oci_rule(name, True, rule.source, rule.protocol, options, bool(rule.is_stateless))
+        )
+    for rule in security_list.egress_security_rules or []:
+        options = rule.tcp_options if str(rule.protocol) == "6" else rule.udp_options
+        out.append(_oci_rule(name, False, rule.destination, rule.protocol, options,
+                             bool(rule.is_stateless)))  # fmt: skip
+    return [r for r in out if r is not None]
+
+
+def _nsg_rule(nsg: str, rule: Any) -> FilterRule | None:
+    inbound = rule.direction == "INGRESS"
+    options = rule.tcp_options if str(rule.protocol) == "6" else rule.udp_options
+    peer = rule.source if inbound else rule.destination
+    return _oci_rule(f"NSG {nsg[-12:]} rule {rule.id}", inbound, peer, rule.protocol, options,
+                     bool(rule.is_stateless))  # fmt: skip
 
 
 class OciNetwork(Groups, Instance, Provider):
@@ -138,6 +188,53 @@ class OciNetwork(Groups, Instance, Provider):
         import oci
 
         return list(oci.pagination.list_call_get_all_results(fn, *args, **kwargs).data)
+
+    def filters(self, observed: Observed) -> Observed:
+        """The doctor's reads: each app group's VNICs (the compartment's attachments), and for
+        each one the security lists of its subnet and the rules of every NSG it is in, as OCI
+        applies them: one union (any rule admits), a stateless rule's answer judged again."""
+        import oci
+
+        groups = set(self.network.app_security_groups)
+        members: dict[str, list[Member]] = {}
+        hosts: dict[str, tuple[FilterLayer, ...]] = {}
+        lists: dict[str, Any] = {}
+        nsg_rules: dict[str, list[Any]] = {}
+        try:
+            attachments = oci.pagination.list_call_get_all_results(
+                self.api.compute.list_vnic_attachments, self.compartment
+            ).data
+            for attachment in attachments:
+                if attachment.lifecycle_state not in ("ATTACHED", "ATTACHING"):
+                    continue
+                vnic = self.api.network.get_vnic(attachment.vnic_id).data
+                mine = groups & set(vnic.nsg_ids or [])
+                if not mine or not vnic.private_ip:
+                    continue
+                subnet = self.api.network.get_subnet(vnic.subnet_id).data
+                rules: list[FilterRule] = []
+                for ref in subnet.security_list_ids or []:
+                    if ref not in lists:
+                        lists[ref] = self.api.network.get_security_list(ref).data
+                    rules += _list_rules(lists[ref])
+                for nsg in vnic.nsg_ids or []:
+                    if nsg not in nsg_rules:
+                        nsg_rules[nsg] = oci.pagination.list_call_get_all_results(
+                            self.api.network.list_network_security_group_security_rules, nsg
+                        ).data
+                    rules += [x for r in nsg_rules[nsg] if (x := _nsg_rule(nsg, r)) is not None]
+                hosts[vnic.private_ip] = (
+                    FilterLayer(f"security lists and NSGs of {vnic.private_ip}", ordered=False,
+                                stateful=True, rules=tuple(rules)),
+                )  # fmt: skip
+                for group in mine:
+                    members.setdefault(group, []).append(Member(vnic.private_ip, vnic.subnet_id))
+        except self.sdk_errors() as e:
+            raise CloudError(f"network {self.network.name}: reading its security lists: "
+                             f"{self.error_text(e)}") from None  # fmt: skip
+        return replace(
+            observed, members={k: tuple(v) for k, v in members.items()}, host_filters=hosts
+        )
 
     def strays(self, known: frozenset[str]) -> tuple[Stray, ...]:
         """Connectors of ours in the compartment, by their freeform tag; each one's VNIC names
