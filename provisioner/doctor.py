@@ -443,10 +443,12 @@ def diagnose(
     subnets: Mapping[str, tuple[IPv4Network, ...]],
     service: ObservedService | None = None,
     only: str | None = None,
+    vpn_client: IPv4Address | None = None,
 ) -> tuple[FlowReport, ...]:
-    """Every flow the topology implies (or those whose name contains `only`)."""
+    """Every flow the topology implies (or those whose name contains `only`); VPN clients are
+    traced with `vpn_client` (default: an address of the VPN range)."""
     reports: list[FlowReport] = []
-    vpn_client = _sample_address(topology.vpn_subnet, 1000)
+    vpn_client = vpn_client or _sample_address(topology.vpn_subnet, 1000)
     for network in topology.managed:
         obs = observed[network.name]
         for group in network.app_security_groups:
