@@ -437,6 +437,43 @@ def _service_hop(
                          f"routes {address} to {network.name}'s connector ({ours[0].address})"))  # fmt: skip
 
 
+@dataclass(frozen=True)
+class FlowQuery:
+    """`--flow vpn->hq:10.0.1.5:tcp/443`: from VPN clients (or a network) to a network, to
+    one host (an address) or one app group, on one port spec (default: the group's)."""
+
+    source: str
+    network: str
+    destination: str | None = None
+    ports: Ports | None = None
+
+
+def parse_flow(text: str) -> FlowQuery:
+    """SOURCE->NETWORK[:HOST_OR_GROUP][:PORTS]; bad input names `--flow` and the value."""
+    from .errors import SpecError
+    from .spec import parse_ports
+
+    source, arrow, rest = text.partition("->")
+    parts = rest.split(":") if arrow else []
+    if not arrow or not source or not parts or not parts[0] or len(parts) > 3:
+        raise SpecError(
+            "--flow", f"{text!r} is not SOURCE->NETWORK[:HOST_OR_GROUP][:PORTS] "
+            "(e.g. vpn->hq:10.0.1.5:tcp/443)"
+        )  # fmt: skip
+    ports = parse_ports("--flow", parts[2]) if len(parts) == 3 else None
+    return FlowQuery(source, parts[0], parts[1] if len(parts) > 1 and parts[1] else None, ports)
+
+
+def _wanted(query: FlowQuery | None, source: str, network: str, group: str, host: str) -> bool:
+    if query is None:
+        return True
+    return (
+        query.source == source
+        and query.network == network
+        and query.destination in (None, group, host)
+    )
+
+
 def diagnose(
     topology: Topology,
     observed: Mapping[str, Observed],
@@ -445,15 +482,31 @@ def diagnose(
     only: str | None = None,
     vpn_client: IPv4Address | None = None,
 ) -> tuple[FlowReport, ...]:
-    """Every flow the topology implies (or those whose name contains `only`); VPN clients are
-    traced with `vpn_client` (default: an address of the VPN range)."""
+    """Every flow the topology implies, or those `only` asks for (a `--flow` query, or text
+    the flow's name contains); VPN clients are traced with `vpn_client` (default: an address
+    of the VPN range)."""
     reports: list[FlowReport] = []
     vpn_client = vpn_client or _sample_address(topology.vpn_subnet, 1000)
+    query = parse_flow(only) if only and "->" in only else None
+    if query is not None:
+        only = None
+        known = {n.name for n in topology.networks} | {"vpn"}
+        for name, what in ((query.source, "source"), (query.network, "network")):
+            if name not in known:
+                from .errors import SpecError
+
+                raise SpecError(
+                    "--flow", f"{name!r} ({what}) is not 'vpn' or a network of the file"
+                )
     for network in topology.managed:
         obs = observed[network.name]
         for group in network.app_security_groups:
             members = obs.members.get(group, ())
-            ports = _ports_of(network, group)
+            ports = (query.ports if query and query.ports else None) or _ports_of(network, group)
+            if query is not None:
+                members = tuple(m for m in members if query.destination in (None, group, m.address))
+            if not members and query is not None:
+                continue
             if not members:
                 reports.append(FlowReport(f"VPN clients -> {network.name} {group}",
                                           "remote-access",
@@ -465,9 +518,12 @@ def diagnose(
                 if _service_hop(trace, network, service, IPv4Address(member.address),
                                 "remote access hop 1"):  # fmt: skip
                     _to_app(network, obs, group, member, vpn_client, ports, trace, "remote-access")
-                reports.append(FlowReport(name, "remote-access", tuple(trace.hops)))
+                if _wanted(query, "vpn", network.name, group, member.address):
+                    reports.append(FlowReport(name, "remote-access", tuple(trace.hops)))
                 for peer in topology.networks:
                     if peer.name == network.name or not subnets.get(peer.name):
+                        continue
+                    if not _wanted(query, peer.name, network.name, group, member.address):
                         continue
                     source = _sample_address(subnets[peer.name][0])
                     name = f"{peer.name} ({source}) -> {network.name} {group} ({member.address}) {ports}"
@@ -479,7 +535,9 @@ def diagnose(
                                     "site-to-site hop 1"):  # fmt: skip
                         _to_app(network, obs, group, member, source, ports, trace, "site-to-site")
                     reports.append(FlowReport(name, "site-to-site", tuple(trace.hops)))
-        if network.connector is not None and network.connector.egress:
+        egress = network.connector is not None and network.connector.egress
+        if egress and (query is None or (query.source, query.network) == ("vpn", network.name)
+                       and query.destination in (None, "internet")):  # fmt: skip
             reports.append(_egress(network, obs))
     if only:
         reports = [r for r in reports if only in r.flow]

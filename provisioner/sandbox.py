@@ -272,7 +272,21 @@ class SandboxWorld:
         return lines
 
 
-def seed_world(session: Any, directory: Path) -> SandboxWorld:
+def add_app_host(session: Any, vpc: SandboxVpc) -> str:
+    """An app server in the VPC's app group, in a subnet other than the connector's (so that
+    the subnets' network ACLs are on the way): what `provision doctor` traces a flow to."""
+    ec2 = session.client("ec2", region_name=vpc.region)
+    image = ec2.describe_images(Owners=["self"])["Images"][0]["ImageId"]
+    made = ec2.run_instances(
+        ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+        SubnetId=vpc.subnets[1], SecurityGroupIds=[vpc.app_group],
+        TagSpecifications=[{"ResourceType": "instance",
+                            "Tags": [{"Key": "Name", "Value": f"{vpc.name}-app"}]}],
+    )  # fmt: skip
+    return str(made["Instances"][0]["PrivateIpAddress"])
+
+
+def seed_world(session: Any, directory: Path, app_hosts: bool = False) -> SandboxWorld:
     """The seed document's networks: HQ (10.0.0.0/18, HR app, several route tables) in
     us-east-1 and Branch (192.168.0.0/22, Finance) in us-west-2."""
     for region in ("us-east-1", "us-west-2"):
@@ -293,6 +307,9 @@ def seed_world(session: Any, directory: Path) -> SandboxWorld:
         ["192.168.0.0/24", "192.168.1.0/24"],
         extra_route_tables=1,
     )
+    if app_hosts:  # the sandbox's: the doctor has a server to trace each flow to
+        for vpc in (hq, branch):
+            add_app_host(session, vpc)
     return SandboxWorld(hq=hq, branch=branch, directory=directory)
 
 
@@ -326,7 +343,7 @@ def sandbox() -> Iterator[tuple[Any, SandboxWorld]]:
         CloudConnexa(online_with_profile=True).serve() as service,
     ):
         session = fake_session()
-        world = seed_world(session, Path(tmp))
+        world = seed_world(session, Path(tmp), app_hosts=True)
         seed_hubs(world, arm, gce, oci)
         world.service_url = service.url
         # as mock_aws catches every boto3 client: every Azure and GCP client made meanwhile
@@ -489,7 +506,7 @@ def serve(directory: Path, seconds: float | None = None, verbose: bool = False) 
             oci_fake.serve(log=verbose) as oci,
             CloudConnexa(online_with_profile=True).serve(log=verbose) as service,
         ):
-            world = seed_world(fake_session(), directory)
+            world = seed_world(fake_session(), directory, app_hosts=True)
             seed_hubs(world, arm, gce, oci)
             path = world.write_topology(partner=True, service=True)
             print("# fake clouds on 127.0.0.1 (no account, nothing leaves this machine):")

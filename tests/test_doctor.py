@@ -166,3 +166,28 @@ def test_the_cli_says_ok_or_dropped_and_exits_accordingly(
     assert run(["doctor", "-f", str(path)]) == 1
     text = capsys.readouterr().out
     assert "DROPPED" in text and "breaks remote access hop 7" in text and "by hand" in text
+
+
+def test_one_flow_by_its_source_network_host_and_ports(
+    applied: Any, capsys: pytest.CaptureFixture[str]
+):
+    world, session, ec2 = applied
+    path = str(world.directory / "topology.yaml")
+    host = next(
+        i["PrivateIpAddress"]
+        for r in ec2.describe_instances(Filters=[{"Name": "instance.group-id",
+                                                  "Values": [world.hq.app_group]}])["Reservations"]
+        for i in r["Instances"]
+    )  # fmt: skip
+    assert run(["doctor", "-f", path, "--json", "--flow", f"vpn->hq:{host}:tcp/8443"]) == 0
+    flows = json.loads(capsys.readouterr().out)["flows"]
+    assert [f["flow"].split(" -> ")[1] for f in flows] == [
+        f"hq {world.hq.app_group} ({host}) tcp/8443"
+    ]
+    assert run(["doctor", "-f", path, "--json", "--flow", f"branch->hq:{world.hq.app_group}"]) == 0
+    flows = json.loads(capsys.readouterr().out)["flows"]
+    assert len(flows) == 1 and flows[0]["kind"] == "site-to-site"
+    assert run(["doctor", "-f", path, "--flow", "vpn->nowhere"]) == 2
+    assert "'nowhere' (network) is not 'vpn' or a network" in capsys.readouterr().err
+    assert run(["doctor", "-f", path, "--flow", "vpn->hq:x:tcp/99999"]) == 2
+    assert "--flow" in capsys.readouterr().err
