@@ -191,7 +191,13 @@ class Deployment:
         observed = self.observe()
         observed = {name: self.provider(name).filters(obs) for name, obs in observed.items()}  # type: ignore[attr-defined]
         subnets = planner.local_subnets(self.topology, observed)
-        return diagnose(self.topology, observed, subnets, self.service_observed, flow)
+        bootstraps = {
+            n.name: planner.connector_fingerprint(n, subnets[n.name], self.topology.vpn_subnet)
+            for n in self.topology.managed
+        }
+        return diagnose(
+            self.topology, observed, subnets, self.service_observed, flow, bootstraps=bootstraps
+        )
 
     def bootstrap(self, name: str, *, script_only: bool = False) -> str:
         """The connector's user-data for network `name` (or its setup script alone). Reads the

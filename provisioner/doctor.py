@@ -206,6 +206,9 @@ def longest_match(table: RouteTable, address: IPv4Address) -> tuple[IPv4Network,
 @dataclass
 class _Trace:
     hops: list[Hop] = field(default_factory=list)
+    # network -> the fingerprint of the bootstrap the file wants (a connector running another
+    # one forwards as the file no longer says)
+    bootstraps: Mapping[str, str] = field(default_factory=dict)
 
     def add(self, hop: Hop) -> bool:
         self.hops.append(hop)
@@ -236,6 +239,13 @@ def _connector_hops(trace: _Trace, network: Network, obs: Observed, breaks: str)
         return trace.add(Hop(f"connector of {network.name}", False,
                              f"{c.instance} does not forward (source/dest check on)",
                              "remote access hop 4", "apply turns the check off", True))  # fmt: skip
+    wanted = trace.bootstraps.get(network.name)
+    if wanted and c.fingerprint and c.fingerprint != wanted:
+        return trace.add(Hop(f"connector of {network.name}", False,
+                             f"{c.instance} runs an older bootstrap than the file says (NAT, "
+                             "subnets, image or interface): what it forwards, and as whom, is "
+                             "not what the file says", "remote access hop 5",
+                             "apply replaces it", True))  # fmt: skip
     return trace.add(Hop(f"connector of {network.name}", True,
                          f"{c.instance} running, forwarding, at {c.private_ip}"))  # fmt: skip
 
@@ -481,6 +491,7 @@ def diagnose(
     service: ObservedService | None = None,
     only: str | None = None,
     vpn_client: IPv4Address | None = None,
+    bootstraps: Mapping[str, str] | None = None,
 ) -> tuple[FlowReport, ...]:
     """Every flow the topology implies, or those `only` asks for (a `--flow` query, or text
     the flow's name contains); VPN clients are traced with `vpn_client` (default: an address
@@ -514,7 +525,7 @@ def diagnose(
                 continue
             for member in _one_per_subnet(members):
                 name = f"VPN clients ({vpn_client}) -> {network.name} {group} ({member.address}) {ports}"
-                trace = _Trace()
+                trace = _Trace(bootstraps=bootstraps or {})
                 if _service_hop(trace, network, service, IPv4Address(member.address),
                                 "remote access hop 1"):  # fmt: skip
                     _to_app(network, obs, group, member, vpn_client, ports, trace, "remote-access")
@@ -527,7 +538,7 @@ def diagnose(
                         continue
                     source = _sample_address(subnets[peer.name][0])
                     name = f"{peer.name} ({source}) -> {network.name} {group} ({member.address}) {ports}"
-                    trace = _Trace()
+                    trace = _Trace(bootstraps=bootstraps or {})
                     if peer.managed and not _peer_side(trace, peer, observed[peer.name], member):
                         reports.append(FlowReport(name, "site-to-site", tuple(trace.hops)))
                         continue
@@ -538,7 +549,7 @@ def diagnose(
         egress = network.connector is not None and network.connector.egress
         if egress and (query is None or (query.source, query.network) == ("vpn", network.name)
                        and query.destination in (None, "internet")):  # fmt: skip
-            reports.append(_egress(network, obs))
+            reports.append(_egress(network, obs, bootstraps or {}))
     if only:
         reports = [r for r in reports if only in r.flow]
     return tuple(reports)
@@ -562,8 +573,8 @@ def _one_per_subnet(members: tuple[Member, ...]) -> list[Member]:
     return list(seen.values())
 
 
-def _egress(network: Network, obs: Observed) -> FlowReport:
-    trace = _Trace()
+def _egress(network: Network, obs: Observed, bootstraps: Mapping[str, str]) -> FlowReport:
+    trace = _Trace(bootstraps=bootstraps)
     flow = f"VPN clients -> the internet through {network.name}"
     if not _connector_hops(trace, network, obs, "egress hop 3"):
         return FlowReport(flow, "egress", tuple(trace.hops))

@@ -191,3 +191,13 @@ def test_one_flow_by_its_source_network_host_and_ports(
     assert "'nowhere' (network) is not 'vpn' or a network" in capsys.readouterr().err
     assert run(["doctor", "-f", path, "--flow", "vpn->hq:x:tcp/99999"]) == 2
     assert "--flow" in capsys.readouterr().err
+
+
+def test_a_connector_on_an_older_bootstrap_is_named(applied: Any):
+    """The file now wants NAT for everything; the running connector still has the old
+    bootstrap: what the app sees is not what the file says until apply replaces it."""
+    world, session, _ = applied
+    stale = deployment(world, session, nat_preserve_source=False).doctor()
+    dropped = remote_access(stale).dropped_at
+    assert dropped is not None and "older bootstrap" in dropped.detail
+    assert dropped.fix == "apply replaces it" and dropped.apply_fixes
