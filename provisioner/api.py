@@ -180,7 +180,10 @@ class Deployment:
         return planner.plan_destroy(self.topology, observed, self.service_observed)
 
     def status(self) -> tuple[NetworkStatus, ...]:
+        """Per network, as the doctor would judge it: the app groups' coverage through the
+        layers the clouds read at the groups' hosts (one or two reads more per network)."""
         observed = self.observe()
+        observed = {name: self.provider(name).filters(obs) for name, obs in observed.items()}  # type: ignore[attr-defined]
         return planner.network_status(self.topology, observed, self.service_observed)
 
     def doctor(self, flow: str | None = None) -> tuple[FlowReport, ...]:

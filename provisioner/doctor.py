@@ -140,6 +140,21 @@ def decide(
     return layer.default_allow, None
 
 
+def host_admits(obs: Observed, group: str, need: IngressRule) -> bool | None:
+    """What `status` asks where the cloud's layers at the group's hosts were read (Azure's
+    NSGs with their defaults and denies, GCP's rules with their targets, OCI's lists and
+    NSGs): does every layer at the group's first host admit every packet `need` stands for.
+    None: nothing read there (the group's own rules decide)."""
+    members = obs.members.get(group, ())
+    layers = obs.host_filters.get(members[0].address) if members else None
+    if not layers or not isinstance(need.source, IPv4Network):
+        return None
+    names = frozenset(
+        tag for tag, nets in obs.peer_names.items() if any(need.source.subnet_of(n) for n in nets)
+    ) | {"*"}
+    return all(decide(layer, True, need.source, need.ports, names)[0] for layer in layers)
+
+
 def group_admits(
     rules: tuple[IngressRule, ...], need: IngressRule, connector_ip: str | None
 ) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Network
 
-from .doctor import group_admits
+from .doctor import group_admits, host_admits
 from .errors import SpecError
 from .model import (
     CONNECTOR_SOURCE,
@@ -778,7 +778,9 @@ def network_status(
         for group_id, arriving in app_rules(network, topology, subnets).items():
             g = found.get(group_id, AppGroup(group_id))
             missing = tuple(
-                need for need in arriving if not group_admits(g.rules, need, connector_ip)
+                need
+                for need in arriving
+                if not _admitted(obs, group_id, g.rules, need, connector_ip)
             )
             groups.append(AppGroupStatus(group_id, group_id in found, g.rules, arriving, missing))
         out.append(
@@ -798,6 +800,15 @@ def network_status(
             )
         )
     return tuple(out)
+
+
+def _admitted(
+    obs: Observed, group: str, rules: tuple[IngressRule, ...], need: IngressRule, ip: str | None
+) -> bool:
+    """The doctor's decision: the layers at the group's hosts where they were read, else the
+    group's own rules."""
+    at_hosts = host_admits(obs, group, need)
+    return at_hosts if at_hosts is not None else group_admits(rules, need, ip)
 
 
 # changes that need only the connector and its group to exist, and nothing of each other: a

@@ -472,3 +472,26 @@ def test_doctor_reads_the_subnet_nsg_with_its_priorities_and_deny_rules(azure: A
     assert dropped is not None and dropped.what == f"NSG {hq.app_group}"
     assert "deny-vpn (101)" in dropped.detail and dropped.breaks == "remote access hop 6"
     assert not dropped.apply_fixes  # a deny of the admin's: by hand
+
+
+def test_status_sees_a_deny_at_a_better_priority_as_the_doctor_does(azure: AzureWorld):
+    """Status used to count our allow rule and call the group covered; with the layers at
+    the app's host it sees the deny before it, as the doctor does."""
+    from azure.mgmt.network import models as m
+
+    from provisioner.fakes.azure_world import network_client
+
+    _app_nic(azure)
+    azure.deployment().apply()
+    assert all(s.healthy for s in azure.deployment().status())
+    hq = azure.hq
+    network_client(azure.url, hq.subscription).security_rules.begin_create_or_update(
+        hq.resource_group, hq.app_group, "deny-vpn",
+        m.SecurityRule(properties=m.SecurityRulePropertiesFormat(
+            protocol="*", source_address_prefix="100.96.0.0/11", source_port_range="*",
+            destination_address_prefix="*", destination_port_range="*", access="Deny",
+            direction="Inbound", priority=101)),
+    ).result()  # fmt: skip
+    status = next(s for s in azure.deployment().status() if s.network == "hq")
+    group = next(g for g in status.app_groups if g.id == hq.app_group)
+    assert not status.healthy and [str(n.source) for n in group.missing] == ["100.96.0.0/11"]
