@@ -495,3 +495,35 @@ def test_status_sees_a_deny_at_a_better_priority_as_the_doctor_does(azure: Azure
     status = next(s for s in azure.deployment().status() if s.network == "hq")
     group = next(g for g in status.app_groups if g.id == hq.app_group)
     assert not status.healthy and [str(n.source) for n in group.missing] == ["100.96.0.0/11"]
+
+
+def test_doctor_meets_the_nic_nsg_after_the_subnet_nsg(azure: AzureWorld):
+    """The subnet's NSG admits the VPN clients (our rules); an NSG of the admin's on the app's
+    NIC denies them: the packet dies there, at the second layer."""
+    from azure.mgmt.network import models as m
+
+    from provisioner.fakes.azure_world import network_client
+
+    address = _app_nic(azure)
+    azure.deployment().apply()
+    hq = azure.hq
+    net = network_client(azure.url, hq.subscription)
+    nsg = net.network_security_groups.begin_create_or_update(
+        hq.resource_group, "nsg-nic",
+        m.NetworkSecurityGroup(location=hq.region, properties=m.NetworkSecurityGroupPropertiesFormat(
+            security_rules=[m.SecurityRule(name="deny-vpn", properties=m.SecurityRulePropertiesFormat(
+                protocol="*", source_address_prefix="100.96.0.0/11", source_port_range="*",
+                destination_address_prefix="*", destination_port_range="*", access="Deny",
+                direction="Inbound", priority=200))])),
+    ).result()  # fmt: skip
+    nic = net.network_interfaces.get(hq.resource_group, "nic-hr-app")
+    nic.properties.network_security_group = m.NetworkSecurityGroup(id=nsg.id)
+    net.network_interfaces.begin_create_or_update(hq.resource_group, "nic-hr-app", nic).result()
+    remote = next(r for r in azure.deployment().doctor()
+                  if r.flow.startswith("VPN clients (") and address in r.flow)  # fmt: skip
+    hops = [h.what for h in remote.hops]
+    assert hops.index(f"NSG {hq.app_group}") < hops.index("NSG nsg-nic")  # subnet, then NIC
+    dropped = remote.dropped_at
+    assert (
+        dropped is not None and dropped.what == "NSG nsg-nic" and "deny-vpn (200)" in dropped.detail
+    )

@@ -510,6 +510,11 @@ def test_doctor_judges_firewall_rules_by_priority_deny_first_and_targets(gcp: Gc
 
     deny("deny-vpn-elsewhere", ["some-other-tag"])
     assert remote().ok  # targets another tag: not this instance
+    api.firewalls.insert_unary(project=project, firewall_resource=c.Firewall(
+        name="deny-vpn-for-an-account", network=network, direction="INGRESS", priority=900,
+        target_service_accounts=["batch@sandbox-project-1.iam.gserviceaccount.com"],
+        source_ranges=["100.96.0.0/11"], denied=[c.Denied(I_p_protocol="all")]))  # fmt: skip
+    assert remote().ok  # targets instances running as another service account
     deny("deny-vpn", [gcp.hq.app_tag])
     dropped = remote().dropped_at
     assert dropped is not None and dropped.what == "firewall rules of hq-app-1"
