@@ -444,12 +444,25 @@ def _app_nic(azure: AzureWorld) -> str:
     return str(nic.properties.ip_configurations[0].properties.private_ip_address)
 
 
-def test_doctor_reads_the_subnet_nsg_with_its_priorities_and_deny_rules(azure: AzureWorld):
-    """The app NSG (on the app subnet) as Azure orders it: a deny at a better priority than
-    our allow drops the VPN clients, and the doctor names that rule."""
+def _deny_vpn_in_the_app_nsg(azure: AzureWorld) -> None:
+    """The admin denies the VPN range in the app NSG at 101, before our allow rules."""
     from azure.mgmt.network import models as m
 
     from provisioner.fakes.azure_world import network_client
+
+    hq = azure.hq
+    network_client(azure.url, hq.subscription).security_rules.begin_create_or_update(
+        hq.resource_group, hq.app_group, "deny-vpn",
+        m.SecurityRule(properties=m.SecurityRulePropertiesFormat(
+            protocol="*", source_address_prefix="100.96.0.0/11", source_port_range="*",
+            destination_address_prefix="*", destination_port_range="*", access="Deny",
+            direction="Inbound", priority=101)),
+    ).result()  # fmt: skip
+
+
+def test_doctor_reads_the_subnet_nsg_with_its_priorities_and_deny_rules(azure: AzureWorld):
+    """The app NSG (on the app subnet) as Azure orders it: a deny at a better priority than
+    our allow drops the VPN clients, and the doctor names that rule."""
 
     address = _app_nic(azure)
     azure.deployment().apply()
@@ -458,14 +471,7 @@ def test_doctor_reads_the_subnet_nsg_with_its_priorities_and_deny_rules(azure: A
     assert remote.ok, remote.dropped_at
     assert any(h.what == f"NSG {azure.hq.app_group}" for h in remote.hops)
     hq = azure.hq
-    net = network_client(azure.url, hq.subscription)
-    net.security_rules.begin_create_or_update(
-        hq.resource_group, hq.app_group, "deny-vpn",
-        m.SecurityRule(properties=m.SecurityRulePropertiesFormat(
-            protocol="*", source_address_prefix="100.96.0.0/11", source_port_range="*",
-            destination_address_prefix="*", destination_port_range="*", access="Deny",
-            direction="Inbound", priority=101)),
-    ).result()  # fmt: skip
+    _deny_vpn_in_the_app_nsg(azure)
     remote = next(r for r in azure.deployment().doctor()
                   if r.flow.startswith("VPN clients (") and address in r.flow)  # fmt: skip
     dropped = remote.dropped_at
@@ -477,21 +483,12 @@ def test_doctor_reads_the_subnet_nsg_with_its_priorities_and_deny_rules(azure: A
 def test_status_sees_a_deny_at_a_better_priority_as_the_doctor_does(azure: AzureWorld):
     """Status used to count our allow rule and call the group covered; with the layers at
     the app's host it sees the deny before it, as the doctor does."""
-    from azure.mgmt.network import models as m
-
-    from provisioner.fakes.azure_world import network_client
 
     _app_nic(azure)
     azure.deployment().apply()
     assert all(s.healthy for s in azure.deployment().status())
     hq = azure.hq
-    network_client(azure.url, hq.subscription).security_rules.begin_create_or_update(
-        hq.resource_group, hq.app_group, "deny-vpn",
-        m.SecurityRule(properties=m.SecurityRulePropertiesFormat(
-            protocol="*", source_address_prefix="100.96.0.0/11", source_port_range="*",
-            destination_address_prefix="*", destination_port_range="*", access="Deny",
-            direction="Inbound", priority=101)),
-    ).result()  # fmt: skip
+    _deny_vpn_in_the_app_nsg(azure)
     status = next(s for s in azure.deployment().status() if s.network == "hq")
     group = next(g for g in status.app_groups if g.id == hq.app_group)
     assert not status.healthy and [str(n.source) for n in group.missing] == ["100.96.0.0/11"]
