@@ -58,7 +58,7 @@ class Hop:
 @dataclass(frozen=True)
 class FlowReport:
     flow: str  # "VPN clients -> hq sg-1 (10.0.1.5) tcp/443"
-    kind: str  # remote-access | unsolicited | site-to-site | egress
+    kind: str  # remote-access | unsolicited | site-to-site | egress (docs/flows.md)
     hops: tuple[Hop, ...] = ()
     notes: tuple[str, ...] = ()
 
@@ -546,6 +546,13 @@ def diagnose(
                     _to_app(network, obs, group, member, vpn_client, ports, trace, "remote-access")
                 if _wanted(query, "vpn", network.name, group, member.address):
                     reports.append(FlowReport(name, "remote-access", tuple(trace.hops)))
+                c = network.connector
+                keeps = c is not None and (not c.nat or c.nat_preserve_source)
+                if keeps and (
+                    query is None or (query.source, query.network) == (network.name, "vpn")
+                ):
+                    reports.append(_unsolicited(network, obs, group, member, vpn_client,
+                                                bootstraps or {}))  # fmt: skip
                 for peer in topology.networks:
                     if peer.name == network.name or not subnets.get(peer.name):
                         continue
@@ -568,6 +575,34 @@ def diagnose(
     if only:
         reports = [r for r in reports if only in r.flow]
     return tuple(reports)
+
+
+def _unsolicited(
+    network: Network, obs: Observed, group: str, member: Member, client: IPv4Address,
+    bootstraps: Mapping[str, str],
+) -> FlowReport:  # fmt: skip
+    """An app host opens a connection to a VPN client (the seed's Option 1): its route table
+    must send the VPN range to the connector, its subnet's edge must let the packet out and
+    the answer in, and the connector must forward it into the tunnel."""
+    trace = _Trace(bootstraps=bootstraps)
+    flow = f"{network.name} {group} ({member.address}) -> VPN clients ({client}) {SAMPLE}"
+    if not _connector_hops(trace, network, obs, "remote access hop 2"):
+        return FlowReport(flow, "unsolicited", tuple(trace.hops))
+    host = IPv4Address(member.address)
+    connector_subnet = obs.connector.subnet if obs.connector else ""
+    crossing = connector_subnet != member.subnet
+    answer = Ports(SAMPLE.protocol, EPHEMERAL.first, EPHEMERAL.last)
+    steps = (
+        (member.subnet, False, client, SAMPLE, "remote access hop 7"),
+        (connector_subnet, True, host, SAMPLE, "remote access hop 7"),
+        (connector_subnet, False, host, answer, "remote access hop 6"),
+        (member.subnet, True, client, answer, "remote access hop 6"),
+    )
+    for subnet, inbound, peer, ports, breaks in steps:
+        if not _edge(trace, obs, subnet, inbound, peer, ports, breaks, crossing):
+            return FlowReport(flow, "unsolicited", tuple(trace.hops))
+    _route_back(trace, obs, member.subnet, client, "remote access hop 7")
+    return FlowReport(flow, "unsolicited", tuple(trace.hops))
 
 
 def _peer_side(trace: _Trace, peer: Network, obs: Observed, member: Member) -> bool:

@@ -69,7 +69,7 @@ def test_after_apply_every_flow_is_ok(applied: Any):
     world, session, _ = applied
     reports = deployment(world, session).doctor()
     flows = {r.kind for r in reports if r.hops}
-    assert flows == {"remote-access", "site-to-site", "egress"}
+    assert flows == {"remote-access", "unsolicited", "site-to-site", "egress"}
     assert all(r.ok for r in reports), [(r.flow, r.dropped_at) for r in reports if not r.ok]
     hops = [h.what for h in remote_access(reports).hops]
     assert hops[0] == "connector of hq" and "route back" in hops
@@ -99,10 +99,14 @@ def test_a_more_specific_route_steals_the_way_back(applied: Any):
     )["RouteTables"])  # fmt: skip
     ec2.create_route(RouteTableId=table["RouteTableId"], DestinationCidrBlock="100.96.3.0/24",
                      GatewayId=world.hq.internet_gateway)  # fmt: skip
-    dropped = remote_access(deployment(world, session).doctor()).dropped_at
+    reports = deployment(world, session).doctor()
+    dropped = remote_access(reports).dropped_at
     assert dropped is not None and dropped.what == "route back"
     assert "100.96.3.0/24" in dropped.detail and "takes" in dropped.detail
     assert dropped.breaks == "remote access hop 7" and not dropped.apply_fixes
+    # the app's own connections to VPN clients (the seed's Option 1) die there too
+    unsolicited = next(r for r in reports if r.kind == "unsolicited" and r.flow.startswith("hq "))
+    assert unsolicited.dropped_at is not None and unsolicited.dropped_at.what == "route back"
 
 
 def test_a_missing_app_rule_is_named_and_apply_makes_it(applied: Any):
@@ -154,7 +158,9 @@ def test_the_cli_says_ok_or_dropped_and_exits_accordingly(
     out = capsys.readouterr().out
     assert "OK       VPN clients" in out and "flows OK" in out
     app_subnet_acl(ec2, world, [(100, "allow", 443, 443)])
-    assert run(["doctor", "-f", str(path), "--json", "--flow", "VPN clients ("]) == 1
+    assert (
+        run(["doctor", "-f", str(path), "--json", "--flow", f"vpn->hq:{world.hq.app_group}"]) == 1
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["schema"] == "connector-provisioner/doctor"
     verdicts = {f["verdict"] for f in doc["flows"]}
@@ -187,6 +193,9 @@ def test_one_flow_by_its_source_network_host_and_ports(
     assert run(["doctor", "-f", path, "--json", "--flow", f"branch->hq:{world.hq.app_group}"]) == 0
     flows = json.loads(capsys.readouterr().out)["flows"]
     assert len(flows) == 1 and flows[0]["kind"] == "site-to-site"
+    assert run(["doctor", "-f", path, "--json", "--flow", "hq->vpn"]) == 0
+    flows = json.loads(capsys.readouterr().out)["flows"]
+    assert [f["kind"] for f in flows] == ["unsolicited"]
     assert run(["doctor", "-f", path, "--flow", "vpn->nowhere"]) == 2
     assert "'nowhere' (network) is not 'vpn' or a network" in capsys.readouterr().err
     assert run(["doctor", "-f", path, "--flow", "vpn->hq:x:tcp/99999"]) == 2
