@@ -148,7 +148,7 @@ class Deployment:
                 scopes.setdefault(("aws", provider.throttle_scope), provider)
         found: dict[str, Stray] = {}
         for provider in scopes.values():
-            for stray in getattr(provider, "strays", lambda _: ())(known):
+            for stray in provider.strays(known):
                 found.setdefault(stray.network, stray)
         return tuple(found.values())
 
@@ -183,7 +183,7 @@ class Deployment:
         """Per network, as the doctor would judge it: the app groups' coverage through the
         layers the clouds read at the groups' hosts (one or two reads more per network)."""
         observed = self.observe()
-        observed = {name: self.provider(name).filters(obs) for name, obs in observed.items()}  # type: ignore[attr-defined]
+        observed = {name: self.provider(name).filters(obs) for name, obs in observed.items()}
         return planner.network_status(self.topology, observed, self.service_observed)
 
     def doctor(self, flow: str | None = None) -> tuple[FlowReport, ...]:
@@ -192,7 +192,7 @@ class Deployment:
         from .doctor import diagnose
 
         observed = self.observe()
-        observed = {name: self.provider(name).filters(obs) for name, obs in observed.items()}  # type: ignore[attr-defined]
+        observed = {name: self.provider(name).filters(obs) for name, obs in observed.items()}
         subnets = planner.local_subnets(self.topology, observed)
         bootstraps = {
             n.name: planner.connector_fingerprint(n, subnets[n.name], self.topology.vpn_subnet)

@@ -78,6 +78,14 @@ class NetworkProvider(Protocol):
         """The connector's bootstrap as this cloud's user-data; names the secret, never holds it."""
         ...
 
+    def filters(self, observed: Observed) -> Observed:
+        """`observed` with what the doctor and status judge packets by (see Provider)."""
+        ...
+
+    def strays(self, known: frozenset[str]) -> tuple[Stray, ...]:
+        """Connectors of ours nearby whose network is not in `known` (see Provider)."""
+        ...
+
 
 class PartlyDone(CloudError):
     """A batch stopped part-way: `made` are its changes that were carried out."""
