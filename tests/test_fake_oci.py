@@ -29,7 +29,7 @@ def raw(
         return e.code, json.load(e), dict(e.headers)
 
 
-def _launch(o: OciWorld, skip: bool) -> tuple[Any, str]:
+def _launch(o: OciWorld, skip: bool, subnet: str | None = None) -> tuple[Any, str]:
     api = o.api()
     image = [i for i in o.fake.of_kind("images")][0]["id"]
     vm = api.compute.launch_instance(
@@ -37,7 +37,7 @@ def _launch(o: OciWorld, skip: bool) -> tuple[Any, str]:
             compartment_id=o.hq.compartment, availability_domain="Uocm:EU-FRANKFURT-1-AD-1", shape="VM.Standard.E4.Flex",
             shape_config=m.LaunchInstanceShapeConfigDetails(ocpus=1), display_name="router",
             source_details=m.InstanceSourceViaImageDetails(image_id=image),
-            create_vnic_details=m.CreateVnicDetails(subnet_id=o.hq.connector_subnet, skip_source_dest_check=skip),
+            create_vnic_details=m.CreateVnicDetails(subnet_id=subnet or o.hq.connector_subnet, skip_source_dest_check=skip),
         )
     ).data  # fmt: skip
     attachment = api.compute.list_vnic_attachments(o.hq.compartment, instance_id=vm.id).data[0]
@@ -291,3 +291,52 @@ def test_a_vcn_goes_only_when_empty(oci_world: OciWorld):
     net.delete_vcn(vcn.id)
     assert _error(lambda: net.get_vcn(vcn.id)) == (404, "NotAuthorizedOrNotFound")
     assert oci_world.fake.get(vcn.default_route_table_id) is None
+
+
+def test_a_secondary_private_ip_moves_between_vnics_and_its_route_rule_follows(
+    oci_world: OciWorld,
+):
+    """What an OCI standby does to take the routes over: the route rule names a secondary
+    private IP, and UpdatePrivateIp moves that IP to the standby's VNIC in the same subnet.
+    Primary IPs cannot be moved or deleted; a move to another subnet is refused; a deleted
+    secondary leaves its route rule as a blackhole."""
+    net = oci_world.api().network
+    active, _ = _launch(oci_world, skip=True)
+    standby, _ = _launch(oci_world, skip=True)
+
+    def vnic_of(vm: Any) -> Any:
+        attachment = (
+            oci_world.api()
+            .compute.list_vnic_attachments(oci_world.hq.compartment, instance_id=vm.id)
+            .data[0]
+        )
+        return net.get_vnic(attachment.vnic_id).data
+
+    a, b = vnic_of(active), vnic_of(standby)
+    floating = net.create_private_ip(m.CreatePrivateIpDetails(vnic_id=a.id)).data
+    assert not floating.is_primary and floating.subnet_id == a.subnet_id
+    table = net.get_route_table(oci_world.hq.route_table).data
+    rule = m.RouteRule(destination="100.96.0.0/11", destination_type="CIDR_BLOCK",
+                       network_entity_id=floating.id)  # fmt: skip
+    net.update_route_table(table.id, m.UpdateRouteTableDetails(
+        route_rules=[*table.route_rules, rule]))  # fmt: skip
+    moved = net.update_private_ip(floating.id, m.UpdatePrivateIpDetails(vnic_id=b.id)).data
+    assert moved.vnic_id == b.id and moved.ip_address == floating.ip_address
+    rules = net.get_route_table(table.id).data.route_rules
+    assert [r.network_entity_id for r in rules if r.destination == "100.96.0.0/11"] == [floating.id]
+    primary = net.list_private_ips(vnic_id=a.id).data
+    primary_id = next(p.id for p in primary if p.is_primary)
+    for call in (
+        lambda: net.update_private_ip(primary_id, m.UpdatePrivateIpDetails(vnic_id=b.id)),
+        lambda: net.delete_private_ip(primary_id),
+    ):
+        with pytest.raises(oci.exceptions.ServiceError) as refused:
+            call()
+        assert refused.value.status == 400
+    other, _ = _launch(oci_world, skip=True, subnet=oci_world.hq.app_subnet)
+    with pytest.raises(oci.exceptions.ServiceError) as refused:
+        net.update_private_ip(floating.id, m.UpdatePrivateIpDetails(vnic_id=vnic_of(other).id))
+    assert refused.value.status == 400 and "same subnet" in refused.value.message
+    net.delete_private_ip(floating.id)
+    rules = net.get_route_table(table.id).data.route_rules
+    assert [r.network_entity_id for r in rules if r.destination == "100.96.0.0/11"] == [floating.id]

@@ -12,6 +12,9 @@ What it keeps of OCI (the tests rely on each):
   sent back exactly as the table holds it is not checked again: its private IP may be gone
   since (a blackhole), and refusing it would make every writer lose the table.
 - NSG security rules are added and removed by id; an NSG with VNICs in it cannot be deleted.
+- A secondary private IP is made on a VNIC, moved to another VNIC of the same subnet
+  (UpdatePrivateIp: route rules naming it follow it) and deleted (a route rule naming it stays,
+  a blackhole); a primary one is none of these.
 - Lifecycle states: an instance is PROVISIONING until it is read once, then RUNNING;
   terminating is TERMINATING, then TERMINATED (its VNIC and private IP go). A secret is CREATING,
   then ACTIVE; a secret scheduled for deletion is PENDING_DELETION and cannot be deleted sooner.
@@ -828,6 +831,53 @@ def _free_address(oci: Oci, subnet: dict[str, Any]) -> str:
     raise invalid(f"Subnet {subnet['id']} has no free private IP address")
 
 
+def _create_private_ip(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
+    """CreatePrivateIp: a secondary private IP on a VNIC, from its subnet (an address given
+    must be in the subnet and free)."""
+    vnic = _need(oci, data.get("vnicId"), "vnics", "vnicId")
+    subnet = _need(oci, vnic["subnetId"], "subnets", "subnet")
+    address = data.get("ipAddress") or _free_address(oci, subnet)
+    if ipaddress.IPv4Address(address) not in ipaddress.IPv4Network(subnet["cidrBlock"]):
+        raise invalid(f"ipAddress {address} is not in the VNIC's subnet {subnet['cidrBlock']}")
+    if any(r["_kind"] == "privateIps" and r.get("ipAddress") == address
+           for r in oci.state.resources.values()):  # fmt: skip
+        raise OciError(409, "Conflict", f"The private IP address {address} is already in use")
+    return oci.store({
+        "id": oci.ocid("privateip"), "_kind": "privateIps", "vnicId": vnic["id"], "subnetId": subnet["id"],
+        "ipAddress": address, "isPrimary": False, "compartmentId": vnic["compartmentId"],
+        "displayName": data.get("displayName"), "freeformTags": data.get("freeformTags") or {},
+        "definedTags": {}, "lifecycleState": "AVAILABLE", "timeCreated": "2026-11-25T08:00:00.000Z",
+    })  # fmt: skip
+
+
+def _secondary(stored: dict[str, Any]) -> None:
+    if stored.get("isPrimary"):
+        raise invalid(
+            "This operation cannot be used with primary private IPs (use UpdateVnic, or "
+            "terminate the VNIC)"
+        )
+
+
+def _update_private_ip(oci: Oci, stored: dict[str, Any], data: dict[str, Any]) -> None:
+    """UpdatePrivateIp: a secondary private IP moves to another VNIC of the same subnet (route
+    rules naming it follow it), or is renamed; never a primary one."""
+    _secondary(stored)
+    if data.get("vnicId") and data["vnicId"] != stored["vnicId"]:
+        vnic = _need(oci, data["vnicId"], "vnics", "vnicId")
+        if vnic["subnetId"] != stored["subnetId"]:
+            raise invalid("A private IP moves only to a VNIC in the same subnet")
+        stored["vnicId"] = vnic["id"]
+    for key in ("displayName", "freeformTags"):
+        if data.get(key) is not None:
+            stored[key] = data[key]
+
+
+def _delete_private_ip(oci: Oci, stored: dict[str, Any]) -> None:
+    """DeletePrivateIp: a secondary one only; a route rule naming it stays, a blackhole."""
+    _secondary(stored)
+    del oci.state.resources[stored["id"]]
+
+
 def _read_instance(oci: Oci, stored: dict[str, Any]) -> None:
     """The launch, start or terminate answered PROVISIONING, STARTING or TERMINATING; the next
     read finds the change made (oci.wait_until's first sleep is a whole second)."""
@@ -1155,7 +1205,9 @@ HANDLERS: dict[str, ResourceType] = {
         },
     ),
     "vnics": ResourceType(update=_update_vnic),
-    "privateIps": ResourceType(),
+    "privateIps": ResourceType(
+        create=_create_private_ip, update=_update_private_ip, delete=_delete_private_ip
+    ),
     "vnicAttachments": ResourceType(),
     "images": ResourceType(),
     "instances": ResourceType(
