@@ -348,6 +348,7 @@ def test_the_documented_role_is_exactly_what_the_calls_need(azure: AzureWorld):
     (azure.directory / "hq.ovpn").write_text("client\nremote new.invalid 1194\n")
     azure.deployment().apply()  # the new profile handed over
     azure.deployment().status()
+    azure.deployment().doctor()
     azure.deployment().destroy()
 
     needed = {a for call in azure.arm.calls for a in _action(call)}

@@ -426,6 +426,7 @@ def test_the_documented_role_is_exactly_what_the_calls_need(gcp: GcpWorld):
     gcp.deployment().apply()  # the new profile: a new version, a new connector
     gcp.deployment(gcp.topology(partner=False)).apply()  # a peer leaves: a firewall update
     gcp.deployment().status()
+    gcp.deployment().doctor()
     gcp.deployment().destroy()
     calls = [c for c in gcp.gce.calls if not (c.kind == "instances" and c.verb == "stop")]
     needed = {p for call in calls for p in _permissions(call)}

@@ -377,7 +377,7 @@ def _needs(call) -> set[tuple[tuple[str, str], str]]:
         "vnicAttachments": "vnic-attachments", "privateIps": "private-ips", "instances": "instances",
         "images": "instance-images", "secrets": "secrets", "policies": "policies",
         "dynamicGroups": "dynamic-groups", "compartments": "compartments", "availabilityDomains": "compartments",
-        "vaults": "vaults",
+        "vaults": "vaults", "securityLists": "security-lists",
     }  # fmt: skip
     scope = (
         "tenancy" if call.kind in ("dynamicGroups", "compartments", "availabilityDomains") else c[0]
@@ -408,6 +408,8 @@ def test_the_documented_policy_is_exactly_what_the_calls_need(oci_world: OciWorl
     from provisioner.providers.oci.permissions import POLICY, VERBS
 
     o = oci_world
+    _app_host(o)  # a host in the app NSG: status and doctor read its subnet's security lists
+    o.fake.calls.clear()
     o.deployment().apply()
     vm = instance(o)
     assert vm is not None
@@ -416,6 +418,7 @@ def test_the_documented_policy_is_exactly_what_the_calls_need(oci_world: OciWorl
     (o.directory / "hq.ovpn").write_text("client\nremote new.invalid 1194\n")
     o.deployment().apply()  # a new profile: the secret updated, the connector replaced
     o.deployment().status()
+    o.deployment().doctor()
     o.deployment().destroy()
     o.deployment().apply()  # after destroy: the secret pending deletion is taken back
     calls = [c for c in o.fake.calls if not (c.kind == "instances" and c.verb == "stop")]
@@ -492,18 +495,7 @@ def test_doctor_joins_security_lists_and_nsgs_and_judges_stateless_answers(oci_w
     from oci.core import models as m
 
     api = oci_world.api()
-    image = oci_world.fake.of_kind("images")[0]["id"]
-    vm = api.compute.launch_instance(m.LaunchInstanceDetails(
-        compartment_id=oci_world.hq.compartment, availability_domain="Uocm:EU-FRANKFURT-1-AD-1",
-        shape="VM.Standard.E4.Flex", shape_config=m.LaunchInstanceShapeConfigDetails(ocpus=1),
-        display_name="hr-app", source_details=m.InstanceSourceViaImageDetails(image_id=image),
-        create_vnic_details=m.CreateVnicDetails(subnet_id=oci_world.hq.app_subnet,
-                                                nsg_ids=[oci_world.hq.app_group]),
-    )).data  # fmt: skip
-    attachment = api.compute.list_vnic_attachments(
-        oci_world.hq.compartment, instance_id=vm.id
-    ).data[0]
-    address = api.network.get_vnic(attachment.vnic_id).data.private_ip
+    address = _app_host(oci_world)
     oci_world.deployment().apply()
 
     def remote() -> Any:
@@ -538,3 +530,19 @@ def test_doctor_joins_security_lists_and_nsgs_and_judges_stateless_answers(oci_w
     api.network.update_security_list(security_list, m.UpdateSecurityListDetails(
         ingress_security_rules=[stateless], egress_security_rules=[back]))  # fmt: skip
     assert remote().ok, remote().dropped_at
+
+
+def _app_host(o: OciWorld) -> str:
+    """A host in hq's app NSG, in the app subnet: its private address."""
+    from oci.core import models as m
+
+    api = o.api()
+    image = o.fake.of_kind("images")[0]["id"]
+    vm = api.compute.launch_instance(m.LaunchInstanceDetails(
+        compartment_id=o.hq.compartment, availability_domain="Uocm:EU-FRANKFURT-1-AD-1",
+        shape="VM.Standard.E4.Flex", shape_config=m.LaunchInstanceShapeConfigDetails(ocpus=1),
+        display_name="hr-app", source_details=m.InstanceSourceViaImageDetails(image_id=image),
+        create_vnic_details=m.CreateVnicDetails(subnet_id=o.hq.app_subnet, nsg_ids=[o.hq.app_group]),
+    )).data  # fmt: skip
+    attachment = api.compute.list_vnic_attachments(o.hq.compartment, instance_id=vm.id).data[0]
+    return str(api.network.get_vnic(attachment.vnic_id).data.private_ip)

@@ -1,4 +1,4 @@
-"""The least an identity needs for `provision plan`, `apply`, `status` and `destroy` on Azure: a
+"""The least an identity needs for `provision plan`, `apply`, `status`, `doctor` and `destroy` on Azure: a
 custom role, assigned at the subscription (observe lists the subscription's network interfaces
 to tell a live next hop from a blackhole). `tests/test_azure.py` checks it against every call
 the provider makes, and that it holds nothing those calls do not need.

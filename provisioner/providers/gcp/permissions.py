@@ -1,4 +1,4 @@
-"""The least an identity needs for `provision plan`, `apply`, `status` and `destroy` on GCP: a
+"""The least an identity needs for `provision plan`, `apply`, `status`, `doctor` and `destroy` on GCP: a
 custom role in the network's project. `tests/test_gcp.py` checks it against every call the
 provider makes (as Compute's, Secret Manager's and IAM's references name the permissions of
 each method), and that it holds nothing those calls do not need.

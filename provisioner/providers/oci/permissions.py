@@ -1,4 +1,4 @@
-"""The least an OCI user's group needs for `provision plan`, `apply`, `status` and `destroy`: IAM
+"""The least an OCI user's group needs for `provision plan`, `apply`, `status`, `doctor` and `destroy`: IAM
 policy statements, by resource type and verb (inspect < read < use < manage), in the network's
 compartment or the tenancy. `tests/test_oci.py` checks them against every call the provider
 makes, and that they grant nothing those calls do not need.
@@ -26,6 +26,7 @@ POLICY: dict[tuple[str, str], str] = {
     ("network-security-groups", "compartment"): "manage",  # ours, and rules in the app NSGs
     ("vnics", "compartment"): "use",  # the source/destination check, the NSG membership
     ("vnic-attachments", "compartment"): "read",
+    ("security-lists", "compartment"): "read",  # status and doctor judge packets by them
     ("private-ips", "compartment"): "read",
     # the connector instance and its boot volume
     ("instances", "compartment"): "manage",
