@@ -158,3 +158,13 @@ def test_throttling_is_429_with_the_wait_it_asks(api: FakeServer):
     assert status == 429 and headers["Retry-After"] == "2"
     assert body == {"errorMessage": "Too Many Requests", "statusError": "Too Many Requests"}
     assert call(api, "GET", "/api/v1/networks", token=bearer)[0] == 200
+
+
+def test_the_verbose_request_log_never_shows_the_client_secret(capfd: pytest.CaptureFixture[str]):
+    """`sandbox serve --verbose` logs each request line; the token request carries the client
+    secret in its query, as the API takes it: the log shows it redacted."""
+    with CloudConnexa().serve(log=True) as server:
+        token(server)
+    err = capfd.readouterr().err
+    assert "/api/v1/oauth/token?" in err and "client_secret=(redacted)" in err
+    assert SANDBOX_CLIENT_SECRET not in err
