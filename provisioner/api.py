@@ -189,8 +189,9 @@ class Deployment:
     def doctor(self, flow: str | None = None) -> tuple[FlowReport, ...]:
         """Every flow the topology implies (or those whose name contains `flow`), traced
         through what the clouds and the VPN service hold. Only reads."""
-        from .doctor import diagnose
+        from .doctor import diagnose, flow_query
 
+        flow_query(self.topology, flow)  # a bad --flow is bad input, before any read
         observed = self.observe()
         observed = {name: self.provider(name).filters(obs) for name, obs in observed.items()}
         subnets = planner.local_subnets(self.topology, observed)

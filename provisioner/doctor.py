@@ -489,6 +489,21 @@ def parse_flow(text: str) -> FlowQuery:
     return FlowQuery(source, parts[0], parts[1] if len(parts) > 1 and parts[1] else None, ports)
 
 
+def flow_query(topology: Topology, only: str | None) -> FlowQuery | None:
+    """`--flow` as a query (None: plain text to match flow names), its names checked against
+    the file: bad input, said before anything is read."""
+    if not only or "->" not in only:
+        return None
+    from .errors import SpecError
+
+    query = parse_flow(only)
+    known = {n.name for n in topology.networks} | {"vpn"}
+    for name, what in ((query.source, "source"), (query.network, "network")):
+        if name not in known:
+            raise SpecError("--flow", f"{name!r} ({what}) is not 'vpn' or a network of the file")
+    return query
+
+
 def _wanted(query: FlowQuery | None, source: str, network: str, group: str, host: str) -> bool:
     if query is None:
         return True
@@ -513,17 +528,9 @@ def diagnose(
     of the VPN range)."""
     reports: list[FlowReport] = []
     vpn_client = vpn_client or _sample_address(topology.vpn_subnet, 1000)
-    query = parse_flow(only) if only and "->" in only else None
+    query = flow_query(topology, only)
     if query is not None:
         only = None
-        known = {n.name for n in topology.networks} | {"vpn"}
-        for name, what in ((query.source, "source"), (query.network, "network")):
-            if name not in known:
-                from .errors import SpecError
-
-                raise SpecError(
-                    "--flow", f"{name!r} ({what}) is not 'vpn' or a network of the file"
-                )
     for network in topology.managed:
         obs = observed[network.name]
         for group in network.app_security_groups:

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+from conftest import CallLog
 
 from provisioner import Deployment, load_topology
 from provisioner.cli import run
@@ -175,7 +176,7 @@ def test_the_cli_says_ok_or_dropped_and_exits_accordingly(
 
 
 def test_one_flow_by_its_source_network_host_and_ports(
-    applied: Any, capsys: pytest.CaptureFixture[str]
+    applied: Any, capsys: pytest.CaptureFixture[str], calls: CallLog
 ):
     world, session, ec2 = applied
     path = str(world.directory / "topology.yaml")
@@ -200,6 +201,10 @@ def test_one_flow_by_its_source_network_host_and_ports(
     assert "'nowhere' (network) is not 'vpn' or a network" in capsys.readouterr().err
     assert run(["doctor", "-f", path, "--flow", "vpn->hq:x:tcp/99999"]) == 2
     assert "--flow" in capsys.readouterr().err
+    calls.clear()  # bad input is said before anything is read
+    assert run(["doctor", "-f", path, "--flow", "vpn->nowhere"]) == 2
+    assert run(["doctor", "-f", path, "--flow", "vpn->"]) == 2
+    assert calls.calls == []
 
 
 def test_a_connector_on_an_older_bootstrap_is_named(applied: Any):
