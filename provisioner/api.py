@@ -9,7 +9,6 @@ result = provisioner.apply(topology)            # or Deployment(topology) for mo
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -23,7 +22,6 @@ from .errors import CloudError, ConflictError, SpecError
 from .model import (
     Action,
     ApplyResult,
-    AwsLocation,
     Change,
     Connector,
     Kind,
@@ -37,6 +35,7 @@ from .model import (
     ProfileFile,
     Stray,
     Topology,
+    place_from_text,
 )
 from .providers import Clouds
 from .providers.base import NetworkProvider
@@ -142,10 +141,11 @@ class Deployment:
             scopes.setdefault((n.cloud, provider.throttle_scope), provider)
         # where the VPN service's inventory says a network of ours that left the file lives
         for sn in self.service_observed.networks if self.service_observed else ():
-            location = cloud_half(sn.description) if sn.ours and sn.name not in known else None
-            if location is not None:
-                provider = self.clouds.connect(_placeholder(f"look-{sn.name}", "aws", location))
-                scopes.setdefault(("aws", provider.throttle_scope), provider)
+            place = place_from_text(sn.description) if sn.ours and sn.name not in known else None
+            if place is not None:
+                cloud, location = place
+                provider = self.clouds.connect(_placeholder(f"look-{sn.name}", cloud, location))
+                scopes.setdefault((cloud, provider.throttle_scope), provider)
         found: dict[str, Stray] = {}
         for provider in scopes.values():
             for stray in provider.strays(known):
@@ -318,13 +318,6 @@ def _placeholder(
             vault=vault,
         ),
     )
-
-
-def cloud_half(description: str) -> AwsLocation | None:
-    """Where a service network's description (ours) says its cloud half lives, when it is a
-    place we can look again: an AWS VPC in a region."""
-    found = re.search(r"cloud half: aws (vpc-[0-9a-f]+) in ([a-z]{2}(?:-[a-z]+)+-\d+)", description)
-    return AwsLocation(found.group(2), found.group(1)) if found else None
 
 
 def _prunes(change: Change) -> bool:

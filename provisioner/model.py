@@ -6,11 +6,13 @@ Nothing here imports a cloud SDK or does I/O.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from ipaddress import IPv4Network
 from pathlib import Path
+from typing import get_args
 
 DEFAULT_VPN_SUBNET = IPv4Network("100.96.0.0/11")
 MANAGED_CLOUDS = ("aws", "azure", "gcp", "oci")
@@ -61,6 +63,29 @@ class OciLocation:
 
 
 Location = AwsLocation | AzureLocation | GcpLocation | OciLocation
+
+
+def place_text(cloud: str, location: Location) -> str:
+    """A cloud and a location in full, `aws region=us-east-1 vpc=vpc-0abc;`: what
+    `place_from_text` reads back (the VPN service keeps it where the cloud half lives)."""
+    return (
+        " ".join([cloud, *(f"{f.name}={getattr(location, f.name)}" for f in fields(location))])
+        + ";"
+    )
+
+
+def place_from_text(text: str) -> tuple[str, Location] | None:
+    """The cloud and location `place_text` wrote, found in `text`; None when absent or cut
+    short (no closing `;`), or when its fields are no location's."""
+    found = re.search(r"\b([a-z]+) ((?:\w+=[^\s;=]+ ?)+);", text)
+    if found is None or found.group(1) not in MANAGED_CLOUDS:
+        return None
+    values = dict(pair.split("=", 1) for pair in found.group(2).split())
+    for kind in get_args(Location):
+        if {f.name for f in fields(kind)} == values.keys():
+            return found.group(1), kind(**values)
+    return None
+
 
 PROTOCOLS = ("tcp", "udp", "icmp")
 

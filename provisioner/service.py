@@ -40,6 +40,7 @@ from .model import (
     ServiceProfile,
     ServiceRoute,
     Topology,
+    place_text,
     service_connector_name,
 )
 from .service_planner import our_connector, vpn_region
@@ -455,7 +456,7 @@ def _where(topology: Topology, name: str) -> str:
     network = topology.network(name)
     if network.location is None:
         return "external"
-    return f"{network.cloud} {network.location.describe()}"
+    return place_text(network.cloud, network.location)
 
 
 def _write_secret(path: Path, content: bytes) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import CallLog, snapshot
+from conftest import CallLog, GcpWorld, snapshot
 
 from provisioner import CloudError, Deployment, load_topology
 from provisioner.cli import run
@@ -26,6 +26,7 @@ from provisioner.fakes.cloudconnexa import (
 from provisioner.fakes.http import FakeServer
 from provisioner.providers import Clouds
 from provisioner.sandbox import SandboxWorld, service_exports
+from provisioner.model import place_from_text
 from provisioner.service import Api
 
 
@@ -110,7 +111,8 @@ def test_apply_makes_both_halves_and_the_profile_goes_only_into_the_secret_store
         "partner": (False, ["172.31.0.0/16"], ["cp-partner"]),
     }
     assert all(n["description"].startswith("connector-provisioner: ") for n in held.values())
-    assert "cloud half: aws vpc-" in held["hq"]["description"]  # where the other half lives
+    hq = load_topology(topology_file(world)).network("hq")
+    assert place_from_text(held["hq"]["description"]) == ("aws", hq.location)  # the other half
     # the profile the API made went into SSM, once per connector, and nowhere else
     profile = stored_profile(session, world)
     assert "connector cp-hq" in profile and "CLOUDCONNEXA-PRIVATE-KEY" in profile
@@ -477,6 +479,44 @@ def test_a_network_that_left_the_file_is_listed_in_both_halves_and_pruned_only_w
     assert "branch" not in fake(service).snapshot()
     again = deployment(world, session, service, without_branch).plan(prune=True)
     assert again.empty, [c.summary() for c in again.changes]
+
+
+def test_a_network_that_left_the_file_is_found_where_the_service_says_on_any_cloud(
+    world: SandboxWorld, session: Any, service: FakeServer, gcp: GcpWorld
+):
+    """spoke on GCP and hq on AWS: spoke leaves the file, and no network left in it is on GCP.
+    The service's description of spoke's network says where its cloud half lives, so plan
+    looks there and names spoke's connector; apply --prune removes it from GCP and the
+    service, leaving the project as it was before apply."""
+    before = gcp.snapshot()
+    doc = world.topology(service=True)
+    spoke = gcp.entry(gcp.spoke, "unused.ovpn")
+    spoke["connector"].pop("profile")
+    doc["networks"]["spoke"] = spoke
+    path = world.directory / "two-clouds.yaml"
+    clouds = Clouds(
+        options={
+            "aws": {"session": session, "poll_seconds": 0.0},
+            "gcp": {"endpoint": gcp.url, "progress_seconds": 5.0},
+            "cloudconnexa": {"base_url": service.url, "client_id": SANDBOX_CLIENT_ID,
+                             "client_secret": SANDBOX_CLIENT_SECRET, "sleep": lambda s: None},
+        }
+    )  # fmt: skip
+    path.write_text(yaml.safe_dump(doc))
+    Deployment(load_topology(path), clouds).apply()
+    assert gcp.snapshot() != before
+    assert place_from_text(fake(service).snapshot()["spoke"]["description"])[0] == "gcp"
+
+    del doc["networks"]["spoke"]
+    path.write_text(yaml.safe_dump(doc))
+    plan = Deployment(load_topology(path), clouds).plan()
+    notes = {p.network: " ".join(p.notes) for p in plan.networks}
+    assert "connector of ours (gcp network " in notes["spoke"]
+    assert "apply --prune" in notes["spoke"]
+    Deployment(load_topology(path), clouds).apply(prune=True)
+    assert gcp.snapshot() == before
+    assert "spoke" not in fake(service).snapshot()
+    assert Deployment(load_topology(path), clouds).plan(prune=True).empty
 
 
 def test_without_a_service_block_plan_still_lists_connectors_of_ours_left_behind(
