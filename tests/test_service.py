@@ -24,9 +24,9 @@ from provisioner.fakes.cloudconnexa import (
     CloudConnexa,
 )
 from provisioner.fakes.http import FakeServer
+from provisioner.model import place_from_text
 from provisioner.providers import Clouds
 from provisioner.sandbox import SandboxWorld, service_exports
-from provisioner.model import place_from_text
 from provisioner.service import Api
 
 
