@@ -135,7 +135,9 @@ class CloudSchema:
     required_connector_keys: tuple[tuple[str, str, str], ...] = ()
 
 
-# Adding a cloud: one entry here, its provider module, and one line in providers/__init__.py.
+# Adding a cloud: its Location in model.py (in the Location union, its name in MANAGED_CLOUDS),
+# one entry here, its provider module, and one line in providers/__init__.py. Nothing else
+# names a cloud: the planner, doctor, service and CLI work from these.
 CLOUD_SCHEMAS: dict[str, CloudSchema] = {
     "aws": CloudSchema(
         ("region", "vpc"),
