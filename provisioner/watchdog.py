@@ -1,0 +1,363 @@
+#!/usr/bin/python3
+"""The watchdog of a connector pair (`connector.ha`): it runs on each connector of the pair,
+and the one that is not active takes the network's routes over when the active one is down.
+
+Standalone on purpose: the bootstrap writes this file onto the VM as it is, so it imports
+nothing of the package and nothing beyond the standard library but the cloud's SDK, imported
+when first needed (boto3 on AWS, which the VM installs for the profile already).
+
+- **Who is active** is what the cloud says: the connector the network's routes lead to. The
+  watchdog keeps no state of its own that could disagree with it, so two watchdogs never both
+  believe they are active for long: the one the routes do not name is the standby.
+- **Down** means either of: the active connector does not answer its health endpoint (the VM
+  gone or stopped), or it answers that its tunnel is down (the VM up, the VPN service
+  unreachable). `fails` consecutive misses, `interval` seconds apart.
+- **Only a healthy standby takes over**, and only from a peer that is down: a connector that
+  comes back finds the routes on the other one and stays standby while that one is healthy
+  (no flapping).
+- Its own tunnel is up when the tunnel device has an address and, when a probe address is
+  set (default: the tunnel's gateway), that address answers a ping through the tunnel.
+
+Health endpoint (on the connector's private address, `health_port`): `GET /health` is 200 when
+its tunnel is up, 503 when not; `GET /active` is 200 only when it is up and active (what a
+load balancer's probe asks where the cloud's mechanism is one). Run: `watchdog.py CONFIG`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+TAG = "connector-provisioner:network"  # on the pair's interfaces
+HA_TAG = "connector-provisioner:ha"  # on the route tables the pair's watchdogs may change
+DEFAULT_PORT = 8181
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the bootstrap writes to the watchdog's JSON file. `interface` and `address` are
+    this connector's; empty: read from the instance's metadata at start."""
+
+    cloud: str
+    network: str
+    region: str = ""
+    interface: str = ""
+    address: str = ""
+    health_port: int = DEFAULT_PORT
+    interval: float = 1.0
+    fails: int = 3
+    tunnel_device: str = "tun0"
+    tunnel_probe: str = "gateway"  # an address, "gateway" (the tunnel's), or "" (device only)
+    endpoint: str = ""  # the cloud API's address, for a sandbox; empty: the cloud's own
+    refresh: float = 30.0  # seconds between reads of who is active while all is well
+
+    @classmethod
+    def from_file(cls, path: str) -> Settings:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise SystemExit(f"watchdog: {path}: unknown setting {unknown[0]!r}")
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The connector the network's routes lead to: its interface, its private address."""
+
+    interface: str
+    address: str | None
+
+
+class Mechanism(Protocol):
+    """The cloud's way of moving the network's traffic from one connector to the other."""
+
+    def holder(self) -> Holder | None:
+        """Who the routes lead to now (None: to no connector of the pair)."""
+        ...
+
+    def take_over(self, previous: Holder | None) -> int:
+        """Make the routes lead to this connector; returns how many writes it took."""
+        ...
+
+
+# --- this connector's own tunnel --------------------------------------------------------------
+
+
+def _ip(*args: str) -> str:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=False).stdout
+
+
+def tunnel_gateway(device: str) -> str | None:
+    """The first gateway the VPN's routes name on the tunnel device."""
+    for line in _ip("-4", "route", "show", "dev", device).splitlines():
+        words = line.split()
+        if "via" in words:
+            return words[words.index("via") + 1]
+    return None
+
+
+def tunnel_up(settings: Settings) -> bool:
+    if "inet " not in _ip("-4", "addr", "show", "dev", settings.tunnel_device):
+        return False
+    probe = settings.tunnel_probe
+    if probe == "gateway":
+        probe = tunnel_gateway(settings.tunnel_device) or ""
+    if not probe:
+        return True
+    wait = str(max(1, int(settings.interval)))
+    ping = ["ping", "-n", "-q", "-c", "1", "-W", wait, "-I", settings.tunnel_device, probe]
+    return subprocess.run(ping, capture_output=True, check=False).returncode == 0
+
+
+# --- the health endpoint ------------------------------------------------------------------------
+
+
+@dataclass
+class Health:
+    """What the endpoint answers: updated by the loop, read by the server's threads."""
+
+    tunnel: bool = False
+    active: bool = False
+
+    def answer(self, path: str) -> int:
+        if path == "/health":
+            return 200 if self.tunnel else 503
+        if path == "/active":
+            return 200 if self.tunnel and self.active else 503
+        return 404
+
+
+def serve_health(health: Health, address: str, port: int) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the http.server name)
+            code = health.answer(self.path)
+            body = json.dumps({"tunnel": health.tunnel, "active": health.active}).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:  # probes every second: not worth a line
+            pass
+
+    server = ThreadingHTTPServer((address, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def peer_healthy(address: str, port: int, timeout: float) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{address}:{port}/health", timeout=timeout) as r:
+            return bool(r.status == 200)
+    except Exception:  # refused, timed out, 503: down
+        return False
+
+
+# --- the decision -------------------------------------------------------------------------------
+
+
+@dataclass
+class Watch:
+    """The standby's decision, one step per interval: plain data in, an action out."""
+
+    me: str  # this connector's interface
+    fails: int
+    misses: int = 0
+    events: list[str] = field(default_factory=list)
+
+    def step(self, holder: Holder | None, mine_ok: bool, peer_ok: bool | None) -> bool:
+        """True: take the routes over now. `peer_ok` is None when there is no peer to ask."""
+        if holder is None or holder.interface == self.me:  # nothing to take, or taken
+            self.misses = 0
+            return False
+        self.misses = 0 if peer_ok else self.misses + 1
+        if self.misses < self.fails:
+            return False
+        if not mine_ok:  # both down: moving the routes here would not help
+            return False
+        self.misses = 0
+        return True
+
+
+def run(
+    settings: Settings,
+    mechanism: Mechanism,
+    *,
+    own_tunnel: Callable[[], bool],
+    stop: threading.Event,
+    say: Callable[[str], None] = print,
+) -> None:
+    health = Health()
+    server = serve_health(health, settings.address, settings.health_port)
+    watch = Watch(settings.interface, settings.fails)
+    holder: Holder | None = None
+    read_at = 0.0
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            health.tunnel = own_tunnel()
+            if holder is None or started - read_at >= settings.refresh or watch.misses:
+                holder = _read(mechanism, say) or holder
+                read_at = started
+            health.active = holder is not None and holder.interface == settings.interface
+            peer_ok = None
+            if not health.active and holder is not None and holder.address:
+                peer_ok = peer_healthy(holder.address, settings.health_port, settings.interval)
+            if watch.step(holder, health.tunnel, peer_ok):
+                current = _read(mechanism, say)  # still on the peer? the cloud has the last word
+                if current is None or current.interface != settings.interface:
+                    try:
+                        writes = mechanism.take_over(current)
+                    except Exception as e:  # the next interval tries again
+                        say(f"watchdog: taking over failed, will retry: {e}")
+                    else:
+                        was = current.interface if current else "no connector"
+                        say(f"watchdog: took over from {was} ({writes} writes)")
+                        holder = Holder(settings.interface, settings.address)
+                        health.active = True
+            stop.wait(max(0.0, settings.interval - (time.monotonic() - started)))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _read(mechanism: Mechanism, say: Callable[[str], None]) -> Holder | None:
+    try:
+        return mechanism.holder()
+    except Exception as e:  # the cloud unreachable for a moment: keep what we knew
+        say(f"watchdog: could not read who is active: {e}")
+        return None
+
+
+# --- AWS: the routes of the network's tagged route tables, moved with ReplaceRoute ---------------
+
+
+class AwsRoutes:
+    """The pair's interfaces carry the network's tag; the route tables the watchdog may change
+    carry `connector-provisioner:ha=<network>` (the role may replace routes in those only).
+    A route of ours is one whose target is an interface of the pair: the watchdog remembers
+    each it has seen, so a route left pointing at a deleted one (a blackhole) is still ours."""
+
+    def __init__(self, settings: Settings, client: Any = None) -> None:
+        self.settings = settings
+        if client is None:
+            import boto3  # the VM's python3-boto3
+
+            extra = {"endpoint_url": settings.endpoint} if settings.endpoint else {}
+            client = boto3.client("ec2", region_name=settings.region, **extra)
+        self.ec2 = client
+        self.pair: dict[str, str | None] = {settings.interface: settings.address}
+
+    def _tagged(self, key: str) -> list[dict[str, str | list[str]]]:
+        return [{"Name": f"tag:{key}", "Values": [self.settings.network]}]
+
+    def _tables(self) -> list[dict[str, Any]]:
+        return list(self.ec2.describe_route_tables(Filters=self._tagged(HA_TAG))["RouteTables"])
+
+    def holder(self) -> Holder | None:
+        enis = self.ec2.describe_network_interfaces(Filters=self._tagged(TAG))["NetworkInterfaces"]
+        for eni in enis:
+            self.pair[eni["NetworkInterfaceId"]] = eni.get("PrivateIpAddress")
+        counts: dict[str, int] = {}
+        for table in self._tables():
+            for route in table.get("Routes", []):
+                target = route.get("NetworkInterfaceId")
+                if target in self.pair:
+                    counts[target] = counts.get(target, 0) + 1
+        if not counts:
+            return None
+        interface = max(counts, key=lambda i: (counts[i], i == self.settings.interface))
+        return Holder(interface, self.pair.get(interface))
+
+    def take_over(self, previous: Holder | None) -> int:
+        writes = 0
+        for table in self._tables():
+            for route in table.get("Routes", []):
+                target = route.get("NetworkInterfaceId")
+                if target in self.pair and target != self.settings.interface:
+                    self.ec2.replace_route(
+                        RouteTableId=table["RouteTableId"],
+                        DestinationCidrBlock=route["DestinationCidrBlock"],
+                        NetworkInterfaceId=self.settings.interface,
+                    )
+                    writes += 1
+        return writes
+
+
+def aws_identity(settings: Settings) -> Settings:
+    """This connector's interface and address from the instance metadata (IMDSv2)."""
+    if settings.interface and settings.address:
+        return settings
+    base = "http://169.254.169.254/latest"
+    put = urllib.request.Request(
+        f"{base}/api/token",
+        method="PUT",
+        headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"},
+    )
+    with urllib.request.urlopen(put, timeout=2) as r:
+        token = r.read().decode()
+
+    def get(path: str) -> str:
+        request = urllib.request.Request(
+            f"{base}/meta-data/{path}", headers={"X-aws-ec2-metadata-token": token}
+        )
+        with urllib.request.urlopen(request, timeout=2) as r:
+            return str(r.read().decode()).strip()
+
+    mac = get("mac")
+    values = dict(settings.__dict__)
+    values["interface"] = get(f"network/interfaces/macs/{mac}/interface-id")
+    values["address"] = get("local-ipv4")
+    return Settings(**values)
+
+
+MECHANISMS: dict[str, tuple[Callable[[Settings], Settings], Callable[[Settings], Mechanism]]] = {
+    "aws": (aws_identity, AwsRoutes),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: watchdog.py CONFIG.json", file=sys.stderr)
+        return 2
+    settings = Settings.from_file(args[0])
+    if settings.cloud not in MECHANISMS:
+        print(f"watchdog: cloud {settings.cloud!r} has no mechanism here", file=sys.stderr)
+        return 2
+    identity, mechanism = MECHANISMS[settings.cloud]
+    settings = identity(settings)
+    stop = threading.Event()
+    import signal
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    print(
+        f"watchdog: network {settings.network}, this connector {settings.interface} "
+        f"({settings.address}), every {settings.interval:g} s, down after {settings.fails}",
+        flush=True,
+    )
+    run(
+        settings,
+        mechanism(settings),
+        own_tunnel=lambda: tunnel_up(settings),
+        stop=stop,
+        say=lambda line: print(line, flush=True),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
