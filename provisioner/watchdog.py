@@ -57,7 +57,9 @@ class Settings:
     tunnel_device: str = "tun0"
     tunnel_probe: str = "gateway"  # an address, "gateway" (the tunnel's), or "" (device only)
     endpoint: str = ""  # the cloud API's address, for a sandbox; empty: the cloud's own
-    refresh: float = 30.0  # seconds between reads of who is active while all is well
+    # seconds between reads of who is active while all is well: a connector that lost the
+    # routes without noticing (its peer could not reach it) learns so within this
+    refresh: float = 10.0
 
     @classmethod
     def from_file(cls, path: str) -> Settings:
@@ -207,8 +209,11 @@ def run(
     try:
         while not stop.is_set():
             started = time.monotonic()
-            health.tunnel = own_tunnel()
-            if holder is None or started - read_at >= settings.refresh or watch.misses:
+            tunnel, health.tunnel = health.tunnel, own_tunnel()
+            # read again when anything changed here: a connector whose tunnel was down may
+            # have lost the routes meanwhile, and must not go on answering `/active`
+            changed = tunnel != health.tunnel
+            if holder is None or changed or watch.misses or started - read_at >= settings.refresh:
                 holder = _read(mechanism, say) or holder
                 read_at = started
             health.active = holder is not None and holder.interface == settings.interface

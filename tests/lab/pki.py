@@ -68,7 +68,9 @@ def make_cert(directory: Path, name: str, server: bool = False) -> None:
     )
 
 
-def client_profile(directory: Path, name: str, remote: str, extra: str = "") -> Path:
+def client_profile(
+    directory: Path, name: str, remote: str, extra: str = "", port: int = 1194
+) -> Path:
     """An inline client profile, as a VPN service hands out."""
     pem = {
         k: (directory / f"{n}").read_text()
@@ -76,7 +78,7 @@ def client_profile(directory: Path, name: str, remote: str, extra: str = "") -> 
     }
     profile = directory / f"{name}.ovpn"
     profile.write_text(
-        f"client\ndev tun\nproto udp\nremote {remote} 1194\nnobind\nremote-cert-tls server\n"
+        f"client\ndev tun\nproto udp\nremote {remote} {port}\nnobind\nremote-cert-tls server\n"
         f"connect-retry 1 1\nverb 3\n{extra}"
         f"<ca>\n{pem['ca']}</ca>\n<cert>\n{pem['cert']}</cert>\n<key>\n{pem['key']}</key>\n"
     )
