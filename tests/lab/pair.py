@@ -232,7 +232,12 @@ class PairWorld:
 
     def close(self) -> None:
         lab, world = self.world.lab, self.world
-        for ns in (HQ.router, HQ.server, world.bob, *(m.site.connector for m in self.members.values())):
+        for ns in (
+            HQ.router,
+            HQ.server,
+            world.bob,
+            *(m.site.connector for m in self.members.values()),
+        ):
             for pid in lab.pids(ns):
                 os.kill(pid, 9)
         lab.run(HQ.router, "ip", "route", "flush", "proto", "static", check=False)
@@ -265,4 +270,6 @@ def _wait_file(path: Path, log: Path, seconds: float = 60) -> dict[str, list[str
         if path.exists():
             return dict(json.loads(path.read_text()))
         time.sleep(0.1)
-    raise AssertionError(f"the lab's cloud did not start:\n{log.read_text() if log.exists() else ''}")
+    raise AssertionError(
+        f"the lab's cloud did not start:\n{log.read_text() if log.exists() else ''}"
+    )

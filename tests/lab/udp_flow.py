@@ -7,6 +7,7 @@ seconds, each carrying its sequence number and send time; the server echoes them
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import threading
@@ -40,10 +41,8 @@ def send(address: str, port: int, log_path: str) -> None:
     threading.Thread(target=receive, daemon=True).start()
     seq = 0
     while True:
-        try:
+        with contextlib.suppress(OSError):
             s.send(f"{seq} {time.time():.4f}".encode())
-        except OSError:
-            pass
         seq += 1
         time.sleep(INTERVAL)
 
