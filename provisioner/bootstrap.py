@@ -4,7 +4,10 @@ cloud's secret store and runs the setup script. Neither ever contains the profil
 
 from __future__ import annotations
 
+import ast
 import base64
+import gzip
+import json
 import re
 import shlex
 from importlib import resources
@@ -44,9 +47,65 @@ def render_template(name: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
+WATCHDOG_UNIT = """[Unit]
+Description=connector-provisioner: the connector pair's watchdog
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+ExecStart=/usr/bin/python3 /usr/local/sbin/connector-watchdog /etc/connector-provisioner/watchdog.json
+Restart=always
+RestartSec=2
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def _compact(source: str) -> bytes:
+    """The module without its comments and docstrings (what EC2's 16 KB of user-data has room
+    for); the same code, as `ast` reads it."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            if len(body) == 1:
+                body[0] = ast.Pass()
+            else:
+                del body[0]
+    return ("#!/usr/bin/python3\n" + ast.unparse(tree) + "\n").encode()
+
+
+def watchdog_files(cloud: str, connector: DesiredConnector, region: str) -> tuple[str, str]:
+    """One of a pair: cloud-init's write_files entries for the watchdog (the module as it is,
+    compressed; its settings; its service) and the runcmd line that starts it. Alone: nothing."""
+    if not connector.ha:
+        return "", ""
+    source = _compact(resources.files("provisioner").joinpath("watchdog.py").read_text())
+    settings = json.dumps({"cloud": cloud, "network": connector.network, "region": region})
+    files = [
+        ("/usr/local/sbin/connector-watchdog", "0755", "gz+b64", gzip.compress(source, mtime=0)),
+        ("/etc/connector-provisioner/watchdog.json", "0644", "b64", settings.encode()),
+        ("/etc/systemd/system/connector-watchdog.service", "0644", "b64", WATCHDOG_UNIT.encode()),
+    ]
+    entries = "".join(
+        f'  - path: {path}\n    permissions: "{mode}"\n    encoding: {encoding}\n'
+        f"    content: {base64.b64encode(body).decode()}\n"
+        for path, mode, encoding, body in files
+    )
+    return entries, "  - [systemctl, enable, --now, connector-watchdog.service]\n"
+
+
 def render_user_data(cloud: str, connector: DesiredConnector, secret_ref: str, region: str) -> str:
     """The cloud-init user-data for `cloud`: it names where the profile is, never what it is."""
     script = render_setup_script(connector)
+    files, run = watchdog_files(cloud, connector, region)
     return render_template(
         f"cloud-init-{cloud}.yaml",
         {
@@ -54,5 +113,7 @@ def render_user_data(cloud: str, connector: DesiredConnector, secret_ref: str, r
             "parameter": secret_ref,
             "region": region,
             "setup_script_b64": base64.b64encode(script.encode()).decode(),
+            "watchdog_files": files,
+            "watchdog_run": run,
         },
     )

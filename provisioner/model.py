@@ -215,10 +215,29 @@ class Connector:
     key: str | None = None
     dynamic_group: str | None = None  # OCI: the connector's dynamic group, when not made for it
     vpn_region: str | None = None  # the VPN service's region it attaches to (service block)
+    # a pair (`ha: true`): the second connector's subnet and profile; the first one's are
+    # `subnet` and `profile`
+    standby_subnet: str | None = None
+    standby_profile: ProfileSource | None = None
 
     @property
     def profile_fingerprint(self) -> str:
         return self.profile.fingerprint
+
+    @property
+    def ha(self) -> bool:
+        return self.standby_subnet is not None
+
+    @property
+    def subnets(self) -> tuple[str, ...]:
+        """Where its connectors go: one subnet, or the pair's two."""
+        return (self.subnet,) if self.standby_subnet is None else (self.subnet, self.standby_subnet)
+
+    def member_profile(self, member: int) -> ProfileSource:
+        if member == 0:
+            return self.profile
+        assert self.standby_profile is not None
+        return self.standby_profile
 
 
 @dataclass(frozen=True)
@@ -377,6 +396,7 @@ class ObservedConnector:
     subnet: str
     fingerprint: str  # of the settings it was launched with (see planner.connector_fingerprint)
     public_ip: str | None = None
+    member: int = 0  # of a pair: 0 the first (`subnets[0]`, `profiles[0]`), 1 the second
 
 
 class WayOut(StrEnum):
@@ -394,6 +414,7 @@ class ObservedSubnet:
     way_out: WayOut
     via: str | None = None  # the 0.0.0.0/0 target (igw-..., nat-...)
     route_table: str | None = None  # the table that decides it
+    zone: str | None = None  # its availability zone, where the cloud has them per subnet
 
 
 PROFILE_PART = "vpn-profile"  # the Part kind whose fingerprint follows the profile file
@@ -444,6 +465,8 @@ class Part:
     # made after the VM, on it (a VM extension): a new VM needs it again; destroy removes it
     # before the VM
     after_connector: bool = False
+    member: int = 0  # of a pair: whose it is (its stored profile follows that one's file)
+    wanted: bool = True  # False: left from a setting the file no longer has (a pair): deleted
 
     @property
     def ready(self) -> bool:
@@ -501,6 +524,9 @@ class Observed:
     route_tables: tuple[RouteTable, ...]
     subnets: tuple[ObservedSubnet, ...]  # the network's subnets (where a connector may go)
     connector: ObservedConnector | None = None
+    # every live connector of the network, where the cloud's provider does pairs (`connector`
+    # is one of them)
+    connectors: tuple[ObservedConnector, ...] = ()
     parts: tuple[Part, ...] = ()
     app_groups: tuple[AppGroup, ...] = ()
     connector_ingress: tuple[IPv4Network, ...] = ()  # CIDRs the connector's own group admits
@@ -572,6 +598,8 @@ class DesiredConnector:
     lan_interface: str | None
     fingerprint: str
     public_address: bool = False  # its subnet's way out is an internet gateway
+    member: int = 0  # of a pair: which one (its subnet and profile)
+    ha: bool = False  # one of a pair: it runs the watchdog
 
 
 @dataclass(frozen=True)
@@ -591,6 +619,7 @@ class Change:
     label: str = ""  # a route's: whose destination it is; a service change's: the network
     ref: str | None = None  # a service change's: the service's id of what it changes
     subnets: tuple[IPv4Network, ...] = ()  # a new service network's routes
+    member: int = 0  # a connector's, its forwarding's, a route's target's: which of a pair
 
     def summary(self) -> str:
         if self.kind is Kind.ROUTE:
@@ -642,6 +671,8 @@ class Change:
                 "local_subnets": [str(s) for s in c.local_subnets],
                 "public_address": c.public_address,
             }
+            if c.ha:
+                out["connector"]["member"] = c.member  # type: ignore[index]
         return out
 
 
@@ -832,11 +863,19 @@ class NetworkStatus:
     notes: tuple[str, ...] = ()
     reaches_vpn_service: bool = True  # its subnet has a way out the connector can use
     service: ServiceStatus | None = None  # the VPN service's half, with a service block
+    ha: bool = False  # a pair: `connector` is the active one, `standby` the other
+    standby: ObservedConnector | None = None
+
+    @property
+    def standby_ready(self) -> bool:
+        s = self.standby
+        return s is not None and s.state == ConnectorState.RUNNING and s.forwarding
 
     @property
     def healthy(self) -> bool:
         return (
             (self.service is None or self.service.healthy)
+            and (not self.ha or self.standby_ready)
             and self.connector is not None
             and self.connector.state == ConnectorState.RUNNING
             and self.connector.forwarding
@@ -846,16 +885,10 @@ class NetworkStatus:
         )
 
     def to_dict(self) -> dict[str, object]:
-        c = self.connector
-        return {
-            "name": self.network,
-            "cloud": self.cloud,
-            "healthy": self.healthy,
-            "reaches_vpn_service": self.reaches_vpn_service,
-            **({"service": self.service.to_dict()} if self.service is not None else {}),
-            "connector": None
-            if c is None
-            else {
+        def connector(c: ObservedConnector | None) -> dict[str, object] | None:
+            if c is None:
+                return None
+            return {
                 "instance": c.instance,
                 "state": c.state,
                 "interface": c.interface,
@@ -864,7 +897,21 @@ class NetworkStatus:
                 "forwarding": c.forwarding,
                 "size": c.size,
                 "image": c.image,
-            },
+                "subnet": c.subnet,
+            }
+
+        return {
+            "name": self.network,
+            "cloud": self.cloud,
+            "healthy": self.healthy,
+            "reaches_vpn_service": self.reaches_vpn_service,
+            **({"service": self.service.to_dict()} if self.service is not None else {}),
+            "connector": connector(self.connector),
+            **(
+                {"standby": connector(self.standby), "standby_ready": self.standby_ready}
+                if self.ha
+                else {}
+            ),
             "routes": [
                 {
                     "route_table": r.route_table,

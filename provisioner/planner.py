@@ -6,6 +6,7 @@ Every change carries the hop of a flow (docs/flows.md) that needs it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from ipaddress import IPv4Network
 
 from .doctor import group_admits, host_admits
@@ -164,31 +165,43 @@ def desired_connector(
     local: tuple[IPv4Network, ...],
     vpn: IPv4Network,
     public_address: bool = False,
+    member: int = 0,
 ) -> DesiredConnector:
-    """The connector to launch. Its fingerprint covers what the bootstrap depends on: when it
-    changes, the connector is replaced."""
+    """The connector to launch (of a pair: `member`). Its fingerprint covers what the bootstrap
+    depends on: when it changes, the connector is replaced."""
     c = network.connector
     assert c is not None
     return DesiredConnector(
         public_address=public_address,
+        member=member,
+        ha=c.ha,
         network=network.name,
-        subnet=c.subnet,
+        subnet=c.subnets[member],
         size=c.size,
         image=c.image,
-        profile=c.profile,
+        profile=c.member_profile(member),
         nat=c.nat,
         nat_preserve_source=c.nat_preserve_source,
         local_subnets=local,
         lan_interface=c.lan_interface,
-        fingerprint=fingerprint(
-            "v1",
-            c.nat,
-            c.nat_preserve_source,
-            c.lan_interface,
-            c.image,
-            tuple(sorted(str(s) for s in local)),
-            str(vpn),
-        ),
+        fingerprint=bootstrap_fingerprint(network, local, vpn, ha=c.ha),
+    )
+
+
+def bootstrap_fingerprint(
+    network: Network, local: tuple[IPv4Network, ...], vpn: IPv4Network, *, ha: bool
+) -> str:
+    c = network.connector
+    assert c is not None
+    return fingerprint(
+        "v1",
+        c.nat,
+        c.nat_preserve_source,
+        c.lan_interface,
+        c.image,
+        tuple(sorted(str(s) for s in local)),
+        str(vpn),
+        *(("ha",) if ha else ()),  # its bootstrap runs the pair's watchdog
     )
 
 
@@ -202,21 +215,22 @@ def check_against_cloud(network: Network, obs: Observed) -> None:
     """Ids in the spec that the cloud does not know: bad input, found on the first read."""
     assert network.connector is not None and network.location is not None
     where = network.location.describe()
-    subnet = obs.subnet(network.connector.subnet)
-    if subnet is None:
-        raise SpecError(
-            f"networks.{network.name}.connector.subnet",
-            f"{network.connector.subnet!r} is not a subnet of {where}",
-        )
-    if subnet.way_out is WayOut.NONE:
-        # seed remote access step 3: the connector dials out to the VPN service
-        table = f" in {subnet.route_table}" if subnet.route_table else ""
-        state = "a blackhole" if subnet.via else "no 0.0.0.0/0 route"
-        raise SpecError(
-            f"networks.{network.name}.connector.subnet",
-            f"{subnet.id!r} has {state}{table}: the connector could not reach the VPN "
-            "service (give the subnet an internet or NAT gateway route, or choose one that has)",
-        )
+    c = network.connector
+    for i, subnet_id in enumerate(c.subnets):
+        field = f"networks.{network.name}.connector." + (f"subnets[{i}]" if c.ha else "subnet")
+        subnet = obs.subnet(subnet_id)
+        if subnet is None:
+            raise SpecError(field, f"{subnet_id!r} is not a subnet of {where}")
+        if subnet.way_out is WayOut.NONE:
+            # seed remote access step 3: the connector dials out to the VPN service
+            table = f" in {subnet.route_table}" if subnet.route_table else ""
+            state = "a blackhole" if subnet.via else "no 0.0.0.0/0 route"
+            raise SpecError(
+                field,
+                f"{subnet.id!r} has {state}{table}: the connector could not reach the VPN "
+                "service (give the subnet an internet or NAT gateway route, or choose one "
+                "that has)",
+            )
     known = {t.id for t in obs.route_tables}
     for i, t in enumerate(network.route_tables or ()):
         if t not in known:
@@ -266,6 +280,59 @@ def plan_apply(
     return Plan(operation="apply", networks=tuple(plans), vpn_subnet=topology.vpn_subnet)
 
 
+@dataclass
+class _Slot:
+    """One connector the file wants (a pair has two): what is there, and what apply does to it."""
+
+    member: int
+    subnet: ObservedSubnet
+    want: DesiredConnector
+    current: ObservedConnector | None
+    changes: list[Change]
+    new: bool  # launched in this apply (made or replaced)
+
+    @property
+    def stays(self) -> bool:
+        """There, running, and kept: routes may lead to it before anything else is done."""
+        return (
+            self.current is not None
+            and not self.new
+            and self.current.state == ConnectorState.RUNNING
+        )
+
+    @property
+    def interface(self) -> str:
+        if self.new or self.current is None or not self.current.interface:
+            return NEW_CONNECTOR
+        return self.current.interface
+
+
+def pair_of(obs: Observed) -> tuple[ObservedConnector, ...]:
+    """Every connector of the network the provider found (newest first)."""
+    if obs.connectors:
+        return obs.connectors
+    return (obs.connector,) if obs.connector is not None else ()
+
+
+def active_connector(network: Network, obs: Observed) -> ObservedConnector | None:
+    """Of the network's connectors, the one its routes lead to (the most of them: a pair's
+    watchdog may have moved some and not yet all); none leading anywhere: the newest."""
+    found = pair_of(obs)
+    if len(found) < 2:
+        return found[0] if found else None
+    counts = {
+        c.interface: sum(
+            1
+            for t in selected_tables(network, obs)
+            for r in t.routes
+            if r.usable and r.target == c.interface
+        )
+        for c in found
+    }
+    best = max(found, key=lambda c: (counts[c.interface], -found.index(c)))
+    return best if counts[best.interface] else found[0]
+
+
 def _plan_network(
     network: Network,
     topology: Topology,
@@ -276,66 +343,164 @@ def _plan_network(
 ) -> NetworkPlan:
     c = network.connector
     assert c is not None
-    subnet = obs.subnet(c.subnet)
-    assert subnet is not None  # check_against_cloud
     local = subnets[network.name]
-    want = desired_connector(
-        network,
-        local,
-        topology.vpn_subnet,
-        public_address=subnet.way_out is WayOut.INTERNET_GATEWAY,
+    name = network.name
+    prints = {
+        m: NEW_SERVICE_PROFILE if new_profile else c.member_profile(m).fingerprint
+        for m in range(len(c.subnets))
+    }
+    # supporting parts the VMs need, in the provider's order; stored profiles follow the file
+    changes: list[Change] = []
+    for part in obs.parts:
+        if not part.after_connector and part.wanted:
+            changes += _part_changes(name, part, prints.get(part.member, ""), vm_is_new=False)
+    renewed = {
+        ch.part.member
+        for ch in changes
+        if ch.kind is Kind.PART and ch.action is Action.UPDATE and ch.part is not None
+    }
+    slots, extras = _slots(network, topology, obs, local, renewed, prints)
+    # routes lead to one connector: the one they lead to now if it stays, else one that stays,
+    # else one launched fresh (made before the routes, the others replaced after them)
+    active = active_connector(network, obs)
+    target = (
+        next((s for s in slots if s.stays and s.current == active), None)
+        or next((s for s in slots if s.stays), None)
+        or next((s for s in slots if s.current is None), None)
+        or slots[0]
     )
-    changes, interface, new_connector = _connector_changes(network, obs, subnet, want, new_profile)
-    changes += _ingress_changes(network.name, obs, local)
+    changes += target.changes
+    changes += _ingress_changes(name, obs, local)
     changes += _app_access_changes(network, obs, app_rules(network, topology, subnets))
     destinations = routed_destinations(network, topology, subnets)
     routes, conflicts = _route_changes(
-        network, obs, destinations, interface, new_connector, replace_conflicting_routes
+        network,
+        obs,
+        destinations,
+        target,
+        {x.interface for x in pair_of(obs) if x.interface},
+        replace_conflicting_routes,
     )
-    notes = _notes(network, subnet, None if new_connector else obs.connector, local)
+    changes += routes
+    for slot in slots:
+        if slot is not target:
+            changes += slot.changes
+    changes += [
+        Change(
+            name,
+            Action.DELETE,
+            Kind.CONNECTOR,
+            x.instance,
+            "no longer a connector the file wants (its routes lead to the one that stays first)",
+            member=x.member,
+        )
+        for x in extras
+    ]
+    # what a setting the file no longer has left (a pair's): once nothing uses it
+    changes += [
+        Change(name, Action.DELETE, Kind.PART, p.name, "the file no longer needs it", part=p)
+        for p in reversed(obs.parts)
+        if p.present and not p.wanted
+    ]
+    notes = _notes(network, target.subnet, None if target.new else target.current, local)
+    if c.ha:
+        notes += _pair_notes(network, slots, target)
     if replace_conflicting_routes and conflicts:
         notes.append(f"{len(conflicts)} conflicting route(s) will be replaced")
     return NetworkPlan(
         network=network.name,
         cloud=network.cloud,
-        changes=tuple(changes + routes),
+        changes=tuple(changes),
         conflicts=tuple(conflicts) if not replace_conflicting_routes else (),
         notes=tuple(notes),
     )
 
 
-def _connector_changes(
+def _slots(
+    network: Network,
+    topology: Topology,
+    obs: Observed,
+    local: tuple[IPv4Network, ...],
+    renewed: set[int],
+    prints: Mapping[int, str],
+) -> tuple[list[_Slot], list[ObservedConnector]]:
+    """Each connector the file wants, matched with the one found of that member (the newest);
+    the others found are extras, deleted once the routes lead elsewhere."""
+    c = network.connector
+    assert c is not None
+    found: dict[int, ObservedConnector] = {}
+    extras: list[ObservedConnector] = []
+    for x in pair_of(obs):
+        if x.member < len(c.subnets) and x.member not in found:
+            found[x.member] = x
+        else:
+            extras.append(x)
+    slots = []
+    for member, subnet_id in enumerate(c.subnets):
+        subnet = obs.subnet(subnet_id)
+        assert subnet is not None  # check_against_cloud
+        want = desired_connector(
+            network,
+            local,
+            topology.vpn_subnet,
+            public_address=subnet.way_out is WayOut.INTERNET_GATEWAY,
+            member=member,
+        )
+        current = found.get(member)
+        # a connector launched as one of a pair may stay alone: its watchdog finds no pair
+        # what the bootstrap it was launched with says: None, it may stay; else why not
+        other = bootstrap_fingerprint(network, local, topology.vpn_subnet, ha=not c.ha)
+        fits: dict[str, str | None] = {
+            want.fingerprint: None,
+            # launched as one of a pair, it may stay alone: its watchdog finds no pair and idles
+            other: "it runs without the pair's watchdog" if c.ha else None,
+        }
+        changes, new = _vm_changes(
+            network, obs, subnet, want, current, member in renewed, prints[member], fits
+        )
+        slots.append(_Slot(member, subnet, want, current, changes, new))
+    return slots, extras
+
+
+def _vm_changes(
     network: Network,
     obs: Observed,
     subnet: ObservedSubnet,
     want: DesiredConnector,
-    new_profile: bool = False,
-) -> tuple[list[Change], str, bool]:
-    """The parts, the VM and its forwarding flag, and the parts that hang on the VM: (changes,
-    the interface routes point at, whether the VM is new). `new_profile`: the VPN service
-    makes the network a new connector in this apply, so the stored profile is stale."""
-    c = network.connector
-    assert c is not None
-    name = network.name
+    current: ObservedConnector | None,
+    profile_changed: bool,
+    profile_fingerprint: str,
+    fits: Mapping[str, str | None],
+) -> tuple[list[Change], bool]:
+    """One connector's VM, its forwarding flag, and the parts that hang on the VM: (changes,
+    whether the VM is new)."""
+    name, member = network.name, want.member
     changes: list[Change] = []
-    fingerprint = NEW_SERVICE_PROFILE if new_profile else c.profile_fingerprint
-    # supporting parts the VM needs, in the provider's order; the stored profile follows the file
-    for part in obs.parts:
-        if not part.after_connector:
-            changes += _part_changes(name, part, fingerprint, vm_is_new=False)
-    current = obs.connector
-    profile_changed = any(ch.kind is Kind.PART and ch.action is Action.UPDATE for ch in changes)
-    reasons = _replace_reasons(network, obs, subnet, want, profile_changed)
+    reasons = _replace_reasons(network, obs, subnet, want, current, profile_changed, fits)
     if current is None:
         changes.append(
             Change(
-                name, Action.CREATE, Kind.CONNECTOR, f"VM in {c.subnet}", WHY_LAUNCH, connector=want
+                name,
+                Action.CREATE,
+                Kind.CONNECTOR,
+                f"VM in {want.subnet}",
+                WHY_LAUNCH,
+                connector=want,
+                member=member,
             )
         )
     elif reasons:
         why = WHY_LAUNCH + "; replaced: " + ", ".join(reasons)
         changes.append(
-            Change(name, Action.REPLACE, Kind.CONNECTOR, current.instance, why, connector=want)
+            Change(
+                name,
+                Action.REPLACE,
+                Kind.CONNECTOR,
+                current.instance,
+                why,
+                connector=want,
+                member=member,
+            )
         )
     elif current.state in (ConnectorState.STOPPED, ConnectorState.STOPPING):
         changes.append(
@@ -345,19 +510,22 @@ def _connector_changes(
                 Kind.CONNECTOR,
                 current.instance,
                 "the connector is stopped: nothing routes",
+                member=member,
             )
         )
-    new_connector = current is None or bool(reasons)
-    interface = NEW_CONNECTOR if new_connector else current.interface  # type: ignore[union-attr]
+    new = current is None or bool(reasons)
+    interface = NEW_CONNECTOR if new else current.interface  # type: ignore[union-attr]
     assert interface is not None
     # (a cloud that sets the flag only at launch launched it so, or replaces it above)
-    if not obs.forwarding_at_launch and (new_connector or not current.forwarding):  # type: ignore[union-attr]
-        changes.append(Change(name, Action.UPDATE, Kind.FORWARDING, interface, WHY_FORWARDING))
+    if not obs.forwarding_at_launch and (new or not current.forwarding):  # type: ignore[union-attr]
+        changes.append(
+            Change(name, Action.UPDATE, Kind.FORWARDING, interface, WHY_FORWARDING, member=member)
+        )
     # parts that hang on the VM itself (a VM extension...): a new VM needs them again
     for part in obs.parts:
-        if part.after_connector:
-            changes += _part_changes(name, part, fingerprint, vm_is_new=new_connector)
-    return changes, interface, new_connector
+        if part.after_connector and part.member == member and part.wanted:
+            changes += _part_changes(name, part, profile_fingerprint, vm_is_new=new)
+    return changes, new
 
 
 def _replace_reasons(
@@ -365,31 +533,57 @@ def _replace_reasons(
     obs: Observed,
     subnet: ObservedSubnet,
     want: DesiredConnector,
+    current: ObservedConnector | None,
     profile_changed: bool,
+    fits: Mapping[str, str | None],
 ) -> list[str]:
-    """Why the connector that is there cannot stay (none: it stays)."""
-    c, current = network.connector, obs.connector
+    """Why the connector that is there cannot stay (none: it stays). `fits`: the bootstraps it
+    may have been launched with."""
+    c = network.connector
     assert c is not None
     if current is None:
         return []
     reasons = []
     if current.size != c.size:
         reasons.append(f"size {current.size} -> {c.size}")
-    if current.subnet != c.subnet:
-        reasons.append(f"subnet {current.subnet} -> {c.subnet}")
-    if current.fingerprint != want.fingerprint:
-        reasons.append("bootstrap settings changed (nat, subnets, image or interface)")
+    if current.subnet != want.subnet:
+        reasons.append(f"subnet {current.subnet} -> {want.subnet}")
+    if current.fingerprint not in fits or fits[current.fingerprint]:
+        reasons.append(
+            fits.get(current.fingerprint)
+            or "bootstrap settings changed (nat, subnets, image or interface)"
+        )
     if profile_changed:
         reasons.append("VPN profile changed")
     if obs.forwarding_at_launch and not current.forwarding:
         reasons.append("it cannot forward packets, and the flag is set only at launch")
-    if current.subnet == c.subnet and lacks_public_address(subnet, current):
+    if current.subnet == want.subnet and lacks_public_address(subnet, current):
         # a public address is given at launch only (seed remote access step 3)
         reasons.append(
             f"it has no public address and its subnet reaches the internet only through "
             f"internet gateway {subnet.via}, so it cannot dial the VPN service"
         )
     return reasons
+
+
+def _pair_notes(network: Network, slots: list[_Slot], target: _Slot) -> list[str]:
+    from .spec import CLOUD_SCHEMAS
+
+    assert network.connector is not None
+    where = " and ".join(f"{s.want.subnet}" + (f" ({s.subnet.zone})" if s.subnet.zone else "")
+                         for s in slots)  # fmt: skip
+    lead = target.current.instance if not target.new and target.current else "the new connector"
+    notes = [
+        f"connector pair in {where}: the routes lead to one ({lead} in {target.want.subnet}); "
+        f"when it is down (VM gone, or its tunnel down), {CLOUD_SCHEMAS[network.cloud].ha_mechanism}"
+    ]
+    zones = {s.subnet.zone for s in slots}
+    if len(zones) == 1 and None not in zones:
+        notes.append(
+            f"warning: both connectors of the pair are in zone {zones.pop()}: an outage of that "
+            "zone stops both"
+        )
+    return notes
 
 
 def lacks_public_address(subnet: ObservedSubnet, current: ObservedConnector | None) -> bool:
@@ -475,15 +669,15 @@ def _route_changes(
     network: Network,
     obs: Observed,
     destinations: Mapping[IPv4Network, str],
-    interface: str,
-    new_connector: bool,
+    target: _Slot,
+    ours: set[str],
     replace_conflicting_routes: bool,
 ) -> tuple[list[Change], list[Conflict]]:
-    """Every selected table routes every destination to the connector; routes of ours that are
-    no longer wanted go. A foreign route for a destination is a conflict."""
+    """Every selected table routes every destination to the `target` connector; routes of ours
+    (to any of `ours`, the network's connectors) that are no longer wanted go. A foreign route
+    for a destination is a conflict."""
     name = network.name
-    current = obs.connector
-    ours = current.interface if current is not None else None
+    interface, member = target.interface, target.member
     changes: list[Change] = []
     conflicts: list[Conflict] = []
     selected = selected_tables(network, obs)
@@ -491,19 +685,25 @@ def _route_changes(
         for dest, label in destinations.items():
             why = WHY_VPN_ROUTE if label == VPN_CLIENTS else WHY_PEER_ROUTE
             route = table.route_to(dest)
-            state = route_state(route, ours)
             if route is None:
                 changes.append(
-                    _route(name, Action.CREATE, table.id, dest, interface, why, label=label)
-                )
+                    _route(
+                        name, Action.CREATE, table.id, dest, interface, why, label=label,
+                        member=member,
+                    )
+                )  # fmt: skip
                 continue
             replace_why = None
+            state = route_state(route, interface)
             if state is RouteState.BLACKHOLE:
                 replace_why = why + "; the current route is a blackhole"
             elif state is RouteState.OK:
-                replace_why = why if new_connector else None  # re-point to the new connector
-                if route.stale and not replace_why:
+                if route.stale:
                     replace_why = f"{why}; {route.stale}"
+            elif route.target in ours:  # ours, to the connector being replaced or to the other
+                replace_why = why
+                if not target.new and len(ours) > 1:
+                    replace_why += f"; the pair's routes lead to one connector, {interface}"
             else:
                 conflicts.append(Conflict(name, table.id, dest, route.target))
                 if replace_conflicting_routes:
@@ -521,12 +721,13 @@ def _route_changes(
                         replace_why,
                         route.target,
                         label=label,
+                        member=member,
                     )
                 )
     selected_ids = {t.id for t in selected}
     for table in obs.route_tables:
         for route in table.routes:
-            if route.target == ours and (
+            if route.target in ours and (
                 table.id not in selected_ids or route.destination not in destinations
             ):
                 why = (
@@ -642,6 +843,7 @@ def _route(
     why: str,
     previous: str | None = None,
     label: str = "",
+    member: int = 0,
 ) -> Change:
     return Change(
         network,
@@ -654,6 +856,7 @@ def _route(
         target=target,
         previous_target=previous,
         label=label,
+        member=member,
     )
 
 
@@ -668,11 +871,12 @@ def plan_destroy(
         obs = observed[network.name]
         name = network.name
         changes: list[Change] = []
-        current = obs.connector
-        if current is not None and current.interface:
+        found = pair_of(obs)
+        ours = {x.interface for x in found if x.interface}
+        if ours:
             for table in obs.route_tables:
                 for route in table.routes:
-                    if route.target == current.interface:
+                    if route.target in ours:
                         changes.append(
                             _route(
                                 name,
@@ -696,16 +900,17 @@ def plan_destroy(
                     )
                 )
         changes += _delete_parts(name, obs.parts, on_the_vm=True)  # they go before it
-        if current is not None:
-            changes.append(
-                Change(
-                    name,
-                    Action.DELETE,
-                    Kind.CONNECTOR,
-                    current.instance,
-                    "destroy: the connector VM",
-                )
+        changes += [
+            Change(
+                name,
+                Action.DELETE,
+                Kind.CONNECTOR,
+                x.instance,
+                "destroy: the connector VM",
+                member=x.member,
             )
+            for x in found
+        ]
         changes += _delete_parts(name, obs.parts, on_the_vm=False)
         plans.append(NetworkPlan(network=name, cloud=network.cloud, changes=tuple(changes)))
     if service is not None:
@@ -741,7 +946,10 @@ def network_status(
     out = []
     for network in topology.managed:
         obs = observed[network.name]
-        current = obs.connector
+        assert network.connector is not None
+        ha = network.connector.ha
+        current = active_connector(network, obs)
+        standby = next((x for x in pair_of(obs) if x is not current), None) if ha else None
         ours = current.interface if current else None
         routes = []
         for table in selected_tables(network, obs):
@@ -756,7 +964,12 @@ def network_status(
             notes.append(f"connector is {current.state}")
         elif not current.forwarding:
             notes.append("source/dest check is on: the connector cannot forward")
-        assert network.connector is not None
+        if ha and standby is None:
+            notes.append("no standby connector: no failover (run apply)")
+        elif standby is not None and standby.state != ConnectorState.RUNNING:
+            notes.append(f"standby {standby.instance} is {standby.state}: no failover")
+        elif standby is not None and not standby.forwarding:
+            notes.append(f"standby {standby.instance} cannot forward: no failover")
         subnet = obs.subnet(current.subnet if current else network.connector.subnet)
         reaches = subnet is not None and subnet.way_out is not WayOut.NONE
         if subnet is not None:
@@ -792,6 +1005,8 @@ def network_status(
                 app_groups=tuple(groups),
                 notes=tuple(notes),
                 reaches_vpn_service=reaches,
+                ha=ha,
+                standby=standby,
                 service=(
                     service_status(network, topology, service, subnets)
                     if service is not None

@@ -209,13 +209,16 @@ def status_text(statuses: tuple[NetworkStatus, ...]) -> str:
         lines.append(
             f"network {s.network} ({s.cloud}): {'healthy' if s.healthy else 'NOT healthy'}"
         )
-        c = s.connector
-        if c is None:
-            lines.append("  connector: none")
-        else:
+        roles = (("active", s.connector), ("standby", s.standby)) if s.ha else (("", s.connector),)
+        for role, c in roles:
+            label = f"connector ({role})" if role else "connector"
+            if c is None:
+                lines.append(f"  {label}: none")
+                continue
             lines.append(
-                f"  connector: {c.instance} {c.state}, {c.size}, {c.private_ip or '-'} on "
+                f"  {label}: {c.instance} {c.state}, {c.size}, {c.private_ip or '-'} on "
                 f"{c.interface or '-'}"
+                + (f" in {c.subnet}" if role else "")
                 + (f", public {c.public_ip}" if c.public_ip else "")
                 + f", forwarding {'on' if c.forwarding else 'OFF'}"
             )

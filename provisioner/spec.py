@@ -34,6 +34,7 @@ from .model import (
     OciLocation,
     Ports,
     ProfileFile,
+    ProfileSource,
     ServiceProfile,
     Topology,
 )
@@ -56,6 +57,9 @@ CONNECTOR_KEYS = (
     "image",
     "nat_preserve_source",
     "lan_interface",
+    "ha",
+    "subnets",
+    "profiles",
 )
 APP_ACCESS_KEYS = ("group", "ports")
 PORTS_EXAMPLE = "all, tcp, udp, icmp, tcp/443 or udp/5000-5100"
@@ -133,6 +137,9 @@ class CloudSchema:
     connector_keys: tuple[str, ...] = ()
     # connector keys this cloud cannot do without: (key, pattern, example)
     required_connector_keys: tuple[tuple[str, str, str], ...] = ()
+    # a connector pair (`connector.ha`): how this cloud moves the routes to the standby, for
+    # the plan; empty: not (yet) on this cloud
+    ha_mechanism: str = ""
 
 
 # Adding a cloud: its Location in model.py (in the Location union, its name in MANAGED_CLOUDS),
@@ -144,6 +151,10 @@ CLOUD_SCHEMAS: dict[str, CloudSchema] = {
         _aws_location,
         route_table=(r"^rtb-[0-9a-f]{8,17}$", "rtb-0123abcd"),
         security_group=(r"^sg-[0-9a-f]{8,17}$", "sg-0123abcd"),
+        ha_mechanism=(
+            "the standby's watchdog moves the routes to itself with ec2:ReplaceRoute, in route "
+            "tables tagged connector-provisioner:ha=<network>"
+        ),
         subnet=(r"^subnet-[0-9a-f]{8,17}$", "subnet-0123abcd"),
     ),
     "azure": CloudSchema(
@@ -408,7 +419,7 @@ def _connector(
         if not service:
             raise SpecError(f.field("vpn_region"), "needs a service.cloudconnexa block")
         region = f.text("vpn_region", pattern=VPN_REGION_PATTERN, example="eu-central-1")
-    subnet = f.text("subnet", example="subnet-0123abcd")
+    subnet, standby_subnet = _connector_subnets(f, schema, data)
     egress = f.flag("egress", False)
     if egress and f.has("nat") and data["nat"] is False:
         raise SpecError(
@@ -417,7 +428,20 @@ def _connector(
             "the connector's own address, so the connector must NAT (docs/flows.md, egress hop 4)",
         )
     nat = f.flag("nat", egress)
-    profile = ServiceProfile(name) if service else _profile_file(f, base)
+    profile: ProfileSource
+    standby_profile = None
+    if service:
+        if standby_subnet:
+            raise SpecError(
+                f.field("ha"),
+                "true is not supported with service.cloudconnexa yet: give the pair's profiles "
+                "as files (profiles: [a, b]) in a file without the service block",
+            )
+        profile = ServiceProfile(name)
+    elif standby_subnet:
+        profile, standby_profile = _pair_profiles(f, base)
+    else:
+        profile = _profile_file(f, base)
     lan = (
         f.text("lan_interface", pattern=r"^[A-Za-z0-9_.-]{1,15}$", example="eth0")
         if f.has("lan_interface")
@@ -444,6 +468,8 @@ def _connector(
         dynamic_group=group,
         service_account=account,
         subnet=subnet,
+        standby_subnet=standby_subnet,
+        standby_profile=standby_profile,
         size=f.text("size", default=schema.default_size, pattern=r"^[A-Za-z0-9._-]+$"),
         nat=nat,
         egress=egress,
@@ -455,9 +481,72 @@ def _connector(
     )
 
 
-def _profile_file(f: _Fields, base: Path) -> ProfileFile:
-    profile_field = f.field("profile")
-    profile_name = f.text("profile", example="hq.ovpn")
+def _connector_subnets(
+    f: _Fields, schema: CloudSchema, data: Mapping[str, Any]
+) -> tuple[str, str | None]:
+    """`subnet`, or with `ha: true` the pair's `subnets: [a, b]` (the first one's connector is
+    the one the routes lead to at first)."""
+    ha = f.flag("ha", False)
+    if not ha:
+        for key in ("subnets", "profiles"):
+            if f.has(key):
+                raise SpecError(f.field(key), "is for a connector pair: it needs ha: true")
+        return f.text("subnet", example="subnet-0123abcd"), None
+    if not schema.ha_mechanism:
+        raise SpecError(
+            f.field("ha"),
+            "true is not supported on this cloud yet (a connector pair is on aws for now)",
+        )
+    if f.has("subnet"):
+        raise SpecError(
+            f.field("subnet"),
+            f"{_show(data['subnet'])} is not used with ha: true: give the pair's two subnets "
+            "as subnets: [a, b]",
+        )
+    pattern, example = schema.subnet
+    subnets = f.text_list("subnets", pattern=pattern, example=example)
+    if len(subnets) != 2:
+        raise SpecError(
+            f.field("subnets"),
+            f"{_show(data.get('subnets'))} is not two subnets: a pair has one connector in each "
+            f"(e.g. [{example}, ...], in two zones where the cloud has them)",
+        )
+    return subnets[0], subnets[1]
+
+
+def _pair_profiles(f: _Fields, base: Path) -> tuple[ProfileFile, ProfileFile]:
+    """Each connector of a pair is a client of its own on the VPN service: two profiles."""
+    if f.has("profile"):
+        raise SpecError(
+            f.field("profile"),
+            "is one profile: each connector of a pair is its own client of the VPN service "
+            "(two connectors on one profile would push each other off); give profiles: [a, b]",
+        )
+    names = f.data.get("profiles")
+    if not isinstance(names, list) or len(names) != 2:
+        raise SpecError(
+            f.field("profiles"),
+            f"{_show(names)} is not two profile files (e.g. [hq-a.ovpn, hq-b.ovpn])",
+        )
+    first, second = (_profile_file(f, base, key="profiles", index=i) for i in (0, 1))
+    if first.fingerprint == second.fingerprint:
+        raise SpecError(
+            f"{f.field('profiles')}[1]",
+            f"{_show(names[1])} has the same content as {_show(names[0])}: each connector of a "
+            "pair needs its own profile",
+        )
+    return first, second
+
+
+def _profile_file(f: _Fields, base: Path, key: str = "profile", index: int = -1) -> ProfileFile:
+    if index >= 0:
+        value = f.data[key][index]
+        if not isinstance(value, str) or not value.strip():
+            raise SpecError(f"{f.field(key)}[{index}]", f"{_show(value)} is not a file name")
+        profile_field, profile_name = f"{f.field(key)}[{index}]", value
+    else:
+        profile_field = f.field("profile")
+        profile_name = f.text("profile", example="hq.ovpn")
     profile = (base / profile_name).expanduser()
     try:
         content = profile.read_bytes()
@@ -552,7 +641,7 @@ def _network(name: str, data: object, base: Path, service: bool) -> Network:
                 f"{_show(priority)} is not a route priority (0-65535, lower wins; default 1000)",
             )
     pattern, example = schema.subnet
-    if not re.match(pattern, connector.subnet):
+    if not connector.ha and not re.match(pattern, connector.subnet):
         raise SpecError(
             f"{path}.connector.subnet",
             f"{connector.subnet!r} is not a valid subnet id (expected like {example})",

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import gzip
+import json
 import shutil
 import subprocess
+import sys
 from ipaddress import IPv4Network as N
 
 import pytest
@@ -62,3 +65,28 @@ def test_setup_script_passes_shellcheck():
         text=True,
         check=True,
     )
+
+
+def test_one_of_a_pair_runs_the_watchdog_as_its_module_says(tmp_path):
+    text = render_user_data("aws", connector(ha=True, member=1), "/p-2", "us-east-1")
+    assert len(text.encode()) < 16 * 1024  # EC2's user-data limit, the watchdog in it
+    doc = yaml.safe_load(text)
+    files = {f["path"]: f for f in doc["write_files"]}
+    entry = files["/usr/local/sbin/connector-watchdog"]
+    assert entry["encoding"] == "gz+b64"  # as cloud-init writes it
+    script = tmp_path / "connector-watchdog"
+    script.write_bytes(gzip.decompress(base64.b64decode(entry["content"])))
+    settings = json.loads(base64.b64decode(files["/etc/connector-provisioner/watchdog.json"]["content"]))
+    assert settings == {"cloud": "aws", "network": "hq", "region": "us-east-1"}
+    unit = base64.b64decode(files["/etc/systemd/system/connector-watchdog.service"]["content"])
+    assert b"ExecStart=/usr/bin/python3 /usr/local/sbin/connector-watchdog " in unit
+    assert ["systemctl", "enable", "--now", "connector-watchdog.service"] in doc["runcmd"]
+    # the compacted module runs: a settings file with an unknown key is refused by name
+    (tmp_path / "bad.json").write_text(json.dumps({**settings, "color": "red"}))
+    run = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "bad.json")], capture_output=True, text=True
+    )
+    assert run.returncode != 0 and "unknown setting 'color'" in run.stderr
+    # alone: no watchdog
+    alone = yaml.safe_load(render_user_data("aws", connector(), "/p", "us-east-1"))
+    assert not any("watchdog" in f["path"] for f in alone["write_files"])

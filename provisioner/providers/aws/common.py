@@ -13,6 +13,7 @@ from ..base import Provider
 
 TAG = "connector-provisioner:network"
 FINGERPRINT_TAG = "connector-provisioner:fingerprint"
+MEMBER_TAG = "connector-provisioner:member"  # of a pair: 0 or 1
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 UBUNTU_PARAMETER = (
     "/aws/service/canonical/ubuntu/server/24.04/stable/current/{arch}/hvm/ebs-gp3/ami-id"
@@ -62,6 +63,7 @@ class AwsState(Provider):
     ssm: Any
     iam: Any
     parameter: str
+    member: int  # of a pair: whose connector (and profile) the handlers act on
     role: str
     group_name: str
     tags: list[dict[str, str]]

@@ -15,7 +15,8 @@ from .common import POLICY_NAME, TAG, AwsState
 class Identity(AwsState):
     def _create_vpn_profile(self, overwrite: bool = False) -> None:
         assert self.network.connector is not None
-        content = self.network.connector.profile.read().decode("utf-8")
+        source = self.network.connector.member_profile(self.member)
+        content = source.read().decode("utf-8")
         # the request body, with the profile in it, is what botocore.endpoint logs at DEBUG
         protect(content, "botocore.endpoint")
         args: dict[str, Any] = {
@@ -23,7 +24,7 @@ class Identity(AwsState):
             "Value": content,
             "Type": "SecureString",
             "Description": f"connector-provisioner VPN profile for {self.network.name}; "
-            f"sha256:{self.network.connector.profile_fingerprint}",
+            f"sha256:{source.fingerprint}",
         }
         if overwrite:
             self.ssm.put_parameter(**args, Overwrite=True)

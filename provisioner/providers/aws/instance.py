@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from ...bootstrap import render_user_data
 from ...errors import CloudError
 from ...model import DesiredConnector
-from .common import ARCHES, FINGERPRINT_TAG, TAG, UBUNTU_PARAMETER, AwsState
+from .common import ARCHES, FINGERPRINT_TAG, MEMBER_TAG, TAG, UBUNTU_PARAMETER, AwsState
 
 
 class Instance(AwsState):
@@ -38,7 +38,11 @@ class Instance(AwsState):
             8,
         )
         user_data = self.user_data(connector)
-        tags = [*self.tags, {"Key": FINGERPRINT_TAG, "Value": connector.fingerprint}]
+        tags = [
+            *self.tags,
+            {"Key": FINGERPRINT_TAG, "Value": connector.fingerprint},
+            {"Key": MEMBER_TAG, "Value": str(connector.member)},
+        ]
         args = {
             "ImageId": image,
             "InstanceType": connector.size,

@@ -39,10 +39,11 @@ from ...model import (
     WayOut,
 )
 from ..base import PartHandlers, Provider
-from .common import FINGERPRINT_TAG, LIVE_STATES, TAG, error_text, new_session, pages
+from .common import FINGERPRINT_TAG, LIVE_STATES, MEMBER_TAG, TAG, error_text, new_session, pages
 from .groups import Groups
 from .identity import Identity
 from .instance import Instance
+from .pair import PAIR_POLICY_PART, PAIR_TAGS, Pair
 
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
 
@@ -68,7 +69,7 @@ def _acl_rule(entry: dict[str, Any]) -> FilterRule:
     )
 
 
-class AwsNetwork(Identity, Instance, Groups, Provider):
+class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
     """One VPC, with the connector this toolkit puts there."""
 
     PARTS = {
@@ -83,6 +84,14 @@ class AwsNetwork(Identity, Instance, Groups, Provider):
         ),
         "security-group": PartHandlers(
             create=Groups._create_security_group, delete=Groups._delete_security_group
+        ),
+        PAIR_POLICY_PART: PartHandlers(
+            create=Pair._put_pair_policy, delete=Pair._delete_pair_policy
+        ),
+        PAIR_TAGS: PartHandlers(
+            create=Pair._tag_route_tables,
+            update=Pair._tag_route_tables,
+            delete=Pair._untag_route_tables,
         ),
     }
 
@@ -122,7 +131,8 @@ class AwsNetwork(Identity, Instance, Groups, Provider):
         self.ssm = session.client("ssm", config=config)
         self.iam = session.client("iam", config=config)
         name, vpc = network.name, self.location.vpc
-        self.parameter = f"/connector-provisioner/{vpc}/{name}/profile"
+        self.member = 0
+        self.parameter = self.parameter_of(0)
         self.role = f"cp-{name}-{vpc}"  # IAM names are account-wide: the VPC keeps them apart
         self.group_name = f"connector-{name}"
         self.tags = [
@@ -133,6 +143,10 @@ class AwsNetwork(Identity, Instance, Groups, Provider):
         self.group_id: str | None = None
         self.instance: str | None = None
         self.interface: str | None = None
+        self.launched: dict[int, tuple[str | None, str | None]] = {}
+        self.interfaces: dict[str, str | None] = {}
+        self.ha_tables_wanted: set[str] = set()
+        self.ha_tables_tagged: set[str] = set()
 
     # --- what the contract asks of the cloud ---------------------------------------------
 
@@ -241,14 +255,19 @@ class AwsNetwork(Identity, Instance, Groups, Provider):
             if a.get("CidrBlockState", {}).get("State", "associated") == "associated"
         ) or (IPv4Network(vpcs[0]["CidrBlock"]),)
         by_vpc = [{"Name": "vpc-id", "Values": [vpc]}]
-        subnet_ids = [
-            s["SubnetId"] for s in pages(self.ec2, "describe_subnets", "Subnets", Filters=by_vpc)
-        ]
+        zones = {
+            s["SubnetId"]: s.get("AvailabilityZone")
+            for s in pages(self.ec2, "describe_subnets", "Subnets", Filters=by_vpc)
+        }
+        subnet_ids = list(zones)
         raw_tables = list(pages(self.ec2, "describe_route_tables", "RouteTables", Filters=by_vpc))
         live = self._existing_interfaces(raw_tables)
         tables = tuple(self._route_table(t, live) for t in raw_tables)
-        subnets = self._ways_out(subnet_ids, raw_tables, {t.id: t for t in tables})
-        connector = self._observe_connector(by_vpc)
+        subnets = tuple(
+            replace(s, zone=zones.get(s.id))
+            for s in self._ways_out(subnet_ids, raw_tables, {t.id: t for t in tables})
+        )
+        connectors = self._observe_connectors(by_vpc)
         groups = list(pages(self.ec2, "describe_security_groups", "SecurityGroups", Filters=by_vpc))
         app_groups, ingress, own_group = self._observe_groups(groups)
         self.group_id = own_group  # what apply's rules and the launch refer to
@@ -257,8 +276,9 @@ class AwsNetwork(Identity, Instance, Groups, Provider):
             cidrs=cidrs,
             route_tables=tables,
             subnets=subnets,
-            connector=connector,
-            parts=self._observe_parts(own_group),
+            connector=connectors[0] if connectors else None,
+            connectors=connectors,
+            parts=self._observe_parts(own_group, raw_tables),
             app_groups=app_groups,
             connector_ingress=ingress,
         )
@@ -347,7 +367,8 @@ class AwsNetwork(Identity, Instance, Groups, Provider):
             routes=tuple(routes),
         )
 
-    def _observe_connector(self, by_vpc: list[dict[str, Any]]) -> ObservedConnector | None:
+    def _observe_connectors(self, by_vpc: list[dict[str, Any]]) -> tuple[ObservedConnector, ...]:
+        """Every live connector of the network (a pair has two), newest first."""
         filters = [
             *by_vpc,
             {"Name": f"tag:{TAG}", "Values": [self.network.name]},
@@ -358,50 +379,60 @@ class AwsNetwork(Identity, Instance, Groups, Provider):
             for r in pages(self.ec2, "describe_instances", "Reservations", Filters=filters)
             for i in r["Instances"]
         ]
-        if not found:
-            self.instance = self.interface = None
-            return None
         found.sort(key=lambda i: i["LaunchTime"], reverse=True)
-        inst = found[0]
-        primary = next(
-            (
-                n
-                for n in inst.get("NetworkInterfaces", [])
-                if n.get("Attachment", {}).get("DeviceIndex") == 0
-            ),
-            None,
-        )
-        tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
-        self.instance = inst["InstanceId"]
-        self.interface = primary["NetworkInterfaceId"] if primary else None
-        return ObservedConnector(
-            instance=inst["InstanceId"],
-            state=ConnectorState(inst["State"]["Name"]),
-            interface=self.interface,
-            private_ip=inst.get("PrivateIpAddress"),
-            forwarding=not (primary or inst).get("SourceDestCheck", True),
-            size=inst["InstanceType"],
-            image=inst["ImageId"],
-            subnet=inst.get("SubnetId", ""),
-            fingerprint=tags.get(FINGERPRINT_TAG, ""),
-            public_ip=inst.get("PublicIpAddress"),
-        )
+        out = []
+        for inst in found:
+            primary = next(
+                (
+                    n
+                    for n in inst.get("NetworkInterfaces", [])
+                    if n.get("Attachment", {}).get("DeviceIndex") == 0
+                ),
+                None,
+            )
+            tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+            interface = primary["NetworkInterfaceId"] if primary else None
+            self.interfaces[inst["InstanceId"]] = interface
+            member = tags.get(MEMBER_TAG, "0")
+            out.append(
+                ObservedConnector(
+                    instance=inst["InstanceId"],
+                    state=ConnectorState(inst["State"]["Name"]),
+                    interface=interface,
+                    private_ip=inst.get("PrivateIpAddress"),
+                    forwarding=not (primary or inst).get("SourceDestCheck", True),
+                    size=inst["InstanceType"],
+                    image=inst["ImageId"],
+                    subnet=inst.get("SubnetId", ""),
+                    fingerprint=tags.get(FINGERPRINT_TAG, ""),
+                    public_ip=inst.get("PublicIpAddress"),
+                    member=int(member) if member.isdigit() else 0,
+                )
+            )
+        first = out[0] if out else None
+        self.instance = first.instance if first else None
+        self.interface = first.interface if first else None
+        return tuple(out)
 
-    def _observe_parts(self, own_group: str | None) -> tuple[Part, ...]:
-        found = self.ssm.describe_parameters(
-            ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [self.parameter]}]
-        )["Parameters"]
-        profile_fp = None
-        if found:
-            profile_fp = (found[0].get("Description") or "").rpartition("sha256:")[2] or None
+    def _observe_parts(
+        self, own_group: str | None, raw_tables: list[dict[str, Any]]
+    ) -> tuple[Part, ...]:
+        names = [self.parameter_of(0), self.parameter_of(1)]
+        found = {
+            p["Name"]: (p.get("Description") or "").rpartition("sha256:")[2] or None
+            for p in self.ssm.describe_parameters(
+                ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": names}]
+            )["Parameters"]
+        }
+        profile_fp = found.get(names[0])
         role, policy = self._role_state()
         instance_profile, attached = self._instance_profile_state()
         return (
             Part(
                 PROFILE_PART,
-                self.parameter,
+                names[0],
                 "the VPN profile as an SSM SecureString, never in user-data",
-                bool(found),
+                names[0] in found,
                 fingerprint=profile_fp,
             ),
             Part(
@@ -424,9 +455,17 @@ class AwsNetwork(Identity, Instance, Groups, Provider):
                 "the connector's own group: no inbound from the internet; app groups admit it",
                 own_group is not None,
             ),
+            *self._pair_parts(raw_tables, (names[1] in found, found.get(names[1]))),
         )
 
     # --- apply ---------------------------------------------------------------------------
+
+    def _dispatch(self, change: Change) -> None:
+        if change.kind is Kind.ROUTE:
+            super()._dispatch(change)
+            return
+        with self.as_member(change):
+            super()._dispatch(change)
 
     def _start(self) -> None:
         assert self.instance
@@ -448,13 +487,13 @@ class AwsNetwork(Identity, Instance, Groups, Provider):
                 self.ec2.replace_route(
                     RouteTableId=table,
                     DestinationCidrBlock=dest,
-                    NetworkInterfaceId=self._interface(),
+                    NetworkInterfaceId=self.route_target(change),
                 )
             else:
                 self.ec2.create_route(
                     RouteTableId=table,
                     DestinationCidrBlock=dest,
-                    NetworkInterfaceId=self._interface(),
+                    NetworkInterfaceId=self.route_target(change),
                 )
         except ClientError as e:
             code = e.response["Error"]["Code"]
@@ -465,7 +504,7 @@ class AwsNetwork(Identity, Instance, Groups, Provider):
                 self.ec2.replace_route(
                     RouteTableId=table,
                     DestinationCidrBlock=dest,
-                    NetworkInterfaceId=self._interface(),
+                    NetworkInterfaceId=self.route_target(change),
                 )
                 return
             raise
