@@ -193,7 +193,14 @@ class Deployment:
 
         flow_query(self.topology, flow)  # a bad --flow is bad input, before any read
         observed = self.observe()
-        observed = {name: self.provider(name).filters(obs) for name, obs in observed.items()}
+        observed = {
+            # a pair's flows go through the connector its routes lead to
+            name: replace(
+                self.provider(name).filters(obs),
+                connector=planner.active_connector(self.topology.network(name), obs),
+            )
+            for name, obs in observed.items()
+        }
         subnets = planner.local_subnets(self.topology, observed)
         bootstraps = {
             n.name: planner.connector_fingerprint(n, subnets[n.name], self.topology.vpn_subnet)

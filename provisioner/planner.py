@@ -483,7 +483,7 @@ def _vm_changes(
                 name,
                 Action.CREATE,
                 Kind.CONNECTOR,
-                f"VM in {want.subnet}",
+                f"VM in {want.subnet}" + (f" (of the pair: {member + 1})" if want.ha else ""),
                 WHY_LAUNCH,
                 connector=want,
                 member=member,
@@ -575,7 +575,8 @@ def _pair_notes(network: Network, slots: list[_Slot], target: _Slot) -> list[str
     lead = target.current.instance if not target.new and target.current else "the new connector"
     notes = [
         f"connector pair in {where}: the routes lead to one ({lead} in {target.want.subnet}); "
-        f"when it is down (VM gone, or its tunnel down), {CLOUD_SCHEMAS[network.cloud].ha_mechanism}"
+        "when it is down (VM gone, or its tunnel down), "
+        + CLOUD_SCHEMAS[network.cloud].ha_mechanism.replace("<network>", network.name)
     ]
     zones = {s.subnet.zone for s in slots}
     if len(zones) == 1 and None not in zones:

@@ -64,6 +64,28 @@ def serialize_moto() -> None:
     BotocoreStubber.__call__ = call  # type: ignore[method-assign]
 
 
+def tag_launched_interfaces() -> None:
+    """EC2 tags the interfaces RunInstances makes with its `network-interface` tag
+    specification; moto drops that one. A pair's watchdogs find each other by those tags (and
+    their role's condition names them), so the sandbox does as EC2 does."""
+    from moto.ec2.models.instances import InstanceBackend
+
+    original = InstanceBackend.run_instances
+    if getattr(original, "tags_interfaces", False):
+        return
+
+    def run_instances(self: Any, *args: Any, **kwargs: Any) -> Any:
+        tags = dict(kwargs.get("tags") or {}).get("network-interface", {})
+        reservation = original(self, *args, **kwargs)
+        for instance in reservation.instances:
+            for nic in instance.nics.values():
+                nic.add_tags(tags)
+        return reservation
+
+    run_instances.tags_interfaces = True  # type: ignore[attr-defined]
+    InstanceBackend.run_instances = run_instances  # type: ignore[method-assign]
+
+
 def fake_session(region: str = "us-east-1") -> Any:
     from .providers.aws.common import new_session
 
@@ -332,6 +354,7 @@ def sandbox() -> Iterator[tuple[Any, SandboxWorld]]:
     # the sandbox publishes its own Ubuntu images: moto's catalogue of 14,000 is not needed
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     serialize_moto()
+    tag_launched_interfaces()
     from .fakes.cloudconnexa import CloudConnexa
 
     with (

@@ -24,7 +24,13 @@ from botocore.awsrequest import AWSResponse
 
 from provisioner import Clouds, Deployment, load_topology
 from provisioner.model import DesiredConnector
-from provisioner.sandbox import SandboxWorld, fake_session, seed_world, serialize_moto
+from provisioner.sandbox import (
+    SandboxWorld,
+    fake_session,
+    seed_world,
+    serialize_moto,
+    tag_launched_interfaces,
+)
 
 READ_PREFIXES = ("Describe", "Get", "List")
 # the sandbox publishes its own Ubuntu images; moto's catalogue of 14,000 costs 0.5 s a world
@@ -35,6 +41,7 @@ os.environ["PROVISION_AZURE_ENDPOINT"] = "http://127.0.0.1:9"
 os.environ["PROVISION_GCP_ENDPOINT"] = "http://127.0.0.1:9"  # GCP's likewise
 os.environ["PROVISION_OCI_ENDPOINT"] = "http://127.0.0.1:9"  # and OCI's
 serialize_moto()  # moto's backends are not safe for requests from several threads at once
+tag_launched_interfaces()  # as EC2 does: RunInstances' network-interface tags
 
 
 def _botocore_once() -> None:

@@ -76,7 +76,9 @@ def test_one_of_a_pair_runs_the_watchdog_as_its_module_says(tmp_path):
     assert entry["encoding"] == "gz+b64"  # as cloud-init writes it
     script = tmp_path / "connector-watchdog"
     script.write_bytes(gzip.decompress(base64.b64decode(entry["content"])))
-    settings = json.loads(base64.b64decode(files["/etc/connector-provisioner/watchdog.json"]["content"]))
+    settings = json.loads(
+        base64.b64decode(files["/etc/connector-provisioner/watchdog.json"]["content"])
+    )
     assert settings == {"cloud": "aws", "network": "hq", "region": "us-east-1"}
     unit = base64.b64decode(files["/etc/systemd/system/connector-watchdog.service"]["content"])
     assert b"ExecStart=/usr/bin/python3 /usr/local/sbin/connector-watchdog " in unit

@@ -109,7 +109,9 @@ def test_the_standby_takes_over_when_the_active_dies_or_loses_its_tunnel(pair: P
         )
         FIGURES[f"failover, {mode}"] = figure
         print(f"failover, {mode}: {figure}: {', '.join(f'{v:.1f}' for v in values)}")
-    FIGURES["failover, packets lost after the switch"] = f"{lost} ({asymmetric} runs answered through the other connector)"
+    FIGURES["failover, packets lost after the switch"] = (
+        f"{lost} ({asymmetric} runs answered through the other connector)"
+    )
     takeovers = sum(
         Path(pair.dir / f"watchdog-{m}.log").read_text().count("took over") for m in pair.members
     )

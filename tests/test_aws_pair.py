@@ -1,0 +1,349 @@
+"""A connector pair on AWS (`connector.ha`) against moto, through the real boto3 client: two
+connectors, the routes on one, the watchdog's takeover, and a network that goes from one
+connector to a pair and back without a moment when its routes lead nowhere."""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import threading
+from typing import Any
+
+import boto3
+import pytest
+from conftest import CallLog, deployment, snapshot
+
+from provisioner import SpecError
+from provisioner.providers.aws import TAG
+from provisioner.providers.aws.pair import PAIR_POLICY, pair_policy
+from provisioner.render import plan_text, status_text
+from provisioner.sandbox import FAKE_PROFILE, SandboxWorld
+from provisioner.watchdog import HA_TAG, AwsRoutes, Holder, Settings
+
+OURS = ("100.96.0.0/11", "192.168.0.0/22")  # HQ's routed destinations: the VPN, Branch
+
+
+@pytest.fixture
+def second_subnet(session: Any, world: SandboxWorld) -> str:
+    """A subnet of HQ in another zone, public like the first connector's."""
+    ec2 = session.client("ec2", region_name="us-east-1")
+    subnet = ec2.create_subnet(
+        VpcId=world.hq.vpc, CidrBlock="10.0.3.0/24", AvailabilityZone="us-east-1b"
+    )["Subnet"]["SubnetId"]
+    ec2.associate_route_table(RouteTableId=world.hq.route_tables[1], SubnetId=subnet)
+    return subnet
+
+
+def as_pair(world: SandboxWorld, second: str):
+    def edit(doc: dict[str, Any]) -> None:
+        c = doc["networks"]["hq"]["connector"]
+        (world.directory / "hq-b.ovpn").write_text(FAKE_PROFILE.format(name="hq-b"))
+        c["ha"] = True
+        c["subnets"] = [c.pop("subnet"), second]
+        c["profiles"] = [c.pop("profile"), "hq-b.ovpn"]
+
+    return edit
+
+
+def connectors(session: Any) -> dict[int, dict[str, Any]]:
+    """HQ's live connectors by member."""
+    ec2 = session.client("ec2", region_name="us-east-1")
+    found = {}
+    for r in ec2.describe_instances(
+        Filters=[
+            {"Name": f"tag:{TAG}", "Values": ["hq"]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+        ]
+    )["Reservations"]:
+        for i in r["Instances"]:
+            tags = {t["Key"]: t["Value"] for t in i["Tags"]}
+            found[int(tags["connector-provisioner:member"])] = i
+    return found
+
+
+def eni(instance: dict[str, Any]) -> str:
+    return str(instance["NetworkInterfaces"][0]["NetworkInterfaceId"])
+
+
+def targets(session: Any, world: SandboxWorld) -> set[str]:
+    """What HQ's routes to our destinations lead to, over every table."""
+    ec2 = session.client("ec2", region_name="us-east-1")
+    out = set()
+    for t in ec2.describe_route_tables(RouteTableIds=world.hq.route_tables)["RouteTables"]:
+        for r in t["Routes"]:
+            if r.get("DestinationCidrBlock") in OURS:
+                out.add(r.get("NetworkInterfaceId", "?") + ("" if r["State"] == "active" else "!"))
+    return out
+
+
+def test_a_pair_is_two_connectors_with_the_routes_on_the_first(
+    session, world: SandboxWorld, clouds, second_subnet, calls: CallLog
+):
+    d = deployment(world, clouds, edit=as_pair(world, second_subnet))
+    text = plan_text(d.plan())
+    assert "connector pair in subnet-" in text and "(us-east-1b)" in text
+    assert "ec2:ReplaceRoute" in text
+    d.apply()
+    pair = connectors(session)
+    assert sorted(pair) == [0, 1]
+    assert pair[0]["SubnetId"] == world.hq.connector_subnet
+    assert pair[1]["SubnetId"] == second_subnet
+    ec2 = session.client("ec2", region_name="us-east-1")
+    for i in pair.values():
+        desc = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni(i)])["NetworkInterfaces"]
+        assert desc[0]["SourceDestCheck"] is False  # both forward, either may take over
+    assert targets(session, world) == {eni(pair[0])}
+    # the tables the watchdogs may change carry the tag their role's condition names
+    for t in ec2.describe_route_tables(RouteTableIds=world.hq.route_tables)["RouteTables"]:
+        assert {"Key": HA_TAG, "Value": "hq"} in t["Tags"]
+    # each connector reads its own profile: its user-data names its parameter, and runs the
+    # watchdog
+    ssm = session.client("ssm", region_name="us-east-1")
+    for member, suffix in ((0, ""), (1, "-2")):
+        data = ec2.describe_instance_attribute(
+            InstanceId=pair[member]["InstanceId"], Attribute="userData"
+        )["UserData"]["Value"]
+        text = base64.b64decode(data).decode()
+        parameter = f"/connector-provisioner/{world.hq.vpc}/hq/profile{suffix}"
+        assert f'Name="{parameter}"' in text and "connector-watchdog" in text
+        value = ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"]
+        assert value == FAKE_PROFILE.format(name="hq" if member == 0 else "hq-b")
+        assert value not in text
+    iam = session.client("iam")
+    role = f"cp-hq-{world.hq.vpc}"
+    policy = iam.get_role_policy(RoleName=role, PolicyName=PAIR_POLICY)["PolicyDocument"]
+    assert policy == pair_policy("us-east-1", "123456789012", "hq", f"{parameter}")
+    # status names the active one and the standby
+    (status,) = [s for s in d.status() if s.network == "hq"]
+    assert status.healthy and status.ha
+    assert status.connector is not None and status.connector.instance == pair[0]["InstanceId"]
+    assert status.standby is not None and status.standby.instance == pair[1]["InstanceId"]
+    shown = status_text((status,))
+    assert f"connector (active): {pair[0]['InstanceId']}" in shown
+    assert f"connector (standby): {pair[1]['InstanceId']}" in shown
+    calls.clear()
+    assert deployment(world, clouds, edit=as_pair(world, second_subnet)).plan().empty
+    assert calls.mutating == []
+
+
+def watchdog_of(session: Any, instance: dict[str, Any]) -> AwsRoutes:
+    settings = Settings(
+        cloud="aws",
+        network="hq",
+        region="us-east-1",
+        interface=eni(instance),
+        address=instance["PrivateIpAddress"],
+    )
+    return AwsRoutes(settings, session.client("ec2", region_name="us-east-1"))
+
+
+def test_after_a_takeover_apply_keeps_the_routes_where_the_watchdog_put_them(
+    session, world: SandboxWorld, clouds, second_subnet
+):
+    edit = as_pair(world, second_subnet)
+    deployment(world, clouds, edit=edit).apply()
+    pair = connectors(session)
+    standby = watchdog_of(session, pair[1])
+    assert standby.holder() == Holder(eni(pair[0]), pair[0]["PrivateIpAddress"])
+    writes = standby.take_over(standby.holder())
+    assert writes == len(OURS) * len(world.hq.route_tables)
+    assert targets(session, world) == {eni(pair[1])}
+    d = deployment(world, clouds, edit=edit)
+    assert d.plan().empty  # no taking back: the pair's routes lead to one, whichever it is
+    (status,) = [s for s in d.status() if s.network == "hq"]
+    assert status.connector.instance == pair[1]["InstanceId"]
+    assert status.standby.instance == pair[0]["InstanceId"]
+    # the standby stopped: status says the pair has no failover; apply starts it
+    ec2 = session.client("ec2", region_name="us-east-1")
+    ec2.stop_instances(InstanceIds=[pair[0]["InstanceId"]])
+    (status,) = [s for s in d.status() if s.network == "hq"]
+    assert not status.healthy and any("no failover" in n for n in status.notes)
+    d.apply()
+    assert targets(session, world) == {eni(pair[1])}
+    assert connectors(session)[0]["State"]["Name"] == "running"
+
+
+class RouteWatch:
+    """After every EC2 write of a run, what HQ's routes lead to: each must be a running
+    connector's interface (read through a session of its own, outside the run's)."""
+
+    def __init__(self, session: Any, world: SandboxWorld) -> None:
+        self.ec2 = boto3.Session(region_name="us-east-1").client("ec2")
+        self.world = world
+        self.seen: list[tuple[str, set[str]]] = []
+        self.lock = threading.Lock()
+        session.events.register("after-call.ec2", self.after)
+
+    def running_interfaces(self) -> set[str]:
+        return {
+            n["NetworkInterfaceId"]
+            for r in self.ec2.describe_instances(
+                Filters=[{"Name": "instance-state-name", "Values": ["running"]}]
+            )["Reservations"]
+            for i in r["Instances"]
+            for n in i["NetworkInterfaces"]
+        }
+
+    def after(self, model: Any = None, **_: Any) -> None:
+        if model.name.startswith("Describe"):
+            return
+        with self.lock:
+            live = self.running_interfaces()
+            leads = set()
+            for t in self.ec2.describe_route_tables(RouteTableIds=self.world.hq.route_tables)[
+                "RouteTables"
+            ]:
+                for r in t["Routes"]:
+                    if r.get("DestinationCidrBlock") in OURS:
+                        target = r.get("NetworkInterfaceId", "?")
+                        leads.add(
+                            target if target in live and r["State"] == "active" else "NOWHERE"
+                        )
+            self.seen.append((model.name, leads))
+
+    @property
+    def nowhere(self) -> list[str]:
+        return [op for op, leads in self.seen if "NOWHERE" in leads or not leads]
+
+
+def test_one_connector_to_a_pair_and_back_never_leaves_the_routes_leading_nowhere(
+    session, world: SandboxWorld, clouds, second_subnet
+):
+    before = snapshot(session)
+    deployment(world, clouds).apply()
+    (alone,) = connectors(session).values()
+    watch = RouteWatch(session, world)
+    # one -> pair: the first connector's bootstrap lacks the watchdog, so it is replaced; the
+    # second is launched first and the routes move to it before that
+    plan = deployment(world, clouds, edit=as_pair(world, second_subnet)).plan()
+    assert any("without the pair's watchdog" in c.why for c in plan.changes)
+    deployment(world, clouds, edit=as_pair(world, second_subnet)).apply()
+    assert watch.seen and watch.nowhere == []
+    pair = connectors(session)
+    assert alone["InstanceId"] not in {i["InstanceId"] for i in pair.values()}
+    assert targets(session, world) == {eni(pair[1])}  # the one that stayed up throughout
+    assert deployment(world, clouds, edit=as_pair(world, second_subnet)).plan().empty
+    # pair -> one: the routes move to the connector that stays, then the other goes, and
+    # everything the pair had: the second profile, the pair policy, the tables' tags
+    watch.seen.clear()
+    deployment(world, clouds).apply()
+    assert watch.seen and watch.nowhere == []
+    (single,) = connectors(session).values()
+    assert single["InstanceId"] == pair[0]["InstanceId"]  # launched for a pair, fine alone
+    assert targets(session, world) == {eni(pair[0])}
+    assert deployment(world, clouds).plan().empty
+    deployment(world, clouds).destroy()
+    assert snapshot(session) == before  # nothing of the pair left behind
+
+
+def test_a_pair_is_checked_before_any_call(
+    world: SandboxWorld, clouds, calls: CallLog, second_subnet
+):
+    cases = [
+        (lambda c: c.update(ha=True), "networks.hq.connector.subnet"),
+        (lambda c: c.update(ha=True, subnets=[c.pop("subnet")], profiles=["a", "b"]),
+         "networks.hq.connector.subnets"),
+        (lambda c: c.update(subnets=["subnet-0123abcd", "subnet-0123abce"]),
+         "networks.hq.connector.subnets"),
+        (lambda c: c.update(ha=True, subnets=[c.pop("subnet"), second_subnet]),
+         "networks.hq.connector.profile"),
+        (lambda c: c.update(ha=True, subnets=[c.pop("subnet"), second_subnet],
+                            profiles=[c.pop("profile"), "hq.ovpn"]),
+         "networks.hq.connector.profiles[1]"),
+    ]  # fmt: skip
+    calls.clear()
+    for change, field in cases:
+
+        def edit(doc: dict[str, Any], change=change) -> None:
+            change(doc["networks"]["hq"]["connector"])
+
+        with pytest.raises(SpecError) as e:
+            deployment(world, clouds, edit=edit)
+        assert str(e.value).startswith(field), str(e.value)
+    assert calls.calls == []
+
+
+# --- the watchdog's permissions, against the calls it makes -----------------------------------
+
+
+def _allows(policy: dict[str, Any], action: str, resource: str, tags: dict[str, str]) -> bool:
+    for st in policy["Statement"]:
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        if st["Effect"] != "Allow" or action not in actions:
+            continue
+        if not fnmatch.fnmatchcase(resource, st["Resource"]):
+            continue
+        conditions = st.get("Condition", {}).get("StringEquals", {})
+        if all(tags.get(k.split("/", 1)[1]) == v for k, v in conditions.items()):
+            return True
+    return False
+
+
+def _authorizations(session: Any, call: tuple[str, dict[str, Any]]) -> list[tuple[str, str, dict]]:
+    """What IAM authorizes for one call: (action, resource ARN, the resource's tags). EC2's
+    Describe calls are not scoped by resource; ReplaceRoute is, on the table and on the target
+    interface."""
+    name, params = call
+    ec2 = session.client("ec2", region_name="us-east-1")
+    arn = "arn:aws:ec2:us-east-1:123456789012"
+    if name == "GetParameter":
+        return [
+            (
+                "ssm:GetParameter",
+                f"arn:aws:ssm:us-east-1:123456789012:parameter{params['Name']}",
+                {},
+            )
+        ]
+    if name.startswith("Describe"):
+        return [(f"ec2:{name}", "*", {})]
+    assert name == "ReplaceRoute", name
+    table = ec2.describe_route_tables(RouteTableIds=[params["RouteTableId"]])["RouteTables"][0]
+    nic = ec2.describe_network_interfaces(NetworkInterfaceIds=[params["NetworkInterfaceId"]])[
+        "NetworkInterfaces"
+    ][0]
+    return [
+        ("ec2:ReplaceRoute", f"{arn}:route-table/{table['RouteTableId']}",
+         {t["Key"]: t["Value"] for t in table.get("Tags", [])}),
+        ("ec2:ReplaceRoute", f"{arn}:network-interface/{nic['NetworkInterfaceId']}",
+         {t["Key"]: t["Value"] for t in nic.get("TagSet", [])}),
+    ]  # fmt: skip
+
+
+def test_the_pair_policy_is_exactly_what_the_watchdog_and_the_second_profile_need(
+    session, world: SandboxWorld, clouds, second_subnet
+):
+    deployment(world, clouds, edit=as_pair(world, second_subnet)).apply()
+    pair = connectors(session)
+    made: list[tuple[str, dict[str, Any]]] = []
+
+    def record(model: Any = None, params: Any = None, **_: Any) -> None:
+        made.append((model.name, dict(params)))
+
+    vm = boto3.Session(region_name="us-east-1")  # what the second VM's role does
+    vm.events.register("provide-client-params", record)
+    second = f"/connector-provisioner/{world.hq.vpc}/hq/profile-2"
+    vm.client("ssm").get_parameter(Name=second, WithDecryption=True)  # its boot
+    watchdog = AwsRoutes(
+        Settings(cloud="aws", network="hq", region="us-east-1", interface=eni(pair[1])),
+        vm.client("ec2"),
+    )
+    watchdog.take_over(watchdog.holder())
+    policy = pair_policy("us-east-1", "123456789012", "hq", second)
+    needed = [a for call in made for a in _authorizations(session, call)]
+    assert {a[0] for a in needed} == {
+        "ssm:GetParameter", "ec2:DescribeNetworkInterfaces", "ec2:DescribeRouteTables",
+        "ec2:ReplaceRoute",
+    }  # fmt: skip
+    assert all(_allows(policy, *a) for a in needed)  # every call allowed
+    for i in range(len(policy["Statement"])):  # and nothing more: each statement is needed
+        fewer = {**policy, "Statement": policy["Statement"][:i] + policy["Statement"][i + 1 :]}
+        assert not all(_allows(fewer, *a) for a in needed), policy["Statement"][i]["Sid"]
+    # the other way: not in a table without the tag, not towards an interface not of the pair
+    table = f"arn:aws:ec2:us-east-1:123456789012:route-table/{world.branch.route_tables[0]}"
+    assert not _allows(policy, "ec2:ReplaceRoute", table, {})
+    assert not _allows(policy, "ec2:ReplaceRoute", table, {HA_TAG: "branch"})
+    nic = "arn:aws:ec2:us-east-1:123456789012:network-interface/eni-0123456789abcdef0"
+    assert not _allows(policy, "ec2:ReplaceRoute", nic, {TAG: "branch"})
+    first = f"arn:aws:ssm:us-east-1:123456789012:parameter/connector-provisioner/{world.hq.vpc}/hq/profile"
+    assert not _allows(policy, "ssm:GetParameter", first, {})  # that one is the role's other policy
+    assert not _allows(policy, "ec2:CreateRoute", table, {HA_TAG: "hq"})
