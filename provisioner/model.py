@@ -166,8 +166,9 @@ class ServiceProfile(ProfileSource):
     it is stored in the cloud, in memory only. `source` (the service's side of the deployment)
     is bound before anything is read."""
 
-    def __init__(self, network: str) -> None:
+    def __init__(self, network: str, member: int = 0) -> None:
         self.network = network
+        self.member = member  # of a pair: whose connector on the service
         self.source: ProfileSupplier | None = None
 
     def _bound(self) -> ProfileSupplier:
@@ -177,22 +178,22 @@ class ServiceProfile(ProfileSource):
 
     @property
     def fingerprint(self) -> str:
-        return self._bound().profile_fingerprint(self.network)
+        return self._bound().profile_fingerprint(self.network, self.member)
 
     def read(self) -> bytes:
-        return self._bound().profile(self.network)
+        return self._bound().profile(self.network, self.member)
 
     def __repr__(self) -> str:
-        return f"ServiceProfile({self.network!r})"
+        return f"ServiceProfile({self.network!r}, {self.member})"
 
 
 class ProfileSupplier:
     """What hands out service-made profiles: the VPN service's side of a deployment."""
 
-    def profile_fingerprint(self, network: str) -> str:
+    def profile_fingerprint(self, network: str, member: int = 0) -> str:
         raise NotImplementedError
 
-    def profile(self, network: str) -> bytes:
+    def profile(self, network: str, member: int = 0) -> bytes:
         raise NotImplementedError
 
 
@@ -579,8 +580,9 @@ SERVICE_KINDS = frozenset(
 SERVICE_CONNECTOR_PREFIX = "cp-"  # our connector on a service network: cp-<network>
 
 
-def service_connector_name(network: str) -> str:
-    return f"{SERVICE_CONNECTOR_PREFIX}{network}"
+def service_connector_name(network: str, member: int = 0) -> str:
+    """Our connector on the network's service side: cp-<network>; a pair's second, cp-<network>-2."""
+    return f"{SERVICE_CONNECTOR_PREFIX}{network}" + (f"-{member + 1}" if member else "")
 
 
 @dataclass(frozen=True)
@@ -830,6 +832,9 @@ class ServiceStatus:
     egress_wanted: bool = False
     connector: str | None = None  # our connector's connection status, as the API says
     address: str | None = None  # its VPN address
+    pair: bool = False  # a pair's network: two connectors of ours
+    second: str | None = None  # the pair's second connector's status, and its address
+    second_address: str | None = None
 
     @property
     def healthy(self) -> bool:
@@ -838,6 +843,7 @@ class ServiceStatus:
             and all(state == "ok" for _, state in self.routes)
             and self.egress == self.egress_wanted
             and self.connector == "ONLINE"
+            and (not self.pair or self.second == "ONLINE")
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -850,6 +856,11 @@ class ServiceStatus:
             "egress_wanted": self.egress_wanted,
             "connector": self.connector,
             "vpn_address": self.address,
+            **(
+                {"second_connector": self.second, "second_vpn_address": self.second_address}
+                if self.pair
+                else {}
+            ),
         }
 
 

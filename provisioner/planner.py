@@ -260,7 +260,7 @@ def plan_apply(
     connector: the service's changes come first."""
     subnets = local_subnets(topology, observed)
     plans = []
-    renewed: frozenset[str] = frozenset()
+    renewed: frozenset[tuple[str, int]] = frozenset()
     if service is not None:
         service_plan, renewed = plan_service(topology, service, subnets, prune=prune)
         plans.append(service_plan)
@@ -274,7 +274,7 @@ def plan_apply(
                 obs,
                 subnets,
                 replace_conflicting_routes,
-                new_profile=network.name in renewed,
+                new_profiles=frozenset(m for n, m in renewed if n == network.name),
             )
         )
     return Plan(operation="apply", networks=tuple(plans), vpn_subnet=topology.vpn_subnet)
@@ -339,14 +339,16 @@ def _plan_network(
     obs: Observed,
     subnets: Mapping[str, tuple[IPv4Network, ...]],
     replace_conflicting_routes: bool,
-    new_profile: bool = False,
+    new_profiles: frozenset[int] = frozenset(),
 ) -> NetworkPlan:
+    """`new_profiles`: the members whose connector the VPN service makes in this apply (so a
+    new profile for each)."""
     c = network.connector
     assert c is not None
     local = subnets[network.name]
     name = network.name
     prints = {
-        m: NEW_SERVICE_PROFILE if new_profile else c.member_profile(m).fingerprint
+        m: NEW_SERVICE_PROFILE if m in new_profiles else c.member_profile(m).fingerprint
         for m in range(len(c.subnets))
     }
     # supporting parts the VMs need, in the provider's order; stored profiles follow the file

@@ -253,10 +253,14 @@ def service_lines(network: str, s: ServiceStatus) -> list[str]:
     if s.egress != s.egress_wanted:
         egress += f" (the file says {'on' if s.egress_wanted else 'off'})"
     lines.append(f"      egress:    {egress}")
-    if s.connector is None:
-        lines.append("      connector: NONE of ours")
-    else:
-        lines.append(f"      connector: {s.connector} at {s.address or '-'}")
+    connectors = [("connector", s.connector, s.address)]
+    if s.pair:
+        connectors.append(("second", s.second, s.second_address))
+    for label, state, address in connectors:
+        if state is None:
+            lines.append(f"      {label + ':':10} NONE of ours")
+        else:
+            lines.append(f"      {label + ':':10} {state} at {address or '-'}")
     return lines
 
 

@@ -43,7 +43,7 @@ from .model import (
     place_text,
     service_connector_name,
 )
-from .service_planner import our_connector, vpn_region
+from .service_planner import members, our_connector, vpn_region
 from .spec import SERVICE_PLAN
 
 API_URL_VARIABLE = "CLOUDCONNEXA_API_URL"
@@ -243,12 +243,16 @@ class CloudConnexaSide(ProfileSupplier):
         self.service = topology.service
         self.api = api or api_from_environment(self.service.cloud_id)
         self._lock = threading.Lock()
-        self._connectors: dict[str, str] = {}  # topology network -> our connector's id
+        # (topology network, member) -> our connector's id (a pair has two)
+        self._connectors: dict[tuple[str, int], str] = {}
         self._networks: dict[str, str] = {}  # topology network -> service network id
         self._profiles: dict[str, bytes] = {}  # connector id -> its profile (this process)
         for n in topology.networks:
-            if n.connector is not None and isinstance(n.connector.profile, ServiceProfile):
-                n.connector.profile.source = self
+            if n.connector is None:
+                continue
+            for profile in (n.connector.profile, n.connector.standby_profile):
+                if isinstance(profile, ServiceProfile):
+                    profile.source = self
 
     # --- observe ------------------------------------------------------------------------
 
@@ -275,22 +279,24 @@ class CloudConnexaSide(ProfileSupplier):
                 if found is None:
                     continue
                 self._networks[n.name] = found.id
-                ours = our_connector(found, n.name, vpn_region(n, self.topology))
-                if ours is not None:
-                    self._connectors[n.name] = ours.id
+                for member in range(members(n)):
+                    ours = our_connector(found, n.name, vpn_region(n, self.topology), member)
+                    if ours is not None:
+                        self._connectors[(n.name, member)] = ours.id
         return observed
 
     # --- profiles -----------------------------------------------------------------------
 
-    def profile_fingerprint(self, network: str) -> str:
+    def profile_fingerprint(self, network: str, member: int = 0) -> str:
         with self._lock:
-            found = self._connectors.get(network)
+            found = self._connectors.get((network, member))
         return f"cc-{found[:13]}" if found else "cc-none"
 
-    def profile(self, network: str) -> bytes:
-        """The profile of the network's connector, made by the API once per process."""
+    def profile(self, network: str, member: int = 0) -> bytes:
+        """The profile of the network's connector (of a pair: `member`'s), made by the API once
+        per process."""
         with self._lock:
-            connector = self._connectors.get(network)
+            connector = self._connectors.get((network, member))
         if connector is None:
             raise CloudError(
                 f"{network}: no connector of ours on CloudConnexa to make a profile for"
@@ -333,7 +339,8 @@ class CloudConnexaSide(ProfileSupplier):
             self._gone(lambda: self.api.call("DELETE", f"/networks/{c.ref}"))
             with self._lock:
                 self._networks.pop(name, None)
-                self._connectors.pop(name, None)
+                for key in [k for k in self._connectors if k[0] == name]:
+                    del self._connectors[key]
         elif c.kind is Kind.SERVICE_ROUTE and c.action is Action.CREATE:
             body = {"value": str(c.destination), "description": f"{SERVICE_MARK}: {name}"}
             try:
@@ -372,8 +379,9 @@ class CloudConnexaSide(ProfileSupplier):
                 {"value": str(s), "description": f"{SERVICE_MARK}: {name}"} for s in c.subnets
             ],
             "connectors": [
-                {"name": service_connector_name(name), "description": f"{SERVICE_MARK}: {name}",
+                {"name": service_connector_name(name, m), "description": f"{SERVICE_MARK}: {name}",
                  "vpnRegionId": region}
+                for m in range(members(network))
             ],
         }  # fmt: skip
         try:
@@ -390,13 +398,13 @@ class CloudConnexaSide(ProfileSupplier):
     def _create_connector(self, c: Change, name: str) -> None:
         network_id = str(c.ref)
         body = {
-            "name": service_connector_name(name),
+            "name": service_connector_name(name, c.member),
             "description": f"{SERVICE_MARK}: {name}",
             "vpnRegionId": c.target or self.service.vpn_region,
         }
         made = self.api.call("POST", "/networks/connectors", {"networkId": network_id}, body)
         with self._lock:
-            self._connectors[name] = str(made["id"])
+            self._connectors[(name, c.member)] = str(made["id"])
         if c.action is Action.REPLACE and c.previous_target:  # the old one goes after
             where = {"networkId": network_id}
             gone = f"/networks/connectors/{c.previous_target}"
@@ -405,13 +413,15 @@ class CloudConnexaSide(ProfileSupplier):
     def _remember(self, name: str, made: dict[str, Any]) -> None:
         with self._lock:
             self._networks[name] = str(made["id"])
-            ours = [
-                c
-                for c in made.get("connectors") or []
-                if c.get("name") == service_connector_name(name)
-            ]
-            if ours:
-                self._connectors[name] = str(ours[0]["id"])
+            network = self.topology.network(name)
+            for member in range(members(network)):
+                ours = [
+                    c
+                    for c in made.get("connectors") or []
+                    if c.get("name") == service_connector_name(name, member)
+                ]
+                if ours:
+                    self._connectors[(name, member)] = str(ours[0]["id"])
 
     @staticmethod
     def _gone(call: Callable[[], Any]) -> None:

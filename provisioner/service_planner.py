@@ -59,6 +59,11 @@ def egress(network: Network) -> bool:
     return bool(network.connector and network.connector.egress)
 
 
+def members(network: Network) -> int:
+    """How many connectors of ours the network has on the service: two for a pair."""
+    return len(network.connector.subnets) if network.connector is not None else 1
+
+
 def _change(
     action: Action, kind: Kind, network: str, resource: str, why: str, **kw: object
 ) -> Change:
@@ -71,31 +76,30 @@ def plan_service(
     subnets: Mapping[str, tuple[IPv4Network, ...]],
     *,
     prune: bool = False,
-) -> tuple[NetworkPlan, frozenset[str]]:
-    """The service's changes, and the networks whose connector on the service is new (the
-    cloud side stores a new profile for each)."""
+) -> tuple[NetworkPlan, frozenset[tuple[str, int]]]:
+    """The service's changes, and the connectors on the service that are new, as (network,
+    member): the cloud side stores a new profile for each."""
     changes: list[Change] = []
     conflicts: list[ServiceConflict] = []
     notes: list[str] = []
-    renewed: set[str] = set()
+    renewed: set[tuple[str, int]] = set()
     for n in topology.networks:
         found = observed.network(n.name)
         want = subnets[n.name]
         region = vpn_region(n, topology)
         if found is None:
             routes = ", ".join(str(s) for s in want)
-            resource = (
-                f"{n.name} ({routes}; connector in {region}{'; egress' if egress(n) else ''})"
-            )
+            count = "connector" if members(n) == 1 else f"{members(n)} connectors"
+            resource = f"{n.name} ({routes}; {count} in {region}{'; egress' if egress(n) else ''})"
             changes.append(_change(Action.CREATE, Kind.SERVICE_NETWORK, n.name, resource,
                                    WHY_SERVICE_NETWORK, target=region, subnets=want))  # fmt: skip
-            renewed.add(n.name)
+            renewed |= {(n.name, m) for m in range(members(n))}
         elif not found.ours and not n.adopt_service_network:
             conflicts.append(ServiceConflict(n.name, found.description))
             continue
         else:
             changes += _keep_up(n, found, want, region, renewed)
-        if n.profile_out is not None and (n.name in renewed or not n.profile_out.exists()):
+        if n.profile_out is not None and ((n.name, 0) in renewed or not n.profile_out.exists()):
             changes.append(_change(Action.CREATE, Kind.PROFILE_OUT, n.name, str(n.profile_out),
                                    WHY_PROFILE_OUT))  # fmt: skip
     names = {n.name for n in topology.networks}
@@ -125,7 +129,7 @@ def _keep_up(
     found: ServiceNetwork,
     want: tuple[IPv4Network, ...],
     region: str,
-    renewed: set[str],
+    renewed: set[tuple[str, int]],
 ) -> list[Change]:
     """An existing network (ours, or adopted) brought to what the file says: its egress flag,
     a route per subnet (ours removed when no longer wanted; others' never), our connector."""
@@ -146,21 +150,44 @@ def _keep_up(
             changes.append(_change(Action.DELETE, Kind.SERVICE_ROUTE, n.name,
                                    f"{route.subnet} on {n.name}", WHY_SERVICE_ROUTE_GONE,
                                    ref=route.id, destination=route.subnet))  # fmt: skip
-    name = service_connector_name(n.name)
+    for member in range(members(n)):
+        changes += _keep_connector(n, found, region, member, renewed)
+    # a pair's second connector, when the file has one connector again
+    wanted = {service_connector_name(n.name, m) for m in range(members(n))}
+    for extra in found.connectors:
+        if extra.ours and extra.name not in wanted and _second_of(extra.name, n.name):
+            changes.append(_change(Action.DELETE, Kind.SERVICE_CONNECTOR, n.name,
+                                   f"{extra.name} on {n.name}",
+                                   "the file no longer has a connector pair here",
+                                   ref=found.id, previous_target=extra.id))  # fmt: skip
+    return changes
+
+
+def _second_of(name: str, network: str) -> bool:
+    rest = name.removeprefix(service_connector_name(network) + "-")
+    return rest != name and rest.isdigit()
+
+
+def _keep_connector(
+    n: Network, found: ServiceNetwork, region: str, member: int, renewed: set[tuple[str, int]]
+) -> list[Change]:
+    """One connector of ours on the network (a pair has two): made, or moved to the region."""
+    changes = []
+    name = service_connector_name(n.name, member)
     mine = [c for c in found.connectors if c.name == name]
-    keep = our_connector(found, n.name, region)
+    keep = our_connector(found, n.name, region, member)
     if not mine:
         changes.append(_change(Action.CREATE, Kind.SERVICE_CONNECTOR, n.name,
                                f"{name} in {region} on {n.name}", WHY_SERVICE_CONNECTOR,
-                               target=region, ref=found.id))  # fmt: skip
-        renewed.add(n.name)
+                               target=region, ref=found.id, member=member))  # fmt: skip
+        renewed.add((n.name, member))
     elif keep is None or keep.region != region:
         old = mine[0]
         changes.append(_change(Action.REPLACE, Kind.SERVICE_CONNECTOR, n.name,
                                f"{name} in {region} on {n.name} (was {old.region})",
                                WHY_SERVICE_CONNECTOR, target=region, ref=found.id,
-                               previous_target=old.id))  # fmt: skip
-        renewed.add(n.name)
+                               previous_target=old.id, member=member))  # fmt: skip
+        renewed.add((n.name, member))
         keep = old
     for extra in mine:  # one of ours left by an interrupted replacement
         if extra is not keep:
@@ -171,10 +198,12 @@ def _keep_up(
     return changes
 
 
-def our_connector(found: ServiceNetwork, network: str, region: str) -> ServiceConnector | None:
-    """Our connector on the network: the one in the wanted region when there are two (an
-    interrupted replacement leaves both), else the first."""
-    mine = [c for c in found.connectors if c.name == service_connector_name(network)]
+def our_connector(
+    found: ServiceNetwork, network: str, region: str, member: int = 0
+) -> ServiceConnector | None:
+    """Our connector on the network (of a pair: `member`'s): the one in the wanted region when
+    there are two (an interrupted replacement leaves both), else the first."""
+    mine = [c for c in found.connectors if c.name == service_connector_name(network, member)]
     return next((c for c in mine if c.region == region), mine[0] if mine else None)
 
 
@@ -203,17 +232,22 @@ def plan_service_destroy(topology: Topology, observed: ObservedService) -> Netwo
                 changes.append(_change(Action.DELETE, Kind.SERVICE_ROUTE, n.name,
                                        f"{route.subnet} on {n.name}", "destroy: a route we added",
                                        ref=route.id, destination=route.subnet))  # fmt: skip
-        name = service_connector_name(n.name)
-        ours = next((c for c in found.connectors if c.name == name), None)
-        if ours is not None and len(found.connectors) > 1:
-            changes.append(_change(Action.DELETE, Kind.SERVICE_CONNECTOR, n.name,
-                                   f"{name} on {n.name}", "destroy: the connector we added",
-                                   ref=found.id, previous_target=ours.id))  # fmt: skip
-        elif ours is not None:
-            notes.append(
-                f"{n.name}: our connector {name} is the network's last; the API keeps a "
-                "network's last connector (adopted: the network is not ours to delete)"
-            )
+        ours = [
+            c
+            for c in found.connectors
+            if c.ours and (c.name == service_connector_name(n.name) or _second_of(c.name, n.name))
+        ]
+        others = len(found.connectors) - len(ours)
+        for i, c in enumerate(ours):
+            if others or i < len(ours) - 1:
+                changes.append(_change(Action.DELETE, Kind.SERVICE_CONNECTOR, n.name,
+                                       f"{c.name} on {n.name}", "destroy: a connector we added",
+                                       ref=found.id, previous_target=c.id))  # fmt: skip
+            else:
+                notes.append(
+                    f"{n.name}: our connector {c.name} is the network's last; the API keeps a "
+                    "network's last connector (adopted: the network is not ours to delete)"
+                )
     return NetworkPlan(
         network=SERVICE_PLAN, cloud="cloudconnexa", changes=tuple(changes), notes=tuple(notes)
     )
@@ -233,7 +267,9 @@ def service_status(
     want_set = set(subnets[network.name])
     routes = [(str(s), "ok" if s in have else "MISSING") for s in subnets[network.name]]
     routes += [(str(r.subnet), "EXTRA") for r in found.routes if r.subnet not in want_set]
-    ours = our_connector(found, network.name, vpn_region(network, topology))
+    region = vpn_region(network, topology)
+    ours = our_connector(found, network.name, region)
+    second = our_connector(found, network.name, region, 1) if members(network) > 1 else None
     return ServiceStatus(
         found=True,
         ours=found.ours,
@@ -242,4 +278,7 @@ def service_status(
         egress_wanted=egress(network),
         connector=ours.status if ours else None,
         address=ours.address if ours else None,
+        pair=members(network) > 1,
+        second=second.status if second else None,
+        second_address=second.address if second else None,
     )

@@ -429,15 +429,17 @@ def _connector(
         )
     nat = f.flag("nat", egress)
     profile: ProfileSource
-    standby_profile = None
+    standby_profile: ProfileSource | None = None
     if service:
-        if standby_subnet:
+        if f.has("profiles"):
             raise SpecError(
-                f.field("ha"),
-                "true is not supported with service.cloudconnexa yet: give the pair's profiles "
-                "as files (profiles: [a, b]) in a file without the service block",
+                f.field("profiles"),
+                "is not used with service.cloudconnexa: the VPN service makes each connector's "
+                "profile (remove 'profiles')",
             )
         profile = ServiceProfile(name)
+        if standby_subnet:  # the service's second connector of the network
+            standby_profile = ServiceProfile(name, member=1)
     elif standby_subnet:
         profile, standby_profile = _pair_profiles(f, base)
     else:
