@@ -206,6 +206,7 @@ def run(
     watch = Watch(settings.interface, settings.fails)
     holder: Holder | None = None
     read_at = 0.0
+    said: list[str] = []  # the last read failure said
     try:
         while not stop.is_set():
             started = time.monotonic()
@@ -214,14 +215,16 @@ def run(
             # have lost the routes meanwhile, and must not go on answering `/active`
             changed = tunnel != health.tunnel
             if holder is None or changed or watch.misses or started - read_at >= settings.refresh:
-                holder = _read(mechanism, say) or holder
+                holder = _read(mechanism, say, said) or holder
                 read_at = started
             health.active = holder is not None and holder.interface == settings.interface
             peer_ok = None
             if not health.active and holder is not None and holder.address:
                 peer_ok = peer_healthy(holder.address, settings.health_port, settings.interval)
             if watch.step(holder, health.tunnel, peer_ok):
-                current = _read(mechanism, say)  # still on the peer? the cloud has the last word
+                current = _read(
+                    mechanism, say, said
+                )  # still on the peer? the cloud has the last word
                 if current is None or current.interface != settings.interface:
                     try:
                         writes = mechanism.take_over(current)
@@ -238,12 +241,21 @@ def run(
         server.server_close()
 
 
-def _read(mechanism: Mechanism, say: Callable[[str], None]) -> Holder | None:
+def _read(mechanism: Mechanism, say: Callable[[str], None], said: list[str]) -> Holder | None:
+    """Who is active, as the cloud says; a failure is said once until it changes (a connector
+    left alone after its pair keeps its watchdog, which may no longer read: it idles)."""
     try:
-        return mechanism.holder()
+        holder = mechanism.holder()
     except Exception as e:  # the cloud unreachable for a moment: keep what we knew
-        say(f"watchdog: could not read who is active: {e}")
+        problem = f"watchdog: could not read who is active: {e}"
+        if problem not in said:
+            say(problem)
+            said[:] = [problem]
         return None
+    if said:
+        say("watchdog: reading who is active works again")
+        said.clear()
+    return holder
 
 
 # --- AWS: the routes of the network's tagged route tables, moved with ReplaceRoute ---------------

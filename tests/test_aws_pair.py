@@ -94,6 +94,14 @@ def test_a_pair_is_two_connectors_with_the_routes_on_the_first(
         desc = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni(i)])["NetworkInterfaces"]
         assert desc[0]["SourceDestCheck"] is False  # both forward, either may take over
     assert targets(session, world) == {eni(pair[0])}
+    # each watchdog reaches the other's health endpoint: the group admits its own members there
+    group = pair[0]["NetworkInterfaces"][0]["Groups"][0]["GroupId"]
+    (own,) = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"]
+    assert any(
+        p["IpProtocol"] == "tcp" and p["FromPort"] == p["ToPort"] == 8181
+        and [g["GroupId"] for g in p["UserIdGroupPairs"]] == [group]
+        for p in own["IpPermissions"]
+    )  # fmt: skip
     # the tables the watchdogs may change carry the tag their role's condition names
     for t in ec2.describe_route_tables(RouteTableIds=world.hq.route_tables)["RouteTables"]:
         assert {"Key": HA_TAG, "Value": "hq"} in t["Tags"]

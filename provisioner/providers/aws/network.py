@@ -43,7 +43,7 @@ from .common import FINGERPRINT_TAG, LIVE_STATES, MEMBER_TAG, TAG, error_text, n
 from .groups import Groups
 from .identity import Identity
 from .instance import Instance
-from .pair import PAIR_POLICY_PART, PAIR_TAGS, Pair
+from .pair import PAIR_HEALTH, PAIR_POLICY_PART, PAIR_TAGS, Pair, has_health_rule
 
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
 
@@ -87,6 +87,9 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
         ),
         PAIR_POLICY_PART: PartHandlers(
             create=Pair._put_pair_policy, delete=Pair._delete_pair_policy
+        ),
+        PAIR_HEALTH: PartHandlers(
+            create=Pair._allow_health_checks, delete=Pair._stop_health_checks
         ),
         PAIR_TAGS: PartHandlers(
             create=Pair._tag_route_tables,
@@ -278,7 +281,11 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             subnets=subnets,
             connector=connectors[0] if connectors else None,
             connectors=connectors,
-            parts=self._observe_parts(own_group, raw_tables),
+            parts=self._observe_parts(
+                own_group,
+                raw_tables,
+                has_health_rule(next((g for g in groups if g["GroupId"] == own_group), None)),
+            ),
             app_groups=app_groups,
             connector_ingress=ingress,
         )
@@ -415,7 +422,7 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
         return tuple(out)
 
     def _observe_parts(
-        self, own_group: str | None, raw_tables: list[dict[str, Any]]
+        self, own_group: str | None, raw_tables: list[dict[str, Any]], health_rule: bool
     ) -> tuple[Part, ...]:
         names = [self.parameter_of(0), self.parameter_of(1)]
         found = {
@@ -455,7 +462,7 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
                 "the connector's own group: no inbound from the internet; app groups admit it",
                 own_group is not None,
             ),
-            *self._pair_parts(raw_tables, (names[1] in found, found.get(names[1]))),
+            *self._pair_parts(raw_tables, (names[1] in found, found.get(names[1])), health_rule),
         )
 
     # --- apply ---------------------------------------------------------------------------

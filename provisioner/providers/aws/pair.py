@@ -20,12 +20,38 @@ from botocore.exceptions import ClientError
 from ...errors import CloudError
 from ...model import PROFILE_PART, Action, Change, Kind, Part
 from ...planner import NEW_CONNECTOR
-from ...watchdog import HA_TAG
+from ...watchdog import DEFAULT_PORT, HA_TAG
 from .common import TAG, AwsState
 
 PAIR_POLICY = "pair"  # the role's inline policy beside read-vpn-profile
 PAIR_TAGS = "route-table-tags"
 PAIR_POLICY_PART = "pair-policy"
+PAIR_HEALTH = "pair-health-checks"
+
+
+def health_permission(group: str) -> dict[str, Any]:
+    """The connector's own group admits the watchdogs' health checks from its members: a
+    reference to the group matches exactly the pair's private addresses. (The network's own
+    subnets, which the group admits, need not include the connectors' subnets.)"""
+    return {
+        "IpProtocol": "tcp",
+        "FromPort": DEFAULT_PORT,
+        "ToPort": DEFAULT_PORT,
+        "UserIdGroupPairs": [
+            {"GroupId": group, "Description": "connector-provisioner: the pair's health checks"}
+        ],
+    }
+
+
+def has_health_rule(group: dict[str, Any] | None) -> bool:
+    if group is None:
+        return False
+    return any(
+        p.get("IpProtocol") == "tcp"
+        and p.get("FromPort") == DEFAULT_PORT
+        and any(g.get("GroupId") == group["GroupId"] for g in p.get("UserIdGroupPairs", []))
+        for p in group.get("IpPermissions", [])
+    )
 
 
 def pair_policy(region: str, account: str, network: str, second_profile: str) -> dict[str, Any]:
@@ -81,7 +107,10 @@ class Pair(AwsState):
         return first if member == 0 else f"{first}-{member + 1}"
 
     def _pair_parts(
-        self, raw_tables: Sequence[dict[str, Any]], profile_state: tuple[bool, str | None]
+        self,
+        raw_tables: Sequence[dict[str, Any]],
+        profile_state: tuple[bool, str | None],
+        health_rule: bool,
     ) -> tuple[Part, ...]:
         """The pair's parts: wanted with ha; otherwise listed only while left over, to go."""
         assert self.network.connector is not None
@@ -128,6 +157,13 @@ class Pair(AwsState):
                 complete=self.ha_tables_tagged == self.ha_tables_wanted,
                 wanted=ha,
             ),
+            Part(
+                PAIR_HEALTH,
+                f"{self.group_name} tcp/{DEFAULT_PORT} from itself",
+                "each watchdog asks the other connector's health endpoint",
+                health_rule,
+                wanted=ha,
+            ),
         )
         return tuple(p for p in parts if p.wanted or p.present)
 
@@ -154,6 +190,26 @@ class Pair(AwsState):
             self.iam.delete_role_policy(RoleName=self.role, PolicyName=PAIR_POLICY)
         except ClientError as e:
             if e.response["Error"]["Code"] != "NoSuchEntity":
+                raise
+
+    def _allow_health_checks(self) -> None:
+        try:
+            self.ec2.authorize_security_group_ingress(
+                GroupId=self._group(), IpPermissions=[health_permission(self._group())]
+            )
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "InvalidPermission.Duplicate":
+                raise
+
+    def _stop_health_checks(self) -> None:
+        if not self.group_id:
+            return
+        try:
+            self.ec2.revoke_security_group_ingress(
+                GroupId=self.group_id, IpPermissions=[health_permission(self.group_id)]
+            )
+        except ClientError as e:
+            if e.response["Error"]["Code"] not in ("InvalidPermission.NotFound",):
                 raise
 
     def _tag_route_tables(self) -> None:
