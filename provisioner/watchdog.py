@@ -57,6 +57,7 @@ class Settings:
     tunnel_device: str = "tun0"
     tunnel_probe: str = "gateway"  # an address, "gateway" (the tunnel's), or "" (device only)
     endpoint: str = ""  # the cloud API's address, for a sandbox; empty: the cloud's own
+    subnet: str = ""  # OCI: the pair's subnet, where the floating private IP is
     # seconds between reads of who is active while all is well: a connector that lost the
     # routes without noticing (its peer could not reach it) learns so within this
     refresh: float = 10.0
@@ -340,8 +341,86 @@ def aws_identity(settings: Settings) -> Settings:
     return Settings(**values)
 
 
+# --- OCI: a secondary private IP that the route rules name, moved with UpdatePrivateIp --------
+
+
+class OciPrivateIp:
+    """The route rules name a secondary private IP of the pair's subnet (tagged with the network
+    as its floating address); who holds it is active. The standby takes over by moving it to
+    its own VNIC: the rules that name it follow, nothing else is written."""
+
+    def __init__(self, settings: Settings, client: Any = None) -> None:
+        self.settings = settings
+        if client is None:
+            import oci  # the VM's OCI CLI environment has the SDK
+
+            signer = oci.auth.signers.InstancePrincipalsSecurityTokenSigner()
+            extra = {"service_endpoint": settings.endpoint} if settings.endpoint else {}
+            client = oci.core.VirtualNetworkClient(
+                {"region": settings.region}, signer=signer, **extra
+            )
+        self.network = client
+        self.floating: str | None = None
+
+    def _floating(self) -> str | None:
+        if self.floating is None:
+            found = self.network.list_private_ips(subnet_id=self.settings.subnet).data
+            self.floating = next(
+                (
+                    p.id
+                    for p in found
+                    if not p.is_primary
+                    and (p.freeform_tags or {}).get(TAG) == self.settings.network
+                ),
+                None,
+            )
+        return self.floating
+
+    def holder(self) -> Holder | None:
+        floating = self._floating()
+        if floating is None:
+            return None
+        vnic = self.network.get_private_ip(floating).data.vnic_id
+        if vnic == self.settings.interface:
+            return Holder(vnic, self.settings.address)
+        primary = next(
+            (
+                p.ip_address
+                for p in self.network.list_private_ips(vnic_id=vnic).data
+                if p.is_primary
+            ),
+            None,
+        )
+        return Holder(vnic, primary)
+
+    def take_over(self, previous: Holder | None) -> int:
+        import oci
+
+        floating = self._floating()
+        if floating is None:
+            return 0
+        details = oci.core.models.UpdatePrivateIpDetails(vnic_id=self.settings.interface)
+        self.network.update_private_ip(floating, details)
+        return 1
+
+
+def oci_identity(settings: Settings) -> Settings:
+    """This connector's VNIC and address from the instance metadata (v2)."""
+    if settings.interface and settings.address:
+        return settings
+    request = urllib.request.Request(
+        "http://169.254.169.254/opc/v2/vnics/", headers={"Authorization": "Bearer Oracle"}
+    )
+    with urllib.request.urlopen(request, timeout=2) as r:
+        vnic = json.load(r)[0]
+    values = dict(settings.__dict__)
+    values["interface"], values["address"] = vnic["vnicId"], vnic["privateIp"]
+    return Settings(**values)
+
+
 MECHANISMS: dict[str, tuple[Callable[[Settings], Settings], Callable[[Settings], Mechanism]]] = {
     "aws": (aws_identity, AwsRoutes),
+    "oci": (oci_identity, OciPrivateIp),
 }
 
 

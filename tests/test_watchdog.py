@@ -12,7 +12,16 @@ from typing import Any
 
 import pytest
 
-from provisioner.watchdog import HA_TAG, TAG, AwsRoutes, Holder, Settings, Watch, run
+from provisioner.watchdog import (
+    HA_TAG,
+    TAG,
+    AwsRoutes,
+    Holder,
+    OciPrivateIp,
+    Settings,
+    Watch,
+    run,
+)
 
 
 def test_the_standby_takes_over_only_after_enough_misses_and_only_when_healthy():
@@ -86,6 +95,9 @@ class Pair:
             )
         return out
 
+    def mechanism(self, settings: Settings) -> AwsRoutes:
+        return AwsRoutes(settings, self.ec2)
+
     def settings(self, name: str) -> Settings:
         address = {"a": "127.0.0.2", "b": "127.0.0.3"}[name]
         return Settings(
@@ -107,11 +119,11 @@ def ec2(session: Any) -> Any:
 
 @contextmanager
 def watchdog(
-    pair: Pair, name: str, tunnel: Callable[[], bool], said: list[str]
+    pair: Any, name: str, tunnel: Callable[[], bool], said: list[str]
 ) -> Iterator[threading.Event]:
     stop = threading.Event()
     settings = pair.settings(name)
-    mechanism = AwsRoutes(settings, pair.ec2)
+    mechanism = pair.mechanism(settings)
     thread = threading.Thread(
         target=run,
         args=(settings, mechanism),
@@ -170,3 +182,88 @@ def test_a_vanished_active_is_replaced_and_a_sick_standby_takes_nothing(ec2):
         up["b"] = True
         assert _until(lambda: pair.targets()[1]["192.168.0.0/22"] == "b")
     assert [t["172.16.0.0/12"] for t in pair.targets()] == ["other"] * 3
+
+
+# --- OCI: the floating private IP, against the fake OCI through the oci SDK -----------------
+
+
+class OciPair:
+    """Two connectors' VNICs in a fake OCI subnet on loopback addresses, the floating private
+    IP on the first one's, and a route rule that names it."""
+
+    def __init__(self, o: Any) -> None:
+        from oci.core import models as m
+
+        self.o = o
+        api = o.api()
+        self.net = api.network
+        c = o.hq.compartment
+        vcn = self.net.create_vcn(
+            m.CreateVcnDetails(compartment_id=c, cidr_blocks=["127.0.0.0/16"])
+        ).data
+        self.subnet = self.net.create_subnet(
+            m.CreateSubnetDetails(compartment_id=c, vcn_id=vcn.id, cidr_block="127.0.0.0/24")
+        ).data.id
+        image = next(iter(o.fake.of_kind("images")))["id"]
+        self.vnic, self.address = {}, {}
+        for name in ("a", "b"):
+            vm = api.compute.launch_instance(
+                m.LaunchInstanceDetails(
+                    compartment_id=c, availability_domain="Uocm:EU-FRANKFURT-1-AD-1",
+                    shape="VM.Standard.E4.Flex", display_name=f"cp-hq-{name}",
+                    shape_config=m.LaunchInstanceShapeConfigDetails(ocpus=1),
+                    source_details=m.InstanceSourceViaImageDetails(image_id=image),
+                    create_vnic_details=m.CreateVnicDetails(subnet_id=self.subnet, skip_source_dest_check=True),
+                )
+            ).data  # fmt: skip
+            attachment = api.compute.list_vnic_attachments(c, instance_id=vm.id).data[0]
+            self.vnic[name] = attachment.vnic_id
+            (ip,) = self.net.list_private_ips(vnic_id=attachment.vnic_id).data
+            self.address[name] = ip.ip_address
+        self.floating = self.net.create_private_ip(
+            m.CreatePrivateIpDetails(vnic_id=self.vnic["a"], freeform_tags={TAG: "hq"})
+        ).data.id
+        self.table = self.net.create_route_table(
+            m.CreateRouteTableDetails(compartment_id=c, vcn_id=vcn.id, route_rules=[
+                m.RouteRule(destination="100.96.0.0/11", destination_type="CIDR_BLOCK",
+                            network_entity_id=self.floating)])
+        ).data.id  # fmt: skip
+        self.port = _free_port()
+
+    def holder(self) -> str:
+        vnic = self.net.get_private_ip(self.floating).data.vnic_id
+        return next(k for k, v in self.vnic.items() if v == vnic)
+
+    def mechanism(self, settings: Settings) -> OciPrivateIp:
+        return OciPrivateIp(settings, self.o.api().network)
+
+    def settings(self, name: str) -> Settings:
+        return Settings(
+            cloud="oci", network="hq", region="eu-frankfurt-1", interface=self.vnic[name],
+            address=self.address[name], subnet=self.subnet, health_port=self.port,
+            interval=0.05, fails=3,
+        )  # fmt: skip
+
+
+def test_oci_the_standby_moves_the_floating_ip_and_the_rule_follows_it(oci_world):
+    pair = OciPair(oci_world)
+    up = {"a": True, "b": True}
+    said: list[str] = []
+    with (
+        watchdog(pair, "a", lambda: up["a"], said),
+        watchdog(pair, "b", lambda: up["b"], said),
+    ):
+        time.sleep(0.6)
+        assert pair.holder() == "a" and said == []
+        up["a"] = False  # a's tunnel is down: b moves the address to its own VNIC
+        assert _until(lambda: pair.holder() == "b")
+        rules = pair.net.get_route_table(pair.table).data.route_rules
+        assert [r.network_entity_id for r in rules] == [pair.floating]  # nothing else written
+        up["a"] = True
+        time.sleep(0.6)
+        assert pair.holder() == "b"
+    assert [line for line in said if "took over" in line] == [
+        f"watchdog: took over from {pair.vnic['a']} (1 writes)"
+    ]
+    writes = [c for c in oci_world.fake.mutating_calls() if c.kind == "privateIps"]
+    assert [c.verb for c in writes][-1:] == ["update"]
