@@ -387,17 +387,11 @@ def _plan_network(
     for slot in slots:
         if slot is not target:
             changes += slot.changes
-    changes += [
-        Change(
-            name,
-            Action.DELETE,
-            Kind.CONNECTOR,
-            x.instance,
-            "no longer a connector the file wants (its routes lead to the one that stays first)",
-            member=x.member,
-        )
-        for x in extras
-    ]
+    changes += _delete_connectors(
+        name,
+        extras,
+        "no longer a connector the file wants (its routes lead to the one that stays first)",
+    )
     # what a setting the file no longer has left (a pair's): once nothing uses it
     changes += [
         Change(name, Action.DELETE, Kind.PART, p.name, "the file no longer needs it", part=p)
@@ -903,22 +897,21 @@ def plan_destroy(
                     )
                 )
         changes += _delete_parts(name, obs.parts, on_the_vm=True)  # they go before it
-        changes += [
-            Change(
-                name,
-                Action.DELETE,
-                Kind.CONNECTOR,
-                x.instance,
-                "destroy: the connector VM",
-                member=x.member,
-            )
-            for x in found
-        ]
+        changes += _delete_connectors(name, found, "destroy: the connector VM")
         changes += _delete_parts(name, obs.parts, on_the_vm=False)
         plans.append(NetworkPlan(network=name, cloud=network.cloud, changes=tuple(changes)))
     if service is not None:
         plans.append(plan_service_destroy(topology, service))
     return Plan(operation="destroy", networks=tuple(plans), vpn_subnet=topology.vpn_subnet)
+
+
+def _delete_connectors(
+    network: str, connectors: Sequence[ObservedConnector], why: str
+) -> list[Change]:
+    return [
+        Change(network, Action.DELETE, Kind.CONNECTOR, x.instance, why, member=x.member)
+        for x in connectors
+    ]
 
 
 def _delete_parts(network: str, parts: tuple[Part, ...], *, on_the_vm: bool) -> list[Change]:

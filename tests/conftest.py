@@ -434,6 +434,18 @@ def snapshot(session: Any, regions: tuple[str, ...] = ("us-east-1", "us-west-2")
     return out
 
 
+@pytest.fixture
+def service(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The fake CloudConnexa API, and the environment that points the CLI at it."""
+    from provisioner.fakes.cloudconnexa import CloudConnexa
+    from provisioner.sandbox import service_exports
+
+    with CloudConnexa().serve() as server:
+        for key, value in service_exports(server.url).items():
+            monkeypatch.setenv(key, value)
+        yield server
+
+
 # --- the namespace lab -----------------------------------------------------------------------
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import base64
 import fnmatch
-import json
 import threading
 from typing import Any
 
 import boto3
 import pytest
 from conftest import CallLog, deployment, snapshot
+from test_service import deployment as with_service
 
 from provisioner import SpecError
 from provisioner.providers.aws import TAG
@@ -362,65 +362,37 @@ def test_the_pair_policy_is_exactly_what_the_watchdog_and_the_second_profile_nee
 
 
 def test_with_the_service_both_connectors_belong_to_the_one_service_network(
-    session, world: SandboxWorld, second_subnet, monkeypatch
+    session, world: SandboxWorld, second_subnet, service
 ):
-    from provisioner import Deployment, load_topology
-    from provisioner.fakes.cloudconnexa import (
-        SANDBOX_CLIENT_ID,
-        SANDBOX_CLIENT_SECRET,
-        CloudConnexa,
+    def paired(doc: dict[str, Any]) -> None:
+        c = doc["networks"]["hq"]["connector"]
+        c.update(ha=True, subnets=[c.pop("subnet"), second_subnet])
+
+    fake = service.fake
+    d = with_service(world, session, service, paired)
+    d.apply()
+    held = fake.snapshot()
+    assert held["hq"]["connectors"] == ["cp-hq", "cp-hq-2"]  # one network, two connectors
+    # each VM's parameter holds its own connector's profile, made by the API once
+    ssm = session.client("ssm", region_name="us-east-1")
+    base = f"/connector-provisioner/{world.hq.vpc}/hq/profile"
+    first, second = (
+        ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+        for name in (base, base + "-2")
     )
-    from provisioner.providers import Clouds
-
-    with CloudConnexa().serve() as server:
-        fake = server.fake
-        clouds = Clouds(
-            options={
-                "aws": {"session": session, "poll_seconds": 0.0},
-                "cloudconnexa": {
-                    "base_url": server.url,
-                    "client_id": SANDBOX_CLIENT_ID,
-                    "client_secret": SANDBOX_CLIENT_SECRET,
-                    "sleep": lambda seconds: None,
-                },
-            }
-        )
-
-        def apply(pair: bool) -> Deployment:
-            doc = world.topology(service=True)
-            if pair:
-                c = doc["networks"]["hq"]["connector"]
-                c.update(ha=True, subnets=[c.pop("subnet"), second_subnet])
-            path = world.directory / "topology.yaml"
-            path.write_text(json.dumps(doc))
-            d = Deployment(load_topology(path), clouds)
-            d.apply()
-            return d
-
-        d = apply(pair=True)
-        held = fake.snapshot()
-        assert held["hq"]["connectors"] == ["cp-hq", "cp-hq-2"]  # one network, two connectors
-        # each VM's parameter holds its own connector's profile, made by the API once
-        ssm = session.client("ssm", region_name="us-east-1")
-        base = f"/connector-provisioner/{world.hq.vpc}/hq/profile"
-        first, second = (
-            ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
-            for name in (base, base + "-2")
-        )
-        assert "# connector cp-hq (" in first and "# connector cp-hq-2 (" in second
-        assert sorted(fake.state.profiles.values()) == [1, 1, 1]  # hq twice, branch once
-        for connector in list(fake.state.connectors):
-            fake.connect(connector)
-        (status,) = [s for s in d.status() if s.network == "hq"]
-        assert status.service is not None and status.service.pair
-        assert status.service.connector == "ONLINE" and status.service.second == "ONLINE"
-        assert status.healthy
-        again = Deployment(load_topology(world.directory / "topology.yaml"), clouds)
-        assert again.plan().empty
-        # back to one: the service's second connector goes with the second VM and its profile
-        apply(pair=False)
-        assert fake.snapshot()["hq"]["connectors"] == ["cp-hq"]
-        assert len(connectors(session)) == 1
-        assert not ssm.describe_parameters(
-            ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [base + "-2"]}]
-        )["Parameters"]
+    assert "# connector cp-hq (" in first and "# connector cp-hq-2 (" in second
+    assert sorted(fake.state.profiles.values()) == [1, 1, 1, 1]  # hq twice, branch, partner
+    for connector in list(fake.state.connectors):
+        fake.connect(connector)
+    (status,) = [s for s in d.status() if s.network == "hq"]
+    assert status.service is not None and status.service.pair
+    assert status.service.connector == "ONLINE" and status.service.second == "ONLINE"
+    assert status.healthy
+    assert with_service(world, session, service, paired).plan().empty
+    # back to one: the service's second connector goes with the second VM and its profile
+    with_service(world, session, service).apply()
+    assert fake.snapshot()["hq"]["connectors"] == ["cp-hq"]
+    assert len(connectors(session)) == 1
+    assert not ssm.describe_parameters(
+        ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [base + "-2"]}]
+    )["Parameters"]

@@ -8,7 +8,7 @@ names what the service lacks; bad input and missing credentials change nothing a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +26,8 @@ from provisioner.fakes.cloudconnexa import (
 from provisioner.fakes.http import FakeServer
 from provisioner.model import place_from_text
 from provisioner.providers import Clouds
-from provisioner.sandbox import SandboxWorld, service_exports
+from provisioner.sandbox import SandboxWorld
 from provisioner.service import Api
-
-
-@pytest.fixture
-def service(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
-    """The fake API, and the environment that points the CLI at it."""
-    with CloudConnexa().serve() as server:
-        for key, value in service_exports(server.url).items():
-            monkeypatch.setenv(key, value)
-        yield server
 
 
 def fake(server: FakeServer) -> CloudConnexa:
