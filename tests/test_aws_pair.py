@@ -396,3 +396,29 @@ def test_with_the_service_both_connectors_belong_to_the_one_service_network(
     assert not ssm.describe_parameters(
         ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [base + "-2"]}]
     )["Parameters"]
+
+
+def test_a_pair_that_left_the_file_is_listed_and_pruned_whole(
+    session, world: SandboxWorld, second_subnet, service
+):
+    """The service's network records where the cloud half is: a pair is found there and
+    pruned whole, both connectors and all the pair had."""
+    before = snapshot(session)
+
+    def paired(doc: dict[str, Any]) -> None:
+        c = doc["networks"]["hq"]["connector"]
+        c.update(ha=True, subnets=[c.pop("subnet"), second_subnet])
+
+    def without_hq(doc: dict[str, Any]) -> None:
+        del doc["networks"]["hq"]
+
+    with_service(world, session, service, paired).apply()
+    assert len(connectors(session)) == 2
+    plan = with_service(world, session, service, without_hq).plan()
+    (hq,) = [n for n in plan.networks if n.network == "hq"]
+    assert not hq.changes and "no longer in the file" in hq.notes[0]
+    with_service(world, session, service, without_hq).apply(prune=True)
+    assert connectors(session) == {}
+    assert "hq" not in service.fake.snapshot()
+    with_service(world, session, service, without_hq).destroy()
+    assert snapshot(session) == before  # both connectors and all the pair had: gone

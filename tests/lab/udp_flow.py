@@ -7,7 +7,6 @@ seconds, each carrying its sequence number and send time; the server echoes them
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import sys
 import threading
@@ -41,8 +40,15 @@ def send(address: str, port: int, log_path: str) -> None:
     threading.Thread(target=receive, daemon=True).start()
     seq = 0
     while True:
-        with contextlib.suppress(OSError):
-            s.send(f"{seq} {time.time():.4f}".encode())
+        # a connected UDP socket reports an earlier ICMP error (from while the routes were
+        # changing) on its next send, which then sends nothing: the error is cleared by being
+        # reported, so the packet goes out on the second try. Still refused: it is lost.
+        for _ in range(2):
+            try:
+                s.send(f"{seq} {time.time():.4f}".encode())
+                break
+            except OSError:
+                continue
         seq += 1
         time.sleep(INTERVAL)
 
