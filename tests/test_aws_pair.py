@@ -14,7 +14,6 @@ import pytest
 from conftest import CallLog, deployment, snapshot
 from test_service import deployment as with_service
 
-from provisioner import SpecError
 from provisioner.providers.aws import TAG
 from provisioner.providers.aws.pair import PAIR_POLICY, pair_policy
 from provisioner.render import plan_text, status_text
@@ -243,33 +242,6 @@ def test_one_connector_to_a_pair_and_back_never_leaves_the_routes_leading_nowher
     assert deployment(world, clouds).plan().empty
     deployment(world, clouds).destroy()
     assert snapshot(session) == before  # nothing of the pair left behind
-
-
-def test_a_pair_is_checked_before_any_call(
-    world: SandboxWorld, clouds, calls: CallLog, second_subnet
-):
-    cases = [
-        (lambda c: c.update(ha=True), "networks.hq.connector.subnet"),
-        (lambda c: c.update(ha=True, subnets=[c.pop("subnet")], profiles=["a", "b"]),
-         "networks.hq.connector.subnets"),
-        (lambda c: c.update(subnets=["subnet-0123abcd", "subnet-0123abce"]),
-         "networks.hq.connector.subnets"),
-        (lambda c: c.update(ha=True, subnets=[c.pop("subnet"), second_subnet]),
-         "networks.hq.connector.profile"),
-        (lambda c: c.update(ha=True, subnets=[c.pop("subnet"), second_subnet],
-                            profiles=[c.pop("profile"), "hq.ovpn"]),
-         "networks.hq.connector.profiles[1]"),
-    ]  # fmt: skip
-    calls.clear()
-    for change, field in cases:
-
-        def edit(doc: dict[str, Any], change=change) -> None:
-            change(doc["networks"]["hq"]["connector"])
-
-        with pytest.raises(SpecError) as e:
-            deployment(world, clouds, edit=edit)
-        assert str(e.value).startswith(field), str(e.value)
-    assert calls.calls == []
 
 
 # --- the watchdog's permissions, against the calls it makes -----------------------------------

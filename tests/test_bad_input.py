@@ -9,6 +9,7 @@ import copy
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,6 +51,22 @@ def _rename_network(old: str, new: str) -> Edit:
 
 
 HQ = "networks.hq"
+
+
+def _pair(subnets: list[str] | None, profiles: list[str] | None, ha: bool = True) -> Edit:
+    """HQ's connector as a pair (`ha`), `subnets` and `profiles` instead of the one's."""
+
+    def edit(doc: dict[str, Any]) -> None:
+        c = doc["networks"]["hq"]["connector"]
+        c["ha"] = ha
+        if subnets is not None:
+            c.pop("subnet")
+            c["subnets"] = subnets
+        if profiles is not None:
+            c.pop("profile")
+            c["profiles"] = profiles
+
+    return edit
 
 
 @pytest.fixture
@@ -266,6 +283,37 @@ CASES: list[tuple[str, Edit, str, str]] = [
         f"{HQ}.connector.lan_interface",
         "eth 0",
     ),
+    ("pair with one subnet key", _pair(None, None), f"{HQ}.connector.subnet", "ha: true"),
+    (
+        "pair subnets without ha",
+        _pair(["subnet-0123abcd", "subnet-0123abce"], None, ha=False),
+        f"{HQ}.connector.subnets",
+        "ha: true",
+    ),
+    (
+        "pair of one subnet",
+        _pair(["subnet-0123abcd"], ["hq.ovpn", "branch.ovpn"]),
+        f"{HQ}.connector.subnets",
+        "['subnet-0123abcd']",
+    ),
+    (
+        "pair with one profile",
+        _pair(["subnet-0123abcd", "subnet-0123abce"], None),
+        f"{HQ}.connector.profile",
+        "profiles: [a, b]",
+    ),
+    (
+        "pair with the same profile twice",
+        _pair(["subnet-0123abcd", "subnet-0123abce"], ["hq.ovpn", "hq.ovpn"]),
+        f"{HQ}.connector.profiles[1]",
+        "'hq.ovpn'",
+    ),
+    (
+        "pair profile missing",
+        _pair(["subnet-0123abcd", "subnet-0123abce"], ["hq.ovpn", "nope.ovpn"]),
+        f"{HQ}.connector.profiles[1]",
+        "nope.ovpn",
+    ),
 ]
 
 
@@ -390,3 +438,16 @@ def test_one_network_flags_name_the_flag(
     assert re.search(re.escape(flag) + r"\b|" + re.escape(flag), err) and value in err, err
     assert len(err.splitlines()) == 1
     assert calls.calls == []
+
+
+def test_every_example_is_a_valid_topology():
+    """What a user copies first: each file under examples/ loads as it is (no cloud call)."""
+    from provisioner import load_topology
+
+    examples = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
+    assert len(examples) >= 4
+    for path in examples:
+        topology = load_topology(path)
+        assert topology.networks, path
+    pair = load_topology(examples[0].with_name("hq-pair.yaml")).network("hq").connector
+    assert pair is not None and pair.ha and pair.subnets[1] == "subnet-0fedcba9876543210"
