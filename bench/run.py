@@ -83,10 +83,16 @@ class Recorder:
 
 
 def seeded(
-    tmp: Path, networks: int, tables: int, peers: int, regions: tuple[str, ...]
+    tmp: Path,
+    networks: int,
+    tables: int,
+    peers: int,
+    regions: tuple[str, ...],
+    pair: bool = False,
 ) -> tuple[Any, Any]:
     """`networks` VPCs (network i in regions[i % len]), each with `tables` route tables and an
-    app group, meshed with `peers` external networks: (session, topology)."""
+    app group, meshed with `peers` external networks: (session, topology). `pair`: each
+    network's connector is a pair, the second in a public subnet of another zone."""
     from provisioner import load_topology
     from provisioner.sandbox import FAKE_PROFILE, fake_session, publish_ubuntu_image, seed_vpc
 
@@ -105,13 +111,27 @@ def seeded(
             extra_route_tables=tables - 1,
         )
         (tmp / f"{name}.ovpn").write_text(FAKE_PROFILE.format(name=name))
+        connector: dict[str, Any] = {"subnet": vpc.connector_subnet, "profile": f"{name}.ovpn"}
+        if pair:
+            ec2 = session.client("ec2", region_name=region)
+            second = ec2.create_subnet(
+                VpcId=vpc.vpc, CidrBlock=f"10.{i}.1.0/24", AvailabilityZone=f"{region}b"
+            )["Subnet"]["SubnetId"]
+            public = vpc.route_tables[1] if tables > 1 else vpc.route_tables[0]
+            ec2.associate_route_table(RouteTableId=public, SubnetId=second)
+            (tmp / f"{name}-b.ovpn").write_text(FAKE_PROFILE.format(name=f"{name}-b"))
+            connector = {
+                "ha": True,
+                "subnets": [vpc.connector_subnet, second],
+                "profiles": [f"{name}.ovpn", f"{name}-b.ovpn"],
+            }
         doc[name] = {
             "cloud": "aws",
             "region": region,
             "vpc": vpc.vpc,
             "subnets": [f"10.{i}.0.0/16"],
             "app_security_groups": [vpc.app_group],
-            "connector": {"subnet": vpc.connector_subnet, "profile": f"{name}.ovpn"},
+            "connector": connector,
         }
     for i in range(peers):
         doc[f"peer{i}"] = {"cloud": "external", "subnets": [f"172.20.{i}.0/24"]}
@@ -120,15 +140,17 @@ def seeded(
     return session, load_topology(path)
 
 
-def calls_for(tables: int, peers: int) -> dict[str, Any]:
-    """Calls by kind for plan, apply, re-apply and destroy of one network (no latency)."""
+def calls_for(tables: int, peers: int, pair: bool = False) -> dict[str, Any]:
+    """Calls by kind for plan, apply, re-apply and destroy of one network (no latency); with
+    `pair`, of a connector pair, and the watchdog's calls to read who is active and to take
+    the routes over."""
     from moto import mock_aws
 
     from provisioner import Clouds, Deployment
 
     recorder = Recorder()
     with hooked(("before-call", recorder)), mock_aws(), tempfile.TemporaryDirectory() as tmp:
-        session, topology = seeded(Path(tmp), 1, tables, peers, REGIONS)
+        session, topology = seeded(Path(tmp), 1, tables, peers, REGIONS, pair=pair)
         clouds = Clouds(options={"aws": {"session": session, "poll_seconds": 0.0}})
         recorder.take()
         out: dict[str, Any] = {}
@@ -152,7 +174,32 @@ def calls_for(tables: int, peers: int) -> dict[str, Any]:
             )
             figures["seconds_against_moto"] = round(seconds, 2)
             out[phase] = figures
+            if pair and phase == "re-apply":
+                out.update(_watchdog_calls(session, recorder, REGIONS[0]))
         return out
+
+
+def _watchdog_calls(session: Any, recorder: Any, region: str) -> dict[str, Any]:
+    """The standby's watchdog against the applied pair: one read of who is active (what it
+    does every 10 s, and on each miss), and one takeover."""
+    from provisioner.watchdog import AwsRoutes, Settings
+
+    ec2 = session.client("ec2", region_name=region)
+    found = ec2.describe_instances(
+        Filters=[{"Name": "tag:connector-provisioner:member", "Values": ["1"]}]
+    )["Reservations"][0]["Instances"][0]
+    settings = Settings(
+        cloud="aws", network="net0", region=region,
+        interface=found["NetworkInterfaces"][0]["NetworkInterfaceId"],
+    )  # fmt: skip
+    watchdog = AwsRoutes(settings, ec2)
+    recorder.take()
+    out: dict[str, Any] = {}
+    holder = watchdog.holder()
+    out["watchdog read"] = recorder.take()
+    watchdog.take_over(holder)
+    out["watchdog takeover"] = recorder.take()
+    return out
 
 
 def apply_wall(
@@ -497,9 +544,10 @@ def main() -> None:
     import os
 
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # the sandbox has its own
-    from provisioner.sandbox import serialize_moto
+    from provisioner.sandbox import serialize_moto, tag_launched_interfaces
 
     serialize_moto()  # moto answers one request at a time; the latency is slept outside it
+    tag_launched_interfaces()  # as EC2 does: a pair's watchdogs find its interfaces by tag
     sizes = (1, 50) if args.quick else (1, 50, 500)
     print(f"cold `provision --help`: {json.dumps(cold_help())}")
     print(f"plan computation, 100 peers: {json.dumps(plan_time())}")
@@ -507,9 +555,14 @@ def main() -> None:
     for networks in (1, 10) if args.quick else (1, 10, 100):
         for name, f in service_calls(networks).items():
             print(f"{networks:>4} service networks, {name:>8}: {json.dumps(f)}")
-    for tables in sizes:
-        figures = calls_for(tables, args.peers)
+    for tables, pair in [(t, False) for t in sizes] + [(t, True) for t in sizes]:
+        if pair and tables == sizes[0]:
+            print("AWS connector pair (ha): the same phases, then the standby's watchdog")
+        figures = calls_for(tables, args.peers, pair=pair)
         for phase, f in figures.items():
+            if phase.startswith("watchdog"):
+                print(f"{tables:>4} route tables, {phase:>17}: {json.dumps(f['by_kind'])}")
+                continue
             print(
                 f"{tables:>4} route tables, {args.peers} peers, {phase:>8}: reads={f['reads']:<3} "
                 f"mutations={f['mutations']:<6} planned={f['planned_changes']:<6} "
@@ -533,7 +586,9 @@ def main() -> None:
             print(f"      by kind: {json.dumps(f['by_kind'])}")
 
     print("GCP (fake Compute / Secret Manager / IAM): routes scoped to N instance tags; reads =")
-    print("observe's plus the read-before-write of each firewall rule's one write; polls = operations")
+    print(
+        "observe's plus the read-before-write of each firewall rule's one write; polls = operations"
+    )
     for tables in sizes:
         figures = gcp_calls_for(tables, args.peers)
         for phase, f in figures.items():
@@ -549,7 +604,9 @@ def main() -> None:
     print(
         "OCI (fake Core / Identity / Vault): every route table of the VCN; reads = observe's plus"
     )
-    print("the read-before-write of each route table's write (its rules go back whole, once a step)")
+    print(
+        "the read-before-write of each route table's write (its rules go back whole, once a step)"
+    )
     for tables in sizes:
         figures = oci_calls_for(max(tables, 3), args.peers)
         for phase, f in figures.items():

@@ -32,6 +32,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -39,6 +40,7 @@ from typing import Any, Protocol
 TAG = "connector-provisioner:network"  # on the pair's interfaces
 HA_TAG = "connector-provisioner:ha"  # on the route tables the pair's watchdogs may change
 DEFAULT_PORT = 8181
+WRITERS = 8  # route writes in flight at once during a takeover (AWS)
 
 
 @dataclass(frozen=True)
@@ -272,9 +274,12 @@ class AwsRoutes:
         self.settings = settings
         if client is None:
             import boto3  # the VM's python3-boto3
+            from botocore.config import Config
 
             extra = {"endpoint_url": settings.endpoint} if settings.endpoint else {}
-            client = boto3.client("ec2", region_name=settings.region, **extra)
+            # a takeover writes many routes at once: botocore waits out EC2's throttling
+            retries = Config(retries={"mode": "adaptive", "max_attempts": 10})
+            client = boto3.client("ec2", region_name=settings.region, config=retries, **extra)
         self.ec2 = client
         self.pair: dict[str, str | None] = {settings.interface: settings.address}
 
@@ -300,18 +305,27 @@ class AwsRoutes:
         return Holder(interface, self.pair.get(interface))
 
     def take_over(self, previous: Holder | None) -> int:
-        writes = 0
-        for table in self._tables():
-            for route in table.get("Routes", []):
-                target = route.get("NetworkInterfaceId")
-                if target in self.pair and target != self.settings.interface:
-                    self.ec2.replace_route(
-                        RouteTableId=table["RouteTableId"],
-                        DestinationCidrBlock=route["DestinationCidrBlock"],
-                        NetworkInterfaceId=self.settings.interface,
-                    )
-                    writes += 1
-        return writes
+        """One ReplaceRoute per route of ours (EC2 has no call for several), WRITERS at once:
+        a network of many tables and destinations takes that many writes."""
+        moves = [
+            (table["RouteTableId"], route["DestinationCidrBlock"])
+            for table in self._tables()
+            for route in table.get("Routes", [])
+            if route.get("NetworkInterfaceId") in self.pair
+            and route.get("NetworkInterfaceId") != self.settings.interface
+            and "DestinationCidrBlock" in route
+        ]
+
+        def move(where: tuple[str, str]) -> None:
+            self.ec2.replace_route(
+                RouteTableId=where[0],
+                DestinationCidrBlock=where[1],
+                NetworkInterfaceId=self.settings.interface,
+            )
+
+        with ThreadPoolExecutor(WRITERS) as pool:
+            list(pool.map(move, moves))  # the first failure is raised: the next tick retries
+        return len(moves)
 
 
 def aws_identity(settings: Settings) -> Settings:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FIGURES, LAB_MARKS
-from lab.pair import Member, PairWorld
+from lab.pair import FIGURES_NOTES, Member, PairWorld
 from lab.world import HQ, SeedWorld
 
 pytestmark = LAB_MARKS
@@ -121,6 +121,8 @@ def test_the_standby_takes_over_when_the_active_dies_or_loses_its_tunnel(pair: P
         f"{lost} ({asymmetric} runs answered through the other connector); while the failed "
         f"one came back: {returning}"
     )
+    for note in FIGURES_NOTES:
+        print(f"lab note: {note}")
     takeovers = sum(
         Path(pair.dir / f"watchdog-{m}.log").read_text().count("took over") for m in pair.members
     )
