@@ -62,11 +62,30 @@ WantedBy=multi-user.target
 """
 
 
-def _compact(source: str) -> bytes:
-    """The module without its comments and docstrings (what EC2's 16 KB of user-data has room
-    for); the same code, as `ast` reads it."""
+def _compact(source: str, cloud: str) -> bytes:
+    """The module for `cloud`'s VMs: without its comments and docstrings, and without the other
+    clouds' mechanisms (what EC2's 16 KB of user-data has room for); the same code otherwise,
+    as `ast` reads it."""
+    from .watchdog import MECHANISMS
+
+    other = {f.__name__ for name, pair in MECHANISMS.items() if name != cloud for f in pair}
     tree = ast.parse(source)
+    tree.body = [
+        node
+        for node in tree.body
+        if not (isinstance(node, ast.ClassDef | ast.FunctionDef) and node.name in other)
+    ]
     for node in ast.walk(tree):
+        if isinstance(node, ast.AnnAssign | ast.Assign) and isinstance(node.value, ast.Dict):
+            target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]
+            if isinstance(target, ast.Name) and target.id == "MECHANISMS":
+                kept = [
+                    (k, v)
+                    for k, v in zip(node.value.keys, node.value.values, strict=True)
+                    if isinstance(k, ast.Constant) and k.value == cloud
+                ]
+                node.value.keys = [k for k, _ in kept]
+                node.value.values = [v for _, v in kept]
         body = getattr(node, "body", None)
         if (
             isinstance(body, list)
@@ -87,7 +106,7 @@ def watchdog_files(cloud: str, connector: DesiredConnector, region: str) -> tupl
     compressed; its settings; its service) and the runcmd line that starts it. Alone: nothing."""
     if not connector.ha:
         return "", ""
-    source = _compact(resources.files("provisioner").joinpath("watchdog.py").read_text())
+    source = _compact(resources.files("provisioner").joinpath("watchdog.py").read_text(), cloud)
     settings = json.dumps({"cloud": cloud, "network": connector.network, "region": region})
     files = [
         ("/usr/local/sbin/connector-watchdog", "0755", "gz+b64", gzip.compress(source, mtime=0)),

@@ -76,6 +76,8 @@ def test_one_of_a_pair_runs_the_watchdog_as_its_module_says(tmp_path):
     assert entry["encoding"] == "gz+b64"  # as cloud-init writes it
     script = tmp_path / "connector-watchdog"
     script.write_bytes(gzip.decompress(base64.b64decode(entry["content"])))
+    code = script.read_text()
+    assert "class AwsRoutes" in code and "OciPrivateIp" not in code  # its own cloud's only
     settings = json.loads(
         base64.b64decode(files["/etc/connector-provisioner/watchdog.json"]["content"])
     )
