@@ -20,6 +20,7 @@ UBUNTU_PARAMETER = (
 )
 ARCHES = {"x86_64": "amd64", "arm64": "arm64"}
 POLICY_NAME = "read-vpn-profile"
+PAIR_POLICY = "pair"  # a pair's: the watchdog's calls and the second profile (providers/aws/pair)
 MARK = "connector-provisioner"  # how our rules' descriptions begin
 
 
@@ -64,6 +65,7 @@ class AwsState(Provider):
     iam: Any
     parameter: str
     member: int  # of a pair: whose connector (and profile) the handlers act on
+    role_policies: set[str]  # the role's inline policies, as observe found them
     role: str
     group_name: str
     tags: list[dict[str, str]]

@@ -9,7 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ...redact import protect
-from .common import POLICY_NAME, TAG, AwsState
+from .common import PAIR_POLICY, POLICY_NAME, TAG, AwsState
 
 
 class Identity(AwsState):
@@ -86,8 +86,14 @@ class Identity(AwsState):
         )
 
     def _delete_role(self) -> None:
+        # its inline policies first (a pair's too, if an interrupted run left it): IAM deletes
+        # no role that still has one
+        left = [PAIR_POLICY] if PAIR_POLICY in self.role_policies else []
         for call in (
-            lambda: self.iam.delete_role_policy(RoleName=self.role, PolicyName=POLICY_NAME),
+            *(
+                lambda name=name: self.iam.delete_role_policy(RoleName=self.role, PolicyName=name)
+                for name in (POLICY_NAME, *left)
+            ),
             lambda: self.iam.delete_role(RoleName=self.role),
         ):
             try:
@@ -120,21 +126,16 @@ class Identity(AwsState):
             )
         self.iam.delete_instance_profile(InstanceProfileName=self.role)
 
-    def _role_state(self) -> tuple[bool, bool]:
-        """(the role exists, its policy exists)"""
+    def _role_state(self) -> tuple[bool, set[str]]:
+        """(the role exists, the names of its inline policies: one read for all of them)"""
         try:
             self.iam.get_role(RoleName=self.role)
+            names = self.iam.list_role_policies(RoleName=self.role)["PolicyNames"]
         except ClientError as e:
             if e.response["Error"]["Code"] == "NoSuchEntity":
-                return False, False
+                return False, set()
             raise
-        try:
-            self.iam.get_role_policy(RoleName=self.role, PolicyName=POLICY_NAME)
-        except ClientError as e:
-            if e.response["Error"]["Code"] == "NoSuchEntity":
-                return True, False
-            raise
-        return True, True
+        return True, set(names)
 
     def _instance_profile_state(self) -> tuple[bool, bool]:
         """(the instance profile exists, our role is in it)"""

@@ -39,7 +39,16 @@ from ...model import (
     WayOut,
 )
 from ..base import PartHandlers, Provider
-from .common import FINGERPRINT_TAG, LIVE_STATES, MEMBER_TAG, TAG, error_text, new_session, pages
+from .common import (
+    FINGERPRINT_TAG,
+    LIVE_STATES,
+    MEMBER_TAG,
+    POLICY_NAME,
+    TAG,
+    error_text,
+    new_session,
+    pages,
+)
 from .groups import Groups
 from .identity import Identity
 from .instance import Instance
@@ -150,6 +159,7 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
         self.interfaces: dict[str, str | None] = {}
         self.ha_tables_wanted: set[str] = set()
         self.ha_tables_tagged: set[str] = set()
+        self.role_policies: set[str] = set()  # the role's inline policies, as observed
 
     # --- what the contract asks of the cloud ---------------------------------------------
 
@@ -432,7 +442,9 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             )["Parameters"]
         }
         profile_fp = found.get(names[0])
-        role, policy = self._role_state()
+        role, policies = self._role_state()
+        self.role_policies = policies
+        policy = POLICY_NAME in policies
         instance_profile, attached = self._instance_profile_state()
         return (
             Part(
@@ -462,7 +474,9 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
                 "the connector's own group: no inbound from the internet; app groups admit it",
                 own_group is not None,
             ),
-            *self._pair_parts(raw_tables, (names[1] in found, found.get(names[1])), health_rule),
+            *self._pair_parts(
+                raw_tables, (names[1] in found, found.get(names[1])), health_rule, policies
+            ),
         )
 
     # --- apply ---------------------------------------------------------------------------

@@ -21,9 +21,8 @@ from ...errors import CloudError
 from ...model import PROFILE_PART, Action, Change, Kind, Part
 from ...planner import NEW_CONNECTOR
 from ...watchdog import DEFAULT_PORT, HA_TAG
-from .common import TAG, AwsState
+from .common import PAIR_POLICY, TAG, AwsState
 
-PAIR_POLICY = "pair"  # the role's inline policy beside read-vpn-profile
 PAIR_TAGS = "route-table-tags"
 PAIR_POLICY_PART = "pair-policy"
 PAIR_HEALTH = "pair-health-checks"
@@ -111,6 +110,7 @@ class Pair(AwsState):
         raw_tables: Sequence[dict[str, Any]],
         profile_state: tuple[bool, str | None],
         health_rule: bool,
+        role_policies: set[str],
     ) -> tuple[Part, ...]:
         """The pair's parts: wanted with ha; otherwise listed only while left over, to go."""
         assert self.network.connector is not None
@@ -130,7 +130,7 @@ class Pair(AwsState):
             )
         }
         present, fingerprint = profile_state
-        policy = self._pair_policy_present()
+        policy = PAIR_POLICY in role_policies
         parts = (
             Part(
                 PROFILE_PART,
@@ -166,15 +166,6 @@ class Pair(AwsState):
             ),
         )
         return tuple(p for p in parts if p.wanted or p.present)
-
-    def _pair_policy_present(self) -> bool:
-        try:
-            self.iam.get_role_policy(RoleName=self.role, PolicyName=PAIR_POLICY)
-        except ClientError as e:
-            if e.response["Error"]["Code"] == "NoSuchEntity":
-                return False
-            raise
-        return True
 
     # --- the parts' handlers -----------------------------------------------------------------
 
