@@ -41,6 +41,7 @@ from .model import (
     fingerprint,
 )
 from .service_planner import plan_service, plan_service_destroy, service_status
+from .spec import CLOUD_SCHEMAS
 
 NEW_CONNECTOR = "new-connector"  # a route target that does not exist until apply launches it
 SERVICE_FINGERPRINT = "cc-"  # a service-made profile's fingerprint: cc-<its connector's id>
@@ -431,6 +432,9 @@ def _slots(
             found[x.member] = x
         else:
             extras.append(x)
+    # what the bootstrap a connector was launched with says: None, it may stay; else why not.
+    # One launched as one of a pair may stay alone (its watchdog finds no pair and idles).
+    other = bootstrap_fingerprint(network, local, topology.vpn_subnet, ha=not c.ha)
     slots = []
     for member, subnet_id in enumerate(c.subnets):
         subnet = obs.subnet(subnet_id)
@@ -443,12 +447,8 @@ def _slots(
             member=member,
         )
         current = found.get(member)
-        # a connector launched as one of a pair may stay alone: its watchdog finds no pair
-        # what the bootstrap it was launched with says: None, it may stay; else why not
-        other = bootstrap_fingerprint(network, local, topology.vpn_subnet, ha=not c.ha)
-        fits: dict[str, str | None] = {
+        fits = {
             want.fingerprint: None,
-            # launched as one of a pair, it may stay alone: its watchdog finds no pair and idles
             other: "it runs without the pair's watchdog" if c.ha else None,
         }
         changes, new = _vm_changes(
@@ -563,8 +563,6 @@ def _replace_reasons(
 
 
 def _pair_notes(network: Network, slots: list[_Slot], target: _Slot) -> list[str]:
-    from .spec import CLOUD_SCHEMAS
-
     assert network.connector is not None
     where = " and ".join(f"{s.want.subnet}" + (f" ({s.subnet.zone})" if s.subnet.zone else "")
                          for s in slots)  # fmt: skip

@@ -151,11 +151,11 @@ CLOUD_SCHEMAS: dict[str, CloudSchema] = {
         _aws_location,
         route_table=(r"^rtb-[0-9a-f]{8,17}$", "rtb-0123abcd"),
         security_group=(r"^sg-[0-9a-f]{8,17}$", "sg-0123abcd"),
+        subnet=(r"^subnet-[0-9a-f]{8,17}$", "subnet-0123abcd"),
         ha_mechanism=(
             "the standby's watchdog moves the routes to itself with ec2:ReplaceRoute, in route "
             "tables tagged connector-provisioner:ha=<network>"
         ),
-        subnet=(r"^subnet-[0-9a-f]{8,17}$", "subnet-0123abcd"),
     ),
     "azure": CloudSchema(
         ("subscription", "resource_group", "vnet", "region"),

@@ -33,7 +33,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
@@ -180,7 +180,6 @@ class Watch:
     me: str  # this connector's interface
     fails: int
     misses: int = 0
-    events: list[str] = field(default_factory=list)
 
     def step(self, holder: Holder | None, mine_ok: bool, peer_ok: bool | None) -> bool:
         """True: take the routes over now. `peer_ok` is None when there is no peer to ask."""
