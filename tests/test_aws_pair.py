@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import json
 import threading
 from typing import Any
 
@@ -117,10 +118,15 @@ def test_a_pair_is_two_connectors_with_the_routes_on_the_first(
         value = ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"]
         assert value == FAKE_PROFILE.format(name="hq" if member == 0 else "hq-b")
         assert value not in text
+    # each VM has a role of its own: it reads its own profile and nothing of the other's
     iam = session.client("iam")
-    role = f"cp-hq-{world.hq.vpc}"
-    policy = iam.get_role_policy(RoleName=role, PolicyName=PAIR_POLICY)["PolicyDocument"]
-    assert policy == pair_policy("us-east-1", "123456789012", "hq", f"{parameter}")
+    for member, suffix in ((0, ""), (1, "-2")):
+        role = f"cp-hq-{world.hq.vpc}{suffix}"
+        assert pair[member]["IamInstanceProfile"]["Arn"].endswith(f"instance-profile/{role}")
+        policies = role_policies(iam, role)
+        assert policies[PAIR_POLICY] == pair_policy("us-east-1", "123456789012", "hq")
+        (read,) = policies["read-vpn-profile"]["Statement"]
+        assert read["Resource"].endswith(f"/hq/profile{suffix}")
     # status names the active one and the standby
     (status,) = [s for s in d.status() if s.network == "hq"]
     assert status.healthy and status.ha
@@ -290,7 +296,16 @@ def _authorizations(session: Any, call: tuple[str, dict[str, Any]]) -> list[tupl
     ]  # fmt: skip
 
 
-def test_the_pair_policy_is_exactly_what_the_watchdog_and_the_second_profile_need(
+def role_policies(iam: Any, role: str) -> dict[str, dict[str, Any]]:
+    """A role's inline policies by name, as documents."""
+    out = {}
+    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        doc = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+        out[name] = json.loads(doc) if isinstance(doc, str) else doc
+    return out
+
+
+def test_the_second_vms_role_is_exactly_what_its_boot_and_its_watchdog_need(
     session, world: SandboxWorld, clouds, second_subnet
 ):
     deployment(world, clouds, edit=as_pair(world, second_subnet)).apply()
@@ -309,7 +324,10 @@ def test_the_pair_policy_is_exactly_what_the_watchdog_and_the_second_profile_nee
         vm.client("ec2"),
     )
     watchdog.take_over(watchdog.holder())
-    policy = pair_policy("us-east-1", "123456789012", "hq", second)
+    # what its role holds: its own profile's read policy and the pair's
+    policies = role_policies(session.client("iam"), f"cp-hq-{world.hq.vpc}-2")
+    assert sorted(policies) == [PAIR_POLICY, "read-vpn-profile"]
+    policy = {"Statement": [st for doc in policies.values() for st in doc["Statement"]]}
     needed = [a for call in made for a in _authorizations(session, call)]
     assert {a[0] for a in needed} == {
         "ssm:GetParameter", "ec2:DescribeNetworkInterfaces", "ec2:DescribeRouteTables",
@@ -318,7 +336,7 @@ def test_the_pair_policy_is_exactly_what_the_watchdog_and_the_second_profile_nee
     assert all(_allows(policy, *a) for a in needed)  # every call allowed
     for i in range(len(policy["Statement"])):  # and nothing more: each statement is needed
         fewer = {**policy, "Statement": policy["Statement"][:i] + policy["Statement"][i + 1 :]}
-        assert not all(_allows(fewer, *a) for a in needed), policy["Statement"][i]["Sid"]
+        assert not all(_allows(fewer, *a) for a in needed), policy["Statement"][i]
     # the other way: not in a table without the tag, not towards an interface not of the pair
     table = f"arn:aws:ec2:us-east-1:123456789012:route-table/{world.branch.route_tables[0]}"
     assert not _allows(policy, "ec2:ReplaceRoute", table, {})
@@ -326,7 +344,7 @@ def test_the_pair_policy_is_exactly_what_the_watchdog_and_the_second_profile_nee
     nic = "arn:aws:ec2:us-east-1:123456789012:network-interface/eni-0123456789abcdef0"
     assert not _allows(policy, "ec2:ReplaceRoute", nic, {TAG: "branch"})
     first = f"arn:aws:ssm:us-east-1:123456789012:parameter/connector-provisioner/{world.hq.vpc}/hq/profile"
-    assert not _allows(policy, "ssm:GetParameter", first, {})  # that one is the role's other policy
+    assert not _allows(policy, "ssm:GetParameter", first, {})  # the first VM's profile: not this
     assert not _allows(policy, "ec2:CreateRoute", table, {HA_TAG: "hq"})
 
 

@@ -47,6 +47,18 @@ def pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict
         yield from page.get(key, [])
 
 
+def done_already(call: Callable[[], Any], *codes: str) -> bool:
+    """`call()`, where an answer with one of `codes` means what it does is done already (an
+    interrupted run made it, or it was gone): False then, True when the call did it."""
+    try:
+        call()
+    except ClientError as e:
+        if e.response["Error"]["Code"] not in codes:
+            raise
+        return False
+    return True
+
+
 def error_text(e: BaseException) -> str:
     if isinstance(e, ClientError):
         err = e.response.get("Error", {})
@@ -64,9 +76,9 @@ class AwsState(Provider):
     ssm: Any
     iam: Any
     parameter: str
+    role: str  # the connector's role and instance profile (of a pair: the member's)
+    role_policies: dict[str, set[str]]  # each role's inline policies, as observe found them
     member: int  # of a pair: whose connector (and profile) the handlers act on
-    role_policies: set[str]  # the role's inline policies, as observe found them
-    role: str
     group_name: str
     tags: list[dict[str, str]]
     progress: Callable[[str], None]
@@ -76,6 +88,17 @@ class AwsState(Provider):
     group_id: str | None
     instance: str | None
     interface: str | None
+
+    def parameter_of(self, member: int) -> str:
+        """Each connector's own profile parameter (a pair's second: .../profile-2)."""
+        first = f"/connector-provisioner/{self.location.vpc}/{self.network.name}/profile"
+        return first if member == 0 else f"{first}-{member + 1}"
+
+    def role_of(self, member: int) -> str:
+        """Each connector's own role and instance profile, so it reads its own profile alone.
+        IAM names are account-wide: the VPC keeps networks apart."""
+        first = f"cp-{self.network.name}-{self.location.vpc}"
+        return first if member == 0 else f"{first}-{member + 1}"
 
     def _group(self) -> str:
         """The connector's own security group (made by the security-group part)."""

@@ -4,12 +4,14 @@ instance profile that may read exactly that parameter. Each create/delete is saf
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ...model import Part
 from ...redact import protect
-from .common import PAIR_POLICY, POLICY_NAME, TAG, AwsState
+from .common import PAIR_POLICY, POLICY_NAME, TAG, AwsState, done_already
 
 
 class Identity(AwsState):
@@ -65,16 +67,15 @@ class Identity(AwsState):
                 }
             ],
         }
-        try:
-            self.iam.create_role(
+        done_already(
+            lambda: self.iam.create_role(
                 RoleName=self.role,
                 AssumeRolePolicyDocument=json.dumps(trust),
                 Description=f"connector-provisioner: the connector of {self.network.name} reads its VPN profile",
                 Tags=[{"Key": TAG, "Value": self.network.name}],
-            )
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "EntityAlreadyExists":
-                raise
+            ),
+            "EntityAlreadyExists",
+        )
         policy = {
             "Version": "2012-10-17",
             "Statement": [
@@ -88,28 +89,21 @@ class Identity(AwsState):
     def _delete_role(self) -> None:
         # its inline policies first (a pair's too, if an interrupted run left it): IAM deletes
         # no role that still has one
-        left = [PAIR_POLICY] if PAIR_POLICY in self.role_policies else []
-        for call in (
-            *(
-                lambda name=name: self.iam.delete_role_policy(RoleName=self.role, PolicyName=name)
-                for name in (POLICY_NAME, *left)
-            ),
-            lambda: self.iam.delete_role(RoleName=self.role),
-        ):
-            try:
-                call()
-            except ClientError as e:
-                if e.response["Error"]["Code"] != "NoSuchEntity":
-                    raise
+        left = [PAIR_POLICY] if PAIR_POLICY in self.role_policies.get(self.role, set()) else []
+        for name in (POLICY_NAME, *left):
+            done_already(
+                partial(self.iam.delete_role_policy, RoleName=self.role, PolicyName=name),
+                "NoSuchEntity",
+            )
+        done_already(lambda: self.iam.delete_role(RoleName=self.role), "NoSuchEntity")
 
     def _create_instance_profile(self) -> None:
-        try:
-            self.iam.create_instance_profile(
+        done_already(
+            lambda: self.iam.create_instance_profile(
                 InstanceProfileName=self.role, Tags=[{"Key": TAG, "Value": self.network.name}]
-            )
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "EntityAlreadyExists":
-                raise
+            ),
+            "EntityAlreadyExists",
+        )
         if not self._instance_profile_state()[1]:
             self.iam.add_role_to_instance_profile(InstanceProfileName=self.role, RoleName=self.role)
 
@@ -126,8 +120,37 @@ class Identity(AwsState):
             )
         self.iam.delete_instance_profile(InstanceProfileName=self.role)
 
+    def _member_identity(self, member: int) -> tuple[Part, Part]:
+        """A connector's role (with its one policy) and instance profile, as they are."""
+        saved, self.role = self.role, self.role_of(member)
+        try:
+            role, policies = self._role_state()
+            instance_profile, attached = self._instance_profile_state()
+        finally:
+            name, self.role = self.role, saved
+        self.role_policies[name] = policies
+        return (
+            Part(
+                "role",
+                name,
+                "lets the connector read its own profile parameter and nothing else",
+                role,
+                complete=role and POLICY_NAME in policies,
+                member=member,
+            ),
+            Part(
+                "instance-profile",
+                name,
+                "hands the role to the connector VM",
+                instance_profile,
+                complete=attached,
+                member=member,
+            ),
+        )
+
     def _role_state(self) -> tuple[bool, set[str]]:
-        """(the role exists, the names of its inline policies: one read for all of them)"""
+        """(the role exists, the names of its inline policies: one read for all of them). Of
+        the role the handlers act on (`self.role`)."""
         try:
             self.iam.get_role(RoleName=self.role)
             names = self.iam.list_role_policies(RoleName=self.role)["PolicyNames"]

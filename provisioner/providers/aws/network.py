@@ -43,7 +43,6 @@ from .common import (
     FINGERPRINT_TAG,
     LIVE_STATES,
     MEMBER_TAG,
-    POLICY_NAME,
     TAG,
     error_text,
     new_session,
@@ -142,10 +141,10 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
         self.ec2 = session.client("ec2", config=config)
         self.ssm = session.client("ssm", config=config)
         self.iam = session.client("iam", config=config)
-        name, vpc = network.name, self.location.vpc
+        name = network.name
         self.member = 0
         self.parameter = self.parameter_of(0)
-        self.role = f"cp-{name}-{vpc}"  # IAM names are account-wide: the VPC keeps them apart
+        self.role = self.role_of(0)
         self.group_name = f"connector-{name}"
         self.tags = [
             {"Key": TAG, "Value": name},
@@ -159,7 +158,7 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
         self.interfaces: dict[str, str | None] = {}
         self.ha_tables_wanted: set[str] = set()
         self.ha_tables_tagged: set[str] = set()
-        self.role_policies: set[str] = set()  # the role's inline policies, as observed
+        self.role_policies: dict[str, set[str]] = {}
 
     # --- what the contract asks of the cloud ---------------------------------------------
 
@@ -434,6 +433,8 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
     def _observe_parts(
         self, own_group: str | None, raw_tables: list[dict[str, Any]], health_rule: bool
     ) -> tuple[Part, ...]:
+        assert self.network.connector is not None
+        ha = self.network.connector.ha
         names = [self.parameter_of(0), self.parameter_of(1)]
         found = {
             p["Name"]: (p.get("Description") or "").rpartition("sha256:")[2] or None
@@ -441,33 +442,15 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
                 ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": names}]
             )["Parameters"]
         }
-        profile_fp = found.get(names[0])
-        role, policies = self._role_state()
-        self.role_policies = policies
-        policy = POLICY_NAME in policies
-        instance_profile, attached = self._instance_profile_state()
         return (
             Part(
                 PROFILE_PART,
                 names[0],
                 "the VPN profile as an SSM SecureString, never in user-data",
                 names[0] in found,
-                fingerprint=profile_fp,
+                fingerprint=found.get(names[0]),
             ),
-            Part(
-                "role",
-                self.role,
-                "lets the connector read its own profile parameter and nothing else",
-                role,
-                complete=role and policy,
-            ),
-            Part(
-                "instance-profile",
-                self.role,
-                "hands the role to the connector VM",
-                instance_profile,
-                complete=attached,
-            ),
+            *self._member_identity(0),
             Part(
                 "security-group",
                 self.group_name,
@@ -475,7 +458,12 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
                 own_group is not None,
             ),
             *self._pair_parts(
-                raw_tables, (names[1] in found, found.get(names[1])), health_rule, policies
+                raw_tables,
+                (names[1] in found, found.get(names[1])),
+                health_rule,
+                # the second connector's role: read for a pair, or while its profile is left
+                # (deleted last of the pair's parts, so an interrupted run is still seen)
+                self._member_identity(1) if ha or names[1] in found else (),
             ),
         )
 

@@ -13,15 +13,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
+from functools import partial
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from ...errors import CloudError
 from ...model import PROFILE_PART, Action, Change, Kind, Part
 from ...planner import NEW_CONNECTOR
 from ...watchdog import DEFAULT_PORT, HA_TAG
-from .common import PAIR_POLICY, TAG, AwsState
+from .common import PAIR_POLICY, TAG, AwsState, done_already
 
 PAIR_TAGS = "route-table-tags"
 PAIR_POLICY_PART = "pair-policy"
@@ -53,20 +53,14 @@ def has_health_rule(group: dict[str, Any] | None) -> bool:
     )
 
 
-def pair_policy(region: str, account: str, network: str, second_profile: str) -> dict[str, Any]:
-    """What a pair's connectors need beyond reading the first profile: the second one's profile
-    (each VM reads only what its user-data names, but both share the role), and the watchdog's
-    calls: two reads EC2 cannot scope, and ReplaceRoute on our tagged tables, to our interfaces."""
+def pair_policy(region: str, account: str, network: str) -> dict[str, Any]:
+    """What each connector of a pair may do beyond reading its own profile (its role's other
+    policy): the watchdog's calls, two reads EC2 cannot scope and ReplaceRoute on our tagged
+    tables, towards the pair's interfaces."""
     arn = f"arn:aws:ec2:{region}:{account}"
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {
-                "Sid": "SecondProfile",
-                "Effect": "Allow",
-                "Action": "ssm:GetParameter",
-                "Resource": f"arn:aws:ssm:{region}:{account}:parameter{second_profile}",
-            },
             {
                 "Sid": "WhoIsActive",
                 "Effect": "Allow",
@@ -101,20 +95,18 @@ class Pair(AwsState):
     ha_tables_wanted: set[str]
     ha_tables_tagged: set[str]
 
-    def parameter_of(self, member: int) -> str:
-        first = f"/connector-provisioner/{self.location.vpc}/{self.network.name}/profile"
-        return first if member == 0 else f"{first}-{member + 1}"
-
     def _pair_parts(
         self,
         raw_tables: Sequence[dict[str, Any]],
         profile_state: tuple[bool, str | None],
         health_rule: bool,
-        role_policies: set[str],
+        identity: tuple[Part, ...],
     ) -> tuple[Part, ...]:
-        """The pair's parts: wanted with ha; otherwise listed only while left over, to go."""
+        """The pair's parts: wanted with ha; otherwise listed only while left over, to go.
+        `identity`: the second connector's role and instance profile, as observed."""
         assert self.network.connector is not None
         ha = self.network.connector.ha
+        present, fingerprint = profile_state
         selected = self.network.route_tables
         self.ha_tables_wanted = (
             {t["RouteTableId"] for t in raw_tables}
@@ -129,8 +121,9 @@ class Pair(AwsState):
                 for tag in t.get("Tags", [])
             )
         }
-        present, fingerprint = profile_state
-        policy = PAIR_POLICY in role_policies
+        with_policy = [
+            r for r in self._pair_roles() if PAIR_POLICY in self.role_policies.get(r, ())
+        ]
         parts = (
             Part(
                 PROFILE_PART,
@@ -141,12 +134,14 @@ class Pair(AwsState):
                 member=1,
                 wanted=ha,
             ),
+            *(replace(p, wanted=ha) for p in identity),
             Part(
                 PAIR_POLICY_PART,
-                f"{self.role}/{PAIR_POLICY}",
-                "lets the pair's watchdogs move the routes to themselves (ec2:ReplaceRoute in "
-                "tagged route tables, to the pair's interfaces) and read the second profile",
-                policy,
+                f"{PAIR_POLICY} on {', '.join(self._pair_roles())}",
+                "lets each connector's watchdog move the routes to itself (ec2:ReplaceRoute in "
+                "tagged route tables, to the pair's interfaces)",
+                bool(with_policy),
+                complete=len(with_policy) == len(self._pair_roles()),
                 wanted=ha,
             ),
             Part(
@@ -169,39 +164,42 @@ class Pair(AwsState):
 
     # --- the parts' handlers -----------------------------------------------------------------
 
+    def _pair_roles(self) -> tuple[str, ...]:
+        return (self.role_of(0), self.role_of(1))
+
     def _put_pair_policy(self) -> None:
         account = self._account()  # type: ignore[attr-defined]
-        policy = pair_policy(self.location.region, account, self.network.name, self.parameter_of(1))
-        self.iam.put_role_policy(
-            RoleName=self.role, PolicyName=PAIR_POLICY, PolicyDocument=json.dumps(policy)
-        )
+        policy = json.dumps(pair_policy(self.location.region, account, self.network.name))
+        for role in self._pair_roles():
+            self.iam.put_role_policy(RoleName=role, PolicyName=PAIR_POLICY, PolicyDocument=policy)
+            self.role_policies.setdefault(role, set()).add(PAIR_POLICY)
 
     def _delete_pair_policy(self) -> None:
-        try:
-            self.iam.delete_role_policy(RoleName=self.role, PolicyName=PAIR_POLICY)
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "NoSuchEntity":
-                raise
+        for role in self._pair_roles():
+            done_already(
+                partial(self.iam.delete_role_policy, RoleName=role, PolicyName=PAIR_POLICY),
+                "NoSuchEntity",
+            )
+            self.role_policies.get(role, set()).discard(PAIR_POLICY)
 
     def _allow_health_checks(self) -> None:
-        try:
-            self.ec2.authorize_security_group_ingress(
+        done_already(
+            lambda: self.ec2.authorize_security_group_ingress(
                 GroupId=self._group(), IpPermissions=[health_permission(self._group())]
-            )
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "InvalidPermission.Duplicate":
-                raise
+            ),
+            "InvalidPermission.Duplicate",
+        )
 
     def _stop_health_checks(self) -> None:
         if not self.group_id:
             return
-        try:
-            self.ec2.revoke_security_group_ingress(
-                GroupId=self.group_id, IpPermissions=[health_permission(self.group_id)]
-            )
-        except ClientError as e:
-            if e.response["Error"]["Code"] not in ("InvalidPermission.NotFound",):
-                raise
+        group = self.group_id
+        done_already(
+            lambda: self.ec2.revoke_security_group_ingress(
+                GroupId=group, IpPermissions=[health_permission(group)]
+            ),
+            "InvalidPermission.NotFound",
+        )
 
     def _tag_route_tables(self) -> None:
         add = sorted(self.ha_tables_wanted - self.ha_tables_tagged)
@@ -229,7 +227,12 @@ class Pair(AwsState):
         apply by its member (of a pair) and its profile's parameter by the same."""
         member = change.part.member if change.part is not None else change.member
         saved = (self.instance, self.interface, self.parameter, self.member)
-        self.member, self.parameter = member, self.parameter_of(member)
+        saved_role = self.role
+        self.member, self.parameter, self.role = (
+            member,
+            self.parameter_of(member),
+            self.role_of(member),
+        )
         self.instance, self.interface = self.launched.get(member, (None, None))
         if change.kind is Kind.CONNECTOR and change.action is not Action.CREATE:
             self.instance = change.resource
@@ -242,6 +245,7 @@ class Pair(AwsState):
                 self.launched[member] = (self.instance, self.interface)
         finally:
             self.instance, self.interface, self.parameter, self.member = saved
+            self.role = saved_role
 
     def route_target(self, change: Change) -> str:
         """The interface a route change points at: the one the plan names, or the one of the
