@@ -171,7 +171,8 @@ class PairWorld:
     def start(self, m: Member) -> None:
         """Its setup script (which starts its tunnel), then its watchdog. A tunnel that does
         not come up is tried once more, and what the path looked like is kept for the report
-        (seen once in CI under load, never reproduced alone)."""
+        (seen twice in CI; likely the bridge's MAC changing under the hosts' ARP caches when
+        the second connector joined, which world.py now prevents)."""
         try:
             run_setup_script(self.world, m.site, self.setup)
         except AssertionError as first:
@@ -212,6 +213,9 @@ class PairWorld:
         for ns, cmd in (
             (m.site.connector, ["ip", "-4", "addr"]),
             (m.site.connector, ["ip", "route"]),
+            (m.site.connector, ["ip", "neigh"]),
+            (HQ.router, ["ip", "link", "show", "br0"]),
+            (HQ.router, ["ping", "-c", "1", "-W", "1", VPN_SERVER]),
             (m.site.connector, ["iptables-save"]),
             (m.site.connector, ["ping", "-c", "1", "-W", "1", VPN_SERVER]),
             (HQ.router, ["ip", "route"]),

@@ -117,7 +117,11 @@ class SeedWorld:
         )
         lab.run(site.router, "ip", "route", "add", "default", "via", inet_side)
         # a LAN switch (bridge) on the router joining the connector host and the server
-        lab.run(site.router, "ip", "link", "add", "br0", "type", "bridge")
+        # a bridge takes the lowest MAC of its ports unless it has one of its own: a host added
+        # later (a pair's second connector) would change the router's MAC under the hosts'
+        # ARP caches, and their packets to it would be dropped until those entries expire
+        mac = "02:00:00:00:%02x:01" % (1 if site.name == "hq" else 2)
+        lab.run(site.router, "ip", "link", "add", "br0", "address", mac, "type", "bridge")
         lab.run(site.router, "ip", "addr", "add", f"{site.router_ip}/{site.prefix}", "dev", "br0")
         lab.run(site.router, "ip", "link", "set", "br0", "up")
         for host, port, addr in (
