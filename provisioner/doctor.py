@@ -319,7 +319,7 @@ def _route_back(trace: _Trace, obs: Observed, subnet: str, to: IPv4Address, brea
     table = next((t for t in obs.route_tables if t.id == table_id), None)
     if table is None:
         return trace.add(Hop("route back", True, f"{subnet}: its route table was not read"))
-    ours = obs.connector.interface if obs.connector else None
+    ours = obs.routed_to(obs.connector)
     best = longest_match(table, to)
     if best is not None and best[1] == ours:
         return trace.add(Hop("route back", True, f"{table.id}: {best[0]} -> the connector"))

@@ -400,6 +400,17 @@ class ObservedConnector:
     member: int = 0  # of a pair: 0 the first (`subnets[0]`, `profiles[0]`), 1 the second
 
 
+@dataclass(frozen=True)
+class ObservedFront:
+    """A pair's stable route target, where the cloud moves that instead of the routes (OCI: a
+    floating secondary private IP): the routes name it, and it leads to one connector."""
+
+    name: str
+    id: str  # what the routes name
+    holder: str | None  # the interface of the connector it leads to now
+    wanted: bool = True  # False: left from a pair the file no longer has: deleted
+
+
 class WayOut(StrEnum):
     """How a subnet reaches the internet, as its route table's 0.0.0.0/0 says."""
 
@@ -528,6 +539,8 @@ class Observed:
     # every live connector of the network, where the cloud's provider does pairs (`connector`
     # is one of them)
     connectors: tuple[ObservedConnector, ...] = ()
+    # a pair's front, where the cloud's mechanism has one (see CloudSchema.ha_front)
+    front: ObservedFront | None = None
     parts: tuple[Part, ...] = ()
     app_groups: tuple[AppGroup, ...] = ()
     connector_ingress: tuple[IPv4Network, ...] = ()  # CIDRs the connector's own group admits
@@ -548,6 +561,13 @@ class Observed:
     def subnet(self, subnet_id: str) -> ObservedSubnet | None:
         return next((s for s in self.subnets if s.id == subnet_id), None)
 
+    def routed_to(self, connector: ObservedConnector | None) -> str | None:
+        """What the network's routes name when they lead to `connector`: a pair's front where
+        there is one, else the connector's interface."""
+        if self.front is not None and self.front.wanted:
+            return self.front.id
+        return connector.interface if connector is not None else None
+
 
 # --- the plan ---------------------------------------------------------------------------------
 
@@ -567,6 +587,7 @@ class Kind(StrEnum):
     CONNECTOR_INGRESS = "connector-ingress"
     APP_ACCESS = "app-access"
     ROUTE = "route"
+    FRONT = "front"  # a pair's stable route target (a floating IP), moved to the active one
     # the VPN service's half (the plan's `cloudconnexa` entry)
     SERVICE_NETWORK = "service-network"
     SERVICE_ROUTE = "service-route"
@@ -630,6 +651,9 @@ class Change:
             if self.previous_target:
                 arrow += f" (was {self.previous_target})"
             return f"{self.action} route {arrow} in {self.route_table}"
+        if self.kind is Kind.FRONT and self.target:
+            was = f" (was {self.previous_target})" if self.previous_target else ""
+            return f"{self.action} front {self.resource} -> {self.target}{was}"
         if self.kind is Kind.FORWARDING:
             return f"{self.action} forwarding on {self.resource} (source/dest check off)"
         if self.kind is Kind.APP_ACCESS and self.rule is not None:

@@ -44,6 +44,7 @@ from .service_planner import plan_service, plan_service_destroy, service_status
 from .spec import CLOUD_SCHEMAS
 
 NEW_CONNECTOR = "new-connector"  # a route target that does not exist until apply launches it
+NEW_FRONT = "new-front"  # a pair's front (a floating IP) that apply makes before the routes
 SERVICE_FINGERPRINT = "cc-"  # a service-made profile's fingerprint: cc-<its connector's id>
 NEW_SERVICE_PROFILE = "cc-new"  # the profile of a connector the service makes in this apply
 
@@ -316,11 +317,16 @@ def pair_of(obs: Observed) -> tuple[ObservedConnector, ...]:
 
 
 def active_connector(network: Network, obs: Observed) -> ObservedConnector | None:
-    """Of the network's connectors, the one its routes lead to (the most of them: a pair's
-    watchdog may have moved some and not yet all); none leading anywhere: the newest."""
+    """Of the network's connectors, the one its routes lead to: the one holding the pair's
+    front, where there is one; else the one most routes name (a pair's watchdog may have moved
+    some and not yet all); none leading anywhere: the newest."""
     found = pair_of(obs)
     if len(found) < 2:
         return found[0] if found else None
+    if obs.front is not None:
+        holder = next((c for c in found if c.interface == obs.front.holder), None)
+        if holder is not None:
+            return holder
     counts = {
         c.interface: sum(
             1
@@ -370,24 +376,32 @@ def _plan_network(
         next((s for s in slots if s.stays and s.current == active), None)
         or next((s for s in slots if s.stays), None)
         or next((s for s in slots if s.current is None), None)
+        # both replaced: the one the routes do not lead to first, the active one after them
+        or next((s for s in slots if s.current != active), None)
         or slots[0]
     )
     changes += target.changes
+    front, front_changes = _front_changes(network, obs, target)
+    changes += front_changes
     changes += _ingress_changes(name, obs, local)
     changes += _app_access_changes(network, obs, app_rules(network, topology, subnets))
     destinations = routed_destinations(network, topology, subnets)
+    ours = {x.interface for x in pair_of(obs) if x.interface}
+    if obs.front is not None:
+        ours.add(obs.front.id)
     routes, conflicts = _route_changes(
-        network,
-        obs,
-        destinations,
-        target,
-        {x.interface for x in pair_of(obs) if x.interface},
+        network, obs, destinations, target, front or target.interface, ours,
         replace_conflicting_routes,
-    )
+    )  # fmt: skip
     changes += routes
     for slot in slots:
         if slot is not target:
             changes += slot.changes
+    if obs.front is not None and not front:
+        changes.append(
+            Change(name, Action.DELETE, Kind.FRONT, obs.front.id,
+                   f"the file no longer has a pair: its {obs.front.name} goes")
+        )  # fmt: skip
     changes += _delete_connectors(
         name,
         extras,
@@ -411,6 +425,33 @@ def _plan_network(
         conflicts=tuple(conflicts) if not replace_conflicting_routes else (),
         notes=tuple(notes),
     )
+
+
+def _front_changes(network: Network, obs: Observed, target: _Slot) -> tuple[str, list[Change]]:
+    """Where the cloud moves a front rather than the routes (CLOUD_SCHEMAS' ha_front): the
+    front made on the target connector, or moved to it, before the routes name it. Returns
+    what the routes name ("" where there is no front) and the change."""
+    schema = CLOUD_SCHEMAS[network.cloud]
+    assert network.connector is not None
+    if not (network.connector.ha and schema.ha_front):
+        return "", []
+    where = "the new connector" if target.interface == NEW_CONNECTOR else target.interface
+    if obs.front is None:
+        why = (f"the {schema.ha_front} the routes name: it leads to the active connector, "
+               f"and the standby's watchdog moves it to itself")  # fmt: skip
+        return NEW_FRONT, [
+            Change(network.name, Action.CREATE, Kind.FRONT, f"{schema.ha_front} on {where}", why,
+                   target=target.interface, member=target.member)
+        ]  # fmt: skip
+    if target.interface == NEW_CONNECTOR or obs.front.holder != target.interface:
+        why = (f"the routes lead to {where}: the {schema.ha_front} moves to it "
+               f"(from {obs.front.holder or 'nowhere'})")  # fmt: skip
+        return obs.front.id, [
+            Change(network.name, Action.UPDATE, Kind.FRONT, obs.front.id, why,
+                   target=target.interface, previous_target=obs.front.holder,
+                   member=target.member)
+        ]  # fmt: skip
+    return obs.front.id, []
 
 
 def _slots(
@@ -665,14 +706,16 @@ def _route_changes(
     obs: Observed,
     destinations: Mapping[IPv4Network, str],
     target: _Slot,
+    interface: str,
     ours: set[str],
     replace_conflicting_routes: bool,
 ) -> tuple[list[Change], list[Conflict]]:
-    """Every selected table routes every destination to the `target` connector; routes of ours
-    (to any of `ours`, the network's connectors) that are no longer wanted go. A foreign route
-    for a destination is a conflict."""
+    """Every selected table routes every destination to `interface` (the `target` connector's,
+    or the pair's front that leads to it); routes of ours (to any of `ours`: the network's
+    connectors, its front) that are no longer wanted go. A foreign route for a destination is
+    a conflict."""
     name = network.name
-    interface, member = target.interface, target.member
+    member = target.member
     changes: list[Change] = []
     conflicts: list[Conflict] = []
     selected = selected_tables(network, obs)
@@ -697,7 +740,9 @@ def _route_changes(
                     replace_why = f"{why}; {route.stale}"
             elif route.target in ours:  # ours, to the connector being replaced or to the other
                 replace_why = why
-                if not target.new and len(ours) > 1:
+                if interface != target.interface:
+                    replace_why += "; the pair's routes name its front, which leads to the active one"
+                elif not target.new and len(ours) > 1:
                     replace_why += f"; the pair's routes lead to one connector, {interface}"
             else:
                 conflicts.append(Conflict(name, table.id, dest, route.target))
@@ -868,6 +913,8 @@ def plan_destroy(
         changes: list[Change] = []
         found = pair_of(obs)
         ours = {x.interface for x in found if x.interface}
+        if obs.front is not None:
+            ours.add(obs.front.id)
         if ours:
             for table in obs.route_tables:
                 for route in table.routes:
@@ -895,6 +942,9 @@ def plan_destroy(
                     )
                 )
         changes += _delete_parts(name, obs.parts, on_the_vm=True)  # they go before it
+        if obs.front is not None:
+            changes.append(Change(name, Action.DELETE, Kind.FRONT, obs.front.id,
+                                  f"destroy: the pair's {obs.front.name}"))  # fmt: skip
         changes += _delete_connectors(name, found, "destroy: the connector VM")
         changes += _delete_parts(name, obs.parts, on_the_vm=False)
         plans.append(NetworkPlan(network=name, cloud=network.cloud, changes=tuple(changes)))
@@ -944,7 +994,7 @@ def network_status(
         ha = network.connector.ha
         current = active_connector(network, obs)
         standby = next((x for x in pair_of(obs) if x is not current), None) if ha else None
-        ours = current.interface if current else None
+        ours = obs.routed_to(current)
         routes = []
         for table in selected_tables(network, obs):
             for dest in routed_destinations(network, topology, subnets):

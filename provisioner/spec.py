@@ -140,6 +140,11 @@ class CloudSchema:
     # a connector pair (`connector.ha`): how this cloud moves the routes to the standby, for
     # the plan; empty: not (yet) on this cloud
     ha_mechanism: str = ""
+    # what the routes name instead of a connector, where the cloud moves that (a floating
+    # private IP) rather than the routes; empty: the routes name the active connector
+    ha_front: str = ""
+    # the pair's two connectors share one subnet (what the front moves within)
+    ha_one_subnet: bool = False
 
 
 # Adding a cloud: its Location in model.py (in the Location union, its name in MANAGED_CLOUDS),
@@ -190,6 +195,13 @@ CLOUD_SCHEMAS: dict[str, CloudSchema] = {
             ("vault", _ocid("vault"), "ocid1.vault.oc1..."),
             ("key", _ocid("key"), "ocid1.key.oc1..."),
         ),
+        ha_mechanism=(
+            "the route rules name a floating private IP (a secondary IP of the pair's subnet, "
+            "tagged connector-provisioner:ha=<network>); the standby's watchdog moves it to its "
+            "own VNIC with UpdatePrivateIp and the rules follow it"
+        ),
+        ha_front="floating private IP",
+        ha_one_subnet=True,
     ),
 }
 
@@ -497,8 +509,21 @@ def _connector_subnets(
     if not schema.ha_mechanism:
         raise SpecError(
             f.field("ha"),
-            "true is not supported on this cloud yet (a connector pair is on aws for now)",
+            "true is not supported on this cloud yet (a connector pair is on "
+            + ", ".join(k for k, v in CLOUD_SCHEMAS.items() if v.ha_mechanism)
+            + " for now)",
         )
+    if schema.ha_one_subnet:
+        # the front moves only within its subnet; a regional subnet spans availability domains
+        if f.has("subnets"):
+            raise SpecError(
+                f.field("subnets"),
+                f"{_show(data['subnets'])}: on this cloud the pair shares one subnet (its "
+                f"{schema.ha_front} moves only between the VNICs of one subnet; a regional subnet "
+                "spans availability domains, and the pair is launched in two): give subnet: s",
+            )
+        subnet = f.text("subnet", example=schema.subnet[1])
+        return subnet, subnet
     if f.has("subnet"):
         raise SpecError(
             f.field("subnet"),

@@ -32,7 +32,8 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("route table a name", {"route_tables": ["rt-app"]}, "networks.hq.route_tables[0]", "rt-app"),
     ("shape with a space", {"connector.size": "VM Standard"}, "networks.hq.connector.size", "VM Standard"),
     ("a GCP service account", {"connector.service_account": "a@b.iam.gserviceaccount.com"}, "networks.hq.connector.service_account", "unknown key"),
-    ("a pair, not yet on OCI", {"connector.ha": True}, "networks.hq.connector.ha", "not supported on this cloud yet"),
+    ("a pair on one profile", {"connector.ha": True}, "networks.hq.connector.profile", "give profiles: [a, b]"),
+    ("a pair in two subnets", {"connector.ha": True, "connector.subnet": None, "connector.subnets": [SUBNET, SUBNET.replace("aaaa", "bbbb")]}, "networks.hq.connector.subnets", "shares one subnet"),
     ("NSG ports", {"app_security_groups": [{"group": "ocid1.networksecuritygroup.oc1.eu-frankfurt-1.aaaaaaaaaaaa", "ports": ["udp/70000"]}]}, "networks.hq.app_security_groups[0].ports[0]", "udp/70000"),
 ]  # fmt: skip
 

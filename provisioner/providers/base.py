@@ -252,6 +252,8 @@ class Provider:
             self._app_access(action, change.resource, change.rule)
         elif kind is Kind.ROUTE:
             self._route(change)
+        elif kind is Kind.FRONT:
+            self._front(change)
         else:  # pragma: no cover - the planner makes no other kind
             raise AssertionError(change)
 
@@ -323,4 +325,9 @@ class Provider:
         raise NotImplementedError
 
     def _route(self, change: Change) -> None:
+        raise NotImplementedError
+
+    def _front(self, change: Change) -> None:
+        """A pair's front (CLOUD_SCHEMAS' ha_front): made on, or moved to, the connector the
+        change names (`target`, or the one launched in this apply), or deleted."""
         raise NotImplementedError
