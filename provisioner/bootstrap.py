@@ -47,13 +47,15 @@ def render_template(name: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
+# the interpreter that has the cloud's SDK: OCI's is in the venv the profile's fetch makes
+WATCHDOG_PYTHON = {"oci": "/opt/oci-cli/bin/python3"}
 WATCHDOG_UNIT = """[Unit]
 Description=connector-provisioner: the connector pair's watchdog
 After=network-online.target
 Wants=network-online.target
 
 [Service]
-ExecStart=/usr/bin/python3 /usr/local/sbin/connector-watchdog /etc/connector-provisioner/watchdog.json
+ExecStart={python} /usr/local/sbin/connector-watchdog /etc/connector-provisioner/watchdog.json
 Restart=always
 RestartSec=2
 
@@ -107,11 +109,19 @@ def watchdog_files(cloud: str, connector: DesiredConnector, region: str) -> tupl
     if not connector.ha:
         return "", ""
     source = _compact(resources.files("provisioner").joinpath("watchdog.py").read_text(), cloud)
-    settings = json.dumps({"cloud": cloud, "network": connector.network, "region": region})
+    settings: dict[str, str] = {"cloud": cloud, "network": connector.network, "region": region}
+    if cloud == "oci":  # where the pair's floating private IP is
+        settings["subnet"] = connector.subnet
+    encoded = json.dumps(settings)
     files = [
         ("/usr/local/sbin/connector-watchdog", "0755", "gz+b64", gzip.compress(source, mtime=0)),
-        ("/etc/connector-provisioner/watchdog.json", "0644", "b64", settings.encode()),
-        ("/etc/systemd/system/connector-watchdog.service", "0644", "b64", WATCHDOG_UNIT.encode()),
+        ("/etc/connector-provisioner/watchdog.json", "0644", "b64", encoded.encode()),
+        (
+            "/etc/systemd/system/connector-watchdog.service",
+            "0644",
+            "b64",
+            WATCHDOG_UNIT.format(python=WATCHDOG_PYTHON.get(cloud, "/usr/bin/python3")).encode(),
+        ),
     ]
     entries = "".join(
         f'  - path: {path}\n    permissions: "{mode}"\n    encoding: {encoding}\n'

@@ -741,7 +741,9 @@ def _route_changes(
             elif route.target in ours:  # ours, to the connector being replaced or to the other
                 replace_why = why
                 if interface != target.interface:
-                    replace_why += "; the pair's routes name its front, which leads to the active one"
+                    replace_why += (
+                        "; the pair's routes name its front, which leads to the active one"
+                    )
                 elif not target.new and len(ours) > 1:
                     replace_why += f"; the pair's routes lead to one connector, {interface}"
             else:

@@ -467,6 +467,12 @@ def _connector(
     group = None
     if f.has("dynamic_group"):
         group = f.text("dynamic_group", pattern=r"^[\w.-]{1,100}$", example="vpn-connectors")
+        if standby_subnet:
+            raise SpecError(
+                f.field("dynamic_group"),
+                f"{group!r} is one group for both connectors of the pair, so each could read the "
+                "other's profile: with ha: true each gets a dynamic group of its own (remove it)",
+            )
     account = None
     if f.has("service_account"):
         account = f.text("service_account", example="connector@my-project.iam.gserviceaccount.com")

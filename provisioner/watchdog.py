@@ -358,9 +358,10 @@ def aws_identity(settings: Settings) -> Settings:
 
 
 class OciPrivateIp:
-    """The route rules name a secondary private IP of the pair's subnet (tagged with the network
-    as its floating address); who holds it is active. The standby takes over by moving it to
-    its own VNIC: the rules that name it follow, nothing else is written."""
+    """The route rules name a secondary private IP of the pair's subnet (tagged
+    connector-provisioner:ha: <network>, its floating address); who holds it is active. The
+    standby takes over by moving it to its own VNIC: the rules that name it follow, nothing
+    else is written. One that is gone (apply made a new one) is looked for again."""
 
     def __init__(self, settings: Settings, client: Any = None) -> None:
         self.settings = settings
@@ -383,17 +384,25 @@ class OciPrivateIp:
                     p.id
                     for p in found
                     if not p.is_primary
-                    and (p.freeform_tags or {}).get(TAG) == self.settings.network
+                    and (p.freeform_tags or {}).get(HA_TAG) == self.settings.network
                 ),
                 None,
             )
         return self.floating
 
     def holder(self) -> Holder | None:
+        import oci
+
         floating = self._floating()
         if floating is None:
             return None
-        vnic = self.network.get_private_ip(floating).data.vnic_id
+        try:
+            vnic = self.network.get_private_ip(floating).data.vnic_id
+        except oci.exceptions.ServiceError as e:
+            if e.status != 404:
+                raise
+            self.floating = None  # gone: the next read looks for the pair's new one
+            return None
         if vnic == self.settings.interface:
             return Holder(vnic, self.settings.address)
         primary = next(

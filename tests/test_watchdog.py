@@ -221,7 +221,7 @@ class OciPair:
             (ip,) = self.net.list_private_ips(vnic_id=attachment.vnic_id).data
             self.address[name] = ip.ip_address
         self.floating = self.net.create_private_ip(
-            m.CreatePrivateIpDetails(vnic_id=self.vnic["a"], freeform_tags={TAG: "hq"})
+            m.CreatePrivateIpDetails(vnic_id=self.vnic["a"], freeform_tags={HA_TAG: "hq"})
         ).data.id
         self.table = self.net.create_route_table(
             m.CreateRouteTableDetails(compartment_id=c, vcn_id=vcn.id, route_rules=[

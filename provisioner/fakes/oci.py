@@ -369,6 +369,7 @@ class Oci(Injectable):
                 "instanceId",
                 "vaultId",
                 "name",
+                "displayName",  # ListInstances, ListVcns...: an exact match, as OCI's
                 "lifecycleState",
                 "operatingSystem",
                 "operatingSystemVersion",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,6 +169,42 @@ class OciState(Provider):
     private_ip_id: str | None
     secret_id: str | None
     rule_ids: dict[tuple[str, str, str], str]  # (nsg, source, ports) -> security rule id
+    # a pair's (connector.ha): the connector the handlers act on now, and each one's names and
+    # ids (the fields above are the current member's, see as_member)
+    member: int
+    held: dict[int, dict[str, Any]]
+    front_id: str | None  # the pair's floating private IP
+
+    def member_names(self, member: int) -> dict[str, Any]:
+        """A pair's second connector has names of its own: cp-<network>-connector-2..."""
+        name, end = self.network.name, "-2" if member else ""
+        assert self.network.connector is not None
+        return {
+            "member": member,
+            "instance_name": f"cp-{name}-connector{end}",
+            "secret_name": f"cp-{name}-vpn-profile{end}",
+            "group_name": (self.network.connector.dynamic_group if not member else None)
+            or f"cp-{name}-connector{end}",
+            "policy_name": f"cp-{name}-read-vpn-profile{end}",
+            "instance_id": None,
+            "vnic_id": None,
+            "private_ip_id": None,
+            "secret_id": None,
+        }
+
+    @contextmanager
+    def as_member(self, member: int) -> Iterator[None]:
+        """For the length of the block, the names and ids the handlers use are those of the
+        pair's `member` (0: the first, or the one connector); what they learn is kept."""
+        outer = self.member
+        for key, value in self.held[member].items():
+            setattr(self, key, value)
+        try:
+            yield
+        finally:
+            self.held[member] = {k: getattr(self, k) for k in self.held[member]}
+            for key, value in self.held[outer].items():
+                setattr(self, key, value)
 
     def wait_for(
         self, get: Callable[[], Any], states: tuple[str, ...], what: str, gone_ok: bool = False

@@ -40,6 +40,7 @@ class Instance(OciState):
                 self.api.compute.list_instances, self.compartment, display_name=self.instance_name
             ).data
             if i.lifecycle_state not in ("TERMINATED", "TERMINATING")
+            and i.display_name == self.instance_name
             and (i.freeform_tags or {}).get(TAG) == self.network.name
         ]
         if not found:
@@ -59,6 +60,7 @@ class Instance(OciState):
             subnet=vnic.subnet_id if vnic else "",
             fingerprint=(vm.freeform_tags or {}).get(FINGERPRINT_TAG, ""),
             public_ip=(vnic.public_ip or None) if vnic else None,
+            member=self.member,
         )
 
     def _primary_vnic(self, instance_id: str) -> Any:
@@ -92,7 +94,8 @@ class Instance(OciState):
         assert self.network.connector is not None
         vault = self.network.connector.vault
         try:
-            self.api.kms.get_vault(vault)
+            if self.member == 0:  # (once: the pair's profiles are in the one vault)
+                self.api.kms.get_vault(vault)
         except oci.exceptions.ServiceError as e:
             if e.status != 404:
                 raise
@@ -110,6 +113,8 @@ class Instance(OciState):
             "fetched at boot with its instance principal, never in metadata",
             secret is not None and not pending,
             fingerprint=(secret.freeform_tags or {}).get(PROFILE_TAG) if secret else None,
+            member=self.member,
+            wanted=self.member == 0 or self.network.connector.ha,
         )
 
     def _tenancy(self) -> str:
@@ -122,7 +127,9 @@ class Instance(OciState):
             compartment = self.api.identity.get_compartment(compartment).data.compartment_id
         raise CloudError(f"could not find the tenancy of {self.compartment}")
 
-    def _observe_identity(self) -> list[Part]:
+    def _observe_identity(self, policies: list[Any]) -> list[Part]:
+        """The dynamic group of the current member's instance, and its policy (`policies`: the
+        compartment's, read once)."""
         import oci
 
         assert self.network.connector is not None
@@ -132,7 +139,7 @@ class Instance(OciState):
             self.api.identity.list_dynamic_groups, tenancy
         ).data
         group = next((g for g in groups if g.name == self.group_name), None)
-        if self.network.connector.dynamic_group is None:
+        if self.network.connector.dynamic_group is None or self.member:
             parts.append(
                 Part(
                     "dynamic-group",
@@ -141,6 +148,8 @@ class Instance(OciState):
                     group is not None,
                     complete=group is not None and group.matching_rule == self._matching_rule(),
                     after_connector=True,
+                    member=self.member,
+                    wanted=self.member == 0 or self.network.connector.ha,
                 )
             )
         elif group is None:
@@ -148,9 +157,6 @@ class Instance(OciState):
                 f"networks.{self.network.name}.connector.dynamic_group",
                 f"{self.group_name!r} is not a dynamic group of the tenancy",
             )
-        policies = oci.pagination.list_call_get_all_results(
-            self.api.identity.list_policies, self.compartment
-        ).data
         policy = next((p for p in policies if p.name == self.policy_name), None)
         parts.append(
             Part(
@@ -160,6 +166,8 @@ class Instance(OciState):
                 policy is not None,
                 complete=policy is not None and list(policy.statements) == self._statements(),
                 after_connector=True,
+                member=self.member,
+                wanted=self.member == 0 or self.network.connector.ha,
             )
         )
         return parts
@@ -179,7 +187,7 @@ class Instance(OciState):
         import oci
 
         assert self.network.connector is not None
-        raw = self.network.connector.profile.read()
+        raw = self.network.connector.member_profile(self.member).read()
         encoded = base64.b64encode(raw).decode()
         # the vault client's own DEBUG logger (oci.base_client.<id>): both forms of the profile
         logger = self.api.vaults.base_client.logger.name
@@ -189,7 +197,10 @@ class Instance(OciState):
 
     def _profile_tags(self) -> dict[str, str]:
         assert self.network.connector is not None
-        return {**self.tags, PROFILE_TAG: self.network.connector.profile_fingerprint}
+        return {
+            **self.tags,
+            PROFILE_TAG: self.network.connector.member_profile(self.member).fingerprint,
+        }
 
     def _create_vpn_profile(self) -> None:
         import oci
@@ -299,40 +310,49 @@ class Instance(OciState):
                 self.api.identity.delete_dynamic_group(g.id)
 
     def _create_policy(self) -> None:
+        self._put_policy(
+            self.policy_name,
+            f"connector-provisioner: {self.network.name}'s connector reads its VPN profile",
+            self._statements(),
+        )
+
+    def _delete_policy(self) -> None:
+        self._drop_policy(self.policy_name)
+
+    def _put_policy(self, name: str, description: str, statements: list[str]) -> None:
+        """The compartment's policy `name` made with `statements`, or set to them."""
         import oci
 
         policies = oci.pagination.list_call_get_all_results(
             self.api.identity.list_policies, self.compartment
         ).data
-        policy = next((p for p in policies if p.name == self.policy_name), None)
+        policy = next((p for p in policies if p.name == name), None)
         if policy is None:
             made = self.api.identity.create_policy(
                 oci.identity.models.CreatePolicyDetails(
                     compartment_id=self.compartment,
-                    name=self.policy_name,
-                    description=f"connector-provisioner: {self.network.name}'s connector reads its VPN profile",
-                    statements=self._statements(),
+                    name=name,
+                    description=description,
+                    statements=statements,
                     freeform_tags=self.tags,
                 )
             ).data
             self.wait_for(
-                lambda: self.api.identity.get_policy(made.id),
-                ("ACTIVE",),
-                f"policy {self.policy_name}",
+                lambda: self.api.identity.get_policy(made.id), ("ACTIVE",), f"policy {name}"
             )
-        elif list(policy.statements) != self._statements():
+        elif list(policy.statements) != statements:
             self.api.identity.update_policy(
-                policy.id, oci.identity.models.UpdatePolicyDetails(statements=self._statements())
+                policy.id, oci.identity.models.UpdatePolicyDetails(statements=statements)
             )
 
-    def _delete_policy(self) -> None:
+    def _drop_policy(self, name: str) -> None:
         import oci
 
         policies = oci.pagination.list_call_get_all_results(
             self.api.identity.list_policies, self.compartment
         ).data
         for p in policies:
-            if p.name == self.policy_name:
+            if p.name == name:
                 self.api.identity.delete_policy(p.id)
 
     # --- the instance --------------------------------------------------------------------
@@ -341,10 +361,11 @@ class Instance(OciState):
         import oci
 
         subnet = self.api.network.get_subnet(connector.subnet).data
-        ad = (
-            subnet.availability_domain
-            or self.api.identity.list_availability_domains(self.compartment).data[0].name
-        )
+        if subnet.availability_domain:
+            ad = subnet.availability_domain
+        else:  # a regional subnet: a pair's connectors in two domains where the region has two
+            domains = self.api.identity.list_availability_domains(self.compartment).data
+            ad = domains[connector.member % len(domains)].name
         image = connector.image or self._ubuntu(connector.size)
         details = oci.core.models.LaunchInstanceDetails(
             compartment_id=self.compartment,
@@ -376,7 +397,8 @@ class Instance(OciState):
         )
         vnic = self._primary_vnic(made.id)
         self.progress(
-            f"launched {self.instance_name} ({connector.size}) at {vnic.private_ip if vnic else '?'}"
+            f"launched {self.instance_name} ({connector.size}, {ad}) at "
+            f"{vnic.private_ip if vnic else '?'}"
         )
 
     def _ubuntu(self, shape: str) -> str:

@@ -24,6 +24,7 @@ from ...model import (
     Member,
     Network,
     Observed,
+    ObservedConnector,
     ObservedRoute,
     ObservedSubnet,
     OciLocation,
@@ -37,6 +38,7 @@ from ..base import PartHandlers, Provider, sandbox_clients
 from .common import TAG, error_text, make_clients, sandbox_endpoint
 from .groups import Groups
 from .instance import Instance
+from .pair import PAIR_POLICY_PART, Pair
 
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
 
@@ -86,7 +88,7 @@ def _nsg_rule(nsg: str, rule: Any) -> FilterRule | None:
                      bool(rule.is_stateless))  # fmt: skip
 
 
-class OciNetwork(Groups, Instance, Provider):
+class OciNetwork(Groups, Instance, Pair, Provider):
     """One VCN, with the connector this toolkit puts there."""
 
     PARTS = {
@@ -102,6 +104,9 @@ class OciNetwork(Groups, Instance, Provider):
             create=Instance._create_dynamic_group, delete=Instance._delete_dynamic_group
         ),
         "policy": PartHandlers(create=Instance._create_policy, delete=Instance._delete_policy),
+        PAIR_POLICY_PART: PartHandlers(
+            create=Pair._create_pair_policy, delete=Pair._delete_pair_policy
+        ),
     }
 
     concurrency = 6  # OCI throttles per tenancy and region; the SDK backs off on 429
@@ -150,17 +155,14 @@ class OciNetwork(Groups, Instance, Provider):
             ) from None
         name = network.name
         self.tags = {TAG: name}
-        self.instance_name = f"cp-{name}-connector"
         self.nsg_name = f"cp-{name}-connector"
-        self.secret_name = f"cp-{name}-vpn-profile"
-        self.group_name = network.connector.dynamic_group or f"cp-{name}-connector"
-        self.policy_name = f"cp-{name}-read-vpn-profile"
+        self.pair_policy_name = f"cp-{name}-pair"
+        self.held = {m: self.member_names(m) for m in (0, 1)}
+        for key, value in self.held[0].items():
+            setattr(self, key, value)
+        self.front_id = None
         self.vcn = None
         self.nsg_id = None
-        self.instance_id = None
-        self.vnic_id = None
-        self.private_ip_id = None
-        self.secret_id = None
         self.rule_ids = {}
 
     # --- what the contract asks of the cloud ---------------------------------------------
@@ -304,19 +306,38 @@ class OciNetwork(Groups, Instance, Provider):
         groups = self._list(
             net.list_network_security_groups, compartment_id=self.compartment, vcn_id=loc.vcn
         )
-        connector = self._observe_connector()
+        c = self.network.connector
+        assert c is not None
+        policies = self._list(self.api.identity.list_policies, self.compartment)
+        # a pair's second connector, its parts and front: looked for with ha, or where the
+        # pair's policy says a pair was here (so a single connector costs no read more)
+        pair = c.ha or any(p.name == self.pair_policy_name for p in policies)
+        found: dict[int, ObservedConnector] = {}
+        for member in (0, 1) if pair else (0,):
+            with self.as_member(member):
+                connector = self._observe_connector()
+            if connector is not None:
+                found[member] = connector
+        front = None
+        if pair:
+            where = next((x.subnet for x in found.values() if x.subnet), None)
+            front = self._observe_front(where or c.subnet, found)
         live = self._live_private_ips(tables)
         app_groups, ingress, own_nsg = self._observe_groups(groups)
         self.nsg_id = own_nsg  # what the launch and apply's rules refer to
-        ours = connector.interface if connector is not None else None
+        ours = {x.interface for x in found.values() if x.interface}
+        if front is not None:
+            ours.add(front.id)
         cidrs = tuple(IPv4Network(c) for c in self.vcn.cidr_blocks)
         return Observed(
             network=name,
             cidrs=cidrs,
             route_tables=self._observe_tables(tables, live, ours),
             subnets=tuple(self._way_out(s, tables, gateways, nats) for s in subnets),
-            connector=connector,
-            parts=self._observe_parts(own_nsg),
+            connector=found.get(0) or found.get(1),
+            connectors=tuple(found.values()) if pair else (),
+            front=front,
+            parts=self._observe_parts(own_nsg, policies, pair),
             app_groups=app_groups,
             connector_ingress=ingress,
         )
@@ -344,10 +365,10 @@ class OciNetwork(Groups, Instance, Provider):
         return live
 
     def _observe_tables(
-        self, tables: dict[str, Any], live: set[str], ours: str | None
+        self, tables: dict[str, Any], live: set[str], ours: set[str]
     ) -> tuple[RouteTable, ...]:
-        """The selected tables, and any other that routes to our connector's private IP (`ours`:
-        left when the selection shrank)."""
+        """The selected tables, and any other that routes to our connectors' private IPs or the
+        pair's floating one (`ours`: left when the selection shrank)."""
         wanted = set(self.network.route_tables or tables)
         for i, t in enumerate(self.network.route_tables or ()):
             if t not in tables:
@@ -358,9 +379,7 @@ class OciNetwork(Groups, Instance, Provider):
         out = []
         for table_id, t in sorted(tables.items()):
             rules = t.route_rules or []
-            if table_id not in wanted and not any(
-                ours and r.network_entity_id == ours for r in rules
-            ):
+            if table_id not in wanted and not any(r.network_entity_id in ours for r in rules):
                 continue
             routes = []
             for r in rules:
@@ -397,20 +416,38 @@ class OciNetwork(Groups, Instance, Provider):
             return ObservedSubnet(subnet.id, WayOut.NAT_GATEWAY, target, label)
         return ObservedSubnet(subnet.id, WayOut.OTHER, target, label)
 
-    def _observe_parts(self, own_nsg: str | None) -> tuple[Part, ...]:
+    def _observe_parts(
+        self, own_nsg: str | None, policies: list[Any], pair: bool
+    ) -> tuple[Part, ...]:
+        """The group, each connector's secret, then each one's dynamic group and policy (after
+        its VM), then the pair's policy; a pair's that the file no longer has: to go."""
+        members = (0, 1) if pair else (0,)
         parts = [
             Part(
                 "security-group",
                 self.nsg_name,
                 "the connector's own network security group: the VCN's own ranges in",
                 own_nsg is not None,
-            ),
-            self._observe_secret(),
+            )
         ]
-        parts += self._observe_identity()
-        return tuple(parts)
+        for member in members:
+            with self.as_member(member):
+                parts.append(self._observe_secret())
+        for member in members:
+            with self.as_member(member):
+                parts += self._observe_identity(policies)
+        if pair:
+            parts.append(self._pair_policy_part(policies))
+        return tuple(p for p in parts if p.wanted or p.present)
 
     # --- apply ---------------------------------------------------------------------------
+
+    def _dispatch(self, change: Change) -> None:
+        """Each change acts on the connector it is about (of a pair: its member)."""
+        with self.as_member(change.part.member if change.part is not None else change.member):
+            if change.kind is Kind.CONNECTOR and change.action is not Action.CREATE:
+                self.instance_id = change.resource
+            super()._dispatch(change)
 
     def _routes_batch(self, changes: Sequence[Change]) -> None:
         """The table's rules written back whole, ours merged in (or taken out), once a step;
@@ -420,9 +457,11 @@ class OciNetwork(Groups, Instance, Provider):
         table_id = changes[0].route_table
         assert table_id is not None
         touched = {str(c.destination) for c in changes}
-        adding = [str(c.destination) for c in changes if c.action is not Action.DELETE]
-        if adding and self.private_ip_id is None:
-            raise CloudError("the connector has no private IP yet")
+        adding = [
+            (str(c.destination), self.route_target(c))
+            for c in changes
+            if c.action is not Action.DELETE
+        ]
 
         def merge(read: Any) -> Any:
             before = read.data.route_rules or []
@@ -433,10 +472,10 @@ class OciNetwork(Groups, Instance, Provider):
                 oci.core.models.RouteRule(
                     destination=destination,
                     destination_type="CIDR_BLOCK",
-                    network_entity_id=self.private_ip_id,
+                    network_entity_id=target,
                     description=f"{TAG}: {self.network.name}",
                 )
-                for destination in adding
+                for destination, target in adding
             ]
             return rules, read.headers["etag"]
 

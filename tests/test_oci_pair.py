@@ -1,0 +1,343 @@
+"""A connector pair on OCI (`connector.ha`) against the fake OCI, through the real `oci` SDK:
+two connectors in one subnet and two availability domains, the route rules naming a floating
+private IP on the active one, the watchdog's move of that IP, each connector's own identity,
+and a network that goes from one connector to a pair and back without a moment when its rules
+lead nowhere."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import re
+from typing import Any
+
+import pytest
+from conftest import OciWorld
+
+from provisioner.fakes.http import WRITE_METHODS
+from provisioner.providers.oci.pair import pair_statements
+from provisioner.render import plan_text, status_text
+from provisioner.watchdog import HA_TAG, OciPrivateIp, Settings
+
+OURS = ("100.96.0.0/11", "10.7.0.0/16", "172.31.0.0/16")  # HQ's destinations: VPN, spoke, partner
+NAMES = {0: "cp-hq-connector", 1: "cp-hq-connector-2"}
+
+
+def as_pair(o: OciWorld) -> dict[str, Any]:
+    doc = o.topology()
+    (o.directory / "hq-b.ovpn").write_text(o.profile_text.format(name="hq-b"))
+    c = doc["networks"]["hq"]["connector"]
+    c["ha"] = True
+    c["profiles"] = [c.pop("profile"), "hq-b.ovpn"]
+    return doc
+
+
+def connectors(o: OciWorld) -> dict[int, dict[str, Any]]:
+    """HQ's live connectors by member."""
+    return {
+        m: i
+        for i in o.fake.of_kind("instances")
+        for m, name in NAMES.items()
+        if i["displayName"] == name and i["lifecycleState"] not in ("TERMINATED", "TERMINATING")
+    }
+
+
+def vnic_of(o: OciWorld, instance: dict[str, Any]) -> dict[str, Any]:
+    (a,) = [a for a in o.fake.of_kind("vnicAttachments") if a["instanceId"] == instance["id"]]
+    found = o.fake.get(a["vnicId"])
+    assert found is not None
+    return found
+
+
+def floating(o: OciWorld) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in o.fake.of_kind("privateIps")
+        if not p["isPrimary"] and p["freeformTags"].get(HA_TAG) == "hq"
+    ]
+
+
+def targets(o: OciWorld) -> set[str]:
+    """What HQ's rules for our destinations name, over every table of its VCN."""
+    return {
+        r["networkEntityId"]
+        for t in o.fake.of_kind("routeTables")
+        if t["vcnId"] == o.hq.vcn
+        for r in t["routeRules"]
+        if r["destination"] in OURS
+    }
+
+
+def user_data(instance: dict[str, Any]) -> str:
+    return base64.b64decode(instance["metadata"]["user_data"]).decode()
+
+
+def written(text: str, path: str) -> str:
+    """What cloud-init writes at `path` (b64 or gz+b64)."""
+    found = re.search(rf"path: {path}\n.*\n    encoding: (\S+)\n    content: (\S+)", text)
+    assert found, text
+    raw = base64.b64decode(found.group(2))
+    return (gzip.decompress(raw) if found.group(1) == "gz+b64" else raw).decode()
+
+
+def test_a_pair_is_two_connectors_and_the_rules_name_the_floating_ip_on_the_first(
+    oci_world: OciWorld,
+):
+    o = oci_world
+    doc = as_pair(o)
+    text = plan_text(o.deployment(doc).plan())
+    assert "connector pair in" in text and "UpdatePrivateIp" in text
+    assert "create front floating private IP on the new connector" in text
+    o.deployment(doc).apply()
+    pair = connectors(o)
+    assert set(pair) == {0, 1}
+    # one subnet (what the IP moves within), two availability domains
+    assert {vnic_of(o, i)["subnetId"] for i in pair.values()} == {o.hq.connector_subnet}
+    assert pair[0]["availabilityDomain"] != pair[1]["availabilityDomain"]
+    # every rule names the floating IP, and it is on the first connector's VNIC
+    (ip,) = floating(o)
+    assert targets(o) == {ip["id"]}
+    assert ip["vnicId"] == vnic_of(o, pair[0])["id"]
+    assert all(vnic_of(o, i)["skipSourceDestCheck"] for i in pair.values())
+    # each connector: its own secret, a dynamic group of itself alone, a policy for its secret
+    secrets = {s["secretName"]: s["id"] for s in o.fake.of_kind("secrets")}
+    groups = {g["name"]: g for g in o.fake.of_kind("dynamicGroups")}
+    policies = {p["name"]: p["statements"] for p in o.fake.of_kind("policies")}
+    for member, end in ((0, ""), (1, "-2")):
+        group = groups[f"cp-hq-connector{end}"]
+        assert group["matchingRule"] == f"ALL {{instance.id = '{pair[member]['id']}'}}"
+        secret = secrets[f"cp-hq-vpn-profile{end}"]
+        assert policies[f"cp-hq-read-vpn-profile{end}"] == [
+            f"Allow dynamic-group cp-hq-connector{end} to read secret-bundles in compartment id "
+            f"{o.hq.compartment} where target.secret.id = '{secret}'"
+        ]
+        text = user_data(pair[member])
+        assert secret in text and "connector-watchdog" in text
+        unit = written(text, "/etc/systemd/system/connector-watchdog.service")
+        assert "ExecStart=/opt/oci-cli/bin/python3 " in unit  # the interpreter with the oci SDK
+        settings = json.loads(written(text, "/etc/connector-provisioner/watchdog.json"))
+        assert settings == {"cloud": "oci", "network": "hq", "region": o.hq.region,
+                            "subnet": o.hq.connector_subnet}  # fmt: skip
+    assert policies["cp-hq-pair"] == pair_statements(
+        ("cp-hq-connector", "cp-hq-connector-2"), o.hq.compartment
+    )
+    # the watchdog written on the VM carries OCI's mechanism and not AWS's
+    source = written(user_data(pair[1]), "/usr/local/sbin/connector-watchdog")
+    assert "class OciPrivateIp" in source and "class AwsRoutes" not in source
+    again = o.deployment(doc).plan()
+    assert again.empty, plan_text(again)
+    status = o.deployment(doc).status()
+    (hq,) = [s for s in status if s.network == "hq"]
+    assert hq.connector is not None and hq.connector.instance == pair[0]["id"]
+    assert hq.standby is not None and hq.standby.instance == pair[1]["id"]
+    assert hq.healthy and hq.standby_ready
+    assert "standby" in status_text(status)
+
+
+def watchdog(o: OciWorld, instance: dict[str, Any]) -> OciPrivateIp:
+    vnic = vnic_of(o, instance)
+    settings = Settings(cloud="oci", network="hq", region=o.hq.region, interface=vnic["id"],
+                        address=vnic["privateIp"], subnet=o.hq.connector_subnet)  # fmt: skip
+    return OciPrivateIp(settings, o.api().network)
+
+
+def test_after_the_watchdog_moves_the_ip_apply_leaves_it_there(oci_world: OciWorld):
+    o = oci_world
+    doc = as_pair(o)
+    o.deployment(doc).apply()
+    pair = connectors(o)
+    standby = watchdog(o, pair[1])
+    before = standby.holder()
+    assert before is not None and before.address == vnic_of(o, pair[0])["privateIp"]
+    assert standby.take_over(before) == 1
+    (ip,) = floating(o)
+    assert ip["vnicId"] == vnic_of(o, pair[1])["id"]
+    assert targets(o) == {ip["id"]}  # the rules were not written: they follow the IP
+    plan = o.deployment(doc).plan()
+    assert plan.empty, plan_text(plan)
+    (hq,) = [s for s in o.deployment(doc).status() if s.network == "hq"]
+    assert hq.connector is not None and hq.connector.instance == pair[1]["id"]
+    # the active one is replaced (a new size): the IP moves to the other before it goes
+    o.fake.calls.clear()
+    doc["networks"]["hq"]["connector"]["size"] = "VM.Standard.E5.Flex"
+    o.deployment(doc).apply()
+    moves = [c.body.get("vnicId") for c in o.fake.mutating_calls()
+             if c.kind == "privateIps" and c.verb == "update"]  # fmt: skip
+    first = connectors(o)[0]
+    assert moves and moves[0] == vnic_of(o, first)["id"]
+    assert floating(o)[0]["vnicId"] == vnic_of(o, first)["id"]
+    assert len(floating(o)) == 1 and targets(o) == {floating(o)[0]["id"]}
+
+
+class RuleWatch:
+    """After every write the fake serves, what HQ's rules lead to: each must be a private IP
+    on the VNIC of a running instance (read from the fake's state under its own lock)."""
+
+    def __init__(self, o: OciWorld) -> None:
+        self.o = o
+        self.inner = o.fake.lock
+        self.depth = 0
+        self.seen: list[tuple[str, set[str]]] = []
+        self.count = len(o.fake.calls)
+
+    def __enter__(self) -> RuleWatch:
+        self.inner.acquire()
+        self.depth += 1
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            self.depth -= 1
+            calls = self.o.fake.calls
+            if self.depth == 0 and len(calls) > self.count:
+                self.count = len(calls)
+                if calls[-1].method in WRITE_METHODS:
+                    self.seen.append((f"{calls[-1].kind}.{calls[-1].verb}", self.leads()))
+        finally:
+            self.inner.release()
+
+    def acquire(self, *a: Any, **k: Any) -> bool:
+        return bool(self.inner.acquire(*a, **k))
+
+    def release(self) -> None:
+        self.inner.release()
+
+    def leads(self) -> set[str]:
+        res = self.o.fake.state.resources
+        running = {
+            a["vnicId"]
+            for a in res.values()
+            if a["_kind"] == "vnicAttachments"
+            and res.get(a["instanceId"], {}).get("lifecycleState") == "RUNNING"
+        }
+        out = set()
+        for t in [r for r in res.values() if r["_kind"] == "routeTables"]:
+            if t["vcnId"] != self.o.hq.vcn:
+                continue
+            for rule in t["routeRules"]:
+                if rule["destination"] in OURS:
+                    ip = res.get(rule["networkEntityId"])
+                    out.add("ok" if ip is not None and ip["vnicId"] in running else "NOWHERE")
+        return out
+
+    @property
+    def nowhere(self) -> list[str]:
+        return [op for op, leads in self.seen if leads != {"ok"}]
+
+
+@pytest.fixture
+def rule_watch(oci_world: OciWorld):
+    watch = RuleWatch(oci_world)
+    oci_world.fake.lock = watch
+    yield watch
+    oci_world.fake.lock = watch.inner
+
+
+def test_one_connector_to_a_pair_and_back_never_leaves_the_rules_leading_nowhere(
+    oci_world: OciWorld, rule_watch: RuleWatch
+):
+    o = oci_world
+    before = o.snapshot()
+    o.deployment().apply()
+    (alone,) = connectors(o).values()
+    rule_watch.seen.clear()
+    # one -> pair: the connector launched alone lacks the watchdog, so it is replaced; the
+    # second is launched first, the floating IP made on it and the rules moved to it
+    doc = as_pair(o)
+    plan = o.deployment(doc).plan()
+    assert any("without the pair's watchdog" in c.why for c in plan.changes)
+    o.deployment(doc).apply()
+    assert rule_watch.seen and rule_watch.nowhere == []
+    pair = connectors(o)
+    assert alone["id"] not in {i["id"] for i in pair.values()}
+    (ip,) = floating(o)
+    assert ip["vnicId"] == vnic_of(o, pair[1])["id"]  # the one that stayed up throughout
+    assert targets(o) == {ip["id"]}
+    assert o.deployment(doc).plan().empty
+    # pair -> one: the rules move to the connector that stays, then the floating IP and the
+    # other connector go, with everything of the pair (its secret, group, policies)
+    rule_watch.seen.clear()
+    o.deployment().apply()
+    assert rule_watch.seen and rule_watch.nowhere == []
+    (single,) = connectors(o).values()
+    assert single["id"] == pair[0]["id"]  # launched for a pair, fine alone
+    assert floating(o) == [] and targets(o) == {
+        p["id"] for p in o.fake.of_kind("privateIps") if p["vnicId"] == vnic_of(o, single)["id"]
+    }
+    assert not {"cp-hq-connector-2", "cp-hq-pair", "cp-hq-read-vpn-profile-2"} & {
+        x["name"] for x in o.fake.of_kind("dynamicGroups") + o.fake.of_kind("policies")
+    }
+    assert o.deployment().plan().empty
+    o.deployment().destroy()
+    assert o.snapshot() == before  # nothing of the pair left behind (secrets: pending deletion)
+
+
+def test_destroy_of_a_pair_leaves_the_tenancy_as_it_was(oci_world: OciWorld):
+    o = oci_world
+    before = o.snapshot()
+    doc = as_pair(o)
+    o.deployment(doc).apply()
+    watchdog(o, connectors(o)[1]).take_over(None)  # wherever the IP is
+    o.deployment(doc).destroy()
+    assert o.snapshot() == before
+    o.fake.calls.clear()
+    assert o.deployment(doc).destroy().done == ()
+    assert o.mutating() == []
+
+
+# --- the watchdog's permissions, against the calls it makes -----------------------------------
+
+
+def _statement_allows(statement: str, kind: str, verb: str, operation: str) -> bool:
+    """Does one of our statements allow a call: `verb` on `kind` (OCI's resource type) during
+    `operation`? Only the forms pair_statements writes are read."""
+    m = re.match(
+        r"^Allow dynamic-group (\S+) to (inspect|read|use|manage) (\S+) in compartment id (\S+)"
+        r"(?: where request\.operation = '(\w+)')?$",
+        statement,
+    )
+    assert m, statement
+    levels = ("inspect", "read", "use", "manage")
+    return (
+        m.group(3) == kind
+        and levels.index(m.group(2)) >= levels.index(verb)
+        and (m.group(5) is None or m.group(5) == operation)
+    )
+
+
+# what each call the watchdog makes needs, by OCI's policy reference: ListPrivateIps and
+# GetPrivateIp PRIVATE_IP_READ (inspect private-ips); UpdatePrivateIp PRIVATE_IP_UPDATE (use
+# private-ips) and VNIC_ASSIGN and VNIC_UNASSIGN (use vnics)
+NEEDS = {
+    ("privateIps", "list"): [("private-ips", "inspect")],
+    ("privateIps", "get"): [("private-ips", "inspect")],
+    ("privateIps", "update"): [("private-ips", "use"), ("vnics", "use")],
+}
+OPERATIONS = {"list": "ListPrivateIps", "get": "GetPrivateIp", "update": "UpdatePrivateIp"}
+
+
+def test_the_pair_policy_is_exactly_what_the_watchdog_needs(oci_world: OciWorld):
+    o = oci_world
+    doc = as_pair(o)
+    o.deployment(doc).apply()
+    (policy,) = [p for p in o.fake.of_kind("policies") if p["name"] == "cp-hq-pair"]
+    mine = [s for s in policy["statements"] if "cp-hq-connector-2 " in s]
+    o.fake.calls.clear()
+    standby = watchdog(o, connectors(o)[1])
+    standby.take_over(standby.holder())
+    standby.holder()
+    calls = [(c.kind, c.verb) for c in o.fake.calls]
+    assert ("privateIps", "update") in calls
+    used = set()
+    for kind, verb in calls:
+        for resource, level in NEEDS[(kind, verb)]:
+            allowing = [s for s in mine if _statement_allows(s, resource, level, OPERATIONS[verb])]
+            assert allowing, f"{kind}.{verb} needs {level} {resource}"
+            used.update(allowing)
+    assert used == set(mine)  # every statement is needed
+    # and nothing more: not a write outside the move, not another operation
+    assert not any(_statement_allows(s, "private-ips", "use", "DeletePrivateIp") for s in mine)
+    assert not any(_statement_allows(s, "vnics", "use", "UpdateVnic") for s in mine)
+    assert not any(_statement_allows(s, "route-tables", "inspect", "") for s in mine)
+    assert not any(_statement_allows(s, "secret-bundles", "read", "") for s in mine)
