@@ -382,9 +382,10 @@ def gcp_calls_for(tables: int, peers: int) -> dict[str, Any]:
         )
 
 
-def oci_calls_for(tables: int, peers: int) -> dict[str, Any]:
+def oci_calls_for(tables: int, peers: int, pair: bool = False) -> dict[str, Any]:
     """Calls by kind for plan, apply, re-apply and destroy of one OCI VCN with `tables` more
-    route tables (besides the seeded ones), against the fake (no latency)."""
+    route tables (besides the seeded ones), against the fake (no latency). `pair`: a connector
+    pair, its rules naming the floating private IP."""
     from oci.core import models as m
 
     from provisioner import Clouds, load_topology
@@ -400,7 +401,11 @@ def oci_calls_for(tables: int, peers: int) -> dict[str, Any]:
             net.create_route_table(m.CreateRouteTableDetails(
                 compartment_id=world.compartment, vcn_id=world.vcn, display_name=f"rt-{i}"))  # fmt: skip
         (Path(tmp) / "oc.ovpn").write_text(FAKE_PROFILE.format(name="oc"))
+        (Path(tmp) / "oc-b.ovpn").write_text(FAKE_PROFILE.format(name="oc-b"))
         networks: dict[str, Any] = {"oc": world.network_entry("oc.ovpn")}
+        if pair:
+            c = networks["oc"]["connector"]
+            c["ha"], c["profiles"] = True, [c.pop("profile"), "oc-b.ovpn"]
         for i in range(peers):
             networks[f"peer{i}"] = {"cloud": "external", "subnets": [f"172.20.{i}.0/24"]}
         path = Path(tmp) / "topology.yaml"
@@ -607,8 +612,10 @@ def main() -> None:
     print(
         "the read-before-write of each route table's write (its rules go back whole, once a step)"
     )
-    for tables in sizes:
-        figures = oci_calls_for(max(tables, 3), args.peers)
+    for tables, pair in [(t, False) for t in sizes] + [(sizes[0], True)]:
+        if pair:
+            print("OCI connector pair (ha): the same phases")
+        figures = oci_calls_for(max(tables, 3), args.peers, pair=pair)
         for phase, f in figures.items():
             print(
                 f"{max(tables, 3):>4} OCI route tables, {args.peers} peers, {phase:>8}: "

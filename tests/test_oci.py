@@ -389,6 +389,10 @@ def _needs(call) -> set[tuple[tuple[str, str], str]]:
     }[call.verb]  # fmt: skip
     exceptions = {
         ("vnics", "update"): "use",  # VNIC_UPDATE
+        # a pair's floating IP: PRIVATE_IP_CREATE, _UPDATE, _DELETE (with _ASSIGN, _UNASSIGN)
+        ("privateIps", "create"): "use",
+        ("privateIps", "update"): "use",
+        ("privateIps", "delete"): "use",
         ("vnicAttachments", "list"): "read",  # VNIC_ATTACHMENT_READ
         ("compartments", "get"): "inspect",  # COMPARTMENT_INSPECT
     }
@@ -399,6 +403,11 @@ def _needs(call) -> set[tuple[tuple[str, str], str]]:
             (("subnets", "compartment"), "use"), (("vnics", "compartment"), "use"),
             (("network-security-groups", "compartment"), "use"), (("boot-volumes", "compartment"), "manage"),
         }  # fmt: skip
+    if call.kind == "privateIps" and call.verb in ("create", "update", "delete"):
+        # VNIC_ASSIGN / VNIC_UNASSIGN; a create or delete also SUBNET_ATTACH / SUBNET_DETACH
+        needed.add((("vnics", "compartment"), "use"))
+        if call.verb != "update":
+            needed.add((("subnets", "compartment"), "use"))
     if (call.kind, call.verb) in (("secrets", "create"), ("secrets", "update")):
         needed |= {(("vaults", "compartment"), "use"), (("keys", "compartment"), "use")}
     return needed
@@ -421,6 +430,10 @@ def test_the_documented_policy_is_exactly_what_the_calls_need(oci_world: OciWorl
     o.deployment().doctor()
     o.deployment().destroy()
     o.deployment().apply()  # after destroy: the secret pending deletion is taken back
+    from test_oci_pair import as_pair
+
+    o.deployment(as_pair(o)).apply()  # a pair: its floating IP made, moved when replaced
+    o.deployment().apply()  # and back: the IP deleted
     calls = [c for c in o.fake.calls if not (c.kind == "instances" and c.verb == "stop")]
     needed: dict[tuple[str, str], str] = {}
     for call in calls:

@@ -174,6 +174,7 @@ class OciState(Provider):
     member: int
     held: dict[int, dict[str, Any]]
     front_id: str | None  # the pair's floating private IP
+    tenancy_id: str | None  # found by walking up the compartments (the sandbox's signer says none)
 
     def member_names(self, member: int) -> dict[str, Any]:
         """A pair's second connector has names of its own: cp-<network>-connector-2..."""

@@ -120,24 +120,30 @@ class Instance(OciState):
     def _tenancy(self) -> str:
         if self.api.tenancy:
             return self.api.tenancy
+        if self.tenancy_id:
+            return self.tenancy_id
         compartment = self.compartment
         for _ in range(8):  # compartments nest six deep at most
             if compartment.startswith("ocid1.tenancy."):
+                self.tenancy_id = compartment  # walked once a run
                 return compartment
             compartment = self.api.identity.get_compartment(compartment).data.compartment_id
         raise CloudError(f"could not find the tenancy of {self.compartment}")
 
-    def _observe_identity(self, policies: list[Any]) -> list[Part]:
-        """The dynamic group of the current member's instance, and its policy (`policies`: the
-        compartment's, read once)."""
+    def _dynamic_groups(self) -> list[Any]:
         import oci
 
+        return list(
+            oci.pagination.list_call_get_all_results(
+                self.api.identity.list_dynamic_groups, self._tenancy()
+            ).data
+        )
+
+    def _observe_identity(self, groups: list[Any], policies: list[Any]) -> list[Part]:
+        """The dynamic group of the current member's instance, and its policy (`groups`, the
+        tenancy's dynamic groups, and `policies`, the compartment's: read once)."""
         assert self.network.connector is not None
         parts = []
-        tenancy = self._tenancy()
-        groups = oci.pagination.list_call_get_all_results(
-            self.api.identity.list_dynamic_groups, tenancy
-        ).data
         group = next((g for g in groups if g.name == self.group_name), None)
         if self.network.connector.dynamic_group is None or self.member:
             parts.append(
@@ -273,15 +279,11 @@ class Instance(OciState):
     def _create_dynamic_group(self) -> None:
         import oci
 
-        tenancy = self._tenancy()
-        groups = oci.pagination.list_call_get_all_results(
-            self.api.identity.list_dynamic_groups, tenancy
-        ).data
-        group = next((g for g in groups if g.name == self.group_name), None)
+        group = next((g for g in self._dynamic_groups() if g.name == self.group_name), None)
         if group is None:
             made = self.api.identity.create_dynamic_group(
                 oci.identity.models.CreateDynamicGroupDetails(
-                    compartment_id=tenancy,
+                    compartment_id=self._tenancy(),
                     name=self.group_name,
                     description=f"connector-provisioner: the connector of {self.network.name}",
                     matching_rule=self._matching_rule(),
@@ -300,12 +302,7 @@ class Instance(OciState):
             )
 
     def _delete_dynamic_group(self) -> None:
-        import oci
-
-        groups = oci.pagination.list_call_get_all_results(
-            self.api.identity.list_dynamic_groups, self._tenancy()
-        ).data
-        for g in groups:
+        for g in self._dynamic_groups():
             if g.name == self.group_name:
                 self.api.identity.delete_dynamic_group(g.id)
 

@@ -161,6 +161,7 @@ class OciNetwork(Groups, Instance, Pair, Provider):
         for key, value in self.held[0].items():
             setattr(self, key, value)
         self.front_id = None
+        self.tenancy_id = None
         self.vcn = None
         self.nsg_id = None
         self.rule_ids = {}
@@ -433,9 +434,10 @@ class OciNetwork(Groups, Instance, Pair, Provider):
         for member in members:
             with self.as_member(member):
                 parts.append(self._observe_secret())
+        groups = self._dynamic_groups()
         for member in members:
             with self.as_member(member):
-                parts += self._observe_identity(policies)
+                parts += self._observe_identity(groups, policies)
         if pair:
             parts.append(self._pair_policy_part(policies))
         return tuple(p for p in parts if p.wanted or p.present)

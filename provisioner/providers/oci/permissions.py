@@ -27,7 +27,7 @@ POLICY: dict[tuple[str, str], str] = {
     ("vnics", "compartment"): "use",  # the source/destination check, the NSG membership
     ("vnic-attachments", "compartment"): "read",
     ("security-lists", "compartment"): "read",  # status and doctor judge packets by them
-    ("private-ips", "compartment"): "read",
+    ("private-ips", "compartment"): "use",  # a pair's floating IP (read is enough without)
     # the connector instance and its boot volume
     ("instances", "compartment"): "manage",
     ("instance-images", "compartment"): "inspect",
