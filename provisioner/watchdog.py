@@ -368,13 +368,37 @@ class OciPrivateIp:
         if client is None:
             import oci  # the VM's OCI CLI environment has the SDK
 
-            signer = oci.auth.signers.InstancePrincipalsSecurityTokenSigner()
-            extra = {"service_endpoint": settings.endpoint} if settings.endpoint else {}
+            if settings.endpoint:  # a sandbox's fake (the lab's): nothing to sign with
+                signer, extra = self.sandbox_signer(), {"service_endpoint": settings.endpoint}
+            else:
+                signer, extra = oci.auth.signers.InstancePrincipalsSecurityTokenSigner(), {}
             client = oci.core.VirtualNetworkClient(
                 {"region": settings.region}, signer=signer, **extra
             )
         self.network = client
         self.floating: str | None = None
+
+    @staticmethod
+    def sandbox_signer() -> Any:
+        """A no-op signer for a sandbox's fake only: it signs nothing and holds no key (the
+        provider's sandbox clients use it too). The real path keeps OCI's request signing."""
+        from oci.auth.signers import KeyPairSigner
+
+        class SandboxSigner(KeyPairSigner):  # a KeyPairSigner: the SDK asks for no config keys
+            def __init__(self) -> None:
+                pass  # no key: nothing is signed
+
+            @property
+            def without_content_headers(self) -> Any:
+                return self
+
+            def __call__(self, request: Any, enforce_content_headers: bool = True) -> Any:
+                request.headers["authorization"] = (
+                    'Signature version="1",keyId="sandbox",signature="none"'
+                )
+                return request
+
+        return SandboxSigner()
 
     def _floating(self) -> str | None:
         if self.floating is None:

@@ -1,6 +1,8 @@
 """A connector pair's failover on a real kernel (tests/lab/pair.py): the active connector is
 killed (the VM gone) or cut off from the VPN service (the VM up, its tunnel down), and the
-standby's own watchdog moves HQ's routes in the lab's cloud (moto), which HQ's router follows.
+standby's own watchdog moves HQ's routes in the lab's cloud, which HQ's router follows: on AWS
+it moves the routes in moto's table; on OCI it moves the floating private IP the rules of the
+fake OCI's table name.
 Measured: from the failure to the first packet of Bob's flow to the HR app answered again,
 RUNS times each way. Asserted: failover happens every time, the connector that comes back
 stays standby, and no packet of the flow is lost after the switch. The figures are printed."""
@@ -24,9 +26,12 @@ RUNS = int(os.environ.get("LAB_FAILOVER_RUNS", "10"))
 INTERVAL, FAILS = 1.0, 3  # the watchdog's defaults
 
 
-@pytest.fixture(scope="module")
-def pair(seed_lab: SeedWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PairWorld]:
-    world = PairWorld(seed_lab, tmp_path_factory.mktemp("pair"), interval=INTERVAL, fails=FAILS)
+@pytest.fixture(scope="module", params=["aws", "oci"])
+def pair(
+    seed_lab: SeedWorld, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[PairWorld]:
+    world = PairWorld(seed_lab, tmp_path_factory.mktemp("pair"), interval=INTERVAL, fails=FAILS,
+                      cloud=request.param)  # fmt: skip
     try:
         yield world
     finally:
@@ -115,9 +120,9 @@ def test_the_standby_takes_over_when_the_active_dies_or_loses_its_tunnel(pair: P
             f"median {statistics.median(values):.1f}s, worst {max(values):.1f}s over "
             f"{len(values)} runs (watchdog every {INTERVAL:g}s, down after {FAILS})"
         )
-        FIGURES[f"failover, {mode}"] = figure
-        print(f"failover, {mode}: {figure}: {', '.join(f'{v:.1f}' for v in values)}")
-    FIGURES["failover, packets lost after the switch"] = (
+        FIGURES[f"failover ({pair.cloud}), {mode}"] = figure
+        print(f"failover ({pair.cloud}), {mode}: {figure}: {', '.join(f'{v:.1f}' for v in values)}")
+    FIGURES[f"failover ({pair.cloud}), packets lost after the switch"] = (
         f"{lost} ({asymmetric} runs answered through the other connector); while the failed "
         f"one came back: {returning}"
     )

@@ -110,9 +110,10 @@ class Injectable:
             c for c in self.calls if c.method in WRITE_METHODS and c.verb not in self.not_mutating
         ]
 
-    def serve(self, port: int = 0, log: bool = False) -> FakeServer:
-        """On 127.0.0.1; `log`: one line per request on stderr (`sandbox serve --verbose`)."""
-        return FakeServer(self, port, self.name, log)  # type: ignore[arg-type]
+    def serve(self, port: int = 0, log: bool = False, host: str = "127.0.0.1") -> FakeServer:
+        """On 127.0.0.1 (or `host`: the lab's, inside a namespace of its own); `log`: one line
+        per request on stderr (`sandbox serve --verbose`)."""
+        return FakeServer(self, port, self.name, log, host)  # type: ignore[arg-type]
 
     def checkpoint(self) -> dict[str, Any]:
         """Everything the fake holds (its resources, counters, what it was asked), to put back
@@ -153,13 +154,19 @@ class FakeServer:
     """A fake on 127.0.0.1 (a free port by default); `url` is its base URL. Stops on close."""
 
     def __init__(
-        self, fake: Fake, port: int = 0, name: str = "fake-cloud", log: bool = False
+        self,
+        fake: Fake,
+        port: int = 0,
+        name: str = "fake-cloud",
+        log: bool = False,
+        host: str = "127.0.0.1",
     ) -> None:
         self.fake = fake
-        self.httpd = _QuietServer(("127.0.0.1", port), _handler(fake.handle, name if log else ""))
+        self.host = host
+        self.httpd = _QuietServer((host, port), _handler(fake.handle, name if log else ""))
         self.httpd.daemon_threads = True
         self.port = int(self.httpd.server_address[1])
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, name=name, daemon=True)
         self.thread.start()
 
@@ -171,7 +178,7 @@ class FakeServer:
         stopping.start()
         while stopping.is_alive():
             with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                socket.create_connection((self.host, self.port), timeout=1).close()
             stopping.join(0.05)
         self.httpd.server_close()
 

@@ -1,11 +1,16 @@
-"""The lab's cloud for a connector pair, run inside HQ's router namespace: moto serves EC2 on the
-router's LAN address (the connectors' watchdogs call it there, as they would call EC2), holding
-HQ's route table with its routes to the pair's interfaces; and the router follows that table,
-`ip route replace` whenever a route's target changes, as a VPC's router follows its table.
+"""The lab's cloud for a connector pair, run inside HQ's router namespace: the cloud API's fake
+serves on the router's LAN address (the connectors' watchdogs call it there, as they would call
+the cloud), holding HQ's route table; and the router follows what the fake holds, `ip route
+replace` whenever a destination's next hop changes, as the cloud's virtual router follows it.
 
-Usage: cloud_router.py STATE_DIR ADDRESS PORT ACTIVE_IP STANDBY_IP DESTINATION...
-Writes STATE_DIR/seed.json (the interfaces and the table) once serving, and one line per
-route it programs to STATE_DIR/routes.log: `<unix time> <destination> <next hop>`."""
+- aws: moto; the table's routes name the pair's interfaces (the watchdog moves the routes);
+- oci: the fake OCI; the table's rules name a floating private IP on the first connector's
+  VNIC (the watchdog moves the IP: the rules stay), delivered to whichever VNIC holds it.
+
+Usage: cloud_router.py CLOUD STATE_DIR ADDRESS PORT ACTIVE_IP STANDBY_IP DESTINATION...
+Writes STATE_DIR/seed.json (the interfaces, the table, and on OCI the subnet) once serving,
+and one line per route it programs to STATE_DIR/routes.log: `<unix time> <destination> <next
+hop>`."""
 
 from __future__ import annotations
 
@@ -13,17 +18,20 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-
-import boto3
-from moto.server import ThreadedMotoServer
+from typing import Any
 
 from provisioner.watchdog import HA_TAG, TAG
 
 FOLLOW_SECONDS = 0.2  # how often the router reads its table
+Follow = Callable[[], dict[str, str]]  # destination -> the next hop's address, as the cloud says
 
 
-def main(state: Path, address: str, port: int, ips: list[str], destinations: list[str]) -> None:
+def aws(address: str, port: int, ips: list[str], destinations: list[str]) -> tuple[dict[str, Any], Follow]:  # fmt: skip
+    import boto3
+    from moto.server import ThreadedMotoServer
+
     server = ThreadedMotoServer(ip_address=address, port=port, verbose=False)
     server.start()
     ec2 = boto3.client(
@@ -49,15 +57,83 @@ def main(state: Path, address: str, port: int, ips: list[str], destinations: lis
             RouteTableId=table, DestinationCidrBlock=destination, NetworkInterfaceId=enis[0]
         )
     hop = dict(zip(enis, ips, strict=True))
-    (state / "seed.json").write_text(json.dumps({"enis": enis, "table": table}))
+
+    def follow() -> dict[str, str]:
+        (found,) = ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"]
+        return {
+            r["DestinationCidrBlock"]: hop[r["NetworkInterfaceId"]]
+            for r in found["Routes"]
+            if r.get("NetworkInterfaceId") in hop
+        }
+
+    return {"interfaces": enis, "table": table}, follow
+
+
+def oci(address: str, port: int, ips: list[str], destinations: list[str]) -> tuple[dict[str, Any], Follow]:  # fmt: skip
+    from oci.core import models as m
+
+    from provisioner.fakes.oci import Oci
+    from provisioner.fakes.oci_world import clients
+
+    fake = Oci()
+    server = fake.serve(port=port, host=address)
+    compartment = fake.add_compartment("cmp-hq")
+    image = fake.add_image(compartment)
+    api = clients(server.url, fake.region)
+    net = api.network
+    vcn = net.create_vcn(m.CreateVcnDetails(compartment_id=compartment, cidr_blocks=["10.0.0.0/18"])).data  # fmt: skip
+    subnet = net.create_subnet(
+        m.CreateSubnetDetails(compartment_id=compartment, vcn_id=vcn.id, cidr_block="10.0.0.0/18")
+    ).data.id
+    vnics = []
+    for i, ip in enumerate(ips):
+        vm = api.compute.launch_instance(
+            m.LaunchInstanceDetails(
+                compartment_id=compartment, availability_domain=f"Uocm:{fake.region.upper()}-AD-{i + 1}",
+                shape="VM.Standard.E4.Flex", display_name=f"cp-hq-connector{'-2' if i else ''}",
+                shape_config=m.LaunchInstanceShapeConfigDetails(ocpus=1),
+                source_details=m.InstanceSourceViaImageDetails(image_id=image),
+                create_vnic_details=m.CreateVnicDetails(subnet_id=subnet, private_ip=ip,
+                                                        skip_source_dest_check=True),
+            )
+        ).data  # fmt: skip
+        vnics.append(
+            api.compute.list_vnic_attachments(compartment, instance_id=vm.id).data[0].vnic_id
+        )
+    floating = net.create_private_ip(
+        m.CreatePrivateIpDetails(vnic_id=vnics[0], freeform_tags={HA_TAG: "hq"})
+    ).data.id
+    rules = [m.RouteRule(destination=d, destination_type="CIDR_BLOCK", network_entity_id=floating)
+             for d in destinations]  # fmt: skip
+    table = net.create_route_table(
+        m.CreateRouteTableDetails(compartment_id=compartment, vcn_id=vcn.id, route_rules=rules)
+    ).data.id
+    hop = dict(zip(vnics, ips, strict=True))
+
+    def follow() -> dict[str, str]:
+        # the virtual router delivers what a rule names to the VNIC that holds that IP now
+        holders = {p.id: hop.get(p.vnic_id) for p in net.list_private_ips(subnet_id=subnet).data}
+        return {
+            r.destination: holders[r.network_entity_id]
+            for r in net.get_route_table(table).data.route_rules
+            if holders.get(r.network_entity_id)
+        }
+
+    return {"interfaces": vnics, "table": table, "subnet": subnet, "floating": floating}, follow
+
+
+CLOUDS = {"aws": aws, "oci": oci}
+
+
+def main(cloud: str, state: Path, address: str, port: int, ips: list[str], destinations: list[str]) -> None:  # fmt: skip
+    seed, follow = CLOUDS[cloud](address, port, ips, destinations)
+    (state / "seed.json.new").write_text(json.dumps(seed))
+    (state / "seed.json.new").rename(state / "seed.json")  # whole, or not yet
     programmed: dict[str, str] = {}
     with (state / "routes.log").open("a", buffering=1) as log:
         while True:
-            (found,) = ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"]
-            for route in found["Routes"]:
-                target = hop.get(route.get("NetworkInterfaceId", ""))
-                destination = route["DestinationCidrBlock"]
-                if target and programmed.get(destination) != target:
+            for destination, target in follow().items():
+                if programmed.get(destination) != target:
                     subprocess.run(
                         ["ip", "route", "replace", destination, "via", target, "proto", "static"],
                         check=True,
@@ -68,4 +144,4 @@ def main(state: Path, address: str, port: int, ips: list[str], destinations: lis
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4:6], sys.argv[6:])
+    main(sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5:7], sys.argv[7:])

@@ -1,8 +1,9 @@
 """HQ with a connector pair (`connector.ha`), in the seed's lab world:
 
-- **the cloud**: moto on HQ's router (`cloud_router.py`) holds HQ's route table; the router
-  follows it. The pair's watchdogs (`provisioner/watchdog.py`, run as the VM runs it) call it
-  there, as they would call EC2.
+- **the cloud**: the cloud API's fake on HQ's router (`cloud_router.py`: moto for AWS, the
+  fake OCI for OCI) holds HQ's route table; the router follows it. The pair's watchdogs
+  (`provisioner/watchdog.py`, run as the VM runs it) call it there, as they would call the
+  cloud.
 - **the connectors**: `a` is HQ's connector host, `b` a second host on HQ's LAN switch. Each
   runs the rendered setup script and its watchdog.
 - **the VPN service**: one network with two connectors, as CloudConnexa has it. Each connector
@@ -69,12 +70,15 @@ class Member:
     port: int  # its tunnel's server instance
     device: str  # the server's end of its tunnel
     metric: int  # the service's preference
-    interface: str = ""  # its ENI in the lab's cloud
+    interface: str = ""  # its ENI (AWS) or VNIC (OCI) in the lab's cloud
 
 
 class PairWorld:
-    def __init__(self, world: SeedWorld, directory: Path, *, interval: float, fails: int) -> None:
-        self.world, self.dir = world, directory
+    def __init__(
+        self, world: SeedWorld, directory: Path, *, interval: float, fails: int, cloud: str = "aws"
+    ) -> None:
+        self.world, self.dir, self.cloud = world, directory, cloud
+        self.subnet = ""  # OCI: where the floating private IP is
         self.interval, self.fails = interval, fails
         self.members: dict[str, Member] = {}
         try:
@@ -121,13 +125,15 @@ class PairWorld:
             HQ.router,
             "sh",
             "-c",
-            f"{sys.executable} {HERE / 'cloud_router.py'} {state} {HQ.router_ip} {API_PORT} "
+            f"{sys.executable} {HERE / 'cloud_router.py'} {self.cloud} {state} {HQ.router_ip} "
+            f"{API_PORT} "
             f"{HQ.connector_ip} {_b_ip()} "
             + " ".join(str(d) for d in planned_routes(HQ))
             + f" >{state / 'cloud.log'} 2>&1 &",
         )
         seed = _wait_file(state / "seed.json", state / "cloud.log")
-        self.members["a"].interface, self.members["b"].interface = seed["enis"]
+        self.members["a"].interface, self.members["b"].interface = seed["interfaces"]
+        self.subnet = str(seed.get("subnet", ""))
         self.setup = planned_setup_script(HQ, lab_plan(hq=NO_NAT))
         for m in self.members.values():
             self.start(m)
@@ -188,9 +194,10 @@ class PairWorld:
                 f"connector {m.name}: its tunnel came up on the second try\n{seen}"
             )
         settings = Settings(
-            cloud="aws",
+            cloud=self.cloud,
             network="hq",
-            region="us-east-1",
+            region="us-east-1" if self.cloud == "aws" else "eu-frankfurt-1",
+            subnet=self.subnet,
             interface=m.interface,
             address=m.site.connector_ip,
             interval=self.interval,

@@ -29,25 +29,9 @@ def error_text(e: BaseException) -> str:
 
 
 def _sandbox_signer() -> Any:
-    """A no-op signer for the sandbox's fake only: it signs nothing and holds no key. The real
-    path keeps OCI's own request signing."""
-    from oci.auth.signers import KeyPairSigner
+    from ...watchdog import OciPrivateIp
 
-    class SandboxSigner(KeyPairSigner):  # a KeyPairSigner, so the SDK asks for no config keys
-        def __init__(self) -> None:
-            pass  # no key: nothing is signed
-
-        @property
-        def without_content_headers(self) -> Any:
-            return self
-
-        def __call__(self, request: Any, enforce_content_headers: bool = True) -> Any:
-            request.headers["authorization"] = (
-                'Signature version="1",keyId="sandbox",signature="none"'
-            )
-            return request
-
-    return SandboxSigner()
+    return OciPrivateIp.sandbox_signer()
 
 
 RETRIED = (429, 500, 502, 503, 504)
