@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +61,10 @@ class Settings:
     tunnel_probe: str = "gateway"  # an address, "gateway" (the tunnel's), or "" (device only)
     endpoint: str = ""  # the cloud API's address, for a sandbox; empty: the cloud's own
     subnet: str = ""  # OCI: the pair's subnet, where the floating private IP is
+    # where the connectors agree among themselves (a load balancer's probe follows them):
+    # which of the pair this one is, and the other's address (empty: from the metadata)
+    member: int = 0
+    peer: str = ""
     # seconds between reads of who is active while all is well: a connector that lost the
     # routes without noticing (its peer could not reach it) learns so within this
     refresh: float = 10.0
@@ -133,6 +138,7 @@ class Health:
 
     tunnel: bool = False
     active: bool = False
+    since: float = 0.0  # when it last became active (unix time): the later of two claims wins
 
     def answer(self, path: str) -> int:
         if path == "/health":
@@ -146,7 +152,9 @@ def serve_health(health: Health, address: str, port: int) -> ThreadingHTTPServer
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the http.server name)
             code = health.answer(self.path)
-            body = json.dumps({"tunnel": health.tunnel, "active": health.active}).encode()
+            body = json.dumps(
+                {"tunnel": health.tunnel, "active": health.active, "since": health.since}
+            ).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -219,7 +227,10 @@ def run(
             if holder is None or changed or watch.misses or started - read_at >= settings.refresh:
                 holder = _read(mechanism, say, said) or holder
                 read_at = started
+            was_active = health.active
             health.active = holder is not None and holder.interface == settings.interface
+            if health.active and not was_active:
+                health.since = getattr(mechanism, "since", 0.0) or time.time()
             peer_ok = None
             if not health.active and holder is not None and holder.address:
                 peer_ok = peer_healthy(holder.address, settings.health_port, settings.interval)
@@ -237,6 +248,7 @@ def run(
                         say(f"watchdog: took over from {was} ({writes} writes)")
                         holder = Holder(settings.interface, settings.address)
                         health.active = True
+                        health.since = getattr(mechanism, "since", 0.0) or time.time()
             stop.wait(max(0.0, settings.interval - (time.monotonic() - started)))
     finally:
         server.shutdown()
@@ -448,6 +460,67 @@ class OciPrivateIp:
         details = oci.core.models.UpdatePrivateIpDetails(vnic_id=self.settings.interface)
         self.network.update_private_ip(floating, details)
         return 1
+
+
+# --- Azure, GCP: the pair agrees; the load balancer's probe (`/active`) follows ----------------
+
+
+def ask_active(address: str, port: int, timeout: float) -> dict[str, Any] | None:
+    """What the peer's `/active` says (its JSON, whether 200 or 503); None: no answer."""
+    try:
+        with urllib.request.urlopen(f"http://{address}:{port}/active", timeout=timeout) as r:
+            return dict(json.load(r))
+    except urllib.error.HTTPError as e:  # 503: it answers, and says why
+        try:
+            return dict(json.load(e))
+        except ValueError:
+            return {}
+    except Exception:  # refused, timed out: no answer
+        return None
+
+
+class Peers:
+    """Where the cloud's load balancer sends the network's traffic to whichever connector
+    answers its probe on `/active` (an internal load balancer as the next hop), the pair decides
+    who that is, and the cloud holds nothing to read or write: no call, no permission.
+
+    - a connector that claimed keeps its claim until its peer shows a later one (the peer took
+      over while this one was down or cut off): the newest decision stands;
+    - with no claim on either side, the first connector (`member` 0) claims as soon as it sees
+      its peer healthy and not active; the other waits;
+    - otherwise the peer is presumed active: the loop watches its `/health` and takes over
+      after `fails` misses, as it does on the other clouds. A connector that comes back finds
+      its peer's claim and stays standby.
+
+    Holders are addresses: `settings.interface` is this connector's address. The peer's
+    address comes from `peer_address` (the instance metadata, which apply keeps current)."""
+
+    def __init__(self, settings: Settings, peer_address: Callable[[], str] | None = None) -> None:
+        self.settings = settings
+        self.peer_address = peer_address or (lambda: settings.peer)
+        self.since = 0.0  # when this one claimed; 0: it holds no claim
+
+    def holder(self) -> Holder | None:
+        me = Holder(self.settings.interface, self.settings.address)
+        peer = self.peer_address()
+        if not peer:  # alone (no pair, or not yet told of it): it carries the traffic
+            self.since = self.since or time.time()
+            return me
+        said = ask_active(peer, self.settings.health_port, self.settings.interval)
+        theirs = float((said or {}).get("since") or 0.0)
+        if self.since and not (said and said.get("active") and theirs > self.since):
+            return me
+        if said and said.get("active"):  # a later claim than ours (or we hold none)
+            self.since = 0.0
+            return Holder(peer, peer)
+        if said and said.get("tunnel") and self.settings.member == 0:
+            self.since = time.time()  # nobody active, both healthy: the first claims
+            return me
+        return Holder(peer, peer)
+
+    def take_over(self, previous: Holder | None) -> int:
+        self.since = time.time()
+        return 0  # nothing written: the probe finds this one answering `/active`
 
 
 def oci_identity(settings: Settings) -> Settings:

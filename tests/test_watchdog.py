@@ -18,8 +18,10 @@ from provisioner.watchdog import (
     AwsRoutes,
     Holder,
     OciPrivateIp,
+    Peers,
     Settings,
     Watch,
+    ask_active,
     run,
 )
 
@@ -267,3 +269,91 @@ def test_oci_the_standby_moves_the_floating_ip_and_the_rule_follows_it(oci_world
     ]
     writes = [c for c in oci_world.fake.mutating_calls() if c.kind == "privateIps"]
     assert [c.verb for c in writes][-1:] == ["update"]
+
+
+# --- Azure, GCP: the pair agrees among itself; a load balancer's probe follows `/active` -------
+
+
+class PeerPair:
+    """Two connectors on loopback (127.0.0.2, the first; 127.0.0.3), each told the other's
+    address, as the instance metadata tells them. `probe` is what a load balancer's health
+    probe on `/active` finds: the addresses it would send traffic to."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.address = {"a": "127.0.0.2", "b": "127.0.0.3"}
+        self.peer_of = {"a": "127.0.0.3", "b": "127.0.0.2"}
+
+    def settings(self, name: str) -> Settings:
+        return Settings(
+            cloud="azure", network="hq", interface=self.address[name], address=self.address[name],
+            health_port=self.port, interval=0.05, fails=3, member=0 if name == "a" else 1,
+            refresh=0.3,
+        )  # fmt: skip
+
+    def mechanism(self, settings: Settings) -> Peers:
+        name = "a" if settings.member == 0 else "b"
+        return Peers(settings, lambda: self.peer_of[name])
+
+    def probe(self) -> set[str]:
+        return {
+            name
+            for name, address in self.address.items()
+            if (ask_active(address, self.port, 0.5) or {}).get("active")
+            and _answers_200(address, self.port)
+        }
+
+
+def _answers_200(address: str, port: int) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{address}:{port}/active", timeout=0.5) as r:
+            return bool(r.status == 200)
+    except Exception:
+        return False
+
+
+def test_peers_agree_on_one_active_and_a_returning_one_stays_standby():
+    pair = PeerPair()
+    up = {"a": True, "b": True}
+    said: list[str] = []
+    with (
+        watchdog(pair, "a", lambda: up["a"], said),
+        watchdog(pair, "b", lambda: up["b"], said),
+    ):
+        assert _until(lambda: pair.probe() == {"a"})  # both healthy: the first claims
+        time.sleep(0.6)
+        assert pair.probe() == {"a"} and not any("took over" in line for line in said)
+
+        up["a"] = False  # a's tunnel is down: its probe fails at once, b claims after 3 misses
+        assert _until(lambda: pair.probe() == {"b"})
+        assert [line for line in said if "took over" in line] == [
+            "watchdog: took over from 127.0.0.2 (0 writes)"
+        ]
+        up["a"] = True  # a is back and healthy: b's claim is the later one, a stays standby
+        time.sleep(1.0)
+        assert pair.probe() == {"b"}
+        assert sum("took over" in line for line in said) == 1
+
+
+def test_peers_a_vanished_active_is_replaced_and_a_split_is_settled_by_the_later_claim():
+    pair = PeerPair()
+    up = {"a": True, "b": True}
+    said: list[str] = []
+    with watchdog(pair, "b", lambda: up["b"], said):
+        with watchdog(pair, "a", lambda: up["a"], said):
+            assert _until(lambda: pair.probe() == {"a"})
+        # a's VM is gone (its endpoint with it): b takes over
+        assert _until(lambda: pair.probe() == {"b"})
+        # a comes back: it finds b's claim and stays standby
+        with watchdog(pair, "a", lambda: up["a"], said):
+            time.sleep(0.6)
+            assert pair.probe() == {"b"}
+            # cut apart (each told no peer): each claims; told again, the later claim stands
+            pair.peer_of = {"a": "", "b": ""}
+            assert _until(lambda: pair.probe() == {"a", "b"})
+            pair.peer_of = {"a": "127.0.0.3", "b": "127.0.0.2"}
+            assert _until(lambda: len(pair.probe()) == 1)
+            time.sleep(0.6)
+            assert len(pair.probe()) == 1
