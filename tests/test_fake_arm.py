@@ -221,3 +221,134 @@ def test_resource_groups_are_made_read_and_deleted_with_what_they_hold(azure: Az
     assert code(lambda: groups.get("rg-new")) == "ResourceGroupNotFound"
     assert code(lambda: net.virtual_networks.get("rg-new", "vnet-new")) == "ResourceGroupNotFound"
     assert not [k for k in azure.arm.state.resources if "/resourcegroups/rg-new/" in k]
+
+
+# --- an internal Standard load balancer with an HA-ports rule, and its probes -----------------
+
+
+def _ha_lb(rg: str, subnet_id: str, lb: str, *, address: str, sku: str = "Standard",
+           protocol: str = "All", port: int = 0, path: str | None = "/active") -> m.LoadBalancer:  # fmt: skip
+    base = f"{subnet_id.split('/providers/')[0]}/providers/Microsoft.Network/loadBalancers/{lb}"
+    return m.LoadBalancer(
+        location="westeurope",
+        sku=m.LoadBalancerSku(name=sku),
+        frontend_ip_configurations=[m.FrontendIPConfiguration(
+            name="front", subnet=m.Subnet(id=subnet_id), private_ip_address=address,
+            private_ip_allocation_method="Static")],
+        backend_address_pools=[m.BackendAddressPool(name="pair")],
+        probes=[m.Probe(name="active", protocol="Http" if path else "Tcp", port=_free_port(),
+                        request_path=path, interval_in_seconds=5, number_of_probes=2)],
+        load_balancing_rules=[m.LoadBalancingRule(
+            name="ha-ports", protocol=protocol, frontend_port=port, backend_port=port,
+            frontend_ip_configuration=m.SubResource(id=f"{base}/frontendIPConfigurations/front"),
+            backend_address_pool=m.SubResource(id=f"{base}/backendAddressPools/pair"),
+            probe=m.SubResource(id=f"{base}/probes/active"))],
+    )  # fmt: skip
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _nic(net: Any, rg: str, name: str, subnet_id: str, address: str, pool: str | None) -> Any:
+    config = m.NetworkInterfaceIPConfiguration(
+        name="ipconfig1", subnet=m.Subnet(id=subnet_id), private_ip_address=address,
+        private_ip_allocation_method="Static",
+        load_balancer_backend_address_pools=[m.BackendAddressPool(id=pool)] if pool else None,
+    )  # fmt: skip
+    nic = m.NetworkInterface(location="westeurope", ip_configurations=[config])
+    return net.network_interfaces.begin_create_or_update(rg, name, nic).result()
+
+
+@pytest.fixture
+def loopback_subnet(azure: AzureWorld, net) -> str:
+    """A subnet of HQ's VNet on loopback addresses: what the probes ask is really there."""
+    hq = azure.hq
+    vnet = net.virtual_networks.get(hq.resource_group, hq.vnet)
+    vnet.address_space.address_prefixes.append("127.0.0.0/24")
+    net.virtual_networks.begin_create_or_update(hq.resource_group, hq.vnet, vnet).result()
+    made = net.subnets.begin_create_or_update(
+        hq.resource_group, hq.vnet, "loop", m.Subnet(address_prefix="127.0.0.0/24")
+    ).result()
+    return str(made.id)
+
+
+def test_an_ha_ports_load_balancer_says_no_where_arm_does(azure: AzureWorld, net, loopback_subnet):
+    rg = azure.hq.resource_group
+    put = net.load_balancers.begin_create_or_update
+    sub = loopback_subnet
+    assert code(lambda: put(rg, "lb", _ha_lb(rg, sub, "lb", address="127.0.0.10", sku="Basic")).result()) == "InvalidRequestFormat"  # fmt: skip
+    assert code(lambda: put(rg, "lb", _ha_lb(rg, sub, "lb", address="127.0.0.10", protocol="Tcp")).result()) == "InvalidRequestFormat"  # fmt: skip
+    assert code(lambda: put(rg, "lb", _ha_lb(rg, sub, "lb", address="127.0.0.10", port=443)).result()) == "InvalidRequestFormat"  # fmt: skip
+    bad = _ha_lb(rg, sub, "lb", address="127.0.0.10")
+    bad.probes[0].request_path = None  # an Http probe needs its path (a Tcp one has none)
+    assert code(lambda: put(rg, "lb", bad).result()) == "InvalidRequestFormat"
+    assert code(lambda: put(rg, "lb", _ha_lb(rg, sub, "lb", address="10.9.9.9")).result()) == "PrivateIPAddressNotInSubnet"  # fmt: skip
+    _nic(net, rg, "taken", sub, "127.0.0.10", None)
+    assert code(lambda: put(rg, "lb", _ha_lb(rg, sub, "lb", address="127.0.0.10")).result()) == "PrivateIPAddressInUse"  # fmt: skip
+
+
+def test_nics_join_the_pool_and_the_probes_pick_who_answers(
+    azure: AzureWorld, net, loopback_subnet
+):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from provisioner.fakes.arm import LbProbes
+
+    rg, sub = azure.hq.resource_group, loopback_subnet
+    lb = net.load_balancers.begin_create_or_update(
+        rg, "lb", _ha_lb(rg, sub, "lb", address="127.0.0.10")
+    ).result()
+    assert lb.frontend_ip_configurations[0].private_ip_address == "127.0.0.10"
+    assert lb.load_balancing_rules[0].protocol == "All"
+    pool = lb.backend_address_pools[0].id
+    for name, address in (("a", "127.0.0.5"), ("b", "127.0.0.6")):
+        _nic(net, rg, f"nic-{name}", sub, address, pool)
+    got = net.load_balancers.get(rg, "lb").backend_address_pools[0]
+    assert len(got.backend_ip_configurations) == 2
+    # a NIC cannot join a pool that is not there; the balancer cannot go while NICs are in it
+    assert (
+        code(lambda: _nic(net, rg, "c", sub, "127.0.0.7", pool + "x")) == "InvalidResourceReference"
+    )
+    assert (
+        code(lambda: net.load_balancers.begin_delete(rg, "lb").result())
+        == "LoadBalancerInUseByVirtualMachine"
+    )
+
+    answers = {"127.0.0.5": 200, "127.0.0.6": 503}
+    port = lb.probes[0].port
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(
+                answers[self.server.server_address[0]] if self.path == "/active" else 404
+            )
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    servers = [ThreadingHTTPServer((a, port), Handler) for a in answers]
+    for s in servers:
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+    try:
+        probes = LbProbes(azure.arm, lb.id)
+        probes.round()
+        assert probes.healthy() == []  # a new member is down until 2 answers in a row
+        probes.round()
+        assert probes.healthy() == ["127.0.0.5"]
+        answers["127.0.0.5"], answers["127.0.0.6"] = 503, 200
+        probes.round()
+        assert probes.healthy() == ["127.0.0.5"]  # one answer is not yet 2 in a row
+        probes.round()
+        assert probes.healthy() == ["127.0.0.6"]
+    finally:
+        for s in servers:
+            s.shutdown()
+            s.server_close()

@@ -56,7 +56,15 @@ TOP_TYPES = {
     "microsoft.network/networkinterfaces": "Microsoft.Network/networkInterfaces",
     "microsoft.network/publicipaddresses": "Microsoft.Network/publicIPAddresses",
     "microsoft.network/natgateways": "Microsoft.Network/natGateways",
+    "microsoft.network/loadbalancers": "Microsoft.Network/loadBalancers",
     "microsoft.compute/virtualmachines": "Microsoft.Compute/virtualMachines",
+}
+# a load balancer's parts, held inline (with ids) as its GET shows them: property -> child type
+LB_PARTS = {
+    "frontendIPConfigurations": "frontendIPConfigurations",
+    "backendAddressPools": "backendAddressPools",
+    "probes": "probes",
+    "loadBalancingRules": "loadBalancingRules",
 }
 CHILD_TYPES = {  # parent type -> (child segment, embedded property, child type)
     "microsoft.network/virtualnetworks": ("subnets", "subnets", "virtualNetworks/subnets"),
@@ -388,6 +396,11 @@ class Arm(Injectable):
             vm = self._vm_of_nic(rid)
             if vm:
                 props["virtualMachine"] = {"id": vm["id"]}
+        elif kind == "microsoft.network/loadbalancers":
+            for pool in props.get("backendAddressPools", []):
+                pool["properties"]["backendIPConfigurations"] = [
+                    {"id": config_id} for config_id, _ in self.pool_members(pool["id"])
+                ]
         elif kind == "microsoft.compute/virtualmachines/extensions":
             props.pop("protectedSettings", None)  # encrypted to the VM, never returned
         elif kind == "microsoft.compute/virtualmachines":
@@ -423,10 +436,39 @@ class Arm(Injectable):
             )
         ]
 
+    def pool_members(self, pool_id: str) -> list[tuple[str, str]]:
+        """(ipConfiguration id, private address) of the NICs in a load balancer's pool."""
+        out = []
+        for r in self.state.resources.values():
+            if r["type"].lower() != "microsoft.network/networkinterfaces":
+                continue
+            for c in r["properties"].get("ipConfigurations", []):
+                p = c.get("properties", {})
+                pools = {
+                    x.get("id", "").lower() for x in p.get("loadBalancerBackendAddressPools") or []
+                }
+                if pool_id.lower() in pools:
+                    out.append((c["id"], p.get("privateIPAddress", "")))
+        return out
+
+    def lb_part(self, part_id: str, prop: str) -> dict[str, Any] | None:
+        """A part (a pool, a frontend...) of a stored load balancer, by its id."""
+        lb = self.state.resources.get(part_id.lower().rsplit("/", 2)[0])
+        if lb is None or lb["type"].lower() != "microsoft.network/loadbalancers":
+            return None
+        return next(
+            (x for x in lb["properties"].get(prop, []) if x["id"].lower() == part_id.lower()), None
+        )
+
     def private_ips(self, subnet_id: str) -> dict[str, str]:
-        """address -> NIC id, of the NICs in a subnet."""
+        """address -> NIC id (or load balancer id, for a frontend), of what is in a subnet."""
         out = {}
         for r in self.state.resources.values():
+            if r["type"].lower() == "microsoft.network/loadbalancers":
+                for f in r["properties"].get("frontendIPConfigurations", []):
+                    p = f.get("properties", {})
+                    if (p.get("subnet") or {}).get("id", "").lower() == subnet_id.lower():
+                        out[p.get("privateIPAddress", "")] = r["id"]
             if r["type"].lower() != "microsoft.network/networkinterfaces":
                 continue
             for c in r["properties"].get("ipConfigurations", []):
@@ -647,6 +689,16 @@ class _Context:
                     "NicInUse",
                     f"Network Interface {found['id']} is used by existing resource {vm['id']}.",
                 )
+        if kind == "microsoft.network/loadbalancers":
+            for pool in found["properties"].get("backendAddressPools", []):
+                members = self.arm.pool_members(pool["id"])
+                if members:  # (ARM refuses; its code here is not confirmed by a reference)
+                    raise ArmError(
+                        400,
+                        "LoadBalancerInUseByVirtualMachine",
+                        f"Cannot delete load balancer {found['id']}: its backend address pool "
+                        f"{pool['id']} is in use by {members[0][0]}.",
+                    )
         if kind == "microsoft.network/publicipaddresses" and self.arm._nics_using_public_ip(rid):
             raise ArmError(
                 400,
@@ -952,6 +1004,15 @@ def _nic(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> N
             p["privateIPAddress"] = old or next(
                 str(a) for a in subnet.hosts() if str(a) not in reserved and str(a) not in taken
             )
+        for pool in p.get("loadBalancerBackendAddressPools") or []:
+            if ctx.arm.lb_part(str((pool or {}).get("id", "")), "backendAddressPools") is None:
+                raise ArmError(
+                    400,
+                    "InvalidResourceReference",
+                    f"Resource {(pool or {}).get('id')} referenced by resource {body['id']} was "
+                    "not found. Please make sure that the referenced resource exists, and that "
+                    "both resources are in the same region.",
+                )
         pip_id = ctx.ref(
             p.get("publicIPAddress"), body["id"], "microsoft.network/publicipaddresses"
         )
@@ -967,6 +1028,143 @@ def _nic(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> N
                     "PublicIPAddressInUse",
                     f"Resource {pip_id} is already in use by {users[0]['id']}.",
                 )
+
+
+def _bad(message: str) -> ArmError:
+    return ArmError(400, "InvalidRequestFormat", message)
+
+
+def _load_balancer(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> None:
+    """An internal Standard load balancer as a next hop needs: frontends in a subnet (a static
+    address must be in it and free), backend pools (NICs join from their side), probes (Http
+    and Https with a path), and rules naming this balancer's own parts; an HA-ports rule
+    (protocol All, ports 0 and 0) only on a Standard balancer's internal frontend."""
+    props = body["properties"]
+    for prop, segment in LB_PARTS.items():
+        names = set()
+        for part in props.setdefault(prop, []):
+            name = part.get("name")
+            if not name or name.lower() in names:
+                raise _bad(f"Every item of {prop} needs a name of its own.")
+            names.add(name.lower())
+            part["id"] = f"{body['id']}/{segment}/{name}"
+            part["type"] = f"Microsoft.Network/loadBalancers/{segment}"
+            part["etag"] = body["etag"]
+            part.setdefault("properties", {})["provisioningState"] = "Succeeded"
+    own = {prop: {p["id"].lower(): p for p in props[prop]} for prop in LB_PARTS}
+    standard = (body.get("sku") or {}).get("name") == "Standard"
+    for f in props["frontendIPConfigurations"]:
+        p = f["properties"]
+        subnet_id = ctx.ref(p.get("subnet"), f["id"], "microsoft.network/virtualnetworks/subnets")
+        if subnet_id is None:
+            if not p.get("publicIPAddress"):
+                raise _bad(f"Frontend IP configuration {f['id']} needs a subnet or a public IP.")
+            ctx.ref(p["publicIPAddress"], f["id"], "microsoft.network/publicipaddresses")
+            continue
+        subnet = ipaddress.IPv4Network(ctx.store[subnet_id.lower()]["properties"]["addressPrefix"])
+        taken = {ip for ip, who in ctx.arm.private_ips(subnet_id).items()
+                 if who.lower() != body["id"].lower()}  # fmt: skip
+        reserved = {str(subnet.network_address + i) for i in range(4)} | {
+            str(subnet.broadcast_address)
+        }
+        if p.get("privateIPAllocationMethod") == "Static":
+            address = str(p.get("privateIPAddress"))
+            try:
+                inside = ipaddress.IPv4Address(address) in subnet
+            except ValueError:
+                inside = False
+            if not inside or address in reserved:
+                raise ArmError(400, "PrivateIPAddressNotInSubnet",
+                               f"Frontend IP configuration {f['id']} has a private IP address "
+                               f"{address} that does not belong to subnet {subnet_id}.")  # fmt: skip
+            if address in taken:
+                raise ArmError(400, "PrivateIPAddressInUse",
+                               f"Frontend IP configuration {f['id']} is using the private IP "
+                               f"address {address} which is already allocated.")  # fmt: skip
+        else:
+            p["privateIPAllocationMethod"] = "Dynamic"
+            p["privateIPAddress"] = next(str(a) for a in subnet.hosts()
+                                         if str(a) not in reserved and str(a) not in taken)  # fmt: skip
+    for probe in props["probes"]:
+        p = probe["properties"]
+        if p.get("protocol") not in ("Http", "Https", "Tcp"):
+            raise _bad(
+                f"Probe {probe['id']} has protocol {p.get('protocol')!r}: Http, Https or Tcp."
+            )
+        if p["protocol"] != "Tcp" and not p.get("requestPath"):
+            raise _bad(f"Probe {probe['id']} uses {p['protocol']} and needs a requestPath.")
+        if not 1 <= int(p.get("port") or 0) <= 65535:
+            raise _bad(f"Probe {probe['id']} has port {p.get('port')}: 1 to 65535.")
+        p.setdefault("intervalInSeconds", 15)
+        p.setdefault("numberOfProbes", 2)
+        if int(p["intervalInSeconds"]) < 5:
+            raise _bad(f"Probe {probe['id']}: intervalInSeconds is at least 5.")
+    for rule in props["loadBalancingRules"]:
+        p = rule["properties"]
+        refs = {"frontendIPConfiguration": "frontendIPConfigurations",
+                "backendAddressPool": "backendAddressPools", "probe": "probes"}  # fmt: skip
+        for key, prop in refs.items():
+            ref = (p.get(key) or {}).get("id", "").lower()
+            if (ref or key != "probe") and ref not in own[prop]:
+                raise ArmError(400, "InvalidResourceReference",
+                               f"Resource {ref or '(none)'} referenced by resource {rule['id']} was "
+                               "not found in the load balancer.")  # fmt: skip
+        protocol, ports = p.get("protocol"), (p.get("frontendPort"), p.get("backendPort"))
+        if protocol not in ("Tcp", "Udp", "All"):
+            raise _bad(
+                f"Load balancing rule {rule['id']} has protocol {protocol!r}: Tcp, Udp or All."
+            )
+        if (protocol == "All") != (ports == (0, 0)):
+            raise _bad(f"Load balancing rule {rule['id']}: HA ports are protocol All with "
+                       "frontendPort 0 and backendPort 0, and only they use port 0.")  # fmt: skip
+        frontend = own["frontendIPConfigurations"][p["frontendIPConfiguration"]["id"].lower()]
+        if protocol == "All" and not (standard and frontend["properties"].get("subnet")):
+            raise _bad(f"Load balancing rule {rule['id']}: HA ports are for an internal "
+                       "frontend of a Standard load balancer.")  # fmt: skip
+
+
+class LbProbes:
+    """What a load balancer's health probes make of its pool's members, as Azure's do: each
+    member asked every `intervalInSeconds` on the probe's port and path (Http: up on a 200), up
+    or down once `numberOfProbes` answers in a row say so (a new member starts down). `round`
+    asks once; `healthy` is where the balancer sends new flows now (an HA-ports rule spreads
+    them over the healthy members; with none healthy, Azure sends no new flow anywhere)."""
+
+    def __init__(self, arm: Arm, lb_id: str) -> None:
+        self.arm, self.lb_id = arm, lb_id
+        self.streak: dict[str, tuple[bool, int]] = {}  # address -> (last answer, in a row)
+        self.up: dict[str, bool] = {}
+
+    def probe(self) -> dict[str, Any]:
+        with self.arm.lock:
+            lb = self.arm.state.resources[self.lb_id.lower()]
+            return dict(copy.deepcopy(lb["properties"]["probes"][0]["properties"]))
+
+    def members(self) -> list[str]:
+        with self.arm.lock:
+            lb = self.arm.state.resources[self.lb_id.lower()]
+            pools = lb["properties"]["backendAddressPools"]
+            return [ip for pool in pools for _, ip in self.arm.pool_members(pool["id"])]
+
+    def round(self, timeout: float = 1.0) -> None:
+        import urllib.request
+
+        probe = self.probe()
+        for address in self.members():
+            url = f"http://{address}:{probe['port']}{probe.get('requestPath', '/')}"
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as r:
+                    ok = r.status == 200
+            except Exception:  # refused, timed out, not 200
+                ok = False
+            last, count = self.streak.get(address, (ok, 0))
+            count = count + 1 if last == ok else 1
+            self.streak[address] = (ok, count)
+            if count >= int(probe.get("numberOfProbes") or 1):
+                self.up[address] = ok
+
+    def healthy(self) -> list[str]:
+        return [a for a in self.members() if self.up.get(a)]
 
 
 def _vm(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> None:
@@ -1062,6 +1260,7 @@ VALIDATE: dict[str, Callable[[_Context, dict[str, Any], dict[str, Any] | None], 
     "microsoft.network/publicipaddresses": _public_ip,
     "microsoft.network/natgateways": _nat_gateway,
     "microsoft.network/networkinterfaces": _nic,
+    "microsoft.network/loadbalancers": _load_balancer,
     "microsoft.compute/virtualmachines": _vm,
     "microsoft.compute/virtualmachines/extensions": _extension,
 }

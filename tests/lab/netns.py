@@ -113,6 +113,13 @@ class Lab:
                 self.run(ns, "ip", "addr", "add", addr, "dev", name)
             self.run(ns, "ip", "link", "set", name, "up")
 
+    def drop(self, ns: str) -> None:
+        """One namespace gone before the rest: its processes, its veth pairs with it."""
+        _kill_all(ns)
+        _sh("ip", "netns", "delete", ns, check=False)
+        if ns in self.namespaces:
+            self.namespaces.remove(ns)
+
     def pids(self, ns: str) -> list[int]:
         return [int(p) for p in _sh("ip", "netns", "pids", ns, check=False).stdout.split()]
 

@@ -79,6 +79,7 @@ class PairWorld:
     ) -> None:
         self.world, self.dir, self.cloud = world, directory, cloud
         self.subnet = ""  # OCI: where the floating private IP is
+        self.b_ns = ""  # the second connector's host: gone with the pair
         self.interval, self.fails = interval, fails
         self.members: dict[str, Member] = {}
         try:
@@ -91,7 +92,7 @@ class PairWorld:
         world, directory = self.world, self.dir
         lab = world.lab
         connector_reset(world, HQ)
-        b_ns = lab.ns("hqc2")
+        b_ns = self.b_ns = lab.ns("hqc2")
         lab.link(HQ.router, "p-c2", None, b_ns, "lan0", f"{_b_ip()}/{HQ.prefix}")
         lab.run(HQ.router, "ip", "link", "set", "p-c2", "master", "br0")
         lab.run(b_ns, "ip", "route", "add", "default", "via", HQ.router_ip)
@@ -296,6 +297,8 @@ class PairWorld:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, 9)
         lab.run(HQ.router, "ip", "route", "flush", "proto", "static", check=False)
+        if self.b_ns:  # (its veth's end in the router's bridge goes with it)
+            lab.drop(self.b_ns)
         connector_reset(world, HQ)
         world.restart_vpn_service()
         # the app servers' echo servers were killed with the flow's: back as the lab has them
