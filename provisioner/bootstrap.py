@@ -109,9 +109,11 @@ def watchdog_files(cloud: str, connector: DesiredConnector, region: str) -> tupl
     if not connector.ha:
         return "", ""
     source = _compact(resources.files("provisioner").joinpath("watchdog.py").read_text(), cloud)
-    settings: dict[str, str] = {"cloud": cloud, "network": connector.network, "region": region}
+    settings: dict[str, object] = {"cloud": cloud, "network": connector.network, "region": region}
     if cloud == "oci":  # where the pair's floating private IP is
         settings["subnet"] = connector.subnet
+    if cloud == "azure":  # the first claims when both are healthy (watchdog.Peers)
+        settings["member"] = connector.member
     encoded = json.dumps(settings)
     files = [
         ("/usr/local/sbin/connector-watchdog", "0755", "gz+b64", gzip.compress(source, mtime=0)),

@@ -407,8 +407,11 @@ class ObservedFront:
 
     name: str
     id: str  # what the routes name
-    holder: str | None  # the interface of the connector it leads to now
+    holder: str | None  # the interface of the connector it leads to now (None: its probe's choice)
     wanted: bool = True  # False: left from a pair the file no longer has: deleted
+    # every connector of the network is behind it (a load balancer's pool); False: apply puts
+    # them there
+    complete: bool = True
 
 
 class WayOut(StrEnum):

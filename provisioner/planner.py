@@ -443,6 +443,14 @@ def _front_changes(network: Network, obs: Observed, target: _Slot) -> tuple[str,
             Change(network.name, Action.CREATE, Kind.FRONT, f"{schema.ha_front} on {where}", why,
                    target=target.interface, member=target.member)
         ]  # fmt: skip
+    if schema.ha_front_probed:  # nothing to move: its probe decides; new members join it
+        if obs.front.complete:
+            return obs.front.id, []
+        why = f"every connector of the pair behind the {schema.ha_front}"
+        return obs.front.id, [
+            Change(network.name, Action.UPDATE, Kind.FRONT, obs.front.id, why,
+                   target=target.interface, member=target.member)
+        ]  # fmt: skip
     if target.interface == NEW_CONNECTOR or obs.front.holder != target.interface:
         why = (f"the routes lead to {where}: the {schema.ha_front} moves to it "
                f"(from {obs.front.holder or 'nowhere'})")  # fmt: skip
@@ -1010,6 +1018,12 @@ def network_status(
             notes.append(f"connector is {current.state}")
         elif not current.forwarding:
             notes.append("source/dest check is on: the connector cannot forward")
+        if ha and obs.front is not None and obs.front.holder is None:
+            notes.append(
+                f"the routes lead to the pair's {obs.front.name} {obs.front.id}; which connector "
+                "it sends to is its probe's choice (each one's /active), which the cloud's API "
+                "does not show: 'active' here is the first"
+            )
         if ha and standby is None:
             notes.append("no standby connector: no failover (run apply)")
         elif standby is not None and standby.state != ConnectorState.RUNNING:

@@ -145,6 +145,9 @@ class CloudSchema:
     ha_front: str = ""
     # the pair's two connectors share one subnet (what the front moves within)
     ha_one_subnet: bool = False
+    # the front stays where it is and leads to whichever connector answers its probe (a load
+    # balancer): nothing to move, apply only makes it (and puts each new connector behind it)
+    ha_front_probed: bool = False
 
 
 # Adding a cloud: its Location in model.py (in the Location union, its name in MANAGED_CLOUDS),
@@ -172,6 +175,14 @@ CLOUD_SCHEMAS: dict[str, CloudSchema] = {
         ),
         subnet=(_AZURE_NAME, "a subnet name of the vnet, like snet-connector"),
         default_size="Standard_B2s",
+        ha_mechanism=(
+            "the routes' next hop is an internal Standard load balancer (cp-<network>, an "
+            "HA-ports rule) with both connectors behind it; its probe asks each one's /active, "
+            "which only the active one answers: the pair agrees among itself who that is (no "
+            "cloud call, no permission), and a standby takes over when the active one is down"
+        ),
+        ha_front="load balancer frontend",
+        ha_front_probed=True,
     ),
     "gcp": CloudSchema(
         ("project", "network", "zone"),

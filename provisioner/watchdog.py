@@ -497,7 +497,9 @@ class Peers:
 
     def __init__(self, settings: Settings, peer_address: Callable[[], str] | None = None) -> None:
         self.settings = settings
-        self.peer_address = peer_address or (lambda: settings.peer)
+        if peer_address is None:
+            peer_address = (lambda: settings.peer) if settings.peer else PEERS[settings.cloud]
+        self.peer_address = peer_address
         self.since = 0.0  # when this one claimed; 0: it holds no claim
 
     def holder(self) -> Holder | None:
@@ -523,6 +525,36 @@ class Peers:
         return 0  # nothing written: the probe finds this one answering `/active`
 
 
+def azure_peer() -> str:
+    """The other connector's address: a tag on this VM that apply keeps current, read from the
+    instance metadata (no identity needed)."""
+    request = urllib.request.Request(
+        "http://169.254.169.254/metadata/instance/compute/tagsList?api-version=2021-02-01",
+        headers={"Metadata": "true"},
+    )
+    with urllib.request.urlopen(request, timeout=2) as r:
+        tags = {t["name"]: t["value"] for t in json.load(r)}
+    return str(tags.get("connector-provisioner:peer", ""))
+
+
+PEERS: dict[str, Callable[[], str]] = {"azure": azure_peer}
+
+
+def azure_identity(settings: Settings) -> Settings:
+    """This connector's address (its identity among peers) from the instance metadata."""
+    if settings.interface and settings.address:
+        return settings
+    request = urllib.request.Request(
+        "http://169.254.169.254/metadata/instance/network?api-version=2021-02-01",
+        headers={"Metadata": "true"},
+    )
+    with urllib.request.urlopen(request, timeout=2) as r:
+        address = json.load(r)["interface"][0]["ipv4"]["ipAddress"][0]["privateIpAddress"]
+    values = dict(settings.__dict__)
+    values["interface"] = values["address"] = address
+    return Settings(**values)
+
+
 def oci_identity(settings: Settings) -> Settings:
     """This connector's VNIC and address from the instance metadata (v2)."""
     if settings.interface and settings.address:
@@ -540,6 +572,7 @@ def oci_identity(settings: Settings) -> Settings:
 MECHANISMS: dict[str, tuple[Callable[[Settings], Settings], Callable[[Settings], Mechanism]]] = {
     "aws": (aws_identity, AwsRoutes),
     "oci": (oci_identity, OciPrivateIp),
+    "azure": (azure_identity, Peers),
 }
 
 

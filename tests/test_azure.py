@@ -306,7 +306,7 @@ def _action(call) -> set[str]:
     kind = call.kind
     if call.method == "POST":
         return {f"{kind}/{call.path.rsplit('/', 1)[-1]}/action"}
-    verb = {"GET": "read", "PUT": "write", "DELETE": "delete"}[call.method]
+    verb = {"GET": "read", "PUT": "write", "PATCH": "write", "DELETE": "delete"}[call.method]
     needed = {f"{kind}/{verb}"}
     # what a write references is joined, except the resource's own parts (a NIC's ipconfigs)
     needed |= {
@@ -350,6 +350,13 @@ def test_the_documented_role_is_exactly_what_the_calls_need(azure: AzureWorld):
     azure.deployment().status()
     azure.deployment().doctor()
     azure.deployment().destroy()
+    from test_azure_pair import as_pair
+
+    azure.deployment(as_pair(azure)).apply()  # a pair: its load balancer, the pool, the tags
+    azure.deployment(as_pair(azure)).status()
+    azure.deployment().apply()  # and back to one
+    azure.deployment(as_pair(azure)).apply()
+    azure.deployment(as_pair(azure)).destroy()
 
     needed = {a for call in azure.arm.calls for a in _action(call)}
     documented = {a.lower() for a in ACTIONS}

@@ -33,7 +33,6 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("route table with a space", {"route_tables": ["rt app"]}, "networks.hq.route_tables[0]", "rt app"),
     ("route table id of an NSG", {"route_tables": [NSG_ID]}, "networks.hq.route_tables[0]", "networkSecurityGroups"),
     ("NSG ports", {"app_security_groups": [{"group": "nsg-hq-app", "ports": ["tcp/0"]}]}, "networks.hq.app_security_groups[0].ports[0]", "tcp/0"),
-    ("a pair, not yet on Azure", {"connector.ha": True}, "networks.hq.connector.ha", "not supported on this cloud yet"),
 ]  # fmt: skip
 
 

@@ -574,6 +574,18 @@ class _Context:
             self._check_delete(kind, found)
             self._delete(key, kind)
             return 202, None, self.arm.new_operation(self.base, self.sub, location, namespace)
+        if method == "PATCH" and found is not None and isinstance(data, dict):
+            # an update of tags (UpdateTags; a VM's PATCH with tags alone): nothing else moves
+            unknown = sorted(set(data) - {"tags"})
+            if unknown:
+                raise ArmError(405, "MethodNotAllowed", f"PATCH of {unknown} is not served")
+            found["tags"] = dict(data.get("tags") or {})
+            found["etag"] = f'W/"{uuid.uuid4()}"'
+            return (
+                200,
+                self.arm._view(found),
+                self.arm.new_operation(self.base, self.sub, location, namespace),
+            )
         if method != "PUT":
             raise ArmError(405, "MethodNotAllowed", f"{method} is not served for {type_name}")
         if not isinstance(data, dict):
@@ -1126,7 +1138,8 @@ def _load_balancer(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | 
 class LbProbes:
     """What a load balancer's health probes make of its pool's members, as Azure's do: each
     member asked every `intervalInSeconds` on the probe's port and path (Http: up on a 200), up
-    or down once `numberOfProbes` answers in a row say so (a new member starts down). `round`
+    or down once `probeThreshold` answers in a row say so (else the older `numberOfProbes`; a
+    new member starts down). `round`
     asks once; `healthy` is where the balancer sends new flows now (an HA-ports rule spreads
     them over the healthy members; with none healthy, Azure sends no new flow anywhere)."""
 
@@ -1160,7 +1173,7 @@ class LbProbes:
             last, count = self.streak.get(address, (ok, 0))
             count = count + 1 if last == ok else 1
             self.streak[address] = (ok, count)
-            if count >= int(probe.get("numberOfProbes") or 1):
+            if count >= int(probe.get("probeThreshold") or probe.get("numberOfProbes") or 1):
                 self.up[address] = ok
 
     def healthy(self) -> list[str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -331,3 +332,27 @@ class Provider:
         """A pair's front (CLOUD_SCHEMAS' ha_front): made on, or moved to, the connector the
         change names (`target`, or the one launched in this apply), or deleted."""
         raise NotImplementedError
+
+
+class Members:
+    """A connector pair (`connector.ha`) on a provider whose handlers act on "the" connector:
+    its names and ids are the current member's, switched for the length of a change."""
+
+    # the connector the handlers act on now, and each one's names and ids (the provider's
+    # fields of those names are the current member's)
+    member: int
+    held: dict[int, dict[str, Any]]
+
+    @contextmanager
+    def as_member(self, member: int) -> Iterator[None]:
+        """For the length of the block, the names and ids the handlers use are those of the
+        pair's `member` (0: the first, or the one connector); what they learn is kept."""
+        outer = self.member
+        for key, value in self.held[member].items():
+            setattr(self, key, value)
+        try:
+            yield
+        finally:
+            self.held[member] = {k: getattr(self, k) for k in self.held[member]}
+            for key, value in self.held[outer].items():
+                setattr(self, key, value)

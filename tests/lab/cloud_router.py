@@ -5,7 +5,11 @@ replace` whenever a destination's next hop changes, as the cloud's virtual route
 
 - aws: moto; the table's routes name the pair's interfaces (the watchdog moves the routes);
 - oci: the fake OCI; the table's rules name a floating private IP on the first connector's
-  VNIC (the watchdog moves the IP: the rules stay), delivered to whichever VNIC holds it.
+  VNIC (the watchdog moves the IP: the rules stay), delivered to whichever VNIC holds it;
+- azure: the fake ARM; the routes' next hop is an internal load balancer's frontend (HA ports)
+  whose pool holds both connectors' NICs, and the router sends to the member its health probe
+  finds up (`/active`, every `intervalInSeconds`, `probeThreshold` in a row): the watchdogs
+  agree among themselves who answers, nothing is written.
 
 Usage: cloud_router.py CLOUD STATE_DIR ADDRESS PORT ACTIVE_IP STANDBY_IP DESTINATION...
 Writes STATE_DIR/seed.json (the interfaces, the table, and on OCI the subnet) once serving,
@@ -122,7 +126,62 @@ def oci(address: str, port: int, ips: list[str], destinations: list[str]) -> tup
     return {"interfaces": vnics, "table": table, "subnet": subnet, "floating": floating}, follow
 
 
-CLOUDS = {"aws": aws, "oci": oci}
+PROBE_SECONDS, PROBE_THRESHOLD = 5, 1  # Azure's NVA guide: a probe every 5 s; the default threshold
+
+
+def azure(address: str, port: int, ips: list[str], destinations: list[str]) -> tuple[dict[str, Any], Follow]:  # fmt: skip
+    from azure.mgmt.network import models as m
+
+    from provisioner.fakes.arm import Arm, LbProbes
+    from provisioner.fakes.azure_world import SUBSCRIPTION, network_client
+    from provisioner.watchdog import DEFAULT_PORT
+
+    arm = Arm()
+    server = arm.serve(port=port, host=address)
+    rg, region = "rg-hq", "westeurope"
+    arm.create_resource_group(SUBSCRIPTION, rg, region)
+    net = network_client(server.url)
+    vnet = m.VirtualNetwork(location=region, address_space=m.AddressSpace(address_prefixes=["10.0.0.0/18"]),
+                            subnets=[m.Subnet(name="lan", address_prefix="10.0.0.0/18")])  # fmt: skip
+    subnet = net.virtual_networks.begin_create_or_update(rg, "vnet-hq", vnet).result().subnets[0].id
+    base = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{rg}/providers/Microsoft.Network/loadBalancers/cp-hq"
+    lb = net.load_balancers.begin_create_or_update(rg, "cp-hq", m.LoadBalancer(
+        location=region, sku=m.LoadBalancerSku(name="Standard"),
+        frontend_ip_configurations=[m.FrontendIPConfiguration(
+            name="front", subnet=m.Subnet(id=subnet), private_ip_address="10.0.63.250",
+            private_ip_allocation_method="Static")],
+        backend_address_pools=[m.BackendAddressPool(name="pair")],
+        probes=[m.Probe(name="active", protocol="Http", port=DEFAULT_PORT, request_path="/active",
+                        interval_in_seconds=PROBE_SECONDS, probe_threshold=PROBE_THRESHOLD)],
+        load_balancing_rules=[m.LoadBalancingRule(
+            name="ha-ports", protocol="All", frontend_port=0, backend_port=0,
+            frontend_ip_configuration=m.SubResource(id=f"{base}/frontendIPConfigurations/front"),
+            backend_address_pool=m.SubResource(id=f"{base}/backendAddressPools/pair"),
+            probe=m.SubResource(id=f"{base}/probes/active"))],
+    )).result()  # fmt: skip
+    nics = []
+    for i, ip in enumerate(ips):
+        nic = net.network_interfaces.begin_create_or_update(rg, f"cp-hq-nic{i}", m.NetworkInterface(
+            location=region, enable_ip_forwarding=True, ip_configurations=[m.NetworkInterfaceIPConfiguration(
+                name="ipconfig1", subnet=m.Subnet(id=subnet), private_ip_address=ip,
+                private_ip_allocation_method="Static",
+                load_balancer_backend_address_pools=[m.BackendAddressPool(id=lb.backend_address_pools[0].id)])],
+        )).result()  # fmt: skip
+        nics.append(nic.id)
+    probes = LbProbes(arm, lb.id)
+    next_round = [0.0]
+
+    def follow() -> dict[str, str]:
+        if time.monotonic() >= next_round[0]:
+            probes.round(timeout=1.0)
+            next_round[0] = time.monotonic() + PROBE_SECONDS
+        healthy = probes.healthy()
+        return {d: healthy[0] for d in destinations} if healthy else {}
+
+    return {"interfaces": ips, "load_balancer": lb.id, "nics": nics}, follow
+
+
+CLOUDS = {"aws": aws, "oci": oci, "azure": azure}
 
 
 def main(cloud: str, state: Path, address: str, port: int, ips: list[str], destinations: list[str]) -> None:  # fmt: skip

@@ -194,11 +194,14 @@ class PairWorld:
             FIGURES_NOTES.append(
                 f"connector {m.name}: its tunnel came up on the second try\n{seen}"
             )
+        other = next(o for o in self.members.values() if o is not m)
         settings = Settings(
             cloud=self.cloud,
             network="hq",
-            region="us-east-1" if self.cloud == "aws" else "eu-frankfurt-1",
+            region={"aws": "us-east-1", "oci": "eu-frankfurt-1"}.get(self.cloud, ""),
             subnet=self.subnet,
+            member=0 if m.name == "a" else 1,
+            peer=other.site.connector_ip if self.cloud == "azure" else "",
             interface=m.interface,
             address=m.site.connector_ip,
             interval=self.interval,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import time
 from collections.abc import Callable
@@ -11,12 +12,13 @@ from typing import Any
 
 from ...errors import CloudError
 from ...model import AzureLocation, Network
-from ..base import Provider
+from ..base import Members, Provider
 
 TAG = "connector-provisioner:network"
 FINGERPRINT_TAG = "connector-provisioner:fingerprint"
 ENDPOINT_VARIABLE = "PROVISION_AZURE_ENDPOINT"  # the sandbox's fake ARM (provision sandbox serve)
 EXTENSION = "connector-profile"
+PEER_TAG = "connector-provisioner:peer"  # on each VM of a pair: the other's address
 # Canonical's Ubuntu 24.04 LTS on the Azure Marketplace
 UBUNTU = {
     "publisher": "Canonical",
@@ -134,7 +136,7 @@ def sandbox_endpoint() -> str | None:
     return os.environ.get(ENDPOINT_VARIABLE) or None
 
 
-class AzureState(Provider):
+class AzureState(Members, Provider):
     """What the provider's parts share: the network, its clients, the names of what it owns and
     what observe learnt. Set up by AzureNetwork.__init__ and observe."""
 
@@ -159,6 +161,22 @@ class AzureState(Provider):
     table_ids: dict[str, str]  # table as the plan names it -> resource id
     app_rule_names: dict[tuple[str, str, str], str]  # (group, source, ports) -> rule name
     group_ids: dict[str, str]  # app group as the plan names it -> resource id
+    # a pair's (connector.ha): the load balancer in front of it, and its frontend's address
+    lb_name: str
+    front_ip: str | None
+    pool_id: str | None
+    vm_tags: dict[int, dict[str, str]]  # each member's VM's tags, as observed
+
+    def member_names(self, member: int) -> dict[str, Any]:
+        """A pair's second connector has names of its own: cp-<network>-connector-2..."""
+        name, end = self.network.name, "-2" if member else ""
+        return {
+            "member": member,
+            "vm_name": f"cp-{name}-connector{end}",
+            "nic_name": f"cp-{name}-nic{end}",
+            "ip_name": f"cp-{name}-ip{end}",
+            "connector_ip": None,
+        }
 
     def wait(self, poller: Any, what: str) -> Any:
         """Wait for a long-running operation through the SDK's poller, saying so while it runs."""
@@ -186,6 +204,28 @@ class AzureState(Provider):
         if not self.connector_ip:
             raise CloudError("the connector has no private address yet")
         return self.connector_ip
+
+    def free_address(self, subnet: Any, prefer: str | None) -> str:
+        """`prefer` (a connector's former address) when it is in the subnet and free again (its
+        routes stay right), else the first free one Azure does not reserve."""
+        prefix = ipaddress.IPv4Network(subnet.address_prefix)
+        taken = {
+            c.private_ip_address
+            for n in self.net.network_interfaces.list_all()
+            for c in n.ip_configurations or []
+            if c.subnet is not None and c.subnet.id.lower() == subnet.id.lower()
+        }
+        if self.front_ip:  # the pair's load balancer's frontend holds one too
+            taken.add(self.front_ip)
+        if prefer and prefer not in taken and ipaddress.IPv4Address(prefer) in prefix:
+            return prefer
+        reserved = {str(prefix.network_address + i) for i in range(4)} | {
+            str(prefix.broadcast_address)
+        }
+        for host in prefix.hosts():
+            if str(host) not in taken and str(host) not in reserved:
+                return str(host)
+        raise CloudError(f"subnet {subnet.name} has no free address")
 
     def rid(self, kind: str, name: str) -> str:
         loc = self.location

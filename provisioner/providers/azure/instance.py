@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ipaddress
 from typing import Any
 
 from ...bootstrap import render_user_data
 from ...errors import CloudError
 from ...model import ConnectorState, DesiredConnector, ObservedConnector
 from ...redact import protect
-from .common import EXTENSION, FINGERPRINT_TAG, UBUNTU, AzureState, short
+from .common import EXTENSION, FINGERPRINT_TAG, PEER_TAG, UBUNTU, AzureState, short
 
 POWER_STATES = {
     "running": ConnectorState.RUNNING,
@@ -64,7 +63,9 @@ class Instance(AzureState):
             subnet=short(config.subnet.id) if config and config.subnet else "",
             fingerprint=(vm.tags or {}).get(FINGERPRINT_TAG, ""),
             public_ip=public_ip,
+            member=self.member,
         )
+        self.vm_tags[self.member] = dict(vm.tags or {})
         return connector, False
 
     def _exists_public_ip(self) -> bool:
@@ -119,7 +120,7 @@ class Instance(AzureState):
             )
         # a static private address: a dynamic one may change when the VM is deallocated, and
         # every route names it
-        address = self._free_address(subnet)
+        address = self.free_address(subnet, self.connector_ip)
         nic = self.wait(
             self.net.network_interfaces.begin_create_or_update(
                 self.rg,
@@ -141,6 +142,12 @@ class Instance(AzureState):
                                     public_ip_address=network.PublicIPAddress(id=public.id)
                                     if public
                                     else None,
+                                    # one of a pair: behind its load balancer, once there is one
+                                    load_balancer_backend_address_pools=[
+                                        network.BackendAddressPool(id=self.pool_id)
+                                    ]
+                                    if connector.ha and self.pool_id
+                                    else None,
                                 ),
                             )
                         ],
@@ -153,13 +160,17 @@ class Instance(AzureState):
         if len(image) != 4:
             raise CloudError(f"image {connector.image!r} is not publisher:offer:sku:version")
         user_data = self.user_data(connector)
+        tags = {**self.tags, FINGERPRINT_TAG: connector.fingerprint}
+        peer = self.held[1 - self.member]["connector_ip"] if connector.ha else None
+        if peer:  # its watchdog's peer (the other's is set once this one has an address)
+            tags[PEER_TAG] = peer
         self.wait(
             self.compute.virtual_machines.begin_create_or_update(
                 self.rg,
                 self.vm_name,
                 compute.VirtualMachine(
                     location=self.location.location,
-                    tags={**self.tags, FINGERPRINT_TAG: connector.fingerprint},
+                    tags=tags,
                     properties=compute.VirtualMachineProperties(
                         hardware_profile=compute.HardwareProfile(vm_size=connector.size),
                         storage_profile=compute.StorageProfile(
@@ -208,26 +219,6 @@ class Instance(AzureState):
         self.connector_ip = address
         self.progress(f"launched {self.vm_name} ({connector.size}, {':'.join(image)}) at {address}")
 
-    def _free_address(self, subnet: Any) -> str:
-        """The connector's former address when it is free again (its routes stay right), else
-        the first free one Azure does not reserve."""
-        prefix = ipaddress.IPv4Network(subnet.address_prefix)
-        taken = {
-            c.private_ip_address
-            for n in self.net.network_interfaces.list_all()
-            for c in n.ip_configurations or []
-            if c.subnet is not None and c.subnet.id.lower() == subnet.id.lower()
-        }
-        if self.connector_ip and self.connector_ip not in taken:
-            return self.connector_ip
-        reserved = {str(prefix.network_address + i) for i in range(4)} | {
-            str(prefix.broadcast_address)
-        }
-        for host in prefix.hosts():
-            if str(host) not in taken and str(host) not in reserved:
-                return str(host)
-        raise CloudError(f"subnet {subnet.name} has no free address for the connector")
-
     def _terminate(self) -> None:
         from azure.core.exceptions import ResourceNotFoundError
 
@@ -253,7 +244,8 @@ class Instance(AzureState):
 
         assert self.network.connector is not None
         connector = self.network.connector
-        content = connector.profile.read().decode("utf-8")
+        profile = connector.member_profile(self.member)
+        content = profile.read().decode("utf-8")
         encoded = base64.b64encode(content.encode()).decode()
         script = (
             "#!/bin/sh\nset -eu\n"
@@ -280,8 +272,8 @@ class Instance(AzureState):
                         type="CustomScript",
                         type_handler_version="2.1",
                         auto_upgrade_minor_version=True,
-                        force_update_tag=connector.profile_fingerprint,
-                        settings={"profileSha256": connector.profile_fingerprint},
+                        force_update_tag=profile.fingerprint,
+                        settings={"profileSha256": profile.fingerprint},
                         # encrypted by Azure to this VM alone, never returned by a GET
                         protected_settings={"script": wrapped},
                     ),

@@ -26,6 +26,7 @@ from ...model import (
     Member,
     Network,
     Observed,
+    ObservedConnector,
     ObservedRoute,
     ObservedSubnet,
     Part,
@@ -39,6 +40,7 @@ from .common import TAG, error_text, route_name, sandbox_endpoint, short
 from .common import clients as make_clients
 from .groups import Groups
 from .instance import Instance
+from .pair import PEERS_PART, Pair
 
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
 
@@ -90,7 +92,7 @@ def _nsg_ports(protocol: str, span: str) -> Ports:
     return Ports(proto, int(first), int(last or first))
 
 
-class AzureNetwork(Groups, Instance, Provider):
+class AzureNetwork(Groups, Instance, Pair, Provider):
     """One VNet, with the connector this toolkit puts there."""
 
     # ARM takes a few writes at once per subscription; the changes of one route table or one
@@ -126,11 +128,13 @@ class AzureNetwork(Groups, Instance, Provider):
         self.tags = {TAG: name}
         self.nsg_name = f"cp-{name}-connector"
         self.table_name = f"cp-{name}-routes"
-        self.vm_name = f"cp-{name}-connector"
-        self.nic_name = f"cp-{name}-nic"
-        self.ip_name = f"cp-{name}-ip"
+        self.held = {m: self.member_names(m) for m in (0, 1)}
+        for key, value in self.held[0].items():
+            setattr(self, key, value)
+        self.lb_name = f"cp-{name}-lb"
+        self.front_ip = self.pool_id = None
+        self.vm_tags = {}
         self.vnet = None
-        self.connector_ip = None
         self.route_names = {}
         self.table_ids = {}
         self.app_rule_names = {}
@@ -267,19 +271,40 @@ class AzureNetwork(Groups, Instance, Provider):
             for c in n.ip_configurations or []
             if c.private_ip_address
         }
-        connector, leftovers = self._observe_connector(nics)
-        ours = connector.interface if connector is not None else None
-        self.connector_ip = ours  # the next hop of apply's routes
+        c = self.network.connector
+        assert c is not None
+        # a pair's second connector and its load balancer: looked for with ha, or where the
+        # pair's second NIC says a pair was here (so a single connector costs no read more)
+        second = self.member_names(1)["nic_name"]
+        pair = c.ha or any(n.name == second and self.rg.lower() in n.id.lower() for n in nics)
+        found: dict[int, ObservedConnector] = {}
+        leftovers: dict[int, bool] = {}
+        for member in (0, 1) if pair else (0,):
+            with self.as_member(member):
+                connector, leftovers[member] = self._observe_connector(nics)
+                self.connector_ip = connector.interface if connector else None  # routes' next hop
+            if connector is not None:
+                found[member] = connector
+        front = self._observe_front(found, nics) if pair else None
+        if front is not None:
+            in_use.add(front.id)  # a next hop as live as a NIC's address
+        ours = {x.interface for x in found.values() if x.interface}
+        if front is not None:
+            ours.add(front.id)
         observed_tables = self._observe_tables(subnets, tables, in_use, ours)
         groups = list(self.net.network_security_groups.list(self.rg))
-        app_groups, ingress = self._observe_groups(groups, ours)
+        first = found.get(0) or found.get(1)
+        app_groups, ingress = self._observe_groups(groups, first.interface if first else None)
+        parts = self._observe_parts(subnets, tables, groups, leftovers, found)
         return Observed(
             network=name,
             cidrs=cidrs,
             route_tables=observed_tables,
             subnets=tuple(self._way_out(s, tables) for s in subnets),
-            connector=connector,
-            parts=self._observe_parts(subnets, tables, groups, leftovers),
+            connector=first,
+            connectors=tuple(found.values()) if pair else (),
+            front=front,
+            parts=parts,
             app_groups=app_groups,
             connector_ingress=ingress,
         )
@@ -289,16 +314,16 @@ class AzureNetwork(Groups, Instance, Provider):
         return short(table_id) if _group_of(table_id.lower()) == self.rg.lower() else table_id
 
     def _observe_tables(
-        self, subnets: list[Any], tables: dict[str, Any], in_use: set[str], ours: str | None
+        self, subnets: list[Any], tables: dict[str, Any], in_use: set[str], ours: set[str]
     ) -> tuple[RouteTable, ...]:
         chosen: dict[str, Any] = {}
         if self.network.route_tables is None:  # all: every subnet's table, ours for the others
             for s in subnets:
                 if s.route_table:
                     chosen[s.route_table.id.lower()] = tables[s.route_table.id.lower()]
-            ours = self.rid("routeTables", self.table_name).lower()
+            own = self.rid("routeTables", self.table_name).lower()
             if any(not s.route_table for s in subnets):  # ours is for them (made if need be)
-                chosen[ours] = tables.get(ours)
+                chosen[own] = tables.get(own)
         else:
             wanted = {
                 w if w.startswith("/") else self.rid("routeTables", w)
@@ -307,7 +332,7 @@ class AzureNetwork(Groups, Instance, Provider):
             chosen = {k: t for k, t in tables.items() if k in {w.lower() for w in wanted}}
         # and any table of the group that routes to our connector (left when the selection shrank)
         for key, t in tables.items():
-            if ours and any(r.next_hop_ip_address == ours for r in t.routes or []):
+            if any(r.next_hop_ip_address in ours for r in t.routes or []):
                 chosen.setdefault(key, t)
         out = []
         for _key, t in sorted(chosen.items()):
@@ -358,9 +383,17 @@ class AzureNetwork(Groups, Instance, Provider):
         return ObservedSubnet(subnet.name, WayOut.OTHER, str(via), label)
 
     def _observe_parts(
-        self, subnets: list[Any], tables: dict[str, Any], groups: list[Any], leftovers: bool
+        self,
+        subnets: list[Any],
+        tables: dict[str, Any],
+        groups: list[Any],
+        leftovers: dict[int, bool],
+        found: dict[int, ObservedConnector],
     ) -> tuple[Part, ...]:
-        assert self.network.connector is not None
+        """The group, our route table, what a gone VM left, each connector's profile (after
+        its VM), and a pair's peer tags; a pair's that the file no longer has: to go."""
+        c = self.network.connector
+        assert c is not None
         nsg = next((g for g in groups if g.name == self.nsg_name), None)
         parts = [
             Part(
@@ -387,28 +420,37 @@ class AzureNetwork(Groups, Instance, Provider):
                     and (not bare or self.network.route_tables is not None),
                 )
             )
-        if leftovers:
+        for member, left in leftovers.items():
+            if left:
+                names = self.held[member]
+                parts.append(
+                    Part(
+                        "connector-leftovers",
+                        f"{names['nic_name']} / {names['ip_name']}",
+                        "the network interface and public address of a connector VM that is gone",
+                        True,
+                        member=member,
+                    )
+                )
+        for member in leftovers:
+            with self.as_member(member):
+                extension = self._observe_extension() if member in found else None
             parts.append(
                 Part(
-                    "connector-leftovers",
-                    f"{self.nic_name} / {self.ip_name}",
-                    "the network interface and public address of a connector VM that is gone",
-                    True,
+                    PROFILE_PART,
+                    f"connector-profile extension of {self.held[member]['vm_name']}",
+                    "the VPN profile in a VM extension's protectedSettings: encrypted to this VM, "
+                    "never returned by Azure, never in custom data",
+                    extension is not None,
+                    fingerprint=((extension or {}).get("settings") or {}).get("profileSha256"),
+                    after_connector=True,
+                    member=member,
+                    wanted=member == 0 or c.ha,
                 )
             )
-        extension = self._observe_extension()
-        parts.append(
-            Part(
-                PROFILE_PART,
-                "connector-profile extension",
-                "the VPN profile in a VM extension's protectedSettings: encrypted to this VM, "
-                "never returned by Azure, never in custom data",
-                extension is not None,
-                fingerprint=((extension or {}).get("settings") or {}).get("profileSha256"),
-                after_connector=True,
-            )
-        )
-        return tuple(parts)
+        if len(leftovers) > 1:
+            parts.append(self._peers_part(found, self.vm_tags))
+        return tuple(p for p in parts if p.wanted or p.present)
 
     # --- apply ---------------------------------------------------------------------------
 
@@ -437,8 +479,11 @@ class AzureNetwork(Groups, Instance, Provider):
                 c.destination
             )
         touched = {n.lower() for n in names.values()}
-        adding = [d for d, c in zip(names, changes, strict=True) if c.action is not Action.DELETE]
-        address = self._connector_address() if adding else None
+        adding = {
+            d: self.route_target(c)
+            for d, c in zip(names, changes, strict=True)
+            if c.action is not Action.DELETE
+        }
 
         def merge(table: Any) -> Any:
             before = list(table.routes or [])
@@ -454,7 +499,7 @@ class AzureNetwork(Groups, Instance, Provider):
                         next_hop_ip_address=address,
                     ),
                 )
-                for d in adding
+                for d, address in adding.items()
             ]
             return table
 
@@ -520,7 +565,13 @@ class AzureNetwork(Groups, Instance, Provider):
             update=Instance._update_vpn_profile,
             delete=Instance._delete_vpn_profile,
         ),
+        PEERS_PART: PartHandlers(create=Pair._set_peers, delete=Pair._drop_peers),
     }
+
+    def _dispatch(self, change: Change) -> None:
+        """Each change acts on the connector it is about (of a pair: its member)."""
+        with self.as_member(change.part.member if change.part is not None else change.member):
+            super()._dispatch(change)
 
 
 def _group_of(resource_id: str, default: str = "") -> str:

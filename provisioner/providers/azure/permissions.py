@@ -41,6 +41,11 @@ ACTIONS = (
     f"{NETWORK}/publicIPAddresses/delete",
     f"{NETWORK}/publicIPAddresses/join/action",
     f"{NETWORK}/locations/operations/read",
+    # a pair's load balancer (connector.ha); the NICs join its pool
+    f"{NETWORK}/loadBalancers/read",
+    f"{NETWORK}/loadBalancers/write",
+    f"{NETWORK}/loadBalancers/delete",
+    f"{NETWORK}/loadBalancers/backendAddressPools/join/action",
     # the VM and the extension that hands it the profile
     f"{COMPUTE}/virtualMachines/read",
     f"{COMPUTE}/virtualMachines/write",

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ...model import Network, OciLocation
-from ..base import Provider
+from ..base import Members, Provider
 
 TAG = "connector-provisioner"  # freeform tag on what we make: the network's name
 FINGERPRINT_TAG = "connector-provisioner-fingerprint"
@@ -127,7 +126,7 @@ def sandbox_endpoint() -> str | None:
     return os.environ.get(ENDPOINT_VARIABLE) or None
 
 
-class OciState(Provider):
+class OciState(Members, Provider):
     """What the provider's parts share: the network, its clients, names, and what observe
     learnt. Set up by OciNetwork.__init__ and observe."""
 
@@ -153,10 +152,6 @@ class OciState(Provider):
     private_ip_id: str | None
     secret_id: str | None
     rule_ids: dict[tuple[str, str, str], str]  # (nsg, source, ports) -> security rule id
-    # a pair's (connector.ha): the connector the handlers act on now, and each one's names and
-    # ids (the fields above are the current member's, see as_member)
-    member: int
-    held: dict[int, dict[str, Any]]
     front_id: str | None  # the pair's floating private IP
     tenancy_id: str | None  # found by walking up the compartments (the sandbox's signer says none)
 
@@ -176,20 +171,6 @@ class OciState(Provider):
             "private_ip_id": None,
             "secret_id": None,
         }
-
-    @contextmanager
-    def as_member(self, member: int) -> Iterator[None]:
-        """For the length of the block, the names and ids the handlers use are those of the
-        pair's `member` (0: the first, or the one connector); what they learn is kept."""
-        outer = self.member
-        for key, value in self.held[member].items():
-            setattr(self, key, value)
-        try:
-            yield
-        finally:
-            self.held[member] = {k: getattr(self, k) for k in self.held[member]}
-            for key, value in self.held[outer].items():
-                setattr(self, key, value)
 
     def wait_for(
         self, get: Callable[[], Any], states: tuple[str, ...], what: str, gone_ok: bool = False

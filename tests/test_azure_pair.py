@@ -1,0 +1,323 @@
+"""A connector pair on Azure (`connector.ha`) against the fake ARM, through the real azure-mgmt
+SDKs: two connectors behind an internal Standard load balancer (an HA-ports rule, a probe on
+`/active`) whose frontend is the next hop of every route; each VM told the other's address;
+the load balancer's probes following the pair's own agreement; and a network that goes from
+one connector to a pair and back without a moment when its routes lead nowhere."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from conftest import AzureWorld
+
+from provisioner.fakes.arm import iter_resources
+from provisioner.render import plan_text, status_text
+
+N = "microsoft.network"
+OURS = ("100.96.0.0/11", "10.2.0.0/16", "172.31.0.0/16")  # HQ's destinations: VPN, spoke, partner
+
+
+def as_pair(azure: AzureWorld) -> dict[str, Any]:
+    doc = azure.topology()
+    (azure.directory / "hq-b.ovpn").write_text(azure.profile_text.format(name="hq-b"))
+    c = doc["networks"]["hq"]["connector"]
+    c["ha"] = True
+    c["subnets"] = [c.pop("subnet"), azure.hq.subnets[2]]  # the connector's, and the data subnet
+    c["profiles"] = [c.pop("profile"), "hq-b.ovpn"]
+    return doc
+
+
+def of(azure: AzureWorld, kind: str) -> dict[str, dict[str, Any]]:
+    return {r["name"]: r for r in iter_resources(azure.arm, kind)}
+
+
+def address(azure: AzureWorld, nic: str) -> str:
+    nics = of(azure, f"{N}/networkinterfaces")
+    return str(nics[nic]["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"])
+
+
+def next_hops(azure: AzureWorld) -> set[str]:
+    return {
+        str(r["properties"].get("nextHopIpAddress"))
+        for t in of(azure, f"{N}/routetables").values()
+        if f"/resourcegroups/{azure.hq.resource_group}/" in t["id"].lower()
+        for r in t["properties"]["routes"]
+        if r["properties"]["addressPrefix"] in OURS
+    }
+
+
+def written(text: str, path: str) -> str:
+    found = re.search(rf"path: {path}\n.*\n    encoding: (\S+)\n    content: (\S+)", text)
+    assert found, text
+    raw = base64.b64decode(found.group(2))
+    return (gzip.decompress(raw) if found.group(1) == "gz+b64" else raw).decode()
+
+
+def test_a_pair_is_two_connectors_behind_a_load_balancer_the_routes_lead_to(azure: AzureWorld):
+    doc = as_pair(azure)
+    text = plan_text(azure.deployment(doc).plan())
+    assert "connector pair in" in text and "HA-ports rule" in text
+    assert "create front load balancer frontend" in text
+    azure.deployment(doc).apply()
+    vms = of(azure, "microsoft.compute/virtualmachines")
+    assert {"cp-hq-connector", "cp-hq-connector-2"} <= set(vms)
+    (lb,) = of(azure, f"{N}/loadbalancers").values()
+    props = lb["properties"]
+    assert lb["sku"]["name"] == "Standard"
+    (rule,) = props["loadBalancingRules"]
+    assert (rule["properties"]["protocol"], rule["properties"]["frontendPort"],
+            rule["properties"]["backendPort"]) == ("All", 0, 0)  # fmt: skip
+    (probe,) = props["probes"]
+    assert (probe["properties"]["protocol"], probe["properties"]["port"],
+            probe["properties"]["requestPath"]) == ("Http", 8181, "/active")  # fmt: skip
+    front = props["frontendIPConfigurations"][0]["properties"]["privateIPAddress"]
+    a, b = address(azure, "cp-hq-nic"), address(azure, "cp-hq-nic-2")
+    members = {m["id"].split("/networkInterfaces/")[1].split("/")[0]
+               for m in props["backendAddressPools"][0]["properties"]["backendIPConfigurations"]}  # fmt: skip
+    assert members == {"cp-hq-nic", "cp-hq-nic-2"}
+    assert next_hops(azure) == {front}  # every route of ours: the frontend
+    assert len({front, a, b}) == 3
+    # each VM knows the other's address (its watchdog reads it from the instance metadata)
+    assert vms["cp-hq-connector"]["tags"]["connector-provisioner:peer"] == b
+    assert vms["cp-hq-connector-2"]["tags"]["connector-provisioner:peer"] == a
+    # each VM is handed its own profile
+    extensions = {r["id"].split("/virtualMachines/")[1].split("/")[0]: r for r in
+                  iter_resources(azure.arm, "microsoft.compute/virtualmachines/extensions")}  # fmt: skip
+    assert (
+        extensions["cp-hq-connector"]["properties"]["settings"]["profileSha256"]
+        != (extensions["cp-hq-connector-2"]["properties"]["settings"]["profileSha256"])
+    )
+    again = azure.deployment(doc).plan()
+    assert again.empty, plan_text(again)
+    status = azure.deployment(doc).status()
+    (hq,) = [s for s in status if s.network == "hq"]
+    assert hq.healthy and hq.standby is not None
+    assert "load balancer" in status_text(status)
+
+
+def test_the_watchdog_needs_no_identity_and_runs_with_the_systems_python(azure: AzureWorld):
+    doc = as_pair(azure)
+    azure.deployment(doc).apply()
+    vms = of(azure, "microsoft.compute/virtualmachines")
+    for name, member in (("cp-hq-connector", 0), ("cp-hq-connector-2", 1)):
+        vm = azure.arm.state.resources[vms[name]["id"].lower()]
+        text = base64.b64decode(vm["properties"]["osProfile"]["customData"]).decode()
+        settings = json.loads(written(text, "/etc/connector-provisioner/watchdog.json"))
+        assert settings == {"cloud": "azure", "network": "hq", "region": azure.hq.region,
+                            "member": member}  # fmt: skip
+        unit = written(text, "/etc/systemd/system/connector-watchdog.service")
+        assert "ExecStart=/usr/bin/python3 " in unit
+        source = written(text, "/usr/local/sbin/connector-watchdog")
+        assert "class Peers" in source and "class AwsRoutes" not in source
+        assert "identity" not in vms[name]  # no managed identity: nothing to call, nothing to allow
+
+
+class HopWatch:
+    """After every write the fake ARM serves, what HQ's routes lead to: the address of a NIC of
+    a VM, or the load balancer's frontend with such a NIC in its pool."""
+
+    def __init__(self, azure: AzureWorld) -> None:
+        self.azure, self.inner = azure, azure.arm.lock
+        self.depth, self.count = 0, len(azure.arm.calls)
+        self.seen: list[tuple[str, set[str]]] = []
+
+    def __enter__(self) -> HopWatch:
+        self.inner.acquire()
+        self.depth += 1
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            self.depth -= 1
+            calls = self.azure.arm.calls
+            if self.depth == 0 and len(calls) > self.count:
+                self.count = len(calls)
+                if calls[-1].method in ("PUT", "PATCH", "DELETE"):
+                    self.seen.append((f"{calls[-1].method} {calls[-1].kind}", self.leads()))
+        finally:
+            self.inner.release()
+
+    def acquire(self, *a: Any, **k: Any) -> bool:
+        return bool(self.inner.acquire(*a, **k))
+
+    def release(self) -> None:
+        self.inner.release()
+
+    def leads(self) -> set[str]:
+        arm = self.azure.arm
+        res = arm.state.resources
+        live = {}  # address -> NIC id, of NICs a VM uses
+        for r in res.values():
+            if r["type"].lower() == f"{N}/networkinterfaces" and arm._vm_of_nic(r["id"].lower()):
+                for c in r["properties"]["ipConfigurations"]:
+                    live[c["properties"]["privateIPAddress"]] = c["id"]
+        fronts = {}
+        for r in res.values():
+            if r["type"].lower() == f"{N}/loadbalancers":
+                pool = r["properties"]["backendAddressPools"][0]["id"]
+                members = {ip for _, ip in arm.pool_members(pool)}
+                for f in r["properties"]["frontendIPConfigurations"]:
+                    fronts[f["properties"]["privateIPAddress"]] = members
+        out = set()
+        for r in res.values():
+            if r["type"].lower() != f"{N}/routetables/routes":
+                continue
+            if f"/resourcegroups/{self.azure.hq.resource_group}/" not in r["id"].lower():
+                continue
+            if r["properties"]["addressPrefix"] not in OURS:
+                continue
+            hop = r["properties"].get("nextHopIpAddress")
+            ok = hop in live or bool(fronts.get(hop, set()) & set(live))
+            out.add("ok" if ok else "NOWHERE")
+        return out
+
+    @property
+    def nowhere(self) -> list[str]:
+        return [op for op, leads in self.seen if leads != {"ok"}]
+
+
+@pytest.fixture
+def hop_watch(azure: AzureWorld) -> Iterator[HopWatch]:
+    watch = HopWatch(azure)
+    azure.arm.lock = watch
+    yield watch
+    azure.arm.lock = watch.inner
+
+
+def test_one_connector_to_a_pair_and_back_never_leaves_the_routes_leading_nowhere(
+    azure: AzureWorld, hop_watch: HopWatch
+):
+    before = azure.snapshot()
+    azure.deployment().apply()
+    alone = of(azure, "microsoft.compute/virtualmachines")["cp-hq-connector"]
+    hop_watch.seen.clear()
+    doc = as_pair(azure)
+    plan = azure.deployment(doc).plan()
+    assert any("without the pair's watchdog" in c.why for c in plan.changes)
+    azure.deployment(doc).apply()
+    assert hop_watch.seen and hop_watch.nowhere == []
+    fingerprint = "connector-provisioner:fingerprint"
+    vms = of(azure, "microsoft.compute/virtualmachines")
+    assert vms["cp-hq-connector"]["tags"][fingerprint] != alone["tags"][fingerprint]  # replaced
+    (lb,) = of(azure, f"{N}/loadbalancers").values()
+    assert next_hops(azure) == {
+        lb["properties"]["frontendIPConfigurations"][0]["properties"]["privateIPAddress"]
+    }
+    assert azure.deployment(doc).plan().empty
+    # pair -> one: the routes lead to the connector that stays, then the load balancer, the
+    # second connector and its profile go
+    hop_watch.seen.clear()
+    azure.deployment().apply()
+    assert hop_watch.seen and hop_watch.nowhere == []
+    assert of(azure, f"{N}/loadbalancers") == {}
+    assert set(of(azure, "microsoft.compute/virtualmachines")) == {
+        "cp-hq-connector",
+        "cp-spoke-connector",
+    }
+    assert next_hops(azure) == {address(azure, "cp-hq-nic")}
+    assert azure.deployment().plan().empty
+    azure.deployment().destroy()
+    assert azure.snapshot() == before
+
+
+def test_destroy_of_a_pair_leaves_the_group_as_it_was(azure: AzureWorld):
+    before = azure.snapshot()
+    doc = as_pair(azure)
+    azure.deployment(doc).apply()
+    azure.deployment(doc).destroy()
+    assert azure.snapshot() == before
+    azure.arm.calls.clear()
+    assert azure.deployment(doc).destroy().done == ()
+    assert azure.mutating() == []
+
+
+# --- the load balancer's probes follow the pair's own agreement -----------------------------
+
+
+@contextmanager
+def peer_watchdogs(
+    ups: dict[str, bool], addresses: dict[str, str], port: int
+) -> Iterator[list[str]]:
+    from provisioner.watchdog import Peers, Settings, run
+
+    said: list[str] = []
+    stops, threads = [], []
+    names = sorted(addresses)
+    for i, name in enumerate(names):
+        other = addresses[names[1 - i]]
+        settings = Settings(cloud="azure", network="hq", interface=addresses[name],
+                            address=addresses[name], health_port=port, interval=0.05, fails=3,
+                            member=i, peer=other, refresh=0.3)  # fmt: skip
+        stop = threading.Event()
+        thread = threading.Thread(target=run, args=(settings, Peers(settings)),
+                                  kwargs={"own_tunnel": lambda n=name: ups[n], "stop": stop,
+                                          "say": said.append})  # fmt: skip
+        thread.start()
+        stops.append(stop)
+        threads.append(thread)
+    try:
+        yield said
+    finally:
+        for stop in stops:
+            stop.set()
+        for thread in threads:
+            thread.join(10)
+
+
+def test_the_balancer_sends_to_the_one_the_pair_agreed_on_and_follows_a_takeover(azure: AzureWorld):
+    """The fake's probes (as Azure's: every interval, a threshold in a row) against two real
+    watchdogs on loopback NICs in the balancer's pool."""
+    from azure.mgmt.network import models as m
+
+    from provisioner.fakes.arm import LbProbes
+    from provisioner.fakes.azure_world import network_client
+    from provisioner.providers.azure.pair import PROBE_THRESHOLD
+
+    net = network_client(azure.url)
+    rg = azure.hq.resource_group
+    vnet = net.virtual_networks.get(rg, azure.hq.vnet)
+    vnet.address_space.address_prefixes.append("127.0.0.0/24")
+    net.virtual_networks.begin_create_or_update(rg, azure.hq.vnet, vnet).result()
+    net.subnets.begin_create_or_update(rg, azure.hq.vnet, "loop",
+                                       m.Subnet(address_prefix="127.0.0.0/24")).result()  # fmt: skip
+    doc = as_pair(azure)
+    doc["networks"]["hq"]["connector"]["subnets"] = ["loop", azure.hq.subnets[2]]
+    azure.deployment(doc).apply()
+    (lb,) = of(azure, f"{N}/loadbalancers").values()
+    assert lb["properties"]["probes"][0]["properties"]["probeThreshold"] == PROBE_THRESHOLD
+    # the watchdogs at the pool's addresses (the second NIC moved onto loopback too)
+    nic = net.network_interfaces.get(rg, "cp-hq-nic-2")
+    nic.ip_configurations[0].subnet = m.Subnet(id=net.subnets.get(rg, azure.hq.vnet, "loop").id)
+    nic.ip_configurations[0].private_ip_address = "127.0.0.20"
+    net.network_interfaces.begin_create_or_update(rg, "cp-hq-nic-2", nic).result()
+    addresses = {"a": address(azure, "cp-hq-nic"), "b": "127.0.0.20"}
+    probes = LbProbes(azure.arm, lb["id"])
+
+    def chosen() -> list[str]:
+        probes.round(timeout=0.3)
+        return [n for n, a in addresses.items() if a in probes.healthy()]
+
+    ups = {"a": True, "b": True}
+    with peer_watchdogs(ups, addresses, 8181) as said:
+        deadline = time.monotonic() + 10
+        while chosen() != ["a"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert chosen() == ["a"]  # the first claims; the balancer sends to it alone
+        ups["a"] = False  # its tunnel is down: it stops answering /active, b takes over
+        deadline = time.monotonic() + 10
+        while chosen() != ["b"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert chosen() == ["b"]
+        ups["a"] = True
+        time.sleep(0.6)
+        assert chosen() == ["b"]  # back, and standby: no flapping
+    assert sum("took over" in line for line in said) == 1
