@@ -501,6 +501,9 @@ class Peers:
             peer_address = (lambda: settings.peer) if settings.peer else PEERS[settings.cloud]
         self.peer_address = peer_address
         self.since = 0.0  # when this one claimed; 0: it holds no claim
+        # a peer that did not answer is not asked again for a while: the loop's health checks
+        # go on (one timeout a step, not two), and they notice it coming back
+        self.quiet_until = 0.0
 
     def holder(self) -> Holder | None:
         me = Holder(self.settings.interface, self.settings.address)
@@ -508,7 +511,11 @@ class Peers:
         if not peer:  # alone (no pair, or not yet told of it): it carries the traffic
             self.since = self.since or time.time()
             return me
-        said = ask_active(peer, self.settings.health_port, self.settings.interval)
+        said = None
+        if time.monotonic() >= self.quiet_until:
+            said = ask_active(peer, self.settings.health_port, self.settings.interval)
+            if said is None:
+                self.quiet_until = time.monotonic() + self.settings.interval * self.settings.fails
         theirs = float((said or {}).get("since") or 0.0)
         if self.since and not (said and said.get("active") and theirs > self.since):
             return me
