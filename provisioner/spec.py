@@ -451,6 +451,17 @@ def _connector(
             "the connector's own address, so the connector must NAT (docs/flows.md, egress hop 4)",
         )
     nat = f.flag("nat", egress)
+    if (
+        standby_subnet
+        and schema.ha_front_probed
+        and nat
+        and not f.flag("nat_preserve_source", True)
+    ):
+        raise SpecError(
+            f.field("nat_preserve_source"),
+            "false is not supported with ha: true on this cloud yet: the app groups would admit "
+            "the NATed traffic of the first connector only, not of the one that takes over",
+        )
     profile: ProfileSource
     standby_profile: ProfileSource | None = None
     if service:

@@ -33,6 +33,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("route table with a space", {"route_tables": ["rt app"]}, "networks.hq.route_tables[0]", "rt app"),
     ("route table id of an NSG", {"route_tables": [NSG_ID]}, "networks.hq.route_tables[0]", "networkSecurityGroups"),
     ("NSG ports", {"app_security_groups": [{"group": "nsg-hq-app", "ports": ["tcp/0"]}]}, "networks.hq.app_security_groups[0].ports[0]", "tcp/0"),
+    ("a pair that NATs all", {"connector.ha": True, "connector.subnet": None, "connector.subnets": ["snet-a", "snet-b"], "connector.profile": None, "connector.profiles": ["hq.ovpn", "spoke.ovpn"], "connector.nat": True, "connector.nat_preserve_source": False}, "networks.hq.connector.nat_preserve_source", "not supported with ha"),
 ]  # fmt: skip
 
 
