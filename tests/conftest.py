@@ -805,3 +805,50 @@ def destroy_survives(world: FakeCloudWorld, inject: Callable[[], Any]) -> None:
     assert fault.served == 1 and "not done (" in str(failed.value)
     world.deployment().destroy()
     assert world.snapshot() == before  # type: ignore[attr-defined]
+
+
+class WriteWatch:
+    """Put in place of a fake's lock: after every write the fake serves, `leads()` (run under
+    the fake's own lock, reading its state directly) says where a network's routes lead, as a
+    set of "ok" and "NOWHERE"; `nowhere` lists the writes after which any led nowhere."""
+
+    def __init__(self, fake: Any, leads: Callable[[], set[str]]) -> None:
+        self.fake, self.inner, self.leads = fake, fake.lock, leads
+        self.depth, self.count = 0, len(fake.calls)
+        self.seen: list[tuple[str, set[str]]] = []
+
+    def __enter__(self) -> WriteWatch:
+        self.inner.acquire()
+        self.depth += 1
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        from provisioner.fakes.http import WRITE_METHODS
+
+        try:
+            self.depth -= 1
+            calls = self.fake.calls
+            if self.depth == 0 and len(calls) > self.count:
+                self.count = len(calls)
+                if calls[-1].method in WRITE_METHODS:
+                    self.seen.append((f"{calls[-1].method} {calls[-1].kind}", self.leads()))
+        finally:
+            self.inner.release()
+
+    def acquire(self, *a: Any, **k: Any) -> bool:
+        return bool(self.inner.acquire(*a, **k))
+
+    def release(self) -> None:
+        self.inner.release()
+
+    @property
+    def nowhere(self) -> list[str]:
+        return [op for op, leads in self.seen if leads != {"ok"}]
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[WriteWatch]:
+        self.fake.lock = self
+        try:
+            yield self
+        finally:
+            self.fake.lock = self.inner

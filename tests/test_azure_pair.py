@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from conftest import AzureWorld
+from conftest import AzureWorld, WriteWatch
 
 from provisioner.fakes.arm import iter_resources
 from provisioner.render import plan_text, status_text
@@ -121,80 +121,43 @@ def test_the_watchdog_needs_no_identity_and_runs_with_the_systems_python(azure: 
         assert "identity" not in vms[name]  # no managed identity: nothing to call, nothing to allow
 
 
-class HopWatch:
-    """After every write the fake ARM serves, what HQ's routes lead to: the address of a NIC of
-    a VM, or the load balancer's frontend with such a NIC in its pool."""
-
-    def __init__(self, azure: AzureWorld) -> None:
-        self.azure, self.inner = azure, azure.arm.lock
-        self.depth, self.count = 0, len(azure.arm.calls)
-        self.seen: list[tuple[str, set[str]]] = []
-
-    def __enter__(self) -> HopWatch:
-        self.inner.acquire()
-        self.depth += 1
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        try:
-            self.depth -= 1
-            calls = self.azure.arm.calls
-            if self.depth == 0 and len(calls) > self.count:
-                self.count = len(calls)
-                if calls[-1].method in ("PUT", "PATCH", "DELETE"):
-                    self.seen.append((f"{calls[-1].method} {calls[-1].kind}", self.leads()))
-        finally:
-            self.inner.release()
-
-    def acquire(self, *a: Any, **k: Any) -> bool:
-        return bool(self.inner.acquire(*a, **k))
-
-    def release(self) -> None:
-        self.inner.release()
-
-    def leads(self) -> set[str]:
-        arm = self.azure.arm
-        res = arm.state.resources
-        live = {}  # address -> NIC id, of NICs a VM uses
-        for r in res.values():
-            if r["type"].lower() == f"{N}/networkinterfaces" and arm._vm_of_nic(r["id"].lower()):
-                for c in r["properties"]["ipConfigurations"]:
-                    live[c["properties"]["privateIPAddress"]] = c["id"]
-        fronts = {}
-        for r in res.values():
-            if r["type"].lower() == f"{N}/loadbalancers":
-                pool = r["properties"]["backendAddressPools"][0]["id"]
-                members = {ip for _, ip in arm.pool_members(pool)}
-                for f in r["properties"]["frontendIPConfigurations"]:
-                    fronts[f["properties"]["privateIPAddress"]] = members
-        out = set()
-        for r in res.values():
-            if r["type"].lower() != f"{N}/routetables/routes":
-                continue
-            if f"/resourcegroups/{self.azure.hq.resource_group}/" not in r["id"].lower():
-                continue
-            if r["properties"]["addressPrefix"] not in OURS:
-                continue
+def hops_lead(azure: AzureWorld) -> set[str]:
+    """Each of HQ's routes for our destinations: "ok" when its next hop is the address of a
+    NIC a VM uses, or a load balancer's frontend with such a NIC in its pool."""
+    arm = azure.arm
+    res = arm.state.resources
+    live = set()  # addresses of NICs a VM uses
+    for r in res.values():
+        if r["type"].lower() == f"{N}/networkinterfaces" and arm._vm_of_nic(r["id"].lower()):
+            live |= {
+                c["properties"]["privateIPAddress"] for c in r["properties"]["ipConfigurations"]
+            }
+    fronts: dict[str, set[str]] = {}
+    for r in res.values():
+        if r["type"].lower() == f"{N}/loadbalancers":
+            members = {
+                ip for _, ip in arm.pool_members(r["properties"]["backendAddressPools"][0]["id"])
+            }
+            for f in r["properties"]["frontendIPConfigurations"]:
+                fronts[f["properties"]["privateIPAddress"]] = members
+    out = set()
+    for r in res.values():
+        if (r["type"].lower() == f"{N}/routetables/routes"
+                and f"/resourcegroups/{azure.hq.resource_group}/" in r["id"].lower()
+                and r["properties"]["addressPrefix"] in OURS):  # fmt: skip
             hop = r["properties"].get("nextHopIpAddress")
-            ok = hop in live or bool(fronts.get(hop, set()) & set(live))
-            out.add("ok" if ok else "NOWHERE")
-        return out
-
-    @property
-    def nowhere(self) -> list[str]:
-        return [op for op, leads in self.seen if leads != {"ok"}]
+            out.add("ok" if hop in live or fronts.get(hop, set()) & live else "NOWHERE")
+    return out
 
 
 @pytest.fixture
-def hop_watch(azure: AzureWorld) -> Iterator[HopWatch]:
-    watch = HopWatch(azure)
-    azure.arm.lock = watch
-    yield watch
-    azure.arm.lock = watch.inner
+def hop_watch(azure: AzureWorld) -> Iterator[WriteWatch]:
+    with WriteWatch(azure.arm, lambda: hops_lead(azure)).installed() as watch:
+        yield watch
 
 
 def test_one_connector_to_a_pair_and_back_never_leaves_the_routes_leading_nowhere(
-    azure: AzureWorld, hop_watch: HopWatch
+    azure: AzureWorld, hop_watch: WriteWatch
 ):
     before = azure.snapshot()
     azure.deployment().apply()

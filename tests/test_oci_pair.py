@@ -10,12 +10,12 @@ import base64
 import gzip
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import OciWorld
+from conftest import OciWorld, WriteWatch
 
-from provisioner.fakes.http import WRITE_METHODS
 from provisioner.providers.oci.pair import pair_statements
 from provisioner.render import plan_text, status_text
 from provisioner.watchdog import HA_TAG, OciPrivateIp, Settings
@@ -170,72 +170,33 @@ def test_after_the_watchdog_moves_the_ip_apply_leaves_it_there(oci_world: OciWor
     assert len(floating(o)) == 1 and targets(o) == {floating(o)[0]["id"]}
 
 
-class RuleWatch:
-    """After every write the fake serves, what HQ's rules lead to: each must be a private IP
-    on the VNIC of a running instance (read from the fake's state under its own lock)."""
-
-    def __init__(self, o: OciWorld) -> None:
-        self.o = o
-        self.inner = o.fake.lock
-        self.depth = 0
-        self.seen: list[tuple[str, set[str]]] = []
-        self.count = len(o.fake.calls)
-
-    def __enter__(self) -> RuleWatch:
-        self.inner.acquire()
-        self.depth += 1
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        try:
-            self.depth -= 1
-            calls = self.o.fake.calls
-            if self.depth == 0 and len(calls) > self.count:
-                self.count = len(calls)
-                if calls[-1].method in WRITE_METHODS:
-                    self.seen.append((f"{calls[-1].kind}.{calls[-1].verb}", self.leads()))
-        finally:
-            self.inner.release()
-
-    def acquire(self, *a: Any, **k: Any) -> bool:
-        return bool(self.inner.acquire(*a, **k))
-
-    def release(self) -> None:
-        self.inner.release()
-
-    def leads(self) -> set[str]:
-        res = self.o.fake.state.resources
-        running = {
-            a["vnicId"]
-            for a in res.values()
-            if a["_kind"] == "vnicAttachments"
-            and res.get(a["instanceId"], {}).get("lifecycleState") == "RUNNING"
-        }
-        out = set()
-        for t in [r for r in res.values() if r["_kind"] == "routeTables"]:
-            if t["vcnId"] != self.o.hq.vcn:
-                continue
-            for rule in t["routeRules"]:
-                if rule["destination"] in OURS:
-                    ip = res.get(rule["networkEntityId"])
-                    out.add("ok" if ip is not None and ip["vnicId"] in running else "NOWHERE")
-        return out
-
-    @property
-    def nowhere(self) -> list[str]:
-        return [op for op, leads in self.seen if leads != {"ok"}]
+def rules_lead(o: OciWorld) -> set[str]:
+    """Each of HQ's rules for our destinations: "ok" when it names a private IP on the VNIC of
+    a running instance (read from the fake's state, under its lock)."""
+    res = o.fake.state.resources
+    running = {
+        a["vnicId"]
+        for a in res.values()
+        if a["_kind"] == "vnicAttachments"
+        and res.get(a["instanceId"], {}).get("lifecycleState") == "RUNNING"
+    }
+    out = set()
+    for t in [r for r in res.values() if r["_kind"] == "routeTables" and r["vcnId"] == o.hq.vcn]:
+        for rule in t["routeRules"]:
+            if rule["destination"] in OURS:
+                ip = res.get(rule["networkEntityId"])
+                out.add("ok" if ip is not None and ip["vnicId"] in running else "NOWHERE")
+    return out
 
 
 @pytest.fixture
-def rule_watch(oci_world: OciWorld):
-    watch = RuleWatch(oci_world)
-    oci_world.fake.lock = watch
-    yield watch
-    oci_world.fake.lock = watch.inner
+def rule_watch(oci_world: OciWorld) -> Iterator[WriteWatch]:
+    with WriteWatch(oci_world.fake, lambda: rules_lead(oci_world)).installed() as watch:
+        yield watch
 
 
 def test_one_connector_to_a_pair_and_back_never_leaves_the_rules_leading_nowhere(
-    oci_world: OciWorld, rule_watch: RuleWatch
+    oci_world: OciWorld, rule_watch: WriteWatch
 ):
     o = oci_world
     before = o.snapshot()

@@ -356,3 +356,18 @@ class Members:
             self.held[member] = {k: getattr(self, k) for k in self.held[member]}
             for key, value in self.held[outer].items():
                 setattr(self, key, value)
+
+    def target_of(self, change: Change, front: str | None, key: str) -> str:
+        """What a route change names: the plan's, the pair's front made in this apply
+        (`front`), or the connector launched in this apply (its `key` in `held`)."""
+        from ..planner import NEW_CONNECTOR, NEW_FRONT
+
+        if change.target == NEW_FRONT:
+            target = front
+        elif change.target == NEW_CONNECTOR:
+            target = self.held[change.member][key]
+        else:
+            target = change.target
+        if not target:
+            raise CloudError("the connector has no private address yet")
+        return str(target)

@@ -11,12 +11,10 @@ watchdog reads from the instance metadata; apply keeps it current."""
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 from typing import Any
 
 from ...errors import CloudError
 from ...model import Action, Change, ObservedConnector, ObservedFront, Part
-from ...planner import NEW_CONNECTOR, NEW_FRONT
 from ...watchdog import DEFAULT_PORT
 from .common import PEER_TAG, AzureState
 
@@ -226,15 +224,5 @@ class Pair(AzureState):
                 )
 
     def route_target(self, change: Change) -> str:
-        """The next hop a route change names: the plan's, the load balancer made in this
-        apply, or the connector launched in this apply."""
-        if change.target == NEW_FRONT:
-            target = self.front_ip
-        elif change.target == NEW_CONNECTOR:
-            target = self.held[change.member]["connector_ip"]
-        else:
-            target = change.target
-        if not target:
-            raise CloudError("the connector has no private address yet")
-        ipaddress.IPv4Address(str(target))
-        return str(target)
+        """The next hop a route change names (the load balancer's frontend, or a connector)."""
+        return self.target_of(change, self.front_ip, "connector_ip")

@@ -15,7 +15,7 @@ from typing import Any
 
 from ...errors import CloudError
 from ...model import Action, Change, ObservedConnector, ObservedFront, Part
-from ...planner import NEW_CONNECTOR, NEW_FRONT
+from ...planner import NEW_CONNECTOR
 from ...watchdog import HA_TAG
 from .common import TAG, OciState
 
@@ -143,14 +143,5 @@ class Pair(OciState):
             )
 
     def route_target(self, change: Change) -> str:
-        """The private IP a route change names: the plan's, the floating one made in this
-        apply, or the primary one of the connector launched in this apply."""
-        if change.target == NEW_FRONT:
-            target = self.front_id
-        elif change.target == NEW_CONNECTOR:
-            target = self.held[change.member]["private_ip_id"]
-        else:
-            target = change.target
-        if not target:
-            raise CloudError("the connector has no private IP yet")
-        return str(target)
+        """The private IP a route change names (the floating one, or a connector's primary)."""
+        return self.target_of(change, self.front_id, "private_ip_id")
