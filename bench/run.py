@@ -279,9 +279,10 @@ def fake_phases(
     return out
 
 
-def azure_calls_for(tables: int, peers: int) -> dict[str, Any]:
+def azure_calls_for(tables: int, peers: int, pair: bool = False) -> dict[str, Any]:
     """Calls by kind for plan, apply, re-apply and destroy of one Azure VNet whose `tables`
-    subnets each have a route table, against the fake ARM (no latency)."""
+    subnets each have a route table, against the fake ARM (no latency). `pair`: a connector
+    pair behind its load balancer (the second in the second subnet)."""
     from azure.mgmt.network import models as m
 
     from provisioner import Clouds, load_topology
@@ -306,11 +307,16 @@ def azure_calls_for(tables: int, peers: int) -> dict[str, Any]:
                 address_space=m.AddressSpace(address_prefixes=["10.0.0.0/16"]), subnets=subnets)),
         ).result()  # fmt: skip
         (Path(tmp) / "az.ovpn").write_text(FAKE_PROFILE.format(name="az"))
+        (Path(tmp) / "az-b.ovpn").write_text(FAKE_PROFILE.format(name="az-b"))
+        connector: dict[str, Any] = {"subnet": "snet-0", "profile": "az.ovpn"}
+        if pair:
+            connector = {"ha": True, "subnets": ["snet-0", f"snet-{min(1, tables - 1)}"],
+                         "profiles": ["az.ovpn", "az-b.ovpn"]}  # fmt: skip
         networks: dict[str, Any] = {
             "az": {
                 "cloud": "azure", "subscription": SUBSCRIPTION, "resource_group": "rg-bench",
                 "vnet": "vnet-bench", "region": "westeurope", "subnets": ["10.0.0.0/16"],
-                "connector": {"subnet": "snet-0", "profile": "az.ovpn"},
+                "connector": connector,
             }
         }  # fmt: skip
         for i in range(peers):
@@ -578,8 +584,10 @@ def main() -> None:
 
     print("Azure (fake ARM): reads = observe's, plus the SDK's GET of each written resource once")
     print("its operation is polled to Succeeded; polls = those operation polls")
-    for tables in sizes:
-        figures = azure_calls_for(tables, args.peers)
+    for tables, pair in [(t, False) for t in sizes] + [(max(sizes[0], 2), True)]:
+        if pair:
+            print("Azure connector pair (ha): the same phases")
+        figures = azure_calls_for(tables, args.peers, pair=pair)
         for phase, f in figures.items():
             print(
                 f"{tables:>4} Azure route tables, {args.peers} peers, {phase:>8}: "
