@@ -112,7 +112,7 @@ def watchdog_files(cloud: str, connector: DesiredConnector, region: str) -> tupl
     settings: dict[str, object] = {"cloud": cloud, "network": connector.network, "region": region}
     if cloud == "oci":  # where the pair's floating private IP is
         settings["subnet"] = connector.subnet
-    if cloud == "azure":  # the first claims when both are healthy (watchdog.Peers)
+    if cloud in ("azure", "gcp"):  # the first claims when both are healthy (watchdog.Peers)
         settings["member"] = connector.member
     encoded = json.dumps(settings)
     files = [

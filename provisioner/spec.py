@@ -193,6 +193,15 @@ CLOUD_SCHEMAS: dict[str, CloudSchema] = {
         default_size="e2-small",
         network_keys=("route_priority",),
         connector_keys=("service_account",),
+        ha_mechanism=(
+            "the routes' next hop is an internal passthrough load balancer (cp-<network>-ilb, "
+            "all ports), the second connector its failover backend in another zone; its health "
+            "check asks each one's /active, which only the active one answers: the pair agrees "
+            "among itself who that is (no cloud call, no permission), and a standby takes over "
+            "when the active one is down"
+        ),
+        ha_front="internal load balancer",
+        ha_front_probed=True,
     ),
     "oci": CloudSchema(
         ("region", "compartment", "vcn"),
@@ -498,6 +507,13 @@ def _connector(
     account = None
     if f.has("service_account"):
         account = f.text("service_account", example="connector@my-project.iam.gserviceaccount.com")
+        if standby_subnet:
+            raise SpecError(
+                f.field("service_account"),
+                f"{account!r} is one identity for both connectors of the pair, so each could read "
+                "the other's profile: with ha: true each gets a service account of its own "
+                "(remove it)",
+            )
         if not (re.match(_GCP_ACCOUNT, account) or re.match(_GCP_DEFAULT_ACCOUNT, account)):
             raise SpecError(
                 f.field("service_account"),

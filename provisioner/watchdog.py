@@ -544,7 +544,36 @@ def azure_peer() -> str:
     return str(tags.get("connector-provisioner:peer", ""))
 
 
-PEERS: dict[str, Callable[[], str]] = {"azure": azure_peer}
+def gcp_peer() -> str:
+    """The other connector's address: this instance's metadata, which apply keeps current."""
+    return _gcp_metadata("instance/attributes/connector-peer", missing="")
+
+
+def _gcp_metadata(path: str, missing: str | None = None) -> str:
+    request = urllib.request.Request(
+        f"http://metadata.google.internal/computeMetadata/v1/{path}",
+        headers={"Metadata-Flavor": "Google"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=2) as r:
+            return str(r.read().decode())
+    except urllib.error.HTTPError as e:
+        if e.code == 404 and missing is not None:
+            return missing
+        raise
+
+
+def gcp_identity(settings: Settings) -> Settings:
+    """This connector's address (its identity among peers) from the metadata server."""
+    if settings.interface and settings.address:
+        return settings
+    address = _gcp_metadata("instance/network-interfaces/0/ip")
+    values = dict(settings.__dict__)
+    values["interface"] = values["address"] = address
+    return Settings(**values)
+
+
+PEERS: dict[str, Callable[[], str]] = {"azure": azure_peer, "gcp": gcp_peer}
 
 
 def azure_identity(settings: Settings) -> Settings:
@@ -580,6 +609,7 @@ MECHANISMS: dict[str, tuple[Callable[[Settings], Settings], Callable[[Settings],
     "aws": (aws_identity, AwsRoutes),
     "oci": (oci_identity, OciPrivateIp),
     "azure": (azure_identity, Peers),
+    "gcp": (gcp_identity, Peers),
 }
 
 

@@ -394,10 +394,26 @@ def _permissions(call) -> set[str]:
             "addVersion": {"secretmanager.versions.add"},
             "destroy": {"secretmanager.versions.destroy"},
         }[call.verb]
-    verb = {"aggregatedList": "list", "insert": "create", "patch": "update"}.get(
-        call.verb, call.verb
-    )
-    needed = {f"compute.{call.kind}.{verb}"}
+    verb = {
+        "aggregatedList": "list", "insert": "create", "patch": "update",
+        "addInstances": "update", "removeInstances": "update", "listInstances": "list",
+    }.get(call.verb, call.verb)  # fmt: skip
+    kind = call.kind
+    if "/regions/" in call.path and kind in ("healthChecks", "backendServices"):
+        kind = "region" + kind[0].upper() + kind[1:]  # regionHealthChecks...
+    needed = {f"compute.{kind}.{verb}"}
+    body = call.body or {}
+    if call.verb == "addInstances":
+        needed.add("compute.instances.use")
+    if kind == "regionBackendServices" and verb in ("create", "update"):
+        needed |= {"compute.regionHealthChecks.useReadOnly", "compute.instanceGroups.use"}
+    if kind == "forwardingRules" and verb == "create":
+        needed |= {"compute.regionBackendServices.use", "compute.subnetworks.use",
+                   "compute.networks.use"}  # fmt: skip
+    if kind == "instanceGroups" and verb == "create":
+        needed.add("compute.networks.use")
+    if kind == "routes" and body.get("nextHopIlb"):
+        needed.add("compute.forwardingRules.use")
     if call.kind in ("routes", "firewalls") and verb in ("create", "update", "delete"):
         needed.add("compute.networks.updatePolicy")
     if call.kind == "instances" and verb == "create":
@@ -428,6 +444,13 @@ def test_the_documented_role_is_exactly_what_the_calls_need(gcp: GcpWorld):
     gcp.deployment().status()
     gcp.deployment().doctor()
     gcp.deployment().destroy()
+    from test_gcp_pair import as_pair
+
+    gcp.deployment(as_pair(gcp)).apply()  # a pair: its load balancer, groups, metadata
+    gcp.deployment(as_pair(gcp)).status()
+    gcp.deployment().apply()  # and back to one
+    gcp.deployment(as_pair(gcp)).apply()
+    gcp.deployment(as_pair(gcp)).destroy()
     calls = [c for c in gcp.gce.calls if not (c.kind == "instances" and c.verb == "stop")]
     needed = {p for call in calls for p in _permissions(call)}
     assert needed - set(PERMISSIONS) == set()  # every call is allowed

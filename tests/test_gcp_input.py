@@ -19,6 +19,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("no project", {"project": None}, "networks.hq.project", "required"),
     ("no network", {"network": None}, "networks.hq.network", "required"),
     ("no zone", {"zone": None}, "networks.hq.zone", "required"),
+    ("a pair on one service account", {"connector.ha": True, "connector.subnet": None, "connector.subnets": ["hq-connector", "hq-app"], "connector.profile": None, "connector.profiles": ["hq.ovpn", "spoke.ovpn"], "connector.service_account": "vpn@sandbox-project-1.iam.gserviceaccount.com"}, "networks.hq.connector.service_account", "each gets a service account of its own"),
     ("an AWS key", {"vpc": "vpc-0abc1234"}, "networks.hq.vpc", "unknown key"),
     ("an Azure key", {"resource_group": "rg"}, "networks.hq.resource_group", "unknown key"),
     ("subnetwork with capitals", {"connector.subnet": "HQ-connector"}, "networks.hq.connector.subnet", "HQ-connector"),

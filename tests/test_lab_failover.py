@@ -2,7 +2,8 @@
 killed (the VM gone) or cut off from the VPN service (the VM up, its tunnel down), and the
 standby's own watchdog moves HQ's routes in the lab's cloud, which HQ's router follows: on AWS
 it moves the routes in moto's table; on OCI it moves the floating private IP the rules of the
-fake OCI's table name; on Azure it answers the load balancer's probe, which the router follows.
+fake OCI's table name; on Azure and GCP it answers the load balancer's probe (health check),
+which the router follows.
 Measured: from the failure to the first packet of Bob's flow to the HR app answered again,
 RUNS times each way. Asserted: failover happens every time, the connector that comes back
 stays standby, and no packet of the flow is lost after the switch. The figures are printed."""
@@ -26,7 +27,7 @@ RUNS = int(os.environ.get("LAB_FAILOVER_RUNS", "10"))
 INTERVAL, FAILS = 1.0, 3  # the watchdog's defaults
 
 
-@pytest.fixture(scope="module", params=["aws", "oci", "azure"])
+@pytest.fixture(scope="module", params=["aws", "oci", "azure", "gcp"])
 def pair(
     seed_lab: SeedWorld, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[PairWorld]:
@@ -127,7 +128,7 @@ def test_the_standby_takes_over_when_the_active_dies_or_loses_its_tunnel(pair: P
         figure = (
             f"median {statistics.median(values):.1f}s, worst {max(values):.1f}s over "
             f"{len(values)} runs (watchdog every {INTERVAL:g}s, down after {FAILS}"
-            + (", the balancer's probe every 5s)" if pair.cloud == "azure" else ")")
+            + (", the balancer's probe every 5s)" if pair.cloud in ("azure", "gcp") else ")")
         )
         FIGURES[f"failover ({pair.cloud}), {mode}"] = figure
         print(f"failover ({pair.cloud}), {mode}: {figure}: {', '.join(f'{v:.1f}' for v in values)}")

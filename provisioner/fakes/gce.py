@@ -199,6 +199,15 @@ class Gce(Injectable):
         if len(seg) < 2 or seg[0] != "projects":
             raise GceError(404, "notFound", f"The requested URL /compute/v1/{path} was not found")
         project = seg[1]
+        if len(seg) == 3 and seg[2] == "zones" and method == "GET":  # zones.list
+            self._record(method, path, "compute", "zones", "list")
+            regions = sorted({_short(r["region"]) for r in self.state.compute.values()
+                              if r["_kind"] == "subnetworks"})  # fmt: skip
+            items = [{"kind": "compute#zone", "name": f"{r}-{x}", "status": "UP",
+                      "region": f"{GOOGLE}projects/{project}/regions/{r}",
+                      "selfLink": f"{GOOGLE}projects/{project}/zones/{r}-{x}"}
+                     for r in regions for x in "bcd"]  # fmt: skip
+            return self._page("compute#zoneList", items, query)
         if len(seg) >= 4 and seg[2] == "aggregated":
             self._record(method, path, "compute", seg[3], "aggregatedList")
             return self._aggregated(project, seg[3], query)
@@ -275,7 +284,9 @@ class Gce(Injectable):
                 raise GceError(
                     404, "notFound", f"The requested URL /compute/v1/{path} was not found"
                 )
-            handler.actions[action](self, found, data or {})
+            answer = handler.actions[action](self, found, data or {})
+            if answer is not None:  # a read dressed as a POST (listInstances)
+                return answer
             return self._operation(scope, action, found)
         raise GceError(404, "notFound", f"The requested URL /compute/v1/{path} was not found")
 
@@ -844,6 +855,18 @@ def _insert_route(gce: Gce, scope: str, body: dict[str, Any]) -> None:
             )
         body["nextHopInstance"] = GOOGLE + path
         body["nextHopNetwork"] = body["network"]
+    if hops[0] == "nextHopIlb":  # an internal forwarding rule, by its URL or its address
+        hop = str(body["nextHopIlb"])
+        rule = next(
+            (r for r in gce.state.compute.values()
+             if r["_kind"] == "forwardingRules" and hop in (r["selfLink"], r.get("IPAddress"), _path(r["selfLink"]))),
+            None,
+        )  # fmt: skip
+        if rule is None or rule.get("loadBalancingScheme") != "INTERNAL":
+            raise invalid("resource.nextHopIlb", hop,
+                          "Must be an internal passthrough Network Load Balancer forwarding rule.")  # fmt: skip
+        if rule.get("network") != body["network"]:
+            raise invalid("resource.nextHopIlb", hop, "The forwarding rule is in another network.")
     for tag in body.get("tags") or []:
         if not NAME.match(tag):
             raise invalid(
@@ -1023,11 +1046,221 @@ def _start(gce: Gce, found: dict[str, Any], data: dict[str, Any]) -> None:
             ac["natIP"] = gce.next_public_ip()  # an ephemeral address is new at every start
 
 
+def _set_metadata(gce: Gce, found: dict[str, Any], data: dict[str, Any]) -> None:
+    """setMetadata: the whole metadata, guarded by the fingerprint it was read at."""
+    current = found.setdefault("metadata", {})
+    if data.get("fingerprint") != current.get("fingerprint"):
+        raise GceError(412, "conditionNotMet",
+                       "Supplied fingerprint does not match current metadata fingerprint.")  # fmt: skip
+    current["items"] = list(data.get("items") or [])
+    current["fingerprint"] = f"mf{next(gce._ids)}"
+
+
 def _stop(gce: Gce, found: dict[str, Any], data: dict[str, Any]) -> None:
     found["status"] = "TERMINATED"
     for nic in found.get("networkInterfaces") or []:
         for ac in nic.get("accessConfigs") or []:
             ac.pop("natIP", None)
+
+
+# --- an internal passthrough Network Load Balancer (a route's nextHopIlb) ------------------------
+
+
+def _in_use(gce: Gce, found: dict[str, Any], by: str, field_of: Any) -> None:
+    for r in gce.state.compute.values():
+        if r["_kind"] == by and found["selfLink"] in field_of(r):
+            raise GceError(400, "resourceInUseByAnotherResource",
+                           f"The {found['_kind'][:-1]} resource '{_path(found['selfLink'])}' is "
+                           f"already being used by '{_path(r['selfLink'])}'")  # fmt: skip
+
+
+def _insert_health_check(gce: Gce, scope: str, body: dict[str, Any]) -> None:
+    kind = body.get("type")
+    if kind not in ("TCP", "HTTP", "HTTPS"):
+        raise invalid("resource.type", kind, "Must be TCP, HTTP or HTTPS (in this fake).")
+    spec = body.get(f"{kind.lower()}HealthCheck") or {}
+    if not 1 <= int(spec.get("port") or 0) <= 65535:
+        raise invalid(
+            f"resource.{kind.lower()}HealthCheck.port", spec.get("port"), "Must be 1 to 65535."
+        )
+    if kind != "TCP":
+        spec.setdefault("requestPath", "/")
+    for key, default in (("checkIntervalSec", 5), ("timeoutSec", 5), ("healthyThreshold", 2),
+                         ("unhealthyThreshold", 2)):  # fmt: skip
+        body[key] = int(body.get(key) or default)
+    if body["timeoutSec"] > body["checkIntervalSec"]:
+        raise invalid("resource.timeoutSec", body["timeoutSec"],
+                      "timeoutSec should be less than or equal to checkIntervalSec.")  # fmt: skip
+
+
+def _insert_instance_group(gce: Gce, scope: str, body: dict[str, Any]) -> None:
+    if body.get("network"):
+        body["network"] = _network_ref(gce, body["network"], "resource.network")
+    body["size"] = 0
+    body["_members"] = []
+
+
+def _group_members(gce: Gce, found: dict[str, Any], data: dict[str, Any], add: bool) -> None:
+    zone = _short(found["zone"])
+    for ref in data.get("instances") or []:
+        path = _path(str(ref.get("instance", "")))
+        instance = gce.state.compute.get(path)
+        if instance is None or instance["_kind"] != "instances":
+            raise not_found(path)
+        if _short(instance["zone"]) != zone:
+            raise invalid("instances", ref.get("instance"), f"Instance must be in zone '{zone}'.")
+        url = GOOGLE + path
+        if add and url not in found["_members"]:
+            network = instance["networkInterfaces"][0]["network"]
+            if found.get("network") and found["network"] != network:
+                raise invalid("instances", url, "Instance is in another network than the group.")
+            found.setdefault("network", network)
+            found["_members"].append(url)
+        elif not add and url in found["_members"]:
+            found["_members"].remove(url)
+    found["size"] = len(found["_members"])
+
+
+def _list_group(gce: Gce, found: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "compute#instanceGroupsListInstances",
+        "items": [
+            {"instance": url, "status": (gce.state.compute.get(_path(url)) or {}).get("status", "")}
+            for url in found["_members"]
+        ],
+    }
+
+
+def _insert_backend_service(gce: Gce, scope: str, body: dict[str, Any]) -> None:
+    if body.get("loadBalancingScheme") != "INTERNAL":
+        raise invalid("resource.loadBalancingScheme", body.get("loadBalancingScheme"),
+                      "This fake serves regional INTERNAL backend services only.")  # fmt: skip
+    if body.setdefault("protocol", "TCP") not in ("TCP", "UDP", "UNSPECIFIED"):
+        raise invalid("resource.protocol", body["protocol"], "Must be TCP, UDP or UNSPECIFIED.")
+    checks = body.get("healthChecks") or []
+    if len(checks) != 1:
+        raise invalid(
+            "resource.healthChecks", checks, "Exactly one health check must be specified."
+        )
+    path = _path(str(checks[0]))
+    if (gce.state.compute.get(path) or {}).get("_kind") != "healthChecks":
+        raise not_found(path)
+    body["healthChecks"] = [GOOGLE + path]
+    backends = body.get("backends") or []
+    for i, backend in enumerate(backends):
+        group = _path(str(backend.get("group", "")))
+        if (gce.state.compute.get(group) or {}).get("_kind") != "instanceGroups":
+            raise not_found(group)
+        backend["group"] = GOOGLE + group
+        backend["failover"] = bool(backend.get("failover", False))
+        backend.setdefault("balancingMode", "CONNECTION")
+        if backend["balancingMode"] != "CONNECTION":
+            raise invalid(f"resource.backends[{i}].balancingMode", backend["balancingMode"],
+                          "An internal backend service balances by CONNECTION.")  # fmt: skip
+    if any(b["failover"] for b in backends) and not any(not b["failover"] for b in backends):
+        raise invalid("resource.backends", "failover", "A failover backend needs a primary one.")
+
+
+def _patch_backend_service(gce: Gce, found: dict[str, Any], new: dict[str, Any]) -> None:
+    _insert_backend_service(gce, "", new)
+
+
+def _insert_forwarding_rule(gce: Gce, scope: str, body: dict[str, Any]) -> None:
+    if body.get("loadBalancingScheme") != "INTERNAL":
+        raise invalid("resource.loadBalancingScheme", body.get("loadBalancingScheme"),
+                      "This fake serves INTERNAL forwarding rules only.")  # fmt: skip
+    service = _path(str(body.get("backendService", "")))
+    found = gce.state.compute.get(service)
+    if found is None or found["_kind"] != "backendServices":
+        raise not_found(service or "backendServices/(none)")
+    body["backendService"] = GOOGLE + service
+    protocol = body.setdefault("IPProtocol", "TCP")
+    if protocol not in ("TCP", "UDP", "L3_DEFAULT"):
+        raise invalid("resource.IPProtocol", protocol, "Must be TCP, UDP or L3_DEFAULT.")
+    if protocol == "L3_DEFAULT" and (
+        found["protocol"] != "UNSPECIFIED" or not body.get("allPorts")
+    ):
+        raise invalid("resource.IPProtocol", protocol,
+                      "L3_DEFAULT needs allPorts and a backend service of protocol UNSPECIFIED.")  # fmt: skip
+    subnet_path = _path(str(body.get("subnetwork", "")))
+    subnet = gce.state.compute.get(subnet_path)
+    if subnet is None or subnet["_kind"] != "subnetworks":
+        raise not_found(subnet_path or "subnetworks/(none)")
+    body["subnetwork"], body["network"] = subnet["selfLink"], subnet["network"]
+    prefix = ipaddress.IPv4Network(subnet["ipCidrRange"])
+    taken = {n.get("networkIP") for r in gce.state.compute.values() if r["_kind"] == "instances"
+             for n in r.get("networkInterfaces") or []}  # fmt: skip
+    taken |= {
+        r.get("IPAddress") for r in gce.state.compute.values() if r["_kind"] == "forwardingRules"
+    }
+    address = body.get("IPAddress")
+    if address:
+        if ipaddress.IPv4Address(address) not in prefix or address in taken:
+            raise invalid(
+                "resource.IPAddress", address, "The address is not free in the subnetwork."
+            )
+    else:
+        body["IPAddress"] = _free_address(gce, subnet)
+
+
+def _patch_instance_group(gce: Gce, found: dict[str, Any], new: dict[str, Any]) -> None:
+    raise GceError(405, "methodNotAllowed", "instanceGroups cannot be changed: use its actions")
+
+
+class IlbHealth:
+    """What an internal passthrough load balancer's health checks make of its backends, as
+    Compute's do: each instance of each backend group asked every `checkIntervalSec` (HTTP: up
+    on a 200 within `timeoutSec`); up after `healthyThreshold` answers in a row, down after
+    `unhealthyThreshold` misses (a new one starts down). `targets`: where new connections go —
+    the healthy primary backends, else (failover) the healthy failover backends, else, unless
+    the failover policy drops traffic, every primary backend."""
+
+    def __init__(self, gce: Gce, service_path: str) -> None:
+        self.gce, self.path = gce, _path(service_path)
+        self.streak: dict[str, tuple[bool, int]] = {}
+        self.up: dict[str, bool] = {}
+
+    def _read(self) -> tuple[dict[str, Any], dict[str, Any], list[tuple[str, bool]]]:
+        with self.gce.lock:
+            service = copy.deepcopy(self.gce.state.compute[self.path])
+            check = copy.deepcopy(self.gce.state.compute[_path(service["healthChecks"][0])])
+            members = []
+            for backend in service.get("backends") or []:
+                group = self.gce.state.compute.get(_path(backend["group"])) or {}
+                for url in group.get("_members", []):
+                    instance = self.gce.state.compute.get(_path(url)) or {}
+                    if instance.get("status") == "RUNNING":
+                        ip = instance["networkInterfaces"][0]["networkIP"]
+                        members.append((ip, bool(backend["failover"])))
+        return service, check, members
+
+    def round(self) -> None:
+        import urllib.request
+
+        _, check, members = self._read()
+        spec = check.get("httpHealthCheck") or {}
+        for address, _ in members:
+            url = f"http://{address}:{spec.get('port')}{spec.get('requestPath', '/')}"
+            try:
+                with urllib.request.urlopen(url, timeout=check["timeoutSec"]) as r:
+                    ok = r.status == 200
+            except Exception:
+                ok = False
+            last, count = self.streak.get(address, (ok, 0))
+            count = count + 1 if last == ok else 1
+            self.streak[address] = (ok, count)
+            if count >= check["healthyThreshold" if ok else "unhealthyThreshold"]:
+                self.up[address] = ok
+
+    def targets(self) -> list[str]:
+        service, _, members = self._read()
+        for failover in (False, True):
+            healthy = [a for a, f in members if f is failover and self.up.get(a)]
+            if healthy:
+                return healthy
+        if (service.get("failoverPolicy") or {}).get("dropTrafficIfUnhealthy"):
+            return []
+        return [a for a, f in members if not f]
 
 
 KINDS: dict[str, ResourceType] = {
@@ -1069,6 +1302,34 @@ KINDS: dict[str, ResourceType] = {
         "instanceList",
         insert=_insert_instance,
         patch=_update_instance,
-        actions={"start": _start, "stop": _stop},
+        actions={"start": _start, "stop": _stop, "setMetadata": _set_metadata},
+        deleted=lambda gce, found: [
+            (g["_members"].remove(found["selfLink"]), g.update(size=len(g["_members"])))
+            for g in gce.state.compute.values()
+            if g["_kind"] == "instanceGroups" and found["selfLink"] in g["_members"]
+        ],  # Compute takes a deleted instance out of its unmanaged groups
     ),
-}
+    "healthChecks": ResourceType(
+        "healthChecks", "healthCheck", "healthCheckList", insert=_insert_health_check,
+        check_delete=lambda gce, found: _in_use(gce, found, "backendServices", lambda r: r["healthChecks"]),
+    ),
+    "instanceGroups": ResourceType(
+        "instanceGroups", "instanceGroup", "instanceGroupList", insert=_insert_instance_group,
+        patch=_patch_instance_group,
+        check_delete=lambda gce, found: _in_use(gce, found, "backendServices",
+                                                lambda r: [b["group"] for b in r.get("backends") or []]),
+        actions={
+            "addInstances": lambda gce, found, data: _group_members(gce, found, data, True),
+            "removeInstances": lambda gce, found, data: _group_members(gce, found, data, False),
+            "listInstances": _list_group,
+        },
+    ),
+    "backendServices": ResourceType(
+        "backendServices", "backendService", "backendServiceList", insert=_insert_backend_service,
+        patch=_patch_backend_service,
+        check_delete=lambda gce, found: _in_use(gce, found, "forwardingRules", lambda r: [r["backendService"]]),
+    ),
+    "forwardingRules": ResourceType(
+        "forwardingRules", "forwardingRule", "forwardingRuleList", insert=_insert_forwarding_rule,
+    ),
+}  # fmt: skip

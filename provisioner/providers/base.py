@@ -357,6 +357,18 @@ class Members:
             for key, value in self.held[outer].items():
                 setattr(self, key, value)
 
+    @contextmanager
+    def for_change(self, change: Change) -> Iterator[None]:
+        """The member a change is about, for its length; none for the changes a step runs
+        side by side (routes, rules), which read the pair's state and never switch it."""
+        from ..planner import SIDE_BY_SIDE
+
+        if change.kind in SIDE_BY_SIDE:
+            yield
+            return
+        with self.as_member(change.part.member if change.part is not None else change.member):
+            yield
+
     def target_of(self, change: Change, front: str | None, key: str) -> str:
         """What a route change names: the plan's, the pair's front made in this apply
         (`front`), or the connector launched in this apply (its `key` in `held`)."""

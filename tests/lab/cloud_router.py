@@ -9,7 +9,11 @@ replace` whenever a destination's next hop changes, as the cloud's virtual route
 - azure: the fake ARM; the routes' next hop is an internal load balancer's frontend (HA ports)
   whose pool holds both connectors' NICs, and the router sends to the member its health probe
   finds up (`/active`, every `intervalInSeconds`, `probeThreshold` in a row): the watchdogs
-  agree among themselves who answers, nothing is written.
+  agree among themselves who answers, nothing is written;
+- gcp: the fake Compute; the routes' next hop is an internal passthrough load balancer whose
+  backend service has the first connector's group as primary and the second's as failover;
+  the router sends to the backend its health checks find up (`/active`, every
+  `checkIntervalSec`, the thresholds in a row), the primary while it is healthy.
 
 Usage: cloud_router.py CLOUD STATE_DIR ADDRESS PORT ACTIVE_IP STANDBY_IP DESTINATION...
 Writes STATE_DIR/seed.json (the interfaces, the table, and on OCI the subnet) once serving,
@@ -181,7 +185,150 @@ def azure(address: str, port: int, ips: list[str], destinations: list[str]) -> t
     return {"interfaces": ips, "load_balancer": lb.id, "nics": nics}, follow
 
 
-CLOUDS = {"aws": aws, "oci": oci, "azure": azure}
+def gcp(address: str, port: int, ips: list[str], destinations: list[str]) -> tuple[dict[str, Any], Follow]:  # fmt: skip
+    from google.cloud import compute_v1 as c
+
+    from provisioner.fakes.gce import Gce, IlbHealth
+    from provisioner.fakes.gcp_world import _done, compute
+    from provisioner.providers.gcp.pair import PROBE_SECONDS as CHECK_SECONDS
+    from provisioner.watchdog import DEFAULT_PORT
+
+    gce = Gce()
+    server = gce.serve(port=port, host=address)
+    api, project, region = compute(server.url), "lab-project", "europe-west1"
+    zones = [f"{region}-b", f"{region}-c"]
+    net = f"projects/{project}/global/networks/vpc-hq"
+    subnet = f"projects/{project}/regions/{region}/subnetworks/hq-lan"
+
+    def done(op: Any) -> None:
+        _done(api, project, op)
+
+    done(
+        api.networks.insert_unary(
+            project=project,
+            network_resource=c.Network(name="vpc-hq", auto_create_subnetworks=False),
+        )
+    )
+    done(
+        api.subnetworks.insert_unary(
+            project=project,
+            region=region,
+            subnetwork_resource=c.Subnetwork(
+                name="hq-lan", network=net, ip_cidr_range="10.0.0.0/18", region=region
+            ),
+        )
+    )
+    done(
+        api.health_checks.insert_unary(
+            project=project,
+            region=region,
+            health_check_resource=c.HealthCheck(
+                name="cp-hq-ilb",
+                type_="HTTP",
+                check_interval_sec=CHECK_SECONDS,
+                timeout_sec=2,
+                healthy_threshold=1,
+                unhealthy_threshold=2,
+                http_health_check=c.HTTPHealthCheck(port=DEFAULT_PORT, request_path="/active"),
+            ),
+        )
+    )
+    backends = []
+    for i, (ip, zone) in enumerate(zip(ips, zones, strict=True)):
+        name = f"cp-hq-connector{'-2' if i else ''}"
+        done(
+            api.instances.insert_unary(
+                project=project,
+                zone=zone,
+                instance_resource=c.Instance(
+                    name=name,
+                    machine_type=f"zones/{zone}/machineTypes/e2-small",
+                    can_ip_forward=True,
+                    network_interfaces=[c.NetworkInterface(subnetwork=subnet, network_i_p=ip)],
+                    disks=[
+                        c.AttachedDisk(
+                            boot=True,
+                            auto_delete=True,
+                            initialize_params=c.AttachedDiskInitializeParams(
+                                source_image="projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64"
+                            ),
+                        )
+                    ],
+                ),
+            )
+        )
+        group = f"cp-hq-ig{'-2' if i else ''}"
+        done(
+            api.instance_groups.insert_unary(
+                project=project,
+                zone=zone,
+                instance_group_resource=c.InstanceGroup(name=group, network=net),
+            )
+        )
+        done(
+            api.instance_groups.add_instances_unary(
+                project=project,
+                zone=zone,
+                instance_group=group,
+                instance_groups_add_instances_request_resource=c.InstanceGroupsAddInstancesRequest(
+                    instances=[
+                        c.InstanceReference(
+                            instance=f"projects/{project}/zones/{zone}/instances/{name}"
+                        )
+                    ]
+                ),
+            )
+        )
+        backends.append(
+            c.Backend(
+                group=f"projects/{project}/zones/{zone}/instanceGroups/{group}",
+                balancing_mode="CONNECTION",
+                failover=bool(i),
+            )
+        )
+    done(
+        api.backend_services.insert_unary(
+            project=project,
+            region=region,
+            backend_service_resource=c.BackendService(
+                name="cp-hq-ilb",
+                load_balancing_scheme="INTERNAL",
+                protocol="UNSPECIFIED",
+                backends=backends,
+                health_checks=[f"projects/{project}/regions/{region}/healthChecks/cp-hq-ilb"],
+            ),
+        )
+    )
+    done(
+        api.forwarding_rules.insert_unary(
+            project=project,
+            region=region,
+            forwarding_rule_resource=c.ForwardingRule(
+                name="cp-hq-ilb",
+                load_balancing_scheme="INTERNAL",
+                I_p_protocol="L3_DEFAULT",
+                all_ports=True,
+                network=net,
+                subnetwork=subnet,
+                I_p_address="10.0.63.251",
+                backend_service=f"projects/{project}/regions/{region}/backendServices/cp-hq-ilb",
+            ),
+        )
+    )
+    health = IlbHealth(gce, f"projects/{project}/regions/{region}/backendServices/cp-hq-ilb")
+    next_round = [0.0]
+
+    def follow() -> dict[str, str]:
+        if time.monotonic() >= next_round[0]:
+            health.round()
+            next_round[0] = time.monotonic() + CHECK_SECONDS
+        targets = [t for t in health.targets() if health.up.get(t)]
+        return {d: targets[0] for d in destinations} if targets else {}
+
+    return {"interfaces": ips, "forwarding_rule": "10.0.63.251"}, follow  # fmt: skip
+
+
+CLOUDS = {"aws": aws, "oci": oci, "azure": azure, "gcp": gcp}
 
 
 def main(cloud: str, state: Path, address: str, port: int, ips: list[str], destinations: list[str]) -> None:  # fmt: skip

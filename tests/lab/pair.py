@@ -201,7 +201,7 @@ class PairWorld:
             region={"aws": "us-east-1", "oci": "eu-frankfurt-1"}.get(self.cloud, ""),
             subnet=self.subnet,
             member=0 if m.name == "a" else 1,
-            peer=other.site.connector_ip if self.cloud == "azure" else "",
+            peer=other.site.connector_ip if self.cloud in ("azure", "gcp") else "",
             interface=m.interface,
             address=m.site.connector_ip,
             interval=self.interval,

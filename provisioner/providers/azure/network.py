@@ -570,7 +570,7 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
 
     def _dispatch(self, change: Change) -> None:
         """Each change acts on the connector it is about (of a pair: its member)."""
-        with self.as_member(change.part.member if change.part is not None else change.member):
+        with self.for_change(change):
             super()._dispatch(change)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ...errors import CloudError
 from ...model import GcpLocation, Network
-from ..base import Provider
+from ..base import Members, Provider
 
 LABEL = "connector-provisioner-network"  # on the instance and the secret: whose they are
 FINGERPRINT_LABEL = "connector-provisioner-fingerprint"
@@ -83,6 +83,12 @@ class Clients:
     secrets: Any
     session: Any  # google-auth's AuthorizedSession, for IAM service accounts
     iam_url: str
+    # a pair's internal load balancer (connector.ha), and the zones the pair is spread over
+    health_checks: Any = None
+    instance_groups: Any = None
+    backend_services: Any = None
+    forwarding_rules: Any = None
+    zones: Any = None
 
 
 def credentials_for(endpoint: str | None, credentials: Any) -> Any:
@@ -124,6 +130,11 @@ def make_clients(endpoint: str | None, credentials: Any) -> Clients:
         secrets=client(secretmanager_v1.SecretManagerServiceClient),
         session=AuthorizedSession(creds),
         iam_url=(endpoint or "https://iam.googleapis.com").rstrip("/") + "/v1",
+        health_checks=client(compute_v1.RegionHealthChecksClient),
+        instance_groups=client(compute_v1.InstanceGroupsClient),
+        backend_services=client(compute_v1.RegionBackendServicesClient),
+        forwarding_rules=client(compute_v1.ForwardingRulesClient),
+        zones=client(compute_v1.ZonesClient),
     )
 
 
@@ -131,7 +142,7 @@ def sandbox_endpoint() -> str | None:
     return os.environ.get(ENDPOINT_VARIABLE) or None
 
 
-class GcpState(Provider):
+class GcpState(Members, Provider):
     """What the provider's parts share: the network, its clients, the names of what it owns and
     what observe learnt. Set up by GcpNetwork.__init__ and observe."""
 
@@ -156,6 +167,30 @@ class GcpState(Provider):
     network_url: str
     connector_url: str | None
     route_names: dict[tuple[str, IPv4Network], str]  # (table, destination) -> route name
+    # a pair's: its load balancer's names and address, and the instances' metadata as observed
+    ilb_name: str
+    front_ip: str | None
+    metadata: dict[int, Any]
+
+    def member_names(self, member: int) -> dict[str, Any]:
+        """A pair's second connector has names of its own (and a zone of its own: apply's)."""
+        name, end = self.network.name, "-2" if member else ""
+        assert self.network.connector is not None
+        given = self.network.connector.service_account
+        # an account id is 6 to 30 characters
+        account = (
+            f"cp-{name}-vpn" if len(name) <= 23 else f"cp-{name[:16].rstrip('-')}-{digest(name, 6)}"
+        )
+        if member:
+            account = f"{account[:28].rstrip('-')}-2"
+        return {
+            "member": member,
+            "instance_name": f"cp-{name}-connector{end}",
+            "secret_name": f"cp-{name}-vpn-profile{end}",
+            "account_email": given or f"{account}@{self.location.project}.iam.gserviceaccount.com",
+            "zone": self.location.zone,  # the second's is set by observe
+            "connector_url": None,
+        }
 
     @property
     def connector_ref(self) -> str:

@@ -70,6 +70,8 @@ class Firewalls(GcpState):
             if fw.name == self.ingress_name:
                 ingress = tuple(s for s in self._sources(fw) if isinstance(s, IPv4Network))
                 continue
+            if fw.name == f"{mine}hc":  # a pair's health checks: a part of its own
+                continue
             if fw.direction != "INGRESS" or not fw.allowed or fw.disabled:
                 continue
             ours = fw.name.startswith(mine)

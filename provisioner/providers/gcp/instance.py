@@ -69,7 +69,9 @@ class Instance(GcpState):
             subnet=short(nic.subnetwork),
             fingerprint=(vm.labels or {}).get(FINGERPRINT_LABEL, ""),
             public_ip=nat_ip,
+            member=self.member,
         )
+        self.metadata[self.member] = vm.metadata
         return connector, partial(vm.self_link)
 
     def _exists_account(self) -> bool:
@@ -111,10 +113,12 @@ class Instance(GcpState):
             "the VPN profile in Secret Manager, readable by the connector's own service account "
             "alone; fetched at boot with the metadata server's token, never in metadata"
         )
+        assert self.network.connector is not None
+        member, wanted = self.member, self.member == 0 or self.network.connector.ha
         try:
             secret = self.call("secret", self.api.secrets.get_secret, name=name)
         except NotFound:
-            return Part(PROFILE_PART, self.secret_name, why, False)
+            return Part(PROFILE_PART, self.secret_name, why, False, member=member, wanted=wanted)
         versions = list(self.call("secret", self.api.secrets.list_secret_versions, parent=name))
         policy = self.call("secret", self.api.secrets.get_iam_policy, request={"resource": name})
         readers = sorted(m for b in policy.bindings if b.role == ACCESSOR for m in b.members)
@@ -131,6 +135,8 @@ class Instance(GcpState):
             True,
             complete=complete,
             fingerprint=(secret.annotations or {}).get(PROFILE_ANNOTATION),
+            member=member,
+            wanted=wanted,
         )
 
     # --- the service account -------------------------------------------------------------
@@ -176,7 +182,9 @@ class Instance(GcpState):
                     "secret": {
                         "replication": {"automatic": {}},
                         "labels": {LABEL: self.network.name},
-                        "annotations": {PROFILE_ANNOTATION: connector.profile_fingerprint},
+                        "annotations": {
+                            PROFILE_ANNOTATION: connector.member_profile(self.member).fingerprint
+                        },
                     },
                 },
             )
@@ -202,7 +210,11 @@ class Instance(GcpState):
             request={
                 "secret": {
                     "name": name,
-                    "annotations": {PROFILE_ANNOTATION: self.network.connector.profile_fingerprint},
+                    "annotations": {
+                        PROFILE_ANNOTATION: self.network.connector.member_profile(
+                            self.member
+                        ).fingerprint
+                    },
                 },
                 "update_mask": {"paths": ["annotations"]},
             },
@@ -211,7 +223,7 @@ class Instance(GcpState):
 
     def _add_version(self, name: str) -> None:
         assert self.network.connector is not None
-        content = self.network.connector.profile.read()
+        content = self.network.connector.member_profile(self.member).read()
         # the REST transport logs request bodies at DEBUG: the profile in both forms it travels
         protect(content.decode("utf-8", "replace"), SECRET_LOGGER)
         protect(base64.b64encode(content).decode(), SECRET_LOGGER)
@@ -252,6 +264,10 @@ class Instance(GcpState):
         from google.cloud import compute_v1
 
         image = connector.image or UBUNTU
+        other = self.held[1 - self.member] if connector.ha else None
+        address = self._address_of(1 - self.member) if other and other["connector_url"] else None  # type: ignore[attr-defined]
+        # its watchdog's peer (the other's metadata names this one once it has an address)
+        peer = [compute_v1.Items(key="connector-peer", value=address)] if address else []
         access = (
             [compute_v1.AccessConfig(name="External NAT", type_="ONE_TO_ONE_NAT")]
             if connector.public_address
@@ -285,6 +301,7 @@ class Instance(GcpState):
                 items=[
                     compute_v1.Items(key="user-data", value=self.user_data(connector)),
                     compute_v1.Items(key="block-project-ssh-keys", value="true"),
+                    *peer,
                 ]
             ),
             service_accounts=[compute_v1.ServiceAccount(email=self.account_email, scopes=[SCOPE])],
@@ -311,7 +328,12 @@ class Instance(GcpState):
         )
         self.connector_url = partial(vm.self_link)
         address = vm.network_interfaces[0].network_i_p
-        self.progress(f"launched {self.instance_name} ({connector.size}, {image}) at {address}")
+        self.progress(
+            f"launched {self.instance_name} ({connector.size}, {image}, {self.zone}) at {address}"
+        )
+        self.held[self.member]["connector_url"] = self.connector_url
+        if connector.ha and self.front_ip:  # behind the pair's load balancer, once there is one
+            self._join(self.member)  # type: ignore[attr-defined]
 
     def _terminate(self) -> None:
 

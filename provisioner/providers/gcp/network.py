@@ -27,6 +27,7 @@ from ...model import (
     Member,
     Network,
     Observed,
+    ObservedConnector,
     ObservedRoute,
     ObservedSubnet,
     Part,
@@ -39,7 +40,6 @@ from .common import (
     LABEL,
     WHOLE_NETWORK,
     dashed,
-    digest,
     error_text,
     fit,
     make_clients,
@@ -49,6 +49,7 @@ from .common import (
 )
 from .firewalls import Firewalls
 from .instance import Instance
+from .pair import HEALTH_PART, PEERS_PART, Pair
 
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
 # a route whose next hop is one of these carries nothing: a blackhole
@@ -94,7 +95,7 @@ def _firewall_layer(
     return FilterLayer(f"firewall rules of {name}", ordered=True, stateful=True, rules=tuple(rules))
 
 
-class GcpNetwork(Firewalls, Instance, Provider):
+class GcpNetwork(Firewalls, Instance, Pair, Provider):
     """One VPC network, with the connector this toolkit puts there."""
 
     # Compute Engine's write quota is per project and per minute: a few writes at once
@@ -137,19 +138,17 @@ class GcpNetwork(Firewalls, Instance, Provider):
                 f"network {network.name}: {_no_credentials(e)}; nothing was changed"
             ) from None
         name = network.name
-        self.instance_name = f"cp-{name}-connector"
         self.tag = f"cp-{name}-connector"
         self.ingress_name = f"cp-{name}-connector-in"
-        self.secret_name = f"cp-{name}-vpn-profile"
-        given = network.connector.service_account
-        account = (
-            f"cp-{name}-vpn" if len(name) <= 23 else f"cp-{name[:16].rstrip('-')}-{digest(name, 6)}"
-        )
-        self.account_email = given or f"{account}@{loc.project}.iam.gserviceaccount.com"
-        self.account_is_ours = given is None
+        self.held = {m: self.member_names(m) for m in (0, 1)}
+        for key, value in self.held[0].items():
+            setattr(self, key, value)
+        self.account_is_ours = network.connector.service_account is None
         self.network_url = f"projects/{loc.project}/global/networks/{loc.network}"
-        self.connector_url = None
         self.route_names = {}
+        self.ilb_name = f"cp-{name}-ilb"
+        self.front_ip = None
+        self.metadata = {}
 
     # --- what the contract asks of the cloud ---------------------------------------------
 
@@ -282,8 +281,22 @@ class GcpNetwork(Firewalls, Instance, Provider):
         )
         tags = {t for i in instances for t in (i.tags.items if i.tags else [])}
         self._check_tags(tags)
-        connector, connector_url = self._observe_connector(instances)
-        self.connector_url = connector_url  # what apply's routes name as their next hop
+        c = self.network.connector
+        assert c is not None
+        # a pair's second connector and its load balancer: looked for with ha, or where the
+        # second instance says a pair was here (so a single connector costs no read more)
+        second = next((i for i in instances if i.name == self.held[1]["instance_name"]), None)
+        pair = c.ha or second is not None
+        if pair:
+            self.held[1]["zone"] = short(second.zone) if second else self._pick_standby_zone()
+        found: dict[int, ObservedConnector] = {}
+        for member in (0, 1) if pair else (0,):
+            with self.as_member(member):
+                connector, self.connector_url = self._observe_connector(instances)
+            if connector is not None:
+                found[member] = connector
+        connector = found.get(0) or found.get(1)
+        front = self._observe_front(found) if pair else None
         cidrs = []
         for s in subnets:
             cidrs.append(IPv4Network(s.ip_cidr_range))
@@ -297,7 +310,9 @@ class GcpNetwork(Firewalls, Instance, Provider):
             route_tables=route_tables,
             subnets=tuple(self._way_out(s, routes, routers) for s in here),
             connector=connector,
-            parts=self._observe_parts(routes, firewalls, connector_url),
+            connectors=tuple(found.values()) if pair else (),
+            front=front,
+            parts=self._observe_parts(routes, firewalls, found, pair),
             app_groups=app_groups,
             connector_ingress=ingress,
             forwarding_at_launch=True,  # canIpForward is fixed at creation
@@ -325,7 +340,9 @@ class GcpNetwork(Firewalls, Instance, Provider):
         return WHOLE_NETWORK + self.location.network
 
     def _is_ours(self, route: Any) -> bool:
-        return route.name.startswith(f"cp-{self.network.name}-") and bool(route.next_hop_instance)
+        return route.name.startswith(f"cp-{self.network.name}-") and bool(
+            route.next_hop_instance or route.next_hop_ilb
+        )
 
     def _observe_routes(
         self, routes: list[Any], tags: set[str]
@@ -403,21 +420,34 @@ class GcpNetwork(Firewalls, Instance, Provider):
         return ObservedSubnet(subnet.name, WayOut.OTHER, _hop(best), table)
 
     def _observe_parts(
-        self, routes: list[Any], firewalls: list[Any], connector_url: str | None
-    ) -> tuple[Part, ...]:
+        self, routes: list[Any], firewalls: list[Any], found: dict[int, ObservedConnector],
+        pair: bool,
+    ) -> tuple[Part, ...]:  # fmt: skip
+        """Each connector's service account and secret, the connector's firewall, routes left
+        by a gone connector, and a pair's health-check firewall and peer metadata; a pair's
+        that the file no longer has: to go."""
+        assert self.network.connector is not None
         parts = []
-        if self.account_is_ours:
-            parts.append(
-                Part(
-                    "service-account",
-                    self.account_email,
-                    "the connector's own identity: the only one that may read its VPN profile",
-                    self._exists_account(),
-                )
-            )
-        else:
-            self._check_named_account()
-        parts.append(self._observe_secret())
+        members = (0, 1) if pair else (0,)
+        for member in members:
+            with self.as_member(member):
+                if self.account_is_ours:
+                    parts.append(
+                        Part(
+                            "service-account",
+                            self.account_email,
+                            "the connector's own identity: the only one that may read its VPN "
+                            "profile",
+                            self._exists_account(),
+                            member=member,
+                            wanted=member == 0 or self.network.connector.ha,
+                        )
+                    )
+                elif member == 0:
+                    self._check_named_account()
+        for member in members:
+            with self.as_member(member):
+                parts.append(self._observe_secret())
         if any(f.name == self.ingress_name for f in firewalls):
             # made by the first connector-ingress change (an empty source list would admit the
             # whole internet); it only waits for destroy
@@ -429,13 +459,15 @@ class GcpNetwork(Firewalls, Instance, Provider):
                     True,
                 )
             )
+        hops = {self.held[m]["connector_url"] for m in found} | {self.front_ip}
         stale = [
             r.name
             for r in routes
             if self._is_ours(r)
-            and (connector_url is None or partial(r.next_hop_instance) != connector_url)
+            and (partial(r.next_hop_instance) if r.next_hop_instance else r.next_hop_ilb)
+            not in hops
         ]
-        if stale and connector_url is None:
+        if stale and not found:
             parts.append(
                 Part(
                     "connector-leftovers",
@@ -444,53 +476,60 @@ class GcpNetwork(Firewalls, Instance, Provider):
                     True,
                 )
             )
-        return tuple(parts)
+        if pair:
+            parts.append(self._health_part(firewalls))
+            parts.append(self._peers_part(found))
+        return tuple(p for p in parts if p.wanted or p.present)
 
     # --- apply ---------------------------------------------------------------------------
 
     def _route(self, change: Change) -> None:
+        """Routes cannot be changed: a changed one is made anew under the other of its two
+        names first, then the old one is deleted (both live for a moment and share the
+        traffic), so the destination never falls to a worse route meanwhile."""
         from google.cloud import compute_v1
 
         assert change.route_table is not None and change.destination is not None
         scope, destination = change.route_table, change.destination
         current = self.route_names.get((scope, destination))
-        if change.action in (Action.DELETE, Action.REPLACE) and current:
-            # routes cannot be changed: a changed one is deleted, then inserted
-            self.delete(
-                f"route {current}",
-                self.api.routes.delete_unary,
-                project=self.project,
-                route=current,
-            )
         if change.action is Action.DELETE:
+            if current:
+                self.delete(f"route {current}", self.api.routes.delete_unary,
+                            project=self.project, route=current)  # fmt: skip
             return
-        if self.connector_url is None:
-            raise CloudError("the connector does not exist yet")
+        hop = self.route_hop(change)
         tag = None if scope.startswith(WHOLE_NETWORK) else scope  # a tag has no '/'
         name = self.route_name(tag, destination)
+        if name == current:
+            name = self.route_name(tag, destination, other=True)
         route = compute_v1.Route(
             name=name,
             network=self.network_url,
             dest_range=str(destination),
             priority=self.priority,
-            next_hop_instance=self.connector_url,
+            **hop,
             tags=[tag] if tag else [],
             description=f"connector-provisioner: {self.network.name}: {change.why}"[:2048],
         )
         self._insert(
             f"route {name}",
             self.api.routes.insert_unary,
-            self._route_matches,
+            lambda found: self._route_matches(found, hop),
             name,
             project=self.project,
             route_resource=route,
         )
+        if change.action is Action.REPLACE and current and current != name:
+            self.delete(f"route {current}", self.api.routes.delete_unary,
+                        project=self.project, route=current)  # fmt: skip
+        self.route_names[(scope, destination)] = name
 
-    def route_name(self, tag: str | None, destination: IPv4Network) -> str:
+    def route_name(self, tag: str | None, destination: IPv4Network, other: bool = False) -> str:
+        """A route's name; `other`: its second name, for the route that replaces it."""
         text = f"cp-{self.network.name}-{tag + '-' if tag else ''}{dashed(destination)}"
-        return fit(text, text)
+        return fit(text + "-b", text + "-b") if other else fit(text, text)
 
-    def _route_matches(self, name: str) -> bool:
+    def _route_matches(self, name: str, hop: dict[str, str]) -> bool:
         """A route of that name is already there (an interrupted run made it): right when it
         leads to this connector; a stale one is deleted so the insert can follow."""
         # a race, so rare: read through the list the role grants anyway
@@ -498,10 +537,11 @@ class GcpNetwork(Firewalls, Instance, Provider):
         found = next((r for r in routes if r.name == name), None)
         if found is None:
             return False  # gone meanwhile: insert it
-        if (
-            partial(found.next_hop_instance) == self.connector_url
-            and found.priority == self.priority
-        ):
+        there = {
+            "next_hop_instance": partial(found.next_hop_instance),
+            "next_hop_ilb": found.next_hop_ilb,
+        }
+        if all(there[k] == partial(v) for k, v in hop.items()) and found.priority == self.priority:
             return True
         op = self.call(
             f"route {name}", self.api.routes.delete_unary, project=self.project, route=name
@@ -511,9 +551,11 @@ class GcpNetwork(Firewalls, Instance, Provider):
 
     def _delete_connector_leftovers(self) -> None:
 
+        hops = {self.held[m]["connector_url"] for m in (0, 1)} | {self.front_ip}
         for r in self.call("routes", self.api.routes.list, project=self.project):
             if partial(r.network) == self.network_url and self._is_ours(r):
-                if self.connector_url and partial(r.next_hop_instance) == self.connector_url:
+                hop = partial(r.next_hop_instance) if r.next_hop_instance else r.next_hop_ilb
+                if hop in hops - {None}:
                     continue
                 self.delete(
                     f"route {r.name}",
@@ -534,7 +576,16 @@ class GcpNetwork(Firewalls, Instance, Provider):
         # made by the first connector-ingress change, never empty
         "connector-firewall": PartHandlers(delete=Firewalls._delete_connector_firewall),
         "connector-leftovers": PartHandlers(delete=_delete_connector_leftovers),
+        HEALTH_PART: PartHandlers(
+            create=Pair._allow_health_checks, delete=Pair._stop_health_checks
+        ),
+        PEERS_PART: PartHandlers(create=Pair._set_peers, delete=Pair._drop_peers),
     }
+
+    def _dispatch(self, change: Change) -> None:
+        """Each change acts on the connector it is about (of a pair: its member)."""
+        with self.for_change(change):
+            super()._dispatch(change)
 
 
 def _no_credentials(e: BaseException) -> str:

@@ -446,7 +446,7 @@ class OciNetwork(Groups, Instance, Pair, Provider):
 
     def _dispatch(self, change: Change) -> None:
         """Each change acts on the connector it is about (of a pair: its member)."""
-        with self.as_member(change.part.member if change.part is not None else change.member):
+        with self.for_change(change):
             if change.kind is Kind.CONNECTOR and change.action is not Action.CREATE:
                 self.instance_id = change.resource
             super()._dispatch(change)

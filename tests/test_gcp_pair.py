@@ -1,0 +1,245 @@
+"""A connector pair on GCP (`connector.ha`) against the fake Compute, through the real
+google-cloud-compute SDK: two connectors in two zones behind an internal passthrough load
+balancer (the second the failover backend) that every route names as `nextHopIlb`; each
+instance told the other's address; the load balancer's health checks following the pair's own
+agreement; and a network that goes from one connector to a pair and back without a moment
+when its routes lead nowhere."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from conftest import GcpWorld, WriteWatch
+
+from provisioner.render import plan_text, status_text
+
+P = "sandbox-project-1"
+OURS = ("100.96.0.0/11", "10.5.0.0/16", "172.31.0.0/16")  # HQ's destinations: VPN, spoke, partner
+
+
+def as_pair(gcp: GcpWorld) -> dict[str, Any]:
+    doc = gcp.topology()
+    (gcp.directory / "hq-b.ovpn").write_text(gcp.profile_text.format(name="hq-b"))
+    c = doc["networks"]["hq"]["connector"]
+    c["ha"] = True
+    c["subnets"] = [c.pop("subnet"), "hq-app"]
+    c["profiles"] = [c.pop("profile"), "hq-b.ovpn"]
+    return doc
+
+
+def of(gcp: GcpWorld, kind: str) -> dict[str, dict[str, Any]]:
+    return {r["name"]: r for r in gcp.gce.resources(kind) if r["name"].startswith("cp-hq")}
+
+
+def ilb_hops(gcp: GcpWorld) -> set[str]:
+    """What HQ's routes of ours name: an ILB's address, or an instance by its name."""
+    return {
+        r.get("nextHopIlb") or r["nextHopInstance"].rsplit("/", 1)[-1]
+        for r in of(gcp, "routes").values()
+        if r["destRange"] in OURS
+    }
+
+
+def metadata(vm: dict[str, Any]) -> dict[str, str]:
+    return {i["key"]: i["value"] for i in vm["metadata"].get("items", [])}
+
+
+def written(text: str, path: str) -> str:
+    found = re.search(rf"path: {path}\n.*\n    encoding: (\S+)\n    content: (\S+)", text)
+    assert found, text
+    raw = base64.b64decode(found.group(2))
+    return (gzip.decompress(raw) if found.group(1) == "gz+b64" else raw).decode()
+
+
+def test_a_pair_is_two_connectors_in_two_zones_behind_the_routes_load_balancer(gcp: GcpWorld):
+    doc = as_pair(gcp)
+    text = plan_text(gcp.deployment(doc).plan())
+    assert "connector pair in" in text and "failover backend" in text
+    gcp.deployment(doc).apply()
+    vms = of(gcp, "instances")
+    assert set(vms) == {"cp-hq-connector", "cp-hq-connector-2"}
+    zones = {n: v["zone"].rsplit("/", 1)[-1] for n, v in vms.items()}
+    assert (
+        zones["cp-hq-connector"] == "europe-west1-b"
+        and zones["cp-hq-connector-2"] != "europe-west1-b"
+    )
+    (check,) = of(gcp, "healthChecks").values()
+    assert (check["type"], check["httpHealthCheck"]["port"], check["httpHealthCheck"]["requestPath"],
+            check["checkIntervalSec"]) == ("HTTP", 8181, "/active", 5)  # fmt: skip
+    (service,) = of(gcp, "backendServices").values()
+    assert service["loadBalancingScheme"] == "INTERNAL"
+    backends = {b["group"].rsplit("/", 1)[-1]: b["failover"] for b in service["backends"]}
+    assert backends == {"cp-hq-ig": False, "cp-hq-ig-2": True}  # the second is the failover
+    (rule,) = of(gcp, "forwardingRules").values()
+    assert (rule["IPProtocol"], rule["allPorts"]) == ("L3_DEFAULT", True)
+    assert ilb_hops(gcp) == {rule["IPAddress"]}  # every route of ours: nextHopIlb
+    groups = {g["name"]: g["size"] for g in of(gcp, "instanceGroups").values()}
+    assert groups == {"cp-hq-ig": 1, "cp-hq-ig-2": 1}
+    address = {n: v["networkInterfaces"][0]["networkIP"] for n, v in vms.items()}
+    assert metadata(vms["cp-hq-connector"])["connector-peer"] == address["cp-hq-connector-2"]
+    assert metadata(vms["cp-hq-connector-2"])["connector-peer"] == address["cp-hq-connector"]
+    # Google's health checkers may reach the connectors' health endpoint
+    hc = gcp.gce.view(f"projects/{P}/global/firewalls/cp-hq-hc")
+    assert hc is not None and sorted(hc["sourceRanges"]) == ["130.211.0.0/22", "35.191.0.0/16"]
+    # each its own service account and secret, the watchdog with the system's python
+    accounts = {v["serviceAccounts"][0]["email"] for v in vms.values()}
+    assert len(accounts) == 2
+    for name, member in (("cp-hq-connector", 0), ("cp-hq-connector-2", 1)):
+        data = metadata(vms[name])["user-data"]
+        settings = json.loads(written(data, "/etc/connector-provisioner/watchdog.json"))
+        assert settings == {
+            "cloud": "gcp",
+            "network": "hq",
+            "region": "europe-west1",
+            "member": member,
+        }
+        assert "class Peers" in written(data, "/usr/local/sbin/connector-watchdog")
+    again = gcp.deployment(doc).plan()
+    assert again.empty, plan_text(again)
+    status = gcp.deployment(doc).status()
+    (hq,) = [s for s in status if s.network == "hq"]
+    assert hq.healthy and hq.standby is not None
+    assert "internal load balancer" in status_text(status)
+
+
+def routes_lead(gcp: GcpWorld) -> set[str]:
+    """Each of HQ's routes of ours: "ok" when its next hop is a running instance, or an ILB
+    with a running instance in one of its backend groups."""
+    res = gcp.gce.state.compute
+    running = {
+        r["selfLink"]
+        for r in res.values()
+        if r["_kind"] == "instances" and r.get("status") == "RUNNING"
+    }
+    fronts: dict[str, bool] = {}
+    for rule in (r for r in res.values() if r["_kind"] == "forwardingRules"):
+        service = res.get(rule["backendService"].split("/compute/v1/", 1)[-1]) or {}
+        members = {u for b in service.get("backends", [])
+                   for u in (res.get(b["group"].split("/compute/v1/", 1)[-1]) or {}).get("_members", [])}  # fmt: skip
+        fronts[rule["IPAddress"]] = bool(members & running)
+    out = set()
+    for r in res.values():
+        if r["_kind"] == "routes" and r["name"].startswith("cp-hq-") and r["destRange"] in OURS:
+            ok = fronts.get(r.get("nextHopIlb", ""), False) or r.get("nextHopInstance") in running
+            out.add("ok" if ok else "NOWHERE")
+    return out
+
+
+@pytest.fixture
+def route_watch(gcp: GcpWorld) -> Iterator[WriteWatch]:
+    with WriteWatch(gcp.gce, lambda: routes_lead(gcp)).installed() as watch:
+        yield watch
+
+
+def test_one_connector_to_a_pair_and_back_never_leaves_the_routes_leading_nowhere(
+    gcp: GcpWorld, route_watch: WriteWatch
+):
+    before = gcp.snapshot()
+    gcp.deployment().apply()
+    alone = of(gcp, "instances")["cp-hq-connector"]
+    route_watch.seen.clear()
+    doc = as_pair(gcp)
+    plan = gcp.deployment(doc).plan()
+    assert any("without the pair's watchdog" in c.why for c in plan.changes)
+    gcp.deployment(doc).apply()
+    assert route_watch.seen and route_watch.nowhere == []
+    vms = of(gcp, "instances")
+    assert vms["cp-hq-connector"]["id"] != alone["id"]  # replaced: it had no watchdog
+    (rule,) = of(gcp, "forwardingRules").values()
+    assert ilb_hops(gcp) == {rule["IPAddress"]}
+    assert gcp.deployment(doc).plan().empty
+    route_watch.seen.clear()
+    gcp.deployment().apply()  # back to one: the routes to it, then the pair's pieces go
+    assert route_watch.seen and route_watch.nowhere == []
+    assert set(of(gcp, "instances")) == {"cp-hq-connector"}
+    assert of(gcp, "forwardingRules") == {} and of(gcp, "instanceGroups") == {}
+    assert ilb_hops(gcp) == {"cp-hq-connector"}
+    assert gcp.deployment().plan().empty
+    gcp.deployment().destroy()
+    assert gcp.snapshot() == before
+
+
+def test_destroy_of_a_pair_leaves_the_project_as_it_was(gcp: GcpWorld):
+    before = gcp.snapshot()
+    doc = as_pair(gcp)
+    gcp.deployment(doc).apply()
+    gcp.deployment(doc).destroy()
+    assert gcp.snapshot() == before
+    gcp.gce.calls.clear()
+    assert gcp.deployment(doc).destroy().done == ()
+    assert gcp.mutating() == []
+
+
+@contextmanager
+def peer_watchdogs(
+    ups: dict[str, bool], addresses: dict[str, str], port: int
+) -> Iterator[list[str]]:
+    from provisioner.watchdog import Peers, Settings, run
+
+    said: list[str] = []
+    stops, threads = [], []
+    names = sorted(addresses)
+    for i, name in enumerate(names):
+        settings = Settings(cloud="gcp", network="hq", interface=addresses[name],
+                            address=addresses[name], health_port=port, interval=0.05, fails=3,
+                            member=i, peer=addresses[names[1 - i]], refresh=0.3)  # fmt: skip
+        stop = threading.Event()
+        thread = threading.Thread(target=run, args=(settings, Peers(settings)),
+                                  kwargs={"own_tunnel": lambda n=name: ups[n], "stop": stop,
+                                          "say": said.append})  # fmt: skip
+        thread.start()
+        stops.append(stop)
+        threads.append(thread)
+    try:
+        yield said
+    finally:
+        for stop in stops:
+            stop.set()
+        for thread in threads:
+            thread.join(10)
+
+
+def test_the_failover_backend_serves_while_the_pair_says_so_and_no_failback(gcp: GcpWorld):
+    """Compute fails back to a primary that is healthy again; the pair's agreement keeps the
+    returning first connector unhealthy to the check (it does not answer /active)."""
+    from provisioner.fakes.gce import IlbHealth
+
+    doc = as_pair(gcp)
+    gcp.deployment(doc).apply()
+    with gcp.gce.lock:  # the instances on loopback: what the checks ask is really there
+        for name, ip in (("cp-hq-connector", "127.0.0.41"), ("cp-hq-connector-2", "127.0.0.42")):
+            (vm,) = [r for r in gcp.gce.state.compute.values()
+                     if r["_kind"] == "instances" and r["name"] == name]  # fmt: skip
+            vm["networkInterfaces"][0]["networkIP"] = ip
+    health = IlbHealth(gcp.gce, f"projects/{P}/regions/europe-west1/backendServices/cp-hq-ilb")
+    addresses = {"a": "127.0.0.41", "b": "127.0.0.42"}
+
+    def chosen() -> list[str]:
+        health.round()
+        return [n for n, a in addresses.items() if a in health.targets()
+                and health.up.get(a)]  # fmt: skip
+
+    def until(want: list[str]) -> list[str]:
+        deadline = time.monotonic() + 10
+        while (got := chosen()) != want and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return got
+
+    ups = {"a": True, "b": True}
+    with peer_watchdogs(ups, addresses, 8181) as said:
+        assert until(["a"]) == ["a"]  # the primary, the first, claims
+        ups["a"] = False
+        assert until(["b"]) == ["b"]  # the failover backend, once the first stops answering
+        ups["a"] = True
+        time.sleep(0.6)
+        assert chosen() == ["b"]  # healthy again, but not active: no failback
+    assert sum("took over" in line for line in said) == 1
