@@ -335,9 +335,10 @@ def azure_calls_for(tables: int, peers: int, pair: bool = False) -> dict[str, An
         )
 
 
-def gcp_calls_for(tables: int, peers: int) -> dict[str, Any]:
+def gcp_calls_for(tables: int, peers: int, pair: bool = False) -> dict[str, Any]:
     """Calls by kind for plan, apply, re-apply and destroy of one GCP network whose routes are
-    scoped to `tables` instance tags (GCP's unit of routing), against the fake (no latency)."""
+    scoped to `tables` instance tags (GCP's unit of routing), against the fake (no latency).
+    `pair`: a connector pair behind its internal load balancer."""
     from google.cloud import compute_v1 as c
 
     from provisioner import Clouds, load_topology
@@ -372,6 +373,11 @@ def gcp_calls_for(tables: int, peers: int) -> dict[str, Any]:
         entry = world.network_entry("gc.ovpn")
         entry["route_tables"] = [f"tier-{i}" for i in range(tables)]
         entry["app_security_groups"] = ["tier-0"]
+        if pair:
+            (Path(tmp) / "gc-b.ovpn").write_text(FAKE_PROFILE.format(name="gc-b"))
+            c_ = entry["connector"]
+            c_["ha"], c_["subnets"] = True, [c_.pop("subnet"), "gc-tiers"]
+            c_["profiles"] = [c_.pop("profile"), "gc-b.ovpn"]
         networks: dict[str, Any] = {"gc": entry}
         for i in range(peers):
             networks[f"peer{i}"] = {"cloud": "external", "subnets": [f"172.20.{i}.0/24"]}
@@ -602,8 +608,10 @@ def main() -> None:
     print(
         "observe's plus the read-before-write of each firewall rule's one write; polls = operations"
     )
-    for tables in sizes:
-        figures = gcp_calls_for(tables, args.peers)
+    for tables, pair in [(t, False) for t in sizes] + [(sizes[0], True)]:
+        if pair:
+            print("GCP connector pair (ha): the same phases")
+        figures = gcp_calls_for(tables, args.peers, pair=pair)
         for phase, f in figures.items():
             print(
                 f"{tables:>4} GCP tag scopes, {args.peers} peers, {phase:>8}: "

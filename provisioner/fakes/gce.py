@@ -102,7 +102,7 @@ class Gce(Injectable):
     """The in-memory Google Cloud. `handle` answers one request; `serve` puts it on 127.0.0.1."""
 
     name = "fake-gce"
-    not_mutating = frozenset({"wait", "getIamPolicy", "access"})
+    not_mutating = frozenset({"wait", "getIamPolicy", "access", "listInstances"})
 
     def __init__(self) -> None:
         self.state = GceState()
