@@ -70,7 +70,8 @@ def _compact(source: str, cloud: str) -> bytes:
     as `ast` reads it."""
     from .watchdog import MECHANISMS
 
-    other = {f.__name__ for name, pair in MECHANISMS.items() if name != cloud for f in pair}
+    mine = {f.__name__ for f in MECHANISMS.get(cloud, ())}
+    other = {f.__name__ for name, pair in MECHANISMS.items() if name != cloud for f in pair} - mine
     tree = ast.parse(source)
     tree.body = [
         node
