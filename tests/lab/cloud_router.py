@@ -191,6 +191,7 @@ def gcp(address: str, port: int, ips: list[str], destinations: list[str]) -> tup
     from provisioner.fakes.gce import Gce, IlbHealth
     from provisioner.fakes.gcp_world import _done, compute
     from provisioner.providers.gcp.pair import PROBE_SECONDS as CHECK_SECONDS
+    from provisioner.providers.gcp.pair import UNHEALTHY_THRESHOLD
     from provisioner.watchdog import DEFAULT_PORT
 
     gce = Gce()
@@ -228,7 +229,7 @@ def gcp(address: str, port: int, ips: list[str], destinations: list[str]) -> tup
                 check_interval_sec=CHECK_SECONDS,
                 timeout_sec=2,
                 healthy_threshold=1,
-                unhealthy_threshold=2,
+                unhealthy_threshold=UNHEALTHY_THRESHOLD,
                 http_health_check=c.HTTPHealthCheck(port=DEFAULT_PORT, request_path="/active"),
             ),
         )

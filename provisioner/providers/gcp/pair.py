@@ -27,6 +27,9 @@ PEERS_PART = "pair-peers"
 HEALTH_PART = "pair-health-checks"
 HEALTH_RANGES = ("35.191.0.0/16", "130.211.0.0/22")  # Google's health checkers
 PROBE_SECONDS = 5
+# down after one miss: harmless here, since with no healthy backend at all Compute keeps
+# sending to the primary, and only a connector that claimed answers `/active`
+UNHEALTHY_THRESHOLD = 1
 
 
 class Pair(GcpState):
@@ -144,7 +147,7 @@ class Pair(GcpState):
         region, project = self.region, self.project
         check = compute_v1.HealthCheck(
             name=self.ilb_name, type_="HTTP", check_interval_sec=PROBE_SECONDS, timeout_sec=2,
-            healthy_threshold=1, unhealthy_threshold=2,
+            healthy_threshold=1, unhealthy_threshold=UNHEALTHY_THRESHOLD,
             http_health_check=compute_v1.HTTPHealthCheck(port=DEFAULT_PORT, request_path="/active"),
         )  # fmt: skip
         self._insert(f"health check {self.ilb_name}", self.api.health_checks.insert_unary,
