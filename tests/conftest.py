@@ -852,3 +852,49 @@ class WriteWatch:
             yield self
         finally:
             self.fake.lock = self.inner
+
+
+def written(text: str, path: str) -> str:
+    """What a cloud-init user-data writes at `path` (b64 or gz+b64)."""
+    import base64
+    import gzip
+    import re
+
+    found = re.search(rf"path: {path}\n.*\n    encoding: (\S+)\n    content: (\S+)", text)
+    assert found, text
+    raw = base64.b64decode(found.group(2))
+    return (gzip.decompress(raw) if found.group(1) == "gz+b64" else raw).decode()
+
+
+@contextlib.contextmanager
+def peer_watchdogs(
+    cloud: str, ups: dict[str, bool], addresses: dict[str, str], port: int
+) -> Iterator[list[str]]:
+    """Two watchdogs of a pair that agrees among itself (watchdog.Peers), on the loopback
+    `addresses` (the first name sorted is the first connector), their tunnels as `ups` says;
+    yields what they said."""
+    import threading
+
+    from provisioner.watchdog import Peers, Settings, run
+
+    said: list[str] = []
+    stops, threads = [], []
+    names = sorted(addresses)
+    for i, name in enumerate(names):
+        settings = Settings(cloud=cloud, network="hq", interface=addresses[name],
+                            address=addresses[name], health_port=port, interval=0.05, fails=3,
+                            member=i, peer=addresses[names[1 - i]], refresh=0.3)  # fmt: skip
+        stop = threading.Event()
+        thread = threading.Thread(target=run, args=(settings, Peers(settings)),
+                                  kwargs={"own_tunnel": lambda n=name: ups[n], "stop": stop,
+                                          "say": said.append})  # fmt: skip
+        thread.start()
+        stops.append(stop)
+        threads.append(thread)
+    try:
+        yield said
+    finally:
+        for stop in stops:
+            stop.set()
+        for thread in threads:
+            thread.join(10)

@@ -7,17 +7,13 @@ one connector to a pair and back without a moment when its routes lead nowhere."
 from __future__ import annotations
 
 import base64
-import gzip
 import json
-import re
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from conftest import AzureWorld, WriteWatch
+from conftest import AzureWorld, WriteWatch, peer_watchdogs, written
 
 from provisioner.fakes.arm import iter_resources
 from provisioner.render import plan_text, status_text
@@ -53,13 +49,6 @@ def next_hops(azure: AzureWorld) -> set[str]:
         for r in t["properties"]["routes"]
         if r["properties"]["addressPrefix"] in OURS
     }
-
-
-def written(text: str, path: str) -> str:
-    found = re.search(rf"path: {path}\n.*\n    encoding: (\S+)\n    content: (\S+)", text)
-    assert found, text
-    raw = base64.b64decode(found.group(2))
-    return (gzip.decompress(raw) if found.group(1) == "gz+b64" else raw).decode()
 
 
 def test_a_pair_is_two_connectors_behind_a_load_balancer_the_routes_lead_to(azure: AzureWorld):
@@ -206,36 +195,6 @@ def test_destroy_of_a_pair_leaves_the_group_as_it_was(azure: AzureWorld):
 # --- the load balancer's probes follow the pair's own agreement -----------------------------
 
 
-@contextmanager
-def peer_watchdogs(
-    ups: dict[str, bool], addresses: dict[str, str], port: int
-) -> Iterator[list[str]]:
-    from provisioner.watchdog import Peers, Settings, run
-
-    said: list[str] = []
-    stops, threads = [], []
-    names = sorted(addresses)
-    for i, name in enumerate(names):
-        other = addresses[names[1 - i]]
-        settings = Settings(cloud="azure", network="hq", interface=addresses[name],
-                            address=addresses[name], health_port=port, interval=0.05, fails=3,
-                            member=i, peer=other, refresh=0.3)  # fmt: skip
-        stop = threading.Event()
-        thread = threading.Thread(target=run, args=(settings, Peers(settings)),
-                                  kwargs={"own_tunnel": lambda n=name: ups[n], "stop": stop,
-                                          "say": said.append})  # fmt: skip
-        thread.start()
-        stops.append(stop)
-        threads.append(thread)
-    try:
-        yield said
-    finally:
-        for stop in stops:
-            stop.set()
-        for thread in threads:
-            thread.join(10)
-
-
 def test_the_balancer_sends_to_the_one_the_pair_agreed_on_and_follows_a_takeover(azure: AzureWorld):
     """The fake's probes (as Azure's: every interval, a threshold in a row) against two real
     watchdogs on loopback NICs in the balancer's pool."""
@@ -270,7 +229,7 @@ def test_the_balancer_sends_to_the_one_the_pair_agreed_on_and_follows_a_takeover
         return [n for n, a in addresses.items() if a in probes.healthy()]
 
     ups = {"a": True, "b": True}
-    with peer_watchdogs(ups, addresses, 8181) as said:
+    with peer_watchdogs("azure", ups, addresses, 8181) as said:
         deadline = time.monotonic() + 10
         while chosen() != ["a"] and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -7,18 +7,13 @@ when its routes lead nowhere."""
 
 from __future__ import annotations
 
-import base64
-import gzip
 import json
-import re
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from conftest import GcpWorld, WriteWatch
+from conftest import GcpWorld, WriteWatch, peer_watchdogs, written
 
 from provisioner.render import plan_text, status_text
 
@@ -51,13 +46,6 @@ def ilb_hops(gcp: GcpWorld) -> set[str]:
 
 def metadata(vm: dict[str, Any]) -> dict[str, str]:
     return {i["key"]: i["value"] for i in vm["metadata"].get("items", [])}
-
-
-def written(text: str, path: str) -> str:
-    found = re.search(rf"path: {path}\n.*\n    encoding: (\S+)\n    content: (\S+)", text)
-    assert found, text
-    raw = base64.b64decode(found.group(2))
-    return (gzip.decompress(raw) if found.group(1) == "gz+b64" else raw).decode()
 
 
 def test_a_pair_is_two_connectors_in_two_zones_behind_the_routes_load_balancer(gcp: GcpWorld):
@@ -179,35 +167,6 @@ def test_destroy_of_a_pair_leaves_the_project_as_it_was(gcp: GcpWorld):
     assert gcp.mutating() == []
 
 
-@contextmanager
-def peer_watchdogs(
-    ups: dict[str, bool], addresses: dict[str, str], port: int
-) -> Iterator[list[str]]:
-    from provisioner.watchdog import Peers, Settings, run
-
-    said: list[str] = []
-    stops, threads = [], []
-    names = sorted(addresses)
-    for i, name in enumerate(names):
-        settings = Settings(cloud="gcp", network="hq", interface=addresses[name],
-                            address=addresses[name], health_port=port, interval=0.05, fails=3,
-                            member=i, peer=addresses[names[1 - i]], refresh=0.3)  # fmt: skip
-        stop = threading.Event()
-        thread = threading.Thread(target=run, args=(settings, Peers(settings)),
-                                  kwargs={"own_tunnel": lambda n=name: ups[n], "stop": stop,
-                                          "say": said.append})  # fmt: skip
-        thread.start()
-        stops.append(stop)
-        threads.append(thread)
-    try:
-        yield said
-    finally:
-        for stop in stops:
-            stop.set()
-        for thread in threads:
-            thread.join(10)
-
-
 def test_the_failover_backend_serves_while_the_pair_says_so_and_no_failback(gcp: GcpWorld):
     """Compute fails back to a primary that is healthy again; the pair's agreement keeps the
     returning first connector unhealthy to the check (it does not answer /active)."""
@@ -235,7 +194,7 @@ def test_the_failover_backend_serves_while_the_pair_says_so_and_no_failback(gcp:
         return got
 
     ups = {"a": True, "b": True}
-    with peer_watchdogs(ups, addresses, 8181) as said:
+    with peer_watchdogs("gcp", ups, addresses, 8181) as said:
         assert until(["a"]) == ["a"]  # the primary, the first, claims
         ups["a"] = False
         assert until(["b"]) == ["b"]  # the failover backend, once the first stops answering

@@ -7,14 +7,13 @@ lead nowhere."""
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import OciWorld, WriteWatch
+from conftest import OciWorld, WriteWatch, written
 
 from provisioner.providers.oci.pair import pair_statements
 from provisioner.render import plan_text, status_text
@@ -71,14 +70,6 @@ def targets(o: OciWorld) -> set[str]:
 
 def user_data(instance: dict[str, Any]) -> str:
     return base64.b64decode(instance["metadata"]["user_data"]).decode()
-
-
-def written(text: str, path: str) -> str:
-    """What cloud-init writes at `path` (b64 or gz+b64)."""
-    found = re.search(rf"path: {path}\n.*\n    encoding: (\S+)\n    content: (\S+)", text)
-    assert found, text
-    raw = base64.b64decode(found.group(2))
-    return (gzip.decompress(raw) if found.group(1) == "gz+b64" else raw).decode()
 
 
 def test_a_pair_is_two_connectors_and_the_rules_name_the_floating_ip_on_the_first(
