@@ -293,3 +293,33 @@ def test_the_pair_policy_is_exactly_what_the_watchdog_needs(oci_world: OciWorld)
     assert not any(_statement_allows(s, "vnics", "use", "UpdateVnic") for s in mine)
     assert not any(_statement_allows(s, "route-tables", "inspect", "") for s in mine)
     assert not any(_statement_allows(s, "secret-bundles", "read", "") for s in mine)
+
+
+def test_with_the_service_both_connectors_belong_to_the_one_service_network(
+    oci_world: OciWorld, service
+):
+    """The VPN service's half from the same file: the service makes cp-hq and cp-hq-2 in HQ's
+    one service network, and each connector's own secret holds its own profile."""
+    from provisioner.api import Deployment
+    from provisioner.fakes.cloudconnexa import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+    from provisioner.sandbox import VPN_REGION
+    from provisioner.spec import load_topology
+
+    o = oci_world
+    doc = o.topology()
+    doc["service"] = {"cloudconnexa": {"cloud_id": "sandbox", "vpn_region": VPN_REGION}}
+    for entry in doc["networks"].values():
+        entry.get("connector", {}).pop("profile", None)
+    doc["networks"]["partner"]["connector"] = {"profile_out": "partner.ovpn"}
+    doc["networks"]["hq"]["connector"]["ha"] = True
+    clouds = o.clouds()
+    clouds.options["cloudconnexa"] = {"base_url": service.url, "client_id": SANDBOX_CLIENT_ID,
+                                      "client_secret": SANDBOX_CLIENT_SECRET, "sleep": lambda s: None}  # fmt: skip
+    d = Deployment(load_topology(o.write(doc)), clouds)
+    d.apply()
+    assert service.fake.snapshot()["hq"]["connectors"] == ["cp-hq", "cp-hq-2"]
+    secrets = {s["secretName"]: s["id"] for s in o.fake.of_kind("secrets")}
+    first = o.fake.secret_content(secrets["cp-hq-vpn-profile"]) or ""
+    second = o.fake.secret_content(secrets["cp-hq-vpn-profile-2"]) or ""
+    assert "# connector cp-hq (" in first and "# connector cp-hq-2 (" in second
+    assert Deployment(load_topology(o.write(doc)), clouds).plan().empty
