@@ -772,23 +772,29 @@ def oci_world(
     assert fake.errors == []
 
 
-def apply_survives(world: FakeCloudWorld, inject: Callable[[], Any], *expected: str) -> None:
-    """The fault `inject` sets up stops apply with a message naming what was done and not (and
-    `expected`); the next apply finishes, and destroy leaves the fake as it was."""
+def apply_survives(
+    world: FakeCloudWorld,
+    inject: Callable[[], Any],
+    *expected: str,
+    doc: dict[str, Any] | None = None,
+) -> None:
+    """The fault `inject` sets up stops apply (of `doc`, else the world's topology) with a
+    message naming what was done and not (and `expected`); the next apply finishes, and destroy
+    leaves the fake as it was."""
     from provisioner import CloudError
 
     before = world.snapshot()  # type: ignore[attr-defined]
     fault = inject()
     with pytest.raises(CloudError) as failed:
-        world.deployment().apply()
+        world.deployment(doc).apply()
     assert fault.served == 1
     message = str(failed.value)
     assert all(part in message for part in expected) and "not done (" in message, message
     assert "Traceback" not in message
-    world.deployment().apply()
-    assert all(s.healthy for s in world.deployment().status())
-    assert world.deployment().plan().empty
-    world.deployment().destroy()
+    world.deployment(doc).apply()
+    assert all(s.healthy for s in world.deployment(doc).status())
+    assert world.deployment(doc).plan().empty
+    world.deployment(doc).destroy()
     assert world.snapshot() == before  # type: ignore[attr-defined]
 
 

@@ -243,3 +243,27 @@ def test_the_balancer_sends_to_the_one_the_pair_agreed_on_and_follows_a_takeover
         time.sleep(0.6)
         assert chosen() == ["b"]  # back, and standby: no flapping
     assert sum("took over" in line for line in said) == 1
+
+
+# --- a pair's own steps, failing once: the next apply finishes, destroy cleans up -------------
+
+PAIR_STEPS = [
+    ("PUT", r"/loadBalancers/cp-hq-lb$", 0),
+    ("PUT", r"/networkInterfaces/cp-hq-nic$", 2),  # the first connector joining the pool
+    ("PATCH", r"/virtualMachines/", 0),  # the peers' tags
+    ("PUT", r"/routeTables/[^/]+$", 1),  # half-way through the routes to the frontend
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "method, path, after", PAIR_STEPS, ids=[f"{m} {p} #{a}" for m, p, a in PAIR_STEPS]
+)
+def test_a_pair_step_that_fails_is_finished_by_apply_and_cleaned_by_destroy(
+    method, path, after, azure: AzureWorld
+):
+    from conftest import apply_survives
+    from test_azure_faults import FORBIDDEN
+
+    apply_survives(azure, lambda: azure.arm.fail(method, path, *FORBIDDEN, after=after),
+                   "AuthorizationFailed", doc=as_pair(azure))  # fmt: skip

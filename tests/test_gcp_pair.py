@@ -202,3 +202,31 @@ def test_the_failover_backend_serves_while_the_pair_says_so_and_no_failback(gcp:
         time.sleep(0.6)
         assert chosen() == ["b"]  # healthy again, but not active: no failback
     assert sum("took over" in line for line in said) == 1
+
+
+# --- a pair's own steps, failing once: the next apply finishes, destroy cleans up -------------
+
+PAIR_STEPS = [
+    ("POST", r"/regions/[^/]+/healthChecks$", 0),
+    ("POST", r"/zones/[^/]+/instanceGroups$", 1),  # the second connector's group
+    ("POST", r"/regions/[^/]+/backendServices$", 0),
+    ("POST", r"/regions/[^/]+/forwardingRules$", 0),
+    ("POST", r"/instanceGroups/[^/]+/addInstances$", 0),
+    ("POST", r"/instances/[^/]+/setMetadata$", 0),  # the peers' metadata
+    ("POST", r"/global/firewalls$", 0),  # the health checkers' rule
+    ("POST", r"/global/routes$", 1),  # half-way through the routes to the load balancer
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "method, path, after", PAIR_STEPS, ids=[f"{m} {p} #{a}" for m, p, a in PAIR_STEPS]
+)
+def test_a_pair_step_that_fails_is_finished_by_apply_and_cleaned_by_destroy(
+    method, path, after, gcp: GcpWorld
+):
+    from conftest import apply_survives
+    from test_gcp_faults import FORBIDDEN
+
+    apply_survives(gcp, lambda: gcp.gce.fail(method, path, *FORBIDDEN, after=after),
+                   "403", doc=as_pair(gcp))  # fmt: skip

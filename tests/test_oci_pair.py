@@ -323,3 +323,28 @@ def test_with_the_service_both_connectors_belong_to_the_one_service_network(
     second = o.fake.secret_content(secrets["cp-hq-vpn-profile-2"]) or ""
     assert "# connector cp-hq (" in first and "# connector cp-hq-2 (" in second
     assert Deployment(load_topology(o.write(doc)), clouds).plan().empty
+
+
+# --- a pair's own steps, failing once: the next apply finishes, destroy cleans up -------------
+
+PAIR_STEPS = [
+    ("POST", r"/privateIps$", 0),  # the floating IP
+    ("POST", r"/policies$", 2),  # the pair's policy (after the two connectors' own)
+    ("POST", r"/dynamicGroups$", 1),  # the second connector's group
+    ("PUT", r"/routeTables/", 1),  # half-way through the rules naming the floating IP
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "method, path, after", PAIR_STEPS, ids=[f"{m} {p} #{a}" for m, p, a in PAIR_STEPS]
+)
+def test_a_pair_step_that_fails_is_finished_by_apply_and_cleaned_by_destroy(
+    method, path, after, oci_world: OciWorld
+):
+    from conftest import apply_survives
+    from test_oci_faults import FORBIDDEN
+
+    o = oci_world
+    apply_survives(o, lambda: o.fake.fail(method, path, *FORBIDDEN, after=after),
+                   "NotAuthorizedOrNotFound", doc=as_pair(o))  # fmt: skip
