@@ -4,42 +4,34 @@ import provisioner
 topology = provisioner.load_topology("topology.yaml")
 plan = provisioner.plan(topology)
 result = provisioner.apply(topology)            # or Deployment(topology) for more control
+
+A Deployment plans; what it reads comes from its `Reader` (`reading.py`), and a plan is carried
+out by the engine (`engine.carry_out`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import planner
 from .bootstrap import render_setup_script
-from .engine import Engine
-from .errors import CloudError, ConflictError, SpecError
+from .engine import carry_out
+from .errors import ConflictError, SpecError
 from .model import (
-    Action,
     ApplyResult,
-    Change,
-    Connector,
-    Kind,
-    Location,
-    Network,
     NetworkPlan,
     NetworkStatus,
     Observed,
     ObservedService,
     Plan,
-    ProfileFile,
     Stray,
     Topology,
-    place_from_text,
 )
 from .providers import Clouds
 from .providers.base import NetworkProvider
-from .spec import SERVICE_PLAN
+from .reading import Reader, placeholder
 
 if TYPE_CHECKING:
     from .doctor import FlowReport
@@ -58,61 +50,29 @@ class Deployment:
     def __init__(self, topology: Topology, clouds: Clouds | None = None) -> None:
         self.topology = topology
         self.clouds = clouds or Clouds()
-        self._providers: dict[str, NetworkProvider] = {}
-        self._service: CloudConnexaSide | None = None
+        self.reader = Reader(topology, self.clouds)
         self.service_observed: ObservedService | None = None  # the last observe's
 
     def provider(self, name: str) -> NetworkProvider:
-        if name == SERVICE_PLAN and self.topology.service is not None:
-            return self.service()  # type: ignore[return-value]
-        if name not in self._providers:
-            self._providers[name] = self.clouds.connect(self.topology.network(name))
-        return self._providers[name]
+        return self.reader.provider(name)
 
     def service(self) -> CloudConnexaSide:
-        """The VPN service's half (with a service block): its API from the environment, or
-        from `clouds.options["cloudconnexa"]` (`base_url`, `client_id`, `client_secret`...)."""
-        if self._service is None:
-            from .service import Api, CloudConnexaSide
-
-            options = dict(self.clouds.options.get(SERVICE_PLAN, {}))
-            api = None
-            if options:
-                api = Api(
-                    options.pop("base_url"),
-                    options.pop("client_id"),
-                    options.pop("client_secret"),
-                    **options,
-                )
-            self._service = CloudConnexaSide(self.topology, api)
-        return self._service
+        """The VPN service's half (with a service block): see `Reader.service`."""
+        return self.reader.service()
 
     def observe(self) -> dict[str, Observed]:
         """Read every managed network, side by side, and the VPN service with them (kept in
         `service_observed`). Only read calls; raises SpecError for ids the cloud does not know,
-        CloudError when a cloud cannot be read (the first network's error in the file's order,
-        when several fail)."""
-        # connect every network first: an unsupported cloud is bad input, and missing service
-        # credentials are said, before any call
-        for n in self.topology.managed:
-            self.provider(n.name)
-        service = self.service() if self.topology.service is not None else None
-        workers = max(1, min(self.clouds.networks_at_once, len(self.topology.managed) + 1))
-        with ThreadPoolExecutor(workers, thread_name_prefix="provision-observe") as pool:
-            futures = {}
-            if service is not None:
-                assert self.topology.service is not None
-                self.clouds.progress(
-                    f"reading the VPN service (cloudconnexa: {self.topology.service.cloud_id})"
-                )
-                reading = pool.submit(service.observe)
-            for n in self.topology.managed:
-                where = n.location.describe() if n.location else ""
-                self.clouds.progress(f"reading {n.name} ({n.cloud}: {where})")
-                futures[n.name] = pool.submit(self.provider(n.name).observe)
-            observed = {name: future.result() for name, future in futures.items()}
-            self.service_observed = reading.result() if service is not None else None
-            return observed
+        CloudError when a cloud cannot be read."""
+        world = self.reader.observe()
+        self.service_observed = world.service
+        return world.networks
+
+    def strays(self) -> tuple[Stray, ...]:
+        """Connectors of ours, of networks not in the file, where the file's networks are."""
+        return self.reader.strays(self.service_observed)
+
+    # --- planning ------------------------------------------------------------------------
 
     def plan(self, *, replace_conflicting_routes: bool = False, prune: bool = False) -> Plan:
         """What apply would change. Networks of ours that left the file (connectors the
@@ -131,27 +91,6 @@ class Deployment:
             return plan
         return Plan(plan.operation, plan.networks + tuple(strays), plan.vpn_subnet)
 
-    def strays(self) -> tuple[Stray, ...]:
-        """Connectors of ours, of networks not in the file, where the file's networks are: one
-        look per cloud scope (an AWS region...); clouds that do not look say nothing."""
-        known = frozenset(n.name for n in self.topology.networks)
-        scopes: dict[tuple[str, str], NetworkProvider] = {}
-        for n in self.topology.managed:
-            provider = self.provider(n.name)
-            scopes.setdefault((n.cloud, provider.throttle_scope), provider)
-        # where the VPN service's inventory says a network of ours that left the file lives
-        for sn in self.service_observed.networks if self.service_observed else ():
-            place = place_from_text(sn.description) if sn.ours and sn.name not in known else None
-            if place is not None:
-                cloud, location = place
-                provider = self.clouds.connect(_placeholder(f"look-{sn.name}", cloud, location))
-                scopes.setdefault((cloud, provider.throttle_scope), provider)
-        found: dict[str, Stray] = {}
-        for provider in scopes.values():
-            for stray in provider.strays(known):
-                found.setdefault(stray.network, stray)
-        return tuple(found.values())
-
     def _stray_plan(self, stray: Stray, prune: bool) -> NetworkPlan:
         note = (
             f"a connector of ours ({stray.describe()}) of a network that is no longer in the file: "
@@ -159,11 +98,8 @@ class Deployment:
         if not prune:
             note += "its routes, rules, identity and stored profile stay until apply --prune"
             return NetworkPlan(network=stray.network, cloud=stray.cloud, notes=(note,))
-        network = _placeholder(
-            stray.network, stray.cloud, stray.location, stray.subnet, stray.vault
-        )
-        provider = self.clouds.connect(network)
-        self._providers[stray.network] = provider
+        network = placeholder(stray.network, stray.cloud, stray.location, stray.subnet, stray.vault)
+        provider = self.reader.adopt(network)
         destroy = planner.plan_destroy(
             Topology(networks=(network,)), {network.name: provider.observe()}
         )
@@ -228,6 +164,8 @@ class Deployment:
             return render_setup_script(connector)
         return self.provider(name).user_data(connector)
 
+    # --- carrying out ----------------------------------------------------------------------
+
     def execute(self, plan: Plan) -> ApplyResult:
         """Carry out `plan`: networks side by side, each network's steps in order (see
         `engine`). Refuses a plan with unresolved conflicts before any change. On failure
@@ -241,27 +179,7 @@ class Deployment:
             )
         for n in plan.networks:  # made here, not from the engine's threads
             self.provider(n.network)
-        done: list[Change] = []
-        phases = _phases(plan)
-        for i, phase in enumerate(phases):
-            engine = Engine(
-                phase,
-                self.provider,
-                concurrency=self.clouds.concurrency,
-                networks_at_once=self.clouds.networks_at_once,
-                progress=self.clouds.progress,
-            )
-            try:
-                done += engine.run()
-            except CloudError as e:
-                later = tuple(
-                    f"{c.network}: {c.summary()}" for p in phases[i + 1 :] for c in p.changes
-                )
-                before = tuple(f"{c.network}: {c.summary()}" for c in done)
-                raise type(e)(
-                    e.message, done=before + e.done, not_done=e.not_done + later
-                ) from None
-        return ApplyResult(plan=plan, done=tuple(done))
+        return ApplyResult(plan=plan, done=carry_out(plan, self.provider, self.clouds))
 
     def apply(
         self,
@@ -284,51 +202,6 @@ class Deployment:
         if confirm is not None and not confirm(plan):
             raise Declined(f"{plan.operation} declined; nothing was changed")
         return self.execute(plan)
-
-
-def _phases(plan: Plan) -> list[Plan]:
-    """The VPN service's changes before the clouds' on apply (a connector's profile is made
-    there before a cloud stores it), after them on destroy (the VMs go first)."""
-    clouds = tuple(n for n in plan.networks if n.network != SERVICE_PLAN and n.changes)
-    service = next((n for n in plan.networks if n.network == SERVICE_PLAN), None)
-    if service is None:
-        order: tuple[tuple[NetworkPlan, ...], ...] = (clouds,)
-    elif plan.operation == "destroy":
-        order = (clouds, (service,))
-    else:  # apply: the service first, but a pruned network's removal after its cloud half
-        pruned = tuple(c for c in service.changes if _prunes(c))
-        first = replace(service, changes=tuple(c for c in service.changes if not _prunes(c)))
-        order = ((first,), clouds, (replace(service, changes=pruned),))
-    return [
-        Plan(operation=plan.operation, networks=tuple(n for n in networks if n.changes),
-             vpn_subnet=plan.vpn_subnet)
-        for networks in order
-        if any(n.changes for n in networks)
-    ]  # fmt: skip
-
-
-def _placeholder(
-    name: str, cloud: str, location: Location, subnet: str = "-", vault: str | None = None
-) -> Network:
-    """A network the file does not name, at `location`: enough to look there and destroy."""
-    return Network(
-        name=name,
-        cloud=cloud,
-        subnets=None,
-        location=location,
-        connector=Connector(
-            subnet=subnet,
-            size="-",
-            nat=False,
-            egress=False,
-            profile=ProfileFile(Path(os.devnull), "-"),
-            vault=vault,
-        ),
-    )
-
-
-def _prunes(change: Change) -> bool:
-    return change.kind is Kind.SERVICE_NETWORK and change.action is Action.DELETE
 
 
 # --- one-call functions ------------------------------------------------------------------

@@ -13,6 +13,7 @@ import shlex
 from importlib import resources
 
 from .model import DesiredConnector
+from .spec import CLOUD_SCHEMAS
 
 _CONFIG_BLOCK = re.compile(r"^# @@CONFIG@@.*?^# @@END@@\n", re.S | re.M)
 _PLACEHOLDER = re.compile(r"{{(\w+)}}")
@@ -47,8 +48,6 @@ def render_template(name: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
-# the interpreter that has the cloud's SDK: OCI's is in the venv the profile's fetch makes
-WATCHDOG_PYTHON = {"oci": "/opt/oci-cli/bin/python3"}
 WATCHDOG_UNIT = """[Unit]
 Description=connector-provisioner: the connector pair's watchdog
 After=network-online.target
@@ -109,12 +108,10 @@ def watchdog_files(cloud: str, connector: DesiredConnector, region: str) -> tupl
     compressed; its settings; its service) and the runcmd line that starts it. Alone: nothing."""
     if not connector.ha:
         return "", ""
+    schema = CLOUD_SCHEMAS[cloud]
     source = _compact(resources.files("provisioner").joinpath("watchdog.py").read_text(), cloud)
     settings: dict[str, object] = {"cloud": cloud, "network": connector.network, "region": region}
-    if cloud == "oci":  # where the pair's floating private IP is
-        settings["subnet"] = connector.subnet
-    if cloud in ("azure", "gcp"):  # the first claims when both are healthy (watchdog.Peers)
-        settings["member"] = connector.member
+    settings.update({key: getattr(connector, key) for key in schema.watchdog_settings})
     encoded = json.dumps(settings)
     files = [
         ("/usr/local/sbin/connector-watchdog", "0755", "gz+b64", gzip.compress(source, mtime=0)),
@@ -123,7 +120,7 @@ def watchdog_files(cloud: str, connector: DesiredConnector, region: str) -> tupl
             "/etc/systemd/system/connector-watchdog.service",
             "0644",
             "b64",
-            WATCHDOG_UNIT.format(python=WATCHDOG_PYTHON.get(cloud, "/usr/bin/python3")).encode(),
+            WATCHDOG_UNIT.format(python=schema.watchdog_python).encode(),
         ),
     ]
     entries = "".join(

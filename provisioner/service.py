@@ -229,74 +229,70 @@ def api_from_environment(cloud_id: str) -> Api:
     return Api(base, client_id, secret)
 
 
-class CloudConnexaSide(ProfileSupplier):
-    """The service's half of a deployment: observes, applies the plan's `cloudconnexa` changes,
-    and hands out the profiles the cloud providers store."""
+class ServiceIds:
+    """The service's ids of what is ours, as observe found them and apply made or removed them
+    (threads of one apply share it): each topology network's service network, and its
+    connectors (a pair has two, by member)."""
 
-    network = SERVICE_PLAN
-    concurrency = 4
-    throttle_scope = "cloudconnexa"
-
-    def __init__(self, topology: Topology, api: Api | None = None) -> None:
-        assert topology.service is not None
-        self.topology = topology
-        self.service = topology.service
-        self.api = api or api_from_environment(self.service.cloud_id)
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        # (topology network, member) -> our connector's id (a pair has two)
-        self._connectors: dict[tuple[str, int], str] = {}
         self._networks: dict[str, str] = {}  # topology network -> service network id
-        self._profiles: dict[str, bytes] = {}  # connector id -> its profile (this process)
-        for n in topology.networks:
-            if n.connector is None:
-                continue
-            for profile in (n.connector.profile, n.connector.standby_profile):
-                if isinstance(profile, ServiceProfile):
-                    profile.source = self
+        self._connectors: dict[tuple[str, int], str] = {}  # (network, member) -> connector id
 
-    # --- observe ------------------------------------------------------------------------
-
-    def observe(self) -> ObservedService:
-        """The VPN regions and every network with its routes and connectors: one call for the
-        regions and one per page of networks (each network carries its routes and connectors).
-        An unknown VPN region is bad input."""
-        regions = tuple(str(r["id"]) for r in self.api.call("GET", "/regions"))
-        wanted = {self.service.vpn_region: "service.cloudconnexa.vpn_region"}
-        for n in self.topology.managed:
-            if n.connector is not None and n.connector.vpn_region:
-                wanted[n.connector.vpn_region] = f"networks.{n.name}.connector.vpn_region"
-        for region, field in wanted.items():
-            if region not in regions:
-                raise SpecError(
-                    field,
-                    f"{region!r} is not a VPN region of the API (it lists: {', '.join(regions)})",
-                )
-        networks = tuple(_network(n) for n in self.api.pages("/networks"))
-        observed = ObservedService(regions=regions, networks=networks)
+    def connector(self, network: str, member: int = 0) -> str | None:
         with self._lock:
-            for n in self.topology.networks:
-                found = observed.network(n.name)
-                if found is None:
-                    continue
-                self._networks[n.name] = found.id
-                for member in range(members(n)):
-                    ours = our_connector(found, n.name, vpn_region(n, self.topology), member)
-                    if ours is not None:
-                        self._connectors[(n.name, member)] = ours.id
-        return observed
+            return self._connectors.get((network, member))
 
-    # --- profiles -----------------------------------------------------------------------
+    def set_connector(self, network: str, member: int, connector: str) -> None:
+        with self._lock:
+            self._connectors[(network, member)] = connector
+
+    def found(self, topology: Topology, observed: ObservedService) -> None:
+        """Ours among what observe read: each file network's service network and connectors."""
+        for n in topology.networks:
+            found = observed.network(n.name)
+            if found is None:
+                continue
+            with self._lock:
+                self._networks[n.name] = found.id
+            for member in range(members(n)):
+                ours = our_connector(found, n.name, vpn_region(n, topology), member)
+                if ours is not None:
+                    self.set_connector(n.name, member, ours.id)
+
+    def made(self, topology: Topology, name: str, network: dict[str, Any]) -> None:
+        """A service network the API made (or an interrupted run had made), its connectors in."""
+        with self._lock:
+            self._networks[name] = str(network["id"])
+        for member in range(members(topology.network(name))):
+            wanted = service_connector_name(name, member)
+            ours = [c for c in network.get("connectors") or [] if c.get("name") == wanted]
+            if ours:
+                self.set_connector(name, member, str(ours[0]["id"]))
+
+    def forget(self, network: str) -> None:
+        with self._lock:
+            self._networks.pop(network, None)
+            for key in [k for k in self._connectors if k[0] == network]:
+                del self._connectors[key]
+
+
+class ServiceProfiles(ProfileSupplier):
+    """Each connector's profile, made by the API once per process when a cloud's secret store
+    takes it; kept in memory only."""
+
+    def __init__(self, api: Api, ids: ServiceIds) -> None:
+        self.api, self.ids = api, ids
+        self._lock = threading.Lock()
+        self._profiles: dict[str, bytes] = {}  # connector id -> its profile
 
     def profile_fingerprint(self, network: str, member: int = 0) -> str:
-        with self._lock:
-            found = self._connectors.get((network, member))
+        found = self.ids.connector(network, member)
         return f"cc-{found[:13]}" if found else "cc-none"
 
     def profile(self, network: str, member: int = 0) -> bytes:
-        """The profile of the network's connector (of a pair: `member`'s), made by the API once
-        per process."""
-        with self._lock:
-            connector = self._connectors.get((network, member))
+        """The profile of the network's connector (of a pair: `member`'s)."""
+        connector = self.ids.connector(network, member)
         if connector is None:
             raise CloudError(
                 f"{network}: no connector of ours on CloudConnexa to make a profile for"
@@ -310,66 +306,41 @@ class CloudConnexaSide(ProfileSupplier):
                 self._profiles[connector] = cached
         return cached
 
-    # --- apply --------------------------------------------------------------------------
 
-    def batch_key(self, change: Change) -> None:
-        return None
+class ServiceWriter:
+    """Carries out the plan's service changes, one API call (or two) each. A service change
+    names its network (`label`) and the service's ids: of the network (`ref`; of a route, for a
+    route's delete), and of the connector it replaces or deletes (`previous_target`)."""
 
-    def apply(self, changes: Sequence[Change]) -> None:
-        for change in changes:
-            try:
-                self._apply(change)
-            except ApiError as e:
-                raise CloudError(f"{change.summary()}: {e.message}") from None
+    def __init__(
+        self, topology: Topology, api: Api, ids: ServiceIds, profiles: ServiceProfiles
+    ) -> None:
+        assert topology.service is not None
+        self.topology, self.api, self.ids, self.profiles = topology, api, ids, profiles
+        self.vpn_region = topology.service.vpn_region
+        self.handlers: dict[tuple[Kind, Action], Callable[[Change], None]] = {
+            (Kind.SERVICE_NETWORK, Action.CREATE): self._create_network,
+            (Kind.SERVICE_NETWORK, Action.UPDATE): self._update_network,
+            (Kind.SERVICE_NETWORK, Action.DELETE): self._delete_network,
+            (Kind.SERVICE_ROUTE, Action.CREATE): self._create_route,
+            (Kind.SERVICE_ROUTE, Action.DELETE): self._delete_route,
+            (Kind.SERVICE_CONNECTOR, Action.CREATE): self._create_connector,
+            (Kind.SERVICE_CONNECTOR, Action.REPLACE): self._create_connector,
+            (Kind.SERVICE_CONNECTOR, Action.DELETE): self._delete_connector,
+            (Kind.PROFILE_OUT, Action.CREATE): self._write_profile_out,
+            (Kind.PROFILE_OUT, Action.DELETE): self._remove_profile_out,
+        }
 
-    def _apply(self, c: Change) -> None:
-        """One change. A service change names its network (`label`) and the service's ids: of
-        the network (`ref`; of a route, for a route's delete), and of the connector it
-        replaces or deletes (`previous_target`)."""
-        name = c.label
-        if c.kind is Kind.SERVICE_NETWORK and c.action is Action.CREATE:
-            self._create_network(c)
-        elif c.kind is Kind.SERVICE_NETWORK and c.action is Action.UPDATE:
-            network = self.topology.network(name)
-            current = self.api.call("GET", f"/networks/{c.ref}")
-            egress = bool(network.connector and network.connector.egress)
-            body = {k: current.get(k) for k in ("name", "description", "internetAccess")}
-            self.api.call("PUT", f"/networks/{c.ref}", body={**body, "egress": egress})
-        elif c.kind is Kind.SERVICE_NETWORK and c.action is Action.DELETE:
-            self._gone(lambda: self.api.call("DELETE", f"/networks/{c.ref}"))
-            with self._lock:
-                self._networks.pop(name, None)
-                for key in [k for k in self._connectors if k[0] == name]:
-                    del self._connectors[key]
-        elif c.kind is Kind.SERVICE_ROUTE and c.action is Action.CREATE:
-            body = {"value": str(c.destination), "description": f"{SERVICE_MARK}: {name}"}
-            try:
-                self.api.call("POST", "/networks/routes", {"networkId": c.ref}, body)
-            except ApiError as e:
-                if e.status != 409:  # 409: there already (an interrupted run): done
-                    raise
-        elif c.kind is Kind.SERVICE_ROUTE and c.action is Action.DELETE:
-            self._gone(lambda: self.api.call("DELETE", f"/networks/routes/{c.ref}"))
-        elif c.kind is Kind.SERVICE_CONNECTOR and c.action in (Action.CREATE, Action.REPLACE):
-            self._create_connector(c, name)
-        elif c.kind is Kind.SERVICE_CONNECTOR and c.action is Action.DELETE:
-            where = {"networkId": c.ref}
-            gone = f"/networks/connectors/{c.previous_target}"
-            self._gone(lambda: self.api.call("DELETE", gone, where))
-        elif c.kind is Kind.PROFILE_OUT:
-            out = self.topology.network(name).profile_out
-            assert out is not None
-            if c.action is Action.CREATE:
-                _write_secret(out, self.profile(name))
-            else:
-                out.unlink(missing_ok=True)
-        else:  # pragma: no cover - the planner makes no other
-            raise CloudError(f"{c.summary()}: not a change the service side makes")
+    def write(self, change: Change) -> None:
+        handler = self.handlers.get((change.kind, change.action))
+        if handler is None:  # pragma: no cover - the planner makes no other
+            raise CloudError(f"{change.summary()}: not a change the service side makes")
+        handler(change)
 
     def _create_network(self, c: Change) -> None:
         name = c.label
         network = self.topology.network(name)
-        region = c.target or self.service.vpn_region
+        region = c.target or self.vpn_region
         body = {
             "name": name,
             "description": description(name, _where(self.topology, name)),
@@ -393,44 +364,126 @@ class CloudConnexaSide(ProfileSupplier):
             made = next((n for n in self.api.pages("/networks") if n.get("name") == name), None)
             if made is None or not str(made.get("description", "")).startswith(SERVICE_MARK):
                 raise
-        self._remember(name, made)
+        self.ids.made(self.topology, name, made)
 
-    def _create_connector(self, c: Change, name: str) -> None:
-        network_id = str(c.ref)
+    def _update_network(self, c: Change) -> None:
+        network = self.topology.network(c.label)
+        current = self.api.call("GET", f"/networks/{c.ref}")
+        egress = bool(network.connector and network.connector.egress)
+        body = {k: current.get(k) for k in ("name", "description", "internetAccess")}
+        self.api.call("PUT", f"/networks/{c.ref}", body={**body, "egress": egress})
+
+    def _delete_network(self, c: Change) -> None:
+        _gone(lambda: self.api.call("DELETE", f"/networks/{c.ref}"))
+        self.ids.forget(c.label)
+
+    def _create_route(self, c: Change) -> None:
+        body = {"value": str(c.destination), "description": f"{SERVICE_MARK}: {c.label}"}
+        try:
+            self.api.call("POST", "/networks/routes", {"networkId": c.ref}, body)
+        except ApiError as e:
+            if e.status != 409:  # 409: there already (an interrupted run): done
+                raise
+
+    def _delete_route(self, c: Change) -> None:
+        _gone(lambda: self.api.call("DELETE", f"/networks/routes/{c.ref}"))
+
+    def _create_connector(self, c: Change) -> None:
+        name, network_id = c.label, str(c.ref)
         body = {
             "name": service_connector_name(name, c.member),
             "description": f"{SERVICE_MARK}: {name}",
-            "vpnRegionId": c.target or self.service.vpn_region,
+            "vpnRegionId": c.target or self.vpn_region,
         }
         made = self.api.call("POST", "/networks/connectors", {"networkId": network_id}, body)
-        with self._lock:
-            self._connectors[(name, c.member)] = str(made["id"])
+        self.ids.set_connector(name, c.member, str(made["id"]))
         if c.action is Action.REPLACE and c.previous_target:  # the old one goes after
-            where = {"networkId": network_id}
-            gone = f"/networks/connectors/{c.previous_target}"
-            self._gone(lambda: self.api.call("DELETE", gone, where))
+            self._delete_connector(c)
 
-    def _remember(self, name: str, made: dict[str, Any]) -> None:
-        with self._lock:
-            self._networks[name] = str(made["id"])
-            network = self.topology.network(name)
-            for member in range(members(network)):
-                ours = [
-                    c
-                    for c in made.get("connectors") or []
-                    if c.get("name") == service_connector_name(name, member)
-                ]
-                if ours:
-                    self._connectors[(name, member)] = str(ours[0]["id"])
+    def _delete_connector(self, c: Change) -> None:
+        where = {"networkId": str(c.ref)}
+        gone = f"/networks/connectors/{c.previous_target}"
+        _gone(lambda: self.api.call("DELETE", gone, where))
 
-    @staticmethod
-    def _gone(call: Callable[[], Any]) -> None:
-        """A delete of what is already gone (an interrupted run) is done."""
-        try:
-            call()
-        except ApiError as e:
-            if e.status != 404:
-                raise
+    def _write_profile_out(self, c: Change) -> None:
+        out = self.topology.network(c.label).profile_out
+        assert out is not None
+        _write_secret(out, self.profiles.profile(c.label))
+
+    def _remove_profile_out(self, c: Change) -> None:
+        out = self.topology.network(c.label).profile_out
+        assert out is not None
+        out.unlink(missing_ok=True)
+
+
+class CloudConnexaSide(ProfileSupplier):
+    """The service's half of a deployment, behind the providers' interface: observes (and
+    remembers its ids in `ids`), applies the plan's `cloudconnexa` changes (`ServiceWriter`),
+    and hands out the profiles the cloud providers store (`ServiceProfiles`)."""
+
+    network = SERVICE_PLAN
+    concurrency = 4
+    throttle_scope = "cloudconnexa"
+
+    def __init__(self, topology: Topology, api: Api | None = None) -> None:
+        assert topology.service is not None
+        self.topology = topology
+        self.service = topology.service
+        self.api = api or api_from_environment(self.service.cloud_id)
+        self.ids = ServiceIds()
+        self.profiles = ServiceProfiles(self.api, self.ids)
+        self.writer = ServiceWriter(topology, self.api, self.ids, self.profiles)
+        for n in topology.networks:
+            if n.connector is None:
+                continue
+            for profile in (n.connector.profile, n.connector.standby_profile):
+                if isinstance(profile, ServiceProfile):
+                    profile.source = self
+
+    def observe(self) -> ObservedService:
+        """The VPN regions and every network with its routes and connectors: one call for the
+        regions and one per page of networks (each network carries its routes and connectors).
+        An unknown VPN region is bad input."""
+        regions = tuple(str(r["id"]) for r in self.api.call("GET", "/regions"))
+        wanted = {self.service.vpn_region: "service.cloudconnexa.vpn_region"}
+        for n in self.topology.managed:
+            if n.connector is not None and n.connector.vpn_region:
+                wanted[n.connector.vpn_region] = f"networks.{n.name}.connector.vpn_region"
+        for region, field in wanted.items():
+            if region not in regions:
+                raise SpecError(
+                    field,
+                    f"{region!r} is not a VPN region of the API (it lists: {', '.join(regions)})",
+                )
+        networks = tuple(_network(n) for n in self.api.pages("/networks"))
+        observed = ObservedService(regions=regions, networks=networks)
+        self.ids.found(self.topology, observed)
+        return observed
+
+    def profile_fingerprint(self, network: str, member: int = 0) -> str:
+        return self.profiles.profile_fingerprint(network, member)
+
+    def profile(self, network: str, member: int = 0) -> bytes:
+        return self.profiles.profile(network, member)
+
+    def batch_key(self, change: Change) -> None:
+        return None
+
+    def apply(self, changes: Sequence[Change]) -> None:
+        for change in changes:
+            try:
+                self.writer.write(change)
+            except ApiError as e:
+                raise CloudError(f"{change.summary()}: {e.message}") from None
+
+
+def _gone(call: Callable[[], Any]) -> None:
+    """A delete of what is already gone (an interrupted run) is done."""
+    try:
+        call()
+    except ApiError as e:
+        if e.status != 404:
+            raise
 
 
 def _network(doc: dict[str, Any]) -> ServiceNetwork:

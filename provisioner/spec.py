@@ -148,6 +148,10 @@ class CloudSchema:
     # the front stays where it is and leads to whichever connector answers its probe (a load
     # balancer): nothing to move, apply only makes it (and puts each new connector behind it)
     ha_front_probed: bool = False
+    # a pair's watchdog: which of the connector's settings (DesiredConnector fields) it needs
+    # beside its cloud, network and region, and the interpreter that has the cloud's SDK
+    watchdog_settings: tuple[str, ...] = ()
+    watchdog_python: str = "/usr/bin/python3"
 
 
 # Adding a cloud: its Location in model.py (in the Location union, its name in MANAGED_CLOUDS),
@@ -183,6 +187,7 @@ CLOUD_SCHEMAS: dict[str, CloudSchema] = {
         ),
         ha_front="load balancer frontend",
         ha_front_probed=True,
+        watchdog_settings=("member",),  # the first claims when both are healthy (Peers)
     ),
     "gcp": CloudSchema(
         ("project", "network", "zone"),
@@ -202,6 +207,7 @@ CLOUD_SCHEMAS: dict[str, CloudSchema] = {
         ),
         ha_front="internal load balancer",
         ha_front_probed=True,
+        watchdog_settings=("member",),  # the first claims when both are healthy (Peers)
     ),
     "oci": CloudSchema(
         ("region", "compartment", "vcn"),
@@ -222,6 +228,8 @@ CLOUD_SCHEMAS: dict[str, CloudSchema] = {
         ),
         ha_front="floating private IP",
         ha_one_subnet=True,
+        watchdog_settings=("subnet",),  # where the pair's floating private IP is
+        watchdog_python="/opt/oci-cli/bin/python3",  # the venv the profile's fetch installs
     ),
 }
 

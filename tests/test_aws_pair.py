@@ -8,6 +8,7 @@ import base64
 import fnmatch
 import json
 import threading
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -19,6 +20,7 @@ from provisioner.providers.aws import TAG
 from provisioner.providers.aws.pair import PAIR_POLICY, pair_policy
 from provisioner.render import plan_text, status_text
 from provisioner.sandbox import FAKE_PROFILE, SandboxWorld
+from provisioner.spec import CLOUD_SCHEMAS
 from provisioner.watchdog import HA_TAG, AwsRoutes, Holder, Settings
 
 OURS = ("100.96.0.0/11", "192.168.0.0/22")  # HQ's routed destinations: the VPN, Branch
@@ -138,6 +140,41 @@ def test_a_pair_is_two_connectors_with_the_routes_on_the_first(
     calls.clear()
     assert deployment(world, clouds, edit=as_pair(world, second_subnet)).plan().empty
     assert calls.mutating == []
+
+
+def test_a_release_that_changes_a_pairs_user_data_replaces_no_running_connector(
+    session, world: SandboxWorld, clouds, second_subnet, calls: CallLog, monkeypatch
+):
+    """The user-data carries the watchdog (its code, settings and interpreter, from the cloud's
+    schema), but a connector's fingerprint is made of the settings it was launched with, not of
+    the rendered text: a release that renders a pair's user-data otherwise keeps the running
+    pair (it gets the new watchdog when it is replaced for a reason of its own)."""
+    edit = as_pair(world, second_subnet)
+    d = deployment(world, clouds, edit=edit)
+    d.apply()
+    before = {m: i["InstanceId"] for m, i in connectors(session).items()}
+    old = d.bootstrap("hq")
+    monkeypatch.setitem(
+        CLOUD_SCHEMAS, "aws", replace(CLOUD_SCHEMAS["aws"], watchdog_python="/opt/next/python3")
+    )
+    again = deployment(world, clouds, edit=edit)
+    assert again.bootstrap("hq") != old and "/opt/next/python3" in gunzipped(again.bootstrap("hq"))
+    calls.clear()
+    assert again.plan().empty
+    again.apply()
+    assert calls.mutating == []
+    assert {m: i["InstanceId"] for m, i in connectors(session).items()} == before
+
+
+def gunzipped(user_data: str) -> str:
+    """The user-data with its base64 files decoded (the watchdog's service unit among them)."""
+    import yaml
+
+    out = [user_data]
+    for entry in yaml.safe_load(user_data).get("write_files", []):
+        if entry.get("encoding") == "b64":
+            out.append(base64.b64decode(entry["content"]).decode())
+    return "\n".join(out)
 
 
 def watchdog_of(session: Any, instance: dict[str, Any]) -> AwsRoutes:

@@ -15,7 +15,9 @@ replace` whenever a destination's next hop changes, as the cloud's virtual route
   the router sends to the backend its health checks find up (`/active`, every
   `checkIntervalSec`, the thresholds in a row), the primary while it is healthy.
 
-Usage: cloud_router.py CLOUD STATE_DIR ADDRESS PORT ACTIVE_IP STANDBY_IP DESTINATION...
+Usage: [LAB_PROBE_SECONDS=S] cloud_router.py CLOUD STATE_DIR ADDRESS PORT ACTIVE_IP STANDBY_IP
+DESTINATION...; LAB_PROBE_SECONDS: how often the balancer's probes run (Azure, GCP), default the
+clouds' documented 5 s (what the load balancer resources say, whatever it is).
 Writes STATE_DIR/seed.json (the interfaces, the table, and on OCI the subnet) once serving,
 and one line per route it programs to STATE_DIR/routes.log: `<unix time> <destination> <next
 hop>`."""
@@ -23,6 +25,7 @@ hop>`."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -133,6 +136,11 @@ def oci(address: str, port: int, ips: list[str], destinations: list[str]) -> tup
 PROBE_SECONDS, PROBE_THRESHOLD = 5, 1  # Azure's NVA guide: a probe every 5 s; the default threshold
 
 
+def probe_seconds(documented: float) -> float:
+    """The cadence of the lab's balancer: the cloud's documented one, or a test's shorter one."""
+    return float(os.environ.get("LAB_PROBE_SECONDS") or documented)
+
+
 def azure(address: str, port: int, ips: list[str], destinations: list[str]) -> tuple[dict[str, Any], Follow]:  # fmt: skip
     from azure.mgmt.network import models as m
 
@@ -173,12 +181,12 @@ def azure(address: str, port: int, ips: list[str], destinations: list[str]) -> t
         )).result()  # fmt: skip
         nics.append(nic.id)
     probes = LbProbes(arm, lb.id)
-    next_round = [0.0]
+    next_round, every = [0.0], probe_seconds(PROBE_SECONDS)
 
     def follow() -> dict[str, str]:
         if time.monotonic() >= next_round[0]:
             probes.round(timeout=1.0)
-            next_round[0] = time.monotonic() + PROBE_SECONDS
+            next_round[0] = time.monotonic() + every
         healthy = probes.healthy()
         return {d: healthy[0] for d in destinations} if healthy else {}
 
@@ -317,12 +325,12 @@ def gcp(address: str, port: int, ips: list[str], destinations: list[str]) -> tup
         )
     )
     health = IlbHealth(gce, f"projects/{project}/regions/{region}/backendServices/cp-hq-ilb")
-    next_round = [0.0]
+    next_round, every = [0.0], probe_seconds(CHECK_SECONDS)
 
     def follow() -> dict[str, str]:
         if time.monotonic() >= next_round[0]:
             health.round()
-            next_round[0] = time.monotonic() + CHECK_SECONDS
+            next_round[0] = time.monotonic() + every
         targets = [t for t in health.targets() if health.up.get(t)]
         return {d: targets[0] for d in destinations} if targets else {}
 

@@ -75,9 +75,18 @@ class Member:
 
 class PairWorld:
     def __init__(
-        self, world: SeedWorld, directory: Path, *, interval: float, fails: int, cloud: str = "aws"
+        self,
+        world: SeedWorld,
+        directory: Path,
+        *,
+        interval: float,
+        fails: int,
+        cloud: str = "aws",
+        probe: float = 5.0,
     ) -> None:
-        self.world, self.dir, self.cloud = world, directory, cloud
+        """`probe`: how often the lab's load balancer (Azure, GCP) probes the pair; the clouds'
+        resources keep their documented 5 s, the test may follow them faster."""
+        self.world, self.dir, self.cloud, self.probe = world, directory, cloud, probe
         self.subnet = ""  # OCI: where the floating private IP is
         self.b_ns = ""  # the second connector's host: gone with the pair
         self.interval, self.fails = interval, fails
@@ -126,6 +135,7 @@ class PairWorld:
             HQ.router,
             "sh",
             "-c",
+            f"LAB_PROBE_SECONDS={self.probe:g} "
             f"{sys.executable} {HERE / 'cloud_router.py'} {self.cloud} {state} {HQ.router_ip} "
             f"{API_PORT} "
             f"{HQ.connector_ip} {_b_ip()} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -66,6 +67,26 @@ def error_text(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+@dataclass
+class AwsSeen:
+    """What observe learnt of the network that apply's handlers act on, and apply keeps current:
+    made anew by each observe (its helpers fill the one they are handed) and read by the parts
+    through `AwsState.seen`, never through attributes of their own."""
+
+    # the connector's own security group (Groups makes and deletes it; the launch, the app
+    # groups' rules and the pair's health rule name it)
+    group_id: str | None = None
+    # each live connector's primary network interface, by instance (Instance, Pair)
+    interfaces: dict[str, str | None] = field(default_factory=dict)
+    # each role's inline policies (Identity deletes them with the role; Pair adds its own)
+    role_policies: dict[str, set[str]] = field(default_factory=dict)
+    # a pair's route tables: those the watchdogs may write, and those tagged so (Pair)
+    ha_tables_wanted: set[str] = field(default_factory=set)
+    ha_tables_tagged: set[str] = field(default_factory=set)
+    # connectors launched by this apply: member -> (instance, its interface) (Instance, Pair)
+    launched: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
+
+
 class AwsState(Provider):
     """What the provider's parts share: the network, its clients and the names and ids of
     what it owns. Set up by AwsNetwork.__init__ and observe."""
@@ -77,7 +98,6 @@ class AwsState(Provider):
     iam: Any
     parameter: str
     role: str  # the connector's role and instance profile (of a pair: the member's)
-    role_policies: dict[str, set[str]]  # each role's inline policies, as observe found them
     member: int  # of a pair: whose connector (and profile) the handlers act on
     group_name: str
     tags: list[dict[str, str]]
@@ -85,7 +105,8 @@ class AwsState(Provider):
     poll_seconds: float
     wait_seconds: float
     iam_propagation_seconds: float
-    group_id: str | None
+    seen: AwsSeen  # what the last observe learnt (and apply since)
+    # the connector a change is about (Pair.as_member), else the first one observe found
     instance: str | None
     interface: str | None
 
@@ -102,6 +123,6 @@ class AwsState(Provider):
 
     def _group(self) -> str:
         """The connector's own security group (made by the security-group part)."""
-        if not self.group_id:
+        if not self.seen.group_id:
             raise CloudError(f"the connector's security group {self.group_name} does not exist")
-        return self.group_id
+        return self.seen.group_id

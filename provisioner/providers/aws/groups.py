@@ -157,7 +157,7 @@ class Groups(AwsState):
 
     def _create_security_group(self) -> None:
         try:
-            self.group_id = self.ec2.create_security_group(
+            self.seen.group_id = self.ec2.create_security_group(
                 GroupName=self.group_name,
                 Description=f"{MARK}: connector of {self.network.name}; no inbound from the internet",
                 VpcId=self.location.vpc,
@@ -166,7 +166,7 @@ class Groups(AwsState):
         except ClientError as e:
             if e.response["Error"]["Code"] != "InvalidGroup.Duplicate":
                 raise
-            self.group_id = self.ec2.describe_security_groups(
+            self.seen.group_id = self.ec2.describe_security_groups(
                 Filters=[
                     {"Name": "vpc-id", "Values": [self.location.vpc]},
                     {"Name": "group-name", "Values": [self.group_name]},
@@ -174,11 +174,11 @@ class Groups(AwsState):
             )["SecurityGroups"][0]["GroupId"]
 
     def _delete_security_group(self) -> None:
-        if not self.group_id:
+        if not self.seen.group_id:
             return
         try:
-            self.ec2.delete_security_group(GroupId=self.group_id)
+            self.ec2.delete_security_group(GroupId=self.seen.group_id)
         except ClientError as e:
             if e.response["Error"]["Code"] != "InvalidGroup.NotFound":
                 raise
-        self.group_id = None
+        self.seen.group_id = None

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from ...model import Part
 from ...redact import protect
-from .common import PAIR_POLICY, POLICY_NAME, TAG, AwsState, done_already
+from .common import PAIR_POLICY, POLICY_NAME, TAG, AwsSeen, AwsState, done_already
 
 
 class Identity(AwsState):
@@ -89,7 +89,7 @@ class Identity(AwsState):
     def _delete_role(self) -> None:
         # its inline policies first (a pair's too, if an interrupted run left it): IAM deletes
         # no role that still has one
-        left = [PAIR_POLICY] if PAIR_POLICY in self.role_policies.get(self.role, set()) else []
+        left = [PAIR_POLICY] if PAIR_POLICY in self.seen.role_policies.get(self.role, set()) else []
         for name in (POLICY_NAME, *left):
             done_already(
                 partial(self.iam.delete_role_policy, RoleName=self.role, PolicyName=name),
@@ -120,15 +120,16 @@ class Identity(AwsState):
             )
         self.iam.delete_instance_profile(InstanceProfileName=self.role)
 
-    def _member_identity(self, member: int) -> tuple[Part, Part]:
-        """A connector's role (with its one policy) and instance profile, as they are."""
+    def _member_identity(self, member: int, seen: AwsSeen) -> tuple[Part, Part]:
+        """A connector's role (with its one policy) and instance profile, as they are; the
+        role's inline policies into `seen`."""
         saved, self.role = self.role, self.role_of(member)
         try:
             role, policies = self._role_state()
             instance_profile, attached = self._instance_profile_state()
         finally:
             name, self.role = self.role, saved
-        self.role_policies[name] = policies
+        seen.role_policies[name] = policies
         return (
             Part(
                 "role",

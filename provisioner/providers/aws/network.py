@@ -44,6 +44,7 @@ from .common import (
     LIVE_STATES,
     MEMBER_TAG,
     TAG,
+    AwsSeen,
     error_text,
     new_session,
     pages,
@@ -151,14 +152,9 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             {"Key": "Name", "Value": f"connector-{name}"},
         ]
         # learnt by observe and by apply
-        self.group_id: str | None = None
+        self.seen = AwsSeen()
         self.instance: str | None = None
         self.interface: str | None = None
-        self.launched: dict[int, tuple[str | None, str | None]] = {}
-        self.interfaces: dict[str, str | None] = {}
-        self.ha_tables_wanted: set[str] = set()
-        self.ha_tables_tagged: set[str] = set()
-        self.role_policies: dict[str, set[str]] = {}
 
     # --- what the contract asks of the cloud ---------------------------------------------
 
@@ -272,6 +268,7 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             for s in pages(self.ec2, "describe_subnets", "Subnets", Filters=by_vpc)
         }
         subnet_ids = list(zones)
+        seen = AwsSeen()  # what this observe learns for apply; the parts' from now on
         raw_tables = list(pages(self.ec2, "describe_route_tables", "RouteTables", Filters=by_vpc))
         live = self._existing_interfaces(raw_tables)
         tables = tuple(self._route_table(t, live) for t in raw_tables)
@@ -279,10 +276,17 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             replace(s, zone=zones.get(s.id))
             for s in self._ways_out(subnet_ids, raw_tables, {t.id: t for t in tables})
         )
-        connectors = self._observe_connectors(by_vpc)
+        connectors = self._observe_connectors(by_vpc, seen)
         groups = list(pages(self.ec2, "describe_security_groups", "SecurityGroups", Filters=by_vpc))
         app_groups, ingress, own_group = self._observe_groups(groups)
-        self.group_id = own_group  # what apply's rules and the launch refer to
+        seen.group_id = own_group  # what apply's rules and the launch refer to
+        parts = self._observe_parts(
+            own_group,
+            raw_tables,
+            has_health_rule(next((g for g in groups if g["GroupId"] == own_group), None)),
+            seen,
+        )
+        self.seen = seen
         return Observed(
             network=self.network.name,
             cidrs=cidrs,
@@ -290,11 +294,7 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             subnets=subnets,
             connector=connectors[0] if connectors else None,
             connectors=connectors,
-            parts=self._observe_parts(
-                own_group,
-                raw_tables,
-                has_health_rule(next((g for g in groups if g["GroupId"] == own_group), None)),
-            ),
+            parts=parts,
             app_groups=app_groups,
             connector_ingress=ingress,
         )
@@ -383,8 +383,11 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             routes=tuple(routes),
         )
 
-    def _observe_connectors(self, by_vpc: list[dict[str, Any]]) -> tuple[ObservedConnector, ...]:
-        """Every live connector of the network (a pair has two), newest first."""
+    def _observe_connectors(
+        self, by_vpc: list[dict[str, Any]], seen: AwsSeen
+    ) -> tuple[ObservedConnector, ...]:
+        """Every live connector of the network (a pair has two), newest first; each one's
+        interface into `seen`."""
         filters = [
             *by_vpc,
             {"Name": f"tag:{TAG}", "Values": [self.network.name]},
@@ -408,7 +411,7 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             )
             tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
             interface = primary["NetworkInterfaceId"] if primary else None
-            self.interfaces[inst["InstanceId"]] = interface
+            seen.interfaces[inst["InstanceId"]] = interface
             member = tags.get(MEMBER_TAG, "0")
             out.append(
                 ObservedConnector(
@@ -431,7 +434,11 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
         return tuple(out)
 
     def _observe_parts(
-        self, own_group: str | None, raw_tables: list[dict[str, Any]], health_rule: bool
+        self,
+        own_group: str | None,
+        raw_tables: list[dict[str, Any]],
+        health_rule: bool,
+        seen: AwsSeen,
     ) -> tuple[Part, ...]:
         assert self.network.connector is not None
         ha = self.network.connector.ha
@@ -450,7 +457,7 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
                 names[0] in found,
                 fingerprint=found.get(names[0]),
             ),
-            *self._member_identity(0),
+            *self._member_identity(0, seen),
             Part(
                 "security-group",
                 self.group_name,
@@ -463,7 +470,8 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
                 health_rule,
                 # the second connector's role: read for a pair, or while its profile is left
                 # (deleted last of the pair's parts, so an interrupted run is still seen)
-                self._member_identity(1) if ha or names[1] in found else (),
+                self._member_identity(1, seen) if ha or names[1] in found else (),
+                seen,
             ),
         )
 

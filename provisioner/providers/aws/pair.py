@@ -21,7 +21,7 @@ from ...errors import CloudError
 from ...model import PROFILE_PART, Action, Change, Kind, Part
 from ...planner import NEW_CONNECTOR
 from ...watchdog import DEFAULT_PORT, HA_TAG
-from .common import PAIR_POLICY, TAG, AwsState, done_already
+from .common import PAIR_POLICY, TAG, AwsSeen, AwsState, done_already
 
 PAIR_TAGS = "route-table-tags"
 PAIR_POLICY_PART = "pair-policy"
@@ -87,13 +87,8 @@ def pair_policy(region: str, account: str, network: str) -> dict[str, Any]:
 
 
 class Pair(AwsState):
-    """Set by observe: the tables the file selects, and those that carry our ha tag now."""
-
-    member: int
-    launched: dict[int, tuple[str | None, str | None]]
-    interfaces: dict[str, str | None]  # instance -> its primary interface, as observed
-    ha_tables_wanted: set[str]
-    ha_tables_tagged: set[str]
+    """A connector pair's parts (the second profile, the pair policy, the health rule, the
+    tables' tags), and which connector a change is about."""
 
     def _pair_parts(
         self,
@@ -101,19 +96,21 @@ class Pair(AwsState):
         profile_state: tuple[bool, str | None],
         health_rule: bool,
         identity: tuple[Part, ...],
+        seen: AwsSeen,
     ) -> tuple[Part, ...]:
         """The pair's parts: wanted with ha; otherwise listed only while left over, to go.
-        `identity`: the second connector's role and instance profile, as observed."""
+        `identity`: the second connector's role and instance profile, as observed; the tables
+        the pair writes, and those tagged so, into `seen`."""
         assert self.network.connector is not None
         ha = self.network.connector.ha
         present, fingerprint = profile_state
         selected = self.network.route_tables
-        self.ha_tables_wanted = (
+        seen.ha_tables_wanted = (
             {t["RouteTableId"] for t in raw_tables}
             if selected is None
             else set(selected) & {t["RouteTableId"] for t in raw_tables}
         )
-        self.ha_tables_tagged = {
+        seen.ha_tables_tagged = {
             t["RouteTableId"]
             for t in raw_tables
             if any(
@@ -122,7 +119,7 @@ class Pair(AwsState):
             )
         }
         with_policy = [
-            r for r in self._pair_roles() if PAIR_POLICY in self.role_policies.get(r, ())
+            r for r in self._pair_roles() if PAIR_POLICY in seen.role_policies.get(r, ())
         ]
         parts = (
             Part(
@@ -148,8 +145,8 @@ class Pair(AwsState):
                 PAIR_TAGS,
                 f"{HA_TAG}={self.network.name}",
                 "marks the route tables the watchdogs may change (their role's condition)",
-                bool(self.ha_tables_tagged),
-                complete=self.ha_tables_tagged == self.ha_tables_wanted,
+                bool(seen.ha_tables_tagged),
+                complete=seen.ha_tables_tagged == seen.ha_tables_wanted,
                 wanted=ha,
             ),
             Part(
@@ -172,7 +169,7 @@ class Pair(AwsState):
         policy = json.dumps(pair_policy(self.location.region, account, self.network.name))
         for role in self._pair_roles():
             self.iam.put_role_policy(RoleName=role, PolicyName=PAIR_POLICY, PolicyDocument=policy)
-            self.role_policies.setdefault(role, set()).add(PAIR_POLICY)
+            self.seen.role_policies.setdefault(role, set()).add(PAIR_POLICY)
 
     def _delete_pair_policy(self) -> None:
         for role in self._pair_roles():
@@ -180,7 +177,7 @@ class Pair(AwsState):
                 partial(self.iam.delete_role_policy, RoleName=role, PolicyName=PAIR_POLICY),
                 "NoSuchEntity",
             )
-            self.role_policies.get(role, set()).discard(PAIR_POLICY)
+            self.seen.role_policies.get(role, set()).discard(PAIR_POLICY)
 
     def _allow_health_checks(self) -> None:
         done_already(
@@ -191,9 +188,9 @@ class Pair(AwsState):
         )
 
     def _stop_health_checks(self) -> None:
-        if not self.group_id:
+        if not self.seen.group_id:
             return
-        group = self.group_id
+        group = self.seen.group_id
         done_already(
             lambda: self.ec2.revoke_security_group_ingress(
                 GroupId=group, IpPermissions=[health_permission(group)]
@@ -202,18 +199,18 @@ class Pair(AwsState):
         )
 
     def _tag_route_tables(self) -> None:
-        add = sorted(self.ha_tables_wanted - self.ha_tables_tagged)
-        drop = sorted(self.ha_tables_tagged - self.ha_tables_wanted)
+        add = sorted(self.seen.ha_tables_wanted - self.seen.ha_tables_tagged)
+        drop = sorted(self.seen.ha_tables_tagged - self.seen.ha_tables_wanted)
         if add:
             self.ec2.create_tags(Resources=add, Tags=[{"Key": HA_TAG, "Value": self.network.name}])
         if drop:
             self._untag(drop)
-        self.ha_tables_tagged = set(self.ha_tables_wanted)
+        self.seen.ha_tables_tagged = set(self.seen.ha_tables_wanted)
 
     def _untag_route_tables(self) -> None:
-        if self.ha_tables_tagged:
-            self._untag(sorted(self.ha_tables_tagged))
-        self.ha_tables_tagged = set()
+        if self.seen.ha_tables_tagged:
+            self._untag(sorted(self.seen.ha_tables_tagged))
+        self.seen.ha_tables_tagged = set()
 
     def _untag(self, tables: list[str]) -> None:
         self.ec2.delete_tags(Resources=tables, Tags=[{"Key": HA_TAG, "Value": self.network.name}])
@@ -233,16 +230,16 @@ class Pair(AwsState):
             self.parameter_of(member),
             self.role_of(member),
         )
-        self.instance, self.interface = self.launched.get(member, (None, None))
+        self.instance, self.interface = self.seen.launched.get(member, (None, None))
         if change.kind is Kind.CONNECTOR and change.action is not Action.CREATE:
             self.instance = change.resource
-            self.interface = self.interfaces.get(change.resource)
+            self.interface = self.seen.interfaces.get(change.resource)
         elif change.kind is Kind.FORWARDING and change.resource != NEW_CONNECTOR:
             self.interface = change.resource
         try:
             yield
             if change.kind is Kind.CONNECTOR and change.action is not Action.DELETE:
-                self.launched[member] = (self.instance, self.interface)
+                self.seen.launched[member] = (self.instance, self.interface)
         finally:
             self.instance, self.interface, self.parameter, self.member = saved
             self.role = saved_role
@@ -252,7 +249,7 @@ class Pair(AwsState):
         connector launched in this apply."""
         if change.target and change.target != NEW_CONNECTOR:
             return change.target
-        interface = self.launched.get(change.member, (None, None))[1]
+        interface = self.seen.launched.get(change.member, (None, None))[1]
         if not interface:
             raise CloudError("the connector has no network interface yet")
         return interface

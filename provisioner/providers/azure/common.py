@@ -7,6 +7,7 @@ import ipaddress
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from typing import Any
 
@@ -136,6 +137,25 @@ def sandbox_endpoint() -> str | None:
     return os.environ.get(ENDPOINT_VARIABLE) or None
 
 
+@dataclass
+class AzureSeen:
+    """What observe learnt of the network that apply's handlers act on, and apply keeps current:
+    made anew by each observe (its helpers fill the one they are handed) and read by the parts
+    through `AzureState.seen`, never through attributes of their own."""
+
+    vnet: Any = None  # the VNet with its subnets (the launch, the pair's frontend, filters)
+    # our routes' names: (table, destination) -> route name (the route tables' writes)
+    route_names: dict[tuple[str, IPv4Network], str] = field(default_factory=dict)
+    table_ids: dict[str, str] = field(default_factory=dict)  # table as the plan names it -> id
+    # our app rules' names: (group, source, ports) -> rule name (Groups)
+    app_rule_names: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    group_ids: dict[str, str] = field(default_factory=dict)  # app group as named -> id (Groups)
+    # a pair's load balancer: its frontend's address and its pool (Pair; the launch joins it)
+    front_ip: str | None = None
+    pool_id: str | None = None
+    vm_tags: dict[int, dict[str, str]] = field(default_factory=dict)  # each member's VM's tags
+
+
 class AzureState(Members, Provider):
     """What the provider's parts share: the network, its clients, the names of what it owns and
     what observe learnt. Set up by AzureNetwork.__init__ and observe."""
@@ -154,18 +174,9 @@ class AzureState(Members, Provider):
     vm_name: str
     nic_name: str
     ip_name: str
-    # learnt by observe and apply
-    vnet: Any
-    connector_ip: str | None
-    route_names: dict[tuple[str, IPv4Network], str]  # (table, destination) -> route name
-    table_ids: dict[str, str]  # table as the plan names it -> resource id
-    app_rule_names: dict[tuple[str, str, str], str]  # (group, source, ports) -> rule name
-    group_ids: dict[str, str]  # app group as the plan names it -> resource id
-    # a pair's (connector.ha): the load balancer in front of it, and its frontend's address
-    lb_name: str
-    front_ip: str | None
-    pool_id: str | None
-    vm_tags: dict[int, dict[str, str]]  # each member's VM's tags, as observed
+    lb_name: str  # a pair's load balancer
+    seen: AzureSeen  # what the last observe learnt (and apply since)
+    connector_ip: str | None  # the current member's (Members.as_member), learnt by observe
 
     def member_names(self, member: int) -> dict[str, Any]:
         """A pair's second connector has names of its own: cp-<network>-connector-2..."""
@@ -215,8 +226,8 @@ class AzureState(Members, Provider):
             for c in n.ip_configurations or []
             if c.subnet is not None and c.subnet.id.lower() == subnet.id.lower()
         }
-        if self.front_ip:  # the pair's load balancer's frontend holds one too
-            taken.add(self.front_ip)
+        if self.seen.front_ip:  # the pair's load balancer's frontend holds one too
+            taken.add(self.seen.front_ip)
         if prefer and prefer not in taken and ipaddress.IPv4Address(prefer) in prefix:
             return prefer
         reserved = {str(prefix.network_address + i) for i in range(4)} | {

@@ -19,7 +19,7 @@ from ...model import (
     Kind,
     Ports,
 )
-from .common import AzureState, rule_name, short
+from .common import AzureSeen, AzureState, rule_name, short
 
 PROTOCOLS = {"*": "all", "Tcp": "tcp", "Udp": "udp", "Icmp": "icmp"}
 HIGHEST = 4096  # our allow rules take the last free priorities: the admin's own rules go first
@@ -84,9 +84,10 @@ class Groups(AzureState):
         return out
 
     def _observe_groups(
-        self, groups: list[Any], connector_ip: str | None
+        self, groups: list[Any], connector_ip: str | None, seen: AzureSeen
     ) -> tuple[tuple[AppGroup, ...], tuple[IPv4Network, ...]]:
-        """(the app groups asked for or holding rules of ours, the CIDRs our own NSG admits)."""
+        """(the app groups asked for or holding rules of ours, the CIDRs our own NSG admits);
+        the groups' ids and our rules' names into `seen`."""
         own = next((g for g in groups if g.name == self.nsg_name), None)
         ingress = tuple(
             r.source for r, name in (self._rules(own, connector_ip) if own else []) if name.startswith("cp-local-")
@@ -110,10 +111,10 @@ class Groups(AzureState):
                 continue
             rules = self._rules(g, connector_ip)
             if label in wanted or any(r.ours for r, _ in rules):
-                self.group_ids[label] = g.id
+                seen.group_ids[label] = g.id
                 for r, name in rules:
                     if r.ours:
-                        self.app_rule_names[(label, str(r.source), str(r.ports))] = name
+                        seen.app_rule_names[(label, str(r.source), str(r.ports))] = name
                 out.append(AppGroup(label, tuple(r for r, _ in rules)))
         return tuple(out), ingress
 
@@ -153,7 +154,7 @@ class Groups(AzureState):
         """The id of the NSG a connector-ingress or app-access change writes to."""
         if change.kind is Kind.CONNECTOR_INGRESS:
             return self.rid("networkSecurityGroups", self.nsg_name)
-        return self.group_ids.get(change.resource) or self.rid(
+        return self.seen.group_ids.get(change.resource) or self.rid(
             "networkSecurityGroups", change.resource
         )
 
@@ -173,7 +174,7 @@ class Groups(AzureState):
             if rule.source == CONNECTOR_SOURCE
             else str(rule.source)
         )
-        name = self.app_rule_names.get((group, str(rule.source), str(rule.ports))) or rule_name(
+        name = self.seen.app_rule_names.get((group, str(rule.source), str(rule.ports))) or rule_name(
             self.network.name, f"{source}|{rule.ports}"
         )
         label = f"connector-provisioner: {self.network.name}: {rule.label}".rstrip(": ")

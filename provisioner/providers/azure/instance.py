@@ -11,7 +11,7 @@ from ...bootstrap import render_user_data
 from ...errors import CloudError
 from ...model import ConnectorState, DesiredConnector, ObservedConnector
 from ...redact import protect
-from .common import EXTENSION, FINGERPRINT_TAG, PEER_TAG, UBUNTU, AzureState, short
+from .common import EXTENSION, FINGERPRINT_TAG, PEER_TAG, UBUNTU, AzureSeen, AzureState, short
 
 POWER_STATES = {
     "running": ConnectorState.RUNNING,
@@ -30,8 +30,11 @@ class Instance(AzureState):
 
     # --- observe -------------------------------------------------------------------------
 
-    def _observe_connector(self, nics: list[Any]) -> tuple[ObservedConnector | None, bool]:
-        """(the connector, whether a NIC or public IP of ours is left without its VM)."""
+    def _observe_connector(
+        self, nics: list[Any], seen: AzureSeen
+    ) -> tuple[ObservedConnector | None, bool]:
+        """(the connector, whether a NIC or public IP of ours is left without its VM); its VM's
+        tags into `seen`."""
         from azure.core.exceptions import ResourceNotFoundError
 
         nic = next(
@@ -65,7 +68,7 @@ class Instance(AzureState):
             public_ip=public_ip,
             member=self.member,
         )
-        self.vm_tags[self.member] = dict(vm.tags or {})
+        seen.vm_tags[self.member] = dict(vm.tags or {})
         return connector, False
 
     def _exists_public_ip(self) -> bool:
@@ -96,8 +99,8 @@ class Instance(AzureState):
         from azure.mgmt.network import models as network
 
         subnet = next(
-            (s for s in self.vnet.subnets or [] if s.name == connector.subnet), None
-        ) if self.vnet is not None else None  # fmt: skip
+            (s for s in self.seen.vnet.subnets or [] if s.name == connector.subnet), None
+        ) if self.seen.vnet is not None else None  # fmt: skip
         if subnet is None:
             raise CloudError(f"subnet {connector.subnet} is not in vnet {self.location.vnet}")
         public = None
@@ -144,9 +147,9 @@ class Instance(AzureState):
                                     else None,
                                     # one of a pair: behind its load balancer, once there is one
                                     load_balancer_backend_address_pools=[
-                                        network.BackendAddressPool(id=self.pool_id)
+                                        network.BackendAddressPool(id=self.seen.pool_id)
                                     ]
-                                    if connector.ha and self.pool_id
+                                    if connector.ha and self.seen.pool_id
                                     else None,
                                 ),
                             )

@@ -36,7 +36,7 @@ from ...model import (
     WayOut,
 )
 from ..base import PartHandlers, Provider, sandbox_clients
-from .common import TAG, error_text, route_name, sandbox_endpoint, short
+from .common import TAG, AzureSeen, error_text, route_name, sandbox_endpoint, short
 from .common import clients as make_clients
 from .groups import Groups
 from .instance import Instance
@@ -132,13 +132,7 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
         for key, value in self.held[0].items():
             setattr(self, key, value)
         self.lb_name = f"cp-{name}-lb"
-        self.front_ip = self.pool_id = None
-        self.vm_tags = {}
-        self.vnet = None
-        self.route_names = {}
-        self.table_ids = {}
-        self.app_rule_names = {}
-        self.group_ids = {}
+        self.seen = AzureSeen()
 
     # --- what the contract asks of the cloud ---------------------------------------------
 
@@ -185,9 +179,9 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
         layers = {key: _nsg_layer(n) for key, n in nsgs.items()}
         subnet_nsg = {
             s.name: (s.network_security_group.id.lower() if s.network_security_group else None)
-            for s in self.vnet.subnets or []
+            for s in self.seen.vnet.subnets or []
         }
-        vnet_id = self.vnet.id.lower()
+        vnet_id = self.seen.vnet.id.lower()
         members: dict[str, list[Member]] = {}
         hosts: dict[str, tuple[FilterLayer, ...]] = {}
         for nic in nics:
@@ -245,8 +239,9 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
         from azure.core.exceptions import ResourceNotFoundError
 
         loc, name = self.location, self.network.name
+        seen = AzureSeen()  # what this observe learns for apply; the parts' from now on
         try:
-            self.vnet = self.net.virtual_networks.get(self.rg, loc.vnet)
+            seen.vnet = self.net.virtual_networks.get(self.rg, loc.vnet)
         except ResourceNotFoundError as e:
             if e.error is not None and e.error.code == "ResourceGroupNotFound":
                 raise SpecError(
@@ -256,7 +251,7 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
             raise SpecError(
                 f"networks.{name}.vnet", f"{loc.vnet!r} does not exist in resource group {self.rg}"
             ) from None
-        vnet = self.vnet
+        vnet = seen.vnet
         cidrs = tuple(IPv4Network(p) for p in vnet.address_space.address_prefixes)
         subnets = list(vnet.subnets or [])
         tables = {t.id.lower(): t for t in self.net.route_tables.list(self.rg)}
@@ -281,21 +276,24 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
         leftovers: dict[int, bool] = {}
         for member in (0, 1) if pair else (0,):
             with self.as_member(member):
-                connector, leftovers[member] = self._observe_connector(nics)
+                connector, leftovers[member] = self._observe_connector(nics, seen)
                 self.connector_ip = connector.interface if connector else None  # routes' next hop
             if connector is not None:
                 found[member] = connector
-        front = self._observe_front(found, nics) if pair else None
+        front = self._observe_front(found, nics, seen) if pair else None
         if front is not None:
             in_use.add(front.id)  # a next hop as live as a NIC's address
         ours = {x.interface for x in found.values() if x.interface}
         if front is not None:
             ours.add(front.id)
-        observed_tables = self._observe_tables(subnets, tables, in_use, ours)
+        observed_tables = self._observe_tables(subnets, tables, in_use, ours, seen)
         groups = list(self.net.network_security_groups.list(self.rg))
         first = found.get(0) or found.get(1)
-        app_groups, ingress = self._observe_groups(groups, first.interface if first else None)
-        parts = self._observe_parts(subnets, tables, groups, leftovers, found)
+        app_groups, ingress = self._observe_groups(
+            groups, first.interface if first else None, seen
+        )
+        parts = self._observe_parts(subnets, tables, groups, leftovers, found, seen)
+        self.seen = seen
         return Observed(
             network=name,
             cidrs=cidrs,
@@ -314,8 +312,15 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
         return short(table_id) if _group_of(table_id.lower()) == self.rg.lower() else table_id
 
     def _observe_tables(
-        self, subnets: list[Any], tables: dict[str, Any], in_use: set[str], ours: set[str]
+        self,
+        subnets: list[Any],
+        tables: dict[str, Any],
+        in_use: set[str],
+        ours: set[str],
+        seen: AzureSeen,
     ) -> tuple[RouteTable, ...]:
+        """The selected tables (and any that routes to a connector of ours); their ids and
+        their routes' names into `seen`."""
         chosen: dict[str, Any] = {}
         if self.network.route_tables is None:  # all: every subnet's table, ours for the others
             for s in subnets:
@@ -338,14 +343,14 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
         for _key, t in sorted(chosen.items()):
             table_id = t.id if t is not None else self.rid("routeTables", self.table_name)
             label = self._label(table_id)
-            self.table_ids[label] = table_id
+            seen.table_ids[label] = table_id
             routes = []
             for r in (t.routes if t is not None else None) or []:
                 try:
                     destination = IPv4Network(r.address_prefix)
                 except ValueError:
                     continue  # a service tag: never ours
-                self.route_names[(label, destination)] = r.name
+                seen.route_names[(label, destination)] = r.name
                 if r.next_hop_type == "VirtualAppliance":
                     # an appliance address no NIC holds carries nothing: a blackhole
                     target, usable = r.next_hop_ip_address, r.next_hop_ip_address in in_use
@@ -389,6 +394,7 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
         groups: list[Any],
         leftovers: dict[int, bool],
         found: dict[int, ObservedConnector],
+        seen: AzureSeen,
     ) -> tuple[Part, ...]:
         """The group, our route table, what a gone VM left, each connector's profile (after
         its VM), and a pair's peer tags; a pair's that the file no longer has: to go."""
@@ -449,7 +455,7 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
                 )
             )
         if len(leftovers) > 1:
-            parts.append(self._peers_part(found, self.vm_tags))
+            parts.append(self._peers_part(found, seen.vm_tags))
         return tuple(p for p in parts if p.wanted or p.present)
 
     # --- apply ---------------------------------------------------------------------------
@@ -461,7 +467,7 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
         )
 
     def _table_id(self, label: str) -> str:
-        return self.table_ids.get(label) or self.rid("routeTables", label)
+        return self.seen.table_ids.get(label) or self.rid("routeTables", label)
 
     def _routes_batch(self, changes: Sequence[Change]) -> None:
         """The table written back whole in one PUT, our routes merged in (or taken out), once
@@ -475,7 +481,7 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
         names = {}
         for c in changes:
             assert c.destination is not None
-            names[c.destination] = self.route_names.get((label, c.destination)) or route_name(
+            names[c.destination] = self.seen.route_names.get((label, c.destination)) or route_name(
                 c.destination
             )
         touched = {n.lower() for n in names.values()}

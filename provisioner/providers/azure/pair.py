@@ -16,7 +16,7 @@ from typing import Any
 from ...errors import CloudError
 from ...model import Action, Change, ObservedConnector, ObservedFront, Part
 from ...watchdog import DEFAULT_PORT
-from .common import PEER_TAG, AzureState
+from .common import PEER_TAG, AzureSeen, AzureState
 
 PEERS_PART = "pair-peers"
 FRONT = "load balancer frontend"
@@ -26,34 +26,33 @@ PROBE_THRESHOLD = 1  # one answer decides (Azure's default)
 
 class Pair(AzureState):
     def _observe_front(
-        self, found: dict[int, ObservedConnector], nics: list[Any]
+        self, found: dict[int, ObservedConnector], nics: list[Any], seen: AzureSeen
     ) -> ObservedFront | None:
         """The pair's load balancer, its frontend's address, and whether every connector's NIC
-        is in its pool."""
+        is in its pool; the address and the pool into `seen`."""
         from azure.core.exceptions import ResourceNotFoundError
 
         assert self.network.connector is not None
         try:
             lb = self.net.load_balancers.get(self.rg, self.lb_name)
         except ResourceNotFoundError:
-            self.front_ip = self.pool_id = None
             return None
-        self.front_ip = lb.frontend_ip_configurations[0].private_ip_address
-        self.pool_id = lb.backend_address_pools[0].id if lb.backend_address_pools else None
+        seen.front_ip = lb.frontend_ip_configurations[0].private_ip_address
+        seen.pool_id = lb.backend_address_pools[0].id if lb.backend_address_pools else None
         names = {self.held[m]["nic_name"] for m in found}
         joined = {
             n.name
             for n in nics
             if n.name in names
             and any(
-                (p.id or "").lower() == (self.pool_id or "").lower()
+                (p.id or "").lower() == (seen.pool_id or "").lower()
                 for c in n.ip_configurations or []
                 for p in c.load_balancer_backend_address_pools or []
             )
         }
         return ObservedFront(
             FRONT,
-            str(self.front_ip),
+            str(seen.front_ip),
             None,  # the probe's choice: not readable through ARM
             wanted=self.network.connector.ha,
             complete=joined == names,
@@ -89,7 +88,7 @@ class Pair(AzureState):
                     self.net.load_balancers.begin_delete(self.rg, self.lb_name),
                     f"load balancer {self.lb_name}",
                 )
-            self.front_ip = self.pool_id = None
+            self.seen.front_ip = self.seen.pool_id = None
             return
         if change.action is Action.CREATE:
             self._make_load_balancer()
@@ -100,9 +99,9 @@ class Pair(AzureState):
     def _make_load_balancer(self) -> None:
         from azure.mgmt.network import models as m
 
-        assert self.network.connector is not None and self.vnet is not None
+        assert self.network.connector is not None and self.seen.vnet is not None
         subnet_name = self.network.connector.subnet
-        subnet = next((s for s in self.vnet.subnets or [] if s.name == subnet_name), None)
+        subnet = next((s for s in self.seen.vnet.subnets or [] if s.name == subnet_name), None)
         if subnet is None:
             raise CloudError(f"subnet {subnet_name} is not in vnet {self.location.vnet}")
         base = self.rid("loadBalancers", self.lb_name)
@@ -161,16 +160,16 @@ class Pair(AzureState):
             ),
             f"load balancer {self.lb_name}",
         )
-        self.front_ip = lb.frontend_ip_configurations[0].private_ip_address
-        self.pool_id = lb.backend_address_pools[0].id
-        self.progress(f"{self.network.name}: load balancer {self.lb_name} at {self.front_ip}")
+        self.seen.front_ip = lb.frontend_ip_configurations[0].private_ip_address
+        self.seen.pool_id = lb.backend_address_pools[0].id
+        self.progress(f"{self.network.name}: load balancer {self.lb_name} at {self.seen.front_ip}")
 
     def _join(self, nic_name: str, join: bool) -> None:
         """A connector's NIC in the pair's pool (or out of it), sent back whole."""
         from azure.core.exceptions import ResourceNotFoundError
         from azure.mgmt.network import models as m
 
-        if self.pool_id is None:
+        if self.seen.pool_id is None:
             return
         try:
             nic = self.net.network_interfaces.get(self.rg, nic_name)
@@ -178,9 +177,9 @@ class Pair(AzureState):
             return
         config = nic.ip_configurations[0]
         pools = [p for p in config.load_balancer_backend_address_pools or []
-                 if (p.id or "").lower() != self.pool_id.lower()]  # fmt: skip
+                 if (p.id or "").lower() != self.seen.pool_id.lower()]  # fmt: skip
         if join:
-            pools.append(m.BackendAddressPool(id=self.pool_id))
+            pools.append(m.BackendAddressPool(id=self.seen.pool_id))
         if len(pools) == len(config.load_balancer_backend_address_pools or []):
             return  # as it should be
         config.load_balancer_backend_address_pools = pools
@@ -225,4 +224,4 @@ class Pair(AzureState):
 
     def route_target(self, change: Change) -> str:
         """The next hop a route change names (the load balancer's frontend, or a connector)."""
-        return self.target_of(change, self.front_ip, "connector_ip")
+        return self.target_of(change, self.seen.front_ip, "connector_ip")

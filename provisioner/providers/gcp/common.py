@@ -7,7 +7,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from typing import Any
 
@@ -142,6 +142,19 @@ def sandbox_endpoint() -> str | None:
     return os.environ.get(ENDPOINT_VARIABLE) or None
 
 
+@dataclass
+class GcpSeen:
+    """What observe learnt of the network that apply's handlers act on, and apply keeps current:
+    made anew by each observe (its helpers fill the one they are handed) and read by the parts
+    through `GcpState.seen`, never through attributes of their own."""
+
+    network_url: str  # the VPC network (firewalls, routes, the pair's group and rule name it)
+    # our routes' names: (tag scope, destination) -> route name (routes are replaced by name)
+    route_names: dict[tuple[str, IPv4Network], str] = field(default_factory=dict)
+    front_ip: str | None = None  # a pair's load balancer address (Pair; routes name it)
+    metadata: dict[int, Any] = field(default_factory=dict)  # each member's instance metadata
+
+
 class GcpState(Members, Provider):
     """What the provider's parts share: the network, its clients, the names of what it owns and
     what observe learnt. Set up by GcpNetwork.__init__ and observe."""
@@ -163,14 +176,9 @@ class GcpState(Members, Provider):
     account_is_ours: bool
     secret_name: str
     ingress_name: str  # the connector's own firewall
-    # learnt by observe and apply
-    network_url: str
-    connector_url: str | None
-    route_names: dict[tuple[str, IPv4Network], str]  # (table, destination) -> route name
-    # a pair's: its load balancer's names and address, and the instances' metadata as observed
-    ilb_name: str
-    front_ip: str | None
-    metadata: dict[int, Any]
+    ilb_name: str  # a pair's load balancer
+    seen: GcpSeen  # what the last observe learnt (and apply since)
+    connector_url: str | None  # the current member's (Members.as_member), learnt by observe
 
     def member_names(self, member: int) -> dict[str, Any]:
         """A pair's second connector has names of its own (and a zone of its own: apply's)."""

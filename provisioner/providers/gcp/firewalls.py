@@ -163,7 +163,7 @@ class Firewalls(GcpState):
             return
         body = compute_v1.Firewall(
             name=name,
-            network=self.network_url,
+            network=self.seen.network_url,
             direction="INGRESS",
             priority=1000,
             target_tags=[target],

@@ -19,6 +19,7 @@ from .common import (
     PROFILE_ANNOTATION,
     SCOPE,
     UBUNTU,
+    GcpSeen,
     GcpState,
     partial,
     short,
@@ -47,9 +48,10 @@ class Instance(GcpState):
     # --- observe -------------------------------------------------------------------------
 
     def _observe_connector(
-        self, instances: list[Any]
+        self, instances: list[Any], seen: GcpSeen
     ) -> tuple[ObservedConnector | None, str | None]:
-        """(the connector, its URL as routes name their next hop), or (None, None)."""
+        """(the connector, its URL as routes name their next hop), or (None, None); its
+        metadata into `seen`."""
         vm = next(
             (i for i in instances if i.name == self.instance_name and short(i.zone) == self.zone),
             None,
@@ -71,7 +73,7 @@ class Instance(GcpState):
             public_ip=nat_ip,
             member=self.member,
         )
-        self.metadata[self.member] = vm.metadata
+        seen.metadata[self.member] = vm.metadata
         return connector, partial(vm.self_link)
 
     def _exists_account(self) -> bool:
@@ -332,7 +334,7 @@ class Instance(GcpState):
             f"launched {self.instance_name} ({connector.size}, {image}, {self.zone}) at {address}"
         )
         self.held[self.member]["connector_url"] = self.connector_url
-        if connector.ha and self.front_ip:  # behind the pair's load balancer, once there is one
+        if connector.ha and self.seen.front_ip:  # behind the pair's load balancer, once there is one
             self._join(self.member)  # type: ignore[attr-defined]
 
     def _terminate(self) -> None:

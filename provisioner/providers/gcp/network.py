@@ -39,6 +39,7 @@ from ..base import PartHandlers, Provider, sandbox_clients
 from .common import (
     LABEL,
     WHOLE_NETWORK,
+    GcpSeen,
     dashed,
     error_text,
     fit,
@@ -144,11 +145,8 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
         for key, value in self.held[0].items():
             setattr(self, key, value)
         self.account_is_ours = network.connector.service_account is None
-        self.network_url = f"projects/{loc.project}/global/networks/{loc.network}"
-        self.route_names = {}
         self.ilb_name = f"cp-{name}-ilb"
-        self.front_ip = None
-        self.metadata = {}
+        self.seen = GcpSeen(network_url=f"projects/{loc.project}/global/networks/{loc.network}")
 
     # --- what the contract asks of the cloud ---------------------------------------------
 
@@ -184,7 +182,7 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
             firewalls = [
                 f
                 for f in self.call("firewalls", self.api.firewalls.list, project=self.project)
-                if partial(f.network) == self.network_url and not f.disabled
+                if partial(f.network) == self.seen.network_url and not f.disabled
             ]
             instances = [
                 i
@@ -192,7 +190,7 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
                     "instances", self.api.instances.aggregated_list, project=self.project
                 )
                 for i in (scoped[1].instances or [])
-                if any(partial(n.network) == self.network_url for n in i.network_interfaces)
+                if any(partial(n.network) == self.seen.network_url for n in i.network_interfaces)
             ]
         except self.sdk_errors() as e:
             raise CloudError(f"network {self.network.name}: reading its firewall rules: "
@@ -249,14 +247,15 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
                 f"{loc.network!r} is not a VPC network of project {self.project} (or the project "
                 "does not exist)",
             ) from None
-        self.network_url = partial(net.self_link)
+        seen = GcpSeen(network_url=partial(net.self_link))  # what this observe learns for apply
+        network_url = seen.network_url
         subnets = [
             s
             for scoped in self.call(
                 "subnetworks", self.api.subnetworks.aggregated_list, project=self.project
             )
             for s in (scoped[1].subnetworks or [])
-            if partial(s.network) == self.network_url
+            if partial(s.network) == network_url
         ]
         instances = [
             i
@@ -264,17 +263,17 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
                 "instances", self.api.instances.aggregated_list, project=self.project
             )
             for i in (scoped[1].instances or [])
-            if any(partial(n.network) == self.network_url for n in i.network_interfaces)
+            if any(partial(n.network) == network_url for n in i.network_interfaces)
         ]
         routes = [
             r
             for r in self.call("routes", self.api.routes.list, project=self.project)
-            if partial(r.network) == self.network_url
+            if partial(r.network) == network_url
         ]
         firewalls = [
             f
             for f in self.call("firewalls", self.api.firewalls.list, project=self.project)
-            if partial(f.network) == self.network_url
+            if partial(f.network) == network_url
         ]
         routers = list(
             self.call("routers", self.api.routers.list, project=self.project, region=self.region)
@@ -292,18 +291,20 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
         found: dict[int, ObservedConnector] = {}
         for member in (0, 1) if pair else (0,):
             with self.as_member(member):
-                connector, self.connector_url = self._observe_connector(instances)
+                connector, self.connector_url = self._observe_connector(instances, seen)
             if connector is not None:
                 found[member] = connector
         connector = found.get(0) or found.get(1)
-        front = self._observe_front(found) if pair else None
+        front = self._observe_front(found, seen) if pair else None
         cidrs = []
         for s in subnets:
             cidrs.append(IPv4Network(s.ip_cidr_range))
             cidrs += [IPv4Network(r.ip_cidr_range) for r in s.secondary_ip_ranges or []]
         here = [s for s in subnets if short(s.region) == self.region]
         app_groups, ingress = self._observe_firewalls(firewalls, tags)
-        route_tables, self.route_names = self._observe_routes(routes, tags)
+        route_tables, seen.route_names = self._observe_routes(routes, tags)
+        parts = self._observe_parts(routes, firewalls, found, pair, seen)
+        self.seen = seen
         return Observed(
             network=name,
             cidrs=tuple(cidrs),
@@ -312,7 +313,7 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
             connector=connector,
             connectors=tuple(found.values()) if pair else (),
             front=front,
-            parts=self._observe_parts(routes, firewalls, found, pair),
+            parts=parts,
             app_groups=app_groups,
             connector_ingress=ingress,
             forwarding_at_launch=True,  # canIpForward is fixed at creation
@@ -411,7 +412,7 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
         if any(w.code in DEAD_HOPS for w in best.warnings or []):
             return ObservedSubnet(subnet.name, WayOut.NONE, _hop(best), table)
         if best.next_hop_gateway:
-            nat = _cloud_nat(subnet, routers, self.network_url)
+            nat = _cloud_nat(subnet, routers, self.seen.network_url)
             if nat:
                 return ObservedSubnet(subnet.name, WayOut.NAT_GATEWAY, nat, table)
             return ObservedSubnet(
@@ -421,7 +422,7 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
 
     def _observe_parts(
         self, routes: list[Any], firewalls: list[Any], found: dict[int, ObservedConnector],
-        pair: bool,
+        pair: bool, seen: GcpSeen,
     ) -> tuple[Part, ...]:  # fmt: skip
         """Each connector's service account and secret, the connector's firewall, routes left
         by a gone connector, and a pair's health-check firewall and peer metadata; a pair's
@@ -459,7 +460,7 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
                     True,
                 )
             )
-        hops = {self.held[m]["connector_url"] for m in found} | {self.front_ip}
+        hops = {self.held[m]["connector_url"] for m in found} | {seen.front_ip}
         stale = [
             r.name
             for r in routes
@@ -478,7 +479,7 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
             )
         if pair:
             parts.append(self._health_part(firewalls))
-            parts.append(self._peers_part(found))
+            parts.append(self._peers_part(found, seen))
         return tuple(p for p in parts if p.wanted or p.present)
 
     # --- apply ---------------------------------------------------------------------------
@@ -491,7 +492,7 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
 
         assert change.route_table is not None and change.destination is not None
         scope, destination = change.route_table, change.destination
-        current = self.route_names.get((scope, destination))
+        current = self.seen.route_names.get((scope, destination))
         if change.action is Action.DELETE:
             if current:
                 self.delete(f"route {current}", self.api.routes.delete_unary,
@@ -504,7 +505,7 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
             name = self.route_name(tag, destination, other=True)
         route = compute_v1.Route(
             name=name,
-            network=self.network_url,
+            network=self.seen.network_url,
             dest_range=str(destination),
             priority=self.priority,
             **hop,
@@ -522,7 +523,7 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
         if change.action is Action.REPLACE and current and current != name:
             self.delete(f"route {current}", self.api.routes.delete_unary,
                         project=self.project, route=current)  # fmt: skip
-        self.route_names[(scope, destination)] = name
+        self.seen.route_names[(scope, destination)] = name
 
     def route_name(self, tag: str | None, destination: IPv4Network, other: bool = False) -> str:
         """A route's name; `other`: its second name, for the route that replaces it."""
@@ -551,9 +552,9 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
 
     def _delete_connector_leftovers(self) -> None:
 
-        hops = {self.held[m]["connector_url"] for m in (0, 1)} | {self.front_ip}
+        hops = {self.held[m]["connector_url"] for m in (0, 1)} | {self.seen.front_ip}
         for r in self.call("routes", self.api.routes.list, project=self.project):
-            if partial(r.network) == self.network_url and self._is_ours(r):
+            if partial(r.network) == self.seen.network_url and self._is_ours(r):
                 hop = partial(r.next_hop_instance) if r.next_hop_instance else r.next_hop_ilb
                 if hop in hops - {None}:
                     continue

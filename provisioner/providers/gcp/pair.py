@@ -19,7 +19,7 @@ from ...errors import CloudError
 from ...model import Action, Change, ObservedConnector, ObservedFront, Part
 from ...planner import NEW_CONNECTOR, NEW_FRONT
 from ...watchdog import DEFAULT_PORT
-from .common import GcpState, partial, short
+from .common import GcpSeen, GcpState, partial, short
 
 FRONT = "internal load balancer"
 PEER_KEY = "connector-peer"
@@ -55,9 +55,11 @@ class Pair(GcpState):
             )
         return zones[0]
 
-    def _observe_front(self, found: dict[int, ObservedConnector]) -> ObservedFront | None:
-        """The pair's forwarding rule, its address, and whether each connector is in its
-        instance group."""
+    def _observe_front(
+        self, found: dict[int, ObservedConnector], seen: GcpSeen
+    ) -> ObservedFront | None:
+        """The pair's forwarding rule, its address (into `seen`), and whether each connector is
+        in its instance group."""
         from google.api_core.exceptions import NotFound
 
         assert self.network.connector is not None
@@ -65,11 +67,10 @@ class Pair(GcpState):
             rule = self.call("forwarding rule", self.api.forwarding_rules.get, project=self.project,
                              region=self.region, forwarding_rule=self.ilb_name)  # fmt: skip
         except NotFound:
-            self.front_ip = None
             return None
-        self.front_ip = rule.I_p_address
+        seen.front_ip = rule.I_p_address
         complete = all(self._in_group(m) for m in found)
-        return ObservedFront(FRONT, str(self.front_ip), None, wanted=self.network.connector.ha,
+        return ObservedFront(FRONT, str(seen.front_ip), None, wanted=self.network.connector.ha,
                              complete=complete)  # fmt: skip
 
     def _in_group(self, member: int) -> bool:
@@ -86,9 +87,9 @@ class Pair(GcpState):
             return False
         return any(partial(i.instance) == names["connector_url"] for i in listed)
 
-    def _peers_part(self, found: dict[int, ObservedConnector]) -> Part:
+    def _peers_part(self, found: dict[int, ObservedConnector], seen: GcpSeen) -> Part:
         assert self.network.connector is not None
-        told = {m: _metadata(self.metadata.get(m)).get(PEER_KEY) for m in found}
+        told = {m: _metadata(seen.metadata.get(m)).get(PEER_KEY) for m in found}
         right = len(found) == 2 and all(told[m] == found[1 - m].private_ip for m in (0, 1))
         return Part(
             PEERS_PART,
@@ -117,7 +118,7 @@ class Pair(GcpState):
         from google.cloud import compute_v1
 
         body = compute_v1.Firewall(
-            name=self._health_firewall(), network=self.network_url, direction="INGRESS",
+            name=self._health_firewall(), network=self.seen.network_url, direction="INGRESS",
             priority=1000, target_tags=[self.tag], source_ranges=list(HEALTH_RANGES),
             allowed=[compute_v1.Allowed(I_p_protocol="tcp", ports=[str(DEFAULT_PORT)])],
             description=f"connector-provisioner: {self.network.name}: the pair's health checks",
@@ -158,7 +159,7 @@ class Pair(GcpState):
             zone, group = self.held[member]["zone"], self._group_name(member)
             self._insert(f"instance group {group}", self.api.instance_groups.insert_unary,
                          lambda _: True, group, project=project, zone=zone,
-                         instance_group_resource=compute_v1.InstanceGroup(name=group, network=self.network_url))  # fmt: skip
+                         instance_group_resource=compute_v1.InstanceGroup(name=group, network=self.seen.network_url))  # fmt: skip
             backends.append(compute_v1.Backend(
                 group=f"projects/{project}/zones/{zone}/instanceGroups/{group}",
                 balancing_mode="CONNECTION", failover=bool(member)))  # fmt: skip
@@ -174,7 +175,7 @@ class Pair(GcpState):
                      backend_service_resource=service)  # fmt: skip
         rule = compute_v1.ForwardingRule(
             name=self.ilb_name, load_balancing_scheme="INTERNAL", I_p_protocol="L3_DEFAULT",
-            all_ports=True, network=self.network_url,
+            all_ports=True, network=self.seen.network_url,
             subnetwork=f"projects/{project}/regions/{region}/subnetworks/{self.network.connector.subnet}",
             backend_service=f"projects/{project}/regions/{region}/backendServices/{self.ilb_name}",
         )  # fmt: skip
@@ -183,9 +184,9 @@ class Pair(GcpState):
                      forwarding_rule_resource=rule)  # fmt: skip
         made = self.call("forwarding rule", self.api.forwarding_rules.get, project=project,
                          region=region, forwarding_rule=self.ilb_name)  # fmt: skip
-        self.front_ip = made.I_p_address
+        self.seen.front_ip = made.I_p_address
         self.progress(
-            f"{self.network.name}: internal load balancer {self.ilb_name} at {self.front_ip}"
+            f"{self.network.name}: internal load balancer {self.ilb_name} at {self.seen.front_ip}"
         )
 
     def _join(self, member: int) -> None:
@@ -215,7 +216,7 @@ class Pair(GcpState):
                         zone=self.held[member]["zone"], instance_group=self._group_name(member))  # fmt: skip
         self.delete(f"health check {self.ilb_name}", self.api.health_checks.delete_unary,
                     project=project, region=region, health_check=self.ilb_name)  # fmt: skip
-        self.front_ip = None
+        self.seen.front_ip = None
 
     def _set_peers(self, drop: bool = False) -> None:
         """Each instance's metadata names the other's address (or, `drop`, no longer)."""
@@ -258,10 +259,10 @@ class Pair(GcpState):
     def route_hop(self, change: Change) -> dict[str, str]:
         """What a route change names as its next hop: the load balancer (by its address) or a
         connector instance (by its URL)."""
-        if change.target == NEW_FRONT or (change.target and change.target == self.front_ip):
-            if not self.front_ip:
+        if change.target == NEW_FRONT or (change.target and change.target == self.seen.front_ip):
+            if not self.seen.front_ip:
                 raise CloudError("the internal load balancer has no address yet")
-            return {"next_hop_ilb": str(self.front_ip)}
+            return {"next_hop_ilb": str(self.seen.front_ip)}
         member = change.member
         if change.target not in (None, NEW_CONNECTOR):
             member = next((m for m, h in self.held.items()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...model import Network, OciLocation
@@ -126,6 +126,19 @@ def sandbox_endpoint() -> str | None:
     return os.environ.get(ENDPOINT_VARIABLE) or None
 
 
+@dataclass
+class OciSeen:
+    """What observe learnt of the VCN that apply's handlers act on, and apply keeps current:
+    made anew by each observe (its helpers fill the one they are handed) and read by the parts
+    through `OciState.seen`, never through attributes of their own."""
+
+    vcn: Any = None  # the VCN (Groups makes the connector's NSG in it)
+    nsg_id: str | None = None  # the connector's own NSG (Groups; the launch names it)
+    # our security rules: (nsg, source, ports) -> rule id (Groups adds and removes them)
+    rule_ids: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    front_id: str | None = None  # a pair's floating private IP (Pair makes, moves, deletes it)
+
+
 class OciState(Members, Provider):
     """What the provider's parts share: the network, its clients, names, and what observe
     learnt. Set up by OciNetwork.__init__ and observe."""
@@ -144,15 +157,12 @@ class OciState(Members, Provider):
     secret_name: str
     group_name: str
     policy_name: str
-    # learnt by observe and apply
-    vcn: Any
-    nsg_id: str | None
+    seen: OciSeen  # what the last observe learnt (and apply since)
+    # the current member's (Members.as_member), learnt by observe and apply
     instance_id: str | None
     vnic_id: str | None
     private_ip_id: str | None
     secret_id: str | None
-    rule_ids: dict[tuple[str, str, str], str]  # (nsg, source, ports) -> security rule id
-    front_id: str | None  # the pair's floating private IP
     tenancy_id: str | None  # found by walking up the compartments (the sandbox's signer says none)
 
     def member_names(self, member: int) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from ...model import (
     Kind,
     Ports,
 )
-from .common import TAG, OciState
+from .common import TAG, OciSeen, OciState
 
 PROTOCOLS = {"all": "all", "1": "icmp", "6": "tcp", "17": "udp"}
 NUMBERS = {v: k for k, v in PROTOCOLS.items()}
@@ -67,10 +67,11 @@ class Groups(OciState):
         return IngressRule(source, _ports(rule), ours=ours, label=rule.description or "")
 
     def _observe_groups(
-        self, groups: list[Any]
+        self, groups: list[Any], seen: OciSeen
     ) -> tuple[tuple[AppGroup, ...], tuple[IPv4Network, ...], str | None]:
         """(the app NSGs asked for or holding rules of ours, the CIDRs our own NSG admits, our
-        own NSG's id when it exists). Reads: one per app NSG of the file, and one for our own."""
+        own NSG's id when it exists); our rules' ids into `seen`. Reads: one per app NSG of the
+        file, and one for our own."""
         own = next(
             (
                 g
@@ -88,7 +89,7 @@ class Groups(OciState):
                 rule = self._as_rule(r, marker, own_id)
                 if rule is not None and isinstance(rule.source, IPv4Network):
                     ingress.append(rule.source)
-                    self.rule_ids[(own.id, str(rule.source), str(rule.ports))] = r.id
+                    seen.rule_ids[(own.id, str(rule.source), str(rule.ports))] = r.id
         by_id = {g.id: g for g in groups}
         out = []
         for i, group in enumerate(self.network.app_security_groups):
@@ -111,7 +112,7 @@ class Groups(OciState):
                 if rule is None:
                     continue
                 if rule.ours:
-                    self.rule_ids[(group.id, str(rule.source), str(rule.ports))] = r.id
+                    seen.rule_ids[(group.id, str(rule.source), str(rule.ports))] = r.id
                 rules.append(rule)
             if group.id in self.network.app_security_groups or any(r.ours for r in rules):
                 out.append(AppGroup(group.id, tuple(rules)))
@@ -133,7 +134,7 @@ class Groups(OciState):
     def _create_security_group(self) -> None:
         import oci
 
-        assert self.vcn is not None
+        assert self.seen.vcn is not None
         made = self.api.network.create_network_security_group(
             oci.core.models.CreateNetworkSecurityGroupDetails(
                 compartment_id=self.compartment,
@@ -142,7 +143,7 @@ class Groups(OciState):
                 freeform_tags=self.tags,
             )
         ).data
-        self.nsg_id = made.id
+        self.seen.nsg_id = made.id
         self.wait_for(
             lambda: self.api.network.get_network_security_group(made.id),
             ("AVAILABLE",),
@@ -152,7 +153,7 @@ class Groups(OciState):
     def _delete_security_group(self) -> None:
         import oci
 
-        nsg_id = self.nsg_id
+        nsg_id = self.seen.nsg_id
         if nsg_id is None:
             return
         try:
@@ -166,8 +167,8 @@ class Groups(OciState):
     def _group_of(self, change: Change) -> str:
         """The NSG a connector-ingress or app-access change writes to."""
         if change.kind is Kind.CONNECTOR_INGRESS:
-            assert self.nsg_id is not None
-            return self.nsg_id
+            assert self.seen.nsg_id is not None
+            return self.seen.nsg_id
         return change.resource
 
     def _rule_of(self, change: Change) -> IngressRule:
@@ -186,7 +187,7 @@ class Groups(OciState):
         rules = [self._rule_of(c) for c in changes]
         keys = [(group_id, str(r.source), str(r.ports)) for r in rules]
         if changes[0].action is Action.DELETE:
-            ids = [self.rule_ids[k] for k in keys if k in self.rule_ids]
+            ids = [self.seen.rule_ids[k] for k in keys if k in self.seen.rule_ids]
             if not ids:
                 return
             try:
@@ -201,9 +202,9 @@ class Groups(OciState):
                 if e.status not in (400, 404) or present & set(ids):
                     raise  # still there: a refusal, not "already gone"
             for k in keys:
-                self.rule_ids.pop(k, None)
+                self.seen.rule_ids.pop(k, None)
             return
-        wanted = [(k, r) for k, r in zip(keys, rules, strict=True) if k not in self.rule_ids]
+        wanted = [(k, r) for k, r in zip(keys, rules, strict=True) if k not in self.seen.rule_ids]
         for i in range(0, len(wanted), RULES_PER_CALL):
             chunk = wanted[i : i + RULES_PER_CALL]
             added = self.api.network.add_network_security_group_security_rules(
@@ -213,13 +214,13 @@ class Groups(OciState):
                 ),
             ).data
             for (k, _), made in zip(chunk, added.security_rules, strict=True):
-                self.rule_ids[k] = made.id
+                self.seen.rule_ids[k] = made.id
 
     def _details(self, rule: IngressRule) -> Any:
         import oci
 
         if rule.source == CONNECTOR_SOURCE:
-            source, source_type = self.nsg_id, "NETWORK_SECURITY_GROUP"
+            source, source_type = self.seen.nsg_id, "NETWORK_SECURITY_GROUP"
         else:
             source, source_type = str(rule.source), "CIDR_BLOCK"
         ports = rule.ports

@@ -379,7 +379,7 @@ class Instance(OciState):
                 subnet_id=connector.subnet,
                 assign_public_ip=connector.public_address,
                 skip_source_dest_check=False,  # turned off by its own step, as the seed says
-                nsg_ids=[self.nsg_id] if self.nsg_id else [],
+                nsg_ids=[self.seen.nsg_id] if self.seen.nsg_id else [],
                 display_name=f"{self.instance_name}-vnic",
             ),
             metadata={"user_data": base64.b64encode(self.user_data(connector).encode()).decode()},

@@ -35,7 +35,7 @@ from ...model import (
     WayOut,
 )
 from ..base import PartHandlers, Provider, sandbox_clients
-from .common import TAG, error_text, make_clients, sandbox_endpoint
+from .common import TAG, OciSeen, error_text, make_clients, sandbox_endpoint
 from .groups import Groups
 from .instance import Instance
 from .pair import PAIR_POLICY_PART, Pair
@@ -160,11 +160,8 @@ class OciNetwork(Groups, Instance, Pair, Provider):
         self.held = {m: self.member_names(m) for m in (0, 1)}
         for key, value in self.held[0].items():
             setattr(self, key, value)
-        self.front_id = None
+        self.seen = OciSeen()
         self.tenancy_id = None
-        self.vcn = None
-        self.nsg_id = None
-        self.rule_ids = {}
 
     # --- what the contract asks of the cloud ---------------------------------------------
 
@@ -282,18 +279,19 @@ class OciNetwork(Groups, Instance, Pair, Provider):
         import oci
 
         loc, name = self.location, self.network.name
+        seen = OciSeen()  # what this observe learns for apply; the parts' from now on
         try:
-            self.vcn = self.api.network.get_vcn(loc.vcn).data
+            seen.vcn = self.api.network.get_vcn(loc.vcn).data
         except oci.exceptions.ServiceError as e:
             if e.status != 404:
                 raise
             raise SpecError(
                 f"networks.{name}.vcn", f"{loc.vcn!r} does not exist (or is not visible to you)"
             ) from None
-        if self.vcn.compartment_id != self.compartment:
+        if seen.vcn.compartment_id != self.compartment:
             raise SpecError(
                 f"networks.{name}.compartment",
-                f"{self.compartment!r} is not the compartment of {loc.vcn} ({self.vcn.compartment_id})",
+                f"{self.compartment!r} is not the compartment of {loc.vcn} ({seen.vcn.compartment_id})",
             )
         net = self.api.network
         subnets = self._list(net.list_subnets, self.compartment, vcn_id=loc.vcn)
@@ -322,14 +320,15 @@ class OciNetwork(Groups, Instance, Pair, Provider):
         front = None
         if pair:
             where = next((x.subnet for x in found.values() if x.subnet), None)
-            front = self._observe_front(where or c.subnet, found)
+            front = self._observe_front(where or c.subnet, found, seen)
         live = self._live_private_ips(tables)
-        app_groups, ingress, own_nsg = self._observe_groups(groups)
-        self.nsg_id = own_nsg  # what the launch and apply's rules refer to
+        app_groups, ingress, own_nsg = self._observe_groups(groups, seen)
+        seen.nsg_id = own_nsg  # what the launch and apply's rules refer to
+        self.seen = seen
         ours = {x.interface for x in found.values() if x.interface}
         if front is not None:
             ours.add(front.id)
-        cidrs = tuple(IPv4Network(c) for c in self.vcn.cidr_blocks)
+        cidrs = tuple(IPv4Network(c) for c in seen.vcn.cidr_blocks)
         return Observed(
             network=name,
             cidrs=cidrs,

@@ -17,7 +17,7 @@ from ...errors import CloudError
 from ...model import Action, Change, ObservedConnector, ObservedFront, Part
 from ...planner import NEW_CONNECTOR
 from ...watchdog import HA_TAG
-from .common import TAG, OciState
+from .common import TAG, OciSeen, OciState
 
 PAIR_POLICY_PART = "pair-policy"
 FLOATING = "floating private IP"
@@ -64,9 +64,10 @@ class Pair(OciState):
         )
 
     def _observe_front(
-        self, subnet: str, found: dict[int, ObservedConnector]
+        self, subnet: str, found: dict[int, ObservedConnector], seen: OciSeen
     ) -> ObservedFront | None:
-        """The pair's floating private IP in its subnet, and the connector it leads to."""
+        """The pair's floating private IP in its subnet (its id into `seen`), and the connector
+        it leads to."""
         assert self.network.connector is not None
         ips = self.api.network.list_private_ips(subnet_id=subnet).data
         floating = next(
@@ -77,7 +78,7 @@ class Pair(OciState):
             ),
             None,
         )
-        self.front_id = floating.id if floating is not None else None
+        seen.front_id = floating.id if floating is not None else None
         if floating is None:
             return None
         holder = next(
@@ -117,13 +118,13 @@ class Pair(OciState):
 
         models = oci.core.models
         if change.action is Action.DELETE:
-            front = self.front_id or change.resource
+            front = self.seen.front_id or change.resource
             try:
                 self.api.network.delete_private_ip(front)
             except oci.exceptions.ServiceError as e:  # gone with its VNIC, or before
                 if e.status != 404 or not self.gone(lambda: self.api.network.get_private_ip(front)):
                     raise
-            self.front_id = None
+            self.seen.front_id = None
             return
         vnic = self._vnic_for(change)
         if change.action is Action.CREATE:
@@ -134,14 +135,14 @@ class Pair(OciState):
                     freeform_tags={TAG: self.network.name, HA_TAG: self.network.name},
                 )
             ).data
-            self.front_id = made.id
+            self.seen.front_id = made.id
             self.progress(f"{self.network.name}: floating private IP {made.ip_address} made")
         else:
-            assert self.front_id is not None
+            assert self.seen.front_id is not None
             self.api.network.update_private_ip(
-                self.front_id, models.UpdatePrivateIpDetails(vnic_id=vnic)
+                self.seen.front_id, models.UpdatePrivateIpDetails(vnic_id=vnic)
             )
 
     def route_target(self, change: Change) -> str:
         """The private IP a route change names (the floating one, or a connector's primary)."""
-        return self.target_of(change, self.front_id, "private_ip_id")
+        return self.target_of(change, self.seen.front_id, "private_ip_id")
