@@ -97,11 +97,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     run alone."""
 
     def rank_of(item: pytest.Item) -> int:
-        if "lab" in item.keywords:
-            return 0
+        if "lab" in item.keywords:  # the failover pairs are the lab's longest
+            return 0 if "failover" in item.nodeid else 1
         if "long" in item.keywords:
-            return 1
-        return 2 if item.get_closest_marker("xdist_group") else 3
+            return 2
+        return 3 if item.get_closest_marker("xdist_group") else 4
 
     rank = {id(item): rank_of(item) for item in items}
     items.sort(key=lambda item: rank[id(item)])
@@ -449,20 +449,17 @@ def service(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 # --- the namespace lab -----------------------------------------------------------------------
 
 
-def _lab_marks() -> list[Any]:
+def lab_marks(group: str | None) -> list[Any]:
+    """A lab test module's marks: `pytestmark = lab_marks("lab-<module>")`. Each group runs on
+    one xdist worker, and each worker that runs lab tests builds its own world of namespaces
+    (~2 s; namespaces carry the worker's pid, so worlds side by side never meet): the lab's
+    modules, and each cloud's failover pair, wait on their packets side by side. `None`: no
+    group (the module groups its tests itself)."""
     from lab.netns import lab_available
 
     why = lab_available()
-    return [
-        pytest.mark.lab,
-        pytest.mark.slow,
-        pytest.mark.skipif(why is not None, reason=str(why)),
-        # one xdist worker runs the whole lab: one world of namespaces, built once
-        pytest.mark.xdist_group("lab"),
-    ]
-
-
-LAB_MARKS = _lab_marks()  # every lab test module: pytestmark = LAB_MARKS
+    marks = [pytest.mark.lab, pytest.mark.slow, pytest.mark.skipif(why is not None, reason=str(why))]
+    return marks + ([pytest.mark.xdist_group(group)] if group else [])
 
 
 @pytest.fixture(scope="session")
@@ -483,7 +480,8 @@ def seed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         started = time.monotonic()
         world.close()
         LAB_SECONDS["teardown"] = time.monotonic() - started
-        FIGURES["lab wall time"] = (
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+        FIGURES["lab wall time" + (f" ({worker})" if worker else "")] = (
             f"{sum(LAB_SECONDS.values()):.1f}s (build {LAB_SECONDS['build']:.1f}s, tests "
             f"{LAB_SECONDS['tests']:.1f}s, teardown {LAB_SECONDS['teardown']:.1f}s)"
         )

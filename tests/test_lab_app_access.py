@@ -9,7 +9,7 @@ routes. Outcomes (the source each server saw, or DROPPED) are printed as figures
 from __future__ import annotations
 
 import pytest
-from conftest import FIGURES, LAB_MARKS
+from conftest import FIGURES, lab_marks
 from lab.plan import (
     NAT_EVERYTHING,
     NAT_EXCEPT_LOCAL,
@@ -34,7 +34,7 @@ from lab.world import (
 
 from provisioner.model import CONNECTOR_SOURCE, IngressRule, Plan, Ports
 
-pytestmark = LAB_MARKS
+pytestmark = lab_marks("lab-app-access")
 
 MODES = {"no NAT": NO_NAT, "NAT with ! -d": NAT_EXCEPT_LOCAL, "NAT everything": NAT_EVERYTHING}
 SEED_RULE = [IngressRule(CONNECTOR_SOURCE)]  # the seed's advice: the connector's group

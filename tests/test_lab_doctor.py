@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
-from conftest import FIGURES, LAB_MARKS
+from conftest import FIGURES, lab_marks
 from lab.plan import NAT_EVERYTHING, NAT_EXCEPT_LOCAL, NO_NAT, Mode, lab_plan, lab_topology
 from lab.plan import planned_setup_script as script
 from lab.world import (
@@ -46,7 +46,7 @@ from provisioner.model import (
     WayOut,
 )
 
-pytestmark = LAB_MARKS
+pytestmark = lab_marks("lab-doctor")
 
 N = IPv4Network
 VPN = N("100.96.0.0/11")

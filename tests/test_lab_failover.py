@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import LAB_MARKS
+from conftest import lab_marks
 from lab.failover import fail_over
 from lab.pair import FIGURES_NOTES, PairWorld
 from lab.world import SeedWorld
 
-pytestmark = [m for m in LAB_MARKS if m.name != "xdist_group"]
+pytestmark = lab_marks(None)  # a group per cloud, below
 INTERVAL, FAILS = 1.0, 3  # the watchdog's defaults
 PROBE = 1.0  # the lab balancer's probe: shorter than the clouds' documented 5 s
 

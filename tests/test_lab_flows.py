@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Network as N
 
-from conftest import LAB_MARKS
+from conftest import lab_marks
 from lab.plan import (
     NAT_EVERYTHING,
     NAT_EXCEPT_LOCAL,
@@ -29,7 +29,7 @@ from lab.world import (
     start_vpn_client_only,
 )
 
-pytestmark = LAB_MARKS
+pytestmark = lab_marks("lab-flows")
 
 
 def test_planner_routes_are_the_vpn_range_and_the_peer():

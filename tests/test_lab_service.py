@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from ipaddress import IPv4Network
 
 import pytest
-from conftest import LAB_MARKS
+from conftest import lab_marks
 from lab.plan import NAT_EXCEPT_LOCAL, NO_NAT, lab_plan, lab_topology, planned_routes
 from lab.plan import planned_setup_script as script
 from lab.world import (
@@ -34,7 +34,7 @@ from provisioner.model import service_connector_name
 from provisioner.service import Api, CloudConnexaSide
 from provisioner.service_planner import plan_service, service_status
 
-pytestmark = LAB_MARKS
+pytestmark = lab_marks("lab-service")
 
 
 def config_from_the_service(api: Api) -> ServiceConfig:
