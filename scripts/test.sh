@@ -14,7 +14,8 @@ fi
 # uv installs the same packages from the same index as pip, in a fraction of the time (the SDKs
 # of four clouds: pip took ~150 s of a fresh clone's run); pip when uv cannot be had
 if python3 -m pip install -q --disable-pip-version-check uv && python3 -m uv --version >/dev/null; then
-  python3 -m uv pip install -q --python python3 -e '.[test]'
+  # (compiled at install, on every core: else each test worker and subprocess compiles the SDKs)
+  python3 -m uv pip install -q --compile-bytecode --python python3 -e '.[test]'
 else
   python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 fi
