@@ -92,16 +92,18 @@ SUITE_STARTED: list[float] = []
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest first (the lab's group, the single tests marked `long`, each cloud's
-    group), the rest in their order: on a few workers a long one that starts last ends the
-    run alone."""
+    """The longest first: the tests marked `long` (sandbox serve's module), the lab's failover
+    pairs (each a group, mostly waiting), each cloud's group, the lab's other modules, the
+    rest in their order: on a few workers a long one that starts last ends the run alone.
+    xdist hands the groups out in this order with `--no-loadscope-reorder` (scripts/test.sh);
+    without it, the groups with the most tests first."""
 
     def rank_of(item: pytest.Item) -> int:
-        if "lab" in item.keywords:  # the failover pairs are the lab's longest
-            return 0 if "failover" in item.nodeid else 1
-        if "long" in item.keywords:
-            return 2
-        return 3 if item.get_closest_marker("xdist_group") else 4
+        if "long" in item.keywords:  # the longest chains of CPU (sandbox serve's processes)
+            return 0
+        if "lab" in item.keywords:  # the failover pairs are the lab's longest, and mostly wait
+            return 1 if "failover" in item.nodeid else 3
+        return 2 if item.get_closest_marker("xdist_group") else 4  # each cloud's group
 
     rank = {id(item): rank_of(item) for item in items}
     items.sort(key=lambda item: rank[id(item)])

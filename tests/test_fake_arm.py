@@ -352,3 +352,10 @@ def test_nics_join_the_pool_and_the_probes_pick_who_answers(
         for s in servers:
             s.shutdown()
             s.server_close()
+
+
+def test_the_suites_groups_reach_xdist(request: pytest.FixtureRequest):
+    """Each cloud's tests stay on one worker (its fake seeded there once) only if xdist sees the
+    group: under `--dist loadgroup` a grouped test's id ends with its group."""
+    if request.config.getvalue("loadgroup"):
+        assert request.node.nodeid.endswith("@azure"), request.node.nodeid
