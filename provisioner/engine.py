@@ -7,8 +7,10 @@ Decides nothing.
 A failure stops the run: no change starts after it, in any network; the changes already under
 way finish. The error lists, per network, what was done and what was not.
 
-Two parts: `Engine` schedules (which change runs when, on which pool), `Ledger` keeps the
-account (progress lines, what was done, what failed, and the error that says so)."""
+`carry_out` runs a plan's phases in order (`phases`: the VPN service's half before or after
+the clouds'); within a phase, `Engine` schedules (which change runs when, on which pool) and
+`Ledger` keeps the account (progress lines, what was done, what failed, and the error that says
+so)."""
 
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ def carry_out(
         try:
             done += engine.run()
         except CloudError as e:
-            later = tuple(_summaries(tuple(c for p in steps[i + 1 :] for c in p.changes)))
+            later = _summaries(tuple(c for p in steps[i + 1 :] for c in p.changes))
             before = _summaries(tuple(done))
             raise type(e)(e.message, done=before + e.done, not_done=e.not_done + later) from None
     return tuple(done)
