@@ -67,8 +67,8 @@ def serialize_moto() -> None:
 
 def _moto_handlers_once() -> None:
     """moto finds a request's handler among its response class's methods, listed anew with
-    `inspect.getmembers` for every request (~1 ms: a tenth of the test suite's CPU went there).
-    A class's methods do not change while it serves: listed once per class."""
+    `inspect.getmembers` for every request (~0.3 ms of CPU each, measured on EC2's class). A
+    class's methods do not change while it serves: listed once per class."""
     import functools
 
     from moto.core import responses

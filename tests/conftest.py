@@ -460,7 +460,8 @@ def lab_marks(group: str | None) -> list[Any]:
     from lab.netns import lab_available
 
     why = lab_available()
-    marks = [pytest.mark.lab, pytest.mark.slow, pytest.mark.skipif(why is not None, reason=str(why))]
+    skip = pytest.mark.skipif(why is not None, reason=str(why))
+    marks = [pytest.mark.lab, pytest.mark.slow, skip]
     return marks + ([pytest.mark.xdist_group(group)] if group else [])
 
 

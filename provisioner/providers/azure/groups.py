@@ -174,9 +174,8 @@ class Groups(AzureState):
             if rule.source == CONNECTOR_SOURCE
             else str(rule.source)
         )
-        name = self.seen.app_rule_names.get((group, str(rule.source), str(rule.ports))) or rule_name(
-            self.network.name, f"{source}|{rule.ports}"
-        )
+        ours = self.seen.app_rule_names.get((group, str(rule.source), str(rule.ports)))
+        name = ours or rule_name(self.network.name, f"{source}|{rule.ports}")
         label = f"connector-provisioner: {self.network.name}: {rule.label}".rstrip(": ")
         return name, rule, source, label
 

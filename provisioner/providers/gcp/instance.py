@@ -334,7 +334,8 @@ class Instance(GcpState):
             f"launched {self.instance_name} ({connector.size}, {image}, {self.zone}) at {address}"
         )
         self.held[self.member]["connector_url"] = self.connector_url
-        if connector.ha and self.seen.front_ip:  # behind the pair's load balancer, once there is one
+        # behind the pair's load balancer, once there is one
+        if connector.ha and self.seen.front_ip:
             self._join(self.member)  # type: ignore[attr-defined]
 
     def _terminate(self) -> None:

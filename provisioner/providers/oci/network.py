@@ -324,20 +324,22 @@ class OciNetwork(Groups, Instance, Pair, Provider):
         live = self._live_private_ips(tables)
         app_groups, ingress, own_nsg = self._observe_groups(groups, seen)
         seen.nsg_id = own_nsg  # what the launch and apply's rules refer to
-        self.seen = seen
         ours = {x.interface for x in found.values() if x.interface}
         if front is not None:
             ours.add(front.id)
         cidrs = tuple(IPv4Network(c) for c in seen.vcn.cidr_blocks)
+        route_tables = self._observe_tables(tables, live, ours)
+        parts = self._observe_parts(own_nsg, policies, pair)
+        self.seen = seen
         return Observed(
             network=name,
             cidrs=cidrs,
-            route_tables=self._observe_tables(tables, live, ours),
+            route_tables=route_tables,
             subnets=tuple(self._way_out(s, tables, gateways, nats) for s in subnets),
             connector=found.get(0) or found.get(1),
             connectors=tuple(found.values()) if pair else (),
             front=front,
-            parts=self._observe_parts(own_nsg, policies, pair),
+            parts=parts,
             app_groups=app_groups,
             connector_ingress=ingress,
         )
