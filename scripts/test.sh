@@ -20,8 +20,9 @@ else
   python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 fi
 
-ruff check provisioner tests bench examples
-mypy
+# tools as modules: a pyenv Python (CI's) makes no shim for a script that uv installed
+python3 -m ruff check provisioner tests bench examples
+python3 -m mypy
 set +e
 # more workers than cores: the lab's workers (each cloud's pair on one of its own) mostly wait on
 # their namespaces' network
