@@ -161,7 +161,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _err(message: str) -> None:
-    print(f"provision: {message}", file=sys.stderr)
+    from .redact import clean
+
+    print(clean(f"provision: {message}"), file=sys.stderr)
 
 
 def _progress(message: str) -> None:
@@ -257,11 +259,14 @@ def run(argv: Sequence[str] | None = None) -> int:
     gc.set_threshold(max(gc.get_threshold()[0], 50_000), 20, 100)
     args = _parser().parse_args(argv)
     debug = bool(getattr(args, "debug", False))
+    from .redact import secrets_from_environment
+
+    secrets_from_environment()
     try:
         return _dispatch(args)
     except ProvisionerError as e:
         if debug:
-            raise
+            _traceback()
         _err(str(e))
         return e.exit_code
     except KeyboardInterrupt:
@@ -269,9 +274,18 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as e:  # never a bare traceback without --debug
         if debug:
-            raise
+            _traceback()
         _err(f"unexpected error: {type(e).__name__}: {e} (run again with --debug for details)")
         return 1
+
+
+def _traceback() -> None:
+    """--debug: the traceback, through the same redaction as every other line we print."""
+    import traceback
+
+    from .redact import clean
+
+    print(clean(traceback.format_exc()), file=sys.stderr, end="")
 
 
 def _dispatch(args: argparse.Namespace) -> int:

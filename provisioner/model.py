@@ -155,7 +155,9 @@ class ProfileFile(ProfileSource):
         return self._fingerprint
 
     def read(self) -> bytes:
-        return self.path.read_bytes()
+        from .files import MAX_PROFILE_BYTES, read_bounded
+
+        return read_bounded(self.path, MAX_PROFILE_BYTES)
 
     def __repr__(self) -> str:
         return f"ProfileFile({str(self.path)!r})"

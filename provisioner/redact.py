@@ -41,6 +41,49 @@ class SecretFilter(logging.Filter):
 
 _FILTER = SecretFilter()
 
+# the environment's secrets that the SDKs and the VPN service's client read (each value is
+# redacted wherever the toolkit prints, whatever path an error takes)
+SECRET_VARIABLES = (
+    "CLOUDCONNEXA_CLIENT_SECRET",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+    "OCI_CLI_KEY_CONTENT",
+    "GOOGLE_OAUTH_ACCESS_TOKEN",
+)
+MIN_SECRET = 6  # shorter values would redact ordinary words
+
+
+def secret(value: str) -> None:
+    """Known from now on as a secret: `clean` and the SDK loggers' filter redact it."""
+    if len(value) >= MIN_SECRET:
+        _FILTER.secrets.add(value)
+        # as a URL's query or a form would carry it
+        from urllib.parse import quote, quote_plus
+
+        _FILTER.secrets.update({quote(value, safe=""), quote_plus(value)} - {""})
+
+
+def secrets_from_environment(environ: dict[str, str] | None = None) -> None:
+    import os
+
+    env = os.environ if environ is None else environ
+    for name in SECRET_VARIABLES:
+        if env.get(name):
+            secret(env[name])
+
+
+def clean(text: str) -> str:
+    """`text` with every known secret replaced: what the CLI prints passes through here."""
+    if not _FILTER.secrets:
+        return text
+    # longest first: a secret that contains another is replaced whole
+    for s in sorted(_FILTER.secrets, key=len, reverse=True):
+        if s in text:
+            text = text.replace(s, REDACTED)
+    return text
+
 
 def protect(secret: str, *loggers: str) -> None:
     """Redact `secret` from every record of `loggers` (the SDK loggers that print bodies)."""

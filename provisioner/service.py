@@ -13,7 +13,9 @@ CLOUDCONNEXA_API_URL (the sandbox's fake).
 
 from __future__ import annotations
 
+import base64
 import email.utils
+import http.client
 import json
 import os
 import random
@@ -22,12 +24,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from ipaddress import IPv4Network
-from pathlib import Path
+from ipaddress import IPv4Network, ip_address
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from .errors import CloudError, ProvisionerError, SpecError
+from .files import write_secret
 from .model import (
     SERVICE_MARK,
     Action,
@@ -43,6 +45,7 @@ from .model import (
     place_text,
     service_connector_name,
 )
+from .redact import secret as protect_secret
 from .service_planner import members, our_connector, vpn_region
 from .spec import SERVICE_PLAN
 
@@ -95,11 +98,19 @@ class Api:
     # --- the token ----------------------------------------------------------------------
 
     def _new_token(self) -> str:
+        """The client credentials as the API's OAuth endpoint takes them from the official Go
+        client: HTTP Basic and a JSON body, so that no URL (which errors and proxies print)
+        ever carries the secret."""
         client_id, secret = self._client
-        query = urlencode(
-            {"client_id": client_id, "client_secret": secret, "grant_type": "client_credentials"}
+        basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+        protect_secret(basic)
+        status, _, body = self._send(
+            "POST",
+            "/api/v1/oauth/token",
+            {"grant_type": "client_credentials", "scope": "default"},
+            None,
+            basic=basic,
         )
-        status, _, body = self._send("POST", f"/api/v1/oauth/token?{query}", None, None)
         if status == 401:
             raise CloudError(
                 f"CloudConnexa refused the API credentials ({CLIENT_ID_VARIABLE}="
@@ -110,6 +121,7 @@ class Api:
         token = json.loads(body).get("access_token")
         if not token:
             raise CloudError("CloudConnexa's token answer held no access_token")
+        protect_secret(str(token))
         return str(token)
 
     def _current_token(self, stale: str | None = None) -> str:
@@ -185,7 +197,7 @@ class Api:
         return min(wait, self.max_wait)
 
     def _send(
-        self, method: str, url: str, body: Any, token: str | None
+        self, method: str, url: str, body: Any, token: str | None, basic: str | None = None
     ) -> tuple[int, dict[str, str], bytes]:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base_url + url, data=data, method=method)
@@ -194,15 +206,20 @@ class Api:
             request.add_header("Content-Type", "application/json")
         if token:
             request.add_header("Authorization", f"Bearer {token}")
+        elif basic:
+            request.add_header("Authorization", f"Basic {basic}")
         self.calls += 1
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as r:  # noqa: S310
                 return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
         except urllib.error.HTTPError as e:
             return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
-        except (urllib.error.URLError, OSError) as e:
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
+            reason = getattr(e, "reason", None) or e
+            path = url.split("?")[0]
             raise CloudError(
-                f"CloudConnexa API at {self.base_url} cannot be reached: {e}"
+                f"CloudConnexa API at {self.base_url} cannot be reached ({method} {path}: "
+                f"{reason}); nothing more was sent"
             ) from None
 
 
@@ -216,6 +233,40 @@ def _message(raw: bytes) -> str:
     return str(doc)
 
 
+def api_url(value: str | None) -> str | None:
+    """CLOUDCONNEXA_API_URL, checked before any request: https://host[:port], or http:// to a
+    loopback address (the sandbox's fake), with nothing else in it. Bad input otherwise."""
+    if not value:
+        return None
+    shown = repr(value) if "@" not in value else "(a URL with credentials in it: not shown)"
+    try:
+        parts = urlsplit(value)
+        host, _ = parts.hostname, parts.port
+    except ValueError:
+        raise SpecError(API_URL_VARIABLE, f"{shown} is not a URL") from None
+    if parts.username or parts.password:
+        raise SpecError(API_URL_VARIABLE, f"{shown}: credentials go in {CLIENT_ID_VARIABLE} and "
+                        f"{CLIENT_SECRET_VARIABLE}, never in the URL")  # fmt: skip
+    if not host or parts.query or parts.fragment or parts.path not in ("", "/"):
+        raise SpecError(
+            API_URL_VARIABLE, f"{shown} is not a base URL like https://acme.api.openvpn.com"
+        )
+    if parts.scheme == "https" or (parts.scheme == "http" and _loopback(host)):
+        return value.rstrip("/")
+    raise SpecError(
+        API_URL_VARIABLE, f"{shown} must be https:// (http:// only to a loopback address)"
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def api_from_environment(cloud_id: str) -> Api:
     client_id = os.environ.get(CLIENT_ID_VARIABLE, "")
     secret = os.environ.get(CLIENT_SECRET_VARIABLE, "")
@@ -225,7 +276,7 @@ def api_from_environment(cloud_id: str) -> Api:
             "(API credentials from the Administration portal, API & Logs > API); nothing "
             "was read or changed"
         )
-    base = os.environ.get(API_URL_VARIABLE) or f"https://{cloud_id}.api.openvpn.com"
+    base = api_url(os.environ.get(API_URL_VARIABLE)) or f"https://{cloud_id}.api.openvpn.com"
     return Api(base, client_id, secret)
 
 
@@ -408,7 +459,7 @@ class ServiceWriter:
     def _write_profile_out(self, c: Change) -> None:
         out = self.topology.network(c.label).profile_out
         assert out is not None
-        _write_secret(out, self.profiles.profile(c.label))
+        write_secret(out, self.profiles.profile(c.label))
 
     def _remove_profile_out(self, c: Change) -> None:
         out = self.topology.network(c.label).profile_out
@@ -520,14 +571,3 @@ def _where(topology: Topology, name: str) -> str:
     if network.location is None:
         return "external"
     return place_text(network.cloud, network.location)
-
-
-def _write_secret(path: Path, content: bytes) -> None:
-    """Written with mode 0600 from the start (never readable by others, even for a moment)."""
-    temporary = path.with_name(f".{path.name}.partial")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, content)
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)

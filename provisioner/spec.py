@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
+import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv4Network, NetmaskValueError
@@ -18,6 +19,7 @@ from typing import Any
 import yaml
 
 from .errors import SpecError
+from .files import MAX_PROFILE_BYTES, MAX_TOPOLOGY_BYTES, Unreadable, read_bounded, unwritable
 from .model import (
     ALL_TRAFFIC,
     CLOUDS,
@@ -40,7 +42,6 @@ from .model import (
 )
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
-MAX_PROFILE_BYTES = 1024 * 1024
 
 TOP_KEYS = ("version", "vpn_subnet", "networks", "service")
 SERVICE_KEYS = ("cloud_id", "vpn_region")
@@ -234,8 +235,57 @@ CLOUD_SCHEMAS: dict[str, CloudSchema] = {
 }
 
 
+MAX_ALIASES = 200  # YAML aliases (*name) in one topology
+MAX_NODES = 200_000  # values in the document once every alias is expanded
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """A YAML loader that refuses duplicate keys instead of keeping the last one."""
+    """A YAML loader that refuses duplicate keys instead of keeping the last one, and a document
+    whose aliases would expand past MAX_NODES values (a 'billion laughs' of a few lines) before
+    anything walks it."""
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _bounded(node)
+        return self.construct_document(node)
+
+
+def _bounded(root: yaml.Node) -> None:
+    """The expanded size of the node graph, counted over shared nodes once each (no expansion)."""
+    sizes: dict[int, int] = {}
+    aliases = 0
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = [
+            child
+            for item in (node.value if isinstance(node.value, list) else [])
+            for child in (item if isinstance(item, tuple) else (item,))
+        ]
+        if not children_done:
+            stack.append((node, True))
+            for child in children:
+                if id(child) in sizes:
+                    aliases += 1
+                else:
+                    stack.append((child, False))
+            if aliases > MAX_ALIASES:
+                raise SpecError(
+                    f"line {node.start_mark.line + 1}",
+                    f"more than {MAX_ALIASES} YAML aliases: a topology needs none or a few",
+                )
+            continue
+        size = 1 + sum(sizes.get(id(c), 1) for c in children)
+        if size > MAX_NODES:
+            raise SpecError(
+                f"line {node.start_mark.line + 1}",
+                f"YAML aliases here expand to more than {MAX_NODES:,} values: refused",
+            )
+        sizes[id(node)] = size
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -257,8 +307,14 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 80
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict = 2, 4, 4
+
+
 def _show(value: object) -> str:
-    return repr(value) if isinstance(value, str) else repr(value)
+    """A value in an error, bounded (a shared YAML alias may stand for a huge structure)."""
+    return _SHOWN.repr(value)
 
 
 def _unknown_keys(path: str, data: Mapping[str, Any], known: tuple[str, ...]) -> None:
@@ -286,6 +342,24 @@ def parse_network_cidr(field: str, value: object) -> IPv4Network:
         raise SpecError(field, f"{value!r} is not an IPv4 network") from e
     except (AddressValueError, NetmaskValueError) as e:  # pragma: no cover - ValueError above
         raise SpecError(field, f"{value!r} is not an IPv4 network") from e
+
+
+# ranges no route table may send to a connector: what they are, in words
+UNROUTABLE = (
+    (IPv4Network("0.0.0.0/8"), "'this network' (0.0.0.0/8)"),
+    (IPv4Network("127.0.0.0/8"), "loopback (127.0.0.0/8): it never leaves a host"),
+    (IPv4Network("169.254.0.0/16"), "link-local (169.254.0.0/16): the clouds' own metadata"),
+    (IPv4Network("224.0.0.0/4"), "multicast (224.0.0.0/4)"),
+    (IPv4Network("240.0.0.0/4"), "reserved (240.0.0.0/4) or broadcast"),
+)
+
+
+def routable(field: str, net: IPv4Network) -> IPv4Network:
+    """A network's subnet or the VPN range: never one that cannot be routed."""
+    for block, what in UNROUTABLE:
+        if net.overlaps(block):
+            raise SpecError(field, f"'{net}' overlaps {what}: it cannot be routed")
+    return net
 
 
 class _Fields:
@@ -356,7 +430,7 @@ class _Fields:
         out: list[IPv4Network] = []
         for i, item in enumerate(value):
             where = f"{self.field(key)}[{i}]"
-            net = parse_network_cidr(where, item)
+            net = routable(where, parse_network_cidr(where, item))
             for j, other in enumerate(out):
                 if net.overlaps(other):
                     raise SpecError(where, f"'{net}' overlaps '{other}' ({self.field(key)}[{j}])")
@@ -628,18 +702,38 @@ def _profile_file(f: _Fields, base: Path, key: str = "profile", index: int = -1)
         profile_name = f.text("profile", example="hq.ovpn")
     profile = (base / profile_name).expanduser()
     try:
-        content = profile.read_bytes()
-    except FileNotFoundError:
-        raise SpecError(profile_field, f"{profile_name!r}: no such file ({profile})") from None
-    except IsADirectoryError:
-        raise SpecError(profile_field, f"{profile_name!r} is a directory, not a file") from None
-    except OSError as e:
-        raise SpecError(profile_field, f"{profile_name!r} cannot be read: {e.strerror}") from None
+        content = read_bounded(profile, MAX_PROFILE_BYTES)
+    except Unreadable as e:
+        raise SpecError(profile_field, f"{profile_name!r}: {e} ({profile})") from None
     if not content.strip():
         raise SpecError(profile_field, f"{profile_name!r} is empty")
-    if len(content) > MAX_PROFILE_BYTES:
-        raise SpecError(profile_field, f"{profile_name!r} is larger than 1 MiB")
+    why = _not_a_profile(content)
+    if why:
+        raise SpecError(profile_field, f"{profile_name!r} is not an OpenVPN client profile: {why}")
     return ProfileFile(profile, hashlib.sha256(content).hexdigest()[:16])
+
+
+# what every profile the VPN service issues has: where to connect, and key material inline
+_REMOTE = re.compile(rb"^\s*(remote\s+\S+|<connection>)", re.MULTILINE)
+_KEY_MATERIAL = re.compile(
+    rb"^\s*<(ca|cert|key|tls-crypt|tls-crypt-v2|tls-auth|pkcs12)>", re.MULTILINE
+)
+
+
+def _not_a_profile(content: bytes) -> str | None:
+    """Why `content` is not an OpenVPN client profile (None: it is one), in words that quote
+    nothing of it: a file named by mistake (or on purpose) never reaches a cloud's store."""
+    if b"\0" in content:
+        return "it is binary"
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return "it is not text"
+    if not _REMOTE.search(content):
+        return "no 'remote' line or <connection> block"
+    if not _KEY_MATERIAL.search(content):
+        return "no inline key material (<ca>, <cert>, <key>, <tls-crypt> ...)"
+    return None
 
 
 def _service(data: object) -> CloudConnexa:
@@ -748,10 +842,9 @@ def _profile_out(path: str, data: object, base: Path, service: bool) -> Path:
     if not service:
         raise SpecError(f.field("profile_out"), "needs a service.cloudconnexa block")
     out = (base / f.text("profile_out", example="branch.ovpn")).expanduser()
-    if not out.parent.is_dir():
-        raise SpecError(f.field("profile_out"), f"{str(out.parent)!r} is not a directory")
-    if out.is_dir():
-        raise SpecError(f.field("profile_out"), f"{str(out)!r} is a directory, not a file")
+    why = unwritable(out)
+    if why:
+        raise SpecError(f.field("profile_out"), f"cannot be written: {why}")
     return out
 
 
@@ -767,7 +860,7 @@ def parse_topology(data: object, base: Path) -> Topology:
         raise SpecError("version", f"{_show(version)} is not supported (this tool reads version 1)")
     vpn_subnet = DEFAULT_VPN_SUBNET
     if data.get("vpn_subnet") is not None:
-        vpn_subnet = parse_network_cidr("vpn_subnet", data["vpn_subnet"])
+        vpn_subnet = routable("vpn_subnet", parse_network_cidr("vpn_subnet", data["vpn_subnet"]))
     networks_data = data.get("networks")
     if not isinstance(networks_data, Mapping) or not networks_data:
         raise SpecError("networks", "needs at least one network")
@@ -822,11 +915,15 @@ def load_topology(path: str | Path) -> Topology:
     """Read and validate a topology file. Raises `SpecError` for any bad input."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError("file", f"{str(path)!r}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError("file", f"{str(path)!r} cannot be read: {e}") from None
+        raw = read_bounded(p, MAX_TOPOLOGY_BYTES)
+    except Unreadable as e:
+        raise SpecError("file", f"{str(path)!r}: {e}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError("file", f"{str(path)!r} is not UTF-8 text (a topology is YAML)") from None
+    if "\0" in text:
+        raise SpecError("file", f"{str(path)!r} is binary, not YAML")
     return load_topology_text(text, base=p.resolve().parent, name=str(path))
 
 

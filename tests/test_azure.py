@@ -345,7 +345,7 @@ def test_the_documented_role_is_exactly_what_the_calls_need(azure: AzureWorld):
             if key.endswith("/virtualmachines/cp-hq-connector"):
                 r["powerState"] = "deallocated"
     azure.deployment().apply()
-    (azure.directory / "hq.ovpn").write_text("client\nremote new.invalid 1194\n")
+    (azure.directory / "hq.ovpn").write_text("client\nremote new.invalid 1194\n<key>\nk\n</key>\n")
     azure.deployment().apply()  # the new profile handed over
     azure.deployment().status()
     azure.deployment().doctor()

@@ -290,7 +290,7 @@ def test_azure_lists_and_prunes_a_network_that_left_the_file(azure: Any):
 
     extra = seed_vnet(azure.arm, azure.url, "extra", "10.3.0.0/16",
                       resource_group=azure.hq.resource_group)  # fmt: skip
-    (azure.directory / "extra.ovpn").write_text("client\nremote x 1194\n")
+    (azure.directory / "extra.ovpn").write_text("client\nremote x 1194\n<key>\nk\n</key>\n")
     _left_behind(azure, extra.network("extra.ovpn"))
 
 
@@ -298,5 +298,5 @@ def test_oci_lists_and_prunes_a_network_that_left_the_file(oci_world: Any):
     from provisioner.fakes.oci_world import seed_vcn
 
     extra = seed_vcn(oci_world.fake, oci_world.url, "extra", "10.8.0.0/16", beside=oci_world.hq)
-    (oci_world.directory / "extra.ovpn").write_text("client\nremote x 1194\n")
+    (oci_world.directory / "extra.ovpn").write_text("client\nremote x 1194\n<key>\nk\n</key>\n")
     _left_behind(oci_world, extra.network_entry("extra.ovpn"))

@@ -270,11 +270,16 @@ def test_the_profile_is_in_secret_manager_readable_by_the_connector_alone(gcp: G
 def test_a_new_profile_is_a_new_version_and_a_new_connector(gcp: GcpWorld):
     gcp.deployment().apply()
     first_id = instance(gcp)["id"]  # type: ignore[index]
-    (gcp.directory / "hq.ovpn").write_text("client\nremote other.vpn.invalid 1194\n")
+    (gcp.directory / "hq.ovpn").write_text(
+        "client\nremote other.vpn.invalid 1194\n<key>\nk\n</key>\n"
+    )
     result = gcp.deployment().apply()
     assert any("VPN profile changed" in c.why for c in result.done)
     secret = f"projects/{P}/secrets/cp-hq-vpn-profile"
-    assert gcp.gce.secret_payload(secret) == "client\nremote other.vpn.invalid 1194\n"
+    assert (
+        gcp.gce.secret_payload(secret)
+        == "client\nremote other.vpn.invalid 1194\n<key>\nk\n</key>\n"
+    )
     states = [v["state"] for v in gcp.gce.state.versions[secret]]
     assert states == ["DESTROYED", "ENABLED"]  # the old profile is not kept
     assert instance(gcp)["id"] != first_id  # type: ignore[index]
@@ -357,7 +362,9 @@ def test_status_reads_health_from_the_cloud(gcp: GcpWorld):
 
 def test_the_one_network_flags_apply_like_a_topology(gcp: GcpWorld, capsys, monkeypatch):
     monkeypatch.chdir(gcp.directory)
-    (gcp.directory / "hq.ovpn").write_text("client\nremote sandbox.vpn.invalid 1194\n")
+    (gcp.directory / "hq.ovpn").write_text(
+        "client\nremote sandbox.vpn.invalid 1194\n<key>\nk\n</key>\n"
+    )
     hq = gcp.hq
     argv = [
         "--cloud", "gcp", "--project", hq.project, "--network", hq.network, "--zone", hq.zone,
@@ -438,7 +445,7 @@ def test_the_documented_role_is_exactly_what_the_calls_need(gcp: GcpWorld):
     api = gcp.compute()  # someone stops the connector; apply starts it again
     api.instances.stop_unary(project=P, zone="europe-west1-b", instance="cp-hq-connector")
     gcp.deployment().apply()
-    (gcp.directory / "hq.ovpn").write_text("client\nremote new.invalid 1194\n")
+    (gcp.directory / "hq.ovpn").write_text("client\nremote new.invalid 1194\n<key>\nk\n</key>\n")
     gcp.deployment().apply()  # the new profile: a new version, a new connector
     gcp.deployment(gcp.topology(partner=False)).apply()  # a peer leaves: a firewall update
     gcp.deployment().status()

@@ -254,11 +254,16 @@ def test_a_new_profile_updates_the_secret_and_replaces_the_connector(oci_world: 
     o.deployment().apply()
     first = instance(o)
     assert first is not None
-    (o.directory / "hq.ovpn").write_text("client\nremote other.vpn.invalid 1194\n")
+    (o.directory / "hq.ovpn").write_text(
+        "client\nremote other.vpn.invalid 1194\n<key>\nk\n</key>\n"
+    )
     result = o.deployment().apply()
     assert any("VPN profile changed" in c.why for c in result.done)
     (secret,) = [s for s in o.fake.of_kind("secrets") if s["secretName"] == "cp-hq-vpn-profile"]
-    assert o.fake.secret_content(secret["id"]) == "client\nremote other.vpn.invalid 1194\n"
+    assert (
+        o.fake.secret_content(secret["id"])
+        == "client\nremote other.vpn.invalid 1194\n<key>\nk\n</key>\n"
+    )
     assert secret["currentVersionNumber"] == 2
     second = instance(o)
     assert second is not None and second["id"] != first["id"]
@@ -344,7 +349,9 @@ def test_a_throttle_is_retried_after_the_seconds_asked(oci_world: OciWorld, monk
 def test_the_one_network_flags_apply_like_a_topology(oci_world: OciWorld, capsys, monkeypatch):
     o = oci_world
     monkeypatch.chdir(o.directory)
-    (o.directory / "hq.ovpn").write_text("client\nremote sandbox.vpn.invalid 1194\n")
+    (o.directory / "hq.ovpn").write_text(
+        "client\nremote sandbox.vpn.invalid 1194\n<key>\nk\n</key>\n"
+    )
     hq = o.hq
     argv = [
         "--cloud", "oci", "--region", hq.region, "--compartment", hq.compartment, "--vcn", hq.vcn,
@@ -424,7 +431,7 @@ def test_the_documented_policy_is_exactly_what_the_calls_need(oci_world: OciWorl
     assert vm is not None
     o.api().compute.instance_action(vm["id"], "STOP")  # someone stops it; apply starts it
     o.deployment().apply()
-    (o.directory / "hq.ovpn").write_text("client\nremote new.invalid 1194\n")
+    (o.directory / "hq.ovpn").write_text("client\nremote new.invalid 1194\n<key>\nk\n</key>\n")
     o.deployment().apply()  # a new profile: the secret updated, the connector replaced
     o.deployment().status()
     o.deployment().doctor()

@@ -522,7 +522,7 @@ def test_without_a_service_block_plan_still_lists_connectors_of_ours_left_behind
     clouds = Clouds(options={"aws": {"session": session, "poll_seconds": 0.0}})
     path = world.directory / "plain.yaml"
     doc = world.topology(partner=True)
-    (world.directory / "extra.ovpn").write_text("client\nremote x 1194\n")
+    (world.directory / "extra.ovpn").write_text("client\nremote x 1194\n<key>\nk\n</key>\n")
     doc["networks"]["extra"] = {"cloud": "aws", "region": "us-east-1", "vpc": extra.vpc,
                                 "connector": {"subnet": extra.connector_subnet,
                                               "profile": "extra.ovpn"}}  # fmt: skip

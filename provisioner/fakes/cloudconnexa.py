@@ -5,7 +5,9 @@ and connector profiles. Served on 127.0.0.1, so that our client talks to it as t
 
 What it keeps of the API (CloudConnexa API v1.2 reference and schemas, and the
 OpenVPN/cloudconnexa-go-client that uses it); the tests rely on each:
-- `POST /api/v1/oauth/token?client_id=&client_secret=&grant_type=client_credentials` answers
+- `POST /api/v1/oauth/token` with HTTP Basic client credentials and `{"grant_type":
+  "client_credentials"}` (the Go client's form), or `?client_id=&client_secret=&grant_type=`
+  (the reference's), answers
   `{access_token, token_type: bearer, expires_in, scope}`; every other call needs
   `Authorization: Bearer <token>` and is 401 without a live one (`expire_tokens()` ends them
   all, as a token's lifetime does).
@@ -29,6 +31,7 @@ OpenVPN/cloudconnexa-go-client that uses it); the tests rely on each:
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import itertools
 import json
@@ -145,7 +148,7 @@ class CloudConnexa(Injectable):
                 raise ApiError(fault.status, fault.message, extra)
             with self.lock:
                 if path == "/api/v1/oauth/token":
-                    return self._json(200, self._token(method, query))
+                    return self._json(200, self._token(method, query, headers, body))
                 token = headers.get("authorization", "")
                 if not token.startswith("Bearer ") or token[7:] not in self.state.tokens:
                     raise ApiError(401, "Full authentication is required to access this resource")
@@ -171,14 +174,27 @@ class CloudConnexa(Injectable):
     def _record(self, method: str, path: str, kind: str, verb: str, body: Any = None) -> None:
         self.calls.append(Call(method, path, kind, verb, body=body))
 
-    def _token(self, method: str, query: dict[str, str]) -> dict[str, Any]:
-        self._record(method, "/oauth/token", "oauth", "token")
+    def _token(
+        self, method: str, query: dict[str, str], headers: dict[str, str], body: bytes
+    ) -> dict[str, Any]:
+        """Client credentials in either form the API takes: HTTP Basic with the grant in a JSON
+        body (the Go client's), or the reference's query parameters."""
+        self._record(method, "/oauth/token", "oauth", "token", body={"query": sorted(query)})
         if method != "POST":
             raise ApiError(405, "Request method not supported")
-        if query.get("grant_type") != "client_credentials":
+        auth = headers.get("authorization", "")
+        if auth.startswith("Basic "):
+            try:
+                client, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+                grant = json.loads(body or b"{}").get("grant_type") or query.get("grant_type")
+            except ValueError:
+                raise ApiError(400, "Malformed Basic credentials or body") from None
+        else:
+            client, secret = query.get("client_id", ""), query.get("client_secret", "")
+            grant = query.get("grant_type")
+        if grant != "client_credentials":
             raise ApiError(400, "grant_type must be client_credentials")
-        client = query.get("client_id", "")
-        if self.credentials.get(client) != query.get("client_secret"):
+        if self.credentials.get(client) != secret:
             raise ApiError(401, "Bad credentials")
         token = secrets.token_urlsafe(24)
         self.state.tokens.add(token)

@@ -289,9 +289,7 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
         observed_tables = self._observe_tables(subnets, tables, in_use, ours, seen)
         groups = list(self.net.network_security_groups.list(self.rg))
         first = found.get(0) or found.get(1)
-        app_groups, ingress = self._observe_groups(
-            groups, first.interface if first else None, seen
-        )
+        app_groups, ingress = self._observe_groups(groups, first.interface if first else None, seen)
         parts = self._observe_parts(subnets, tables, groups, leftovers, found, seen)
         self.seen = seen
         return Observed(
