@@ -65,9 +65,33 @@ def secret(value: str) -> None:
         _FILTER.secrets.update({quote(value, safe=""), quote_plus(value)} - {""})
 
 
+def _redacting_records() -> None:
+    """Every log record made in this process, by any logger (the SDKs' DEBUG logs print request
+    headers: a session token, a Basic credential), has its message redacted as it is made."""
+    made = logging.getLogRecordFactory()
+    if getattr(made, "redacts", False):
+        return
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = made(*args, **kwargs)
+        if _FILTER.secrets:
+            try:
+                message = record.getMessage()
+            except Exception:  # noqa: BLE001 - a malformed record stays as it was
+                return record
+            cleaned = clean(message)
+            if cleaned != message:
+                record.msg, record.args = cleaned, ()
+        return record
+
+    factory.redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 def secrets_from_environment(environ: dict[str, str] | None = None) -> None:
     import os
 
+    _redacting_records()
     env = os.environ if environ is None else environ
     for name in SECRET_VARIABLES:
         if env.get(name):

@@ -30,6 +30,7 @@ from urllib.parse import urlencode, urlsplit
 
 from .errors import CloudError, ProvisionerError, SpecError
 from .files import write_secret
+from .limits import limits
 from .model import (
     SERVICE_MARK,
     Action,
@@ -277,7 +278,7 @@ def api_from_environment(cloud_id: str) -> Api:
             "was read or changed"
         )
     base = api_url(os.environ.get(API_URL_VARIABLE)) or f"https://{cloud_id}.api.openvpn.com"
-    return Api(base, client_id, secret)
+    return Api(base, client_id, secret, timeout=limits().read)
 
 
 class ServiceIds:

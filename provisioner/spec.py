@@ -320,6 +320,12 @@ def _show(value: object) -> str:
 def _unknown_keys(path: str, data: Mapping[str, Any], known: tuple[str, ...]) -> None:
     for key in data:
         if key not in known:
+            if not (isinstance(key, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", key)):
+                # not a name anyone meant as a key: a file that is not a topology, whose
+                # content an error must not repeat
+                node = f"{path}: a" if path else "the file has a"
+                raise SpecError("", f"{node} key that is no topology key (not shown); known "
+                                f"keys: {', '.join(known)}")  # fmt: skip
             where = f"{path}.{key}" if path else str(key)
             close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"

@@ -43,6 +43,42 @@ def new_session(**kwargs: Any) -> Any:
     return boto3.Session(botocore_session=core, **kwargs)
 
 
+def bound_calls(client: Any, deadline: float, progress: Callable[[str], None]) -> Any:
+    """Each call of `client` with its retries ends by `deadline` seconds: a retry that would
+    start later raises a CloudError naming the endpoint instead; a call retried after a timeout
+    or a lost connection says so in a progress line (botocore alone retries silently, up to
+    max_attempts x read timeout)."""
+    import time
+
+    def started(context: dict[str, Any], **_: Any) -> None:
+        context["provision-started"] = time.monotonic()
+
+    def retrying(
+        request_dict: dict[str, Any], attempts: int, caught_exception: Any = None, **_: Any
+    ) -> None:
+        if caught_exception is None:
+            return
+        begun = request_dict.get("context", {}).get("provision-started", time.monotonic())
+        spent = time.monotonic() - begun
+        where = client.meta.endpoint_url
+        operation = request_dict.get("context", {}).get("operation") or "a call"
+        if spent >= deadline:
+            raise CloudError(
+                f"{where} did not answer {operation} within {deadline:.0f} s ({attempts} "
+                f"attempts; last: {type(caught_exception).__name__})"
+            )
+        progress(f"{where}: no answer to {operation} ({type(caught_exception).__name__}), "
+                 f"trying again ({attempts} attempts, {spent:.0f} s)")  # fmt: skip
+
+    def named(model: Any, context: dict[str, Any], **_: Any) -> None:
+        context["operation"] = model.name
+
+    client.meta.events.register("before-call", started)
+    client.meta.events.register("before-call", named)
+    client.meta.events.register_first("needs-retry", retrying)
+    return client
+
+
 def pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
     for page in client.get_paginator(operation).paginate(**kwargs):
         yield from page.get(key, [])

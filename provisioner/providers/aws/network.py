@@ -17,6 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from ...errors import CloudError, SpecError
+from ...limits import limits
 from ...model import (
     PROFILE_PART,
     Action,
@@ -45,6 +46,7 @@ from .common import (
     MEMBER_TAG,
     TAG,
     AwsSeen,
+    bound_calls,
     error_text,
     new_session,
     pages,
@@ -134,14 +136,18 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
         self.iam_propagation_seconds = iam_propagation_seconds
         session = session or new_session()
         # retries are botocore's: adaptive mode backs off on throttling and 5xx
+        bounds = limits()
         config = Config(
             region_name=self.location.region,
             retries={"mode": "adaptive", "max_attempts": max_attempts},
             user_agent_extra="connector-provisioner",
+            connect_timeout=bounds.connect,
+            read_timeout=bounds.read,
         )
-        self.ec2 = session.client("ec2", config=config)
-        self.ssm = session.client("ssm", config=config)
-        self.iam = session.client("iam", config=config)
+        self.ec2, self.ssm, self.iam = (
+            bound_calls(session.client(name, config=config), bounds.deadline, progress)
+            for name in ("ec2", "ssm", "iam")
+        )
         name = network.name
         self.member = 0
         self.parameter = self.parameter_of(0)

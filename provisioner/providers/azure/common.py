@@ -12,6 +12,7 @@ from ipaddress import IPv4Network
 from typing import Any
 
 from ...errors import CloudError
+from ...limits import limits
 from ...model import AzureLocation, Network
 from ..base import Members, Provider
 
@@ -118,7 +119,15 @@ def clients(
     from azure.mgmt.network import NetworkManagementClient
 
     serialize_model_setup()
-    options: dict[str, Any] = {"retry_total": retry_total}
+    bounds = limits()
+    # azure-core's transport waits `connection_timeout` / `read_timeout`; its retry policy
+    # gives up on a call with its retries after `timeout` seconds
+    options: dict[str, Any] = {
+        "retry_total": retry_total,
+        "connection_timeout": bounds.connect,
+        "read_timeout": bounds.read,
+        "timeout": bounds.deadline,
+    }
     if endpoint:
         token = type("SandboxToken", (_SandboxToken, SansIOHTTPPolicy), {})()
         options.update(base_url=endpoint, authentication_policy=token, polling_interval=0)

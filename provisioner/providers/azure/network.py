@@ -119,6 +119,7 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
         self.throttle_scope = f"azure:{network.location.subscription}"
         self.rg = network.location.resource_group
         where, subscription = endpoint or sandbox_endpoint(), network.location.subscription
+        self.endpoint = where
         self.net, self.compute = sandbox_clients(
             where if credential is None else None,
             ("azure", network.name, subscription, retry_total),
@@ -142,6 +143,11 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
         return (AzureError,)
 
     def error_text(self, e: BaseException) -> str:
+        from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+
+        if isinstance(e, (ServiceRequestError, ServiceResponseError)):  # no answer at all
+            where = self.endpoint or "https://management.azure.com"
+            return f"{where} did not answer ({error_text(e)})"
         return error_text(e)
 
     def credentials_problem(self, e: BaseException) -> str | None:

@@ -12,6 +12,7 @@ from ipaddress import IPv4Network
 from typing import Any
 
 from ...errors import CloudError
+from ...limits import limits
 from ...model import GcpLocation, Network
 from ..base import Members, Provider
 
@@ -113,9 +114,15 @@ def make_clients(endpoint: str | None, credentials: Any) -> Clients:
 
     creds = credentials_for(endpoint, credentials)
     options = {"api_endpoint": endpoint} if endpoint else None
+    adapter = bounded_adapter()
 
     def client(cls: Any) -> Any:
-        return cls(credentials=creds, transport="rest", client_options=options)
+        made = cls(credentials=creds, transport="rest", client_options=options)
+        # the REST transport sends `timeout=None` (wait for ever) unless each call names one:
+        # its session's adapter puts the toolkit's limits in their place
+        for scheme in ("https://", "http://"):
+            made.transport._session.mount(scheme, adapter)
+        return made
 
     return Clients(
         routes=client(compute_v1.RoutesClient),
@@ -128,7 +135,7 @@ def make_clients(endpoint: str | None, credentials: Any) -> Clients:
         region_operations=client(compute_v1.RegionOperationsClient),
         global_operations=client(compute_v1.GlobalOperationsClient),
         secrets=client(secretmanager_v1.SecretManagerServiceClient),
-        session=AuthorizedSession(creds),
+        session=_bounded_session(AuthorizedSession(creds), adapter),
         iam_url=(endpoint or "https://iam.googleapis.com").rstrip("/") + "/v1",
         health_checks=client(compute_v1.RegionHealthChecksClient),
         instance_groups=client(compute_v1.InstanceGroupsClient),
@@ -136,6 +143,37 @@ def make_clients(endpoint: str | None, credentials: Any) -> Clients:
         forwarding_rules=client(compute_v1.ForwardingRulesClient),
         zones=client(compute_v1.ZonesClient),
     )
+
+
+def bounded_adapter() -> Any:
+    """A requests adapter that waits at most the toolkit's limits where a caller named none, and
+    retries nothing itself (the SDK's and our retries decide)."""
+    from requests.adapters import HTTPAdapter
+
+    bounds = limits()
+
+    class Bounded(HTTPAdapter):
+        def send(  # type: ignore[override]
+            self, request: Any, stream: bool = False, timeout: Any = None, **kwargs: Any
+        ) -> Any:
+            # the SDK's own time to its deadline (600 s) shortened to the toolkit's read limit
+            if isinstance(timeout, tuple):
+                connect, read = timeout
+            else:
+                connect, read = bounds.connect, timeout
+            bounded = (
+                min(connect or bounds.connect, bounds.connect),
+                min(read or bounds.read, bounds.read),
+            )
+            return super().send(request, stream=stream, timeout=bounded, **kwargs)
+
+    return Bounded()
+
+
+def _bounded_session(session: Any, adapter: Any) -> Any:
+    for scheme in ("https://", "http://"):
+        session.mount(scheme, adapter)
+    return session
 
 
 def sandbox_endpoint() -> str | None:

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...errors import CloudError
+from ...limits import limits
 from ...model import Network, OciLocation
 from ..base import Members, Provider
 
@@ -51,11 +53,17 @@ class RetryAfter:
     def make_retrying_call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         import oci
 
+        begun, deadline = time.monotonic(), limits().deadline
         for attempt in range(self.attempts):
             try:
                 return func(*args, **kwargs)
+            except oci.exceptions.RequestException as e:
+                # no answer (a timeout, a connection refused or lost): one line naming where
+                where = getattr(getattr(func, "__self__", None), "endpoint", None) or "OCI"
+                raise CloudError(f"{where} did not answer: {type(e).__name__}") from None
             except oci.exceptions.ServiceError as e:
-                if e.status not in RETRIED or attempt == self.attempts - 1:
+                out_of_time = time.monotonic() - begun >= deadline
+                if e.status not in RETRIED or attempt == self.attempts - 1 or out_of_time:
                     raise
                 asked = (e.headers or {}).get("retry-after") or (e.headers or {}).get("Retry-After")
                 try:
@@ -84,7 +92,8 @@ def make_clients(
     instance principal when OCI_CLI_AUTH=instance_principal, and OCI's own retry strategy."""
     import oci
 
-    kwargs: dict[str, Any] = {"retry_strategy": RetryAfter(retries)}
+    bounds = limits()
+    kwargs: dict[str, Any] = {"retry_strategy": RetryAfter(retries), "timeout": bounds.pair}
     tenancy = None
     if endpoint:
         config = {"region": region}

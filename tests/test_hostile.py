@@ -1,0 +1,324 @@
+"""Hostile and unlucky input, as an attacker or a bad day would bring it: each case reproduces one
+of the ways a secret could leak, a file be written where no one meant, or a pipeline hang, and
+asserts what a user must get instead: one line, the right exit code, nothing sent, nothing lost.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote, quote_plus
+
+import pytest
+import yaml
+
+from provisioner.cli import run
+from provisioner.sandbox import SandboxWorld
+
+REPO = Path(__file__).resolve().parent.parent
+MESH = REPO / "examples" / "mesh-every-cloud.yaml"
+SHADOW = "root:$6$rounds=5000$TRAP-SHADOW-HASH$abcdef:19000:0:99999:7:::\n"
+
+
+def last_line(err: str) -> str:
+    lines = [x for x in err.splitlines() if x.strip() and not x.startswith("  ..")]
+    return lines[-1] if lines else ""
+
+
+# --- a listener that accepts and never answers --------------------------------------------
+
+
+@pytest.fixture
+def silent() -> Iterator[str]:
+    """http://127.0.0.1:PORT of a listener that accepts every connection and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for c in held:
+        c.close()
+    listener.close()
+
+
+def one_network(tmp_path: Path, name: str) -> Path:
+    """The mesh example's network `name` alone, with its profile beside it."""
+    doc = yaml.safe_load(MESH.read_text())
+    doc["networks"] = {name: doc["networks"][name]}
+    (tmp_path / "profiles").mkdir(exist_ok=True)
+    for profile in (REPO / "examples" / "profiles").glob("*.ovpn"):
+        (tmp_path / "profiles" / profile.name).write_bytes(profile.read_bytes())
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+ENDPOINTS = {
+    "hq": "AWS_ENDPOINT_URL",
+    "azhub": "PROVISION_AZURE_ENDPOINT",
+    "gchub": "PROVISION_GCP_ENDPOINT",
+    "ochub": "PROVISION_OCI_ENDPOINT",
+}
+
+
+@pytest.mark.parametrize("network", list(ENDPOINTS), ids=["aws", "azure", "gcp", "oci"])
+def test_an_endpoint_that_never_answers_ends_in_one_line_naming_it(
+    network, silent, tmp_path, monkeypatch, capsys
+):
+    """Before: AWS retried 4 times 60 s apart in silence, GCP waited for ever. Now every SDK
+    client waits the read limit, retries within the call's deadline, and gives up with one
+    line that names where it waited."""
+    monkeypatch.setenv(ENDPOINTS[network], silent)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDTRAP")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "TRAP-AWS-SECRET-never-printed")
+    monkeypatch.setenv("PROVISION_READ_TIMEOUT", "0.5")
+    monkeypatch.setenv("PROVISION_CALL_DEADLINE", "1.5")
+    started = time.monotonic()
+    code = run(["plan", "-f", str(one_network(tmp_path, network))])
+    spent = time.monotonic() - started
+    err = capsys.readouterr().err
+    assert code == 1, err
+    line = last_line(err)
+    assert "127.0.0.1:" + silent.rsplit(":", 1)[1] in line or "Read timed out" in line, line
+    assert "Traceback" not in err and "TRAP-AWS-SECRET" not in err
+    assert spent < 60  # bounded: the limits above, not the SDKs' minutes (not a timing test)
+
+
+def test_the_vpn_service_that_never_answers_ends_in_one_line(
+    world: SandboxWorld, silent, monkeypatch, capsys
+):
+    monkeypatch.setenv("CLOUDCONNEXA_API_URL", silent)
+    monkeypatch.setenv("CLOUDCONNEXA_CLIENT_ID", "id")
+    monkeypatch.setenv("CLOUDCONNEXA_CLIENT_SECRET", "TRAP-CC-SECRET-never-printed")
+    monkeypatch.setenv("PROVISION_READ_TIMEOUT", "0.5")
+    code = run(["plan", "-f", str(world.write_topology(partner=True, service=True))])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"CloudConnexa API at {silent} cannot be reached" in last_line(err), err
+    assert "TRAP-CC-SECRET" not in err
+
+
+# --- secrets on every failure path -------------------------------------------------------
+
+TRAPS = {
+    "CLOUDCONNEXA_CLIENT_SECRET": "TRAP-cc-secret-9f8e7d",
+    "AWS_SECRET_ACCESS_KEY": "TRAP-aws-secret-1a2b3c",
+    "AWS_SESSION_TOKEN": "TRAP-aws-token-4d5e6f",
+    "AZURE_CLIENT_SECRET": "TRAP-azure-secret-7a8b9c",
+}
+
+
+def trapped(text: str) -> list[str]:
+    """Every trap value found in `text`, in any form a request would carry it."""
+    found = []
+    for value in TRAPS.values():
+        basic = base64.b64encode(f"sandbox-client:{value}".encode()).decode()
+        forms = {value, quote(value, safe=""), quote_plus(value), basic}
+        found += [f for f in forms if f in text]
+    return found
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
+def test_no_secret_in_any_error_whatever_fails(
+    world: SandboxWorld, service, silent, monkeypatch, capsys, caplog, debug
+):
+    """Before: `CLOUDCONNEXA_API_URL="not a url"` printed the token request's URL with the
+    client secret in its query. Now the token request carries nothing in its URL, the URL is
+    checked before any request, and every line printed (the --debug traceback included) is
+    redacted: trap values in every secret the toolkit reads, each failure driven, all output
+    grepped."""
+    caplog.set_level("DEBUG")
+    for name, value in TRAPS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CLOUDCONNEXA_CLIENT_ID", "sandbox-client")
+    monkeypatch.setenv("PROVISION_READ_TIMEOUT", "0.5")
+    path = str(world.write_topology(partner=True, service=True))
+    extra = ["--debug"] if debug else []
+    fake = service.fake
+    said = []
+
+    def attempt(url: str, expect: int) -> str:
+        monkeypatch.setenv("CLOUDCONNEXA_API_URL", url)
+        code = run(["plan", "-f", path, *extra])
+        out, err = capsys.readouterr()
+        said.append(out + err)
+        assert code == expect, err
+        return last_line(err)
+
+    assert "CLOUDCONNEXA_API_URL" in attempt("not a url", 2)
+    assert "must be https://" in attempt("ftp://acme.api.openvpn.com", 2)
+    assert "must be https://" in attempt("http://acme.api.openvpn.com", 2)
+    assert "never in the URL" in attempt("https://u:TRAP-aws-secret-1a2b3c@x.invalid", 2)
+    attempt("http://127.0.0.1:9", 1)  # nothing listens: refused
+    attempt(silent, 1)  # accepts, never answers
+    attempt(service.url, 1)  # the fake, with the wrong secret: 401
+    fake.credentials["sandbox-client"] = TRAPS["CLOUDCONNEXA_CLIENT_SECRET"]
+    fake.fail("GET", r"/networks$", 503, "ServiceUnavailable", times=100)
+    attempt(service.url, 1)  # a 5xx that does not go away
+    assert fake.calls and any(c.path == "/oauth/token" for c in fake.calls)
+    assert all(
+        c.body != {"query": ["client_id", "client_secret", "grant_type"]} for c in fake.calls
+    )
+    said.append(caplog.text)
+    assert not trapped("\n".join(said))
+
+
+# --- files written ------------------------------------------------------------------------
+
+
+def test_a_planted_partial_file_or_link_never_receives_the_profile(
+    world: SandboxWorld, service, tmp_path, capsys
+):
+    """Before: profile_out went through a fixed `.NAME.partial` opened without O_EXCL or
+    O_NOFOLLOW: a planted link made apply overwrite its target, a planted 0644 file left the
+    profile world-readable. Now: a fresh exclusive 0600 name, then a rename."""
+    path = world.write_topology(partner=True, service=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (world.directory / ".partner.ovpn.partial").symlink_to(victim)
+    planted = world.directory / ".partner.ovpn.partial.0"
+    planted.write_text("")
+    planted.chmod(0o644)
+    assert run(["apply", "-f", str(path), "--yes"]) == 0, capsys.readouterr().err
+    out = world.directory / "partner.ovpn"
+    assert victim.read_text() == "precious\n"
+    assert not out.is_symlink() and stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert out.read_text().startswith("client")
+    assert planted.read_text() == ""  # left as it was, never written
+    leftovers = [p.name for p in world.directory.glob(".partner.ovpn.*.partial")]
+    assert leftovers == []
+
+    # profile_out itself a dangling link planted to make a file elsewhere: the link is
+    # replaced by the profile, and nothing is made where it pointed
+    out.unlink()
+    elsewhere = tmp_path / "cron.d-job"
+    out.symlink_to(elsewhere)
+    assert run(["apply", "-f", str(path), "--yes"]) == 0
+    assert not elsewhere.exists() and not out.is_symlink()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    "where", ["/proc/site.ovpn", "/dev/null", "missing-dir/site.ovpn"], ids=["proc", "dev", "nodir"]
+)
+def test_a_profile_out_that_cannot_be_written_is_bad_input_at_plan(
+    world: SandboxWorld, service, capsys, where
+):
+    """Before: `/proc/site.ovpn` passed plan, and apply ended as `unexpected error:
+    FileNotFoundError` after changing the service. Now: exit 2 at plan, no call."""
+    doc = world.topology(partner=True, service=True)
+    doc["networks"]["partner"]["connector"]["profile_out"] = where
+    path = world.directory / "topology.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    service.fake.calls.clear()
+    assert run(["plan", "-f", str(path)]) == 2
+    line = last_line(capsys.readouterr().err)
+    assert line.startswith("provision: networks.partner.connector.profile_out: cannot be written")
+    assert service.fake.calls == []
+
+
+# --- files read -----------------------------------------------------------------------------
+
+
+def _profile_cases(tmp: Path) -> dict[str, str]:
+    shadow = tmp / "shadow"
+    shadow.write_text(SHADOW)
+    (tmp / "link-to-shadow.ovpn").symlink_to(shadow)
+    (tmp / "huge.ovpn").write_bytes(b"client\nremote x 1194\n<key>\n" + b"A" * (1 << 20))
+    os.mkfifo(tmp / "fifo.ovpn")
+    return {
+        "a password file": str(shadow),
+        "a link to it": str(tmp / "link-to-shadow.ovpn"),
+        "a path out of the directory": "../" * 12 + str(shadow).lstrip("/"),
+        "an endless device": "/dev/zero",
+        "a pipe": str(tmp / "fifo.ovpn"),
+        "a large file": str(tmp / "huge.ovpn"),
+    }
+
+
+def test_a_profile_that_is_not_one_is_bad_input_naming_the_file_never_its_contents(
+    world: SandboxWorld, tmp_path, capsys, calls
+):
+    """Before: `connector.profile: /etc/shadow` (or a path out, or a link) passed plan and
+    apply stored it in the cloud; /dev/zero ended in MemoryError. Now each is exit 2 at plan,
+    with no cloud call and nothing of the file's content in the line."""
+    for what, profile in _profile_cases(tmp_path).items():
+        doc = world.topology()
+        doc["networks"]["hq"]["connector"]["profile"] = profile
+        path = world.directory / "topology.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        calls.calls.clear()
+        assert run(["plan", "-f", str(path)]) == 2, what
+        err = capsys.readouterr().err
+        assert last_line(err).startswith("provision: networks.hq.connector.profile: "), err
+        assert "TRAP-SHADOW" not in err and "root:" not in err, what
+        assert calls.calls == [], what
+
+
+@pytest.mark.parametrize("kind", ["shadow", "zero", "directory", "binary"])
+def test_a_topology_that_is_not_one_is_bad_input_without_its_contents(tmp_path, capsys, kind):
+    """Before: `plan -f /etc/shadow` printed the file's first line; `-f /dev/zero` ended in
+    MemoryError."""
+    target = {
+        "shadow": tmp_path / "shadow",
+        "zero": Path("/dev/zero"),
+        "directory": tmp_path,
+        "binary": tmp_path / "binary",
+    }[kind]
+    (tmp_path / "shadow").write_text(SHADOW)
+    (tmp_path / "binary").write_bytes(b"\x7fELF\x00\x01" * 10)
+    assert run(["plan", "-f", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "TRAP-SHADOW" not in err and "rounds" not in err
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path, capsys):
+    """Before: nine levels of aliases in `version` ran 35 s to 1.9 GB and ended as
+    `unexpected error: MemoryError`. Now: exit 2 from the node graph, never expanded."""
+    levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    names = "abcdefghi"
+    for prev, name in zip(names, names[1:], strict=False):
+        levels.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    for field in ("version: *i", "vpn_subnet: *i"):
+        path = tmp_path / "bomb.yaml"
+        path.write_text("\n".join([*levels, field, "networks: {}"]) + "\n")
+        assert run(["plan", "-f", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert "YAML aliases" in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize(
+    "peer", ["224.0.0.0/4", "127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8", "255.255.255.255/32"]
+)
+def test_a_range_that_can_never_be_routed_is_bad_input(world: SandboxWorld, capsys, calls, peer):
+    """Before: multicast, loopback and link-local peers were accepted (a service network and app
+    rules were made for link-local)."""
+    doc = world.topology(partner=True)
+    doc["networks"]["partner"]["subnets"] = [peer]
+    path = world.directory / "topology.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    assert run(["plan", "-f", str(path)]) == 2
+    line = last_line(capsys.readouterr().err)
+    assert line.startswith("provision: networks.partner.subnets[0]: ") and peer in line
+    assert "cannot be routed" in line and calls.calls == []
