@@ -449,3 +449,42 @@ def test_a_pair_that_left_the_file_is_listed_and_pruned_whole(
     assert "hq" not in service.fake.snapshot()
     with_service(world, session, service, without_hq).destroy()
     assert snapshot(session) == before  # both connectors and all the pair had: gone
+
+
+def test_the_documented_policy_is_exactly_what_the_calls_need(
+    session, world: SandboxWorld, clouds, second_subnet, calls: CallLog
+):
+    """`python -m provisioner.providers.aws.permissions` prints the IAM policy for the user
+    running `provision`: every action a run of each command calls is in it, and nothing more
+    (iam:PassRole, which RunInstances needs without calling it, aside)."""
+    import json
+
+    from provisioner.providers.aws.permissions import ACTIONS, IMPLIED, policy
+
+    calls.clear()
+    deployment(world, clouds).apply()
+    ec2 = session.client("ec2", region_name="us-east-1")
+    (first,) = connectors(session).values()
+    ec2.stop_instances(InstanceIds=[first["InstanceId"]])  # someone stops it: apply starts it
+    deployment(world, clouds).apply()
+    (world.directory / "hq.ovpn").write_text(FAKE_PROFILE.format(name="hq-new"))
+    deployment(world, clouds).apply()  # a new profile: a new parameter value and connector
+    deployment(world, clouds).status()
+    deployment(world, clouds).doctor()
+    deployment(world, clouds, edit=as_pair(world, second_subnet)).apply()
+    deployment(world, clouds, edit=as_pair(world, second_subnet)).status()
+    deployment(world, clouds).apply()  # and back to one
+    deployment(world, clouds, edit=as_pair(world, second_subnet)).apply()
+    deployment(world, clouds, edit=as_pair(world, second_subnet)).destroy()
+    deployment(world, clouds).destroy()
+
+    needed = {f"{service}:{op}" for service, op in calls.calls} | set(IMPLIED)
+    needed.discard("ec2:StopInstances")  # the test's own, as someone else's
+    documented = set(ACTIONS)
+    assert needed - documented == set()  # every call is allowed
+    assert documented - needed == set()  # and nothing more is granted
+    doc = policy()
+    granted = {a for s in doc["Statement"] for a in s["Action"]}
+    assert granted == documented
+    assert all(s["Resource"] for s in doc["Statement"])
+    json.dumps(doc)  # printable as the policy document IAM takes
