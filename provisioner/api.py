@@ -11,14 +11,16 @@ out by the engine (`engine.carry_out`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from . import planner
+from . import lease, planner
 from .bootstrap import render_setup_script
 from .engine import carry_out
-from .errors import ConflictError, SpecError
+from .errors import CloudError, ConflictError, ProvisionerError, SpecError
+from .lease import Holder, LeaseStore
 from .model import (
     ApplyResult,
     NetworkPlan,
@@ -188,20 +190,99 @@ class Deployment:
         confirm: Confirm | None = None,
         prune: bool = False,
     ) -> ApplyResult:
-        plan = self.plan(replace_conflicting_routes=replace_conflicting_routes, prune=prune)
-        return self._run(plan, confirm)
+        def again() -> Plan:
+            return self.plan(replace_conflicting_routes=replace_conflicting_routes, prune=prune)
+
+        return self._run(again(), confirm, again)
 
     def destroy(self, *, confirm: Confirm | None = None) -> ApplyResult:
-        return self._run(self.plan_destroy(), confirm)
+        return self._run(self.plan_destroy(), confirm, self.plan_destroy)
 
-    def _run(self, plan: Plan, confirm: Confirm | None) -> ApplyResult:
+    def _run(self, plan: Plan, confirm: Confirm | None, again: Callable[[], Plan]) -> ApplyResult:
+        """Carry out `plan` under the leases of the networks it changes: a plan with something
+        to do is made again once they are held (another run may have just changed the network),
+        and carried out only if it is still what was confirmed. An empty plan takes no lease."""
         if plan.conflicts:
             return self.execute(plan)  # raises ConflictError: nothing changed
         if plan.empty:
             return ApplyResult(plan=plan)
         if confirm is not None and not confirm(plan):
             raise Declined(f"{plan.operation} declined; nothing was changed")
-        return self.execute(plan)
+        with self.leases(plan):
+            fresh = again()
+            if confirm is not None and _what(fresh) != _what(plan):
+                raise Declined(
+                    f"{plan.operation}: the networks changed while the plan waited for a yes "
+                    "(another run?); nothing was changed: run it again to see the new plan"
+                )
+            if fresh.conflicts:
+                return self.execute(fresh)
+            if fresh.empty:
+                return ApplyResult(plan=fresh)
+            return self.execute(fresh)
+
+    @contextmanager
+    def leases(self, plan: Plan) -> Iterator[None]:
+        """Each network with changes in `plan` leased to this run (in the file's order, so two
+        runs never wait on each other crosswise), released at the end whatever happens."""
+        changing = {n.network for n in plan.networks if n.changes}
+        held: list[tuple[LeaseStore, Holder]] = []
+        try:
+            for network in self.topology.managed:
+                if network.name not in changing:
+                    continue
+                provider = self.provider(network.name)
+                store = provider.lease_store()
+                if store is None:
+                    continue
+                try:
+                    held.append((store, lease.take(store, network.name, plan.operation)))
+                except ProvisionerError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - the cloud's refusal, in one line
+                    raise CloudError(
+                        f"network {network.name}: could not take its lease ({store.where}): "
+                        f"{provider.error_text(e)}; nothing was changed"
+                    ) from None
+            yield
+        finally:
+            for store, holder in reversed(held):
+                try:
+                    lease.release(store, holder)
+                except Exception as e:  # noqa: BLE001 - the run's outcome stands; say it
+                    self.clouds.progress(
+                        f"could not remove the lease at {store.where} ({type(e).__name__}); it "
+                        "expires by itself, or: provision unlock"
+                    )
+
+    def unlock(self, network: str | None = None) -> dict[str, Holder | None]:
+        """Remove the lease of each managed network (or `network`) whatever run holds it: what
+        each held, None where there was none."""
+        names = [n.name for n in self.topology.managed if network in (None, n.name)]
+        if network is not None and not names:
+            raise SpecError("--network", f"{network!r} is not a managed network of the topology")
+        out: dict[str, Holder | None] = {}
+        for name in names:
+            store = self.provider(name).lease_store()
+            out[name] = lease.force_release(store) if store is not None else None
+        return out
+
+
+def _what(plan: Plan) -> set[tuple[str, ...]]:
+    """A plan's changes as a comparable set: what, where and to which target."""
+    return {
+        (
+            n.network,
+            str(c.kind),
+            str(c.action),
+            c.resource,
+            str(c.route_table),
+            str(c.destination),
+            str(c.target),
+        )  # fmt: skip
+        for n in plan.networks
+        for c in n.changes
+    }
 
 
 # --- one-call functions ------------------------------------------------------------------

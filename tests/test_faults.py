@@ -11,7 +11,7 @@ from provisioner import CloudError
 
 # every mutating call a first apply makes, in order (service, operation, attempts let through)
 APPLY_STEPS = [
-    ("ssm", "PutParameter", 0),
+    ("ssm", "PutParameter", 2),  # a profile (the first two: the leases of hq and branch)
     ("iam", "CreateRole", 0),
     ("iam", "PutRolePolicy", 0),
     ("iam", "CreateInstanceProfile", 0),

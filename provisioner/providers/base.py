@@ -12,6 +12,7 @@ from ipaddress import IPv4Network
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from ..errors import CloudError
+from ..lease import LeaseStore
 from ..model import (
     PROFILE_PART,
     Action,
@@ -85,6 +86,14 @@ class NetworkProvider(Protocol):
 
     def strays(self, known: frozenset[str]) -> tuple[Stray, ...]:
         """Connectors of ours nearby whose network is not in `known` (see Provider)."""
+        ...
+
+    def lease_store(self) -> LeaseStore | None:
+        """Where this network's lease lives (lease.py): one apply or destroy at a time."""
+        ...
+
+    def error_text(self, e: BaseException) -> str:
+        """The cloud's refusal or failure `e`, in one line."""
         ...
 
 
@@ -161,6 +170,11 @@ class Provider:
         """Connectors of ours where this network is (its region, resource group, project,
         compartment) whose network is not in `known`. A cloud that does not look returns ()."""
         return ()
+
+    def lease_store(self) -> LeaseStore | None:
+        """Where this network's lease lives, kept with the network itself; None: the cloud
+        keeps none (two runs at once are then not kept apart)."""
+        return None
 
     def observe(self) -> Observed:
         try:

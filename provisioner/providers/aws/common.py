@@ -162,3 +162,42 @@ class AwsState(Provider):
         if not self.seen.group_id:
             raise CloudError(f"the connector's security group {self.group_name} does not exist")
         return self.seen.group_id
+
+
+class ParameterLease:
+    """A network's lease on AWS: an SSM parameter beside its profile's, made only if absent
+    (PutParameter without Overwrite is atomic: one of two runs gets ParameterAlreadyExists).
+    The parameter's version is what a removal is checked against; a stale lease is taken over
+    by deleting it and making it again."""
+
+    def __init__(self, ssm: Any, name: str) -> None:
+        self.ssm, self.name = ssm, name
+        self.where = f"SSM parameter {name}"
+
+    def read(self) -> tuple[str | None, Any]:
+        try:
+            p = self.ssm.get_parameter(Name=self.name)["Parameter"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "ParameterNotFound":
+                return None, None
+            raise
+        return str(p["Value"]), int(p["Version"])
+
+    def write(self, text: str | None, version: Any) -> bool:
+        if version is not None:  # a lease there: it goes first (removal, or takeover)
+            _, current = self.read()
+            if current != version:
+                return False
+            if not done_already(
+                lambda: self.ssm.delete_parameter(Name=self.name), "ParameterNotFound"
+            ):
+                return False
+        if text is None:
+            return True
+        return done_already(
+            lambda: self.ssm.put_parameter(
+                Name=self.name, Value=text, Type="String", Overwrite=False,
+                Description="connector-provisioner: a run's lease on this network",
+            ),
+            "ParameterAlreadyExists",
+        )  # fmt: skip

@@ -46,6 +46,7 @@ from .common import (
     MEMBER_TAG,
     TAG,
     AwsSeen,
+    ParameterLease,
     bound_calls,
     error_text,
     new_session,
@@ -251,6 +252,11 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
                     instance=inst["InstanceId"],
                 )
         return tuple(found.values())
+
+    def lease_store(self) -> ParameterLease:
+        return ParameterLease(
+            self.ssm, f"/connector-provisioner/{self.location.vpc}/{self.network.name}/lease"
+        )
 
     def _observe(self) -> Observed:
         vpc = self.location.vpc
