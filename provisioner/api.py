@@ -199,25 +199,26 @@ class Deployment:
         return self._run(self.plan_destroy(), confirm, self.plan_destroy)
 
     def _run(self, plan: Plan, confirm: Confirm | None, again: Callable[[], Plan]) -> ApplyResult:
-        """Carry out `plan` under the leases of the networks it changes: a plan with something
-        to do is made again once they are held (another run may have just changed the network),
-        and carried out only if it is still what was confirmed. An empty plan takes no lease."""
         if plan.conflicts:
             return self.execute(plan)  # raises ConflictError: nothing changed
         if plan.empty:
             return ApplyResult(plan=plan)
         if confirm is not None and not confirm(plan):
             raise Declined(f"{plan.operation} declined; nothing was changed")
+        return self.execute_leased(plan, again, shown=confirm is not None)
+
+    def execute_leased(self, plan: Plan, again: Callable[[], Plan], *, shown: bool) -> ApplyResult:
+        """Carry out `plan` under the leases of the networks it changes: it is made again once
+        they are held (another run may have just changed the networks) and the new one is
+        carried out; where `plan` was `shown` (and confirmed), only if it is still the same."""
         with self.leases(plan):
             fresh = again()
-            if confirm is not None and _what(fresh) != _what(plan):
-                raise Declined(
-                    f"{plan.operation}: the networks changed while the plan waited for a yes "
-                    "(another run?); nothing was changed: run it again to see the new plan"
+            if shown and _what(fresh) != _what(plan):
+                raise lease.Locked(
+                    f"{plan.operation}: the networks changed after this plan was made (another "
+                    "run?); nothing was changed: run it again to see the new plan"
                 )
-            if fresh.conflicts:
-                return self.execute(fresh)
-            if fresh.empty:
+            if fresh.empty and not fresh.conflicts:
                 return ApplyResult(plan=fresh)
             return self.execute(fresh)
 

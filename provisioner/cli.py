@@ -122,6 +122,19 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--flow", help="only the flows whose name contains this (e.g. 'hq sg-')")
     sp.add_argument("--json", action="store_true")
     sp = sub.add_parser(
+        "unlock",
+        help="remove a network's lease left by a run that is gone (as terraform force-unlock)",
+        description=(
+            "Remove the lease each managed network (or --network) carries while an apply or "
+            "destroy runs on it: for a run that crashed or was killed (a lease also expires by "
+            "itself after an hour). Removing the lease of a run still going lets a second run "
+            "change the network at the same time."
+        ),
+    )
+    sp.add_argument("-f", "--file", required=True, help="topology file (YAML, version 1)")
+    sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    sp.add_argument("--network", help="only this network (default: every managed one)")
+    sp = sub.add_parser(
         "bootstrap",
         help="print a connector's cloud-init user-data (never the profile)",
         description="print a connector's cloud-init user-data (never the profile)",
@@ -324,6 +337,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         deployment = api.Deployment(topology, Clouds(progress=_progress))
         print(deployment.bootstrap(args.network, script_only=args.script), end="")
         return 0
+    if command == "unlock":
+        removed = api.Deployment(topology, Clouds(progress=_progress)).unlock(args.network)
+        for name, holder in removed.items():
+            print(f"{name}: " + (f"removed the lease of {holder.text()}" if holder else "no lease"))
+        return 0
 
     deployment = api.Deployment(topology, Clouds(progress=_progress))
     if command == "plan":
@@ -362,12 +380,14 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(render.status_text(statuses))
         return 0 if all(s.healthy for s in statuses) else 1
 
-    if command == "apply":
-        plan = deployment.plan(
-            replace_conflicting_routes=args.replace_conflicting_routes, prune=args.prune
-        )
-    else:
-        plan = deployment.plan_destroy()
+    def again() -> api.Plan:
+        if command == "apply":
+            return deployment.plan(
+                replace_conflicting_routes=args.replace_conflicting_routes, prune=args.prune
+            )
+        return deployment.plan_destroy()
+
+    plan = again()
     if not as_json:
         print(render.plan_text(plan, verbose=args.verbose))
     done = 0
@@ -378,7 +398,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             if not _confirm(f"{command} these {len(plan.changes)} change(s)?", args.yes):
                 _err(f"{command} declined; nothing was changed")
                 return EXIT_DECLINED
-            done = len(deployment.execute(plan).done)
+            done = len(deployment.execute_leased(plan, again, shown=True).done)
     finally:
         if as_json:  # one document: the plan and how much of it was carried out
             print(json.dumps({**plan.to_dict(), "done": done}, indent=2))

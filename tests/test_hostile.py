@@ -11,8 +11,9 @@ import socket
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -322,3 +323,83 @@ def test_a_range_that_can_never_be_routed_is_bad_input(world: SandboxWorld, caps
     line = last_line(capsys.readouterr().err)
     assert line.startswith("provision: networks.partner.subnets[0]: ") and peer in line
     assert "cannot be routed" in line and calls.calls == []
+
+
+# --- two runs at once ---------------------------------------------------------------------
+
+
+def _race(make: Callable[[], Any]) -> list[BaseException | None]:
+    """Two applies of the same file started together: both plan (and see nothing made yet)
+    before either carries anything out; what each ended with."""
+    barrier = threading.Barrier(2, timeout=60)
+    ended: list[BaseException | None] = []
+
+    def one() -> None:
+        try:
+            make().apply(confirm=lambda plan: barrier.wait() is not None)
+            ended.append(None)
+        except BaseException as e:  # noqa: BLE001 - what it ended with is the point
+            ended.append(e)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    [t.start() for t in threads]
+    [t.join(timeout=300) for t in threads]
+    return ended
+
+
+def test_two_applies_at_once_launch_one_connector_per_network_on_aws(session, world, clouds):
+    """Before: two applies at once both exited 0 and launched twice. Now the second finds the
+    lease and stops with one line naming the holder; each network has one connector."""
+    from conftest import deployment as aws_deployment
+
+    from provisioner.lease import Locked
+    from provisioner.providers.aws.common import TAG
+
+    ended = _race(lambda: aws_deployment(world, clouds))
+    assert sorted(e is None for e in ended) == [False, True], ended
+    (refused,) = [e for e in ended if e is not None]
+    assert isinstance(refused, Locked) and "another run holds it: apply by pid" in str(refused)
+    ec2 = session.client("ec2", region_name="us-east-1")
+    for region, name in (("us-east-1", "hq"), ("us-west-2", "branch")):
+        ec2 = session.client("ec2", region_name=region)
+        live = [
+            i["InstanceId"]
+            for r in ec2.describe_instances(Filters=[
+                {"Name": f"tag:{TAG}", "Values": [name]},
+                {"Name": "instance-state-name", "Values": ["pending", "running"]},
+            ])["Reservations"]
+            for i in r["Instances"]
+        ]  # fmt: skip
+        assert len(live) == 1, (name, live)
+    assert aws_deployment(world, clouds).plan().empty  # and no lease is left behind
+    ssm = session.client("ssm", region_name="us-east-1")
+    assert not [p for p in ssm.describe_parameters()["Parameters"] if p["Name"].endswith("/lease")]
+
+
+def test_a_held_lease_stops_apply_until_it_expires_or_is_unlocked(
+    session, world: SandboxWorld, capsys
+):
+    """A lease of a run on another host: apply exits 3 with one line naming it and changes
+    nothing; `provision unlock` removes it; a lease past its expiry is taken over."""
+    from provisioner.lease import Holder
+    from provisioner.providers.aws.common import ParameterLease
+
+    path = str(world.write_topology())
+    ssm = session.client("ssm", region_name="us-east-1")
+    store = ParameterLease(ssm, f"/connector-provisioner/{world.hq.vpc}/hq/lease")
+    other = Holder("0123abcd", "ci-runner-7", 4242, "apply", time.time() - 60, time.time() + 600)
+    assert store.write(other.dumps(), None)
+    assert run(["apply", "-f", path, "--yes"]) == 3
+    line = last_line(capsys.readouterr().err)
+    assert "network hq: another run holds it: apply by pid 4242 on ci-runner-7" in line
+    assert "nothing was changed" in line
+    assert not session.client("ec2", region_name="us-east-1").describe_instances()["Reservations"]
+
+    assert run(["unlock", "-f", path, "--network", "hq"]) == 0
+    assert "hq: removed the lease of apply by pid 4242 on ci-runner-7" in capsys.readouterr().out
+    assert store.read() == (None, None)
+
+    stale = Holder("feedbeef", "crashed-host", 1, "apply", time.time() - 7200, time.time() - 3600)
+    assert store.write(stale.dumps(), None)
+    assert run(["apply", "-f", path, "--yes"]) == 0  # an expired lease is taken over
+    assert store.read() == (None, None)  # and ours is gone at the end
