@@ -403,3 +403,25 @@ def test_a_held_lease_stops_apply_until_it_expires_or_is_unlocked(
     assert store.write(stale.dumps(), None)
     assert run(["apply", "-f", path, "--yes"]) == 0  # an expired lease is taken over
     assert store.read() == (None, None)  # and ours is gone at the end
+
+
+@pytest.mark.xdist_group("azure")
+def test_two_applies_at_once_launch_one_connector_on_azure(azure):
+    """The case that was seen: two applies at once each launched the Azure connector."""
+    from provisioner.lease import Locked
+
+    azure.arm.calls.clear()
+    ended = _race(azure.deployment)
+    assert sorted(e is None for e in ended) == [False, True], ended
+    assert isinstance([e for e in ended if e is not None][0], Locked)
+    def launches() -> list[str]:
+        return [c for c in azure.mutating() if c.startswith("PUT microsoft.compute/virtualm")]
+
+    raced = sorted(launches())
+    assert azure.deployment().plan().empty
+    lease = azure.deployment().provider("hq").lease_store()
+    assert lease.read()[0] is None  # released
+    azure.deployment().destroy()
+    azure.arm.calls.clear()
+    azure.deployment().apply()  # the same, by one run alone
+    assert raced == sorted(launches()) and raced, raced

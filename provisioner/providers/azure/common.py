@@ -253,3 +253,34 @@ class AzureState(Members, Provider):
             f"/subscriptions/{loc.subscription}/resourceGroups/{self.rg}/providers/"
             f"Microsoft.Network/{kind}/{name}"
         )
+
+
+LEASE_TAG = "connector-provisioner-lease"
+
+
+class VnetTagLease:
+    """A network's lease on Azure: a tag on its VNet, written by a PUT of the VNet as it was
+    read, guarded by the etag it was read at (ARM answers 412 to the second of two runs)."""
+
+    def __init__(self, state: Any, vnet: str) -> None:
+        self.state, self.vnet = state, vnet
+        self.where = f"tag {LEASE_TAG} of VNet {vnet}"
+
+    def read(self) -> tuple[str | None, Any]:
+        found = self.state.net.virtual_networks.get(self.state.rg, self.vnet)
+        return (found.tags or {}).get(LEASE_TAG), found
+
+    def write(self, text: str | None, version: Any) -> bool:
+        from azure.core.exceptions import HttpResponseError
+
+        tags = {k: v for k, v in (version.tags or {}).items() if k != LEASE_TAG}
+        if text is not None:
+            tags[LEASE_TAG] = text
+        version.tags = tags or None  # none left: as the VNet was before
+        try:
+            self.state.put_whole(self.state.net.virtual_networks, self.state.rg, self.vnet, version)
+        except HttpResponseError as e:
+            if e.status_code == 412:
+                return False
+            raise
+        return True

@@ -36,7 +36,7 @@ from ...model import (
     WayOut,
 )
 from ..base import PartHandlers, Provider, sandbox_clients
-from .common import TAG, AzureSeen, error_text, route_name, sandbox_endpoint, short
+from .common import TAG, AzureSeen, VnetTagLease, error_text, route_name, sandbox_endpoint, short
 from .common import clients as make_clients
 from .groups import Groups
 from .instance import Instance
@@ -240,6 +240,9 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
                 f"looking for connectors of ours in {self.rg}: {self.error_text(e)}"
             ) from None
         return tuple(found.values())
+
+    def lease_store(self) -> VnetTagLease:
+        return VnetTagLease(self, self.location.vnet)
 
     def _observe(self) -> Observed:
         from azure.core.exceptions import ResourceNotFoundError

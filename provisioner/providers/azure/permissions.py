@@ -17,6 +17,10 @@ ACTIONS = (
     # read the VNet and its subnets; write a subnet to associate our route table (the subnet is
     # sent back whole, so the NSG and NAT gateway it already has are joined again)
     f"{NETWORK}/virtualNetworks/read",
+    # a run's lease is a tag on the VNet: the VNet is PUT back as it was read, under its etag
+    # (its subnets' NSGs and their rules are joined again by that PUT)
+    f"{NETWORK}/virtualNetworks/write",
+    f"{NETWORK}/networkSecurityGroups/securityRules/join/action",
     f"{NETWORK}/virtualNetworks/subnets/read",
     f"{NETWORK}/virtualNetworks/subnets/write",
     f"{NETWORK}/virtualNetworks/subnets/join/action",
