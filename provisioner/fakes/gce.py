@@ -551,6 +551,11 @@ class Gce(Injectable):
                 secret["etag"] = f'"{next(self._ids)}"'
                 return secret
             if action is None and method == "DELETE":
+                asked = query.get("etag")  # optional: the request succeeds only at that etag
+                if asked and asked != secret["etag"]:
+                    raise GceError(400, "failedPrecondition",
+                                   "The etag provided in the request does not match the etag of "
+                                   "the current resource.")  # fmt: skip
                 del self.state.secrets[name]
                 for v in self.state.versions.pop(name, []):
                     self.state.payloads.pop(v["name"], None)

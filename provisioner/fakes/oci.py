@@ -1173,7 +1173,12 @@ HANDLERS: dict[str, ResourceType] = {
         actions={"actions/scheduleDeletion": _schedule_kms_deletion("keys")},
     ),
     "availabilityDomains": ResourceType(),
-    "vcns": ResourceType(create=_create_vcn, delete=_delete_unless_used("VCN", _in_vcn)),
+    "vcns": ResourceType(
+        create=_create_vcn,
+        # UpdateVcnDetails: its names and tags (a run's lease is a freeform tag)
+        update=_update_fields("displayName", "freeformTags", "definedTags"),
+        delete=_delete_unless_used("VCN", _in_vcn),
+    ),
     "securityLists": ResourceType(
         create=_create_security_list,
         update=_update_security_list,

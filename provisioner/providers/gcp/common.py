@@ -319,3 +319,56 @@ def _retry_after(e: Exception) -> float | None:
         return float(value) if value else None
     except ValueError:
         return None
+
+
+LEASE_ANNOTATION = "connector-provisioner-lease"
+
+
+class SecretLease:
+    """A network's lease on GCP (whose VPC networks carry no labels): a Secret Manager secret
+    `cp-<network>-lease` in the network's project, the holder in an annotation. Creating it is
+    atomic (409 to the second of two runs); it is deleted with the etag it was read at (400
+    FAILED_PRECONDITION when another run changed it since)."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+        self.secret_id = f"cp-{state.network.name}-lease"
+        self.name = f"projects/{state.project}/secrets/{self.secret_id}"
+        self.where = f"secret {self.name}"
+
+    def read(self) -> tuple[str | None, Any]:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            found = self.state.call("lease", self.state.api.secrets.get_secret, name=self.name)
+        except NotFound:
+            return None, None
+        return dict(found.annotations).get(LEASE_ANNOTATION, ""), found.etag
+
+    def write(self, text: str | None, version: Any) -> bool:
+        from google.api_core.exceptions import Conflict, FailedPrecondition, NotFound
+
+        secrets = self.state.api.secrets
+        if version is not None:
+            try:
+                self.state.call(
+                    "lease", secrets.delete_secret, request={"name": self.name, "etag": version}
+                )
+            except FailedPrecondition:
+                return False
+            except NotFound:
+                pass
+        if text is None:
+            return True
+        secret = {
+            "replication": {"automatic": {}},
+            "labels": {LABEL: self.state.network.name},
+            "annotations": {LEASE_ANNOTATION: text},
+        }
+        request = {"parent": f"projects/{self.state.project}", "secret_id": self.secret_id,
+                   "secret": secret}  # fmt: skip
+        try:
+            self.state.call("lease", secrets.create_secret, request=request)
+        except Conflict:
+            return False
+        return True

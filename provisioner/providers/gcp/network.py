@@ -40,6 +40,7 @@ from .common import (
     LABEL,
     WHOLE_NETWORK,
     GcpSeen,
+    SecretLease,
     dashed,
     error_text,
     fit,
@@ -232,6 +233,9 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
                     instance=vm.name,
                 )
         return tuple(found.values())
+
+    def lease_store(self) -> SecretLease:
+        return SecretLease(self)
 
     def _observe(self) -> Observed:
         from google.api_core.exceptions import NotFound

@@ -221,3 +221,37 @@ class OciState(Members, Provider):
                 return True
             raise
         return state in done
+
+
+LEASE_TAG = "connector-provisioner-lease"
+
+
+class VcnTagLease:
+    """A network's lease on OCI: a freeform tag on its VCN, written by UpdateVcn with the etag
+    the VCN was read at (If-Match: 412 to the second of two runs)."""
+
+    def __init__(self, network_client: Any, vcn: str) -> None:
+        self.net, self.vcn = network_client, vcn
+        self.where = f"freeform tag {LEASE_TAG} of VCN {vcn}"
+
+    def read(self) -> tuple[str | None, Any]:
+        answer = self.net.get_vcn(self.vcn)
+        tags = answer.data.freeform_tags or {}
+        return tags.get(LEASE_TAG), (answer.headers.get("etag"), dict(tags))
+
+    def write(self, text: str | None, version: Any) -> bool:
+        import oci
+
+        etag, tags = version
+        tags = {k: v for k, v in tags.items() if k != LEASE_TAG}
+        if text is not None:
+            tags[LEASE_TAG] = text
+        try:
+            self.net.update_vcn(
+                self.vcn, oci.core.models.UpdateVcnDetails(freeform_tags=tags), if_match=etag
+            )
+        except oci.exceptions.ServiceError as e:
+            if e.status == 412:
+                return False
+            raise
+        return True

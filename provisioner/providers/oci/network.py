@@ -35,7 +35,7 @@ from ...model import (
     WayOut,
 )
 from ..base import PartHandlers, Provider, sandbox_clients
-from .common import TAG, OciSeen, error_text, make_clients, sandbox_endpoint
+from .common import TAG, OciSeen, VcnTagLease, error_text, make_clients, sandbox_endpoint
 from .groups import Groups
 from .instance import Instance
 from .pair import PAIR_POLICY_PART, Pair
@@ -274,6 +274,9 @@ class OciNetwork(Groups, Instance, Pair, Provider):
                 f"looking for connectors of ours in {self.compartment}: {self.error_text(e)}"
             ) from None
         return tuple(found.values())
+
+    def lease_store(self) -> VcnTagLease:
+        return VcnTagLease(self.api.network, self.location.vcn)
 
     def _observe(self) -> Observed:
         import oci
