@@ -275,6 +275,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     from .redact import secrets_from_environment
 
     secrets_from_environment()
+    if not debug:
+        # azure-identity logs its whole credential chain (a dozen lines) as a warning before
+        # the error the provider turns into one line; --debug shows it
+        import logging
+
+        logging.getLogger("azure.identity").setLevel(logging.CRITICAL)
     try:
         return _dispatch(args)
     except ProvisionerError as e:

@@ -24,7 +24,7 @@ MAX_LEASE_TEXT = 1024
 class Locked(ProvisionerError):
     """Another run holds the network's lease: nothing was changed by this one."""
 
-    exit_code = 3
+    exit_code = 4
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ FORBIDDEN = (403, "forbidden", "Required permission is missing for this resource
 # (method, path pattern, matching calls let through first)
 APPLY_STEPS = [
     ("POST", r"/serviceAccounts$", 0),
-    ("POST", r"/secrets$", 0),
+    ("POST", r"/secrets$", 2),  # a profile's (the first two: the leases of hq and spoke)
     ("POST", r":addVersion$", 0),
     ("POST", r":setIamPolicy$", 0),
     ("POST", r"/zones/[^/]+/instances$", 0),

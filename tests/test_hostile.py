@@ -380,7 +380,7 @@ def test_two_applies_at_once_launch_one_connector_per_network_on_aws(session, wo
 def test_a_held_lease_stops_apply_until_it_expires_or_is_unlocked(
     session, world: SandboxWorld, capsys
 ):
-    """A lease of a run on another host: apply exits 3 with one line naming it and changes
+    """A lease of a run on another host: apply exits 4 with one line naming it and changes
     nothing; `provision unlock` removes it; a lease past its expiry is taken over."""
     from provisioner.lease import Holder
     from provisioner.providers.aws.common import ParameterLease
@@ -390,7 +390,7 @@ def test_a_held_lease_stops_apply_until_it_expires_or_is_unlocked(
     store = ParameterLease(ssm, f"/connector-provisioner/{world.hq.vpc}/hq/lease")
     other = Holder("0123abcd", "ci-runner-7", 4242, "apply", time.time() - 60, time.time() + 600)
     assert store.write(other.dumps(), None)
-    assert run(["apply", "-f", path, "--yes"]) == 3
+    assert run(["apply", "-f", path, "--yes"]) == 4
     line = last_line(capsys.readouterr().err)
     assert "network hq: another run holds it: apply by pid 4242 on ci-runner-7" in line
     assert "nothing was changed" in line
@@ -447,3 +447,56 @@ def test_two_applies_at_once_launch_one_connector_on_gcp(gcp):
     _one_launch_when_two_race(
         gcp, lambda: [c for c in gcp.mutating() if c.startswith("POST compute.instances.insert")]
     )
+
+
+# --- credential errors: one line ------------------------------------------------------------
+
+SIGNATURE_MESSAGE = (
+    "The request signature we calculated does not match the signature you provided. Check your "
+    "AWS Secret Access Key and signing method.\n\nThe Canonical String for this request should "
+    "have been\n'POST\n/\n\ncontent-type:application/x-www-form-urlencoded; charset=utf-8\n"
+    "host:ec2.us-east-1.amazonaws.com\nx-amz-date:20261206T220000Z\n\ncontent-type;host;"
+    "x-amz-date\nTRAP-CANONICAL-HASH'\n\nThe String-to-Sign should have been\n'AWS4-HMAC-SHA256"
+    "\n20261206T220000Z\n20261206/us-east-1/ec2/aws4_request\nTRAP-STRING-TO-SIGN'"
+)
+
+
+def test_an_aws_credential_refusal_is_one_line(world: SandboxWorld, capsys, monkeypatch):
+    """Before: a SignatureDoesNotMatch printed AWS's whole message: the canonical request and
+    the string to sign, the signing header's parts, over a dozen lines."""
+    import botocore.handlers
+    from conftest import error_response, every_session_faults
+
+    handlers = every_session_faults(
+        "before-send.ec2.DescribeVpcs",
+        lambda: error_response("ec2", 403, "SignatureDoesNotMatch", SIGNATURE_MESSAGE),
+    )
+    monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", handlers)
+    assert run(["plan", "-f", str(world.write_topology())]) == 1
+    err = capsys.readouterr().err
+    line = last_line(err)
+    assert "AWS refused the credentials (SignatureDoesNotMatch" in line, err
+    assert "TRAP-" not in err and "Canonical" not in err
+    assert [x for x in err.splitlines() if not x.startswith("  ..")] == [line]
+
+
+def test_an_azure_credential_chain_is_one_line(tmp_path):
+    """Before: azure-identity logged its whole credential chain (14 lines) before the one line
+    the toolkit says. In a process of its own, as a user's shell runs it."""
+    import subprocess
+    import sys
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AZURE_", "PROVISION_", "MSI_", "IDENTITY_"))
+    }
+    env["HOME"] = str(tmp_path)  # no Azure CLI login, no token cache
+    env["PATH"] = "/usr/bin:/bin"
+    done = subprocess.run(
+        [sys.executable, "-m", "provisioner.cli", "plan", "-f", str(one_network(tmp_path, "azhub"))],
+        capture_output=True, text=True, env=env, timeout=300, cwd=REPO,
+    )  # fmt: skip
+    said = [x for x in done.stderr.splitlines() if x.strip() and not x.startswith("  ..")]
+    assert done.returncode == 1, done.stderr
+    assert len(said) == 1 and "no Azure credentials" in said[0], done.stderr

@@ -421,7 +421,7 @@ def _needs(call) -> set[tuple[tuple[str, str], str]]:
 
 
 def test_the_documented_policy_is_exactly_what_the_calls_need(oci_world: OciWorld):
-    from provisioner.providers.oci.permissions import POLICY, VERBS
+    from provisioner.providers.oci.permissions import ONLY, POLICY, VERBS, statements
 
     o = oci_world
     _app_host(o)  # a host in the app NSG: status and doctor read its subnet's security lists
@@ -442,6 +442,11 @@ def test_the_documented_policy_is_exactly_what_the_calls_need(oci_world: OciWorl
     o.deployment(as_pair(o)).apply()  # a pair: its floating IP made, moved when replaced
     o.deployment().apply()  # and back: the IP deleted
     calls = [c for c in o.fake.calls if not (c.kind == "instances" and c.verb == "stop")]
+    # the lease's UpdateVcn: granted by a statement for VCN_UPDATE alone, not by manage vcns
+    leases = [c for c in calls if (c.kind, c.verb) == ("vcns", "update")]
+    assert leases and ONLY == {("vcns", "compartment"): ("manage", "VCN_UPDATE")}
+    assert any("manage vcns" in s and "'VCN_UPDATE'" in s for s in statements())
+    calls = [c for c in calls if (c.kind, c.verb) != ("vcns", "update")]
     needed: dict[tuple[str, str], str] = {}
     for call in calls:
         for key, verb in _needs(call):

@@ -96,11 +96,26 @@ def done_already(call: Callable[[], Any], *codes: str) -> bool:
     return True
 
 
+# the codes AWS answers when the credentials themselves are wrong, expired or unknown
+CREDENTIAL_CODES = frozenset({
+    "SignatureDoesNotMatch", "InvalidClientTokenId", "UnrecognizedClientException",
+    "AuthFailure", "ExpiredToken", "ExpiredTokenException", "InvalidAccessKeyId",
+    "IncompleteSignature", "MissingAuthenticationToken",
+})  # fmt: skip
+
+
 def error_text(e: BaseException) -> str:
+    """One line: a SignatureDoesNotMatch message goes on with the canonical request and the
+    string to sign (the signing header's parts), never printed."""
     if isinstance(e, ClientError):
         err = e.response.get("Error", {})
-        return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
-    return f"{type(e).__name__}: {e}"
+        code = str(err.get("Code", "Error"))
+        message = str(err.get("Message", "")).strip().splitlines()
+        first = message[0] if message else ""
+        if code == "SignatureDoesNotMatch":
+            first = "the request signature does not match: check AWS_SECRET_ACCESS_KEY"
+        return f"{code}: {first[:300]}".strip()
+    return f"{type(e).__name__}: {e}".splitlines()[0][:300]
 
 
 @dataclass

@@ -41,6 +41,7 @@ from ...model import (
 )
 from ..base import PartHandlers, Provider
 from .common import (
+    CREDENTIAL_CODES,
     FINGERPRINT_TAG,
     LIVE_STATES,
     MEMBER_TAG,
@@ -177,6 +178,11 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
                 "no AWS credentials found (boto3's default chain: environment, profile, SSO, "
                 "instance role)"
             )
+        if (
+            isinstance(e, ClientError)
+            and e.response.get("Error", {}).get("Code") in CREDENTIAL_CODES
+        ):
+            return f"AWS refused the credentials ({error_text(e)})"
         return None
 
     def batch_key(self, change: Change) -> Hashable | None:

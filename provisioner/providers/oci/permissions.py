@@ -43,11 +43,24 @@ POLICY: dict[tuple[str, str], str] = {
 }
 
 
+# a verb granted for one permission only: a run's lease is a freeform tag on the VCN, written
+# by UpdateVcn (VCN_UPDATE is in `manage vcns`; the rest of manage, deleting a VCN, is not given)
+ONLY: dict[tuple[str, str], tuple[str, str]] = {
+    ("vcns", "compartment"): ("manage", "VCN_UPDATE"),
+}
+
+
 def statements(group: str = "<group>", compartment: str = "<compartment OCID>") -> list[str]:
     out = []
     for (resource, where), verb in POLICY.items():
         scope = "tenancy" if where == "tenancy" else f"compartment id {compartment}"
         out.append(f"Allow group {group} to {verb} {resource} in {scope}")
+    for (resource, where), (verb, permission) in ONLY.items():
+        scope = "tenancy" if where == "tenancy" else f"compartment id {compartment}"
+        out.append(
+            f"Allow group {group} to {verb} {resource} in {scope} "
+            f"where request.permission = '{permission}'"
+        )
     return out
 
 
