@@ -371,6 +371,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0 if all(r.ok for r in reports) else 1
     if command == "status":
         statuses = deployment.status()
+        # an external site's profile, where apply writes it for its admin: there or not
+        written = {
+            n.name: (str(n.profile_out), n.profile_out.is_file())
+            for n in topology.networks
+            if n.profile_out is not None
+        }
         if as_json:
             print(
                 json.dumps(
@@ -378,13 +384,21 @@ def _dispatch(args: argparse.Namespace) -> int:
                         "schema": "connector-provisioner/status",
                         "version": 1,
                         "networks": [s.to_dict() for s in statuses],
+                        "profiles_out": [
+                            {"network": name, "path": path, "present": present}
+                            for name, (path, present) in written.items()
+                        ],
                     },
                     indent=2,
                 )
             )
         else:
             print(render.status_text(statuses))
-        return 0 if all(s.healthy for s in statuses) else 1
+            for name, (path, present) in written.items():
+                state = "written" if present else "MISSING: run apply to write it"
+                print(f"network {name} (external): its connector's profile {path}: {state}")
+        healthy = all(s.healthy for s in statuses)
+        return 0 if healthy and all(present for _, present in written.values()) else 1
 
     def again() -> api.Plan:
         if command == "apply":

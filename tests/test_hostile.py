@@ -500,3 +500,25 @@ def test_an_azure_credential_chain_is_one_line(tmp_path):
     said = [x for x in done.stderr.splitlines() if x.strip() and not x.startswith("  ..")]
     assert done.returncode == 1, done.stderr
     assert len(said) == 1 and "no Azure credentials" in said[0], done.stderr
+
+
+def test_status_says_an_external_sites_profile_is_missing(world: SandboxWorld, service, capsys):
+    """Before: with the profile never written, `status` said healthy and nothing of it."""
+    import json
+
+    path = str(world.write_topology(partner=True, service=True))
+    assert run(["apply", "-f", path, "--yes"]) == 0
+    for connector in list(service.fake.state.connectors):  # the VMs dialled in
+        service.fake.connect(connector)
+    capsys.readouterr()
+    assert run(["status", "-f", path]) == 0
+    assert "its connector's profile" in capsys.readouterr().out
+    (world.directory / "partner.ovpn").unlink()
+    assert run(["status", "-f", path]) == 1
+    out = capsys.readouterr().out
+    assert "network partner (external): its connector's profile" in out and "MISSING" in out
+    assert run(["status", "-f", path, "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["profiles_out"] == [
+        {"network": "partner", "path": str(world.directory / "partner.ovpn"), "present": False}
+    ]
