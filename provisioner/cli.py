@@ -123,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp = sub.add_parser(
         "unlock",
+        aliases=["force-unlock"],
         help="remove a network's lease left by a run that is gone (as terraform force-unlock)",
         description=(
             "Remove the lease each managed network (or --network) carries while an apply or "
@@ -343,7 +344,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         deployment = api.Deployment(topology, Clouds(progress=_progress))
         print(deployment.bootstrap(args.network, script_only=args.script), end="")
         return 0
-    if command == "unlock":
+    if command in ("unlock", "force-unlock"):
         removed = api.Deployment(topology, Clouds(progress=_progress)).unlock(args.network)
         for name, holder in removed.items():
             print(f"{name}: " + (f"removed the lease of {holder.text()}" if holder else "no lease"))

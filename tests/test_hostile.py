@@ -396,7 +396,7 @@ def test_a_held_lease_stops_apply_until_it_expires_or_is_unlocked(
     assert "nothing was changed" in line
     assert not session.client("ec2", region_name="us-east-1").describe_instances()["Reservations"]
 
-    assert run(["unlock", "-f", path, "--network", "hq"]) == 0
+    assert run(["force-unlock", "-f", path, "--network", "hq"]) == 0  # `unlock`, as terraform
     assert "hq: removed the lease of apply by pid 4242 on ci-runner-7" in capsys.readouterr().out
     assert store.read() == (None, None)
 
