@@ -52,7 +52,7 @@ SECRET_VARIABLES = (
     "OCI_CLI_KEY_CONTENT",
     "GOOGLE_OAUTH_ACCESS_TOKEN",
 )
-MIN_SECRET = 6  # shorter values would redact ordinary words
+MIN_SECRET = 12  # shorter values would redact ordinary words (the sandbox's "sandbox")
 
 
 def secret(value: str) -> None:
