@@ -34,6 +34,7 @@ from .model import (
 from .providers import Clouds
 from .providers.base import NetworkProvider
 from .reading import Reader, placeholder
+from .spec import SERVICE_PLAN
 
 if TYPE_CHECKING:
     from .doctor import FlowReport
@@ -227,6 +228,14 @@ class Deployment:
         """Each network with changes in `plan` leased to this run (in the file's order, so two
         runs never wait on each other crosswise), released at the end whatever happens."""
         changing = {n.network for n in plan.networks if n.changes}
+        managed = [n.name for n in self.topology.managed]
+        for n in plan.networks:
+            if n.network == SERVICE_PLAN:
+                # the VPN service's half has no lease of its own (its API writes nothing
+                # conditionally): a change there is made under its network's lease, and an
+                # external site's under the file's first managed network's, which every run
+                # of the same file takes first
+                changing |= {c.label if c.label in managed else managed[0] for c in n.changes}
         held: list[tuple[LeaseStore, Holder]] = []
         try:
             for network in self.topology.managed:

@@ -522,3 +522,33 @@ def test_status_says_an_external_sites_profile_is_missing(world: SandboxWorld, s
     assert doc["profiles_out"] == [
         {"network": "partner", "path": str(world.directory / "partner.ovpn"), "present": False}
     ]
+
+
+def test_two_applies_at_once_make_one_service_connector_for_an_external_site(
+    world: SandboxWorld, service, session
+):
+    """The VPN service's API writes nothing conditionally: a change there for an external
+    site is made under the file's first managed network's lease. Its connector gone, two
+    applies at once make one new one, not two."""
+    from provisioner.lease import Locked
+
+    path = world.write_topology(partner=True, service=True)
+    assert run(["apply", "-f", str(path), "--yes"]) == 0
+    fake = service.fake
+    with fake.lock:
+        (partner,) = [n for n in fake.state.networks.values() if n["name"] == "partner"]
+    (gone,) = [c for c in fake.state.connectors.values() if c["networkItemId"] == partner["id"]]
+    with fake.lock:  # someone removed it in the portal (the fake keeps a network's last one)
+        del fake.state.connectors[gone["id"]]
+
+    def make() -> Any:
+        from provisioner import Deployment, load_topology
+        from provisioner.providers import Clouds
+
+        return Deployment(load_topology(path), Clouds(options={"aws": {"session": session}}))
+
+    ended = _race(make)
+    assert sorted(e is None for e in ended) == [False, True], ended
+    assert isinstance([e for e in ended if e is not None][0], Locked)
+    mine = [c for c in fake.state.connectors.values() if c["networkItemId"] == partner["id"]]
+    assert len(mine) == 1, mine
