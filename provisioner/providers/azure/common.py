@@ -108,8 +108,33 @@ def serialize_model_setup() -> None:
         model.__new__ = new
 
 
+class RetryProgress:
+    """A per-retry policy of azure-core's pipeline: from a call's second attempt on (a timeout,
+    a 429, a 5xx), one progress line each time; azure-core's retries are otherwise silent."""
+
+    def __init__(self, progress: Callable[[str], None]) -> None:
+        self.progress = progress
+
+    def on_request(self, request: Any) -> None:
+        attempt = int(request.context.get("provision_attempt", 0)) + 1
+        request.context["provision_attempt"] = attempt
+        if attempt > 1:
+            url = str(request.http_request.url).split("?")[0]
+            self.progress(f"{request.http_request.method} {url}: trying again (attempt {attempt})")
+
+    def on_response(self, request: Any, response: Any) -> None:
+        pass
+
+    def on_exception(self, request: Any) -> None:
+        pass
+
+
 def clients(
-    subscription: str, endpoint: str | None, credential: Any, retry_total: int
+    subscription: str,
+    endpoint: str | None,
+    credential: Any,
+    retry_total: int,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[Any, Any]:
     """(network client, compute client). Against `endpoint` (the sandbox) no real credential is
     used and nothing else is reached; otherwise DefaultAzureCredential, azure-core's retries
@@ -128,6 +153,9 @@ def clients(
         "read_timeout": bounds.read,
         "timeout": bounds.deadline,
     }
+    if progress is not None:
+        policy = type("RetryProgressPolicy", (RetryProgress, SansIOHTTPPolicy), {})(progress)
+        options["per_retry_policies"] = [policy]
     if endpoint:
         token = type("SandboxToken", (_SandboxToken, SansIOHTTPPolicy), {})()
         options.update(base_url=endpoint, authentication_policy=token, polling_interval=0)

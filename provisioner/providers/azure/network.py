@@ -123,7 +123,7 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
         self.net, self.compute = sandbox_clients(
             where if credential is None else None,
             ("azure", network.name, subscription, retry_total),
-            lambda: make_clients(subscription, where, credential, retry_total),
+            lambda: make_clients(subscription, where, credential, retry_total, progress),
         )
         name = network.name
         self.tags = {TAG: name}
