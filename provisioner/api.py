@@ -89,10 +89,31 @@ class Deployment:
             service=self.service_observed,
             prune=prune,
         )
+        plan = self._paced(plan)
         strays = [self._stray_plan(s, prune) for s in self.strays()]
         if not strays:
             return plan
         return Plan(plan.operation, plan.networks + tuple(strays), plan.vpn_subnet)
+
+    def _paced(self, plan: Plan) -> Plan:
+        """The service half's plan with what its rate limit makes of it: the limit the reads'
+        answers gave, the calls left now, and the least time its changes take."""
+        if self.topology.service is None:
+            return plan
+        pace = self.service().api.pace
+        limit, left = pace.limit, pace.left()
+        networks = []
+        for n in plan.networks:
+            if n.network == SERVICE_PLAN and n.changes and limit is not None and left is not None:
+                wait = limit.floor(len(n.changes), left)
+                when = f"about {wait / 60:.0f} min at that pace" if wait >= 60 else "no wait"
+                note = (
+                    f"the VPN service's rate limit: {limit.text()}, {left:.0f} call(s) left now; "
+                    f"{len(n.changes)} change(s), a call each: {when}"
+                )
+                n = replace(n, notes=(*n.notes, note))
+            networks.append(n)
+        return Plan(plan.operation, tuple(networks), plan.vpn_subnet)
 
     def _stray_plan(self, stray: Stray, prune: bool) -> NetworkPlan:
         note = (

@@ -75,7 +75,7 @@ class Reader:
                     options.pop("client_secret"),
                     **options,
                 )
-            self._service = CloudConnexaSide(self.topology, api)
+            self._service = CloudConnexaSide(self.topology, api, self.clouds.progress)
         return self._service
 
     def observe(self) -> World:

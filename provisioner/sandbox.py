@@ -511,7 +511,7 @@ def serve(directory: Path, seconds: float | None = None, verbose: bool = False) 
     from moto.server import ThreadedMotoServer
 
     from .fakes.arm import Arm
-    from .fakes.cloudconnexa import CloudConnexa
+    from .fakes.cloudconnexa import CloudConnexa, RateLimit
     from .fakes.gce import Gce
     from .fakes.oci import Oci
 
@@ -541,7 +541,11 @@ def serve(directory: Path, seconds: float | None = None, verbose: bool = False) 
             Arm().serve(log=verbose) as arm,
             Gce().serve(log=verbose) as gce,
             oci_fake.serve(log=verbose) as oci,
-            CloudConnexa(online_with_profile=True).serve(log=verbose) as service,
+            # the service's kind of rate limit, which a user sees in every answer's headers
+            # and in plan's note, at 10 calls a second where the service gives 1 per 15 s
+            CloudConnexa(
+                online_with_profile=True, rate_limit=RateLimit(burst=20, rate=10, period=1.0)
+            ).serve(log=verbose) as service,
         ):
             world = seed_world(fake_session(), directory, app_hosts=True)
             seed_hubs(world, arm, gce, oci)

@@ -46,6 +46,7 @@ from .model import (
     place_text,
     service_connector_name,
 )
+from .pace import DEFAULT_DEADLINE, Pace, service_deadline
 from .redact import secret as protect_secret
 from .service_planner import members, our_connector, vpn_region
 from .spec import SERVICE_PLAN
@@ -88,10 +89,16 @@ class Api:
         max_wait: float = 20.0,
         timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        progress: Callable[[str], None] | None = None,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._client = (client_id, client_secret)
         self.attempts, self.max_wait, self.timeout, self.sleep = attempts, max_wait, timeout, sleep
+        # the API's rate limit, paced from what its answers say (pace.py), shared by the run's
+        # threads: each call waits for its token rather than meeting a 429
+        self.pace = Pace(clock=clock, sleep=sleep, progress=progress, deadline=deadline)
         self._token: str | None = None
         self._lock = threading.Lock()
         self.calls = 0  # requests sent, the token's included (the bench reads it)
@@ -142,10 +149,14 @@ class Api:
         token = self._current_token()
         renewed = False
         for attempt in range(self.attempts):
+            self.pace.before(f"{method} {path}")
             status, headers, raw = self._send(method, url, body, token)
+            self.pace.after(headers, refused=status == 429)
             if status == 401 and not renewed:  # expired mid-run: one new token, then fail
                 token, renewed = self._current_token(stale=token), True
                 continue
+            if status == 429 and self.pace.limit is not None and attempt + 1 < self.attempts:
+                continue  # the next token, as the limit says: `pace.before` waits for it
             if (status == 429 or status >= 500) and attempt + 1 < self.attempts:
                 self.sleep(self._wait(headers, attempt))
                 continue
@@ -268,7 +279,7 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def api_from_environment(cloud_id: str) -> Api:
+def api_from_environment(cloud_id: str, progress: Callable[[str], None] | None = None) -> Api:
     client_id = os.environ.get(CLIENT_ID_VARIABLE, "")
     secret = os.environ.get(CLIENT_SECRET_VARIABLE, "")
     if not client_id or not secret:
@@ -278,7 +289,10 @@ def api_from_environment(cloud_id: str) -> Api:
             "was read or changed"
         )
     base = api_url(os.environ.get(API_URL_VARIABLE)) or f"https://{cloud_id}.api.openvpn.com"
-    return Api(base, client_id, secret, timeout=limits().read)
+    return Api(
+        base, client_id, secret, timeout=limits().read, progress=progress,
+        deadline=service_deadline(),
+    )  # fmt: skip
 
 
 class ServiceIds:
@@ -477,11 +491,16 @@ class CloudConnexaSide(ProfileSupplier):
     concurrency = 4
     throttle_scope = "cloudconnexa"
 
-    def __init__(self, topology: Topology, api: Api | None = None) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        api: Api | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
         assert topology.service is not None
         self.topology = topology
         self.service = topology.service
-        self.api = api or api_from_environment(self.service.cloud_id)
+        self.api = api or api_from_environment(self.service.cloud_id, progress)
         self.ids = ServiceIds()
         self.profiles = ServiceProfiles(self.api, self.ids)
         self.writer = ServiceWriter(topology, self.api, self.ids, self.profiles)

@@ -69,12 +69,58 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+class RateLimit:
+    """The API's limit as its support describes it (terraform-provider-openvpn-cloud#131): a
+    token bucket per API credential, `burst` tokens, `rate` more every `period` seconds. Every
+    answer carries X-RateLimit-Burst-Capacity, -Replenish-Rate, -Replenish-Time and -Remaining;
+    a call that finds the bucket empty is 429 with the same headers. `clock` may run faster than
+    time (a test's scale); the headers always say the service's own figures."""
+
+    def __init__(
+        self,
+        burst: int = 20,
+        rate: int = 1,
+        period: float = 15.0,
+        clock: Any = None,
+    ) -> None:
+        import time
+
+        self.burst, self.rate, self.period = burst, rate, period
+        self.clock = clock or time.monotonic
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+        self.refused = 0  # 429s served
+        self.first: float | None = None  # when the first and the last call came (its clock)
+        self.last: float | None = None
+
+    def take(self, who: str) -> tuple[bool, dict[str, str]]:
+        with self._lock:
+            now = self.clock()
+            self.first = now if self.first is None else self.first
+            self.last = now
+            tokens, at = self._buckets.get(who, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - at) * self.rate / self.period)
+            ok = tokens >= 1.0
+            if ok:
+                tokens -= 1.0
+            else:
+                self.refused += 1
+            self._buckets[who] = (tokens, now)
+        return ok, {
+            "X-RateLimit-Burst-Capacity": str(self.burst),
+            "X-RateLimit-Replenish-Rate": str(self.rate),
+            "X-RateLimit-Replenish-Time": f"{self.period:g}",
+            "X-RateLimit-Remaining": str(int(tokens)),
+        }
+
+
 @dataclass
 class CcState:
     networks: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> network
     routes: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> route (+ networkId)
     connectors: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> connector
     tokens: set[str] = field(default_factory=set)
+    token_clients: dict[str, str] = field(default_factory=dict)  # token -> its API credential
     profiles: dict[str, int] = field(default_factory=dict)  # connector id -> profiles made
 
 
@@ -82,7 +128,7 @@ class CloudConnexa(Injectable):
     """The in-memory API. `handle` answers one request; `serve` puts it on 127.0.0.1."""
 
     name = "fake-cloudconnexa"
-    not_mutating = frozenset({"token"})
+    not_mutating = frozenset({"token", "429"})
 
     def __init__(
         self,
@@ -90,10 +136,12 @@ class CloudConnexa(Injectable):
         client_secret: str = SANDBOX_CLIENT_SECRET,
         *,
         online_with_profile: bool = False,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         """`online_with_profile` (the sandbox): a connector counts as dialled in once its profile
         is made, standing in for the VM that would use it."""
         self.online_with_profile = online_with_profile
+        self.rate_limit = rate_limit  # None: unlimited (the tests that are not about it)
         self.credentials = {client_id: client_secret}
         self.state = CcState()
         self.lock = threading.RLock()
@@ -141,6 +189,7 @@ class CloudConnexa(Injectable):
         parts = urlsplit(url)
         path = parts.path.rstrip("/")
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        limited: dict[str, str] = {}  # the rate limit's headers, on every answer they count
         try:
             fault = self.faults.due(method, path)
             if fault is not None:
@@ -152,17 +201,24 @@ class CloudConnexa(Injectable):
                 token = headers.get("authorization", "")
                 if not token.startswith("Bearer ") or token[7:] not in self.state.tokens:
                     raise ApiError(401, "Full authentication is required to access this resource")
+                if self.rate_limit is not None:
+                    who = self.state.token_clients.get(token[7:], "")
+                    ok, limited = self.rate_limit.take(who)
+                    if not ok:
+                        self._record(method, path.removeprefix("/api/v1"), "limit", "429")
+                        raise ApiError(429, "Too Many Requests")
                 data = json.loads(body) if body else {}
                 status, out = self._route(method, path, query, data)
             if isinstance(out, str):
-                return status, {"Content-Type": "text/plain"}, out.encode()
-            return self._json(status, out)
+                return status, {"Content-Type": "text/plain", **limited}, out.encode()
+            status, answer, raw = self._json(status, out)
+            return status, {**answer, **limited}, raw
         except ApiError as e:
             reason = HTTPStatus(e.status).phrase
             err = {"errorMessage": e.message, "statusError": reason}
             return (
                 e.status,
-                {"Content-Type": "application/json", **e.headers},
+                {"Content-Type": "application/json", **limited, **e.headers},
                 json.dumps(err).encode(),
             )
 
@@ -198,6 +254,7 @@ class CloudConnexa(Injectable):
             raise ApiError(401, "Bad credentials")
         token = secrets.token_urlsafe(24)
         self.state.tokens.add(token)
+        self.state.token_clients[token] = client
         return {"access_token": token, "token_type": "bearer", "expires_in": 43199,
                 "scope": "read write"}  # fmt: skip
 
