@@ -202,7 +202,8 @@ class Deployment:
                 + "\n".join(f"  {c.network}: {c.summary()}" for c in plan.conflicts)
             )
         for n in plan.networks:  # made here, not from the engine's threads
-            self.provider(n.network)
+            if n.changes:  # (a network listed for a note alone may be no network of the file)
+                self.provider(n.network)
         return ApplyResult(plan=plan, done=carry_out(plan, self.provider, self.clouds))
 
     def apply(

@@ -255,6 +255,7 @@ class Network:
     route_priority: int | None = None  # GCP: our routes' priority (default 1000)
     adopt_service_network: bool = False  # the service's network of this name is ours to manage
     profile_out: Path | None = None  # external network: where its connector's profile goes
+    file: str | None = None  # the id of the file it is in (Topology.id): whose its parts are
 
     @property
     def managed(self) -> bool:
@@ -280,6 +281,9 @@ class Topology:
     networks: tuple[Network, ...]
     vpn_subnet: IPv4Network = DEFAULT_VPN_SUBNET
     service: CloudConnexa | None = None
+    # which file this is, on an account several files share: what it made on the VPN service
+    # records it, and a file plans, prunes and destroys only its own
+    id: str = "topology"
 
     @property
     def managed(self) -> tuple[Network, ...]:
@@ -314,6 +318,15 @@ class ServiceConnector:
     ours: bool
 
 
+_OWNER = re.compile(re.escape(SERVICE_MARK) + r"(?:@([a-z0-9][a-z0-9._-]{0,31}))?:")
+
+
+def service_owner(description: str) -> tuple[bool, str | None]:
+    """(made by this toolkit, by which file: None when it recorded none)."""
+    m = _OWNER.match(description)
+    return (m is not None, m.group(1) if m else None)
+
+
 @dataclass(frozen=True)
 class ServiceNetwork:
     id: str
@@ -322,10 +335,25 @@ class ServiceNetwork:
     egress: bool
     routes: tuple[ServiceRoute, ...] = ()
     connectors: tuple[ServiceConnector, ...] = ()
+    file: str | None = None  # the id of the file that read it (None: any)
+
+    @property
+    def owner(self) -> str | None:
+        """The file that made it, as its description records (None: none recorded)."""
+        return service_owner(self.description)[1]
 
     @property
     def ours(self) -> bool:
-        return self.description.startswith(SERVICE_MARK)
+        """Made by this toolkit for the file that reads it (or recording no file: made before
+        files recorded themselves, and taken as the reader's)."""
+        marked, owner = service_owner(self.description)
+        return marked and (owner is None or self.file is None or owner == self.file)
+
+    @property
+    def theirs(self) -> bool:
+        """Made by this toolkit for another file on the same account: never touched."""
+        marked, owner = service_owner(self.description)
+        return marked and owner is not None and self.file is not None and owner != self.file
 
 
 @dataclass(frozen=True)
@@ -738,6 +766,13 @@ class ServiceConflict:
 
     def summary(self) -> str:
         made = f"'{self.description}'" if self.description else "no description"
+        marked, owner = service_owner(self.description)
+        if marked and owner:
+            return (
+                f"the VPN service already has a network named {self.network}, made by another "
+                f"file on this account (id {owner}): rename the network in one of the files, "
+                "or adopt it with adopt_service_network: true if this file is to own it"
+            )
         return (
             f"the VPN service already has a network named {self.network} that "
             f"connector-provisioner did not make ({made}): adopt it with "

@@ -118,9 +118,13 @@ class Reader:
                 cloud, location = place
                 provider = self.clouds.connect(placeholder(f"look-{sn.name}", cloud, location))
                 scopes.setdefault((cloud, provider.throttle_scope), provider)
+        # networks of other files on the VPN service's account: their connectors are theirs
+        theirs = (
+            frozenset(sn.name for sn in service.networks if sn.theirs) if service else frozenset()
+        )
         found: dict[str, Stray] = {}
         for provider in scopes.values():
-            for stray in provider.strays(known):
+            for stray in provider.strays(known | theirs):
                 found.setdefault(stray.network, stray)
         return tuple(found.values())
 

@@ -69,9 +69,11 @@ class ApiError(CloudError):
         self.status = status
 
 
-def description(network: str, where: str) -> str:
-    """What marks a service network as ours, and records where its cloud half lives."""
-    return f"{SERVICE_MARK}: {network}; cloud half: {where}"[:255]
+def description(network: str, where: str, file_id: str | None = None) -> str:
+    """What marks a service network as ours, names the file that made it, and records where
+    its cloud half lives."""
+    mark = f"{SERVICE_MARK}@{file_id}" if file_id else SERVICE_MARK
+    return f"{mark}: {network}; cloud half: {where}"[:255]
 
 
 class Api:
@@ -409,7 +411,7 @@ class ServiceWriter:
         region = c.target or self.vpn_region
         body = {
             "name": name,
-            "description": description(name, _where(self.topology, name)),
+            "description": description(name, _where(self.topology, name), self.topology.id),
             "internetAccess": "SPLIT_TUNNEL_ON",
             "egress": bool(network.connector and network.connector.egress),
             "routes": [
@@ -436,7 +438,10 @@ class ServiceWriter:
         network = self.topology.network(c.label)
         current = self.api.call("GET", f"/networks/{c.ref}")
         egress = bool(network.connector and network.connector.egress)
-        body = {k: current.get(k) for k in ("name", "description", "internetAccess")}
+        # the network back whole, as read (the Go client's and the provider's update sends
+        # tunnelingProtocol and gatewaysIds too: a PUT without them may clear them)
+        keep = ("name", "description", "internetAccess", "tunnelingProtocol", "gatewaysIds")
+        body = {k: current[k] for k in keep if k in current}
         self.api.call("PUT", f"/networks/{c.ref}", body={**body, "egress": egress})
 
     def _delete_network(self, c: Change) -> None:
@@ -526,7 +531,7 @@ class CloudConnexaSide(ProfileSupplier):
                     field,
                     f"{region!r} is not a VPN region of the API (it lists: {', '.join(regions)})",
                 )
-        networks = tuple(_network(n) for n in self.api.pages("/networks"))
+        networks = tuple(_network(n, self.topology.id) for n in self.api.pages("/networks"))
         observed = ObservedService(regions=regions, networks=networks)
         self.ids.found(self.topology, observed)
         return observed
@@ -557,8 +562,9 @@ def _gone(call: Callable[[], Any]) -> None:
             raise
 
 
-def _network(doc: dict[str, Any]) -> ServiceNetwork:
+def _network(doc: dict[str, Any], file_id: str | None = None) -> ServiceNetwork:
     return ServiceNetwork(
+        file=file_id,
         id=str(doc["id"]),
         name=str(doc.get("name", "")),
         description=str(doc.get("description") or ""),

@@ -103,6 +103,13 @@ def plan_service(
             changes.append(_change(Action.CREATE, Kind.PROFILE_OUT, n.name, str(n.profile_out),
                                    WHY_PROFILE_OUT))  # fmt: skip
     names = {n.name for n in topology.networks}
+    theirs = sorted(sn.name for sn in observed.networks if sn.theirs and sn.name not in names)
+    if theirs:
+        notes.append(
+            f"{len(theirs)} network(s) of other files on this account, never touched: "
+            + ", ".join(f"{name} ({observed.network(name).owner})" for name in theirs[:20])  # type: ignore[union-attr]
+            + (" ..." if len(theirs) > 20 else "")
+        )
     for sn in observed.networks:
         if not sn.ours or sn.name in names:
             continue

@@ -11,7 +11,7 @@ import hashlib
 import re
 import reprlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import AddressValueError, IPv4Network, NetmaskValueError
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,8 @@ from .model import (
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 
-TOP_KEYS = ("version", "vpn_subnet", "networks", "service")
+TOP_KEYS = ("version", "id", "vpn_subnet", "networks", "service")
+FILE_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,31}$"
 SERVICE_KEYS = ("cloud_id", "vpn_region")
 SERVICE_PLAN = "cloudconnexa"  # the plan's entry for the VPN service's changes
 CLOUD_ID_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -854,8 +855,17 @@ def _profile_out(path: str, data: object, base: Path, service: bool) -> Path:
     return out
 
 
-def parse_topology(data: object, base: Path) -> Topology:
-    """Validate an already-loaded YAML document. `base` resolves relative profile paths."""
+def file_id(name: str) -> str:
+    """The default `id` of a topology read from `name`: its file name without the extension,
+    as the id's pattern takes it (stable wherever the file is checked out)."""
+    stem = Path(name).name.rsplit(".", 1)[0].lower()
+    cleaned = re.sub(r"[^a-z0-9._-]+", "-", stem).strip("-._")[:32]
+    return cleaned or "topology"
+
+
+def parse_topology(data: object, base: Path, default_id: str = "topology") -> Topology:
+    """Validate an already-loaded YAML document. `base` resolves relative profile paths;
+    `default_id`: the file's id when it sets none."""
     if not isinstance(data, Mapping):
         raise SpecError(
             "", "the topology file must be a YAML mapping with 'version' and 'networks'"
@@ -889,7 +899,15 @@ def parse_topology(data: object, base: Path) -> Topology:
         raise SpecError(
             "networks", "no managed network: at least one needs a cloud other than external"
         )
-    return Topology(networks=tuple(networks), vpn_subnet=vpn_subnet, service=service)
+    topology_id = default_id
+    if data.get("id") is not None:
+        topology_id = _Fields("", data).text("id", pattern=FILE_ID_PATTERN, example="team-a-prod")
+    return Topology(
+        networks=tuple(replace(n, file=topology_id) for n in networks),
+        vpn_subnet=vpn_subnet,
+        service=service,
+        id=topology_id,
+    )
 
 
 def _check_overlaps(networks: list[Network], vpn_subnet: IPv4Network) -> None:
@@ -965,4 +983,4 @@ def load_topology_text(text: str, base: Path, name: str = "topology") -> Topolog
         raise SpecError(where, f"not valid YAML: {problem}{hint}") from None
     except yaml.YAMLError as e:
         raise SpecError(name, f"not valid YAML: {e}") from None
-    return parse_topology(data, base=base)
+    return parse_topology(data, base=base, default_id=file_id(name))

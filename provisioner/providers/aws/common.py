@@ -15,6 +15,7 @@ from ..base import Provider
 TAG = "connector-provisioner:network"
 FINGERPRINT_TAG = "connector-provisioner:fingerprint"
 MEMBER_TAG = "connector-provisioner:member"  # of a pair: 0 or 1
+FILE_TAG = "connector-provisioner:file"  # the id of the topology file whose network it is
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 UBUNTU_PARAMETER = (
     "/aws/service/canonical/ubuntu/server/24.04/stable/current/{arch}/hvm/ebs-gp3/ami-id"

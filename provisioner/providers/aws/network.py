@@ -42,6 +42,7 @@ from ...model import (
 from ..base import PartHandlers, Provider
 from .common import (
     CREDENTIAL_CODES,
+    FILE_TAG,
     FINGERPRINT_TAG,
     LIVE_STATES,
     MEMBER_TAG,
@@ -159,6 +160,8 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             {"Key": TAG, "Value": name},
             {"Key": "Name", "Value": f"connector-{name}"},
         ]
+        if network.file:  # which file's: another file on the account never takes it for a stray
+            self.tags.append({"Key": FILE_TAG, "Value": network.file})
         # learnt by observe and by apply
         self.seen = AwsSeen()
         self.instance: str | None = None
@@ -247,9 +250,12 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
                              f"{self.error_text(e)}") from None  # fmt: skip
         for r in reservations:
             for inst in r["Instances"]:
-                name = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}.get(TAG, "")
+                tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+                name, owner = tags.get(TAG, ""), tags.get(FILE_TAG)
                 if not name or name in known or name in found or not inst.get("VpcId"):
                     continue
+                if owner and self.network.file and owner != self.network.file:
+                    continue  # another file's network: never ours to list or prune
                 found[name] = Stray(
                     network=name,
                     cloud="aws",

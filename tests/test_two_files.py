@@ -1,0 +1,78 @@
+"""Two topology files on one CloudConnexa account (and one AWS account): teams split their
+networks into files, the service account is shared. Each file owns what it made (its `id` in
+the service network's description, a tag on its cloud parts); it plans, applies, prunes and
+destroys only its own, and lists the others' as someone else's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from provisioner.cli import run
+from provisioner.sandbox import SandboxWorld
+
+
+def two_files(world: SandboxWorld) -> tuple[Path, Path]:
+    """File `a` with HQ, file `b` with Branch, both with the service block."""
+    paths = []
+    for name, network in (("a", "hq"), ("b", "branch")):
+        doc = world.topology(service=True)
+        doc["networks"] = {network: doc["networks"][network]}
+        path = world.directory / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def instances(session: Any, region: str) -> list[str]:
+    ec2 = session.client("ec2", region_name=region)
+    return [
+        i["InstanceId"]
+        for r in ec2.describe_instances(
+            Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+        )["Reservations"]
+        for i in r["Instances"]
+    ]
+
+
+def test_a_second_file_on_the_account_touches_nothing_of_the_first(
+    world: SandboxWorld, service, session, capsys
+):
+    """Before: applying file B after file A crashed (`unexpected error: KeyError: 'office-vpc'`)
+    and B could not be applied until A was destroyed."""
+    a, b = two_files(world)
+    assert run(["apply", "-f", str(a), "--yes"]) == 0
+    capsys.readouterr()
+    assert run(["apply", "-f", str(b), "--yes"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "network(s) of other files on this account, never touched: hq (a)" in out
+    assert "no longer in the file" not in out  # A's networks are not B's strays
+    snapshot = service.fake.snapshot()
+    assert set(snapshot) == {"hq", "branch"}
+    assert snapshot["hq"]["description"].startswith("connector-provisioner@a: hq")
+    assert snapshot["branch"]["description"].startswith("connector-provisioner@b: branch")
+    hq_vm = instances(session, "us-east-1")
+    assert len(hq_vm) == 1
+
+    # B prunes and destroys: A's halves stay, and A has nothing to do
+    assert run(["apply", "-f", str(b), "--yes", "--prune"]) == 0
+    assert run(["destroy", "-f", str(b), "--yes"]) == 0
+    assert set(service.fake.snapshot()) == {"hq"}
+    assert instances(session, "us-east-1") == hq_vm and instances(session, "us-west-2") == []
+    capsys.readouterr()
+    assert run(["plan", "-f", str(a)]) == 0
+    assert "apply: nothing to do" in capsys.readouterr().out
+
+
+def test_the_same_network_name_in_two_files_is_a_conflict(world: SandboxWorld, service, capsys):
+    a, _ = two_files(world)
+    assert run(["apply", "-f", str(a), "--yes"]) == 0
+    other = world.directory / "c.yaml"
+    other.write_text(a.read_text())  # the same network, hq, in a file of another id
+    capsys.readouterr()
+    assert run(["plan", "-f", str(other)]) == 3
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "made by another file on this account (id a)" in text, text
