@@ -26,6 +26,9 @@ CLOUDS = (*MANAGED_CLOUDS, "external")
 class AwsLocation:
     region: str
     vpc: str
+    # another account's VPC: the role assumed for this network's calls (and its external id)
+    role: str | None = field(default=None, compare=False)
+    external_id: str | None = field(default=None, compare=False, repr=False)
 
     def describe(self) -> str:
         return f"{self.vpc} in {self.region}"

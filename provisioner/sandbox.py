@@ -108,7 +108,7 @@ def fake_session(region: str = "us-east-1") -> Any:
     )
 
 
-def publish_ubuntu_image(session: Any, region: str) -> dict[str, str]:
+def publish_ubuntu_image(session: Any, region: str, account: str | None = None) -> dict[str, str]:
     """What Canonical and AWS provide in a real account: an Ubuntu LTS image per architecture
     and the public SSM parameter naming it. moto has neither, so the sandbox adds them."""
     from moto.ssm.models import Parameter, ssm_backends
@@ -117,7 +117,8 @@ def publish_ubuntu_image(session: Any, region: str) -> dict[str, str]:
 
     ec2 = session.client("ec2", region_name=region)
     images = {}
-    backend = ssm_backends[ACCOUNT][region]
+    account = account or ACCOUNT  # (moto keeps each account's parameters apart)
+    backend = ssm_backends[account][region]
     for aws_arch, arch in (("x86_64", "amd64"), ("arm64", "arm64")):
         image = ec2.register_image(
             Name=UBUNTU_NAME.format(arch=arch),
@@ -129,7 +130,7 @@ def publish_ubuntu_image(session: Any, region: str) -> dict[str, str]:
         name = UBUNTU_PARAMETER.format(arch=arch)
         backend._parameters[name].append(
             Parameter(  # type: ignore[abstract]
-                account_id=ACCOUNT,
+                account_id=account,
                 name=name,
                 value=image,
                 parameter_type="String",

@@ -67,10 +67,24 @@ APP_ACCESS_KEYS = ("group", "ports")
 PORTS_EXAMPLE = "all, tcp, udp, icmp, tcp/443 or udp/5000-5100"
 
 
+ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$"
+
+
 def _aws_location(f: _Fields) -> AwsLocation:
+    role = None
+    if f.has("assume_role"):
+        role = f.text("assume_role", pattern=ROLE_ARN_PATTERN,
+                      example="arn:aws:iam::111122223333:role/connector-provisioner")  # fmt: skip
+    external_id = None
+    if f.has("external_id"):
+        if role is None:
+            raise SpecError(f.field("external_id"), "is given without assume_role")
+        external_id = f.text("external_id", pattern=r"^[\w+=,.@:/-]{2,1224}$", example="ops-42")
     return AwsLocation(
         region=f.text("region", pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$", example="us-east-1"),
         vpc=f.text("vpc", pattern=r"^vpc-[0-9a-f]{8,17}$", example="vpc-0abc1234"),
+        role=role,
+        external_id=external_id,
     )
 
 
@@ -161,7 +175,7 @@ class CloudSchema:
 # names a cloud: the planner, doctor, service and CLI work from these.
 CLOUD_SCHEMAS: dict[str, CloudSchema] = {
     "aws": CloudSchema(
-        ("region", "vpc"),
+        ("region", "vpc", "assume_role", "external_id"),
         _aws_location,
         route_table=(r"^rtb-[0-9a-f]{8,17}$", "rtb-0123abcd"),
         security_group=(r"^sg-[0-9a-f]{8,17}$", "sg-0123abcd"),

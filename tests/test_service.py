@@ -101,7 +101,9 @@ def test_apply_makes_both_halves_and_the_profile_goes_only_into_the_secret_store
         "branch": (False, ["192.168.0.0/22"], ["cp-branch"]),
         "partner": (False, ["172.31.0.0/16"], ["cp-partner"]),
     }
-    assert all(n["description"].startswith("connector-provisioner@topology: ") for n in held.values())
+    assert all(
+        n["description"].startswith("connector-provisioner@topology: ") for n in held.values()
+    )
     hq = load_topology(topology_file(world)).network("hq")
     assert place_from_text(held["hq"]["description"]) == ("aws", hq.location)  # the other half
     # the profile the API made went into SSM, once per connector, and nowhere else

@@ -44,6 +44,39 @@ def new_session(**kwargs: Any) -> Any:
     return boto3.Session(botocore_session=core, **kwargs)
 
 
+def assumed(base: Any, role: str, external_id: str | None, name: str, config: Any) -> Any:
+    """A session whose calls are made as `role` (another account's), assumed with `base`'s own
+    credentials and assumed again before they expire (botocore refreshes them when less than
+    15 minutes are left)."""
+    import botocore.credentials
+
+    sts = base.client("sts", config=config)
+
+    def fetch() -> dict[str, Any]:
+        ask: dict[str, Any] = {
+            "RoleArn": role,
+            "RoleSessionName": f"connector-provisioner-{name}"[:64],
+        }
+        if external_id:
+            ask["ExternalId"] = external_id
+        got = sts.assume_role(**ask)["Credentials"]
+        return {
+            "access_key": got["AccessKeyId"],
+            "secret_key": got["SecretAccessKey"],
+            "token": got["SessionToken"],
+            "expiry_time": got["Expiration"].isoformat(),
+        }
+
+    credentials = botocore.credentials.RefreshableCredentials.create_from_metadata(
+        metadata=fetch(), refresh_using=fetch, method="sts-assume-role"
+    )
+    session = new_session(region_name=config.region_name)
+    # botocore takes a refreshable credential object only this way (as its own AssumeRole
+    # provider does for profiles)
+    session._session._credentials = credentials
+    return session
+
+
 def bound_calls(client: Any, deadline: float, progress: Callable[[str], None]) -> Any:
     """Each call of `client` with its retries ends by `deadline` seconds: a retry that would
     start later raises a CloudError naming the endpoint instead; a call retried after a timeout

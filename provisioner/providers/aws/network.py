@@ -49,6 +49,7 @@ from .common import (
     TAG,
     AwsSeen,
     ParameterLease,
+    assumed,
     bound_calls,
     error_text,
     new_session,
@@ -147,6 +148,8 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             connect_timeout=bounds.connect,
             read_timeout=bounds.read,
         )
+        if self.location.role:  # another account's VPC: its calls as the role the file names
+            session = self._assumed(session, config)
         self.ec2, self.ssm, self.iam = (
             bound_calls(session.client(name, config=config), bounds.deadline, progress)
             for name in ("ec2", "ssm", "iam")
@@ -264,6 +267,17 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
                     instance=inst["InstanceId"],
                 )
         return tuple(found.values())
+
+    def _assumed(self, session: Any, config: Any) -> Any:
+        assert self.location.role is not None
+        try:
+            return assumed(session, self.location.role, self.location.external_id,
+                           self.network.name, config)  # fmt: skip
+        except self.sdk_errors() as e:
+            raise CloudError(
+                f"network {self.network.name}: could not assume {self.location.role}: "
+                f"{self.error_text(e)}; nothing was changed"
+            ) from None
 
     def lease_store(self) -> ParameterLease:
         return ParameterLease(
