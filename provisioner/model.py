@@ -71,10 +71,8 @@ Location = AwsLocation | AzureLocation | GcpLocation | OciLocation
 def place_text(cloud: str, location: Location) -> str:
     """A cloud and a location in full, `aws region=us-east-1 vpc=vpc-0abc;`: what
     `place_from_text` reads back (the VPN service keeps it where the cloud half lives)."""
-    return (
-        " ".join([cloud, *(f"{f.name}={getattr(location, f.name)}" for f in fields(location))])
-        + ";"
-    )
+    placed = [f for f in fields(location) if f.compare]  # where it is, not how it is reached
+    return " ".join([cloud, *(f"{f.name}={getattr(location, f.name)}" for f in placed)]) + ";"
 
 
 def place_from_text(text: str) -> tuple[str, Location] | None:
@@ -85,7 +83,7 @@ def place_from_text(text: str) -> tuple[str, Location] | None:
         return None
     values = dict(pair.split("=", 1) for pair in found.group(2).split())
     for kind in get_args(Location):
-        if {f.name for f in fields(kind)} == values.keys():
+        if {f.name for f in fields(kind) if f.compare} == values.keys():
             return found.group(1), kind(**values)
     return None
 

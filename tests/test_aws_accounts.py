@@ -75,3 +75,17 @@ def test_an_external_id_without_a_role_is_bad_input(world: SandboxWorld, capsys,
     assert run(["plan", "-f", str(path)]) == 2
     assert "networks.hq.external_id: is given without assume_role" in capsys.readouterr().err
     assert calls.calls == []
+
+
+def test_where_a_network_lives_is_recorded_without_its_role_or_external_id():
+    """The service network's description records the cloud half's place: the VPC, never how
+    it is reached (a role and an external id are not a place, and the id is not for others)."""
+    from provisioner.model import AwsLocation, place_from_text, place_text
+
+    located = AwsLocation("us-west-2", "vpc-0abc12345678", role=ROLE, external_id="ops-42")
+    text = place_text("aws", located)
+    assert text == "aws region=us-west-2 vpc=vpc-0abc12345678;"
+    assert place_from_text(f"connector-provisioner@a: spoke; cloud half: {text}") == (
+        "aws",
+        AwsLocation("us-west-2", "vpc-0abc12345678"),
+    )
