@@ -39,6 +39,7 @@ from .model import (
     Topology,
     WayOut,
     fingerprint,
+    first_overlap,
 )
 from .service_planner import plan_service, plan_service_destroy, service_status
 from .spec import CLOUD_SCHEMAS
@@ -92,21 +93,23 @@ def local_subnets(
             out[n.name] = n.subnets
         else:
             out[n.name] = observed[n.name].cidrs
-    names = list(out)
-    for i, a in enumerate(names):
-        for net in out[a]:
+    every: list[tuple[str, IPv4Network]] = []
+    for a, nets in out.items():
+        for net in nets:
             if net.overlaps(topology.vpn_subnet):
                 raise SpecError(
                     f"networks.{a}.subnets", f"'{net}' (read from the cloud) overlaps vpn_subnet"
                 )
-            for b in names[i + 1 :]:
-                for other in out[b]:
-                    if net.overlaps(other):
-                        raise SpecError(
-                            f"networks.{b}.subnets",
-                            f"'{other}' overlaps '{net}' of network {a} "
-                            "(give 'subnets' explicitly to choose what each network offers)",
-                        )
+            every.append((a, net))
+    found = first_overlap(every)
+    # (one network's own never overlap: the spec refuses it, a cloud's CIDRs do not)
+    if found is not None:
+        (a, net), (b, other) = every[found[0]], every[found[1]]
+        raise SpecError(
+            f"networks.{b}.subnets",
+            f"'{other}' overlaps '{net}' of network {a} "
+            "(give 'subnets' explicitly to choose what each network offers)",
+        )
     return out
 
 

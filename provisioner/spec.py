@@ -39,6 +39,7 @@ from .model import (
     ProfileSource,
     ServiceProfile,
     Topology,
+    first_overlap,
 )
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
@@ -931,10 +932,11 @@ def _check_overlaps(networks: list[Network], vpn_subnet: IPv4Network) -> None:
             where = f"networks.{n.name}.subnets[{i}]"
             if net.overlaps(vpn_subnet):
                 raise SpecError(where, f"'{net}' overlaps vpn_subnet '{vpn_subnet}'")
-            for other_field, other in seen:
-                if net.overlaps(other):
-                    raise SpecError(where, f"'{net}' overlaps '{other}' ({other_field})")
-        seen += [(f"networks.{n.name}.subnets[{i}]", net) for i, net in enumerate(n.subnets or ())]
+            seen.append((where, net))
+    found = first_overlap(seen)
+    if found is not None:
+        (other_field, other), (where, net) = seen[found[0]], seen[found[1]]
+        raise SpecError(where, f"'{net}' overlaps '{other}' ({other_field})")
     # two networks in the same cloud network would fight over its route tables
     placed: dict[Location, str] = {}
     for n in networks:
