@@ -791,8 +791,19 @@ class ServiceConflict:
 
     network: str
     description: str
+    # a route the file wants that overlaps another network's route on the account (which the
+    # API refuses, 400): the subnet, and the other network's name and route
+    subnet: str | None = None
+    other: str | None = None
+    other_subnet: str | None = None
 
     def summary(self) -> str:
+        if self.subnet is not None:
+            return (
+                f"route {self.subnet} of {self.network} overlaps route {self.other_subnet} of "
+                f"network {self.other} on the VPN service's account, where no two routes may "
+                "overlap: change one of the ranges (or the other network's route)"
+            )
         made = f"'{self.description}'" if self.description else "no description"
         marked, owner = service_owner(self.description)
         if marked and owner:
@@ -808,7 +819,10 @@ class ServiceConflict:
         )
 
     def to_dict(self) -> dict[str, str]:
-        return {"service_network": self.network, "description": self.description}
+        out = {"service_network": self.network, "description": self.description}
+        if self.subnet is not None:
+            out.update(subnet=self.subnet, overlaps=str(self.other_subnet), of=str(self.other))
+        return out
 
 
 @dataclass(frozen=True)

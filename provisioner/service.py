@@ -453,7 +453,12 @@ class ServiceWriter:
         try:
             self.api.call("POST", "/networks/routes", {"networkId": c.ref}, body)
         except ApiError as e:
-            if e.status != 409:  # 409: there already (an interrupted run): done
+            if e.status not in (400, 409):
+                raise
+            # refused: made by an interrupted run of ours (then done), or overlapping another
+            # route of the account: told by reading the network's routes, not by the status
+            there = self.api.pages("/networks/routes", {"networkId": str(c.ref)})
+            if not any(str(r.get("subnet")) == str(c.destination) for r in there):
                 raise
 
     def _delete_route(self, c: Change) -> None:

@@ -70,6 +70,49 @@ def _change(
     return Change(SERVICE_PLAN, action, kind, resource, why, label=network, **kw)  # type: ignore[arg-type]
 
 
+class AccountRoutes:
+    """Every route on the VPN service's account, by address: which one, of another network,
+    a subnet would overlap (the API refuses it with a 400). Sorted once; each look is a bisect
+    and, rarely, a short walk back."""
+
+    def __init__(self, observed: ObservedService) -> None:
+        import bisect
+
+        self._bisect = bisect.bisect_right
+        routes = sorted(
+            (
+                int(r.subnet.network_address),
+                int(r.subnet.broadcast_address),
+                n.name,
+                r.subnet,
+                r.ours,
+            )  # fmt: skip
+            for n in observed.networks
+            for r in n.routes
+        )
+        self._starts = [r[0] for r in routes]
+        self._routes = routes
+        self._reach: list[int] = []  # the highest address covered by routes[0..i]
+        top = -1
+        for r in routes:
+            top = max(top, r[1])
+            self._reach.append(top)
+
+    def overlap(
+        self, subnet: IPv4Network, network: str
+    ) -> tuple[IPv4Network, str, IPv4Network] | None:
+        start, end = int(subnet.network_address), int(subnet.broadcast_address)
+        i = self._bisect(self._starts, end) - 1  # routes from here back start at or before its end
+        while i >= 0 and self._reach[i] >= start:
+            _, r_end, owner, route, ours = self._routes[i]
+            # the network's own routes count unless they are this one or ours (which go first)
+            mine = owner == network and (route == subnet or ours)
+            if r_end >= start and not mine:
+                return subnet, owner, route
+            i -= 1
+        return None
+
+
 def plan_service(
     topology: Topology,
     observed: ObservedService,
@@ -81,6 +124,7 @@ def plan_service(
     member): the cloud side stores a new profile for each."""
     changes: list[Change] = []
     conflicts: list[ServiceConflict] = []
+    account = AccountRoutes(observed)
     notes: list[str] = []
     renewed: set[tuple[str, int]] = set()
     for n in topology.networks:
@@ -99,6 +143,10 @@ def plan_service(
             continue
         else:
             changes += _keep_up(n, found, want, region, renewed)
+        clash = next((hit for s in want if (hit := account.overlap(s, n.name)) is not None), None)
+        if clash is not None:
+            subnet, other, other_subnet = clash
+            conflicts.append(ServiceConflict(n.name, "", str(subnet), other, str(other_subnet)))
         if n.profile_out is not None and ((n.name, 0) in renewed or not n.profile_out.exists()):
             changes.append(_change(Action.CREATE, Kind.PROFILE_OUT, n.name, str(n.profile_out),
                                    WHY_PROFILE_OUT))  # fmt: skip
@@ -147,16 +195,18 @@ def _keep_up(
         changes.append(_change(Action.UPDATE, Kind.SERVICE_NETWORK, n.name, resource, why,
                                ref=found.id))  # fmt: skip
     have = {r.subnet for r in found.routes}
-    for subnet in want:
-        if subnet not in have:
-            changes.append(_change(Action.CREATE, Kind.SERVICE_ROUTE, n.name,
-                                   f"{subnet} on {n.name}", WHY_SERVICE_ROUTE, ref=found.id,
-                                   destination=subnet))  # fmt: skip
+    # the old routes go first: no two routes of the account may overlap, the network's own
+    # included, so a range narrowed or widened is deleted before its new route is made
     for route in found.routes:
         if route.ours and route.subnet not in want:
             changes.append(_change(Action.DELETE, Kind.SERVICE_ROUTE, n.name,
                                    f"{route.subnet} on {n.name}", WHY_SERVICE_ROUTE_GONE,
                                    ref=route.id, destination=route.subnet))  # fmt: skip
+    for subnet in want:
+        if subnet not in have:
+            changes.append(_change(Action.CREATE, Kind.SERVICE_ROUTE, n.name,
+                                   f"{subnet} on {n.name}", WHY_SERVICE_ROUTE, ref=found.id,
+                                   destination=subnet))  # fmt: skip
     for member in range(members(n)):
         changes += _keep_connector(n, found, region, member, renewed)
     # a pair's second connector, when the file has one connector again

@@ -166,7 +166,7 @@ def test_a_service_network_we_did_not_make_is_a_conflict_until_adopted(
     server = fake(service)
     with server.lock:
         theirs = server._create_network({
-            "name": "hq", "description": "made in the portal", "routes": [{"value": "10.0.0.0/24"}],
+            "name": "hq", "description": "made in the portal", "routes": [{"value": "10.250.0.0/24"}],
             "connectors": [{"name": "theirs", "vpnRegionId": "us-east-1"}],
         })  # fmt: skip
     before, held = snapshot(session), server.snapshot()
@@ -184,7 +184,7 @@ def test_a_service_network_we_did_not_make_is_a_conflict_until_adopted(
     d.apply()
     hq = server.snapshot()["hq"]
     assert hq["description"] == "made in the portal"  # still theirs
-    assert hq["routes"] == ["10.0.0.0/18", "10.0.0.0/24"]  # theirs kept, ours added
+    assert hq["routes"] == ["10.0.0.0/18", "10.250.0.0/24"]  # theirs kept, ours added
     assert hq["connectors"] == ["cp-hq", "theirs"] and hq["egress"] is True
     deployment(world, session, service, adopt).destroy()
     after = server.snapshot()

@@ -76,3 +76,54 @@ def test_the_same_network_name_in_two_files_is_a_conflict(world: SandboxWorld, s
     out = capsys.readouterr()
     text = out.out + out.err
     assert "made by another file on this account (id a)" in text, text
+
+
+def test_a_route_that_overlaps_another_networks_route_is_a_conflict_at_plan(
+    world: SandboxWorld, service, capsys
+):
+    """Routes may not overlap across the account (the API refuses with a 400): a network of
+    someone else's routing Branch's range is found at plan time, exit 3, naming it, and
+    nothing is changed."""
+    fake = service.fake
+    with fake.lock:
+        fake._create_network({
+            "name": "legacy-office", "description": "made in the portal",
+            "routes": [{"value": "192.168.0.0/16"}],
+            "connectors": [{"name": "legacy", "vpnRegionId": "us-east-1"}],
+        })  # fmt: skip
+    held = fake.snapshot()
+    fake.calls.clear()
+    path = world.write_topology(service=True)
+    assert run(["apply", "-f", str(path), "--yes"]) == 3
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert (
+        "route 192.168.0.0/22 of branch overlaps route 192.168.0.0/16 of network legacy-office"
+        in text
+    ), text
+    assert fake.snapshot() == held and fake.mutating_calls() == []
+
+
+def test_an_interrupted_route_create_is_recovered_by_reading(world: SandboxWorld, service, session):
+    """A stale plan wants a route an interrupted run made meanwhile: the API refuses it (400,
+    it overlaps itself); the client reads the network's routes, finds it, and counts it done."""
+    from provisioner import Deployment, load_topology
+    from provisioner.providers import Clouds
+
+    path = world.write_topology(partner=True, service=True)
+    assert run(["apply", "-f", str(path), "--yes"]) == 0
+    doc = yaml.safe_load(path.read_text())
+    doc["networks"]["partner"]["subnets"] = ["172.31.0.0/16", "172.30.5.0/24"]
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    d = Deployment(load_topology(path), Clouds(options={"aws": {"session": session}}))
+    plan = d.plan()
+    fake = service.fake
+    with fake.lock:  # the interrupted run's route, made after this plan read the service
+        (partner,) = [n for n in fake.state.networks.values() if n["name"] == "partner"]
+        fake._add_route(
+            partner["id"],
+            {"value": "172.30.5.0/24", "description": "connector-provisioner: partner"},
+        )
+    d.execute(plan)  # no error: the refusal was read as done
+    routes = fake.snapshot()["partner"]["routes"]
+    assert routes.count("172.30.5.0/24") == 1

@@ -18,8 +18,9 @@ OpenVPN/cloudconnexa-go-client that uses it); the tests rely on each:
   `PUT` updates name, description, egress and internet access; `DELETE` takes its routes and
   connectors with it.
 - Routes: `POST /api/v1/networks/routes?networkId=` with `{value, description}` answers
-  `{id, type: IP_V4, subnet, description}`; a subnet is routed once per network (409) and is
-  not a network address (400); `GET/PUT/DELETE /api/v1/networks/routes/{id}`.
+  `{id, type: IP_V4, subnet, description}`; a route that overlaps any route of the account, of
+  any network, the same one included, is 400 (the Go client's e2e test meets a 400 there and
+  picks subnets clear of every network's routes); a value that is no network address is 400; `GET/PUT/DELETE /api/v1/networks/routes/{id}`.
 - Connectors: `POST /api/v1/networks/connectors?networkId=` with `{name, description,
   vpnRegionId}`; the region must be one the API lists (400); each gets a VPN address from
   `100.96.0.0/11` and `connectionStatus: OFFLINE` until its VM connects (`connect()`); the last
@@ -331,8 +332,13 @@ class CloudConnexa(Injectable):
             "SPLIT_TUNNEL_ON", "SPLIT_TUNNEL_OFF", "RESTRICTED_INTERNET"
         ):  # fmt: skip
             raise ApiError(400, f"internetAccess: {data.get('internetAccess')!r} is not valid")
-        for route in data.get("routes") or []:
-            _subnet(route.get("value"))
+        values = [_subnet(route.get("value")) for route in data.get("routes") or []]
+        for i, value in enumerate(values):  # checked before anything is made
+            self._clear_of_every_route(value)
+            if any(
+                ipaddress.ip_network(value).overlaps(ipaddress.ip_network(v)) for v in values[:i]
+            ):
+                raise ApiError(400, f"Route {value} overlaps another route of the request")
         for c in connectors:
             self._check_connector(c)
         network = {
@@ -357,6 +363,18 @@ class CloudConnexa(Injectable):
             "routes": [_route_view(r) for r in self._routes_of(network["id"])],
             "connectors": [dict(c) for c in self._connectors_of(network["id"])],
         }
+
+    def _clear_of_every_route(self, subnet: str, but: str | None = None) -> None:
+        """A route may not overlap any route of the account, of any network (the same subnet
+        in the same network included): 400, as the Go client's e2e test meets it and picks its
+        subnets clear of every network's routes."""
+        new = ipaddress.ip_network(subnet)
+        for r in self.state.routes.values():
+            if r["id"] != but and ipaddress.ip_network(r["subnet"]).overlaps(new):
+                owner = self.state.networks.get(r["networkItemId"], {}).get("name", "?")
+                raise ApiError(
+                    400, f"Route {subnet} overlaps route {r['subnet']} of network {owner}"
+                )
 
     def _routes_of(self, network_id: str) -> list[dict[str, Any]]:
         return [r for r in self.state.routes.values() if r["networkItemId"] == network_id]
@@ -390,11 +408,7 @@ class CloudConnexa(Injectable):
             return 200, _route_view(route)
         if method == "PUT":
             subnet = _subnet(data.get("value", route["subnet"]))
-            if any(
-                r["subnet"] == subnet and r["id"] != route["id"]
-                for r in self._routes_of(route["networkItemId"])
-            ):
-                raise ApiError(409, f"Route {subnet} already exists in the network")
+            self._clear_of_every_route(subnet, but=route["id"])
             route.update(subnet=subnet, description=data.get("description", route["description"]))
             return 200, _route_view(route)
         if method == "DELETE":
@@ -404,8 +418,7 @@ class CloudConnexa(Injectable):
 
     def _add_route(self, network_id: str, data: dict[str, Any]) -> dict[str, Any]:
         subnet = _subnet(data.get("value"))
-        if any(r["subnet"] == subnet for r in self._routes_of(network_id)):
-            raise ApiError(409, f"Route {subnet} already exists in the network")
+        self._clear_of_every_route(subnet)
         route = {
             "id": str(uuid.uuid4()),
             "type": "IP_V4",
