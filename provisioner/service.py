@@ -55,6 +55,7 @@ API_URL_VARIABLE = "CLOUDCONNEXA_API_URL"
 CLIENT_ID_VARIABLE = "CLOUDCONNEXA_CLIENT_ID"
 CLIENT_SECRET_VARIABLE = "CLOUDCONNEXA_CLIENT_SECRET"
 PAGE_SIZE = 100
+MAX_DESCRIPTION = 120  # what the Terraform provider validates (1-120) for a description
 
 
 class CredentialsMissing(ProvisionerError):
@@ -73,7 +74,12 @@ def description(network: str, where: str, file_id: str | None = None) -> str:
     """What marks a service network as ours, names the file that made it, and records where
     its cloud half lives."""
     mark = f"{SERVICE_MARK}@{file_id}" if file_id else SERVICE_MARK
-    return f"{mark}: {network}; cloud half: {where}"[:255]
+    whole = f"{mark}: {network}; cloud half: {where}"
+    if len(whole) <= MAX_DESCRIPTION:
+        return whole
+    # too long for what the Terraform provider accepts (1-120): the place goes (it is read back
+    # only to look for that network's connectors once it leaves the file), the owner stays
+    return f"{mark}: {network}"[:MAX_DESCRIPTION]
 
 
 class Api:

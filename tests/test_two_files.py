@@ -127,3 +127,20 @@ def test_an_interrupted_route_create_is_recovered_by_reading(world: SandboxWorld
     d.execute(plan)  # no error: the refusal was read as done
     routes = fake.snapshot()["partner"]["routes"]
     assert routes.count("172.30.5.0/24") == 1
+
+
+def test_a_description_fits_what_the_provider_accepts():
+    """The Terraform provider validates descriptions of 1-120 characters: a place too long for
+    that (OCI's OCIDs) is left out, the owner and the name kept."""
+    from provisioner.model import OciLocation, place_from_text, place_text
+    from provisioner.service import description
+
+    oci = OciLocation(
+        "eu-frankfurt-1",
+        "ocid1.compartment.oc1..aaaaaaaa" + "x" * 52,
+        "ocid1.vcn.oc1.eu-frankfurt-1." + "y" * 60,
+    )
+    long = description("hub", place_text("oci", oci), "team-a")
+    assert len(long) <= 120 and long == "connector-provisioner@team-a: hub"
+    short = description("hq", "aws region=us-east-1 vpc=vpc-0abc12345678;", "team-a")
+    assert len(short) <= 120 and place_from_text(short) is not None
