@@ -32,14 +32,9 @@ def one(size: int, apply: bool) -> dict[str, Any]:
 
     sys.path.insert(0, str(REPO))
     from provisioner import Deployment, load_topology
-    from provisioner.fakes.cloudconnexa import (
-        SANDBOX_CLIENT_ID,
-        SANDBOX_CLIENT_SECRET,
-        CloudConnexa,
-    )
+    from provisioner.fakes.cloudconnexa import CloudConnexa
     from provisioner.pace import Limit
-    from provisioner.providers import Clouds
-    from provisioner.sandbox import fake_session, seed_world
+    from provisioner.sandbox import fake_session, sandbox_clouds, seed_world
 
     aws_calls: Counter[str] = Counter()
 
@@ -63,17 +58,7 @@ def one(size: int, apply: bool) -> dict[str, Any]:
             }
         path = Path(tmp) / "fleet.yaml"
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        clouds = Clouds(
-            options={
-                "aws": {"session": session, "poll_seconds": 0.0},
-                "cloudconnexa": {
-                    "base_url": server.url,
-                    "client_id": SANDBOX_CLIENT_ID,
-                    "client_secret": SANDBOX_CLIENT_SECRET,
-                },
-            },
-            progress=lambda _: None,
-        )
+        clouds = sandbox_clouds(session, server.url)
         fake = server.fake
         phases = [("plan", lambda d: d.plan())]
         if apply:

@@ -415,6 +415,26 @@ SERVICE_VARIABLES = ("CLOUDCONNEXA_API_URL", "CLOUDCONNEXA_CLIENT_ID", "CLOUDCON
 ENDPOINTS = (AZURE_ENDPOINT, GCP_ENDPOINT, OCI_ENDPOINT, *SERVICE_VARIABLES)
 
 
+def sandbox_clouds(session: Any, service_url: str, **service: Any) -> Any:
+    """Clouds for a library caller (a test, a bench) against the sandbox: AWS through
+    `session` (moto), the VPN service at `service_url` with the sandbox's credentials, and any
+    of the service client's options (`sleep`, `clock`, `progress`...)."""
+    from .fakes.cloudconnexa import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+    from .providers import Clouds
+
+    return Clouds(
+        options={
+            "aws": {"session": session, "poll_seconds": 0.0},
+            "cloudconnexa": {
+                "base_url": service_url,
+                "client_id": SANDBOX_CLIENT_ID,
+                "client_secret": SANDBOX_CLIENT_SECRET,
+                **service,
+            },
+        },
+    )
+
+
 def service_exports(url: str) -> dict[str, str]:
     """What points the CLI at the fake CloudConnexa: its URL and the sandbox's credentials."""
     from .fakes.cloudconnexa import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET

@@ -14,13 +14,11 @@ from conftest import FIGURES
 
 from provisioner import Deployment, load_topology
 from provisioner.fakes.cloudconnexa import (
-    SANDBOX_CLIENT_ID,
-    SANDBOX_CLIENT_SECRET,
     CloudConnexa,
     RateLimit,
 )
 from provisioner.providers import Clouds
-from provisioner.sandbox import SandboxWorld
+from provisioner.sandbox import SandboxWorld, sandbox_clouds
 
 SCALE = 1 / 100  # real seconds per second of the service's clock (15 s: 0.15 s here)
 
@@ -60,27 +58,25 @@ def test_a_hundred_networks_through_the_bucket_meet_no_failure_and_take_its_time
     fake = CloudConnexa(rate_limit=limit)
     said: list[str] = []
     with fake.serve() as server:
-        options = {
-            "aws": {"session": session, "poll_seconds": 0.0},
-            "cloudconnexa": {
-                "base_url": server.url, "client_id": SANDBOX_CLIENT_ID,
-                "client_secret": SANDBOX_CLIENT_SECRET, "clock": clock.clock,
-                "sleep": clock.sleep, "progress": said.append,
-            },
-        }  # fmt: skip
+
+        def clouds() -> Clouds:
+            return sandbox_clouds(
+                session, server.url, clock=clock.clock, sleep=clock.sleep, progress=said.append
+            )
+
         topology = hundred_networks(world)
-        plan = Deployment(topology, Clouds(options=options)).plan()
+        plan = Deployment(topology, clouds()).plan()
         (service,) = [n for n in plan.networks if n.network == "cloudconnexa"]
         estimate = [x for x in service.notes if "rate limit" in x]
         assert estimate and "20 at once, 1 more every 15 s" in estimate[0], service.notes
         assert "100 change(s)" in estimate[0] and "min at that pace" in estimate[0], estimate
-        Deployment(topology, Clouds(options=options)).apply()  # raises if any call failed
+        Deployment(topology, clouds()).apply()  # raises if any call failed
         assert limit.first is not None and limit.last is not None
         spent = limit.last - limit.first  # the service half, first call to last
         calls = [c for c in fake.calls if c.kind not in ("oauth", "limit")]
         refused = limit.refused
         assert len(fake.snapshot()) == 100
-        assert Deployment(topology, Clouds(options=options)).plan().empty
+        assert Deployment(topology, clouds()).plan().empty
     floor = max(0, len(calls) - limit.burst) * limit.period / limit.rate
     FIGURES["CloudConnexa rate limit, 100 new networks"] = (
         f"{len(calls)} calls, {refused} refused (429), {spent / 60:.1f} min of the service's time "

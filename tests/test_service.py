@@ -26,7 +26,7 @@ from provisioner.fakes.cloudconnexa import (
 from provisioner.fakes.http import FakeServer
 from provisioner.model import place_from_text
 from provisioner.providers import Clouds
-from provisioner.sandbox import SandboxWorld
+from provisioner.sandbox import SandboxWorld, sandbox_clouds
 from provisioner.service import Api
 
 
@@ -51,17 +51,7 @@ def deployment(
     server: FakeServer,
     edit: Callable[[dict[str, Any]], None] | None = None,
 ) -> Deployment:
-    clouds = Clouds(
-        options={
-            "aws": {"session": session, "poll_seconds": 0.0},
-            "cloudconnexa": {
-                "base_url": server.url,
-                "client_id": SANDBOX_CLIENT_ID,
-                "client_secret": SANDBOX_CLIENT_SECRET,
-                "sleep": lambda seconds: None,
-            },
-        }
-    )
+    clouds = sandbox_clouds(session, server.url, sleep=lambda seconds: None)
     return Deployment(load_topology(topology_file(world, edit)), clouds)
 
 
