@@ -104,13 +104,19 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     sp.add_argument("--replace-conflicting-routes", action="store_true")
     sp.add_argument("--prune", action="store_true", help=prune_help)
+    deadline_help = (
+        "the longest the run may wait for the VPN service's rate limit, in all (seconds; "
+        "default 3600, or PROVISION_SERVICE_DEADLINE)"
+    )
     sp = with_file("apply", "plan, confirm, and make the networks route through their connectors")
+    sp.add_argument("--service-deadline", type=str, metavar="SECONDS", help=deadline_help)
     sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     sp.add_argument("--json", action="store_true", help="print the plan and result as JSON")
     sp.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     sp.add_argument("--replace-conflicting-routes", action="store_true")
     sp.add_argument("--prune", action="store_true", help=prune_help)
     sp = with_file("destroy", "remove what apply created, and nothing else")
+    sp.add_argument("--service-deadline", type=str, metavar="SECONDS", help=deadline_help)
     sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     sp.add_argument("--json", action="store_true")
     sp.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
@@ -299,6 +305,23 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _service_deadline(text: str) -> None:
+    """--service-deadline: bad input (exit 2) unless a positive number of seconds; it then
+    stands for PROVISION_SERVICE_DEADLINE in this run."""
+    import math
+    import os
+
+    from .pace import DEADLINE_VARIABLE
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise SpecError("--service-deadline", f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise SpecError("--service-deadline", f"{text!r} is not a positive number of seconds")
+    os.environ[DEADLINE_VARIABLE] = str(value)
+
+
 def _traceback() -> None:
     """--debug: the traceback, through the same redaction as every other line we print."""
     import traceback
@@ -323,6 +346,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return serve(Path(args.dir).resolve(), args.seconds, verbose=args.verbose)
 
     command = args.command or "apply"  # the one-network form alone behaves like apply
+    if getattr(args, "service_deadline", None) is not None:
+        _service_deadline(args.service_deadline)
     as_json = bool(getattr(args, "json", False))
     if command in ("apply", "destroy") and not args.yes and not sys.stdin.isatty():
         # bad input, found before any cloud is read: a script without --yes fails at once

@@ -85,3 +85,39 @@ def test_a_hundred_networks_through_the_bucket_meet_no_failure_and_take_its_time
     assert refused <= 5, refused
     assert spent <= floor * 1.10, (spent, floor)
     assert any("rate limit" in line for line in said)  # the waits were said
+
+
+def test_the_wait_stops_at_the_runs_deadline():
+    """A run waits for the limit at most its deadline in all (PROVISION_SERVICE_DEADLINE or
+    --service-deadline): the call that would wait past it stops the run with one line."""
+    import pytest
+
+    from provisioner.errors import CloudError
+    from provisioner.pace import Pace
+
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    pace = Pace(clock=lambda: now[0], sleep=sleep, deadline=30.0)
+    headers = {"x-ratelimit-burst-capacity": "2", "x-ratelimit-replenish-rate": "1",
+               "x-ratelimit-replenish-time": "15", "x-ratelimit-remaining": "0"}  # fmt: skip
+    pace.before("GET /networks")  # before the API has said anything: no wait
+    pace.after(headers)
+    pace.before("POST /networks")  # the next token in 15 s
+    pace.before("POST /networks")  # and the one after: 15 s more, 30 s in all
+    with pytest.raises(CloudError) as stopped:
+        pace.before("POST /networks")
+    assert slept == [15.0, 15.0]
+    assert "past the run's deadline of 30 s (PROVISION_SERVICE_DEADLINE)" in str(stopped.value)
+
+
+def test_a_service_deadline_that_is_no_time_is_bad_input(world: SandboxWorld, capsys):
+    from provisioner.cli import run
+
+    path = str(world.write_topology())
+    assert run(["apply", "-f", path, "--yes", "--service-deadline", "soon"]) == 2
+    assert "--service-deadline: 'soon' is not a number of seconds" in capsys.readouterr().err
