@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from provisioner.cli import run
@@ -144,3 +145,42 @@ def test_a_description_fits_what_the_provider_accepts():
     assert len(long) <= 120 and long == "connector-provisioner@team-a: hub"
     short = description("hq", "aws region=us-east-1 vpc=vpc-0abc12345678;", "team-a")
     assert len(short) <= 120 and place_from_text(short) is not None
+
+
+def _not_anothers(world: Any, extra: dict[str, Any] | None) -> None:
+    """File `topology` applies hq, spoke (and `extra`); a file of another id beside it, with no
+    service block, never lists their connectors as its own left behind."""
+    doc = world.topology(partner=False)
+    if extra is not None:
+        doc["networks"]["extra"] = extra
+    world.deployment(doc).apply()
+    other = {**doc, "id": "other", "networks": {"hq": doc["networks"]["hq"]}}
+    plan = world.deployment(other).plan()
+    assert not [n for n in plan.networks if any("no longer in the file" in x for x in n.notes)], [
+        n.notes for n in plan.networks
+    ]
+    world.deployment(doc).destroy()
+
+
+@pytest.mark.xdist_group("gcp")
+def test_another_files_connectors_are_not_strays_on_gcp(gcp: Any):
+    _not_anothers(gcp, None)  # spoke is in hq's project
+
+
+@pytest.mark.xdist_group("azure")
+def test_another_files_connectors_are_not_strays_on_azure(azure: Any):
+    from provisioner.fakes.azure_world import seed_vnet
+
+    extra = seed_vnet(azure.arm, azure.url, "extra", "10.3.0.0/16",
+                      resource_group=azure.hq.resource_group)  # fmt: skip
+    (azure.directory / "extra.ovpn").write_text("client\nremote x 1194\n<key>\nk\n</key>\n")
+    _not_anothers(azure, extra.network("extra.ovpn"))
+
+
+@pytest.mark.xdist_group("oci")
+def test_another_files_connectors_are_not_strays_on_oci(oci_world: Any):
+    from provisioner.fakes.oci_world import seed_vcn
+
+    extra = seed_vcn(oci_world.fake, oci_world.url, "extra", "10.8.0.0/16", beside=oci_world.hq)
+    (oci_world.directory / "extra.ovpn").write_text("client\nremote x 1194\n<key>\nk\n</key>\n")
+    _not_anothers(oci_world, extra.network_entry("extra.ovpn"))

@@ -17,6 +17,7 @@ from ...model import AzureLocation, Network
 from ..base import Members, Provider
 
 TAG = "connector-provisioner:network"
+FILE_TAG = "connector-provisioner:file"  # the id of the topology file whose network it is
 FINGERPRINT_TAG = "connector-provisioner:fingerprint"
 ENDPOINT_VARIABLE = "PROVISION_AZURE_ENDPOINT"  # the sandbox's fake ARM (provision sandbox serve)
 EXTENSION = "connector-profile"

@@ -36,7 +36,16 @@ from ...model import (
     WayOut,
 )
 from ..base import PartHandlers, Provider, sandbox_clients
-from .common import TAG, AzureSeen, VnetTagLease, error_text, route_name, sandbox_endpoint, short
+from .common import (
+    FILE_TAG,
+    TAG,
+    AzureSeen,
+    VnetTagLease,
+    error_text,
+    route_name,
+    sandbox_endpoint,
+    short,
+)
 from .common import clients as make_clients
 from .groups import Groups
 from .instance import Instance
@@ -127,6 +136,8 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
         )
         name = network.name
         self.tags = {TAG: name}
+        if network.file:  # whose: another file on the account never takes it for a stray
+            self.tags[FILE_TAG] = network.file
         self.nsg_name = f"cp-{name}-connector"
         self.table_name = f"cp-{name}-routes"
         self.held = {m: self.member_names(m) for m in (0, 1)}
@@ -219,9 +230,11 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
         try:
             vms = list(self.compute.virtual_machines.list(self.rg))
             for vm in vms:
-                name = (vm.tags or {}).get(TAG, "")
+                name, owner = (vm.tags or {}).get(TAG, ""), (vm.tags or {}).get(FILE_TAG)
                 if not name or name in known or name in found:
                     continue
+                if owner and self.network.file and owner != self.network.file:
+                    continue  # another file's network
                 nics = vm.properties.network_profile.network_interfaces or []
                 if not nics:
                     continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,14 @@ from ...model import GcpLocation, Network
 from ..base import Members, Provider
 
 LABEL = "connector-provisioner-network"  # on the instance and the secret: whose they are
+FILE_LABEL = "connector-provisioner-file"  # the topology file's id, as a label value takes it
+
+
+def file_label(file_id: str) -> str:
+    """A file id as a label value ([a-z0-9_-], at most 63)."""
+    return re.sub(r"[^a-z0-9_-]", "-", file_id.lower())[:63]
+
+
 FINGERPRINT_LABEL = "connector-provisioner-fingerprint"
 PROFILE_ANNOTATION = "connector-provisioner/profile-sha256"
 ENDPOINT_VARIABLE = "PROVISION_GCP_ENDPOINT"  # the sandbox's fake (provision sandbox serve)

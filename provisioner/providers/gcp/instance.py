@@ -14,6 +14,7 @@ from ...model import PROFILE_PART, ConnectorState, DesiredConnector, ObservedCon
 from ...redact import protect
 from .common import (
     ACCESSOR,
+    FILE_LABEL,
     FINGERPRINT_LABEL,
     LABEL,
     PROFILE_ANNOTATION,
@@ -21,6 +22,7 @@ from .common import (
     UBUNTU,
     GcpSeen,
     GcpState,
+    file_label,
     partial,
     short,
 )
@@ -283,7 +285,11 @@ class Instance(GcpState):
             # replaced, never patched)
             can_ip_forward=True,
             tags=compute_v1.Tags(items=[self.tag]),
-            labels={LABEL: self.network.name, FINGERPRINT_LABEL: connector.fingerprint},
+            labels={
+                LABEL: self.network.name,
+                FINGERPRINT_LABEL: connector.fingerprint,
+                **({FILE_LABEL: file_label(self.network.file)} if self.network.file else {}),
+            },
             network_interfaces=[
                 compute_v1.NetworkInterface(
                     subnetwork=f"projects/{self.project}/regions/{self.region}/subnetworks/{connector.subnet}",

@@ -37,12 +37,14 @@ from ...model import (
 )
 from ..base import PartHandlers, Provider, sandbox_clients
 from .common import (
+    FILE_LABEL,
     LABEL,
     WHOLE_NETWORK,
     GcpSeen,
     SecretLease,
     dashed,
     error_text,
+    file_label,
     fit,
     make_clients,
     partial,
@@ -221,9 +223,12 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
             "instances", self.api.instances.aggregated_list, project=self.project
         ):
             for vm in scoped[1].instances or []:
-                name = (vm.labels or {}).get(LABEL, "")
+                name, owner = (vm.labels or {}).get(LABEL, ""), (vm.labels or {}).get(FILE_LABEL)
                 if not name or name in known or name in found or not vm.network_interfaces:
                     continue
+                mine = file_label(self.network.file) if self.network.file else None
+                if owner and mine and owner != mine:
+                    continue  # another file's network
                 nic = vm.network_interfaces[0]
                 found[name] = Stray(
                     network=name,

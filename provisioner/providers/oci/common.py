@@ -14,6 +14,7 @@ from ...model import Network, OciLocation
 from ..base import Members, Provider
 
 TAG = "connector-provisioner"  # freeform tag on what we make: the network's name
+FILE_TAG = "connector-provisioner-file"  # the id of the topology file whose network it is
 FINGERPRINT_TAG = "connector-provisioner-fingerprint"
 PROFILE_TAG = "connector-provisioner-profile-sha256"
 ENDPOINT_VARIABLE = "PROVISION_OCI_ENDPOINT"  # the sandbox's fake (provision sandbox serve)

@@ -35,7 +35,7 @@ from ...model import (
     WayOut,
 )
 from ..base import PartHandlers, Provider, sandbox_clients
-from .common import TAG, OciSeen, VcnTagLease, error_text, make_clients, sandbox_endpoint
+from .common import FILE_TAG, TAG, OciSeen, VcnTagLease, error_text, make_clients, sandbox_endpoint
 from .groups import Groups
 from .instance import Instance
 from .pair import PAIR_POLICY_PART, Pair
@@ -155,6 +155,8 @@ class OciNetwork(Groups, Instance, Pair, Provider):
             ) from None
         name = network.name
         self.tags = {TAG: name}
+        if network.file:  # whose: another file on the account never takes it for a stray
+            self.tags[FILE_TAG] = network.file
         self.nsg_name = f"cp-{name}-connector"
         self.pair_policy_name = f"cp-{name}-pair"
         self.held = {m: self.member_names(m) for m in (0, 1)}
@@ -248,6 +250,9 @@ class OciNetwork(Groups, Instance, Pair, Provider):
             ).data
             for vm in instances:
                 name = (vm.freeform_tags or {}).get(TAG, "")
+                owner = (vm.freeform_tags or {}).get(FILE_TAG)
+                if owner and self.network.file and owner != self.network.file:
+                    continue  # another file's network
                 gone = vm.lifecycle_state in ("TERMINATED", "TERMINATING")
                 if not name or name in known or name in found or gone:
                     continue
