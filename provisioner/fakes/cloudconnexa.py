@@ -13,8 +13,9 @@ OpenVPN/cloudconnexa-go-client that uses it); the tests rely on each:
   all, as a token's lifetime does).
 - Lists are pages: `page` (from 0) and `size` in, `{content, numberOfElements, page, size,
   success, totalElements, totalPages}` out; `GET /api/v1/regions` is a plain list.
-- `POST /api/v1/networks` makes a network with its routes and at least one connector (the
-  Terraform provider's network needs its `default_connector`); names are unique (409).
+- `POST /api/v1/networks` makes a network with its routes and connectors (none is allowed:
+  the Terraform provider now makes networks without and adds connectors on their own); names
+  are unique (409), and not blank.
   `PUT` updates name, description, egress and internet access; `DELETE` takes its routes and
   connectors with it.
 - Routes: `POST /api/v1/networks/routes?networkId=` with `{value, description}` answers
@@ -23,8 +24,8 @@ OpenVPN/cloudconnexa-go-client that uses it); the tests rely on each:
   picks subnets clear of every network's routes); a value that is no network address is 400; `GET/PUT/DELETE /api/v1/networks/routes/{id}`.
 - Connectors: `POST /api/v1/networks/connectors?networkId=` with `{name, description,
   vpnRegionId}`; the region must be one the API lists (400); each gets a VPN address from
-  `100.96.0.0/11` and `connectionStatus: OFFLINE` until its VM connects (`connect()`); the last
-  connector of a network is not deleted (400: delete the network). `POST
+  `100.96.0.0/11` and `connectionStatus: OFFLINE` until its VM connects (`connect()`); any
+  connector may be deleted, a network's last one too. `POST
   .../connectors/{id}/profile` generates a profile (plain text, new key material each time).
 - Errors: `{"errorMessage", "statusError"}` with 400, 401, 404, 409; 429 (faults) with
   Retry-After or X-RateLimit-Replenish-Rate/-Time, as the Go client reads them.
@@ -321,13 +322,13 @@ class CloudConnexa(Injectable):
 
     def _create_network(self, data: dict[str, Any]) -> dict[str, Any]:
         name = str(data.get("name") or "")
-        if not name or len(name) > 40:
-            raise ApiError(400, "name: size must be between 1 and 40")
+        if not name:
+            raise ApiError(400, "name: must not be blank")
         if self._name_taken(name):
             raise ApiError(409, f"Network with name {name} already exists")
+        # a network may be made without connectors (the Terraform provider makes them so now,
+        # and adds connectors as resources of their own); no source gives a name length limit
         connectors = data.get("connectors") or []
-        if not connectors:
-            raise ApiError(400, "connectors: a network needs at least one connector")
         if data.get("internetAccess", "SPLIT_TUNNEL_ON") not in (
             "SPLIT_TUNNEL_ON", "SPLIT_TUNNEL_OFF", "RESTRICTED_INTERNET"
         ):  # fmt: skip
@@ -455,9 +456,7 @@ class CloudConnexa(Injectable):
                 if key in data:
                     connector[key] = data[key]
             return 200, dict(connector)
-        if method == "DELETE":
-            if len(self._connectors_of(connector["networkItemId"])) == 1:
-                raise ApiError(400, "A network needs at least one connector: delete the network")
+        if method == "DELETE":  # (its network's last one too: a network may have none)
             del self.state.connectors[connector["id"]]
             return 204, None
         raise ApiError(405, "Request method not supported")
