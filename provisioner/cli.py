@@ -305,6 +305,23 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+EXIT_UNKNOWN = 5  # doctor: no flow dropped, but one could not be judged
+
+
+def _doctor_exit(reports: Sequence[Any], flow: str | None) -> int:
+    """0 only when every flow is OK: 1 when one is DROPPED, 5 when one could not be judged,
+    2 when --flow matched no flow at all."""
+    verdicts = {r.verdict for r in reports}
+    if "DROPPED" in verdicts:
+        return 1
+    if "UNKNOWN" in verdicts:
+        return EXIT_UNKNOWN
+    if not reports and flow:
+        _err(f"--flow: {flow!r} matches no flow of the file")
+        return 2
+    return 0
+
+
 def _service_deadline(text: str) -> None:
     """--service-deadline: bad input (exit 2) unless a positive number of seconds; it then
     stands for PROVISION_SERVICE_DEADLINE in this run."""
@@ -394,7 +411,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(json.dumps(doc, indent=2))
         else:
             print(render.doctor_text(reports))
-        return 0 if all(r.ok for r in reports) else 1
+        return _doctor_exit(reports, args.flow)
     if command == "status":
         statuses = deployment.status()
         # an external site's profile, where apply writes it for its admin: there or not

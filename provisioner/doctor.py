@@ -63,8 +63,15 @@ class FlowReport:
     notes: tuple[str, ...] = ()
 
     @property
+    def verdict(self) -> str:
+        """OK, DROPPED, or UNKNOWN: no hop could be traced (no host to reach, nothing read)."""
+        if not self.hops:
+            return "UNKNOWN"
+        return "OK" if all(h.ok for h in self.hops) else "DROPPED"
+
+    @property
     def ok(self) -> bool:
-        return all(h.ok for h in self.hops)
+        return self.verdict == "OK"
 
     @property
     def dropped_at(self) -> Hop | None:
@@ -75,7 +82,7 @@ class FlowReport:
         return {
             "flow": self.flow,
             "kind": self.kind,
-            "verdict": "OK" if dropped is None else "DROPPED",
+            "verdict": self.verdict,
             "dropped_at": dropped.to_dict() if dropped else None,
             "hops": [h.to_dict() for h in self.hops],
             "notes": list(self.notes),

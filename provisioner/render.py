@@ -188,7 +188,10 @@ def doctor_text(reports: Sequence[FlowReport]) -> str:
     for r in reports:
         dropped = r.dropped_at
         if not r.hops:
-            lines.append(f"?   {r.flow}: " + "; ".join(r.notes))
+            lines.append(f"UNKNOWN  {r.flow}: " + "; ".join(r.notes))
+            lines.append(
+                "         not judged: trace one host with --flow SOURCE->NETWORK:HOST:PORTS"
+            )
             continue
         if dropped is None:
             lines.append(f"OK       {r.flow}")
@@ -198,8 +201,12 @@ def doctor_text(reports: Sequence[FlowReport]) -> str:
         lines.append(f"         breaks {dropped.breaks} (docs/flows.md)")
         made = "apply makes it" if dropped.apply_fixes else "apply does not: by hand"
         lines.append(f"         fix: {dropped.fix} ({made})")
-    ok = sum(1 for r in reports if r.ok and r.hops)
-    lines.append(f"doctor: {ok} of {len(reports)} flows OK")
+    verdicts = [r.verdict for r in reports]
+    summary = f"doctor: {verdicts.count('OK')} of {len(reports)} flows OK"
+    for verdict in ("DROPPED", "UNKNOWN"):
+        if verdicts.count(verdict):
+            summary += f", {verdicts.count(verdict)} {verdict}"
+    lines.append(summary)
     return "\n".join(lines)
 
 

@@ -16,7 +16,7 @@ from provisioner import Deployment, load_topology
 from provisioner.cli import run
 from provisioner.doctor import FlowReport
 from provisioner.providers import Clouds
-from provisioner.sandbox import SandboxWorld
+from provisioner.sandbox import SandboxWorld, add_app_host
 
 VPN_SAMPLE = "100.96.3.232"  # the VPN client address the doctor traces with
 
@@ -29,6 +29,7 @@ def applied(world: SandboxWorld, session: Any) -> tuple[SandboxWorld, Any, Any]:
     image = ec2.describe_images()["Images"][0]["ImageId"]
     ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
                       SubnetId=world.hq.subnets[1], SecurityGroupIds=[world.hq.app_group])  # fmt: skip
+    add_app_host(session, world.branch)  # every app group has a host: every flow is judged
     deployment(world, session).apply()
     return world, session, ec2
 
@@ -215,3 +216,23 @@ def test_a_connector_on_an_older_bootstrap_is_named(applied: Any):
     dropped = remote_access(stale).dropped_at
     assert dropped is not None and "older bootstrap" in dropped.detail
     assert dropped.fix == "apply replaces it" and dropped.apply_fixes
+
+
+def test_a_flow_that_cannot_be_judged_is_unknown_and_fails_the_exit(
+    world: SandboxWorld, session: Any, capsys: pytest.CaptureFixture[str]
+):
+    """Before: an app group with no hosts gave `? VPN clients -> ...`, `doctor: 0 of 1 flows
+    OK` and exit 0, and `--json` said OK with no hops. Now it is UNKNOWN in both, with how to
+    trace one host, and the exit says so (5); a --flow that matches nothing is exit 2."""
+    deployment(world, session).apply()  # no host in the app groups
+    path = str(world.directory / "topology.yaml")
+    assert run(["doctor", "-f", path]) == 5
+    text = capsys.readouterr().out
+    assert "UNKNOWN  VPN clients" in text and "has no hosts to reach" in text
+    assert "--flow SOURCE->NETWORK:HOST:PORTS" in text and "UNKNOWN" in text.splitlines()[-1]
+    assert run(["doctor", "-f", path, "--json"]) == 5
+    flows = json.loads(capsys.readouterr().out)["flows"]
+    unknown = [f for f in flows if not f["hops"]]
+    assert unknown and all(f["verdict"] == "UNKNOWN" for f in unknown)
+    assert run(["doctor", "-f", path, "--flow", "no flow is named like this"]) == 2
+    assert "matches no flow of the file" in capsys.readouterr().err
