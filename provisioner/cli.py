@@ -325,18 +325,12 @@ def _doctor_exit(reports: Sequence[Any], flow: str | None) -> int:
 def _service_deadline(text: str) -> None:
     """--service-deadline: bad input (exit 2) unless a positive number of seconds; it then
     stands for PROVISION_SERVICE_DEADLINE in this run."""
-    import math
     import os
 
+    from .limits import seconds
     from .pace import DEADLINE_VARIABLE
 
-    try:
-        value = float(text)
-    except ValueError:
-        raise SpecError("--service-deadline", f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value <= 0:
-        raise SpecError("--service-deadline", f"{text!r} is not a positive number of seconds")
-    os.environ[DEADLINE_VARIABLE] = str(value)
+    os.environ[DEADLINE_VARIABLE] = str(seconds("--service-deadline", text, 0.0))
 
 
 def _traceback() -> None:

@@ -30,17 +30,23 @@ class Limits:
         return (self.connect, self.read)
 
 
-def _seconds(name: str, default: float) -> float:
-    text = os.environ.get(name)
+def seconds(field: str, text: str | None, default: float, most: float | None = None) -> float:
+    """A number of seconds as the environment or a flag gives it (`field` names it in the
+    error): blank is `default`; anything but a positive number (at most `most`) is bad input."""
     if text is None or not text.strip():
         return default
     try:
         value = float(text)
     except ValueError:
-        raise SpecError(name, f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value <= 0 or value > 3600:
-        raise SpecError(name, f"{text!r} is not between 0 and 3600 seconds")
+        raise SpecError(field, f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0 or (most is not None and value > most):
+        span = f"between 0 and {most:g}" if most is not None else "a positive number of"
+        raise SpecError(field, f"{text!r} is not {span} seconds")
     return value
+
+
+def _seconds(name: str, default: float) -> float:
+    return seconds(name, os.environ.get(name), default, most=3600)
 
 
 def limits() -> Limits:

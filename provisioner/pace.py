@@ -24,21 +24,11 @@ SAY_AFTER = 5.0  # a wait longer than this gets a line
 
 def service_deadline() -> float:
     """PROVISION_SERVICE_DEADLINE: how long a run may wait for the rate limit in all."""
-    import math
     import os
 
-    from .errors import SpecError
+    from .limits import seconds
 
-    text = os.environ.get(DEADLINE_VARIABLE, "").strip()
-    if not text:
-        return DEFAULT_DEADLINE
-    try:
-        value = float(text)
-    except ValueError:
-        raise SpecError(DEADLINE_VARIABLE, f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value <= 0:
-        raise SpecError(DEADLINE_VARIABLE, f"{text!r} is not a positive number of seconds")
-    return value
+    return seconds(DEADLINE_VARIABLE, os.environ.get(DEADLINE_VARIABLE), DEFAULT_DEADLINE)
 
 
 @dataclass(frozen=True)
@@ -96,7 +86,6 @@ class Pace:
         self._at = 0.0
         self._lock = threading.Lock()
         self._began: float | None = None
-        self.waited = 0.0  # seconds spent waiting for tokens, all threads together
 
     def left(self) -> float | None:
         """Tokens the bucket holds now, as far as we know (None: no answer has said yet)."""
@@ -135,7 +124,6 @@ class Pace:
                 f"the VPN service's rate limit ({self.limit.text()}): {what} waits "
                 f"{wait:.0f} s, {queued} call(s) ahead of it"
             )
-        self.waited += wait
         self.sleep(wait)
 
     def after(self, headers: Mapping[str, str], refused: bool = False) -> None:

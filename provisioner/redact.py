@@ -34,9 +34,7 @@ class SecretFilter(logging.Filter):
         return True
 
     def _clean(self, text: str) -> str:
-        for s in self.secrets:
-            text = text.replace(s, REDACTED)
-        return text
+        return clean(text)
 
 
 _FILTER = SecretFilter()

@@ -84,8 +84,9 @@ def bound_calls(client: Any, deadline: float, progress: Callable[[str], None]) -
     max_attempts x read timeout)."""
     import time
 
-    def started(context: dict[str, Any], **_: Any) -> None:
+    def started(model: Any, context: dict[str, Any], **_: Any) -> None:
         context["provision-started"] = time.monotonic()
+        context["operation"] = model.name
 
     def retrying(
         request_dict: dict[str, Any], attempts: int, caught_exception: Any = None, **_: Any
@@ -104,11 +105,7 @@ def bound_calls(client: Any, deadline: float, progress: Callable[[str], None]) -
         progress(f"{where}: no answer to {operation} ({type(caught_exception).__name__}), "
                  f"trying again ({attempts} attempts, {spent:.0f} s)")  # fmt: skip
 
-    def named(model: Any, context: dict[str, Any], **_: Any) -> None:
-        context["operation"] = model.name
-
     client.meta.events.register("before-call", started)
-    client.meta.events.register("before-call", named)
     client.meta.events.register_first("needs-retry", retrying)
     return client
 
