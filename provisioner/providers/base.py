@@ -176,6 +176,12 @@ class Provider:
         keeps none (two runs at once are then not kept apart)."""
         return None
 
+    def anothers(self, owner: str | None, mine: str | None = None) -> bool:
+        """A connector's file marker `owner` names another file than this network's (`mine`:
+        the file's id as this cloud writes it): never this file's stray, never pruned."""
+        mine = mine if mine is not None else self.network.file
+        return bool(owner and mine and owner != mine)
+
     def observe(self) -> Observed:
         try:
             observed = self._observe()

@@ -257,7 +257,7 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
                 name, owner = tags.get(TAG, ""), tags.get(FILE_TAG)
                 if not name or name in known or name in found or not inst.get("VpcId"):
                     continue
-                if owner and self.network.file and owner != self.network.file:
+                if self.anothers(owner):
                     continue  # another file's network: never ours to list or prune
                 found[name] = Stray(
                     network=name,

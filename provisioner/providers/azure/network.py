@@ -233,7 +233,7 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
                 name, owner = (vm.tags or {}).get(TAG, ""), (vm.tags or {}).get(FILE_TAG)
                 if not name or name in known or name in found:
                     continue
-                if owner and self.network.file and owner != self.network.file:
+                if self.anothers(owner):
                     continue  # another file's network
                 nics = vm.properties.network_profile.network_interfaces or []
                 if not nics:

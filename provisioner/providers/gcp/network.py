@@ -226,8 +226,7 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
                 name, owner = (vm.labels or {}).get(LABEL, ""), (vm.labels or {}).get(FILE_LABEL)
                 if not name or name in known or name in found or not vm.network_interfaces:
                     continue
-                mine = file_label(self.network.file) if self.network.file else None
-                if owner and mine and owner != mine:
+                if self.anothers(owner, file_label(self.network.file or "")):
                     continue  # another file's network
                 nic = vm.network_interfaces[0]
                 found[name] = Stray(

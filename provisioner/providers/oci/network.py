@@ -251,7 +251,7 @@ class OciNetwork(Groups, Instance, Pair, Provider):
             for vm in instances:
                 name = (vm.freeform_tags or {}).get(TAG, "")
                 owner = (vm.freeform_tags or {}).get(FILE_TAG)
-                if owner and self.network.file and owner != self.network.file:
+                if self.anothers(owner):
                     continue  # another file's network
                 gone = vm.lifecycle_state in ("TERMINATED", "TERMINATING")
                 if not name or name in known or name in found or gone:
