@@ -385,9 +385,82 @@ class ServiceNetwork:
 
 
 @dataclass(frozen=True)
+class AccessItem:
+    """One source or destination of an access group, as the API gives it: a `type`
+    (USER_GROUP, NETWORK_SERVICE, HOST_SERVICE, PUBLISHED_SERVICE), `all_covered` with no
+    `parent` (every one of that type), or a `parent` (a user group, a network) with
+    `all_covered` (all of it) or some of its `children` (its IP services)."""
+
+    type: str
+    all_covered: bool = False
+    parent: str | None = None
+    children: tuple[str, ...] = ()
+
+    def covers(self, kind: str, parent: str | None) -> str:
+        """Whether it covers every one of `kind` under `parent` (None: any user): all, part
+        (some of its services, or one user group of the users) or none."""
+        if self.type != kind:
+            return "none"
+        if self.parent is None:
+            return "all" if self.all_covered else "none"
+        if parent is None:  # "VPN users": a user group is part of them
+            return "part"
+        if self.parent != parent:
+            return "none"
+        return "all" if self.all_covered else ("part" if self.children else "none")
+
+
+@dataclass(frozen=True)
+class AccessGroup:
+    id: str
+    name: str
+    sources: tuple[AccessItem, ...] = ()
+    destinations: tuple[AccessItem, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServicePolicy:
+    """Who may reach what on the VPN service: the account's topology setting (FULL_MESH: every
+    user and network reaches every other; CUSTOM: the access groups decide) and its access
+    groups. `error`: why it could not be read (the doctor then cannot judge the service)."""
+
+    topology: str | None = None
+    groups: tuple[AccessGroup, ...] = ()
+    error: str | None = None
+
+    @property
+    def decides(self) -> bool:
+        return self.topology is not None and self.topology != "FULL_MESH"
+
+    def admits(
+        self, source: tuple[str, str | None], destination: tuple[str, str | None]
+    ) -> tuple[str, tuple[str, ...]]:
+        """all | part | none, and the access groups that admit (some of) it. `source` and
+        `destination` are (type, parent): ("USER_GROUP", None) for VPN users,
+        ("NETWORK_SERVICE", network id) for a network."""
+        if not self.decides:
+            return "all", ()
+        best, names = "none", []
+        for g in self.groups:
+            src = max((i.covers(*source) for i in g.sources), key=_RANK.__getitem__, default="none")
+            dst = max(
+                (i.covers(*destination) for i in g.destinations), key=_RANK.__getitem__, default="none"
+            )
+            got = min(src, dst, key=_RANK.__getitem__)
+            if got != "none":
+                names.append(g.name)
+                best = max(best, got, key=_RANK.__getitem__)
+        return best, tuple(names)
+
+
+_RANK = {"none": 0, "part": 1, "all": 2}
+
+
+@dataclass(frozen=True)
 class ObservedService:
     regions: tuple[str, ...]
     networks: tuple[ServiceNetwork, ...] = ()
+    policy: ServicePolicy | None = None  # read by doctor and status only
 
     def network(self, name: str) -> ServiceNetwork | None:
         return next((n for n in self.networks if n.name == name), None)
@@ -488,6 +561,7 @@ class ObservedSubnet:
     via: str | None = None  # the 0.0.0.0/0 target (igw-..., nat-...)
     route_table: str | None = None  # the table that decides it
     zone: str | None = None  # its availability zone, where the cloud has them per subnet
+    cidr: IPv4Network | None = None  # its address range: the doctor finds an address's subnet
 
 
 PROFILE_PART = "vpn-profile"  # the Part kind whose fingerprint follows the profile file
@@ -517,6 +591,9 @@ class IngressRule:
 class AppGroup:
     id: str
     rules: tuple[IngressRule, ...] = ()
+    # its egress rules (AWS), each's `source` the destination; None: not read (the cloud's
+    # layers at the host say it, or nothing does)
+    egress: tuple[IngressRule, ...] | None = field(default=None, compare=False)
 
     @property
     def ours(self) -> tuple[IngressRule, ...]:
@@ -618,6 +695,8 @@ class Observed:
     # (Azure's VirtualNetwork service tag: the VNet's and its routes' prefixes)
     host_filters: Mapping[str, tuple[FilterLayer, ...]] = field(default_factory=dict)
     peer_names: Mapping[str, tuple[IPv4Network, ...]] = field(default_factory=dict)
+    # the egress rules of the connector's own group (AWS; None: not read)
+    connector_egress: tuple[IngressRule, ...] | None = None
 
     def subnet(self, subnet_id: str) -> ObservedSubnet | None:
         return next((s for s in self.subnets if s.id == subnet_id), None)

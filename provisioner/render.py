@@ -182,25 +182,33 @@ def result_text(plan: Plan, done: int) -> str:
 
 
 def doctor_text(reports: Sequence[FlowReport]) -> str:
-    """Per flow: OK, or DROPPED with the hop, what drops it, the hop of the flows it breaks
-    and the fix. Every hop with `--json`."""
+    """Per flow: OK (one line), or for each piece of its source that dies or could not be
+    judged: which part of the range, the hop, what drops it, the hop of the flows it breaks
+    and the fix. Every hop and every piece with `--json`."""
     lines = []
     for r in reports:
-        dropped = r.dropped_at
-        if not r.hops:
-            lines.append(f"UNKNOWN  {r.flow}: " + "; ".join(r.notes))
-            lines.append(
-                "         not judged: trace one host with --flow SOURCE->NETWORK:HOST:PORTS"
-            )
-            continue
-        if dropped is None:
+        if r.verdict == "OK":
             lines.append(f"OK       {r.flow}")
             continue
-        lines.append(f"DROPPED  {r.flow}")
-        lines.append(f"         at {dropped.what}: {dropped.detail}")
-        lines.append(f"         breaks {dropped.breaks} (docs/flows.md)")
-        made = "apply makes it" if dropped.apply_fixes else "apply does not: by hand"
-        lines.append(f"         fix: {dropped.fix} ({made})")
+        lines.append(f"{r.verdict:<8} {r.flow}")
+        if not r.pieces:
+            lines.append("         " + "; ".join(r.notes))
+        for piece in r.dropped:
+            hop = piece.dropped_at
+            assert hop is not None
+            if len(r.pieces) > 1:
+                ranges = ", ".join(str(x) for x in piece.ranges)
+                lines.append(f"         {piece.verdict} for {ranges} of {r.source} ({piece.share})")
+            lines.append(f"         at {hop.what}: {hop.detail}")
+            if hop.unknown:
+                lines.append(f"         to judge it: {hop.fix}")
+                continue
+            lines.append(f"         breaks {hop.breaks} (docs/flows.md)")
+            made = "apply makes it" if hop.apply_fixes else "apply does not: by hand"
+            lines.append(f"         fix: {hop.fix} ({made})")
+        if r.verdict == "UNKNOWN":
+            lines.append("         not judged: trace one host with "
+                         "--flow SOURCE->NETWORK:HOST:PORTS (e.g. vpn->hq:10.0.1.5:tcp/443)")  # fmt: skip
     verdicts = [r.verdict for r in reports]
     summary = f"doctor: {verdicts.count('OK')} of {len(reports)} flows OK"
     for verdict in ("DROPPED", "UNKNOWN"):

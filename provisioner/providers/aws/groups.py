@@ -68,11 +68,14 @@ class Groups(AwsState):
             return {"ours": True, "label": description[len(mark) :].lstrip(": ")}
         return {}
 
-    def _rules(self, group: dict[str, Any], own_group: str | None) -> Iterator[IngressRule]:
-        """Every inbound rule of `group`: address ranges, group references (a reference to our
+    def _rules(
+        self, group: dict[str, Any], own_group: str | None, key: str = "IpPermissions"
+    ) -> Iterator[IngressRule]:
+        """Every inbound rule of `group` (`key` IpPermissionsEgress: every outbound one, each
+        `source` its destination): address ranges, group references (a reference to our
         connector's group, `own_group`, is the `connector` source) and prefix lists, each with
         its ports."""
-        for perm in group.get("IpPermissions", []):
+        for perm in group.get(key, []):
             ports = ports_of(perm)
             for r in perm.get("IpRanges", []):
                 yield IngressRule(
@@ -106,7 +109,8 @@ class Groups(AwsState):
                 continue
             rules = tuple(self._rules(g, own_id))
             if g["GroupId"] in wanted or any(r.ours for r in rules):
-                app_groups.append(AppGroup(g["GroupId"], rules))
+                egress = tuple(self._rules(g, own_id, "IpPermissionsEgress"))
+                app_groups.append(AppGroup(g["GroupId"], rules, egress))
         return tuple(app_groups), tuple(ingress), own_id
 
     def _permission(self, change: Change) -> dict[str, Any]:

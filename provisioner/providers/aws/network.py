@@ -301,17 +301,16 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             if a.get("CidrBlockState", {}).get("State", "associated") == "associated"
         ) or (IPv4Network(vpcs[0]["CidrBlock"]),)
         by_vpc = [{"Name": "vpc-id", "Values": [vpc]}]
-        zones = {
-            s["SubnetId"]: s.get("AvailabilityZone")
-            for s in pages(self.ec2, "describe_subnets", "Subnets", Filters=by_vpc)
-        }
+        raw_subnets = list(pages(self.ec2, "describe_subnets", "Subnets", Filters=by_vpc))
+        zones = {s["SubnetId"]: s.get("AvailabilityZone") for s in raw_subnets}
+        ranges = {s["SubnetId"]: IPv4Network(s["CidrBlock"]) for s in raw_subnets if s.get("CidrBlock")}
         subnet_ids = list(zones)
         seen = AwsSeen()  # what this observe learns for apply; the parts' from now on
         raw_tables = list(pages(self.ec2, "describe_route_tables", "RouteTables", Filters=by_vpc))
         live = self._existing_interfaces(raw_tables)
         tables = tuple(self._route_table(t, live) for t in raw_tables)
         subnets = tuple(
-            replace(s, zone=zones.get(s.id))
+            replace(s, zone=zones.get(s.id), cidr=ranges.get(s.id))
             for s in self._ways_out(subnet_ids, raw_tables, {t.id: t for t in tables})
         )
         connectors = self._observe_connectors(by_vpc, seen)
@@ -325,7 +324,11 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             seen,
         )
         self.seen = seen
+        own = next((g for g in groups if g["GroupId"] == own_group), None)
         return Observed(
+            connector_egress=tuple(self._rules(own, own_group, "IpPermissionsEgress"))
+            if own is not None
+            else None,
             network=self.network.name,
             cidrs=cidrs,
             route_tables=tables,

@@ -318,7 +318,9 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
             network=name,
             cidrs=cidrs,
             route_tables=observed_tables,
-            subnets=tuple(self._way_out(s, tables) for s in subnets),
+            subnets=tuple(
+                replace(self._way_out(s, tables), cidr=_subnet_range(s)) for s in subnets
+            ),
             connector=first,
             connectors=tuple(found.values()) if pair else (),
             front=front,
@@ -607,3 +609,9 @@ def _group_of(resource_id: str, default: str = "") -> str:
         if p.lower() == "resourcegroups" and i + 1 < len(parts):
             return parts[i + 1]
     return default
+
+
+def _subnet_range(subnet: Any) -> IPv4Network | None:
+    """A subnet's (first) IPv4 address range: Azure gives one prefix or a list."""
+    prefixes = [subnet.address_prefix] if subnet.address_prefix else subnet.address_prefixes or []
+    return next((IPv4Network(p) for p in prefixes if ":" not in p), None)

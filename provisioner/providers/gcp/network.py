@@ -317,7 +317,10 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
             network=name,
             cidrs=tuple(cidrs),
             route_tables=route_tables,
-            subnets=tuple(self._way_out(s, routes, routers) for s in here),
+            subnets=tuple(
+                replace(self._way_out(s, routes, routers), cidr=IPv4Network(s.ip_cidr_range))
+                for s in here
+            ),
             connector=connector,
             connectors=tuple(found.values()) if pair else (),
             front=front,

@@ -343,7 +343,10 @@ class OciNetwork(Groups, Instance, Pair, Provider):
             network=name,
             cidrs=cidrs,
             route_tables=route_tables,
-            subnets=tuple(self._way_out(s, tables, gateways, nats) for s in subnets),
+            subnets=tuple(
+                replace(self._way_out(s, tables, gateways, nats), cidr=IPv4Network(s.cidr_block))
+                for s in subnets
+            ),
             connector=found.get(0) or found.get(1),
             connectors=tuple(found.values()) if pair else (),
             front=front,
