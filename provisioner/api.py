@@ -144,7 +144,14 @@ class Deployment:
         layers the clouds read at the groups' hosts (one or two reads more per network)."""
         observed = self.observe()
         observed = {name: self.provider(name).filters(obs) for name, obs in observed.items()}
-        return planner.network_status(self.topology, observed, self.service_observed)
+        return planner.network_status(self.topology, observed, self._with_policy())
+
+    def _with_policy(self) -> ObservedService | None:
+        """The VPN service as the last observe read it, with who may reach what (doctor and
+        status only: plan and apply read as before)."""
+        if self.service_observed is None:
+            return None
+        return replace(self.service_observed, policy=self.service().policy())
 
     def doctor(self, flow: str | None = None) -> tuple[FlowReport, ...]:
         """Every flow the topology implies (or those whose name contains `flow`), traced
@@ -167,7 +174,7 @@ class Deployment:
             for n in self.topology.managed
         }
         return diagnose(
-            self.topology, observed, subnets, self.service_observed, flow, bootstraps=bootstraps
+            self.topology, observed, subnets, self._with_policy(), flow, bootstraps=bootstraps
         )
 
     def bootstrap(self, name: str, *, script_only: bool = False) -> str:

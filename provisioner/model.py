@@ -1020,6 +1020,8 @@ class ServiceStatus:
     pair: bool = False  # a pair's network: two connectors of ours
     second: str | None = None  # the pair's second connector's status, and its address
     second_address: str | None = None
+    # who may reach it, when the service's access policy decides (CUSTOM) or was not read
+    access: str | None = None
 
     @property
     def healthy(self) -> bool:
@@ -1041,6 +1043,7 @@ class ServiceStatus:
             "egress_wanted": self.egress_wanted,
             "connector": self.connector,
             "vpn_address": self.address,
+            "access": self.access,
             **(
                 {"second_connector": self.second, "second_vpn_address": self.second_address}
                 if self.pair

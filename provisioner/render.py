@@ -276,6 +276,8 @@ def service_lines(network: str, s: ServiceStatus) -> list[str]:
             lines.append(f"      {label + ':':10} NONE of ours")
         else:
             lines.append(f"      {label + ':':10} {state} at {address or '-'}")
+    if s.access:
+        lines.append(f"      access:    {s.access}")
     return lines
 
 

@@ -33,6 +33,8 @@ from .files import write_secret
 from .limits import limits
 from .model import (
     SERVICE_MARK,
+    AccessGroup,
+    AccessItem,
     Action,
     Change,
     Kind,
@@ -40,6 +42,7 @@ from .model import (
     ProfileSupplier,
     ServiceConnector,
     ServiceNetwork,
+    ServicePolicy,
     ServiceProfile,
     ServiceRoute,
     Topology,
@@ -547,6 +550,19 @@ class CloudConnexaSide(ProfileSupplier):
         self.ids.found(self.topology, observed)
         return observed
 
+    def policy(self) -> ServicePolicy:
+        """Who may reach what (doctor and status only): the account's topology setting, and
+        with CUSTOM its access groups (one call per page). A credential that may not read them
+        gets the reason, not an error: the doctor then cannot judge the service's hop."""
+        try:
+            topology = str(self.api.call("GET", "/settings/wpc/topology") or "").strip().strip('"')
+            if topology == "FULL_MESH":
+                return ServicePolicy(topology)
+            groups = tuple(_access_group(g) for g in self.api.pages("/access-groups"))
+        except ApiError as e:
+            return ServicePolicy(error=str(e))
+        return ServicePolicy(topology, groups)
+
     def profile_fingerprint(self, network: str, member: int = 0) -> str:
         return self.profiles.profile_fingerprint(network, member)
 
@@ -601,6 +617,20 @@ def _network(doc: dict[str, Any], file_id: str | None = None) -> ServiceNetwork:
             for c in doc.get("connectors") or []
         ),
     )
+
+
+def _access_group(doc: dict[str, Any]) -> AccessGroup:
+    def items(side: str) -> tuple[AccessItem, ...]:
+        return tuple(
+            AccessItem(str(i.get("type")), bool(i.get("allCovered")),
+                       (str(i["parent"]) if i.get("parent") else None),
+                       tuple(str(c.get("id", c)) if isinstance(c, dict) else str(c)
+                             for c in i.get("children") or ()))  # fmt: skip
+            for i in doc.get(side) or ()
+        )
+
+    return AccessGroup(str(doc.get("id")), str(doc.get("name")), items("source"),
+                       items("destination"))  # fmt: skip
 
 
 def _where(topology: Topology, name: str) -> str:

@@ -338,4 +338,19 @@ def service_status(
         pair=members(network) > 1,
         second=second.status if second else None,
         second_address=second.address if second else None,
+        access=_access(observed, found.id),
     )
+
+
+def _access(observed: ObservedService, network_id: str) -> str | None:
+    """Who the service lets reach the network, when its policy rather than the clouds
+    decides (topology CUSTOM: the access groups), or why it could not be read."""
+    policy = observed.policy
+    if policy is None or (not policy.decides and policy.error is None):
+        return None
+    if policy.error is not None:
+        return f"not read ({policy.error}): the service's access policy may refuse traffic"
+    got, groups = policy.admits(("USER_GROUP", None), ("NETWORK_SERVICE", network_id))
+    who = {"all": "every VPN user", "part": "some VPN users", "none": "no VPN user"}[got]
+    named = f" (access groups: {', '.join(groups)})" if groups else ""
+    return f"topology {policy.topology}: the service's access groups decide: {who}{named}"

@@ -7,6 +7,7 @@ breaks, and the fix (and whether apply makes it)."""
 from __future__ import annotations
 
 import json
+from ipaddress import IPv4Network
 from typing import Any
 
 import pytest
@@ -236,3 +237,127 @@ def test_a_flow_that_cannot_be_judged_is_unknown_and_fails_the_exit(
     assert unknown and all(f["verdict"] == "UNKNOWN" for f in unknown)
     assert run(["doctor", "-f", path, "--flow", "no flow is named like this"]) == 2
     assert "matches no flow of the file" in capsys.readouterr().err
+
+
+# --- whole ranges, not one sample address (issue 28) ------------------------------------------
+
+
+def _app_table(ec2: Any, world: SandboxWorld) -> str:
+    return str(next(t for t in ec2.describe_route_tables(
+        Filters=[{"Name": "association.subnet-id", "Values": [world.hq.subnets[1]]}]
+    )["RouteTables"])["RouteTableId"])  # fmt: skip
+
+
+def test_a_route_for_a_quarter_of_a_range_drops_that_quarter_and_says_so(
+    applied: Any, capsys: pytest.CaptureFixture[str]
+):
+    """Before: one sample address stood for Branch (192.168.0.10) and the doctor said OK
+    while a peering route took a quarter of Branch's answers away. Now the range is cut at
+    the route's boundary and the quarter is DROPPED, named, with its share."""
+    world, session, ec2 = applied
+    pcx = ec2.create_vpc_peering_connection(VpcId=world.hq.vpc, PeerVpcId=world.hq.vpc)[
+        "VpcPeeringConnection"]["VpcPeeringConnectionId"]  # fmt: skip
+    ec2.create_route(RouteTableId=_app_table(ec2, world), DestinationCidrBlock="192.168.1.0/24",
+                     VpcPeeringConnectionId=pcx)  # fmt: skip
+    reports = deployment(world, session).doctor()
+    branch = next(r for r in reports if r.kind == "site-to-site" and r.flow.startswith("branch ("))
+    assert branch.verdict == "DROPPED" and branch.flow.startswith("branch (192.168.0.0/22) -> hq")
+    (lost,) = branch.dropped
+    assert lost.ranges == (IPv4Network("192.168.1.0/24"),) and lost.share == "a quarter of it"
+    assert lost.dropped_at is not None and lost.dropped_at.what == "route back"
+    assert f"192.168.1.0/24 -> {pcx}" in lost.dropped_at.detail
+    kept = [p for p in branch.pieces if p.ok]
+    assert sorted(r for p in kept for r in p.ranges) == [
+        IPv4Network("192.168.0.0/24"), IPv4Network("192.168.2.0/23")]  # fmt: skip
+    assert remote_access(reports).ok  # the VPN clients' answers are not touched
+
+    path = str(world.directory / "topology.yaml")
+    assert run(["doctor", "-f", path, "--flow", f"branch->hq:{world.hq.app_group}"]) == 1
+    text = capsys.readouterr().out
+    assert "DROPPED for 192.168.1.0/24 of branch (a quarter of it)" in text
+    assert f"at route back: {_app_table(ec2, world)}: 192.168.1.0/24 -> {pcx}" in text
+    assert run(["doctor", "-f", path, "--json", "--flow", f"branch->hq:{world.hq.app_group}"]) == 1
+    (flow,) = json.loads(capsys.readouterr().out)["flows"]
+    assert [(p["source"], p["verdict"]) for p in flow["pieces"]] == [
+        (["192.168.1.0/24"], "DROPPED"), (["192.168.0.0/24", "192.168.2.0/23"], "OK")]  # fmt: skip
+
+
+def test_an_acl_deny_for_part_of_the_vpn_range_is_that_part_dropped(applied: Any):
+    world, session, ec2 = applied
+    acl = ec2.create_network_acl(VpcId=world.hq.vpc)["NetworkAcl"]["NetworkAclId"]
+    for number, egress, action, cidr in ((90, False, "deny", "100.96.4.0/22"),
+                                         (100, False, "allow", "0.0.0.0/0"),
+                                         (100, True, "allow", "0.0.0.0/0")):  # fmt: skip
+        ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=number, Protocol="-1",
+                                     RuleAction=action, Egress=egress, CidrBlock=cidr)  # fmt: skip
+    current = ec2.describe_network_acls(
+        Filters=[{"Name": "association.subnet-id", "Values": [world.hq.subnets[1]]}]
+    )["NetworkAcls"][0]
+    association = next(a["NetworkAclAssociationId"] for a in current["Associations"]
+                       if a["SubnetId"] == world.hq.subnets[1])  # fmt: skip
+    ec2.replace_network_acl_association(AssociationId=association, NetworkAclId=acl)
+    report = remote_access(deployment(world, session).doctor())
+    assert report.verdict == "DROPPED"
+    (lost,) = report.dropped
+    assert lost.ranges == (IPv4Network("100.96.4.0/22"),)
+    assert lost.dropped_at is not None and "rule 90: deny" in lost.dropped_at.detail
+    assert lost.share == "0.0488 % of it"
+
+
+def test_the_flow_grammar_takes_ranges_sites_any_host_and_names_what_exists(
+    applied: Any, capsys: pytest.CaptureFixture[str]
+):
+    world, session, ec2 = applied
+    path = str(world.directory / "topology.yaml")
+
+    def flows(query: str, code: int = 0) -> list[dict[str, Any]]:
+        assert run(["doctor", "-f", path, "--json", "--flow", query]) == code, query
+        return list(json.loads(capsys.readouterr().out)["flows"])
+
+    # a range of the VPN clients: only that range is judged
+    got = flows("100.96.3.0/24->hq")
+    assert got and {f["kind"] for f in got} == {"remote-access", "egress"}
+    assert all(f["pieces"][0]["source"] == ["100.96.3.0/24"] for f in got)
+    # an address of Branch: a site-to-site flow from that address alone
+    (one,) = flows(f"192.168.1.7->hq:{world.hq.app_group}")
+    assert one["kind"] == "site-to-site" and one["flow"].startswith("branch (192.168.1.7) -> hq")
+    # an external site, both ways: the partner's LAN to HQ's app, HQ's app to the partner
+    assert {f["kind"] for f in flows("partner->hq")} == {"site-to-site"}
+    (back,) = flows("hq->partner")
+    assert back["flow"].startswith(f"hq {world.hq.app_group} (") and "-> partner (172.31.0.0/16)" in back["flow"]
+    assert back["verdict"] == "OK", back
+    # the internet: egress
+    assert [f["kind"] for f in flows("internet->hq")] == ["egress"]
+    # an address of HQ in no app group: its subnet's layers judged, its own not read
+    (loose,) = flows("vpn->hq:10.0.1.250:tcp/22", code=5)
+    assert loose["verdict"] == "UNKNOWN" and "in no app group" in loose["dropped_at"]["detail"]
+    assert any(h["hop"] == "route back" for h in loose["hops"])
+    # a query that matches no flow is bad input naming the flows that exist
+    assert run(["doctor", "-f", path, "--flow", "partner->vpn"]) == 2
+    err = capsys.readouterr().err
+    assert "matches no flow of the file" in err and "vpn->hq" in err and "branch->hq" in err
+    assert run(["doctor", "-f", path, "--flow", "10.0.0.5/40->hq"]) == 2
+    assert "(source) is not vpn, internet" in capsys.readouterr().err
+
+
+def test_security_group_egress_rules_on_the_path(applied: Any):
+    """The app's group lets its own connections out (the seed's Option 1) only by its egress
+    rules; what the connector forwards leaves through its own group's egress rules."""
+    world, session, ec2 = applied
+    every = [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    ec2.revoke_security_group_egress(GroupId=world.hq.app_group, IpPermissions=every)
+    reports = deployment(world, session).doctor()
+    unsolicited = next(r for r in reports if r.kind == "unsolicited" and r.flow.startswith("hq "))
+    dropped = unsolicited.dropped_at
+    assert dropped is not None and dropped.what == f"security group {world.hq.app_group} (egress)"
+    assert "100.96.0.0/11" in dropped.detail and not dropped.apply_fixes
+    assert remote_access(reports).ok  # an answer to an admitted request is not egress-judged
+    own = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [world.hq.vpc]},
+                 {"Name": "group-name", "Values": ["connector-hq"]}])["SecurityGroups"][0]  # fmt: skip
+    ec2.revoke_security_group_egress(GroupId=own["GroupId"], IpPermissions=every)
+    reports = deployment(world, session).doctor()
+    dropped = remote_access(reports).dropped_at
+    assert dropped is not None and dropped.what == "the connector's group (egress)"
+    egress = next(r for r in reports if r.kind == "egress" and r.flow.endswith("through hq"))
+    assert egress.dropped_at is not None and egress.dropped_at.what == "the connector's group (egress)"

@@ -574,3 +574,61 @@ def test_a_failed_prune_on_the_service_is_finished_by_the_next_apply(
     deployment(world, session, service, without_partner).apply(prune=True)
     assert "partner" not in fake(service).snapshot()
     assert deployment(world, session, service, without_partner).plan(prune=True).empty
+
+
+def test_the_services_access_groups_decide_the_vpn_hop_and_status_says_so(
+    world: SandboxWorld, session: Any, service: FakeServer, capsys: pytest.CaptureFixture[str]
+):
+    """With the account's topology CUSTOM, the service refuses what no access group allows
+    before any cloud sees it: the doctor reads the setting and the groups (read-only) and
+    judges the VPN hop with them; a credential that may not read them makes it UNKNOWN."""
+    from provisioner.sandbox import add_app_host
+
+    for vpc in (world.hq, world.branch):
+        add_app_host(session, vpc)
+    path = str(topology_file(world))
+    assert run(["apply", "-f", path, "--yes"]) == 0
+    online(service)
+    capsys.readouterr()
+    server = fake(service)
+    assert run(["doctor", "-f", path]) == 0  # FULL_MESH: every flow allowed
+    capsys.readouterr()
+    hq = server.network_named("hq")
+    branch = server.network_named("branch")
+    assert hq is not None and branch is not None
+    server.set_topology("CUSTOM")
+    with server.lock:
+        server.state.access_groups.clear()
+    server.add_access_group(
+        "branch to hq",
+        [{"type": "NETWORK_SERVICE", "allCovered": True, "parent": branch["id"]}],
+        [{"type": "NETWORK_SERVICE", "allCovered": True, "parent": hq["id"]}],
+    )
+    reports = deployment(world, session, service).doctor()
+    remote = next(r for r in reports if r.kind == "remote-access" and " hq " in r.flow)
+    dropped = remote.dropped_at
+    assert dropped is not None and dropped.what == "VPN service access groups"
+    assert "CUSTOM" in dropped.detail and not dropped.apply_fixes
+    site = next(r for r in reports if r.kind == "site-to-site" and r.flow.startswith("branch (")
+                and " hq " in r.flow)  # fmt: skip
+    assert site.ok, site.dropped_at
+    assert any(h.what == "VPN service access groups" and "'branch to hq'" in h.detail
+               for h in site.hops)  # fmt: skip
+    assert run(["status", "-f", path]) == 0
+    assert "access:    topology CUSTOM: the service's access groups decide: no VPN user" in (
+        capsys.readouterr().out
+    )
+    server.add_access_group(
+        "users to hq",
+        [{"type": "USER_GROUP", "allCovered": True}],
+        [{"type": "NETWORK_SERVICE", "allCovered": True, "parent": hq["id"]}],
+    )
+    remote = next(r for r in deployment(world, session, service).doctor()
+                  if r.kind == "remote-access" and " hq " in r.flow)  # fmt: skip
+    assert remote.ok, remote.dropped_at
+    # a credential that may not read settings: the service's hop cannot be judged
+    server.faults.add("GET", "/settings/wpc/topology$", 403, "Forbidden", "Access Forbidden",
+                      times=10)  # fmt: skip
+    assert run(["doctor", "-f", path]) == 5
+    text = capsys.readouterr().out
+    assert "at VPN service access groups: not read" in text and "403" in text

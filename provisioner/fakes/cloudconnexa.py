@@ -62,6 +62,19 @@ REGIONS = (
      "regionName": "Singapore"},
 )  # fmt: skip
 MAX_PAGE_SIZE = 1000
+TOPOLOGIES = ("FULL_MESH", "CUSTOM")  # PUT /settings/wpc/topology's enumerated values
+SOURCE_TYPES = ("USER_GROUP", "NETWORK_SERVICE", "HOST_SERVICE")
+DESTINATION_TYPES = (*SOURCE_TYPES, "PUBLISHED_SERVICE")
+DEFAULT_ACCESS_GROUP: dict[str, Any] = {
+    "id": "00000000-0000-0000-0000-000000000001",
+    "name": "Default Full Mesh Access",
+    "description": "",
+    "defaultGroup": True,
+    "source": [{"type": t, "allCovered": True, "parent": None, "children": []}
+               for t in SOURCE_TYPES],
+    "destination": [{"type": t, "allCovered": True, "parent": None, "children": []}
+                    for t in SOURCE_TYPES],
+}  # fmt: skip
 
 
 class ApiError(Exception):
@@ -124,6 +137,11 @@ class CcState:
     tokens: set[str] = field(default_factory=set)
     token_clients: dict[str, str] = field(default_factory=dict)  # token -> its API credential
     profiles: dict[str, int] = field(default_factory=dict)  # connector id -> profiles made
+    # who may reach what (the API reference's settings and access groups): a new account is
+    # FULL_MESH with its default access group, every source to every destination
+    topology: str = "FULL_MESH"
+    access_groups: dict[str, dict[str, Any]] = field(default_factory=lambda: {
+        DEFAULT_ACCESS_GROUP["id"]: dict(DEFAULT_ACCESS_GROUP)})  # fmt: skip
 
 
 class CloudConnexa(Injectable):
@@ -209,7 +227,8 @@ class CloudConnexa(Injectable):
                     if not ok:
                         self._record(method, path.removeprefix("/api/v1"), "limit", "429")
                         raise ApiError(429, "Too Many Requests")
-                data = json.loads(body) if body else {}
+                text = headers.get("content-type", "").startswith("text/plain")
+                data = body.decode() if text else json.loads(body) if body else {}
                 status, out = self._route(method, path, query, data)
             if isinstance(out, str):
                 return status, {"Content-Type": "text/plain", **limited}, out.encode()
@@ -265,6 +284,11 @@ class CloudConnexa(Injectable):
         if rest == "/regions" and method == "GET":
             self._record(method, rest, "regions", "list")
             return 200, list(REGIONS)
+        if rest == "/settings/wpc/topology":
+            return self._topology(method, data)
+        m = re.fullmatch(r"/access-groups(?:/([^/]+))?", rest)
+        if m:
+            return self._access_groups(method, m.group(1), query, data)
         m = re.fullmatch(r"/networks/(routes|connectors)(?:/([^/]+))?(/profile)?", rest)
         if m:
             kind, item, profile = m.groups()
@@ -277,6 +301,62 @@ class CloudConnexa(Injectable):
         if m:
             return self._networks(method, m.group(1), query, data)
         raise ApiError(404, f"No handler found for {method} {path}")
+
+    # --- who may reach what -----------------------------------------------------------------
+
+    def _topology(self, method: str, data: Any) -> tuple[int, Any]:
+        """GET answers the setting as plain text; PUT takes FULL_MESH or CUSTOM."""
+        self._record(method, "/settings/wpc/topology", "settings", _verb(method, "topology"))
+        if method == "GET":
+            return 200, self.state.topology
+        if method == "PUT":
+            value = data if isinstance(data, str) else ""
+            if value not in TOPOLOGIES:
+                raise ApiError(400, f"topology must be one of {', '.join(TOPOLOGIES)}")
+            self.state.topology = value
+            return 200, value
+        raise ApiError(405, "Request method not supported")
+
+    def _access_groups(
+        self, method: str, item: str | None, query: dict[str, str], data: Any
+    ) -> tuple[int, Any]:
+        self._record(method, f"/access-groups{'/' + item if item else ''}", "access-groups",
+                     _verb(method, item), data)  # fmt: skip
+        groups = self.state.access_groups
+        if item is None and method == "GET":
+            return 200, _page(list(groups.values()), query)
+        if item is None and method == "POST":
+            made = {"id": str(uuid.uuid4()), "defaultGroup": False, **_access_group(data)}
+            groups[made["id"]] = made
+            return 201, made
+        group = groups.get(str(item))
+        if group is None:
+            raise ApiError(404, f"Access group with ID {item} not found")
+        if method == "GET":
+            return 200, group
+        if method == "PUT":
+            group.update(_access_group(data))
+            return 200, group
+        if method == "DELETE":
+            del groups[group["id"]]
+            return 204, None
+        raise ApiError(405, "Request method not supported")
+
+    def set_topology(self, value: str) -> None:
+        """What an admin does in the portal (Settings > WPC > Topology)."""
+        assert value in TOPOLOGIES
+        with self.lock:
+            self.state.topology = value
+
+    def add_access_group(self, name: str, sources: list[dict[str, Any]],
+                         destinations: list[dict[str, Any]]) -> str:  # fmt: skip
+        """An admin's access group: `source` and `destination` items as the API takes them."""
+        with self.lock:
+            group = {"id": str(uuid.uuid4()), "defaultGroup": False,
+                     **_access_group({"name": name, "source": sources,
+                                      "destination": destinations})}  # fmt: skip
+            self.state.access_groups[group["id"]] = group
+            return str(group["id"])
 
     # --- networks -------------------------------------------------------------------------
 
@@ -519,6 +599,29 @@ def _subnet(value: Any) -> str:
     except ValueError:
         raise ApiError(400, f"value: {value!r} is not a valid subnet") from None
     return str(network)
+
+
+def _access_group(data: Any) -> dict[str, Any]:
+    """An access group as the API keeps it, refused as the API refuses: a name, and each
+    source and destination item of a known type, covering all or naming a parent."""
+    if not isinstance(data, dict) or not str(data.get("name") or "").strip():
+        raise ApiError(400, "name: must not be blank")
+    out: dict[str, Any] = {"name": data["name"], "description": data.get("description", "")}
+    for side, types in (("source", SOURCE_TYPES), ("destination", DESTINATION_TYPES)):
+        items = data.get(side) or []
+        if not items:
+            raise ApiError(400, f"{side}: must not be empty")
+        kept = []
+        for i in items:
+            if i.get("type") not in types:
+                raise ApiError(400, f"{side}.type: {i.get('type')!r} is not one of "
+                               f"{', '.join(types)}")  # fmt: skip
+            if not i.get("allCovered") and not i.get("parent"):
+                raise ApiError(400, f"{side}: an item covers all or names a parent")
+            kept.append({"type": i["type"], "allCovered": bool(i.get("allCovered")),
+                         "parent": i.get("parent"), "children": list(i.get("children") or [])})  # fmt: skip
+        out[side] = kept
+    return out
 
 
 def _page(items: list[dict[str, Any]], query: dict[str, str]) -> dict[str, Any]:
