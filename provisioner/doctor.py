@@ -386,6 +386,7 @@ class _Spec:
     dest: _Dest | None = None
     ports: Ports = SAMPLE
     site: str | None = None  # app -> site: the site (a network of the file)
+    implied: bool = True  # False: traced only when a query asks (the file does not promise it)
 
     @property
     def name(self) -> str:
@@ -927,9 +928,8 @@ def _specs(
             ports = _ports_of(network, dest.group) if dest.group else SAMPLE
             specs.append(_Spec("remote-access", "vpn", "VPN clients", vpn, network.name,
                                network.name, dest, ports))  # fmt: skip
-            if keeps:
-                specs.append(_Spec("unsolicited", network.name, network.name, vpn, "vpn",
-                                   network.name, dest))  # fmt: skip
+            specs.append(_Spec("unsolicited", network.name, network.name, vpn, "vpn",
+                               network.name, dest, implied=keeps))  # fmt: skip
             for peer in topology.networks:
                 if peer.name == network.name or not subnets.get(peer.name):
                     continue
@@ -989,14 +989,17 @@ def diagnose(
     query = flow_query(topology, only)
     vpn = (IPv4Network(vpn_client),) if vpn_client is not None else (topology.vpn_subnet,)
     specs, unknown = _specs(topology, observed, subnets, vpn, query)
-    wanted = [_restricted(s, query) for s in specs if _matches(s, query)]
+    asked = query is not None and query.network == "vpn"
+    wanted = [
+        _restricted(s, query) for s in specs if _matches(s, query) and (s.implied or asked)
+    ]
     if query is not None:
         unknown = [u for u in unknown if query.source == "vpn" and f"-> {query.network} " in u.flow
                    and query.destination in (None, u.flow.rsplit(" ", 1)[-1])]  # fmt: skip
         if not wanted and not unknown:
             from .errors import SpecError
 
-            exist = sorted({f"{s.source}->{s.to}" for s in specs})
+            exist = sorted({f"{s.source}->{s.to}" for s in specs if s.implied})
             raise SpecError("--flow", f"{only!r} matches no flow of the file; its flows: "
                             f"{', '.join(exist[:12])}{' ...' if len(exist) > 12 else ''}")  # fmt: skip
     reports = [
@@ -1039,7 +1042,9 @@ def _judge(
         for ranges, hops in fates.values()
     )  # fmt: skip
     judged = tuple(sorted(judged, key=lambda p: (p.ok, p.ranges[0])))
-    return FlowReport(replace(spec, ports=ports).name, spec.kind, judged, source=spec.label)
+    notes = () if spec.implied else (
+        f"{network.name} NATs everything it forwards: the file does not promise this flow",)
+    return FlowReport(replace(spec, ports=ports).name, spec.kind, judged, notes, spec.label)
 
 
 def _fate(hops: list[Hop], piece: IPv4Network) -> tuple[object, ...]:

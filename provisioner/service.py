@@ -551,17 +551,8 @@ class CloudConnexaSide(ProfileSupplier):
         return observed
 
     def policy(self) -> ServicePolicy:
-        """Who may reach what (doctor and status only): the account's topology setting, and
-        with CUSTOM its access groups (one call per page). A credential that may not read them
-        gets the reason, not an error: the doctor then cannot judge the service's hop."""
-        try:
-            topology = str(self.api.call("GET", "/settings/wpc/topology") or "").strip().strip('"')
-            if topology == "FULL_MESH":
-                return ServicePolicy(topology)
-            groups = tuple(_access_group(g) for g in self.api.pages("/access-groups"))
-        except ApiError as e:
-            return ServicePolicy(error=str(e))
-        return ServicePolicy(topology, groups)
+        """Who may reach what (doctor and status only): see `read_policy`."""
+        return read_policy(self.api)
 
     def profile_fingerprint(self, network: str, member: int = 0) -> str:
         return self.profiles.profile_fingerprint(network, member)
@@ -617,6 +608,20 @@ def _network(doc: dict[str, Any], file_id: str | None = None) -> ServiceNetwork:
             for c in doc.get("connectors") or []
         ),
     )
+
+
+def read_policy(api: Api) -> ServicePolicy:
+    """The account's topology setting, and with CUSTOM its access groups (one call per page).
+    A credential that may not read them gets the reason, not an error: the doctor then cannot
+    judge the service's hop."""
+    try:
+        topology = str(api.call("GET", "/settings/wpc/topology") or "").strip().strip('"')
+        if topology == "FULL_MESH":
+            return ServicePolicy(topology)
+        groups = tuple(_access_group(g) for g in api.pages("/access-groups"))
+    except ApiError as e:
+        return ServicePolicy(error=str(e))
+    return ServicePolicy(topology, groups)
 
 
 def _access_group(doc: dict[str, Any]) -> AccessGroup:

@@ -10,18 +10,33 @@ the app server itself, which is the same filter on this path."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 from conftest import FIGURES, lab_marks
-from lab.plan import NAT_EVERYTHING, NAT_EXCEPT_LOCAL, NO_NAT, Mode, lab_plan, lab_topology
+from lab.plan import (
+    NAT_EVERYTHING,
+    NAT_EXCEPT_LOCAL,
+    NO_NAT,
+    Mode,
+    lab_plan,
+    lab_topology,
+    planned_routes,
+)
 from lab.plan import planned_setup_script as script
 from lab.world import (
+    BOB_ALT,
+    BOB_ALT_IP,
     BOB_VPN_IP,
+    BRANCH,
     HQ,
+    VPN_SERVER,
+    WEB,
     SeedWorld,
+    Site,
+    add_router_routes,
     connector_reset,
     open_security_group,
     run_setup_script,
@@ -29,6 +44,7 @@ from lab.world import (
 
 from provisioner import planner
 from provisioner.doctor import diagnose
+from provisioner.fakes.cloudconnexa import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, CloudConnexa
 from provisioner.model import (
     AppAccess,
     AppGroup,
@@ -40,11 +56,17 @@ from provisioner.model import (
     Observed,
     ObservedConnector,
     ObservedRoute,
+    ObservedService,
     ObservedSubnet,
     Ports,
     RouteTable,
+    ServiceConnector,
+    ServiceNetwork,
+    ServicePolicy,
+    ServiceRoute,
     WayOut,
 )
+from provisioner.service import Api, read_policy
 
 pytestmark = lab_marks("lab-doctor")
 
@@ -312,3 +334,331 @@ def test_the_doctor_agrees_with_the_packets(doctor_lab: SeedWorld):
         f"{name}: {said} / {outcome}" for name, said, outcome in table
     )
     assert agree == len(table) >= 16, "\n".join(f"{n}: doctor {s}, packet {o}" for n, s, o in table)
+
+
+# --- ranges, the app's own connections, sites both ways, egress, the service (issue 28) -----
+
+BRANCH_ALT = "192.168.1.20"  # a second address of Branch's Finance server, in another quarter
+
+
+@dataclass
+class Probe:
+    """One packet the lab sends and the flow whose piece for its source the doctor judges."""
+
+    name: str
+    flow: str  # the --flow query
+    source: str  # the address the packet leaves from
+    send: Callable[[SeedWorld], bool]  # True: it got through
+
+
+@dataclass
+class Scene:
+    """A state of both networks (and the service) the doctor reads, and the same state in the
+    lab: the connectors as `mode` sets them up, the routers' planned routes, then `tweak`."""
+
+    name: str
+    probes: tuple[Probe, ...]
+    mode: Mode = NO_NAT
+    branch: bool = False  # Branch's connector too (site-to-site)
+    hq_routes: tuple[ObservedRoute, ...] = ()  # HQ's table besides the planned routes
+    hq_without: str | None = None  # a planned route gone from HQ's table
+    edge: FilterLayer | None = None
+    host: tuple[FilterLayer, ...] = ()
+    app_egress: tuple[IngressRule, ...] | None = None
+    way_out: WayOut = WayOut.INTERNET_GATEWAY
+    service: ObservedService | None = None
+    tweak: Callable[[SeedWorld], None] | None = None
+    untweak: Callable[[SeedWorld], None] | None = None
+
+
+def _bob(source: str = BOB_VPN_IP) -> Callable[[SeedWorld], bool]:
+    return lambda w: w.http(w.bob, HQ.server_ip, timeout=1.5, source=source) is not None
+
+
+def _from_branch(source: str = BRANCH.server_ip) -> Callable[[SeedWorld], bool]:
+    return lambda w: w.http(BRANCH.server, HQ.server_ip, timeout=1.5, source=source) is not None
+
+
+def _to_bob(w: SeedWorld) -> bool:
+    return w.http(HQ.server, BOB_VPN_IP, timeout=1.5, port=443) is not None
+
+
+def _hq_to_branch(w: SeedWorld) -> bool:
+    return w.http(HQ.server, BRANCH.server_ip, timeout=1.5) is not None
+
+
+def _bob_to_the_internet(w: SeedWorld) -> bool:
+    bob = w.bob
+    w.lab.run(bob, "ip", "route", "replace", f"{VPN_SERVER}/32", "via", "198.51.100.13")
+    for half in ("0.0.0.0/1", "128.0.0.0/1"):
+        w.lab.run(bob, "ip", "route", "replace", half, "via", "100.96.0.1", "dev", "tun0")
+    try:
+        return w.http(bob, WEB, timeout=1.5) is not None
+    finally:
+        for half in ("0.0.0.0/1", "128.0.0.0/1"):
+            w.lab.run(bob, "ip", "route", "del", half, check=False)
+
+
+REMOTE = "vpn->hq:sg-app"
+BOTH_BOBS = (Probe("Bob", REMOTE, BOB_VPN_IP, _bob()),
+             Probe("Bob's other address", REMOTE, BOB_ALT_IP, _bob(BOB_ALT_IP)))  # fmt: skip
+
+
+def _steal(world: SeedWorld, router: str, subnet: str) -> None:
+    inet = HQ.wan.split("/")[0] if router == HQ.router else BRANCH.wan.split("/")[0]
+    world.lab.run(router, "ip", "route", "add", subnet, "via", inet, "proto", "static")
+
+
+def _no_way_out(world: SeedWorld) -> None:
+    world.lab.run(HQ.router, "iptables", "-I", "FORWARD", "-o", "wan1", "-j", "DROP")
+
+
+def _way_out_again(world: SeedWorld) -> None:
+    world.lab.run(HQ.router, "iptables", "-D", "FORWARD", "-o", "wan1", "-j", "DROP", check=False)
+
+
+def _egress_off(world: SeedWorld) -> None:
+    world.lab.run(world.vpn, "ip", "rule", "del", "iif", "tun0", "lookup", "100", check=False)
+
+
+def _egress_on(world: SeedWorld) -> None:
+    _egress_off(world)
+    world.lab.run(world.vpn, "ip", "rule", "add", "iif", "tun0", "lookup", "100")
+
+
+def _service(egress: bool = True, policy: ServicePolicy | None = None) -> ObservedService:
+    def net(name: str, site: Site, on: bool) -> ServiceNetwork:
+        return ServiceNetwork(
+            f"id-{name}", name, "connector-provisioner@lab:", on,
+            (ServiceRoute(f"r-{name}", N(site.subnet), True),),
+            (ServiceConnector(f"c-{name}", f"cp-{name}", "eu-central-1", site.connector_vpn_ip,
+                              "ONLINE", True),),
+        )  # fmt: skip
+
+    return ObservedService(("eu-central-1",), (net("hq", HQ, egress), net("branch", BRANCH, False)),
+                           policy)  # fmt: skip
+
+
+SCENES = [
+    Scene("a more specific route for part of the VPN range", BOTH_BOBS,
+          hq_routes=(ObservedRoute(N(BOB_ALT), "igw-lab"),),
+          tweak=lambda w: _steal(w, HQ.router, BOB_ALT)),
+    Scene("an ACL deny for part of the VPN range", BOTH_BOBS,
+          edge=acl(rule(90, False, BOB_ALT, Ports("all")), rule(100, True, "0.0.0.0/0", Ports("all")),
+                   ALLOW_ALL_OUT)),
+    Scene("an NSG deny for part of the VPN range", BOTH_BOBS,
+          host=(FilterLayer("NSG nsg-app", True, True, (
+              rule(100, False, BOB_ALT, Ports("all"), name="deny-part (100)"),
+              rule(4096, True, "100.96.0.0/11", name="ours (4096)"), *NSG_DEFAULTS)),)),
+    Scene("the app reaches Bob, sources kept",
+          (Probe("HQ app -> Bob", "hq->vpn", BOB_VPN_IP, _to_bob),)),
+    Scene("the app reaches Bob, NAT except local", mode=NAT_EXCEPT_LOCAL,
+          probes=(Probe("HQ app -> Bob", "hq->vpn", BOB_VPN_IP, _to_bob),)),
+    Scene("the app reaches Bob, NAT everything (the planned routes stay)", mode=NAT_EVERYTHING,
+          probes=(Probe("HQ app -> Bob", "hq->vpn", BOB_VPN_IP, _to_bob),)),
+    Scene("the app reaches Bob, the VPN range's route gone", hq_without=str(VPN),
+          tweak=lambda w: w.lab.run(HQ.router, "ip", "route", "del", str(VPN)),
+          probes=(Probe("HQ app -> Bob", "hq->vpn", BOB_VPN_IP, _to_bob),)),
+    Scene("the app's group lets nothing out to the VPN range",
+          (Probe("HQ app -> Bob", "hq->vpn", BOB_VPN_IP, _to_bob),),
+          app_egress=(IngressRule(N("10.0.0.0/18")),),
+          tweak=lambda w: w.lab.run(HQ.server, "iptables", "-A", "OUTPUT", "-d", str(VPN),
+                                    "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP")),
+    Scene("site to site, both ways", branch=True, probes=(
+        Probe("Branch -> HQ app", "branch->hq:sg-app", BRANCH.server_ip, _from_branch()),
+        Probe("HQ app -> Branch", "hq->branch:sg-app", HQ.server_ip, _hq_to_branch))),
+    Scene("a more specific route for a quarter of Branch", branch=True,
+          hq_routes=(ObservedRoute(N("192.168.1.0/24"), "pcx-lab"),),
+          tweak=lambda w: _steal(w, HQ.router, "192.168.1.0/24"),
+          probes=(Probe("Branch -> HQ app", "branch->hq:sg-app", BRANCH.server_ip, _from_branch()),
+                  Probe("Branch's other quarter -> HQ app", "branch->hq:sg-app", BRANCH_ALT,
+                        _from_branch(BRANCH_ALT)))),
+    Scene("egress through HQ", mode=NAT_EXCEPT_LOCAL, service=_service(),
+          probes=(Probe("Bob -> the internet", "vpn->internet", BOB_VPN_IP, _bob_to_the_internet),)),
+    Scene("egress, the connector's subnet without a way out", mode=NAT_EXCEPT_LOCAL,
+          way_out=WayOut.NONE, tweak=_no_way_out, untweak=_way_out_again,
+          probes=(Probe("Bob -> the internet", "vpn->internet", BOB_VPN_IP, _bob_to_the_internet),)),
+    Scene("egress off on the service", mode=NAT_EXCEPT_LOCAL, service=_service(egress=False),
+          tweak=_egress_off, untweak=_egress_on,
+          probes=(Probe("Bob -> the internet", "vpn->internet", BOB_VPN_IP, _bob_to_the_internet),)),
+]  # fmt: skip
+
+
+def policy_from_the_fake() -> ServicePolicy:
+    """An admin's policy on the fake service, read back through the API as the doctor reads
+    it: topology CUSTOM, one access group letting Branch reach HQ (and no VPN user)."""
+    with CloudConnexa().serve() as server:
+        fake: CloudConnexa = server.fake  # type: ignore[assignment]
+        fake.set_topology("CUSTOM")
+        with fake.lock:
+            fake.state.access_groups.clear()
+        fake.add_access_group(
+            "branch to hq",
+            [{"type": "NETWORK_SERVICE", "allCovered": True, "parent": "id-branch"}],
+            [{"type": "NETWORK_SERVICE", "allCovered": True, "parent": "id-hq"}],
+        )
+        return read_policy(Api(server.url, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET))
+
+
+def access_filter(world: SeedWorld, policy: ServicePolicy) -> None:
+    """The lab's VPN server refuses, as the service does, what the policy does not let through:
+    what it forwards from one tunnel to another, unless an access group admits all of it."""
+    ends: dict[tuple[str, str | None], list[str]] = {
+        ("USER_GROUP", None): [str(VPN)],
+        ("NETWORK_SERVICE", "id-hq"): [HQ.subnet],
+        ("NETWORK_SERVICE", "id-branch"): [BRANCH.subnet],
+    }
+    run = world.lab.run
+    run(world.vpn, "iptables", "-N", "LAB-ACCESS")
+    run(world.vpn, "iptables", "-I", "FORWARD", "-i", "tun0", "-o", "tun0", "-j", "LAB-ACCESS")
+    run(world.vpn, "iptables", "-A", "LAB-ACCESS", "-m", "conntrack", "--ctstate",
+        "ESTABLISHED,RELATED", "-j", "ACCEPT")  # fmt: skip
+    if not policy.decides:
+        return
+    for source, froms in ends.items():
+        for destination, tos in ends.items():
+            if source != destination and policy.admits(source, destination)[0] == "all":
+                for a in froms:
+                    for b in tos:
+                        run(world.vpn, "iptables", "-A", "LAB-ACCESS", "-s", a, "-d", b,
+                            "-j", "ACCEPT")  # fmt: skip
+    run(world.vpn, "iptables", "-A", "LAB-ACCESS", "-j", "DROP")
+
+
+def access_filter_off(world: SeedWorld) -> None:
+    run = world.lab.run
+    run(world.vpn, "iptables", "-D", "FORWARD", "-i", "tun0", "-o", "tun0", "-j", "LAB-ACCESS",
+        check=False)  # fmt: skip
+    run(world.vpn, "iptables", "-F", "LAB-ACCESS", check=False)
+    run(world.vpn, "iptables", "-X", "LAB-ACCESS", check=False)
+
+
+def access_scene() -> Scene:
+    policy = policy_from_the_fake()
+    return Scene(
+        "the service's access groups let Branch reach HQ, no VPN user", branch=True,
+        service=_service(policy=policy),
+        tweak=lambda w: access_filter(w, policy), untweak=access_filter_off,
+        probes=(Probe("Bob -> HQ app", REMOTE, BOB_VPN_IP, _bob()),
+                Probe("Branch -> HQ app", "branch->hq:sg-app", BRANCH.server_ip, _from_branch())),
+    )  # fmt: skip
+
+
+def scene_observed(scene: Scene, site: Site) -> Observed:
+    """What the cloud would report for `site` in this scene: the planned routes in its table
+    (as apply writes them), and the scene's own."""
+    eni = f"eni-{site.name}"
+    plan = lab_plan(hq=scene.mode)
+    mine = site is HQ
+    routes = [ObservedRoute(d, eni) for d in planned_routes(site, plan)
+              if not mine or str(d) != scene.hq_without]  # fmt: skip
+    if mine:
+        routes += scene.hq_routes
+    connector = ObservedConnector(
+        instance=f"i-{site.name}", state=ConnectorState.RUNNING, interface=eni,
+        private_ip=site.connector_ip, forwarding=True, size="t3.small", image="ami-lab",
+        subnet="subnet-1", fingerprint="", public_ip="198.51.100.2",
+    )  # fmt: skip
+    group = (IngressRule(VPN, HTTP), IngressRule(N("10.0.0.0/18"), HTTP),
+             IngressRule(N("192.168.0.0/22"), HTTP))  # fmt: skip
+    return Observed(
+        network=site.name,
+        cidrs=(N(site.subnet),),
+        route_tables=(RouteTable("rtb-lab", tuple(routes)),),
+        subnets=(
+            ObservedSubnet("subnet-1", scene.way_out if mine else WayOut.INTERNET_GATEWAY,
+                           "igw-lab", "rtb-lab"),
+            ObservedSubnet("subnet-app", WayOut.INTERNET_GATEWAY, "igw-lab", "rtb-lab"),
+        ),  # fmt: skip
+        connector=connector,
+        app_groups=(AppGroup("sg-app", group, scene.app_egress if mine else None),),
+        subnet_filters={"subnet-app": scene.edge} if scene.edge and mine else {},
+        members={"sg-app": (Member(site.server_ip, "subnet-app"),)},
+        host_filters={site.server_ip: scene.host} if scene.host and mine else {},
+    )
+
+
+def scene_verdict(scene: Scene, probe: Probe) -> str:
+    """The doctor's verdict for the piece of the probe's flow its source falls in."""
+    topology = lab_topology(hq=scene.mode)
+    topology = replace(topology, networks=tuple(
+        replace(n, app_access=(AppAccess("sg-app", (HTTP,)),)) for n in topology.networks))  # fmt: skip
+    obs = {"hq": scene_observed(scene, HQ), "branch": scene_observed(scene, BRANCH)}
+    subnets = planner.local_subnets(topology, obs)
+    reports = diagnose(topology, obs, subnets, scene.service, only=probe.flow)
+    source = IPv4Address(probe.source)
+    for report in reports:
+        for piece in report.pieces:
+            if any(source in r for r in piece.ranges):
+                hop = piece.dropped_at
+                return "OK" if hop is None else f"{piece.verdict} at {hop.what}"
+    raise AssertionError(f"{probe.flow}: no piece holds {probe.source}: {reports}")
+
+
+def build_scene(world: SeedWorld, scene: Scene) -> None:
+    for ns in (HQ.server, BRANCH.server):
+        world.lab.run(ns, "iptables", "-F", check=False)
+        world.lab.run(ns, "conntrack", "-F", check=False)
+    setup = (scene.mode, scene.branch)
+    plan = lab_plan(hq=scene.mode)
+    if getattr(world, "scene_connectors", None) != setup:  # set up again only on a change
+        for site in (HQ, BRANCH):
+            connector_reset(world, site)
+        run_setup_script(world, HQ, script(HQ, plan))
+        if scene.branch:
+            run_setup_script(world, BRANCH, script(BRANCH, plan))
+        world.scene_connectors = setup  # type: ignore[attr-defined]
+    world.doctor_connector = (scene.mode, True)  # type: ignore[attr-defined]
+    for site in (HQ, BRANCH):
+        world.lab.run(site.router, "ip", "route", "flush", "proto", "static")
+    if scene.edge is not None or scene.host:  # the app's layers, as the first test builds them
+        build(world, Case(scene.name, mode=scene.mode, edge=scene.edge, host=scene.host))
+        world.lab.run(HQ.router, "ip", "route", "flush", "proto", "static")
+    add_router_routes(world, HQ, planned_routes(HQ, plan))
+    if scene.branch:
+        add_router_routes(world, BRANCH, planned_routes(BRANCH, plan))
+    if scene.tweak:
+        scene.tweak(world)
+
+
+@pytest.fixture
+def scene_lab(doctor_lab: SeedWorld) -> Iterator[SeedWorld]:
+    doctor_lab.lab.run(BRANCH.server, "ip", "addr", "add", f"{BRANCH_ALT}/22", "dev", "lan0")
+    try:
+        yield doctor_lab
+    finally:
+        doctor_lab.lab.run(BRANCH.server, "ip", "addr", "del", f"{BRANCH_ALT}/22", "dev", "lan0",
+                           check=False)  # fmt: skip
+        for scene in SCENES:
+            if scene.untweak:
+                scene.untweak(doctor_lab)
+        access_filter_off(doctor_lab)
+        for site in (HQ, BRANCH):
+            connector_reset(doctor_lab, site)
+        doctor_lab.scene_connectors = None  # type: ignore[attr-defined]
+
+
+def test_the_doctor_agrees_over_ranges_sites_egress_and_the_apps_own_connections(
+    scene_lab: SeedWorld,
+):
+    rows = []
+    scenes = [*SCENES, access_scene()]
+    for scene in sorted(scenes, key=lambda s: (s.mode.nat, s.mode.preserve_source, s.branch)):
+        build_scene(scene_lab, scene)
+        try:
+            for probe in scene.probes:
+                got = probe.send(scene_lab)
+                rows.append((f"{scene.name}: {probe.name}", scene_verdict(scene, probe),
+                             "passes" if got else "dropped"))  # fmt: skip
+        finally:
+            if scene.untweak:
+                scene.untweak(scene_lab)
+    SCENE_ROWS[:] = rows
+    agree = sum(1 for _, said, outcome in rows if (said == "OK") == (outcome == "passes"))
+    FIGURES["lab doctor agreement, ranges and flows"] = f"{agree}/{len(rows)}: " + "; ".join(
+        f"{name}: {said} / {outcome}" for name, said, outcome in rows
+    )
+    assert agree == len(rows) >= 16, "\n".join(f"{n}: doctor {s}, packet {o}" for n, s, o in rows)
+
+
+SCENE_ROWS: list[tuple[str, str, str]] = []

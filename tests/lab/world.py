@@ -21,6 +21,10 @@ from .pki import client_profile, make_ca, make_cert
 
 VPN_SERVER = "198.51.100.10"
 BOB_VPN_IP = "100.96.1.10"
+# a second address of Bob's, in another part of the VPN range (its own /24, routed to him by
+# `iroute`): the doctor's range verdicts are judged from both parts
+BOB_ALT_IP = "100.96.8.10"
+BOB_ALT = "100.96.8.0/24"
 HQ_CONNECTOR_VPN_IP = "100.96.0.100"
 ECHO = Path(__file__).with_name("echo_server.py")
 
@@ -186,6 +190,7 @@ class SeedWorld:
             (ccd / name).write_text(body)
         (ccd / "bob").write_text(
             f"ifconfig-push {BOB_VPN_IP} 255.224.0.0\n"
+            + f"iroute {_mask(BOB_ALT)}\n"
             + "".join(f'push "route {_mask(s)}"\n' for s in every)
         )
         conf = self.dir / "server.conf"
@@ -230,6 +235,10 @@ class SeedWorld:
 
     def connect_bob(self) -> None:
         self.start_openvpn(self.bob, self.profiles["bob"], BOB_VPN_IP, self.dir / "bob.log")
+        self.lab.run(self.bob, "ip", "addr", "add", f"{BOB_ALT_IP}/32", "dev", "tun0")
+        # Bob answers too (the app's own connections to VPN clients, on the doctor's port); a
+        # second one, while the first lives, cannot take the port and ends
+        self.lab.run(self.bob, "sh", "-c", f"{sys.executable} {ECHO} 443 >/dev/null 2>&1 &")
 
     def wait_tunnel(self, ns: str, address: str, log: Path, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -242,12 +251,17 @@ class SeedWorld:
             f"no tunnel in {ns} after {timeout}s:\n{log.read_text() if log.exists() else ''}"
         )
 
-    def http(self, ns: str, address: str, timeout: float = 3) -> str | None:
-        """GET http://address/ from ns: the peer address the server saw, or None if unreachable."""
+    def http(
+        self, ns: str, address: str, timeout: float = 3, source: str = "", port: int = 80
+    ) -> str | None:
+        """GET http://address/ from ns (from `source`, one of its addresses): the peer address
+        the server saw, or None if unreachable."""
         code = (
-            "import sys, urllib.request\n"
+            "import http.client, sys\n"
             "try:\n"
-            f"    print(urllib.request.urlopen('http://{address}/', timeout={timeout}).read().decode())\n"
+            f"    c = http.client.HTTPConnection('{address}', {port}, timeout={timeout}, "
+            f"source_address=({source!r}, 0))\n"
+            "    c.request('GET', '/'); print(c.getresponse().read().decode())\n"
             "except Exception as e:\n"
             "    print('FAIL', e); sys.exit(1)\n"
         )
