@@ -72,6 +72,15 @@ ONE_NETWORK_EPILOG = (
 )
 
 
+FLOW_HELP = (
+    "one flow: SOURCE is vpn, internet, a network of the file (external sites too) or an "
+    "address or range; NETWORK a network of the file, vpn (the apps' own connections to VPN "
+    "clients) or internet (egress); HOST any address of the network (in an app group or not) "
+    "or GROUP an app group; PORTS e.g. tcp/443 (e.g. vpn->hq:10.0.1.5:tcp/443). Without "
+    "'->': the flows whose name contains the text. Exit 2 when it matches no flow"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="provision",
@@ -125,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     sp = with_file(
         "doctor", "trace every flow hop by hop through routes and filters; touches nothing"
     )
-    sp.add_argument("--flow", help="only the flows whose name contains this (e.g. 'hq sg-')")
+    sp.add_argument("--flow", metavar="SOURCE->NETWORK[:HOST|GROUP][:PORTS]", help=FLOW_HELP)
     sp.add_argument("--json", action="store_true")
     sp = sub.add_parser(
         "unlock",

@@ -903,20 +903,18 @@ def _specs(
     subnets: Mapping[str, tuple[IPv4Network, ...]],
     vpn: tuple[IPv4Network, ...],
     query: FlowQuery | None,
-) -> tuple[list[_Spec], list[FlowReport]]:
+) -> tuple[list[_Spec], list[FlowReport | None]]:
     """Every flow the topology implies (a query's host added as a destination), and the flows
     that cannot be judged (an app group with no host)."""
     specs: list[_Spec] = []
-    unknown: list[FlowReport] = []
+    unknown: list[FlowReport | None] = []
     for network in topology.managed:
         obs = observed[network.name]
         dests: list[_Dest] = []
         for group in network.app_security_groups:
             members = obs.members.get(group, ())
             if not members:
-                unknown.append(FlowReport(f"VPN clients -> {network.name} {group}",
-                                          "remote-access", notes=(
-                                              f"app group {group} has no hosts to reach",)))  # fmt: skip
+                unknown.append(_no_host(topology, subnets, network.name, group, query))
             dests += [_Dest(IPv4Address(m.address), m.subnet, group) for m in _one_per_subnet(members)]
         if query is not None and query.destination and query.network == network.name:
             asked = _host(obs, query.destination)
@@ -942,6 +940,29 @@ def _specs(
         if c is not None and c.egress:
             specs.append(_Spec("egress", "vpn", "VPN clients", vpn, "internet", network.name))
     return specs, unknown
+
+
+def _no_host(
+    topology: Topology,
+    subnets: Mapping[str, tuple[IPv4Network, ...]],
+    network: str,
+    group: str,
+    query: FlowQuery | None,
+) -> FlowReport | None:
+    """The flows to an app group with no host cannot be judged: one UNKNOWN report (from VPN
+    clients; with a query, from what it asks), or None when the query asks for other flows."""
+    note = (f"app group {group} has no hosts to reach",)
+    if query is None:
+        return FlowReport(f"VPN clients -> {network} {group}", "remote-access", notes=note)
+    if query.network != network or query.destination not in (None, group):
+        return None
+    asked = query.source_range
+    owner = _owner(topology, subnets, asked) if asked is not None else query.source
+    if owner == "vpn":
+        return FlowReport(f"VPN clients -> {network} {group}", "remote-access", notes=note)
+    if owner is None or owner == network or owner == "internet":
+        return None
+    return FlowReport(f"{query.source} -> {network} {group}", "site-to-site", notes=note)
 
 
 def _matches(spec: _Spec, query: FlowQuery | None) -> bool:
@@ -993,19 +1014,18 @@ def diagnose(
     wanted = [
         _restricted(s, query) for s in specs if _matches(s, query) and (s.implied or asked)
     ]
-    if query is not None:
-        unknown = [u for u in unknown if query.source == "vpn" and f"-> {query.network} " in u.flow
-                   and query.destination in (None, u.flow.rsplit(" ", 1)[-1])]  # fmt: skip
-        if not wanted and not unknown:
-            from .errors import SpecError
+    cannot_judge = [u for u in unknown if u is not None]
+    if query is not None and not wanted and not cannot_judge:
+        from .errors import SpecError
 
-            exist = sorted({f"{s.source}->{s.to}" for s in specs if s.implied})
-            raise SpecError("--flow", f"{only!r} matches no flow of the file; its flows: "
-                            f"{', '.join(exist[:12])}{' ...' if len(exist) > 12 else ''}")  # fmt: skip
+        exist = sorted({f"{s.source}->{s.to}" for s in specs if s.implied})
+        said = ", ".join(exist[:12]) + (" ..." if len(exist) > 12 else "")
+        raise SpecError("--flow", f"{only!r} matches no flow of the file; its flows: "
+                        f"{said or 'none (no app group has a host to reach)'}")  # fmt: skip
     reports = [
         _judge(topology, observed, service, spec, query, bootstraps or {}) for spec in wanted
     ]
-    reports += unknown
+    reports += cannot_judge
     if only and query is None:
         reports = [r for r in reports if only in r.flow]
     return tuple(reports)

@@ -237,6 +237,12 @@ def test_a_flow_that_cannot_be_judged_is_unknown_and_fails_the_exit(
     assert unknown and all(f["verdict"] == "UNKNOWN" for f in unknown)
     assert run(["doctor", "-f", path, "--flow", "no flow is named like this"]) == 2
     assert "matches no flow of the file" in capsys.readouterr().err
+    # the README's form (its own-network example has no host either): UNKNOWN, not nothing
+    for query, source in (("vpn->hq", "VPN clients"), ("partner->hq", "partner"),
+                          ("192.168.0.9->hq", "192.168.0.9")):  # fmt: skip
+        assert run(["doctor", "-f", path, "--flow", query]) == 5, query
+        text = capsys.readouterr().out
+        assert f"UNKNOWN  {source} -> hq {world.hq.app_group}" in text, text
 
 
 # --- whole ranges, not one sample address (issue 28) ------------------------------------------
