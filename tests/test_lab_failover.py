@@ -13,13 +13,36 @@ figures, ten runs of each, are `python3 bench/failover.py`'s)."""
 
 from __future__ import annotations
 
+import json
+import sys
+import time
 from collections.abc import Iterator
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv4Network
 
 import pytest
-from conftest import lab_marks
+from conftest import FIGURES, lab_marks
 from lab.failover import fail_over
-from lab.pair import FIGURES_NOTES, PairWorld
-from lab.world import SeedWorld
+from lab.pair import API_PORT, FIGURES_NOTES, PairWorld
+from lab.plan import NO_NAT, lab_topology
+from lab.world import BOB_VPN_IP, BRANCH, HQ, SeedWorld
+
+from provisioner import planner
+from provisioner.doctor import diagnose
+from provisioner.model import (
+    AppAccess,
+    AppGroup,
+    ConnectorState,
+    IngressRule,
+    Member,
+    Observed,
+    ObservedConnector,
+    ObservedRoute,
+    ObservedSubnet,
+    Ports,
+    RouteTable,
+    WayOut,
+)
 
 pytestmark = lab_marks(None)  # a group per cloud, below
 INTERVAL, FAILS = 1.0, 3  # the watchdog's defaults
@@ -57,3 +80,90 @@ def test_the_standby_takes_over_when_the_active_dies_or_loses_its_tunnel(pair: P
     # the second run's questions went in through the standby (the service prefers the first
     # connector again once it is back), the answers came back via the active one
     assert seen.asymmetric > 0
+
+
+def _table(pair: PairWorld) -> RouteTable:
+    """HQ's route table as the lab's cloud (moto on HQ's router) holds it, read as the doctor's
+    observe would: through the EC2 API."""
+    seed = json.loads((pair.dir / "cloud" / "seed.json").read_text())
+    code = (
+        "import boto3, json\n"
+        f"ec2 = boto3.client('ec2', region_name='us-east-1', endpoint_url='http://{HQ.router_ip}:"
+        f"{API_PORT}', aws_access_key_id='testing', aws_secret_access_key='testing')\n"
+        f"(t,) = ec2.describe_route_tables(RouteTableIds=['{seed['table']}'])['RouteTables']\n"
+        "print(json.dumps([[r['DestinationCidrBlock'], r.get('NetworkInterfaceId') or "
+        "r.get('GatewayId', '')] for r in t['Routes']]))\n"
+    )
+    out = pair.world.lab.run(HQ.router, sys.executable, "-c", code).stdout
+    routes = tuple(ObservedRoute(IPv4Network(d), t) for d, t in json.loads(out))
+    return RouteTable(seed["table"], routes)
+
+
+def _doctor_says(pair: PairWorld, dead: str | None) -> tuple[str, str]:
+    """The doctor's verdict for Bob -> the HR app over HQ's pair as the cloud now holds it (the
+    member `dead` stopped), and the connector it traced through."""
+    http = Ports("tcp", 80, 80)
+    connectors = tuple(
+        ObservedConnector(
+            instance=f"i-{m.name}", interface=m.interface, private_ip=m.site.connector_ip,
+            state=ConnectorState.STOPPED if m.name == dead else ConnectorState.RUNNING,
+            forwarding=True, size="t3.small", image="ami-lab", subnet="subnet-1",
+            fingerprint="", public_ip="198.51.100.2", member=i,
+        )
+        for i, m in enumerate(pair.members.values())
+    )  # fmt: skip
+    table = _table(pair)
+    obs = Observed(
+        network="hq", cidrs=(IPv4Network(HQ.subnet),), route_tables=(table,),
+        subnets=(ObservedSubnet("subnet-1", WayOut.INTERNET_GATEWAY, "igw-lab", table.id),
+                 ObservedSubnet("subnet-app", WayOut.INTERNET_GATEWAY, "igw-lab", table.id)),
+        connector=connectors[0], connectors=connectors,
+        app_groups=(AppGroup("sg-app", (IngressRule(IPv4Network("100.96.0.0/11"), http),)),),
+        members={"sg-app": (Member(HQ.server_ip, "subnet-app"),)},
+    )  # fmt: skip
+    topology = lab_topology(hq=NO_NAT)
+    hq, branch = topology.networks
+    assert hq.connector is not None
+    hq = replace(hq, app_access=(AppAccess("sg-app", (http,)),),
+                 connector=replace(hq.connector, standby_subnet="subnet-2"))  # fmt: skip
+    topology = replace(topology, networks=(hq, branch))
+    obs = replace(obs, connector=planner.active_connector(hq, obs))
+    branch_obs = replace(obs, network="branch", cidrs=(IPv4Network(BRANCH.subnet),))
+    (report,) = diagnose(topology, {"hq": obs, "branch": branch_obs},
+                         planner.local_subnets(topology, {"hq": obs, "branch": branch_obs}),
+                         only="vpn->hq:sg-app", vpn_client=IPv4Address(BOB_VPN_IP))  # fmt: skip
+    hop = report.dropped_at
+    via = obs.connector.instance if obs.connector else "-"
+    return ("OK" if hop is None else f"{report.verdict} at {hop.what}"), via
+
+
+def test_the_doctor_follows_the_pair_through_a_takeover(pair: PairWorld):
+    """The doctor traces a pair's flow through the connector the routes lead to: the active
+    one, then after the active one dies the standby that took over; Bob's request agrees."""
+    if pair.cloud != "aws":
+        pytest.skip("the doctor's reading of a pair is judged on AWS's lab cloud (moto)")
+    world = pair.world
+    rows = []
+    active = pair.active()
+    said, via = _doctor_says(pair, None)
+    got = world.http(world.bob, HQ.server_ip, timeout=2) is not None
+    rows.append((f"the active connector ({active.name})", said, via, got))
+    assert via == f"i-{active.name}"
+    pair.kill_vm(active)
+    try:
+        deadline = time.monotonic() + 30
+        while pair.active() is active and time.monotonic() < deadline:
+            time.sleep(0.2)
+        standby = pair.active()
+        assert standby is not active, "no takeover"
+        said, via = _doctor_says(pair, active.name)
+        got = world.http(world.bob, HQ.server_ip, timeout=2) is not None
+        rows.append((f"after the takeover ({standby.name}; {active.name} dead)", said, via, got))
+        assert via == f"i-{standby.name}"
+    finally:
+        pair.revive_vm(active)
+    FIGURES["lab doctor agreement, a pair (aws)"] = "; ".join(
+        f"{name}: {said} via {via} / {'passes' if got else 'dropped'}"
+        for name, said, via, got in rows
+    )
+    assert all((said == "OK") == got for _, said, _, got in rows), rows
