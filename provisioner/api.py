@@ -163,7 +163,7 @@ class Deployment:
         observed = {
             # a pair's flows go through the connector its routes lead to
             name: replace(
-                self.provider(name).filters(obs),
+                self._filters(name, obs),
                 connector=planner.active_connector(self.topology.network(name), obs),
             )
             for name, obs in observed.items()
@@ -176,6 +176,14 @@ class Deployment:
         return diagnose(
             self.topology, observed, subnets, self._with_policy(), flow, bootstraps=bootstraps
         )
+
+    def _filters(self, name: str, obs: Observed) -> Observed:
+        """The layers the doctor reads; a read the credential may not make leaves the network's
+        flows UNKNOWN with the reason, not the whole run failed."""
+        try:
+            return self.provider(name).filters(obs)
+        except CloudError as e:
+            return replace(obs, unread=str(e))
 
     def bootstrap(self, name: str, *, script_only: bool = False) -> str:
         """The connector's user-data for network `name` (or its setup script alone). Reads the

@@ -914,7 +914,7 @@ def _specs(
         for group in network.app_security_groups:
             members = obs.members.get(group, ())
             if not members:
-                unknown.append(_no_host(topology, subnets, network.name, group, query))
+                unknown.append(_no_host(topology, subnets, network.name, group, query, obs.unread))
             dests += [_Dest(IPv4Address(m.address), m.subnet, group) for m in _one_per_subnet(members)]
         if query is not None and query.destination and query.network == network.name:
             asked = _host(obs, query.destination)
@@ -948,10 +948,14 @@ def _no_host(
     network: str,
     group: str,
     query: FlowQuery | None,
+    unread: str | None = None,
 ) -> FlowReport | None:
     """The flows to an app group with no host cannot be judged: one UNKNOWN report (from VPN
     clients; with a query, from what it asks), or None when the query asks for other flows."""
-    note = (f"app group {group} has no hosts to reach",)
+    note = (
+        (f"app group {group} has no hosts to reach",) if unread is None
+        else (f"the hosts and filters of {network} were not read ({unread})",)
+    )  # fmt: skip
     if query is None:
         return FlowReport(f"VPN clients -> {network} {group}", "remote-access", notes=note)
     if query.network != network or query.destination not in (None, group):
@@ -1090,6 +1094,12 @@ def _trace_one(
     trace: _Trace,
     topology: Topology,
 ) -> None:
+    unread = next((o for o in (obs, observed.get(spec.source)) if o and o.unread), None)
+    if unread is not None:
+        trace.add(Hop(f"filters of {unread.network}", False, f"not read ({unread.unread})",
+                      "", "give the credential the doctor's reads (README: `provision "
+                      "doctor`)", False, unknown=True))  # fmt: skip
+        return
     if spec.kind == "egress":
         _egress(network, obs, service, trace)
         return

@@ -697,6 +697,9 @@ class Observed:
     peer_names: Mapping[str, tuple[IPv4Network, ...]] = field(default_factory=dict)
     # the egress rules of the connector's own group (AWS; None: not read)
     connector_egress: tuple[IngressRule, ...] | None = None
+    # why the doctor's reads of the network's layers failed (a credential without them): its
+    # flows cannot be judged
+    unread: str | None = None
 
     def subnet(self, subnet_id: str) -> ObservedSubnet | None:
         return next((s for s in self.subnets if s.id == subnet_id), None)

@@ -11,7 +11,7 @@ from ipaddress import IPv4Network
 from typing import Any
 
 import pytest
-from conftest import CallLog
+from conftest import FORBIDDEN, CallLog, error_response, inject
 
 from provisioner import Deployment, load_topology
 from provisioner.cli import run
@@ -367,3 +367,36 @@ def test_security_group_egress_rules_on_the_path(applied: Any):
     assert dropped is not None and dropped.what == "the connector's group (egress)"
     egress = next(r for r in reports if r.kind == "egress" and r.flow.endswith("through hq"))
     assert egress.dropped_at is not None and egress.dropped_at.what == "the connector's group (egress)"
+
+
+def test_a_credential_that_may_not_read_the_layers_leaves_flows_unknown(
+    applied: Any, capsys: pytest.CaptureFixture[str]
+):
+    """Before: a denied DescribeNetworkAcls failed the whole run. Now the network's flows are
+    UNKNOWN with the reason (exit 5), and the flows elsewhere are still judged."""
+    world, session, _ = applied
+    inject(session, "ec2", "DescribeNetworkAcls", lambda: error_response("ec2", *FORBIDDEN["ec2"]),
+           times=1)  # fmt: skip
+    from provisioner.render import doctor_text
+
+    reports = deployment(world, session).doctor()
+    text = doctor_text(reports)
+    verdicts = {r.verdict for r in reports}
+    assert "UNKNOWN" in verdicts and "DROPPED" not in verdicts, text  # exit 5
+    assert "UNKNOWN  VPN clients -> hq" in text and "UnauthorizedOperation" in text, text
+    assert "OK       VPN clients (100.96.0.0/11) -> branch" in text
+
+
+def test_one_flow_grammar_in_help_readme_and_parser(capsys: pytest.CaptureFixture[str]):
+    from pathlib import Path
+
+    from provisioner.doctor import FLOW_GRAMMAR
+
+    with pytest.raises(SystemExit):
+        run(["doctor", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert f"--flow {FLOW_GRAMMAR}" in help_text
+    assert f"--flow {FLOW_GRAMMAR}" in readme
+    for source in ("vpn", "internet", "address or range"):
+        assert source in help_text
