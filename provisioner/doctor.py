@@ -524,34 +524,11 @@ def _app_layer(
     ports: Ports,
     breaks: str,
 ) -> bool:
+    """The host's own layers (Azure, GCP, OCI), or its security groups (AWS)."""
     layers = obs.host_filters.get(str(dest.address))
+    if layers:
+        return _host_layers(trace, network, obs, layers, dest.group, seen, ports, breaks)
     group = dest.group
-    if layers:  # the host's own layers, in the order a packet meets them
-        names = _names(obs, seen)
-        for layer in layers:
-            ok, rule = decide(layer, True, seen, ports, names)
-            if not ok:
-                # apply adds our allow when nothing but the cloud's defaults decided
-                managed = group in network.app_security_groups and (rule is None or rule.default)
-                why = f"by {rule}" if rule else "by no rule"
-                return trace.add(Hop(layer.name, False, f"{ports} from {_show(seen)} dropped {why}",
-                                     breaks, f"admit {_show(seen)} on {ports} in {layer.name} "
-                                     f"before {'rule ' + (rule.name or str(rule.order)) if rule else 'its defaults'}",
-                                     managed))  # fmt: skip
-            trace.add(Hop(layer.name, True, f"{ports} from {_show(seen)} admitted by {rule}"))
-            if rule is not None and rule.stateless:  # its answer is judged on its own
-                answer = (
-                    Ports(ports.protocol, EPHEMERAL.first, EPHEMERAL.last) if ports.first else ports
-                )
-                back_ok, back = decide(layer, False, seen, answer, names)
-                if not back_ok:
-                    return trace.add(Hop(layer.name, False,
-                                         f"the answer {answer} to {_show(seen)} is let out by no "
-                                         f"rule (the rule that admits the request, {rule}, is "
-                                         "stateless)", breaks.replace("6", "7"),
-                                         f"allow {answer} out to {_show(seen)} in {layer.name}, or "
-                                         "make the rule stateful", False))  # fmt: skip
-        return True
     groups = _host_groups(obs, dest)
     if not groups:
         if group is not None:
@@ -569,6 +546,44 @@ def _app_layer(
     return trace.add(Hop(layer.name, False, f"no rule admits {ports} from {_show(seen)}", breaks,
                          f"admit {_show(seen)} on {ports}" + (" (apply adds it)" if managed else ""),
                          managed))  # fmt: skip
+
+
+def _host_layers(
+    trace: _Trace,
+    network: Network,
+    obs: Observed,
+    layers: tuple[FilterLayer, ...],
+    group: str | None,
+    seen: IPv4Network,
+    ports: Ports,
+    breaks: str,
+) -> bool:
+    """The host's own layers, in the order a packet meets them."""
+    names = _names(obs, seen)
+    for layer in layers:
+        ok, rule = decide(layer, True, seen, ports, names)
+        if not ok:
+            # apply adds our allow when nothing but the cloud's defaults decided
+            managed = group in network.app_security_groups and (rule is None or rule.default)
+            why = f"by {rule}" if rule else "by no rule"
+            return trace.add(Hop(layer.name, False, f"{ports} from {_show(seen)} dropped {why}",
+                                 breaks, f"admit {_show(seen)} on {ports} in {layer.name} "
+                                 f"before {'rule ' + (rule.name or str(rule.order)) if rule else 'its defaults'}",
+                                 managed))  # fmt: skip
+        trace.add(Hop(layer.name, True, f"{ports} from {_show(seen)} admitted by {rule}"))
+        if rule is not None and rule.stateless:  # its answer is judged on its own
+            answer = (
+                Ports(ports.protocol, EPHEMERAL.first, EPHEMERAL.last) if ports.first else ports
+            )
+            back_ok, back = decide(layer, False, seen, answer, names)
+            if not back_ok:
+                return trace.add(Hop(layer.name, False,
+                                     f"the answer {answer} to {_show(seen)} is let out by no "
+                                     f"rule (the rule that admits the request, {rule}, is "
+                                     "stateless)", breaks.replace("6", "7"),
+                                     f"allow {answer} out to {_show(seen)} in {layer.name}, or "
+                                     "make the rule stateful", False))  # fmt: skip
+    return True
 
 
 def _group_egress(

@@ -49,6 +49,16 @@ def remote_access(reports: tuple[FlowReport, ...]) -> FlowReport:
     return next(r for r in reports if r.flow.startswith("VPN clients (") and " hq " in r.flow)
 
 
+def use_acl(ec2: Any, world: SandboxWorld, acl: str) -> None:
+    """HQ's app subnet takes network ACL `acl`."""
+    current = ec2.describe_network_acls(
+        Filters=[{"Name": "association.subnet-id", "Values": [world.hq.subnets[1]]}]
+    )["NetworkAcls"][0]
+    association = next(a["NetworkAclAssociationId"] for a in current["Associations"]
+                       if a["SubnetId"] == world.hq.subnets[1])  # fmt: skip
+    ec2.replace_network_acl_association(AssociationId=association, NetworkAclId=acl)
+
+
 def app_subnet_acl(ec2: Any, world: SandboxWorld, outbound: list[tuple[int, str, int, int]]) -> str:
     """A network ACL of the admin's on HQ's app subnet: everything in, and out only
     `outbound` (rule number, action, ports from, to: TCP to anywhere)."""
@@ -59,12 +69,7 @@ def app_subnet_acl(ec2: Any, world: SandboxWorld, outbound: list[tuple[int, str,
         ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=number, Protocol="6",
                                      RuleAction=action, Egress=True, CidrBlock="0.0.0.0/0",
                                      PortRange={"From": first, "To": last})  # fmt: skip
-    current = ec2.describe_network_acls(
-        Filters=[{"Name": "association.subnet-id", "Values": [world.hq.subnets[1]]}]
-    )["NetworkAcls"][0]
-    association = next(a["NetworkAclAssociationId"] for a in current["Associations"]
-                       if a["SubnetId"] == world.hq.subnets[1])  # fmt: skip
-    ec2.replace_network_acl_association(AssociationId=association, NetworkAclId=acl)
+    use_acl(ec2, world, acl)
     return str(acl)
 
 
@@ -296,12 +301,7 @@ def test_an_acl_deny_for_part_of_the_vpn_range_is_that_part_dropped(applied: Any
                                          (100, True, "allow", "0.0.0.0/0")):  # fmt: skip
         ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=number, Protocol="-1",
                                      RuleAction=action, Egress=egress, CidrBlock=cidr)  # fmt: skip
-    current = ec2.describe_network_acls(
-        Filters=[{"Name": "association.subnet-id", "Values": [world.hq.subnets[1]]}]
-    )["NetworkAcls"][0]
-    association = next(a["NetworkAclAssociationId"] for a in current["Associations"]
-                       if a["SubnetId"] == world.hq.subnets[1])  # fmt: skip
-    ec2.replace_network_acl_association(AssociationId=association, NetworkAclId=acl)
+    use_acl(ec2, world, acl)
     report = remote_access(deployment(world, session).doctor())
     assert report.verdict == "DROPPED"
     (lost,) = report.dropped
