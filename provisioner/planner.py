@@ -410,6 +410,14 @@ def _plan_network(
         extras,
         "no longer a connector the file wants (its routes lead to the one that stays first)",
     )
+    replaced = [
+        s.current for s in slots
+        if s.new and s.current is not None
+        and not any(c.kind is Kind.CONNECTOR and c.action is Action.REPLACE for c in s.changes)
+    ]  # fmt: skip
+    changes += _delete_connectors(
+        name, replaced, "replaced: the routes lead to the new connector now (made before break)"
+    )
     # what a setting the file no longer has left (a pair's): once nothing uses it
     changes += [
         Change(name, Action.DELETE, Kind.PART, p.name, "the file no longer needs it", part=p)
@@ -503,8 +511,9 @@ def _slots(
             want.fingerprint: None,
             other: "it runs without the pair's watchdog" if c.ha else None,
         }
+        beside = CLOUD_SCHEMAS[network.cloud].make_before_break and not c.ha
         changes, new = _vm_changes(
-            network, obs, subnet, want, current, member in renewed, prints[member], fits
+            network, obs, subnet, want, current, member in renewed, prints[member], fits, beside
         )
         slots.append(_Slot(member, subnet, want, current, changes, new))
     return slots, extras
@@ -519,9 +528,11 @@ def _vm_changes(
     profile_changed: bool,
     profile_fingerprint: str,
     fits: Mapping[str, str | None],
+    beside: bool = False,
 ) -> tuple[list[Change], bool]:
     """One connector's VM, its forwarding flag, and the parts that hang on the VM: (changes,
-    whether the VM is new)."""
+    whether the VM is new). `beside`: one to replace is made beside the old one (which the
+    caller deletes once the routes lead to the new one)."""
     name, member = network.name, want.member
     changes: list[Change] = []
     reasons = _replace_reasons(network, obs, subnet, want, current, profile_changed, fits)
@@ -537,8 +548,18 @@ def _vm_changes(
                 member=member,
             )
         )
+    elif reasons and beside:
+        why = (f"{WHY_LAUNCH}; replaces {current.instance} ({', '.join(reasons)}), made beside "
+               "it: the routes move to the new one once it runs, then the old one goes")  # fmt: skip
+        changes.append(
+            Change(name, Action.CREATE, Kind.CONNECTOR, f"VM in {want.subnet} (replacing "
+                   f"{current.instance})", why, connector=want, member=member)
+        )  # fmt: skip
     elif reasons:
         why = WHY_LAUNCH + "; replaced: " + ", ".join(reasons)
+        if not want.ha:
+            why += (" (the old one goes first: the routes lead nowhere until the new one runs; "
+                    "make before break is not yet done on this cloud)")  # fmt: skip
         changes.append(
             Change(
                 name,

@@ -169,6 +169,10 @@ class CloudSchema:
     # beside its cloud, network and region, and the interpreter that has the cloud's SDK
     watchdog_settings: tuple[str, ...] = ()
     watchdog_python: str = "/usr/bin/python3"
+    # a single connector that must be replaced is made beside the old one, the routes move to
+    # it, then the old one goes (make before break); False: the old one goes first (an outage
+    # for as long as the new one takes to boot: the plan says so)
+    make_before_break: bool = False
 
 
 # Adding a cloud: its Location in model.py (in the Location union, its name in MANAGED_CLOUDS),
@@ -185,6 +189,7 @@ CLOUD_SCHEMAS: dict[str, CloudSchema] = {
             "the standby's watchdog moves the routes to itself with ec2:ReplaceRoute, in route "
             "tables tagged connector-provisioner:ha=<network>"
         ),
+        make_before_break=True,
     ),
     "azure": CloudSchema(
         ("subscription", "resource_group", "vnet", "region"),

@@ -167,8 +167,8 @@ def test_a_connector_left_without_public_address_is_replaced(session, world: San
     assert not status.healthy and not status.reaches_vpn_service
     assert any("no public address" in n for n in status.notes)
     plan = deployment(world, clouds, edit=move).plan()
-    (replace,) = [c for c in plan.changes if c.kind == "connector"]
-    assert replace.action == "replace" and "no public address" in replace.why
+    made, gone = [c for c in plan.changes if c.kind == "connector"]
+    assert (made.action, gone.action) == ("create", "delete") and "no public address" in made.why
     deployment(world, clouds, edit=move).apply()
     new = connector_of(session, "us-east-1", "hq")
     assert new["InstanceId"] != old["InstanceId"] and new.get("PublicIpAddress")

@@ -353,7 +353,8 @@ def test_changing_nat_replaces_the_connector_and_repoints_routes(session, world,
 
     plan = deployment(world, clouds, edit=nat_on).plan()
     replace = [c for c in plan.changes if c.kind == "connector"]
-    assert [c.action for c in replace] == ["replace"]
+    assert [c.action for c in replace] == ["create", "delete"]  # made before break
+    assert replace[1].resource == old["InstanceId"]
     deployment(world, clouds, edit=nat_on).apply()
     new = connector_of(session, "us-west-2", "branch")
     assert new["InstanceId"] != old["InstanceId"]
@@ -374,7 +375,8 @@ def test_changed_profile_updates_the_parameter_and_replaces_the_connector(sessio
         for c in plan.changes
         if c.network == "branch"
     ]
-    assert ("vpn-profile", "update") in kinds and ("connector", "replace") in kinds
+    assert ("vpn-profile", "update") in kinds and ("connector", "create") in kinds
+    assert kinds[-1] == ("connector", "delete")  # the old one, after the routes moved
     deployment(world, clouds).apply()
     ssm = session.client("ssm", region_name="us-west-2")
     value = ssm.get_parameter(

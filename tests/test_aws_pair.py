@@ -488,3 +488,65 @@ def test_the_documented_policy_is_exactly_what_the_calls_need(
     assert granted == documented
     assert all(s["Resource"] for s in doc["Statement"])
     json.dumps(doc)  # printable as the policy document IAM takes
+
+
+# --- a single connector replaced without an outage (make before break, issue 29) ---------------
+
+
+def _larger(doc: dict[str, Any]) -> None:
+    doc["networks"]["hq"]["connector"]["size"] = "t3.large"
+
+
+def test_a_replaced_connector_is_made_before_the_old_one_goes(session, world: SandboxWorld, clouds):
+    """A size change replaces HQ's one connector: the new VM is launched beside the old one,
+    its forwarding set, the routes moved to it (ReplaceRoute), and only then the old one
+    terminated; at no moment do HQ's routes lead nowhere."""
+    deployment(world, clouds).apply()
+    (old,) = connectors(session).values()
+    watch = RouteWatch(session, world)
+    plan = deployment(world, clouds, edit=_larger).plan()
+    hq = [c for c in plan.changes if c.network == "hq"]
+    assert [(c.action, c.kind) for c in hq if c.kind == "connector"] == [
+        ("create", "connector"), ("delete", "connector")]  # fmt: skip
+    assert hq[-1].resource == old["InstanceId"] and "made before break" in hq[-1].why
+    assert f"replaces {old['InstanceId']} (size t3.small -> t3.large)" in hq[0].why
+    deployment(world, clouds, edit=_larger).apply()
+    assert watch.seen and watch.nowhere == [], watch.seen
+    ops = [op for op, _ in watch.seen]
+    assert ops.index("RunInstances") < ops.index("ReplaceRoute") < ops.index("TerminateInstances")
+    (new,) = connectors(session).values()
+    assert new["InstanceId"] != old["InstanceId"] and new["InstanceType"] == "t3.large"
+    assert targets(session, world) == {eni(new)}
+    assert deployment(world, clouds, edit=_larger).plan().empty
+
+
+@pytest.mark.parametrize(
+    "operation, after",
+    [("ModifyNetworkInterfaceAttribute", 0), ("ReplaceRoute", 1), ("TerminateInstances", 0)],
+    ids=["new VM launched", "routes half moved", "old VM not yet removed"],
+)
+def test_a_replacement_interrupted_at_each_step_is_finished_by_apply_and_cleaned_by_destroy(
+    session, world: SandboxWorld, clouds, operation: str, after: int
+):
+    from conftest import FORBIDDEN, error_response, inject
+
+    from provisioner import CloudError
+
+    before = snapshot(session)
+    deployment(world, clouds).apply()
+    (old,) = connectors(session).values()
+    watch = RouteWatch(session, world)
+    inject(session, "ec2", operation, lambda: error_response("ec2", *FORBIDDEN["ec2"]),
+           after=after)  # fmt: skip
+    with pytest.raises(CloudError):
+        deployment(world, clouds, edit=_larger).apply()
+    assert watch.nowhere == [], watch.seen  # the routes led to a running connector throughout
+    # the next apply finishes the change: one connector, the new one, the routes on it
+    deployment(world, clouds, edit=_larger).apply()
+    assert watch.nowhere == [], watch.seen
+    (new,) = connectors(session).values()
+    assert new["InstanceId"] != old["InstanceId"] and new["InstanceType"] == "t3.large"
+    assert targets(session, world) == {eni(new)}
+    assert deployment(world, clouds, edit=_larger).plan().empty
+    deployment(world, clouds, edit=_larger).destroy()
+    assert snapshot(session) == before

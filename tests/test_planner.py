@@ -391,8 +391,11 @@ def test_a_connector_without_public_address_behind_an_internet_gateway_is_replac
         "branch": observed("branch", "192.168.0.0/22", [], None),
     }
     plan = planner.plan_apply(topo, obs)
-    (replace,) = [c for c in plan.changes if c.kind == "connector" and c.network == "hq"]
-    assert replace.action == "replace" and "no public address" in replace.why
+    # made before break (AWS): the new one beside, the old one deleted after the routes
+    made, gone = [c for c in plan.changes if c.kind == "connector" and c.network == "hq"]
+    assert (made.action, gone.action) == ("create", "delete") and "no public address" in made.why
+    hq = [c for c in plan.changes if c.network == "hq"]
+    assert gone.resource == lost.instance and hq[-1] is gone
     (status,) = [s for s in planner.network_status(topo, obs) if s.network == "hq"]
     assert not status.reaches_vpn_service and not status.healthy
 
@@ -486,10 +489,11 @@ def test_a_part_on_the_vm_comes_after_it_and_again_on_a_new_vm():
     obs["hq"] = with_parts(observed("hq", "10.0.0.0/18", [], running()), EXTENSION)
     changes = kinds(planner.plan_apply(topo, obs))
     assert changes[:3] == [
-        ("replace", "connector"),
+        ("create", "connector"),  # made beside the old one (AWS: make before break)
         ("update", "forwarding"),
         ("create", "vpn-profile"),
     ]
+    assert changes[-1] == ("delete", "connector")  # the old one, once the routes moved
 
 
 def test_a_changed_profile_on_the_vm_is_updated_without_replacing_it():
