@@ -77,11 +77,15 @@ class Deployment:
 
     # --- planning ------------------------------------------------------------------------
 
-    def plan(self, *, replace_conflicting_routes: bool = False, prune: bool = False) -> Plan:
+    def plan(
+        self, *, replace_conflicting_routes: bool = False, prune: bool = False, roll: bool = False
+    ) -> Plan:
         """What apply would change. Networks of ours that left the file (connectors the
         clouds show where the file's networks are; networks of ours on the VPN service) are
         listed in notes, and with `prune` their removal is planned too, both halves."""
         observed = self.observe()
+        if roll:
+            observed = self._with_images(observed)
         plan = planner.plan_apply(
             self.topology,
             observed,
@@ -142,9 +146,22 @@ class Deployment:
     def status(self) -> tuple[NetworkStatus, ...]:
         """Per network, as the doctor would judge it: the app groups' coverage through the
         layers the clouds read at the groups' hosts (one or two reads more per network)."""
-        observed = self.observe()
+        observed = self._with_images(self.observe())
         observed = {name: self.provider(name).filters(obs) for name, obs in observed.items()}
         return planner.network_status(self.topology, observed, self._with_policy())
+
+    def _with_images(self, observed: dict[str, Observed]) -> dict[str, Observed]:
+        """Each connector on its cloud's default image, with the newest release of it when
+        that is not what it runs (a read or two per network; status and `--roll` only)."""
+        out = dict(observed)
+        for network in self.topology.managed:
+            obs, c = observed[network.name], network.connector
+            if c is None or c.image or obs.connector is None:
+                continue
+            newest = self.provider(network.name).newest_image(c.size)
+            if newest is not None and newest[0] != obs.connector.image:
+                out[network.name] = replace(obs, newer_image=newest)
+        return out
 
     def _with_policy(self) -> ObservedService | None:
         """The VPN service as the last observe read it, with who may reach what (doctor and
@@ -227,9 +244,15 @@ class Deployment:
         replace_conflicting_routes: bool = False,
         confirm: Confirm | None = None,
         prune: bool = False,
+        roll: bool = False,
     ) -> ApplyResult:
+        """`roll`: connectors on the cloud's default image take its newest release (made
+        before the old ones go); without it a new release replaces nothing."""
+
         def again() -> Plan:
-            return self.plan(replace_conflicting_routes=replace_conflicting_routes, prune=prune)
+            return self.plan(
+                replace_conflicting_routes=replace_conflicting_routes, prune=prune, roll=roll
+            )
 
         return self._run(again(), confirm, again)
 

@@ -72,6 +72,10 @@ ONE_NETWORK_EPILOG = (
 )
 
 
+ROLL_HELP = (
+    "connectors on the cloud's default image take its newest release (made before the old ones "
+    "go); without it a new release replaces nothing (status says when there is one)"
+)
 FLOW_HELP = (
     "one flow: SOURCE is vpn, internet, a network of the file (external sites too) or an "
     "address or range; NETWORK a network of the file, vpn (the apps' own connections to VPN "
@@ -113,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     sp.add_argument("--replace-conflicting-routes", action="store_true")
     sp.add_argument("--prune", action="store_true", help=prune_help)
+    sp.add_argument("--roll", action="store_true", help=ROLL_HELP)
     deadline_help = (
         "the longest the run may wait for the VPN service's rate limit, in all (seconds; "
         "default 3600, or PROVISION_SERVICE_DEADLINE)"
@@ -124,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     sp.add_argument("--replace-conflicting-routes", action="store_true")
     sp.add_argument("--prune", action="store_true", help=prune_help)
+    sp.add_argument("--roll", action="store_true", help=ROLL_HELP)
     sp = with_file("destroy", "remove what apply created, and nothing else")
     sp.add_argument("--service-deadline", type=str, metavar="SECONDS", help=deadline_help)
     sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
@@ -398,8 +404,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     deployment = api.Deployment(topology, Clouds(progress=_progress))
     if command == "plan":
         plan = deployment.plan(
-            replace_conflicting_routes=args.replace_conflicting_routes, prune=args.prune
-        )
+            replace_conflicting_routes=args.replace_conflicting_routes, prune=args.prune,
+            roll=getattr(args, "roll", False),
+        )  # fmt: skip
         text = render.plan_text(plan, verbose=args.verbose)
         print(json.dumps(plan.to_dict(), indent=2) if as_json else text)
         return 3 if plan.conflicts else 0
@@ -449,8 +456,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     def again() -> api.Plan:
         if command == "apply":
             return deployment.plan(
-                replace_conflicting_routes=args.replace_conflicting_routes, prune=args.prune
-            )
+                replace_conflicting_routes=args.replace_conflicting_routes, prune=args.prune,
+                roll=getattr(args, "roll", False),
+            )  # fmt: skip
         return deployment.plan_destroy()
 
     plan = again()

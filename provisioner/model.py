@@ -700,6 +700,9 @@ class Observed:
     # why the doctor's reads of the network's layers failed (a credential without them): its
     # flows cannot be judged
     unread: str | None = None
+    # the image the cloud's default now names, when newer than the running connector's and
+    # asked for (status, `--roll`): (its id, since when)
+    newer_image: tuple[str, str] | None = None
 
     def subnet(self, subnet_id: str) -> ObservedSubnet | None:
         return next((s for s in self.subnets if s.id == subnet_id), None)

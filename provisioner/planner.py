@@ -624,6 +624,8 @@ def _replace_reasons(
         )
     if profile_changed:
         reasons.append("VPN profile changed")
+    if obs.newer_image and not c.image and current.image != obs.newer_image[0]:
+        reasons.append(f"image {current.image} -> {obs.newer_image[0]} (--roll)")
     if obs.forwarding_at_launch and not current.forwarding:
         reasons.append("it cannot forward packets, and the flag is set only at launch")
     if current.subnet == want.subnet and lacks_public_address(subnet, current):
@@ -1042,6 +1044,11 @@ def network_status(
             notes.append(f"connector is {current.state}")
         elif not current.forwarding:
             notes.append("source/dest check is on: the connector cannot forward")
+        if current is not None and obs.newer_image and current.image != obs.newer_image[0]:
+            image, since = obs.newer_image
+            notes.append(f"a newer image exists: {image} (out since {since or 'unknown'}; the "
+                         f"connector runs {current.image}): `apply --roll` takes it, the new "
+                         "connector made before the old one goes; nothing changes until then")  # fmt: skip
         if ha and obs.front is not None and obs.front.holder is None:
             notes.append(
                 f"the routes lead to the pair's {obs.front.name} {obs.front.id}; which connector "

@@ -550,3 +550,31 @@ def test_a_replacement_interrupted_at_each_step_is_finished_by_apply_and_cleaned
     assert deployment(world, clouds, edit=_larger).plan().empty
     deployment(world, clouds, edit=_larger).destroy()
     assert snapshot(session) == before
+
+
+def test_a_new_image_release_replaces_nothing_until_apply_roll(
+    session, world: SandboxWorld, clouds, capsys: pytest.CaptureFixture[str]
+):
+    """A new Ubuntu release (the public parameter names another AMI): plan and apply change
+    nothing; status says a newer image exists and since when; `apply --roll` takes it, the new
+    connector made before the old one goes."""
+    from provisioner.sandbox import publish_ubuntu_image
+
+    deployment(world, clouds).apply()
+    (old,) = connectors(session).values()
+    newer = publish_ubuntu_image(session, "us-east-1")["amd64"]  # Canonical's next release
+    assert deployment(world, clouds).plan().empty  # no surprise
+    (hq,) = [s for s in deployment(world, clouds).status() if s.network == "hq"]
+    note = next(n for n in hq.notes if n.startswith("a newer image exists"))
+    assert newer in note and old["ImageId"] in note and "apply --roll" in note
+    watch = RouteWatch(session, world)
+    plan = deployment(world, clouds).plan(roll=True)
+    made = next(c for c in plan.changes if c.network == "hq" and c.kind == "connector")
+    assert f"image {old['ImageId']} -> {newer} (--roll)" in made.why
+    deployment(world, clouds).apply(roll=True)
+    assert watch.nowhere == []
+    (new,) = connectors(session).values()
+    assert new["ImageId"] == newer and new["InstanceId"] != old["InstanceId"]
+    assert not any(n.startswith("a newer image") for s in deployment(world, clouds).status()
+                   for n in s.notes)  # fmt: skip
+    assert deployment(world, clouds).plan(roll=True).empty

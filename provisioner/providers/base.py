@@ -92,6 +92,12 @@ class NetworkProvider(Protocol):
         """Where this network's lease lives (lease.py): one apply or destroy at a time."""
         ...
 
+    def newest_image(self, size: str) -> tuple[str, str] | None:
+        """The image a connector of `size` gets when the file pins none, and since when it is
+        out: what `status` compares the running one with and `apply --roll` takes (None: this
+        cloud does not say yet)."""
+        ...
+
     def error_text(self, e: BaseException) -> str:
         """The cloud's refusal or failure `e`, in one line."""
         ...
@@ -174,6 +180,11 @@ class Provider:
     def lease_store(self) -> LeaseStore | None:
         """Where this network's lease lives, kept with the network itself; None: the cloud
         keeps none (two runs at once are then not kept apart)."""
+        return None
+
+    def newest_image(self, size: str) -> tuple[str, str] | None:
+        """The image a connector of `size` gets when the file pins none, and since when: None
+        where the cloud's provider does not say yet."""
         return None
 
     def anothers(self, owner: str | None, mine: str | None = None) -> bool:

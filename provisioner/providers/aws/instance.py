@@ -16,7 +16,20 @@ class Instance(AwsState):
     def _image(self, connector: DesiredConnector) -> str:
         if connector.image:
             return connector.image
-        types = self.ec2.describe_instance_types(InstanceTypes=[connector.size])["InstanceTypes"]
+        return self._default_image(connector.size)
+
+    def newest_image(self, size: str) -> tuple[str, str] | None:
+        """The Ubuntu release the public parameter names now, and its creation date."""
+        try:
+            image = self._default_image(size)
+            found = self.ec2.describe_images(ImageIds=[image])["Images"]
+        except self.sdk_errors() as e:
+            raise CloudError(f"network {self.network.name}: the newest image: "
+                             f"{self.error_text(e)}") from None  # fmt: skip
+        return image, str(found[0].get("CreationDate", "")) if found else ""
+
+    def _default_image(self, size: str) -> str:
+        types = self.ec2.describe_instance_types(InstanceTypes=[size])["InstanceTypes"]
         supported = types[0]["ProcessorInfo"]["SupportedArchitectures"] if types else ["x86_64"]
         arch = next((ARCHES[a] for a in supported if a in ARCHES), "amd64")
         name = UBUNTU_PARAMETER.format(arch=arch)
