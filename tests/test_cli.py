@@ -312,7 +312,9 @@ def test_plan_groups_what_repeats_and_verbose_shows_every_change(
     assert run(["plan", "-f", str(path)]) == 0
     changed = capsys.readouterr().out
     section = changed.split("network hq (aws)")[1].split("\nnetwork branch (aws)")[0]
-    assert "± replace connector" in section and "replaced: " in section
+    # made before break: the new one first, the old one last
+    assert "+ create connector VM in" in section and "(replacing i-" in section
+    assert section.rstrip().split("\n  note:")[0].count("- delete connector i-") == 1
     assert section.count("- delete route 172.31.0.0/16") == 4  # one line per table
     assert section.count("- delete app-access") == 1
     assert run(["destroy", "-f", str(path), "--yes"]) == 0
