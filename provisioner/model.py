@@ -529,6 +529,7 @@ class ObservedConnector:
     fingerprint: str  # of the settings it was launched with (see planner.connector_fingerprint)
     public_ip: str | None = None
     member: int = 0  # of a pair: 0 the first (`subnets[0]`, `profiles[0]`), 1 the second
+    ready: bool | None = None  # it said its tunnel is up (None: its cloud does not say)
 
 
 @dataclass(frozen=True)
@@ -734,6 +735,9 @@ class Kind(StrEnum):
     APP_ACCESS = "app-access"
     ROUTE = "route"
     FRONT = "front"  # a pair's stable route target (a floating IP), moved to the active one
+    # a connector made beside the one it replaces says its tunnel is up: apply waits for it
+    # before the routes move (make before break)
+    READY = "ready"
     # the VPN service's half (the plan's `cloudconnexa` entry)
     SERVICE_NETWORK = "service-network"
     SERVICE_ROUTE = "service-route"
@@ -802,6 +806,9 @@ class Change:
             return f"{self.action} front {self.resource} -> {self.target}{was}"
         if self.kind is Kind.FORWARDING:
             return f"{self.action} forwarding on {self.resource} (source/dest check off)"
+        if self.kind is Kind.READY:
+            return (f"await {self.resource}'s tunnel (the routes stay on {self.previous_target} "
+                    "until it is up)")  # fmt: skip
         if self.kind is Kind.APP_ACCESS and self.rule is not None:
             whose = f" ({self.rule.label})" if self.rule.label else ""
             return f"{self.action} app-access {self.resource}: from {self.rule}{whose}"

@@ -384,6 +384,7 @@ def _plan_network(
         or slots[0]
     )
     changes += target.changes
+    changes += _ready_changes(name, target, extras)
     front, front_changes = _front_changes(network, obs, target)
     changes += front_changes
     changes += _ingress_changes(name, obs, local)
@@ -553,7 +554,8 @@ def _vm_changes(
                "it: the routes move to the new one once it runs, then the old one goes")  # fmt: skip
         changes.append(
             Change(name, Action.CREATE, Kind.CONNECTOR, f"VM in {want.subnet} (replacing "
-                   f"{current.instance})", why, connector=want, member=member)
+                   f"{current.instance})", why, connector=want, member=member,
+                   previous_target=current.instance)
         )  # fmt: skip
     elif reasons:
         why = WHY_LAUNCH + "; replaced: " + ", ".join(reasons)
@@ -987,6 +989,27 @@ def plan_destroy(
     if service is not None:
         plans.append(plan_service_destroy(topology, service))
     return Plan(operation="destroy", networks=tuple(plans), vpn_subnet=topology.vpn_subnet)
+
+
+def _ready_changes(network: str, target: _Slot, extras: list[ObservedConnector]) -> list[Change]:
+    """Before the routes move to a connector made beside the one it replaces: wait until it
+    says its tunnel is up. Also when an interrupted run left it launched and not yet ready."""
+    why = ("made before break: the routes move to it only once its tunnel is up; until then "
+           "they stay on the one it replaces")  # fmt: skip
+    made = next(
+        (c for c in target.changes
+         if c.kind is Kind.CONNECTOR and c.action is Action.CREATE and c.previous_target),
+        None,
+    )  # fmt: skip
+    if made is not None:
+        return [Change(network, Action.UPDATE, Kind.READY, NEW_CONNECTOR, why,
+                       previous_target=made.previous_target, member=target.member)]  # fmt: skip
+    current = target.current
+    old = next((x for x in extras if x.state == ConnectorState.RUNNING), None)
+    if current is None or target.new or current.ready is not False or old is None:
+        return []
+    return [Change(network, Action.UPDATE, Kind.READY, current.instance, why,
+                   previous_target=old.instance, member=target.member)]  # fmt: skip
 
 
 def _delete_connectors(

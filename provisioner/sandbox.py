@@ -78,11 +78,20 @@ def _moto_handlers_once() -> None:
     responses.method_names_from_class = functools.cache(responses.method_names_from_class)
 
 
+# the sandbox's connectors have no tunnel to bring up: each says it is ready at launch, as a
+# real one's cloud-init does once its tunnel is up (a test turns it off to be the VM that never
+# comes up)
+VMS_REPORT_READY = {"aws": True}
+
+
 def tag_launched_interfaces() -> None:
     """EC2 tags the interfaces RunInstances makes with its `network-interface` tag
     specification; moto drops that one. A pair's watchdogs find each other by those tags (and
-    their role's condition names them), so the sandbox does as EC2 does."""
+    their role's condition names them), so the sandbox does as EC2 does. And each connector
+    says it is ready (VMS_REPORT_READY), as its cloud-init would once its tunnel is up."""
     from moto.ec2.models.instances import InstanceBackend
+
+    from .providers.aws.common import READY_TAG, TAG
 
     original = InstanceBackend.run_instances
     if getattr(original, "tags_interfaces", False):
@@ -94,6 +103,9 @@ def tag_launched_interfaces() -> None:
         for instance in reservation.instances:
             for nic in instance.nics.values():
                 nic.add_tags(tags)
+            ours = TAG in dict(kwargs.get("tags") or {}).get("instance", {})
+            if VMS_REPORT_READY["aws"] and ours:
+                instance.add_tag(READY_TAG, "0")
         return reservation
 
     run_instances.tags_interfaces = True  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from conftest import CallLog, deployment, snapshot
 from test_service import deployment as with_service
 
 from provisioner.providers.aws import TAG
+from provisioner.providers.aws.common import READY_TAG
 from provisioner.providers.aws.pair import PAIR_POLICY, pair_policy
 from provisioner.render import plan_text, status_text
 from provisioner.sandbox import FAKE_PROFILE, SandboxWorld
@@ -320,6 +321,11 @@ def _authorizations(session: Any, call: tuple[str, dict[str, Any]]) -> list[tupl
         ]
     if name.startswith("Describe"):
         return [(f"ec2:{name}", "*", {})]
+    if name == "CreateTags":  # the VM says it is ready: on its own instance
+        (instance,) = params["Resources"]
+        found = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]
+        return [("ec2:CreateTags", f"{arn}:instance/{instance}",
+                 {t["Key"]: t["Value"] for t in found.get("Tags", [])})]  # fmt: skip
     assert name == "ReplaceRoute", name
     table = ec2.describe_route_tables(RouteTableIds=[params["RouteTableId"]])["RouteTables"][0]
     nic = ec2.describe_network_interfaces(NetworkInterfaceIds=[params["NetworkInterfaceId"]])[
@@ -361,14 +367,19 @@ def test_the_second_vms_role_is_exactly_what_its_boot_and_its_watchdog_need(
         vm.client("ec2"),
     )
     watchdog.take_over(watchdog.holder())
-    # what its role holds: its own profile's read policy and the pair's
+    # its tunnel up, its cloud-init's connector-ready tags it
+    vm.client("ec2").create_tags(Resources=[pair[1]["InstanceId"]],
+                                 Tags=[{"Key": READY_TAG, "Value": "1"}])  # fmt: skip
+    # what its role holds: its own profile's read policy, the pair's, and saying it is ready
     policies = role_policies(session.client("iam"), f"cp-hq-{world.hq.vpc}-2")
-    assert sorted(policies) == [PAIR_POLICY, "read-vpn-profile"]
+    assert sorted(policies) == [PAIR_POLICY, "read-vpn-profile", "report-ready"]
+    (ready,) = policies["report-ready"]["Statement"]
+    assert ready["Condition"]["ForAllValues:StringEquals"] == {"aws:TagKeys": [READY_TAG]}
     policy = {"Statement": [st for doc in policies.values() for st in doc["Statement"]]}
     needed = [a for call in made for a in _authorizations(session, call)]
     assert {a[0] for a in needed} == {
         "ssm:GetParameter", "ec2:DescribeNetworkInterfaces", "ec2:DescribeRouteTables",
-        "ec2:ReplaceRoute",
+        "ec2:ReplaceRoute", "ec2:CreateTags",
     }  # fmt: skip
     assert all(_allows(policy, *a) for a in needed)  # every call allowed
     for i in range(len(policy["Statement"])):  # and nothing more: each statement is needed
@@ -383,6 +394,8 @@ def test_the_second_vms_role_is_exactly_what_its_boot_and_its_watchdog_need(
     first = f"arn:aws:ssm:us-east-1:123456789012:parameter/connector-provisioner/{world.hq.vpc}/hq/profile"
     assert not _allows(policy, "ssm:GetParameter", first, {})  # the first VM's profile: not this
     assert not _allows(policy, "ec2:CreateRoute", table, {HA_TAG: "hq"})
+    other = "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0"
+    assert not _allows(policy, "ec2:CreateTags", other, {TAG: "branch"})  # not another's VM
 
 
 # --- with the VPN service's half ---------------------------------------------------------------
@@ -578,3 +591,61 @@ def test_a_new_image_release_replaces_nothing_until_apply_roll(
     assert not any(n.startswith("a newer image") for s in deployment(world, clouds).status()
                    for n in s.notes)  # fmt: skip
     assert deployment(world, clouds).plan(roll=True).empty
+
+
+def test_routes_move_only_once_the_new_connector_says_its_tunnel_is_up(
+    session, world: SandboxWorld, clouds, monkeypatch: pytest.MonkeyPatch
+):
+    """The new VM tags itself ready once its tunnel is up (its cloud-init's connector-ready);
+    apply waits for that before any route moves. One that never says so: apply stops with the
+    routes still on the old one, says so, and the next apply goes on from there."""
+    from provisioner import CloudError
+    from provisioner.providers import Clouds
+    from provisioner.sandbox import VMS_REPORT_READY
+
+    deployment(world, clouds).apply()
+    (old,) = connectors(session).values()
+    plan = deployment(world, clouds, edit=_larger).plan()
+    hq = [c for c in plan.changes if c.network == "hq"]
+    kinds = [c.kind.value for c in hq]
+    assert kinds.index("connector") < kinds.index("ready") < kinds.index("route")
+    ready = hq[kinds.index("ready")]
+    assert ready.summary() == (f"await new-connector's tunnel (the routes stay on "
+                               f"{old['InstanceId']} until it is up)")  # fmt: skip
+    monkeypatch.setitem(VMS_REPORT_READY, "aws", False)  # the VM that never comes up
+    impatient = Clouds(options={"aws": {"session": session, "poll_seconds": 0.0,
+                                        "wait_seconds": 0.2}})  # fmt: skip
+    watch = RouteWatch(session, world)
+    with pytest.raises(CloudError) as failed:
+        deployment(world, impatient, edit=_larger).apply()
+    message = str(failed.value)
+    assert "to say its tunnel is up" in message and f"still lead to {old['InstanceId']}" in message
+    assert targets(session, world) == {eni(old)} and watch.nowhere == []
+    # again, still not up: the plan waits for the one launched, launches no third
+    again = deployment(world, impatient, edit=_larger).plan()
+    (wait,) = [c for c in again.changes if c.kind == "ready"]
+    launched = next(i for i in connectors_all(session) if i["InstanceId"] != old["InstanceId"])
+    assert wait.resource == launched["InstanceId"] and wait.previous_target == old["InstanceId"]
+    assert not any(c.kind == "connector" and c.action == "create" for c in again.changes)
+    with pytest.raises(CloudError):
+        deployment(world, impatient, edit=_larger).apply()
+    assert targets(session, world) == {eni(old)}
+    # it comes up: the next apply moves the routes and removes the old one
+    session.client("ec2", region_name="us-east-1").create_tags(
+        Resources=[launched["InstanceId"]], Tags=[{"Key": READY_TAG, "Value": "1"}])
+    deployment(world, impatient, edit=_larger).apply()
+    assert targets(session, world) == {eni(launched)} and watch.nowhere == []
+    assert [i["InstanceId"] for i in connectors_all(session)] == [launched["InstanceId"]]
+
+
+def connectors_all(session: Any) -> list[dict[str, Any]]:
+    """HQ's live connectors, every one (two of one member while one replaces the other)."""
+    ec2 = session.client("ec2", region_name="us-east-1")
+    return [
+        i
+        for r in ec2.describe_instances(Filters=[
+            {"Name": f"tag:{TAG}", "Values": ["hq"]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+        ])["Reservations"]
+        for i in r["Instances"]
+    ]  # fmt: skip

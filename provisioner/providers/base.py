@@ -276,6 +276,9 @@ class Provider:
                 self._launch(change.connector)
         elif kind is Kind.FORWARDING:
             self._enable_forwarding()
+        elif kind is Kind.READY:
+            assert change.previous_target is not None
+            self._await_ready(change.previous_target)
         elif kind is Kind.CONNECTOR_INGRESS:
             assert change.destination is not None
             self._connector_ingress(action, change.destination)
@@ -342,6 +345,11 @@ class Provider:
 
     def _terminate(self) -> None:
         raise NotImplementedError
+
+    def _await_ready(self, replacing: str) -> None:
+        """Wait until the connector just launched says its tunnel is up (a cloud that makes
+        connectors before break reads what the VM sets); the routes still lead to `replacing`
+        meanwhile."""
 
     def _start(self) -> None:
         raise NotImplementedError

@@ -22,6 +22,8 @@ UBUNTU_PARAMETER = (
 )
 ARCHES = {"x86_64": "amd64", "arm64": "arm64"}
 POLICY_NAME = "read-vpn-profile"
+READY_POLICY = "report-ready"  # the connector tags itself ready (READY_TAG), nothing else
+READY_TAG = "connector-provisioner:ready"  # set by the VM once its tunnel is up
 PAIR_POLICY = "pair"  # a pair's: the watchdog's calls and the second profile (providers/aws/pair)
 MARK = "connector-provisioner"  # how our rules' descriptions begin
 

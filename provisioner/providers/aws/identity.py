@@ -11,7 +11,16 @@ from botocore.exceptions import ClientError
 
 from ...model import Part
 from ...redact import protect
-from .common import PAIR_POLICY, POLICY_NAME, TAG, AwsSeen, AwsState, done_already
+from .common import (
+    PAIR_POLICY,
+    POLICY_NAME,
+    READY_POLICY,
+    READY_TAG,
+    TAG,
+    AwsSeen,
+    AwsState,
+    done_already,
+)
 
 
 class Identity(AwsState):
@@ -85,12 +94,31 @@ class Identity(AwsState):
         self.iam.put_role_policy(
             RoleName=self.role, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy)
         )
+        self.iam.put_role_policy(
+            RoleName=self.role, PolicyName=READY_POLICY, PolicyDocument=json.dumps(self._ready())
+        )
+
+    def _ready(self) -> dict[str, object]:
+        """The connector may set one tag, READY_TAG, on the network's own instances: how it
+        says its tunnel is up (what apply waits for before it moves routes to it)."""
+        return {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Action": "ec2:CreateTags",
+                "Resource": f"arn:aws:ec2:{self.location.region}:*:instance/*",
+                "Condition": {
+                    "StringEquals": {f"aws:ResourceTag/{TAG}": self.network.name},
+                    "ForAllValues:StringEquals": {"aws:TagKeys": [READY_TAG]},
+                },
+            }],
+        }  # fmt: skip
 
     def _delete_role(self) -> None:
         # its inline policies first (a pair's too, if an interrupted run left it): IAM deletes
         # no role that still has one
         left = [PAIR_POLICY] if PAIR_POLICY in self.seen.role_policies.get(self.role, set()) else []
-        for name in (POLICY_NAME, *left):
+        for name in (POLICY_NAME, READY_POLICY, *left):
             done_already(
                 partial(self.iam.delete_role_policy, RoleName=self.role, PolicyName=name),
                 "NoSuchEntity",
@@ -134,9 +162,10 @@ class Identity(AwsState):
             Part(
                 "role",
                 name,
-                "lets the connector read its own profile parameter and nothing else",
+                "lets the connector read its own profile parameter and say it is ready, "
+                "nothing else",
                 role,
-                complete=role and POLICY_NAME in policies,
+                complete=role and {POLICY_NAME, READY_POLICY} <= policies,
                 member=member,
             ),
             Part(

@@ -9,7 +9,15 @@ from botocore.exceptions import ClientError
 from ...bootstrap import render_user_data
 from ...errors import CloudError
 from ...model import DesiredConnector
-from .common import ARCHES, FINGERPRINT_TAG, MEMBER_TAG, TAG, UBUNTU_PARAMETER, AwsState
+from .common import (
+    ARCHES,
+    FINGERPRINT_TAG,
+    MEMBER_TAG,
+    READY_TAG,
+    TAG,
+    UBUNTU_PARAMETER,
+    AwsState,
+)
 
 
 class Instance(AwsState):
@@ -126,6 +134,29 @@ class Instance(AwsState):
         )["NetworkInterfaces"]
         for eni in leftovers:
             self.ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])
+
+    def _await_ready(self, replacing: str) -> None:
+        """The new VM tags itself READY_TAG once its tunnel is up (its cloud-init's
+        connector-ready): until then the routes stay on `replacing`."""
+        instance = self.instance
+        assert instance is not None
+
+        def look() -> tuple[bool, str]:
+            reservations = self.ec2.describe_instances(InstanceIds=[instance])["Reservations"]
+            found = reservations[0]["Instances"][0] if reservations else {}
+            tags = {t["Key"]: t["Value"] for t in found.get("Tags", [])}
+            if READY_TAG in tags:
+                return True, "ready"
+            return False, f"{found.get('State', {}).get('Name', 'gone')}, its tunnel not up yet"
+
+        try:
+            self.wait_until(
+                f"{self.network.name}: {instance} to say its tunnel is up (the routes stay on "
+                f"{replacing} meanwhile)", look, pause=self.poll_seconds,
+            )  # fmt: skip
+        except CloudError as e:
+            raise CloudError(f"{e}: the routes still lead to {replacing}; run apply again once "
+                             f"{instance} is up, or see its console output") from None  # fmt: skip
 
     def _wait(self, instance: str, state: str) -> None:
         def look() -> tuple[bool, str]:

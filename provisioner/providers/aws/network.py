@@ -46,6 +46,7 @@ from .common import (
     FINGERPRINT_TAG,
     LIVE_STATES,
     MEMBER_TAG,
+    READY_TAG,
     TAG,
     AwsSeen,
     ParameterLease,
@@ -467,6 +468,7 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
                     fingerprint=tags.get(FINGERPRINT_TAG, ""),
                     public_ip=inst.get("PublicIpAddress"),
                     member=int(member) if member.isdigit() else 0,
+                    ready=READY_TAG in tags,
                 )
             )
         first = out[0] if out else None

@@ -236,6 +236,8 @@ class Pair(AwsState):
             self.interface = self.seen.interfaces.get(change.resource)
         elif change.kind is Kind.FORWARDING and change.resource != NEW_CONNECTOR:
             self.interface = change.resource
+        elif change.kind is Kind.READY and change.resource != NEW_CONNECTOR:
+            self.instance = change.resource
         try:
             yield
             if change.kind is Kind.CONNECTOR and change.action is not Action.DELETE:
