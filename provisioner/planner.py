@@ -384,7 +384,10 @@ def _plan_network(
         or slots[0]
     )
     changes += target.changes
-    changes += _ready_changes(name, target, extras)
+    if CLOUD_SCHEMAS[network.cloud].make_before_break:  # where the new VM says it is ready
+        changes += _ready_changes(
+            name, target, extras, [s.current for s in slots if s is not target]
+        )
     front, front_changes = _front_changes(network, obs, target)
     changes += front_changes
     changes += _ingress_changes(name, obs, local)
@@ -991,11 +994,17 @@ def plan_destroy(
     return Plan(operation="destroy", networks=tuple(plans), vpn_subnet=topology.vpn_subnet)
 
 
-def _ready_changes(network: str, target: _Slot, extras: list[ObservedConnector]) -> list[Change]:
-    """Before the routes move to a connector made beside the one it replaces: wait until it
-    says its tunnel is up. Also when an interrupted run left it launched and not yet ready."""
+def _ready_changes(
+    network: str,
+    target: _Slot,
+    extras: list[ObservedConnector],
+    others: list[ObservedConnector | None],
+) -> list[Change]:
+    """Before the routes move to a new connector while another one still carries them (one made
+    beside the one it replaces; a pair's standby replaced first, before the active one): wait
+    until it says its tunnel is up. Also when an interrupted run left it launched, not ready."""
     why = ("made before break: the routes move to it only once its tunnel is up; until then "
-           "they stay on the one it replaces")  # fmt: skip
+           "they stay on the one they lead to now")  # fmt: skip
     made = next(
         (c for c in target.changes
          if c.kind is Kind.CONNECTOR and c.action is Action.CREATE and c.previous_target),
@@ -1004,6 +1013,11 @@ def _ready_changes(network: str, target: _Slot, extras: list[ObservedConnector])
     if made is not None:
         return [Change(network, Action.UPDATE, Kind.READY, NEW_CONNECTOR, why,
                        previous_target=made.previous_target, member=target.member)]  # fmt: skip
+    carrying = next((o for o in others if o is not None and o.state == ConnectorState.RUNNING),
+                    None)  # fmt: skip
+    if target.new and carrying is not None:  # a pair's member replaced while the other routes
+        return [Change(network, Action.UPDATE, Kind.READY, NEW_CONNECTOR, why,
+                       previous_target=carrying.instance, member=target.member)]  # fmt: skip
     current = target.current
     old = next((x for x in extras if x.state == ConnectorState.RUNNING), None)
     if current is None or target.new or current.ready is not False or old is None:

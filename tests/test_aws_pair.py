@@ -649,3 +649,33 @@ def connectors_all(session: Any) -> list[dict[str, Any]]:
         ])["Reservations"]
         for i in r["Instances"]
     ]  # fmt: skip
+
+
+def test_a_pair_changes_one_member_at_a_time_and_the_routes_never_lead_nowhere(
+    session, world: SandboxWorld, clouds, second_subnet
+):
+    """Both connectors of a pair must be replaced (a new size): the standby first, the routes
+    handed to it once it says its tunnel is up, then the other; nothing leads nowhere."""
+    paired = as_pair(world, second_subnet)
+    deployment(world, clouds, edit=paired).apply()
+    before = connectors(session)
+    active = targets(session, world)
+
+    def larger_pair(doc: dict[str, Any]) -> None:
+        paired(doc)
+        _larger(doc)
+
+    plan = deployment(world, clouds, edit=larger_pair).plan()
+    hq = [(c.action.value, c.kind.value, c.resource) for c in plan.changes if c.network == "hq"]
+    kinds = [k for _, k, _ in hq]
+    first_replace, ready = kinds.index("connector"), kinds.index("ready")
+    assert first_replace < ready < kinds.index("route") < len(kinds) - 1 - kinds[::-1].index("connector")
+    standby = next(i for i in before.values() if eni(i) not in active)
+    assert hq[first_replace][2] == standby["InstanceId"]  # the standby goes first
+    watch = RouteWatch(session, world)
+    deployment(world, clouds, edit=larger_pair).apply()
+    assert watch.seen and watch.nowhere == [], watch.seen
+    after = connectors(session)
+    assert {i["InstanceType"] for i in after.values()} == {"t3.large"}
+    assert not {i["InstanceId"] for i in after.values()} & {i["InstanceId"] for i in before.values()}
+    assert deployment(world, clouds, edit=larger_pair).plan().empty
