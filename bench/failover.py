@@ -12,6 +12,8 @@ with its defaults (every 1 s, down after 3 misses). Needs root, /dev/net/tun, an
 
     python3 bench/failover.py                       # 10 runs of each failure on every cloud
     python3 bench/failover.py --runs 3 --cloud aws  # fewer
+    python3 bench/failover.py --replace             # a single connector replaced (AWS), 10 runs
+                                                    # made before break, 10 break before make
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10, help="failures of each kind per cloud")
     parser.add_argument("--cloud", action="append", choices=CLOUDS, help="default: all four")
+    parser.add_argument("--replace", action="store_true",
+                        help="instead: HQ's one connector replaced while Bob's flow runs (AWS)")
     args = parser.parse_args(argv)
 
     from lab.netns import lab_available, remove_stale
@@ -54,7 +58,16 @@ def main(argv: list[str] | None = None) -> int:
         world = SeedWorld(Path(directory) / "lab")
         try:
             world.connect_bob()
-            for cloud in args.cloud or CLOUDS:
+            if args.replace:
+                from lab.replace import replace
+
+                pair = PairWorld(world, Path(tempfile.mkdtemp(dir=directory)), interval=INTERVAL,
+                                 fails=FAILS, cloud="aws", probe=DOCUMENTED_PROBE)  # fmt: skip
+                try:
+                    figures.update(replace(pair, args.runs).figures())
+                finally:
+                    pair.close()
+            for cloud in [] if args.replace else args.cloud or CLOUDS:
                 pair = PairWorld(world, Path(tempfile.mkdtemp(dir=directory)), interval=INTERVAL,
                                  fails=FAILS, cloud=cloud, probe=DOCUMENTED_PROBE)  # fmt: skip
                 try:

@@ -167,3 +167,20 @@ def test_the_doctor_follows_the_pair_through_a_takeover(pair: PairWorld):
         for name, said, via, got in rows
     )
     assert all((said == "OK") == got for _, said, _, got in rows), rows
+
+
+def test_a_replaced_connector_made_before_the_old_one_goes_loses_nothing(pair: PairWorld):
+    """HQ's one connector replaced while Bob's flow runs (a packet every 20 ms), on the lab's
+    AWS cloud: made before break (apply's order), then break before make (the old order): the
+    first loses nothing beyond the route switch itself; the figures are the bench's
+    (`python3 bench/failover.py --replace`)."""
+    if pair.cloud != "aws":
+        pytest.skip("a single connector's replacement is measured on AWS's lab cloud (moto)")
+    from lab.replace import replace
+
+    seen = replace(pair, runs=1)
+    FIGURES.update(seen.figures())
+    (mbb_lost,), (mbb_gap,) = seen.lost["make before break"], seen.gap["make before break"]
+    (bbm_lost,), (bbm_gap,) = seen.lost["break before make"], seen.gap["break before make"]
+    assert mbb_gap < 1.0 and mbb_lost <= 25, (mbb_lost, mbb_gap)  # the route switch, no more
+    assert bbm_gap > mbb_gap and bbm_lost > mbb_lost, (bbm_lost, bbm_gap, mbb_lost, mbb_gap)

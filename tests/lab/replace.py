@@ -1,0 +1,116 @@
+"""A single connector replaced, on the lab's AWS cloud (`pair.py`: moto on HQ's router holds
+HQ's route table, which the router follows), while Bob's flow (a UDP packet every 20 ms) runs:
+
+- **make before break** (what apply does on AWS): the new connector is launched beside the old
+  one and its tunnel comes up, the routes move to it (`ReplaceRoute` in the lab's cloud, as
+  apply calls it), then the old one is terminated;
+- **break before make** (what a replacement did before, and does on the other clouds): the old
+  one goes first, then the new one is launched, its tunnel comes up, the routes move.
+
+The lab's "launch" is the connector's real setup script bringing its tunnel up (seconds); a
+cloud's is a VM booting and installing its packages (minutes): the break-before-make gap here
+is a lower bound. One piece of code for the test (one run of each) and the bench (ten)."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+
+from .failover import answered_after, lost_in, steady, until
+from .pair import API_PORT, Member, PairWorld
+from .world import HQ
+
+MODES = ("make before break", "break before make")
+
+
+@dataclass
+class Replacements:
+    lost: dict[str, list[int]] = field(default_factory=lambda: {m: [] for m in MODES})
+    gap: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in MODES})
+
+    def figures(self) -> dict[str, str]:
+        out = {}
+        for mode in MODES:
+            if not self.lost[mode]:
+                continue
+            out[f"replace a single connector (aws), {mode}"] = (
+                f"packets lost median {statistics.median(self.lost[mode]):g}, worst "
+                f"{max(self.lost[mode])}; longest gap median "
+                f"{statistics.median(self.gap[mode]):.2f}s, worst {max(self.gap[mode]):.2f}s over "
+                f"{len(self.lost[mode])} runs (a packet every 20 ms)"
+            )
+        return out
+
+
+def move_routes(pair: PairWorld, to: Member) -> None:
+    """Every route of HQ's table that names a connector, to `to`'s interface: apply's
+    `ReplaceRoute`s, against the lab's cloud."""
+    seed = (pair.dir / "cloud" / "seed.json").read_text()
+    code = (
+        "import boto3, json\n"
+        f"table = json.loads({seed!r})['table']\n"
+        f"ec2 = boto3.client('ec2', region_name='us-east-1', endpoint_url='http://{HQ.router_ip}:"
+        f"{API_PORT}', aws_access_key_id='testing', aws_secret_access_key='testing')\n"
+        "(t,) = ec2.describe_route_tables(RouteTableIds=[table])['RouteTables']\n"
+        "for r in t['Routes']:\n"
+        f"    if r.get('NetworkInterfaceId') and r['NetworkInterfaceId'] != '{to.interface}':\n"
+        "        ec2.replace_route(RouteTableId=table, DestinationCidrBlock=r['DestinationCidrBlock'],"
+        f" NetworkInterfaceId='{to.interface}')\n"
+    )
+    pair.world.lab.run(HQ.router, sys.executable, "-c", code)
+
+
+def _up(pair: PairWorld, m: Member) -> bool:
+    """Its health endpoint answers 200 (its tunnel is up), asked from HQ's router: the other
+    connector may be gone."""
+    code = (
+        "import urllib.request,sys\n"
+        f"sys.exit(0 if urllib.request.urlopen('http://{m.site.connector_ip}:8181/health',"
+        "timeout=1).status == 200 else 1)\n"
+    )
+    return pair.world.lab.run(HQ.router, sys.executable, "-c", code, check=False).returncode == 0
+
+
+def _longest_gap(pair: PairWorld, start: float, end: float) -> float:
+    got = sorted(g for _, sent, g in pair.answers() if start <= sent <= end)
+    if len(got) < 2:
+        return end - start
+    return max(b - a for a, b in zip(got, got[1:], strict=False))
+
+
+def replace(pair: PairWorld, runs: int) -> Replacements:
+    """`runs` replacements of each mode of HQ's one connector (the pair's other member gone
+    first: the network has one connector), each the other way round from the last."""
+    assert pair.cloud == "aws"
+    result = Replacements()
+    steady(pair)
+    old = pair.active()
+    new = next(m for m in pair.members.values() if m is not old)
+    pair.kill_vm(new)  # one connector: the one the routes lead to
+    for mode in MODES:
+        for _ in range(runs):
+            until(lambda: answered_after(pair, time.time() - 0.5) is not None, 30, "the flow")
+            started = time.time()
+            if mode == "make before break":
+                pair.revive_vm(new)  # launched beside the old one, its tunnel up
+                until(lambda n=new: _up(pair, n), 60, f"{new.name} up")
+                move_routes(pair, new)
+                until(lambda n=new: pair.active() is n, 10, "the router follows the table")
+                pair.kill_vm(old)  # terminated once the routes lead away from it
+            else:
+                pair.kill_vm(old)
+                pair.revive_vm(new)
+                until(lambda n=new: _up(pair, n), 60, f"{new.name} up")
+                move_routes(pair, new)
+                until(lambda n=new: pair.active() is n, 10, "the router follows the table")
+            until(lambda s=started: answered_after(pair, s + 0.1) is not None, 30, "answered")
+            time.sleep(1)  # the flow through the new one for a while
+            ended = time.time()
+            result.lost[mode].append(lost_in(pair, [(started, ended)]))
+            result.gap[mode].append(_longest_gap(pair, started, ended))
+            old, new = new, old
+    pair.revive_vm(new)  # the pair as it was: both members up
+    until(lambda: _up(pair, new), 60, f"{new.name} back")
+    return result
