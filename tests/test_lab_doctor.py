@@ -638,6 +638,7 @@ def scene_lab(doctor_lab: SeedWorld) -> Iterator[SeedWorld]:
         doctor_lab.scene_connectors = None  # type: ignore[attr-defined]
 
 
+@pytest.mark.xdist_group("lab-doctor-flows")  # a worker (and a lab) of its own: the suite's time
 def test_the_doctor_agrees_over_ranges_sites_egress_and_the_apps_own_connections(
     scene_lab: SeedWorld,
 ):
