@@ -181,6 +181,9 @@ def test_a_replaced_connector_made_before_the_old_one_goes_loses_nothing(pair: P
     seen = replace(pair, runs=1)
     FIGURES.update(seen.figures())
     (mbb_lost,), (mbb_gap,) = seen.lost["make before break"], seen.gap["make before break"]
+    (one_lost,), (one_gap,) = (seen.lost["make before break, one profile"],
+                               seen.gap["make before break, one profile"])  # fmt: skip
+    assert one_gap < 5.0, (one_lost, one_gap)  # one profile for both: under 5 s
     (bbm_lost,), (bbm_gap,) = seen.lost["break before make"], seen.gap["break before make"]
     assert mbb_gap < 1.0 and mbb_lost <= 25, (mbb_lost, mbb_gap)  # the route switch, no more
     assert bbm_gap > mbb_gap and bbm_lost > mbb_lost, (bbm_lost, bbm_gap, mbb_lost, mbb_gap)

@@ -4,6 +4,9 @@ HQ's route table, which the router follows), while Bob's flow (a UDP packet ever
 - **make before break** (what apply does on AWS): the new connector is launched beside the old
   one and its tunnel comes up, the routes move to it (`ReplaceRoute` in the lab's cloud, as
   apply calls it), then the old one is terminated;
+- **the same, one profile**: the new connector dials in with the old one's profile (a user's own
+  profile file: one for both VMs), so the service drops the old one's session as the new one
+  connects; the answers go to the old one until the routes move;
 - **break before make** (what a replacement did before, and does on the other clouds): the old
   one goes first, then the new one is launched, its tunnel comes up, the routes move.
 
@@ -13,6 +16,7 @@ is a lower bound. One piece of code for the test (one run of each) and the bench
 
 from __future__ import annotations
 
+import copy
 import statistics
 import sys
 import time
@@ -20,9 +24,9 @@ from dataclasses import dataclass, field
 
 from .failover import answered_after, lost_in, steady, until
 from .pair import API_PORT, Member, PairWorld
-from .world import HQ
+from .world import HQ, Site, run_setup_script
 
-MODES = ("make before break", "break before make")
+MODES = ("make before break", "make before break, one profile", "break before make")
 
 
 @dataclass
@@ -80,37 +84,63 @@ def _longest_gap(pair: PairWorld, start: float, end: float) -> float:
     return max(b - a for a, b in zip(got, got[1:], strict=False))
 
 
+def _as_old(pair: PairWorld, new: Member, old: Member) -> Site:
+    """`new`'s host dialling in with `old`'s profile (one profile for both, as a user's own
+    profile file is): what its setup script is run as."""
+    site = copy.copy(new.site)
+    site.name, site.connector_vpn_ip = f"{new.site.name}-as-{old.name}", old.site.connector_vpn_ip
+    pair.world.profiles[site.name] = pair.world.profiles[old.site.name]
+    return site
+
+
+def _launch(pair: PairWorld, m: Member, profile_of: Member | None = None) -> None:
+    """`m`'s VM up again: its interface, then its setup (its tunnel up), with its own profile
+    and watchdog, or with `profile_of`'s profile and no watchdog."""
+    if profile_of is None:
+        pair.revive_vm(m)
+        until(lambda: _up(pair, m), 60, f"{m.name} up")
+        return
+    lab = pair.world.lab
+    lab.run(m.site.connector, "ip", "link", "set", "lan0", "up")
+    lab.run(m.site.connector, "ip", "route", "replace", "default", "via", HQ.router_ip)
+    run_setup_script(pair.world, _as_old(pair, m, profile_of), pair.setup)
+
+
+def _switch(pair: PairWorld, to: Member) -> None:
+    move_routes(pair, to)
+    until(lambda: pair.active() is to, 10, "the router follows the table")
+
+
 def replace(pair: PairWorld, runs: int) -> Replacements:
-    """`runs` replacements of each mode of HQ's one connector (the pair's other member gone
-    first: the network has one connector), each the other way round from the last."""
+    """`runs` replacements of each mode of HQ's one connector `a` by `b` (the pair's `b` gone
+    first: the network has one connector); after each, `a` is put back as it was."""
     assert pair.cloud == "aws"
     result = Replacements()
     steady(pair)
-    old = pair.active()
-    new = next(m for m in pair.members.values() if m is not old)
+    old, new = pair.members["a"], pair.members["b"]
+    if pair.active() is not old:
+        _switch(pair, old)
     pair.kill_vm(new)  # one connector: the one the routes lead to
     for mode in MODES:
         for _ in range(runs):
             until(lambda: answered_after(pair, time.time() - 0.5) is not None, 30, "the flow")
             started = time.time()
-            if mode == "make before break":
-                pair.revive_vm(new)  # launched beside the old one, its tunnel up
-                until(lambda n=new: _up(pair, n), 60, f"{new.name} up")
-                move_routes(pair, new)
-                until(lambda n=new: pair.active() is n, 10, "the router follows the table")
-                pair.kill_vm(old)  # terminated once the routes lead away from it
-            else:
+            if mode == "break before make":
                 pair.kill_vm(old)
-                pair.revive_vm(new)
-                until(lambda n=new: _up(pair, n), 60, f"{new.name} up")
-                move_routes(pair, new)
-                until(lambda n=new: pair.active() is n, 10, "the router follows the table")
+                _launch(pair, new)
+                _switch(pair, new)
+            else:  # made beside the old one, its tunnel up; the routes moved; the old one gone
+                _launch(pair, new, old if mode.endswith("one profile") else None)
+                _switch(pair, new)
+                pair.kill_vm(old)
             until(lambda s=started: answered_after(pair, s + 0.1) is not None, 30, "answered")
             time.sleep(1)  # the flow through the new one for a while
             ended = time.time()
-            result.lost[mode].append(lost_in(pair, [(started, ended)]))
-            result.gap[mode].append(_longest_gap(pair, started, ended))
-            old, new = new, old
-    pair.revive_vm(new)  # the pair as it was: both members up
-    until(lambda: _up(pair, new), 60, f"{new.name} back")
+            # from half a second before: answers before the change anchor the count
+            result.lost[mode].append(lost_in(pair, [(started - 0.5, ended)]))
+            result.gap[mode].append(_longest_gap(pair, started - 0.5, ended))
+            _launch(pair, old)  # as it was: `a` with its own profile, the routes on it
+            _switch(pair, old)
+            pair.kill_vm(new)
+    _launch(pair, new)  # the pair as it was: both members up
     return result
