@@ -1083,9 +1083,14 @@ def network_status(
             notes.append("source/dest check is on: the connector cannot forward")
         if current is not None and obs.newer_image and current.image != obs.newer_image[0]:
             image, since = obs.newer_image
+            how = ("the new connector made before the old one goes"
+                   if CLOUD_SCHEMAS[network.cloud].make_before_break and not ha
+                   else "each connector replaced in turn" if ha
+                   else "the old connector goes first on this cloud: an outage while the new one "
+                   "boots")  # fmt: skip
             notes.append(f"a newer image exists: {image} (out since {since or 'unknown'}; the "
-                         f"connector runs {current.image}): `apply --roll` takes it, the new "
-                         "connector made before the old one goes; nothing changes until then")  # fmt: skip
+                         f"connector runs {current.image}): `apply --roll` takes it, {how}; "
+                         "nothing changes until then")  # fmt: skip
         if ha and obs.front is not None and obs.front.holder is None:
             notes.append(
                 f"the routes lead to the pair's {obs.front.name} {obs.front.id}; which connector "

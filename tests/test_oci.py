@@ -571,3 +571,28 @@ def _app_host(o: OciWorld) -> str:
     )).data  # fmt: skip
     attachment = api.compute.list_vnic_attachments(o.hq.compartment, instance_id=vm.id).data[0]
     return str(api.network.get_vnic(attachment.vnic_id).data.private_ip)
+
+
+def test_a_new_image_release_replaces_nothing_until_apply_roll(oci_world: OciWorld):
+    """Oracle publishes a newer Ubuntu platform image: plan and apply change nothing; status
+    says it exists and since when; `apply --roll` takes it (on OCI the old VM still goes first,
+    and the plan says so)."""
+    o = oci_world
+    o.deployment().apply()
+    first = instance(o)
+    assert first is not None
+    newer = o.fake.add_image(first["compartmentId"], released="2026.12.01")
+    assert o.deployment().plan().changes == ()  # no surprise
+    (hq,) = [s for s in o.deployment().status() if s.network == "hq"]
+    note = next(n for n in hq.notes if n.startswith("a newer image exists"))
+    running = first["sourceDetails"]["imageId"]
+    assert newer in note and "2026-12-01" in note and running in note
+    plan = o.deployment().plan(roll=True)
+    (replace,) = [c for c in plan.changes if c.kind == "connector" and c.network == "hq"]
+    assert replace.action == "replace" and "(--roll)" in replace.why
+    assert "the old one goes first" in replace.why  # honest: no make before break here yet
+    o.deployment().apply(roll=True)
+    second = instance(o)
+    assert second is not None and second["id"] != first["id"]
+    assert second["sourceDetails"]["imageId"] == newer
+    assert not any(n.startswith("a newer image") for s in o.deployment().status() for n in s.notes)

@@ -163,12 +163,16 @@ class Oci(Injectable):
         return vault["id"], key["id"]
 
     def add_image(
-        self, compartment: str, os_name: str = "Canonical Ubuntu", version: str = "24.04"
+        self, compartment: str, os_name: str = "Canonical Ubuntu", version: str = "24.04",
+        released: str = "2026.11.01",
     ) -> str:
+        """A platform image (Oracle publishes each Ubuntu release as a new one)."""
+        day = released.replace(".", "-")
         image = self.store({
             "id": self.ocid("image"), "_kind": "images", "compartmentId": None,
-            "displayName": f"{os_name.replace(' ', '-')}-{version}-2026.11.01-0", "operatingSystem": os_name,
-            "operatingSystemVersion": version, "lifecycleState": "AVAILABLE", "timeCreated": "2026-11-01T00:00:00.000Z",
+            "displayName": f"{os_name.replace(' ', '-')}-{version}-{released}-0", "operatingSystem": os_name,
+            "operatingSystemVersion": version, "lifecycleState": "AVAILABLE",
+            "timeCreated": f"{day}T00:00:00.000Z",
         })  # fmt: skip
         return str(image["id"])
 
@@ -385,6 +389,10 @@ class Oci(Injectable):
                 for k, v in filters.items()
             ):
                 out.append(self.view(r))
+        if query.get("sortBy") in ("TIMECREATED", "DISPLAYNAME"):  # as the List calls sort
+            key = "timeCreated" if query["sortBy"] == "TIMECREATED" else "displayName"
+            descending = query.get("sortOrder", "DESC" if key == "timeCreated" else "ASC")
+            out.sort(key=lambda r: str(r.get(key) or ""), reverse=descending == "DESC")
         if kind == "availabilityDomains":
             return [
                 {

@@ -56,7 +56,7 @@ class Instance(OciState):
             private_ip=vnic.private_ip if vnic else None,
             forwarding=bool(vnic and vnic.skip_source_dest_check),
             size=vm.shape,
-            image=vm.image_id or "",
+            image=vm.image_id or getattr(vm.source_details, "image_id", None) or "",
             subnet=vnic.subnet_id if vnic else "",
             fingerprint=(vm.freeform_tags or {}).get(FINGERPRINT_TAG, ""),
             public_ip=(vnic.public_ip or None) if vnic else None,
@@ -398,7 +398,19 @@ class Instance(OciState):
             f"{vnic.private_ip if vnic else '?'}"
         )
 
+    def newest_image(self, size: str) -> tuple[str, str] | None:
+        """The newest Ubuntu LTS platform image for the shape, and when it was published."""
+        try:
+            image = self._ubuntu_image(size)
+        except self.sdk_errors() as e:
+            raise CloudError(f"network {self.network.name}: the newest image: "
+                             f"{self.error_text(e)}") from None  # fmt: skip
+        return str(image.id), str(image.time_created or "")
+
     def _ubuntu(self, shape: str) -> str:
+        return str(self._ubuntu_image(shape).id)
+
+    def _ubuntu_image(self, shape: str) -> Any:
         images = self.api.compute.list_images(
             self.compartment,
             operating_system=UBUNTU[0],
@@ -411,7 +423,7 @@ class Instance(OciState):
             raise CloudError(
                 f"no {' '.join(UBUNTU)} image for shape {shape} in {self.location.region}"
             )
-        return str(images[0].id)
+        return images[0]
 
     def _terminate(self) -> None:
         import oci
