@@ -27,19 +27,21 @@ from .pair import API_PORT, Member, PairWorld
 from .world import HQ, Site, run_setup_script
 
 MODES = ("make before break", "make before break, one profile", "break before make")
+PAIR_MODE = "a pair, one member at a time"
 
 
 @dataclass
 class Replacements:
-    lost: dict[str, list[int]] = field(default_factory=lambda: {m: [] for m in MODES})
-    gap: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in MODES})
+    lost: dict[str, list[int]] = field(default_factory=lambda: {m: [] for m in (*MODES, PAIR_MODE)})
+    gap: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in (*MODES, PAIR_MODE)})
 
     def figures(self) -> dict[str, str]:
         out = {}
-        for mode in MODES:
+        for mode in (*MODES, PAIR_MODE):
             if not self.lost[mode]:
                 continue
-            out[f"replace a single connector (aws), {mode}"] = (
+            what = "replace a pair (aws)" if mode == PAIR_MODE else "replace a single connector (aws)"
+            out[f"{what}, {mode}"] = (
                 f"packets lost median {statistics.median(self.lost[mode]):g}, worst "
                 f"{max(self.lost[mode])}; longest gap median "
                 f"{statistics.median(self.gap[mode]):.2f}s, worst {max(self.gap[mode]):.2f}s over "
@@ -143,4 +145,18 @@ def replace(pair: PairWorld, runs: int) -> Replacements:
             _switch(pair, old)
             pair.kill_vm(new)
     _launch(pair, new)  # the pair as it was: both members up
+    for _ in range(runs):  # a pair replaced as apply does it: the standby, the routes, the other
+        until(lambda: answered_after(pair, time.time() - 0.5) is not None, 30, "the flow")
+        active = pair.active()
+        standby = next(m for m in pair.members.values() if m is not active)
+        started = time.time()
+        pair.kill_vm(standby)  # the standby replaced first: gone, the new one up
+        _launch(pair, standby)
+        _switch(pair, standby)  # the routes handed to it once its tunnel is up
+        pair.kill_vm(active)  # then the other
+        _launch(pair, active)
+        time.sleep(1)
+        ended = time.time()
+        result.lost[PAIR_MODE].append(lost_in(pair, [(started - 0.5, ended)]))
+        result.gap[PAIR_MODE].append(_longest_gap(pair, started - 0.5, ended))
     return result
