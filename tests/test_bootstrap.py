@@ -53,7 +53,11 @@ def test_user_data_is_cloud_config_naming_the_parameter():
     assert doc["runcmd"] == [
         ["/usr/local/sbin/connector-fetch-profile"],
         ["/usr/local/sbin/connector-setup"],
+        ["/usr/local/sbin/connector-ready"],  # tags the instance ready once the tunnel is up
     ]
+    ready = files["/usr/local/sbin/connector-ready"]["content"]
+    assert "connector-provisioner:ready" in ready and 'region_name="us-east-1"' in ready
+    compile(ready, "connector-ready", "exec")  # the VM's python3 runs it as it is
     assert len(text.encode()) < 16 * 1024  # EC2's user-data limit
 
 
