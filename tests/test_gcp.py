@@ -389,6 +389,8 @@ def _permissions(call) -> set[str]:
         }
     if call.api == "iam":
         return {f"iam.serviceAccounts.{call.verb}"}
+    if call.kind == "images" and "projects/ubuntu-os-cloud/" in call.path:
+        return set()  # a public image project: Google grants its images' use to every caller
     if call.api == "secretmanager":
         return {
             "create": {"secretmanager.secrets.create"},
@@ -550,3 +552,29 @@ def test_doctor_judges_firewall_rules_by_priority_deny_first_and_targets(gcp: Gc
     dropped = remote().dropped_at
     assert dropped is not None and dropped.what == "firewall rules of hq-app-1"
     assert "deny-vpn (priority 1000)" in dropped.detail and not dropped.apply_fixes
+
+
+def test_a_new_image_release_replaces_nothing_until_apply_roll(gcp: GcpWorld):
+    """A connector runs the family's newest release by name; Canonical publishes the next one:
+    plan and apply change nothing, status says it exists and since when, `apply --roll` takes
+    it (the old VM first on GCP, and the plan says so)."""
+    gcp.deployment().apply()
+
+    def running() -> str:
+        vm = gcp.compute().instances.get(project=P, zone="europe-west1-b",
+                                         instance="cp-hq-connector")  # fmt: skip
+        return str(vm.description).removeprefix("image: ")
+
+    first = running()
+    assert first.endswith("/global/images/ubuntu-2404-lts-amd64-v20261101")
+    newer = gcp.gce.publish_image("ubuntu-os-cloud", "ubuntu-2404-lts-amd64", "20261201")
+    assert gcp.deployment().plan().empty  # no surprise
+    (hq,) = [s for s in gcp.deployment().status() if s.network == "hq"]
+    note = next(n for n in hq.notes if n.startswith("a newer image exists"))
+    assert newer in note and "2026-12-01" in note and first in note
+    plan = gcp.deployment().plan(roll=True)
+    (replace,) = [c for c in plan.changes if c.kind == "connector" and c.network == "hq"]
+    assert replace.action == "replace" and "(--roll)" in replace.why
+    gcp.deployment().apply(roll=True)
+    assert running() == newer
+    assert not any(n.startswith("a newer image") for s in gcp.deployment().status() for n in s.notes)

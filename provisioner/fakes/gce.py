@@ -112,6 +112,18 @@ class Gce(Injectable):
         self.errors: list[str] = []  # the fake's own faults (a test fails on any)
         self._ids = itertools.count(1000)
         self._public = itertools.count(10)
+        # each public image family's releases, oldest first: the family names the newest
+        self.releases: dict[tuple[str, str], list[dict[str, Any]]] = {
+            key: [_image(*key)] for key in IMAGE_FAMILIES
+        }
+
+    def publish_image(self, project: str, family: str, released: str) -> str:
+        """A new release of a public family (Canonical's next Ubuntu image): the family names
+        it from now on. `released`: YYYYMMDD. Returns its selfLink."""
+        with self.lock:
+            image = _image(project, family, released)
+            self.releases[(project, family)].append(image)
+            return str(image["selfLink"])
 
     def view(self, path: str) -> dict[str, Any] | None:
         """A compute resource as a GET shows it (None when absent)."""
@@ -227,7 +239,7 @@ class Gce(Injectable):
             self._record(method, path, "compute", kind, "getFromFamily")
             if (project, rest[2]) not in IMAGE_FAMILIES:
                 raise not_found(path)
-            return _image(project, rest[2])
+            return self.releases[(project, rest[2])][-1]
         if kind == "machineTypes" and len(rest) == 2 and method == "GET":
             self._record(method, path, "compute", kind, "get")
             if rest[1] not in MACHINE_TYPES:
@@ -624,13 +636,16 @@ def _short(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _image(project: str, family: str) -> dict[str, Any]:
-    name = f"{family}-v20261101"
+def _image(project: str, family: str, released: str = "20261101") -> dict[str, Any]:
+    name = f"{family}-v{released}"
+    day = f"{released[:4]}-{released[4:6]}-{released[6:]}"
     return {
         "kind": "compute#image",
+        "id": str(int(released) * 100 + len(family)),
         "name": name,
         "family": family,
         "status": "READY",
+        "creationTimestamp": f"{day}T00:00:00.000-07:00",
         "selfLink": f"{GOOGLE}projects/{project}/global/images/{name}",
     }
 
@@ -992,6 +1007,17 @@ def _insert_instance(gce: Gce, scope: str, body: dict[str, Any]) -> None:
         raise GceError(400, "invalid", "A boot disk must be specified.")
     image = str((boot.get("initializeParams") or {}).get("sourceImage", ""))
     m = re.match(r"^(?:.*/)?projects/([^/]+)/global/images/family/([^/]+)$", image)
+    if m is None:  # one image by name: a release of a family
+        named = re.match(r"^(?:.*/)?projects/([^/]+)/global/images/([^/]+)$", image)
+        found = named and next(
+            (family for (p, family), images in gce.releases.items()
+             if p == named.group(1) and any(i["name"] == named.group(2) for i in images)),
+            None,
+        )  # fmt: skip
+        if not found or named is None:
+            raise not_found(_path(image) or "images/(none)")
+        m = re.match(r"^projects/([^/]+)/global/images/family/([^/]+)$",
+                     f"projects/{named.group(1)}/global/images/family/{found}")  # fmt: skip
     if m is None or (m.group(1), m.group(2)) not in IMAGE_FAMILIES:
         raise not_found(_path(image) or "images/(none)")
     boot.update(

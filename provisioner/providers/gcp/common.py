@@ -30,8 +30,9 @@ FINGERPRINT_LABEL = "connector-provisioner-fingerprint"
 PROFILE_ANNOTATION = "connector-provisioner/profile-sha256"
 ENDPOINT_VARIABLE = "PROVISION_GCP_ENDPOINT"  # the sandbox's fake (provision sandbox serve)
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-# Canonical's Ubuntu 24.04 LTS image family, published in the ubuntu-os-cloud project
-UBUNTU = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64"
+# Canonical's Ubuntu 24.04 LTS image family, published in the ubuntu-os-cloud project: a
+# connector is launched on its newest release, by name
+UBUNTU_FAMILY = ("ubuntu-os-cloud", "ubuntu-2404-lts-amd64")  # (its project, the family)
 ACCESSOR = "roles/secretmanager.secretAccessor"
 WHOLE_NETWORK = "network/"  # + the network's name: the route "table" of untagged routes
 RETRIED = (429, 500, 502, 503, 504)
@@ -99,6 +100,7 @@ class Clients:
     backend_services: Any = None
     forwarding_rules: Any = None
     zones: Any = None
+    images: Any = None  # the public image family's newest release (launch, status, --roll)
 
 
 def credentials_for(endpoint: str | None, credentials: Any) -> Any:
@@ -151,6 +153,7 @@ def make_clients(endpoint: str | None, credentials: Any) -> Clients:
         backend_services=client(compute_v1.RegionBackendServicesClient),
         forwarding_rules=client(compute_v1.ForwardingRulesClient),
         zones=client(compute_v1.ZonesClient),
+        images=client(compute_v1.ImagesClient),
     )
 
 

@@ -19,7 +19,7 @@ from .common import (
     LABEL,
     PROFILE_ANNOTATION,
     SCOPE,
-    UBUNTU,
+    UBUNTU_FAMILY,
     GcpSeen,
     GcpState,
     file_label,
@@ -264,10 +264,20 @@ class Instance(GcpState):
 
     # --- the instance --------------------------------------------------------------------
 
+    def newest_image(self, size: str) -> tuple[str, str] | None:
+        return self._family_release()
+
+    def _family_release(self) -> tuple[str, str]:
+        """The Ubuntu LTS family's newest release (its selfLink), and when it was made."""
+        found = self.call("image family", self.api.images.get_from_family,
+                          project=UBUNTU_FAMILY[0], family=UBUNTU_FAMILY[1])  # fmt: skip
+        return str(found.self_link), str(found.creation_timestamp or "")
+
     def _launch(self, connector: DesiredConnector) -> None:
         from google.cloud import compute_v1
 
-        image = connector.image or UBUNTU
+        # the family's newest release, by name: what the VM runs is known (status compares it)
+        image = connector.image or self._family_release()[0]
         other = self.held[1 - self.member] if connector.ha else None
         address = self._address_of(1 - self.member) if other and other["connector_url"] else None  # type: ignore[attr-defined]
         # its watchdog's peer (the other's metadata names this one once it has an address)
