@@ -74,8 +74,7 @@ ONE_NETWORK_EPILOG = (
 
 ROLL_HELP = (
     "connectors on the cloud's default image take its newest release (AWS: each made before the "
-    "old one goes); without it a new release replaces nothing (status says when there is one: "
-    "AWS, GCP, OCI)"
+    "old one goes); without it a new release replaces nothing (status says when there is one)"
 )
 FLOW_HELP = (
     "one flow: SOURCE is vpn, internet, a network of the file (external sites too) or an "

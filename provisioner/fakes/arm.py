@@ -79,6 +79,7 @@ CHILD_TYPES = {  # parent type -> (child segment, embedded property, child type)
 NEXT_HOP_TYPES = ("VirtualNetworkGateway", "VnetLocal", "Internet", "VirtualAppliance", "None")
 RULE_PROTOCOLS = ("Tcp", "Udp", "Icmp", "Esp", "Ah", "*")
 RESOURCE_GROUPS = "microsoft.resources/resourcegroups"
+IMAGE_VERSIONS = "microsoft.compute/locations/publishers/artifacttypes/offers/skus/versions"
 PAGE = 50  # list pages hold this many; the rest follows through nextLink
 PUBLIC_POOL = ipaddress.IPv4Network("203.0.113.0/24")  # documentation addresses only
 
@@ -125,6 +126,34 @@ class Arm(Injectable):
         self.faults = Faults()
         self.calls: list[Call] = []
         self._public_ips = itertools.count(10)
+        # the Marketplace's image versions, oldest first: `latest` is the last
+        self.image_versions: dict[tuple[str, str, str], list[str]] = {
+            ("canonical", "ubuntu-24_04-lts", "server"): ["24.04.202611010"]
+        }
+
+    def publish_image_version(self, publisher: str, offer: str, sku: str, version: str) -> None:
+        """A new version of a Marketplace image (Canonical's next Ubuntu build)."""
+        with self.lock:
+            key = (publisher.lower(), offer.lower(), sku.lower())
+            self.image_versions.setdefault(key, []).append(version)
+
+    def _image_versions(self, found: tuple[str, ...], query: dict[str, str]) -> list[Any]:
+        sub, location, publisher, offer, sku = found
+        versions = self.image_versions.get((publisher.lower(), offer.lower(), sku.lower()))
+        if versions is None:
+            raise ArmError(404, "NotFound", "Artifact: VMImage was not found.")
+        order = query.get("$orderby", "")
+        listed = sorted(versions, reverse=order.lower() == "name desc") if order else list(versions)
+        top = query.get("$top")
+        if top:
+            listed = listed[: int(top)]
+        return [
+            {"name": v, "location": location,
+             "id": f"/Subscriptions/{sub}/Providers/Microsoft.Compute/Locations/{location}/"
+                   f"Publishers/{publisher}/ArtifactTypes/VMImage/Offers/{offer}/Skus/{sku}/"
+                   f"Versions/{v}"}
+            for v in listed
+        ]  # fmt: skip
 
     # --- what a test or the sandbox does directly -------------------------------------------
 
@@ -201,6 +230,15 @@ class Arm(Injectable):
         )
         if m:
             return self._operation(m.group(2), m.group(4))
+        m = re.match(
+            r"^/subscriptions/([^/]+)/providers/microsoft\.compute/locations/([^/]+)/publishers/"
+            r"([^/]+)/artifacttypes/vmimage/offers/([^/]+)/skus/([^/]+)/versions$",
+            path,
+            re.I,
+        )
+        if m and method == "GET":  # VirtualMachineImages_List: a plain array, not a page
+            self.calls.append(Call("GET", path, IMAGE_VERSIONS, "list"))
+            return 200, self._image_versions(m.groups(), query), {}
         m = re.match(r"^/subscriptions/([^/]+)/providers/([^/]+)/([^/]+)$", path, re.I)
         if m and method == "GET":  # a subscription-wide list (list_all)
             kind = f"{m.group(2)}/{m.group(3)}".lower()
@@ -1235,6 +1273,22 @@ def _vm(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> No
         props["osProfile"] = found["properties"].get("osProfile")
         body["powerState"] = found.get("powerState", "running")
     props["vmId"] = (found or {}).get("properties", {}).get("vmId") or str(uuid.uuid4())
+    image = (props.get("storageProfile") or {}).get("imageReference") or {}
+    if image.get("publisher"):  # a Marketplace image: the version it was made with, read-only
+        key = (image["publisher"].lower(), str(image.get("offer")).lower(),
+               str(image.get("sku")).lower())  # fmt: skip
+        versions = ctx.arm.image_versions.get(key)
+        if not versions:
+            raise ArmError(404, "PlatformImageNotFound",
+                           f"The platform image '{image['publisher']}:{image.get('offer')}:"
+                           f"{image.get('sku')}:{image.get('version')}' is not available.")  # fmt: skip
+        wanted = image.get("version") or "latest"
+        if wanted != "latest" and wanted not in versions:
+            raise ArmError(404, "PlatformImageNotFound", f"Version {wanted} is not available.")
+        old = (((found or {}).get("properties") or {}).get("storageProfile") or {}).get(
+            "imageReference") or {}  # fmt: skip
+        image["exactVersion"] = old.get("exactVersion") or (
+            versions[-1] if wanted == "latest" else wanted)
 
 
 def _extension(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> None:

@@ -62,7 +62,11 @@ class Instance(AzureState):
             private_ip=address,
             forwarding=bool(nic and nic.enable_ip_forwarding),
             size=str(getattr(vm.hardware_profile.vm_size, "value", vm.hardware_profile.vm_size)),
-            image=f"{image.publisher}:{image.offer}:{image.sku}:{image.version}" if image else "",
+            # the version it was made with (`latest` resolved: Azure's read-only exactVersion)
+            image=f"{image.publisher}:{image.offer}:{image.sku}:"
+            f"{getattr(image, 'exact_version', None) or image.version}"
+            if image
+            else "",
             subnet=short(config.subnet.id) if config and config.subnet else "",
             fingerprint=(vm.tags or {}).get(FINGERPRINT_TAG, ""),
             public_ip=public_ip,
@@ -70,6 +74,24 @@ class Instance(AzureState):
         )
         seen.vm_tags[self.member] = dict(vm.tags or {})
         return connector, False
+
+    def newest_image(self, size: str) -> tuple[str, str] | None:
+        """The Marketplace's newest version of the Ubuntu LTS image (what `latest` launches),
+        and the day its build number names (Canonical's: 24.04.YYYYMMDDn)."""
+        try:
+            found = self.compute.virtual_machine_images.list(
+                self.location.location, UBUNTU["publisher"], UBUNTU["offer"], UBUNTU["sku"],
+                orderby="name desc", top=1,
+            )  # fmt: skip
+        except self.sdk_errors() as e:
+            raise CloudError(f"network {self.network.name}: the newest image: "
+                             f"{self.error_text(e)}") from None  # fmt: skip
+        if not found:
+            return None
+        version = str(found[0].name)
+        build = version.rsplit(".", 1)[-1]
+        since = f"{build[:4]}-{build[4:6]}-{build[6:8]}" if len(build) >= 8 else ""
+        return f"{UBUNTU['publisher']}:{UBUNTU['offer']}:{UBUNTU['sku']}:{version}", since
 
     def _exists_public_ip(self) -> bool:
         from azure.core.exceptions import ResourceNotFoundError

@@ -52,6 +52,8 @@ ACTIONS = (
     f"{NETWORK}/loadBalancers/backendAddressPools/join/action",
     # the VM and the extension that hands it the profile
     f"{COMPUTE}/virtualMachines/read",
+    # status: the Marketplace's newest version of the image (a newer one than the VM runs)
+    f"{COMPUTE}/locations/publishers/artifacttypes/offers/skus/versions/read",
     f"{COMPUTE}/virtualMachines/write",
     f"{COMPUTE}/virtualMachines/delete",
     f"{COMPUTE}/virtualMachines/start/action",
