@@ -73,8 +73,9 @@ ONE_NETWORK_EPILOG = (
 
 
 ROLL_HELP = (
-    "connectors on the cloud's default image take its newest release (AWS: each made before the "
-    "old one goes); without it a new release replaces nothing (status says when there is one)"
+    "connectors on the cloud's default image take its newest release (AWS, GCP: each made "
+    "before the old one goes); without it a new release replaces nothing (status says when "
+    "there is one)"
 )
 FLOW_HELP = (
     "one flow: SOURCE is vpn, internet, a network of the file (external sites too) or an "

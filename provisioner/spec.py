@@ -230,6 +230,7 @@ CLOUD_SCHEMAS: dict[str, CloudSchema] = {
         ha_front="internal load balancer",
         ha_front_probed=True,
         watchdog_settings=("member",),  # the first claims when both are healthy (Peers)
+        make_before_break=True,
     ),
     "oci": CloudSchema(
         ("region", "compartment", "vcn"),

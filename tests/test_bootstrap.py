@@ -98,3 +98,16 @@ def test_one_of_a_pair_runs_the_watchdog_as_its_module_says(tmp_path):
     # alone: no watchdog
     alone = yaml.safe_load(render_user_data("aws", connector(), "/p", "us-east-1"))
     assert not any("watchdog" in f["path"] for f in alone["write_files"])
+
+
+def test_gcp_user_data_writes_the_guest_attribute_once_the_tunnel_is_up():
+    text = render_user_data("gcp", connector(), "projects/p/secrets/cp-hq-vpn-profile", "europe-west1")
+    doc = yaml.safe_load(text)
+    files = {f["path"]: f for f in doc["write_files"]}
+    ready = files["/usr/local/sbin/connector-ready"]["content"]
+    assert "guest-attributes/" in ready and "connector-provisioner/ready" in ready
+    assert '"Metadata-Flavor": "Google"' in ready
+    compile(ready, "connector-ready", "exec")
+    assert doc["runcmd"][:3] == [["/usr/local/sbin/connector-fetch-profile"],
+                                 ["/usr/local/sbin/connector-setup"],
+                                 ["/usr/local/sbin/connector-ready"]]  # fmt: skip

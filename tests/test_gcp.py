@@ -46,8 +46,13 @@ def app_rules(gcp: GcpWorld, tag: str = "hq-app") -> list[dict[str, Any]]:
 
 
 def instance(gcp: GcpWorld, network: str = "hq") -> dict[str, Any] | None:
+    """The network's connector, under either of its two names (a replacement takes the other)."""
     zone = "europe-west1-b" if network == "hq" else "us-central1-a"
-    return gcp.gce.view(f"projects/{P}/zones/{zone}/instances/cp-{network}-connector")
+    for name in (f"cp-{network}-connector", f"cp-{network}-connector-r"):
+        found = gcp.gce.view(f"projects/{P}/zones/{zone}/instances/{name}")
+        if found is not None:
+            return found
+    return None
 
 
 def test_apply_routes_the_network_through_the_connector(gcp: GcpWorld):
@@ -210,8 +215,9 @@ def test_a_connector_that_cannot_forward_is_replaced_not_patched(gcp: GcpWorld):
     with gcp.gce.lock:  # as if launched by hand without the flag
         gcp.gce.state.compute[HQ_CONNECTOR]["canIpForward"] = False
     plan = gcp.deployment().plan()
-    (launch,) = [c for c in plan.changes if c.kind.value == "connector"]
-    assert launch.action.value == "replace" and "cannot forward" in launch.why
+    launch, gone = [c for c in plan.changes if c.kind.value == "connector"]
+    assert (launch.action.value, gone.action.value) == ("create", "delete")  # made before break
+    assert "cannot forward" in launch.why and gone.resource == "cp-hq-connector"
     gcp.gce.calls.clear()
     gcp.deployment().apply()
     assert instance(gcp)["canIpForward"] is True  # type: ignore[index]
@@ -557,13 +563,13 @@ def test_doctor_judges_firewall_rules_by_priority_deny_first_and_targets(gcp: Gc
 def test_a_new_image_release_replaces_nothing_until_apply_roll(gcp: GcpWorld):
     """A connector runs the family's newest release by name; Canonical publishes the next one:
     plan and apply change nothing, status says it exists and since when, `apply --roll` takes
-    it (the old VM first on GCP, and the plan says so)."""
+    it, the new connector made before the old one goes."""
     gcp.deployment().apply()
 
     def running() -> str:
-        vm = gcp.compute().instances.get(project=P, zone="europe-west1-b",
-                                         instance="cp-hq-connector")  # fmt: skip
-        return str(vm.description).removeprefix("image: ")
+        vm = instance(gcp)
+        assert vm is not None
+        return str(vm["description"]).removeprefix("image: ")
 
     first = running()
     assert first.endswith("/global/images/ubuntu-2404-lts-amd64-v20261101")
@@ -573,8 +579,8 @@ def test_a_new_image_release_replaces_nothing_until_apply_roll(gcp: GcpWorld):
     note = next(n for n in hq.notes if n.startswith("a newer image exists"))
     assert newer in note and "2026-12-01" in note and first in note
     plan = gcp.deployment().plan(roll=True)
-    (replace,) = [c for c in plan.changes if c.kind == "connector" and c.network == "hq"]
-    assert replace.action == "replace" and "(--roll)" in replace.why
+    made, gone = [c for c in plan.changes if c.kind == "connector" and c.network == "hq"]
+    assert (made.action, gone.action) == ("create", "delete") and "(--roll)" in made.why
     gcp.deployment().apply(roll=True)
     assert running() == newer
     assert not any(n.startswith("a newer image") for s in gcp.deployment().status() for n in s.notes)

@@ -230,3 +230,97 @@ def test_a_pair_step_that_fails_is_finished_by_apply_and_cleaned_by_destroy(
 
     apply_survives(gcp, lambda: gcp.gce.fail(method, path, *FORBIDDEN, after=after),
                    "403", doc=as_pair(gcp))  # fmt: skip
+
+
+# --- a single connector replaced without an outage (make before break, issue 29) ---------------
+
+
+def _larger(gcp: GcpWorld) -> dict[str, Any]:
+    doc = gcp.topology()
+    doc["networks"]["hq"]["connector"]["size"] = "e2-standard-2"
+    return doc
+
+
+def test_a_replaced_connector_is_made_before_the_old_one_goes(
+    gcp: GcpWorld, route_watch: WriteWatch
+):
+    """A new size: the new VM under the member's other name, its guest attribute says its
+    tunnel is up, the routes made anew towards it (then the old ones deleted), then the old
+    VM deleted; at no write do HQ's routes lead nowhere; the next time, the first name again."""
+    before = gcp.snapshot()
+    gcp.deployment().apply()
+    (old,) = of(gcp, "instances")
+    route_watch.seen.clear()
+    plan = gcp.deployment(_larger(gcp)).plan()
+    hq = [c for c in plan.changes if c.network == "hq"]
+    kinds = [c.kind.value for c in hq]
+    assert kinds.index("connector") < kinds.index("ready") < kinds.index("route")
+    assert (hq[-1].action.value, hq[-1].resource) == ("delete", old)
+    gcp.deployment(_larger(gcp)).apply()
+    assert route_watch.seen and route_watch.nowhere == [], route_watch.seen
+    (new,) = of(gcp, "instances")
+    assert new == f"{old}-r" and ilb_hops(gcp) == {new}
+    assert gcp.deployment(_larger(gcp)).plan().empty
+    gcp.deployment().apply()  # back to the first size: the first name again
+    assert list(of(gcp, "instances")) == [old] and route_watch.nowhere == []
+    gcp.deployment().destroy()
+    assert gcp.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "method, path, after",
+    [("GET", r"/getGuestAttributes$", 0), ("POST", r"/global/routes$", 1),
+     ("DELETE", r"/zones/[^/]+/instances/cp-hq-connector$", 0)],
+    ids=["new VM launched", "routes half moved", "old VM not yet removed"],
+)
+def test_a_replacement_interrupted_at_each_step_is_finished_and_cleaned(
+    gcp: GcpWorld, route_watch: WriteWatch, method: str, path: str, after: int
+):
+    from provisioner import CloudError
+
+    before = gcp.snapshot()
+    gcp.deployment().apply()
+    route_watch.seen.clear()  # (before the first apply, nothing led anywhere)
+    gcp.gce.faults.add(method, path, 403, "forbidden", "injected", after=after, times=1)
+    with pytest.raises(CloudError):
+        gcp.deployment(_larger(gcp)).apply()
+    assert route_watch.nowhere == [], route_watch.seen
+    gcp.deployment(_larger(gcp)).apply()  # finishes: one connector, the new one
+    assert route_watch.nowhere == []
+    (name,) = of(gcp, "instances")
+    assert name == "cp-hq-connector-r" and ilb_hops(gcp) == {name}
+    assert gcp.deployment(_larger(gcp)).plan().empty
+    gcp.deployment(_larger(gcp)).destroy()
+    assert gcp.snapshot() == before
+
+
+def test_routes_move_only_once_the_new_vm_says_its_tunnel_is_up(
+    gcp: GcpWorld, route_watch: WriteWatch
+):
+    """A VM that never writes its guest attribute: apply stops, the routes still on the old
+    one; the next apply waits for the same VM; once it says so, the routes move."""
+    from provisioner import CloudError, Deployment, load_topology
+
+    gcp.deployment().apply()
+    route_watch.seen.clear()
+    gcp.gce.vms_report_ready = False
+    from provisioner.providers import Clouds
+
+    impatient = Deployment(load_topology(gcp.write(_larger(gcp))),
+                           Clouds(options={"gcp": {"endpoint": gcp.url, "wait_seconds": 0.3}}))  # fmt: skip
+    with pytest.raises(CloudError) as failed:
+        impatient.apply()
+    assert "to say its tunnel is up" in str(failed.value)
+    assert "still lead to cp-hq-connector" in str(failed.value)
+    assert ilb_hops(gcp) == {"cp-hq-connector"} and route_watch.nowhere == []
+    again = Deployment(load_topology(gcp.write(_larger(gcp))), impatient.clouds).plan()
+    (wait,) = [c for c in again.changes if c.kind == "ready"]
+    assert wait.resource == "cp-hq-connector-r" and wait.previous_target == "cp-hq-connector"
+    assert not any(c.kind == "connector" and c.action == "create" for c in again.changes)
+    with gcp.gce.lock:  # its tunnel comes up: its connector-ready writes the attribute
+        vm = gcp.gce.state.compute["projects/sandbox-project-1/zones/europe-west1-b/instances/"
+                                   "cp-hq-connector-r"]  # fmt: skip
+        vm["_guest"] = {"connector-provisioner/ready": "1"}
+    gcp.deployment(_larger(gcp)).apply()
+    assert list(of(gcp, "instances")) == ["cp-hq-connector-r"] and route_watch.nowhere == []
+    gcp.gce.vms_report_ready = True

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime
 import ipaddress
 import itertools
 import json
@@ -47,6 +48,7 @@ MACHINE_TYPES = ("e2-micro", "e2-small", "e2-medium", "e2-standard-2", "n2-stand
 IMAGE_FAMILIES = {("ubuntu-os-cloud", "ubuntu-2404-lts-amd64"), ("debian-cloud", "debian-12")}
 PUBLIC_POOL = ipaddress.IPv4Network("203.0.113.0/24")  # documentation addresses only
 PAGE = 500  # Compute's largest maxResults
+_EPOCH = datetime.datetime(2026, 11, 25, tzinfo=datetime.timezone(datetime.timedelta(hours=-8)))
 SERVER_OWNED = ("name", "kind", "id", "selfLink", "creationTimestamp", "zone", "region")
 RPC_STATUS = {
     401: "UNAUTHENTICATED",
@@ -112,6 +114,9 @@ class Gce(Injectable):
         self.errors: list[str] = []  # the fake's own faults (a test fails on any)
         self._ids = itertools.count(1000)
         self._public = itertools.count(10)
+        # a VM with guest attributes enabled says its tunnel is up at once (the sandbox's VMs
+        # have no tunnel to wait for; a test turns it off to be the VM that never comes up)
+        self.vms_report_ready = True
         # each public image family's releases, oldest first: the family names the newest
         self.releases: dict[tuple[str, str], list[dict[str, Any]]] = {
             key: [_image(*key)] for key in IMAGE_FAMILIES
@@ -287,6 +292,11 @@ class Gce(Injectable):
                 handler.patch(self, found, new)
                 self.state.compute[rpath] = new
                 return self._operation(scope, method.lower(), new)
+        elif len(rest) == 3 and method == "GET" and kind == "instances" and (
+            rest[2] == "getGuestAttributes"
+        ):
+            self._record(method, path, "compute", kind, "getGuestAttributes")
+            return _guest_attributes(self._get(f"{collection}/{rest[1]}"), query)
         elif len(rest) == 3 and method == "POST" and handler.actions:
             rpath = f"{collection}/{rest[1]}"
             action = rest[2]
@@ -327,12 +337,15 @@ class Gce(Injectable):
         if path in self.state.compute:
             raise GceError(409, "alreadyExists", f"The resource '{path}' already exists")
         body = {k: v for k, v in data.items() if v is not None}
+        made = next(self._ids)
+        # when it was made, as Compute says it (RFC 3339, milliseconds): later for each one
+        at = _EPOCH + datetime.timedelta(seconds=made)
         body.update(
             _kind=handler.name,
             kind=f"compute#{handler.item_kind}",
-            id=str(next(self._ids)),
+            id=str(made),
             selfLink=GOOGLE + path,
-            creationTimestamp="2026-11-25T00:00:00.000-08:00",
+            creationTimestamp=at.isoformat(timespec="milliseconds"),
         )
         if scope.split("/")[2] == "zones":
             body["zone"] = GOOGLE + scope
@@ -1034,10 +1047,29 @@ def _insert_instance(gce: Gce, scope: str, body: dict[str, Any]) -> None:
                 "The service account does not exist.",
             )
     body["canIpForward"] = bool(body.get("canIpForward", False))
+    items = {i.get("key"): i.get("value") for i in (body.get("metadata") or {}).get("items") or []}
+    if gce.vms_report_ready and str(items.get("enable-guest-attributes", "")).upper() == "TRUE":
+        body["_guest"] = {"connector-provisioner/ready": "0"}  # what its connector-ready writes
     body["status"] = "RUNNING"
     body.setdefault("tags", {})["fingerprint"] = "tf"
     body.setdefault("metadata", {})["fingerprint"] = "mf"
     body["labelFingerprint"] = "lf"
+
+
+def _guest_attributes(found: dict[str, Any], query: dict[str, Any]) -> dict[str, Any]:
+    """getGuestAttributes: what the VM wrote to its metadata server under `queryPath`
+    (`namespace/`), or 404 when nothing is there (or guest attributes are not enabled)."""
+    path = str(query.get("queryPath") or "")
+    items = [
+        {"namespace": key.split("/", 1)[0], "key": key.split("/", 1)[1], "value": value}
+        for key, value in (found.get("_guest") or {}).items()
+        if key.startswith(path)
+    ]
+    if not items:
+        raise GceError(404, "notFound", f"The resource '{found['selfLink']}' guest attributes "
+                       f"under '{path}' were not found")  # fmt: skip
+    return {"kind": "compute#guestAttributes", "queryPath": path,
+            "queryValue": {"items": items}, "selfLink": found["selfLink"]}  # fmt: skip
 
 
 def _free_address(gce: Gce, subnet: dict[str, Any]) -> str:

@@ -38,6 +38,12 @@ WHOLE_NETWORK = "network/"  # + the network's name: the route "table" of untagge
 RETRIED = (429, 500, 502, 503, 504)
 
 
+def successor_name(name: str) -> str:
+    """The other of a connector's two instance names: a connector made beside the one it
+    replaces takes it (instance names are unique in a zone), the next one the first again."""
+    return name.removesuffix("-r") if name.endswith("-r") else f"{name}-r"
+
+
 def digest(text: str, n: int = 10) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:n]
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+from dataclasses import replace
 from typing import Any
 
 from ...bootstrap import render_user_data
-from ...errors import SpecError
+from ...errors import CloudError, SpecError
 from ...model import PROFILE_PART, ConnectorState, DesiredConnector, ObservedConnector, Part
 from ...redact import protect
 from .common import (
@@ -25,6 +26,7 @@ from .common import (
     file_label,
     partial,
     short,
+    successor_name,
 )
 
 STATES = {
@@ -48,6 +50,59 @@ class Instance(GcpState):
         )
 
     # --- observe -------------------------------------------------------------------------
+
+    def _observe_member(
+        self, instances: list[Any], seen: GcpSeen
+    ) -> tuple[ObservedConnector | None, str | None, ObservedConnector | None]:
+        """The member's connector under either of its two names (`successor_name`): the
+        newest is it, and its name the member's from now on; the other, left by a replacement
+        not yet finished, is an extra (and then whether the newest said its tunnel is up)."""
+        base = self.member_names(self.member)["instance_name"]
+        names = {base, successor_name(base)}
+        present = sorted(
+            (i for i in instances if i.name in names and short(i.zone) == self.zone),
+            key=lambda i: str(i.creation_timestamp or ""),
+            reverse=True,
+        )
+        self.instance_name = present[0].name if present else base
+        if len(present) < 2:
+            connector, url = self._observe_connector(instances, seen)
+            return connector, url, None
+        self.instance_name = present[1].name
+        extra, _ = self._observe_connector(instances, seen)
+        self.instance_name = present[0].name
+        connector, url = self._observe_connector(instances, seen)
+        if connector is not None:
+            connector = replace(connector, ready=self._says_ready())
+        return connector, url, extra
+
+    def _says_ready(self) -> bool:
+        """The connector wrote the guest attribute connector-provisioner/ready (its tunnel is
+        up: its cloud-init's connector-ready)."""
+        from google.api_core.exceptions import NotFound
+
+        try:
+            found = self.api.instances.get_guest_attributes(request={
+                "project": self.project, "zone": self.zone, "instance": self.instance_name,
+                "query_path": "connector-provisioner/",
+            })  # fmt: skip
+        except NotFound:
+            return False
+        items = found.query_value.items if found.query_value else []
+        return any(i.key == "ready" for i in items)
+
+    def _await_ready(self, replacing: str) -> None:
+        """Until the new VM says its tunnel is up, the routes stay on `replacing`."""
+        try:
+            self.wait_until(
+                f"{self.network.name}: {self.instance_name} to say its tunnel is up (the routes "
+                f"stay on {replacing} meanwhile)",
+                lambda: (self._says_ready(), "its tunnel not up yet"),
+                pause=min(2.0, self.wait_seconds / 20),
+            )
+        except CloudError as e:
+            raise CloudError(f"{e}: the routes still lead to {replacing}; run apply again once "
+                             f"{self.instance_name} is up") from None  # fmt: skip
 
     def _observe_connector(
         self, instances: list[Any], seen: GcpSeen
@@ -319,6 +374,8 @@ class Instance(GcpState):
                 items=[
                     compute_v1.Items(key="user-data", value=self.user_data(connector)),
                     compute_v1.Items(key="block-project-ssh-keys", value="true"),
+                    # its connector-ready writes connector-provisioner/ready there (apply reads it)
+                    compute_v1.Items(key="enable-guest-attributes", value="TRUE"),
                     *peer,
                 ]
             ),

@@ -50,6 +50,7 @@ from .common import (
     partial,
     sandbox_endpoint,
     short,
+    successor_name,
 )
 from .firewalls import Firewalls
 from .instance import Instance
@@ -292,16 +293,21 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
         assert c is not None
         # a pair's second connector and its load balancer: looked for with ha, or where the
         # second instance says a pair was here (so a single connector costs no read more)
-        second = next((i for i in instances if i.name == self.held[1]["instance_name"]), None)
+        names = {self.member_names(1)["instance_name"]}
+        names.add(successor_name(next(iter(names))))
+        second = next((i for i in instances if i.name in names), None)
         pair = c.ha or second is not None
         if pair:
             self.held[1]["zone"] = short(second.zone) if second else self._pick_standby_zone()
         found: dict[int, ObservedConnector] = {}
+        extras: list[ObservedConnector] = []
         for member in (0, 1) if pair else (0,):
             with self.as_member(member):
-                connector, self.connector_url = self._observe_connector(instances, seen)
+                connector, self.connector_url, extra = self._observe_member(instances, seen)
             if connector is not None:
                 found[member] = connector
+            if extra is not None:
+                extras.append(extra)
         connector = found.get(0) or found.get(1)
         front = self._observe_front(found, seen) if pair else None
         cidrs = []
@@ -322,7 +328,7 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
                 for s in here
             ),
             connector=connector,
-            connectors=tuple(found.values()) if pair else (),
+            connectors=(*found.values(), *extras) if pair or extras else (),
             front=front,
             parts=parts,
             app_groups=app_groups,
@@ -595,9 +601,28 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
     }
 
     def _dispatch(self, change: Change) -> None:
-        """Each change acts on the connector it is about (of a pair: its member)."""
+        """Each change acts on the connector it is about (of a pair: its member); one made
+        beside the one it replaces takes the other of its member's two names, and the old one
+        is deleted (or awaited) by its own name."""
+        from ...planner import NEW_CONNECTOR
+
         with self.for_change(change):
-            super()._dispatch(change)
+            kept, url = self.instance_name, self.connector_url
+            if change.kind is Kind.CONNECTOR and change.action is Action.CREATE and (
+                change.previous_target
+            ):
+                self.instance_name = successor_name(change.previous_target)
+                super()._dispatch(change)
+                return  # the member's connector is the new one from now on
+            named = change.kind in (Kind.CONNECTOR, Kind.READY) and change.resource not in (
+                NEW_CONNECTOR, kept) and change.action is not Action.CREATE
+            if named:
+                self.instance_name = change.resource
+            try:
+                super()._dispatch(change)
+            finally:
+                if named:
+                    self.instance_name, self.connector_url = kept, url
 
 
 def _no_credentials(e: BaseException) -> str:

@@ -32,6 +32,8 @@ PERMISSIONS = (
     "compute.firewalls.delete",
     # the connector instance, its boot disk, its subnetwork and external address
     "compute.instances.get",
+    # a connector made beside the one it replaces: its guest attribute says its tunnel is up
+    "compute.instances.getGuestAttributes",
     "compute.instances.create",
     "compute.instances.delete",
     "compute.instances.start",
