@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
-from .doctor import group_admits, host_admits
 from .errors import SpecError
+from .layers import group_admits, host_admits
 from .model import (
     CONNECTOR_SOURCE,
     PROFILE_PART,

@@ -252,7 +252,8 @@ class PairWorld:
         lab = self.world.lab
         lab.run(m.site.connector, "ip", "link", "set", "lan0", "down")
         for pid in lab.pids(m.site.connector):
-            os.kill(pid, 9)
+            with contextlib.suppress(ProcessLookupError):  # (one of its short-lived ones, gone)
+                os.kill(pid, 9)
 
     def revive_vm(self, m: Member) -> None:
         lab = self.world.lab

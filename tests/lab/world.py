@@ -5,6 +5,7 @@ Nothing is linked to the host's network."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -217,7 +218,8 @@ class SeedWorld:
         setup script runs again (each site's `connector_vpn_ip` is the config's address)."""
         for ns in (self.vpn, self.bob):
             for pid in self.lab.pids(ns):
-                os.kill(pid, 9)
+                with contextlib.suppress(ProcessLookupError):  # gone meanwhile
+                    os.kill(pid, 9)
         time.sleep(0.2)
         self.lab.run(self.vpn, "ip", "rule", "del", "iif", "tun0", "lookup", "100", check=False)
         self.lab.run(self.vpn, "ip", "route", "flush", "table", "100", check=False)
@@ -283,7 +285,8 @@ def connector_reset(world: SeedWorld, site: Site) -> None:
     """Back to a plain host: no VPN client, no forwarding, no rules; the router without our routes."""
     lab, ns = world.lab, site.connector
     for pid in lab.pids(ns):
-        os.kill(pid, 9)
+        with contextlib.suppress(ProcessLookupError):  # gone meanwhile
+            os.kill(pid, 9)
     lab.run(ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
     lab.run(ns, "iptables", "-t", "nat", "-F")
     lab.run(ns, "iptables", "-F")
