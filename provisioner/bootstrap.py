@@ -141,7 +141,8 @@ def render_user_data(cloud: str, connector: DesiredConnector, secret_ref: str, r
             "network": connector.network,
             "parameter": secret_ref,
             "region": region,
-            "setup_script_b64": base64.b64encode(script.encode()).decode(),
+            # compressed: EC2 takes at most 16 KB of user-data (a pair's watchdog is in it too)
+            "setup_script_b64": base64.b64encode(gzip.compress(script.encode(), mtime=0)).decode(),
             "watchdog_files": files,
             "watchdog_run": run,
         },

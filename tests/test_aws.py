@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import CallLog, deployment, snapshot
+from conftest import CallLog, deployment, snapshot, written
 
 from provisioner import ConflictError, RouteState, SpecError
 from provisioner.providers.aws import TAG
@@ -151,7 +151,7 @@ def test_profile_is_a_secure_parameter_readable_only_by_the_connector(session, w
     user_data = base64.b64decode(raw).decode()
     assert name in user_data
     assert "SANDBOX-PRIVATE-KEY" not in user_data
-    script = base64.b64decode(user_data.split("content: ")[-1].split()[0]).decode()
+    script = written(user_data, "/usr/local/sbin/connector-setup")  # (gz+b64)
     assert "SANDBOX-PRIVATE-KEY" not in script
     assert "NAT=1" in script  # hq is the egress network: NAT on
     assert "LOCAL_SUBNETS=10.0.0.0/18" in script

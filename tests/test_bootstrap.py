@@ -44,7 +44,10 @@ def test_user_data_is_cloud_config_naming_the_parameter():
     assert text.startswith("#cloud-config")
     assert {"openvpn", "iptables-persistent"} <= set(doc["packages"])
     files = {f["path"]: f for f in doc["write_files"]}
-    setup = base64.b64decode(files["/usr/local/sbin/connector-setup"]["content"]).decode()
+    assert files["/usr/local/sbin/connector-setup"]["encoding"] == "gz+b64"
+    setup = gzip.decompress(
+        base64.b64decode(files["/usr/local/sbin/connector-setup"]["content"])
+    ).decode()
     assert setup == render_setup_script(connector())
     assert (
         "/connector-provisioner/vpc-1/hq/profile"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import CallLog, snapshot
+from conftest import CallLog, snapshot, written
 
 from provisioner.cli import run
 from provisioner.sandbox import SandboxWorld
@@ -354,7 +353,7 @@ def test_bootstrap_prints_user_data_that_names_the_parameter(
     user_data = capsys.readouterr().out
     assert user_data.startswith("#cloud-config")
     assert f"/connector-provisioner/{world.branch.vpc}/branch/profile" in user_data
-    script = base64.b64decode(user_data.split("content: ")[-1].split()[0]).decode()
+    script = written(user_data, "/usr/local/sbin/connector-setup")  # (gz+b64)
     assert "LOCAL_SUBNETS=192.168.0.0/22" in script and "NAT=0" in script
     assert calls.calls == []  # subnets are in the file: no cloud read needed
     assert run(["bootstrap", "-f", str(path), "--network", "nope"]) == 2
