@@ -144,6 +144,11 @@ def render_user_data(cloud: str, connector: DesiredConnector, secret_ref: str, r
             # compressed: EC2 takes at most 16 KB of user-data (a pair's watchdog is in it too)
             "setup_script_b64": base64.b64encode(gzip.compress(script.encode(), mtime=0)).decode(),
             "watchdog_files": files,
+            # what every cloud's connector-ready does first: wait for the tunnel (one copy)
+            "ready_wait": "".join(
+                f"      {line}\n" if line else "\n"
+                for line in _template("connector-ready-wait.py.tmpl").splitlines()
+            ),
             "watchdog_run": run,
         },
     )

@@ -506,6 +506,14 @@ def test_the_documented_policy_is_exactly_what_the_calls_need(
 # --- a single connector replaced without an outage (make before break, issue 29) ---------------
 
 
+def _next_second() -> None:
+    """Wait into the next second: EC2's LaunchTime counts whole seconds, and a connector made
+    beside another is told from it as the newer (on a cloud, minutes or months apart)."""
+    import time
+
+    time.sleep(1.0 - time.time() % 1.0 + 0.01)
+
+
 def _larger(doc: dict[str, Any]) -> None:
     doc["networks"]["hq"]["connector"]["size"] = "t3.large"
 
@@ -523,6 +531,7 @@ def test_a_replaced_connector_is_made_before_the_old_one_goes(session, world: Sa
         ("create", "connector"), ("delete", "connector")]  # fmt: skip
     assert hq[-1].resource == old["InstanceId"] and "made before break" in hq[-1].why
     assert f"replaces {old['InstanceId']} (size t3.small -> t3.large)" in hq[0].why
+    _next_second()  # (EC2's LaunchTime has whole seconds)
     deployment(world, clouds, edit=_larger).apply()
     assert watch.seen and watch.nowhere == [], watch.seen
     ops = [op for op, _ in watch.seen]
@@ -551,6 +560,7 @@ def test_a_replacement_interrupted_at_each_step_is_finished_by_apply_and_cleaned
     watch = RouteWatch(session, world)
     inject(session, "ec2", operation, lambda: error_response("ec2", *FORBIDDEN["ec2"]),
            after=after)  # fmt: skip
+    _next_second()  # (EC2's LaunchTime has whole seconds)
     with pytest.raises(CloudError):
         deployment(world, clouds, edit=_larger).apply()
     assert watch.nowhere == [], watch.seen  # the routes led to a running connector throughout
@@ -584,6 +594,7 @@ def test_a_new_image_release_replaces_nothing_until_apply_roll(
     plan = deployment(world, clouds).plan(roll=True)
     made = next(c for c in plan.changes if c.network == "hq" and c.kind == "connector")
     assert f"image {old['ImageId']} -> {newer} (--roll)" in made.why
+    _next_second()  # (EC2's LaunchTime has whole seconds)
     deployment(world, clouds).apply(roll=True)
     assert watch.nowhere == []
     (new,) = connectors(session).values()
@@ -616,6 +627,7 @@ def test_routes_move_only_once_the_new_connector_says_its_tunnel_is_up(
     impatient = Clouds(options={"aws": {"session": session, "poll_seconds": 0.0,
                                         "wait_seconds": 0.2}})  # fmt: skip
     watch = RouteWatch(session, world)
+    _next_second()  # (EC2's LaunchTime has whole seconds)
     with pytest.raises(CloudError) as failed:
         deployment(world, impatient, edit=_larger).apply()
     message = str(failed.value)
@@ -673,6 +685,7 @@ def test_a_pair_changes_one_member_at_a_time_and_the_routes_never_lead_nowhere(
     standby = next(i for i in before.values() if eni(i) not in active)
     assert hq[first_replace][2] == standby["InstanceId"]  # the standby goes first
     watch = RouteWatch(session, world)
+    _next_second()  # (EC2's LaunchTime has whole seconds)
     deployment(world, clouds, edit=larger_pair).apply()
     assert watch.seen and watch.nowhere == [], watch.seen
     after = connectors(session)

@@ -654,12 +654,9 @@ def test_the_doctor_agrees_over_ranges_sites_egress_and_the_apps_own_connections
         finally:
             if scene.untweak:
                 scene.untweak(scene_lab)
-    SCENE_ROWS[:] = rows
     agree = sum(1 for _, said, outcome in rows if (said == "OK") == (outcome == "passes"))
     FIGURES["lab doctor agreement, ranges and flows"] = f"{agree}/{len(rows)}: " + "; ".join(
         f"{name}: {said} / {outcome}" for name, said, outcome in rows
     )
     assert agree == len(rows) >= 16, "\n".join(f"{n}: doctor {s}, packet {o}" for n, s, o in rows)
 
-
-SCENE_ROWS: list[tuple[str, str, str]] = []

@@ -183,8 +183,15 @@ class Provider:
         return None
 
     def newest_image(self, size: str) -> tuple[str, str] | None:
-        """The image a connector of `size` gets when the file pins none, and since when: None
-        where the cloud's provider does not say yet."""
+        """The image a connector of `size` gets when the file pins none, and since when (the
+        cloud's `_newest_image`; its refusal said in one line): None where it does not say."""
+        try:
+            return self._newest_image(size)
+        except self.sdk_errors() as e:
+            raise CloudError(f"network {self.network.name}: the newest image: "
+                             f"{self.error_text(e)}") from None  # fmt: skip
+
+    def _newest_image(self, size: str) -> tuple[str, str] | None:
         return None
 
     def anothers(self, owner: str | None, mine: str | None = None) -> bool:
@@ -348,8 +355,20 @@ class Provider:
 
     def _await_ready(self, replacing: str) -> None:
         """Wait until the connector just launched says its tunnel is up (a cloud that makes
-        connectors before break reads what the VM sets); the routes still lead to `replacing`
-        meanwhile."""
+        connectors before break reads what the VM sets, with `wait_ready`); the routes still
+        lead to `replacing` meanwhile."""
+
+    def wait_ready(
+        self, instance: str, replacing: str, look: Callable[[], tuple[bool, str]], pause: float
+    ) -> None:
+        """`look` until `instance` says its tunnel is up, with a progress line; given up after
+        the provider's wait, saying where the routes still lead."""
+        try:
+            self.wait_until(f"{self.network.name}: {instance} to say its tunnel is up (the "
+                            f"routes stay on {replacing} meanwhile)", look, pause=pause)  # fmt: skip
+        except CloudError as e:
+            raise CloudError(f"{e}: the routes still lead to {replacing}; run apply again once "
+                             f"{instance} is up") from None  # fmt: skip
 
     def _start(self) -> None:
         raise NotImplementedError

@@ -26,14 +26,10 @@ class Instance(AwsState):
             return connector.image
         return self._default_image(connector.size)
 
-    def newest_image(self, size: str) -> tuple[str, str] | None:
+    def _newest_image(self, size: str) -> tuple[str, str] | None:
         """The Ubuntu release the public parameter names now, and its creation date."""
-        try:
-            image = self._default_image(size)
-            found = self.ec2.describe_images(ImageIds=[image])["Images"]
-        except self.sdk_errors() as e:
-            raise CloudError(f"network {self.network.name}: the newest image: "
-                             f"{self.error_text(e)}") from None  # fmt: skip
+        image = self._default_image(size)
+        found = self.ec2.describe_images(ImageIds=[image])["Images"]
         return image, str(found[0].get("CreationDate", "")) if found else ""
 
     def _default_image(self, size: str) -> str:
@@ -149,14 +145,7 @@ class Instance(AwsState):
                 return True, "ready"
             return False, f"{found.get('State', {}).get('Name', 'gone')}, its tunnel not up yet"
 
-        try:
-            self.wait_until(
-                f"{self.network.name}: {instance} to say its tunnel is up (the routes stay on "
-                f"{replacing} meanwhile)", look, pause=self.poll_seconds,
-            )  # fmt: skip
-        except CloudError as e:
-            raise CloudError(f"{e}: the routes still lead to {replacing}; run apply again once "
-                             f"{instance} is up, or see its console output") from None  # fmt: skip
+        self.wait_ready(instance, replacing, look, self.poll_seconds)
 
     def _wait(self, instance: str, state: str) -> None:
         def look() -> tuple[bool, str]:

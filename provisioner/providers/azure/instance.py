@@ -75,17 +75,13 @@ class Instance(AzureState):
         seen.vm_tags[self.member] = dict(vm.tags or {})
         return connector, False
 
-    def newest_image(self, size: str) -> tuple[str, str] | None:
+    def _newest_image(self, size: str) -> tuple[str, str] | None:
         """The Marketplace's newest version of the Ubuntu LTS image (what `latest` launches),
         and the day its build number names (Canonical's: 24.04.YYYYMMDDn)."""
-        try:
-            found = self.compute.virtual_machine_images.list(
-                self.location.location, UBUNTU["publisher"], UBUNTU["offer"], UBUNTU["sku"],
-                orderby="name desc", top=1,
-            )  # fmt: skip
-        except self.sdk_errors() as e:
-            raise CloudError(f"network {self.network.name}: the newest image: "
-                             f"{self.error_text(e)}") from None  # fmt: skip
+        found = self.compute.virtual_machine_images.list(
+            self.location.location, UBUNTU["publisher"], UBUNTU["offer"], UBUNTU["sku"],
+            orderby="name desc", top=1,
+        )  # fmt: skip
         if not found:
             return None
         version = str(found[0].name)

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from ...bootstrap import render_user_data
-from ...errors import CloudError, SpecError
+from ...errors import SpecError
 from ...model import PROFILE_PART, ConnectorState, DesiredConnector, ObservedConnector, Part
 from ...redact import protect
 from .common import (
@@ -93,16 +93,9 @@ class Instance(GcpState):
 
     def _await_ready(self, replacing: str) -> None:
         """Until the new VM says its tunnel is up, the routes stay on `replacing`."""
-        try:
-            self.wait_until(
-                f"{self.network.name}: {self.instance_name} to say its tunnel is up (the routes "
-                f"stay on {replacing} meanwhile)",
-                lambda: (self._says_ready(), "its tunnel not up yet"),
-                pause=min(2.0, self.wait_seconds / 20),
-            )
-        except CloudError as e:
-            raise CloudError(f"{e}: the routes still lead to {replacing}; run apply again once "
-                             f"{self.instance_name} is up") from None  # fmt: skip
+        self.wait_ready(self.instance_name, replacing,
+                        lambda: (self._says_ready(), "its tunnel not up yet"),
+                        min(2.0, self.wait_seconds / 20))  # fmt: skip
 
     def _observe_connector(
         self, instances: list[Any], seen: GcpSeen
@@ -319,7 +312,7 @@ class Instance(GcpState):
 
     # --- the instance --------------------------------------------------------------------
 
-    def newest_image(self, size: str) -> tuple[str, str] | None:
+    def _newest_image(self, size: str) -> tuple[str, str] | None:
         return self._family_release()
 
     def _family_release(self) -> tuple[str, str]:

@@ -398,13 +398,9 @@ class Instance(OciState):
             f"{vnic.private_ip if vnic else '?'}"
         )
 
-    def newest_image(self, size: str) -> tuple[str, str] | None:
+    def _newest_image(self, size: str) -> tuple[str, str] | None:
         """The newest Ubuntu LTS platform image for the shape, and when it was published."""
-        try:
-            image = self._ubuntu_image(size)
-        except self.sdk_errors() as e:
-            raise CloudError(f"network {self.network.name}: the newest image: "
-                             f"{self.error_text(e)}") from None  # fmt: skip
+        image = self._ubuntu_image(size)
         return str(image.id), str(image.time_created or "")
 
     def _ubuntu(self, shape: str) -> str:
