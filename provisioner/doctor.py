@@ -274,7 +274,7 @@ def _connector_hops(trace: _Trace, network: Network, obs: Observed, breaks: str)
                              f"{c.instance} does not forward (source/dest check on)",
                              "remote access hop 4", "apply turns the check off", True))  # fmt: skip
     wanted = trace.bootstraps.get(network.name)
-    if wanted and c.fingerprint and c.fingerprint != wanted:
+    if wanted and c.bootstrap and c.bootstrap != wanted:
         return trace.add(Hop(f"connector of {network.name}", False,
                              f"{c.instance} runs an older bootstrap than the file says (NAT, "
                              "subnets, image or interface): what it forwards, and as whom, is "
@@ -398,7 +398,9 @@ def _app_layer(
                              "is in no app group of the file", breaks, "trace a host of an app "
                              "group, or add its group to app_security_groups", False, unknown=True))  # fmt: skip
     ip = obs.connector.private_ip if obs.connector else None
-    layer = security_group(" ".join(g.id for g in groups), tuple(r for g in groups for r in g.rules), ip)
+    layer = security_group(
+        " ".join(g.id for g in groups), tuple(r for g in groups for r in g.rules), ip
+    )
     ok, rule = decide(layer, True, seen, ports)
     if ok:
         return trace.add(Hop(layer.name, True, f"{ports} from {_show(seen)} admitted by {rule}"))
@@ -590,9 +592,11 @@ def _service_hop(
         return trace.add(Hop("VPN service", False,
                              f"network {network.name} has no route for {_show(address)}",
                              breaks, "apply adds the route", True))  # fmt: skip
-    ours = [c for c in found.connectors if c.status == "ONLINE"] if not network.managed else [
-        c for c in found.connectors if c.name == f"cp-{network.name}"
-    ]
+    ours = (
+        [c for c in found.connectors if c.status == "ONLINE"]
+        if not network.managed
+        else [c for c in found.connectors if c.name == f"cp-{network.name}"]
+    )
     if not ours or ours[0].status != "ONLINE":
         state = ours[0].status if ours else "none of ours"
         return trace.add(Hop("VPN service", False, f"connector of {network.name}: {state}",
@@ -716,9 +720,7 @@ def parse_flow(text: str) -> FlowQuery:
     source, arrow, rest = text.partition("->")
     parts = rest.split(":") if arrow else []
     if not arrow or not source or not parts or not parts[0] or len(parts) > 3:
-        raise SpecError(
-            "--flow", f"{text!r} is not {FLOW_GRAMMAR} (e.g. vpn->hq:10.0.1.5:tcp/443)"
-        )
+        raise SpecError("--flow", f"{text!r} is not {FLOW_GRAMMAR} (e.g. vpn->hq:10.0.1.5:tcp/443)")
     ports = parse_ports("--flow", parts[2]) if len(parts) == 3 else None
     return FlowQuery(source.strip(), parts[0].strip(),
                      parts[1].strip() if len(parts) > 1 and parts[1] else None, ports)  # fmt: skip
@@ -762,7 +764,9 @@ def _host(obs: Observed, address: str) -> _Dest | None:
     except ValueError:
         return None
     subnet = next((s.id for s in obs.subnets if s.cidr is not None and ip in s.cidr), None)
-    group = next((g for g, ms in obs.members.items() if any(m.address == address for m in ms)), None)
+    group = next(
+        (g for g, ms in obs.members.items() if any(m.address == address for m in ms)), None
+    )
     member_subnet = next(
         (m.subnet for ms in obs.members.values() for m in ms if m.address == address), None
     )
@@ -790,7 +794,9 @@ def _specs(
             members = obs.members.get(group, ())
             if not members:
                 unknown.append(_no_host(topology, subnets, network.name, group, query, obs.unread))
-            dests += [_Dest(IPv4Address(m.address), m.subnet, group) for m in _one_per_subnet(members)]
+            dests += [
+                _Dest(IPv4Address(m.address), m.subnet, group) for m in _one_per_subnet(members)
+            ]
         if query is not None and query.destination and query.network == network.name:
             asked = _host(obs, query.destination)
             if asked is not None and all(d.address != asked.address for d in dests):
@@ -850,7 +856,10 @@ def _matches(spec: _Spec, query: FlowQuery | None) -> bool:
     if query.destination is not None:
         if spec.dest is None and not (spec.kind == "egress" and query.destination == "internet"):
             return False
-        if spec.dest is not None and query.destination not in (spec.dest.group, str(spec.dest.address)):
+        if spec.dest is not None and query.destination not in (
+            spec.dest.group,
+            str(spec.dest.address),
+        ):
             return False
     to = {spec.to, spec.network} if spec.kind == "egress" else {spec.to}
     if query.network not in to:
@@ -868,9 +877,7 @@ def _restricted(spec: _Spec, query: FlowQuery | None) -> _Spec:
     asked = query.source_range if query else None
     if asked is None:
         return spec
-    ranges = tuple(
-        asked if asked.subnet_of(r) else r for r in spec.ranges if asked.overlaps(r)
-    )
+    ranges = tuple(asked if asked.subnet_of(r) else r for r in spec.ranges if asked.overlaps(r))
     return replace(spec, ranges=ranges)
 
 
@@ -890,9 +897,7 @@ def diagnose(
     vpn = (IPv4Network(vpn_client),) if vpn_client is not None else (topology.vpn_subnet,)
     specs, unknown = _specs(topology, observed, subnets, vpn, query)
     asked = query is not None and query.network == "vpn"
-    wanted = [
-        _restricted(s, query) for s in specs if _matches(s, query) and (s.implied or asked)
-    ]
+    wanted = [_restricted(s, query) for s in specs if _matches(s, query) and (s.implied or asked)]
     cannot_judge = [u for u in unknown if u is not None]
     if query is not None and not wanted and not cannot_judge:
         from .errors import SpecError
@@ -941,8 +946,11 @@ def _judge(
         for ranges, hops in fates.values()
     )  # fmt: skip
     judged = tuple(sorted(judged, key=lambda p: (p.ok, p.ranges[0])))
-    notes = () if spec.implied else (
-        f"{network.name} NATs everything it forwards: the file does not promise this flow",)
+    notes = (
+        ()
+        if spec.implied
+        else (f"{network.name} NATs everything it forwards: the file does not promise this flow",)
+    )
     return FlowReport(replace(spec, ports=ports).name, spec.kind, judged, notes, spec.label)
 
 

@@ -56,17 +56,18 @@ def carry_out(
 
 def phases(plan: Plan) -> list[Plan]:
     """The VPN service's changes before the clouds' on apply (a connector's profile is made
-    there before a cloud stores it), after them on destroy (the VMs go first)."""
+    there before a cloud stores it), but its removals after them (`_after_clouds`); all after
+    them on destroy (the VMs go first)."""
     clouds = tuple(n for n in plan.networks if n.network != SERVICE_PLAN and n.changes)
     service = next((n for n in plan.networks if n.network == SERVICE_PLAN), None)
     if service is None:
         order: tuple[tuple[NetworkPlan, ...], ...] = (clouds,)
     elif plan.operation == "destroy":
         order = (clouds, (service,))
-    else:  # apply: the service first, but a pruned network's removal after its cloud half
-        pruned = tuple(c for c in service.changes if _prunes(c))
-        first = replace(service, changes=tuple(c for c in service.changes if not _prunes(c)))
-        order = ((first,), clouds, (replace(service, changes=pruned),))
+    else:  # apply: the service first, but what it removes after the clouds' changes
+        late = tuple(c for c in service.changes if _after_clouds(c))
+        first = replace(service, changes=tuple(c for c in service.changes if not _after_clouds(c)))
+        order = ((first,), clouds, (replace(service, changes=late),))
     return [
         Plan(operation=plan.operation, networks=tuple(n for n in networks if n.changes),
              vpn_subnet=plan.vpn_subnet)
@@ -75,8 +76,13 @@ def phases(plan: Plan) -> list[Plan]:
     ]  # fmt: skip
 
 
-def _prunes(change: Change) -> bool:
-    return change.kind is Kind.SERVICE_NETWORK and change.action is Action.DELETE
+def _after_clouds(change: Change) -> bool:
+    """A pruned network, or a connector of ours removed: the VMs that dial in with their
+    profiles are gone or replaced first (a connector made beside stays up until then)."""
+    return change.action is Action.DELETE and change.kind in (
+        Kind.SERVICE_NETWORK,
+        Kind.SERVICE_CONNECTOR,
+    )
 
 
 class Ledger:

@@ -155,5 +155,3 @@ def longest_match(
         ):
             best = (r.destination, r.target if r.usable else f"{r.target} (blackhole)")
     return best
-
-

@@ -226,6 +226,11 @@ class ProfileSupplier:
     def profile(self, network: str, member: int = 0) -> bytes:
         raise NotImplementedError
 
+    def connector_status(self, network: str, member: int = 0) -> tuple[str, str]:
+        """(name, connection status as the service reports it: ONLINE...) of the network's
+        connector whose profile `profile` hands out."""
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class Connector:
@@ -444,7 +449,9 @@ class ServicePolicy:
         for g in self.groups:
             src = max((i.covers(*source) for i in g.sources), key=_RANK.__getitem__, default="none")
             dst = max(
-                (i.covers(*destination) for i in g.destinations), key=_RANK.__getitem__, default="none"
+                (i.covers(*destination) for i in g.destinations),
+                key=_RANK.__getitem__,
+                default="none",
             )
             got = min(src, dst, key=_RANK.__getitem__)
             if got != "none":
@@ -526,10 +533,21 @@ class ObservedConnector:
     size: str
     image: str
     subnet: str
-    fingerprint: str  # of the settings it was launched with (see planner.connector_fingerprint)
+    # of the settings it was launched with (see planner.connector_fingerprint), and of the
+    # profile it dials in with (`launch_fingerprint`; VMs launched before it was recorded: none)
+    fingerprint: str
     public_ip: str | None = None
     member: int = 0  # of a pair: 0 the first (`subnets[0]`, `profiles[0]`), 1 the second
     ready: bool | None = None  # it said its tunnel is up (None: its cloud does not say)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.fingerprint.partition("-")[0]
+
+    @property
+    def runs(self) -> str | None:
+        """The fingerprint of the profile it was launched with (None: not recorded)."""
+        return self.fingerprint.partition("-")[2] or None
 
 
 @dataclass(frozen=True)
@@ -748,12 +766,48 @@ class Kind(StrEnum):
 SERVICE_KINDS = frozenset(
     {Kind.SERVICE_NETWORK, Kind.SERVICE_ROUTE, Kind.SERVICE_CONNECTOR, Kind.PROFILE_OUT}
 )
+VPN_SERVICE = "vpn-service"  # a ready step's target: the VPN service says the new VM is up
 SERVICE_CONNECTOR_PREFIX = "cp-"  # our connector on a service network: cp-<network>
 
 
-def service_connector_name(network: str, member: int = 0) -> str:
-    """Our connector on the network's service side: cp-<network>; a pair's second, cp-<network>-2."""
-    return f"{SERVICE_CONNECTOR_PREFIX}{network}" + (f"-{member + 1}" if member else "")
+def service_connector_name(network: str, member: int = 0, generation: int = 1) -> str:
+    """Our connector on the network's service side: cp-<network>; a pair's second, cp-<network>-2.
+    One made to replace it (a new VM made beside the old one dials in with a profile of its
+    own while the old one still carries the traffic; a rotated profile) is its next
+    generation: cp-<network>_2, cp-<network>-2_2... (`_` is no character of a network's name,
+    so no other network's connector can be named so)."""
+    name = f"{SERVICE_CONNECTOR_PREFIX}{network}" + (f"-{member + 1}" if member else "")
+    return name + (f"_{generation}" if generation > 1 else "")
+
+
+def service_connector_of(name: str, network: str) -> tuple[int, int] | None:
+    """(member, generation) of a connector name of ours on `network` (see
+    `service_connector_name`); None when it is not one."""
+    base = f"{SERVICE_CONNECTOR_PREFIX}{network}"
+    if not name.startswith(base):
+        return None
+    rest, _, generation = name[len(base) :].partition("_")
+    if generation and not (generation.isdigit() and int(generation) > 1):
+        return None
+    if rest == "":
+        member = 0
+    elif rest.startswith("-") and rest[1:].isdigit() and int(rest[1:]) > 1:
+        member = int(rest[1:]) - 1
+    else:
+        return None
+    return member, int(generation) if generation else 1
+
+
+def profile_mark(profile: str) -> str:
+    """A profile's fingerprint as a VM records it: lower case, [a-z0-9-] (a GCP label value
+    takes it as it is)."""
+    return re.sub(r"[^a-z0-9-]", "-", profile.lower())[:40]
+
+
+def launch_fingerprint(bootstrap: str, profile: str) -> str:
+    """What a VM records of how it was launched: its bootstrap's fingerprint and that of the
+    profile it dials in with."""
+    return f"{bootstrap}-{profile_mark(profile)}"
 
 
 @dataclass(frozen=True)
@@ -774,6 +828,12 @@ class DesiredConnector:
     member: int = 0  # of a pair: which one (its subnet and profile)
     ha: bool = False  # one of a pair: it runs the watchdog
 
+    @property
+    def launch_fingerprint(self) -> str:
+        """What the VM is tagged with: asked at launch, when its profile is the one it gets
+        (a connector the VPN service makes in this apply has its id by then)."""
+        return launch_fingerprint(self.fingerprint, self.profile.fingerprint)
+
 
 @dataclass(frozen=True)
 class Change:
@@ -793,6 +853,7 @@ class Change:
     ref: str | None = None  # a service change's: the service's id of what it changes
     subnets: tuple[IPv4Network, ...] = ()  # a new service network's routes
     member: int = 0  # a connector's, its forwarding's, a route's target's: which of a pair
+    generation: int = 1  # a service connector's (see `service_connector_name`)
 
     def summary(self) -> str:
         if self.kind is Kind.ROUTE:

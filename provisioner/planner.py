@@ -6,7 +6,7 @@ Every change carries the hop of a flow (docs/flows.md) that needs it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Network
 
 from .errors import SpecError
@@ -14,6 +14,7 @@ from .layers import group_admits, host_admits
 from .model import (
     CONNECTOR_SOURCE,
     PROFILE_PART,
+    VPN_SERVICE,
     Action,
     AppGroup,
     AppGroupStatus,
@@ -36,10 +37,12 @@ from .model import (
     RouteState,
     RouteStatus,
     RouteTable,
+    ServiceProfile,
     Topology,
     WayOut,
     fingerprint,
     first_overlap,
+    profile_mark,
 )
 from .service_planner import plan_service, plan_service_destroy, service_status
 from .spec import CLOUD_SCHEMAS
@@ -272,17 +275,55 @@ def plan_apply(
     for network in topology.managed:
         obs = observed[network.name]
         check_against_cloud(network, obs)
-        plans.append(
-            _plan_network(
-                network,
-                topology,
-                obs,
-                subnets,
-                replace_conflicting_routes,
-                new_profiles=frozenset(m for n, m in renewed if n == network.name),
-            )
-        )
+
+        def planned(renewed: frozenset[tuple[str, int]], network: Network = network) -> NetworkPlan:
+            new = frozenset(m for n, m in renewed if n == network.name)
+            return _plan_network(
+                network, topology, observed[network.name], subnets, replace_conflicting_routes,
+                new_profiles=new,
+            )  # fmt: skip
+
+        cloud = planned(renewed)
+        if service is not None:
+            more = _successors(network, topology, service, obs, cloud, renewed)
+            if more:  # the VM made beside gets a connector of its own on the service
+                plans[0] = replace(plans[0], changes=plans[0].changes + tuple(more))
+                renewed |= {(network.name, c.member) for c in more if c.action is Action.CREATE}
+                cloud = planned(renewed)
+        plans.append(cloud)
     return Plan(operation="apply", networks=tuple(plans), vpn_subnet=topology.vpn_subnet)
+
+
+def _successors(
+    network: Network,
+    topology: Topology,
+    service: ObservedService,
+    obs: Observed,
+    plan: NetworkPlan,
+    renewed: frozenset[tuple[str, int]],
+) -> list[Change]:
+    """A connector VM made beside the one it replaces dials in while the old one still does: it
+    needs a connector of its own on the VPN service (which admits one session per connector),
+    made first; the old one's goes after the clouds' changes. None when the newest connector
+    of ours is not the one the old VM dials in with: an interrupted run made it for this."""
+    from .service_planner import successor, vpn_region
+
+    assert network.connector is not None
+    found = service.network(network.name)
+    out: list[Change] = []
+    for c in plan.changes:
+        beside = c.kind is Kind.CONNECTOR and c.action is Action.CREATE and c.previous_target
+        if not beside or found is None or (network.name, c.member) in renewed:
+            continue
+        profile = network.connector.member_profile(c.member)
+        if not isinstance(profile, ServiceProfile):
+            continue
+        old = next((x for x in pair_of(obs) if x.instance == c.previous_target), None)
+        if old is not None and old.runs not in (None, profile_mark(profile.fingerprint)):
+            continue
+        region = vpn_region(network, topology)
+        out += successor(network.name, found, region, c.member, f"for {c.resource}")
+    return out
 
 
 @dataclass
@@ -385,9 +426,8 @@ def _plan_network(
     )
     changes += target.changes
     if CLOUD_SCHEMAS[network.cloud].make_before_break:  # where the new VM says it is ready
-        changes += _ready_changes(
-            name, target, extras, [s.current for s in slots if s is not target]
-        )
+        ready = _ready_changes(name, target, extras, [s.current for s in slots if s is not target])
+        changes += [_told_by_service(c, network, obs, prints, new_profiles) for c in ready]
     front, front_changes = _front_changes(network, obs, target)
     changes += front_changes
     changes += _ingress_changes(name, obs, local)
@@ -539,6 +579,16 @@ def _vm_changes(
     caller deletes once the routes lead to the new one)."""
     name, member = network.name, want.member
     changes: list[Change] = []
+    # the stored profile changed, or the VM dials in with another than the one stored (an
+    # interrupted run stored the new one and stopped before the VM was replaced); not where the
+    # profile is handed to the running VM (Azure's extension)
+    runs = current.runs if current is not None else None
+    in_place = any(
+        p.kind == PROFILE_PART and p.after_connector and p.member == member for p in obs.parts
+    )
+    profile_changed |= (
+        not in_place and runs is not None and runs != profile_mark(profile_fingerprint)
+    )
     reasons = _replace_reasons(network, obs, subnet, want, current, profile_changed, fits)
     if current is None:
         changes.append(
@@ -622,9 +672,9 @@ def _replace_reasons(
         reasons.append(f"size {current.size} -> {c.size}")
     if current.subnet != want.subnet:
         reasons.append(f"subnet {current.subnet} -> {want.subnet}")
-    if current.fingerprint not in fits or fits[current.fingerprint]:
+    if current.bootstrap not in fits or fits[current.bootstrap]:
         reasons.append(
-            fits.get(current.fingerprint)
+            fits.get(current.bootstrap)
             or "bootstrap settings changed (nat, subnets, image or interface)"
         )
     if profile_changed:
@@ -1024,6 +1074,27 @@ def _ready_changes(
         return []
     return [Change(network, Action.UPDATE, Kind.READY, current.instance, why,
                    previous_target=old.instance, member=target.member)]  # fmt: skip
+
+
+def _told_by_service(
+    change: Change,
+    network: Network,
+    obs: Observed,
+    prints: Mapping[int, str],
+    new_profiles: frozenset[int],
+) -> Change:
+    """A new VM that dials in with a connector of its own on the VPN service (made for it: the
+    one it replaces dialled in with another) is ready when the service says that connector is
+    ONLINE; otherwise the VM's own word is waited for (the old session could still show)."""
+    assert network.connector is not None
+    member = change.member
+    if not isinstance(network.connector.member_profile(member), ServiceProfile):
+        return change
+    old = next((c for c in pair_of(obs) if c.instance == change.previous_target), None)
+    made_for_it = member in new_profiles or (
+        old is not None and old.runs is not None and old.runs != profile_mark(prints[member])
+    )
+    return replace(change, target=VPN_SERVICE) if made_for_it else change
 
 
 def _delete_connectors(

@@ -402,7 +402,6 @@ class ServiceWriter:
             (Kind.SERVICE_ROUTE, Action.CREATE): self._create_route,
             (Kind.SERVICE_ROUTE, Action.DELETE): self._delete_route,
             (Kind.SERVICE_CONNECTOR, Action.CREATE): self._create_connector,
-            (Kind.SERVICE_CONNECTOR, Action.REPLACE): self._create_connector,
             (Kind.SERVICE_CONNECTOR, Action.DELETE): self._delete_connector,
             (Kind.PROFILE_OUT, Action.CREATE): self._write_profile_out,
             (Kind.PROFILE_OUT, Action.DELETE): self._remove_profile_out,
@@ -476,14 +475,12 @@ class ServiceWriter:
     def _create_connector(self, c: Change) -> None:
         name, network_id = c.label, str(c.ref)
         body = {
-            "name": service_connector_name(name, c.member),
+            "name": service_connector_name(name, c.member, c.generation),
             "description": f"{SERVICE_MARK}: {name}",
             "vpnRegionId": c.target or self.vpn_region,
         }
         made = self.api.call("POST", "/networks/connectors", {"networkId": network_id}, body)
         self.ids.set_connector(name, c.member, str(made["id"]))
-        if c.action is Action.REPLACE and c.previous_target:  # the old one goes after
-            self._delete_connector(c)
 
     def _delete_connector(self, c: Change) -> None:
         where = {"networkId": str(c.ref)}
@@ -557,6 +554,13 @@ class CloudConnexaSide(ProfileSupplier):
     def profile_fingerprint(self, network: str, member: int = 0) -> str:
         return self.profiles.profile_fingerprint(network, member)
 
+    def connector_status(self, network: str, member: int = 0) -> tuple[str, str]:
+        connector = self.ids.connector(network, member)
+        if connector is None:
+            raise CloudError(f"{network}: no connector of ours on CloudConnexa to ask about")
+        found = self.api.call("GET", f"/networks/connectors/{connector}")
+        return str(found.get("name") or connector), str(found.get("connectionStatus") or "")
+
     def profile(self, network: str, member: int = 0) -> bytes:
         return self.profiles.profile(network, member)
 
@@ -627,10 +631,15 @@ def read_policy(api: Api) -> ServicePolicy:
 def _access_group(doc: dict[str, Any]) -> AccessGroup:
     def items(side: str) -> tuple[AccessItem, ...]:
         return tuple(
-            AccessItem(str(i.get("type")), bool(i.get("allCovered")),
-                       (str(i["parent"]) if i.get("parent") else None),
-                       tuple(str(c.get("id", c)) if isinstance(c, dict) else str(c)
-                             for c in i.get("children") or ()))  # fmt: skip
+            AccessItem(
+                str(i.get("type")),
+                bool(i.get("allCovered")),
+                (str(i["parent"]) if i.get("parent") else None),
+                tuple(
+                    str(c.get("id", c)) if isinstance(c, dict) else str(c)
+                    for c in i.get("children") or ()
+                ),
+            )  # fmt: skip
             for i in doc.get(side) or ()
         )
 

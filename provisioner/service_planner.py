@@ -24,6 +24,7 @@ from .model import (
     ServiceStatus,
     Topology,
     service_connector_name,
+    service_connector_of,
 )
 from .spec import SERVICE_PLAN
 
@@ -210,9 +211,8 @@ def _keep_up(
     for member in range(members(n)):
         changes += _keep_connector(n, found, region, member, renewed)
     # a pair's second connector, when the file has one connector again
-    wanted = {service_connector_name(n.name, m) for m in range(members(n))}
     for extra in found.connectors:
-        if extra.ours and extra.name not in wanted and _second_of(extra.name, n.name):
+        if extra.ours and (_member(extra, n.name) or 0) >= members(n):
             changes.append(_change(Action.DELETE, Kind.SERVICE_CONNECTOR, n.name,
                                    f"{extra.name} on {n.name}",
                                    "the file no longer has a connector pair here",
@@ -220,48 +220,89 @@ def _keep_up(
     return changes
 
 
-def _second_of(name: str, network: str) -> bool:
-    rest = name.removeprefix(service_connector_name(network) + "-")
-    return rest != name and rest.isdigit()
+def _member(c: ServiceConnector, network: str) -> int | None:
+    seen = service_connector_of(c.name, network)
+    return seen[0] if seen is not None else None
+
+
+def mine(found: ServiceNetwork, network: str, member: int) -> list[ServiceConnector]:
+    """Our connectors for the network's `member`, every generation, the oldest first."""
+    out = []
+    for c in found.connectors:
+        seen = service_connector_of(c.name, network)
+        if c.ours and seen is not None and seen[0] == member:
+            out.append((seen[1], c))
+    return [c for _, c in sorted(out, key=lambda g: g[0])]
+
+
+def _generation(c: ServiceConnector, network: str) -> int:
+    seen = service_connector_of(c.name, network)
+    return seen[1] if seen is not None else 1
 
 
 def _keep_connector(
     n: Network, found: ServiceNetwork, region: str, member: int, renewed: set[tuple[str, int]]
 ) -> list[Change]:
-    """One connector of ours on the network (a pair has two): made, or moved to the region."""
+    """One connector of ours on the network (a pair has two): made, or made anew in the region.
+    The one it replaces, and any left by an interrupted replacement, go after the clouds' changes
+    (the VM that dials in with it is replaced first)."""
     changes = []
-    name = service_connector_name(n.name, member)
-    mine = [c for c in found.connectors if c.name == name]
+    ours = mine(found, n.name, member)
     keep = our_connector(found, n.name, region, member)
-    if not mine:
+    if keep is None:
         changes.append(_change(Action.CREATE, Kind.SERVICE_CONNECTOR, n.name,
-                               f"{name} in {region} on {n.name}", WHY_SERVICE_CONNECTOR,
-                               target=region, ref=found.id, member=member))  # fmt: skip
-        renewed.add((n.name, member))
-    elif keep is None or keep.region != region:
-        old = mine[0]
-        changes.append(_change(Action.REPLACE, Kind.SERVICE_CONNECTOR, n.name,
-                               f"{name} in {region} on {n.name} (was {old.region})",
+                               f"{service_connector_name(n.name, member)} in {region} on {n.name}",
                                WHY_SERVICE_CONNECTOR, target=region, ref=found.id,
-                               previous_target=old.id, member=member))  # fmt: skip
+                               member=member))  # fmt: skip
         renewed.add((n.name, member))
-        keep = old
-    for extra in mine:  # one of ours left by an interrupted replacement
+    elif keep.region != region:
+        changes += successor(n.name, found, region, member, f"in {region} (was {keep.region})")
+        renewed.add((n.name, member))
+        return changes
+    for extra in ours:  # left by an interrupted replacement: the newest is the one kept
         if extra is not keep:
-            changes.append(_change(Action.DELETE, Kind.SERVICE_CONNECTOR, n.name,
-                                   f"{name} in {extra.region} on {n.name} (a leftover)",
-                                   "a second connector of ours: the network keeps one",
-                                   ref=found.id, previous_target=extra.id))  # fmt: skip
+            changes.append(_retire(n.name, found, extra, "a leftover: the network keeps one"))
     return changes
+
+
+WHY_SUCCESSOR = (
+    "the new VM dials in with a profile of its own while the old one still carries the traffic "
+    "(the service admits one session per connector): " + WHY_SERVICE_CONNECTOR
+)
+
+
+def successor(
+    network: str, found: ServiceNetwork, region: str, member: int, because: str
+) -> list[Change]:
+    """A connector made to replace ours for `member` (of the next generation), and ours removed
+    once the clouds' changes are done: the VM that dials in with it is replaced by then."""
+    ours = mine(found, network, member)
+    generation = max((_generation(c, network) for c in ours), default=0) + 1
+    name = service_connector_name(network, member, generation)
+    changes = [_change(Action.CREATE, Kind.SERVICE_CONNECTOR, network,
+                       f"{name} {because} on {network}", WHY_SUCCESSOR, target=region,
+                       ref=found.id, member=member, generation=generation)]  # fmt: skip
+    for old in ours:
+        changes.append(_retire(network, found, old, f"replaced by {name}"))
+    return changes
+
+
+def _retire(network: str, found: ServiceNetwork, c: ServiceConnector, why: str) -> Change:
+    """Our connector `c` removed, after the clouds' changes (its profile revoked with it)."""
+    return _change(Action.DELETE, Kind.SERVICE_CONNECTOR, network,
+                   f"{c.name} in {c.region} on {network}",
+                   f"{why}; removed once no VM dials in with it (its profile is revoked with it)",
+                   ref=found.id, previous_target=c.id)  # fmt: skip
 
 
 def our_connector(
     found: ServiceNetwork, network: str, region: str, member: int = 0
 ) -> ServiceConnector | None:
-    """Our connector on the network (of a pair: `member`'s): the one in the wanted region when
-    there are two (an interrupted replacement leaves both), else the first."""
-    mine = [c for c in found.connectors if c.name == service_connector_name(network, member)]
-    return next((c for c in mine if c.region == region), mine[0] if mine else None)
+    """Our connector on the network (of a pair: `member`'s): the newest generation in the
+    wanted region (an interrupted replacement leaves two), else the newest."""
+    ours = mine(found, network, member)
+    there = [c for c in ours if c.region == region]
+    return (there or ours)[-1] if ours else None
 
 
 def plan_service_destroy(topology: Topology, observed: ObservedService) -> NetworkPlan:
@@ -289,11 +330,7 @@ def plan_service_destroy(topology: Topology, observed: ObservedService) -> Netwo
                 changes.append(_change(Action.DELETE, Kind.SERVICE_ROUTE, n.name,
                                        f"{route.subnet} on {n.name}", "destroy: a route we added",
                                        ref=route.id, destination=route.subnet))  # fmt: skip
-        ours = [
-            c
-            for c in found.connectors
-            if c.ours and (c.name == service_connector_name(n.name) or _second_of(c.name, n.name))
-        ]
+        ours = [c for c in found.connectors if c.ours and _member(c, n.name) is not None]
         others = len(found.connectors) - len(ours)
         for i, c in enumerate(ours):
             if others or i < len(ours) - 1:

@@ -442,7 +442,7 @@ def service(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from provisioner.fakes.cloudconnexa import CloudConnexa
     from provisioner.sandbox import service_exports
 
-    with CloudConnexa().serve() as server:
+    with CloudConnexa(online_with_profile=True).serve() as server:
         for key, value in service_exports(server.url).items():
             monkeypatch.setenv(key, value)
         yield server

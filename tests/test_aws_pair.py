@@ -16,6 +16,7 @@ import pytest
 from conftest import CallLog, deployment, snapshot
 from test_service import deployment as with_service
 
+from provisioner import Deployment
 from provisioner.providers.aws import TAG
 from provisioner.providers.aws.common import READY_TAG
 from provisioner.providers.aws.pair import PAIR_POLICY, pair_policy
@@ -692,3 +693,174 @@ def test_a_pair_changes_one_member_at_a_time_and_the_routes_never_lead_nowhere(
     assert {i["InstanceType"] for i in after.values()} == {"t3.large"}
     assert not {i["InstanceId"] for i in after.values()} & {i["InstanceId"] for i in before.values()}
     assert deployment(world, clouds, edit=larger_pair).plan().empty
+
+
+# --- with the service block: the new VM dials in with a connector of its own -----------------
+
+
+def _service_connectors(service: Any, network: str = "hq") -> dict[str, dict[str, Any]]:
+    found = service.fake.network_named(network)
+    return {c["name"]: c for c in found["connectors"]}
+
+
+def _impatient(session: Any, service: Any) -> Any:
+    from provisioner.sandbox import sandbox_clouds
+
+    clouds = sandbox_clouds(session, service.url, sleep=lambda seconds: None)
+    clouds.options["aws"]["wait_seconds"] = 0.2
+    return clouds
+
+
+def test_with_the_service_a_replaced_connector_dials_in_with_its_own_and_the_old_one_goes_after(
+    session, world: SandboxWorld, service
+):
+    """A size change on a network whose profile the VPN service makes: the service gets a
+    second connector (cp-hq_2) before the new VM is launched, the VM is stored its profile and
+    dials in with it while the old VM still carries the traffic on cp-hq; the routes move once
+    the service says cp-hq_2 is ONLINE; the old VM goes, and cp-hq (its profile revoked with
+    it) only after that."""
+    from test_service import stored_profile
+
+    with_service(world, session, service).apply()
+    (old,) = connectors(session).values()
+    first = _service_connectors(service)["cp-hq"]
+    plan = with_service(world, session, service, _larger).plan()
+    cc = [(c.action.value, c.kind.value, c.resource) for c in plan.changes
+          if c.network == "cloudconnexa" and c.label == "hq"]  # fmt: skip
+    assert [(a, k) for a, k, _ in cc] == [("create", "service-connector"),
+                                          ("delete", "service-connector")]  # fmt: skip
+    assert cc[0][2].startswith("cp-hq_2 for VM in") and cc[1][2] == "cp-hq in eu-central-1 on hq"
+    hq = [c for c in plan.changes if c.network == "hq"]
+    (ready,) = [c for c in hq if c.kind == "ready"]
+    assert ready.target == "vpn-service" and ready.previous_target == old["InstanceId"]
+    # what the service holds when the clouds' steps happen
+    at: dict[str, set[str]] = {}
+
+    def seen(model: Any = None, **_: Any) -> None:
+        if model.name in ("RunInstances", "ReplaceRoute", "TerminateInstances"):
+            at.setdefault(model.name, set(_service_connectors(service)))
+
+    session.events.register("after-call.ec2", seen)
+    watch = RouteWatch(session, world)
+    _next_second()  # (EC2's LaunchTime has whole seconds)
+    with_service(world, session, service, _larger).apply()
+    assert watch.seen and watch.nowhere == [], watch.seen
+    # both connectors while the new VM comes up and the routes move; the old one's VM goes first
+    assert at == {op: {"cp-hq", "cp-hq_2"} for op in
+                  ("RunInstances", "ReplaceRoute", "TerminateInstances")}  # fmt: skip
+    (new,) = connectors(session).values()
+    assert new["InstanceType"] == "t3.large" and targets(session, world) == {eni(new)}
+    after = _service_connectors(service)
+    assert list(after) == ["cp-hq_2"] and first["id"] not in service.fake.state.connectors
+    assert "connector cp-hq_2" in stored_profile(session, world)
+    tags = {t["Key"]: t["Value"] for t in new["Tags"]}
+    assert tags["connector-provisioner:fingerprint"].endswith("cc-" + after["cp-hq_2"]["id"][:13])
+    assert with_service(world, session, service, _larger).plan().empty
+    # and once more: the next generation, cp-hq_3
+    _next_second()
+    with_service(world, session, service).apply()
+    assert list(_service_connectors(service)) == ["cp-hq_3"] and watch.nowhere == []
+
+
+def test_with_the_service_routes_wait_for_the_new_connector_to_be_online(
+    session, world: SandboxWorld, service, monkeypatch: pytest.MonkeyPatch
+):
+    """The new VM never dials in: apply stops with the routes on the old VM and both connectors
+    on the service; the next apply launches no third VM and makes no third connector, and
+    finishes once the new one is ONLINE."""
+    from provisioner import CloudError
+    from provisioner.sandbox import VMS_REPORT_READY
+
+    with_service(world, session, service).apply()
+    (old,) = connectors(session).values()
+    service.fake.online_with_profile = False  # the VM that never comes up
+    monkeypatch.setitem(VMS_REPORT_READY, "aws", False)
+    impatient = _impatient(session, service)
+    watch = RouteWatch(session, world)
+    _next_second()  # (EC2's LaunchTime has whole seconds)
+    topology = load(world, _larger)
+    with pytest.raises(CloudError) as failed:
+        Deployment(topology, impatient).apply()
+    message = str(failed.value)
+    assert "cp-hq_2 on the VPN service" in message and f"still lead to {old['InstanceId']}" in message
+    assert "OFFLINE" in message
+    assert targets(session, world) == {eni(old)} and watch.nowhere == []
+    assert set(_service_connectors(service)) == {"cp-hq", "cp-hq_2"}
+    again = Deployment(load(world, _larger), impatient).plan()
+    assert not [c for c in again.changes if c.action == "create"], [
+        c.summary() for c in again.changes]  # fmt: skip
+    (wait,) = [c for c in again.changes if c.kind == "ready"]
+    assert wait.target == "vpn-service"
+    # it dials in: the routes move, the old VM and its connector go
+    service.fake.connect(_service_connectors(service)["cp-hq_2"]["id"])
+    Deployment(load(world, _larger), impatient).apply()
+    (new,) = connectors(session).values()
+    assert targets(session, world) == {eni(new)} and watch.nowhere == []
+    assert list(_service_connectors(service)) == ["cp-hq_2"]
+    assert Deployment(load(world, _larger), impatient).plan().empty
+
+
+@pytest.mark.parametrize(
+    "operation", ["PutParameter", "RunInstances"],
+    ids=["connector made, profile not stored", "profile stored, VM not launched"],
+)  # fmt: skip
+def test_with_the_service_a_replacement_interrupted_is_finished_without_a_third_connector(
+    session, world: SandboxWorld, service, operation: str
+):
+    from conftest import FORBIDDEN, error_response, inject
+
+    from provisioner import CloudError
+
+    before = snapshot(session)
+    with_service(world, session, service).apply()
+    api = "ssm" if operation == "PutParameter" else "ec2"
+    # (the run's first PutParameter is its lease's)
+    inject(session, api, operation, lambda: error_response(api, *FORBIDDEN[api]),
+           after=1 if api == "ssm" else 0)  # fmt: skip
+    _next_second()
+    with pytest.raises(CloudError):
+        with_service(world, session, service, _larger).apply()
+    assert set(_service_connectors(service)) == {"cp-hq", "cp-hq_2"}
+    watch = RouteWatch(session, world)
+    _next_second()
+    with_service(world, session, service, _larger).apply()
+    assert watch.nowhere == [], watch.seen
+    (new,) = connectors(session).values()
+    assert new["InstanceType"] == "t3.large" and targets(session, world) == {eni(new)}
+    assert list(_service_connectors(service)) == ["cp-hq_2"]
+    assert with_service(world, session, service, _larger).plan().empty
+    with_service(world, session, service, _larger).destroy()
+    assert snapshot(session) == before and "hq" not in service.fake.snapshot()
+
+
+def test_a_profile_stored_but_not_yet_dialled_in_with_replaces_the_connector(
+    session, world: SandboxWorld, clouds
+):
+    """A new profile file: apply stores it, then stops before the new VM is launched. The VM
+    still dials in with the old profile (it records which): the next apply replaces it."""
+    from conftest import FORBIDDEN, error_response, inject
+
+    from provisioner import CloudError
+
+    deployment(world, clouds).apply()
+    (old,) = connectors(session).values()
+    (world.directory / "hq.ovpn").write_text(FAKE_PROFILE.format(name="hq-rotated"))
+    inject(session, "ec2", "RunInstances", lambda: error_response("ec2", *FORBIDDEN["ec2"]))
+    with pytest.raises(CloudError):
+        deployment(world, clouds).apply()
+    plan = deployment(world, clouds).plan()
+    made = next(c for c in plan.changes if c.network == "hq" and c.kind == "connector")
+    assert "VPN profile changed" in made.why and made.previous_target == old["InstanceId"]
+    _next_second()
+    deployment(world, clouds).apply()
+    (new,) = connectors(session).values()
+    assert new["InstanceId"] != old["InstanceId"] and targets(session, world) == {eni(new)}
+    assert deployment(world, clouds).plan().empty
+
+
+def load(world: SandboxWorld, edit: Any) -> Any:
+    from test_service import topology_file
+
+    from provisioner import load_topology
+
+    return load_topology(topology_file(world, edit))

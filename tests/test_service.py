@@ -137,11 +137,16 @@ def test_routes_follow_the_file_and_others_routes_stay(
     plan = d.plan()
     service_changes = {(c.action.value, c.kind.value, str(c.destination)) for c in plan.changes
                        if c.network == "cloudconnexa"}  # fmt: skip
+    # branch's VM runs a bootstrap for its subnets: replaced, made beside the old one, so it
+    # dials in with a connector of its own; the old one goes once the routes left it
     assert service_changes == {
         ("create", "service-route", "192.168.0.0/24"),
         ("delete", "service-route", "192.168.0.0/22"),
+        ("create", "service-connector", "None"),
+        ("delete", "service-connector", "None"),
     }
     d.execute(plan)
+    assert [c["name"] for c in server.network_named("branch")["connectors"]] == ["cp-branch_2"]
     assert server.snapshot()["branch"]["routes"] == ["192.168.0.0/24", "192.168.200.0/24"]
     assert deployment(world, session, service, narrower).plan().empty
 

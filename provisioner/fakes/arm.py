@@ -1288,7 +1288,8 @@ def _vm(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> No
         old = (((found or {}).get("properties") or {}).get("storageProfile") or {}).get(
             "imageReference") or {}  # fmt: skip
         image["exactVersion"] = old.get("exactVersion") or (
-            versions[-1] if wanted == "latest" else wanted)
+            versions[-1] if wanted == "latest" else wanted
+        )
 
 
 def _extension(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> None:

@@ -292,8 +292,11 @@ class Gce(Injectable):
                 handler.patch(self, found, new)
                 self.state.compute[rpath] = new
                 return self._operation(scope, method.lower(), new)
-        elif len(rest) == 3 and method == "GET" and kind == "instances" and (
-            rest[2] == "getGuestAttributes"
+        elif (
+            len(rest) == 3
+            and method == "GET"
+            and kind == "instances"
+            and (rest[2] == "getGuestAttributes")
         ):
             self._record(method, path, "compute", kind, "getGuestAttributes")
             return _guest_attributes(self._get(f"{collection}/{rest[1]}"), query)

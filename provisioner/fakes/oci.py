@@ -163,7 +163,10 @@ class Oci(Injectable):
         return vault["id"], key["id"]
 
     def add_image(
-        self, compartment: str, os_name: str = "Canonical Ubuntu", version: str = "24.04",
+        self,
+        compartment: str,
+        os_name: str = "Canonical Ubuntu",
+        version: str = "24.04",
         released: str = "2026.11.01",
     ) -> str:
         """A platform image (Oracle publishes each Ubuntu release as a new one)."""

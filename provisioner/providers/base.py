@@ -15,6 +15,7 @@ from ..errors import CloudError
 from ..lease import LeaseStore
 from ..model import (
     PROFILE_PART,
+    VPN_SERVICE,
     Action,
     Change,
     DesiredConnector,
@@ -23,6 +24,7 @@ from ..model import (
     Location,
     Network,
     Observed,
+    ServiceProfile,
     Stray,
 )
 
@@ -138,6 +140,9 @@ class Provider:
     progress: Progress
     wait_seconds: float
     progress_seconds: float
+    # between asks whether a new connector is ONLINE on the VPN service (its pace waits more
+    # when its rate limit says so)
+    service_poll_seconds: float = 10.0
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -285,7 +290,10 @@ class Provider:
             self._enable_forwarding()
         elif kind is Kind.READY:
             assert change.previous_target is not None
-            self._await_ready(change.previous_target)
+            if change.target == VPN_SERVICE:
+                self._await_online(change)
+            else:
+                self._await_ready(change.previous_target)
         elif kind is Kind.CONNECTOR_INGRESS:
             assert change.destination is not None
             self._connector_ingress(action, change.destination)
@@ -342,8 +350,8 @@ class Provider:
                 raise CloudError(f"{what} still not done after {waited:.0f}s{now}")
             if waited >= self.progress_seconds:
                 self.progress(f"waiting for {what}{now} ({waited:.0f}s)")
-            if pause:
-                time.sleep(pause)
+            if pause:  # (never far past the deadline)
+                time.sleep(max(0.0, min(pause, self.wait_seconds - waited)))
 
     # --- the handlers each provider writes in its cloud's words ---------------------------
 
@@ -364,11 +372,30 @@ class Provider:
         """`look` until `instance` says its tunnel is up, with a progress line; given up after
         the provider's wait, saying where the routes still lead."""
         try:
-            self.wait_until(f"{self.network.name}: {instance} to say its tunnel is up (the "
-                            f"routes stay on {replacing} meanwhile)", look, pause=pause)  # fmt: skip
+            what = instance if " " in instance else f"{instance} to say its tunnel is up"
+            self.wait_until(f"{self.network.name}: {what} (the routes stay on {replacing} "
+                            "meanwhile)", look, pause=pause)  # fmt: skip
         except CloudError as e:
             raise CloudError(f"{e}: the routes still lead to {replacing}; run apply again once "
-                             f"{instance} is up") from None  # fmt: skip
+                             "it is up") from None  # fmt: skip
+
+    def _await_online(self, change: Change) -> None:
+        """The new VM dials in with a connector of its own on the VPN service: it is ready when
+        the service says that connector is ONLINE (asked every `service_poll_seconds`, paced
+        by the service's own rate limit)."""
+        assert self.network.connector is not None and change.previous_target is not None
+        profile = self.network.connector.member_profile(change.member)
+        assert isinstance(profile, ServiceProfile) and profile.source is not None
+        source, network = profile.source, self.network.name
+        name, status = source.connector_status(network, change.member)
+        first = [status]
+
+        def look() -> tuple[bool, str]:
+            now = first.pop() if first else source.connector_status(network, change.member)[1]
+            return now == "ONLINE", now or "no status"
+
+        self.wait_ready(f"the new VM's connector {name} on the VPN service to be ONLINE",
+                        change.previous_target, look, self.service_poll_seconds)  # fmt: skip
 
     def _start(self) -> None:
         raise NotImplementedError

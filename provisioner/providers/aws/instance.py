@@ -57,7 +57,7 @@ class Instance(AwsState):
         user_data = self.user_data(connector)
         tags = [
             *self.tags,
-            {"Key": FINGERPRINT_TAG, "Value": connector.fingerprint},
+            {"Key": FINGERPRINT_TAG, "Value": connector.launch_fingerprint},
             {"Key": MEMBER_TAG, "Value": str(connector.member)},
         ]
         args = {

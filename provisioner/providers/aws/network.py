@@ -304,7 +304,9 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
         by_vpc = [{"Name": "vpc-id", "Values": [vpc]}]
         raw_subnets = list(pages(self.ec2, "describe_subnets", "Subnets", Filters=by_vpc))
         zones = {s["SubnetId"]: s.get("AvailabilityZone") for s in raw_subnets}
-        ranges = {s["SubnetId"]: IPv4Network(s["CidrBlock"]) for s in raw_subnets if s.get("CidrBlock")}
+        ranges = {
+            s["SubnetId"]: IPv4Network(s["CidrBlock"]) for s in raw_subnets if s.get("CidrBlock")
+        }
         subnet_ids = list(zones)
         seen = AwsSeen()  # what this observe learns for apply; the parts' from now on
         raw_tables = list(pages(self.ec2, "describe_route_tables", "RouteTables", Filters=by_vpc))

@@ -181,7 +181,7 @@ class Instance(AzureState):
         if len(image) != 4:
             raise CloudError(f"image {connector.image!r} is not publisher:offer:sku:version")
         user_data = self.user_data(connector)
-        tags = {**self.tags, FINGERPRINT_TAG: connector.fingerprint}
+        tags = {**self.tags, FINGERPRINT_TAG: connector.launch_fingerprint}
         peer = self.held[1 - self.member]["connector_ip"] if connector.ha else None
         if peer:  # its watchdog's peer (the other's is set once this one has an address)
             tags[PEER_TAG] = peer

@@ -345,7 +345,7 @@ class Instance(GcpState):
             tags=compute_v1.Tags(items=[self.tag]),
             labels={
                 LABEL: self.network.name,
-                FINGERPRINT_LABEL: connector.fingerprint,
+                FINGERPRINT_LABEL: connector.launch_fingerprint,
                 **({FILE_LABEL: file_label(self.network.file)} if self.network.file else {}),
             },
             network_interfaces=[

@@ -608,14 +608,19 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
 
         with self.for_change(change):
             kept, url = self.instance_name, self.connector_url
-            if change.kind is Kind.CONNECTOR and change.action is Action.CREATE and (
-                change.previous_target
+            if (
+                change.kind is Kind.CONNECTOR
+                and change.action is Action.CREATE
+                and (change.previous_target)
             ):
                 self.instance_name = successor_name(change.previous_target)
                 super()._dispatch(change)
                 return  # the member's connector is the new one from now on
-            named = change.kind in (Kind.CONNECTOR, Kind.READY) and change.resource not in (
-                NEW_CONNECTOR, kept) and change.action is not Action.CREATE
+            named = (
+                change.kind in (Kind.CONNECTOR, Kind.READY)
+                and change.resource not in (NEW_CONNECTOR, kept)
+                and change.action is not Action.CREATE
+            )
             if named:
                 self.instance_name = change.resource
             try:

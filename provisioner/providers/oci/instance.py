@@ -383,7 +383,7 @@ class Instance(OciState):
                 display_name=f"{self.instance_name}-vnic",
             ),
             metadata={"user_data": base64.b64encode(self.user_data(connector).encode()).decode()},
-            freeform_tags={**self.tags, FINGERPRINT_TAG: connector.fingerprint},
+            freeform_tags={**self.tags, FINGERPRINT_TAG: connector.launch_fingerprint},
         )
         made = self.api.compute.launch_instance(details).data
         self.instance_id = made.id
