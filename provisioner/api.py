@@ -11,7 +11,7 @@ out by the engine (`engine.carry_out`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -78,11 +78,18 @@ class Deployment:
     # --- planning ------------------------------------------------------------------------
 
     def plan(
-        self, *, replace_conflicting_routes: bool = False, prune: bool = False, roll: bool = False
+        self,
+        *,
+        replace_conflicting_routes: bool = False,
+        prune: bool = False,
+        roll: bool = False,
+        rotate: Iterable[str] = (),
     ) -> Plan:
         """What apply would change. Networks of ours that left the file (connectors the
         clouds show where the file's networks are; networks of ours on the VPN service) are
-        listed in notes, and with `prune` their removal is planned too, both halves."""
+        listed in notes, and with `prune` their removal is planned too, both halves.
+        `rotate`: managed networks whose connectors get a new profile (see `rotate`)."""
+        rotating = self._rotating(rotate)
         observed = self.observe()
         if roll:
             observed = self._with_images(observed)
@@ -92,6 +99,7 @@ class Deployment:
             replace_conflicting_routes=replace_conflicting_routes,
             service=self.service_observed,
             prune=prune,
+            rotate=rotating,
         )
         plan = self._paced(plan)
         strays = [self._stray_plan(s, prune) for s in self.strays()]
@@ -255,6 +263,28 @@ class Deployment:
             )
 
         return self._run(again(), confirm, again)
+
+    def rotate(
+        self, networks: Iterable[str] = (), *, confirm: Confirm | None = None
+    ) -> ApplyResult:
+        """A new VPN profile for the connectors of `networks` (every managed one when empty),
+        handed over without an outage: with the service block, a new connector on the service
+        per connector VM, its profile stored for a VM made beside the old one (a pair: one
+        member at a time), the old connector removed (its profile revoked) once the routes
+        have left the old VM; with a profile file, the file's new content, the same way. The
+        rest of the file is applied too, as by apply."""
+        names = tuple(networks) or tuple(n.name for n in self.topology.managed)
+        return self._run(self.plan(rotate=names), confirm, lambda: self.plan(rotate=names))
+
+    def _rotating(self, names: Iterable[str]) -> frozenset[str]:
+        managed = {n.name for n in self.topology.managed}
+        for name in names:
+            if name not in managed:
+                raise SpecError(
+                    "--network", f"{name!r} is not a managed network of the file (it has: "
+                    f"{', '.join(sorted(managed)) or 'none'})"
+                )  # fmt: skip
+        return frozenset(names)
 
     def destroy(self, *, confirm: Confirm | None = None) -> ApplyResult:
         return self._run(self.plan_destroy(), confirm, self.plan_destroy)

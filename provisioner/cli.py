@@ -77,6 +77,16 @@ ROLL_HELP = (
     "before the old one goes); without it a new release replaces nothing (status says when "
     "there is one)"
 )
+ROTATE_HELP = (
+    "A new VPN profile for each connector of the file (or of --network), handed over without "
+    "an outage. With the service block: a new connector on the VPN service per connector VM, "
+    "its profile stored in the cloud's secret store for a VM made beside the old one (a pair: "
+    "one member at a time); the routes move once the service says the new connector is "
+    "ONLINE; the old VM goes, then the old connector, which revokes its profile. With a "
+    "profile file: put the new profile in place of the old one first; rotate takes it the "
+    "same way. The rest of the file is applied too, as by apply. The profile never leaves the "
+    "secret store."
+)
 FLOW_HELP = (
     "one flow: SOURCE is vpn, internet, a network of the file (external sites too) or an "
     "address or range; NETWORK a network of the file, vpn (the apps' own connections to VPN "
@@ -131,6 +141,23 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--replace-conflicting-routes", action="store_true")
     sp.add_argument("--prune", action="store_true", help=prune_help)
     sp.add_argument("--roll", action="store_true", help=ROLL_HELP)
+    sp = sub.add_parser(
+        "rotate",
+        help="a new VPN profile for each connector, handed over without an outage (plan, "
+        "confirm, apply)",
+        description=ROTATE_HELP,
+    )
+    sp.add_argument("-f", "--file", required=True, help="topology file (YAML, version 1)")
+    sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    sp.add_argument(
+        "--network", action="append", metavar="NAME", dest="rotate_networks",
+        help="only this network's connectors (again for more; default: every managed network)",
+    )  # fmt: skip
+    sp.add_argument("--service-deadline", type=str, metavar="SECONDS", help=deadline_help)
+    sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    sp.add_argument("--json", action="store_true", help="print the plan and result as JSON")
+    sp.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
+    sp.add_argument("--replace-conflicting-routes", action="store_true")
     sp = with_file("destroy", "remove what apply created, and nothing else")
     sp.add_argument("--service-deadline", type=str, metavar="SECONDS", help=deadline_help)
     sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
@@ -376,7 +403,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if getattr(args, "service_deadline", None) is not None:
         _service_deadline(args.service_deadline)
     as_json = bool(getattr(args, "json", False))
-    if command in ("apply", "destroy") and not args.yes and not sys.stdin.isatty():
+    if command in ("apply", "destroy", "rotate") and not args.yes and not sys.stdin.isatty():
         # bad input, found before any cloud is read: a script without --yes fails at once
         raise SpecError("--yes", "not given, and there is no terminal to confirm on")
     if args.file is not None:
@@ -454,11 +481,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         healthy = all(s.healthy for s in statuses)
         return 0 if healthy and all(present for _, present in written.values()) else 1
 
+    rotating = tuple(getattr(args, "rotate_networks", None) or (n.name for n in topology.managed))
+
     def again() -> api.Plan:
-        if command == "apply":
+        if command in ("apply", "rotate"):
             return deployment.plan(
                 replace_conflicting_routes=args.replace_conflicting_routes, prune=args.prune,
                 roll=getattr(args, "roll", False),
+                rotate=rotating if command == "rotate" else (),
             )  # fmt: skip
         return deployment.plan_destroy()
 

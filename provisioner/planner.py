@@ -262,10 +262,13 @@ def plan_apply(
     replace_conflicting_routes: bool = False,
     service: ObservedService | None = None,
     prune: bool = False,
+    rotate: frozenset[str] = frozenset(),
 ) -> Plan:
     """What `apply` must change so that every managed network routes through its connector,
     and (with `service`, what the VPN service holds) the service routes to each network's
-    connector: the service's changes come first."""
+    connector: the service's changes come first. `rotate`: the networks whose connectors get
+    a new profile (`provision rotate`): with the service block a new connector on the service
+    each, handed over as any replacement is; a profile file is taken when it changed."""
     subnets = local_subnets(topology, observed)
     plans = []
     renewed: frozenset[tuple[str, int]] = frozenset()
@@ -284,12 +287,15 @@ def plan_apply(
             )  # fmt: skip
 
         cloud = planned(renewed)
+        rotating = network.name in rotate
         if service is not None:
-            more = _successors(network, topology, service, obs, cloud, renewed)
+            more = _successors(network, topology, service, obs, cloud, renewed, rotating)
             if more:  # the VM made beside gets a connector of its own on the service
                 plans[0] = replace(plans[0], changes=plans[0].changes + tuple(more))
                 renewed |= {(network.name, c.member) for c in more if c.action is Action.CREATE}
                 cloud = planned(renewed)
+        if rotating:
+            cloud = replace(cloud, notes=cloud.notes + _rotation_notes(network, obs, cloud))
         plans.append(cloud)
     return Plan(operation="apply", networks=tuple(plans), vpn_subnet=topology.vpn_subnet)
 
@@ -301,29 +307,68 @@ def _successors(
     obs: Observed,
     plan: NetworkPlan,
     renewed: frozenset[tuple[str, int]],
+    rotate: bool = False,
 ) -> list[Change]:
     """A connector VM made beside the one it replaces dials in while the old one still does: it
     needs a connector of its own on the VPN service (which admits one session per connector),
-    made first; the old one's goes after the clouds' changes. None when the newest connector
-    of ours is not the one the old VM dials in with: an interrupted run made it for this."""
+    made first; the old one's goes after the clouds' changes. `rotate`: every member's VM gets
+    one (and is replaced for it). None when the newest connector of ours is not the one the
+    old VM dials in with: an interrupted run made it for this."""
     from .service_planner import successor, vpn_region
 
     assert network.connector is not None
     found = service.network(network.name)
-    out: list[Change] = []
+    replacing: dict[int, tuple[str, str]] = {}  # member -> (the VM it replaces, why)
     for c in plan.changes:
-        beside = c.kind is Kind.CONNECTOR and c.action is Action.CREATE and c.previous_target
-        if not beside or found is None or (network.name, c.member) in renewed:
+        if c.kind is Kind.CONNECTOR and c.action is Action.CREATE and c.previous_target:
+            replacing[c.member] = (c.previous_target, f"for {c.resource}")
+    if rotate:
+        for vm in pair_of(obs):  # (newest first: a member's newest is the one it runs)
+            replacing.setdefault(vm.member, (vm.instance, "(rotate)"))
+    out: list[Change] = []
+    for member, (instance, why) in sorted(replacing.items()):
+        profile = network.connector.member_profile(member)
+        if found is None or (network.name, member) in renewed:
             continue
-        profile = network.connector.member_profile(c.member)
         if not isinstance(profile, ServiceProfile):
             continue
-        old = next((x for x in pair_of(obs) if x.instance == c.previous_target), None)
+        old = next((x for x in pair_of(obs) if x.instance == instance), None)
         if old is not None and old.runs not in (None, profile_mark(profile.fingerprint)):
             continue
-        region = vpn_region(network, topology)
-        out += successor(network.name, found, region, c.member, f"for {c.resource}")
+        out += successor(network.name, found, vpn_region(network, topology), member, why)
     return out
+
+
+def _rotation_notes(network: Network, obs: Observed, plan: NetworkPlan) -> tuple[str, ...]:
+    """What `provision rotate` does to the network's connectors, or why nothing."""
+    assert network.connector is not None
+    notes = []
+    for member in range(len(network.connector.subnets)):
+        profile = network.connector.member_profile(member)
+        whose = f" (of the pair: {member + 1})" if network.connector.ha else ""
+        new = any(c.kind is Kind.CONNECTOR and c.member == member and c.action in
+                  (Action.CREATE, Action.REPLACE) for c in plan.changes)  # fmt: skip
+        handed = any(c.kind is Kind.PART and c.part is not None and c.part.member == member
+                     and c.part.kind == PROFILE_PART for c in plan.changes)  # fmt: skip
+        if isinstance(profile, ServiceProfile) and new:
+            notes.append(f"rotate{whose}: a new connector on the VPN service, its profile stored "
+                         "for a new VM; the old connector and its profile are removed once the "
+                         "routes have left the old VM")  # fmt: skip
+        elif isinstance(profile, ServiceProfile) and handed:
+            notes.append(f"rotate{whose}: a new connector on the VPN service, its profile handed "
+                         "to the running VM, which dials in again with it (a gap of seconds); "
+                         "the old connector and its profile are removed after")  # fmt: skip
+        elif isinstance(profile, ServiceProfile):
+            notes.append(f"rotate{whose}: no connector VM to hand a new profile to")
+        elif new:
+            notes.append(f"rotate{whose}: the new profile file is stored and a new VM dials in "
+                         "with it; the old profile's VM goes once the routes have left it")  # fmt: skip
+        else:
+            path = getattr(profile, "path", "the profile file")
+            notes.append(f"rotate{whose}: nothing to rotate: {path} is the profile the connector "
+                         "already dials in with; put the new profile there first (revoke the "
+                         "old one on the VPN service once it is handed over)")  # fmt: skip
+    return tuple(notes)
 
 
 @dataclass

@@ -864,3 +864,81 @@ def load(world: SandboxWorld, edit: Any) -> Any:
     from provisioner import load_topology
 
     return load_topology(topology_file(world, edit))
+
+
+# --- provision rotate --------------------------------------------------------------------------
+
+
+def test_rotate_hands_each_connector_a_new_profile_without_an_outage(
+    session, world: SandboxWorld, service, capsys: pytest.CaptureFixture[str]
+):
+    """`provision rotate --network hq`: the plan says what happens; a new connector on the
+    service with its profile in SSM, a VM made beside the old one dialling in with it, the
+    routes moved once it is ONLINE, then the old VM and the old connector (its profile revoked
+    with it). Branch is not touched; the profile shows nowhere but the secret store."""
+    from test_service import stored_profile
+
+    with_service(world, session, service).apply()
+    (old,) = connectors(session).values()
+    before = stored_profile(session, world)
+    branch = _service_connectors(service, "branch")
+    shown = with_service(world, session, service).plan(rotate=["hq"])
+    text = plan_text(shown, verbose=True)
+    assert "rotate: a new connector on the VPN service" in text
+    assert "create service-connector cp-hq_2 (rotate) on hq" in text
+    assert "PRIVATE-KEY" not in text + json.dumps(shown.to_dict())
+    watch = RouteWatch(session, world)
+    _next_second()  # (EC2's LaunchTime has whole seconds)
+    with_service(world, session, service).rotate(["hq"])
+    assert watch.seen and watch.nowhere == [], watch.seen
+    (new,) = connectors(session).values()
+    assert new["InstanceId"] != old["InstanceId"] and targets(session, world) == {eni(new)}
+    assert list(_service_connectors(service)) == ["cp-hq_2"]
+    assert _service_connectors(service, "branch") == branch
+    after = stored_profile(session, world)
+    assert after != before and "connector cp-hq_2" in after
+    assert with_service(world, session, service).plan().empty
+
+
+def test_rotate_a_profile_file_takes_the_new_file_or_says_to_put_it_there_first(
+    session, world: SandboxWorld, clouds, capsys: pytest.CaptureFixture[str]
+):
+    from provisioner.cli import run
+
+    path = world.write_topology()
+    assert run(["apply", "-f", str(path), "--yes"]) == 0
+    (old,) = connectors(session).values()
+    capsys.readouterr()
+    assert run(["rotate", "-f", str(path), "--network", "hq", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing to rotate" in out and "hq.ovpn" in out and "put the new profile" in out
+    assert connectors(session) == {0: old}
+    (world.directory / "hq.ovpn").write_text(FAKE_PROFILE.format(name="hq-rotated"))
+    _next_second()
+    assert run(["rotate", "-f", str(path), "--network", "hq", "--yes"]) == 0
+    assert "the new profile file is stored" in capsys.readouterr().out
+    (new,) = connectors(session).values()
+    assert new["InstanceId"] != old["InstanceId"] and targets(session, world) == {eni(new)}
+    assert run(["rotate", "-f", str(path), "--network", "nowhere", "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert "--network" in err and "'nowhere'" in err and "hq" in err
+
+
+def test_rotate_a_pair_one_member_at_a_time(session, world: SandboxWorld, second_subnet, service):
+    """A pair's two connectors each get a new connector on the service; one member is replaced
+    while the other carries the routes; the old connectors go after; nothing leads nowhere."""
+
+    def paired(doc: dict[str, Any]) -> None:
+        c = doc["networks"]["hq"]["connector"]
+        c.update(ha=True, subnets=[c.pop("subnet"), second_subnet])
+
+    with_service(world, session, service, paired).apply()
+    before = {i["InstanceId"] for i in connectors(session).values()}
+    watch = RouteWatch(session, world)
+    _next_second()
+    with_service(world, session, service, paired).rotate(["hq"])
+    assert watch.seen and watch.nowhere == [], watch.seen
+    assert set(_service_connectors(service)) == {"cp-hq_2", "cp-hq-2_2"}
+    after = connectors(session)
+    assert len(after) == 2 and not {i["InstanceId"] for i in after.values()} & before
+    assert with_service(world, session, service, paired).plan().empty

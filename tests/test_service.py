@@ -638,3 +638,40 @@ def test_the_services_access_groups_decide_the_vpn_hop_and_status_says_so(
     assert run(["doctor", "-f", path]) == 5
     text = capsys.readouterr().out
     assert "at VPN service access groups: not read" in text and "403" in text
+
+
+def test_on_gcp_a_replaced_connector_dials_in_with_its_own_and_the_service_says_when(
+    world: SandboxWorld, session: Any, service: FakeServer, gcp: GcpWorld
+):
+    """spoke on GCP with its profile from the service: a new size makes the VM beside the old
+    one (the member's other instance name) with a connector of its own on the service; the
+    routes move when the service says it is ONLINE (the VM's guest attribute never says so
+    here); then the old VM and the old connector go."""
+    doc = world.topology(service=True)
+    spoke = gcp.entry(gcp.spoke, "unused.ovpn")
+    spoke["connector"].pop("profile")
+    doc["networks"]["spoke"] = spoke
+    path = world.directory / "two-clouds.yaml"
+    clouds = Clouds(
+        options={
+            "aws": {"session": session, "poll_seconds": 0.0},
+            "gcp": {"endpoint": gcp.url, "progress_seconds": 5.0},
+            "cloudconnexa": {"base_url": service.url, "client_id": SANDBOX_CLIENT_ID,
+                             "client_secret": SANDBOX_CLIENT_SECRET, "sleep": lambda s: None},
+        }
+    )  # fmt: skip
+    path.write_text(yaml.safe_dump(doc))
+    Deployment(load_topology(path), clouds).apply()
+    before = {i["name"] for i in gcp.gce.resources("instances") if i["name"].startswith("cp-")}
+    gcp.gce.vms_report_ready = False  # only the service can say the new VM is up
+    spoke["connector"]["size"] = "e2-standard-2"
+    path.write_text(yaml.safe_dump(doc))
+    plan = Deployment(load_topology(path), clouds).plan()
+    (ready,) = [c for c in plan.changes if c.network == "spoke" and c.kind.value == "ready"]
+    assert ready.target == "vpn-service"
+    Deployment(load_topology(path), clouds).apply()
+    after = {i["name"] for i in gcp.gce.resources("instances") if i["name"].startswith("cp-")}
+    assert len(after) == 1 and not after & before and next(iter(after)).endswith("-r")
+    connectors = fake(service).network_named("spoke")["connectors"]
+    assert [c["name"] for c in connectors] == ["cp-spoke_2"]
+    assert Deployment(load_topology(path), clouds).plan().empty
