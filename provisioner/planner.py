@@ -283,7 +283,7 @@ def plan_apply(
             new = frozenset(m for n, m in renewed if n == network.name)
             return _plan_network(
                 network, topology, observed[network.name], subnets, replace_conflicting_routes,
-                new_profiles=new,
+                new_profiles=new, offline=_offline(network, topology, service),
             )  # fmt: skip
 
         cloud = planned(renewed)
@@ -298,6 +298,24 @@ def plan_apply(
             cloud = replace(cloud, notes=cloud.notes + _rotation_notes(network, obs, cloud))
         plans.append(cloud)
     return Plan(operation="apply", networks=tuple(plans), vpn_subnet=topology.vpn_subnet)
+
+
+def _offline(
+    network: Network, topology: Topology, service: ObservedService | None
+) -> frozenset[int]:
+    """The members whose connector on the VPN service (the newest of ours) is not ONLINE."""
+    from .service_planner import our_connector, vpn_region
+
+    found = service.network(network.name) if service is not None else None
+    if found is None or network.connector is None:
+        return frozenset()
+    region = vpn_region(network, topology)
+    out = set()
+    for m in range(len(network.connector.subnets)):
+        ours = our_connector(found, network.name, region, m)
+        if ours is not None and ours.status != "ONLINE":
+            out.add(m)
+    return frozenset(out)
 
 
 def _successors(
@@ -436,9 +454,10 @@ def _plan_network(
     subnets: Mapping[str, tuple[IPv4Network, ...]],
     replace_conflicting_routes: bool,
     new_profiles: frozenset[int] = frozenset(),
+    offline: frozenset[int] = frozenset(),
 ) -> NetworkPlan:
     """`new_profiles`: the members whose connector the VPN service makes in this apply (so a
-    new profile for each)."""
+    new profile for each); `offline`: those whose connector there is not ONLINE."""
     c = network.connector
     assert c is not None
     local = subnets[network.name]
@@ -470,8 +489,9 @@ def _plan_network(
         or slots[0]
     )
     changes += target.changes
-    if CLOUD_SCHEMAS[network.cloud].make_before_break:  # where the new VM says it is ready
-        ready = _ready_changes(name, target, extras, [s.current for s in slots if s is not target])
+    if makes_before_break(network):  # where the new VM, or the VPN service, says it is ready
+        others = [s.current for s in slots if s is not target]
+        ready = _ready_changes(name, target, extras, others, target.member in offline)
         changes += [_told_by_service(c, network, obs, prints, new_profiles) for c in ready]
     front, front_changes = _front_changes(network, obs, target)
     changes += front_changes
@@ -600,7 +620,7 @@ def _slots(
             want.fingerprint: None,
             other: "it runs without the pair's watchdog" if c.ha else None,
         }
-        beside = CLOUD_SCHEMAS[network.cloud].make_before_break and not c.ha
+        beside = makes_before_break(network) and not c.ha
         changes, new = _vm_changes(
             network, obs, subnet, want, current, member in renewed, prints[member], fits, beside
         )
@@ -659,7 +679,9 @@ def _vm_changes(
         why = WHY_LAUNCH + "; replaced: " + ", ".join(reasons)
         if not want.ha:
             why += (" (the old one goes first: the routes lead nowhere until the new one runs; "
-                    "make before break is not yet done on this cloud)")  # fmt: skip
+                    + ("made before break here only with the service block, which says when "
+                       "the new VM is up)" if CLOUD_SCHEMAS[network.cloud].make_before_break_with_service
+                       else "make before break is not yet done on this cloud)"))  # fmt: skip
         changes.append(
             Change(
                 name,
@@ -1094,6 +1116,7 @@ def _ready_changes(
     target: _Slot,
     extras: list[ObservedConnector],
     others: list[ObservedConnector | None],
+    offline: bool = False,
 ) -> list[Change]:
     """Before the routes move to a new connector while another one still carries them (one made
     beside the one it replaces; a pair's standby replaced first, before the active one): wait
@@ -1115,7 +1138,8 @@ def _ready_changes(
                        previous_target=carrying.instance, member=target.member)]  # fmt: skip
     current = target.current
     old = next((x for x in extras if x.state == ConnectorState.RUNNING), None)
-    if current is None or target.new or current.ready is not False or old is None:
+    # (with the service block: not ONLINE there, whatever the VM says)
+    if current is None or target.new or old is None or (current.ready is not False and not offline):
         return []
     return [Change(network, Action.UPDATE, Kind.READY, current.instance, why,
                    previous_target=old.instance, member=target.member)]  # fmt: skip
@@ -1140,6 +1164,16 @@ def _told_by_service(
         old is not None and old.runs is not None and old.runs != profile_mark(prints[member])
     )
     return replace(change, target=VPN_SERVICE) if made_for_it else change
+
+
+def makes_before_break(network: Network) -> bool:
+    """A replaced connector of the network is made beside the old one: where its cloud lets
+    the new VM say it is up, or (OCI) where the VPN service says so (every profile from it)."""
+    schema = CLOUD_SCHEMAS[network.cloud]
+    c = network.connector
+    assert c is not None
+    served = all(isinstance(c.member_profile(m), ServiceProfile) for m in range(len(c.subnets)))
+    return schema.make_before_break or (schema.make_before_break_with_service and served)
 
 
 def _delete_connectors(
@@ -1200,7 +1234,7 @@ def network_status(
         if current is not None and obs.newer_image and current.image != obs.newer_image[0]:
             image, since = obs.newer_image
             how = ("the new connector made before the old one goes"
-                   if CLOUD_SCHEMAS[network.cloud].make_before_break and not ha
+                   if makes_before_break(network) and not ha
                    else "each connector replaced in turn" if ha
                    else "the old connector goes first on this cloud: an outage while the new one "
                    "boots")  # fmt: skip

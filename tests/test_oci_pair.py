@@ -348,3 +348,106 @@ def test_a_pair_step_that_fails_is_finished_by_apply_and_cleaned_by_destroy(
     o = oci_world
     apply_survives(o, lambda: o.fake.fail(method, path, *FORBIDDEN, after=after),
                    "NotAuthorizedOrNotFound", doc=as_pair(o))  # fmt: skip
+
+
+# --- a single connector replaced without an outage: with the service block (issue 29) ---------
+
+
+def _served(o: OciWorld, service: Any, **hq: Any) -> Any:
+    """HQ and spoke with their profiles from the VPN service (the fake), on the fake OCI."""
+    from provisioner import Deployment, load_topology
+    from provisioner.fakes.cloudconnexa import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+    from provisioner.providers import Clouds
+
+    doc = o.topology(**hq)
+    doc["service"] = {"cloudconnexa": {"cloud_id": "sandbox", "vpn_region": "eu-central-1"}}
+    for entry in doc["networks"].values():
+        entry.get("connector", {}).pop("profile", None)
+    clouds = Clouds(options={
+        "oci": {"endpoint": o.url, "progress_seconds": 5.0, **o.options},
+        "cloudconnexa": {"base_url": service.url, "client_id": SANDBOX_CLIENT_ID,
+                         "client_secret": SANDBOX_CLIENT_SECRET, "sleep": lambda s: None},
+    })  # fmt: skip
+    return Deployment(load_topology(o.write(doc, "served.yaml")), clouds)
+
+
+def vnic_ip(o: OciWorld, instance: dict[str, Any]) -> str:
+    """The primary private IP's id of the instance's VNIC: what a rule to it names."""
+    vnic = vnic_of(o, instance)
+    (ip,) = [p for p in o.fake.of_kind("privateIps") if p["vnicId"] == vnic["id"] and p["isPrimary"]]
+    return str(ip["id"])
+
+
+def _instances(o: OciWorld) -> list[dict[str, Any]]:
+    return [i for i in o.fake.of_kind("instances") if i["displayName"] == NAMES[0]
+            and i["lifecycleState"] not in ("TERMINATED", "TERMINATING")]  # fmt: skip
+
+
+def test_with_the_service_a_replaced_connector_is_made_before_the_old_one_goes(
+    oci_world: OciWorld, rule_watch: WriteWatch, service: Any
+):
+    """OCI gives the VM no way to say its tunnel is up that apply could read with the least
+    permission; the VPN service does. A new shape: the new instance beside the old one with a
+    connector of its own on the service, the rules moved (one guarded write per table) once
+    that connector is ONLINE, then the old instance, then the old connector. Without the
+    service block the plan still says the old one goes first."""
+    o = oci_world
+    before = o.snapshot()
+    _served(o, service).apply()
+    (old,) = _instances(o)
+    rule_watch.seen.clear()
+    plan = _served(o, service, size="VM.Standard.E5.Flex").plan()
+    hq = [c for c in plan.changes if c.network == "hq"]
+    kinds = [c.kind.value for c in hq]
+    assert kinds.index("connector") < kinds.index("ready") < kinds.index("route")
+    assert (hq[-1].action.value, hq[-1].kind.value, hq[-1].resource) == (
+        "delete", "connector", old["id"])  # fmt: skip
+    assert hq[kinds.index("ready")].target == "vpn-service"
+    _served(o, service, size="VM.Standard.E5.Flex").apply()
+    assert rule_watch.seen and rule_watch.nowhere == [], rule_watch.seen
+    (new,) = _instances(o)
+    assert new["id"] != old["id"] and new["shape"] == "VM.Standard.E5.Flex"
+    assert targets(o) == {vnic_ip(o, new)}
+    names = [c["name"] for c in service.fake.network_named("hq")["connectors"]]
+    assert names == ["cp-hq_2"]
+    assert _served(o, service, size="VM.Standard.E5.Flex").plan().empty
+    _served(o, service, size="VM.Standard.E5.Flex").destroy()
+    assert o.snapshot() == before
+    # a profile file: no word of the new VM's tunnel, so the old one still goes first (said)
+    plan = o.deployment(o.topology(size="VM.Standard.E5.Flex")).plan()
+    assert not any(c.kind.value == "ready" for c in plan.changes)
+
+
+def test_with_the_service_an_interrupted_replacement_is_finished_and_cleaned(
+    oci_world: OciWorld, rule_watch: WriteWatch, service: Any
+):
+    """Stopped with the new instance launched and its connector not yet ONLINE: the rules
+    stay on the old one; the next apply launches no third, waits for the service, moves the
+    rules, removes the old instance and connector; destroy leaves the compartment as it was."""
+    from provisioner import CloudError
+
+    o = oci_world
+    before = o.snapshot()
+    _served(o, service).apply()
+    (old,) = _instances(o)
+    rule_watch.seen.clear()
+    service.fake.online_with_profile = False
+    impatient = _served(o, service, size="VM.Standard.E5.Flex")
+    impatient.clouds.options["oci"]["wait_seconds"] = 0.3
+    with pytest.raises(CloudError) as failed:
+        impatient.apply()
+    assert "cp-hq_2 on the VPN service" in str(failed.value)
+    assert len(_instances(o)) == 2 and targets(o) == {vnic_ip(o, old)}
+    again = _served(o, service, size="VM.Standard.E5.Flex").plan()
+    assert not [c for c in again.changes if c.action.value == "create" and c.kind.value == "connector"]
+    assert [c.target for c in again.changes if c.kind.value == "ready"] == ["vpn-service"]
+    service.fake.online_with_profile = True
+    for c in service.fake.network_named("hq")["connectors"]:
+        service.fake.connect(c["id"])
+    _served(o, service, size="VM.Standard.E5.Flex").apply()
+    assert rule_watch.nowhere == [], rule_watch.seen
+    (new,) = _instances(o)
+    assert new["id"] != old["id"] and targets(o) == {vnic_ip(o, new)}
+    assert [c["name"] for c in service.fake.network_named("hq")["connectors"]] == ["cp-hq_2"]
+    _served(o, service, size="VM.Standard.E5.Flex").destroy()
+    assert o.snapshot() == before

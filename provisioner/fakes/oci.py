@@ -105,6 +105,7 @@ class Oci(Injectable):
         self.settle_reads = 0
         self.base_url = ""  # where it is served, as the last request named it (vault endpoints)
         self._n = itertools.count(1)
+        self._created = itertools.count(1)
         self._public = itertools.count(10)
         self.tenancy = self.ocid("tenancy", region=False)
         self.store(
@@ -118,6 +119,17 @@ class Oci(Injectable):
         )
 
     # --- what a test or the sandbox does directly ---------------------------------------------
+
+    def created(self) -> str:
+        """Each resource's own timeCreated, later than the one before (OCI's has milliseconds):
+        a connector made beside another is told from it as the newer."""
+        import datetime
+
+        step = next(self._created)
+        at = datetime.datetime(2026, 11, 25, 8, tzinfo=datetime.UTC) + datetime.timedelta(
+            milliseconds=step
+        )
+        return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
     def ocid(self, kind: str, region: bool = True) -> str:
         unique = hashlib.sha256(f"{kind}{next(self._n)}".encode()).hexdigest()[:32]
@@ -450,7 +462,7 @@ def _base(
         id=oci.ocid(ocid_kind),
         _kind=kind,
         lifecycleState=state,
-        timeCreated="2026-11-25T08:00:00.000Z",
+        timeCreated=oci.created(),
     )
     body.setdefault("freeformTags", {})
     body.setdefault("definedTags", {})

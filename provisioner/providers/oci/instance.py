@@ -31,22 +31,31 @@ class Instance(OciState):
 
     # --- observe -------------------------------------------------------------------------
 
-    def _observe_connector(self) -> ObservedConnector | None:
+    def _observe_connector(self) -> tuple[ObservedConnector | None, list[ObservedConnector]]:
+        """The member's connector (the newest of its name: one made beside the one it replaces)
+        and the others of its name (an interrupted replacement's), older first."""
         import oci
 
-        found = [
-            i
-            for i in oci.pagination.list_call_get_all_results(
-                self.api.compute.list_instances, self.compartment, display_name=self.instance_name
-            ).data
-            if i.lifecycle_state not in ("TERMINATED", "TERMINATING")
-            and i.display_name == self.instance_name
-            and (i.freeform_tags or {}).get(TAG) == self.network.name
-        ]
+        found = sorted(
+            (
+                i
+                for i in oci.pagination.list_call_get_all_results(
+                    self.api.compute.list_instances, self.compartment,
+                    display_name=self.instance_name,
+                ).data
+                if i.lifecycle_state not in ("TERMINATED", "TERMINATING")
+                and i.display_name == self.instance_name
+                and (i.freeform_tags or {}).get(TAG) == self.network.name
+            ),
+            key=lambda i: str(i.time_created or ""),
+        )  # fmt: skip
         if not found:
             self.instance_id = self.vnic_id = self.private_ip_id = None
-            return None
-        vm = found[0]
+            return None, []
+        extras = [self._connector(vm) for vm in found[:-1]]
+        return self._connector(found[-1]), extras  # (the newest last: its ids stay)
+
+    def _connector(self, vm: Any) -> ObservedConnector:
         self.instance_id = vm.id
         vnic = self._primary_vnic(vm.id)
         return ObservedConnector(

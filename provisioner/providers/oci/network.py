@@ -320,11 +320,13 @@ class OciNetwork(Groups, Instance, Pair, Provider):
         # pair's policy says a pair was here (so a single connector costs no read more)
         pair = c.ha or any(p.name == self.pair_policy_name for p in policies)
         found: dict[int, ObservedConnector] = {}
+        extras: list[ObservedConnector] = []
         for member in (0, 1) if pair else (0,):
             with self.as_member(member):
-                connector = self._observe_connector()
+                connector, older = self._observe_connector()
             if connector is not None:
                 found[member] = connector
+            extras += older
         front = None
         if pair:
             where = next((x.subnet for x in found.values() if x.subnet), None)
@@ -332,7 +334,7 @@ class OciNetwork(Groups, Instance, Pair, Provider):
         live = self._live_private_ips(tables)
         app_groups, ingress, own_nsg = self._observe_groups(groups, seen)
         seen.nsg_id = own_nsg  # what the launch and apply's rules refer to
-        ours = {x.interface for x in found.values() if x.interface}
+        ours = {x.interface for x in (*found.values(), *extras) if x.interface}
         if front is not None:
             ours.add(front.id)
         cidrs = tuple(IPv4Network(c) for c in seen.vcn.cidr_blocks)
@@ -348,7 +350,7 @@ class OciNetwork(Groups, Instance, Pair, Provider):
                 for s in subnets
             ),
             connector=found.get(0) or found.get(1),
-            connectors=tuple(found.values()) if pair else (),
+            connectors=(*found.values(), *extras) if pair or extras else (),
             front=front,
             parts=parts,
             app_groups=app_groups,
@@ -457,11 +459,21 @@ class OciNetwork(Groups, Instance, Pair, Provider):
     # --- apply ---------------------------------------------------------------------------
 
     def _dispatch(self, change: Change) -> None:
-        """Each change acts on the connector it is about (of a pair: its member)."""
+        """Each change acts on the connector it is about (of a pair: its member); the one a
+        connector made beside it replaces is removed by its own id, and the member's stays the
+        new one."""
         with self.for_change(change):
-            if change.kind is Kind.CONNECTOR and change.action is not Action.CREATE:
-                self.instance_id = change.resource
-            super()._dispatch(change)
+            if change.kind is not Kind.CONNECTOR or change.action is Action.CREATE:
+                super()._dispatch(change)
+                return
+            kept = (self.instance_id, self.vnic_id, self.private_ip_id)
+            other = change.action is Action.DELETE and kept[0] not in (None, change.resource)
+            self.instance_id = change.resource
+            try:
+                super()._dispatch(change)
+            finally:
+                if other:
+                    self.instance_id, self.vnic_id, self.private_ip_id = kept
 
     def _routes_batch(self, changes: Sequence[Change]) -> None:
         """The table's rules written back whole, ours merged in (or taken out), once a step;
