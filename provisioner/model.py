@@ -867,6 +867,9 @@ class Change:
             return f"{self.action} front {self.resource} -> {self.target}{was}"
         if self.kind is Kind.FORWARDING:
             return f"{self.action} forwarding on {self.resource} (source/dest check off)"
+        if self.kind is Kind.READY and self.target == VPN_SERVICE:
+            return (f"await {self.resource}'s connector ONLINE on the VPN service (the routes "
+                    f"stay on {self.previous_target} until then)")  # fmt: skip
         if self.kind is Kind.READY:
             return (f"await {self.resource}'s tunnel (the routes stay on {self.previous_target} "
                     "until it is up)")  # fmt: skip

@@ -678,9 +678,13 @@ def _vm_changes(
     elif reasons:
         why = WHY_LAUNCH + "; replaced: " + ", ".join(reasons)
         if not want.ha:
+            schema = CLOUD_SCHEMAS[network.cloud]
             why += (" (the old one goes first: the routes lead nowhere until the new one runs; "
-                    + ("made before break here only with the service block, which says when "
-                       "the new VM is up)" if CLOUD_SCHEMAS[network.cloud].make_before_break_with_service
+                    + ("the app groups admit a connector that NATs everything by its address, "
+                       "which a new VM beside the old one would not have)"
+                       if schema.make_before_break and schema.connector_by_address
+                       else "made before break here only with the service block, which says "
+                       "when the new VM is up)" if schema.make_before_break_with_service
                        else "make before break is not yet done on this cloud)"))  # fmt: skip
         changes.append(
             Change(
@@ -1173,6 +1177,8 @@ def makes_before_break(network: Network) -> bool:
     c = network.connector
     assert c is not None
     served = all(isinstance(c.member_profile(m), ServiceProfile) for m in range(len(c.subnets)))
+    if schema.connector_by_address and c.nat and not c.nat_preserve_source:
+        return False
     return schema.make_before_break or (schema.make_before_break_with_service and served)
 
 

@@ -176,6 +176,9 @@ class CloudSchema:
     # ...only when the VPN service says when the new VM is up (the service block): the cloud
     # gives the VM no way to say so that apply could read with the least permission
     make_before_break_with_service: bool = False
+    # the app groups admit a connector that NATs everything by its own address (Azure): one
+    # made beside another has another address, so such a connector's old one goes first
+    connector_by_address: bool = False
 
 
 # Adding a cloud: its Location in model.py (in the Location union, its name in MANAGED_CLOUDS),
@@ -213,6 +216,8 @@ CLOUD_SCHEMAS: dict[str, CloudSchema] = {
         ha_front="load balancer frontend",
         ha_front_probed=True,
         watchdog_settings=("member",),  # the first claims when both are healthy (Peers)
+        make_before_break=True,
+        connector_by_address=True,
     ),
     "gcp": CloudSchema(
         ("project", "network", "zone"),

@@ -537,7 +537,7 @@ def test_doctor_meets_the_nic_nsg_after_the_subnet_nsg(azure: AzureWorld):
 def test_a_new_image_version_replaces_nothing_until_apply_roll(azure: AzureWorld):
     """The VM runs `latest` as Azure resolved it (its read-only exactVersion); Canonical
     publishes a newer build: plan and apply change nothing, status says it exists and since
-    when, `apply --roll` takes it (the old VM first on Azure, and the plan says so)."""
+    when, `apply --roll` takes it (made before the old one goes)."""
     azure.deployment().apply()
     (before,) = [c for c in [azure.deployment().observe()["hq"].connector] if c is not None]
     assert before.image == "Canonical:ubuntu-24_04-lts:server:24.04.202611010"
@@ -547,10 +547,12 @@ def test_a_new_image_version_replaces_nothing_until_apply_roll(azure: AzureWorld
     note = next(n for n in hq.notes if n.startswith("a newer image exists"))
     assert "server:24.04.202612010 (out since 2026-12-01" in note and before.image in note
     plan = azure.deployment().plan(roll=True)
-    (replace,) = [c for c in plan.changes if c.kind == "connector" and c.network == "hq"]
-    assert replace.action == "replace" and "(--roll)" in replace.why
+    made, gone = [c for c in plan.changes if c.kind == "connector" and c.network == "hq"]
+    assert (made.action, gone.action) == ("create", "delete") and "(--roll)" in made.why
+    assert made.previous_target == gone.resource == "cp-hq-connector"
     azure.deployment().apply(roll=True)
     after = azure.deployment().observe()["hq"].connector
     assert after is not None and after.image.endswith(":24.04.202612010")
+    assert after.instance == "cp-hq-connector-r"
     assert not any(n.startswith("a newer image") for s in azure.deployment().status()
                    for n in s.notes)  # fmt: skip

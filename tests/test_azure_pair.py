@@ -267,3 +267,107 @@ def test_a_pair_step_that_fails_is_finished_by_apply_and_cleaned_by_destroy(
 
     apply_survives(azure, lambda: azure.arm.fail(method, path, *FORBIDDEN, after=after),
                    "AuthorizationFailed", doc=as_pair(azure))  # fmt: skip
+
+
+# --- a single connector replaced without an outage (make before break, issue 29) ---------------
+
+
+def _larger(azure: AzureWorld) -> dict[str, Any]:
+    doc = azure.topology()
+    doc["networks"]["hq"]["connector"]["size"] = "Standard_B2ms"
+    return doc
+
+
+def _vms(azure: AzureWorld) -> list[str]:
+    return sorted(n for n in of(azure, "microsoft.compute/virtualmachines") if n.startswith("cp-hq"))
+
+
+def test_a_replaced_connector_is_made_before_the_old_one_goes(
+    azure: AzureWorld, hop_watch: WriteWatch
+):
+    """A new size: the new VM under the member's other names (cp-hq-connector-r, its NIC and
+    public IP: names are unique in a resource group) beside the old one; its profile extension
+    succeeds only once its tunnel is up (its script waits for it), then the routes move (one
+    guarded PUT per table), then the old VM, NIC and public IP go; at no write do HQ's routes
+    lead nowhere; the next replacement takes the first names again."""
+    before = azure.snapshot()
+    azure.deployment().apply()
+    old = address(azure, "cp-hq-nic")
+    hop_watch.seen.clear()
+    plan = azure.deployment(_larger(azure)).plan()
+    hq = [c for c in plan.changes if c.network == "hq"]
+    kinds = [c.kind.value for c in hq]
+    assert kinds.index("connector") < kinds.index("part") < kinds.index("ready") < kinds.index("route")
+    assert (hq[-1].action.value, hq[-1].resource) == ("delete", "cp-hq-connector")
+    azure.deployment(_larger(azure)).apply()
+    assert hop_watch.seen and hop_watch.nowhere == [], hop_watch.seen
+    assert _vms(azure) == ["cp-hq-connector-r"]
+    new = address(azure, "cp-hq-nic-r")
+    assert new != old and next_hops(azure) == {new}
+    assert "cp-hq-nic" not in of(azure, f"{N}/networkinterfaces")
+    assert azure.deployment(_larger(azure)).plan().empty
+    azure.deployment().apply()  # back to the first size: the first names again
+    assert _vms(azure) == ["cp-hq-connector"] and hop_watch.nowhere == []
+    azure.deployment().destroy()
+    assert azure.snapshot() == before
+
+
+def test_a_new_vm_whose_tunnel_never_comes_up_leaves_the_routes_where_they_were(
+    azure: AzureWorld, hop_watch: WriteWatch
+):
+    """Its extension fails (the script found no tunnel in 15 minutes): apply stops with the
+    routes on the old VM and says so; the next apply launches no third VM, hands the profile
+    again and waits; once it is up, the routes move and the old VM goes."""
+    from provisioner import CloudError
+
+    azure.deployment().apply()
+    old = address(azure, "cp-hq-nic")
+    hop_watch.seen.clear()
+    azure.arm.extensions_succeed = False
+    with pytest.raises(CloudError) as failed:
+        azure.deployment(_larger(azure)).apply()
+    assert "VMExtensionProvisioningError" in str(failed.value)
+    assert next_hops(azure) == {old} and hop_watch.nowhere == []
+    assert _vms(azure) == ["cp-hq-connector", "cp-hq-connector-r"]
+    again = azure.deployment(_larger(azure)).plan()
+    assert not [c for c in again.changes if c.kind.value == "connector" and c.action.value == "create"]
+    azure.arm.extensions_succeed = True
+    azure.deployment(_larger(azure)).apply()
+    assert _vms(azure) == ["cp-hq-connector-r"] and next_hops(azure) == {address(azure, "cp-hq-nic-r")}
+    assert hop_watch.nowhere == [] and azure.deployment(_larger(azure)).plan().empty
+
+
+@pytest.mark.parametrize(
+    "method, path, after",
+    [("PUT", r"/virtualMachines/cp-hq-connector-r$", 0),
+     ("PUT", r"/networkInterfaces/cp-hq-nic-r$", 1), ("PUT", r"/routeTables/[^/]+$", 1),
+     ("DELETE", r"/virtualMachines/cp-hq-connector$", 0)],
+    ids=["new NIC made, no VM", "new VM launched", "routes half moved", "old VM not yet removed"],
+)  # fmt: skip
+def test_a_replacement_interrupted_at_each_step_is_finished_and_cleaned(
+    azure: AzureWorld, hop_watch: WriteWatch, method: str, path: str, after: int
+):
+    from provisioner import CloudError
+
+    before = azure.snapshot()
+    azure.deployment().apply()
+    hop_watch.seen.clear()
+    azure.arm.fail(method, path, 409, "Conflict", "injected", after=after)
+    with pytest.raises(CloudError):
+        azure.deployment(_larger(azure)).apply()
+    assert hop_watch.nowhere == [], hop_watch.seen
+    azure.deployment(_larger(azure)).apply()
+    assert hop_watch.nowhere == [], hop_watch.seen
+    assert _vms(azure) == ["cp-hq-connector-r"]
+    assert next_hops(azure) == {address(azure, "cp-hq-nic-r")}
+    assert azure.deployment(_larger(azure)).plan().empty
+    azure.deployment(_larger(azure)).destroy()
+    assert azure.snapshot() == before
+
+
+def test_nat_everything_still_replaces_the_old_connector_first_and_says_why(azure: AzureWorld):
+    doc = azure.topology(nat=True, nat_preserve_source=False)
+    azure.deployment(doc).apply()
+    doc["networks"]["hq"]["connector"]["size"] = "Standard_B2ms"
+    (change,) = [c for c in azure.deployment(doc).plan().changes if c.kind.value == "connector"]
+    assert change.action.value == "replace" and "NATs everything by its address" in change.why

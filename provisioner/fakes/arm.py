@@ -126,6 +126,10 @@ class Arm(Injectable):
         self.faults = Faults()
         self.calls: list[Call] = []
         self._public_ips = itertools.count(10)
+        self._created = itertools.count(1)
+        # a VM's CustomScript extension succeeds (its script exits 0: the connector's once its
+        # tunnel is up); False: it fails as Azure reports one whose script did not
+        self.extensions_succeed = True
         # the Marketplace's image versions, oldest first: `latest` is the last
         self.image_versions: dict[tuple[str, str, str], list[str]] = {
             ("canonical", "ubuntu-24_04-lts", "server"): ["24.04.202611010"]
@@ -399,13 +403,21 @@ class Arm(Injectable):
         if statuses is None:
             raise ArmError(404, "OperationNotFound", f"Operation {op_id} was not found.")
         status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
-        return 200, {"id": op_id, "name": op_id, "status": status}, {}
+        body: dict[str, Any] = {"id": op_id, "name": op_id, "status": status}
+        if status == "Failed":  # (the one failure modelled: a VM extension's script)
+            body["error"] = {
+                "code": "VMExtensionProvisioningError",
+                "message": "VM has reported a failure when processing extension "
+                "'connector-profile'. Error message: \"Enable failed: failed to execute "
+                "command: command terminated with exit status=1\".",
+            }
+        return 200, body, {}
 
     def new_operation(
-        self, base: str, subscription: str, location: str, namespace: str
+        self, base: str, subscription: str, location: str, namespace: str, failed: bool = False
     ) -> dict[str, str]:
         op = uuid.uuid4().hex
-        self.state.operations[op] = ["InProgress", "Succeeded"]
+        self.state.operations[op] = ["InProgress", "Failed" if failed else "Succeeded"]
         url = (
             f"{base}/subscriptions/{subscription}/providers/{namespace}/locations/{location}"
             f"/operations/{op}?api-version=2024-01-01"
@@ -654,7 +666,10 @@ class _Context:
         embedded = CHILD_TYPES.get(self.top, (None, None, None))[1] if child is None else None
         children = body["properties"].pop(embedded, None) if embedded else None
         VALIDATE[kind](self, body, found)
-        body["properties"]["provisioningState"] = "Succeeded"
+        failing = kind == "microsoft.compute/virtualmachines/extensions" and not (
+            self.arm.extensions_succeed
+        )
+        body["properties"]["provisioningState"] = "Failed" if failing else "Succeeded"
         self.store[key] = body
         if embedded and (children is not None or found is None):
             self._replace_children(body, embedded, children or [])
@@ -662,7 +677,7 @@ class _Context:
         return (
             status,
             self.arm._view(body),
-            self.arm.new_operation(self.base, self.sub, location, namespace),
+            self.arm.new_operation(self.base, self.sub, location, namespace, failed=failing),
         )
 
     def _check_if_match(self, rid: str, found: dict[str, Any] | None) -> None:
@@ -1273,6 +1288,10 @@ def _vm(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> No
         props["osProfile"] = found["properties"].get("osProfile")
         body["powerState"] = found.get("powerState", "running")
     props["vmId"] = (found or {}).get("properties", {}).get("vmId") or str(uuid.uuid4())
+    # when it was made (read-only, API 2021-11-01 on): each VM later than the one before
+    props["timeCreated"] = (found or {}).get("properties", {}).get("timeCreated") or _stamp(
+        next(ctx.arm._created)
+    )
     image = (props.get("storageProfile") or {}).get("imageReference") or {}
     if image.get("publisher"):  # a Marketplace image: the version it was made with, read-only
         key = (image["publisher"].lower(), str(image.get("offer")).lower(),
@@ -1302,6 +1321,14 @@ def _extension(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None
     if "location" not in body:
         vm = ctx.store[body["id"].rsplit("/extensions/", 1)[0].lower()]
         body["location"] = vm["location"]
+
+
+def _stamp(step: int) -> str:
+    """The step-th moment after the fake's start, as ARM writes a timeCreated."""
+    import datetime
+
+    at = datetime.datetime(2026, 11, 25, 8, tzinfo=datetime.UTC) + datetime.timedelta(seconds=step)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.0000000+00:00")
 
 
 def instance_view(vm: dict[str, Any]) -> dict[str, Any]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from typing import Any
@@ -192,6 +193,10 @@ class AzureSeen:
     front_ip: str | None = None
     pool_id: str | None = None
     vm_tags: dict[int, dict[str, str]] = field(default_factory=dict)  # each member's VM's tags
+    # each member's names whose NIC or public IP is left without its VM (the leftovers' delete)
+    leftovers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # each member's VMs of its other names, replaced by one made beside them: name -> address
+    older: dict[str, str | None] = field(default_factory=dict)
 
 
 class AzureState(Members, Provider):
@@ -216,9 +221,11 @@ class AzureState(Members, Provider):
     seen: AzureSeen  # what the last observe learnt (and apply since)
     connector_ip: str | None  # the current member's (Members.as_member), learnt by observe
 
-    def member_names(self, member: int) -> dict[str, Any]:
-        """A pair's second connector has names of its own: cp-<network>-connector-2..."""
-        name, end = self.network.name, "-2" if member else ""
+    def member_names(self, member: int, successor: bool = False) -> dict[str, Any]:
+        """A pair's second connector has names of its own: cp-<network>-connector-2... A VM made
+        beside the one it replaces takes the member's other names (`successor`: ...-r; names
+        are unique in a resource group), the next replacement the first ones again."""
+        name, end = self.network.name, ("-2" if member else "") + ("-r" if successor else "")
         return {
             "member": member,
             "vm_name": f"cp-{name}-connector{end}",
@@ -226,6 +233,24 @@ class AzureState(Members, Provider):
             "ip_name": f"cp-{name}-ip{end}",
             "connector_ip": None,
         }
+
+    def names_of(self, vm_name: str) -> dict[str, Any]:
+        """The names that go with one of the member's two VM names."""
+        return self.member_names(self.member, successor=vm_name.endswith("-r"))
+
+    @contextlib.contextmanager
+    def as_vm(self, names: dict[str, Any]) -> Iterator[None]:
+        """For the length of the block, the handlers act on the VM of `names` (one that a VM
+        made beside it replaces); the member's own names and address come back after."""
+        keys = ("vm_name", "nic_name", "ip_name", "connector_ip")
+        kept = {k: getattr(self, k) for k in keys}
+        for k in ("vm_name", "nic_name", "ip_name"):
+            setattr(self, k, names[k])
+        try:
+            yield
+        finally:
+            for k, v in kept.items():
+                setattr(self, k, v)
 
     def wait(self, poller: Any, what: str) -> Any:
         """Wait for a long-running operation through the SDK's poller, saying so while it runs."""

@@ -32,19 +32,49 @@ class Instance(AzureState):
 
     def _observe_connector(
         self, nics: list[Any], seen: AzureSeen
-    ) -> tuple[ObservedConnector | None, bool]:
-        """(the connector, whether a NIC or public IP of ours is left without its VM); its VM's
-        tags into `seen`."""
+    ) -> tuple[ObservedConnector | None, bool, list[ObservedConnector]]:
+        """(the member's connector, whether a NIC or public IP of ours is left without its VM,
+        the older connectors of its other names); its VM's tags into `seen`. A VM made beside
+        the one it replaces has the member's other names: the newer of the two is the
+        member's, and the member's names become its names. The other names' VM is read only
+        where their NIC is (a single connector costs no read more)."""
         from azure.core.exceptions import ResourceNotFoundError
 
-        nic = next(
-            (n for n in nics if n.name == self.nic_name and self.rg.lower() in n.id.lower()), None
-        )
-        try:
-            vm = self.compute.virtual_machines.get(self.rg, self.vm_name, expand="instanceView")
-        except ResourceNotFoundError:
-            # a NIC or public IP of ours without their VM: what a failed destroy or launch left
-            return None, nic is not None or self._exists_public_ip()
+        ours = {n.name: n for n in nics if self.rg.lower() in n.id.lower()}
+        found = []
+        left: dict[str, Any] | None = None
+        for successor in (False, True):
+            names = self.member_names(self.member, successor)
+            if successor and names["nic_name"] not in ours:
+                continue
+            try:
+                vm = self.compute.virtual_machines.get(
+                    self.rg, names["vm_name"], expand="instanceView"
+                )
+            except ResourceNotFoundError:
+                # a NIC or public IP of ours without their VM: what a failed destroy or launch left
+                with self.as_vm(names):
+                    if names["nic_name"] in ours or self._exists_public_ip():
+                        left = names
+                continue
+            found.append((str(getattr(vm, "time_created", None) or ""), names, vm))
+        if left is not None:
+            seen.leftovers[self.member] = left
+        if not found:
+            return None, left is not None, []
+        found.sort(key=lambda f: f[0])
+        older = []
+        for _, names, vm in found[:-1]:
+            older.append(self._connector(ours.get(names["nic_name"]), names, vm))
+            seen.older[names["vm_name"]] = older[-1].interface
+        _, names, vm = found[-1]
+        for key in ("vm_name", "nic_name", "ip_name"):
+            setattr(self, key, names[key])
+        connector = self._connector(ours.get(names["nic_name"]), names, vm)
+        seen.vm_tags[self.member] = dict(vm.tags or {})
+        return connector, left is not None, older
+
+    def _connector(self, nic: Any, names: dict[str, Any], vm: Any) -> ObservedConnector:
         config = (nic.ip_configurations or [None])[0] if nic else None
         address = config.private_ip_address if config else None
         public_ip = None
@@ -55,8 +85,8 @@ class Instance(AzureState):
         codes = [s.code for s in (vm.instance_view.statuses if vm.instance_view else None) or []]
         power = next((c.split("/", 1)[1] for c in codes if c.startswith("PowerState/")), "starting")
         image = vm.storage_profile.image_reference
-        connector = ObservedConnector(
-            instance=self.vm_name,
+        return ObservedConnector(
+            instance=names["vm_name"],
             state=POWER_STATES.get(power, ConnectorState.PENDING),
             interface=address,  # what a UDR names as next hop
             private_ip=address,
@@ -72,8 +102,6 @@ class Instance(AzureState):
             public_ip=public_ip,
             member=self.member,
         )
-        seen.vm_tags[self.member] = dict(vm.tags or {})
-        return connector, False
 
     def _newest_image(self, size: str) -> tuple[str, str] | None:
         """The Marketplace's newest version of the Ubuntu LTS image (what `latest` launches),
@@ -99,7 +127,11 @@ class Instance(AzureState):
         return True
 
     def _delete_connector_leftovers(self) -> None:
-        self._terminate()
+        names = self.seen.leftovers.get(self.member)
+        if names is None or names["vm_name"] == self.vm_name and self.connector_ip:
+            return  # (its names are the member's VM's own now: nothing is left over)
+        with self.as_vm(names):
+            self._terminate()
 
     def _observe_extension(self) -> dict[str, Any] | None:
         from azure.core.exceptions import ResourceNotFoundError
@@ -108,7 +140,7 @@ class Instance(AzureState):
             found = self.compute.virtual_machine_extensions.get(self.rg, self.vm_name, EXTENSION)
         except ResourceNotFoundError:
             return None
-        return {"settings": found.settings or {}}
+        return {"settings": found.settings or {}, "state": found.provisioning_state}
 
     # --- apply ---------------------------------------------------------------------------
 
@@ -273,7 +305,13 @@ class Instance(AzureState):
             "cloud-init status --wait >/dev/null 2>&1 || true\n"  # the setup script is there
             f"umask 077\nmkdir -p {PROFILE_PATH.rsplit('/', 1)[0]}\n"
             f"echo '{encoded}' | base64 -d > {PROFILE_PATH}\n"
-            "exec /usr/local/sbin/connector-setup\n"
+            "/usr/local/sbin/connector-setup\n"
+            # the extension succeeds once the tunnel is up (an IPv4 address on a tun device):
+            # apply moves the routes to a VM made beside another only then
+            "for i in $(seq 1 180); do\n"
+            "  ip -4 -o addr show | awk '$2 ~ /^tun/ {up=1} END {exit !up}' && exit 0\n"
+            "  sleep 5\ndone\n"
+            "echo 'connector-provisioner: no tunnel after 15 minutes' >&2\nexit 1\n"
         )
         wrapped = base64.b64encode(script.encode()).decode()
         # request bodies are what azure-core's logging prints at DEBUG: the profile in every
@@ -302,6 +340,20 @@ class Instance(AzureState):
             ),
             f"extension {EXTENSION}",
         )
+
+    def _await_ready(self, replacing: str) -> None:
+        """The new VM's profile extension succeeds once its tunnel is up (its script waits for
+        it): until then the routes stay on `replacing`. (Its create already waited; an
+        interrupted run's is waited for here.)"""
+        vm = self.vm_name
+
+        def look() -> tuple[bool, str]:
+            state = (self._observe_extension() or {}).get("state") or "not there"
+            if state == "Failed":
+                raise CloudError(f"{vm}: its {EXTENSION} extension failed (no tunnel)")
+            return state == "Succeeded", f"extension {state}"
+
+        self.wait_ready(vm, replacing, look, 2.0)
 
     def _update_vpn_profile(self) -> None:
         self._create_vpn_profile()

@@ -296,16 +296,22 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
         pair = c.ha or any(n.name == second and self.rg.lower() in n.id.lower() for n in nics)
         found: dict[int, ObservedConnector] = {}
         leftovers: dict[int, bool] = {}
+        extras: list[ObservedConnector] = []
         for member in (0, 1) if pair else (0,):
             with self.as_member(member):
-                connector, leftovers[member] = self._observe_connector(nics, seen)
+                connector, leftovers[member], older = self._observe_connector(nics, seen)
                 self.connector_ip = connector.interface if connector else None  # routes' next hop
+                if connector is not None and older:  # made beside: has it said it is up?
+                    extension = self._observe_extension()
+                    state = (extension or {}).get("state")
+                    connector = replace(connector, ready=state == "Succeeded")
             if connector is not None:
                 found[member] = connector
+            extras += older
         front = self._observe_front(found, nics, seen) if pair else None
         if front is not None:
             in_use.add(front.id)  # a next hop as live as a NIC's address
-        ours = {x.interface for x in found.values() if x.interface}
+        ours = {x.interface for x in (*found.values(), *extras) if x.interface}
         if front is not None:
             ours.add(front.id)
         observed_tables = self._observe_tables(subnets, tables, in_use, ours, seen)
@@ -322,7 +328,7 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
                 replace(self._way_out(s, tables), cidr=_subnet_range(s)) for s in subnets
             ),
             connector=first,
-            connectors=tuple(found.values()) if pair else (),
+            connectors=(*found.values(), *extras) if pair or extras else (),
             front=front,
             parts=parts,
             app_groups=app_groups,
@@ -470,6 +476,8 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
                     "the VPN profile in a VM extension's protectedSettings: encrypted to this VM, "
                     "never returned by Azure, never in custom data",
                     extension is not None,
+                    # (one whose script failed, no tunnel: handed again)
+                    complete=extension is not None and extension.get("state") != "Failed",
                     fingerprint=((extension or {}).get("settings") or {}).get("profileSha256"),
                     after_connector=True,
                     member=member,
@@ -597,8 +605,25 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
     }
 
     def _dispatch(self, change: Change) -> None:
-        """Each change acts on the connector it is about (of a pair: its member)."""
+        """Each change acts on the connector it is about (of a pair: its member); one made
+        beside the one it replaces takes the member's other names, and the old one is removed
+        by its own names."""
         with self.for_change(change):
+            if change.kind is Kind.CONNECTOR and change.action is Action.CREATE and (
+                change.previous_target
+            ):
+                names = self.names_of(change.previous_target)
+                other = self.member_names(self.member, successor=not names["vm_name"].endswith("-r"))
+                for key in ("vm_name", "nic_name", "ip_name"):
+                    setattr(self, key, other[key])
+                super()._dispatch(change)  # the member's connector is the new one from now on
+                return
+            if change.kind is Kind.CONNECTOR and change.action is Action.DELETE and (
+                change.resource != self.vm_name
+            ):
+                with self.as_vm(self.names_of(change.resource)):
+                    super()._dispatch(change)
+                return
             super()._dispatch(change)
 
 
