@@ -470,14 +470,11 @@ def test_a_network_that_left_the_file_is_listed_in_both_halves_and_pruned_only_w
     assert again.empty, [c.summary() for c in again.changes]
 
 
-def test_a_network_that_left_the_file_is_found_where_the_service_says_on_any_cloud(
+def _two_clouds(
     world: SandboxWorld, session: Any, service: FakeServer, gcp: GcpWorld
-):
-    """spoke on GCP and hq on AWS: spoke leaves the file, and no network left in it is on GCP.
-    The service's description of spoke's network says where its cloud half lives, so plan
-    looks there and names spoke's connector; apply --prune removes it from GCP and the
-    service, leaving the project as it was before apply."""
-    before = gcp.snapshot()
+) -> tuple[dict[str, Any], dict[str, Any], Path, Clouds]:
+    """hq and branch on AWS, spoke on GCP, every profile from the service: (the document,
+    spoke's entry in it, where to write it, the clouds)."""
     doc = world.topology(service=True)
     spoke = gcp.entry(gcp.spoke, "unused.ovpn")
     spoke["connector"].pop("profile")
@@ -491,6 +488,18 @@ def test_a_network_that_left_the_file_is_found_where_the_service_says_on_any_clo
                              "client_secret": SANDBOX_CLIENT_SECRET, "sleep": lambda s: None},
         }
     )  # fmt: skip
+    return doc, spoke, path, clouds
+
+
+def test_a_network_that_left_the_file_is_found_where_the_service_says_on_any_cloud(
+    world: SandboxWorld, session: Any, service: FakeServer, gcp: GcpWorld
+):
+    """spoke on GCP and hq on AWS: spoke leaves the file, and no network left in it is on GCP.
+    The service's description of spoke's network says where its cloud half lives, so plan
+    looks there and names spoke's connector; apply --prune removes it from GCP and the
+    service, leaving the project as it was before apply."""
+    before = gcp.snapshot()
+    doc, spoke, path, clouds = _two_clouds(world, session, service, gcp)
     path.write_text(yaml.safe_dump(doc))
     Deployment(load_topology(path), clouds).apply()
     assert gcp.snapshot() != before
@@ -647,19 +656,7 @@ def test_on_gcp_a_replaced_connector_dials_in_with_its_own_and_the_service_says_
     one (the member's other instance name) with a connector of its own on the service; the
     routes move when the service says it is ONLINE (the VM's guest attribute never says so
     here); then the old VM and the old connector go."""
-    doc = world.topology(service=True)
-    spoke = gcp.entry(gcp.spoke, "unused.ovpn")
-    spoke["connector"].pop("profile")
-    doc["networks"]["spoke"] = spoke
-    path = world.directory / "two-clouds.yaml"
-    clouds = Clouds(
-        options={
-            "aws": {"session": session, "poll_seconds": 0.0},
-            "gcp": {"endpoint": gcp.url, "progress_seconds": 5.0},
-            "cloudconnexa": {"base_url": service.url, "client_id": SANDBOX_CLIENT_ID,
-                             "client_secret": SANDBOX_CLIENT_SECRET, "sleep": lambda s: None},
-        }
-    )  # fmt: skip
+    doc, spoke, path, clouds = _two_clouds(world, session, service, gcp)
     path.write_text(yaml.safe_dump(doc))
     Deployment(load_topology(path), clouds).apply()
     before = {i["name"] for i in gcp.gce.resources("instances") if i["name"].startswith("cp-")}
