@@ -74,8 +74,7 @@ ONE_NETWORK_EPILOG = (
 
 ROLL_HELP = (
     "connectors on the cloud's default image take its newest release (each made before the "
-    "old one goes; on OCI only with the service block); without it a new release replaces "
-    "nothing (status says when there is one)"
+    "old one goes); without it a new release replaces nothing (status says when there is one)"
 )
 ROTATE_HELP = (
     "A new VPN profile for each connector of the file (or of --network), handed over without "

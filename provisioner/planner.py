@@ -683,8 +683,6 @@ def _vm_changes(
                     + ("the app groups admit a connector that NATs everything by its address, "
                        "which a new VM beside the old one would not have)"
                        if schema.make_before_break and schema.connector_by_address
-                       else "made before break here only with the service block, which says "
-                       "when the new VM is up)" if schema.make_before_break_with_service
                        else "make before break is not yet done on this cloud)"))  # fmt: skip
         changes.append(
             Change(
@@ -1171,15 +1169,15 @@ def _told_by_service(
 
 
 def makes_before_break(network: Network) -> bool:
-    """A replaced connector of the network is made beside the old one: where its cloud lets
-    the new VM say it is up, or (OCI) where the VPN service says so (every profile from it)."""
+    """A replaced single connector of the network is made beside the old one: where its cloud
+    lets the new VM say it is up (or the VPN service says so), and its app groups do not admit
+    it by an address that a new VM would not have."""
     schema = CLOUD_SCHEMAS[network.cloud]
     c = network.connector
     assert c is not None
-    served = all(isinstance(c.member_profile(m), ServiceProfile) for m in range(len(c.subnets)))
     if schema.connector_by_address and c.nat and not c.nat_preserve_source:
         return False
-    return schema.make_before_break or (schema.make_before_break_with_service and served)
+    return schema.make_before_break
 
 
 def _delete_connectors(

@@ -173,9 +173,6 @@ class CloudSchema:
     # it, then the old one goes (make before break); False: the old one goes first (an outage
     # for as long as the new one takes to boot: the plan says so)
     make_before_break: bool = False
-    # ...only when the VPN service says when the new VM is up (the service block): the cloud
-    # gives the VM no way to say so that apply could read with the least permission
-    make_before_break_with_service: bool = False
     # the app groups admit a connector that NATs everything by its own address (Azure): one
     # made beside another has another address, so such a connector's old one goes first
     connector_by_address: bool = False
@@ -261,7 +258,7 @@ CLOUD_SCHEMAS: dict[str, CloudSchema] = {
         ha_one_subnet=True,
         watchdog_settings=("subnet",),  # where the pair's floating private IP is
         watchdog_python="/opt/oci-cli/bin/python3",  # the venv the profile's fetch installs
-        make_before_break_with_service=True,
+        make_before_break=True,
     ),
 }
 

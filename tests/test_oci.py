@@ -385,6 +385,7 @@ def _needs(call) -> set[tuple[tuple[str, str], str]]:
         "images": "instance-images", "secrets": "secrets", "policies": "policies",
         "dynamicGroups": "dynamic-groups", "compartments": "compartments", "availabilityDomains": "compartments",
         "vaults": "vaults", "securityLists": "security-lists",
+        "instanceConsoleHistories": "console-histories",
     }  # fmt: skip
     scope = (
         "tenancy" if call.kind in ("dynamicGroups", "compartments", "availabilityDomains") else c[0]
@@ -392,7 +393,7 @@ def _needs(call) -> set[tuple[tuple[str, str], str]]:
     verb = {
         "list": "inspect", "get": "read", "securityRules": "read", "create": "manage", "delete": "manage",
         "update": "manage", "addSecurityRules": "manage", "removeSecurityRules": "manage",
-        "scheduleDeletion": "manage", "cancelDeletion": "manage", "start": "use",
+        "scheduleDeletion": "manage", "cancelDeletion": "manage", "start": "use", "data": "read",
     }[call.verb]  # fmt: skip
     exceptions = {
         ("vnics", "update"): "use",  # VNIC_UPDATE
@@ -575,8 +576,7 @@ def _app_host(o: OciWorld) -> str:
 
 def test_a_new_image_release_replaces_nothing_until_apply_roll(oci_world: OciWorld):
     """Oracle publishes a newer Ubuntu platform image: plan and apply change nothing; status
-    says it exists and since when; `apply --roll` takes it (on OCI the old VM still goes first,
-    and the plan says so)."""
+    says it exists and since when; `apply --roll` takes it, made before the old one goes."""
     o = oci_world
     o.deployment().apply()
     first = instance(o)
@@ -588,9 +588,9 @@ def test_a_new_image_release_replaces_nothing_until_apply_roll(oci_world: OciWor
     running = first["sourceDetails"]["imageId"]
     assert newer in note and "2026-12-01" in note and running in note
     plan = o.deployment().plan(roll=True)
-    (replace,) = [c for c in plan.changes if c.kind == "connector" and c.network == "hq"]
-    assert replace.action == "replace" and "(--roll)" in replace.why
-    assert "the old one goes first" in replace.why  # honest: no make before break here yet
+    made, gone = [c for c in plan.changes if c.kind == "connector" and c.network == "hq"]
+    assert (made.action, gone.action) == ("create", "delete") and "(--roll)" in made.why
+    assert made.previous_target == gone.resource == first["id"]
     o.deployment().apply(roll=True)
     second = instance(o)
     assert second is not None and second["id"] != first["id"]

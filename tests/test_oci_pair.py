@@ -386,11 +386,10 @@ def _instances(o: OciWorld) -> list[dict[str, Any]]:
 def test_with_the_service_a_replaced_connector_is_made_before_the_old_one_goes(
     oci_world: OciWorld, rule_watch: WriteWatch, service: Any
 ):
-    """OCI gives the VM no way to say its tunnel is up that apply could read with the least
-    permission; the VPN service does. A new shape: the new instance beside the old one with a
-    connector of its own on the service, the rules moved (one guarded write per table) once
-    that connector is ONLINE, then the old instance, then the old connector. Without the
-    service block the plan still says the old one goes first."""
+    """With the service block the VPN service says when the new VM is up. A new shape: the new
+    instance beside the old one with a connector of its own on the service, the rules moved
+    (one guarded write per table) once that connector is ONLINE, then the old instance, then
+    the old connector."""
     o = oci_world
     before = o.snapshot()
     _served(o, service).apply()
@@ -413,9 +412,6 @@ def test_with_the_service_a_replaced_connector_is_made_before_the_old_one_goes(
     assert _served(o, service, size="VM.Standard.E5.Flex").plan().empty
     _served(o, service, size="VM.Standard.E5.Flex").destroy()
     assert o.snapshot() == before
-    # a profile file: no word of the new VM's tunnel, so the old one still goes first (said)
-    plan = o.deployment(o.topology(size="VM.Standard.E5.Flex")).plan()
-    assert not any(c.kind.value == "ready" for c in plan.changes)
 
 
 def test_with_the_service_an_interrupted_replacement_is_finished_and_cleaned(
@@ -450,4 +446,48 @@ def test_with_the_service_an_interrupted_replacement_is_finished_and_cleaned(
     assert new["id"] != old["id"] and targets(o) == {vnic_ip(o, new)}
     assert [c["name"] for c in service.fake.network_named("hq")["connectors"]] == ["cp-hq_2"]
     _served(o, service, size="VM.Standard.E5.Flex").destroy()
+    assert o.snapshot() == before
+
+
+def test_a_replaced_connector_says_on_its_console_when_its_tunnel_is_up(
+    oci_world: OciWorld, rule_watch: WriteWatch
+):
+    """A profile file and a new shape: the new instance beside the old one; apply reads its
+    serial console (a console history captured, read, deleted) until it says its tunnel is
+    up; then the rules move and the old instance goes. One that never says so: apply stops
+    with the rules on the old one; the next apply launches no third and finishes once it
+    does. Nothing of it is left after destroy."""
+    from provisioner import CloudError
+
+    o = oci_world
+    before = o.snapshot()
+    o.deployment().apply()
+    (old,) = _instances(o)
+    rule_watch.seen.clear()
+    larger = o.topology(size="VM.Standard.E5.Flex")
+    plan = o.deployment(larger).plan()
+    hq = [c for c in plan.changes if c.network == "hq"]
+    kinds = [c.kind.value for c in hq]
+    assert kinds.index("connector") < kinds.index("ready") < kinds.index("route")
+    assert hq[-1].resource == old["id"] and hq[kinds.index("ready")].target is None
+    o.fake.vms_report_ready = False  # the instance whose tunnel never comes up
+    impatient = o.deployment(larger)
+    impatient.clouds.options["oci"]["wait_seconds"] = 0.3
+    with pytest.raises(CloudError) as failed:
+        impatient.apply()
+    assert "to say its tunnel is up" in str(failed.value)
+    assert len(_instances(o)) == 2 and targets(o) == {vnic_ip(o, old)}
+    again = o.deployment(larger).plan()
+    assert not [c for c in again.changes if c.action.value == "create" and c.kind.value == "connector"]
+    assert [c.kind.value for c in again.changes if c.network == "hq"].count("ready") == 1
+    o.fake.vms_report_ready = True
+    o.deployment(larger).apply()
+    assert rule_watch.seen and rule_watch.nowhere == [], rule_watch.seen
+    (new,) = _instances(o)
+    assert new["id"] != old["id"] and targets(o) == {vnic_ip(o, new)}
+    reads = [c for c in o.fake.calls if c.kind == "instanceConsoleHistories"]
+    assert {c.verb for c in reads} == {"create", "get", "data", "delete"}
+    assert not o.fake.of_kind("instanceConsoleHistories")  # each one read and deleted
+    assert o.deployment(larger).plan().empty
+    o.deployment(larger).destroy()
     assert o.snapshot() == before

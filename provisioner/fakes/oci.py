@@ -106,6 +106,9 @@ class Oci(Injectable):
         self.base_url = ""  # where it is served, as the last request named it (vault endpoints)
         self._n = itertools.count(1)
         self._created = itertools.count(1)
+        # a connector's instance says on its console that its tunnel is up (a test turns it
+        # off to be the one that never comes up)
+        self.vms_report_ready = True
         self._public = itertools.count(10)
         self.tenancy = self.ocid("tenancy", region=False)
         self.store(
@@ -253,6 +256,8 @@ class Oci(Injectable):
                 status, out, extra = self._route(
                     method, path, {k: v[0] for k, v in query.items()}, data, headers, vault
                 )
+            if isinstance(out, Raw):
+                return status, {"Content-Type": "application/octet-stream", **request_id}, out
             return (
                 status,
                 {"Content-Type": "application/json", **extra, **request_id},
@@ -902,6 +907,50 @@ def _delete_private_ip(oci: Oci, stored: dict[str, Any]) -> None:
     del oci.state.resources[stored["id"]]
 
 
+class Raw(bytes):
+    """A response body as it is (not JSON): GetConsoleHistoryContent's bytes."""
+
+
+def _capture_history(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
+    """CaptureConsoleHistory: REQUESTED, SUCCEEDED when next read (GETTING-HISTORY between)."""
+    instance = _need(oci, data.get("instanceId"), "instances", "instanceId")
+    if instance["lifecycleState"] in ("TERMINATED", "TERMINATING"):
+        raise OciError(409, "Conflict", f"Instance {instance['id']} is not running")
+    body = _base(
+        oci, "instanceConsoleHistories", "consolehistory",
+        {**data, "compartmentId": instance["compartmentId"],
+         "availabilityDomain": instance.get("availabilityDomain")},
+        state="REQUESTED",
+    )  # fmt: skip
+    return oci.store(body)
+
+
+def _read_history(oci: Oci, stored: dict[str, Any]) -> None:
+    if stored["lifecycleState"] == "REQUESTED":
+        stored["lifecycleState"] = "SUCCEEDED"
+
+
+def _history_data(
+    oci: Oci, stored: dict[str, Any], data: Any, query: dict[str, str]
+) -> Raw:
+    """The instance's serial console as captured: its boot, and once the connector's
+    cloud-init says its tunnel is up (`vms_report_ready`, the sandbox's stand-in for the
+    tunnel; only an instance whose user data runs connector-ready), that line."""
+    if stored["lifecycleState"] != "SUCCEEDED":
+        raise OciError(409, "Conflict", "The console history is not captured yet")
+    length = int(query.get("length", 10240))
+    if not 10240 <= length <= 1024 * 1024:
+        raise invalid("length must be between 10240 and 1048576")
+    instance = oci.state.resources.get(stored["instanceId"]) or {}
+    user_data = base64.b64decode((instance.get("metadata") or {}).get("user_data") or "")
+    lines = ["Ubuntu 24.04 LTS connector ttyS0", "cloud-init: modules:final running"]
+    if oci.vms_report_ready and b"connector-ready" in user_data:
+        lines.append("connector-provisioner: tunnel up")
+    content = ("\n".join(lines) + "\n").encode()
+    offset = int(query.get("offset", 0))
+    return Raw(content[offset : offset + length])
+
+
 def _read_instance(oci: Oci, stored: dict[str, Any]) -> None:
     """The launch, start or terminate answered PROVISIONING, STARTING or TERMINATING; the next
     read finds the change made (oci.wait_until's first sleep is a whole second)."""
@@ -1244,6 +1293,12 @@ HANDLERS: dict[str, ResourceType] = {
         read=_read_instance,
         delete=lambda oci, stored: _terminate(oci, stored),
         actions={"START": _instance_action("STARTING"), "STOP": _instance_action("STOPPED")},
+    ),
+    "instanceConsoleHistories": ResourceType(
+        create=_capture_history,
+        read=_read_history,
+        delete=_delete_plain,
+        actions={"GET data": _history_data},
     ),
     "dynamicGroups": ResourceType(
         create=_create_identity("dynamicGroups", "dynamicgroup"),

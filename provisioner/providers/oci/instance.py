@@ -5,6 +5,8 @@ that let that instance alone read the secret."""
 from __future__ import annotations
 
 import base64
+import contextlib
+from dataclasses import replace
 from typing import Any
 
 from ...bootstrap import render_user_data
@@ -22,6 +24,8 @@ STATES = {
     "CREATING_IMAGE": ConnectorState.RUNNING,
 }
 SDK_LOGGER = "oci.base_client"
+READY_MARK = b"connector-provisioner: tunnel up"  # what connector-ready writes to the console
+READY_BYTES = 1024 * 1024
 
 
 class Instance(OciState):
@@ -53,7 +57,9 @@ class Instance(OciState):
             self.instance_id = self.vnic_id = self.private_ip_id = None
             return None, []
         extras = [self._connector(vm) for vm in found[:-1]]
-        return self._connector(found[-1]), extras  # (the newest last: its ids stay)
+        newest = self._connector(found[-1])  # (the newest last: its ids stay)
+        # made beside another: whether it said its tunnel is up is read when apply waits for it
+        return (replace(newest, ready=False) if extras else newest), extras
 
     def _connector(self, vm: Any) -> ObservedConnector:
         self.instance_id = vm.id
@@ -406,6 +412,35 @@ class Instance(OciState):
             f"launched {self.instance_name} ({connector.size}, {ad}) at "
             f"{vnic.private_ip if vnic else '?'}"
         )
+
+    def _await_ready(self, replacing: str) -> None:
+        """The new instance says on its serial console that its tunnel is up (its cloud-init's
+        connector-ready): read through a console history (captured, read, deleted), until
+        then the rules stay on `replacing`. The instance needs no permission for it."""
+        import oci
+
+        instance = self.instance_id
+        assert instance is not None
+        compute = self.api.compute
+
+        def look() -> tuple[bool, str]:
+            history = compute.capture_console_history(
+                oci.core.models.CaptureConsoleHistoryDetails(
+                    instance_id=instance, display_name=f"{self.instance_name}-ready",
+                    freeform_tags=self.tags,
+                )
+            ).data  # fmt: skip
+            try:
+                self.wait_for(lambda: compute.get_console_history(history.id),
+                              ("SUCCEEDED", "FAILED"), "its console history")  # fmt: skip
+                # the newest megabyte at most (the API's own bound): only the mark is looked for
+                content = compute.get_console_history_content(history.id, length=READY_BYTES).data
+            finally:
+                with contextlib.suppress(oci.exceptions.ServiceError):
+                    compute.delete_console_history(history.id)
+            return READY_MARK in bytes(content or b""), "its tunnel not up yet"
+
+        self.wait_ready(self.instance_name, replacing, look, self.poll_seconds * 2)
 
     def _newest_image(self, size: str) -> tuple[str, str] | None:
         """The newest Ubuntu LTS platform image for the shape, and when it was published."""

@@ -30,6 +30,9 @@ POLICY: dict[tuple[str, str], str] = {
     ("private-ips", "compartment"): "use",  # a pair's floating IP (read is enough without)
     # the connector instance and its boot volume
     ("instances", "compartment"): "manage",
+    # a connector made beside the one it replaces says on its serial console when its tunnel
+    # is up: a console history captured, read and deleted (the instance needs nothing)
+    ("console-histories", "compartment"): "manage",
     ("instance-images", "compartment"): "inspect",
     ("boot-volumes", "compartment"): "manage",
     # the profile secret, in the vault and under the key the file names
