@@ -491,3 +491,33 @@ def test_a_replaced_connector_says_on_its_console_when_its_tunnel_is_up(
     assert o.deployment(larger).plan().empty
     o.deployment(larger).destroy()
     assert o.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "method, path, after",
+    [("PUT", r"/vnics/", 0), ("POST", r"/instanceConsoleHistories$", 0),
+     ("PUT", r"/routeTables/", 1), ("DELETE", r"/instances/", 0)],
+    ids=["new instance launched", "its console not yet read", "rules half moved",
+         "old instance not yet removed"],
+)  # fmt: skip
+def test_a_replacement_interrupted_at_each_step_is_finished_and_cleaned(
+    oci_world: OciWorld, rule_watch: WriteWatch, method: str, path: str, after: int
+):
+    from provisioner import CloudError
+
+    o = oci_world
+    before = o.snapshot()
+    o.deployment().apply()
+    rule_watch.seen.clear()
+    larger = o.topology(size="VM.Standard.E5.Flex")
+    o.fake.fail(method, path, 409, "Conflict", "injected", after=after)
+    with pytest.raises(CloudError):
+        o.deployment(larger).apply()
+    assert rule_watch.nowhere == [], rule_watch.seen
+    o.deployment(larger).apply()
+    assert rule_watch.nowhere == [], rule_watch.seen
+    (new,) = _instances(o)
+    assert new["shape"] == "VM.Standard.E5.Flex" and targets(o) == {vnic_ip(o, new)}
+    assert o.deployment(larger).plan().empty
+    o.deployment(larger).destroy()
+    assert o.snapshot() == before
