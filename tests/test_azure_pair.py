@@ -371,3 +371,20 @@ def test_nat_everything_still_replaces_the_old_connector_first_and_says_why(azur
     doc["networks"]["hq"]["connector"]["size"] = "Standard_B2ms"
     (change,) = [c for c in azure.deployment(doc).plan().changes if c.kind.value == "connector"]
     assert change.action.value == "replace" and "NATs everything by its address" in change.why
+
+
+def test_a_pair_changes_one_member_at_a_time_and_the_routes_never_lead_nowhere(
+    azure: AzureWorld, hop_watch: WriteWatch
+):
+    """Both members need replacing (a new size): one at a time, the other behind the load
+    balancer throughout; at no write do HQ's routes lead nowhere."""
+    doc = as_pair(azure)
+    azure.deployment(doc).apply()
+    hop_watch.seen.clear()
+    doc["networks"]["hq"]["connector"]["size"] = "Standard_B2ms"
+    azure.deployment(doc).apply()
+    assert hop_watch.seen and hop_watch.nowhere == [], hop_watch.seen
+    vms = {n: v for n, v in of(azure, "microsoft.compute/virtualmachines").items() if n.startswith("cp-hq")}
+    assert len(vms) == 2
+    assert {v["properties"]["hardwareProfile"]["vmSize"] for v in vms.values()} == {"Standard_B2ms"}
+    assert azure.deployment(doc).plan().empty

@@ -324,3 +324,21 @@ def test_routes_move_only_once_the_new_vm_says_its_tunnel_is_up(
     gcp.deployment(_larger(gcp)).apply()
     assert list(of(gcp, "instances")) == ["cp-hq-connector-r"] and route_watch.nowhere == []
     gcp.gce.vms_report_ready = True
+
+
+def test_a_pair_changes_one_member_at_a_time_and_the_routes_never_lead_nowhere(
+    gcp: GcpWorld, route_watch: WriteWatch
+):
+    """Both members need replacing (a new size): one at a time, the other behind the ILB
+    throughout; at no write do HQ's routes lead nowhere."""
+    doc = as_pair(gcp)
+    gcp.deployment(doc).apply()
+    before = {i["id"] for n, i in of(gcp, "instances").items() if n.startswith("cp-hq")}
+    route_watch.seen.clear()
+    doc["networks"]["hq"]["connector"]["size"] = "e2-standard-2"
+    gcp.deployment(doc).apply()
+    assert route_watch.seen and route_watch.nowhere == [], route_watch.seen
+    after = {n: i for n, i in of(gcp, "instances").items() if n.startswith("cp-hq")}
+    assert len(after) == 2 and all(i["machineType"].endswith("/e2-standard-2") for i in after.values())
+    assert not {i["id"] for i in after.values()} & before  # both replaced
+    assert gcp.deployment(doc).plan().empty

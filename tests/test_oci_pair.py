@@ -521,3 +521,22 @@ def test_a_replacement_interrupted_at_each_step_is_finished_and_cleaned(
     assert o.deployment(larger).plan().empty
     o.deployment(larger).destroy()
     assert o.snapshot() == before
+
+
+def test_a_pair_changes_one_member_at_a_time_and_the_rules_never_lead_nowhere(
+    oci_world: OciWorld, rule_watch: WriteWatch
+):
+    """Both members need replacing (a new shape): one at a time, the floating IP on the other
+    throughout; at no write do HQ's rules lead nowhere."""
+    o = oci_world
+    doc = as_pair(o)
+    o.deployment(doc).apply()
+    before = {i["id"] for i in connectors(o).values()}
+    rule_watch.seen.clear()
+    doc["networks"]["hq"]["connector"]["size"] = "VM.Standard.E5.Flex"
+    o.deployment(doc).apply()
+    assert rule_watch.seen and rule_watch.nowhere == [], rule_watch.seen
+    after = connectors(o)
+    assert len(after) == 2 and not {i["id"] for i in after.values()} & before
+    assert {i["shape"] for i in after.values()} == {"VM.Standard.E5.Flex"}
+    assert o.deployment(doc).plan().empty
