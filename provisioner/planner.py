@@ -496,7 +496,30 @@ def _plan_network(
     front, front_changes = _front_changes(network, obs, target)
     changes += front_changes
     changes += _ingress_changes(name, obs, local)
-    changes += _app_access_changes(network, obs, app_rules(network, topology, subnets))
+    wanted_rules = app_rules(network, topology, subnets)
+    access = _app_access_changes(network, obs, wanted_rules)
+    # where the app groups admit the connector by its own address (Azure, NAT everything), a
+    # VM made beside the old one is admitted by its own before the routes move to it, and the
+    # old one's address only once the old VM is gone
+    by_address = CLOUD_SCHEMAS[network.cloud].connector_by_address
+    old_addresses = {
+        IPv4Network(f"{x.private_ip}/32") for x in extras if x.private_ip
+    } | ({IPv4Network(f"{target.current.private_ip}/32")}
+         if target.new and target.current is not None and target.current.private_ip else set())  # fmt: skip
+    late = [c for c in access if by_address and c.action is Action.DELETE and c.rule is not None
+            and c.rule.source in old_addresses]  # fmt: skip
+    changes += [c for c in access if c not in late]
+    readdressed: list[Change] = []
+    if by_address and beside_made(target):
+        for g in obs.app_groups:
+            for rule in wanted_rules.get(g.id, ()):
+                if rule.source == CONNECTOR_SOURCE and rule in set(g.rules):
+                    changes.append(Change(name, Action.CREATE, Kind.APP_ACCESS, g.id,
+                                          WHY_APP_ACCESS_NAT + " (the new connector's address)",
+                                          rule=rule, target=NEW_CONNECTOR))  # fmt: skip
+                    readdressed.append(Change(name, Action.DELETE, Kind.APP_ACCESS, g.id,
+                                              "the replaced connector's address",
+                                              rule=rule, previous_target="replaced"))  # fmt: skip
     destinations = routed_destinations(network, topology, subnets)
     ours = {x.interface for x in pair_of(obs) if x.interface}
     if obs.front is not None:
@@ -527,6 +550,7 @@ def _plan_network(
     changes += _delete_connectors(
         name, replaced, "replaced: the routes lead to the new connector now (made before break)"
     )
+    changes += late + readdressed  # (the old VM's address, once it is gone)
     # what a setting the file no longer has left (a pair's): once nothing uses it
     changes += [
         Change(name, Action.DELETE, Kind.PART, p.name, "the file no longer needs it", part=p)
@@ -678,12 +702,8 @@ def _vm_changes(
     elif reasons:
         why = WHY_LAUNCH + "; replaced: " + ", ".join(reasons)
         if not want.ha:
-            schema = CLOUD_SCHEMAS[network.cloud]
             why += (" (the old one goes first: the routes lead nowhere until the new one runs; "
-                    + ("the app groups admit a connector that NATs everything by its address, "
-                       "which a new VM beside the old one would not have)"
-                       if schema.make_before_break and schema.connector_by_address
-                       else "make before break is not yet done on this cloud)"))  # fmt: skip
+                    "make before break is not yet done on this cloud)")  # fmt: skip
         changes.append(
             Change(
                 name,
@@ -1168,16 +1188,16 @@ def _told_by_service(
     return replace(change, target=VPN_SERVICE) if made_for_it else change
 
 
+def beside_made(slot: _Slot) -> bool:
+    """The slot's connector is made beside the one it replaces in this apply."""
+    return any(c.kind is Kind.CONNECTOR and c.action is Action.CREATE and c.previous_target
+               for c in slot.changes)  # fmt: skip
+
+
 def makes_before_break(network: Network) -> bool:
     """A replaced single connector of the network is made beside the old one: where its cloud
-    lets the new VM say it is up (or the VPN service says so), and its app groups do not admit
-    it by an address that a new VM would not have."""
-    schema = CLOUD_SCHEMAS[network.cloud]
-    c = network.connector
-    assert c is not None
-    if schema.connector_by_address and c.nat and not c.nat_preserve_source:
-        return False
-    return schema.make_before_break
+    lets the new VM say it is up (or the VPN service says so)."""
+    return CLOUD_SCHEMAS[network.cloud].make_before_break
 
 
 def _delete_connectors(
@@ -1324,11 +1344,17 @@ def stages(changes: Sequence[Change]) -> tuple[tuple[Change, ...], ...]:
     forwarding flag come one at a time; the routes and rules after them, side by side."""
     out: list[list[Change]] = []
     for change in changes:
-        if change.kind in SIDE_BY_SIDE and out and out[-1][0].kind in SIDE_BY_SIDE:
+        # (a rule admitting a connector made beside another: in place before its routes)
+        first = change.kind is Kind.ROUTE and out and any(_admits_new(c) for c in out[-1])
+        if change.kind in SIDE_BY_SIDE and out and out[-1][0].kind in SIDE_BY_SIDE and not first:
             out[-1].append(change)
         else:
             out.append([change])
     return tuple(tuple(step) for step in out)
+
+
+def _admits_new(change: Change) -> bool:
+    return change.kind is Kind.APP_ACCESS and change.target == NEW_CONNECTOR
 
 
 def selected_tables(network: Network, obs: Observed) -> tuple[RouteTable, ...]:

@@ -174,7 +174,8 @@ class CloudSchema:
     # for as long as the new one takes to boot: the plan says so)
     make_before_break: bool = False
     # the app groups admit a connector that NATs everything by its own address (Azure): one
-    # made beside another has another address, so such a connector's old one goes first
+    # made beside another is admitted by its own before the routes move to it, the old one's
+    # address only after the old VM goes
     connector_by_address: bool = False
 
 

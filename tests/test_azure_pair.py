@@ -32,6 +32,11 @@ def as_pair(azure: AzureWorld) -> dict[str, Any]:
     return doc
 
 
+def resource(azure: AzureWorld, kind: str, name: str) -> dict[str, Any]:
+    (found,) = [r for r in iter_resources(azure.arm, kind) if r["name"] == name]
+    return found
+
+
 def of(azure: AzureWorld, kind: str) -> dict[str, dict[str, Any]]:
     return {r["name"]: r for r in iter_resources(azure.arm, kind)}
 
@@ -365,12 +370,37 @@ def test_a_replacement_interrupted_at_each_step_is_finished_and_cleaned(
     assert azure.snapshot() == before
 
 
-def test_nat_everything_still_replaces_the_old_connector_first_and_says_why(azure: AzureWorld):
+def admitted(azure: AzureWorld) -> set[str]:
+    """Each of HQ's routes of ours: "ok" when the app NSG has a rule from its next hop's
+    address (a connector that NATs everything is admitted by it)."""
+    rules = resource(azure, f"{N}/networksecuritygroups", azure.hq.app_group)["properties"]
+    sources = {r["properties"].get("sourceAddressPrefix") for r in rules["securityRules"]}
+    return {"ok" if f"{hop}/32" in sources else "NOWHERE" for hop in next_hops(azure)}
+
+
+def test_nat_everything_admits_the_new_connector_before_the_routes_move_to_it(azure: AzureWorld):
+    """A connector that NATs everything is admitted by the app NSG by its own address. The
+    one made beside it has another: a rule from the new address is made before the routes
+    move, and the old address's goes only after the old VM; at every write the routes lead
+    to a VM the app NSG admits. The next plan is empty."""
     doc = azure.topology(nat=True, nat_preserve_source=False)
     azure.deployment(doc).apply()
+    nsg = azure.hq.app_group
+
     doc["networks"]["hq"]["connector"]["size"] = "Standard_B2ms"
-    (change,) = [c for c in azure.deployment(doc).plan().changes if c.kind.value == "connector"]
-    assert change.action.value == "replace" and "NATs everything by its address" in change.why
+    plan = azure.deployment(doc).plan()
+    hq = [(c.action.value, c.kind.value) for c in plan.changes if c.network == "hq"]
+    made = hq.index(("create", "app-access"))
+    assert hq.index(("create", "connector")) < made < hq.index(("replace", "route"))
+    assert hq[-2:] == [("delete", "connector"), ("delete", "app-access")]
+    with WriteWatch(azure.arm, lambda: hops_lead(azure) | admitted(azure)).installed() as watch:
+        azure.deployment(doc).apply()
+    assert watch.seen and watch.nowhere == [], watch.seen
+    new = address(azure, "cp-hq-nic-r")
+    rules = resource(azure, f"{N}/networksecuritygroups", nsg)["properties"]["securityRules"]
+    ours = [r["properties"]["sourceAddressPrefix"] for r in rules if r["name"].startswith("cp-hq-")]
+    assert ours == [f"{new}/32"] and next_hops(azure) == {new}
+    assert azure.deployment(doc).plan().empty
 
 
 def test_a_pair_changes_one_member_at_a_time_and_the_routes_never_lead_nowhere(
@@ -387,4 +417,25 @@ def test_a_pair_changes_one_member_at_a_time_and_the_routes_never_lead_nowhere(
     vms = {n: v for n, v in of(azure, "microsoft.compute/virtualmachines").items() if n.startswith("cp-hq")}
     assert len(vms) == 2
     assert {v["properties"]["hardwareProfile"]["vmSize"] for v in vms.values()} == {"Standard_B2ms"}
+    assert azure.deployment(doc).plan().empty
+
+
+def test_nat_everything_interrupted_with_the_routes_half_moved_keeps_both_admitted(
+    azure: AzureWorld,
+):
+    """The next apply keeps the old VM's address admitted until the old VM is gone."""
+    from provisioner import CloudError
+
+    doc = azure.topology(nat=True, nat_preserve_source=False)
+    azure.deployment(doc).apply()
+    doc["networks"]["hq"]["connector"]["size"] = "Standard_B2ms"
+    azure.arm.fail("PUT", r"/routeTables/[^/]+$", 409, "Conflict", "injected", after=1)
+    with WriteWatch(azure.arm, lambda: hops_lead(azure) | admitted(azure)).installed() as watch:
+        with pytest.raises(CloudError):
+            azure.deployment(doc).apply()
+        plan = azure.deployment(doc).plan()
+        hq = [(c.action.value, c.kind.value) for c in plan.changes if c.network == "hq"]
+        assert hq[-2:] == [("delete", "connector"), ("delete", "app-access")]
+        azure.deployment(doc).apply()
+    assert watch.seen and watch.nowhere == [], watch.seen
     assert azure.deployment(doc).plan().empty

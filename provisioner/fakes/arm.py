@@ -409,7 +409,7 @@ class Arm(Injectable):
                 "code": "VMExtensionProvisioningError",
                 "message": "VM has reported a failure when processing extension "
                 "'connector-profile'. Error message: \"Enable failed: failed to execute "
-                "command: command terminated with exit status=1\".",
+                'command: command terminated with exit status=1".',
             }
         return 200, body, {}
 

@@ -930,9 +930,7 @@ def _read_history(oci: Oci, stored: dict[str, Any]) -> None:
         stored["lifecycleState"] = "SUCCEEDED"
 
 
-def _history_data(
-    oci: Oci, stored: dict[str, Any], data: Any, query: dict[str, str]
-) -> Raw:
+def _history_data(oci: Oci, stored: dict[str, Any], data: Any, query: dict[str, str]) -> Raw:
     """The instance's serial console as captured: its boot, and once the connector's
     cloud-init says its tunnel is up (`vms_report_ready`, the sandbox's stand-in for the
     tunnel; only an instance whose user data runs connector-ready), that line."""

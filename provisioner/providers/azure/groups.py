@@ -174,7 +174,16 @@ class Groups(AzureState):
             if rule.source == CONNECTOR_SOURCE
             else str(rule.source)
         )
-        ours = self.seen.app_rule_names.get((group, str(rule.source), str(rule.ports)))
+        # the new connector's own rule beside the old one's (made before break): a name of its
+        # own; the old one's (`previous_target` "replaced") is the one observe found
+        from ...planner import NEW_CONNECTOR
+
+        fresh = change.target == NEW_CONNECTOR
+        ours = (
+            None
+            if fresh
+            else self.seen.app_rule_names.get((group, str(rule.source), str(rule.ports)))
+        )
         name = ours or rule_name(self.network.name, f"{source}|{rule.ports}")
         label = f"connector-provisioner: {self.network.name}: {rule.label}".rstrip(": ")
         return name, rule, source, label

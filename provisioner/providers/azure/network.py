@@ -609,17 +609,23 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
         beside the one it replaces takes the member's other names, and the old one is removed
         by its own names."""
         with self.for_change(change):
-            if change.kind is Kind.CONNECTOR and change.action is Action.CREATE and (
-                change.previous_target
+            if (
+                change.kind is Kind.CONNECTOR
+                and change.action is Action.CREATE
+                and (change.previous_target)
             ):
                 names = self.names_of(change.previous_target)
-                other = self.member_names(self.member, successor=not names["vm_name"].endswith("-r"))
+                other = self.member_names(
+                    self.member, successor=not names["vm_name"].endswith("-r")
+                )
                 for key in ("vm_name", "nic_name", "ip_name"):
                     setattr(self, key, other[key])
                 super()._dispatch(change)  # the member's connector is the new one from now on
                 return
-            if change.kind is Kind.CONNECTOR and change.action is Action.DELETE and (
-                change.resource != self.vm_name
+            if (
+                change.kind is Kind.CONNECTOR
+                and change.action is Action.DELETE
+                and (change.resource != self.vm_name)
             ):
                 with self.as_vm(self.names_of(change.resource)):
                     super()._dispatch(change)
