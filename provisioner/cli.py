@@ -398,7 +398,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         _FAST_EXIT.append(True)
         return serve(Path(args.dir).resolve(), args.seconds, verbose=args.verbose)
 
-    command = args.command or "apply"  # the one-network form alone behaves like apply
+    if args.command is None and args.cloud is None:
+        # the program's name alone (or flags that name no network): its usage, as any tool's
+        _parser().print_usage(sys.stderr)
+        _err("a command is needed (plan, apply, status, doctor, destroy, rotate...): "
+             "provision --help lists them")  # fmt: skip
+        return 2
+    command = args.command or "apply"  # the one-network flags with no command: apply (README)
     if getattr(args, "service_deadline", None) is not None:
         _service_deadline(args.service_deadline)
     as_json = bool(getattr(args, "json", False))

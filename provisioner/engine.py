@@ -37,6 +37,7 @@ def carry_out(
     later phases' changes among the latter."""
     done: list[Change] = []
     steps = phases(plan)
+    total = sum(len(p.changes) for p in steps)
     for i, phase in enumerate(steps):
         engine = Engine(
             phase,
@@ -44,6 +45,7 @@ def carry_out(
             concurrency=clouds.concurrency,
             networks_at_once=clouds.networks_at_once,
             progress=clouds.progress,
+            counted=(len(done), total),
         )
         try:
             done += engine.run()
@@ -89,9 +91,17 @@ class Ledger:
     """The account of one run: a progress line per change as it starts, the changes done, the
     failures; `result()` returns what was done or raises the error that lists both."""
 
-    def __init__(self, plan: Plan, progress: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        progress: Callable[[str], None],
+        counted: tuple[int, int] | None = None,
+    ) -> None:
+        """`counted`: (changes done by the run's earlier phases, the run's changes in all):
+        what the progress lines and the error count, over both halves of a run."""
         self.plan = plan
         self.progress = progress
+        self.before, self.total = counted or (0, len(plan.changes))
         self.stop = threading.Event()  # set by the first failure: nothing starts after it
         self._lock = threading.Lock()
         self._started = 0
@@ -105,7 +115,7 @@ class Ledger:
                 self._started += 1
                 count = self._started
             self.progress(
-                f"[{count}/{len(self.plan.changes)}] {change.network}: {change.summary()}"
+                f"[{self.before + count}/{self.total}] {change.network}: {change.summary()}"
             )
 
     def done(self, changes: list[Change]) -> None:
@@ -131,7 +141,8 @@ class Ledger:
             )
         not_done = tuple(c for i, c in enumerate(changes) if i not in self._done)
         raise (Interrupted if interrupted else CloudError)(
-            f"{self.plan.operation} stopped after {len(done)} of {len(changes)} changes: {what}",
+            f"{self.plan.operation} stopped after {self.before + len(done)} of {self.total} "
+            f"changes: {what}",
             done=_summaries(done),
             not_done=_summaries(not_done),
         )
@@ -146,12 +157,13 @@ class Engine:
         concurrency: Mapping[str, int],
         networks_at_once: int,
         progress: Callable[[str], None],
+        counted: tuple[int, int] | None = None,
     ) -> None:
         self.plan = plan
         self.provider = provider
         self.concurrency = concurrency
         self.networks_at_once = max(1, networks_at_once)
-        self.ledger = Ledger(plan, progress)
+        self.ledger = Ledger(plan, progress, counted)
 
     def run(self) -> tuple[Change, ...]:
         """Carry out the plan; returns the changes made, in plan order. Raises CloudError."""

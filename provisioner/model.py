@@ -1143,6 +1143,18 @@ class NetworkStatus:
     standby: ObservedConnector | None = None
 
     @property
+    def nothing_of_ours(self) -> bool:
+        """No connector, no route, no app rule and no service network of ours: removed by
+        destroy, or never applied (status says so in one line)."""
+        return (
+            self.connector is None
+            and self.standby is None
+            and all(r.state is RouteState.MISSING for r in self.routes)
+            and not any(rule.ours for g in self.app_groups for rule in g.admits)
+            and (self.service is None or not self.service.found)
+        )
+
+    @property
     def standby_ready(self) -> bool:
         s = self.standby
         return s is not None and s.state == ConnectorState.RUNNING and s.forwarding

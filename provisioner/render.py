@@ -221,6 +221,10 @@ def doctor_text(reports: Sequence[FlowReport]) -> str:
 def status_text(statuses: tuple[NetworkStatus, ...]) -> str:
     lines: list[str] = []
     for s in statuses:
+        if s.nothing_of_ours:
+            lines.append(f"network {s.network} ({s.cloud}): nothing of ours here: removed, or "
+                         "never applied (apply makes it)")  # fmt: skip
+            continue
         lines.append(
             f"network {s.network} ({s.cloud}): {'healthy' if s.healthy else 'NOT healthy'}"
         )

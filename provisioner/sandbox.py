@@ -497,8 +497,8 @@ def run_demo(verbose: bool = False) -> int:
     with sandbox() as (session, world):
         path = world.write_topology(partner=True, service=True)
         print(
-            "Sandbox: fake clouds seeded with the seed document's networks and three hubs, and "
-            "a fake CloudConnexa (the VPN service's half, from the same file):"
+            "Sandbox: fake clouds holding HQ and Branch on AWS and a hub on each other cloud, "
+            "and a fake CloudConnexa (the VPN service's half, from the same file):"
         )
         for line in world.describe():
             print(f"  {line}")
@@ -521,14 +521,29 @@ def run_demo(verbose: bool = False) -> int:
         step("provision apply -f topology.yaml --yes")
         done(deployment.apply())
         step("provision status -f topology.yaml")
-        print(render.status_text(deployment.status()))
+        applied = deployment.status()
+        print(render.status_text(applied))
         step("provision plan -f topology.yaml   (again: nothing to do)")
         print(render.plan_text(deployment.plan(), verbose=verbose))
         step("provision destroy -f topology.yaml --yes")
         done(deployment.destroy())
         step("provision status -f topology.yaml   (after destroy)")
-        print(render.status_text(deployment.status()))
-    print("\nThe sandbox is gone; no cloud account was used.")
+        after = deployment.status()
+        print(render.status_text(after))
+        healthy = all(s.healthy for s in applied)
+        clean = all(s.nothing_of_ours for s in after)
+    print(
+        "\nThe demo "
+        + ("planned, applied, checked, re-planned (nothing to do) and destroyed both halves: "
+           "every network was healthy after apply, and nothing of ours was left after destroy."
+           if healthy and clean else
+           "did NOT end as it should: " + ("a network was not healthy after apply; "
+                                           if not healthy else "")
+           + ("something of ours was left after destroy" if not clean else "")
+           + " (see above).")
+        + " The sandbox is gone; no cloud account was used."
+    )  # fmt: skip
+    return 0 if healthy and clean else 1
     return 0
 
 

@@ -42,6 +42,13 @@ def test_demo_runs_the_whole_job_without_an_account(capsys):
     # quiet by default: plans grouped, no progress line per change (--verbose has both)
     assert "[1/" not in out and "6 destinations x 4 route tables" in out
     assert out.count("apply: nothing to do") == 1
+    # it ends clean: after destroy one line per network, and a last line saying what it proved
+    ending = out[out.index("(after destroy)"):].splitlines()
+    networks = [line for line in ending if line.startswith("network ")]
+    assert len(networks) == 5 and all("nothing of ours here" in n for n in networks)
+    assert "MISSING" not in "\n".join(ending) and "NOT healthy" not in "\n".join(ending)
+    assert "every network was healthy after apply, and nothing of ours was left" in ending[-1]
+    assert "seed" not in out.lower()
 
 
 def test_plan_json_is_stable_and_documented(world: SandboxWorld, calls: CallLog, capsys):
@@ -228,7 +235,7 @@ def test_plan_status_destroy_take_the_one_network_flags(
     assert "network hq (aws)" in capsys.readouterr().out
     assert calls.mutating == []
     assert run(["status", *flags]) == 1  # no connector yet
-    assert "connector: none" in capsys.readouterr().out
+    assert "nothing of ours here: removed, or never applied" in capsys.readouterr().out
     assert run(["apply", *flags, "--yes"]) == 0
     assert run(["status", *flags, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out.split("apply: done", 1)[1].split("\n", 1)[1])
@@ -406,3 +413,14 @@ def test_every_why_cites_hops_that_docs_flows_md_has(world: SandboxWorld, capsys
                 assert int(n) in hops[flow], f"{flow} hop {n}: not in docs/flows.md ({text})"
                 cited += 1
     assert cited >= 10
+
+
+def test_the_programs_name_alone_prints_its_usage_and_changes_nothing(
+    capsys: pytest.CaptureFixture[str],
+):
+    from provisioner.cli import run
+
+    assert run([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: provision") and "a command is needed" in err
+    assert "--yes" not in err.splitlines()[-1]  # not taken for an apply

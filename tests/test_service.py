@@ -672,3 +672,22 @@ def test_on_gcp_a_replaced_connector_dials_in_with_its_own_and_the_service_says_
     connectors = fake(service).network_named("spoke")["connectors"]
     assert [c["name"] for c in connectors] == ["cp-spoke_2"]
     assert Deployment(load_topology(path), clouds).plan().empty
+
+
+def test_an_interrupted_apply_counts_every_change_of_both_halves(
+    world: SandboxWorld, session: Any, service: FakeServer
+):
+    """A cloud change fails after the service's half was made: `stopped after N of M` counts
+    the service's changes too, N as the list of what was done, M as the plan."""
+    from conftest import FORBIDDEN, error_response, inject
+
+    # (before the clients are made: each copies the session's hooks)
+    inject(session, "ec2", "RunInstances", lambda: error_response("ec2", *FORBIDDEN["ec2"]))
+    d = deployment(world, session, service)
+    plan = d.plan()
+    with pytest.raises(CloudError) as failed:
+        d.execute(plan)
+    e = failed.value
+    assert any(line.startswith("cloudconnexa:") for line in e.done)
+    assert f"stopped after {len(e.done)} of {len(plan.changes)} changes" in str(e)
+    assert len(e.done) + len(e.not_done) == len(plan.changes)
