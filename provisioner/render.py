@@ -234,9 +234,10 @@ def status_text(statuses: tuple[NetworkStatus, ...]) -> str:
             if c is None:
                 lines.append(f"  {label}: none")
                 continue
+            # (where the route target is the address itself, Azure's, it is said once)
+            on = "" if c.interface == c.private_ip else f" on {c.interface or '-'}"
             lines.append(
-                f"  {label}: {c.instance} {c.state}, {c.size}, {c.private_ip or '-'} on "
-                f"{c.interface or '-'}"
+                f"  {label}: {c.instance} {c.state}, {c.size}, {c.private_ip or '-'}{on}"
                 + (f" in {c.subnet}" if role else "")
                 + (f", public {c.public_ip}" if c.public_ip else "")
                 + f", forwarding {'on' if c.forwarding else 'OFF'}"

@@ -135,7 +135,8 @@ def plan_service(
         if found is None:
             routes = ", ".join(str(s) for s in want)
             count = "connector" if members(n) == 1 else f"{members(n)} connectors"
-            resource = f"{n.name} ({routes}; {count} in {region}{'; egress' if egress(n) else ''})"
+            resource = (f"{n.name} ({routes}; {count} in VPN region {region}"
+                        f"{'; egress' if egress(n) else ''})")  # fmt: skip
             changes.append(_change(Action.CREATE, Kind.SERVICE_NETWORK, n.name, resource,
                                    WHY_SERVICE_NETWORK, target=region, subnets=want))  # fmt: skip
             renewed |= {(n.name, m) for m in range(members(n))}
@@ -151,6 +152,13 @@ def plan_service(
         if n.profile_out is not None and ((n.name, 0) in renewed or not n.profile_out.exists()):
             changes.append(_change(Action.CREATE, Kind.PROFILE_OUT, n.name, str(n.profile_out),
                                    WHY_PROFILE_OUT))  # fmt: skip
+    if any(c.kind in (Kind.SERVICE_NETWORK, Kind.SERVICE_CONNECTOR) and c.action is Action.CREATE
+           for c in changes):  # fmt: skip
+        notes.append(
+            f"VPN region {topology.service.vpn_region} (service.cloudconnexa.vpn_region): where "  # type: ignore[union-attr]
+            "the connectors attach on the VPN service, whatever their cloud's region (a "
+            "network's connector.vpn_region overrides it)"
+        )
     names = {n.name for n in topology.networks}
     theirs = sorted(sn.name for sn in observed.networks if sn.theirs and sn.name not in names)
     if theirs:
@@ -251,7 +259,8 @@ def _keep_connector(
     keep = our_connector(found, n.name, region, member)
     if keep is None:
         changes.append(_change(Action.CREATE, Kind.SERVICE_CONNECTOR, n.name,
-                               f"{service_connector_name(n.name, member)} in {region} on {n.name}",
+                               f"{service_connector_name(n.name, member)} in VPN region {region} "
+                               f"on {n.name}",
                                WHY_SERVICE_CONNECTOR, target=region, ref=found.id,
                                member=member))  # fmt: skip
         renewed.add((n.name, member))

@@ -49,6 +49,15 @@ def test_demo_runs_the_whole_job_without_an_account(capsys):
     assert "MISSING" not in "\n".join(ending) and "NOT healthy" not in "\n".join(ending)
     assert "every network was healthy after apply, and nothing of ours was left" in ending[-1]
     assert "seed" not in out.lower()
+    # the small ones: the VPN region said and explained once, each hub its own public address,
+    # Azure's connector line without its address twice
+    assert out.count("(service.cloudconnexa.vpn_region): where the connectors attach") == 1
+    import re
+
+    publics = re.findall(r"connector: \S+ running.*?public (\S+),", out)
+    assert len(publics) >= 5 and len(set(publics)) == len(publics), publics
+    azure = next(line for line in out.splitlines() if "connector: cp-azhub-connector" in line)
+    assert " on 10." not in azure
 
 
 def test_plan_json_is_stable_and_documented(world: SandboxWorld, calls: CallLog, capsys):

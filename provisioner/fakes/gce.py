@@ -113,7 +113,7 @@ class Gce(Injectable):
         self.calls: list[Call] = []
         self.errors: list[str] = []  # the fake's own faults (a test fails on any)
         self._ids = itertools.count(1000)
-        self._public = itertools.count(10)
+        self._public = itertools.count(40)  # (ARM's from .11, OCI's from .70: told apart)
         # a VM with guest attributes enabled says its tunnel is up at once (the sandbox's VMs
         # have no tunnel to wait for; a test turns it off to be the VM that never comes up)
         self.vms_report_ready = True

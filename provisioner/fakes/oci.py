@@ -109,7 +109,7 @@ class Oci(Injectable):
         # a connector's instance says on its console that its tunnel is up (a test turns it
         # off to be the one that never comes up)
         self.vms_report_ready = True
-        self._public = itertools.count(10)
+        self._public = itertools.count(70)  # (GCE's from .10, ARM's from .11: told apart)
         self.tenancy = self.ocid("tenancy", region=False)
         self.store(
             {
