@@ -78,8 +78,8 @@ WHY_APP_ACCESS_KEPT = (
     "(remote access hop 6, site-to-site hop 6)"
 )
 WHY_INGRESS = (
-    "the connector admits what hosts of {cidr} send through it, to the VPN and to other "
-    "networks (site-to-site hop 4)"
+    "the connector admits what the network's hosts in this range send through it, to the VPN "
+    "and to other networks (site-to-site hop 4)"
 )
 
 
@@ -820,7 +820,7 @@ def _ingress_changes(name: str, obs: Observed, local: tuple[IPv4Network, ...]) -
             Action.CREATE,
             Kind.CONNECTOR_INGRESS,
             str(cidr),
-            WHY_INGRESS.format(cidr=cidr),
+            WHY_INGRESS,
             destination=cidr,
         )
         for cidr in local

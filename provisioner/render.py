@@ -11,6 +11,7 @@ from .model import (
     AppGroupStatus,
     Change,
     Kind,
+    NetworkPlan,
     NetworkStatus,
     Plan,
     RouteState,
@@ -39,12 +40,13 @@ def plan_text(plan: Plan, verbose: bool = False) -> str:
     why. Replacements, updates, deletions and conflicts are never folded: each is a line of
     its own, with its why."""
     lines: list[str] = []
+    said: dict[str, str] = {}  # a why -> the network that said it first (grouped only)
     for n in plan.networks:
         if n.network == SERVICE_PLAN:
             lines.append(f"the VPN service ({n.cloud}): {_changes_count(n.changes)}")
         else:
             lines.append(f"network {n.network} ({n.cloud}): {_changes_count(n.changes)}")
-        lines += _each_change(n.changes) if verbose else _grouped(n.changes)
+        lines += _each_change(n.changes) if verbose else _once(_grouped(n.changes), said, n)
         for conflict in n.conflicts:
             lines.append(f"  ! conflict: {conflict.summary()}")
         for note in n.notes:
@@ -63,6 +65,22 @@ def plan_text(plan: Plan, verbose: bool = False) -> str:
             "--replace-conflicting-routes is given"
         )
     return "\n".join(lines)
+
+
+def _once(lines: list[str], said: dict[str, str], network: NetworkPlan) -> list[str]:
+    """A why an earlier network said already is referred to (`why: as for hq`), not said
+    again."""
+    name = "the VPN service" if network.network == SERVICE_PLAN else network.network
+    out: list[str] = []
+    for line in lines:
+        indent, _, why = line.partition("why: ")
+        if why and not indent.strip():
+            if why in said and said[why] != name and out:
+                out[-1] += f"   (why: as for {said[why]})"  # on the line it explains
+                continue
+            said.setdefault(why, name)
+        out.append(line)
+    return out
 
 
 def _changes_count(changes: tuple[Change, ...]) -> str:
@@ -106,11 +124,20 @@ def _grouped(changes: tuple[Change, ...]) -> list[str]:
             lines.append(f"      why: {run[0].why}")
         run.clear()
 
+    parts: list[str] = []  # new parts of the connector in a row: one line (their whys: --verbose)
+
+    def flush_parts() -> None:
+        if parts:
+            lines.append("  + create " + "; ".join(parts))
+        parts.clear()
+
     for item in order:
         if isinstance(item, Change) and item.kind is Kind.PART and item.action is Action.CREATE:
-            flush()  # a new part of the connector: its why is --verbose's
-            lines.append(f"  {_MARK[item.action]} {item.summary()}")
+            flush()
+            assert item.part is not None
+            parts.append(f"{item.part.kind} {item.resource}")
             continue
+        flush_parts()
         if isinstance(item, Change):
             if run and run[0].why != item.why:
                 flush()
@@ -119,6 +146,7 @@ def _grouped(changes: tuple[Change, ...]) -> list[str]:
         flush()
         group = folded[item]
         lines += _route_block(group) if item[0] == "routes" else _rule_block(group)
+    flush_parts()
     flush()
     return lines
 

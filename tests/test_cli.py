@@ -49,6 +49,12 @@ def test_demo_runs_the_whole_job_without_an_account(capsys):
     assert "MISSING" not in "\n".join(ending) and "NOT healthy" not in "\n".join(ending)
     assert "every network was healthy after apply, and nothing of ours was left" in ending[-1]
     assert "seed" not in out.lower()
+    # say things once: a why an earlier network gave is referred to; the first plan fits 100
+    # lines (--verbose keeps every change with its why)
+    first = out[out.index("=== provision plan"):out.index("=== provision apply")].splitlines()
+    first = [line for line in first[1:] if line and not line.startswith("  .. ")]  # (progress)
+    assert len(first) <= 100, len(first)
+    assert "(why: as for hq)" in "\n".join(first)
     # the small ones: the VPN region said and explained once, each hub its own public address,
     # Azure's connector line without its address twice
     assert out.count("(service.cloudconnexa.vpn_region): where the connectors attach") == 1
