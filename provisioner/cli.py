@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ProvisionerError, SpecError
+from .errors import CloudError, ProvisionerError, SpecError
 from .spec import CLOUD_SCHEMAS
 
 EXIT_DECLINED = 1
@@ -501,17 +501,29 @@ def _dispatch(args: argparse.Namespace) -> int:
     if not as_json:
         print(render.plan_text(plan, verbose=args.verbose))
     done = 0
+    # what the run did and did not do, for --json: each change as `network: summary`
+    result: dict[str, Any] = {"done": [], "not_done": [], "error": None}
     try:
         if plan.conflicts:
             deployment.execute(plan)  # raises ConflictError: nothing changed
         if not plan.empty:
             if not _confirm(f"{command} these {len(plan.changes)} change(s)?", args.yes):
                 _err(f"{command} declined; nothing was changed")
+                result["error"] = "declined; nothing was changed"
                 return EXIT_DECLINED
-            done = len(deployment.execute_leased(plan, again, shown=True).done)
+            made = deployment.execute_leased(plan, again, shown=True).done
+            done = len(made)
+            result["done"] = [f"{c.network}: {c.summary()}" for c in made]
+    except CloudError as e:
+        done = len(e.done)
+        result.update(done=list(e.done), not_done=list(e.not_done), error=e.message)
+        raise
+    except ProvisionerError as e:
+        result["error"] = str(e).splitlines()[0]
+        raise
     finally:
-        if as_json:  # one document: the plan and how much of it was carried out
-            print(json.dumps({**plan.to_dict(), "done": done}, indent=2))
+        if as_json:  # one document: the plan, how much of it was carried out, and what
+            print(json.dumps({**plan.to_dict(), "done": done, "result": result}, indent=2))
     if not as_json and not plan.empty:  # an empty plan has said "nothing to do"
         print(render.result_text(plan, done))
     return 0

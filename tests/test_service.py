@@ -691,3 +691,26 @@ def test_an_interrupted_apply_counts_every_change_of_both_halves(
     assert any(line.startswith("cloudconnexa:") for line in e.done)
     assert f"stopped after {len(e.done)} of {len(plan.changes)} changes" in str(e)
     assert len(e.done) + len(e.not_done) == len(plan.changes)
+
+
+def test_apply_json_says_what_was_done_and_what_was_not(
+    world: SandboxWorld, session: Any, service: FakeServer, capsys: pytest.CaptureFixture[str]
+):
+    """`apply --json`: one document, the plan and its result: each change done, each not
+    done, and the error; the same when it stops half-way."""
+    import json
+
+    path = topology_file(world)
+    fake(service).fail("POST", r"^/api/v1/networks$", 400, "", "injected refusal", times=1)
+    assert run(["apply", "-f", str(path), "--yes", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    result = doc["result"]
+    assert "injected refusal" in result["error"] and result["not_done"]
+    assert doc["done"] == len(result["done"])
+    assert len(result["done"]) + len(result["not_done"]) == sum(
+        len(n["changes"]) for n in doc["networks"])  # fmt: skip
+    assert run(["apply", "-f", str(path), "--yes", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["result"]["error"] is None and doc["result"]["not_done"] == []
+    assert len(doc["result"]["done"]) == doc["done"] > 0
+    assert all(": " in line for line in doc["result"]["done"])
