@@ -15,6 +15,7 @@ so)."""
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -38,6 +39,7 @@ def carry_out(
     done: list[Change] = []
     steps = phases(plan)
     total = sum(len(p.changes) for p in steps)
+    since = time.monotonic()  # the progress lines say how long the run has taken
     for i, phase in enumerate(steps):
         engine = Engine(
             phase,
@@ -46,6 +48,7 @@ def carry_out(
             networks_at_once=clouds.networks_at_once,
             progress=clouds.progress,
             counted=(len(done), total),
+            since=since,
         )
         try:
             done += engine.run()
@@ -96,12 +99,15 @@ class Ledger:
         plan: Plan,
         progress: Callable[[str], None],
         counted: tuple[int, int] | None = None,
+        since: float | None = None,
     ) -> None:
         """`counted`: (changes done by the run's earlier phases, the run's changes in all):
-        what the progress lines and the error count, over both halves of a run."""
+        what the progress lines and the error count, over both halves of a run; `since`: when
+        the run started (time.monotonic), for the time the lines say it has taken."""
         self.plan = plan
         self.progress = progress
         self.before, self.total = counted or (0, len(plan.changes))
+        self.since = time.monotonic() if since is None else since
         self.stop = threading.Event()  # set by the first failure: nothing starts after it
         self._lock = threading.Lock()
         self._started = 0
@@ -114,8 +120,10 @@ class Ledger:
             with self._lock:
                 self._started += 1
                 count = self._started
+            took = time.monotonic() - self.since
             self.progress(
-                f"[{self.before + count}/{self.total}] {change.network}: {change.summary()}"
+                f"[{self.before + count}/{self.total} {took:.0f}s] {change.network}: "
+                f"{change.summary()}"
             )
 
     def done(self, changes: list[Change]) -> None:
@@ -158,12 +166,13 @@ class Engine:
         networks_at_once: int,
         progress: Callable[[str], None],
         counted: tuple[int, int] | None = None,
+        since: float | None = None,
     ) -> None:
         self.plan = plan
         self.provider = provider
         self.concurrency = concurrency
         self.networks_at_once = max(1, networks_at_once)
-        self.ledger = Ledger(plan, progress, counted)
+        self.ledger = Ledger(plan, progress, counted, since)
 
     def run(self) -> tuple[Change, ...]:
         """Carry out the plan; returns the changes made, in plan order. Raises CloudError."""

@@ -477,8 +477,8 @@ def _say(message: str) -> None:
 
 
 def _say_briefly(message: str) -> None:
-    """Progress without the one line per change (`[12/133] hq: create route ...`)."""
-    if not re.match(r"^\[\d+/\d+\] ", message):
+    """Progress without the one line per change (`[12/133 4s] hq: create route ...`)."""
+    if not re.match(r"^\[\d+/\d+ \d+s\] ", message):
         _say(message)
 
 

@@ -136,7 +136,10 @@ def test_cli_apply_status_destroy_round_trip(world: SandboxWorld, session, capsy
     assert run(["apply", "-f", str(path), "--yes"]) == 0
     out = capsys.readouterr()
     assert "apply: done" in out.out
-    assert "[1/" in out.err  # progress while it works
+    assert "[1/" in out.err  # progress while it works, with the time the run has taken
+    import re
+
+    assert re.search(r"\[1/\d+ \d+s\] \w+: ", out.err), out.err[:300]
     assert run(["status", "-f", str(path)]) == 0
     status = capsys.readouterr().out
     assert "network hq (aws): healthy" in status and "forwarding on" in status

@@ -132,7 +132,7 @@ def test_progress_counts_every_change_once_tagged_by_network(world: SandboxWorld
     path = world.write_topology(partner=True)
     assert run(["apply", "-f", str(path), "--yes"]) == 0
     err = capsys.readouterr().err
-    counted = re.findall(r"\[(\d+)/(\d+)\] (hq|branch): ", err)
+    counted = re.findall(r"\[(\d+)/(\d+) \d+s\] (hq|branch): ", err)
     total = int(counted[0][1])
     assert sorted(int(k) for k, _, _ in counted) == list(range(1, total + 1))
     assert {n for _, _, n in counted} == {"hq", "branch"}
@@ -188,7 +188,7 @@ def test_ctrl_c_lets_calls_under_way_finish_and_the_next_apply_completes(tmp_pat
     lines = []
     for line in proc.stdout:
         lines.append(line)
-        if re.search(r"\[3/\d+\]", line):
+        if re.search(r"\[3/\d+ \d+s\]", line):
             proc.send_signal(signal.SIGINT)
             break
     rest, _ = proc.communicate(timeout=120)
