@@ -870,7 +870,7 @@ def load(world: SandboxWorld, edit: Any) -> Any:
 
 
 def test_rotate_hands_each_connector_a_new_profile_without_an_outage(
-    session, world: SandboxWorld, service, capsys: pytest.CaptureFixture[str]
+    session, world: SandboxWorld, service
 ):
     """`provision rotate --network hq`: the plan says what happens; a new connector on the
     service with its profile in SSM, a VM made beside the old one dialling in with it, the

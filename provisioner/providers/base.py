@@ -140,9 +140,10 @@ class Provider:
     progress: Progress
     wait_seconds: float
     progress_seconds: float
-    # between asks whether a new connector is ONLINE on the VPN service (its pace waits more
-    # when its rate limit says so)
-    service_poll_seconds: float = 10.0
+    # between asks whether a new connector is ONLINE on the VPN service: its rate limit's
+    # refill (one call per 15 s after the burst, shared by every run on the account), so a
+    # long wait does not drain the bucket others need
+    service_poll_seconds: float = 15.0
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
