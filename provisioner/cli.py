@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import helptext as H
 from .errors import CloudError, ProvisionerError, SpecError
 from .spec import CLOUD_SCHEMAS
 
@@ -30,195 +31,176 @@ CLOUD_KEYS = tuple(
 )
 
 
-def _one_network_flags(p: argparse.ArgumentParser) -> None:
-    """The flags that stand for a one-network topology: on `provision` itself (behaves like
-    apply) and on plan, apply, status and destroy instead of `-f`."""
+def _one_network_flags(p: argparse.ArgumentParser, shown: bool = True) -> None:
+    """The flags that stand for a one-network topology: on plan, apply, status, doctor and
+    destroy instead of `-f`, and on `provision` itself (as apply, unlisted: the README's
+    "Use" shows that form)."""
+
+    def described(text: str) -> str:
+        return text if shown else argparse.SUPPRESS
+
     one = p.add_argument_group("one network without a topology file")
-    one.add_argument("--cloud", help=", ".join(CLOUD_SCHEMAS))
-    one.add_argument("--name", default="net", help="the network's name (default: net)")
-    for key in LOCATION_KEYS:  # where the network is: the keys of its cloud in the file
-        one.add_argument(f"--{key.replace('_', '-')}", dest=key, metavar=key.upper())
-    for key in CLOUD_KEYS:  # settings of one cloud alone (GCP's route priority, OCI's vault...)
-        one.add_argument(f"--{key.replace('_', '-')}", dest=key, metavar=key.upper())
-    one.add_argument("--connector-subnet", help="subnet id for the connector VM")
     one.add_argument(
-        "--subnet", action="append", default=[], help="a subnet this network offers (repeat)"
+        "--cloud", help=described(H.KEYS["cloud"].format(clouds=", ".join(CLOUD_SCHEMAS)))
     )
+    one.add_argument("--name", default="net", help=described(H.KEYS["name"]))
     one.add_argument(
-        "--peer", action="append", default=[], help="a subnet of another network (repeat)"
+        "--connector-subnet", metavar="SUBNET", help=described(H.KEYS["connector_subnet"])
     )
+    for key, metavar in (("subnet", "RANGE"), ("peer", "RANGE"), ("route_table", "ID")):
+        one.add_argument(
+            f"--{key.replace('_', '-')}", action="append", default=[], metavar=metavar,
+            help=described(H.KEYS[key]),
+        )  # fmt: skip
     one.add_argument(
-        "--route-table", action="append", default=[], help="route table id (repeat; default: all)"
-    )
-    one.add_argument(
-        "--app-security-group",
-        action="append",
-        default=[],
-        metavar="GROUP[:PORTS]",
-        help="admits the connector's traffic; PORTS like tcp/443,udp/53 (default all; repeat)",
-    )
-    one.add_argument("--size", help="instance type (default t3.small)")
-    one.add_argument("--image", help="image id (default: current Ubuntu LTS)")
-    one.add_argument("--nat", action="store_true", default=None, help="MASQUERADE on the connector")
-    one.add_argument("--egress", action="store_true", default=None, help="the VPN's internet exit")
-    one.add_argument("--profile", help="VPN profile file for the connector (a secret)")
-    one.add_argument("--vpn-subnet", help="the VPN's client range (default 100.96.0.0/11)")
+        "--app-security-group", action="append", default=[], metavar="GROUP[:PORTS]",
+        help=described(H.KEYS["app_security_group"]),
+    )  # fmt: skip
+    one.add_argument("--profile", metavar="FILE", help=described(H.KEYS["profile"]))
+    one.add_argument("--size", help=described(H.KEYS["size"]))
+    one.add_argument("--image", help=described(H.KEYS["image"]))
+    for key in ("nat", "egress"):
+        one.add_argument(f"--{key}", action="store_true", default=None, help=described(H.KEYS[key]))
+    one.add_argument("--vpn-subnet", metavar="RANGE", help=described(H.KEYS["vpn_subnet"]))
+    where = p.add_argument_group("where the one network is, by cloud")
+    for key in (*LOCATION_KEYS, *CLOUD_KEYS):  # a new cloud's keys come with its schema
+        clouds = [
+            name
+            for name, schema in CLOUD_SCHEMAS.items()
+            if key in (*schema.keys, *schema.network_keys, *schema.connector_keys)
+        ]
+        where.add_argument(
+            f"--{key.replace('_', '-')}", dest=key, metavar=key.upper(),
+            help=described(f"{', '.join(clouds)}: {H.KEYS[key]}"),
+        )  # fmt: skip
 
 
-ONE_NETWORK_EPILOG = (
-    "One network without a file: provision [plan|apply|status|destroy] --cloud aws --region R "
-    "--vpc V --connector-subnet S --subnet 10.0.0.0/18 --peer 192.168.0.0/22 --profile hq.ovpn "
-    "[--nat] [--egress] [--app-security-group SG] [--yes] (without a command: apply)"
-)
-
-
-ROLL_HELP = (
-    "connectors on the cloud's default image take its newest release (each made before the "
-    "old one goes); without it a new release replaces nothing (status says when there is one)"
-)
-ROTATE_HELP = (
-    "A new VPN profile for each connector of the file (or of --network), handed over without "
-    "an outage. With the service block: a new connector on the VPN service per connector VM, "
-    "its profile stored in the cloud's secret store for a VM made beside the old one (a pair: "
-    "one member at a time); the routes move once the service says the new connector is "
-    "ONLINE; the old VM goes, then the old connector, which revokes its profile. With a "
-    "profile file: put the new profile in place of the old one first; rotate takes it the "
-    "same way. The rest of the file is applied too, as by apply. The profile never leaves the "
-    "secret store."
-)
-FLOW_HELP = (
-    "one flow: SOURCE is vpn, internet, a network of the file (external sites too) or an "
-    "address or range; NETWORK a network of the file, vpn (the apps' own connections to VPN "
-    "clients) or internet (egress); HOST any address of the network (in an app group or not) "
-    "or GROUP an app group; PORTS e.g. tcp/443 (e.g. vpn->hq:10.0.1.5:tcp/443). Without "
-    "'->': the flows whose name contains the text. Exit 2 when it matches no flow"
-)
+def _usage(name: str, one_network: bool) -> str:
+    c = H.command(name)
+    usage = f"{H.PROG} {c.name} {c.synopsis} [options]".replace("  ", " ")
+    if one_network:
+        usage += (
+            f"\n       {H.PROG} {c.name} --cloud CLOUD [where] --connector-subnet S ... [options]"
+        )
+    return usage
 
 
 def _parser() -> argparse.ArgumentParser:
+    raw = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
-        prog="provision",
-        description="Put a VPN connector into a cloud network and route the network through it.",
-        epilog=ONE_NETWORK_EPILOG,
+        prog=H.PROG,
+        usage=f"{H.PROG} [-h] [--version] COMMAND [-f topology.yaml] [options]",
+        description=H.main_description(),
+        epilog=H.main_epilog(),
+        formatter_class=raw,
     )
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version="connector-provisioner 0.1.0")
-    _one_network_flags(p)
-    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--replace-conflicting-routes", action="store_true")
-    p.add_argument("-v", "--verbose", action="store_true", help="every change on its own line")
+    p.add_argument("--debug", action="store_true", help=H.FLAGS["debug"])
+    # the one-network form with no command (as apply): accepted, listed by apply's --help
+    _one_network_flags(p, shown=False)
+    p.add_argument("-y", "--yes", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--replace-conflicting-routes", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(file=None, json=False, prune=False)
 
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    # the commands are listed by the description (as the README lists them)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", help=argparse.SUPPRESS)
 
-    def with_file(name: str, help: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help, description=help, epilog=ONE_NETWORK_EPILOG)
-        sp.add_argument(
-            "-f", "--file", help="topology file (YAML, version 1); or one network's flags below"
+    def command(name: str, *, file: str = "", one_network: bool = False) -> argparse.ArgumentParser:
+        c = H.command(name)
+        sp = sub.add_parser(
+            name.split()[-1] if name.startswith("sandbox ") else name,
+            help=c.help,
+            usage=_usage(name, one_network),
+            description=H.wrapped(c.text),
+            epilog=H.command_epilog(name),
+            formatter_class=raw,
+            aliases=["force-unlock"] if name == "unlock" else [],
         )
-        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
-        _one_network_flags(sp)
+        if file == "required":
+            sp.add_argument("-f", "--file", required=True, help=H.FLAGS["file_only"])
+        elif file:
+            sp.add_argument("-f", "--file", help=H.FLAGS["file"])
         return sp
 
-    verbose_help = "every change on its own line with its why (default: grouped)"
-    prune_help = "also remove our networks on the VPN service that left the file"
-    sp = with_file("plan", "show what apply would change; touches nothing")
-    sp.add_argument("--json", action="store_true", help="the plan as JSON (schema in README)")
-    sp.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
-    sp.add_argument("--replace-conflicting-routes", action="store_true")
-    sp.add_argument("--prune", action="store_true", help=prune_help)
-    sp.add_argument("--roll", action="store_true", help=ROLL_HELP)
-    deadline_help = (
-        "the longest the run may wait for the VPN service's rate limit, in all (seconds; "
-        "default 3600, or PROVISION_SERVICE_DEADLINE)"
-    )
-    sp = with_file("apply", "plan, confirm, and make the networks route through their connectors")
-    sp.add_argument("--service-deadline", type=str, metavar="SECONDS", help=deadline_help)
-    sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    sp.add_argument("--json", action="store_true", help="print the plan and result as JSON")
-    sp.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
-    sp.add_argument("--replace-conflicting-routes", action="store_true")
-    sp.add_argument("--prune", action="store_true", help=prune_help)
-    sp.add_argument("--roll", action="store_true", help=ROLL_HELP)
-    sp = sub.add_parser(
-        "rotate",
-        help="a new VPN profile for each connector, handed over without an outage (plan, "
-        "confirm, apply)",
-        description=ROTATE_HELP,
-    )
-    sp.add_argument("-f", "--file", required=True, help="topology file (YAML, version 1)")
-    sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    def common(sp: argparse.ArgumentParser, *flags: str, json_help: str = "json") -> None:
+        for flag in flags:
+            if flag == "yes":
+                sp.add_argument("-y", "--yes", action="store_true", help=H.FLAGS["yes"])
+            elif flag == "json":
+                sp.add_argument("--json", action="store_true", help=H.FLAGS[json_help])
+            elif flag == "verbose":
+                sp.add_argument("-v", "--verbose", action="store_true", help=H.FLAGS["verbose"])
+            elif flag == "service_deadline":
+                sp.add_argument(
+                    "--service-deadline", metavar="SECONDS", help=H.FLAGS["service_deadline"]
+                )
+            else:
+                sp.add_argument(
+                    f"--{flag.replace('_', '-')}", action="store_true", help=H.FLAGS[flag]
+                )
+        sp.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=H.FLAGS["debug"]
+        )
+
+    sp = command("plan", file="optional", one_network=True)
+    common(sp, "json", "verbose", "replace_conflicting_routes", "roll")
+    sp.add_argument("--prune", action="store_true", help=H.FLAGS["prune_plan"])
+    _one_network_flags(sp)
+    sp = command("apply", file="optional", one_network=True)
+    common(sp, "yes", "json", "verbose", "replace_conflicting_routes", "prune", "roll",
+           "service_deadline", json_help="json_run")  # fmt: skip
+    _one_network_flags(sp)
+    sp = command("status", file="optional", one_network=True)
+    common(sp, "json")
+    _one_network_flags(sp)
+    sp = command("doctor", file="optional", one_network=True)
+    sp.add_argument("--flow", metavar=H.FLOW_GRAMMAR, help=H.FLAGS["flow"])
+    common(sp, "json")
+    _one_network_flags(sp)
+    sp = command("rotate", file="required")
     sp.add_argument(
         "--network", action="append", metavar="NAME", dest="rotate_networks",
-        help="only this network's connectors (again for more; default: every managed network)",
+        help=H.FLAGS["network"],
     )  # fmt: skip
-    sp.add_argument("--service-deadline", type=str, metavar="SECONDS", help=deadline_help)
-    sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    sp.add_argument("--json", action="store_true", help="print the plan and result as JSON")
-    sp.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
-    sp.add_argument("--replace-conflicting-routes", action="store_true")
-    sp = with_file("destroy", "remove what apply created, and nothing else")
-    sp.add_argument("--service-deadline", type=str, metavar="SECONDS", help=deadline_help)
-    sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    sp.add_argument("--json", action="store_true")
-    sp.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
-    sp = with_file("status", "per network: the connector, forwarding, and the routes")
-    sp.add_argument("--json", action="store_true")
-    sp = with_file(
-        "doctor", "trace every flow hop by hop through routes and filters; touches nothing"
-    )
-    sp.add_argument("--flow", metavar="SOURCE->NETWORK[:HOST|GROUP][:PORTS]", help=FLOW_HELP)
-    sp.add_argument("--json", action="store_true")
-    sp = sub.add_parser(
-        "unlock",
-        aliases=["force-unlock"],
-        help="remove a network's lease left by a run that is gone (as terraform force-unlock)",
-        description=(
-            "Remove the lease each managed network (or --network) carries while an apply or "
-            "destroy runs on it: for a run that crashed or was killed (a lease also expires by "
-            "itself after an hour). Removing the lease of a run still going lets a second run "
-            "change the network at the same time."
-        ),
-    )
-    sp.add_argument("-f", "--file", required=True, help="topology file (YAML, version 1)")
-    sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
-    sp.add_argument("--network", help="only this network (default: every managed one)")
-    sp = sub.add_parser(
-        "bootstrap",
-        help="print a connector's cloud-init user-data (never the profile)",
-        description="print a connector's cloud-init user-data (never the profile)",
-    )
-    sp.add_argument("-f", "--file", required=True, help="topology file (YAML, version 1)")
-    sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
-    sp.add_argument("--network", required=True, help="the network's name in the file")
-    sp.add_argument("--script", action="store_true", help="print the setup script alone")
-    sp = sub.add_parser(
-        "demo",
-        help="plan, apply, status, destroy against the built-in sandbox",
-        description="plan, apply, status, destroy against the built-in sandbox",
-    )
-    sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    common(sp, "yes", "json", "verbose", "replace_conflicting_routes", "service_deadline",
+           json_help="json_run")  # fmt: skip
+    sp = command("destroy", file="optional", one_network=True)
+    common(sp, "yes", "json", "verbose", "service_deadline", json_help="json_run")
+    _one_network_flags(sp)
+    sp = command("unlock", file="required")
+    sp.add_argument("--network", metavar="NAME", help="only this network (default: every one)")
+    common(sp)
+    sp = command("bootstrap", file="required")
+    sp.add_argument("--network", required=True, metavar="NAME", help="the network of the file")
+    sp.add_argument("--script", action="store_true", help="the setup script alone")
+    common(sp)
+    sp = command("demo")
     sp.add_argument(
-        "-v", "--verbose", action="store_true", help="every change of the plans and progress"
+        "-v", "--verbose", action="store_true", help="every change of the plans, and progress"
     )
+    common(sp)
+    sandbox = H.command("sandbox serve")
     sp = sub.add_parser(
-        "sandbox", help="the built-in fake clouds", description="the built-in fake clouds"
-    )
+        "sandbox", help=sandbox.help, description=H.wrapped(sandbox.text),
+        usage=_usage("sandbox serve", False), formatter_class=raw,
+    )  # fmt: skip
     actions = sp.add_subparsers(dest="action", metavar="ACTION", required=True)
     serve = actions.add_parser(
-        "serve",
-        help="run every cloud's fake on 127.0.0.1 until Ctrl-C",
-        description=(
-            "Run every cloud's fake on 127.0.0.1, seeded with the sandbox's networks: prints the "
-            "export lines that point the CLI and each cloud's SDK at them, and a topology file."
-        ),
+        "serve", help=sandbox.help, usage=_usage("sandbox serve", False),
+        description=H.wrapped(sandbox.text), epilog=H.command_epilog("sandbox serve"),
+        formatter_class=raw,
+    )  # fmt: skip
+    serve.add_argument(
+        "--dir",
+        default="provision-sandbox",
+        help="where to write the topology (default: %(default)s)",
     )
-    serve.add_argument("--dir", default="provision-sandbox", help="where to write the topology")
     serve.add_argument("--seconds", type=float, default=None, help="stop after this long")
     serve.add_argument(
         "-v", "--verbose", action="store_true", help="log every request the fakes answer"
     )
-    serve.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    common(serve)
     return p
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from ipaddress import IPv4Address, IPv4Network, collapse_addresses
 
+from .helptext import FLOW_GRAMMAR  # what --help and the README say too
 from .layers import decide, longest_match, security_group
 from .model import (
     ALL_TRAFFIC,
@@ -708,8 +709,6 @@ class FlowQuery:
         except ValueError:
             return None
 
-
-FLOW_GRAMMAR = "SOURCE->NETWORK[:HOST|GROUP][:PORTS]"
 
 
 def parse_flow(text: str) -> FlowQuery:

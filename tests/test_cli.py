@@ -26,7 +26,7 @@ def test_help_loads_no_cloud_sdk():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
-    assert "plan" in out.stdout and "--replace-conflicting-routes" in out.stdout
+    assert "provision plan -f topology.yaml" in out.stdout and "exit codes:" in out.stdout
 
 
 @pytest.mark.long
@@ -112,10 +112,11 @@ def test_apply_needs_yes_without_a_terminal(
         assert run(["destroy", "-f", str(path), "--json"]) == 2
     assert "--yes: not given, and there is no terminal to confirm on" in capsys.readouterr().err
     assert calls.calls == []  # not even a read
-    readme = (REPO / "README.md").read_text()
-    exit_codes = readme[readme.index("Exit codes:") :].split("\n\n")[0]
-    assert "`2` bad input" in exit_codes and "no terminal" in exit_codes
-    assert "declined" in exit_codes.split("`2`")[0]  # declined at the prompt: 1
+    # as apply's --help (and so the README) says: 2 without a terminal, 1 when declined
+    from provisioner.helptext import command
+
+    exits = dict(command("apply").exits)
+    assert "no terminal" in exits[2] and "declined" in exits[1]
 
 
 def test_apply_asks_and_a_no_changes_nothing(
