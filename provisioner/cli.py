@@ -10,7 +10,7 @@ import gc
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -367,7 +367,7 @@ def _traceback() -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from . import api, render, spec
+    from . import api, spec
     from .providers import Clouds
 
     if args.command == "demo":
@@ -416,7 +416,34 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"{name}: " + (f"removed the lease of {holder.text()}" if holder else "no lease"))
         return 0
 
-    deployment = api.Deployment(topology, Clouds(progress=_progress))
+    live = None
+    if command in ("apply", "destroy", "rotate") and sys.stderr.isatty():
+        # on a terminal: one live line (done/total, elapsed, an estimate), the rest above it
+        from .progress import LiveLine
+
+        live = LiveLine(sys.stderr, command)
+    clouds = Clouds(progress=live or _progress, meter=live)
+    try:
+        deployment = api.Deployment(topology, clouds)
+        return _run(command, args, deployment, as_json=as_json, shown=live.close if live else None)
+    finally:
+        if live is not None:
+            live.close()
+
+
+def _run(
+    command: str,
+    args: argparse.Namespace,
+    deployment: Any,
+    *,
+    as_json: bool,
+    shown: Callable[[], None] | None,
+) -> int:
+    """One command on `deployment`; `shown`: ends the live progress line before the result
+    is printed after it."""
+    from . import api, render
+
+    topology = deployment.topology
     if command == "plan":
         plan = deployment.plan(
             replace_conflicting_routes=args.replace_conflicting_routes, prune=args.prune,
@@ -504,6 +531,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         result["error"] = str(e).splitlines()[0]
         raise
     finally:
+        if shown is not None:
+            shown()  # the live line ends before what follows it
         if as_json:  # one document: the plan, how much of it was carried out, and what
             print(json.dumps({**plan.to_dict(), "done": done, "result": result}, indent=2))
     if not as_json and not plan.empty:  # an empty plan has said "nothing to do"

@@ -25,6 +25,7 @@ from pathlib import Path
 from . import planner
 from .errors import CloudError, Interrupted
 from .model import Action, Change, Kind, NetworkPlan, Plan
+from .progress import Lines, Meter
 from .providers import Clouds
 from .providers.base import DEFAULT_CONCURRENCY, NetworkProvider, PartlyDone
 from .spec import SERVICE_PLAN
@@ -49,6 +50,7 @@ def carry_out(
             progress=clouds.progress,
             counted=(len(done), total),
             since=since,
+            meter=clouds.meter,
         )
         try:
             done += engine.run()
@@ -100,12 +102,14 @@ class Ledger:
         progress: Callable[[str], None],
         counted: tuple[int, int] | None = None,
         since: float | None = None,
+        meter: Meter | None = None,
     ) -> None:
         """`counted`: (changes done by the run's earlier phases, the run's changes in all):
         what the progress lines and the error count, over both halves of a run; `since`: when
-        the run started (time.monotonic), for the time the lines say it has taken."""
+        the run started (time.monotonic), for the time the lines say it has taken; `meter`:
+        what is told as changes start and end (default: a line per change to `progress`)."""
         self.plan = plan
-        self.progress = progress
+        self.meter: Meter = meter or Lines(progress)
         self.before, self.total = counted or (0, len(plan.changes))
         self.since = time.monotonic() if since is None else since
         self.stop = threading.Event()  # set by the first failure: nothing starts after it
@@ -121,14 +125,14 @@ class Ledger:
                 self._started += 1
                 count = self._started
             took = time.monotonic() - self.since
-            self.progress(
-                f"[{self.before + count}/{self.total} {took:.0f}s] {change.network}: "
-                f"{change.summary()}"
-            )
+            what = f"{change.network}: {change.summary()}"
+            self.meter.started(what, self.before + count, self.total, took)
 
     def done(self, changes: list[Change]) -> None:
         with self._lock:
             self._done.update(self._position[id(c)] for c in changes)
+            count = len(self._done)
+        self.meter.finished(self.before + count, self.total, time.monotonic() - self.since)
 
     def failed(self, change: Change, message: str) -> None:
         with self._lock:
@@ -167,12 +171,13 @@ class Engine:
         progress: Callable[[str], None],
         counted: tuple[int, int] | None = None,
         since: float | None = None,
+        meter: Meter | None = None,
     ) -> None:
         self.plan = plan
         self.provider = provider
         self.concurrency = concurrency
         self.networks_at_once = max(1, networks_at_once)
-        self.ledger = Ledger(plan, progress, counted, since)
+        self.ledger = Ledger(plan, progress, counted, since, meter)
 
     def run(self) -> tuple[Change, ...]:
         """Carry out the plan; returns the changes made, in plan order. Raises CloudError."""

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import CallLog, snapshot, written
@@ -443,3 +444,103 @@ def test_the_programs_name_alone_prints_its_usage_and_changes_nothing(
     err = capsys.readouterr().err
     assert err.startswith("usage: provision") and "a command is needed" in err
     assert "--yes" not in err.splitlines()[-1]  # not taken for an apply
+
+
+def _on_a_terminal(monkeypatch: pytest.MonkeyPatch, columns: int = 160) -> Any:
+    """sys.stderr on a real pseudo-terminal (isatty, its own size); returns what reads it:
+    call it once the run is over for everything the terminal was sent."""
+    import fcntl
+    import os
+    import struct
+    import termios
+    import threading
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the slave side closed
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    terminal = open(slave, "w", encoding="utf-8", closefd=True)  # noqa: SIM115
+    monkeypatch.setattr(sys, "stderr", terminal)
+
+    def seen() -> str:
+        terminal.close()
+        reader.join(10)
+        os.close(master)
+        return b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
+
+    return seen
+
+
+def test_apply_on_a_terminal_shows_one_live_line(
+    world: SandboxWorld, session, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    import re
+
+    path = world.write_topology(partner=True)
+    seen = _on_a_terminal(monkeypatch)
+    assert run(["apply", "-f", str(path), "--yes"]) == 0
+    screen = seen()
+    assert "apply: done" in capsys.readouterr().out
+    # no line per change: one line, redrawn in place, done/total, elapsed, an estimate
+    assert not re.search(r"\[\d+/\d+ \d+s\]", screen), screen[:400]
+    states = re.findall(r"\r\x1b\[Kapply: (\d+)/(\d+) done, (\d+)s, ([^·\r\n]+)", screen)
+    assert states, screen[:400]
+    totals = {int(t) for _, t, _, _ in states}
+    assert len(totals) == 1
+    total = totals.pop()
+    done = [int(d) for d, _, _, _ in states]
+    assert done == sorted(done) and done[-1] == total and done[0] < total
+    assert any(e.startswith("about ") and e.strip().endswith(" left") for *_, e in states)
+    assert "· hq: create" in screen or "· branch: create" in screen  # what it is doing now
+    # the line's last state is left on the screen, ended; what else the run says is above it
+    assert re.search(rf"apply: {total}/{total} done, \d+s, done\n", screen), screen[-300:]
+    assert "\n  .. reading hq (aws" in screen or screen.startswith("  .. reading hq (aws")
+
+
+def test_destroy_without_a_terminal_keeps_a_line_per_change(
+    world: SandboxWorld, session, capsys
+):
+    path = world.write_topology()
+    assert run(["apply", "-f", str(path), "--yes"]) == 0
+    capsys.readouterr()
+    assert run(["destroy", "-f", str(path), "--yes"]) == 0
+    err = capsys.readouterr().err
+    import re
+
+    assert re.search(r"^  \.\. \[1/\d+ \d+s\] \w+: delete ", err, re.M), err[:300]
+    assert "\x1b[" not in err and "\r" not in err
+
+
+def test_the_live_line_counts_time_while_nothing_ends():
+    """A long wait (a VM coming up) still shows its time: redrawn every tick, counts kept."""
+    import io
+    import time
+
+    from provisioner.progress import LiveLine, estimate
+
+    stream = io.StringIO()
+    line = LiveLine(stream, "apply", tick=0.05)
+    line.started("hq: await cp-hq-connector-r's tunnel", 3, 10, 0.0)
+    line.finished(2, 10, 1.0)
+    time.sleep(0.3)
+    line("hq: waiting for the VM")  # a message goes above the line, which is drawn again
+    line.close()
+    text = stream.getvalue()
+    assert text.count("\r\x1b[Kapply: 2/10 done") >= 4  # redrawn by the ticker meanwhile
+    assert "\r\x1b[K  .. hq: waiting for the VM\n\r\x1b[Kapply: 2/10 done" in text
+    assert text.endswith("\n") and "· hq: await" in text
+    assert estimate(10, 40, 20.0) == "about 1m00s left"
+    assert estimate(0, 40, 20.0) == "estimating" and estimate(40, 40, 9.0) == "done"
+    assert estimate(1, 1000, 60.0) == "about 16h39m left"

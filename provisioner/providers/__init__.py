@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import UnsupportedCloudError
 from ..model import Network
+from ..progress import Meter
 from .base import NetworkProvider, Progress
 
 # cloud name -> "module:class". Adding a cloud: its module, plus one line here.
@@ -34,6 +35,9 @@ class Clouds:
 
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     progress: Progress = _quiet
+    # told as a run's changes start and end (progress.LiveLine on a terminal); None: a line
+    # per change to `progress`
+    meter: Meter | None = None
     concurrency: dict[str, int] = field(default_factory=dict)
     networks_at_once: int = 8
 
