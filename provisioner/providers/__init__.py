@@ -28,9 +28,10 @@ def _quiet(_: str) -> None:
 @dataclass
 class Clouds:
     """How to reach the clouds: per-cloud options (an AWS `boto3.Session`, ...), where to
-    report progress, and how much to do at once: `concurrency` bounds the calls in flight to
-    one cloud (default: the provider's own `concurrency`), `networks_at_once` the networks
-    worked on side by side. `concurrency={"aws": 1}, networks_at_once=1` runs one change at a
+    report progress (`progress`: messages; `meter`: each change as it starts and ends, see
+    `provisioner.progress`), and how much to do at once: `concurrency` bounds the calls in
+    flight to one cloud (default: the provider's own `concurrency`), `networks_at_once` the
+    networks worked on side by side. `concurrency={"aws": 1}, networks_at_once=1` runs one change at a
     time. The default reaches each cloud through its SDK's own credential chain."""
 
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
