@@ -153,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     _one_network_flags(sp)
     sp = command("status", file="optional", one_network=True)
     common(sp, "json")
+    sp.add_argument("-v", "--verbose", action="store_true", help=H.FLAGS["verbose_status"])
     _one_network_flags(sp)
     sp = command("doctor", file="optional", one_network=True)
     sp.add_argument("--flow", metavar=H.FLOW_GRAMMAR, help=H.FLAGS["flow"])
@@ -488,7 +489,7 @@ def _run(
                 )
             )
         else:
-            print(render.status_text(statuses))
+            print(render.status_text(statuses, verbose=args.verbose))
             for name, (path, present) in written.items():
                 state = "written" if present else "MISSING: run apply to write it"
                 print(f"network {name} (external): its connector's profile {path}: {state}")

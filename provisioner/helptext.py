@@ -124,7 +124,9 @@ COMMANDS: tuple[Command, ...] = (
         READS,
         "Per network: the connector and its way out, forwarding, each route (ok / MISSING / "
         "ELSEWHERE / BLACKHOLE), each app group: what it admits, what will arrive, what it "
-        "DROPS. A network where nothing of ours is left is one line.",
+        "DROPS. Routes that are ok are said once per target, as destinations x tables "
+        "(--verbose: each on its own line); every other route has its own line. A network "
+        "where nothing of ours is left is one line.",
     ),  # fmt: skip
     Command(
         "doctor",
@@ -227,6 +229,7 @@ FLAGS = {
     "json": "print it as JSON instead (schema in the README)",
     "json_run": "print the plan and what was done and not done as one JSON document",
     "verbose": "every change on its own line with its why (default: grouped)",
+    "verbose_status": "every route on its own line (default: the ok ones of a target at once)",
     "debug": "show tracebacks (redacted)",
     "replace_conflicting_routes": "take over routes to our destinations that lead elsewhere (else: exit 3)",
     "prune": "also remove networks of ours that left the file, on both halves",

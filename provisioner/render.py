@@ -15,6 +15,7 @@ from .model import (
     NetworkStatus,
     Plan,
     RouteState,
+    RouteStatus,
     ServiceStatus,
 )
 from .spec import SERVICE_PLAN
@@ -246,7 +247,10 @@ def doctor_text(reports: Sequence[FlowReport]) -> str:
     return "\n".join(lines)
 
 
-def status_text(statuses: tuple[NetworkStatus, ...]) -> str:
+def status_text(statuses: tuple[NetworkStatus, ...], verbose: bool = False) -> str:
+    """Per network: healthy or not, the connector(s), the service's half, each app group, the
+    routes. Routes that are as they should be are said once per target, as destinations x
+    tables (`verbose`: each on its own line, as every route that is not is always)."""
     lines: list[str] = []
     for s in statuses:
         if s.nothing_of_ours:
@@ -274,17 +278,47 @@ def status_text(statuses: tuple[NetworkStatus, ...]) -> str:
             lines += service_lines(s.network, s.service)
         for g in s.app_groups:
             lines += app_group_lines(g)
-        table = None
-        for r in s.routes:
-            if r.route_table != table:
-                table = r.route_table
-                lines.append(f"  route table {table}:")
-            mark = "ok" if r.state is RouteState.OK else r.state.upper()
-            target = f" -> {r.target}" if r.target else ""
-            lines.append(f"    {mark:9} {r.destination}{target}")
+        lines += _route_lines(s.routes, verbose)
         for note in s.notes:
             lines.append(f"  note: {note}")
     return "\n".join(lines)
+
+
+def _route_lines(routes: tuple[RouteStatus, ...], verbose: bool) -> list[str]:
+    """The routes a status found: the ok ones of one target folded into one block when each
+    of their tables holds the same destinations, every other route on a line of its own under
+    its table."""
+    folded: dict[str, dict[str, list[str]]] = {}  # target -> table -> destinations
+    if not verbose:
+        for r in routes:
+            if r.state is RouteState.OK and r.target:
+                folded.setdefault(r.target, {}).setdefault(r.route_table, []).append(
+                    str(r.destination)
+                )
+        # only where every table has the same destinations (else each table says its own)
+        folded = {t: by for t, by in folded.items() if len({tuple(d) for d in by.values()}) == 1}
+    lines: list[str] = []
+    for target, by_table in folded.items():
+        tables = list(by_table)
+        destinations = by_table[tables[0]]
+        n = len(destinations)
+        lines.append(
+            f"  routes ok -> {target}: {n} destination{'s' * (n != 1)} x {len(tables)} "
+            f"route table{'s' * (len(tables) != 1)}"
+        )
+        where = _wrapped(tables)
+        lines += [f"      in {where[0].lstrip()}", *where[1:], *_wrapped(destinations)]
+    table = None
+    for r in routes:
+        if r.state is RouteState.OK and r.target in folded and r.route_table in folded[r.target]:
+            continue
+        if r.route_table != table:
+            table = r.route_table
+            lines.append(f"  route table {table}:")
+        mark = "ok" if r.state is RouteState.OK else r.state.upper()
+        target = f" -> {r.target}" if r.target else ""
+        lines.append(f"    {mark:9} {r.destination}{target}")
+    return lines
 
 
 def service_lines(network: str, s: ServiceStatus) -> list[str]:

@@ -44,7 +44,7 @@ def test_demo_runs_the_whole_job_without_an_account(capsys):
     assert "[1/" not in out and "6 destinations x 4 route tables" in out
     assert out.count("apply: nothing to do") == 1
     # it ends clean: after destroy one line per network, and a last line saying what it proved
-    ending = out[out.index("(after destroy)"):].splitlines()
+    ending = out[out.index("(after destroy)") :].splitlines()
     networks = [line for line in ending if line.startswith("network ")]
     assert len(networks) == 5 and all("nothing of ours here" in n for n in networks)
     assert "MISSING" not in "\n".join(ending) and "NOT healthy" not in "\n".join(ending)
@@ -52,7 +52,7 @@ def test_demo_runs_the_whole_job_without_an_account(capsys):
     assert "seed" not in out.lower()
     # say things once: a why an earlier network gave is referred to; the first plan fits 100
     # lines (--verbose keeps every change with its why)
-    first = out[out.index("=== provision plan"):out.index("=== provision apply")].splitlines()
+    first = out[out.index("=== provision plan") : out.index("=== provision apply")].splitlines()
     first = [line for line in first[1:] if line and not line.startswith("  .. ")]  # (progress)
     assert len(first) <= 100, len(first)
     assert "(why: as for hq)" in "\n".join(first)
@@ -509,9 +509,7 @@ def test_apply_on_a_terminal_shows_one_live_line(
     assert "\n  .. reading hq (aws" in screen or screen.startswith("  .. reading hq (aws")
 
 
-def test_destroy_without_a_terminal_keeps_a_line_per_change(
-    world: SandboxWorld, session, capsys
-):
+def test_destroy_without_a_terminal_keeps_a_line_per_change(world: SandboxWorld, session, capsys):
     path = world.write_topology()
     assert run(["apply", "-f", str(path), "--yes"]) == 0
     capsys.readouterr()
@@ -544,3 +542,34 @@ def test_the_live_line_counts_time_while_nothing_ends():
     assert estimate(10, 40, 20.0) == "about 1m00s left"
     assert estimate(0, 40, 20.0) == "estimating" and estimate(40, 40, 9.0) == "done"
     assert estimate(1, 1000, 60.0) == "about 16h39m left"
+
+
+def test_status_says_ok_routes_once_and_every_other_route_on_its_line(
+    world: SandboxWorld, session, capsys
+):
+    import re
+
+    path = world.write_topology(partner=True)
+    assert run(["apply", "-f", str(path), "--yes"]) == 0
+    capsys.readouterr()
+    assert run(["status", "-f", str(path)]) == 0
+    grouped = capsys.readouterr().out
+    tables = len(world.hq.route_tables)
+    hq = grouped[grouped.index("network hq") : grouped.index("\nnetwork branch")]
+    assert re.search(rf"  routes ok -> eni-\w+: 3 destinations x {tables} route tables\n", hq), hq
+    assert all(t in hq for t in world.hq.route_tables)
+    assert "    ok " not in grouped  # no line per healthy route
+    assert run(["status", "-f", str(path), "--verbose"]) == 0
+    every = capsys.readouterr().out
+    hq = every[every.index("network hq") : every.index("\nnetwork branch")]
+    assert hq.count("    ok        ") == 3 * tables  # each route of hq on its own line
+    assert "routes ok ->" not in every
+    # a route gone: that table's routes each on their line, the missing one named
+    ec2 = session.client("ec2", region_name="us-east-1")
+    gone = world.hq.route_tables[-1]
+    ec2.delete_route(RouteTableId=gone, DestinationCidrBlock="100.96.0.0/11")
+    assert run(["status", "-f", str(path)]) == 1
+    broken = capsys.readouterr().out
+    hq = broken[broken.index("network hq") : broken.index("\nnetwork branch")]
+    assert "network hq (aws): NOT healthy" in hq
+    assert f"  route table {gone}:\n" in hq and "    MISSING   100.96.0.0/11" in hq
