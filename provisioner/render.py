@@ -193,6 +193,12 @@ def _wrapped(items: list[str], width: int = 96) -> list[str]:
     return lines
 
 
+def _labelled(label: str, items: list[str], width: int = 96) -> list[str]:
+    """`      admits:   a, b,` and the rest of `items` wrapped under the first one."""
+    lines = [f"      {label:10}{line.lstrip()}" for line in _wrapped(items, width - 16)[:1]]
+    return lines + [f"          {line}" for line in _wrapped(items, width - 16)[1:]]
+
+
 def _rule_block(rules: list[Change]) -> list[str]:
     """New rules of one group with one why: the sources, wrapped, then the why."""
     if len(rules) == 1:
@@ -357,9 +363,9 @@ def app_group_lines(g: AppGroupStatus) -> list[str]:
     else:
         head = f"  app group {g.id}: DROPS part of the arriving traffic"
     lines = [head]
-    admits = ", ".join(f"{r}{' (ours)' if r.ours else ''}" for r in g.admits) or "nothing"
-    lines.append(f"      admits:   {admits}")
-    lines.append("      arriving: " + ", ".join(f"{r} ({r.label})" for r in g.arriving))
+    admits = [f"{r}{' (ours)' if r.ours else ''}" for r in g.admits] or ["nothing"]
+    lines += _labelled("admits:", admits)
+    lines += _labelled("arriving:", [f"{r} ({r.label})" for r in g.arriving])
     for r in g.missing:
         lines.append(f"      MISSING:  {r} ({r.label}): no rule admits it")
     return lines
