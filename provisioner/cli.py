@@ -85,14 +85,16 @@ def _usage(name: str, one_network: bool) -> str:
     return usage
 
 
+RAW = argparse.RawDescriptionHelpFormatter  # the texts are laid out by helptext
+
+
 def _parser() -> argparse.ArgumentParser:
-    raw = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
         prog=H.PROG,
         usage=f"{H.PROG} [-h] [--version] COMMAND [-f topology.yaml] [options]",
         description=H.main_description(),
         epilog=H.main_epilog(),
-        formatter_class=raw,
+        formatter_class=RAW,
     )
     p.add_argument("--version", action="version", version="connector-provisioner 0.1.0")
     p.add_argument("--debug", action="store_true", help=H.FLAGS["debug"])
@@ -102,107 +104,109 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--replace-conflicting-routes", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(file=None, json=False, prune=False)
-
     # the commands are listed by the description (as the README lists them)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", help=argparse.SUPPRESS)
+    _file_commands(sub)
+    _sandbox_commands(sub)
+    return p
 
-    def command(name: str, *, file: str = "", one_network: bool = False) -> argparse.ArgumentParser:
-        c = H.command(name)
-        sp = sub.add_parser(
-            name.split()[-1] if name.startswith("sandbox ") else name,
-            help=c.help,
-            usage=_usage(name, one_network),
-            description=H.wrapped(c.text),
-            epilog=H.command_epilog(name),
-            formatter_class=raw,
-            aliases=["force-unlock"] if name == "unlock" else [],
-        )
-        if file == "required":
-            sp.add_argument("-f", "--file", required=True, help=H.FLAGS["file_only"])
-        elif file:
-            sp.add_argument("-f", "--file", help=H.FLAGS["file"])
-        return sp
 
-    def common(sp: argparse.ArgumentParser, *flags: str, json_help: str = "json") -> None:
-        for flag in flags:
-            if flag == "yes":
-                sp.add_argument("-y", "--yes", action="store_true", help=H.FLAGS["yes"])
-            elif flag == "json":
-                sp.add_argument("--json", action="store_true", help=H.FLAGS[json_help])
-            elif flag == "verbose":
-                sp.add_argument("-v", "--verbose", action="store_true", help=H.FLAGS["verbose"])
-            elif flag == "service_deadline":
-                sp.add_argument(
-                    "--service-deadline", metavar="SECONDS", help=H.FLAGS["service_deadline"]
-                )
-            else:
-                sp.add_argument(
-                    f"--{flag.replace('_', '-')}", action="store_true", help=H.FLAGS[flag]
-                )
-        sp.add_argument(
-            "--debug", action="store_true", default=argparse.SUPPRESS, help=H.FLAGS["debug"]
-        )
+def _command(sub: Any, name: str, *, file: str = "", one_network: bool = False) -> Any:
+    """A command's parser, its texts from helptext; `file`: "required" or "optional" -f."""
+    c = H.command(name)
+    sp = sub.add_parser(
+        name.split()[-1],  # (`sandbox serve`: serve, under sandbox)
+        help=c.help,
+        usage=_usage(name, one_network),
+        description=H.wrapped(c.text),
+        epilog=H.command_epilog(name),
+        formatter_class=RAW,
+        aliases=["force-unlock"] if name == "unlock" else [],
+    )
+    if file == "required":
+        sp.add_argument("-f", "--file", required=True, help=H.FLAGS["file_only"])
+    elif file:
+        sp.add_argument("-f", "--file", help=H.FLAGS["file"])
+    if one_network:
+        _one_network_flags(sp)
+    return sp
 
-    sp = command("plan", file="optional", one_network=True)
-    common(sp, "json", "verbose", "replace_conflicting_routes", "roll")
+
+def _common(sp: Any, *flags: str, json_help: str = "json") -> None:
+    """The flags several commands share (their lines: helptext.FLAGS), and --debug."""
+    for flag in flags:
+        if flag == "yes":
+            sp.add_argument("-y", "--yes", action="store_true", help=H.FLAGS["yes"])
+        elif flag == "json":
+            sp.add_argument("--json", action="store_true", help=H.FLAGS[json_help])
+        elif flag == "verbose":
+            sp.add_argument("-v", "--verbose", action="store_true", help=H.FLAGS["verbose"])
+        elif flag == "service_deadline":
+            sp.add_argument(
+                "--service-deadline", metavar="SECONDS", help=H.FLAGS["service_deadline"]
+            )
+        else:
+            sp.add_argument(f"--{flag.replace('_', '-')}", action="store_true", help=H.FLAGS[flag])
+    sp.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help=H.FLAGS["debug"]
+    )
+
+
+def _file_commands(sub: Any) -> None:
+    """The commands on a topology file (or, most of them, one network's flags)."""
+    sp = _command(sub, "plan", file="optional", one_network=True)
+    _common(sp, "json", "verbose", "replace_conflicting_routes", "roll")
     sp.add_argument("--prune", action="store_true", help=H.FLAGS["prune_plan"])
-    _one_network_flags(sp)
-    sp = command("apply", file="optional", one_network=True)
-    common(sp, "yes", "json", "verbose", "replace_conflicting_routes", "prune", "roll",
-           "service_deadline", json_help="json_run")  # fmt: skip
-    _one_network_flags(sp)
-    sp = command("status", file="optional", one_network=True)
-    common(sp, "json")
+    sp = _command(sub, "apply", file="optional", one_network=True)
+    _common(sp, "yes", "json", "verbose", "replace_conflicting_routes", "prune", "roll",
+            "service_deadline", json_help="json_run")  # fmt: skip
+    sp = _command(sub, "status", file="optional", one_network=True)
+    _common(sp, "json")
     sp.add_argument("-v", "--verbose", action="store_true", help=H.FLAGS["verbose_status"])
-    _one_network_flags(sp)
-    sp = command("doctor", file="optional", one_network=True)
+    sp = _command(sub, "doctor", file="optional", one_network=True)
     sp.add_argument("--flow", metavar=H.FLOW_GRAMMAR, help=H.FLAGS["flow"])
-    common(sp, "json")
-    _one_network_flags(sp)
-    sp = command("rotate", file="required")
+    _common(sp, "json")
+    sp = _command(sub, "rotate", file="required")
     sp.add_argument(
         "--network", action="append", metavar="NAME", dest="rotate_networks",
         help=H.FLAGS["network"],
     )  # fmt: skip
-    common(sp, "yes", "json", "verbose", "replace_conflicting_routes", "service_deadline",
-           json_help="json_run")  # fmt: skip
-    sp = command("destroy", file="optional", one_network=True)
-    common(sp, "yes", "json", "verbose", "service_deadline", json_help="json_run")
-    _one_network_flags(sp)
-    sp = command("unlock", file="required")
+    _common(sp, "yes", "json", "verbose", "replace_conflicting_routes", "service_deadline",
+            json_help="json_run")  # fmt: skip
+    sp = _command(sub, "destroy", file="optional", one_network=True)
+    _common(sp, "yes", "json", "verbose", "service_deadline", json_help="json_run")
+    sp = _command(sub, "unlock", file="required")
     sp.add_argument("--network", metavar="NAME", help="only this network (default: every one)")
-    common(sp)
-    sp = command("bootstrap", file="required")
+    _common(sp)
+    sp = _command(sub, "bootstrap", file="required")
     sp.add_argument("--network", required=True, metavar="NAME", help="the network of the file")
     sp.add_argument("--script", action="store_true", help="the setup script alone")
-    common(sp)
-    sp = command("demo")
+    _common(sp)
+
+
+def _sandbox_commands(sub: Any) -> None:
+    """demo, and sandbox serve: the built-in fakes."""
+    sp = _command(sub, "demo")
     sp.add_argument(
         "-v", "--verbose", action="store_true", help="every change of the plans, and progress"
     )
-    common(sp)
+    _common(sp)
     sandbox = H.command("sandbox serve")
     sp = sub.add_parser(
         "sandbox", help=sandbox.help, description=H.wrapped(sandbox.text),
-        usage=_usage("sandbox serve", False), formatter_class=raw,
+        usage=_usage("sandbox serve", False), formatter_class=RAW,
     )  # fmt: skip
-    actions = sp.add_subparsers(dest="action", metavar="ACTION", required=True)
-    serve = actions.add_parser(
-        "serve", help=sandbox.help, usage=_usage("sandbox serve", False),
-        description=H.wrapped(sandbox.text), epilog=H.command_epilog("sandbox serve"),
-        formatter_class=raw,
-    )  # fmt: skip
+    serve = _command(sp.add_subparsers(dest="action", metavar="ACTION", required=True),
+                     "sandbox serve")  # fmt: skip
     serve.add_argument(
-        "--dir",
-        default="provision-sandbox",
+        "--dir", default="provision-sandbox",
         help="where to write the topology (default: %(default)s)",
-    )
+    )  # fmt: skip
     serve.add_argument("--seconds", type=float, default=None, help="stop after this long")
     serve.add_argument(
         "-v", "--verbose", action="store_true", help="log every request the fakes answer"
     )
-    common(serve)
-    return p
+    _common(serve)
 
 
 def _err(message: str) -> None:
@@ -442,61 +446,86 @@ def _run(
 ) -> int:
     """One command on `deployment`; `shown`: ends the live progress line before the result
     is printed after it."""
+    if command == "plan":
+        return _plan(args, deployment, as_json)
+    if command == "doctor":
+        return _doctor(args, deployment, as_json)
+    if command == "status":
+        return _status(args, deployment, as_json)
+    return _change(command, args, deployment, as_json=as_json, shown=shown)
+
+
+def _plan(args: argparse.Namespace, deployment: Any, as_json: bool) -> int:
+    from . import render
+
+    plan = deployment.plan(
+        replace_conflicting_routes=args.replace_conflicting_routes, prune=args.prune,
+        roll=getattr(args, "roll", False),
+    )  # fmt: skip
+    print(json.dumps(plan.to_dict(), indent=2) if as_json else render.plan_text(plan, args.verbose))
+    return 3 if plan.conflicts else 0
+
+
+def _doctor(args: argparse.Namespace, deployment: Any, as_json: bool) -> int:
+    from . import render
+
+    reports = deployment.doctor(args.flow)
+    if as_json:
+        doc = {
+            "schema": "connector-provisioner/doctor",
+            "version": 1,
+            "flows": [r.to_dict() for r in reports],
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        print(render.doctor_text(reports))
+    return _doctor_exit(reports, args.flow)
+
+
+def _status(args: argparse.Namespace, deployment: Any, as_json: bool) -> int:
+    from . import render
+
+    statuses = deployment.status()
+    # an external site's profile, where apply writes it for its admin: there or not
+    written = {
+        n.name: (str(n.profile_out), n.profile_out.is_file())
+        for n in deployment.topology.networks
+        if n.profile_out is not None
+    }
+    if as_json:
+        doc = {
+            "schema": "connector-provisioner/status",
+            "version": 1,
+            "networks": [s.to_dict() for s in statuses],
+            "profiles_out": [
+                {"network": name, "path": path, "present": present}
+                for name, (path, present) in written.items()
+            ],
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        print(render.status_text(statuses, verbose=args.verbose))
+        for name, (path, present) in written.items():
+            state = "written" if present else "MISSING: run apply to write it"
+            print(f"network {name} (external): its connector's profile {path}: {state}")
+    healthy = all(s.healthy for s in statuses)
+    return 0 if healthy and all(present for _, present in written.values()) else 1
+
+
+def _change(
+    command: str,
+    args: argparse.Namespace,
+    deployment: Any,
+    *,
+    as_json: bool,
+    shown: Callable[[], None] | None,
+) -> int:
+    """apply, rotate or destroy: the plan, a yes, the run under the networks' leases, and what
+    was done and what was not (--json: all of it as one document)."""
     from . import api, render
 
-    topology = deployment.topology
-    if command == "plan":
-        plan = deployment.plan(
-            replace_conflicting_routes=args.replace_conflicting_routes, prune=args.prune,
-            roll=getattr(args, "roll", False),
-        )  # fmt: skip
-        text = render.plan_text(plan, verbose=args.verbose)
-        print(json.dumps(plan.to_dict(), indent=2) if as_json else text)
-        return 3 if plan.conflicts else 0
-    if command == "doctor":
-        reports = deployment.doctor(args.flow)
-        if as_json:
-            doc = {
-                "schema": "connector-provisioner/doctor",
-                "version": 1,
-                "flows": [r.to_dict() for r in reports],
-            }
-            print(json.dumps(doc, indent=2))
-        else:
-            print(render.doctor_text(reports))
-        return _doctor_exit(reports, args.flow)
-    if command == "status":
-        statuses = deployment.status()
-        # an external site's profile, where apply writes it for its admin: there or not
-        written = {
-            n.name: (str(n.profile_out), n.profile_out.is_file())
-            for n in topology.networks
-            if n.profile_out is not None
-        }
-        if as_json:
-            print(
-                json.dumps(
-                    {
-                        "schema": "connector-provisioner/status",
-                        "version": 1,
-                        "networks": [s.to_dict() for s in statuses],
-                        "profiles_out": [
-                            {"network": name, "path": path, "present": present}
-                            for name, (path, present) in written.items()
-                        ],
-                    },
-                    indent=2,
-                )
-            )
-        else:
-            print(render.status_text(statuses, verbose=args.verbose))
-            for name, (path, present) in written.items():
-                state = "written" if present else "MISSING: run apply to write it"
-                print(f"network {name} (external): its connector's profile {path}: {state}")
-        healthy = all(s.healthy for s in statuses)
-        return 0 if healthy and all(present for _, present in written.values()) else 1
-
-    rotating = tuple(getattr(args, "rotate_networks", None) or (n.name for n in topology.managed))
+    managed = (n.name for n in deployment.topology.managed)
+    rotating = tuple(getattr(args, "rotate_networks", None) or managed)
 
     def again() -> api.Plan:
         if command in ("apply", "rotate"):
