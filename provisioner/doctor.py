@@ -105,6 +105,8 @@ class FlowReport:
     pieces: tuple[Piece, ...] = ()
     notes: tuple[str, ...] = ()
     source: str = ""  # whose range the pieces are of ("branch", "VPN clients")
+    # how to trace it by hand when it could not be judged: a --flow for this very flow
+    trace: str = ""
 
     @property
     def verdict(self) -> str:
@@ -836,17 +838,26 @@ def _no_host(
         (f"app group {group} has no hosts to reach",) if unread is None
         else (f"the hosts and filters of {network} were not read ({unread})",)
     )  # fmt: skip
+    ranges = ", ".join(str(r) for r in subnets.get(network, ())) or "the network"
+    trace = f"--flow vpn->{network}:HOST:tcp/443 (HOST: an address in {ranges})"
     if query is None:
-        return FlowReport(f"VPN clients -> {network} {group}", "remote-access", notes=note)
+        return FlowReport(
+            f"VPN clients -> {network} {group}", "remote-access", notes=note, trace=trace
+        )
     if query.network != network or query.destination not in (None, group):
         return None
     asked = query.source_range
     owner = _owner(topology, subnets, asked) if asked is not None else query.source
     if owner == "vpn":
-        return FlowReport(f"VPN clients -> {network} {group}", "remote-access", notes=note)
+        return FlowReport(
+            f"VPN clients -> {network} {group}", "remote-access", notes=note, trace=trace
+        )
     if owner is None or owner == network or owner == "internet":
         return None
-    return FlowReport(f"{query.source} -> {network} {group}", "site-to-site", notes=note)
+    trace = trace.replace("vpn->", f"{query.source}->", 1)
+    return FlowReport(
+        f"{query.source} -> {network} {group}", "site-to-site", notes=note, trace=trace
+    )
 
 
 def _matches(spec: _Spec, query: FlowQuery | None) -> bool:

@@ -242,8 +242,8 @@ def doctor_text(reports: Sequence[FlowReport]) -> str:
             made = "apply makes it" if hop.apply_fixes else "apply does not: by hand"
             lines.append(f"         fix: {hop.fix} ({made})")
         if r.verdict == "UNKNOWN":
-            lines.append("         not judged: trace one host with "
-                         "--flow SOURCE->NETWORK:HOST:PORTS (e.g. vpn->hq:10.0.1.5:tcp/443)")  # fmt: skip
+            how = r.trace or "--flow SOURCE->NETWORK:HOST:PORTS (e.g. vpn->hq:10.0.1.5:tcp/443)"
+            lines.append(f"         not judged: trace one host with {how}")
     verdicts = [r.verdict for r in reports]
     summary = f"doctor: {verdicts.count('OK')} of {len(reports)} flows OK"
     for verdict in ("DROPPED", "UNKNOWN"):

@@ -235,7 +235,12 @@ def test_a_flow_that_cannot_be_judged_is_unknown_and_fails_the_exit(
     assert run(["doctor", "-f", path]) == 5
     text = capsys.readouterr().out
     assert "UNKNOWN  VPN clients" in text and "has no hosts to reach" in text
-    assert "--flow SOURCE->NETWORK:HOST:PORTS" in text and "UNKNOWN" in text.splitlines()[-1]
+    # how to trace it names this very flow and where its host may be
+    trace = "--flow vpn->hq:HOST:tcp/443 (HOST: an address in 10.0.0.0/18)"
+    assert f"not judged: trace one host with {trace}" in text
+    assert "UNKNOWN" in text.splitlines()[-1]
+    assert run(["doctor", "-f", path, "--flow", "vpn->hq:10.0.0.5:tcp/443"]) != 2  # it parses
+    capsys.readouterr()
     assert run(["doctor", "-f", path, "--json"]) == 5
     flows = json.loads(capsys.readouterr().out)["flows"]
     unknown = [f for f in flows if not f["hops"]]
@@ -248,6 +253,7 @@ def test_a_flow_that_cannot_be_judged_is_unknown_and_fails_the_exit(
         assert run(["doctor", "-f", path, "--flow", query]) == 5, query
         text = capsys.readouterr().out
         assert f"UNKNOWN  {source} -> hq {world.hq.app_group}" in text, text
+        assert f"--flow {query.split('->')[0]}->hq:HOST:tcp/443" in text, text
 
 
 # --- whole ranges, not one sample address (issue 28) ------------------------------------------
