@@ -712,7 +712,6 @@ class FlowQuery:
             return None
 
 
-
 def parse_flow(text: str) -> FlowQuery:
     """SOURCE->NETWORK[:HOST|GROUP][:PORTS]; bad input names `--flow` and the value."""
     from .errors import SpecError
