@@ -430,29 +430,19 @@ def _dispatch(args: argparse.Namespace) -> int:
     clouds = Clouds(progress=live or _progress, meter=live)
     try:
         deployment = api.Deployment(topology, clouds)
-        return _run(command, args, deployment, as_json=as_json, shown=live.close if live else None)
+        if command == "plan":
+            return _plan(args, deployment, as_json)
+        if command == "doctor":
+            return _doctor(args, deployment, as_json)
+        if command == "status":
+            return _status(args, deployment, as_json)
+        # shown: the live line ends before the result is printed after it
+        return _change(
+            command, args, deployment, as_json=as_json, shown=live.close if live else None
+        )
     finally:
         if live is not None:
             live.close()
-
-
-def _run(
-    command: str,
-    args: argparse.Namespace,
-    deployment: Any,
-    *,
-    as_json: bool,
-    shown: Callable[[], None] | None,
-) -> int:
-    """One command on `deployment`; `shown`: ends the live progress line before the result
-    is printed after it."""
-    if command == "plan":
-        return _plan(args, deployment, as_json)
-    if command == "doctor":
-        return _doctor(args, deployment, as_json)
-    if command == "status":
-        return _status(args, deployment, as_json)
-    return _change(command, args, deployment, as_json=as_json, shown=shown)
 
 
 def _plan(args: argparse.Namespace, deployment: Any, as_json: bool) -> int:
