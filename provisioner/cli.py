@@ -327,6 +327,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except BrokenPipeError:
+        # whoever read our output has gone (`provision status | head`): stop without a word,
+        # as any tool in a pipe; what a change did is on stderr. The exit's flush of what is
+        # left for the pipe would fail again: it goes nowhere
+        _output_gone()
+        return EXIT_PIPE
     except Exception as e:  # never a bare traceback without --debug
         if debug:
             _traceback()
@@ -335,6 +341,16 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 EXIT_UNKNOWN = 5  # doctor: no flow dropped, but one could not be judged
+EXIT_PIPE = 141  # the reader of our output went away (128 + SIGPIPE, as a shell reports it)
+
+
+def _output_gone() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor behind stdout: nothing to flush there
+        pass
 
 
 def _doctor_exit(reports: Sequence[Any], flow: str | None) -> int:
@@ -554,7 +570,13 @@ def _change(
         if shown is not None:
             shown()  # the live line ends before what follows it
         if as_json:  # one document: the plan, how much of it was carried out, and what
-            print(json.dumps({**plan.to_dict(), "done": done, "result": result}, indent=2))
+            failing = sys.exc_info()[1]  # the error the run ends with, if one is under way
+            try:
+                print(json.dumps({**plan.to_dict(), "done": done, "result": result}, indent=2))
+            except BrokenPipeError:
+                if failing is None:
+                    raise
+                # the reader has gone: the error under way (said on stderr) stays the one
     if not as_json and not plan.empty:  # an empty plan has said "nothing to do"
         print(render.result_text(plan, done))
     return 0

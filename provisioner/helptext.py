@@ -330,7 +330,7 @@ def command_epilog(name: str) -> str:
     return f"{exits_text(c.exits)}\n\n{environment_text(c.environment)}"
 
 
-def _all_exits() -> tuple[tuple[int, str], ...]:
+def all_exits() -> tuple[tuple[int, str], ...]:
     """Every exit code any command gives, with its general meaning."""
     general = {
         0: "done (status: all healthy; doctor: every flow OK)",
@@ -341,8 +341,10 @@ def _all_exits() -> tuple[tuple[int, str], ...]:
         4: LEASE[1],
         5: "doctor: none dropped, but one could not be judged",
         130: INTERRUPTED[1],
+        141: "the reader of the output went away (`| head`): stopped without a word; a change "
+        "whose plan could not be shown was not started",
     }
-    used = sorted({code for c in COMMANDS for code, _ in c.exits})
+    used = sorted({code for c in COMMANDS for code, _ in c.exits} | {141})
     return tuple((code, general[code]) for code in used)
 
 
@@ -355,7 +357,7 @@ def main_epilog() -> str:
         [
             "examples:\n" + "\n".join(examples),
             wrapped(ONE_NETWORK),
-            exits_text(_all_exits()),
+            exits_text(all_exits()),
             environment_text(groups),
             f"{PROG} COMMAND --help: the command's flags, exit codes and environment",
         ]

@@ -573,3 +573,24 @@ def test_status_says_ok_routes_once_and_every_other_route_on_its_line(
     hq = broken[broken.index("network hq") : broken.index("\nnetwork branch")]
     assert "network hq (aws): NOT healthy" in hq
     assert f"  route table {gone}:\n" in hq and "    MISSING   100.96.0.0/11" in hq
+
+
+def test_a_reader_that_goes_away_ends_the_run_quietly(
+    world: SandboxWorld, session, calls: CallLog, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    """`provision plan | head -1`: the pipe's reader is gone before the plan is written. As
+    any tool in a pipe: no 'unexpected error', exit 141 (128 + SIGPIPE), and an apply whose
+    plan could not be shown changes nothing."""
+    import os
+
+    path = world.write_topology(partner=True)
+    for argv in (["plan", "-f", str(path)], ["apply", "-f", str(path), "--yes"]):
+        read, write = os.pipe()
+        os.close(read)  # the reader has gone
+        with os.fdopen(write, "w", buffering=1, encoding="utf-8") as gone:
+            monkeypatch.setattr(sys, "stdout", gone)
+            assert run(argv) == 141, argv
+            monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert "unexpected error" not in err and "Traceback" not in err and "Broken pipe" not in err
+    assert calls.mutating == []  # the apply stopped at its plan: nothing was changed
