@@ -41,16 +41,14 @@ def carry_out(
     steps = phases(plan)
     total = sum(len(p.changes) for p in steps)
     since = time.monotonic()  # the progress lines say how long the run has taken
+    meter = clouds.meter or Lines(clouds.progress)
     for i, phase in enumerate(steps):
         engine = Engine(
             phase,
             provider,
             concurrency=clouds.concurrency,
             networks_at_once=clouds.networks_at_once,
-            progress=clouds.progress,
-            counted=(len(done), total),
-            since=since,
-            meter=clouds.meter,
+            ledger=Ledger(phase, meter, before=len(done), total=total, since=since),
         )
         try:
             done += engine.run()
@@ -96,22 +94,14 @@ class Ledger:
     """The account of one run: a progress line per change as it starts, the changes done, the
     failures; `result()` returns what was done or raises the error that lists both."""
 
-    def __init__(
-        self,
-        plan: Plan,
-        progress: Callable[[str], None],
-        counted: tuple[int, int] | None = None,
-        since: float | None = None,
-        meter: Meter | None = None,
-    ) -> None:
-        """`counted`: (changes done by the run's earlier phases, the run's changes in all):
-        what the progress lines and the error count, over both halves of a run; `since`: when
-        the run started (time.monotonic), for the time the lines say it has taken; `meter`:
-        what is told as changes start and end (default: a line per change to `progress`)."""
+    def __init__(self, plan: Plan, meter: Meter, *, before: int, total: int, since: float) -> None:
+        """`plan`: one phase of a run; `before`: the changes the run's earlier phases made,
+        `total`: the run's changes in all (the meter and the error count over both halves);
+        `since`: when the run started (time.monotonic); `meter`: told as changes start and
+        end."""
         self.plan = plan
-        self.meter: Meter = meter or Lines(progress)
-        self.before, self.total = counted or (0, len(plan.changes))
-        self.since = time.monotonic() if since is None else since
+        self.meter = meter
+        self.before, self.total, self.since = before, total, since
         self.stop = threading.Event()  # set by the first failure: nothing starts after it
         self._lock = threading.Lock()
         self._started = 0
@@ -168,16 +158,13 @@ class Engine:
         *,
         concurrency: Mapping[str, int],
         networks_at_once: int,
-        progress: Callable[[str], None],
-        counted: tuple[int, int] | None = None,
-        since: float | None = None,
-        meter: Meter | None = None,
+        ledger: Ledger,
     ) -> None:
         self.plan = plan
         self.provider = provider
         self.concurrency = concurrency
         self.networks_at_once = max(1, networks_at_once)
-        self.ledger = Ledger(plan, progress, counted, since, meter)
+        self.ledger = ledger
 
     def run(self) -> tuple[Change, ...]:
         """Carry out the plan; returns the changes made, in plan order. Raises CloudError."""
