@@ -481,7 +481,9 @@ def test_a_replaced_connector_says_on_its_console_when_its_tunnel_is_up(
     assert not [c for c in again.changes if c.action.value == "create" and c.kind.value == "connector"]
     assert [c.kind.value for c in again.changes if c.network == "hq"].count("ready") == 1
     o.fake.vms_report_ready = True
+    o.fake.console_captures_fail = 1  # a capture that fails is asked again, not an error
     o.deployment(larger).apply()
+    assert o.fake.console_captures_fail == 0
     assert rule_watch.seen and rule_watch.nowhere == [], rule_watch.seen
     (new,) = _instances(o)
     assert new["id"] != old["id"] and targets(o) == {vnic_ip(o, new)}

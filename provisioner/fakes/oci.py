@@ -109,6 +109,7 @@ class Oci(Injectable):
         # a connector's instance says on its console that its tunnel is up (a test turns it
         # off to be the one that never comes up)
         self.vms_report_ready = True
+        self.console_captures_fail = 0  # the next so many console captures end FAILED
         self._public = itertools.count(70)  # (GCE's from .10, ARM's from .11: told apart)
         self.tenancy = self.ocid("tenancy", region=False)
         self.store(
@@ -912,7 +913,7 @@ class Raw(bytes):
 
 
 def _capture_history(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
-    """CaptureConsoleHistory: REQUESTED, SUCCEEDED when next read (GETTING-HISTORY between)."""
+    """CaptureConsoleHistory: REQUESTED (see `_read_history` for what follows)."""
     instance = _need(oci, data.get("instanceId"), "instances", "instanceId")
     if instance["lifecycleState"] in ("TERMINATED", "TERMINATING"):
         raise OciError(409, "Conflict", f"Instance {instance['id']} is not running")
@@ -926,8 +927,14 @@ def _capture_history(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_history(oci: Oci, stored: dict[str, Any]) -> None:
+    """REQUESTED, then GETTING-HISTORY, then SUCCEEDED (or FAILED: `console_captures_fail`,
+    the next so many captures), a step per read, as the reference orders them."""
     if stored["lifecycleState"] == "REQUESTED":
-        stored["lifecycleState"] = "SUCCEEDED"
+        stored["lifecycleState"] = "GETTING-HISTORY"
+    elif stored["lifecycleState"] == "GETTING-HISTORY":
+        failing = oci.console_captures_fail > 0
+        oci.console_captures_fail -= failing
+        stored["lifecycleState"] = "FAILED" if failing else "SUCCEEDED"
 
 
 def _history_data(oci: Oci, stored: dict[str, Any], data: Any, query: dict[str, str]) -> Raw:
@@ -937,8 +944,8 @@ def _history_data(oci: Oci, stored: dict[str, Any], data: Any, query: dict[str, 
     if stored["lifecycleState"] != "SUCCEEDED":
         raise OciError(409, "Conflict", "The console history is not captured yet")
     length = int(query.get("length", 10240))
-    if not 10240 <= length <= 1024 * 1024:
-        raise invalid("length must be between 10240 and 1048576")
+    if length < 10240:  # (the reference: "cannot be less than 10240"; a capture holds 1 MB)
+        raise invalid("length cannot be less than 10240")
     instance = oci.state.resources.get(stored["instanceId"]) or {}
     user_data = base64.b64decode((instance.get("metadata") or {}).get("user_data") or "")
     lines = ["Ubuntu 24.04 LTS connector ttyS0", "cloud-init: modules:final running"]

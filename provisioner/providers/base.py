@@ -368,14 +368,19 @@ class Provider:
         lead to `replacing` meanwhile."""
 
     def wait_ready(
-        self, instance: str, replacing: str, look: Callable[[], tuple[bool, str]], pause: float
+        self,
+        instance: str,
+        replacing: str,
+        look: Callable[[], tuple[bool, str]],
+        pause: float,
+        saying: str = "to say its tunnel is up",
     ) -> None:
-        """`look` until `instance` says its tunnel is up, with a progress line; given up after
-        the provider's wait, saying where the routes still lead."""
+        """`look` until `instance` says its tunnel is up (or what `saying` waits for), with a
+        progress line; given up after the provider's wait, saying where the routes still
+        lead."""
         try:
-            what = instance if " " in instance else f"{instance} to say its tunnel is up"
-            self.wait_until(f"{self.network.name}: {what} (the routes stay on {replacing} "
-                            "meanwhile)", look, pause=pause)  # fmt: skip
+            self.wait_until(f"{self.network.name}: {instance} {saying} (the routes stay on "
+                            f"{replacing} meanwhile)", look, pause=pause)  # fmt: skip
         except CloudError as e:
             raise CloudError(f"{e}: the routes still lead to {replacing}; run apply again once "
                              "it is up") from None  # fmt: skip
@@ -395,8 +400,8 @@ class Provider:
             now = first.pop() if first else source.connector_status(network, change.member)[1]
             return now == "ONLINE", now or "no status"
 
-        self.wait_ready(f"the new VM's connector {name} on the VPN service to be ONLINE",
-                        change.previous_target, look, self.service_poll_seconds)  # fmt: skip
+        self.wait_ready(f"the new VM's connector {name}", change.previous_target, look,
+                        self.service_poll_seconds, saying="on the VPN service to be ONLINE")  # fmt: skip
 
     def _start(self) -> None:
         raise NotImplementedError

@@ -194,21 +194,25 @@ class OciState(Members, Provider):
 
     def wait_for(
         self, get: Callable[[], Any], states: tuple[str, ...], what: str, gone_ok: bool = False
-    ) -> None:
+    ) -> str:
         """Read a resource until its lifecycle state is one of `states` (or, with `gone_ok`, it
-        is gone), saying so while it takes."""
+        is gone: "gone"), saying so while it takes; the state it reached."""
         import oci
+
+        reached = ["gone"]
 
         def look() -> tuple[bool, str]:
             try:
-                state = str(get().data.lifecycle_state)
+                reached[0] = str(get().data.lifecycle_state)
             except oci.exceptions.ServiceError as e:
                 if gone_ok and e.status == 404:
+                    reached[0] = "gone"
                     return True, "gone"
                 raise
-            return state in states, state
+            return reached[0] in states, reached[0]
 
         self.wait_until(what, look, pause=self.poll_seconds)
+        return reached[0]
 
     def gone(self, get: Callable[[], Any], done: tuple[str, ...] = ()) -> bool:
         """OCI answers 404 NotAuthorizedOrNotFound both for what is gone and for what we may

@@ -431,9 +431,11 @@ class Instance(OciState):
                 )
             ).data  # fmt: skip
             try:
-                self.wait_for(lambda: compute.get_console_history(history.id),
-                              ("SUCCEEDED", "FAILED"), "its console history")  # fmt: skip
-                # the newest megabyte at most (the API's own bound): only the mark is looked for
+                captured = self.wait_for(lambda: compute.get_console_history(history.id),
+                                         ("SUCCEEDED", "FAILED"), "its console history")  # fmt: skip
+                if captured != "SUCCEEDED":  # (a capture that failed: the next look asks again)
+                    return False, "its console history could not be captured"
+                # the newest megabyte at most (what a capture holds): only the mark is looked for
                 content = compute.get_console_history_content(history.id, length=READY_BYTES).data
             finally:
                 with contextlib.suppress(oci.exceptions.ServiceError):
