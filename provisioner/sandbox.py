@@ -544,7 +544,6 @@ def run_demo(verbose: bool = False) -> int:
         + " The sandbox is gone; no cloud account was used."
     )  # fmt: skip
     return 0 if healthy and clean else 1
-    return 0
 
 
 def serve(directory: Path, seconds: float | None = None, verbose: bool = False) -> int:
