@@ -303,15 +303,16 @@ class Deployment:
         they are held (another run may have just changed the networks) and the new one is
         carried out; where `plan` was `shown` (and confirmed), only if it is still the same."""
         with self.leases(plan):
-            said = self.clouds.progress
-            said("leases taken: reading the networks again, to change only what the plan showed")
+            self.clouds.progress(
+                "leases taken: reading the networks again, to change only what the plan showed"
+            )
             # the same networks' `reading …` lines once more would say nothing new; the rest
             # (a wait for a rate limit, a warning) is said as it comes
-            self.clouds.progress = lambda m: None if m.startswith("reading ") else said(m)
+            self.reader.announce = False
             try:
                 fresh = again()
             finally:
-                self.clouds.progress = said
+                self.reader.announce = True
             if shown and _what(fresh) != _what(plan):
                 raise lease.Locked(
                     f"{plan.operation}: the networks changed after this plan was made (another "

@@ -46,6 +46,9 @@ class Reader:
         self.clouds = clouds
         self._providers: dict[str, NetworkProvider] = {}
         self._service: CloudConnexaSide | None = None
+        # observe says `reading …` per network (False: a second read of the same networks,
+        # under the leases, which says so once itself)
+        self.announce = True
 
     def provider(self, name: str) -> NetworkProvider:
         if name == SERVICE_PLAN and self.topology.service is not None:
@@ -90,15 +93,14 @@ class Reader:
         workers = max(1, min(self.clouds.networks_at_once, len(self.topology.managed) + 1))
         with ThreadPoolExecutor(workers, thread_name_prefix="provision-observe") as pool:
             reading = None
+            say = self.clouds.progress if self.announce else (lambda _: None)
             if service is not None:
-                self.clouds.progress(
-                    f"reading the VPN service (cloudconnexa: {service.service.cloud_id})"
-                )
+                say(f"reading the VPN service (cloudconnexa: {service.service.cloud_id})")
                 reading = pool.submit(service.observe)
             futures = {}
             for n in self.topology.managed:
                 where = n.location.describe() if n.location else ""
-                self.clouds.progress(f"reading {n.name} ({n.cloud}: {where})")
+                say(f"reading {n.name} ({n.cloud}: {where})")
                 futures[n.name] = pool.submit(self.provider(n.name).observe)
             observed = {name: future.result() for name, future in futures.items()}
             return World(observed, reading.result() if reading is not None else None)

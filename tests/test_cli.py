@@ -142,6 +142,9 @@ def test_cli_apply_status_destroy_round_trip(world: SandboxWorld, session, capsy
     import re
 
     assert re.search(r"\[1/\d+ \d+s\] \w+: ", out.err), out.err[:300]
+    # each network read once to plan; the second read under the leases said in one line
+    assert out.err.count("  .. reading hq (aws") == 1, out.err[:600]
+    assert out.err.count("leases taken: reading the networks again") == 1
     assert run(["status", "-f", str(path)]) == 0
     status = capsys.readouterr().out
     assert "network hq (aws): healthy" in status and "forwarding on" in status
