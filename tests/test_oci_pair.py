@@ -374,7 +374,9 @@ def _served(o: OciWorld, service: Any, **hq: Any) -> Any:
 def vnic_ip(o: OciWorld, instance: dict[str, Any]) -> str:
     """The primary private IP's id of the instance's VNIC: what a rule to it names."""
     vnic = vnic_of(o, instance)
-    (ip,) = [p for p in o.fake.of_kind("privateIps") if p["vnicId"] == vnic["id"] and p["isPrimary"]]
+    (ip,) = [
+        p for p in o.fake.of_kind("privateIps") if p["vnicId"] == vnic["id"] and p["isPrimary"]
+    ]
     return str(ip["id"])
 
 
@@ -435,7 +437,9 @@ def test_with_the_service_an_interrupted_replacement_is_finished_and_cleaned(
     assert "cp-hq_2 on the VPN service" in str(failed.value)
     assert len(_instances(o)) == 2 and targets(o) == {vnic_ip(o, old)}
     again = _served(o, service, size="VM.Standard.E5.Flex").plan()
-    assert not [c for c in again.changes if c.action.value == "create" and c.kind.value == "connector"]
+    assert not [
+        c for c in again.changes if c.action.value == "create" and c.kind.value == "connector"
+    ]
     assert [c.target for c in again.changes if c.kind.value == "ready"] == ["vpn-service"]
     service.fake.online_with_profile = True
     for c in service.fake.network_named("hq")["connectors"]:
@@ -478,7 +482,9 @@ def test_a_replaced_connector_says_on_its_console_when_its_tunnel_is_up(
     assert "to say its tunnel is up" in str(failed.value)
     assert len(_instances(o)) == 2 and targets(o) == {vnic_ip(o, old)}
     again = o.deployment(larger).plan()
-    assert not [c for c in again.changes if c.action.value == "create" and c.kind.value == "connector"]
+    assert not [
+        c for c in again.changes if c.action.value == "create" and c.kind.value == "connector"
+    ]
     assert [c.kind.value for c in again.changes if c.network == "hq"].count("ready") == 1
     o.fake.vms_report_ready = True
     o.fake.console_captures_fail = 1  # a capture that fails is asked again, not an error
