@@ -17,15 +17,29 @@ when first needed (boto3 on AWS, which the VM installs for the profile already).
   (no flapping).
 - Its own tunnel is up when the tunnel device has an address and, when a probe address is
   set (default: the tunnel's gateway), that address answers a ping through the tunnel.
+- **Both members carry traffic from the VPN**: the service spreads a network's flows over all
+  of its connected connectors, so each watchdog also checks that its own connector can forward
+  into the network (IPv4 forwarding on, the kernel's route from the tunnel to the network, the
+  FORWARD chain not dropping it). One that cannot closes its own tunnel gracefully (the
+  service is told it leaves and stops sending to it at once) and dials in again once it can.
+  The active one watches the other member too and says when it is gone and when it is back.
+- **A planned change drains first** (a drain file, or the cloud's drain marker that apply
+  sets): the member says it is leaving (`/health` 503 with `leaving`, so a healthy standby
+  takes the routes or the front over at once), waits until it holds nothing and the cloud has
+  followed (`settle`), then closes its tunnel gracefully and stays drained while the drain is
+  asked: it still forwards what is in flight until its VM goes.
 
 Health endpoint (on the connector's private address, `health_port`): `GET /health` is 200 when
-its tunnel is up, 503 when not; `GET /active` is 200 only when it is up and active (what a
-load balancer's probe asks where the cloud's mechanism is one). Run: `watchdog.py CONFIG`.
+its tunnel is up and it is not leaving, 503 when not; `GET /active` is 200 only when it is up
+and active (what a load balancer's probe asks where the cloud's mechanism is one). Both answer
+a JSON of its state (tunnel, active, forwarding, leaving, drained, peer, word: the last thing it
+said). Run: `watchdog.py CONFIG`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -40,7 +54,9 @@ from typing import Any, Protocol
 
 TAG = "connector-provisioner:network"  # on the pair's interfaces
 HA_TAG = "connector-provisioner:ha"  # on the route tables the pair's watchdogs may change
+DRAIN_TAG = "connector-provisioner:drain"  # apply's marker on a member that is to leave
 DEFAULT_PORT = 8181
+OPENVPN_UNIT = "openvpn-client@connector.service"
 WRITERS = 8  # route writes in flight at once during a takeover (AWS)
 
 
@@ -68,6 +84,17 @@ class Settings:
     # seconds between reads of who is active while all is well: a connector that lost the
     # routes without noticing (its peer could not reach it) learns so within this
     refresh: float = 10.0
+    # closing and opening its own tunnel (gracefully: the unit's OpenVPN tells the service it
+    # leaves), where it cannot forward or is drained
+    tunnel_stop: tuple[str, ...] | list[str] = ("systemctl", "stop", OPENVPN_UNIT)
+    tunnel_start: tuple[str, ...] | list[str] = ("systemctl", "start", OPENVPN_UNIT)
+    # a planned change asks this member to leave by this file (or the cloud's drain marker)
+    drain_file: str = "/run/connector-provisioner/drain"
+    # seconds between the routes or front leaving this member and its tunnel closing: what the
+    # cloud takes to follow (a balancer's probe interval and threshold, a route's propagation)
+    settle: float = 2.0
+    # the interface towards the network; empty: the one of the default route
+    lan_interface: str = ""
 
     @classmethod
     def from_file(cls, path: str) -> Settings:
@@ -129,6 +156,53 @@ def tunnel_up(settings: Settings) -> bool:
     return subprocess.run(ping, capture_output=True, check=False).returncode == 0
 
 
+def _default_route() -> tuple[str, str]:
+    """(interface, gateway) of the default route; empty where there is none."""
+    words = _ip("-4", "route", "show", "default").split()
+    dev = words[words.index("dev") + 1] if "dev" in words else ""
+    via = words[words.index("via") + 1] if "via" in words else ""
+    return dev, via
+
+
+def forwarding_problem(settings: Settings, run_: Callable[..., Any] = subprocess.run) -> str | None:
+    """Why this connector cannot forward from the VPN into the network, or None: IPv4
+    forwarding off, no way to the network, the kernel refusing to route a packet from the
+    tunnel (or, with the tunnel closed, from the LAN) to the network's gateway, or a FORWARD
+    chain that drops by default without our rules."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_forward", encoding="ascii") as f:
+            if f.read().strip() != "1":
+                return "IPv4 forwarding is off"
+    except OSError as e:
+        return f"cannot read the forwarding setting: {e}"
+    dev, gateway = _default_route()
+    lan = settings.lan_interface or dev
+    if not lan or not gateway:
+        return "no route to the network (no default route)"
+    tunnel = settings.tunnel_device
+    iif = tunnel if os.path.exists(f"/sys/class/net/{tunnel}") else lan
+    source = tunnel_gateway(tunnel) if iif == tunnel else None
+    got = run_(["ip", "-4", "route", "get", gateway, "from", source or "100.96.0.1", "iif", iif],
+               capture_output=True, text=True, check=False)  # fmt: skip
+    if got.returncode != 0:
+        why = (got.stderr or got.stdout).strip().removeprefix("RTNETLINK answers: ")
+        return f"the kernel does not route from {iif} into the network: {why or 'refused'}"
+    chain = run_(["iptables", "-S", "FORWARD"], capture_output=True, text=True, check=False)
+    rules = chain.stdout if chain.returncode == 0 else ""
+    if "-P FORWARD DROP" in rules and "-j CP-FORWARD" not in rules:
+        return "the FORWARD chain drops by default and our rules are gone from it"
+    return None
+
+
+def close_tunnel(settings: Settings) -> None:
+    """Its OpenVPN stopped gracefully: it tells the service it leaves (explicit-exit-notify)."""
+    subprocess.run(list(settings.tunnel_stop), capture_output=True, check=False, timeout=30)
+
+
+def open_tunnel(settings: Settings) -> None:
+    subprocess.run(list(settings.tunnel_start), capture_output=True, check=False, timeout=60)
+
+
 # --- the health endpoint ------------------------------------------------------------------------
 
 
@@ -139,22 +213,31 @@ class Health:
     tunnel: bool = False
     active: bool = False
     since: float = 0.0  # when it last became active (unix time): the later of two claims wins
+    forwarding: bool = True
+    leaving: bool = False  # a drain asked: its part handed over, then its tunnel closed
+    drained: bool = False  # its tunnel closed for a drain
+    closed: str = ""  # why it closed its own tunnel ("": it did not)
+    peer: str = ""  # the other member as last seen: ok, leaving, no tunnel, no answer
+    word: str = ""  # the last thing it said
 
     def answer(self, path: str) -> int:
         if path == "/health":
-            return 200 if self.tunnel else 503
-        if path == "/active":
+            return 200 if self.tunnel and not self.leaving and not self.closed else 503
+        if path == "/active":  # a leaving active one keeps the front until the other claims
             return 200 if self.tunnel and self.active else 503
         return 404
+
+    def state(self) -> dict[str, Any]:
+        # `leaving`: also a connector that closed its tunnel because it cannot forward: a
+        # standby takes over at once, without waiting for misses
+        return {**self.__dict__, "leaving": self.leaving or bool(self.closed)}
 
 
 def serve_health(health: Health, address: str, port: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the http.server name)
             code = health.answer(self.path)
-            body = json.dumps(
-                {"tunnel": health.tunnel, "active": health.active, "since": health.since}
-            ).encode()
+            body = json.dumps(health.state()).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -170,12 +253,23 @@ def serve_health(health: Health, address: str, port: int) -> ThreadingHTTPServer
     return server
 
 
-def peer_healthy(address: str, port: int, timeout: float) -> bool:
+def peer_state(address: str, port: int, timeout: float) -> str:
+    """The other member, as its `/health` says: ok, leaving, no tunnel, or no answer."""
     try:
         with urllib.request.urlopen(f"http://{address}:{port}/health", timeout=timeout) as r:
-            return bool(r.status == 200)
-    except Exception:  # refused, timed out, 503: down
-        return False
+            return "ok" if r.status == 200 else "no tunnel"
+    except urllib.error.HTTPError as e:
+        try:
+            said = dict(json.load(e))
+        except ValueError:
+            said = {}
+        return "leaving" if said.get("leaving") else "no tunnel"
+    except Exception:  # refused, timed out
+        return "no answer"
+
+
+def peer_healthy(address: str, port: int, timeout: float) -> bool:
+    return peer_state(address, port, timeout) == "ok"
 
 
 # --- the decision -------------------------------------------------------------------------------
@@ -189,11 +283,17 @@ class Watch:
     fails: int
     misses: int = 0
 
-    def step(self, holder: Holder | None, mine_ok: bool, peer_ok: bool | None) -> bool:
-        """True: take the routes over now. `peer_ok` is None when there is no peer to ask."""
+    def step(
+        self, holder: Holder | None, mine_ok: bool, peer_ok: bool | None, leaving: bool = False
+    ) -> bool:
+        """True: take the routes over now. `peer_ok` is None when there is no peer to ask;
+        `leaving`: the active one says it is drained away (no misses to wait for)."""
         if holder is None or holder.interface == self.me:  # nothing to take, or taken
             self.misses = 0
             return False
+        if leaving and mine_ok:
+            self.misses = 0
+            return True
         self.misses = 0 if peer_ok else self.misses + 1
         if self.misses < self.fails:
             return False
@@ -203,6 +303,171 @@ class Watch:
         return True
 
 
+@dataclass
+class Hooks:
+    """What the loop does to the VM beyond the cloud: each a no-op unless given (tests)."""
+
+    forwarding: Callable[[], str | None] = lambda: None  # why it cannot forward, or None
+    # open (True) or close its tunnel; may return a Future (done once the command has run)
+    tunnel: Callable[[bool], Any] = lambda up: None
+    drain_asked: Callable[[], bool] = lambda: False
+
+
+def tunnel_worker(settings: Settings) -> Callable[[bool], Any]:
+    """Closing and opening the tunnel one after the other, off the loop: a graceful close takes
+    as long as OpenVPN forwards what is in flight (seconds), and an open must follow it."""
+    pool = ThreadPoolExecutor(1)
+
+    def act(up: bool) -> Any:
+        return pool.submit(open_tunnel if up else close_tunnel, settings)
+
+    return act
+
+
+class _Done:
+    @staticmethod
+    def done() -> bool:
+        return True
+
+
+_DONE = _Done()
+
+
+class Loop:
+    """One connector's watchdog: each `step` reads its own state, who is active and the other
+    member's, then takes over, closes or opens its own tunnel, or drains, as they say."""
+
+    def __init__(self, settings: Settings, mechanism: Mechanism, own_tunnel: Callable[[], bool],
+                 say: Callable[[str], None], hooks: Hooks) -> None:  # fmt: skip
+        self.settings, self.mechanism, self.own_tunnel, self.hooks = (
+            settings, mechanism, own_tunnel, hooks)  # fmt: skip
+        self.health = Health()
+        self.watch = Watch(settings.interface, settings.fails)
+        self.holder: Holder | None = None
+        self.read_at = 0.0
+        self.said: list[str] = []  # the last read failure said
+        self.leave_at: float | None = None  # when its tunnel closes, once it holds nothing
+        self.waiting_said = False
+        self.peer_address = ""  # the other member's, as last learnt
+        self.opening: Any = None  # its tunnel being opened again (a Future)
+
+        def say_and_keep(line: str) -> None:
+            self.health.word = line
+            say(line)
+
+        self.say = say_and_keep
+
+    def step(self) -> None:
+        s, h = self.settings, self.health
+        started = time.monotonic()
+        # a tunnel it closed is down to everyone from that moment, though its OpenVPN stays a
+        # few seconds to forward what is in flight
+        tunnel, h.tunnel = h.tunnel, self.own_tunnel() and not h.closed
+        problem = self.hooks.forwarding()
+        h.forwarding = problem is None
+        # read again when anything changed here: a connector whose tunnel was down may have
+        # lost the routes meanwhile, and must not go on answering `/active`
+        changed = tunnel != h.tunnel
+        if (self.holder is None or changed or self.watch.misses or h.leaving
+                or started - self.read_at >= s.refresh):  # fmt: skip
+            setattr(self.mechanism, "leaving", h.leaving)  # noqa: B010 (Peers reads it)
+            self.holder = _read(self.mechanism, self.say, self.said) or self.holder
+            self.read_at = started
+        was_active = h.active
+        h.active = self.holder is not None and self.holder.interface == s.interface
+        if h.active and not was_active:
+            h.since = getattr(self.mechanism, "since", 0.0) or time.time()
+        peer = self._peer()
+        if self.watch.step(self.holder, h.tunnel and h.forwarding and not h.leaving,
+                           peer == "ok", leaving=peer == "leaving"):  # fmt: skip
+            self._take_over()
+        self._own_tunnel(problem)
+        self._drain(peer)
+
+    def _peer(self) -> str | None:
+        """The other member's state; said when the active one sees it go or come back."""
+        h = self.health
+        if self.holder is not None and not h.active and self.holder.address:
+            self.peer_address = self.holder.address
+        elif h.active:
+            self.peer_address = getattr(self.mechanism, "peer", lambda: "")() or self.peer_address
+        if not self.peer_address:
+            return None
+        seen = peer_state(self.peer_address, self.settings.health_port, self.settings.interval)
+        if h.active and seen != h.peer and (seen != "ok" or h.peer):
+            what = {"ok": "is back", "leaving": "is leaving (drained)"}.get(
+                seen, f"is gone ({seen})"
+            )
+            self.say(f"watchdog: the other member {self.peer_address} {what}")
+        h.peer = seen
+        return seen
+
+    def _take_over(self) -> None:
+        s, h = self.settings, self.health
+        current = _read(self.mechanism, self.say, self.said)  # the cloud has the last word
+        if current is not None and current.interface == s.interface:
+            return
+        try:
+            writes = self.mechanism.take_over(current)
+        except Exception as e:  # the next interval tries again
+            self.say(f"watchdog: taking over failed, will retry: {e}")
+            return
+        was = current.interface if current else "no connector"
+        self.say(f"watchdog: took over from {was} ({writes} writes)")
+        self.holder = Holder(s.interface, s.address)
+        h.active = True
+        h.since = getattr(self.mechanism, "since", 0.0) or time.time()
+
+    def _own_tunnel(self, problem: str | None) -> None:
+        """Closed when it cannot forward, opened when it can again."""
+        h = self.health
+        if problem and not h.closed:  # (the kernel's own state, read: no misses to wait for)
+            self.hooks.tunnel(False)
+            h.closed, h.tunnel = problem, False
+            self.say(f"watchdog: cannot forward into the network ({problem}): closed my tunnel, "
+                     "so the service sends this network's traffic to the other member")  # fmt: skip
+        elif not problem and h.closed and not h.drained and self.opening is None:
+            self.opening = self.hooks.tunnel(True) or _DONE
+            self.say("watchdog: forwarding works again: dialling in")
+        if self.opening is not None and self.opening.done():
+            self.opening, h.closed = None, ""  # its tunnel counts again once it has been opened
+
+    def _drain(self, peer: str | None) -> None:
+        """A drain asked: leave once the other member is healthy, close the tunnel once this
+        one holds nothing and the cloud has followed; withdrawn: back in."""
+        s, h = self.settings, self.health
+        asked = self.hooks.drain_asked()
+        if not asked:
+            if h.leaving or h.drained:
+                if h.drained:
+                    self.opening = self.hooks.tunnel(True) or _DONE
+                else:
+                    h.closed = ""
+                h.leaving = h.drained = False
+                self.leave_at, self.waiting_said = None, False
+                self.say("watchdog: drain withdrawn: dialling in again")
+            return
+        if h.drained:
+            return
+        if not h.leaving:
+            if peer == "ok" or not h.active:
+                h.leaving = True
+                self.say("watchdog: drain asked: leaving, the other member takes over")
+            elif not self.waiting_said:
+                self.waiting_said = True
+                self.say("watchdog: drain asked, but the other member is not healthy: waiting")
+            return
+        if h.active:
+            return
+        if self.leave_at is None:
+            self.leave_at = time.monotonic() + s.settle
+        if time.monotonic() >= self.leave_at:
+            self.hooks.tunnel(False)
+            h.drained, h.closed, h.tunnel = True, "drained", False
+            self.say("watchdog: drained: my tunnel is closed, the other member carries the "
+                     "network's traffic; what is in flight is still forwarded")  # fmt: skip
+
+
 def run(
     settings: Settings,
     mechanism: Mechanism,
@@ -210,45 +475,14 @@ def run(
     own_tunnel: Callable[[], bool],
     stop: threading.Event,
     say: Callable[[str], None] = print,
+    hooks: Hooks | None = None,
 ) -> None:
-    health = Health()
-    server = serve_health(health, settings.address, settings.health_port)
-    watch = Watch(settings.interface, settings.fails)
-    holder: Holder | None = None
-    read_at = 0.0
-    said: list[str] = []  # the last read failure said
+    loop = Loop(settings, mechanism, own_tunnel, say, hooks or Hooks())
+    server = serve_health(loop.health, settings.address, settings.health_port)
     try:
         while not stop.is_set():
             started = time.monotonic()
-            tunnel, health.tunnel = health.tunnel, own_tunnel()
-            # read again when anything changed here: a connector whose tunnel was down may
-            # have lost the routes meanwhile, and must not go on answering `/active`
-            changed = tunnel != health.tunnel
-            if holder is None or changed or watch.misses or started - read_at >= settings.refresh:
-                holder = _read(mechanism, say, said) or holder
-                read_at = started
-            was_active = health.active
-            health.active = holder is not None and holder.interface == settings.interface
-            if health.active and not was_active:
-                health.since = getattr(mechanism, "since", 0.0) or time.time()
-            peer_ok = None
-            if not health.active and holder is not None and holder.address:
-                peer_ok = peer_healthy(holder.address, settings.health_port, settings.interval)
-            if watch.step(holder, health.tunnel, peer_ok):
-                current = _read(
-                    mechanism, say, said
-                )  # still on the peer? the cloud has the last word
-                if current is None or current.interface != settings.interface:
-                    try:
-                        writes = mechanism.take_over(current)
-                    except Exception as e:  # the next interval tries again
-                        say(f"watchdog: taking over failed, will retry: {e}")
-                    else:
-                        was = current.interface if current else "no connector"
-                        say(f"watchdog: took over from {was} ({writes} writes)")
-                        holder = Holder(settings.interface, settings.address)
-                        health.active = True
-                        health.since = getattr(mechanism, "since", 0.0) or time.time()
+            loop.step()
             stop.wait(max(0.0, settings.interval - (time.monotonic() - started)))
     finally:
         server.shutdown()
@@ -293,6 +527,8 @@ class AwsRoutes:
             client = boto3.client("ec2", region_name=settings.region, config=retries, **extra)
         self.ec2 = client
         self.pair: dict[str, str | None] = {settings.interface: settings.address}
+        self.live: dict[str, str | None] = {}  # the pair's interfaces as last described
+        self.drain = False  # apply's drain marker on this connector's interface
 
     def _tagged(self, key: str) -> list[dict[str, str | list[str]]]:
         return [{"Name": f"tag:{key}", "Values": [self.settings.network]}]
@@ -302,8 +538,12 @@ class AwsRoutes:
 
     def holder(self) -> Holder | None:
         enis = self.ec2.describe_network_interfaces(Filters=self._tagged(TAG))["NetworkInterfaces"]
-        for eni in enis:
-            self.pair[eni["NetworkInterfaceId"]] = eni.get("PrivateIpAddress")
+        self.live = {e["NetworkInterfaceId"]: e.get("PrivateIpAddress") for e in enis}
+        self.pair.update(self.live)
+        mine: dict[str, Any] = next(
+            (e for e in enis if e["NetworkInterfaceId"] == self.settings.interface), {}
+        )
+        self.drain = any(t.get("Key") == DRAIN_TAG for t in mine.get("TagSet", []))
         counts: dict[str, int] = {}
         for table in self._tables():
             for route in table.get("Routes", []):
@@ -314,6 +554,13 @@ class AwsRoutes:
             return None
         interface = max(counts, key=lambda i: (counts[i], i == self.settings.interface))
         return Holder(interface, self.pair.get(interface))
+
+    def peer(self) -> str:
+        """The other member's address, as last described."""
+        return next((a or "" for i, a in self.live.items() if i != self.settings.interface), "")
+
+    def drain_asked(self) -> bool:
+        return self.drain
 
     def take_over(self, previous: Holder | None) -> int:
         """One ReplaceRoute per route of ours (EC2 has no call for several), WRITERS at once:
@@ -389,6 +636,7 @@ class OciPrivateIp:
             )
         self.network = client
         self.floating: str | None = None
+        self.last_peer = ""
 
     @staticmethod
     def sandbox_signer() -> Any:
@@ -449,7 +697,12 @@ class OciPrivateIp:
             ),
             None,
         )
+        self.last_peer = primary or self.last_peer
         return Holder(vnic, primary)
+
+    def peer(self) -> str:
+        """The other member's address: the last holder but this one (or the setting)."""
+        return self.last_peer or self.settings.peer
 
     def take_over(self, previous: Holder | None) -> int:
         import oci
@@ -501,6 +754,7 @@ class Peers:
             peer_address = (lambda: settings.peer) if settings.peer else PEERS[settings.cloud]
         self.peer_address = peer_address
         self.since = 0.0  # when this one claimed; 0: it holds no claim
+        self.leaving = False  # drained away: it claims nothing (the loop sets it)
         # a peer that did not answer is not asked again for a while: the loop's health checks
         # go on (one timeout a step, not two), and they notice it coming back
         self.quiet_until = 0.0
@@ -522,7 +776,7 @@ class Peers:
         if said and said.get("active"):  # a later claim than ours (or we hold none)
             self.since = 0.0
             return Holder(peer, peer)
-        if said and said.get("tunnel") and self.settings.member == 0:
+        if said and said.get("tunnel") and self.settings.member == 0 and not self.leaving:
             self.since = time.time()  # nobody active, both healthy: the first claims
             return me
         return Holder(peer, peer)
@@ -530,6 +784,9 @@ class Peers:
     def take_over(self, previous: Holder | None) -> int:
         self.since = time.time()
         return 0  # nothing written: the probe finds this one answering `/active`
+
+    def peer(self) -> str:
+        return self.peer_address()
 
 
 def azure_peer() -> str:
@@ -634,12 +891,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({settings.address}), every {settings.interval:g} s, down after {settings.fails}",
         flush=True,
     )
+    chosen = mechanism(settings)
+    cloud_drain = getattr(chosen, "drain_asked", lambda: False)
     run(
         settings,
-        mechanism(settings),
+        chosen,
         own_tunnel=lambda: tunnel_up(settings),
         stop=stop,
         say=lambda line: print(line, flush=True),
+        hooks=Hooks(
+            forwarding=lambda: forwarding_problem(settings),
+            tunnel=tunnel_worker(settings),
+            drain_asked=lambda: os.path.exists(settings.drain_file) or bool(cloud_drain()),
+        ),
     )
     return 0
 

@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   # shellcheck lints the connector setup script; the namespace lab runs it for real with
-  # OpenVPN, iptables and iproute2 (certificates made with openssl)
+  # OpenVPN, iptables and iproute2 (certificates made with openssl; conntrack: the lab cloud's
+  # stateful filters)
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    shellcheck openvpn iptables iproute2 openssl procps iputils-ping >/dev/null
+    shellcheck openvpn iptables iproute2 openssl procps iputils-ping conntrack >/dev/null
 fi
 # uv installs the same packages from the same index as pip, in a fraction of the time (the SDKs
 # of four clouds: pip took ~150 s of a fresh clone's run); pip when uv cannot be had

@@ -18,6 +18,7 @@ PROFILE_PATH="${PROFILE_PATH:-/etc/openvpn/client/connector.conf}"
 ROOT="${ROOT:-}"
 PROFILE="${PROFILE:-$PROFILE_PATH}"
 NAME=connector-provisioner
+EXIT_NOTIFY_SECONDS=6
 log() { echo "$NAME: $*"; }
 
 # The LAN interface: as configured, else the one that carries the default route.
@@ -91,10 +92,17 @@ if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then
     install -m 0600 "$PROFILE" /etc/openvpn/client/connector.conf
   fi
   mkdir -p /etc/systemd/system/openvpn-client@connector.service.d
+  # a tunnel closed on purpose (a drain, a connector that cannot forward) tells the service
+  # it leaves, so the service stops sending to it at once, and stays up for
+  # EXIT_NOTIFY_SECONDS meanwhile to forward what is already on its way (an OpenVPN 2.6 server
+  # keeps the session 5 s after the notice): ignored by OpenVPN for a TCP profile
   cat > /etc/systemd/system/openvpn-client@connector.service.d/restart.conf <<EOF
 [Service]
 Restart=always
 RestartSec=5
+ExecStart=
+ExecStart=/usr/sbin/openvpn --suppress-timestamps --nobind --config %i.conf --explicit-exit-notify $EXIT_NOTIFY_SECONDS
+TimeoutStopSec=$((EXIT_NOTIFY_SECONDS + 10))
 EOF
   systemctl daemon-reload
   systemctl enable --now openvpn-client@connector.service
@@ -111,6 +119,7 @@ else
   else
     # --cd: a profile may name its key files relative to itself
     openvpn --cd "$(dirname "$(readlink -f "$PROFILE")")" --config "$(readlink -f "$PROFILE")" \
+      --explicit-exit-notify "$EXIT_NOTIFY_SECONDS" \
       --daemon "$NAME" --writepid "$(readlink -f "$ROOT/run")/$NAME-openvpn.pid" \
       --log "$(readlink -f "$ROOT/run")/$NAME-openvpn.log"
     log "VPN client started in the background"

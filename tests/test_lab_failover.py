@@ -1,15 +1,20 @@
-"""A connector pair's failover on a real kernel (tests/lab/pair.py, tests/lab/failover.py): the
-active connector is killed (the VM gone) or cut off from the VPN service (the VM up, its tunnel
-down), and the standby's own watchdog moves HQ's routes in the lab's cloud, which HQ's router
-follows: on AWS it moves the routes in moto's table; on OCI it moves the floating private IP the
-rules of the fake OCI's table name; on Azure and GCP it answers the load balancer's probe
-(health check), which the router follows.
+"""A connector pair's failure matrix on a real kernel (tests/lab/pair.py, tests/lab/failover.py),
+against a VPN service that spreads the network's flows over both members as CloudConnexa
+documents, and a cloud whose filters on each member's interface are stateful: each member in
+turn (the one the routes or front lead to, and the other) is killed, cut off from the service,
+left unable to forward with its tunnel up, and replaced by a planned change, while 32 UDP flows
+and 4 TCP connections from two VPN clients run. On AWS the standby's watchdog moves HQ's routes
+in moto's table; on OCI it moves the floating private IP the rules name; on Azure and GCP it
+answers the load balancer's probe, which the router follows.
 
-Once per failure and cloud, asserted: the standby takes over, nothing is lost after the switch
-(answers coming back through the other connector included), exactly one takeover per failure,
-and the failed connector stays standby when it returns (no flapping). The watchdog runs with its
-defaults; the lab's balancer probes every second here (the clouds' 5 s is the bench's: the
-figures, ten runs of each, are `python3 bench/failover.py`'s)."""
+Once per failure and cloud, asserted: both members carry flows; every flow is answered again;
+nothing is lost once the cloud's half (the routes on a living member) and the service's half
+(the service no longer sending to the failed member) are whole; no TCP connection is reset;
+the survivor keeps the routes when the failed member returns (no flapping); a member that
+cannot forward leaves the service at once; a planned change loses nothing. The watchdog runs
+with its defaults; the lab's balancer probes every second and the service drops a silent
+connector after 3 s here (the bench's figures, ten runs of each at the clouds' 5 s, are
+`python3 bench/failover.py`'s)."""
 
 from __future__ import annotations
 
@@ -19,10 +24,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
+from typing import Any
 
 import pytest
 from conftest import FIGURES, lab_marks
-from lab.failover import fail_over
+from lab.failover import MODES, ROLES, all_answered_after, matrix, steady
 from lab.pair import API_PORT, FIGURES_NOTES, PairWorld
 from lab.plan import NO_NAT, lab_topology
 from lab.world import BOB_VPN_IP, BRANCH, HQ, SeedWorld
@@ -47,6 +53,7 @@ from provisioner.model import (
 pytestmark = lab_marks(None)  # a group per cloud, below
 INTERVAL, FAILS = 1.0, 3  # the watchdog's defaults
 PROBE = 1.0  # the lab balancer's probe: shorter than the clouds' documented 5 s
+DETECTION = 3.0  # the lab service's: a silent connector dropped after 3 s
 
 
 # each cloud's pair on a worker of its own where there are several: each builds its own lab
@@ -61,25 +68,87 @@ def pair(
     seed_lab: SeedWorld, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[PairWorld]:
     world = PairWorld(seed_lab, tmp_path_factory.mktemp("pair"), interval=INTERVAL, fails=FAILS,
-                      cloud=request.param, probe=PROBE)  # fmt: skip
+                      cloud=request.param, probe=PROBE, detection=DETECTION, mode=NO_NAT)  # fmt: skip
     try:
         yield world
     finally:
         world.close()
 
 
-def test_the_standby_takes_over_when_the_active_dies_or_loses_its_tunnel(pair: PairWorld):
-    seen = fail_over(pair, runs=1, probe=PROBE)
-    for line in seen.runs_text() + [f"lab note: {note}" for note in FIGURES_NOTES]:
-        print(line)
-    assert seen.runs == 2
-    assert seen.taken_over == seen.runs  # the standby answered each time
-    assert seen.lost == 0  # nothing lost after the switch
-    assert seen.takeovers == seen.runs  # one move per failure
-    assert seen.stayed == seen.runs  # the returning connector stays standby: no flapping
-    # the second run's questions went in through the standby (the service prefers the first
-    # connector again once it is back), the answers came back via the active one
-    assert seen.asymmetric > 0
+def test_each_member_fails_every_way_and_the_pair_loses_nothing_once_both_halves_are_whole(
+    pair: PairWorld,
+):
+    seen = matrix(pair, runs=1)
+    for row in seen.rows():
+        print(" | ".join(row.values()))
+        FIGURES[f"lab pair ({pair.cloud}), {row['failure']}, {row['member']}"] = (
+            f"cloud half {row['cloud half']}; service half {row['service half']}; "
+            f"lost after both whole {row['lost after both whole']}; in all {row['lost in all']}"
+        )
+    for note in FIGURES_NOTES:
+        print(f"lab note: {note}")
+    assert len(seen.runs) == len(MODES) * len(ROLES)
+    for run in seen.runs:
+        what = f"{run.mode}, {run.role}: {run}"
+        assert all(run.carried), what  # the service spreads the flows over both members
+        assert run.recovered is not None, what
+        assert run.lost_after == 0 and run.lost_returning == 0, what
+        assert run.resets == 0, what  # the TCP connections survive
+        assert run.stayed, what  # the survivor keeps the routes: no flapping
+        assert run.service_half is not None, what
+        if run.role == "other member":
+            assert run.cloud_half == 0.0, what  # the routes never led to it
+        else:  # the watchdog's misses (or none), the router or the balancer following
+            assert run.cloud_half is not None and run.cloud_half <= FAILS * INTERVAL + PROBE + 2
+        if run.mode in ("VM killed", "tunnel cut"):  # silent: the service's detection time
+            assert DETECTION - 1.5 <= run.service_half <= DETECTION + 3, what
+        else:  # it said it leaves: the service stops sending at once
+            assert run.service_half < DETECTION, what
+        if run.mode == "replaced (planned)":
+            assert run.lost_total == 0, what  # drained first: nothing lost at all
+
+
+def test_a_reply_through_the_other_member_passes_by_the_connector_group_rule(pair: PairWorld):
+    """The cloud's filter on the route target's interface admits the answers to flows that came
+    in through the other member because the plan's connector-ingress rule (HQ's subnet) admits
+    them, not by luck: without it, exactly those flows go unanswered."""
+    if pair.cloud != "aws":
+        pytest.skip("the lab cloud's filter is the same on every cloud: judged once, on AWS")
+    steady(pair)
+    target = pair.active()
+    other = next(m for m in pair.members.values() if m is not target)
+
+    def silent_flows() -> set[str]:
+        moment = time.time()
+        time.sleep(1.5)
+        answered = {f for f, _, sent, _ in pair.answers() if moment + 0.2 < sent}
+        every = {f for f, *_ in pair.answers()}
+        return every - answered
+
+    assert silent_flows() == set()
+    pair.cloud_filter(target, [])
+    pair.forget_connections()  # nothing admitted by what the target saw before
+    try:
+        silent = silent_flows()
+        through_other = _flows_through(pair, other)
+    finally:
+        pair.cloud_filter(target, pair.ingress)
+    assert silent and silent == through_other, (silent, through_other)
+    assert len(silent) < 2 * (pair.udp_flows + pair.tcp_flows)  # the target's own still answered
+    steady(pair)
+    assert all_answered_after(pair, time.time() - 1) is not None
+
+
+def _flows_through(pair: PairWorld, member: Any) -> set[str]:
+    """The UDP flows whose questions `member` forwards now (its tracked connections to the
+    app's UDP port), by the clients' names for them."""
+    listed = pair.world.lab.run(member.site.connector, "conntrack", "-L", "-p", "udp", "--dport",
+                                "7007", check=False).stdout  # fmt: skip
+    found = set()
+    for line in listed.splitlines():
+        words = dict(w.split("=", 1) for w in reversed(line.split()) if "=" in w)  # the first wins
+        found.add(pair.flow_name(words.get("src", ""), int(words.get("sport", "0"))))
+    return found - {""}
 
 
 def _table(pair: PairWorld) -> RouteTable:
@@ -170,13 +239,13 @@ def test_the_doctor_follows_the_pair_through_a_takeover(pair: PairWorld):
 
 
 def test_a_replaced_connector_made_before_the_old_one_goes_loses_nothing(pair: PairWorld):
-    """HQ's one connector replaced while Bob's flow runs (a packet every 20 ms), on the lab's
-    AWS cloud: made before break (apply's order), then break before make (the old order): the
-    first loses nothing beyond the route switch itself; the figures are the bench's
+    """HQ's one connector replaced while the flows run, on the lab's AWS cloud: made before
+    break (apply's order), then break before make (the old order): the first loses at most
+    what was in flight at the switch; the figures are the bench's
     (`python3 bench/failover.py --replace`)."""
     if pair.cloud != "aws":
         pytest.skip("a single connector's replacement is measured on AWS's lab cloud (moto)")
-    from lab.replace import PAIR_MODE, replace
+    from lab.replace import replace
 
     seen = replace(pair, runs=1)
     FIGURES.update(seen.figures())
@@ -184,11 +253,6 @@ def test_a_replaced_connector_made_before_the_old_one_goes_loses_nothing(pair: P
     (one_lost,), (one_gap,) = (seen.lost["make before break, one profile"],
                                seen.gap["make before break, one profile"])  # fmt: skip
     assert one_gap < 5.0, (one_lost, one_gap)  # one profile for both: under 5 s
-    (pair_lost,), (pair_gap,) = seen.lost[PAIR_MODE], seen.gap[PAIR_MODE]
-    # a pair: the standby replaced, the routes handed to it, then the other: only what was on
-    # its way through the old active's tunnel when it went (the goal, 0, is not met: a few)
-    # (loosely: on 2 busy cores once 14 packets, 0.31 s; the bench's 10 runs: 5-7, 0.16 s)
-    assert pair_lost <= 50 and pair_gap < 1.0, (pair_lost, pair_gap)
     (bbm_lost,), (bbm_gap,) = seen.lost["break before make"], seen.gap["break before make"]
-    assert mbb_gap < 1.0 and mbb_lost <= 25, (mbb_lost, mbb_gap)  # the route switch, no more
+    assert mbb_gap < 1.0 and mbb_lost <= 40, (mbb_lost, mbb_gap)  # the route switch, no more
     assert bbm_gap > mbb_gap and bbm_lost > mbb_lost, (bbm_lost, bbm_gap, mbb_lost, mbb_gap)

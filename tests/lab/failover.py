@@ -1,8 +1,24 @@
-"""A connector pair's failover, run on the lab's pair (`pair.py`): the active connector is
-killed (the VM gone) or cut off from the VPN service (the VM up, its tunnel down), `runs` times
-each; each time the standby must take over, and keep the traffic when the failed one returns.
-One piece of code for both users: the test (`tests/test_lab_failover.py`, one run of each
-failure, asserting the behaviour) and the bench (`bench/failover.py`, ten runs of each, printing
+"""A connector pair's failure matrix, run on the lab's pair (`pair.py`): each member, the one the
+cloud's routes (or front) lead to and the other one, in turn
+
+- **VM killed**: every process gone, its interface down;
+- **tunnel cut**: the VM up, the VPN service unreachable from it;
+- **network side broken**: the VM and its tunnel up, but it forwards nothing (IPv4 forwarding
+  off): its own watchdog must close its tunnel so the service stops sending to it;
+- **replaced (planned)**: a planned change: drained first (its watchdog leaves, the other
+  takes the routes, its tunnel closes gracefully), then the VM goes and a new one with a new
+  identity (a new certificate: a new connector) comes up in its place.
+
+Each failure is measured in two halves: **the cloud's** (from the failure until the routes or
+front lead to a living member: the watchdogs' and the cloud's part, ours; 0 when they never
+led to the failed one) and **the service's** (until the VPN service stops sending to the
+failed member: its session ended, by its detection time or by the member's exit notice; the
+service's part). Then: when every flow (UDP and TCP, from both VPN clients) was answered again,
+what was lost after both halves were whole (must be nothing), and while the failed member came
+back. A planned change must lose nothing at all.
+
+One piece of code for both users: the test (`tests/test_lab_failover.py`, each failure once per
+cloud, asserting the behaviour) and the bench (`bench/failover.py`, ten runs of each, printing
 the figures)."""
 
 from __future__ import annotations
@@ -11,59 +27,83 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .pair import Member, PairWorld
-from .world import HQ
 
-MODES = ("VM killed", "tunnel cut")
+MODES = ("VM killed", "tunnel cut", "network side broken", "replaced (planned)")
+ROLES = ("route target", "other member")
 PROBED = ("azure", "gcp")  # where a load balancer's probe follows the pair's agreement
 
 
 @dataclass
-class Failovers:
-    """What `runs` failures of each mode showed."""
+class Run:
+    """One failure of one member."""
 
+    mode: str
+    role: str
+    cloud_half: float | None  # seconds; None: the routes never came to a living member
+    service_half: float | None  # None: the service never stopped sending to it
+    recovered: float | None  # every flow answered again
+    lost_after: int  # UDP packets lost after both halves were whole, until it came back
+    lost_returning: int  # while it came back
+    lost_total: int  # from the failure (the drain's start) until it was back
+    stall: float  # the longest TCP answer gap over the run
+    resets: int  # TCP connections the network reset
+    stayed: bool  # the survivor still held the routes after the failed one came back
+    carried: tuple[int, int]  # flows seen through each member (a, b) before the failure
+
+
+@dataclass
+class Matrix:
     cloud: str
     interval: float  # the watchdog's
     fails: int
     probe: float  # the balancer's probe interval in the lab's cloud (Azure, GCP)
-    seconds: dict[str, list[float]] = field(default_factory=dict)  # mode -> failure to answer
-    taken_over: int = 0  # runs where the standby was the active one after the failure
-    stayed: int = 0  # runs where it still was after the failed one came back
-    takeovers: int = 0  # "took over" in the watchdogs' logs, during the runs
-    lost: int = 0  # packets lost after the switch, until the failed one came back
-    returning: int = 0  # packets lost while it came back
-    asymmetric: int = 0  # runs whose questions went in through the standby
+    detection: float  # the service's
+    nat: str
+    runs: list[Run] = field(default_factory=list)
 
-    @property
-    def runs(self) -> int:
-        return sum(len(v) for v in self.seconds.values())
+    def of(self, mode: str, role: str) -> list[Run]:
+        return [r for r in self.runs if r.mode == mode and r.role == role]
 
-    def figures(self) -> dict[str, str]:
-        """The `figure:` lines, by name."""
-        out = {}
-        for mode, values in self.seconds.items():
-            out[f"failover ({self.cloud}), {mode}"] = (
-                f"median {statistics.median(values):.1f}s, worst {max(values):.1f}s over "
-                f"{len(values)} runs (watchdog every {self.interval:g}s, down after {self.fails}"
-                + (f", the balancer's probe every {self.probe:g}s)" if self.cloud in PROBED
-                   else ")")
-            )  # fmt: skip
-        out[f"failover ({self.cloud}), packets lost after the switch"] = (
-            f"{self.lost} ({self.asymmetric} runs answered through the other connector); while "
-            f"the failed one came back: {self.returning}"
-        )
+    def rows(self) -> list[dict[str, str]]:
+        """One row per failure: the figures over its runs."""
+        out = []
+        for mode in MODES:
+            for role in ROLES:
+                runs = self.of(mode, role)
+                if runs:
+                    out.append({
+                        "cloud": self.cloud, "nat": self.nat, "failure": mode, "member": role,
+                        "runs": str(len(runs)),
+                        "cloud half": _spread([r.cloud_half for r in runs]),
+                        "service half": _spread([r.service_half for r in runs]),
+                        "all flows answered": _spread([r.recovered for r in runs]),
+                        "lost after both whole": _total([r.lost_after for r in runs]),
+                        "lost in all": _total([r.lost_total for r in runs]),
+                        "TCP stall": _spread([r.stall for r in runs]),
+                        "TCP resets": str(sum(r.resets for r in runs)),
+                    })  # fmt: skip
         return out
 
-    def runs_text(self) -> list[str]:
-        """Each mode's runs, one line each: the figure and every value."""
-        return [
-            f"failover ({self.cloud}), {mode}: "
-            f"{self.figures()[f'failover ({self.cloud}), {mode}']}: "
-            + ", ".join(f"{v:.1f}" for v in values)
-            for mode, values in self.seconds.items()
-        ]
+    def setting(self) -> str:
+        probe = f", the balancer's probe every {self.probe:g}s" if self.cloud in PROBED else ""
+        return (
+            f"watchdog every {self.interval:g}s, down after {self.fails}{probe}; the service "
+            f"drops a silent connector after {self.detection:g}s"
+        )
+
+
+def _spread(values: list[float | None]) -> str:
+    known = [v for v in values if v is not None]
+    if not known:
+        return "never"
+    text = f"median {statistics.median(known):.1f}s, worst {max(known):.1f}s"
+    return text + (f" ({len(values) - len(known)} never)" if len(known) < len(values) else "")
+
+
+def _total(values: list[int]) -> str:
+    return f"{sum(values)} (worst run {max(values)})" if values else "-"
 
 
 def until(check: Callable[[], bool], seconds: float, what: str) -> None:
@@ -75,83 +115,168 @@ def until(check: Callable[[], bool], seconds: float, what: str) -> None:
     raise AssertionError(f"not within {seconds:g}s: {what}")
 
 
-def answered_after(pair: PairWorld, moment: float) -> float | None:
-    """When the first packet sent after `moment` was answered."""
-    return min((got for _, sent, got in pair.answers() if sent > moment), default=None)
+# --- reading the flows' answers ---------------------------------------------------------------
 
 
-def service_sends_to(pair: PairWorld) -> Member:
-    """The connector the VPN service sends HQ's traffic to (its lowest-metric route)."""
-    out = pair.world.lab.run(pair.world.vpn, "ip", "route", "get", HQ.server_ip).stdout
-    return next(m for m in pair.members.values() if f"dev {m.device} " in out)
+def _sent_times(pair: PairWorld) -> dict[str, dict[int, float]]:
+    """Per client (bob, carol), when each sequence number was sent: every flow of a client
+    sends seq k at the same moment; a k no flow got answered is placed between its neighbours."""
+    seen: dict[str, dict[int, float]] = {}
+    for flow, seq, sent, _ in pair.answers():
+        seen.setdefault(flow.split("-")[0], {})[seq] = sent
+    out: dict[str, dict[int, float]] = {}
+    for client, known in seen.items():
+        seqs = sorted(known)
+        full = dict(known)
+        for lo, hi in zip(seqs, seqs[1:], strict=False):
+            for k in range(lo + 1, hi):
+                full[k] = known[lo] + (known[hi] - known[lo]) * (k - lo) / (hi - lo)
+        out[client] = full
+    return out
 
 
-def steady(pair: PairWorld) -> None:
-    """Both connectors healthy, and Bob's flow answered."""
-    for m in pair.members.values():
-        until(lambda m=m: pair.healthy(m), 60, f"connector {m.name} healthy")
-    until(lambda: answered_after(pair, time.time() - 0.5) is not None, 30, "the flow answered")
-
-
-def takeovers(pair: PairWorld) -> int:
-    return sum(
-        Path(pair.dir / f"watchdog-{m}.log").read_text().count("took over") for m in pair.members
-    )
-
-
-def lost_in(pair: PairWorld, windows: list[tuple[float, float]]) -> int:
-    """Packets sent within the windows (first answer to last sent) that got no answer."""
-    answers = pair.answers()
-    answered = {seq for seq, _, _ in answers}
+def lost_in(pair: PairWorld, start: float, end: float) -> int:
+    """UDP packets sent in [start, end) that got no answer, over every UDP flow."""
+    sent = _sent_times(pair)
+    answered: dict[str, set[int]] = {}
+    for flow, seq, _, _ in pair.answers():
+        answered.setdefault(flow, set()).add(seq)
     lost = 0
-    for start, end in windows:
-        window = [seq for seq, sent, got in answers if got >= start and sent < end]
-        if window:
-            lost += len(set(range(min(window), max(window) + 1)) - answered)
+    for client, times in sent.items():
+        window = {k for k, t in times.items() if start <= t < end}
+        for i in range(pair.udp_flows):
+            lost += len(window - answered.get(f"{client}-u{i}", set()))
     return lost
 
 
-def fail_over(pair: PairWorld, runs: int, *, probe: float) -> Failovers:
-    """`runs` failures of each mode, one after the other on the one pair: each time the active
-    connector fails, the time until Bob's flow is answered again is taken, then the failed one
-    comes back and must stay standby for two detections' time."""
-    modes: dict[str, tuple[Callable[[Member], None], Callable[[Member], None]]] = {
+def all_answered_after(pair: PairWorld, moment: float) -> float | None:
+    """When the last flow got its first answer to something sent after `moment`; None while a
+    flow has none."""
+    first: dict[str, float] = {}
+    for flow, _, sent, got in pair.answers():
+        if sent > moment and (flow not in first or got < first[flow]):
+            first[flow] = got
+    every = 2 * (pair.udp_flows + pair.tcp_flows) - len(set(pair.resets()))
+    return max(first.values()) if len(first) >= every else None
+
+
+def tcp_stall(pair: PairWorld, start: float, end: float) -> float:
+    """The longest time a TCP flow went without an answer within [start, end)."""
+    got: dict[str, list[float]] = {}
+    for flow, _, _, at in pair.answers():
+        if "-t" in flow and start <= at < end:
+            got.setdefault(flow, []).append(at)
+    gaps = [max((b - a for a, b in zip(v, v[1:], strict=False)), default=0.0)
+            for v in (sorted(x) for x in got.values())]  # fmt: skip
+    return max(gaps, default=end - start)
+
+
+def carried(pair: PairWorld) -> tuple[int, int]:
+    """How many of the clients' flows each member forwards now (its tracked connections from
+    the VPN's range to the app's ports)."""
+    out = []
+    for m in pair.members.values():
+        listed = pair.world.lab.run(m.site.connector, "conntrack", "-L", "-s", "100.96.0.0/11",
+                                    check=False).stdout  # fmt: skip
+        out.append(sum(1 for line in listed.splitlines()
+                       if "dport=7007" in line or "dport=7008" in line))  # fmt: skip
+    return out[0], out[1]
+
+
+def steady(pair: PairWorld) -> None:
+    """Both members healthy and connected to the service, every flow answered."""
+    for m in pair.members.values():
+        until(lambda m=m: pair.healthy(m), 60, f"connector {m.name} healthy")
+    try:
+        until(lambda: pair.connected() == set(pair.members), 30, "the service sends to both")
+    except AssertionError as e:
+        route = pair.world.lab.run(pair.world.vpn, "ip", "route", check=False).stdout
+        raise AssertionError(f"{e}: its routes:\n{route}\nits sessions: "
+                             f"{pair.service_events()}") from None  # fmt: skip
+    until(lambda: all_answered_after(pair, time.time() - 1.0) is not None, 30, "every flow")
+
+
+# --- one failure --------------------------------------------------------------------------------
+
+
+def _failures(pair: PairWorld) -> dict[str, tuple[Callable[[Member], None], Callable[[Member], None]]]:  # fmt: skip
+    return {
         "VM killed": (pair.kill_vm, pair.revive_vm),
         "tunnel cut": (pair.cut_tunnel, pair.mend_tunnel),
-    }
-    result = Failovers(pair.cloud, pair.interval, pair.fails, probe, {m: [] for m in modes})
-    failures: list[float] = []
-    backs: list[float] = []
-    mends: list[float] = []
+        "network side broken": (pair.break_forwarding, pair.mend_forwarding),
+        "replaced (planned)": (lambda m: _drain_and_stop(pair, m),
+                               lambda m: pair.revive_vm(m, new_identity=True)),
+    }  # fmt: skip
+
+
+def _drain_and_stop(pair: PairWorld, m: Member) -> None:
+    """Apply's order for a member that goes: drained (its watchdog leaves, the routes or front
+    leave it, its tunnel closes, the service's session with it ends), then the VM goes."""
+    pair.drain(m)
+    until(lambda: bool(pair.health(m).get("drained")), 30 + pair.probe * 3, f"{m.name} drained")
+    until(lambda: m.name not in pair.connected(), 30, f"the service left {m.name}")
+    pair.kill_vm(m)
+
+
+def fail_once(pair: PairWorld, mode: str, role: str) -> Run:
+    fail, mend = _failures(pair)[mode]
     steady(pair)
-    before = takeovers(pair)  # (a pair that agrees among itself has one claim to begin with)
-    for mode, (fail, mend) in modes.items():
+    target = pair.active()
+    victim = target if role == "route target" else next(
+        m for m in pair.members.values() if m is not target)  # fmt: skip
+    survivor = next(m for m in pair.members.values() if m is not victim)
+    seen_before, resets = carried(pair), len(pair.resets())
+    t0 = time.time()
+    fail(victim)
+    limit = 60 + 3 * pair.detection
+    until(lambda: all_answered_after(pair, t0) is not None, limit, f"{mode}: every flow again")
+    recovered = all_answered_after(pair, t0)
+    until(lambda: _left(pair, victim, t0) is not None, limit, f"{mode}: the service left it")
+    service_half = _left(pair, victim, t0)
+    cloud_half = 0.0 if victim is not target else _moved(pair, survivor, t0)
+    whole = t0 + max(service_half or 0.0, cloud_half or 0.0)
+    time.sleep(1)  # the flows through the survivor alone, for a while
+    mended = time.time()
+    mend(victim)
+    until(lambda: pair.healthy(victim), 60, f"{victim.name} back")
+    until(lambda: victim.name in pair.connected(), 30, f"the service sends to {victim.name}")
+    time.sleep(1.5)  # the flows over both again; a healthy route target keeps the routes
+    end = time.time() - 0.5  # (what was sent in the last half second may still be on its way)
+    return Run(
+        mode=mode, role=role, cloud_half=cloud_half, service_half=service_half,
+        recovered=None if recovered is None else recovered - t0,
+        lost_after=lost_in(pair, whole + 0.05, mended),
+        lost_returning=lost_in(pair, mended, end),
+        lost_total=lost_in(pair, t0, end),
+        stall=tcp_stall(pair, t0, end), resets=len(pair.resets()) - resets,
+        stayed=pair.active() is survivor, carried=seen_before,
+    )  # fmt: skip
+
+
+def _left(pair: PairWorld, m: Member, after: float) -> float | None:
+    """Seconds from `after` until the service ended its session with `m`."""
+    return next((at - after for at, what, who in pair.service_events()
+                 if at >= after and what == "del" and who == m.name), None)  # fmt: skip
+
+
+def _moved(pair: PairWorld, to: Member, after: float) -> float | None:
+    """Seconds from `after` until HQ's router sent the answers to `to`."""
+    return next((at - after for at, who in pair.route_moves() if at >= after and who == to.name),
+                None)  # fmt: skip
+
+
+def matrix(pair: PairWorld, runs: int, modes: tuple[str, ...] = MODES) -> Matrix:
+    """`runs` failures of each mode, of each member in turn, on the one pair."""
+    result = Matrix(pair.cloud, pair.interval, pair.fails, pair.probe, pair.detection,
+                    pair_nat(pair))  # fmt: skip
+    for mode in modes:
         for _ in range(runs):
-            steady(pair)
-            active = pair.active()
-            standby = next(m for m in pair.members.values() if m is not active)
-            result.asymmetric += service_sends_to(pair) is not active  # answers go the other way
-            fail(active)
-            failed_at = time.time()  # once the failure is complete: nothing sent after gets by
-            failures.append(failed_at)
-            until(lambda f=failed_at: answered_after(pair, f) is not None, 60, "failover")
-            back = answered_after(pair, failed_at)
-            assert back is not None
-            backs.append(back)
-            result.seconds[mode].append(back - failed_at)
-            result.taken_over += pair.active() is standby
-            time.sleep(1)  # the flow through the standby alone, for a while
-            mends.append(time.time())
-            mend(active)
-            until(lambda a=active: pair.healthy(a), 60, f"{active.name} back")
-            time.sleep(2 * pair.interval * pair.fails)  # a healthy standby keeps the routes
-            result.stayed += pair.active() is standby
-    # after the switch: from the first answer to the moment the failed connector comes back
-    result.lost = lost_in(pair, list(zip(backs, mends, strict=True)))
-    # while it comes back: the service sends to it again once its tunnel is up (the lab's
-    # service as soon as the connector authenticates: a packet may meet a tunnel not yet
-    # addressed), and the routes stay where they are
-    ends = [f - 0.3 for f in failures[1:]] + [time.time() - 1]  # the next failure's own loss aside
-    result.returning = lost_in(pair, list(zip(mends, ends, strict=True)))
-    result.takeovers = takeovers(pair) - before
+            for role in ROLES:
+                result.runs.append(fail_once(pair, mode, role))
     return result
+
+
+def pair_nat(pair: PairWorld) -> str:
+    if not pair.mode.nat:
+        return "no NAT"
+    return "NAT but to local subnets" if pair.mode.preserve_source else "NAT everything"

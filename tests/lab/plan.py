@@ -122,6 +122,16 @@ def planned_app_rules(site: Site, plan: Plan) -> list[IngressRule]:
     ]
 
 
+def planned_connector_ingress(site: Site, plan: Plan) -> list[N]:
+    """The sources the plan admits into the network's connector group (its `connector-ingress`
+    changes: what hosts of the network send through the connector)."""
+    return [
+        c.destination
+        for c in plan.changes
+        if c.network == site.name and c.kind is Kind.CONNECTOR_INGRESS and c.destination
+    ]
+
+
 def planned_setup_script(site: Site, plan: Plan) -> str:
     """The setup script of the connector the plan launches for the network."""
     (connector,) = [
