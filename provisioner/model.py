@@ -1154,6 +1154,31 @@ class NetworkStatus:
             and (self.service is None or not self.service.found)
         )
 
+    def members(self) -> list[dict[str, object]]:
+        """A pair's two members, each as a whole: its VM, its forwarding, the service's
+        connection status for its connector (with the service block), who the routes lead to.
+        (The service spreads the network's traffic over both: both must be well.)"""
+        out: list[dict[str, object]] = []
+        for role, c in (("active", self.connector), ("standby", self.standby)):
+            if c is None:
+                out.append({"role": role, "vm": None})
+                continue
+            service = None
+            if self.service is not None and self.service.found:
+                first = c.member == 0
+                service = {
+                    "connection_status": self.service.connector if first else self.service.second,
+                    "vpn_address": self.service.address if first else self.service.second_address,
+                }
+            out.append({
+                "role": role, "member": c.member, "vm": c.instance, "state": str(c.state),
+                "forwarding": c.forwarding, "service": service,
+                # the watchdog's own word is on the VM (its /health JSON on the private
+                # address, its journal): not read from here
+                "watchdog": None,
+            })  # fmt: skip
+        return out
+
     @property
     def standby_ready(self) -> bool:
         s = self.standby
@@ -1196,7 +1221,11 @@ class NetworkStatus:
             **({"service": self.service.to_dict()} if self.service is not None else {}),
             "connector": connector(self.connector),
             **(
-                {"standby": connector(self.standby), "standby_ready": self.standby_ready}
+                {
+                    "standby": connector(self.standby),
+                    "standby_ready": self.standby_ready,
+                    "members": self.members(),
+                }
                 if self.ha
                 else {}
             ),

@@ -279,6 +279,7 @@ def status_text(statuses: tuple[NetworkStatus, ...], verbose: bool = False) -> s
                 + (f" in {c.subnet}" if role else "")
                 + (f", public {c.public_ip}" if c.public_ip else "")
                 + f", forwarding {'on' if c.forwarding else 'OFF'}"
+                + _member_service(s, c.member if role else None)
             )
         if s.service is not None:
             lines += service_lines(s.network, s.service)
@@ -288,6 +289,15 @@ def status_text(statuses: tuple[NetworkStatus, ...], verbose: bool = False) -> s
         for note in s.notes:
             lines.append(f"  note: {note}")
     return "\n".join(lines)
+
+
+def _member_service(s: NetworkStatus, member: int | None) -> str:
+    """A pair member's connector on the VPN service, on its line: the service spreads the
+    network's traffic over both, so each one's connection counts."""
+    if member is None or s.service is None or not s.service.found:
+        return ""
+    state = s.service.connector if member == 0 else s.service.second
+    return f"; on the service {state or 'NONE of ours'}"
 
 
 def _route_lines(routes: tuple[RouteStatus, ...], verbose: bool) -> list[str]:

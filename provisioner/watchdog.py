@@ -71,7 +71,9 @@ class Settings:
     interface: str = ""
     address: str = ""
     health_port: int = DEFAULT_PORT
-    interval: float = 1.0
+    # the other member is down after `fails` checks in a row, `interval` seconds apart, each
+    # waiting at most `interval`: 1.5 s, so the cloud's half of a failover is about 2 s
+    interval: float = 0.5
     fails: int = 3
     tunnel_device: str = "tun0"
     tunnel_probe: str = "gateway"  # an address, "gateway" (the tunnel's), or "" (device only)
@@ -350,6 +352,7 @@ class Loop:
         self.waiting_said = False
         self.peer_address = ""  # the other member's, as last learnt
         self.opening: Any = None  # its tunnel being opened again (a Future)
+        self.peer_said = False  # the other member's going was said (its return will be)
 
         def say_and_keep(line: str) -> None:
             self.health.word = line
@@ -394,11 +397,13 @@ class Loop:
         if not self.peer_address:
             return None
         seen = peer_state(self.peer_address, self.settings.health_port, self.settings.interval)
-        if h.active and seen != h.peer and (seen != "ok" or h.peer):
+        # said by the active one, of a member it had seen: gone, leaving, and back again
+        if h.active and seen != h.peer and (h.peer == "ok" or (seen == "ok" and self.peer_said)):
             what = {"ok": "is back", "leaving": "is leaving (drained)"}.get(
                 seen, f"is gone ({seen})"
             )
             self.say(f"watchdog: the other member {self.peer_address} {what}")
+            self.peer_said = seen != "ok"
         h.peer = seen
         return seen
 

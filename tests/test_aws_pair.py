@@ -423,11 +423,24 @@ def test_with_the_service_both_connectors_belong_to_the_one_service_network(
     )
     assert "# connector cp-hq (" in first and "# connector cp-hq-2 (" in second
     assert sorted(fake.state.profiles.values()) == [1, 1, 1, 1]  # hq twice, branch, partner
-    for connector in list(fake.state.connectors):
-        fake.connect(connector)
+    ids = {c["name"]: i for i, c in fake.state.connectors.items()}
+    for name, connector in ids.items():
+        fake.connect(connector, online=name != "cp-hq-2")  # the second's VM has dropped
+    # the service spreads the network's traffic over both members: each one's connection is
+    # on its own line, and the pair is not healthy while one is offline
+    (status,) = [s for s in d.status() if s.network == "hq"]
+    members = status.to_dict()["members"]
+    assert [(m["role"], m["member"], m["state"], m["forwarding"]) for m in members] == [
+        ("active", 0, "running", True), ("standby", 1, "running", True)]  # fmt: skip
+    assert [m["service"]["connection_status"] for m in members] == ["ONLINE", "OFFLINE"]
+    assert all(m["vm"].startswith("i-") for m in members) and not status.healthy
+    text = status_text((status,))
+    assert "connector (standby): " in text and text.count("; on the service OFFLINE") == 1
+    fake.connect(ids["cp-hq-2"])
     (status,) = [s for s in d.status() if s.network == "hq"]
     assert status.service is not None and status.service.pair
     assert status.service.connector == "ONLINE" and status.service.second == "ONLINE"
+    assert [m["service"]["connection_status"] for m in status.members()] == ["ONLINE"] * 2
     assert status.healthy
     assert with_service(world, session, service, paired).plan().empty
     # back to one: the service's second connector goes with the second VM and its profile

@@ -13,15 +13,18 @@ from typing import Any
 import pytest
 
 from provisioner.watchdog import (
+    DRAIN_TAG,
     HA_TAG,
     TAG,
     AwsRoutes,
     Holder,
+    Hooks,
     OciPrivateIp,
     Peers,
     Settings,
     Watch,
     ask_active,
+    peer_state,
     run,
 )
 
@@ -121,7 +124,7 @@ def ec2(session: Any) -> Any:
 
 @contextmanager
 def watchdog(
-    pair: Any, name: str, tunnel: Callable[[], bool], said: list[str]
+    pair: Any, name: str, tunnel: Callable[[], bool], said: list[str], hooks: Hooks | None = None
 ) -> Iterator[threading.Event]:
     stop = threading.Event()
     settings = pair.settings(name)
@@ -129,7 +132,7 @@ def watchdog(
     thread = threading.Thread(
         target=run,
         args=(settings, mechanism),
-        kwargs={"own_tunnel": tunnel, "stop": stop, "say": said.append},
+        kwargs={"own_tunnel": tunnel, "stop": stop, "say": said.append, "hooks": hooks},
     )
     thread.start()
     try:
@@ -184,6 +187,104 @@ def test_a_vanished_active_is_replaced_and_a_sick_standby_takes_nothing(ec2):
         up["b"] = True
         assert _until(lambda: pair.targets()[1]["192.168.0.0/22"] == "b")
     assert [t["172.16.0.0/12"] for t in pair.targets()] == ["other"] * 3
+
+
+class Vm:
+    """What the watchdog does to its own VM, as the VM would show it: whether it can forward,
+    its tunnel (closed and opened by the watchdog's commands), and where the routes were each
+    time the tunnel closed."""
+
+    def __init__(self, pair: Pair, name: str) -> None:
+        self.pair, self.name = pair, name
+        self.problem: str | None = None
+        self.tunnel = True
+        self.closed_while: list[list[dict[str, str]]] = []  # the routes, at each close
+        self.drain = False
+
+    def hooks(self) -> Hooks:
+        def act(up: bool) -> None:
+            if not up:
+                self.closed_while.append(self.pair.targets())
+            self.tunnel = up
+
+        return Hooks(forwarding=lambda: self.problem, tunnel=act, drain_asked=lambda: self.drain)
+
+
+def _ours(targets: list[dict[str, str]]) -> set[str]:
+    """Who the tagged tables' routes of ours lead to."""
+    return {t[d] for t in targets[:2] for d in ("100.96.0.0/11", "192.168.0.0/22")}
+
+
+def test_an_active_that_cannot_forward_leaves_at_once_and_dials_in_again_when_it_can(ec2):
+    """Its tunnel up but its forwarding off: the active one closes its own tunnel (the service
+    then sends to the other), says it leaves, and the standby takes the routes without waiting
+    for misses; once it can forward again it dials in and stays standby."""
+    pair = Pair(ec2)
+    vm = {n: Vm(pair, n) for n in "ab"}
+    said: list[str] = []
+    with (
+        watchdog(pair, "a", lambda: vm["a"].tunnel, said, vm["a"].hooks()),
+        watchdog(pair, "b", lambda: vm["b"].tunnel, said, vm["b"].hooks()),
+    ):
+        time.sleep(0.3)
+        vm["a"].problem = "IPv4 forwarding is off"
+        assert _until(lambda: _ours(pair.targets()) == {"b"})
+        assert not vm["a"].tunnel and vm["b"].tunnel
+        assert peer_state("127.0.0.2", pair.port, 0.5) == "leaving"
+        assert any("cannot forward into the network (IPv4 forwarding is off): closed my tunnel"
+                   in line for line in said), said  # fmt: skip
+        # b took over on a's word, before it could have counted its misses
+        took = said.index(f"watchdog: took over from {pair.eni['a']} (4 writes)")
+        assert took >= 0
+        vm["a"].problem = None
+        assert _until(lambda: vm["a"].tunnel)
+        assert "watchdog: forwarding works again: dialling in" in said
+        time.sleep(0.5)
+        assert _ours(pair.targets()) == {"b"}  # back, healthy, standby
+        assert sum("took over" in line for line in said) == 1
+
+
+def test_a_drain_hands_the_routes_over_before_the_tunnel_closes_and_is_undone_when_withdrawn(ec2):
+    """apply's drain marker (a tag on the member's interface) on the active member: it says it
+    leaves, the standby takes the routes at once, and only once they lead away from it does it
+    close its tunnel; the marker gone, it dials in again. The active one says when the other
+    member goes and comes back."""
+    pair = Pair(ec2)
+    vm = {n: Vm(pair, n) for n in "ab"}
+    said: list[str] = []
+    with watchdog(pair, "a", lambda: vm["a"].tunnel, said, vm["a"].hooks()):
+        with watchdog(pair, "b", lambda: vm["b"].tunnel, said, vm["b"].hooks()):
+            assert _until(lambda: peer_state("127.0.0.3", pair.port, 0.5) == "ok")
+            time.sleep(0.3)
+        # b's watchdog (its VM) gone: a, the active one, says so
+        assert _until(lambda: any("the other member 127.0.0.3 is gone" in x for x in said))
+        with watchdog(pair, "b", lambda: vm["b"].tunnel, said, vm["b"].hooks()):
+            assert _until(lambda: "watchdog: the other member 127.0.0.3 is back" in said)
+            ec2.create_tags(Resources=[pair.eni["a"]], Tags=[{"Key": DRAIN_TAG, "Value": "1"}])
+            vm["a"].drain = True  # (the tag is read at a's next refresh; the file at once)
+            assert _until(lambda: not vm["a"].tunnel)
+            # the routes had left a before its tunnel closed
+            assert [_ours(t) for t in vm["a"].closed_while] == [{"b"}]
+            assert "watchdog: drain asked: leaving, the other member takes over" in said
+            assert any(line.startswith("watchdog: drained:") for line in said)
+            time.sleep(0.3)
+            assert not vm["a"].tunnel  # drained: it stays so while asked
+            vm["a"].drain = False
+            assert _until(lambda: vm["a"].tunnel)
+            assert "watchdog: drain withdrawn: dialling in again" in said
+
+
+def test_the_cloud_drain_marker_is_read_from_the_members_own_interface(ec2):
+    pair = Pair(ec2)
+    mechanism = pair.mechanism(pair.settings("a"))
+    mechanism.holder()
+    assert mechanism.drain_asked() is False and mechanism.peer() == "127.0.0.3"
+    ec2.create_tags(Resources=[pair.eni["b"]], Tags=[{"Key": DRAIN_TAG, "Value": "1"}])
+    mechanism.holder()
+    assert mechanism.drain_asked() is False  # b's marker is b's
+    ec2.create_tags(Resources=[pair.eni["a"]], Tags=[{"Key": DRAIN_TAG, "Value": "1"}])
+    mechanism.holder()
+    assert mechanism.drain_asked() is True
 
 
 # --- OCI: the floating private IP, against the fake OCI through the oci SDK -----------------
@@ -335,6 +436,36 @@ def test_peers_agree_on_one_active_and_a_returning_one_stays_standby():
         time.sleep(1.0)
         assert pair.probe() == {"b"}
         assert sum("took over" in line for line in said) == 1
+
+
+def test_peers_a_drained_active_keeps_the_front_until_the_other_claims():
+    """Where a balancer's probe follows the pair: the active one, drained, goes on answering
+    `/active` until the other has claimed, so the probe never finds nobody; then it closes."""
+    pair = PeerPair()
+    tunnel = {"a": True, "b": True}
+    drain = {"a": False}
+    said: list[str] = []
+
+    def hooks(name: str) -> Hooks:
+        def act(up: bool) -> None:
+            tunnel[name] = up
+
+        return Hooks(tunnel=act, drain_asked=lambda: drain.get(name, False))
+
+    seen: list[set[str]] = []
+    with (
+        watchdog(pair, "a", lambda: tunnel["a"], said, hooks("a")),
+        watchdog(pair, "b", lambda: tunnel["b"], said, hooks("b")),
+    ):
+        assert _until(lambda: pair.probe() == {"a"})
+        drain["a"] = True
+        deadline = time.monotonic() + 10
+        while tunnel["a"] and time.monotonic() < deadline:
+            seen.append(pair.probe())
+        assert not tunnel["a"], said
+        assert pair.probe() == {"b"}
+        assert set() not in seen, seen  # the front always had a member to send to
+        assert {"b"} in seen  # and it moved before a's tunnel closed
 
 
 def test_peers_a_vanished_active_is_replaced_and_a_split_is_settled_by_the_later_claim():

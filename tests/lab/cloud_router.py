@@ -235,7 +235,7 @@ def gcp(address: str, port: int, ips: list[str], destinations: list[str]) -> tup
                 name="cp-hq-ilb",
                 type_="HTTP",
                 check_interval_sec=CHECK_SECONDS,
-                timeout_sec=2,
+                timeout_sec=1,
                 healthy_threshold=1,
                 unhealthy_threshold=UNHEALTHY_THRESHOLD,
                 http_health_check=c.HTTPHealthCheck(port=DEFAULT_PORT, request_path="/active"),

@@ -45,8 +45,10 @@ class Run:
     service_half: float | None  # None: the service never stopped sending to it
     recovered: float | None  # every flow answered again
     lost_after: int  # UDP packets lost after both halves were whole, until it came back
-    lost_returning: int  # while it came back
+    lost_returning: int  # while it came back (the service may send to a session it has just
+    # opened before the connector's OpenVPN has its tunnel device: a packet or two)
     lost_total: int  # from the failure (the drain's start) until it was back
+    lost_failing: int  # from the failure (the drain's start) until it came back
     stall: float  # the longest TCP answer gap over the run
     resets: int  # TCP connections the network reset
     stayed: bool  # the survivor still held the routes after the failed one came back
@@ -80,6 +82,7 @@ class Matrix:
                         "service half": _spread([r.service_half for r in runs]),
                         "all flows answered": _spread([r.recovered for r in runs]),
                         "lost after both whole": _total([r.lost_after for r in runs]),
+                        "lost while it came back": _total([r.lost_returning for r in runs]),
                         "lost in all": _total([r.lost_total for r in runs]),
                         "TCP stall": _spread([r.stall for r in runs]),
                         "TCP resets": str(sum(r.resets for r in runs)),
@@ -247,7 +250,7 @@ def fail_once(pair: PairWorld, mode: str, role: str) -> Run:
         recovered=None if recovered is None else recovered - t0,
         lost_after=lost_in(pair, whole + 0.05, mended),
         lost_returning=lost_in(pair, mended, end),
-        lost_total=lost_in(pair, t0, end),
+        lost_total=lost_in(pair, t0, end), lost_failing=lost_in(pair, t0, mended),
         stall=tcp_stall(pair, t0, end), resets=len(pair.resets()) - resets,
         stayed=pair.active() is survivor, carried=seen_before,
     )  # fmt: skip

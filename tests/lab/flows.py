@@ -48,6 +48,18 @@ def serve(udp_port: int, tcp_port: int) -> None:
         udp.sendto(data, peer)
 
 
+def _connect(address: str, port: int, seconds: float = 60) -> socket.socket:
+    """A TCP connection, tried again until the path is there (bounded)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return socket.create_connection((address, port), timeout=5)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def send(address: str, udp_port: int, tcp_port: int, udp_flows: int, tcp_flows: int,
          name: str, log_path: str) -> None:  # fmt: skip
     log = open(log_path, "a", buffering=1)  # noqa: SIM115 (open for the process's life)
@@ -65,7 +77,7 @@ def send(address: str, udp_port: int, tcp_port: int, udp_flows: int, tcp_flows: 
         s.setblocking(False)
         flows.append((f"{name}-u{i}", s, False))
     for i in range(tcp_flows):
-        s = socket.create_connection((address, tcp_port), timeout=10)
+        s = _connect(address, tcp_port)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.setblocking(False)
         flows.append((f"{name}-t{i}", s, True))

@@ -208,7 +208,11 @@ class PairWorld:
         for m in self.members.values():
             self.cloud_filter(m, self.ingress)
             self.start(m)
-        # the VPN clients' flows to the HR app
+        # the VPN clients' flows to the HR app, once the answers have a way back (on Azure and
+        # GCP: once a member has claimed and the balancer's probe has found it)
+        deadline = time.monotonic() + 60
+        while not self.route_moves() and time.monotonic() < deadline:
+            time.sleep(0.2)
         lab.run(HQ.server, "sh", "-c",
                 f"{sys.executable} {FLOWS} serve {UDP_PORT} {TCP_PORT} >/dev/null 2>&1 &")  # fmt: skip
         time.sleep(0.2)

@@ -26,7 +26,9 @@ PEER_KEY = "connector-peer"
 PEERS_PART = "pair-peers"
 HEALTH_PART = "pair-health-checks"
 HEALTH_RANGES = ("35.191.0.0/16", "130.211.0.0/22")  # Google's health checkers
-PROBE_SECONDS = 5
+# every second (Compute's least): the cloud's half of a failover is the watchdog's takeover and
+# at most one check more (its timeout may not exceed the interval)
+PROBE_SECONDS = 1
 # down after one miss: harmless here, since with no healthy backend at all Compute keeps
 # sending to the primary, and only a connector that claimed answers `/active`
 UNHEALTHY_THRESHOLD = 1
@@ -147,7 +149,7 @@ class Pair(GcpState):
         assert self.network.connector is not None
         region, project = self.region, self.project
         check = compute_v1.HealthCheck(
-            name=self.ilb_name, type_="HTTP", check_interval_sec=PROBE_SECONDS, timeout_sec=2,
+            name=self.ilb_name, type_="HTTP", check_interval_sec=PROBE_SECONDS, timeout_sec=1,
             healthy_threshold=1, unhealthy_threshold=UNHEALTHY_THRESHOLD,
             http_health_check=compute_v1.HTTPHealthCheck(port=DEFAULT_PORT, request_path="/active"),
         )  # fmt: skip
