@@ -394,6 +394,20 @@ class PairWorld:
             with contextlib.suppress(ProcessLookupError):  # (one of its short-lived ones, gone)
                 os.kill(pid, 9)
 
+    def shut_down(self, m: Member) -> None:
+        """The VM shut down gracefully, as EC2's default terminate does (an OS shutdown first):
+        its OpenVPN stopped, telling the service it leaves and forwarding what is in flight
+        until it exits; then the VM gone."""
+        lab = self.world.lab
+        openvpns = [pid for pid in lab.pids(m.site.connector) if _command(pid) == "openvpn"]
+        for pid in openvpns:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 15)
+        deadline = time.monotonic() + 15
+        while any(_command(pid) == "openvpn" for pid in openvpns) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.kill_vm(m)
+
     def revive_vm(self, m: Member, *, new_identity: bool = False) -> None:
         """The VM up again (its tracked connections gone with its old life); with
         `new_identity`, as a new VM with a new connector profile (a replacement)."""
@@ -533,6 +547,13 @@ class PairWorld:
         from .world import ECHO
 
         lab.run(HQ.server, "sh", "-c", f"{sys.executable} {ECHO} 80 >/dev/null 2>&1 &")
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _b_ip() -> str:

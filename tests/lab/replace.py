@@ -135,10 +135,13 @@ def replace(pair: PairWorld, runs: int) -> Replacements:
                 pair.kill_vm(old)
                 _launch(pair, new)
                 _switch(pair, new)
-            else:  # made beside the old one, its tunnel up; the routes moved; the old one gone
+            else:  # made beside the old one, its tunnel up; the routes moved; the old one
+                # terminated, which on EC2 is a graceful OS shutdown: its OpenVPN tells the
+                # service it leaves (the service sends the new one all) and forwards what is in
+                # flight until it exits
                 _launch(pair, new, old if mode.endswith("one profile") else None)
                 _switch(pair, new)
-                pair.kill_vm(old)
+                pair.shut_down(old)
             until(lambda s=started: all_answered_after(pair, s + 0.1) is not None, 30, "answered")
             time.sleep(1)  # the flow through the new one for a while
             ended = time.time()
@@ -154,10 +157,10 @@ def replace(pair: PairWorld, runs: int) -> Replacements:
         active = pair.active()
         standby = next(m for m in pair.members.values() if m is not active)
         started = time.time()
-        pair.kill_vm(standby)  # the standby replaced first: gone, the new one up
+        pair.shut_down(standby)  # the standby replaced first (terminated: a graceful shutdown)
         _launch(pair, standby)
         _switch(pair, standby)  # the routes handed to it once its tunnel is up
-        pair.kill_vm(active)  # then the other
+        pair.shut_down(active)  # then the other
         _launch(pair, active)
         time.sleep(1)
         ended = time.time()
