@@ -48,15 +48,19 @@ def render_template(name: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
+# After the VPN client: at a shutdown (a terminate, a delete, a reboot) systemd stops the
+# watchdog first, which drains this member (the other takes the routes or front, then the
+# tunnel closes gracefully) before it exits; TimeoutStopSec bounds that
 WATCHDOG_UNIT = """[Unit]
 Description=connector-provisioner: the connector pair's watchdog
-After=network-online.target
+After=network-online.target openvpn-client@connector.service
 Wants=network-online.target
 
 [Service]
 ExecStart={python} /usr/local/sbin/connector-watchdog /etc/connector-provisioner/watchdog.json
 Restart=always
 RestartSec=2
+TimeoutStopSec=40
 
 [Install]
 WantedBy=multi-user.target

@@ -23,8 +23,9 @@ when first needed (boto3 on AWS, which the VM installs for the profile already).
   FORWARD chain not dropping it). One that cannot closes its own tunnel gracefully (the
   service is told it leaves and stops sending to it at once) and dials in again once it can.
   The active one watches the other member too and says when it is gone and when it is back.
-- **A planned change drains first** (a drain file, or the cloud's drain marker that apply
-  sets): the member says it is leaving (`/health` 503 with `leaving`, so a healthy standby
+- **A planned change drains first** (the VM shutting down, which stops this service first: any
+  terminate, delete or reboot that shuts the OS down; or a drain file, or the cloud's drain
+  marker): the member says it is leaving (`/health` 503 with `leaving`, so a healthy standby
   takes the routes or the front over at once), waits until it holds nothing and the cloud has
   followed (`settle`), then closes its tunnel gracefully and stays drained while the drain is
   asked: it still forwards what is in flight until its VM goes.
@@ -481,17 +482,38 @@ def run(
     stop: threading.Event,
     say: Callable[[str], None] = print,
     hooks: Hooks | None = None,
+    stopping: threading.Event | None = None,
 ) -> None:
-    loop = Loop(settings, mechanism, own_tunnel, say, hooks or Hooks())
+    """Steps until `stop`; `stopping` (its service stopped: the VM shutting down) drains this
+    member first, and ends the loop once it is drained or `drain_limit` seconds have passed."""
+    hooks = hooks or Hooks()
+    if stopping is not None:
+        asked = hooks.drain_asked
+        hooks = Hooks(hooks.forwarding, hooks.tunnel, lambda: stopping.is_set() or asked())
+    loop = Loop(settings, mechanism, own_tunnel, say, hooks)
     server = serve_health(loop.health, settings.address, settings.health_port)
+    ends: float | None = None
     try:
         while not stop.is_set():
             started = time.monotonic()
             loop.step()
+            if stopping is not None and stopping.is_set():
+                ends = ends or started + drain_limit(settings)
+                if loop.health.drained or started >= ends:
+                    if not loop.health.drained:
+                        say("watchdog: stopping before it was drained (time is up)")
+                    break
             stop.wait(max(0.0, settings.interval - (time.monotonic() - started)))
     finally:
         server.shutdown()
         server.server_close()
+
+
+def drain_limit(settings: Settings) -> float:
+    """How long a stopping watchdog drains at most: the other's takeover (its misses, each
+    check's wait), the cloud following (`settle`), the tunnel's graceful close (OpenVPN's exit
+    notice, a few seconds), and a margin; within the unit's TimeoutStopSec."""
+    return settings.fails * settings.interval * 2 + settings.settle + 10
 
 
 def _read(mechanism: Mechanism, say: Callable[[str], None], said: list[str]) -> Holder | None:
@@ -886,11 +908,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     identity, mechanism = MECHANISMS[settings.cloud]
     settings = identity(settings)
-    stop = threading.Event()
+    stop, stopping = threading.Event(), threading.Event()
     import signal
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    # stopped (systemd at a shutdown, SIGTERM): drained first; interrupted: at once
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     print(
         f"watchdog: network {settings.network}, this connector {settings.interface} "
         f"({settings.address}), every {settings.interval:g} s, down after {settings.fails}",
@@ -909,6 +932,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tunnel=tunnel_worker(settings),
             drain_asked=lambda: os.path.exists(settings.drain_file) or bool(cloud_drain()),
         ),
+        stopping=stopping,
     )
     return 0
 

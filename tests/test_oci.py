@@ -393,7 +393,8 @@ def _needs(call) -> set[tuple[tuple[str, str], str]]:
     verb = {
         "list": "inspect", "get": "read", "securityRules": "read", "create": "manage", "delete": "manage",
         "update": "manage", "addSecurityRules": "manage", "removeSecurityRules": "manage",
-        "scheduleDeletion": "manage", "cancelDeletion": "manage", "start": "use", "data": "read",
+        "scheduleDeletion": "manage", "cancelDeletion": "manage", "start": "use", "softstop": "use",
+            "data": "read",
     }[call.verb]  # fmt: skip
     exceptions = {
         ("vnics", "update"): "use",  # VNIC_UPDATE

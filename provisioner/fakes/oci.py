@@ -1297,7 +1297,8 @@ HANDLERS: dict[str, ResourceType] = {
         create=_launch,
         read=_read_instance,
         delete=lambda oci, stored: _terminate(oci, stored),
-        actions={"START": _instance_action("STARTING"), "STOP": _instance_action("STOPPED")},
+        actions={"START": _instance_action("STARTING"), "STOP": _instance_action("STOPPED"),
+                 "SOFTSTOP": _instance_action("STOPPED")},  # (the OS's shutdown: instant here)
     ),
     "instanceConsoleHistories": ResourceType(
         create=_capture_history,

@@ -275,6 +275,16 @@ class Instance(AzureState):
     def _terminate(self) -> None:
         from azure.core.exceptions import ResourceNotFoundError
 
+        # first an OS shutdown (a delete is none): the connector's OpenVPN tells the VPN
+        # service it leaves, which stops sending to it, and forwards what is in flight; a pair
+        # member's watchdog hands the front over before that
+        with contextlib.suppress(ResourceNotFoundError):
+            self.wait(
+                self.compute.virtual_machines.begin_power_off(
+                    self.rg, self.vm_name, skip_shutdown=False
+                ),
+                f"VM {self.vm_name} to shut down",
+            )
         for what, delete in (
             (f"VM {self.vm_name}", lambda: self.compute.virtual_machines.begin_delete(self.rg, self.vm_name)),
             (f"network interface {self.nic_name}", lambda: self.net.network_interfaces.begin_delete(self.rg, self.nic_name)),

@@ -57,6 +57,9 @@ ACTIONS = (
     f"{COMPUTE}/virtualMachines/write",
     f"{COMPUTE}/virtualMachines/delete",
     f"{COMPUTE}/virtualMachines/start/action",
+    # a connector that goes is powered off first, gracefully (an OS shutdown: its OpenVPN tells
+    # the VPN service it leaves), since a delete does not shut the OS down
+    f"{COMPUTE}/virtualMachines/powerOff/action",
     f"{COMPUTE}/virtualMachines/extensions/read",
     f"{COMPUTE}/virtualMachines/extensions/write",
     f"{COMPUTE}/virtualMachines/extensions/delete",

@@ -473,6 +473,7 @@ class Instance(OciState):
         instance_id = self.instance_id
         if instance_id is None:
             return
+        self._shut_down(instance_id)
         try:
             self.api.compute.terminate_instance(instance_id)
         except oci.exceptions.ServiceError as e:
@@ -487,6 +488,24 @@ class Instance(OciState):
             gone_ok=True,
         )
         self.instance_id = self.vnic_id = self.private_ip_id = None
+
+    def _shut_down(self, instance_id: str) -> None:
+        """A running connector shut down first (SOFTSTOP: the OS's own shutdown): its OpenVPN
+        tells the VPN service it leaves, which stops sending to it, and forwards what is in
+        flight; a pair member's watchdog hands the routes over before that."""
+        import oci
+
+        try:
+            state = self.api.compute.get_instance(instance_id).data.lifecycle_state
+            if state != "RUNNING":
+                return
+            self.api.compute.instance_action(instance_id, "SOFTSTOP")
+        except oci.exceptions.ServiceError as e:
+            if e.status in (404, 409):  # gone, or no longer running: terminated as it is
+                return
+            raise
+        self.wait_for(lambda: self.api.compute.get_instance(instance_id), ("STOPPED",),
+                      f"instance {self.instance_name} to shut down", gone_ok=True)  # fmt: skip
 
     def _start(self) -> None:
         instance_id = self.instance_id
