@@ -89,7 +89,8 @@ class Settings:
     refresh: float = 10.0
     # closing and opening its own tunnel (gracefully: the unit's OpenVPN tells the service it
     # leaves), where it cannot forward or is drained
-    tunnel_stop: tuple[str, ...] | list[str] = ("systemctl", "stop", OPENVPN_UNIT)
+    # (not waited for: at a shutdown systemd stops the unit after this service anyway)
+    tunnel_stop: tuple[str, ...] | list[str] = ("systemctl", "stop", "--no-block", OPENVPN_UNIT)
     tunnel_start: tuple[str, ...] | list[str] = ("systemctl", "start", OPENVPN_UNIT)
     # a planned change asks this member to leave by this file (or the cloud's drain marker)
     drain_file: str = "/run/connector-provisioner/drain"

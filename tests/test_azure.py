@@ -117,6 +117,21 @@ def test_destroy_leaves_azure_as_it_was(azure: AzureWorld):
     assert azure.deployment().plan_destroy().empty
 
 
+def test_destroy_shuts_the_connector_down_before_it_deletes_it(azure: AzureWorld):
+    """A delete does not shut the guest down: apply powers the VM off first, gracefully, so its
+    OpenVPN tells the VPN service it leaves (and a pair member's watchdog drains it)."""
+    azure.deployment().apply()
+    azure.arm.calls.clear()
+    azure.deployment().destroy()
+    seen = [f"{c.method} {c.path.lower()}" for c in azure.arm.calls]
+    vm = "/virtualmachines/cp-hq-connector"
+    off = next(
+        i for i, c in enumerate(seen) if c.startswith("POST") and c.endswith(f"{vm}/poweroff")
+    )
+    gone = next(i for i, c in enumerate(seen) if c.startswith("DELETE") and c.endswith(vm))
+    assert off < gone, seen
+
+
 def test_a_subnet_keeps_its_nsg_endpoints_and_delegation_when_associated(azure: AzureWorld):
     """PUT replaces the whole subnet: what the toolkit does not own must be sent back."""
     from provisioner.fakes.azure_world import network_client

@@ -129,8 +129,15 @@ def test_destroy_leaves_the_tenancy_as_it_was_but_a_secret_pending_deletion(oci_
     o = oci_world
     before = o.snapshot()
     o.deployment().apply()
+    o.fake.calls.clear()
     o.deployment().destroy()
     assert o.snapshot() == before
+    # the connector shut down first (SOFTSTOP: the OS's shutdown, so its OpenVPN tells the VPN
+    # service it leaves), then terminated
+    acts = [c.verb for c in o.fake.calls if c.kind == "instances" and c.method != "GET"]
+    # (the networks' connectors go side by side: each delete has a shutdown before it)
+    assert acts.count("softstop") == acts.count("delete") == 2, acts
+    assert all(acts[:i].count("softstop") >= acts[:i].count("delete") for i in range(5)), acts
     secrets = o.fake.of_kind("secrets")
     assert {s["lifecycleState"] for s in secrets} == {"PENDING_DELETION"}  # OCI: a day at least
     o.fake.calls.clear()

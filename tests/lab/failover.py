@@ -5,9 +5,11 @@ cloud's routes (or front) lead to and the other one, in turn
 - **tunnel cut**: the VM up, the VPN service unreachable from it;
 - **network side broken**: the VM and its tunnel up, but it forwards nothing (IPv4 forwarding
   off): its own watchdog must close its tunnel so the service stops sending to it;
-- **replaced (planned)**: a planned change: drained first (its watchdog leaves, the other
-  takes the routes, its tunnel closes gracefully), then the VM goes and a new one with a new
-  identity (a new certificate: a new connector) comes up in its place.
+- **replaced (planned)**: a planned change, as apply makes it: the VM shut down gracefully
+  (what EC2's and Compute's deletes do, and apply does on Azure and OCI before it deletes),
+  whose watchdog drains it first (the other takes the routes or front, then its tunnel closes
+  with an exit notice), then the VM gone; a new one with a new identity (a new certificate: a
+  new connector) comes up in its place.
 
 Each failure is measured in two halves: **the cloud's** (from the failure until the routes or
 front lead to a living member: the watchdogs' and the cloud's part, ours; 0 when they never
@@ -207,18 +209,8 @@ def _failures(pair: PairWorld) -> dict[str, tuple[Callable[[Member], None], Call
         "VM killed": (pair.kill_vm, pair.revive_vm),
         "tunnel cut": (pair.cut_tunnel, pair.mend_tunnel),
         "network side broken": (pair.break_forwarding, pair.mend_forwarding),
-        "replaced (planned)": (lambda m: _drain_and_stop(pair, m),
-                               lambda m: pair.revive_vm(m, new_identity=True)),
+        "replaced (planned)": (pair.shut_down, lambda m: pair.revive_vm(m, new_identity=True)),
     }  # fmt: skip
-
-
-def _drain_and_stop(pair: PairWorld, m: Member) -> None:
-    """Apply's order for a member that goes: drained (its watchdog leaves, the routes or front
-    leave it, its tunnel closes, the service's session with it ends), then the VM goes."""
-    pair.drain(m)
-    until(lambda: bool(pair.health(m).get("drained")), 30 + pair.probe * 3, f"{m.name} drained")
-    until(lambda: m.name not in pair.connected(), 30, f"the service left {m.name}")
-    pair.kill_vm(m)
 
 
 def fail_once(pair: PairWorld, mode: str, role: str) -> Run:

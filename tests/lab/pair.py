@@ -395,18 +395,22 @@ class PairWorld:
                 os.kill(pid, 9)
 
     def shut_down(self, m: Member) -> None:
-        """The VM shut down gracefully, as EC2's default terminate does (an OS shutdown first):
-        its OpenVPN stopped, telling the service it leaves and forwarding what is in flight
-        until it exits; then the VM gone."""
-        lab = self.world.lab
-        openvpns = [pid for pid in lab.pids(m.site.connector) if _command(pid) == "openvpn"]
-        for pid in openvpns:
+        """The VM shut down gracefully, as the clouds' deletes do or apply makes them do (an OS
+        shutdown first): systemd stops its watchdog first, which drains it (the other member
+        takes the routes or front, then its tunnel closes with an exit notice); then its
+        OpenVPN, if still running, stopped as systemd would; then the VM gone."""
+        for name in ("python3", "openvpn"):  # the watchdog, then the VPN client
+            self._stop_all(m, name, 40 if name == "python3" else 15)
+        self.kill_vm(m)
+
+    def _stop_all(self, m: Member, command: str, seconds: float) -> None:
+        pids = [p for p in self.world.lab.pids(m.site.connector) if _command(p).startswith(command)]
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 15)
-        deadline = time.monotonic() + 15
-        while any(_command(pid) == "openvpn" for pid in openvpns) and time.monotonic() < deadline:
+        deadline = time.monotonic() + seconds
+        while any(_command(p).startswith(command) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.1)
-        self.kill_vm(m)
 
     def revive_vm(self, m: Member, *, new_identity: bool = False) -> None:
         """The VM up again (its tracked connections gone with its old life); with
