@@ -298,7 +298,7 @@ class PairWorld:
 
     # --- a member's life --------------------------------------------------------------------
 
-    def start(self, m: Member) -> None:
+    def start(self, m: Member, *, watchdog: bool = True) -> None:
         """Its setup script (which starts its tunnel), then its watchdog. A tunnel that does
         not come up is tried once more, and what the path looked like is kept for the report
         (seen twice in CI; likely the bridge's MAC changing under the hosts' ARP caches when
@@ -319,6 +319,8 @@ class PairWorld:
             FIGURES_NOTES.append(
                 f"connector {m.name}: its tunnel came up on the second try\n{seen}"
             )
+        if not watchdog:  # a single connector (the replacement lab's) has none
+            return
         other = next(o for o in self.members.values() if o is not m)
         root = self.world.dir / f"{site.name}-root"
         pidfile = root / "run" / "connector-provisioner-openvpn.pid"
@@ -412,7 +414,14 @@ class PairWorld:
         while any(_command(p).startswith(command) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.1)
 
-    def revive_vm(self, m: Member, *, new_identity: bool = False) -> None:
+    def stop_watchdog(self, m: Member) -> None:
+        """Its watchdog gone at once (a single connector has none): no drain."""
+        for pid in self.world.lab.pids(m.site.connector):
+            if _command(pid).startswith("python3"):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, 9)
+
+    def revive_vm(self, m: Member, *, new_identity: bool = False, watchdog: bool = True) -> None:
         """The VM up again (its tracked connections gone with its old life); with
         `new_identity`, as a new VM with a new connector profile (a replacement)."""
         lab = self.world.lab
@@ -424,7 +433,7 @@ class PairWorld:
         lab.run(m.site.connector, "ip", "link", "set", "lan0", "up")
         lab.run(m.site.connector, "ip", "route", "replace", "default", "via", HQ.router_ip)
         lab.run(m.site.connector, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-        self.start(m)
+        self.start(m, watchdog=watchdog)
 
     def cut_tunnel(self, m: Member) -> None:
         """The VM up, the VPN service unreachable from it."""

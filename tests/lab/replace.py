@@ -99,11 +99,13 @@ def _as_old(pair: PairWorld, new: Member, old: Member) -> Site:
     return site
 
 
-def _launch(pair: PairWorld, m: Member, profile_of: Member | None = None) -> None:
+def _launch(
+    pair: PairWorld, m: Member, profile_of: Member | None = None, watchdog: bool = False
+) -> None:
     """`m`'s VM up again: its interface, then its setup (its tunnel up), with its own profile
     and watchdog, or with `profile_of`'s profile and no watchdog."""
     if profile_of is None:
-        pair.revive_vm(m)
+        pair.revive_vm(m, watchdog=watchdog)
         until(lambda: _up(pair, m), 60, f"{m.name} up")
         return
     lab = pair.world.lab
@@ -126,7 +128,8 @@ def replace(pair: PairWorld, runs: int) -> Replacements:
     old, new = pair.members["a"], pair.members["b"]
     if pair.active() is not old:
         _switch(pair, old)
-    pair.kill_vm(new)  # one connector: the one the routes lead to
+    pair.kill_vm(new)  # one connector: the one the routes lead to, and no watchdog
+    pair.stop_watchdog(old)
     for mode in MODES:
         for _ in range(runs):
             until(lambda: all_answered_after(pair, time.time() - 1) is not None, 30, "the flows")
@@ -151,17 +154,17 @@ def replace(pair: PairWorld, runs: int) -> Replacements:
             _launch(pair, old)  # as it was: `a` with its own profile, the routes on it
             _switch(pair, old)
             pair.kill_vm(new)
-    _launch(pair, new)  # the pair as it was: both members up
+    _launch(pair, new, watchdog=True)  # the pair as it was: both members up
     for _ in range(runs):  # a pair replaced as apply does it: the standby, the routes, the other
         until(lambda: all_answered_after(pair, time.time() - 1) is not None, 30, "the flows")
         active = pair.active()
         standby = next(m for m in pair.members.values() if m is not active)
         started = time.time()
         pair.shut_down(standby)  # the standby replaced first (terminated: a graceful shutdown)
-        _launch(pair, standby)
+        _launch(pair, standby, watchdog=True)
         _switch(pair, standby)  # the routes handed to it once its tunnel is up
         pair.shut_down(active)  # then the other
-        _launch(pair, active)
+        _launch(pair, active, watchdog=True)
         time.sleep(1)
         ended = time.time()
         result.lost[PAIR_MODE].append(lost_in(pair, started - 0.5, ended))

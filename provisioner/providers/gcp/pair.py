@@ -2,7 +2,7 @@
 `cp-<network>-ilb` (a forwarding rule of all ports and protocols, L3_DEFAULT) is the next hop
 (`nextHopIlb`) of every route of ours. Its regional backend service has the first connector's
 instance group as its primary backend and the second's, in another zone, as its failover
-backend; its health check asks each connector's `/active` (port 8181) every 5 s, which only
+backend; its health check asks each connector's `/active` (port 8181) every second, which only
 the active one answers. The pair's watchdogs agree among themselves who that is
 (`watchdog.Peers`), so a connector that comes back does not take the traffic back, as
 Compute's failback would: it does not answer. Nothing is moved or written when it fails over:
