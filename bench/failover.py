@@ -118,8 +118,13 @@ def main(argv: list[str] | None = None) -> int:
                                  fails=FAILS, cloud=cloud,
                                  probe=args.probe or probes.get(cloud, 5.0),
                                  detection=args.detection, mode=mode)  # fmt: skip
+                def keep(run: object, cloud: str = cloud) -> None:
+                    every_run.append({"cloud": cloud, **run.__dict__})
+                    if args.json:  # as they come: a long run cut short keeps what it had
+                        args.json.write_text(json.dumps(every_run, indent=1))
+
                 try:
-                    seen = matrix(pair, args.runs, modes)
+                    seen = matrix(pair, args.runs, modes, keep)
                 finally:
                     pair.close()
                 print(f"{cloud}: {seen.setting()}", flush=True)
@@ -128,7 +133,6 @@ def main(argv: list[str] | None = None) -> int:
                     print(" | ".join(row[c] for c in COLUMNS), flush=True)
                     name = f"pair ({cloud}, {row['nat']}), {row['failure']}, {row['member']}"
                     figures[name] = "; ".join(f"{c} {row[c]}" for c in COLUMNS[4:])
-                every_run += [{"cloud": cloud, **r.__dict__} for r in seen.runs]
         finally:
             world.close()
     if args.json:

@@ -123,11 +123,12 @@ def until(check: Callable[[], bool], seconds: float, what: str) -> None:
 # --- reading the flows' answers ---------------------------------------------------------------
 
 
-def _sent_times(pair: PairWorld) -> dict[str, dict[int, float]]:
-    """Per client (bob, carol), when each sequence number was sent: every flow of a client
-    sends seq k at the same moment; a k no flow got answered is placed between its neighbours."""
+def _sent_times(pair: PairWorld, since: float = 0.0) -> dict[str, dict[int, float]]:
+    """Per client (bob, carol), when each sequence number was sent (of those answered from
+    `since` on): every flow of a client sends seq k at the same moment; a k no flow got
+    answered is placed between its neighbours."""
     seen: dict[str, dict[int, float]] = {}
-    for flow, seq, sent, _ in pair.answers():
+    for flow, seq, sent, _ in pair.answers(since):
         seen.setdefault(flow.split("-")[0], {})[seq] = sent
     out: dict[str, dict[int, float]] = {}
     for client, known in seen.items():
@@ -142,9 +143,10 @@ def _sent_times(pair: PairWorld) -> dict[str, dict[int, float]]:
 
 def lost_in(pair: PairWorld, start: float, end: float) -> int:
     """UDP packets sent in [start, end) that got no answer, over every UDP flow."""
-    sent = _sent_times(pair)
+    since = start - 60  # (an answer comes after its question: earlier ones cannot count)
+    sent = _sent_times(pair, since)
     answered: dict[str, set[int]] = {}
-    for flow, seq, _, _ in pair.answers():
+    for flow, seq, _, _ in pair.answers(since):
         answered.setdefault(flow, set()).add(seq)
     lost = 0
     for client, times in sent.items():
@@ -158,7 +160,7 @@ def all_answered_after(pair: PairWorld, moment: float) -> float | None:
     """When the last flow got its first answer to something sent after `moment`; None while a
     flow has none."""
     first: dict[str, float] = {}
-    for flow, _, sent, got in pair.answers():
+    for flow, _, sent, got in pair.answers(moment):
         if sent > moment and (flow not in first or got < first[flow]):
             first[flow] = got
     every = 2 * (pair.udp_flows + pair.tcp_flows) - len(set(pair.resets()))
@@ -168,8 +170,8 @@ def all_answered_after(pair: PairWorld, moment: float) -> float | None:
 def tcp_stall(pair: PairWorld, start: float, end: float) -> float:
     """The longest time a TCP flow went without an answer within [start, end)."""
     got: dict[str, list[float]] = {}
-    for flow, _, _, at in pair.answers():
-        if "-t" in flow and start <= at < end:
+    for flow, _, _, at in pair.answers(start):
+        if "-t" in flow and at < end:
             got.setdefault(flow, []).append(at)
     gaps = [max((b - a for a, b in zip(v, v[1:], strict=False)), default=0.0)
             for v in (sorted(x) for x in got.values())]  # fmt: skip
@@ -260,14 +262,21 @@ def _moved(pair: PairWorld, to: Member, after: float) -> float | None:
                 None)  # fmt: skip
 
 
-def matrix(pair: PairWorld, runs: int, modes: tuple[str, ...] = MODES) -> Matrix:
-    """`runs` failures of each mode, of each member in turn, on the one pair."""
+def matrix(
+    pair: PairWorld,
+    runs: int,
+    modes: tuple[str, ...] = MODES,
+    each: Callable[[Run], None] = lambda run: None,
+) -> Matrix:
+    """`runs` failures of each mode, of each member in turn, on the one pair; `each` is told
+    of every run as it ends (the bench keeps them as they come)."""
     result = Matrix(pair.cloud, pair.interval, pair.fails, pair.probe, pair.detection,
                     pair_nat(pair))  # fmt: skip
     for mode in modes:
         for _ in range(runs):
             for role in ROLES:
                 result.runs.append(fail_once(pair, mode, role))
+                each(result.runs[-1])
     return result
 
 

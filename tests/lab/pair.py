@@ -27,13 +27,14 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import copy
 import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from provisioner.watchdog import Settings
@@ -101,6 +102,17 @@ exit 0
 
 
 @dataclass
+class _Log:
+    """A client's flow log as read so far."""
+
+    offset: int = 0
+    answers: list[tuple[str, int, float, float]] = field(default_factory=list)
+    at: list[float] = field(default_factory=list)  # each answer's time, for bisect
+    ports: dict[int, str] = field(default_factory=dict)
+    resets: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Member:
     name: str  # "a" or "b"
     site: Site  # its host, as the lab's helpers take it
@@ -138,6 +150,8 @@ class PairWorld:
         self.interval, self.fails = interval, fails
         self.members: dict[str, Member] = {}
         self.service = directory / "service"
+        self.flow_logs: list[Path] = []
+        self._logs: dict[Path, _Log] = {}
         try:
             self._build()
         except BaseException:
@@ -216,7 +230,6 @@ class PairWorld:
         lab.run(HQ.server, "sh", "-c",
                 f"{sys.executable} {FLOWS} serve {UDP_PORT} {TCP_PORT} >/dev/null 2>&1 &")  # fmt: skip
         time.sleep(0.2)
-        self.flow_logs = []
         for who, ns in (("bob", world.bob), ("carol", self.carol)):
             log = directory / f"flows-{who}.log"
             self.flow_logs.append(log)
@@ -512,30 +525,50 @@ class PairWorld:
         except ValueError:
             return {}
 
-    def answers(self) -> list[tuple[str, int, float, float]]:
-        """(flow, seq, sent, answered) for every answer the clients got."""
+    def answers(self, since: float = 0.0) -> list[tuple[str, int, float, float]]:
+        """(flow, seq, sent, answered) for every answer the clients got at `since` or later.
+        The logs are read on from where the last call left them (a bench's logs grow by a
+        million lines an hour: read whole every tenth of a second, they starve the lab)."""
         out = []
         for log in self.flow_logs:
-            for line in log.read_text().splitlines() if log.exists() else []:
-                words = line.split()
-                if len(words) == 4:
-                    out.append((words[0], int(words[1]), float(words[2]), float(words[3])))
+            seen = self._read_log(log)
+            start = bisect.bisect_left(seen.at, since)
+            out += seen.answers[start:]
         return out
+
+    def _read_log(self, log: Path) -> _Log:
+        seen = self._logs.setdefault(log, _Log())
+        if log.exists():
+            with log.open("rb") as f:
+                f.seek(seen.offset)
+                data = f.read()
+            whole = data.rfind(b"\n") + 1  # a line still being written waits for the next call
+            seen.offset += whole
+            for line in data[:whole].decode().splitlines():
+                words = line.split()
+                if len(words) == 4 and words[1] != "reset":
+                    answer = (words[0], int(words[1]), float(words[2]), float(words[3]))
+                    # each client logs in the order it got its answers
+                    seen.answers.append(answer)
+                    seen.at.append(answer[3])
+                elif len(words) == 3 and words[1] == "port":
+                    seen.ports[int(words[2])] = words[0]
+                elif len(words) == 3 and words[1] == "reset":
+                    seen.resets.append(words[0])
+        return seen
 
     def flow_name(self, source: str, port: int) -> str:
         """The clients' name for the flow from `source`:`port` ("" if none)."""
         client = {BOB_VPN_IP: "bob", CAROL_VPN_IP: "carol"}.get(source)
         for log in self.flow_logs:
-            for line in log.read_text().splitlines() if log.exists() else []:
-                flow, word, value = (line.split() + ["", ""])[:3]
-                if word == "port" and int(value) == port and flow.startswith(f"{client}-"):
-                    return flow
+            flow = self._read_log(log).ports.get(port, "")
+            if flow.startswith(f"{client}-"):
+                return flow
         return ""
 
     def resets(self) -> list[str]:
         """The TCP flows that the network reset."""
-        return [line.split()[0] for log in self.flow_logs if log.exists()
-                for line in log.read_text().splitlines() if " reset " in line]  # fmt: skip
+        return [flow for log in self.flow_logs for flow in self._read_log(log).resets]
 
     def close(self) -> None:
         lab, world = self.world.lab, self.world

@@ -82,7 +82,7 @@ def _up(pair: PairWorld, m: Member) -> bool:
 def _longest_gap(pair: PairWorld, start: float, end: float) -> float:
     """The longest time any flow went without an answer to what it sent in [start, end]."""
     got: dict[str, list[float]] = {}
-    for flow, _, sent, at in pair.answers():
+    for flow, _, sent, at in pair.answers(start):
         if start <= sent <= end:
             got.setdefault(flow, []).append(at)
     gaps = [max((b - a for a, b in zip(v, v[1:], strict=False)), default=end - start)
@@ -104,9 +104,10 @@ def _launch(
 ) -> None:
     """`m`'s VM up again: its interface, then its setup (its tunnel up), with its own profile
     and watchdog, or with `profile_of`'s profile and no watchdog."""
-    if profile_of is None:
+    if profile_of is None:  # (its setup script returns once its tunnel is up)
         pair.revive_vm(m, watchdog=watchdog)
-        until(lambda: _up(pair, m), 60, f"{m.name} up")
+        if watchdog:
+            until(lambda: _up(pair, m), 60, f"{m.name} up")
         return
     lab = pair.world.lab
     lab.run(m.site.connector, "ip", "link", "set", "lan0", "up")
