@@ -230,6 +230,8 @@ def fail_once(pair: PairWorld, mode: str, role: str) -> Run:
     recovered = all_answered_after(pair, t0)
     until(lambda: _left(pair, victim, t0) is not None, limit, f"{mode}: the service left it")
     service_half = _left(pair, victim, t0)
+    if victim is target:  # (either half may heal first: both are waited for)
+        until(lambda: _moved(pair, survivor, t0) is not None, limit, f"{mode}: the routes moved")
     cloud_half = 0.0 if victim is not target else _moved(pair, survivor, t0)
     whole = t0 + max(service_half or 0.0, cloud_half or 0.0)
     time.sleep(1)  # the flows through the survivor alone, for a while
