@@ -62,7 +62,7 @@ def test_a_pair_is_two_connectors_in_two_zones_behind_the_routes_load_balancer(g
     )
     (check,) = of(gcp, "healthChecks").values()
     assert (check["type"], check["httpHealthCheck"]["port"], check["httpHealthCheck"]["requestPath"],
-            check["checkIntervalSec"]) == ("HTTP", 8181, "/active", 5)  # fmt: skip
+            check["checkIntervalSec"]) == ("HTTP", 8181, "/active", 1)  # fmt: skip
     (service,) = of(gcp, "backendServices").values()
     assert service["loadBalancingScheme"] == "INTERNAL"
     backends = {b["group"].rsplit("/", 1)[-1]: b["failover"] for b in service["backends"]}

@@ -68,7 +68,8 @@ def pair(
     seed_lab: SeedWorld, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[PairWorld]:
     world = PairWorld(seed_lab, tmp_path_factory.mktemp("pair"), interval=INTERVAL, fails=FAILS,
-                      cloud=request.param, probe=PROBE, detection=DETECTION, mode=NO_NAT)  # fmt: skip
+                      cloud=request.param, probe=PROBE, detection=DETECTION, mode=NO_NAT,
+                      flow_interval=0.2)  # fmt: skip
     try:
         yield world
     finally:

@@ -18,7 +18,7 @@ pytestmark = lab_marks("lab-replace")
 @pytest.fixture(scope="module")
 def pair(seed_lab: SeedWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PairWorld]:
     world = PairWorld(seed_lab, tmp_path_factory.mktemp("pair"), interval=0.5, fails=3,
-                      cloud="aws", probe=1.0, detection=3.0)  # fmt: skip
+                      cloud="aws", probe=1.0, detection=3.0, flow_interval=0.2)  # fmt: skip
     try:
         yield world
     finally:

@@ -234,12 +234,12 @@ def fail_once(pair: PairWorld, mode: str, role: str) -> Run:
         until(lambda: _moved(pair, survivor, t0) is not None, limit, f"{mode}: the routes moved")
     cloud_half = 0.0 if victim is not target else _moved(pair, survivor, t0)
     whole = t0 + max(service_half or 0.0, cloud_half or 0.0)
-    time.sleep(1)  # the flows through the survivor alone, for a while
+    time.sleep(0.5)  # the flows through the survivor alone, for a while
     mended = time.time()
     mend(victim)
     until(lambda: pair.healthy(victim), 60, f"{victim.name} back")
     until(lambda: victim.name in pair.connected(), 30, f"the service sends to {victim.name}")
-    time.sleep(1.5)  # the flows over both again; a healthy route target keeps the routes
+    time.sleep(1.0)  # the flows over both again; a healthy route target keeps the routes
     end = time.time() - 0.5  # (what was sent in the last half second may still be on its way)
     return Run(
         mode=mode, role=role, cloud_half=cloud_half, service_half=service_half,

@@ -4,7 +4,7 @@ TCP connections. Every flow sends a numbered message every INTERVAL seconds and 
 echoes it back; the client logs one line per answer.
 
     flows.py serve UDP_PORT TCP_PORT
-    flows.py send ADDRESS UDP_PORT TCP_PORT UDP_FLOWS TCP_FLOWS NAME LOG
+    flows.py send ADDRESS UDP_PORT TCP_PORT UDP_FLOWS TCP_FLOWS NAME LOG [INTERVAL]
 
 Log lines: `<flow> <seq> <sent> <answered>`, the flow named `NAME-u<i>` or `NAME-t<i>`; first,
 `<flow> port <its source port>` for each. A UDP
@@ -61,7 +61,7 @@ def _connect(address: str, port: int, seconds: float = 60) -> socket.socket:
 
 
 def send(address: str, udp_port: int, tcp_port: int, udp_flows: int, tcp_flows: int,
-         name: str, log_path: str) -> None:  # fmt: skip
+         name: str, log_path: str, interval: float = INTERVAL) -> None:  # fmt: skip
     log = open(log_path, "a", buffering=1)  # noqa: SIM115 (open for the process's life)
     lock = threading.Lock()
 
@@ -138,7 +138,7 @@ def send(address: str, udp_port: int, tcp_port: int, udp_flows: int, tcp_flows: 
                 except OSError:
                     continue
         seq += 1
-        time.sleep(max(0.0, INTERVAL - (time.monotonic() - started)))
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))
 
 
 if __name__ == "__main__":
@@ -146,4 +146,5 @@ if __name__ == "__main__":
         serve(int(sys.argv[2]), int(sys.argv[3]))
     else:
         send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]),
-             int(sys.argv[6]), sys.argv[7], sys.argv[8])  # fmt: skip
+             int(sys.argv[6]), sys.argv[7], sys.argv[8],
+             float(sys.argv[9]) if len(sys.argv) > 9 else INTERVAL)  # fmt: skip

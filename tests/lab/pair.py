@@ -137,6 +137,7 @@ class PairWorld:
         mode: Mode = NO_NAT,
         udp_flows: int = 16,
         tcp_flows: int = 2,
+        flow_interval: float = 0.1,
     ) -> None:
         """`probe`: how often the lab's load balancer (Azure, GCP) probes the pair; the clouds'
         resources keep their documented 5 s, the test may follow them faster. `detection`:
@@ -145,6 +146,7 @@ class PairWorld:
         self.world, self.dir, self.cloud, self.probe = world, directory, cloud, probe
         self.detection, self.mode = detection, mode
         self.udp_flows, self.tcp_flows = udp_flows, tcp_flows
+        self.flow_interval = flow_interval  # each flow's pace (the suite's is lighter)
         self.subnet = ""  # OCI: where the floating private IP is
         self.b_ns = self.carol = ""  # the second connector's host, Carol: gone with the pair
         self.interval, self.fails = interval, fails
@@ -235,7 +237,8 @@ class PairWorld:
             self.flow_logs.append(log)
             lab.run(ns, "sh", "-c",
                     f"{sys.executable} {FLOWS} send {HQ.server_ip} {UDP_PORT} {TCP_PORT} "
-                    f"{self.udp_flows} {self.tcp_flows} {who} {log} >/dev/null 2>&1 &")  # fmt: skip
+                    f"{self.udp_flows} {self.tcp_flows} {who} {log} {self.flow_interval:g} "
+                    ">/dev/null 2>&1 &")  # fmt: skip
 
     def _carol(self) -> None:
         """A second VPN client, on the internet beside Bob, connected to the service."""
@@ -332,8 +335,12 @@ class PairWorld:
             FIGURES_NOTES.append(
                 f"connector {m.name}: its tunnel came up on the second try\n{seen}"
             )
-        if not watchdog:  # a single connector (the replacement lab's) has none
-            return
+        if watchdog:  # (a single connector, the replacement lab's, has none)
+            self.start_watchdog(m)
+
+    def start_watchdog(self, m: Member) -> None:
+        """Its watchdog, as the VM's unit runs it."""
+        site = self._as_identity(m)
         other = next(o for o in self.members.values() if o is not m)
         root = self.world.dir / f"{site.name}-root"
         pidfile = root / "run" / "connector-provisioner-openvpn.pid"

@@ -155,7 +155,9 @@ def replace(pair: PairWorld, runs: int) -> Replacements:
             _launch(pair, old)  # as it was: `a` with its own profile, the routes on it
             _switch(pair, old)
             pair.kill_vm(new)
-    _launch(pair, new, watchdog=True)  # the pair as it was: both members up
+    _launch(pair, new, watchdog=True)  # the pair as it was: both members up, each watched
+    pair.start_watchdog(old)
+    steady(pair)
     for _ in range(runs):  # a pair replaced as apply does it: the standby, the routes, the other
         until(lambda: all_answered_after(pair, time.time() - 1) is not None, 30, "the flows")
         active = pair.active()
