@@ -165,6 +165,9 @@ class PairWorld:
         lab = world.lab
         connector_reset(world, HQ)
         b_ns = self.b_ns = lab.ns("hqc2")
+        # (an earlier pair's end of the link goes with its namespace, unless a process of it
+        # outlived the kill for a moment: then the name is still taken)
+        lab.run(HQ.router, "ip", "link", "del", "p-c2", check=False)
         lab.link(HQ.router, "p-c2", None, b_ns, "lan0", f"{_b_ip()}/{HQ.prefix}")
         lab.run(HQ.router, "ip", "link", "set", "p-c2", "master", "br0")
         lab.run(b_ns, "ip", "route", "add", "default", "via", HQ.router_ip)
@@ -244,6 +247,7 @@ class PairWorld:
         """A second VPN client, on the internet beside Bob, connected to the service."""
         world, lab = self.world, self.world.lab
         self.carol = lab.ns("carol")
+        lab.run(world.inet, "ip", "link", "del", "to-carol", check=False)
         lab.link(world.inet, "to-carol", "198.51.100.17/30", self.carol, "wan0",
                  "198.51.100.18/30")  # fmt: skip
         lab.run(self.carol, "ip", "route", "add", "default", "via", "198.51.100.17")
