@@ -116,6 +116,7 @@ def watchdog_files(cloud: str, connector: DesiredConnector, region: str) -> tupl
     source = _compact(resources.files("provisioner").joinpath("watchdog.py").read_text(), cloud)
     settings: dict[str, object] = {"cloud": cloud, "network": connector.network, "region": region}
     settings.update({key: getattr(connector, key) for key in schema.watchdog_settings})
+    settings["settle"] = schema.drain_settle
     encoded = json.dumps(settings)
     files = [
         ("/usr/local/sbin/connector-watchdog", "0755", "gz+b64", gzip.compress(source, mtime=0)),

@@ -169,6 +169,10 @@ class CloudSchema:
     # beside its cloud, network and region, and the interpreter that has the cloud's SDK
     watchdog_settings: tuple[str, ...] = ()
     watchdog_python: str = "/usr/bin/python3"
+    # seconds a draining member waits, once the routes or front have left it, before its tunnel
+    # closes: what the cloud takes to follow (a route write's propagation; a balancer's probe
+    # interval x threshold, plus a margin; tests/test_watchdog.py holds them to the providers')
+    drain_settle: float = 2.0
     # a single connector that must be replaced is made beside the old one, the routes move to
     # it, then the old one goes (make before break); False: the old one goes first (an outage
     # for as long as the new one takes to boot: the plan says so)
@@ -214,6 +218,7 @@ CLOUD_SCHEMAS: dict[str, CloudSchema] = {
         ha_front="load balancer frontend",
         ha_front_probed=True,
         watchdog_settings=("member",),  # the first claims when both are healthy (Peers)
+        drain_settle=6.0,  # the balancer's probe every 5 s, one answer decides
         make_before_break=True,
         connector_by_address=True,
     ),
@@ -236,6 +241,7 @@ CLOUD_SCHEMAS: dict[str, CloudSchema] = {
         ha_front="internal load balancer",
         ha_front_probed=True,
         watchdog_settings=("member",),  # the first claims when both are healthy (Peers)
+        drain_settle=3.0,  # the health check every second, one answer decides
         make_before_break=True,
     ),
     "oci": CloudSchema(

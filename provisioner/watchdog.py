@@ -272,10 +272,6 @@ def peer_state(address: str, port: int, timeout: float) -> str:
         return "no answer"
 
 
-def peer_healthy(address: str, port: int, timeout: float) -> bool:
-    return peer_state(address, port, timeout) == "ok"
-
-
 # --- the decision -------------------------------------------------------------------------------
 
 

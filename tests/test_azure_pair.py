@@ -107,7 +107,7 @@ def test_the_watchdog_needs_no_identity_and_runs_with_the_systems_python(azure: 
         text = base64.b64decode(vm["properties"]["osProfile"]["customData"]).decode()
         settings = json.loads(written(text, "/etc/connector-provisioner/watchdog.json"))
         assert settings == {"cloud": "azure", "network": "hq", "region": azure.hq.region,
-                            "member": member}  # fmt: skip
+                            "member": member, "settle": 6.0}  # fmt: skip
         unit = written(text, "/etc/systemd/system/connector-watchdog.service")
         assert "ExecStart=/usr/bin/python3 " in unit
         source = written(text, "/usr/local/sbin/connector-watchdog")

@@ -88,7 +88,7 @@ def test_one_of_a_pair_runs_the_watchdog_as_its_module_says(tmp_path):
     settings = json.loads(
         base64.b64decode(files["/etc/connector-provisioner/watchdog.json"]["content"])
     )
-    assert settings == {"cloud": "aws", "network": "hq", "region": "us-east-1"}
+    assert settings == {"cloud": "aws", "network": "hq", "region": "us-east-1", "settle": 2.0}
     unit = base64.b64decode(files["/etc/systemd/system/connector-watchdog.service"]["content"])
     assert b"ExecStart=/usr/bin/python3 /usr/local/sbin/connector-watchdog " in unit
     assert ["systemctl", "enable", "--now", "connector-watchdog.service"] in doc["runcmd"]
@@ -114,3 +114,30 @@ def test_gcp_user_data_writes_the_guest_attribute_once_the_tunnel_is_up():
     assert doc["runcmd"][:3] == [["/usr/local/sbin/connector-fetch-profile"],
                                  ["/usr/local/sbin/connector-setup"],
                                  ["/usr/local/sbin/connector-ready"]]  # fmt: skip
+
+
+def test_a_drained_member_waits_for_its_clouds_balancer_before_its_tunnel_closes():
+    """What each cloud's bootstrap tells the watchdog to wait, once the front has left a
+    draining member, covers the balancer apply makes (its probe interval times the answers that
+    decide, and a second): else the balancer still sends to a member whose tunnel is closed."""
+    import base64
+    import json
+
+    import yaml
+
+    from provisioner.bootstrap import watchdog_files
+    from provisioner.providers.azure.pair import PROBE_SECONDS as AZURE
+    from provisioner.providers.azure.pair import PROBE_THRESHOLD
+    from provisioner.providers.gcp.pair import PROBE_SECONDS as GCP
+    from provisioner.spec import CLOUD_SCHEMAS
+    from provisioner.watchdog import Settings
+
+    assert CLOUD_SCHEMAS["azure"].drain_settle >= AZURE * PROBE_THRESHOLD + 1
+    assert CLOUD_SCHEMAS["gcp"].drain_settle >= GCP + 1
+    for cloud in ("aws", "azure", "gcp", "oci"):
+        entries, _ = watchdog_files(cloud, connector(ha=True, member=0), "r")
+        (found,) = [f for f in yaml.safe_load(f"write_files:\n{entries}")["write_files"]
+                    if f["path"].endswith("watchdog.json")]  # fmt: skip
+        settings = json.loads(base64.b64decode(found["content"]))
+        assert settings["settle"] == CLOUD_SCHEMAS[cloud].drain_settle
+        assert Settings(**settings).settle == settings["settle"]  # the watchdog takes it

@@ -89,6 +89,7 @@ def test_a_pair_is_two_connectors_in_two_zones_behind_the_routes_load_balancer(g
             "network": "hq",
             "region": "europe-west1",
             "member": member,
+            "settle": 3.0,
         }
         assert "class Peers" in written(data, "/usr/local/sbin/connector-watchdog")
     again = gcp.deployment(doc).plan()

@@ -109,7 +109,7 @@ def test_a_pair_is_two_connectors_and_the_rules_name_the_floating_ip_on_the_firs
         assert "ExecStart=/opt/oci-cli/bin/python3 " in unit  # the interpreter with the oci SDK
         settings = json.loads(written(text, "/etc/connector-provisioner/watchdog.json"))
         assert settings == {"cloud": "oci", "network": "hq", "region": o.hq.region,
-                            "subnet": o.hq.connector_subnet}  # fmt: skip
+                            "subnet": o.hq.connector_subnet, "settle": 2.0}  # fmt: skip
     assert policies["cp-hq-pair"] == pair_statements(
         ("cp-hq-connector", "cp-hq-connector-2"), o.hq.compartment
     )

@@ -488,3 +488,4 @@ def test_peers_a_vanished_active_is_replaced_and_a_split_is_settled_by_the_later
             assert _until(lambda: len(pair.probe()) == 1)
             time.sleep(0.6)
             assert len(pair.probe()) == 1
+
