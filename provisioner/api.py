@@ -155,7 +155,8 @@ class Deployment:
         """Per network, as the doctor would judge it: the app groups' coverage through the
         layers the clouds read at the groups' hosts (one or two reads more per network)."""
         observed = self._with_images(self.observe())
-        observed = {name: self.provider(name).filters(obs) for name, obs in observed.items()}
+        observed = {name: self.provider(name).watchdogs(self.provider(name).filters(obs))
+                    for name, obs in observed.items()}  # fmt: skip
         return planner.network_status(self.topology, observed, self._with_policy())
 
     def _with_images(self, observed: dict[str, Observed]) -> dict[str, Observed]:

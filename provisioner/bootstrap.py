@@ -73,7 +73,8 @@ def _compact(source: str, cloud: str) -> bytes:
     as `ast` reads it."""
     from .watchdog import MECHANISMS
 
-    mine = {f.__name__ for f in MECHANISMS.get(cloud, ())}
+    # its mechanism's classes and what they are made from
+    mine = {c.__name__ for f in MECHANISMS.get(cloud, ()) for c in getattr(f, "__mro__", (f,))}
     other = {f.__name__ for name, pair in MECHANISMS.items() if name != cloud for f in pair} - mine
     tree = ast.parse(source)
     tree.body = [
@@ -81,17 +82,9 @@ def _compact(source: str, cloud: str) -> bytes:
         for node in tree.body
         if not (isinstance(node, ast.ClassDef | ast.FunctionDef) and node.name in other)
     ]
+    _drop_other_clouds(tree, cloud)
+    _drop_unused(tree)
     for node in ast.walk(tree):
-        if isinstance(node, ast.AnnAssign | ast.Assign) and isinstance(node.value, ast.Dict):
-            target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]
-            if isinstance(target, ast.Name) and target.id == "MECHANISMS":
-                kept = [
-                    (k, v)
-                    for k, v in zip(node.value.keys, node.value.values, strict=True)
-                    if isinstance(k, ast.Constant) and k.value == cloud
-                ]
-                node.value.keys = [k for k, _ in kept]
-                node.value.values = [v for _, v in kept]
         body = getattr(node, "body", None)
         if (
             isinstance(body, list)
@@ -105,6 +98,49 @@ def _compact(source: str, cloud: str) -> bytes:
             else:
                 del body[0]
     return ("#!/usr/bin/python3\n" + ast.unparse(tree) + "\n").encode()
+
+
+def _drop_other_clouds(tree: ast.Module, cloud: str) -> None:
+    """The table of mechanisms with `cloud`'s row only."""
+    for node in tree.body:
+        if isinstance(node, ast.AnnAssign | ast.Assign) and isinstance(node.value, ast.Dict):
+            target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]
+            if isinstance(target, ast.Name) and target.id == "MECHANISMS":
+                kept = [
+                    (k, v)
+                    for k, v in zip(node.value.keys, node.value.values, strict=True)
+                    if isinstance(k, ast.Constant) and k.value == cloud
+                ]
+                node.value.keys = [k for k, _ in kept]
+                node.value.values = [v for _, v in kept]
+
+
+def _drop_unused(tree: ast.Module) -> None:
+    """Top-level functions, classes and names that nothing left uses (the other clouds'
+    helpers, once their mechanisms are gone), until none is; `main` stays."""
+
+    def defined(node: ast.stmt) -> str | None:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            return node.name
+        target = (
+            node.target
+            if isinstance(node, ast.AnnAssign)
+            else (
+                node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
+            )
+        )
+        return target.id if isinstance(target, ast.Name) else None
+
+    while True:
+        used = {
+            n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+        }
+        unused = [
+            n for n in tree.body if (name := defined(n)) and name != "main" and name not in used
+        ]
+        if not unused:
+            return
+        tree.body = [n for n in tree.body if n not in unused]
 
 
 def watchdog_files(cloud: str, connector: DesiredConnector, region: str) -> tuple[str, str]:

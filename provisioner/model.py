@@ -539,6 +539,9 @@ class ObservedConnector:
     public_ip: str | None = None
     member: int = 0  # of a pair: 0 the first (`subnets[0]`, `profiles[0]`), 1 the second
     ready: bool | None = None  # it said its tunnel is up (None: its cloud does not say)
+    # a pair member's watchdog's last word, where its cloud keeps it (read for status only;
+    # None: none said, or not read)
+    watchdog: str | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -1173,9 +1176,8 @@ class NetworkStatus:
             out.append({
                 "role": role, "member": c.member, "vm": c.instance, "state": str(c.state),
                 "forwarding": c.forwarding, "service": service,
-                # the watchdog's own word is on the VM (its /health JSON on the private
-                # address, its journal): not read from here
-                "watchdog": None,
+                # its watchdog's last word where the cloud keeps it (see ObservedConnector)
+                "watchdog": c.watchdog,
             })  # fmt: skip
         return out
 

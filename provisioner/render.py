@@ -280,6 +280,7 @@ def status_text(statuses: tuple[NetworkStatus, ...], verbose: bool = False) -> s
                 + (f", public {c.public_ip}" if c.public_ip else "")
                 + f", forwarding {'on' if c.forwarding else 'OFF'}"
                 + _member_service(s, c.member if role else None)
+                + (f"; watchdog: {c.watchdog or 'no word read'}" if role else "")
             )
         if s.service is not None:
             lines += service_lines(s.network, s.service)

@@ -91,7 +91,8 @@ def tag_launched_interfaces() -> None:
     says it is ready (VMS_REPORT_READY), as its cloud-init would once its tunnel is up."""
     from moto.ec2.models.instances import InstanceBackend
 
-    from .providers.aws.common import READY_TAG, TAG
+    from .fakes.http import sandbox_watchdog_word
+    from .providers.aws.common import MEMBER_TAG, READY_TAG, TAG, WATCH_TAG
 
     original = InstanceBackend.run_instances
     if getattr(original, "tags_interfaces", False):
@@ -103,9 +104,14 @@ def tag_launched_interfaces() -> None:
         for instance in reservation.instances:
             for nic in instance.nics.values():
                 nic.add_tags(tags)
-            ours = TAG in dict(kwargs.get("tags") or {}).get("instance", {})
-            if VMS_REPORT_READY["aws"] and ours:
+            own = dict(kwargs.get("tags") or {}).get("instance", {})
+            if VMS_REPORT_READY["aws"] and TAG in own:
                 instance.add_tag(READY_TAG, "0")
+                user_data = args[2] if len(args) > 2 else kwargs.get("user_data")
+                encoded = getattr(user_data, "as_bytes", lambda: b"")()  # (base64, as EC2's)
+                word = sandbox_watchdog_word(encoded, own.get(MEMBER_TAG) == "1")
+                if word:
+                    instance.add_tag(WATCH_TAG, word)
         return reservation
 
     run_instances.tags_interfaces = True  # type: ignore[attr-defined]

@@ -263,7 +263,8 @@ CLOUD_SCHEMAS: dict[str, CloudSchema] = {
         ),
         ha_front="floating private IP",
         ha_one_subnet=True,
-        watchdog_settings=("subnet",),  # where the pair's floating private IP is
+        # where the pair's floating private IP is; which member (the key of its word there)
+        watchdog_settings=("subnet", "member"),
         watchdog_python="/opt/oci-cli/bin/python3",  # the venv the profile's fetch installs
         make_before_break=True,
     ),

@@ -56,6 +56,9 @@ from typing import Any, Protocol
 TAG = "connector-provisioner:network"  # on the pair's interfaces
 HA_TAG = "connector-provisioner:ha"  # on the route tables the pair's watchdogs may change
 DRAIN_TAG = "connector-provisioner:drain"  # apply's marker on a member that is to leave
+# its last word, where the cloud keeps it for `status` (AWS: a tag on its instance; OCI: a
+# freeform tag on its primary private IP; GCP: a guest attribute connector-provisioner/watchdog)
+WATCH_TAG = "connector-provisioner:watchdog"
 DEFAULT_PORT = 8181
 OPENVPN_UNIT = "openvpn-client@connector.service"
 WRITERS = 8  # route writes in flight at once during a takeover (AWS)
@@ -71,6 +74,7 @@ class Settings:
     region: str = ""
     interface: str = ""
     address: str = ""
+    instance: str = ""  # AWS: its instance (where it tags its word); empty: from the metadata
     health_port: int = DEFAULT_PORT
     # the other member is down after `fails` checks in a row, `interval` seconds apart, each
     # waiting at most `interval`: 1.5 s, so the cloud's half of a failover is about 2 s
@@ -99,6 +103,8 @@ class Settings:
     settle: float = 2.0
     # the interface towards the network; empty: the one of the default route
     lan_interface: str = ""
+    # GCP: the metadata server (its guest attributes); empty: the VM's own
+    metadata: str = ""
 
     @classmethod
     def from_file(cls, path: str) -> Settings:
@@ -231,6 +237,20 @@ class Health:
             return 200 if self.tunnel and self.active else 503
         return 404
 
+    def summary(self) -> str:
+        """Its state in a few words, as `status` shows it: its role or why it has none, and
+        the other member as it last saw it."""
+        if self.drained:
+            return "drained: its tunnel closed for a planned change"
+        if self.leaving:
+            return "leaving: a drain asked"
+        if self.closed:
+            return f"its tunnel closed: {self.closed}"
+        if not self.tunnel:
+            return "no tunnel"
+        role = "active" if self.active else "standby"
+        return f"{role}, the other member {self.peer}" if self.peer else role
+
     def state(self) -> dict[str, Any]:
         # `leaving`: also a connector that closed its tunnel because it cannot forward: a
         # standby takes over at once, without waiting for misses
@@ -311,6 +331,51 @@ class Hooks:
     # open (True) or close its tunnel; may return a Future (done once the command has run)
     tunnel: Callable[[bool], Any] = lambda up: None
     drain_asked: Callable[[], bool] = lambda: False
+    # its word changed: published where the cloud keeps it (a Reporter's `offer`)
+    report: Callable[[str], None] = lambda word: None
+
+
+class Reporter:
+    """Publishes the watchdog's word where the cloud keeps it (`publish`: one call), off the
+    loop so a slow cloud never delays a takeover, the latest word only; a failure is said once
+    and tried again after `retry` seconds (or sooner, when the word changes)."""
+
+    def __init__(self, publish: Callable[[str], None], say: Callable[[str], None],
+                 retry: float = 30.0) -> None:  # fmt: skip
+        self.publish, self.say, self.retry = publish, say, retry
+        self.pending: str | None = None
+        self.failed = ""
+        self.lock, self.wake = threading.Lock(), threading.Event()
+        threading.Thread(target=self._run, name="watchdog-report", daemon=True).start()
+
+    def offer(self, word: str) -> None:
+        with self.lock:
+            self.pending = word
+        self.wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self.wake.wait()
+            with self.lock:
+                word, self.pending = self.pending, None
+                self.wake.clear()
+            if word is None:
+                continue
+            try:
+                self.publish(word)
+            except Exception as e:  # unreachable, refused: its word waits, the loop goes on
+                problem = f"watchdog: could not publish its state: {e}"
+                if problem != self.failed:
+                    self.say(problem)
+                    self.failed = problem
+                with self.lock:
+                    self.pending = self.pending or word
+                self.wake.wait(self.retry)
+                self.wake.set()
+                continue
+            if self.failed:
+                self.say("watchdog: publishing its state works again")
+                self.failed = ""
 
 
 def tunnel_worker(settings: Settings) -> Callable[[bool], Any]:
@@ -351,6 +416,7 @@ class Loop:
         self.peer_address = ""  # the other member's, as last learnt
         self.opening: Any = None  # its tunnel being opened again (a Future)
         self.peer_said = False  # the other member's going was said (its return will be)
+        self.reported = ""  # its state as last published
 
         def say_and_keep(line: str) -> None:
             self.health.word = line
@@ -384,6 +450,11 @@ class Loop:
             self._take_over()
         self._own_tunnel(problem)
         self._drain(peer)
+        summary = h.summary()
+        if summary != self.reported:
+            self.reported = summary
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            self.hooks.report(f"{summary} (since {since})")
 
     def _peer(self) -> str | None:
         """The other member's state; said when the active one sees it go or come back."""
@@ -486,7 +557,9 @@ def run(
     hooks = hooks or Hooks()
     if stopping is not None:
         asked = hooks.drain_asked
-        hooks = Hooks(hooks.forwarding, hooks.tunnel, lambda: stopping.is_set() or asked())
+        hooks = Hooks(
+            hooks.forwarding, hooks.tunnel, lambda: stopping.is_set() or asked(), hooks.report
+        )
     loop = Loop(settings, mechanism, own_tunnel, say, hooks)
     server = serve_health(loop.health, settings.address, settings.health_port)
     ends: float | None = None
@@ -586,6 +659,13 @@ class AwsRoutes:
     def drain_asked(self) -> bool:
         return self.drain
 
+    def publish(self, word: str) -> None:
+        """Its word as a tag on its own instance (the role may set that tag and READY_TAG on
+        the network's instances only); none known (a lab's interface alone): not published."""
+        if self.settings.instance:
+            self.ec2.create_tags(Resources=[self.settings.instance],
+                                 Tags=[{"Key": WATCH_TAG, "Value": word[:256]}])  # fmt: skip
+
     def take_over(self, previous: Holder | None) -> int:
         """One ReplaceRoute per route of ours (EC2 has no call for several), WRITERS at once:
         a network of many tables and destinations takes that many writes."""
@@ -634,6 +714,7 @@ def aws_identity(settings: Settings) -> Settings:
     values = dict(settings.__dict__)
     values["interface"] = get(f"network/interfaces/macs/{mac}/interface-id")
     values["address"] = get("local-ipv4")
+    values["instance"] = get("instance-id")
     return Settings(**values)
 
 
@@ -648,19 +729,22 @@ class OciPrivateIp:
 
     def __init__(self, settings: Settings, client: Any = None) -> None:
         self.settings = settings
-        if client is None:
-            import oci  # the VM's OCI CLI environment has the SDK
-
-            if settings.endpoint:  # a sandbox's fake (the lab's): nothing to sign with
-                signer, extra = self.sandbox_signer(), {"service_endpoint": settings.endpoint}
-            else:
-                signer, extra = oci.auth.signers.InstancePrincipalsSecurityTokenSigner(), {}
-            client = oci.core.VirtualNetworkClient(
-                {"region": settings.region}, signer=signer, **extra
-            )
-        self.network = client
+        self.network = client or self._client()
+        # the reporter's thread has a client of its own (one client is not shared by threads)
+        self.reporting = client or self._client()
         self.floating: str | None = None
         self.last_peer = ""
+
+    def _client(self) -> Any:
+        import oci  # the VM's OCI CLI environment has the SDK
+
+        if self.settings.endpoint:  # a sandbox's fake (the lab's): nothing to sign with
+            signer, extra = self.sandbox_signer(), {"service_endpoint": self.settings.endpoint}
+        else:
+            signer, extra = oci.auth.signers.InstancePrincipalsSecurityTokenSigner(), {}
+        return oci.core.VirtualNetworkClient(
+            {"region": self.settings.region}, signer=signer, **extra
+        )
 
     @staticmethod
     def sandbox_signer() -> Any:
@@ -686,17 +770,19 @@ class OciPrivateIp:
 
     def _floating(self) -> str | None:
         if self.floating is None:
-            found = self.network.list_private_ips(subnet_id=self.settings.subnet).data
-            self.floating = next(
-                (
-                    p.id
-                    for p in found
-                    if not p.is_primary
-                    and (p.freeform_tags or {}).get(HA_TAG) == self.settings.network
-                ),
-                None,
-            )
+            self.floating = self._find_floating(self.network)
         return self.floating
+
+    def _find_floating(self, client: Any) -> str | None:
+        found = client.list_private_ips(subnet_id=self.settings.subnet).data
+        return next(
+            (
+                p.id
+                for p in found
+                if not p.is_primary and (p.freeform_tags or {}).get(HA_TAG) == self.settings.network
+            ),
+            None,
+        )
 
     def holder(self) -> Holder | None:
         import oci
@@ -727,6 +813,30 @@ class OciPrivateIp:
     def peer(self) -> str:
         """The other member's address: the last holder but this one (or the setting)."""
         return self.last_peer or self.settings.peer
+
+    def publish(self, word: str) -> None:
+        """Its word as a freeform tag of the floating private IP, one key per member
+        (UpdatePrivateIp, which the pair's policy allows; a primary private IP takes none),
+        guarded by the IP's etag: the other member writes its own key there too."""
+        import oci
+
+        floating = self.floating or self._find_floating(self.reporting)
+        if floating is None:
+            return
+        for _ in range(3):  # (the other's write in between: read again)
+            got = self.reporting.get_private_ip(floating)
+            key = f"{WATCH_TAG}-{self.settings.member}"
+            tags = {**(got.data.freeform_tags or {}), key: word[:256]}
+            try:
+                self.reporting.update_private_ip(
+                    floating,
+                    oci.core.models.UpdatePrivateIpDetails(freeform_tags=tags),
+                    if_match=got.headers.get("etag"),
+                )
+                return
+            except oci.exceptions.ServiceError as e:
+                if e.status != 412:
+                    raise
 
     def take_over(self, previous: Holder | None) -> int:
         import oci
@@ -813,6 +923,22 @@ class Peers:
         return self.peer_address()
 
 
+class GcpPeers(Peers):
+    """GCP's pair, which also publishes its word as a guest attribute (the metadata server:
+    no permission, the instance has guest attributes enabled)."""
+
+    def publish(self, word: str) -> None:
+        base = self.settings.metadata or "http://metadata.google.internal"
+        request = urllib.request.Request(
+            f"{base}/computeMetadata/v1/instance/guest-attributes/connector-provisioner/watchdog",
+            data=word.encode(),
+            method="PUT",
+            headers={"Metadata-Flavor": "Google"},
+        )
+        with urllib.request.urlopen(request, timeout=2):
+            pass
+
+
 def azure_peer() -> str:
     """The other connector's address: a tag on this VM that apply keeps current, read from the
     instance metadata (no identity needed)."""
@@ -890,7 +1016,7 @@ MECHANISMS: dict[str, tuple[Callable[[Settings], Settings], Callable[[Settings],
     "aws": (aws_identity, AwsRoutes),
     "oci": (oci_identity, OciPrivateIp),
     "azure": (azure_identity, Peers),
-    "gcp": (gcp_identity, Peers),
+    "gcp": (gcp_identity, GcpPeers),
 }
 
 
@@ -918,16 +1044,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     chosen = mechanism(settings)
     cloud_drain = getattr(chosen, "drain_asked", lambda: False)
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    publish = getattr(chosen, "publish", None)  # (Azure's VM has no identity to write with)
     run(
         settings,
         chosen,
         own_tunnel=lambda: tunnel_up(settings),
         stop=stop,
-        say=lambda line: print(line, flush=True),
+        say=say,
         hooks=Hooks(
             forwarding=lambda: forwarding_problem(settings),
             tunnel=tunnel_worker(settings),
             drain_asked=lambda: os.path.exists(settings.drain_file) or bool(cloud_drain()),
+            report=Reporter(publish, say).offer if publish else lambda word: None,
         ),
         stopping=stopping,
     )

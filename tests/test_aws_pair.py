@@ -18,7 +18,7 @@ from test_service import deployment as with_service
 
 from provisioner import Deployment
 from provisioner.providers.aws import TAG
-from provisioner.providers.aws.common import READY_TAG
+from provisioner.providers.aws.common import READY_TAG, WATCH_TAG
 from provisioner.providers.aws.pair import PAIR_POLICY, pair_policy
 from provisioner.render import plan_text, status_text
 from provisioner.sandbox import FAKE_PROFILE, SandboxWorld
@@ -300,6 +300,9 @@ def _allows(policy: dict[str, Any], action: str, resource: str, tags: dict[str, 
         if not fnmatch.fnmatchcase(resource, st["Resource"]):
             continue
         conditions = st.get("Condition", {}).get("StringEquals", {})
+        keys = st.get("Condition", {}).get("ForAllValues:StringEquals", {}).get("aws:TagKeys")
+        if keys is not None and not set(tags.get("aws:TagKeys", [])) <= set(keys):
+            continue  # a tag key the statement does not name
         if all(tags.get(k.split("/", 1)[1]) == v for k, v in conditions.items()):
             return True
     return False
@@ -322,11 +325,12 @@ def _authorizations(session: Any, call: tuple[str, dict[str, Any]]) -> list[tupl
         ]
     if name.startswith("Describe"):
         return [(f"ec2:{name}", "*", {})]
-    if name == "CreateTags":  # the VM says it is ready: on its own instance
+    if name == "CreateTags":  # the VM says it is ready, its watchdog its word: on its instance
         (instance,) = params["Resources"]
         found = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]
         return [("ec2:CreateTags", f"{arn}:instance/{instance}",
-                 {t["Key"]: t["Value"] for t in found.get("Tags", [])})]  # fmt: skip
+                 {**{t["Key"]: t["Value"] for t in found.get("Tags", [])},
+                  "aws:TagKeys": [t["Key"] for t in params["Tags"]]})]  # fmt: skip
     assert name == "ReplaceRoute", name
     table = ec2.describe_route_tables(RouteTableIds=[params["RouteTableId"]])["RouteTables"][0]
     nic = ec2.describe_network_interfaces(NetworkInterfaceIds=[params["NetworkInterfaceId"]])[
@@ -364,10 +368,17 @@ def test_the_second_vms_role_is_exactly_what_its_boot_and_its_watchdog_need(
     second = f"/connector-provisioner/{world.hq.vpc}/hq/profile-2"
     vm.client("ssm").get_parameter(Name=second, WithDecryption=True)  # its boot
     watchdog = AwsRoutes(
-        Settings(cloud="aws", network="hq", region="us-east-1", interface=eni(pair[1])),
+        Settings(cloud="aws", network="hq", region="us-east-1", interface=eni(pair[1]),
+                 instance=pair[1]["InstanceId"]),
         vm.client("ec2"),
-    )
+    )  # fmt: skip
     watchdog.take_over(watchdog.holder())
+    said = "active, the other member no answer (since 2026-12-07T17:00:00Z)"
+    watchdog.publish(said)  # its word, where status reads it
+    (status,) = [s for s in deployment(world, clouds, edit=as_pair(world, second_subnet)).status()
+                 if s.network == "hq"]  # fmt: skip
+    words = {m["member"]: m["watchdog"] for m in status.to_dict()["members"]}
+    assert words[1] == said and f"; watchdog: {said}" in status_text((status,))
     # its tunnel up, its cloud-init's connector-ready tags it
     vm.client("ec2").create_tags(Resources=[pair[1]["InstanceId"]],
                                  Tags=[{"Key": READY_TAG, "Value": "1"}])  # fmt: skip
@@ -375,7 +386,9 @@ def test_the_second_vms_role_is_exactly_what_its_boot_and_its_watchdog_need(
     policies = role_policies(session.client("iam"), f"cp-hq-{world.hq.vpc}-2")
     assert sorted(policies) == [PAIR_POLICY, "read-vpn-profile", "report-ready"]
     (ready,) = policies["report-ready"]["Statement"]
-    assert ready["Condition"]["ForAllValues:StringEquals"] == {"aws:TagKeys": [READY_TAG]}
+    assert ready["Condition"]["ForAllValues:StringEquals"] == {
+        "aws:TagKeys": [READY_TAG, WATCH_TAG]
+    }
     policy = {"Statement": [st for doc in policies.values() for st in doc["Statement"]]}
     needed = [a for call in made for a in _authorizations(session, call)]
     assert {a[0] for a in needed} == {
@@ -397,6 +410,8 @@ def test_the_second_vms_role_is_exactly_what_its_boot_and_its_watchdog_need(
     assert not _allows(policy, "ec2:CreateRoute", table, {HA_TAG: "hq"})
     other = "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0"
     assert not _allows(policy, "ec2:CreateTags", other, {TAG: "branch"})  # not another's VM
+    own = f"arn:aws:ec2:us-east-1:123456789012:instance/{pair[1]['InstanceId']}"
+    assert not _allows(policy, "ec2:CreateTags", own, {TAG: "hq", "aws:TagKeys": [TAG]})
 
 
 # --- with the VPN service's half ---------------------------------------------------------------
@@ -433,6 +448,8 @@ def test_with_the_service_both_connectors_belong_to_the_one_service_network(
     assert [(m["role"], m["member"], m["state"], m["forwarding"]) for m in members] == [
         ("active", 0, "running", True), ("standby", 1, "running", True)]  # fmt: skip
     assert [m["service"]["connection_status"] for m in members] == ["ONLINE", "OFFLINE"]
+    # and each one's watchdog's word (the sandbox's VMs: its stand-in for a fresh pair's)
+    assert [str(m["watchdog"]).split(",")[0] for m in members] == ["active", "standby"]
     assert all(m["vm"].startswith("i-") for m in members) and not status.healthy
     text = status_text((status,))
     assert "connector (standby): " in text and text.count("; on the service OFFLINE") == 1
@@ -658,7 +675,8 @@ def test_routes_move_only_once_the_new_connector_says_its_tunnel_is_up(
     assert targets(session, world) == {eni(old)}
     # it comes up: the next apply moves the routes and removes the old one
     session.client("ec2", region_name="us-east-1").create_tags(
-        Resources=[launched["InstanceId"]], Tags=[{"Key": READY_TAG, "Value": "1"}])
+        Resources=[launched["InstanceId"]], Tags=[{"Key": READY_TAG, "Value": "1"}]
+    )
     deployment(world, impatient, edit=_larger).apply()
     assert targets(session, world) == {eni(launched)} and watch.nowhere == []
     assert [i["InstanceId"] for i in connectors_all(session)] == [launched["InstanceId"]]
@@ -695,7 +713,12 @@ def test_a_pair_changes_one_member_at_a_time_and_the_routes_never_lead_nowhere(
     hq = [(c.action.value, c.kind.value, c.resource) for c in plan.changes if c.network == "hq"]
     kinds = [k for _, k, _ in hq]
     first_replace, ready = kinds.index("connector"), kinds.index("ready")
-    assert first_replace < ready < kinds.index("route") < len(kinds) - 1 - kinds[::-1].index("connector")
+    assert (
+        first_replace
+        < ready
+        < kinds.index("route")
+        < len(kinds) - 1 - kinds[::-1].index("connector")
+    )
     standby = next(i for i in before.values() if eni(i) not in active)
     assert hq[first_replace][2] == standby["InstanceId"]  # the standby goes first
     watch = RouteWatch(session, world)
@@ -704,7 +727,9 @@ def test_a_pair_changes_one_member_at_a_time_and_the_routes_never_lead_nowhere(
     assert watch.seen and watch.nowhere == [], watch.seen
     after = connectors(session)
     assert {i["InstanceType"] for i in after.values()} == {"t3.large"}
-    assert not {i["InstanceId"] for i in after.values()} & {i["InstanceId"] for i in before.values()}
+    assert not {i["InstanceId"] for i in after.values()} & {
+        i["InstanceId"] for i in before.values()
+    }
     assert deployment(world, clouds, edit=larger_pair).plan().empty
 
 
@@ -795,7 +820,9 @@ def test_with_the_service_routes_wait_for_the_new_connector_to_be_online(
     with pytest.raises(CloudError) as failed:
         Deployment(topology, impatient).apply()
     message = str(failed.value)
-    assert "cp-hq_2 on the VPN service" in message and f"still lead to {old['InstanceId']}" in message
+    assert (
+        "cp-hq_2 on the VPN service" in message and f"still lead to {old['InstanceId']}" in message
+    )
     assert "OFFLINE" in message
     assert targets(session, world) == {eni(old)} and watch.nowhere == []
     assert set(_service_connectors(service)) == {"cp-hq", "cp-hq_2"}

@@ -247,7 +247,15 @@ def test_the_balancer_sends_to_the_one_the_pair_agreed_on_and_follows_a_takeover
         ups["a"] = True
         time.sleep(0.6)
         assert chosen() == ["b"]  # back, and standby: no flapping
+        # no identity to write with: status shows what the balancer's probe finds of each
+        # member's watchdog (the rule's health status)
+        (hq,) = [s for s in azure.deployment(doc).status() if s.network == "hq"]
     assert sum("took over" in line for line in said) == 1
+    words = {m["member"]: m["watchdog"] for m in hq.to_dict()["members"]}
+    assert words == {
+        0: "the front's probe: Down (Down_Probe_HttpStatusCodeError): not active",
+        1: "the front's probe: Up (Up_Probe_Success): active (answers /active)",
+    }
 
 
 # --- a pair's own steps, failing once: the next apply finishes, destroy cleans up -------------
@@ -284,7 +292,9 @@ def _larger(azure: AzureWorld) -> dict[str, Any]:
 
 
 def _vms(azure: AzureWorld) -> list[str]:
-    return sorted(n for n in of(azure, "microsoft.compute/virtualmachines") if n.startswith("cp-hq"))
+    return sorted(
+        n for n in of(azure, "microsoft.compute/virtualmachines") if n.startswith("cp-hq")
+    )
 
 
 def test_a_replaced_connector_is_made_before_the_old_one_goes(
@@ -302,7 +312,9 @@ def test_a_replaced_connector_is_made_before_the_old_one_goes(
     plan = azure.deployment(_larger(azure)).plan()
     hq = [c for c in plan.changes if c.network == "hq"]
     kinds = [c.kind.value for c in hq]
-    assert kinds.index("connector") < kinds.index("part") < kinds.index("ready") < kinds.index("route")
+    assert (
+        kinds.index("connector") < kinds.index("part") < kinds.index("ready") < kinds.index("route")
+    )
     assert (hq[-1].action.value, hq[-1].resource) == ("delete", "cp-hq-connector")
     azure.deployment(_larger(azure)).apply()
     assert hop_watch.seen and hop_watch.nowhere == [], hop_watch.seen
@@ -335,10 +347,14 @@ def test_a_new_vm_whose_tunnel_never_comes_up_leaves_the_routes_where_they_were(
     assert next_hops(azure) == {old} and hop_watch.nowhere == []
     assert _vms(azure) == ["cp-hq-connector", "cp-hq-connector-r"]
     again = azure.deployment(_larger(azure)).plan()
-    assert not [c for c in again.changes if c.kind.value == "connector" and c.action.value == "create"]
+    assert not [
+        c for c in again.changes if c.kind.value == "connector" and c.action.value == "create"
+    ]
     azure.arm.extensions_succeed = True
     azure.deployment(_larger(azure)).apply()
-    assert _vms(azure) == ["cp-hq-connector-r"] and next_hops(azure) == {address(azure, "cp-hq-nic-r")}
+    assert _vms(azure) == ["cp-hq-connector-r"] and next_hops(azure) == {
+        address(azure, "cp-hq-nic-r")
+    }
     assert hop_watch.nowhere == [] and azure.deployment(_larger(azure)).plan().empty
 
 
@@ -414,7 +430,11 @@ def test_a_pair_changes_one_member_at_a_time_and_the_routes_never_lead_nowhere(
     doc["networks"]["hq"]["connector"]["size"] = "Standard_B2ms"
     azure.deployment(doc).apply()
     assert hop_watch.seen and hop_watch.nowhere == [], hop_watch.seen
-    vms = {n: v for n, v in of(azure, "microsoft.compute/virtualmachines").items() if n.startswith("cp-hq")}
+    vms = {
+        n: v
+        for n, v in of(azure, "microsoft.compute/virtualmachines").items()
+        if n.startswith("cp-hq")
+    }
     assert len(vms) == 2
     assert {v["properties"]["hardwareProfile"]["vmSize"] for v in vms.values()} == {"Standard_B2ms"}
     assert azure.deployment(doc).plan().empty

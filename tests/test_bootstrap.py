@@ -104,7 +104,9 @@ def test_one_of_a_pair_runs_the_watchdog_as_its_module_says(tmp_path):
 
 
 def test_gcp_user_data_writes_the_guest_attribute_once_the_tunnel_is_up():
-    text = render_user_data("gcp", connector(), "projects/p/secrets/cp-hq-vpn-profile", "europe-west1")
+    text = render_user_data(
+        "gcp", connector(), "projects/p/secrets/cp-hq-vpn-profile", "europe-west1"
+    )
     doc = yaml.safe_load(text)
     files = {f["path"]: f for f in doc["write_files"]}
     ready = files["/usr/local/sbin/connector-ready"]["content"]

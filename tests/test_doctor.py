@@ -336,7 +336,10 @@ def test_the_flow_grammar_takes_ranges_sites_any_host_and_names_what_exists(
     # an external site, both ways: the partner's LAN to HQ's app, HQ's app to the partner
     assert {f["kind"] for f in flows("partner->hq")} == {"site-to-site"}
     (back,) = flows("hq->partner")
-    assert back["flow"].startswith(f"hq {world.hq.app_group} (") and "-> partner (172.31.0.0/16)" in back["flow"]
+    assert (
+        back["flow"].startswith(f"hq {world.hq.app_group} (")
+        and "-> partner (172.31.0.0/16)" in back["flow"]
+    )
     assert back["verdict"] == "OK", back
     # the internet: egress
     assert [f["kind"] for f in flows("internet->hq")] == ["egress"]
@@ -372,7 +375,9 @@ def test_security_group_egress_rules_on_the_path(applied: Any):
     dropped = remote_access(reports).dropped_at
     assert dropped is not None and dropped.what == "the connector's group (egress)"
     egress = next(r for r in reports if r.kind == "egress" and r.flow.endswith("through hq"))
-    assert egress.dropped_at is not None and egress.dropped_at.what == "the connector's group (egress)"
+    assert (
+        egress.dropped_at is not None and egress.dropped_at.what == "the connector's group (egress)"
+    )
 
 
 def test_a_credential_that_may_not_read_the_layers_leaves_flows_unknown(

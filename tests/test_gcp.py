@@ -583,4 +583,6 @@ def test_a_new_image_release_replaces_nothing_until_apply_roll(gcp: GcpWorld):
     assert (made.action, gone.action) == ("create", "delete") and "(--roll)" in made.why
     gcp.deployment().apply(roll=True)
     assert running() == newer
-    assert not any(n.startswith("a newer image") for s in gcp.deployment().status() for n in s.notes)
+    assert not any(
+        n.startswith("a newer image") for s in gcp.deployment().status() for n in s.notes
+    )

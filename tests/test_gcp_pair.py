@@ -75,6 +75,17 @@ def test_a_pair_is_two_connectors_in_two_zones_behind_the_routes_load_balancer(g
     address = {n: v["networkInterfaces"][0]["networkIP"] for n, v in vms.items()}
     assert metadata(vms["cp-hq-connector"])["connector-peer"] == address["cp-hq-connector-2"]
     assert metadata(vms["cp-hq-connector-2"])["connector-peer"] == address["cp-hq-connector"]
+    # each watchdog's word is a guest attribute, written through its metadata server: status
+    # shows both (the first's the sandbox's stand-in: no watchdog runs on the fake's VMs)
+    from provisioner.watchdog import GcpPeers, Settings
+
+    said = "standby, the other member no answer (since 2026-12-07T17:00:00Z)"
+    server = f"{gcp.url}/metadata/{P}/{zones['cp-hq-connector-2']}/cp-hq-connector-2"
+    GcpPeers(Settings(cloud="gcp", network="hq", metadata=server, peer="10.0.0.1")).publish(said)
+    (hq,) = [s for s in gcp.deployment(doc).status() if s.network == "hq"]
+    words = {m["member"]: m["watchdog"] for m in hq.to_dict()["members"]}
+    assert words[1] == said and str(words[0]).startswith("active, the other member ok")
+    assert f"; watchdog: {said}" in status_text((hq,))
     # Google's health checkers may reach the connectors' health endpoint
     hc = gcp.gce.view(f"projects/{P}/global/firewalls/cp-hq-hc")
     assert hc is not None and sorted(hc["sourceRanges"]) == ["130.211.0.0/22", "35.191.0.0/16"]
@@ -270,8 +281,11 @@ def test_a_replaced_connector_is_made_before_the_old_one_goes(
 
 @pytest.mark.parametrize(
     "method, path, after",
-    [("GET", r"/getGuestAttributes$", 0), ("POST", r"/global/routes$", 1),
-     ("DELETE", r"/zones/[^/]+/instances/cp-hq-connector$", 0)],
+    [
+        ("GET", r"/getGuestAttributes$", 0),
+        ("POST", r"/global/routes$", 1),
+        ("DELETE", r"/zones/[^/]+/instances/cp-hq-connector$", 0),
+    ],
     ids=["new VM launched", "routes half moved", "old VM not yet removed"],
 )
 def test_a_replacement_interrupted_at_each_step_is_finished_and_cleaned(
@@ -340,6 +354,8 @@ def test_a_pair_changes_one_member_at_a_time_and_the_routes_never_lead_nowhere(
     gcp.deployment(doc).apply()
     assert route_watch.seen and route_watch.nowhere == [], route_watch.seen
     after = {n: i for n, i in of(gcp, "instances").items() if n.startswith("cp-hq")}
-    assert len(after) == 2 and all(i["machineType"].endswith("/e2-standard-2") for i in after.values())
+    assert len(after) == 2 and all(
+        i["machineType"].endswith("/e2-standard-2") for i in after.values()
+    )
     assert not {i["id"] for i in after.values()} & before  # both replaced
     assert gcp.deployment(doc).plan().empty

@@ -566,8 +566,9 @@ def scene_observed(scene: Scene, site: Site) -> Observed:
         cidrs=(N(site.subnet),),
         route_tables=(RouteTable("rtb-lab", tuple(routes)),),
         subnets=(
-            ObservedSubnet("subnet-1", scene.way_out if mine else WayOut.INTERNET_GATEWAY,
-                           "igw-lab", "rtb-lab"),
+            ObservedSubnet(
+                "subnet-1", scene.way_out if mine else WayOut.INTERNET_GATEWAY, "igw-lab", "rtb-lab"
+            ),
             ObservedSubnet("subnet-app", WayOut.INTERNET_GATEWAY, "igw-lab", "rtb-lab"),
         ),  # fmt: skip
         connector=connector,
@@ -659,4 +660,3 @@ def test_the_doctor_agrees_over_ranges_sites_egress_and_the_apps_own_connections
         f"{name}: {said} / {outcome}" for name, said, outcome in rows
     )
     assert agree == len(rows) >= 16, "\n".join(f"{n}: doctor {s}, packet {o}" for n, s, o in rows)
-

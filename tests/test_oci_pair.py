@@ -109,7 +109,8 @@ def test_a_pair_is_two_connectors_and_the_rules_name_the_floating_ip_on_the_firs
         assert "ExecStart=/opt/oci-cli/bin/python3 " in unit  # the interpreter with the oci SDK
         settings = json.loads(written(text, "/etc/connector-provisioner/watchdog.json"))
         assert settings == {"cloud": "oci", "network": "hq", "region": o.hq.region,
-                            "subnet": o.hq.connector_subnet, "settle": 2.0}  # fmt: skip
+                            "subnet": o.hq.connector_subnet, "member": member,
+                            "settle": 2.0}  # fmt: skip
     assert policies["cp-hq-pair"] == pair_statements(
         ("cp-hq-connector", "cp-hq-connector-2"), o.hq.compartment
     )
@@ -126,10 +127,11 @@ def test_a_pair_is_two_connectors_and_the_rules_name_the_floating_ip_on_the_firs
     assert "standby" in status_text(status)
 
 
-def watchdog(o: OciWorld, instance: dict[str, Any]) -> OciPrivateIp:
+def watchdog(o: OciWorld, instance: dict[str, Any], member: int = 1) -> OciPrivateIp:
     vnic = vnic_of(o, instance)
     settings = Settings(cloud="oci", network="hq", region=o.hq.region, interface=vnic["id"],
-                        address=vnic["privateIp"], subnet=o.hq.connector_subnet)  # fmt: skip
+                        address=vnic["privateIp"], subnet=o.hq.connector_subnet,
+                        member=member)  # fmt: skip
     return OciPrivateIp(settings, o.api().network)
 
 
@@ -145,10 +147,17 @@ def test_after_the_watchdog_moves_the_ip_apply_leaves_it_there(oci_world: OciWor
     (ip,) = floating(o)
     assert ip["vnicId"] == vnic_of(o, pair[1])["id"]
     assert targets(o) == {ip["id"]}  # the rules were not written: they follow the IP
+    # its word: a freeform tag on its primary private IP (UpdatePrivateIp), where status reads
+    said = "active, the other member no answer (since 2026-12-07T17:00:00Z)"
+    standby.publish(said)
     plan = o.deployment(doc).plan()
     assert plan.empty, plan_text(plan)
     (hq,) = [s for s in o.deployment(doc).status() if s.network == "hq"]
     assert hq.connector is not None and hq.connector.instance == pair[1]["id"]
+    words = {m["member"]: m["watchdog"] for m in hq.to_dict()["members"]}
+    # (the first's: the sandbox's stand-in, no watchdog runs on the fake's VMs)
+    assert words[1] == said and str(words[0]).startswith("active, the other member ok")
+    assert f"; watchdog: {said}" in status_text((hq,))
     # the active one is replaced (a new size): the IP moves to the other before it goes
     o.fake.calls.clear()
     doc["networks"]["hq"]["connector"]["size"] = "VM.Standard.E5.Flex"
@@ -279,6 +288,7 @@ def test_the_pair_policy_is_exactly_what_the_watchdog_needs(oci_world: OciWorld)
     standby = watchdog(o, connectors(o)[1])
     standby.take_over(standby.holder())
     standby.holder()
+    standby.publish("active (since 2026-12-07T17:00:00Z)")  # its word, on the floating IP
     calls = [(c.kind, c.verb) for c in o.fake.calls]
     assert ("privateIps", "update") in calls
     used = set()
@@ -323,6 +333,12 @@ def test_with_the_service_both_connectors_belong_to_the_one_service_network(
     second = o.fake.secret_content(secrets["cp-hq-vpn-profile-2"]) or ""
     assert "# connector cp-hq (" in first and "# connector cp-hq-2 (" in second
     assert Deployment(load_topology(o.write(doc)), clouds).plan().empty
+    # status: each member with the service's connection status and its watchdog's word (the
+    # sandbox's stand-in on the floating IP: no watchdog runs on the fake's VMs)
+    (hq,) = [x for x in d.status() if x.network == "hq"]
+    members = hq.to_dict()["members"]
+    assert all(m["service"]["connection_status"] for m in members)
+    assert [str(m["watchdog"]).split(",")[0] for m in members] == ["active", "standby"]
 
 
 # --- a pair's own steps, failing once: the next apply finishes, destroy cleans up -------------

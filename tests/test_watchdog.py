@@ -200,6 +200,10 @@ class Vm:
         self.tunnel = True
         self.closed_while: list[list[dict[str, str]]] = []  # the routes, at each close
         self.drain = False
+        self.words: list[str] = []  # what its watchdog published, without its time
+
+    def said(self) -> list[str]:
+        return [w.rsplit(" (since ", 1)[0] for w in self.words]
 
     def hooks(self) -> Hooks:
         def act(up: bool) -> None:
@@ -207,7 +211,8 @@ class Vm:
                 self.closed_while.append(self.pair.targets())
             self.tunnel = up
 
-        return Hooks(forwarding=lambda: self.problem, tunnel=act, drain_asked=lambda: self.drain)
+        return Hooks(forwarding=lambda: self.problem, tunnel=act, drain_asked=lambda: self.drain,
+                     report=self.words.append)  # fmt: skip
 
 
 def _ours(targets: list[dict[str, str]]) -> set[str]:
@@ -272,6 +277,43 @@ def test_a_drain_hands_the_routes_over_before_the_tunnel_closes_and_is_undone_wh
             vm["a"].drain = False
             assert _until(lambda: vm["a"].tunnel)
             assert "watchdog: drain withdrawn: dialling in again" in said
+            assert _until(lambda: vm["a"].said()[-1] == "standby, the other member ok")
+    # what a published where status reads it, each change once, in order
+    words = vm["a"].said()
+    assert words[0] in ("active", "active, the other member ok"), words
+    for expected in ("active, the other member no answer", "active, the other member ok",
+                     "leaving: a drain asked", "drained: its tunnel closed for a planned change",
+                     "standby, the other member ok"):  # fmt: skip
+        assert expected in words, (expected, words)
+    assert all(a != b for a, b in zip(words, words[1:], strict=False))  # only changes
+    assert all(" (since 20" in w for w in vm["a"].words)
+
+
+def test_its_word_reaches_the_cloud_latest_first_and_a_failure_is_said_once():
+    """The reporter publishes off the loop: while the cloud refuses, the word waits (said once),
+    and what reaches the cloud at last is the newest word, not each one in between."""
+    from provisioner.watchdog import Reporter
+
+    published: list[str] = []
+    refusing = threading.Event()
+    refusing.set()
+
+    def publish(word: str) -> None:
+        if refusing.is_set():
+            raise RuntimeError("AccessDenied")
+        published.append(word)
+
+    said: list[str] = []
+    reporter = Reporter(publish, said.append, retry=0.1)
+    reporter.offer("standby")
+    assert _until(lambda: len(said) == 1)
+    reporter.offer("active")
+    reporter.offer("active, the other member ok")
+    time.sleep(0.3)
+    assert said == ["watchdog: could not publish its state: AccessDenied"] and not published
+    refusing.clear()
+    assert _until(lambda: published == ["active, the other member ok"])
+    assert said[-1] == "watchdog: publishing its state works again"
 
 
 def test_the_cloud_drain_marker_is_read_from_the_members_own_interface(ec2):
@@ -488,4 +530,3 @@ def test_peers_a_vanished_active_is_replaced_and_a_split_is_settled_by_the_later
             assert _until(lambda: len(pair.probe()) == 1)
             time.sleep(0.6)
             assert len(pair.probe()) == 1
-

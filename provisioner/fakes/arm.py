@@ -130,6 +130,11 @@ class Arm(Injectable):
         # a VM's CustomScript extension succeeds (its script exits 0: the connector's once its
         # tunnel is up); False: it fails as Azure reports one whose script did not
         self.extensions_succeed = True
+        # what each load balancer's probes last found of its pool's members (LbProbes writes
+        # it): lb id (lower case) -> address -> up. A balancer nothing probes here (the
+        # sandbox's VMs answer nothing) reports as a fresh pair's watchdogs make it: the
+        # pool's first member up (it claimed `/active`), the others down
+        self.probed: dict[str, dict[str, bool]] = {}
         # the Marketplace's image versions, oldest first: `latest` is the last
         self.image_versions: dict[tuple[str, str, str], list[str]] = {
             ("canonical", "ubuntu-24_04-lts", "server"): ["24.04.202611010"]
@@ -300,6 +305,14 @@ class Arm(Injectable):
             return context.resource(method, rid, data, child=None)
         if len(names) == 2 and top == "microsoft.compute/virtualmachines":
             return context.vm_action(method, rid, names[1].lower())
+        if (
+            len(names) == 4
+            and top == "microsoft.network/loadbalancers"
+            and method == "POST"
+            and names[1].lower() == "loadbalancingrules"
+            and names[3].lower() == "health"
+        ):
+            return self._rule_health(rid, names[2])
         child = CHILD_TYPES.get(top)
         if child is None or names[1].lower() != child[0]:
             raise ArmError(404, "InvalidResourceType", f"No route for {path}")
@@ -317,6 +330,33 @@ class Arm(Injectable):
         if len(names) == 3:
             return context.resource(method, f"{child_prefix}/{names[2]}", data, child=child)
         raise ArmError(404, "InvalidResourceType", f"No route for {path}")
+
+    def _rule_health(self, lb_id: str, rule: str) -> tuple[int, Any, dict[str, str]]:
+        """LoadBalancerLoadBalancingRules_Health: each backend address of the rule's pool, Up
+        or Down as its probe last found it (answered at once: a 200, which the operation may
+        give instead of its 202)."""
+        self.calls.append(Call("POST", f"{lb_id}/loadBalancingRules/{rule}/health",
+                               "microsoft.network/loadbalancers/loadbalancingrules",
+                               "health"))  # fmt: skip
+        lb = self.state.resources.get(lb_id.lower())
+        rules = {r["name"].lower(): r for r in (lb or {}).get("properties", {}).get(
+            "loadBalancingRules", [])}  # fmt: skip
+        if lb is None or rule.lower() not in rules:
+            raise ArmError(404, "NotFound", f"Load balancing rule {rule} of {lb_id} was not found.")
+        pool = rules[rule.lower()]["properties"]["backendAddressPool"]["id"]
+        members = self.pool_members(pool)
+        probed = self.probed.get(lb_id.lower())
+        addresses = []
+        for i, (config, address) in enumerate(members):
+            up = probed.get(address, False) if probed is not None else i == 0
+            addresses.append({
+                "ipAddress": address, "networkInterfaceIPConfigurationId": config,
+                "state": "Up" if up else "Down",
+                "reason": "Up_Probe_Success" if up else "Down_Probe_HttpStatusCodeError",
+            })  # fmt: skip
+        count = sum(a["state"] == "Up" for a in addresses)
+        return 200, {"up": count, "down": len(addresses) - count,
+                     "loadBalancerBackendAddresses": addresses}, {}  # fmt: skip
 
     def _resource_group(
         self, method: str, sub: str, rg: str, data: Any, base: str
@@ -1228,6 +1268,8 @@ class LbProbes:
             self.streak[address] = (ok, count)
             if count >= int(probe.get("probeThreshold") or probe.get("numberOfProbes") or 1):
                 self.up[address] = ok
+        with self.arm.lock:  # what the health status API reports
+            self.arm.probed[self.lb_id.lower()] = dict(self.up)
 
     def healthy(self) -> list[str]:
         return [a for a in self.members() if self.up.get(a)]

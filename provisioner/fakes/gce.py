@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .http import Call, Fault, Faults, Injectable
+from .http import Answer, Call, Fault, Faults, Injectable, sandbox_watchdog_word
 
 GOOGLE = "https://www.googleapis.com/compute/v1/"
 NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -163,6 +163,8 @@ class Gce(Injectable):
         path = unquote(parts.path).strip("/")
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         api = "compute" if path.startswith("compute/v1/") else "rpc"
+        if path.startswith("metadata/"):
+            return self._metadata(method, path, headers, body)
         try:
             fault = self.faults.due(method, path)
             if fault is not None and fault.in_operation and api == "compute":
@@ -208,6 +210,33 @@ class Gce(Injectable):
                 {"Content-Type": "application/json", **e.headers},
                 json.dumps({"error": err}).encode(),
             )
+
+    def _metadata(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        """A VM's metadata server, as far as its guest attributes: `metadata/PROJECT/ZONE/
+        INSTANCE/computeMetadata/v1/instance/guest-attributes/NAMESPACE/KEY` (the real one
+        knows the VM by who asks). PUT writes (guest attributes enabled on the instance, else
+        403), GET reads; the `Metadata-Flavor: Google` header is required (else 403)."""
+        seg = path.split("/")
+        text = {"Content-Type": "text/plain"}
+        if headers.get("metadata-flavor") != "Google":
+            return 403, text, b"Missing required header: Metadata-Flavor"
+        where = ["computeMetadata", "v1", "instance", "guest-attributes"]
+        if len(seg) != 10 or seg[4:8] != where or not seg[8] or not seg[9]:
+            return 404, text, b"Not found"
+        project, zone, instance, key = seg[1], seg[2], seg[3], f"{seg[8]}/{seg[9]}"
+        with self.lock:
+            found = self.state.compute.get(f"projects/{project}/zones/{zone}/instances/{instance}")
+            if found is None:
+                return 404, text, b"Not found"
+            items = {i.get("key"): i.get("value")
+                     for i in (found.get("metadata") or {}).get("items") or []}  # fmt: skip
+            if str(items.get("enable-guest-attributes", "")).upper() != "TRUE":
+                return 403, text, b"Guest attributes endpoint access is disabled."
+            if method == "PUT":
+                found.setdefault("_guest", {})[key] = body.decode()
+                return 200, text, b""
+            value = (found.get("_guest") or {}).get(key)
+            return (200, text, value.encode()) if value is not None else (404, text, b"Not found")
 
     # --- Compute ------------------------------------------------------------------------------
 
@@ -1053,6 +1082,10 @@ def _insert_instance(gce: Gce, scope: str, body: dict[str, Any]) -> None:
     items = {i.get("key"): i.get("value") for i in (body.get("metadata") or {}).get("items") or []}
     if gce.vms_report_ready and str(items.get("enable-guest-attributes", "")).upper() == "TRUE":
         body["_guest"] = {"connector-provisioner/ready": "0"}  # what its connector-ready writes
+        word = sandbox_watchdog_word(str(items.get("user-data") or ""),
+                                     str(body.get("name", "")).endswith("-2"))  # fmt: skip
+        if word:
+            body["_guest"]["connector-provisioner/watchdog"] = word
     body["status"] = "RUNNING"
     body.setdefault("tags", {})["fingerprint"] = "tf"
     body.setdefault("metadata", {})["fingerprint"] = "mf"

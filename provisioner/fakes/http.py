@@ -16,6 +16,30 @@ from typing import Any, ClassVar, Protocol
 
 Answer = tuple[int, dict[str, str], bytes]
 
+WATCHDOG_UNIT = b"connector-watchdog.service"  # in the user-data of a pair's member only
+
+
+def sandbox_watchdog_word(user_data: bytes | str, second: bool) -> str | None:
+    """What a fresh pair member's watchdog publishes once both are up (the first claims, the
+    second stands by): the word the sandbox's VMs give, where nothing runs. None: its
+    user-data (plain, or base64 as EC2 takes it) runs no watchdog (a single connector)."""
+    import base64
+    import binascii
+
+    raw = user_data.encode() if isinstance(user_data, str) else user_data
+    try:
+        decoded = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        decoded = b""
+    if WATCHDOG_UNIT not in raw and WATCHDOG_UNIT not in decoded:
+        return None
+    return stand_in_word(second)
+
+
+def stand_in_word(second: bool) -> str:
+    role = "standby" if second else "active"
+    return f"{role}, the other member ok (the sandbox's stand-in: no watchdog runs on its VMs)"
+
 
 @dataclass
 class Fault:

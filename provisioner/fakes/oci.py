@@ -48,7 +48,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .http import Call, Faults, Injectable
+from ..watchdog import HA_TAG, WATCH_TAG
+from .http import Call, Faults, Injectable, stand_in_word
 
 PUBLIC_POOL = ipaddress.IPv4Network("203.0.113.0/24")  # documentation addresses only
 SHAPES = ("VM.Standard.E4.Flex", "VM.Standard.E5.Flex", "VM.Standard2.1", "VM.Standard.A1.Flex")
@@ -872,10 +873,14 @@ def _create_private_ip(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
     if any(r["_kind"] == "privateIps" and r.get("ipAddress") == address
            for r in oci.state.resources.values()):  # fmt: skip
         raise OciError(409, "Conflict", f"The private IP address {address} is already in use")
+    tags = dict(data.get("freeformTags") or {})
+    if oci.vms_report_ready and HA_TAG in tags:  # a pair's floating IP: the sandbox's stand-in
+        # for what its members' watchdogs write there (none runs on the fake's VMs)
+        tags.update({f"{WATCH_TAG}-{m}": stand_in_word(bool(m)) for m in (0, 1)})
     return oci.store({
         "id": oci.ocid("privateip"), "_kind": "privateIps", "vnicId": vnic["id"], "subnetId": subnet["id"],
         "ipAddress": address, "isPrimary": False, "compartmentId": vnic["compartmentId"],
-        "displayName": data.get("displayName"), "freeformTags": data.get("freeformTags") or {},
+        "displayName": data.get("displayName"), "freeformTags": tags,
         "definedTags": {}, "lifecycleState": "AVAILABLE", "timeCreated": "2026-11-25T08:00:00.000Z",
     })  # fmt: skip
 
@@ -1297,8 +1302,11 @@ HANDLERS: dict[str, ResourceType] = {
         create=_launch,
         read=_read_instance,
         delete=lambda oci, stored: _terminate(oci, stored),
-        actions={"START": _instance_action("STARTING"), "STOP": _instance_action("STOPPED"),
-                 "SOFTSTOP": _instance_action("STOPPED")},  # (the OS's shutdown: instant here)
+        actions={
+            "START": _instance_action("STARTING"),
+            "STOP": _instance_action("STOPPED"),
+            "SOFTSTOP": _instance_action("STOPPED"),
+        },  # (the OS's shutdown: instant here)
     ),
     "instanceConsoleHistories": ResourceType(
         create=_capture_history,

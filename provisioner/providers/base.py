@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Network
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -24,6 +24,7 @@ from ..model import (
     Location,
     Network,
     Observed,
+    ObservedConnector,
     ServiceProfile,
     Stray,
 )
@@ -88,6 +89,10 @@ class NetworkProvider(Protocol):
 
     def strays(self, known: frozenset[str]) -> tuple[Stray, ...]:
         """Connectors of ours nearby whose network is not in `known` (see Provider)."""
+        ...
+
+    def watchdogs(self, observed: Observed) -> Observed:
+        """`observed` with each pair member's watchdog's last word (see Provider)."""
         ...
 
     def lease_store(self) -> LeaseStore | None:
@@ -177,6 +182,28 @@ class Provider:
         """`observed` with what only the doctor reads: each subnet's edge layer, the hosts of
         each app group. A cloud that does not read them returns `observed` as it is."""
         return observed
+
+    def watchdogs(self, observed: Observed) -> Observed:
+        """`observed` with each pair member's watchdog's last word where the cloud keeps it
+        (`_watchdog_words`; status only: a read or two more); one it could not read says why."""
+        found = observed.connectors
+        if len(found) < 2:
+            return observed
+        try:
+            words = self._watchdog_words(found)
+        except self.sdk_errors() as e:
+            words = {c.instance: f"not read: {self.error_text(e)}" for c in found}
+        if not words:
+            return observed
+        said = {id(c): replace(c, watchdog=words.get(c.instance, c.watchdog)) for c in found}
+        connector = observed.connector
+        return replace(observed, connectors=tuple(said[id(c)] for c in found),
+                       connector=said.get(id(connector), connector))  # fmt: skip
+
+    def _watchdog_words(self, members: tuple[ObservedConnector, ...]) -> dict[str, str]:
+        """Each member's watchdog's word by instance, where it is not in what observe read
+        already ({}: it is, or the cloud keeps none)."""
+        return {}
 
     def strays(self, known: frozenset[str]) -> tuple[Stray, ...]:
         """Connectors of ours where this network is (its region, resource group, project,

@@ -33,14 +33,18 @@ PAIR_MODE = "a pair, one member at a time"
 @dataclass
 class Replacements:
     lost: dict[str, list[int]] = field(default_factory=lambda: {m: [] for m in (*MODES, PAIR_MODE)})
-    gap: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in (*MODES, PAIR_MODE)})
+    gap: dict[str, list[float]] = field(
+        default_factory=lambda: {m: [] for m in (*MODES, PAIR_MODE)}
+    )
 
     def figures(self) -> dict[str, str]:
         out = {}
         for mode in (*MODES, PAIR_MODE):
             if not self.lost[mode]:
                 continue
-            what = "replace a pair (aws)" if mode == PAIR_MODE else "replace a single connector (aws)"
+            what = (
+                "replace a pair (aws)" if mode == PAIR_MODE else "replace a single connector (aws)"
+            )
             out[f"{what}, {mode}"] = (
                 f"packets lost median {statistics.median(self.lost[mode]):g}, worst "
                 f"{max(self.lost[mode])}; longest gap median "

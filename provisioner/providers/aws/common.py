@@ -8,6 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ... import watchdog as _watchdog
 from ...errors import CloudError
 from ...model import AwsLocation, Network
 from ..base import Provider
@@ -24,6 +25,7 @@ ARCHES = {"x86_64": "amd64", "arm64": "arm64"}
 POLICY_NAME = "read-vpn-profile"
 READY_POLICY = "report-ready"  # the connector tags itself ready (READY_TAG), nothing else
 READY_TAG = "connector-provisioner:ready"  # set by the VM once its tunnel is up
+WATCH_TAG = _watchdog.WATCH_TAG  # a pair member's watchdog's last word, set by it (status reads)
 PAIR_POLICY = "pair"  # a pair's: the watchdog's calls and the second profile (providers/aws/pair)
 MARK = "connector-provisioner"  # how our rules' descriptions begin
 

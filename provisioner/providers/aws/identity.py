@@ -17,6 +17,7 @@ from .common import (
     READY_POLICY,
     READY_TAG,
     TAG,
+    WATCH_TAG,
     AwsSeen,
     AwsState,
     done_already,
@@ -99,8 +100,9 @@ class Identity(AwsState):
         )
 
     def _ready(self) -> dict[str, object]:
-        """The connector may set one tag, READY_TAG, on the network's own instances: how it
-        says its tunnel is up (what apply waits for before it moves routes to it)."""
+        """The connector may set two tags on the network's own instances: READY_TAG, how it
+        says its tunnel is up (what apply waits for before it moves routes to it), and a pair
+        member's WATCH_TAG, its watchdog's last word (what `status` shows)."""
         return {
             "Version": "2012-10-17",
             "Statement": [{
@@ -109,7 +111,7 @@ class Identity(AwsState):
                 "Resource": f"arn:aws:ec2:{self.location.region}:*:instance/*",
                 "Condition": {
                     "StringEquals": {f"aws:ResourceTag/{TAG}": self.network.name},
-                    "ForAllValues:StringEquals": {"aws:TagKeys": [READY_TAG]},
+                    "ForAllValues:StringEquals": {"aws:TagKeys": [READY_TAG, WATCH_TAG]},
                 },
             }],
         }  # fmt: skip

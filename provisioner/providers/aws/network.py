@@ -48,6 +48,7 @@ from .common import (
     MEMBER_TAG,
     READY_TAG,
     TAG,
+    WATCH_TAG,
     AwsSeen,
     ParameterLease,
     assumed,
@@ -471,6 +472,7 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
                     public_ip=inst.get("PublicIpAddress"),
                     member=int(member) if member.isdigit() else 0,
                     ready=READY_TAG in tags,
+                    watchdog=tags.get(WATCH_TAG),
                 )
             )
         first = out[0] if out else None

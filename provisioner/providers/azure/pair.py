@@ -22,6 +22,7 @@ PEERS_PART = "pair-peers"
 FRONT = "load balancer frontend"
 PROBE_SECONDS = 5  # Microsoft's guide for network virtual appliances
 PROBE_THRESHOLD = 1  # one answer decides (Azure's default)
+RULE = "ha-ports"  # the balancer's one rule (HA ports)
 
 
 class Pair(AzureState):
@@ -57,6 +58,23 @@ class Pair(AzureState):
             wanted=self.network.connector.ha,
             complete=joined == names,
         )
+
+    def _watchdog_words(self, members: tuple[ObservedConnector, ...]) -> dict[str, str]:
+        """Azure's VM has no identity to write with: what the cloud holds of a member's
+        watchdog is what the balancer's probe finds of its `/active` (the health status of the
+        HA-ports rule): Up on the member the front sends to, Down on the other."""
+        health = self.wait(
+            self.net.load_balancer_load_balancing_rules.begin_health(self.rg, self.lb_name, RULE),
+            f"the health status of load balancer {self.lb_name}",
+        )
+        found = {a.ip_address: a for a in health.load_balancer_backend_addresses or []}
+        words = {}
+        for c in members:
+            a = found.get(c.private_ip or "")
+            if a is not None:
+                role = "active (answers /active)" if a.state == "Up" else "not active"
+                words[c.instance] = f"the front's probe: {a.state} ({a.reason}): {role}"
+        return words
 
     def _peers_part(self, found: dict[int, ObservedConnector], vm_tags: dict[int, dict[str, str]]) -> Part:  # fmt: skip
         assert self.network.connector is not None
@@ -139,7 +157,7 @@ class Pair(AzureState):
                         ],
                         load_balancing_rules=[
                             m.LoadBalancingRule(
-                                name="ha-ports",
+                                name=RULE,
                                 properties=m.LoadBalancingRulePropertiesFormat(
                                     protocol="All",
                                     frontend_port=0,

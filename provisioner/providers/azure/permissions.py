@@ -50,6 +50,8 @@ ACTIONS = (
     f"{NETWORK}/loadBalancers/write",
     f"{NETWORK}/loadBalancers/delete",
     f"{NETWORK}/loadBalancers/backendAddressPools/join/action",
+    # status of a pair: what the balancer's probe finds of each member (its watchdog's word)
+    f"{NETWORK}/loadBalancers/loadBalancingRules/health/action",
     # the VM and the extension that hands it the profile
     f"{COMPUTE}/virtualMachines/read",
     # status: the Marketplace's newest version of the image (a newer one than the VM runs)

@@ -79,17 +79,31 @@ class Instance(GcpState):
     def _says_ready(self) -> bool:
         """The connector wrote the guest attribute connector-provisioner/ready (its tunnel is
         up: its cloud-init's connector-ready)."""
+        return "ready" in self._guest_attributes(self.instance_name)
+
+    def _guest_attributes(self, instance: str) -> dict[str, str]:
+        """What the VM `instance` (in this member's zone) wrote under connector-provisioner/:
+        its cloud-init's `ready`, a pair's watchdog's `watchdog` (its last word)."""
         from google.api_core.exceptions import NotFound
 
         try:
             found = self.api.instances.get_guest_attributes(request={
-                "project": self.project, "zone": self.zone, "instance": self.instance_name,
+                "project": self.project, "zone": self.zone, "instance": instance,
                 "query_path": "connector-provisioner/",
             })  # fmt: skip
         except NotFound:
-            return False
+            return {}
         items = found.query_value.items if found.query_value else []
-        return any(i.key == "ready" for i in items)
+        return {i.key: i.value for i in items}
+
+    def _watchdog_words(self, members: tuple[ObservedConnector, ...]) -> dict[str, str]:
+        words = {}
+        for c in members:
+            with self.as_member(c.member):
+                word = self._guest_attributes(c.instance).get("watchdog")
+            if word:
+                words[c.instance] = word
+        return words
 
     def _await_ready(self, replacing: str) -> None:
         """Until the new VM says its tunnel is up, the routes stay on `replacing`."""

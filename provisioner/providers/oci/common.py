@@ -147,6 +147,8 @@ class OciSeen:
     # our security rules: (nsg, source, ports) -> rule id (Groups adds and removes them)
     rule_ids: dict[tuple[str, str, str], str] = field(default_factory=dict)
     front_id: str | None = None  # a pair's floating private IP (Pair makes, moves, deletes it)
+    # each member's watchdog's last word, by member: freeform tags of the floating private IP
+    words: dict[int, str] = field(default_factory=dict)
 
 
 class OciState(Members, Provider):

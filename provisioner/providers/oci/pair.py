@@ -16,11 +16,17 @@ from typing import Any
 from ...errors import CloudError
 from ...model import Action, Change, ObservedConnector, ObservedFront, Part
 from ...planner import NEW_CONNECTOR
-from ...watchdog import HA_TAG
+from ...watchdog import HA_TAG, WATCH_TAG
 from .common import TAG, OciSeen, OciState
 
 PAIR_POLICY_PART = "pair-policy"
 FLOATING = "floating private IP"
+
+
+def watch_key(member: int) -> str:
+    """The floating private IP's freeform tag where member `member`'s watchdog keeps its word
+    (UpdatePrivateIp, which the pair's policy allows; a primary private IP takes no update)."""
+    return f"{WATCH_TAG}-{member}"
 
 
 def pair_statements(groups: tuple[str, str], compartment: str) -> list[str]:
@@ -81,11 +87,19 @@ class Pair(OciState):
         seen.front_id = floating.id if floating is not None else None
         if floating is None:
             return None
+        tags = floating.freeform_tags or {}
+        seen.words = {m: tags[watch_key(m)] for m in (0, 1) if watch_key(m) in tags}
         holder = next(
             (found[m].interface for m in found if self.held[m]["vnic_id"] == floating.vnic_id),
             None,
         )
         return ObservedFront(FLOATING, floating.id, holder, wanted=self.network.connector.ha)
+
+    def _watchdog_words(self, members: tuple[ObservedConnector, ...]) -> dict[str, str]:
+        """Read with the floating private IP already (its tags)."""
+        return {
+            c.instance: self.seen.words[c.member] for c in members if c.member in self.seen.words
+        }
 
     # --- the handlers ------------------------------------------------------------------------
 
