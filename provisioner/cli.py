@@ -155,7 +155,7 @@ def _common(sp: Any, *flags: str, json_help: str = "json") -> None:
 def _file_commands(sub: Any) -> None:
     """The commands on a topology file (or, most of them, one network's flags)."""
     sp = _command(sub, "plan", file="optional", one_network=True)
-    _common(sp, "json", "verbose", "replace_conflicting_routes", "roll")
+    _common(sp, "json", "verbose", "replace_conflicting_routes", "roll", "detailed_exitcode")
     sp.add_argument("--prune", action="store_true", help=H.FLAGS["prune_plan"])
     sp = _command(sub, "apply", file="optional", one_network=True)
     _common(sp, "yes", "json", "verbose", "replace_conflicting_routes", "prune", "roll",
@@ -341,6 +341,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 EXIT_UNKNOWN = 5  # doctor: no flow dropped, but one could not be judged
+EXIT_DRIFT = 6  # plan --detailed-exitcode: something to change
 EXIT_PIPE = 141  # the reader of our output went away (128 + SIGPIPE, as a shell reports it)
 
 
@@ -469,7 +470,9 @@ def _plan(args: argparse.Namespace, deployment: Any, as_json: bool) -> int:
         roll=getattr(args, "roll", False),
     )  # fmt: skip
     print(json.dumps(plan.to_dict(), indent=2) if as_json else render.plan_text(plan, args.verbose))
-    return 3 if plan.conflicts else 0
+    if plan.conflicts:
+        return 3
+    return EXIT_DRIFT if getattr(args, "detailed_exitcode", False) and not plan.empty else 0
 
 
 def _doctor(args: argparse.Namespace, deployment: Any, as_json: bool) -> int:

@@ -45,6 +45,7 @@ NO_TERMINAL = (
     "terminal to confirm on",
 )
 CONFLICT = (3, "routes of ours conflict with routes already there: listed, nothing changed")
+DRIFT = (6, "plan --detailed-exitcode: there are changes to make (drift, or a new file)")
 LEASE = (
     4,
     "another run holds a network's lease, or the networks changed after the plan was shown: "
@@ -93,9 +94,10 @@ CHANGES = ("credentials", "service", "pace", "limits", "endpoints")
 COMMANDS: tuple[Command, ...] = (
     Command(
         "plan",
-        "-f topology.yaml [--json]",
+        "-f topology.yaml [--json] [--detailed-exitcode]",
         "what apply would change, and why; touches nothing",
-        ((0, "the plan is shown (with changes or none)"), READ_FAILED, BAD_INPUT, CONFLICT),
+        ((0, "the plan is shown (with --detailed-exitcode: nothing to change)"), READ_FAILED,
+         BAD_INPUT, CONFLICT, DRIFT),
         READS,
         "What apply would change on both halves (the clouds and the VPN service), and why; "
         "touches nothing. Grouped: routes as destinations x tables, each why once; --verbose: "
@@ -234,6 +236,7 @@ FLAGS = {
     "replace_conflicting_routes": "take over routes to our destinations that lead elsewhere (else: exit 3)",
     "prune": "also remove networks of ours that left the file, on both halves",
     "prune_plan": "plan also the removal of networks of ours that left the file",
+    "detailed_exitcode": "exit 6 when there is something to change, 0 when nothing (CI)",
     "roll": "connectors on the cloud's default image take its newest release",
     "service_deadline": "the longest to wait for the VPN service's rate limit (seconds; 3600)",
     "network": "only this network (again for more; default: every managed network)",
@@ -340,6 +343,7 @@ def all_exits() -> tuple[tuple[int, str], ...]:
         3: CONFLICT[1],
         4: LEASE[1],
         5: "doctor: none dropped, but one could not be judged",
+        6: DRIFT[1],
         130: INTERRUPTED[1],
         141: "the reader of the output went away (`| head`): stopped without a word; a change "
         "whose plan could not be shown was not started",

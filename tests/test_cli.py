@@ -154,6 +154,25 @@ def test_cli_apply_status_destroy_round_trip(world: SandboxWorld, session, capsy
     assert run(["status", "-f", str(path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert all(n["healthy"] for n in doc["networks"])
+    # the drift check a scheduled CI job runs: 0 while the clouds are as the file says...
+    assert run(["plan", "-f", str(path), "--detailed-exitcode"]) == 0
+    capsys.readouterr()
+    assert run(["plan", "-f", str(path), "--detailed-exitcode", "--json"]) == 0
+    assert not any(n["changes"] for n in json.loads(capsys.readouterr().out)["networks"])
+    # ...6 once someone removed a route of ours by hand (and plain plan still 0), the JSON the
+    # same plan
+    ec2 = session.client("ec2", region_name="us-east-1")
+    table = world.hq.route_tables[0]
+    ec2.delete_route(RouteTableId=table, DestinationCidrBlock="100.96.0.0/11")
+    assert run(["plan", "-f", str(path)]) == 0
+    capsys.readouterr()
+    assert run(["plan", "-f", str(path), "--detailed-exitcode", "--json"]) == 6
+    drift = json.loads(capsys.readouterr().out)
+    (change,) = [c for n in drift["networks"] for c in n["changes"]]
+    assert (change["kind"], change["route_table"], change["destination"]) == (
+        "route", table, "100.96.0.0/11")  # fmt: skip
+    assert run(["apply", "-f", str(path), "--yes"]) == 0
+    assert run(["plan", "-f", str(path), "--detailed-exitcode"]) == 0
     assert run(["destroy", "-f", str(path), "--yes"]) == 0
     assert snapshot(session) == before
     assert run(["status", "-f", str(path)]) == 1  # not healthy: nothing there any more

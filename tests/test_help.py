@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from provisioner import helptext as H
-from provisioner.cli import EXIT_PIPE, EXIT_UNKNOWN, _parser, run
+from provisioner.cli import EXIT_DRIFT, EXIT_PIPE, EXIT_UNKNOWN, _parser, run
 from provisioner.errors import CloudError, ConflictError, Interrupted, SpecError
 from provisioner.lease import Locked
 
@@ -77,7 +77,7 @@ def test_provision_help_teaches(capsys: pytest.CaptureFixture[str]):
         assert example in foot
     assert "With no command those flags act as apply" in _words(foot)
     codes = re.findall(r"^  (\d+) ", foot[foot.index("exit codes:") :], re.M)
-    assert codes == ["0", "1", "2", "3", "4", "5", "130", "141"]
+    assert codes == ["0", "1", "2", "3", "4", "5", "6", "130", "141"]
     environment = foot[foot.index("environment:") :]
     for group in H.ENVIRONMENT.values():
         for name, _ in group:
@@ -133,6 +133,7 @@ def test_the_exit_codes_said_are_the_ones_the_code_gives():
         ConflictError.exit_code,
         Locked.exit_code,
         EXIT_UNKNOWN,
+        EXIT_DRIFT,
         Interrupted.exit_code,
         EXIT_PIPE,
     }
