@@ -175,6 +175,16 @@ def _file_commands(sub: Any) -> None:
             json_help="json_run")  # fmt: skip
     sp = _command(sub, "destroy", file="optional", one_network=True)
     _common(sp, "yes", "json", "verbose", "service_deadline", json_help="json_run")
+    sp = _command(sub, "discover")
+    sp.add_argument("--cloud", required=True, help=H.KEYS["cloud"].format(
+        clouds=", ".join(CLOUD_SCHEMAS)))  # fmt: skip
+    sp.add_argument("--name", help="the network's name in the file (default: the cloud's name)")
+    sp.add_argument("--profile", metavar="FILE", help=H.KEYS["profile"])
+    for key in LOCATION_KEYS:
+        clouds = [n for n, schema in CLOUD_SCHEMAS.items() if key in schema.keys]
+        sp.add_argument(f"--{key.replace('_', '-')}", dest=key, metavar=key.upper(),
+                        help=f"{', '.join(clouds)}: {H.KEYS[key]}")  # fmt: skip
+    _common(sp)
     sp = _command(sub, "unlock", file="required")
     sp.add_argument("--network", metavar="NAME", help="only this network (default: every one)")
     _common(sp)
@@ -402,6 +412,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         _FAST_EXIT.append(True)
         return serve(Path(args.dir).resolve(), args.seconds, verbose=args.verbose)
 
+    if args.command == "discover":
+        return _discover(args)
     if args.command is None and args.cloud is None:
         # the program's name alone (or flags that name no network): its usage, as any tool's
         _parser().print_usage(sys.stderr)
@@ -460,6 +472,29 @@ def _dispatch(args: argparse.Namespace) -> int:
     finally:
         if live is not None:
             live.close()
+
+
+def _discover(args: argparse.Namespace) -> int:
+    """One network as it is, printed as a topology file (stdout; progress on stderr)."""
+    from . import spec
+    from .discover import render
+    from .providers import Clouds
+    from .reading import placeholder
+
+    schema = CLOUD_SCHEMAS.get(args.cloud)
+    if schema is None:
+        raise SpecError("--cloud", f"{args.cloud!r} is not one of {', '.join(CLOUD_SCHEMAS)}")
+    raw = {k: getattr(args, k) for k in schema.keys if getattr(args, k, None) is not None}
+    try:
+        location = spec.parse_location(args.cloud, raw)
+    except SpecError as e:
+        raise SpecError(f"--{e.field.replace('_', '-')}", e.message) from None
+    if args.profile is not None and not Path(args.profile).is_file():
+        raise SpecError("--profile", f"{args.profile!r} is not a file")
+    network = placeholder(args.name or "net", args.cloud, location)
+    found = Clouds(progress=_progress).connect(network).discover(args.name)
+    print(render(found, args.profile), end="")
+    return 0
 
 
 def _plan(args: argparse.Namespace, deployment: Any, as_json: bool) -> int:

@@ -179,6 +179,20 @@ COMMANDS: tuple[Command, ...] = (
         CHANGES,
     ),
     Command(
+        "discover",
+        "--cloud C LOCATION... [--profile FILE] [--name N]",
+        "print a topology file for a network as it is, its hand-made connector found",
+        ((0, "printed"), READ_FAILED, BAD_INPUT),
+        ("credentials", "limits", "endpoints"),
+        "Read one network as it is and print a topology file for it: its address ranges, the "
+        "connector someone made by hand (found by the routes that lead to a VM that forwards), "
+        "the route tables that lead to it, the VPN range and the other ranges routed there "
+        "(the peers), the app groups that admit the VPN range. What the cloud cannot say "
+        "(NAT on the VM, which site a range is) is a comment marked DECIDE. Touches nothing. "
+        "Where it is: the same flags as the one-network form (--region --vpc; --subscription "
+        "--resource-group --vnet; --project --network; --compartment --vcn).",
+    ),
+    Command(
         "unlock",
         "-f topology.yaml [--network N]",
         "remove a network's lease left by a run that is gone",

@@ -404,6 +404,15 @@ def routable(field: str, net: IPv4Network) -> IPv4Network:
     return net
 
 
+def parse_location(cloud: str, raw: Mapping[str, Any]) -> Location:
+    """A cloud's location from its keys alone (`provision discover`'s flags); bad input names
+    the key."""
+    schema = CLOUD_SCHEMAS.get(cloud)
+    if schema is None:
+        raise SpecError("cloud", f"{cloud!r} is not one of {', '.join(CLOUD_SCHEMAS)}")
+    return schema.location(_Fields("", raw))
+
+
 class _Fields:
     """Typed reads from one mapping of the file, each error naming the full field path."""
 

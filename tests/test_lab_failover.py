@@ -18,6 +18,7 @@ connector after 3 s here (the bench's figures, ten runs of each at the clouds' 5
 
 from __future__ import annotations
 
+import os
 import json
 import sys
 import time
@@ -69,7 +70,7 @@ def pair(
 ) -> Iterator[PairWorld]:
     world = PairWorld(seed_lab, tmp_path_factory.mktemp("pair"), interval=INTERVAL, fails=FAILS,
                       cloud=request.param, probe=PROBE, detection=DETECTION, mode=NO_NAT,
-                      flow_interval=0.2)  # fmt: skip
+                      flow_interval=float(os.environ.get("LAB_FLOW_INTERVAL", "0.2")))  # fmt: skip
     try:
         yield world
     finally:

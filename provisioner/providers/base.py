@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Network
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from ..discover import Found
 from ..errors import CloudError
 from ..lease import LeaseStore
 from ..model import (
@@ -93,6 +94,10 @@ class NetworkProvider(Protocol):
 
     def watchdogs(self, observed: Observed) -> Observed:
         """`observed` with each pair member's watchdog's last word (see Provider)."""
+        ...
+
+    def discover(self, name: str | None) -> Found:
+        """The network at this provider's location as it is (see Provider)."""
         ...
 
     def lease_store(self) -> LeaseStore | None:
@@ -182,6 +187,20 @@ class Provider:
         """`observed` with what only the doctor reads: each subnet's edge layer, the hosts of
         each app group. A cloud that does not read them returns `observed` as it is."""
         return observed
+
+    def discover(self, name: str | None) -> Found:
+        """The network at this provider's location as it is (`provision discover`), named
+        `name` (None: from the cloud's own name for it)."""
+        try:
+            return self._discover(name)
+        except self.sdk_errors() as e:
+            problem = self.credentials_problem(e) or (
+                f"could not read {self.location.describe()}: {self.error_text(e)}"
+            )
+            raise CloudError(f"discover: {problem}; nothing was changed") from None
+
+    def _discover(self, name: str | None) -> Found:
+        raise CloudError(f"discover: not built for {self.network.cloud} yet; nothing was read")
 
     def watchdogs(self, observed: Observed) -> Observed:
         """`observed` with each pair member's watchdog's last word where the cloud keeps it

@@ -425,8 +425,8 @@ class PairWorld:
         shutdown first): systemd stops its watchdog first, which drains it (the other member
         takes the routes or front, then its tunnel closes with an exit notice); then its
         OpenVPN, if still running, stopped as systemd would; then the VM gone."""
-        for name in ("python3", "openvpn"):  # the watchdog, then the VPN client
-            self._stop_all(m, name, 40 if name == "python3" else 15)
+        for name in (WATCHDOG.name, "openvpn"):  # the watchdog, then the VPN client
+            self._stop_all(m, name, 40 if name == WATCHDOG.name else 15)
         self.kill_vm(m)
 
     def _stop_all(self, m: Member, command: str, seconds: float) -> None:
@@ -441,7 +441,7 @@ class PairWorld:
     def stop_watchdog(self, m: Member) -> None:
         """Its watchdog gone at once (a single connector has none): no drain."""
         for pid in self.world.lab.pids(m.site.connector):
-            if _command(pid).startswith("python3"):
+            if _command(pid).startswith(WATCHDOG.name):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, 9)
 
@@ -607,10 +607,16 @@ class PairWorld:
 
 
 def _command(pid: int) -> str:
+    """What a process runs: its program's name, or for a Python script the script's name
+    (whatever the interpreter is called here: python, python3, python3.11)."""
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return ""
+    words = [Path(a.decode(errors="replace")).name for a in argv if a]
+    if words and words[0].startswith("python") and len(words) > 1:
+        return words[1]
+    return words[0] if words else ""
 
 
 def _b_ip() -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from ...discover import Found
 from ...errors import CloudError, SpecError
 from ...limits import limits
 from ...model import (
@@ -237,6 +238,17 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             subnet_filters=edges,
             members={k: tuple(v) for k, v in members.items()},
         )
+
+    def _discover(self, name: str | None) -> Found:
+        from .discover import discover
+
+        try:
+            return discover(self.ec2, self.location.region, self.location.vpc, name)
+        except ClientError as e:
+            if e.response["Error"]["Code"] in ("InvalidVpcID.NotFound", "InvalidVpcID.Malformed"):
+                raise SpecError("--vpc", f"{self.location.vpc!r} does not exist in "
+                                f"{self.location.region}") from None  # fmt: skip
+            raise
 
     def strays(self, known: frozenset[str]) -> tuple[Stray, ...]:
         """Connectors of ours anywhere in this network's region, of networks not in `known`:

@@ -1,0 +1,129 @@
+"""`provision discover`: one network as it is, written as a topology file. A provider reads
+what its cloud holds (`Found`); this module writes it in the file's words, with a comment on
+each thing the cloud cannot say (a connector's NAT lives in its iptables, a peer range's site
+is not in any route) so the user decides it, not the tool."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
+
+from .model import DEFAULT_VPN_SUBNET
+
+# where a CloudConnexa VPN range is (its default 100.96.0.0/11 is inside): the shared address
+# space of RFC 6598, which a cloud network's own subnets rarely use
+SHARED_SPACE = IPv4Network("100.64.0.0/10")
+
+
+@dataclass(frozen=True)
+class FoundConnector:
+    """A VM the network's routes lead to, that may forward: the connector someone made."""
+
+    instance: str
+    interface: str
+    subnet: str
+    size: str
+    ours: str | None = None  # the network of ours it is (made by this toolkit), else None
+
+
+@dataclass(frozen=True)
+class FoundGroup:
+    """An app group that admits the VPN range, and on which ports (empty: all traffic)."""
+
+    id: str
+    ports: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Found:
+    """What one network holds, in the cloud's ids, as discover reads it."""
+
+    name: str
+    cloud: str
+    location: dict[str, str]  # the topology's location keys (region, vpc, ...)
+    cidrs: tuple[IPv4Network, ...]
+    connector: FoundConnector | None
+    # the destinations each table routes to the connector: table id -> destinations
+    routes: dict[str, tuple[IPv4Network, ...]] = field(default_factory=dict)
+    all_tables: tuple[str, ...] = ()
+    app_groups: tuple[FoundGroup, ...] = ()
+    doubts: tuple[str, ...] = ()  # what the cloud could not say, as comments
+
+    @property
+    def destinations(self) -> tuple[IPv4Network, ...]:
+        seen = {d for ds in self.routes.values() for d in ds}
+        return tuple(sorted(seen, key=lambda n: (int(n.network_address), n.prefixlen)))
+
+    @property
+    def vpn_subnet(self) -> IPv4Network | None:
+        """The VPN range among the routes to the connector: the one in the shared space."""
+        return next((d for d in self.destinations if d.subnet_of(SHARED_SPACE)), None)
+
+    @property
+    def peers(self) -> tuple[IPv4Network, ...]:
+        vpn = self.vpn_subnet
+        return tuple(d for d in self.destinations if d != vpn and d.prefixlen > 0)
+
+
+def network_name(raw: str) -> str:
+    """A topology network name (`[a-z0-9-]`, up to 32) from a cloud's name or id."""
+    name = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")[:32].strip("-")
+    return name or "net"
+
+
+def render(found: Found, profile: str | None) -> str:
+    """The topology file for `found`, YAML with comments; `profile`: the connector's VPN
+    profile file (None: a placeholder to replace, said so)."""
+    c = found.connector
+    lines = [
+        f"# discovered by `provision discover` from {found.cloud} "
+        + ", ".join(f"{k} {v}" for k, v in found.location.items()),
+        "# Read it, settle each comment marked DECIDE, then `provision plan -f` this file.",
+        "version: 1",
+    ]
+    vpn = found.vpn_subnet
+    if vpn is None:
+        lines.append(f"vpn_subnet: {DEFAULT_VPN_SUBNET}  # DECIDE: no route to the connector is "
+                     "in 100.64.0.0/10; CloudConnexa's default range")  # fmt: skip
+    else:
+        lines.append(f"vpn_subnet: {vpn}  # routed to the connector now")
+    lines += ["networks:", f"  {found.name}:", f"    cloud: {found.cloud}"]
+    lines += [f"    {k}: {v}" for k, v in found.location.items()]
+    lines.append(f"    subnets: [{', '.join(str(x) for x in found.cidrs)}]")
+    tables = sorted(found.routes)
+    if tables and sorted(tables) == sorted(found.all_tables):
+        lines.append("    route_tables: all  # every table routes to the connector now")
+    elif tables:
+        lines.append(f"    route_tables: [{', '.join(tables)}]  # those that route to it now")
+    else:
+        lines.append("    route_tables: all  # DECIDE: no table routes to a connector now")
+    if found.app_groups:
+        lines.append("    app_security_groups:  # they admit the VPN range now")
+        for g in found.app_groups:
+            if g.ports:
+                lines.append(f"      - {{group: {g.id}, ports: [{', '.join(g.ports)}]}}")
+            else:
+                lines.append(f"      - {g.id}")
+    lines.append("    connector:")
+    if c is not None:
+        lines.append(f"      subnet: {c.subnet}  # where {c.instance} ({c.interface}) is")
+        lines.append(f"      size: {c.size}")
+    else:
+        lines.append("      subnet: DECIDE  # no connector found: where ours goes")
+    if profile:
+        lines.append(f"      profile: {profile}")
+    else:
+        lines.append("      profile: connector.ovpn  # DECIDE: the connector's VPN profile file "
+                     "(--profile PATH)")  # fmt: skip
+    lines.append("      # DECIDE: nat / egress are on the VM (its iptables), not in the cloud: "
+                 "add `egress: true` if this network is the VPN's internet exit")  # fmt: skip
+    if found.peers:
+        lines += [
+            "  peers:  # DECIDE: the other ranges routed to the connector now; one network per "
+            "site if you like (a managed one names its cloud)",
+            "    cloud: external",
+            f"    subnets: [{', '.join(str(p) for p in found.peers)}]",
+        ]
+    lines += [f"# {d}" for d in found.doubts]
+    return "\n".join(lines) + "\n"
