@@ -554,6 +554,18 @@ class ObservedConnector:
 
 
 @dataclass(frozen=True)
+class ForeignConnector:
+    """A VM that is not of ours, that may forward (source/dest check off, IP forwarding on)
+    and that a route of the network leads to: where the VPN range leads, a connector someone
+    made by hand, which apply takes over (ours made beside it, the routes moved to ours)."""
+
+    instance: str
+    interface: str  # what the routes to it name
+    state: ConnectorState
+    name: str = ""  # the cloud's name for it, if any
+
+
+@dataclass(frozen=True)
 class ObservedFront:
     """A pair's stable route target, where the cloud moves that instead of the routes (OCI: a
     floating secondary private IP): the routes name it, and it leads to one connector."""
@@ -701,6 +713,9 @@ class Observed:
     connectors: tuple[ObservedConnector, ...] = ()
     # a pair's front, where the cloud's mechanism has one (see CloudSchema.ha_front)
     front: ObservedFront | None = None
+    # VMs not of ours that forward and that routes of the network lead to (see
+    # ForeignConnector); the planner takes over the one the VPN range leads to
+    foreign: tuple[ForeignConnector, ...] = ()
     parts: tuple[Part, ...] = ()
     app_groups: tuple[AppGroup, ...] = ()
     connector_ingress: tuple[IPv4Network, ...] = ()  # CIDRs the connector's own group admits

@@ -22,6 +22,7 @@ from .model import (
     Conflict,
     ConnectorState,
     DesiredConnector,
+    ForeignConnector,
     IngressRule,
     Kind,
     Network,
@@ -489,9 +490,10 @@ def _plan_network(
         or slots[0]
     )
     changes += target.changes
+    old = hand_made(network, topology, obs)  # a connector made by hand, taken over
     if makes_before_break(network):  # where the new VM, or the VPN service, says it is ready
         others = [s.current for s in slots if s is not target]
-        ready = _ready_changes(name, target, extras, others, target.member in offline)
+        ready = _ready_changes(name, target, extras, others, target.member in offline, old)
         changes += [_told_by_service(c, network, obs, prints, new_profiles) for c in ready]
     front, front_changes = _front_changes(network, obs, target)
     changes += front_changes
@@ -526,7 +528,7 @@ def _plan_network(
         ours.add(obs.front.id)
     routes, conflicts = _route_changes(
         network, obs, destinations, target, front or target.interface, ours,
-        replace_conflicting_routes,
+        replace_conflicting_routes, old,
     )  # fmt: skip
     changes += routes
     for slot in slots:
@@ -558,6 +560,15 @@ def _plan_network(
         if p.present and not p.wanted
     ]
     notes = _notes(network, target.subnet, None if target.new else target.current, local)
+    if old is not None:
+        moving = sum(1 for ch in routes if ch.previous_target == old.interface)
+        notes.append(
+            f"takes over the connector made by hand, {old.instance}"
+            + (f" ({old.name})" if old.name else "") + f", {old.state}: ours is made beside it "
+            f"and {moving} route(s) move to ours once its tunnel is up, never to a VM that is "
+            "not running; the old VM is not ours: it stays as it is (stop it once its traffic "
+            "has gone, or delete it)"
+        )  # fmt: skip
     if c.ha:
         notes += _pair_notes(network, slots, target)
     if replace_conflicting_routes and conflicts:
@@ -887,11 +898,12 @@ def _route_changes(
     interface: str,
     ours: set[str],
     replace_conflicting_routes: bool,
+    old: ForeignConnector | None = None,
 ) -> tuple[list[Change], list[Conflict]]:
     """Every selected table routes every destination to `interface` (the `target` connector's,
     or the pair's front that leads to it); routes of ours (to any of `ours`: the network's
     connectors, its front) that are no longer wanted go. A foreign route for a destination is
-    a conflict."""
+    a conflict, but for one to `old`, the connector made by hand: that one moves to ours."""
     name = network.name
     member = target.member
     changes: list[Change] = []
@@ -924,6 +936,8 @@ def _route_changes(
                     )
                 elif not target.new and len(ours) > 1:
                     replace_why += f"; the pair's routes lead to one connector, {interface}"
+            elif old is not None and route.target == old.interface:
+                replace_why = f"{why}; takes over from the hand-made connector {old.instance}"
             else:
                 conflicts.append(Conflict(name, table.id, dest, route.target))
                 if replace_conflicting_routes:
@@ -1133,12 +1147,25 @@ def plan_destroy(
     return Plan(operation="destroy", networks=tuple(plans), vpn_subnet=topology.vpn_subnet)
 
 
+def hand_made(network: Network, topology: Topology, obs: Observed) -> ForeignConnector | None:
+    """The connector someone made by hand: the VM not of ours, that forwards, which the VPN
+    range leads to in a selected table (a forwarding VM that only peer ranges lead to, a
+    firewall say, is not taken: its routes stay conflicts)."""
+    by_interface = {f.interface: f for f in obs.foreign}
+    for table in selected_tables(network, obs):
+        route = table.route_to(topology.vpn_subnet)
+        if route is not None and route.target in by_interface:
+            return by_interface[route.target]
+    return None
+
+
 def _ready_changes(
     network: str,
     target: _Slot,
     extras: list[ObservedConnector],
     others: list[ObservedConnector | None],
     offline: bool = False,
+    hand: ForeignConnector | None = None,
 ) -> list[Change]:
     """Before the routes move to a new connector while another one still carries them (one made
     beside the one it replaces; a pair's standby replaced first, before the active one): wait
@@ -1158,6 +1185,9 @@ def _ready_changes(
     if target.new and carrying is not None:  # a pair's member replaced while the other routes
         return [Change(network, Action.UPDATE, Kind.READY, NEW_CONNECTOR, why,
                        previous_target=carrying.instance, member=target.member)]  # fmt: skip
+    if target.new and hand is not None:  # a hand-made connector carries them until ours is up
+        return [Change(network, Action.UPDATE, Kind.READY, NEW_CONNECTOR, why,
+                       previous_target=hand.instance, member=target.member)]  # fmt: skip
     current = target.current
     old = next((x for x in extras if x.state == ConnectorState.RUNNING), None)
     # (with the service block: not ONLINE there, whatever the VM says)

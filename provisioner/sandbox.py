@@ -227,6 +227,50 @@ def seed_vpc(
     )
 
 
+@dataclass(frozen=True)
+class HandMade:
+    """A connector made by hand from CloudConnexa's guide, before the toolkit: its instance,
+    interface and group."""
+
+    instance: str
+    interface: str
+    group: str
+
+
+def hand_made_connector(
+    session: Any, vpc: SandboxVpc, peers: list[str], vpn: str = "100.96.0.0/11"
+) -> HandMade:
+    """What the guide's manual steps make in a VPC: a security group for the connector, an
+    Ubuntu instance in the connector subnet with source/destination check off, the VPN range
+    and each peer range routed to its interface in every route table, and the app group
+    admitting the VPN range (tcp/443). No tag of ours anywhere."""
+    ec2 = session.client("ec2", region_name=vpc.region)
+    group = ec2.create_security_group(
+        GroupName="vpn-connector", Description="CloudConnexa connector", VpcId=vpc.vpc
+    )["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
+        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": vpc.cidr}]}])  # fmt: skip
+    image = ec2.describe_images(Owners=["self"])["Images"][0]["ImageId"]
+    instance = ec2.run_instances(
+        ImageId=image, InstanceType="t3.small", MinCount=1, MaxCount=1,
+        SubnetId=vpc.connector_subnet, SecurityGroupIds=[group],
+        TagSpecifications=[{"ResourceType": "instance",
+                            "Tags": [{"Key": "Name", "Value": "cloudconnexa-connector"}]}],
+    )["Instances"][0]  # fmt: skip
+    eni = instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni,
+                                           SourceDestCheck={"Value": False})  # fmt: skip
+    for table in vpc.route_tables:
+        for destination in (vpn, *peers):
+            ec2.create_route(RouteTableId=table, DestinationCidrBlock=destination,
+                             NetworkInterfaceId=eni)  # fmt: skip
+    if vpc.app_group:
+        ec2.authorize_security_group_ingress(GroupId=vpc.app_group, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+             "IpRanges": [{"CidrIp": vpn}]}])  # fmt: skip
+    return HandMade(instance["InstanceId"], eni, group)
+
+
 @dataclass
 class SandboxWorld:
     hq: SandboxVpc

@@ -18,8 +18,8 @@ connector after 3 s here (the bench's figures, ten runs of each at the clouds' 5
 
 from __future__ import annotations
 
-import os
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator

@@ -27,6 +27,7 @@ from ...model import (
     ConnectorState,
     FilterLayer,
     FilterRule,
+    ForeignConnector,
     Kind,
     Member,
     Network,
@@ -323,13 +324,14 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
         subnet_ids = list(zones)
         seen = AwsSeen()  # what this observe learns for apply; the parts' from now on
         raw_tables = list(pages(self.ec2, "describe_route_tables", "RouteTables", Filters=by_vpc))
-        live = self._existing_interfaces(raw_tables)
+        live, forwarding = self._existing_interfaces(raw_tables)
         tables = tuple(self._route_table(t, live) for t in raw_tables)
         subnets = tuple(
             replace(s, zone=zones.get(s.id), cidr=ranges.get(s.id))
             for s in self._ways_out(subnet_ids, raw_tables, {t.id: t for t in tables})
         )
         connectors = self._observe_connectors(by_vpc, seen)
+        foreign = self._foreign(forwarding, {c.interface for c in connectors if c.interface})
         groups = list(pages(self.ec2, "describe_security_groups", "SecurityGroups", Filters=by_vpc))
         app_groups, ingress, own_group = self._observe_groups(groups)
         seen.group_id = own_group  # what apply's rules and the launch refer to
@@ -354,7 +356,31 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             parts=parts,
             app_groups=app_groups,
             connector_ingress=ingress,
+            foreign=foreign,
         )
+
+    def _foreign(self, forwarding: dict[str, str], ours: set[str]) -> tuple[ForeignConnector, ...]:
+        """Of the instances routes lead to whose interface may forward, those not of ours (no
+        network tag): one call, only where there are such routes."""
+        theirs = {eni: i for eni, i in forwarding.items() if eni not in ours}
+        if not theirs:
+            return ()
+        found = {
+            inst["InstanceId"]: inst
+            for r in pages(self.ec2, "describe_instances", "Reservations",
+                           InstanceIds=sorted(set(theirs.values())))
+            for inst in r["Instances"]
+        }  # fmt: skip
+        out = []
+        for eni, instance in sorted(theirs.items()):
+            inst = found.get(instance)
+            state = (inst or {}).get("State", {}).get("Name", "terminated")
+            tags = {t["Key"]: t["Value"] for t in (inst or {}).get("Tags", [])}
+            if inst is None or TAG in tags or state not in ConnectorState.__members__.values():
+                continue  # gone, or a connector of ours (another network's: a conflict)
+            out.append(ForeignConnector(instance, eni, ConnectorState(state),
+                                        tags.get("Name", "")))  # fmt: skip
+        return tuple(out)
 
     @staticmethod
     def _ways_out(
@@ -388,9 +414,13 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             out.append(ObservedSubnet(subnet, way, route.target if route else None, table_id))
         return tuple(out)
 
-    def _existing_interfaces(self, tables: list[dict[str, Any]]) -> set[str]:
+    def _existing_interfaces(
+        self, tables: list[dict[str, Any]]
+    ) -> tuple[set[str], dict[str, str]]:
         """Of the ENIs that routes point at, those that still exist: a route to a deleted ENI
-        carries no traffic (AWS shows it as a blackhole). Batched: one call per 200 ENIs."""
+        carries no traffic (AWS shows it as a blackhole); and of those, the ones on an instance
+        that may forward (source/dest check off), with their instance. Batched: one call per
+        200 ENIs."""
         targets = sorted(
             {
                 r["NetworkInterfaceId"]
@@ -400,6 +430,7 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             }
         )
         live: set[str] = set()
+        forwarding: dict[str, str] = {}
         for i in range(0, len(targets), 200):
             found = pages(
                 self.ec2,
@@ -407,8 +438,12 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
                 "NetworkInterfaces",
                 Filters=[{"Name": "network-interface-id", "Values": targets[i : i + 200]}],
             )
-            live |= {n["NetworkInterfaceId"] for n in found}
-        return live
+            for n in found:
+                live.add(n["NetworkInterfaceId"])
+                instance = (n.get("Attachment") or {}).get("InstanceId")
+                if instance and not n.get("SourceDestCheck", True):
+                    forwarding[n["NetworkInterfaceId"]] = instance
+        return live, forwarding
 
     @staticmethod
     def _route_table(t: dict[str, Any], live_interfaces: set[str]) -> RouteTable:

@@ -1,0 +1,104 @@
+"""Taking over what already runs (issue: connectors made by hand from CloudConnexa's guide):
+`provision discover` reads such a network and writes its topology file, `plan` sees the
+hand-made connector and `apply` moves its routes to ours without a moment when they lead to a
+VM that is not running; `plan --detailed-exitcode` is the drift check after."""
+
+from __future__ import annotations
+
+import yaml
+from conftest import CallLog
+
+from provisioner.api import Deployment
+from provisioner.cli import run
+from provisioner.sandbox import SandboxWorld, hand_made_connector
+from provisioner.spec import load_topology
+
+PEERS = ["192.168.0.0/22", "172.31.0.0/16"]
+
+
+def test_discover_writes_the_hand_made_connectors_network_as_a_file_and_touches_nothing(
+    world: SandboxWorld, session, calls: CallLog, capsys
+):
+    made = hand_made_connector(session, world.hq, PEERS)
+    (world.directory / "hq.ovpn").write_text("client\nremote vpn.example 1194\n<key>\nk\n</key>\n")
+    calls.clear()
+    argv = ["discover", "--cloud", "aws", "--region", "us-east-1", "--vpc", world.hq.vpc]
+    assert run([*argv, "--name", "hq", "--profile", str(world.directory / "hq.ovpn")]) == 0
+    text = capsys.readouterr().out
+    assert calls.mutating == []  # it reads, and only reads
+    doc = yaml.safe_load(text)
+    hq = doc["networks"]["hq"]
+    assert doc["vpn_subnet"] == "100.96.0.0/11"
+    assert (hq["cloud"], hq["region"], hq["vpc"]) == ("aws", "us-east-1", world.hq.vpc)
+    assert hq["subnets"] == ["10.0.0.0/18"] and hq["route_tables"] == "all"
+    assert hq["connector"]["subnet"] == world.hq.connector_subnet
+    assert hq["connector"]["size"] == "t3.small"
+    assert f"where {made.instance} ({made.interface}) is" in text
+    # the app group admits the VPN range on tcp/443: that, not the connector's own group
+    assert hq["app_security_groups"] == [{"group": world.hq.app_group, "ports": ["tcp/443"]}]
+    assert doc["networks"]["peers"] == {"cloud": "external", "subnets": sorted(PEERS)}
+    assert "DECIDE: nat / egress are on the VM" in text
+    # what it wrote is a topology file the toolkit reads as it is
+    path = world.directory / "discovered.yaml"
+    path.write_text(text)
+    topology = load_topology(path)
+    assert [n.name for n in topology.networks] == ["hq", "peers"]
+
+
+def test_discover_without_a_connector_says_so_and_a_bad_flag_is_one_line(
+    world: SandboxWorld, calls: CallLog, capsys
+):
+    argv = ["discover", "--cloud", "aws", "--region", "us-east-1", "--vpc", world.hq.vpc]
+    assert run(argv) == 0
+    text = capsys.readouterr().out
+    assert "no connector found" in text and "DECIDE: the connector's VPN profile file" in text
+    calls.clear()
+    assert run(["discover", "--cloud", "aws", "--region", "us-east-1", "--vpc", "vpc-nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--vpc" in err[0] and "vpc-nope" in err[0]
+    assert calls.calls == []  # bad input: no cloud call
+
+
+def test_a_hand_made_connector_is_taken_over_without_an_outage_and_left_as_it_was(
+    world: SandboxWorld, session, clouds, capsys
+):
+    """discover -> plan (no conflict: the routes to the hand-made VM are ours to move) -> apply
+    (ours made beside it; after every write each route leads to a running connector) -> the
+    drift check says 0 -> destroy removes ours only: the hand-made VM is as it was."""
+    from test_aws_pair import RouteWatch
+
+    made = hand_made_connector(session, world.hq, PEERS)
+    profile = world.directory / "hq.ovpn"
+    profile.write_text("client\nremote vpn.example 1194\n<key>\nk\n</key>\n")
+    where = ["--cloud", "aws", "--region", "us-east-1", "--vpc", world.hq.vpc]
+    assert run(["discover", *where, "--name", "hq", "--profile", str(profile)]) == 0
+    path = world.directory / "hq.yaml"
+    path.write_text(capsys.readouterr().out)
+    ec2 = session.client("ec2", region_name="us-east-1")
+    before = ec2.describe_instances(InstanceIds=[made.instance])["Reservations"][0]["Instances"][0]
+
+    assert run(["plan", "-f", str(path), "--detailed-exitcode"]) == 6  # changes, no conflict
+    text = capsys.readouterr().out
+    assert f"takes over the connector made by hand, {made.instance}" in text
+    assert "conflict" not in text.lower().replace("no conflict", "")
+    watch = RouteWatch(session, world)
+    Deployment(load_topology(path), clouds).apply()  # (the library: the watch on its session)
+    assert watch.seen and watch.nowhere == [], watch.seen  # never to a VM that is not running
+    ours = [i for r in ec2.describe_instances(Filters=[
+        {"Name": "tag-key", "Values": ["connector-provisioner:network"]}])["Reservations"]
+        for i in r["Instances"]]  # fmt: skip
+    (connector,) = ours
+    eni = connector["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    for table in ec2.describe_route_tables(RouteTableIds=world.hq.route_tables)["RouteTables"]:
+        led = {r["DestinationCidrBlock"]: r.get("NetworkInterfaceId") for r in table["Routes"]}
+        assert all(led[d] == eni for d in ("100.96.0.0/11", *PEERS)), led
+    capsys.readouterr()
+    assert run(["plan", "-f", str(path), "--detailed-exitcode"]) == 0  # nothing left to do
+    # the old VM: not ours, left running as it was (its interface still forwards)
+    after = ec2.describe_instances(InstanceIds=[made.instance])["Reservations"][0]["Instances"][0]
+    assert after["State"]["Name"] == "running" and after["Tags"] == before["Tags"]
+    assert run(["destroy", "-f", str(path), "--yes"]) == 0
+    after = ec2.describe_instances(InstanceIds=[made.instance])["Reservations"][0]["Instances"][0]
+    assert after["State"]["Name"] == "running"
+    nic = ec2.describe_network_interfaces(NetworkInterfaceIds=[made.interface])
+    assert nic["NetworkInterfaces"][0]["SourceDestCheck"] is False
