@@ -84,6 +84,7 @@ class Deployment:
         prune: bool = False,
         roll: bool = False,
         rotate: Iterable[str] = (),
+        retire_old: bool = False,
     ) -> Plan:
         """What apply would change. Networks of ours that left the file (connectors the
         clouds show where the file's networks are; networks of ours on the VPN service) are
@@ -101,6 +102,8 @@ class Deployment:
             prune=prune,
             rotate=rotating,
         )
+        if retire_old:  # connectors made by hand that are taken over: stopped after
+            plan = planner.with_retirement(plan, self.topology, observed)
         plan = self._paced(plan)
         strays = [self._stray_plan(s, prune) for s in self.strays()]
         if not strays:
@@ -254,14 +257,17 @@ class Deployment:
         confirm: Confirm | None = None,
         prune: bool = False,
         roll: bool = False,
+        retire_old: bool = False,
     ) -> ApplyResult:
         """`roll`: connectors on the cloud's default image take its newest release (made
-        before the old ones go); without it a new release replaces nothing."""
+        before the old ones go); without it a new release replaces nothing. `retire_old`: a
+        connector made by hand that is taken over is stopped once its routes have moved."""
 
         def again() -> Plan:
             return self.plan(
-                replace_conflicting_routes=replace_conflicting_routes, prune=prune, roll=roll
-            )
+                replace_conflicting_routes=replace_conflicting_routes, prune=prune, roll=roll,
+                retire_old=retire_old,
+            )  # fmt: skip
 
         return self._run(again(), confirm, again)
 

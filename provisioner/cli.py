@@ -155,11 +155,12 @@ def _common(sp: Any, *flags: str, json_help: str = "json") -> None:
 def _file_commands(sub: Any) -> None:
     """The commands on a topology file (or, most of them, one network's flags)."""
     sp = _command(sub, "plan", file="optional", one_network=True)
-    _common(sp, "json", "verbose", "replace_conflicting_routes", "roll", "detailed_exitcode")
+    _common(sp, "json", "verbose", "replace_conflicting_routes", "roll", "retire_old",
+            "detailed_exitcode")  # fmt: skip
     sp.add_argument("--prune", action="store_true", help=H.FLAGS["prune_plan"])
     sp = _command(sub, "apply", file="optional", one_network=True)
     _common(sp, "yes", "json", "verbose", "replace_conflicting_routes", "prune", "roll",
-            "service_deadline", json_help="json_run")  # fmt: skip
+            "retire_old", "service_deadline", json_help="json_run")  # fmt: skip
     sp = _command(sub, "status", file="optional", one_network=True)
     _common(sp, "json")
     sp.add_argument("-v", "--verbose", action="store_true", help=H.FLAGS["verbose_status"])
@@ -502,7 +503,7 @@ def _plan(args: argparse.Namespace, deployment: Any, as_json: bool) -> int:
 
     plan = deployment.plan(
         replace_conflicting_routes=args.replace_conflicting_routes, prune=args.prune,
-        roll=getattr(args, "roll", False),
+        roll=getattr(args, "roll", False), retire_old=getattr(args, "retire_old", False),
     )  # fmt: skip
     print(json.dumps(plan.to_dict(), indent=2) if as_json else render.plan_text(plan, args.verbose))
     if plan.conflicts:
@@ -576,6 +577,7 @@ def _change(
             return deployment.plan(
                 replace_conflicting_routes=args.replace_conflicting_routes, prune=args.prune,
                 roll=getattr(args, "roll", False),
+                retire_old=getattr(args, "retire_old", False),
                 rotate=rotating if command == "rotate" else (),
             )  # fmt: skip
         return deployment.plan_destroy()

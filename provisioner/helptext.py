@@ -96,8 +96,13 @@ COMMANDS: tuple[Command, ...] = (
         "plan",
         "-f topology.yaml [--json] [--detailed-exitcode]",
         "what apply would change, and why; touches nothing",
-        ((0, "the plan is shown (with --detailed-exitcode: nothing to change)"), READ_FAILED,
-         BAD_INPUT, CONFLICT, DRIFT),
+        (
+            (0, "the plan is shown (with --detailed-exitcode: nothing to change)"),
+            READ_FAILED,
+            BAD_INPUT,
+            CONFLICT,
+            DRIFT,
+        ),
         READS,
         "What apply would change on both halves (the clouds and the VPN service), and why; "
         "touches nothing. Grouped: routes as destinations x tables, each why once; --verbose: "
@@ -252,6 +257,7 @@ FLAGS = {
     "prune_plan": "plan also the removal of networks of ours that left the file",
     "detailed_exitcode": "exit 6 when there is something to change, 0 when nothing (CI)",
     "roll": "connectors on the cloud's default image take its newest release",
+    "retire_old": "a connector made by hand that is taken over: stopped once its routes moved",
     "service_deadline": "the longest to wait for the VPN service's rate limit (seconds; 3600)",
     "network": "only this network (again for more; default: every managed network)",
     "flow": "one flow, e.g. vpn->hq:10.0.1.5:tcp/443; a text: flows whose name contains it",

@@ -774,6 +774,9 @@ class Kind(StrEnum):
     # a connector made beside the one it replaces says its tunnel is up: apply waits for it
     # before the routes move (make before break)
     READY = "ready"
+    # a connector made by hand, taken over: stopped once the routes have left it (`apply
+    # --retire-old`), never terminated (it is not ours)
+    RETIRE = "retire"
     # the VPN service's half (the plan's `cloudconnexa` entry)
     SERVICE_NETWORK = "service-network"
     SERVICE_ROUTE = "service-route"
@@ -891,6 +894,8 @@ class Change:
         if self.kind is Kind.READY:
             return (f"await {self.resource}'s tunnel (the routes stay on {self.previous_target} "
                     "until it is up)")  # fmt: skip
+        if self.kind is Kind.RETIRE:
+            return f"stop {self.resource} (the connector made by hand; not terminated)"
         if self.kind is Kind.APP_ACCESS and self.rule is not None:
             whose = f" ({self.rule.label})" if self.rule.label else ""
             return f"{self.action} app-access {self.resource}: from {self.rule}{whose}"

@@ -1147,6 +1147,22 @@ def plan_destroy(
     return Plan(operation="destroy", networks=tuple(plans), vpn_subnet=topology.vpn_subnet)
 
 
+def with_retirement(plan: Plan, topology: Topology, observed: Mapping[str, Observed]) -> Plan:
+    """`apply --retire-old`: each connector made by hand that a network's plan takes over is
+    stopped after its routes have moved (its plan's last step); never terminated."""
+    networks = []
+    for n in plan.networks:
+        network = next((x for x in topology.managed if x.name == n.network), None)
+        old = hand_made(network, topology, observed[n.network]) if network else None
+        if old is not None and old.state is ConnectorState.RUNNING:
+            retire = Change(n.network, Action.UPDATE, Kind.RETIRE, old.instance,
+                            "--retire-old: the connector made by hand, once the routes have left "
+                            "it (stopped, not terminated: it is not ours)")  # fmt: skip
+            n = replace(n, changes=(*n.changes, retire))
+        networks.append(n)
+    return replace(plan, networks=tuple(networks))
+
+
 def hand_made(network: Network, topology: Topology, obs: Observed) -> ForeignConnector | None:
     """The connector someone made by hand: the VM not of ours, that forwards, which the VPN
     range leads to in a selected table (a forwarding VM that only peer ranges lead to, a

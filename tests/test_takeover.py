@@ -102,3 +102,29 @@ def test_a_hand_made_connector_is_taken_over_without_an_outage_and_left_as_it_wa
     assert after["State"]["Name"] == "running"
     nic = ec2.describe_network_interfaces(NetworkInterfaceIds=[made.interface])
     assert nic["NetworkInterfaces"][0]["SourceDestCheck"] is False
+
+
+def test_retire_old_stops_the_hand_made_connector_after_its_routes_have_left_it(
+    world: SandboxWorld, session, clouds, capsys
+):
+    from test_aws_pair import RouteWatch
+
+    made = hand_made_connector(session, world.hq, PEERS)
+    profile = world.directory / "hq.ovpn"
+    profile.write_text("client\nremote vpn.example 1194\n<key>\nk\n</key>\n")
+    where = ["--cloud", "aws", "--region", "us-east-1", "--vpc", world.hq.vpc]
+    assert run(["discover", *where, "--name", "hq", "--profile", str(profile)]) == 0
+    path = world.directory / "hq.yaml"
+    path.write_text(capsys.readouterr().out)
+    assert run(["plan", "-f", str(path), "--retire-old"]) == 0
+    text = capsys.readouterr().out
+    assert f"stop {made.instance} (the connector made by hand; not terminated)" in text
+    watch = RouteWatch(session, world)
+    result = Deployment(load_topology(path), clouds).apply(retire_old=True)
+    kinds = [c.kind for c in result.done]
+    assert kinds[-1] == "retire" and kinds.index("route") < kinds.index("retire")
+    assert watch.seen and watch.nowhere == [], watch.seen  # the routes had left it before
+    ec2 = session.client("ec2", region_name="us-east-1")
+    old = ec2.describe_instances(InstanceIds=[made.instance])["Reservations"][0]["Instances"][0]
+    assert old["State"]["Name"] == "stopped"  # stopped, never terminated: not ours
+    assert run(["plan", "-f", str(path), "--detailed-exitcode"]) == 0

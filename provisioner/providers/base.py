@@ -351,6 +351,8 @@ class Provider:
             self._route(change)
         elif kind is Kind.FRONT:
             self._front(change)
+        elif kind is Kind.RETIRE:
+            self._retire(change.resource)
         else:  # pragma: no cover - the planner makes no other kind
             raise AssertionError(change)
 
@@ -464,6 +466,11 @@ class Provider:
 
     def _route(self, change: Change) -> None:
         raise NotImplementedError
+
+    def _retire(self, instance: str) -> None:
+        """Stop a VM that is not ours (a hand-made connector taken over), and wait until it is
+        stopped; never terminate it."""
+        raise CloudError(f"stopping {instance}: not built on {self.network.cloud} yet")
 
     def _front(self, change: Change) -> None:
         """A pair's front (CLOUD_SCHEMAS' ha_front): made on, or moved to, the connector the

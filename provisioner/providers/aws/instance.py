@@ -147,6 +147,10 @@ class Instance(AwsState):
 
         self.wait_ready(instance, replacing, look, self.poll_seconds)
 
+    def _retire(self, instance: str) -> None:
+        self.ec2.stop_instances(InstanceIds=[instance])
+        self._wait(instance, "stopped")
+
     def _wait(self, instance: str, state: str) -> None:
         def look() -> tuple[bool, str]:
             reservations = self.ec2.describe_instances(InstanceIds=[instance])["Reservations"]

@@ -414,9 +414,7 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             out.append(ObservedSubnet(subnet, way, route.target if route else None, table_id))
         return tuple(out)
 
-    def _existing_interfaces(
-        self, tables: list[dict[str, Any]]
-    ) -> tuple[set[str], dict[str, str]]:
+    def _existing_interfaces(self, tables: list[dict[str, Any]]) -> tuple[set[str], dict[str, str]]:
         """Of the ENIs that routes point at, those that still exist: a route to a deleted ENI
         carries no traffic (AWS shows it as a blackhole); and of those, the ones on an instance
         that may forward (source/dest check off), with their instance. Batched: one call per
