@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -140,21 +142,48 @@ class Mechanism(Protocol):
 # --- this connector's own tunnel --------------------------------------------------------------
 
 
-def _ip(*args: str) -> str:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, check=False).stdout
+def _routes() -> list[tuple[str, str, str]]:
+    """The kernel's IPv4 routes as (interface, destination, gateway), from /proc/net/route: a
+    read, not a process (the watchdog asks every step)."""
+    out: list[tuple[str, str, str]] = []
+    try:
+        with open("/proc/net/route", encoding="ascii") as f:
+            lines = f.read().splitlines()[1:]
+    except OSError:
+        return out
+    for line in lines:
+        words = line.split()
+        if len(words) < 8:
+            continue
+        dev, dest, gateway, flags, mask = words[0], words[1], words[2], int(words[3], 16), words[7]
+
+        def address(hexed: str) -> str:
+            return socket.inet_ntoa(struct.pack("<I", int(hexed, 16)))
+
+        gateway = address(gateway) if flags & 0x2 else ""  # RTF_GATEWAY
+        out.append((dev, "default" if dest == mask == "00000000" else address(dest), gateway))
+    return out
 
 
 def tunnel_gateway(device: str) -> str | None:
     """The first gateway the VPN's routes name on the tunnel device."""
-    for line in _ip("-4", "route", "show", "dev", device).splitlines():
-        words = line.split()
-        if "via" in words:
-            return words[words.index("via") + 1]
-    return None
+    return next((gw for dev, _, gw in _routes() if dev == device and gw), None)
+
+
+def _has_address(device: str) -> bool:
+    """The device has an IPv4 address (SIOCGIFADDR: no process)."""
+    import fcntl
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", device[:15].encode()))
+        except OSError:
+            return False
+    return True
 
 
 def tunnel_up(settings: Settings) -> bool:
-    if "inet " not in _ip("-4", "addr", "show", "dev", settings.tunnel_device):
+    if not _has_address(settings.tunnel_device):
         return False
     probe = settings.tunnel_probe
     if probe == "gateway":
@@ -168,10 +197,7 @@ def tunnel_up(settings: Settings) -> bool:
 
 def _default_route() -> tuple[str, str]:
     """(interface, gateway) of the default route; empty where there is none."""
-    words = _ip("-4", "route", "show", "default").split()
-    dev = words[words.index("dev") + 1] if "dev" in words else ""
-    via = words[words.index("via") + 1] if "via" in words else ""
-    return dev, via
+    return next(((dev, gw) for dev, dest, gw in _routes() if dest == "default"), ("", ""))
 
 
 def forwarding_problem(settings: Settings, run_: Callable[..., Any] = subprocess.run) -> str | None:
@@ -197,11 +223,24 @@ def forwarding_problem(settings: Settings, run_: Callable[..., Any] = subprocess
     if got.returncode != 0:
         why = (got.stderr or got.stdout).strip().removeprefix("RTNETLINK answers: ")
         return f"the kernel does not route from {iif} into the network: {why or 'refused'}"
-    chain = run_(["iptables", "-S", "FORWARD"], capture_output=True, text=True, check=False)
-    rules = chain.stdout if chain.returncode == 0 else ""
+    rules = _forward_chain(run_)
     if "-P FORWARD DROP" in rules and "-j CP-FORWARD" not in rules:
         return "the FORWARD chain drops by default and our rules are gone from it"
     return None
+
+
+CHAIN_EVERY = 2.0  # seconds between reads of the FORWARD chain (iptables: the costliest check)
+_chain: dict[str, Any] = {"at": -CHAIN_EVERY, "rules": ""}
+
+
+def _forward_chain(run_: Callable[..., Any]) -> str:
+    """The FORWARD chain's rules, read again once CHAIN_EVERY seconds have passed (a chain
+    someone flushed is found within that; the other checks run every step)."""
+    now = time.monotonic()
+    if now - _chain["at"] >= CHAIN_EVERY:
+        chain = run_(["iptables", "-S", "FORWARD"], capture_output=True, text=True, check=False)
+        _chain.update(at=now, rules=chain.stdout if chain.returncode == 0 else "")
+    return str(_chain["rules"])
 
 
 def close_tunnel(settings: Settings) -> None:

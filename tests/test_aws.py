@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 from typing import Any
 
@@ -148,7 +149,7 @@ def test_profile_is_a_secure_parameter_readable_only_by_the_connector(session, w
     raw = ec2.describe_instance_attribute(InstanceId=hq["InstanceId"], Attribute="userData")[
         "UserData"
     ]["Value"]
-    user_data = base64.b64decode(raw).decode()
+    user_data = gzip.decompress(base64.b64decode(raw)).decode()  # (sent gzip'd: cloud-init unzips)
     assert name in user_data
     assert "SANDBOX-PRIVATE-KEY" not in user_data
     script = written(user_data, "/usr/local/sbin/connector-setup")  # (gz+b64)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import gzip
 import json
 import threading
 from dataclasses import replace
@@ -116,7 +117,7 @@ def test_a_pair_is_two_connectors_with_the_routes_on_the_first(
         data = ec2.describe_instance_attribute(
             InstanceId=pair[member]["InstanceId"], Attribute="userData"
         )["UserData"]["Value"]
-        text = base64.b64decode(data).decode()
+        text = gzip.decompress(base64.b64decode(data)).decode()  # (sent gzip'd)
         parameter = f"/connector-provisioner/{world.hq.vpc}/hq/profile{suffix}"
         assert f'Name="{parameter}"' in text and "connector-watchdog" in text
         value = ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"]

@@ -25,12 +25,15 @@ def sandbox_watchdog_word(user_data: bytes | str, second: bool) -> str | None:
     user-data (plain, or base64 as EC2 takes it) runs no watchdog (a single connector)."""
     import base64
     import binascii
+    import gzip
 
     raw = user_data.encode() if isinstance(user_data, str) else user_data
     try:
         decoded = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
         decoded = b""
+    if decoded[:2] == b"\x1f\x8b":  # (EC2's: gzip'd, as cloud-init takes it)
+        decoded = gzip.decompress(decoded)
     if WATCHDOG_UNIT not in raw and WATCHDOG_UNIT not in decoded:
         return None
     return stand_in_word(second)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import time
 
 from botocore.exceptions import ClientError
@@ -77,7 +78,9 @@ class Instance(AwsState):
                 }
             ],
             "IamInstanceProfile": {"Name": self.role},
-            "UserData": user_data,
+            # gzip'd: EC2 takes at most 16 KB of user-data, a pair's watchdog is in it, and
+            # cloud-init unzips what it is given ("gzip compressed content")
+            "UserData": gzip.compress(user_data.encode(), mtime=0),
             "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
             "BlockDeviceMappings": [
                 {
