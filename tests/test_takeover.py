@@ -128,3 +128,66 @@ def test_retire_old_stops_the_hand_made_connector_after_its_routes_have_left_it(
     old = ec2.describe_instances(InstanceIds=[made.instance])["Reservations"][0]["Instances"][0]
     assert old["State"]["Name"] == "stopped"  # stopped, never terminated: not ours
     assert run(["plan", "-f", str(path), "--detailed-exitcode"]) == 0
+
+
+# --- Azure: a route's next hop is the hand-made VM's address ------------------------------------
+
+
+def test_azure_a_hand_made_connector_is_discovered_and_taken_over_without_an_outage(
+    azure, capsys, monkeypatch
+):
+    from conftest import WriteWatch
+    from test_azure_pair import hops_lead
+
+    from provisioner.fakes.azure_world import hand_made_connector as azure_hand_made
+
+    made = azure_hand_made(azure.url, azure.hq, PEERS)
+    monkeypatch.setenv("PROVISION_AZURE_ENDPOINT", azure.url)
+    profile = azure.directory / "hq.ovpn"
+    profile.write_text(azure.profile_text.format(name="hq"))
+    hq = azure.hq
+    before = len(azure.arm.mutating_calls())
+    assert run(["discover", "--cloud", "azure", "--subscription", hq.subscription,
+                "--resource-group", hq.resource_group, "--vnet", hq.vnet, "--region", hq.region,
+                "--name", "hq",
+                "--profile", str(profile)]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    assert len(azure.arm.mutating_calls()) == before  # it reads, and only reads
+    doc = yaml.safe_load(text)
+    entry = doc["networks"]["hq"]
+    assert (entry["resource_group"], entry["vnet"], entry["region"]) == (
+        hq.resource_group, hq.vnet, hq.region)  # fmt: skip
+    assert entry["connector"]["subnet"] == hq.connector_subnet
+    # only the admin's table leads to it; `all` would add a table of ours: the list is kept
+    assert entry["route_tables"] == [hq.route_table]
+    assert entry["app_security_groups"] == [{"group": hq.app_group, "ports": ["tcp/443"]}]
+    assert doc["networks"]["peers"]["subnets"] == sorted(PEERS)
+    path = azure.directory / "discovered.yaml"
+    path.write_text(text)
+    topology = load_topology(path)
+    plan = Deployment(topology, azure.clouds()).plan()
+    assert not plan.conflicts
+    (note,) = [n for p in plan.networks for n in p.notes if "made by hand" in n]
+    assert made["vm"] in note and "running" in note
+    moving = [c for c in plan.changes if c.previous_target == made["address"]]
+    assert len(moving) == 3 and all("takes over from the hand-made connector" in c.why
+                                    for c in moving)  # fmt: skip
+    with WriteWatch(azure.arm, lambda: hops_lead(azure)).installed() as watch:
+        Deployment(topology, azure.clouds()).apply()
+    assert watch.seen and watch.nowhere == [], watch.seen
+    assert Deployment(topology, azure.clouds()).plan().empty
+    vm = azure.arm.state.resources[made["vm"].lower()]
+    assert vm.get("powerState", "running") == "running"  # the old VM: as it was
+
+
+def test_azure_retire_old_powers_the_hand_made_vm_off_after_its_routes_moved(azure):
+    from provisioner.fakes.azure_world import hand_made_connector as azure_hand_made
+
+    made = azure_hand_made(azure.url, azure.hq, PEERS)
+    doc = azure.topology()
+    result = azure.deployment(doc).apply(retire_old=True)
+    kinds = [c.kind for c in result.done if c.network == "hq"]
+    assert kinds[-1] == "retire" and "route" not in kinds[kinds.index("retire") :], " ".join(kinds)
+    vm = azure.arm.state.resources[made["vm"].lower()]
+    assert vm["powerState"] == "stopped"  # powered off, not deallocated, not deleted
+    assert azure.deployment(doc).plan().empty

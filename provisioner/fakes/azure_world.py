@@ -143,3 +143,52 @@ def seed_vnet(
         route_table=table.name,
         app_group=nsg.name,
     )
+
+
+def hand_made_connector(
+    endpoint: str, vnet: SandboxVnet, peers: list[str], vpn: str = "100.96.0.0/11"
+) -> dict[str, str]:
+    """What CloudConnexa's guide makes by hand in a VNet: a NIC with IP forwarding on in the
+    connector subnet, an Ubuntu VM on it, and in the admin's route table (the app subnet's) the
+    VPN range and each peer range with the VM's address as next hop (VirtualAppliance). No tag
+    of ours. Returns the VM's id and its address."""
+    from azure.mgmt.compute import models as c
+    from azure.mgmt.network import models as m
+
+    from ..providers.azure.common import clients
+    from ..providers.azure.instance import _unusable_key
+
+    net, compute = clients(vnet.subscription, endpoint, None, retry_total=3)
+    rg, region = vnet.resource_group, vnet.region
+    subnet = net.subnets.get(rg, vnet.vnet, vnet.connector_subnet)
+    nic = net.network_interfaces.begin_create_or_update(rg, "cloudconnexa-connector-nic", m.NetworkInterface(
+        location=region, properties=m.NetworkInterfacePropertiesFormat(
+            enable_ip_forwarding=True, ip_configurations=[m.NetworkInterfaceIPConfiguration(
+                name="ipconfig1", properties=m.NetworkInterfaceIPConfigurationPropertiesFormat(
+                    subnet=m.Subnet(id=subnet.id), private_ip_allocation_method="Dynamic"))])),
+    ).result()  # fmt: skip
+    key = c.SshPublicKey(path="/home/admin1/.ssh/authorized_keys", key_data=_unusable_key())
+    vm = compute.virtual_machines.begin_create_or_update(rg, "cloudconnexa-connector", c.VirtualMachine(
+        location=region, properties=c.VirtualMachineProperties(
+            hardware_profile=c.HardwareProfile(vm_size="Standard_B1s"),
+            storage_profile=c.StorageProfile(image_reference=c.ImageReference(
+                publisher="canonical", offer="ubuntu-24_04-lts", sku="server", version="latest")),
+            os_profile=c.OSProfile(computer_name="connector", admin_username="admin1",
+                                   linux_configuration=c.LinuxConfiguration(
+                                       disable_password_authentication=True,
+                                       ssh=c.SshConfiguration(public_keys=[key]))),
+            network_profile=c.NetworkProfile(network_interfaces=[c.NetworkInterfaceReference(
+                id=nic.id, properties=c.NetworkInterfaceReferenceProperties(primary=True))]))),
+    ).result()  # fmt: skip
+    address = net.network_interfaces.get(rg, nic.name).ip_configurations[0].private_ip_address
+    for i, destination in enumerate((vpn, *peers)):
+        net.routes.begin_create_or_update(rg, vnet.route_table, f"connector-{i}", m.Route(
+            properties=m.RoutePropertiesFormat(address_prefix=destination,
+                                               next_hop_type="VirtualAppliance",
+                                               next_hop_ip_address=address))).result()  # fmt: skip
+    net.security_rules.begin_create_or_update(rg, vnet.app_group, "https-from-vpn", m.SecurityRule(
+        properties=m.SecurityRulePropertiesFormat(
+            protocol="Tcp", source_address_prefix=vpn, source_port_range="*",
+            destination_address_prefix="*", destination_port_range="443", access="Allow",
+            direction="Inbound", priority=110))).result()  # fmt: skip
+    return {"vm": vm.id, "address": address}

@@ -272,6 +272,13 @@ class Instance(AzureState):
         self.connector_ip = address
         self.progress(f"launched {self.vm_name} ({connector.size}, {':'.join(image)}) at {address}")
 
+    def _retire(self, instance: str) -> None:
+        """A VM not of ours (its full id), powered off gracefully: stopped, not deallocated,
+        not deleted."""
+        group = instance.split("/resourceGroups/", 1)[1].split("/", 1)[0]
+        self.wait(self.compute.virtual_machines.begin_power_off(group, short(instance)),
+                  f"power-off of {short(instance)}")  # fmt: skip
+
     def _terminate(self) -> None:
         from azure.core.exceptions import ResourceNotFoundError
 

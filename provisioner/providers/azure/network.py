@@ -14,14 +14,17 @@ from dataclasses import replace
 from ipaddress import IPv4Network
 from typing import Any
 
+from ...discover import Found
 from ...errors import CloudError, SpecError
 from ...model import (
     PROFILE_PART,
     Action,
     AzureLocation,
     Change,
+    ConnectorState,
     FilterLayer,
     FilterRule,
+    ForeignConnector,
     Kind,
     Member,
     Network,
@@ -48,7 +51,7 @@ from .common import (
 )
 from .common import clients as make_clients
 from .groups import Groups
-from .instance import Instance
+from .instance import POWER_STATES, Instance
 from .pair import PEERS_PART, Pair
 
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
@@ -315,6 +318,7 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
         if front is not None:
             ours.add(front.id)
         observed_tables = self._observe_tables(subnets, tables, in_use, ours, seen)
+        foreign = self._foreign(nics, observed_tables, ours)
         groups = list(self.net.network_security_groups.list(self.rg))
         first = found.get(0) or found.get(1)
         app_groups, ingress = self._observe_groups(groups, first.interface if first else None, seen)
@@ -333,7 +337,43 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
             parts=parts,
             app_groups=app_groups,
             connector_ingress=ingress,
+            foreign=foreign,
         )
+
+    def _discover(self, name: str | None) -> Found:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        from .discover import discover
+
+        try:
+            return discover(self.net, self.compute, self.location, name)
+        except ResourceNotFoundError:
+            raise SpecError("--vnet", f"{self.location.vnet!r} does not exist in resource group "
+                            f"{self.rg}") from None  # fmt: skip
+
+    def _foreign(
+        self, nics: list[Any], tables: tuple[RouteTable, ...], ours: set[str]
+    ) -> tuple[ForeignConnector, ...]:
+        """The VMs not of ours that routes lead to (their NIC's address as next hop) whose NIC
+        may forward (IP forwarding on): their power state read, one call each."""
+        hops = {r.target for t in tables for r in t.routes} - ours
+        out = []
+        for n in nics:
+            address = next((c.private_ip_address for c in n.ip_configurations or []
+                            if c.private_ip_address in hops), None)  # fmt: skip
+            if not address or not n.enable_ip_forwarding or n.virtual_machine is None:
+                continue
+            if TAG in (n.tags or {}):  # another network's connector of ours: a conflict
+                continue
+            vm_id = n.virtual_machine.id
+            vm = self.compute.virtual_machines.get(_group_of(vm_id.lower()), short(vm_id),
+                                                   expand="instanceView")  # fmt: skip
+            codes = [s.code for s in (vm.instance_view.statuses if vm.instance_view else None)
+                     or []]  # fmt: skip
+            power = next((c.split("/", 1)[1] for c in codes if c.startswith("PowerState/")), "")
+            out.append(ForeignConnector(vm_id, address, POWER_STATES.get(
+                power, ConnectorState.PENDING), short(vm_id)))  # fmt: skip
+        return tuple(out)
 
     def _label(self, table_id: str) -> str:
         """How the plan names a table: its name in the network's resource group, else its id."""
