@@ -1149,17 +1149,31 @@ def plan_destroy(
 
 def with_retirement(plan: Plan, topology: Topology, observed: Mapping[str, Observed]) -> Plan:
     """`apply --retire-old`: each connector made by hand that a network's plan takes over is
-    stopped after its routes have moved (its plan's last step); never terminated."""
+    stopped after its routes have moved (its plan's last step); never terminated. Not while a
+    route the plan does not move still leads to it (a range the file does not route, a table
+    it does not select): stopping it would cut that traffic; the note says which."""
     networks = []
     for n in plan.networks:
         network = next((x for x in topology.managed if x.name == n.network), None)
-        old = hand_made(network, topology, observed[n.network]) if network else None
-        if old is not None and old.state is ConnectorState.RUNNING:
-            retire = Change(n.network, Action.UPDATE, Kind.RETIRE, old.instance,
-                            "--retire-old: the connector made by hand, once the routes have left "
-                            "it (stopped, not terminated: it is not ours)")  # fmt: skip
-            n = replace(n, changes=(*n.changes, retire))
-        networks.append(n)
+        obs = observed.get(n.network)
+        old = hand_made(network, topology, obs) if network and obs else None
+        if old is None or obs is None or old.state is not ConnectorState.RUNNING:
+            networks.append(n)
+            continue
+        moved = {(c.route_table, c.destination) for c in n.changes
+                 if c.kind is Kind.ROUTE and c.previous_target == old.interface}  # fmt: skip
+        left = [f"{r.destination} in {t.id}" for t in obs.route_tables for r in t.routes
+                if r.target == old.interface and (t.id, r.destination) not in moved]  # fmt: skip
+        if left:
+            note = (f"--retire-old: {old.instance} is not stopped: routes the file does not "
+                    f"move still lead to it ({', '.join(left[:4])}"
+                    + (f", {len(left) - 4} more" if len(left) > 4 else "") + ")")  # fmt: skip
+            networks.append(replace(n, notes=(*n.notes, note)))
+            continue
+        retire = Change(n.network, Action.UPDATE, Kind.RETIRE, old.instance,
+                        "--retire-old: the connector made by hand, once the routes have left it "
+                        "(stopped, not terminated: it is not ours)")  # fmt: skip
+        networks.append(replace(n, changes=(*n.changes, retire)))
     return replace(plan, networks=tuple(networks))
 
 

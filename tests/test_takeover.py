@@ -183,7 +183,7 @@ def test_azure_a_hand_made_connector_is_discovered_and_taken_over_without_an_out
 def test_azure_retire_old_powers_the_hand_made_vm_off_after_its_routes_moved(azure):
     from provisioner.fakes.azure_world import hand_made_connector as azure_hand_made
 
-    made = azure_hand_made(azure.url, azure.hq, PEERS)
+    made = azure_hand_made(azure.url, azure.hq, [azure.spoke.cidr, "172.31.0.0/16"])
     doc = azure.topology()
     result = azure.deployment(doc).apply(retire_old=True)
     kinds = [c.kind for c in result.done if c.network == "hq"]
@@ -191,3 +191,54 @@ def test_azure_retire_old_powers_the_hand_made_vm_off_after_its_routes_moved(azu
     vm = azure.arm.state.resources[made["vm"].lower()]
     assert vm["powerState"] == "stopped"  # powered off, not deallocated, not deleted
     assert azure.deployment(doc).plan().empty
+
+
+# --- OCI: a route rule names the hand-made instance's primary private IP ------------------------
+
+
+def test_oci_a_hand_made_connector_is_taken_over_without_an_outage_and_retired(oci_world):
+    from conftest import WriteWatch
+    from test_oci_pair import rules_lead
+
+    from provisioner.fakes.oci_world import hand_made_connector as oci_hand_made
+
+    o = oci_world
+    image = o.fake.of_kind("images")[0]["id"]
+    made = oci_hand_made(o.url, o.hq, image, [o.spoke.cidr, "172.31.0.0/16"])
+    with o.fake.lock:  # (the fake's instances answer RUNNING once read)
+        o.fake.state.resources[made["instance"]]["lifecycleState"] = "RUNNING"
+    doc = o.topology()
+    plan = o.deployment(doc).plan(retire_old=True)
+    assert not plan.conflicts
+    (note,) = [n for p in plan.networks for n in p.notes if "made by hand" in n]
+    assert made["instance"] in note
+    moving = [c for c in plan.changes if c.previous_target == made["private_ip"]]
+    assert len(moving) == 3 and all("takes over from the hand-made connector" in c.why
+                                    for c in moving)  # fmt: skip
+    hq = [c for c in plan.changes if c.network == "hq"]
+    assert hq[-1].kind == "retire"  # the last step: its rules have all moved
+    with WriteWatch(o.fake, lambda: rules_lead(o)).installed() as watch:
+        result = o.deployment(doc).apply(retire_old=True)
+    assert watch.seen and watch.nowhere == [], watch.seen
+    kinds = [str(c.kind) for c in result.done if c.network == "hq"]
+    assert kinds[-1] == "retire" and "route" not in kinds[kinds.index("retire") :], kinds
+    assert o.fake.state.resources[made["instance"]]["lifecycleState"] == "STOPPED"  # not gone
+    assert o.deployment(doc).plan().empty
+
+
+def test_retire_old_stops_nothing_that_routes_the_file_does_not_move_still_lead_to(
+    world: SandboxWorld, session, clouds
+):
+    """A range the file does not route (192.168.0.0/22 here: no network of it) still goes
+    through the hand-made VM after the take-over: --retire-old leaves it running, and says
+    why."""
+    made = hand_made_connector(session, world.hq, PEERS)
+    doc = world.topology()
+    doc["networks"].pop("branch")  # (192.168.0.0/22 is Branch's: not routed by this file)
+    doc["networks"]["partner"] = {"cloud": "external", "subnets": ["172.31.0.0/16"]}
+    path = world.directory / "hq.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    plan = Deployment(load_topology(path), clouds).plan(retire_old=True)
+    assert not plan.conflicts and "retire" not in [c.kind for c in plan.changes]
+    (note,) = [n for p in plan.networks for n in p.notes if n.startswith("--retire-old")]
+    assert made.instance in note and "192.168.0.0/22" in note

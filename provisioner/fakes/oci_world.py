@@ -175,3 +175,33 @@ def seed_vcn(
         vault=vault,
         key=key,
     )
+
+
+def hand_made_connector(
+    endpoint: str, vcn: SandboxVcn, image: str, peers: list[str], vpn: str = "100.96.0.0/11"
+) -> dict[str, str]:
+    """What CloudConnexa's guide makes by hand in a VCN: an instance in the connector subnet
+    whose VNIC skips the source/destination check, and in the app subnet's route table the VPN
+    range and each peer range to its primary private IP. No tag of ours. Returns the
+    instance's id and that private IP's."""
+    from oci.core import models as m
+
+    api = clients(endpoint, vcn.region)
+    vm = api.compute.launch_instance(m.LaunchInstanceDetails(
+        compartment_id=vcn.compartment, availability_domain="Uocm:EU-FRANKFURT-1-AD-1",
+        shape="VM.Standard.E4.Flex", shape_config=m.LaunchInstanceShapeConfigDetails(ocpus=1),
+        display_name="cloudconnexa-connector",
+        source_details=m.InstanceSourceViaImageDetails(image_id=image),
+        create_vnic_details=m.CreateVnicDetails(subnet_id=vcn.connector_subnet),
+    )).data  # fmt: skip
+    attachment = api.compute.list_vnic_attachments(vcn.compartment, instance_id=vm.id).data[0]
+    api.network.update_vnic(attachment.vnic_id, m.UpdateVnicDetails(skip_source_dest_check=True))
+    (primary,) = [p for p in api.network.list_private_ips(vnic_id=attachment.vnic_id).data
+                  if p.is_primary]  # fmt: skip
+    table = api.network.get_route_table(vcn.route_table).data
+    rules = list(table.route_rules) + [
+        m.RouteRule(destination=d, destination_type="CIDR_BLOCK", network_entity_id=primary.id)
+        for d in (vpn, *peers)
+    ]
+    api.network.update_route_table(vcn.route_table, m.UpdateRouteTableDetails(route_rules=rules))
+    return {"instance": vm.id, "private_ip": primary.id}

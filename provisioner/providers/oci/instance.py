@@ -489,6 +489,12 @@ class Instance(OciState):
         )
         self.instance_id = self.vnic_id = self.private_ip_id = None
 
+    def _retire(self, instance: str) -> None:
+        """An instance not of ours stopped gracefully (SOFTSTOP), never terminated."""
+        self.api.compute.instance_action(instance, "SOFTSTOP")
+        self.wait_for(lambda: self.api.compute.get_instance(instance), ("STOPPED",),
+                      f"instance {instance}")  # fmt: skip
+
     def _shut_down(self, instance_id: str) -> None:
         """A running connector shut down first (SOFTSTOP: the OS's own shutdown): its OpenVPN
         tells the VPN service it leaves, which stops sending to it, and forwards what is in

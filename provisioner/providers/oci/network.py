@@ -20,6 +20,7 @@ from ...model import (
     Change,
     FilterLayer,
     FilterRule,
+    ForeignConnector,
     Kind,
     Member,
     Network,
@@ -37,7 +38,7 @@ from ...model import (
 from ..base import PartHandlers, Provider, sandbox_clients
 from .common import FILE_TAG, TAG, OciSeen, VcnTagLease, error_text, make_clients, sandbox_endpoint
 from .groups import Groups
-from .instance import Instance
+from .instance import STATES, Instance
 from .pair import PAIR_POLICY_PART, Pair
 
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
@@ -338,7 +339,8 @@ class OciNetwork(Groups, Instance, Pair, Provider):
         if front is not None:
             ours.add(front.id)
         cidrs = tuple(IPv4Network(c) for c in seen.vcn.cidr_blocks)
-        route_tables = self._observe_tables(tables, live, ours)
+        route_tables = self._observe_tables(tables, set(live), ours)
+        foreign = self._foreign(live, ours)
         parts = self._observe_parts(own_nsg, policies, pair)
         self.seen = seen
         return Observed(
@@ -355,9 +357,10 @@ class OciNetwork(Groups, Instance, Pair, Provider):
             parts=parts,
             app_groups=app_groups,
             connector_ingress=ingress,
+            foreign=foreign,
         )
 
-    def _live_private_ips(self, tables: dict[str, Any]) -> set[str]:
+    def _live_private_ips(self, tables: dict[str, Any]) -> dict[str, str]:
         """The private IPs that route rules name and that still exist: a rule to one that is
         gone carries nothing. One read per distinct target, not per table."""
         import oci
@@ -368,16 +371,35 @@ class OciNetwork(Groups, Instance, Pair, Provider):
             for r in t.route_rules or []
             if r.network_entity_id.startswith("ocid1.privateip.")
         }
-        live = set()
+        live: dict[str, str] = {}
         for target in sorted(targets):
             try:
-                self.api.network.get_private_ip(target)
+                live[target] = self.api.network.get_private_ip(target).data.vnic_id
             except oci.exceptions.ServiceError as e:
                 if e.status != 404:
                     raise
-                continue
-            live.add(target)
         return live
+
+    def _foreign(self, live: dict[str, str], ours: set[str]) -> tuple[ForeignConnector, ...]:
+        """The instances not of ours that route rules lead to (a private IP on their VNIC) whose
+        VNIC skips the source/destination check: three reads each, only for such rules."""
+        out = []
+        for private_ip, vnic_id in sorted(live.items()):
+            if private_ip in ours:
+                continue
+            vnic = self.api.network.get_vnic(vnic_id).data
+            if not vnic.skip_source_dest_check:
+                continue
+            attached = self.api.compute.list_vnic_attachments(self.compartment,
+                                                              vnic_id=vnic_id).data  # fmt: skip
+            if not attached:
+                continue
+            vm = self.api.compute.get_instance(attached[0].instance_id).data
+            if TAG in (vm.freeform_tags or {}) or vm.lifecycle_state not in STATES:
+                continue  # another network's connector of ours (a conflict), or gone
+            out.append(ForeignConnector(vm.id, private_ip, STATES[vm.lifecycle_state],
+                                        vm.display_name or ""))  # fmt: skip
+        return tuple(out)
 
     def _observe_tables(
         self, tables: dict[str, Any], live: set[str], ours: set[str]
