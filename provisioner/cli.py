@@ -185,6 +185,10 @@ def _file_commands(sub: Any) -> None:
         clouds = [n for n, schema in CLOUD_SCHEMAS.items() if key in schema.keys]
         sp.add_argument(f"--{key.replace('_', '-')}", dest=key, metavar=key.upper(),
                         help=f"{', '.join(clouds)}: {H.KEYS[key]}")  # fmt: skip
+    for key in dict.fromkeys(k for s in CLOUD_SCHEMAS.values() for k in s.connector_keys):
+        clouds = [n for n, schema in CLOUD_SCHEMAS.items() if key in schema.connector_keys]
+        sp.add_argument(f"--{key.replace('_', '-')}", dest=key, metavar=key.upper(),
+                        help=f"{', '.join(clouds)}: {H.KEYS[key]} (written into the file)")  # fmt: skip
     _common(sp)
     sp = _command(sub, "unlock", file="required")
     sp.add_argument("--network", metavar="NAME", help="only this network (default: every one)")
@@ -494,7 +498,9 @@ def _discover(args: argparse.Namespace) -> int:
         raise SpecError("--profile", f"{args.profile!r} is not a file")
     network = placeholder(args.name or "net", args.cloud, location)
     found = Clouds(progress=_progress).connect(network).discover(args.name)
-    print(render(found, args.profile), end="")
+    given = {k: getattr(args, k) for k in schema.connector_keys if getattr(args, k, None)}
+    required = tuple(k for k, _, _ in schema.required_connector_keys if k not in given)
+    print(render(found, args.profile, given, required), end="")
     return 0
 
 

@@ -72,9 +72,15 @@ def network_name(raw: str) -> str:
     return name or "net"
 
 
-def render(found: Found, profile: str | None) -> str:
+def render(
+    found: Found,
+    profile: str | None,
+    connector_keys: dict[str, str] | None = None,
+    missing: tuple[str, ...] = (),
+) -> str:
     """The topology file for `found`, YAML with comments; `profile`: the connector's VPN
-    profile file (None: a placeholder to replace, said so)."""
+    profile file (None: a placeholder to replace, said so); `connector_keys`: the cloud's own
+    connector settings given (OCI's vault and key), `missing`: those it needs and was not given."""
     c = found.connector
     lines = [
         f"# discovered by `provision discover` from {found.cloud} "
@@ -116,6 +122,12 @@ def render(found: Found, profile: str | None) -> str:
     else:
         lines.append("      profile: connector.ovpn  # DECIDE: the connector's VPN profile file "
                      "(--profile PATH)")  # fmt: skip
+    for key, value in (connector_keys or {}).items():
+        lines.append(f"      {key}: {value}")
+    for key in missing:
+        lines.append(
+            f"      # DECIDE: {key}: required on {found.cloud} (--{key.replace('_', '-')})"
+        )
     lines.append("      # DECIDE: nat / egress are on the VM (its iptables), not in the cloud: "
                  "add `egress: true` if this network is the VPN's internet exit")  # fmt: skip
     if found.peers:

@@ -196,7 +196,7 @@ def test_azure_retire_old_powers_the_hand_made_vm_off_after_its_routes_moved(azu
 # --- OCI: a route rule names the hand-made instance's primary private IP ------------------------
 
 
-def test_oci_a_hand_made_connector_is_taken_over_without_an_outage_and_retired(oci_world):
+def test_oci_a_hand_made_connector_is_discovered_taken_over_and_retired(oci_world, capsys):
     from conftest import WriteWatch
     from test_oci_pair import rules_lead
 
@@ -207,7 +207,48 @@ def test_oci_a_hand_made_connector_is_taken_over_without_an_outage_and_retired(o
     made = oci_hand_made(o.url, o.hq, image, [o.spoke.cidr, "172.31.0.0/16"])
     with o.fake.lock:  # (the fake's instances answer RUNNING once read)
         o.fake.state.resources[made["instance"]]["lifecycleState"] = "RUNNING"
-    doc = o.topology()
+    # discover: the VCN's file, OCI's vault and key given as flags (the cloud cannot say them)
+    import pytest
+
+    doc = o.topology()  # (its profiles written)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PROVISION_OCI_ENDPOINT", o.url)
+        hq = o.hq
+        assert (
+            run(
+                [
+                    "discover",
+                    "--cloud",
+                    "oci",
+                    "--region",
+                    hq.region,
+                    "--compartment",
+                    hq.compartment,
+                    "--vcn",
+                    hq.vcn,
+                    "--name",
+                    "hq",
+                    "--profile",
+                    str(o.directory / "hq.ovpn"),
+                    "--vault",
+                    hq.vault,
+                    "--key",
+                    hq.key,
+                ]
+            )
+            == 0
+        )
+    text = capsys.readouterr().out
+    found = yaml.safe_load(text)["networks"]
+    assert found["hq"]["connector"]["subnet"] == hq.connector_subnet
+    assert (found["hq"]["connector"]["vault"], found["hq"]["connector"]["key"]) == (
+        hq.vault,
+        hq.key,
+    )
+    assert found["hq"]["route_tables"] == [hq.route_table]
+    assert sorted(found["peers"]["subnets"]) == sorted([o.spoke.cidr, "172.31.0.0/16"])
+    (o.directory / "found.yaml").write_text(text)
+    assert [n.name for n in load_topology(o.directory / "found.yaml").networks] == ["hq", "peers"]
     plan = o.deployment(doc).plan(retire_old=True)
     assert not plan.conflicts
     (note,) = [n for p in plan.networks for n in p.notes if "made by hand" in n]

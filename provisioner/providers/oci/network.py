@@ -13,6 +13,7 @@ from dataclasses import replace
 from ipaddress import IPv4Network
 from typing import Any
 
+from ...discover import Found
 from ...errors import CloudError, SpecError
 from ...model import (
     PROFILE_PART,
@@ -359,6 +360,19 @@ class OciNetwork(Groups, Instance, Pair, Provider):
             connector_ingress=ingress,
             foreign=foreign,
         )
+
+    def _discover(self, name: str | None) -> Found:
+        import oci
+
+        from .discover import discover
+
+        try:
+            return discover(self.api, self.location, name)
+        except oci.exceptions.ServiceError as e:
+            if e.status != 404:
+                raise
+            raise SpecError("--vcn", f"{self.location.vcn!r} does not exist (or is not visible "
+                            "to you)") from None  # fmt: skip
 
     def _live_private_ips(self, tables: dict[str, Any]) -> dict[str, str]:
         """The private IPs that route rules name and that still exist: a rule to one that is
