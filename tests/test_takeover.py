@@ -283,3 +283,74 @@ def test_retire_old_stops_nothing_that_routes_the_file_does_not_move_still_lead_
     assert not plan.conflicts and "retire" not in [c.kind for c in plan.changes]
     (note,) = [n for p in plan.networks for n in p.notes if n.startswith("--retire-old")]
     assert made.instance in note and "192.168.0.0/22" in note
+
+
+# --- GCP: a route's next hop is the hand-made instance -------------------------------------------
+
+
+def test_gcp_a_hand_made_connector_is_discovered_taken_over_and_retired(gcp, capsys, monkeypatch):
+    from conftest import WriteWatch
+
+    from provisioner.fakes.gcp_world import hand_made_connector as gcp_hand_made
+
+    hop = gcp_hand_made(gcp.url, gcp.hq, [gcp.spoke.cidr, "172.31.0.0/16"])
+    doc = gcp.topology()  # (its profiles written)
+    monkeypatch.setenv("PROVISION_GCP_ENDPOINT", gcp.url)
+    hq = gcp.hq
+    assert (
+        run(
+            [
+                "discover",
+                "--cloud",
+                "gcp",
+                "--project",
+                hq.project,
+                "--network",
+                hq.network,
+                "--zone",
+                hq.zone,
+                "--name",
+                "hq",
+                "--profile",
+                str(gcp.directory / "hq.ovpn"),
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    found = yaml.safe_load(text)["networks"]
+    assert found["hq"]["connector"]["subnet"] == hq.connector_subnet
+    assert found["hq"]["route_tables"] == "all" and found["hq"]["zone"] == hq.zone
+    assert sorted(found["peers"]["subnets"]) == sorted([gcp.spoke.cidr, "172.31.0.0/16"])
+    (gcp.directory / "found.yaml").write_text(text)
+    assert [n.name for n in load_topology(gcp.directory / "found.yaml").networks] == ["hq", "peers"]
+    plan = gcp.deployment(doc).plan(retire_old=True)
+    assert not plan.conflicts
+    (note,) = [n for p in plan.networks for n in p.notes if "made by hand" in n]
+    assert hop in note
+    moving = [c for c in plan.changes if c.previous_target == hop and c.kind == "route"]
+    assert len(moving) == 3 and all("takes over from the hand-made connector" in c.why
+                                    for c in moving)  # fmt: skip
+    assert [c for c in plan.changes if c.network == "hq"][-1].kind == "retire"
+
+    def leads() -> set[str]:
+        """Each route for our destinations: its instance running, or NOWHERE."""
+        res = gcp.gce.state.compute
+        running = {f"zones/{k.split('/')[3]}/instances/{r['name']}" for k, r in res.items()
+                   if r["_kind"] == "instances" and r.get("status") == "RUNNING"}  # fmt: skip
+        out = set()
+        for r in res.values():
+            if r["_kind"] == "routes" and r["destRange"] in ("100.96.0.0/11", "172.31.0.0/16"):
+                target = "/".join(r.get("nextHopInstance", "").split("/")[-4:])
+                out.add("ok" if target in running or r.get("nextHopIlb") else "NOWHERE")
+        return out
+
+    with WriteWatch(gcp.gce, leads).installed() as watch:
+        result = gcp.deployment(doc).apply(retire_old=True)
+    assert watch.seen and watch.nowhere == [], watch.seen
+    kinds = [str(c.kind) for c in result.done if c.network == "hq"]
+    assert kinds[-1] == "retire" and "route" not in kinds[kinds.index("retire") :], kinds
+    (vm,) = [r for r in gcp.gce.state.compute.values()
+             if r["_kind"] == "instances" and r["name"] == "cloudconnexa-connector"]  # fmt: skip
+    assert vm["status"] in ("TERMINATED", "STOPPED")  # stopped, not deleted
+    assert gcp.deployment(doc).plan().empty

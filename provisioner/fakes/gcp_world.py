@@ -195,3 +195,30 @@ def seed_network(
         app_tag=tag,
         app_instance=f"{name}-app-1",
     )
+
+
+def hand_made_connector(
+    endpoint: str, net: SandboxGcpNetwork, peers: list[str], vpn: str = "100.96.0.0/11"
+) -> str:
+    """What CloudConnexa's guide makes by hand in a VPC network: an instance in the connector
+    subnet with canIpForward, and a route per range (the VPN's and each peer's) with it as next
+    hop, at the default priority. No label of ours. Returns the hop as routes name it
+    (zones/<zone>/instances/<name>)."""
+    from google.cloud import compute_v1 as c
+
+    api = compute(endpoint)
+    project, zone, region = net.project, net.zone, net.region
+    _done(api, project, api.instances.insert_unary(project=project, zone=zone, instance_resource=c.Instance(
+        name="cloudconnexa-connector", machine_type=f"zones/{zone}/machineTypes/e2-small",
+        can_ip_forward=True,
+        network_interfaces=[c.NetworkInterface(
+            subnetwork=f"projects/{project}/regions/{region}/subnetworks/{net.connector_subnet}")],
+        disks=[c.AttachedDisk(boot=True, auto_delete=True, initialize_params=c.AttachedDiskInitializeParams(
+            source_image="projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64"))],
+    )))  # fmt: skip
+    hop = f"projects/{project}/zones/{zone}/instances/cloudconnexa-connector"
+    for i, destination in enumerate((vpn, *peers)):
+        _done(api, project, api.routes.insert_unary(project=project, route_resource=c.Route(
+            name=f"to-connector-{i}", network=f"projects/{project}/global/networks/{net.network}",
+            dest_range=destination, next_hop_instance=hop, priority=1000)))  # fmt: skip
+    return f"zones/{zone}/instances/cloudconnexa-connector"

@@ -429,6 +429,13 @@ class Instance(GcpState):
         )
         self.connector_url = None
 
+    def _retire(self, instance: str) -> None:
+        """An instance not of ours (zones/<z>/instances/<name>) stopped, never deleted."""
+        _, zone, _, name = instance.split("/")
+        op = self.call(f"instance {name}", self.api.instances.stop_unary, project=self.project,
+                       zone=zone, instance=name)  # fmt: skip
+        self.wait(op, f"instance {name} to stop")
+
     def _start(self) -> None:
         op = self.call(
             f"instance {self.instance_name}",

@@ -15,13 +15,16 @@ from dataclasses import replace
 from ipaddress import IPv4Network
 from typing import Any
 
+from ...discover import Found
 from ...errors import CloudError, SpecError
 from ...model import (
     PROFILE_PART,
     Action,
     Change,
+    ConnectorState,
     FilterLayer,
     FilterRule,
+    ForeignConnector,
     GcpLocation,
     Kind,
     Member,
@@ -53,7 +56,7 @@ from .common import (
     successor_name,
 )
 from .firewalls import Firewalls
-from .instance import Instance
+from .instance import STATES, Instance
 from .pair import HEALTH_PART, PEERS_PART, Pair
 
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
@@ -317,6 +320,7 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
         here = [s for s in subnets if short(s.region) == self.region]
         app_groups, ingress = self._observe_firewalls(firewalls, tags)
         route_tables, seen.route_names = self._observe_routes(routes, tags)
+        foreign = _foreign(routes, instances, {x.interface for x in (*found.values(), *extras)})
         parts = self._observe_parts(routes, firewalls, found, pair, seen)
         self.seen = seen
         return Observed(
@@ -334,7 +338,19 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
             app_groups=app_groups,
             connector_ingress=ingress,
             forwarding_at_launch=True,  # canIpForward is fixed at creation
+            foreign=foreign,
         )
+
+    def _discover(self, name: str | None) -> Found:
+        from google.api_core.exceptions import NotFound
+
+        from .discover import discover
+
+        try:
+            return discover(self.api, self.location, name)
+        except NotFound:
+            raise SpecError("--network", f"{self.location.network!r} is not a VPC network of "
+                            f"project {self.project}") from None  # fmt: skip
 
     def _check_tags(self, tags: set[str]) -> None:
         """Tags in the file that no instance of the network carries name nothing: bad input,
@@ -635,6 +651,23 @@ def _no_credentials(e: BaseException) -> str:
         "no Google Cloud credentials (google.auth.default: GOOGLE_APPLICATION_CREDENTIALS, "
         f"gcloud auth application-default login, the metadata server): {e}"
     )
+
+
+def _foreign(routes: list[Any], instances: list[Any], ours: set[str | None]) -> tuple[ForeignConnector, ...]:  # fmt: skip
+    """The instances not of ours that routes name as next hop and that may forward
+    (canIpForward): from what observe read already, no call more."""
+    by_hop = {f"zones/{short(i.zone)}/instances/{i.name}": i for i in instances}
+    out = {}
+    for r in routes:
+        hop = _hop(r) if r.next_hop_instance else ""
+        vm = by_hop.get(hop)
+        if vm is None or hop in ours or hop in out or not vm.can_ip_forward:
+            continue
+        if LABEL in (vm.labels or {}):  # another network's connector of ours: a conflict
+            continue
+        out[hop] = ForeignConnector(hop, hop, STATES.get(vm.status, ConnectorState.PENDING),
+                                    vm.name)  # fmt: skip
+    return tuple(out.values())
 
 
 def _hop(route: Any) -> str:
