@@ -106,6 +106,8 @@ def _grouped(changes: tuple[Change, ...]) -> list[str]:
         key: tuple[object, ...] | None = None
         if c.action is Action.CREATE and c.kind is Kind.ROUTE:
             key = ("routes", c.target)
+        elif c.action is Action.REPLACE and c.kind is Kind.ROUTE and c.previous_target:
+            key = ("routes", c.target, c.previous_target)  # (a take-over: all from one VM)
         elif c.action is Action.CREATE and c.kind is Kind.APP_ACCESS:
             key = ("rules", c.resource, c.why)
         if key is None:
@@ -153,8 +155,9 @@ def _grouped(changes: tuple[Change, ...]) -> list[str]:
 
 
 def _route_block(routes: list[Change]) -> list[str]:
-    """New routes to one target: the tables once when every destination goes into the same
-    ones, then the destinations (and whose they are) of each why, the why once."""
+    """New routes to one target (or routes moved from one target to another): the tables
+    once when every destination goes into the same ones, then the destinations (and whose they
+    are) of each why, the why once."""
     tables: dict[str, list[str]] = {}  # destination -> tables, in plan order
     first: dict[str, Change] = {}
     for c in routes:
@@ -162,7 +165,9 @@ def _route_block(routes: list[Change]) -> list[str]:
         first.setdefault(str(c.destination), c)
     shapes = {tuple(t) for t in tables.values()}
     n, many = len(routes), "s" * (len(routes) != 1)
-    lines = [f"  + create {n} route{many} -> {routes[0].target}"]
+    head = routes[0]
+    was = f" (was {head.previous_target})" if head.action is Action.REPLACE else ""
+    lines = [f"  {_MARK[head.action]} {head.action} {n} route{many} -> {head.target}{was}"]
     if len(shapes) == 1:
         (shared,) = shapes
         lines[0] += (

@@ -546,13 +546,17 @@ def run_demo(verbose: bool = False) -> int:
 
     with sandbox() as (session, world):
         path = world.write_topology(partner=True, service=True)
+        # Branch already has a connector, made by hand from the VPN service's guide: the plan
+        # takes it over (ours beside it, its routes moved to ours)
+        made = hand_made_connector(session, world.branch, [world.hq.cidr, "172.31.0.0/16"])
         print(
             "Sandbox: fake clouds holding HQ and Branch on AWS and a hub on each other cloud, "
             "and a fake CloudConnexa (the VPN service's half, from the same file):"
         )
         for line in world.describe():
             print(f"  {line}")
-        print(f"Topology: {path}")
+        print(f"  branch already has a connector made by hand: {made.instance} "
+              f"({made.interface}), its routes to it")  # fmt: skip
         topology = spec.load_topology(path)
         clouds = Clouds(
             options={
@@ -565,6 +569,12 @@ def run_demo(verbose: bool = False) -> int:
         )
         deployment = api.Deployment(topology, clouds)
         more = "" if verbose else "   (grouped; every change: provision demo --verbose)"
+
+        b = world.branch
+        step(f"provision discover --cloud aws --region {b.region} --vpc {b.vpc} --name branch")
+        print(_discovered(clouds, b), end="")
+        print("(the demo's topology names Branch the same way: its plan takes that connector "
+              "over)")  # fmt: skip
 
         step(f"provision plan -f topology.yaml{more}")
         print(render.plan_text(deployment.plan(), verbose=verbose))
@@ -594,6 +604,16 @@ def run_demo(verbose: bool = False) -> int:
         + " The sandbox is gone; no cloud account was used."
     )  # fmt: skip
     return 0 if healthy and clean else 1
+
+
+def _discovered(clouds: Any, vpc: SandboxVpc) -> str:
+    """What `provision discover` prints for one of the sandbox's VPCs."""
+    from .discover import render
+    from .model import AwsLocation
+    from .reading import placeholder
+
+    network = placeholder(vpc.name, "aws", AwsLocation(vpc.region, vpc.vpc))
+    return render(clouds.connect(network).discover(vpc.name), None)
 
 
 def serve(directory: Path, seconds: float | None = None, verbose: bool = False) -> int:
