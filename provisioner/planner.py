@@ -118,6 +118,7 @@ def local_subnets(
 
 
 VPN_CLIENTS = "VPN clients"
+TAKE_OVER = "take-over"  # a route change's `ref`: it moves a route off a connector made by hand
 
 
 def routed_destinations(
@@ -530,6 +531,9 @@ def _plan_network(
         network, obs, destinations, target, front or target.interface, ours,
         replace_conflicting_routes, old,
     )  # fmt: skip
+    if old is not None:  # the VPN range's routes move last, a step of their own (see stages)
+        last = [r for r in routes if _takes_vpn(r, old)]
+        routes = [r for r in routes if r not in last] + last
     changes += routes
     for slot in slots:
         if slot is not target:
@@ -921,7 +925,7 @@ def _route_changes(
                     )
                 )  # fmt: skip
                 continue
-            replace_why = None
+            replace_why, taking = None, False
             state = route_state(route, interface)
             if state is RouteState.BLACKHOLE:
                 replace_why = why + "; the current route is a blackhole"
@@ -938,6 +942,7 @@ def _route_changes(
                     replace_why += f"; the pair's routes lead to one connector, {interface}"
             elif old is not None and route.target == old.interface:
                 replace_why = f"{why}; takes over from the hand-made connector {old.instance}"
+                taking = True
             else:
                 conflicts.append(Conflict(name, table.id, dest, route.target))
                 if replace_conflicting_routes:
@@ -945,19 +950,9 @@ def _route_changes(
                         why + "; replaces a conflicting route (--replace-conflicting-routes)"
                     )
             if replace_why:
-                changes.append(
-                    _route(
-                        name,
-                        Action.REPLACE,
-                        table.id,
-                        dest,
-                        interface,
-                        replace_why,
-                        route.target,
-                        label=label,
-                        member=member,
-                    )
-                )
+                moved = _route(name, Action.REPLACE, table.id, dest, interface, replace_why,
+                               route.target, label=label, member=member)  # fmt: skip
+                changes.append(replace(moved, ref=TAKE_OVER) if taking else moved)
     selected_ids = {t.id for t in selected}
     for table in obs.route_tables:
         for route in table.routes:
@@ -1405,12 +1400,28 @@ def stages(changes: Sequence[Change]) -> tuple[tuple[Change, ...], ...]:
     out: list[list[Change]] = []
     for change in changes:
         # (a rule admitting a connector made beside another: in place before its routes)
-        first = change.kind is Kind.ROUTE and out and any(_admits_new(c) for c in out[-1])
+        first = (
+            change.kind is Kind.ROUTE
+            and out
+            and (
+                any(_admits_new(c) for c in out[-1])
+                or (_takes_vpn(change) and not any(_takes_vpn(c) for c in out[-1]))
+            )
+        )
         if change.kind in SIDE_BY_SIDE and out and out[-1][0].kind in SIDE_BY_SIDE and not first:
             out[-1].append(change)
         else:
             out.append([change])
     return tuple(tuple(step) for step in out)
+
+
+def _takes_vpn(change: Change, old: ForeignConnector | None = None) -> bool:
+    """A route of the VPN range moved off a connector made by hand (a take-over): those move
+    after every other route of it, so that a take-over stopped half-way always leaves one
+    leading to the old VM, by which the next plan finds it again."""
+    return (change.kind is Kind.ROUTE and change.action is Action.REPLACE
+            and change.label == VPN_CLIENTS and change.ref == TAKE_OVER
+            and (old is None or change.previous_target == old.interface))  # fmt: skip
 
 
 def _admits_new(change: Change) -> bool:

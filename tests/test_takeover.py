@@ -354,3 +354,48 @@ def test_gcp_a_hand_made_connector_is_discovered_taken_over_and_retired(gcp, cap
              if r["_kind"] == "instances" and r["name"] == "cloudconnexa-connector"]  # fmt: skip
     assert vm["status"] in ("TERMINATED", "STOPPED")  # stopped, not deleted
     assert gcp.deployment(doc).plan().empty
+
+
+def test_a_take_over_stopped_half_way_is_finished_by_the_next_apply(
+    world: SandboxWorld, session, clouds
+):
+    """EC2 refuses the take-over's 5th route write (once): apply stops there, some
+    routes on ours, the VPN range's still on the old VM (they move last, a step of their own);
+    the next plan finds the old VM by them and apply finishes the take-over."""
+    from conftest import error_response, inject
+
+    from provisioner.errors import CloudError
+
+    made = hand_made_connector(session, world.hq, PEERS)
+    doc = world.topology()
+    doc["networks"]["partner"] = {"cloud": "external", "subnets": ["172.31.0.0/16"]}
+    path = world.directory / "hq.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    topology = load_topology(path)
+    plan = Deployment(topology, clouds).plan()
+    hq = [c for c in plan.changes if c.network == "hq" and c.kind == "route"]
+    vpn = [i for i, c in enumerate(hq) if c.label == "VPN clients"]
+    assert vpn and min(vpn) > max(i for i, c in enumerate(hq) if c.label != "VPN clients")
+    inject(session, "ec2", "ReplaceRoute", lambda: error_response(
+        "ec2", 403, "UnauthorizedOperation", "You are not authorized"), after=4)  # fmt: skip
+    try:
+        Deployment(topology, clouds).apply()
+    except CloudError as e:
+        assert "not done" in str(e) or "stopped" in str(e)
+    else:
+        raise AssertionError("the apply should have stopped")
+    ec2 = session.client("ec2", region_name="us-east-1")
+    old = {(t["RouteTableId"], r["DestinationCidrBlock"])
+           for t in ec2.describe_route_tables(RouteTableIds=world.hq.route_tables)["RouteTables"]
+           for r in t["Routes"] if r.get("NetworkInterfaceId") == made.interface}  # fmt: skip
+    assert any(d == "100.96.0.0/11" for _, d in old)  # found again by these
+    again = Deployment(topology, clouds).plan()
+    assert not again.conflicts
+    assert any(
+        "takes over the connector made by hand" in n for p in again.networks for n in p.notes
+    )
+    Deployment(topology, clouds).apply()
+    assert Deployment(topology, clouds).plan().empty
+    left = [r for t in ec2.describe_route_tables(RouteTableIds=world.hq.route_tables)["RouteTables"]
+            for r in t["Routes"] if r.get("NetworkInterfaceId") == made.interface]  # fmt: skip
+    assert left == []
