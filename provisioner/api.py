@@ -103,7 +103,7 @@ class Deployment:
             rotate=rotating,
         )
         if retire_old:  # connectors made by hand that are taken over: stopped after
-            plan = planner.with_retirement(plan, self.topology, observed)
+            plan = planner.with_retirement(plan, self.topology, observed, self.service_observed)
         plan = self._paced(plan)
         strays = [self._stray_plan(s, prune) for s in self.strays()]
         if not strays:

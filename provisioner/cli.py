@@ -9,6 +9,7 @@ import argparse
 import gc
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -181,6 +182,9 @@ def _file_commands(sub: Any) -> None:
         clouds=", ".join(CLOUD_SCHEMAS)))  # fmt: skip
     sp.add_argument("--name", help="the network's name in the file (default: the cloud's name)")
     sp.add_argument("--profile", metavar="FILE", help=H.KEYS["profile"])
+    sp.add_argument("--service-cloud-id", metavar="ID", help="with the VPN service's API "
+                    "credentials set: its network whose routes are this one's, adopted in the "
+                    "file (its own connectors named; the service makes ours)")  # fmt: skip
     for key in LOCATION_KEYS:
         clouds = [n for n, schema in CLOUD_SCHEMAS.items() if key in schema.keys]
         sp.add_argument(f"--{key.replace('_', '-')}", dest=key, metavar=key.upper(),
@@ -496,11 +500,21 @@ def _discover(args: argparse.Namespace) -> int:
         raise SpecError(f"--{e.field.replace('_', '-')}", e.message) from None
     if args.profile is not None and not Path(args.profile).is_file():
         raise SpecError("--profile", f"{args.profile!r} is not a file")
+    if args.service_cloud_id and not re.match(spec.CLOUD_ID_PATTERN, args.service_cloud_id):
+        raise SpecError("--service-cloud-id", f"{args.service_cloud_id!r} is not a cloud id "
+                        "(lower-case letters, digits and '-')")  # fmt: skip
     network = placeholder(args.name or "net", args.cloud, location)
     found = Clouds(progress=_progress).connect(network).discover(args.name)
     given = {k: getattr(args, k) for k in schema.connector_keys if getattr(args, k, None)}
     required = tuple(k for k, _, _ in schema.required_connector_keys if k not in given)
-    print(render(found, args.profile, given, required), end="")
+    service = None
+    if args.service_cloud_id:
+        from .discover import service_network
+        from .service import api_from_environment
+
+        service = service_network(api_from_environment(args.service_cloud_id, _progress),
+                                  args.service_cloud_id, found.cidrs)  # fmt: skip
+    print(render(found, args.profile, given, required, service), end="")
     return 0
 
 

@@ -36,6 +36,31 @@ class FoundGroup:
 
 
 @dataclass(frozen=True)
+class FoundService:
+    """The VPN service's network whose routes are the network's ranges (made in the portal),
+    and its connectors: the file adopts it."""
+
+    cloud_id: str
+    name: str
+    vpn_region: str
+    connectors: tuple[str, ...]
+
+
+def service_network(api: object, cloud_id: str, cidrs: tuple[IPv4Network, ...]) -> FoundService | None:  # fmt: skip
+    """Of the account's networks on the VPN service, the one with a route that overlaps the
+    network's ranges (one call per page of networks); None: no such one."""
+    from .service import _network
+
+    for doc in api.pages("/networks"):  # type: ignore[attr-defined]
+        sn = _network(doc)
+        if any(r.subnet.overlaps(c) for r in sn.routes for c in cidrs):
+            regions = [c.region for c in sn.connectors if c.region]
+            return FoundService(cloud_id, sn.name, regions[0] if regions else "",
+                                tuple(c.name for c in sn.connectors))  # fmt: skip
+    return None
+
+
+@dataclass(frozen=True)
 class Found:
     """What one network holds, in the cloud's ids, as discover reads it."""
 
@@ -77,6 +102,7 @@ def render(
     profile: str | None,
     connector_keys: dict[str, str] | None = None,
     missing: tuple[str, ...] = (),
+    service: FoundService | None = None,
 ) -> str:
     """The topology file for `found`, YAML with comments; `profile`: the connector's VPN
     profile file (None: a placeholder to replace, said so); `connector_keys`: the cloud's own
@@ -94,7 +120,17 @@ def render(
                      "in 100.64.0.0/10; CloudConnexa's default range")  # fmt: skip
     else:
         lines.append(f"vpn_subnet: {vpn}  # routed to the connector now")
-    lines += ["networks:", f"  {found.name}:", f"    cloud: {found.cloud}"]
+    name = found.name
+    if service is not None:
+        region = service.vpn_region or "DECIDE"
+        lines += ["service:", "  cloudconnexa:", f"    cloud_id: {service.cloud_id}",
+                  f"    vpn_region: {region}  # where its connectors attach now"]  # fmt: skip
+        name = network_name(service.name)
+    lines += ["networks:", f"  {name}:", f"    cloud: {found.cloud}"]
+    if service is not None:
+        lines.append(f"    adopt_service_network: true  # {service.name!r} on the VPN service, made "
+                     f"there with {', '.join(service.connectors) or 'no connector'}: "
+                     "`apply --retire-old` removes those once the routes are ours")  # fmt: skip
     lines += [f"    {k}: {v}" for k, v in found.location.items()]
     lines.append(f"    subnets: [{', '.join(str(x) for x in found.cidrs)}]")
     tables = sorted(found.routes)
@@ -117,7 +153,9 @@ def render(
         lines.append(f"      size: {c.size}")
     else:
         lines.append("      subnet: DECIDE  # no connector found: where ours goes")
-    if profile:
+    if service is not None:
+        pass  # the VPN service makes each connector's profile
+    elif profile:
         lines.append(f"      profile: {profile}")
     else:
         lines.append("      profile: connector.ovpn  # DECIDE: the connector's VPN profile file "

@@ -46,7 +46,7 @@ from .model import (
     profile_mark,
 )
 from .service_planner import plan_service, plan_service_destroy, service_status
-from .spec import CLOUD_SCHEMAS
+from .spec import CLOUD_SCHEMAS, SERVICE_PLAN
 
 NEW_CONNECTOR = "new-connector"  # a route target that does not exist until apply launches it
 NEW_FRONT = "new-front"  # a pair's front (a floating IP) that apply makes before the routes
@@ -1142,12 +1142,17 @@ def plan_destroy(
     return Plan(operation="destroy", networks=tuple(plans), vpn_subnet=topology.vpn_subnet)
 
 
-def with_retirement(plan: Plan, topology: Topology, observed: Mapping[str, Observed]) -> Plan:
+def with_retirement(
+    plan: Plan,
+    topology: Topology,
+    observed: Mapping[str, Observed],
+    service: ObservedService | None = None,
+) -> Plan:
     """`apply --retire-old`: each connector made by hand that a network's plan takes over is
     stopped after its routes have moved (its plan's last step); never terminated. Not while a
     route the plan does not move still leads to it (a range the file does not route, a table
     it does not select): stopping it would cut that traffic; the note says which."""
-    networks = []
+    networks, retired = [], []
     for n in plan.networks:
         network = next((x for x in topology.managed if x.name == n.network), None)
         obs = observed.get(n.network)
@@ -1169,7 +1174,32 @@ def with_retirement(plan: Plan, topology: Topology, observed: Mapping[str, Obser
                         "--retire-old: the connector made by hand, once the routes have left it "
                         "(stopped, not terminated: it is not ours)")  # fmt: skip
         networks.append(replace(n, changes=(*n.changes, retire)))
-    return replace(plan, networks=tuple(networks))
+        retired.append(n.network)
+    return replace(plan, networks=tuple(
+        _retire_service_connectors(x, topology, service, retired) if x.network == SERVICE_PLAN
+        else x for x in networks))  # fmt: skip
+
+
+def _retire_service_connectors(
+    plan: NetworkPlan, topology: Topology, service: ObservedService | None, retired: list[str]
+) -> NetworkPlan:
+    """With the service block: on an adopted service network of a network whose connector
+    made by hand is retired, the connectors we did not make go too, after the clouds' changes
+    (the old VM dials in with one of them; the API keeps a network's last connector, and ours
+    is there by then)."""
+    changes = list(plan.changes)
+    for name in retired:
+        network = next(x for x in topology.managed if x.name == name)
+        found = service.network(name) if service is not None else None
+        if found is None or not network.adopt_service_network:
+            continue
+        for c in found.connectors:
+            if not c.ours:
+                changes.append(Change(
+                    SERVICE_PLAN, Action.DELETE, Kind.SERVICE_CONNECTOR, f"{c.name} on {name}",
+                    "--retire-old: the connector made by hand's, once no VM dials in with it",
+                    ref=found.id, previous_target=c.id, label=name))  # fmt: skip
+    return replace(plan, changes=tuple(changes))
 
 
 def hand_made(network: Network, topology: Topology, obs: Observed) -> ForeignConnector | None:

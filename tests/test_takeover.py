@@ -5,6 +5,8 @@ VM that is not running; `plan --detailed-exitcode` is the drift check after."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 from conftest import CallLog
 
@@ -399,3 +401,58 @@ def test_a_take_over_stopped_half_way_is_finished_by_the_next_apply(
     left = [r for t in ec2.describe_route_tables(RouteTableIds=world.hq.route_tables)["RouteTables"]
             for r in t["Routes"] if r.get("NetworkInterfaceId") == made.interface]  # fmt: skip
     assert left == []
+
+
+# --- with the service block: the service's network made in the portal, adopted ------------------
+
+
+def test_with_the_service_the_portal_network_is_adopted_and_its_old_connector_goes_after_the_routes(
+    world: SandboxWorld, session, service, capsys
+):
+    """The guide's whole setup: HQ's network made in the admin portal with its connector, the
+    VM made by hand dialling in with it. The file adopts the network; apply --retire-old adds
+    our connector and routes there, takes the cloud routes over, stops the old VM, and only then
+    removes the portal's connector (the API keeps a network's last one: ours is there by then)."""
+    from test_service import deployment as service_deployment
+    from test_service import fake
+
+    server = fake(service)
+    with server.lock:
+        server._create_network({
+            "name": "hq", "description": "made in the portal", "routes": [{"value": "10.0.0.0/18"}],
+            "connectors": [{"name": "hq-by-hand", "vpnRegionId": "eu-central-1"}],
+        })  # fmt: skip
+    made = hand_made_connector(session, world.hq, [world.branch.cidr, "172.31.0.0/16"])
+
+    # discover, with the service's credentials: the portal's network adopted, its connector
+    # named, no profile file (the service makes ours)
+    where = ["--cloud", "aws", "--region", "us-east-1", "--vpc", world.hq.vpc]
+    assert run(["discover", *where, "--service-cloud-id", "sandbox"]) == 0
+    text = capsys.readouterr().out
+    doc = yaml.safe_load(text)
+    assert doc["service"]["cloudconnexa"] == {"cloud_id": "sandbox", "vpn_region": "eu-central-1"}
+    assert doc["networks"]["hq"]["adopt_service_network"] is True and "hq-by-hand" in text
+    assert "profile" not in doc["networks"]["hq"]["connector"]
+    (world.directory / "found.yaml").write_text(text)
+    assert [n.name for n in load_topology(world.directory / "found.yaml").networks][0] == "hq"
+
+    def adopt(doc: dict[str, Any]) -> None:
+        doc["networks"]["hq"]["adopt_service_network"] = True
+
+    plan = service_deployment(world, session, service, adopt).plan(retire_old=True)
+    assert not plan.conflicts
+    gone = [c for c in plan.changes if c.kind == "service-connector" and c.action == "delete"]
+    assert [c.resource for c in gone] == ["hq-by-hand on hq"]
+    result = service_deployment(world, session, service, adopt).apply(retire_old=True)
+    order = [(c.network, str(c.kind), c.resource) for c in result.done]
+    stop = next(i for i, (n, k, _) in enumerate(order) if n == "hq" and k == "retire")
+    last_route = max(i for i, (n, k, _) in enumerate(order) if n == "hq" and k == "route")
+    removed = order.index(("cloudconnexa", "service-connector", "hq-by-hand on hq"))
+    assert last_route < stop < removed  # routes moved, old VM stopped, then its connector
+    hq = server.snapshot()["hq"]
+    assert hq["connectors"] == ["cp-hq"] and hq["description"] == "made in the portal"
+    assert "10.0.0.0/18" in hq["routes"]
+    ec2 = session.client("ec2", region_name="us-east-1")
+    old = ec2.describe_instances(InstanceIds=[made.instance])["Reservations"][0]["Instances"][0]
+    assert old["State"]["Name"] == "stopped"
+    assert service_deployment(world, session, service, adopt).plan().empty
