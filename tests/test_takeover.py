@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import yaml
 from conftest import CallLog
 
@@ -456,3 +457,44 @@ def test_with_the_service_the_portal_network_is_adopted_and_its_old_connector_go
     old = ec2.describe_instances(InstanceIds=[made.instance])["Reservations"][0]["Instances"][0]
     assert old["State"]["Name"] == "stopped"
     assert service_deployment(world, session, service, adopt).plan().empty
+
+
+@pytest.mark.parametrize("cloud", ["azure", "gcp", "oci"])
+def test_a_take_over_stopped_half_way_is_finished_on_the_other_clouds(cloud, request):
+    """The cloud refuses a route write of the take-over once (after the first): apply stops,
+    the VPN range still leads to the old VM, and the next apply finishes the take-over."""
+    from provisioner.errors import CloudError
+
+    w = request.getfixturevalue("oci_world" if cloud == "oci" else cloud)
+    peers = [w.spoke.cidr, "172.31.0.0/16"]
+    if cloud == "azure":
+        from provisioner.fakes.azure_world import hand_made_connector as make
+
+        hop = make(w.url, w.hq, peers)["address"]
+        fake, fault = w.arm, ("PUT", rf"/routeTables/{w.hq.route_table}$", 1)
+    elif cloud == "gcp":
+        from provisioner.fakes.gcp_world import hand_made_connector as make_gcp
+
+        hop = make_gcp(w.url, w.hq, peers)
+        fake, fault = w.gce, ("POST", r"/global/routes$", 1)
+    else:
+        from provisioner.fakes.oci_world import hand_made_connector as make_oci
+
+        hop = make_oci(w.url, w.hq, w.fake.of_kind("images")[0]["id"], peers)["private_ip"]
+        with w.fake.lock:
+            for r in w.fake.state.resources.values():
+                if r["_kind"] == "instances":
+                    r["lifecycleState"] = "RUNNING"
+        fake, fault = w.fake, ("PUT", rf"/routeTables/{w.hq.route_table}$", 1)
+    doc = w.topology()
+    method, path, after = fault
+    fake.fail(method, path, 403, "Forbidden", "refused", after=after)
+    with pytest.raises(CloudError):
+        w.deployment(doc).apply()
+    again = w.deployment(doc).plan()
+    assert not again.conflicts
+    assert any(c.previous_target == hop and c.label == "VPN clients" for c in again.changes)
+    w.deployment(doc).apply()
+    assert w.deployment(doc).plan().empty
+    assert not any(r.target == hop for obs in [w.deployment(doc).observe()["hq"]]
+                   for t in obs.route_tables for r in t.routes)  # fmt: skip
