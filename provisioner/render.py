@@ -218,7 +218,19 @@ def _rule_block(rules: list[Change]) -> list[str]:
 def result_text(plan: Plan, done: int) -> str:
     if not done:
         return f"{plan.operation}: nothing to do"
-    return f"{plan.operation}: done, {done} change(s) made"
+    lines = [f"{plan.operation}: done, {done} change(s) made"]
+    # a connector made by hand that was taken over and not retired: still running, not ours
+    stopped = {c.resource for c in plan.changes if c.kind is Kind.RETIRE}
+    for n in plan.networks:
+        for note in n.notes:
+            if note.startswith("takes over the connector made by hand, "):
+                vm = note.removeprefix("takes over the connector made by hand, ").split(" ")[0]
+                vm = vm.rstrip(",")
+                if vm not in stopped:
+                    lines.append(f"  {n.network}: {vm}, the connector made by hand, is still "
+                                 "running and not ours: stop or delete it once its traffic "
+                                 "has gone")  # fmt: skip
+    return "\n".join(lines)
 
 
 def doctor_text(reports: Sequence[FlowReport]) -> str:

@@ -85,8 +85,12 @@ def test_a_hand_made_connector_is_taken_over_without_an_outage_and_left_as_it_wa
     assert f"takes over the connector made by hand, {made.instance}" in text
     assert "conflict" not in text.lower().replace("no conflict", "")
     watch = RouteWatch(session, world)
-    Deployment(load_topology(path), clouds).apply()  # (the library: the watch on its session)
+    result = Deployment(load_topology(path), clouds).apply()  # (the library: its session watched)
     assert watch.seen and watch.nowhere == [], watch.seen  # never to a VM that is not running
+    from provisioner.render import result_text
+
+    closing = result_text(result.plan, len(result.done))  # the old VM named in the closing lines
+    assert f"hq: {made.instance}, the connector made by hand, is still running" in closing
     ours = [i for r in ec2.describe_instances(Filters=[
         {"Name": "tag-key", "Values": ["connector-provisioner:network"]}])["Reservations"]
         for i in r["Instances"]]  # fmt: skip
@@ -181,6 +185,11 @@ def test_azure_a_hand_made_connector_is_discovered_and_taken_over_without_an_out
     assert Deployment(topology, azure.clouds()).plan().empty
     vm = azure.arm.state.resources[made["vm"].lower()]
     assert vm.get("powerState", "running") == "running"  # the old VM: as it was
+    Deployment(topology, azure.clouds()).destroy()  # ours only: the old VM and its NIC stay
+    assert made["vm"].lower() in azure.arm.state.resources
+    assert any(
+        r["name"] == "cloudconnexa-connector-nic" for r in azure.arm.state.resources.values()
+    )
 
 
 def test_azure_retire_old_powers_the_hand_made_vm_off_after_its_routes_moved(azure):
@@ -251,7 +260,9 @@ def test_oci_a_hand_made_connector_is_discovered_taken_over_and_retired(oci_worl
     assert found["hq"]["route_tables"] == [hq.route_table]
     assert sorted(found["peers"]["subnets"]) == sorted([o.spoke.cidr, "172.31.0.0/16"])
     (o.directory / "found.yaml").write_text(text)
-    assert [n.name for n in load_topology(o.directory / "found.yaml").networks] == ["hq", "peers"]
+    found_topology = load_topology(o.directory / "found.yaml")
+    assert [n.name for n in found_topology.networks] == ["hq", "peers"]
+    assert not Deployment(found_topology, o.clouds()).plan().conflicts  # plan reads it as is
     plan = o.deployment(doc).plan(retire_old=True)
     assert not plan.conflicts
     (note,) = [n for p in plan.networks for n in p.notes if "made by hand" in n]
@@ -326,7 +337,9 @@ def test_gcp_a_hand_made_connector_is_discovered_taken_over_and_retired(gcp, cap
     assert found["hq"]["route_tables"] == "all" and found["hq"]["zone"] == hq.zone
     assert sorted(found["peers"]["subnets"]) == sorted([gcp.spoke.cidr, "172.31.0.0/16"])
     (gcp.directory / "found.yaml").write_text(text)
-    assert [n.name for n in load_topology(gcp.directory / "found.yaml").networks] == ["hq", "peers"]
+    found_topology = load_topology(gcp.directory / "found.yaml")
+    assert [n.name for n in found_topology.networks] == ["hq", "peers"]
+    assert not Deployment(found_topology, gcp.clouds()).plan().conflicts  # plan reads it as is
     plan = gcp.deployment(doc).plan(retire_old=True)
     assert not plan.conflicts
     (note,) = [n for p in plan.networks for n in p.notes if "made by hand" in n]
@@ -498,3 +511,24 @@ def test_a_take_over_stopped_half_way_is_finished_on_the_other_clouds(cloud, req
     assert w.deployment(doc).plan().empty
     assert not any(r.target == hop for obs in [w.deployment(doc).observe()["hq"]]
                    for t in obs.route_tables for r in t.routes)  # fmt: skip
+
+
+def test_a_forwarding_vm_that_only_peer_ranges_lead_to_stays_a_conflict(
+    world: SandboxWorld, session, clouds
+):
+    """A firewall appliance (source/dest check off) that Branch's range goes through, and no
+    VPN route: not a connector to take over. The route to it stays a conflict (exit 3)."""
+    ec2 = session.client("ec2", region_name="us-east-1")
+    image = ec2.describe_images(Owners=["self"])["Images"][0]["ImageId"]
+    vm = ec2.run_instances(ImageId=image, InstanceType="t3.small", MinCount=1, MaxCount=1,
+                           SubnetId=world.hq.subnets[2])["Instances"][0]  # fmt: skip
+    eni = vm["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, SourceDestCheck={"Value": False})
+    ec2.create_route(RouteTableId=world.hq.route_tables[1], DestinationCidrBlock=world.branch.cidr,
+                     NetworkInterfaceId=eni)  # fmt: skip
+    path = world.directory / "hq.yaml"
+    path.write_text(yaml.safe_dump(world.topology()))
+    plan = Deployment(load_topology(path), clouds).plan()
+    assert [(c.route_table, str(c.destination)) for c in plan.conflicts] == [
+        (world.hq.route_tables[1], world.branch.cidr)]  # fmt: skip
+    assert not any("made by hand" in n for p in plan.networks for n in p.notes)
