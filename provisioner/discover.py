@@ -49,10 +49,10 @@ class FoundService:
 def service_network(api: object, cloud_id: str, cidrs: tuple[IPv4Network, ...]) -> FoundService | None:  # fmt: skip
     """Of the account's networks on the VPN service, the one with a route that overlaps the
     network's ranges (one call per page of networks); None: no such one."""
-    from .service import _network
+    from .service import parse_network
 
     for doc in api.pages("/networks"):  # type: ignore[attr-defined]
-        sn = _network(doc)
+        sn = parse_network(doc)
         if any(r.subnet.overlaps(c) for r in sn.routes for c in cidrs):
             regions = [c.region for c in sn.connectors if c.region]
             return FoundService(cloud_id, sn.name, regions[0] if regions else "",

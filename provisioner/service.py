@@ -542,7 +542,7 @@ class CloudConnexaSide(ProfileSupplier):
                     field,
                     f"{region!r} is not a VPN region of the API (it lists: {', '.join(regions)})",
                 )
-        networks = tuple(_network(n, self.topology.id) for n in self.api.pages("/networks"))
+        networks = tuple(parse_network(n, self.topology.id) for n in self.api.pages("/networks"))
         observed = ObservedService(regions=regions, networks=networks)
         self.ids.found(self.topology, observed)
         return observed
@@ -584,7 +584,8 @@ def _gone(call: Callable[[], Any]) -> None:
             raise
 
 
-def _network(doc: dict[str, Any], file_id: str | None = None) -> ServiceNetwork:
+def parse_network(doc: dict[str, Any], file_id: str | None = None) -> ServiceNetwork:
+    """A network as the API answers it (its routes and connectors inline)."""
     return ServiceNetwork(
         file=file_id,
         id=str(doc["id"]),
