@@ -182,9 +182,8 @@ def _file_commands(sub: Any) -> None:
         clouds=", ".join(CLOUD_SCHEMAS)))  # fmt: skip
     sp.add_argument("--name", help="the network's name in the file (default: the cloud's name)")
     sp.add_argument("--profile", metavar="FILE", help=H.KEYS["profile"])
-    sp.add_argument("--service-cloud-id", metavar="ID", help="with the VPN service's API "
-                    "credentials set: its network whose routes are this one's, adopted in the "
-                    "file (its own connectors named; the service makes ours)")  # fmt: skip
+    sp.add_argument("--service-cloud-id", metavar="ID", help="the VPN service's network with "
+                    "these routes, adopted (its API credentials set)")  # fmt: skip
     for key in LOCATION_KEYS:
         clouds = [n for n, schema in CLOUD_SCHEMAS.items() if key in schema.keys]
         sp.add_argument(f"--{key.replace('_', '-')}", dest=key, metavar=key.upper(),
