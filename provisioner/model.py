@@ -251,6 +251,7 @@ class Connector:
     key: str | None = None
     dynamic_group: str | None = None  # OCI: the connector's dynamic group, when not made for it
     vpn_region: str | None = None  # the VPN service's region it attaches to (service block)
+    takes_over: str | None = None  # a connector made by hand, named: its VM's id, or its hop
     # a pair (`ha: true`): the second connector's subnet and profile; the first one's are
     # `subnet` and `profile`
     standby_subnet: str | None = None

@@ -564,6 +564,9 @@ def _plan_network(
         if p.present and not p.wanted
     ]
     notes = _notes(network, target.subnet, None if target.new else target.current, local)
+    if old is None and c.takes_over:
+        notes.append(f"connector.takes_over {c.takes_over}: no route of the network leads to a "
+                     "VM of that name that forwards: nothing to take over")  # fmt: skip
     if old is not None:
         moving = sum(1 for ch in routes if ch.previous_target == old.interface)
         notes.append(
@@ -1207,6 +1210,9 @@ def hand_made(network: Network, topology: Topology, obs: Observed) -> ForeignCon
     range leads to in a selected table (a forwarding VM that only peer ranges lead to, a
     firewall say, is not taken: its routes stay conflicts)."""
     by_interface = {f.interface: f for f in obs.foreign}
+    named = network.connector.takes_over if network.connector else None
+    if named:  # the file names it: that one, by its VM or by what routes to it name
+        return next((f for f in obs.foreign if named in (f.instance, f.interface)), None)
     for table in selected_tables(network, obs):
         route = table.route_to(topology.vpn_subnet)
         if route is not None and route.target in by_interface:

@@ -570,7 +570,8 @@ def _connector(
 ) -> Connector:
     if not isinstance(data, Mapping):
         raise SpecError(path, f"{_show(data)} is not a mapping")
-    _unknown_keys(path, data, (*CONNECTOR_KEYS, "vpn_region", *schema.connector_keys))
+    _unknown_keys(path, data, (*CONNECTOR_KEYS, "vpn_region", "takes_over",
+                               *schema.connector_keys))  # fmt: skip
     f = _Fields(path, data)
     if service and f.has("profile"):
         raise SpecError(
@@ -669,6 +670,9 @@ def _connector(
         nat_preserve_source=f.flag("nat_preserve_source", True),
         lan_interface=lan,
         vpn_region=region,
+        # a connector made by hand to take over, by its VM's id (or what the routes name): where
+        # the routes alone would not say which (no VPN range route, or two forwarding VMs)
+        takes_over=f.text("takes_over", pattern=r"^\S{1,300}$") if f.has("takes_over") else None,
     )
 
 

@@ -532,3 +532,33 @@ def test_a_forwarding_vm_that_only_peer_ranges_lead_to_stays_a_conflict(
     assert [(c.route_table, str(c.destination)) for c in plan.conflicts] == [
         (world.hq.route_tables[1], world.branch.cidr)]  # fmt: skip
     assert not any("made by hand" in n for p in plan.networks for n in p.notes)
+
+
+def test_a_connector_named_in_the_file_is_taken_over_where_its_routes_alone_would_not_say(
+    world: SandboxWorld, session, clouds
+):
+    """A forwarding VM that only a peer range goes through is a conflict by its routes alone
+    (above); named in the file (`connector.takes_over`), it is the one taken over. A name no
+    route leads to is said, and nothing is taken."""
+    ec2 = session.client("ec2", region_name="us-east-1")
+    image = ec2.describe_images(Owners=["self"])["Images"][0]["ImageId"]
+    vm = ec2.run_instances(ImageId=image, InstanceType="t3.small", MinCount=1, MaxCount=1,
+                           SubnetId=world.hq.subnets[2])["Instances"][0]  # fmt: skip
+    eni = vm["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, SourceDestCheck={"Value": False})
+    ec2.create_route(RouteTableId=world.hq.route_tables[1], DestinationCidrBlock=world.branch.cidr,
+                     NetworkInterfaceId=eni)  # fmt: skip
+    doc = world.topology()
+    doc["networks"]["hq"]["connector"]["takes_over"] = vm["InstanceId"]
+    path = world.directory / "hq.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    plan = Deployment(load_topology(path), clouds).plan()
+    assert not plan.conflicts
+    (moved,) = [c for c in plan.changes if c.previous_target == eni and c.kind == "route"]
+    assert moved.destination is not None and str(moved.destination) == world.branch.cidr
+    doc["networks"]["hq"]["connector"]["takes_over"] = "i-0123456789abcdef0"
+    path.write_text(yaml.safe_dump(doc))
+    plan = Deployment(load_topology(path), clouds).plan()
+    assert any("connector.takes_over i-0123456789abcdef0: no route" in n
+               for p in plan.networks for n in p.notes)  # fmt: skip
+    assert plan.conflicts  # and the firewall's route is a conflict again
