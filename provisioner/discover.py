@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
+from typing import Any
 
 from .model import DEFAULT_VPN_SUBNET
 
@@ -89,6 +90,42 @@ class Found:
     def peers(self) -> tuple[IPv4Network, ...]:
         vpn = self.vpn_subnet
         return tuple(d for d in self.destinations if d != vpn and d.prefixlen > 0)
+
+
+Led = dict[str, list[IPv4Network]]  # a route table (or scope) -> destinations routed to a VM
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A VM the routes lead to that may forward: `name` as the doubts say it, `routes` to it,
+    `record` the cloud's own (its VM, NIC or VNIC) for the reader to describe."""
+
+    name: str
+    routes: Led
+    record: Any
+
+
+def vpn_range(routes: Led) -> IPv4Network | None:
+    """The VPN range among routes to a connector: the one in the shared space."""
+    return next((d for ds in routes.values() for d in ds if d.subnet_of(SHARED_SPACE)), None)
+
+
+def choose(candidates: list[Candidate], doubts: list[str], forwarding: str) -> Candidate | None:
+    """The connector: the candidate the VPN range leads to, the most routes breaking ties; the
+    others said as doubts, and none found said too (`forwarding`: what such a VM is called)."""
+    if not candidates:
+        doubts.append(f"no route leads to {forwarding}: no connector found (a new one is made "
+                      "where `connector.subnet` says)")  # fmt: skip
+        return None
+
+    def rank(c: Candidate) -> tuple[bool, int]:
+        return vpn_range(c.routes) is not None, sum(len(ds) for ds in c.routes.values())
+
+    ranked = sorted(candidates, key=rank, reverse=True)
+    for other in ranked[1:]:
+        doubts.append(f"{other.name} also forwards, with {rank(other)[1]} routes to it: not "
+                      "taken for the connector")  # fmt: skip
+    return ranked[0]
 
 
 def network_name(raw: str) -> str:

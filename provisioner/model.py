@@ -1012,6 +1012,7 @@ class NetworkPlan:
     changes: tuple[Change, ...] = ()
     conflicts: tuple[Conflict | ServiceConflict, ...] = ()
     notes: tuple[str, ...] = ()
+    hand_made: str | None = None  # the connector made by hand this plan takes over (its VM)
 
 
 @dataclass(frozen=True)

@@ -586,6 +586,7 @@ def _plan_network(
         changes=tuple(changes),
         conflicts=tuple(conflicts) if not replace_conflicting_routes else (),
         notes=tuple(notes),
+        hand_made=old.instance if old is not None else None,
     )
 
 

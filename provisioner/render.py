@@ -222,14 +222,9 @@ def result_text(plan: Plan, done: int) -> str:
     # a connector made by hand that was taken over and not retired: still running, not ours
     stopped = {c.resource for c in plan.changes if c.kind is Kind.RETIRE}
     for n in plan.networks:
-        for note in n.notes:
-            if note.startswith("takes over the connector made by hand, "):
-                vm = note.removeprefix("takes over the connector made by hand, ").split(" ")[0]
-                vm = vm.rstrip(",")
-                if vm not in stopped:
-                    lines.append(f"  {n.network}: {vm}, the connector made by hand, is still "
-                                 "running and not ours: stop or delete it once its traffic "
-                                 "has gone")  # fmt: skip
+        if n.hand_made and n.hand_made not in stopped:
+            lines.append(f"  {n.network}: {n.hand_made}, the connector made by hand, is still "
+                         "running and not ours: stop or delete it once its traffic has gone")  # fmt: skip
     return "\n".join(lines)
 
 

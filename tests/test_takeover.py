@@ -518,14 +518,7 @@ def test_a_forwarding_vm_that_only_peer_ranges_lead_to_stays_a_conflict(
 ):
     """A firewall appliance (source/dest check off) that Branch's range goes through, and no
     VPN route: not a connector to take over. The route to it stays a conflict (exit 3)."""
-    ec2 = session.client("ec2", region_name="us-east-1")
-    image = ec2.describe_images(Owners=["self"])["Images"][0]["ImageId"]
-    vm = ec2.run_instances(ImageId=image, InstanceType="t3.small", MinCount=1, MaxCount=1,
-                           SubnetId=world.hq.subnets[2])["Instances"][0]  # fmt: skip
-    eni = vm["NetworkInterfaces"][0]["NetworkInterfaceId"]
-    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, SourceDestCheck={"Value": False})
-    ec2.create_route(RouteTableId=world.hq.route_tables[1], DestinationCidrBlock=world.branch.cidr,
-                     NetworkInterfaceId=eni)  # fmt: skip
+    instance, eni = _firewall(session, world)
     path = world.directory / "hq.yaml"
     path.write_text(yaml.safe_dump(world.topology()))
     plan = Deployment(load_topology(path), clouds).plan()
@@ -540,16 +533,9 @@ def test_a_connector_named_in_the_file_is_taken_over_where_its_routes_alone_woul
     """A forwarding VM that only a peer range goes through is a conflict by its routes alone
     (above); named in the file (`connector.takes_over`), it is the one taken over. A name no
     route leads to is said, and nothing is taken."""
-    ec2 = session.client("ec2", region_name="us-east-1")
-    image = ec2.describe_images(Owners=["self"])["Images"][0]["ImageId"]
-    vm = ec2.run_instances(ImageId=image, InstanceType="t3.small", MinCount=1, MaxCount=1,
-                           SubnetId=world.hq.subnets[2])["Instances"][0]  # fmt: skip
-    eni = vm["NetworkInterfaces"][0]["NetworkInterfaceId"]
-    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, SourceDestCheck={"Value": False})
-    ec2.create_route(RouteTableId=world.hq.route_tables[1], DestinationCidrBlock=world.branch.cidr,
-                     NetworkInterfaceId=eni)  # fmt: skip
+    instance, eni = _firewall(session, world)
     doc = world.topology()
-    doc["networks"]["hq"]["connector"]["takes_over"] = vm["InstanceId"]
+    doc["networks"]["hq"]["connector"]["takes_over"] = instance
     path = world.directory / "hq.yaml"
     path.write_text(yaml.safe_dump(doc))
     plan = Deployment(load_topology(path), clouds).plan()
@@ -562,3 +548,17 @@ def test_a_connector_named_in_the_file_is_taken_over_where_its_routes_alone_woul
     assert any("connector.takes_over i-0123456789abcdef0: no route" in n
                for p in plan.networks for n in p.notes)  # fmt: skip
     assert plan.conflicts  # and the firewall's route is a conflict again
+
+
+def _firewall(session: Any, world: SandboxWorld) -> tuple[str, str]:
+    """A firewall appliance in HQ (source/dest check off) that Branch's range goes through in
+    one table, and no VPN route: (its instance, its interface)."""
+    ec2 = session.client("ec2", region_name="us-east-1")
+    image = ec2.describe_images(Owners=["self"])["Images"][0]["ImageId"]
+    vm = ec2.run_instances(ImageId=image, InstanceType="t3.small", MinCount=1, MaxCount=1,
+                           SubnetId=world.hq.subnets[2])["Instances"][0]  # fmt: skip
+    eni = vm["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, SourceDestCheck={"Value": False})
+    ec2.create_route(RouteTableId=world.hq.route_tables[1], DestinationCidrBlock=world.branch.cidr,
+                     NetworkInterfaceId=eni)  # fmt: skip
+    return vm["InstanceId"], eni

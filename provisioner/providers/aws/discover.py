@@ -7,7 +7,15 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 from typing import Any
 
-from ...discover import SHARED_SPACE, Found, FoundConnector, FoundGroup, network_name
+from ...discover import (
+    Candidate,
+    Found,
+    FoundConnector,
+    FoundGroup,
+    choose,
+    network_name,
+    vpn_range,
+)
 from .common import TAG, pages
 
 
@@ -35,7 +43,7 @@ def discover(ec2: Any, region: str, vpc_id: str, name: str | None) -> Found:
     own = set()
     if connector is not None:
         own = {g["GroupId"] for g in _interface(ec2, connector.interface).get("Groups", [])}
-    vpn = next((d for ds in routes.values() for d in ds if d.subnet_of(SHARED_SPACE)), None)
+    vpn = vpn_range(routes)
     groups = _app_groups(ec2, by_vpc, vpn, own) if vpn is not None else ()
     tags = {t["Key"]: t["Value"] for t in vpc.get("Tags", [])}
     return Found(
@@ -67,23 +75,17 @@ def _the_connector(
         list(pages(ec2, "describe_network_interfaces", "NetworkInterfaces",
                    NetworkInterfaceIds=enis)) if enis else []
     )  # fmt: skip
-    candidates = []
-    for eni in found:
-        instance = (eni.get("Attachment") or {}).get("InstanceId")
-        routes = led.get(eni["NetworkInterfaceId"], {})
-        if not instance or eni.get("SourceDestCheck", True):
-            continue
-        vpn = any(d.subnet_of(SHARED_SPACE) for ds in routes.values() for d in ds)
-        candidates.append((vpn, sum(len(ds) for ds in routes.values()), eni, instance, routes))
-    if not candidates:
-        doubts.append("no route leads to an instance whose source/dest check is off: no "
-                      "connector found (a new one is made where `connector.subnet` says)")  # fmt: skip
+    candidates = [
+        Candidate(f"{eni['Attachment']['InstanceId']} ({eni['NetworkInterfaceId']})",
+                  led.get(eni["NetworkInterfaceId"], {}), eni)
+        for eni in found
+        if (eni.get("Attachment") or {}).get("InstanceId") and not eni.get("SourceDestCheck", True)
+    ]  # fmt: skip
+    chosen = choose(candidates, doubts, "an instance whose source/dest check is off")
+    if chosen is None:
         return None, {}
-    candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
-    _, _, eni, instance, routes = candidates[0]
-    for _, count, other, other_instance, _ in candidates[1:]:
-        doubts.append(f"{other_instance} ({other['NetworkInterfaceId']}) also forwards, with "
-                      f"{count} routes to it: not taken for the connector")  # fmt: skip
+    eni, routes = chosen.record, chosen.routes
+    instance = eni["Attachment"]["InstanceId"]
     inst = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]
     tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
     return FoundConnector(

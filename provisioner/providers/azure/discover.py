@@ -7,7 +7,15 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 from typing import Any
 
-from ...discover import SHARED_SPACE, Found, FoundConnector, FoundGroup, network_name
+from ...discover import (
+    Candidate,
+    Found,
+    FoundConnector,
+    FoundGroup,
+    choose,
+    network_name,
+    vpn_range,
+)
 from ...model import AzureLocation
 from .common import TAG, short
 
@@ -42,34 +50,26 @@ def discover(net: Any, compute: Any, location: AzureLocation, name: str | None) 
                     continue  # a service tag
                 led.setdefault(r.next_hop_ip_address, {}).setdefault(label, []).append(destination)
     doubts: list[str] = []
-    candidates = []
-    for address, routes in led.items():
-        nic = nics.get(address)
-        if nic is None or not nic.enable_ip_forwarding or nic.virtual_machine is None:
-            continue
-        has_vpn = any(d.subnet_of(SHARED_SPACE) for ds in routes.values() for d in ds)
-        candidates.append((has_vpn, sum(len(ds) for ds in routes.values()), nic, routes))
+    candidates = [
+        Candidate(short(nic.virtual_machine.id), routes, nic)
+        for address, routes in led.items()
+        if (nic := nics.get(address)) is not None and nic.enable_ip_forwarding
+        and nic.virtual_machine is not None
+    ]  # fmt: skip
+    chosen = choose(candidates, doubts, "a VM whose NIC forwards")
     connector, routes = None, {}
-    if candidates:
-        candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
-        _, _, nic, routes = candidates[0]
+    if chosen is not None:
+        nic, routes = chosen.record, chosen.routes
         vm_id = nic.virtual_machine.id
         group = vm_id.split("/resourceGroups/", 1)[1].split("/", 1)[0]
-        vm = compute.virtual_machines.get(group, short(vm_id))
-        size = vm.hardware_profile.vm_size
+        size = compute.virtual_machines.get(group, short(vm_id)).hardware_profile.vm_size
         config = nic.ip_configurations[0]
         connector = FoundConnector(
             instance=short(vm_id), interface=config.private_ip_address,
             subnet=short(config.subnet.id), size=str(getattr(size, "value", size)),
             ours=(nic.tags or {}).get(TAG),
         )  # fmt: skip
-        for _, count, other, _ in candidates[1:]:
-            doubts.append(f"{short(other.virtual_machine.id)} also forwards, with {count} routes "
-                          "to it: not taken for the connector")  # fmt: skip
-    else:
-        doubts.append("no route leads to a VM whose NIC forwards: no connector found (a new one "
-                      "is made where `connector.subnet` says)")  # fmt: skip
-    vpn = next((d for ds in routes.values() for d in ds if d.subnet_of(SHARED_SPACE)), None)
+    vpn = vpn_range(routes)
     groups = _app_groups(net, rg, vpn) if vpn is not None else ()
     # what `route_tables: all` selects on Azure: every subnet's table, and a table of ours for
     # the subnets without one

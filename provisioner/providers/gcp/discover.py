@@ -6,7 +6,15 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 from typing import Any
 
-from ...discover import SHARED_SPACE, Found, FoundConnector, FoundGroup, network_name
+from ...discover import (
+    Candidate,
+    Found,
+    FoundConnector,
+    FoundGroup,
+    choose,
+    network_name,
+    vpn_range,
+)
 from ...model import GcpLocation
 from .common import LABEL, partial, short
 
@@ -34,30 +42,22 @@ def discover(api: Any, location: GcpLocation, name: str | None) -> Found:
         for scope in list(r.tags or []) or [WHOLE]:
             led.setdefault(hop, {}).setdefault(scope, []).append(IPv4Network(r.dest_range))
     doubts: list[str] = []
-    candidates = []
-    for hop, routes in led.items():
-        vm = instances.get(hop)
-        if vm is None or not vm.can_ip_forward:
-            continue
-        has_vpn = any(d.subnet_of(SHARED_SPACE) for ds in routes.values() for d in ds)
-        candidates.append((has_vpn, sum(len(ds) for ds in routes.values()), hop, vm, routes))
+    candidates = [
+        Candidate(hop, routes, vm)
+        for hop, routes in led.items()
+        if (vm := instances.get(hop)) is not None and vm.can_ip_forward
+    ]
+    chosen = choose(candidates, doubts, "an instance with canIpForward")
     connector, routes, zone = None, {}, location.zone
-    if candidates:
-        candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
-        _, _, hop, vm, routes = candidates[0]
+    if chosen is not None:
+        vm, routes = chosen.record, chosen.routes
         zone = short(vm.zone)
         connector = FoundConnector(
-            instance=vm.name, interface=hop,
+            instance=vm.name, interface=chosen.name,
             subnet=short(vm.network_interfaces[0].subnetwork), size=short(vm.machine_type),
             ours=(vm.labels or {}).get(LABEL),
         )  # fmt: skip
-        for _, count, other, _, _ in candidates[1:]:
-            doubts.append(f"{other} also forwards, with {count} routes to it: not taken for the "
-                          "connector")  # fmt: skip
-    else:
-        doubts.append("no route leads to an instance with canIpForward: no connector found (a "
-                      "new one is made where `connector.subnet` says)")  # fmt: skip
-    vpn = next((d for ds in routes.values() for d in ds if d.subnet_of(SHARED_SPACE)), None)
+    vpn = vpn_range(routes)
     groups = _app_groups(api, project, url, vpn) if vpn is not None else ()
     cidrs = [IPv4Network(s.ip_cidr_range) for s in subnets]
     return Found(

@@ -6,7 +6,15 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 from typing import Any
 
-from ...discover import SHARED_SPACE, Found, FoundConnector, FoundGroup, network_name
+from ...discover import (
+    Candidate,
+    Found,
+    FoundConnector,
+    FoundGroup,
+    choose,
+    network_name,
+    vpn_range,
+)
 from ...model import OciLocation
 from .common import TAG
 
@@ -40,29 +48,20 @@ def discover(api: Any, location: OciLocation, name: str | None) -> Found:
             if e.status != 404:
                 raise
             continue
-        if not vnic.skip_source_dest_check:
-            continue
-        has_vpn = any(d.subnet_of(SHARED_SPACE) for ds in routes.values() for d in ds)
-        candidates.append((has_vpn, sum(len(ds) for ds in routes.values()), private_ip, vnic,
-                           routes))  # fmt: skip
+        if vnic.skip_source_dest_check:
+            candidates.append(Candidate(private_ip, routes, vnic))
+    chosen = choose(candidates, doubts, "a VNIC that skips the source/dest check")
     connector, routes = None, {}
-    if candidates:
-        candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
-        _, _, private_ip, vnic, routes = candidates[0]
+    if chosen is not None:
+        vnic, routes = chosen.record, chosen.routes
         attached = api.compute.list_vnic_attachments(compartment, vnic_id=vnic.id).data
         vm = api.compute.get_instance(attached[0].instance_id).data if attached else None
         connector = FoundConnector(
-            instance=vm.id if vm else "?", interface=private_ip, subnet=vnic.subnet_id,
+            instance=vm.id if vm else "?", interface=chosen.name, subnet=vnic.subnet_id,
             size=vm.shape if vm else "VM.Standard.E4.Flex",
             ours=(vm.freeform_tags or {}).get(TAG) if vm else None,
         )  # fmt: skip
-        for _, count, other, _, _ in candidates[1:]:
-            doubts.append(f"{other} also forwards, with {count} rules to it: not taken for the "
-                          "connector")  # fmt: skip
-    else:
-        doubts.append("no rule leads to a VNIC that skips the source/dest check: no connector "
-                      "found (a new one is made where `connector.subnet` says)")  # fmt: skip
-    vpn = next((d for ds in routes.values() for d in ds if d.subnet_of(SHARED_SPACE)), None)
+    vpn = vpn_range(routes)
     groups = _app_groups(api, compartment, location.vcn, vpn) if vpn is not None else ()
     return Found(
         name=network_name(name or vcn.display_name or "net"),
