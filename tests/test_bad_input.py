@@ -283,6 +283,12 @@ CASES: list[tuple[str, Edit, str, str]] = [
         f"{HQ}.connector.lan_interface",
         "eth 0",
     ),
+    (
+        "takes_over with space",
+        _set(f"{HQ}.connector.takes_over", "i-0123 i-0456"),
+        f"{HQ}.connector.takes_over",
+        "i-0123 i-0456",
+    ),
     ("pair with one subnet key", _pair(None, None), f"{HQ}.connector.subnet", "ha: true"),
     (
         "pair subnets without ha",
