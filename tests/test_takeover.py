@@ -535,19 +535,30 @@ def test_a_connector_named_in_the_file_is_taken_over_where_its_routes_alone_woul
     route leads to is said, and nothing is taken."""
     instance, eni = _firewall(session, world)
     doc = world.topology()
-    doc["networks"]["hq"]["connector"]["takes_over"] = instance
     path = world.directory / "hq.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    plan = Deployment(load_topology(path), clouds).plan()
-    assert not plan.conflicts
-    (moved,) = [c for c in plan.changes if c.previous_target == eni and c.kind == "route"]
-    assert moved.destination is not None and str(moved.destination) == world.branch.cidr
     doc["networks"]["hq"]["connector"]["takes_over"] = "i-0123456789abcdef0"
     path.write_text(yaml.safe_dump(doc))
     plan = Deployment(load_topology(path), clouds).plan()
     assert any("connector.takes_over i-0123456789abcdef0: no route" in n
                for p in plan.networks for n in p.notes)  # fmt: skip
-    assert plan.conflicts  # and the firewall's route is a conflict again
+    assert plan.conflicts  # the firewall's route stays a conflict
+    doc["networks"]["hq"]["connector"]["takes_over"] = instance
+    path.write_text(yaml.safe_dump(doc))
+    plan = Deployment(load_topology(path), clouds).plan()
+    assert not plan.conflicts
+    (moved,) = [c for c in plan.changes if c.previous_target == eni and c.kind == "route"]
+    assert moved.destination is not None and str(moved.destination) == world.branch.cidr
+    Deployment(load_topology(path), clouds).apply()
+    ec2 = session.client("ec2", region_name="us-east-1")
+    (ours,) = [i for r in ec2.describe_instances(Filters=[
+        {"Name": "tag-key", "Values": ["connector-provisioner:network"]}])["Reservations"]
+        for i in r["Instances"]]  # fmt: skip
+    (table,) = ec2.describe_route_tables(RouteTableIds=[world.hq.route_tables[1]])["RouteTables"]
+    led = {r["DestinationCidrBlock"]: r.get("NetworkInterfaceId") for r in table["Routes"]}
+    assert led[world.branch.cidr] == ours["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    assert Deployment(load_topology(path), clouds).plan().empty  # taken: nothing left to do
+    firewall = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]
+    assert firewall["State"]["Name"] == "running"  # not ours: left as it was
 
 
 def _firewall(session: Any, world: SandboxWorld) -> tuple[str, str]:
