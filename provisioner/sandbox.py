@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,19 +43,20 @@ class SandboxVpc:
     internet_gateway: str = ""
 
 
+MOTO_LOCK = threading.RLock()  # held while moto answers a request (also by readers of its backends)
+
+
 def serialize_moto() -> None:
     """moto answers one request at a time. Its backends are plain dicts that one request
     iterates while another inserts (IAM's get_role walks every role while a create_role adds
     one): fine for a real service, a 'dictionary changed size' error for a client that calls
     from several threads, as apply does. The client side stays concurrent."""
-    import threading
-
     from moto.core.botocore_stubber import BotocoreStubber
 
     original = BotocoreStubber.__call__
     if getattr(original, "serialized", False):
         return
-    lock = threading.RLock()
+    lock = MOTO_LOCK
 
     def call(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
         with lock:
