@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from . import lease, planner
 from .bootstrap import render_setup_script
 from .engine import carry_out
-from .errors import CloudError, ConflictError, ProvisionerError, SpecError
+from .errors import CloudError, ConflictError, LimitError, ProvisionerError, SpecError
 from .lease import Holder, LeaseStore
 from .model import (
     ApplyResult,
@@ -245,6 +245,12 @@ class Deployment:
                 "(replace_conflicting_routes=True):\n"
                 + "\n".join(f"  {c.network}: {c.summary()}" for c in plan.conflicts)
             )
+        if plan.overfull:
+            raise LimitError(
+                f"{len(plan.overfull)} route table(s) or group(s) would be over the cloud's "
+                "limit; nothing was changed:\n"
+                + "\n".join(f"  {f.summary()}" for f in plan.overfull)
+            )
         for n in plan.networks:  # made here, not from the engine's threads
             if n.changes:  # (a network listed for a note alone may be no network of the file)
                 self.provider(n.network)
@@ -297,8 +303,8 @@ class Deployment:
         return self._run(self.plan_destroy(), confirm, self.plan_destroy)
 
     def _run(self, plan: Plan, confirm: Confirm | None, again: Callable[[], Plan]) -> ApplyResult:
-        if plan.conflicts:
-            return self.execute(plan)  # raises ConflictError: nothing changed
+        if plan.conflicts or plan.overfull:
+            return self.execute(plan)  # raises ConflictError (LimitError): nothing changed
         if plan.empty:
             return ApplyResult(plan=plan)
         if confirm is not None and not confirm(plan):

@@ -525,7 +525,7 @@ def _plan(args: argparse.Namespace, deployment: Any, as_json: bool) -> int:
         roll=getattr(args, "roll", False), retire_old=getattr(args, "retire_old", False),
     )  # fmt: skip
     print(json.dumps(plan.to_dict(), indent=2) if as_json else render.plan_text(plan, args.verbose))
-    if plan.conflicts:
+    if plan.conflicts or plan.overfull:
         return 3
     return EXIT_DRIFT if getattr(args, "detailed_exitcode", False) and not plan.empty else 0
 
@@ -608,8 +608,8 @@ def _change(
     # what the run did and did not do, for --json: each change as `network: summary`
     result: dict[str, Any] = {"done": [], "not_done": [], "error": None}
     try:
-        if plan.conflicts:
-            deployment.execute(plan)  # raises ConflictError: nothing changed
+        if plan.conflicts or plan.overfull:
+            deployment.execute(plan)  # raises ConflictError (LimitError): nothing changed
         if not plan.empty:
             if not _confirm(f"{command} these {len(plan.changes)} change(s)?", args.yes):
                 _err(f"{command} declined; nothing was changed")

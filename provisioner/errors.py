@@ -26,6 +26,11 @@ class ConflictError(ProvisionerError):
     exit_code = 3
 
 
+class LimitError(ConflictError):
+    """The plan would fill a route table or a group over the cloud's limit; nothing was
+    changed (exit 3, as a conflict)."""
+
+
 class CloudError(ProvisionerError):
     """A cloud call failed. Says which change failed, what was done before it and what was not."""
 

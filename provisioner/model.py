@@ -290,6 +290,8 @@ class Network:
     adopt_service_network: bool = False  # the service's network of this name is ours to manage
     profile_out: Path | None = None  # external network: where its connector's profile goes
     file: str | None = None  # the id of the file it is in (Topology.id): whose its parts are
+    # covering prefixes routed (and admitted) instead of the peers' subnets inside them
+    summarize: tuple[IPv4Network, ...] = ()
 
     @property
     def managed(self) -> bool:
@@ -741,6 +743,11 @@ class Observed:
     # the image the cloud's default now names, when newer than the running connector's and
     # asked for (status, `--roll`): (its id, since when)
     newer_image: tuple[str, str] | None = None
+    # the cloud's limits on what the toolkit writes (see Cap), and, by holder, what a table or
+    # group holds now where that is not what was read of it (propagated routes, egress rules)
+    caps: tuple[Cap, ...] = ()
+    held: Mapping[str, int] = field(default_factory=dict)
+    connector_group: str | None = None  # the connector's own group, as a holder of rules
 
     def subnet(self, subnet_id: str) -> ObservedSubnet | None:
         return next((s for s in self.subnets if s.id == subnet_id), None)
@@ -751,6 +758,87 @@ class Observed:
         if self.front is not None and self.front.wanted:
             return self.front.id
         return connector.interface if connector is not None else None
+
+
+# --- the clouds' limits -----------------------------------------------------------------------
+
+
+class Counted(StrEnum):
+    """What a cloud's limit counts, of what the toolkit writes."""
+
+    ROUTES = "routes"  # the entries of a route table (or of a project's routes)
+    RULES = "rules"  # the rules of a security group, NSG, firewall or security list
+
+
+@dataclass(frozen=True)
+class Cap:
+    """A cloud's limit on what one holder of ours holds (a route table, a group), or, with
+    `used`, on what many hold together (a GCP project's routes): the number, where it comes
+    from (read from the account, or the documented default when it cannot be read), and the
+    quota to raise, by the cloud's name for it."""
+
+    counts: Counted
+    per: str  # what one holder is: "route table", "security group", "project p"
+    value: int
+    source: str  # said in the plan: "this account's Service Quotas", "documented default ..."
+    quota: str = ""  # what to ask to raise, by the cloud's name for it ("": cannot be raised)
+    used: int | None = None  # a cap over many holders: what they hold now
+    # GCP's firewall: one rule per port spec holds many sources (what is counted is the rule)
+    per_ports: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "counts": str(self.counts),
+            "per": self.per,
+            "value": self.value,
+            "source": self.source,
+            "quota": self.quota,
+        }
+        if self.used is not None:
+            out["used"] = self.used
+        return out
+
+
+@dataclass(frozen=True)
+class Fill:
+    """What a holder the plan changes will hold after apply, against its cap, and the way out
+    that the file offers when it is over."""
+
+    holder: str  # the table's or group's id (the project, for a cap over many)
+    cap: Cap
+    now: int
+    after: int
+    way: str = ""  # what in the file makes it hold less
+
+    @property
+    def over(self) -> bool:
+        """Over the limit and grown by the plan (a holder already over that the plan only
+        shrinks is not refused)."""
+        return self.after > self.cap.value and self.after > self.now
+
+    def text(self) -> str:
+        return f"{self.holder} {self.after}/{self.cap.value} {self.cap.counts}"
+
+    def summary(self) -> str:
+        what = self.cap.per if self.cap.used is None else f"the {self.cap.counts} of"
+        ways = [self.way] if self.way else []
+        if self.cap.quota:
+            ways.append(f"raise the quota: {self.cap.quota}")
+        return (
+            f"{what} {self.holder} would hold {self.after} {self.cap.counts} (now {self.now}), "
+            f"over its limit of {self.cap.value} ({self.cap.source}). Ways out: "
+            + ("; or ".join(ways) or "none in the file: fewer networks")
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "holder": self.holder,
+            "now": self.now,
+            "after": self.after,
+            "over": self.over,
+            "cap": self.cap.to_dict(),
+            "way": self.way,
+        }
 
 
 # --- the plan ---------------------------------------------------------------------------------
@@ -1013,6 +1101,8 @@ class NetworkPlan:
     conflicts: tuple[Conflict | ServiceConflict, ...] = ()
     notes: tuple[str, ...] = ()
     hand_made: str | None = None  # the connector made by hand this plan takes over (its VM)
+    # what each table and group the plan changes holds after apply, against the cloud's limit
+    fills: tuple[Fill, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -1028,6 +1118,17 @@ class Plan:
     @property
     def conflicts(self) -> tuple[Conflict | ServiceConflict, ...]:
         return tuple(c for n in self.networks for c in n.conflicts)
+
+    @property
+    def overfull(self) -> tuple[Fill, ...]:
+        """The holders the plan would fill over a limit (each once: a project's is in every
+        network of it that adds)."""
+        seen: dict[tuple[str, str], Fill] = {}
+        for n in self.networks:
+            for f in n.fills:
+                if f.over:
+                    seen.setdefault((f.holder, str(f.cap.counts)), f)
+        return tuple(seen.values())
 
     @property
     def empty(self) -> bool:
@@ -1047,6 +1148,7 @@ class Plan:
                     "cloud": n.cloud,
                     "changes": [c.to_dict() for c in n.changes],
                     "conflicts": [c.to_dict() for c in n.conflicts],
+                    "limits": [f.to_dict() for f in n.fills],
                     "notes": list(n.notes),
                 }
                 for n in self.networks

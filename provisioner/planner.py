@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Network
 
+from . import capacity
 from .errors import SpecError
 from .layers import group_admits, host_admits
 from .model import (
@@ -46,7 +47,7 @@ from .model import (
     profile_mark,
 )
 from .service_planner import plan_service, plan_service_destroy, service_status
-from .spec import CLOUD_SCHEMAS, SERVICE_PLAN
+from .spec import CLOUD_SCHEMAS, SERVICE_PLAN, check_summaries
 
 NEW_CONNECTOR = "new-connector"  # a route target that does not exist until apply launches it
 NEW_FRONT = "new-front"  # a pair's front (a floating IP) that apply makes before the routes
@@ -105,6 +106,7 @@ def local_subnets(
                     f"networks.{a}.subnets", f"'{net}' (read from the cloud) overlaps vpn_subnet"
                 )
             every.append((a, net))
+    check_summaries(topology.networks, out, topology.vpn_subnet)  # (against what was read)
     found = first_overlap(every)
     # (one network's own never overlap: the spec refuses it, a cloud's CIDRs do not)
     if found is not None:
@@ -125,14 +127,21 @@ def routed_destinations(
     network: Network, topology: Topology, subnets: Mapping[str, tuple[IPv4Network, ...]]
 ) -> dict[IPv4Network, str]:
     """destination -> whose it is: the VPN range and every *other* network's subnets, never
-    its own."""
+    its own; the peers' as few prefixes as cover them (the network's `summarize`, and
+    subnets that join exactly: see capacity.summarized)."""
     out: dict[IPv4Network, str] = {topology.vpn_subnet: VPN_CLIENTS}
-    for peer in topology.networks:
-        if peer.name == network.name:
-            continue
-        for s in subnets[peer.name]:
-            out[s] = f"network {peer.name}"
-    return out
+    return out | capacity.summarized(_peers(network, topology, subnets), network.summarize)
+
+
+def _peers(
+    network: Network, topology: Topology, subnets: Mapping[str, tuple[IPv4Network, ...]]
+) -> dict[IPv4Network, str]:
+    return {
+        s: f"network {peer.name}"
+        for peer in topology.networks
+        if peer.name != network.name
+        for s in subnets[peer.name]
+    }
 
 
 def arriving_sources(
@@ -149,9 +158,8 @@ def arriving_sources(
     if c.nat and not c.nat_preserve_source:
         return (IngressRule(CONNECTOR_SOURCE, label="the connector, NATting everything"),)
     out = [IngressRule(topology.vpn_subnet, label=VPN_CLIENTS)]
-    for peer in topology.networks:
-        if peer.name != network.name:
-            out += [IngressRule(s, label=f"network {peer.name}") for s in subnets[peer.name]]
+    peers = capacity.summarized(_peers(network, topology, subnets), network.summarize)
+    out += [IngressRule(s, label=whose) for s, whose in peers.items()]
     return tuple(out)
 
 
@@ -298,8 +306,9 @@ def plan_apply(
                 cloud = planned(renewed)
         if rotating:
             cloud = replace(cloud, notes=cloud.notes + _rotation_notes(network, obs, cloud))
-        plans.append(cloud)
-    return Plan(operation="apply", networks=tuple(plans), vpn_subnet=topology.vpn_subnet)
+        plans.append(replace(cloud, fills=capacity.fills(network.name, obs, cloud.changes)))
+    networks = capacity.across(plans)
+    return Plan(operation="apply", networks=networks, vpn_subnet=topology.vpn_subnet)
 
 
 def _offline(

@@ -10,6 +10,7 @@ from .model import (
     Action,
     AppGroupStatus,
     Change,
+    Fill,
     Kind,
     NetworkPlan,
     NetworkStatus,
@@ -50,6 +51,11 @@ def plan_text(plan: Plan, verbose: bool = False) -> str:
         lines += _each_change(n.changes) if verbose else _once(_grouped(n.changes), said, n)
         for conflict in n.conflicts:
             lines.append(f"  ! conflict: {conflict.summary()}")
+        if n.fills:
+            lines.append("  holds after apply: " + ", ".join(f.text() for f in n.fills)
+                         + f" ({_sources(n.fills)})")  # fmt: skip
+        for fill in (f for f in n.fills if f.over):
+            lines.append(f"  ! over a limit: {fill.summary()}")
         for note in n.notes:
             lines.append(f"  note: {note}")
     counts = plan.to_dict()["summary"]
@@ -65,7 +71,18 @@ def plan_text(plan: Plan, verbose: bool = False) -> str:
             f"{len(plan.conflicts)} conflict(s): apply refuses until they are removed or "
             "--replace-conflicting-routes is given"
         )
+    if plan.overfull:
+        lines.append(
+            f"{len(plan.overfull)} table(s) or group(s) over the cloud's limit: apply refuses "
+            "and writes nothing until the file summarizes or the quota is raised"
+        )
     return "\n".join(lines)
+
+
+def _sources(fills: tuple[Fill, ...]) -> str:
+    """Where the limits come from, each said once: `limits: <source>; <source>`."""
+    said = dict.fromkeys(f"{f.cap.counts}: {f.cap.source}" for f in fills)
+    return "limits, " + "; ".join(said)
 
 
 def _once(lines: list[str], said: dict[str, str], network: NetworkPlan) -> list[str]:

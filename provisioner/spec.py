@@ -10,7 +10,7 @@ import difflib
 import hashlib
 import re
 import reprlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from ipaddress import AddressValueError, IPv4Network, NetmaskValueError
 from pathlib import Path
@@ -50,7 +50,9 @@ SERVICE_KEYS = ("cloud_id", "vpn_region")
 SERVICE_PLAN = "cloudconnexa"  # the plan's entry for the VPN service's changes
 CLOUD_ID_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 VPN_REGION_PATTERN = r"^[a-z]{2}(-[a-z0-9]+){1,3}$"
-COMMON_KEYS = ("cloud", "subnets", "route_tables", "app_security_groups", "connector")
+COMMON_KEYS = (
+    "cloud", "subnets", "route_tables", "app_security_groups", "connector", "summarize",
+)  # fmt: skip
 CONNECTOR_KEYS = (
     "subnet",
     "size",
@@ -884,6 +886,7 @@ def _network(name: str, data: object, base: Path, service: bool) -> Network:
         connector=connector,
         route_priority=priority,
         adopt_service_network=adopt,
+        summarize=f.cidrs("summarize") or (),
     )
 
 
@@ -943,6 +946,7 @@ def parse_topology(data: object, base: Path, default_id: str = "topology") -> To
         networks.append(_network(name, body, base, service is not None))
 
     _check_overlaps(networks, vpn_subnet)
+    check_summaries(networks, {n.name: n.subnets for n in networks}, vpn_subnet)
     if not any(n.managed for n in networks):
         raise SpecError(
             "networks", "no managed network: at least one needs a cloud other than external"
@@ -956,6 +960,32 @@ def parse_topology(data: object, base: Path, default_id: str = "topology") -> To
         service=service,
         id=topology_id,
     )
+
+
+def check_summaries(
+    networks: Sequence[Network],
+    subnets: Mapping[str, tuple[IPv4Network, ...] | None],
+    vpn_subnet: IPv4Network,
+) -> None:
+    """A network's `summarize` prefixes stand for whole subnets of *other* networks: one that
+    takes in the VPN range, a subnet of its own (its own traffic would go to the connector) or
+    part of another network's subnet is bad input. `subnets`: each network's, where known (as
+    written; read from the cloud, at plan)."""
+    for n in networks:
+        for i, summary in enumerate(n.summarize):
+            where = f"networks.{n.name}.summarize[{i}]"
+            if summary.overlaps(vpn_subnet):
+                raise SpecError(where, f"'{summary}' overlaps vpn_subnet '{vpn_subnet}' "
+                                "(the VPN range is routed by itself)")  # fmt: skip
+            for own in subnets.get(n.name) or ():
+                if summary.overlaps(own):
+                    raise SpecError(where, f"'{summary}' takes in '{own}', a subnet of {n.name} "
+                                    "itself: its own traffic would go to the connector")  # fmt: skip
+            for peer in networks:
+                for other in (subnets.get(peer.name) or ()) if peer.name != n.name else ():
+                    if summary.overlaps(other) and not other.subnet_of(summary):
+                        raise SpecError(where, f"'{summary}' takes in part of '{other}' of "
+                                        f"network {peer.name}: a summary covers whole subnets")  # fmt: skip
 
 
 def _check_overlaps(networks: list[Network], vpn_subnet: IPv4Network) -> None:

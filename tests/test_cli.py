@@ -78,7 +78,7 @@ def test_plan_json_is_stable_and_documented(world: SandboxWorld, calls: CallLog,
     assert doc["operation"] == "apply" and doc["vpn_subnet"] == "100.96.0.0/11"
     assert set(doc["summary"]) == {"create", "update", "replace", "delete", "start", "conflicts"}
     hq = next(n for n in doc["networks"] if n["name"] == "hq")
-    assert set(hq) == {"name", "cloud", "changes", "conflicts", "notes"}
+    assert set(hq) == {"name", "cloud", "changes", "conflicts", "limits", "notes"}
     route = next(c for c in hq["changes"] if c["kind"] == "route")
     assert set(route) == {
         "action",

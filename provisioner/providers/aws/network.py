@@ -42,6 +42,7 @@ from ...model import (
     WayOut,
 )
 from ..base import PartHandlers, Provider
+from . import quotas
 from .common import (
     CREDENTIAL_CODES,
     FILE_TAG,
@@ -154,9 +155,9 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
         )
         if self.location.role:  # another account's VPC: its calls as the role the file names
             session = self._assumed(session, config)
-        self.ec2, self.ssm, self.iam = (
+        self.ec2, self.ssm, self.iam, self.quotas = (
             bound_calls(session.client(name, config=config), bounds.deadline, progress)
-            for name in ("ec2", "ssm", "iam")
+            for name in ("ec2", "ssm", "iam", "service-quotas")
         )
         name = network.name
         self.member = 0
@@ -357,6 +358,9 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             app_groups=app_groups,
             connector_ingress=ingress,
             foreign=foreign,
+            caps=quotas.caps(self.quotas),
+            held=quotas.held(raw_tables),
+            connector_group=own_group,
         )
 
     def _foreign(self, forwarding: dict[str, str], ours: set[str]) -> tuple[ForeignConnector, ...]:

@@ -31,6 +31,7 @@ READS = (
     "ec2:DescribeInstanceTypes",  # the size's architecture, for the image
     "ec2:DescribeImages",
     "ssm:DescribeParameters",
+    "servicequotas:GetServiceQuota",  # routes per table, rules per group: counted at plan
 )
 EC2_WRITES = (
     # the connector, its forwarding flag and its own group
