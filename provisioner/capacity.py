@@ -170,5 +170,7 @@ def _whose(labels: list[str], how: str) -> str:
     names = [x.removeprefix("network ") for x in labels]
     if not names:
         return "the file's summary (no network's subnet in it yet)"
-    said = ("network " if len(names) == 1 else "networks ") + ", ".join(names)
+    said = ("network " if len(names) == 1 else "networks ") + ", ".join(names[:4])
+    if len(names) > 4:  # (a fleet's summary: its first few, and how many)
+        said += f" and {len(names) - 4} more"
     return f"{said} ({how})" if how else said

@@ -36,6 +36,7 @@ import itertools
 import json
 import re
 import threading
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -62,6 +63,11 @@ RPC_STATUS = {
 }
 FORWARDING_PROTOCOLS = ("tcp", "udp", "sctp")
 PROTOCOLS = ("all", "tcp", "udp", "icmp", "esp", "ah", "sctp", "ipip")
+
+
+# a project's quotas on the resources the toolkit makes, as a new project's limits show them
+PROJECT_QUOTAS = {"ROUTES": 250.0, "FIREWALLS": 200.0}
+QUOTA_OF = {"routes": "ROUTES", "firewalls": "FIREWALLS"}  # resource kind -> its quota's metric
 
 
 class GceError(Exception):
@@ -108,6 +114,9 @@ class Gce(Injectable):
 
     def __init__(self) -> None:
         self.state = GceState()
+        # a project's quotas on what it holds (a test lowers them): the limits a new project
+        # shows (`gcloud compute project-info describe`); what is held is counted, as Compute does
+        self.quotas: dict[str, dict[str, float]] = {}
         self.lock = threading.RLock()
         self.faults = Faults()
         self.calls: list[Call] = []
@@ -245,6 +254,12 @@ class Gce(Injectable):
         if len(seg) < 2 or seg[0] != "projects":
             raise GceError(404, "notFound", f"The requested URL /compute/v1/{path} was not found")
         project = seg[1]
+        if len(seg) == 2 and method == "GET":  # projects.get: its quotas among the rest
+            self._record(method, path, "compute", "projects", "get")
+            return {"kind": "compute#project", "name": project, "id": str(zlib.crc32(project.encode())),
+                    "selfLink": GOOGLE + path,
+                    "quotas": [{"metric": m, "limit": self.quota(project, m),
+                                "usage": float(self.usage(project, m))} for m in PROJECT_QUOTAS]}  # fmt: skip
         if len(seg) == 3 and seg[2] == "zones" and method == "GET":  # zones.list
             self._record(method, path, "compute", "zones", "list")
             regions = sorted({_short(r["region"]) for r in self.state.compute.values()
@@ -355,6 +370,13 @@ class Gce(Injectable):
             raise not_found(path)
         return found
 
+    def quota(self, project: str, metric: str) -> float:
+        return self.quotas.get(project, {}).get(metric, PROJECT_QUOTAS[metric])
+
+    def usage(self, project: str, metric: str) -> int:
+        held = f"projects/{project}/global/{ {v: k for k, v in QUOTA_OF.items()}[metric] }/"
+        return sum(1 for k in self.state.compute if k.startswith(held))
+
     def _insert(
         self, handler: ResourceType, scope: str, collection: str, data: dict[str, Any]
     ) -> Any:
@@ -368,6 +390,13 @@ class Gce(Injectable):
         path = f"{collection}/{name}"
         if path in self.state.compute:
             raise GceError(409, "alreadyExists", f"The resource '{path}' already exists")
+        metric = QUOTA_OF.get(handler.name)
+        if metric and self.usage(scope.split("/")[1], metric) >= self.quota(
+            scope.split("/")[1], metric
+        ):
+            limit = self.quota(scope.split("/")[1], metric)
+            raise GceError(403, "quotaExceeded", f"Quota '{metric}' exceeded.  Limit: {limit} "
+                           "globally.", domain="usageLimits")  # fmt: skip
         body = {k: v for k, v in data.items() if v is not None}
         made = next(self._ids)
         # when it was made, as Compute says it (RFC 3339, milliseconds): later for each one

@@ -107,6 +107,7 @@ class Clients:
     forwarding_rules: Any = None
     zones: Any = None
     images: Any = None  # the public image family's newest release (launch, status, --roll)
+    projects: Any = None  # the project's quotas (routes, firewall rules): counted at plan
 
 
 def credentials_for(endpoint: str | None, credentials: Any) -> Any:
@@ -160,6 +161,7 @@ def make_clients(endpoint: str | None, credentials: Any) -> Clients:
         forwarding_rules=client(compute_v1.ForwardingRulesClient),
         zones=client(compute_v1.ZonesClient),
         images=client(compute_v1.ImagesClient),
+        projects=client(compute_v1.ProjectsClient),
     )
 
 

@@ -39,6 +39,7 @@ from ...model import (
     WayOut,
 )
 from ..base import PartHandlers, Provider, sandbox_clients
+from . import quotas
 from .common import (
     FILE_LABEL,
     LABEL,
@@ -277,16 +278,11 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
             for i in (scoped[1].instances or [])
             if any(partial(n.network) == network_url for n in i.network_interfaces)
         ]
-        routes = [
-            r
-            for r in self.call("routes", self.api.routes.list, project=self.project)
-            if partial(r.network) == network_url
-        ]
-        firewalls = [
-            f
-            for f in self.call("firewalls", self.api.firewalls.list, project=self.project)
-            if partial(f.network) == network_url
-        ]
+        every_route = list(self.call("routes", self.api.routes.list, project=self.project))
+        routes = [r for r in every_route if partial(r.network) == network_url]
+        every_firewall = list(self.call("firewalls", self.api.firewalls.list, project=self.project))
+        firewalls = [f for f in every_firewall if partial(f.network) == network_url]
+        held = {"ROUTES": len(every_route), "FIREWALLS": len(every_firewall)}
         routers = list(
             self.call("routers", self.api.routers.list, project=self.project, region=self.region)
         )
@@ -339,6 +335,7 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
             connector_ingress=ingress,
             forwarding_at_launch=True,  # canIpForward is fixed at creation
             foreign=foreign,
+            caps=quotas.caps(self.call, self.api.projects, self.project, held),
         )
 
     def _discover(self, name: str | None) -> Found:

@@ -20,6 +20,8 @@ PERMISSIONS = (
     "compute.routes.list",
     "compute.firewalls.list",
     "compute.routers.list",
+    # the project's quotas on routes and firewall rules, counted at plan
+    "compute.projects.get",
     # routes: inserted and deleted (they cannot be changed); a route or firewall rule changes
     # the network's policy
     "compute.routes.create",
