@@ -34,7 +34,13 @@ def _gcp_limit(world: Any, routes: int) -> Callable[[], None]:
     return lambda: world.gce.quotas.pop(project, None)
 
 
-LOWER = {"gcp": _gcp_limit}
+def _azure_limit(world: Any, routes: int) -> Callable[[], None]:
+    """Routes per route table, as Usages - List says it: `routes`."""
+    world.arm.limits["RoutesPerRouteTable"] = routes
+    return lambda: world.arm.limits.update(RoutesPerRouteTable=1000)
+
+
+LOWER = {"gcp": _gcp_limit, "azure": _azure_limit}
 
 
 @pytest.fixture(params=sorted(LOWER))
@@ -70,7 +76,7 @@ def test_over_the_limit_the_plan_refuses_and_the_cloud_would_too(cloud: Any):
         restore()
 
 
-QUOTA_WORDS = {"gcp": "Quota 'ROUTES' exceeded"}
+QUOTA_WORDS = {"gcp": "Quota 'ROUTES' exceeded", "azure": "RoutesPerRouteTable"}
 
 
 def _without_fills(plan: Any) -> Any:

@@ -84,6 +84,18 @@ PAGE = 50  # list pages hold this many; the rest follows through nextLink
 PUBLIC_POOL = ipaddress.IPv4Network("203.0.113.0/24")  # documentation addresses only
 
 
+# Network's per-resource limits, as Usages - List names them, at Azure's documented values (the
+# limits page and Azure's 2026 update: 1,000 routes per route table, 2,000 rules per NSG); a
+# test lowers them. The error code for one over the limit is no documented value (no source
+# states it): a named parameter here, the status (400) and the message's shape ARM's.
+NETWORK_LIMITS = {"RoutesPerRouteTable": 1000, "SecurityRulesPerNetworkSecurityGroup": 2000}
+LIMIT_NAMES = {
+    "RoutesPerRouteTable": "Routes per Route Table",
+    "SecurityRulesPerNetworkSecurityGroup": "Security rules per Network Security Group",
+}
+LIMIT_REACHED_CODE = "LimitReached"
+
+
 class ArmError(Exception):
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
@@ -136,6 +148,7 @@ class Arm(Injectable):
         # pool's first member up (it claimed `/active`), the others down
         self.probed: dict[str, dict[str, bool]] = {}
         # the Marketplace's image versions, oldest first: `latest` is the last
+        self.limits = dict(NETWORK_LIMITS)  # (a test lowers one)
         self.image_versions: dict[tuple[str, str, str], list[str]] = {
             ("canonical", "ubuntu-24_04-lts", "server"): ["24.04.202611010"]
         }
@@ -248,6 +261,14 @@ class Arm(Injectable):
         if m and method == "GET":  # VirtualMachineImages_List: a plain array, not a page
             self.calls.append(Call("GET", path, IMAGE_VERSIONS, "list"))
             return 200, self._image_versions(m.groups(), query), {}
+        m = re.match(r"^/subscriptions/([^/]+)/providers/microsoft\.network/locations/([^/]+)/usages$", path, re.I)  # fmt: skip
+        if m and method == "GET":  # Usages - List: the network's limits in a region
+            self.calls.append(Call("GET", path, "microsoft.network/locations/usages", "list"))
+            base_id = f"/subscriptions/{m.group(1)}/providers/Microsoft.Network/locations/{m.group(2)}/usages"  # fmt: skip
+            return 200, {"value": [
+                {"currentValue": 0, "id": f"{base_id}/{k}", "limit": v, "unit": "Count",
+                 "name": {"localizedValue": LIMIT_NAMES[k], "value": k}}
+                for k, v in self.limits.items()]}, {}  # fmt: skip
         m = re.match(r"^/subscriptions/([^/]+)/providers/([^/]+)/([^/]+)$", path, re.I)
         if m and method == "GET":  # a subscription-wide list (list_all)
             kind = f"{m.group(2)}/{m.group(3)}".lower()
@@ -752,6 +773,12 @@ class _Context:
             if name.lower() in names:
                 raise ArmError(400, "InvalidRequestFormat", f"{embedded} lists '{name}' twice.")
             names.add(name.lower())
+        limit = {"routes": "RoutesPerRouteTable",
+                 "securityRules": "SecurityRulesPerNetworkSecurityGroup"}.get(embedded)  # fmt: skip
+        if limit and len(children) > self.arm.limits[limit]:  # refused whole, nothing changed
+            raise ArmError(400, LIMIT_REACHED_CODE,
+                           f"{parent['name']} would hold {len(children)} {embedded}: the limit "
+                           f"of {LIMIT_NAMES[limit]} ({limit}) is {self.arm.limits[limit]}.")  # fmt: skip
         for key in [k for k in self.store if k.startswith(prefix)]:
             if key[len(prefix) :] not in names:
                 del self.store[key]
@@ -942,7 +969,22 @@ def _route_table(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | No
     body["properties"].pop("subnets", None)  # read-only: follows the subnets' references
 
 
+def _over_limit(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None,
+                child: str, limit: str) -> None:  # fmt: skip
+    """A new child of a route table or NSG past the network's limit is refused whole."""
+    if found is not None:
+        return
+    parent = body["id"].rsplit(f"/{child}/", 1)[0]
+    held = sum(1 for k in ctx.store if k.startswith(parent.lower() + f"/{child.lower()}/"))
+    if held >= ctx.arm.limits[limit]:
+        raise ArmError(400, LIMIT_REACHED_CODE,
+                       f"Cannot add {body['name']} to {parent.rsplit('/', 1)[-1]}: it holds "
+                       f"{held}, the limit of {LIMIT_NAMES[limit]} ({limit}) is "
+                       f"{ctx.arm.limits[limit]}.")  # fmt: skip
+
+
 def _route(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> None:
+    _over_limit(ctx, body, found, "routes", "RoutesPerRouteTable")
     props = body["properties"]
     _cidr(props.get("addressPrefix"), body["id"])
     hop = props.get("nextHopType")
@@ -976,6 +1018,7 @@ def _nsg(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> N
 
 
 def _security_rule(ctx: _Context, body: dict[str, Any], found: dict[str, Any] | None) -> None:
+    _over_limit(ctx, body, found, "securityRules", "SecurityRulesPerNetworkSecurityGroup")
     props = body["properties"]
     priority = props.get("priority")
     if not isinstance(priority, int) or not 100 <= priority <= 4096:

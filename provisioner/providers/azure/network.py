@@ -39,6 +39,7 @@ from ...model import (
     WayOut,
 )
 from ..base import PartHandlers, Provider, sandbox_clients
+from . import quotas
 from .common import (
     FILE_TAG,
     TAG,
@@ -338,6 +339,7 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
             app_groups=app_groups,
             connector_ingress=ingress,
             foreign=foreign,
+            caps=quotas.caps(self.net, self.location.location),
         )
 
     def _discover(self, name: str | None) -> Found:

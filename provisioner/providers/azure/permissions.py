@@ -25,6 +25,8 @@ ACTIONS = (
     f"{NETWORK}/virtualNetworks/subnets/write",
     f"{NETWORK}/virtualNetworks/subnets/join/action",
     f"{NETWORK}/natGateways/join/action",
+    # the region's limits on routes per table and rules per NSG, counted at plan
+    f"{NETWORK}/locations/usages/read",
     # route tables; their user-defined routes are written inside the table (one PUT, If-Match)
     f"{NETWORK}/routeTables/read",
     f"{NETWORK}/routeTables/write",
