@@ -40,12 +40,25 @@ def _azure_limit(world: Any, routes: int) -> Callable[[], None]:
     return lambda: world.arm.limits.update(RoutesPerRouteTable=1000)
 
 
-LOWER = {"gcp": _gcp_limit, "azure": _azure_limit}
+def _oci_limit(world: Any, routes: int) -> Callable[[], None]:
+    """Route rules per table: OCI's is fixed and not readable, so the tenancy's is given to
+    the provider (`route_rules_limit`) as the fake holds it."""
+    world.fake.limits["route-rules"] = routes
+    world.options = {**type(world).options, "route_rules_limit": routes}
+
+    def restore() -> None:
+        world.fake.limits["route-rules"] = 200
+        world.options = type(world).options
+
+    return restore
+
+
+LOWER = {"gcp": _gcp_limit, "azure": _azure_limit, "oci": _oci_limit}
 
 
 @pytest.fixture(params=sorted(LOWER))
 def cloud(request: pytest.FixtureRequest) -> Any:
-    world = request.getfixturevalue(request.param)
+    world = request.getfixturevalue({"oci": "oci_world"}.get(request.param, request.param))
     return world
 
 
@@ -76,7 +89,9 @@ def test_over_the_limit_the_plan_refuses_and_the_cloud_would_too(cloud: Any):
         restore()
 
 
-QUOTA_WORDS = {"gcp": "Quota 'ROUTES' exceeded", "azure": "RoutesPerRouteTable"}
+QUOTA_WORDS = {
+    "gcp": "Quota 'ROUTES' exceeded", "azure": "RoutesPerRouteTable", "oci": "LimitExceeded",
+}  # fmt: skip
 
 
 def _without_fills(plan: Any) -> Any:

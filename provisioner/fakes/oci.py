@@ -97,6 +97,8 @@ class Oci(Injectable):
     def __init__(self, region: str = "eu-frankfurt-1") -> None:
         self.region = region
         self.state = OciState()
+        # OCI's Networking limits (fixed per table and NSG; a test lowers them)
+        self.limits = {"route-rules": 200, "nsg-rules": 120}
         self.lock = threading.RLock()
         self.faults = Faults()
         self.calls: list[Call] = []
@@ -630,13 +632,21 @@ def _rule_key(rule: dict[str, Any]) -> tuple[str, str]:
 def _create_route_table(oci: Oci, data: dict[str, Any]) -> dict[str, Any]:
     _need(oci, data.get("vcnId"), "vcns", "vcnId")
     _check_rules(oci, data.get("routeRules") or [])
+    _route_rules_limit(oci, data.get("routeRules") or [])
     body = _base(oci, "routeTables", "routetable", data)
     body.setdefault("routeRules", [])
     return oci.store(body)
 
 
+def _route_rules_limit(oci: Oci, rules: list[dict[str, Any]]) -> None:
+    if len(rules) > oci.limits["route-rules"]:  # refused whole: the table keeps what it held
+        raise OciError(400, "LimitExceeded", f"A route table holds at most "
+                       f"{oci.limits['route-rules']} route rules ({len(rules)} given).")  # fmt: skip
+
+
 def _update_route_table(oci: Oci, stored: dict[str, Any], data: dict[str, Any]) -> None:
     if "routeRules" in data:
+        _route_rules_limit(oci, data["routeRules"] or [])
         _check_rules(oci, data["routeRules"] or [], stored["routeRules"])
         stored["routeRules"] = [
             {"destinationType": "CIDR_BLOCK", **r} for r in data["routeRules"] or []
@@ -777,8 +787,9 @@ def _add_rules(
                 "timeCreated": "2026-11-25T08:00:00.000Z",
             }
         )
-    if len(stored["_rules"]) + len(added) > 120:
-        raise invalid("A network security group holds at most 120 security rules")
+    if len(stored["_rules"]) + len(added) > oci.limits["nsg-rules"]:
+        raise OciError(400, "LimitExceeded", "A network security group holds at most "
+                       f"{oci.limits['nsg-rules']} security rules (ingress and egress).")  # fmt: skip
     stored["_rules"] += added
     return {"securityRules": copy.deepcopy(added)}
 

@@ -146,6 +146,8 @@ class OciSeen:
     nsg_id: str | None = None  # the connector's own NSG (Groups; the launch names it)
     # our security rules: (nsg, source, ports) -> rule id (Groups adds and removes them)
     rule_ids: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # every NSG's rules, ingress and egress, ours or not: what its limit counts
+    rule_counts: dict[str, int] = field(default_factory=dict)
     front_id: str | None = None  # a pair's floating private IP (Pair makes, moves, deletes it)
     # each member's watchdog's last word, by member: freeform tags of the floating private IP
     words: dict[int, str] = field(default_factory=dict)

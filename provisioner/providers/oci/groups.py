@@ -85,7 +85,9 @@ class Groups(OciState):
         marker = f"{TAG}: {self.network.name}"
         ingress: list[IPv4Network] = []
         if own is not None:
-            for r in self._rules(own.id):
+            held = list(self._rules(own.id))
+            seen.rule_counts[own.id] = len(held)
+            for r in held:
                 rule = self._as_rule(r, marker, own_id)
                 if rule is not None and isinstance(rule.source, IPv4Network):
                     ingress.append(rule.source)
@@ -107,7 +109,9 @@ class Groups(OciState):
             if group.id == own_id:
                 continue
             rules = []
-            for r in self._rules(group.id):
+            held = list(self._rules(group.id))
+            seen.rule_counts[group.id] = len(held)
+            for r in held:
                 rule = self._as_rule(r, marker, own_id)
                 if rule is None:
                     continue

@@ -18,7 +18,9 @@ from ...errors import CloudError, SpecError
 from ...model import (
     PROFILE_PART,
     Action,
+    Cap,
     Change,
+    Counted,
     FilterLayer,
     FilterRule,
     ForeignConnector,
@@ -90,6 +92,25 @@ def _nsg_rule(nsg: str, rule: Any) -> FilterRule | None:
                      bool(rule.is_stateless))  # fmt: skip
 
 
+# OCI's Networking limits on what the toolkit writes (the service limits page, "Networking
+# Limits"): route rules per route table, 200; security rules per network security group, 120,
+# ingress and egress together. Fixed per table and NSG: the Limits service does not hold them
+# (its `vcn` family names VCNs and reserved public IPs), so they are not read, and cannot be
+# raised.
+ROUTE_RULES, NSG_RULES = 200, 120
+
+
+def _caps(routes: int, rules: int) -> tuple[Cap, ...]:
+    said = "" if (routes, rules) == (ROUTE_RULES, NSG_RULES) else "; the tenancy's, as given"
+    return (
+        Cap(Counted.ROUTES, "route table", routes,
+            f"OCI's documented Networking limit (fixed, not readable){said}"),
+        Cap(Counted.RULES, "network security group", rules,
+            f"OCI's documented Networking limit, ingress and egress together (fixed, not "
+            f"readable){said}"),
+    )  # fmt: skip
+
+
 class OciNetwork(Groups, Instance, Pair, Provider):
     """One VCN, with the connector this toolkit puts there."""
 
@@ -125,10 +146,14 @@ class OciNetwork(Groups, Instance, Pair, Provider):
         wait_seconds: float = 1800.0,
         progress_seconds: float = 10.0,
         poll_seconds: float = 10.0,
+        route_rules_limit: int = ROUTE_RULES,
+        nsg_rules_limit: int = NSG_RULES,
     ) -> None:
         import oci
 
         assert isinstance(network.location, OciLocation) and network.connector is not None
+        # the documented limits, unless a tenancy's own are given (they are not readable)
+        self.caps = _caps(route_rules_limit, nsg_rules_limit)
         loc = network.location
         self.network = network
         self.location = loc
@@ -359,6 +384,9 @@ class OciNetwork(Groups, Instance, Pair, Provider):
             app_groups=app_groups,
             connector_ingress=ingress,
             foreign=foreign,
+            caps=self.caps,
+            held=dict(seen.rule_counts),
+            connector_group=own_nsg,
         )
 
     def _discover(self, name: str | None) -> Found:
