@@ -51,9 +51,8 @@ def plan_text(plan: Plan, verbose: bool = False) -> str:
         lines += _each_change(n.changes) if verbose else _once(_grouped(n.changes), said, n)
         for conflict in n.conflicts:
             lines.append(f"  ! conflict: {conflict.summary()}")
-        if n.fills:
-            lines.append("  holds after apply: " + ", ".join(f.text() for f in n.fills)
-                         + f" ({_sources(n.fills)})")  # fmt: skip
+        if n.fills and (verbose or any(f.after >= NEAR * f.cap.value for f in n.fills)):
+            lines.append(_fills_line(n.fills, verbose))
         for fill in (f for f in n.fills if f.over):
             lines.append(f"  ! over a limit: {fill.summary()}")
         for note in n.notes:
@@ -71,6 +70,11 @@ def plan_text(plan: Plan, verbose: bool = False) -> str:
             f"{len(plan.conflicts)} conflict(s): apply refuses until they are removed or "
             "--replace-conflicting-routes is given"
         )
+    fills = [f for n in plan.networks for f in n.fills]
+    if fills and not plan.overfull and not verbose:
+        f = max(fills, key=lambda f: f.after / f.cap.value)
+        lines.append(f"limits: the fullest after apply, {f.cap.per} {f.holder}, holds {f.after} of "
+                     f"its {f.cap.value} {f.cap.counts} (every table and group: --verbose)")  # fmt: skip
     if plan.overfull:
         lines.append(
             f"{len(plan.overfull)} table(s) or group(s) over the cloud's limit: apply refuses "
@@ -79,10 +83,29 @@ def plan_text(plan: Plan, verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _sources(fills: tuple[Fill, ...]) -> str:
-    """Where the limits come from, each said once: `limits: <source>; <source>`."""
-    said = dict.fromkeys(f"{f.cap.counts}: {f.cap.source}" for f in fills)
-    return "limits, " + "; ".join(said)
+NEAR = 0.8  # a holder this full after apply is shown without --verbose
+
+
+def _fills_line(fills: tuple[Fill, ...], verbose: bool) -> str:
+    """What the tables and groups hold after apply against their limits, one line: per kind
+    of holder the fullest and how many there are (--verbose: each one), and where the limit
+    comes from."""
+    kinds: dict[tuple[str, str], list[Fill]] = {}
+    for f in fills:
+        kinds.setdefault((f.cap.per, str(f.cap.counts)), []).append(f)
+    parts = []
+    for (per, counts), group in kinds.items():
+        fullest = max(group, key=lambda f: f.after)
+        if verbose:
+            each = ", ".join(f"{f.holder} {f.after}" for f in group)
+            held = f"{per}s: {each} of {fullest.cap.value} {counts}"
+        elif fullest.cap.used is not None:
+            held = f"{per}: {fullest.after} of {fullest.cap.value} {counts}"
+        else:
+            many = f" (the fullest of {len(group)})" if len(group) > 1 else ""
+            held = f"{per} {fullest.holder}: {fullest.after} of {fullest.cap.value} {counts}{many}"
+        parts.append(f"{held} [{fullest.cap.source}]")
+    return "  after apply: " + "; ".join(parts)
 
 
 def _once(lines: list[str], said: dict[str, str], network: NetworkPlan) -> list[str]:

@@ -41,7 +41,7 @@ def test_demo_runs_the_whole_job_without_an_account(capsys):
     assert "SANDBOX-PRIVATE-KEY" not in out
     assert "network gchub (gcp)" in out and "network ochub (oci)" in out  # every cloud built
     # quiet by default: plans grouped, no progress line per change (--verbose has both)
-    assert "[1/" not in out and "6 destinations x 4 route tables" in out
+    assert "[1/" not in out and "5 destinations x 4 route tables" in out  # (two hubs joined)
     assert out.count("apply: nothing to do") == 1
     # it ends clean: after destroy one line per network, and a last line saying what it proved
     ending = out[out.index("(after destroy)") :].splitlines()

@@ -237,5 +237,43 @@ def test_the_plan_says_what_each_table_holds_and_where_the_limit_comes_from(
     assert {x["holder"] for x in tables} == set(world.hq.route_tables)
     assert all(x["cap"]["value"] == 50 and not x["over"] for x in tables)
     assert run(["plan", "-f", str(path)]) == 0
-    text = capsys.readouterr().out
-    assert f"{world.hq.route_tables[0]} " in next(x for x in text.splitlines() if "holds after apply" in x)  # fmt: skip
+    text = capsys.readouterr().out  # one line for the whole plan: the fullest
+    assert (
+        "limits: the fullest after apply, route table rtb-" in text and "of its 50 routes" in text
+    )
+    assert run(["plan", "-f", str(path), "--verbose"]) == 0
+    each = next(x for x in capsys.readouterr().out.splitlines() if "route tables: " in x)
+    assert all(t in each for t in world.hq.route_tables) and "of 50 routes" in each
+
+
+def test_with_the_service_the_doctor_traces_an_office_through_the_summary_and_the_service_keeps_each_subnet(  # noqa: E501
+    session, world: SandboxWorld, service
+):
+    """Both halves: the clouds route the summary, the VPN service routes each office's own
+    subnet to that office (the service half is not summarized); the doctor traces an office's
+    flow into HQ, its answer's route back through the summary."""
+    from provisioner.api import Deployment
+    from provisioner.sandbox import add_app_host, sandbox_clouds
+    from provisioner.spec import load_topology
+
+    add_app_host(session, world.hq)  # a host for the flows to reach
+
+    doc = world.topology(partner=True, service=True)
+    with_branches(summarize=True)(doc)
+    path = world.directory / "service.yaml"
+    path.write_text(json.dumps(doc))
+    clouds = sandbox_clouds(session, service.url, sleep=lambda seconds: None)
+    d = Deployment(load_topology(path), clouds)
+    d.apply()
+    for connector in list(service.fake.state.connectors):  # each VM dials in
+        service.fake.connect(connector)
+    held = service.fake.snapshot()
+    assert held["office3"]["routes"] == ["172.20.6.0/24"]  # its own, as the file says it
+    assert held["hq"]["routes"] == ["10.0.0.0/18"]
+    reports = [r for r in d.doctor() if r.kind == "site-to-site" and r.flow.startswith("office3")
+               and " hq " in r.flow]  # fmt: skip
+    assert reports and all(r.ok for r in reports), [r.dropped_at for r in reports]
+    back = [h.detail for r in reports for p in r.pieces for h in p.hops if h.what == "route back"]
+    assert back and all("172.20.0.0/16 -> the connector" in x for x in back), back
+    assert Deployment(load_topology(path), clouds).plan().empty
+    d.destroy()
