@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                                  fails=FAILS, cloud=cloud,
                                  probe=args.probe or probes.get(cloud, 5.0),
                                  detection=args.detection, mode=mode)  # fmt: skip
+
                 def keep(run: object, cloud: str = cloud) -> None:
                     every_run.append({"cloud": cloud, **run.__dict__})
                     if args.json:  # as they come: a long run cut short keeps what it had

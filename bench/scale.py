@@ -25,8 +25,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 
 
-def one(size: int, apply: bool) -> dict[str, Any]:
-    """Plan (and apply) of `size` networks, in this process."""
+def one(size: int, apply: bool, scattered: bool = False) -> dict[str, Any]:
+    """Plan (and apply) of `size` networks, in this process. The sites' /24s are consecutive
+    (they join: HQ's table holds a handful of routes for all of them), or with `scattered`
+    every other one (none joins: a route each, and AWS's 50 routes per table is met)."""
     import yaml
     from moto import mock_aws
 
@@ -51,10 +53,11 @@ def one(size: int, apply: bool) -> dict[str, Any]:
         hq.pop("app_security_groups", None)
         hq["route_tables"] = [world.hq.route_tables[0]]
         doc["networks"] = {"hq": hq}
+        step = 2 if scattered else 1
         for i in range(size - 1):
             doc["networks"][f"site{i:04d}"] = {
                 "cloud": "external",
-                "subnets": [f"172.{16 + i // 256}.{i % 256}.0/24"],
+                "subnets": [f"172.{16 + (step * i) // 256}.{(step * i) % 256}.0/24"],
             }
         path = Path(tmp) / "fleet.yaml"
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -71,7 +74,14 @@ def one(size: int, apply: bool) -> dict[str, Any]:
             result = act(deployment)
             seconds = time.perf_counter() - started
             service = len([c for c in fake.calls if c.kind != "oauth"])
-            changes = len(result.plan.changes if hasattr(result, "done") else result.changes)
+            plan = result.plan if hasattr(result, "done") else result
+            changes = len(plan.changes)
+            table = [f for n in plan.networks for f in n.fills if f.cap.counts == "routes"]
+            if phase == "plan" and table:  # what HQ's table holds after apply, of its limit
+                out["hq_table"] = f"{table[0].after} of {table[0].cap.value} routes"
+            if plan.overfull:  # refused at plan: nothing is written
+                out["refused"] = plan.overfull[0].summary()
+                break
             out[phase] = {
                 "seconds": round(seconds, 2),
                 "changes": changes,
@@ -89,14 +99,17 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[1, 10, 100, 1000])
     parser.add_argument("--one", type=int)
     parser.add_argument("--no-apply", action="store_true")
+    parser.add_argument("--scattered", action="store_true", help="sites whose /24s never join")
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(one(args.one, not args.no_apply)))
+        print(json.dumps(one(args.one, not args.no_apply, args.scattered)))
         return
-    print("fleet scale: HQ (AWS) and N-1 external sites, the service half included, per size")
+    print("fleet scale: HQ (AWS) and N-1 external sites, the service half included, per size"
+          + (" (scattered: no two sites' subnets join)" if args.scattered else ""))  # fmt: skip
     for size in args.sizes:
         done = subprocess.run(
-            [sys.executable, __file__, "--one", str(size), *(["--no-apply"] if args.no_apply else [])],
+            [sys.executable, __file__, "--one", str(size), *(["--no-apply"] if args.no_apply else []),
+             *(["--scattered"] if args.scattered else [])],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if done.returncode != 0:

@@ -1446,12 +1446,14 @@ def stages(changes: Sequence[Change]) -> tuple[tuple[Change, ...], ...]:
     out: list[list[Change]] = []
     for change in changes:
         # (a rule admitting a connector made beside another: in place before its routes)
+        # (a narrow route of ours goes only once the wider one that takes its traffic is in)
         first = (
             change.kind is Kind.ROUTE
             and out
             and (
                 any(_admits_new(c) for c in out[-1])
                 or (_takes_vpn(change) and not any(_takes_vpn(c) for c in out[-1]))
+                or any(_covers(c, change) for c in out[-1])
             )
         )
         if change.kind in SIDE_BY_SIDE and out and out[-1][0].kind in SIDE_BY_SIDE and not first:
@@ -1459,6 +1461,19 @@ def stages(changes: Sequence[Change]) -> tuple[tuple[Change, ...], ...]:
         else:
             out.append([change])
     return tuple(tuple(step) for step in out)
+
+
+def _covers(made: Change, gone: Change) -> bool:
+    """`made` routes a wider prefix that takes in what `gone` (a route deleted) carried."""
+    return (
+        gone.action is Action.DELETE
+        and made.kind is Kind.ROUTE
+        and made.action in (Action.CREATE, Action.REPLACE)
+        and made.destination is not None
+        and gone.destination is not None
+        and made.route_table == gone.route_table
+        and gone.destination.subnet_of(made.destination)
+    )
 
 
 def _takes_vpn(change: Change, old: ForeignConnector | None = None) -> bool:

@@ -284,6 +284,30 @@ CASES: list[tuple[str, Edit, str, str]] = [
         "eth 0",
     ),
     (
+        "summary over the VPN range",
+        _set(f"{HQ}.summarize", ["100.64.0.0/10"]),
+        f"{HQ}.summarize[0]",
+        "100.64.0.0/10",
+    ),
+    (
+        "summary over its own subnet",
+        _set(f"{HQ}.summarize", ["10.0.0.0/8"]),
+        f"{HQ}.summarize[0]",
+        "10.0.0.0/8",
+    ),
+    (
+        "summary over part of a peer's subnet",
+        _set(f"{HQ}.summarize", ["192.168.0.0/23"]),
+        f"{HQ}.summarize[0]",
+        "192.168.0.0/23",
+    ),
+    (
+        "summary not a CIDR",
+        _set(f"{HQ}.summarize", ["172.20.0.0/33"]),
+        f"{HQ}.summarize[0]",
+        "172.20.0.0/33",
+    ),
+    (
         "takes_over with space",
         _set(f"{HQ}.connector.takes_over", "i-0123 i-0456"),
         f"{HQ}.connector.takes_over",

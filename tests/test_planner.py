@@ -239,6 +239,33 @@ def test_a_hundred_peers_are_routed_in_every_table():
     assert len([c for c in plan.changes if c.kind == "route"]) == 5 * 101
 
 
+def test_routes_that_now_join_are_replaced_by_one_made_before_the_narrow_ones_go():
+    """Two peers' /24s routed apart before (an older version, or the peers were apart): the
+    /23 that joins them is created first, the /24s deleted after it, in a later step."""
+    a = Network(name="a", cloud="external", subnets=(N("172.20.0.0/24"),))
+    b = Network(name="b", cloud="external", subnets=(N("172.20.1.0/24"),))
+    topo = Topology(networks=(HQ, a, b))
+    old = (
+        ObservedRoute(N("100.96.0.0/11"), "eni-1"),
+        ObservedRoute(N("172.20.0.0/24"), "eni-1"),
+        ObservedRoute(N("172.20.1.0/24"), "eni-1"),
+    )
+    obs = {"hq": observed("hq", "10.0.0.0/18", [RouteTable("rtb-1", old)], running())}
+    plan = planner.plan_apply(topo, obs)
+    routes = [(c.action, str(c.destination)) for c in plan.changes if c.kind == "route"]
+    assert routes == [
+        ("create", "172.20.0.0/23"),
+        ("delete", "172.20.0.0/24"),
+        ("delete", "172.20.1.0/24"),
+    ]
+    made = next(c for c in plan.changes if c.kind == "route" and c.action == "create")
+    assert made.label == "networks a, b (joined)"
+    steps = planner.stages(plan.changes)
+    step_of = {c: i for i, step in enumerate(steps) for c in step}
+    assert all(step_of[made] < step_of[c] for c in plan.changes if c.action == "delete"
+               and c.kind == "route")  # fmt: skip
+
+
 # --- app access: admit what really arrives -------------------------------------------------
 
 VPN = N("100.96.0.0/11")
