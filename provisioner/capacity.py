@@ -115,6 +115,8 @@ def _rule_fills(network: str, obs: Observed, changes: Sequence[Change], cap: Cap
         return len({r.ports for r in rules if r.ours})
 
     def way(holder: str) -> str:
+        if cap.per_ports:  # (a rule holds every source of its port spec: a summary saves none)
+            return "fewer port specs in app_security_groups: a firewall rule each"
         if holder == own:
             return f"give the network's own subnets as fewer, wider ranges (networks.{network}.subnets)"  # fmt: skip
         return (
@@ -127,9 +129,10 @@ def _rule_fills(network: str, obs: Observed, changes: Sequence[Change], cap: Cap
         before = now.get(holder, set())
         held = obs.held.get(holder, size(holder, before))
         fills.append(Fill(holder, cap, held, held + size(holder, after[holder]) - size(holder, before), way(holder)))  # fmt: skip
-    if cap.used is not None:
+    if cap.used is not None:  # one count for the project: the app groups' way out first
         grown = sum(f.after - f.now for f in fills)
-        return [Fill(cap.per, cap, cap.used, cap.used + grown, fills[0].way)]
+        ways = sorted({f.way for f in fills}, key=lambda w: "subnets)" in w)
+        return [Fill(cap.per, cap, cap.used, cap.used + grown, "; or ".join(ways))]
     return fills
 
 

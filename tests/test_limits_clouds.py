@@ -120,3 +120,58 @@ def test_a_summary_fits_applies_replans_empty_and_destroys_clean(cloud: Any):
         assert cloud.snapshot() == before
     finally:
         restore()
+
+
+def _azure_rules(world: Any, rules: int) -> Callable[[], None]:
+    world.arm.limits["SecurityRulesPerNetworkSecurityGroup"] = rules
+    return lambda: world.arm.limits.update(SecurityRulesPerNetworkSecurityGroup=2000)
+
+
+def _oci_rules(world: Any, rules: int) -> Callable[[], None]:
+    world.fake.limits["nsg-rules"] = rules
+    world.options = {**type(world).options, "nsg_rules_limit": rules}
+
+    def restore() -> None:
+        world.fake.limits["nsg-rules"] = 120
+        world.options = type(world).options
+
+    return restore
+
+
+def _gcp_rules(world: Any, rules: int) -> Callable[[], None]:
+    """The project's FIREWALLS quota: room for one more rule (the plan makes two: the
+    connector's and the app tag's)."""
+    project = world.hq.project
+    world.gce.quotas[project] = {"FIREWALLS": float(world.gce.usage(project, "FIREWALLS") + 1)}
+    return lambda: world.gce.quotas.pop(project, None)
+
+
+LOWER_RULES = {"azure": _azure_rules, "oci": _oci_rules, "gcp": _gcp_rules}
+
+
+def test_a_group_over_its_rule_limit_is_refused_and_a_summary_fits(cloud: Any):
+    """HQ's app group admits every arriving source (no NAT: sources are kept): the VPN range,
+    the spoke, the partner and 12 offices is over a limit of 10 rules; summarized, 4 fit. On
+    GCP one firewall rule holds every source of a port spec: what is counted is the project's
+    rules, and the way out is fewer port specs."""
+    restore = LOWER_RULES[cloud.cloud](cloud, 10)
+    try:
+        before = cloud.snapshot()
+        d = cloud.deployment(with_offices(cloud.topology()))
+        plan = d.plan()
+        over = next(f for f in plan.overfull if f.cap.counts is Counted.RULES)
+        assert "app_security_groups" in over.summary() or "subnets" in over.summary()
+        with pytest.raises(LimitError):
+            d.apply()
+        assert cloud.mutating() == [] and cloud.snapshot() == before
+        if cloud.cloud == "gcp":
+            assert "fewer port specs" in over.summary()
+            return
+        fits = cloud.deployment(with_offices(cloud.topology(), summarize=True))
+        assert fits.plan().overfull == ()
+        fits.apply()
+        assert cloud.deployment(with_offices(cloud.topology(), summarize=True)).plan().empty
+        fits.destroy()
+        assert cloud.snapshot() == before
+    finally:
+        restore()
