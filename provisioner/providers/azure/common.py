@@ -189,6 +189,9 @@ class AzureSeen:
     # our app rules' names: (group, source, ports) -> rule name (Groups)
     app_rule_names: dict[tuple[str, str, str], str] = field(default_factory=dict)
     group_ids: dict[str, str] = field(default_factory=dict)  # app group as named -> id (Groups)
+    # every NSG's security rules, inbound and outbound, by its name in the plan: what the
+    # limit counts (one rule may hold several of the rules observe reads)
+    rule_counts: dict[str, int] = field(default_factory=dict)
     # a pair's load balancer: its frontend's address and its pool (Pair; the launch joins it)
     front_ip: str | None = None
     pool_id: str | None = None

@@ -89,6 +89,8 @@ class Groups(AzureState):
         """(the app groups asked for or holding rules of ours, the CIDRs our own NSG admits);
         the groups' ids and our rules' names into `seen`."""
         own = next((g for g in groups if g.name == self.nsg_name), None)
+        if own is not None:
+            seen.rule_counts[self.nsg_name] = len(own.security_rules or [])
         ingress = tuple(
             r.source for r, name in (self._rules(own, connector_ip) if own else []) if name.startswith("cp-local-")
             and isinstance(r.source, IPv4Network)
@@ -112,6 +114,7 @@ class Groups(AzureState):
             rules = self._rules(g, connector_ip)
             if label in wanted or any(r.ours for r, _ in rules):
                 seen.group_ids[label] = g.id
+                seen.rule_counts[label] = len(g.security_rules or [])
                 for r, name in rules:
                     if r.ours:
                         seen.app_rule_names[(label, str(r.source), str(r.ports))] = name

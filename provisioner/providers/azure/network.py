@@ -340,6 +340,8 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
             connector_ingress=ingress,
             foreign=foreign,
             caps=quotas.caps(self.net, self.location.location),
+            held=dict(seen.rule_counts),
+            connector_group=self.nsg_name,
         )
 
     def _discover(self, name: str | None) -> Found:
