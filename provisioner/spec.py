@@ -66,6 +66,12 @@ CONNECTOR_KEYS = (
     "subnets",
     "profiles",
 )
+# a connector's keys beside CONNECTOR_KEYS: where it attaches on the VPN service, and a
+# connector made by hand it takes over
+CONNECTOR_MORE_KEYS = ("vpn_region", "takes_over")
+# an external network's keys (the service's: with a service.cloudconnexa block only)
+EXTERNAL_KEYS = ("cloud", "subnets")
+EXTERNAL_SERVICE_KEYS = ("adopt_service_network", "connector")
 APP_ACCESS_KEYS = ("group", "ports")
 PORTS_EXAMPLE = "all, tcp, udp, icmp, tcp/443 or udp/5000-5100"
 
@@ -572,8 +578,7 @@ def _connector(
 ) -> Connector:
     if not isinstance(data, Mapping):
         raise SpecError(path, f"{_show(data)} is not a mapping")
-    _unknown_keys(path, data, (*CONNECTOR_KEYS, "vpn_region", "takes_over",
-                               *schema.connector_keys))  # fmt: skip
+    _unknown_keys(path, data, (*CONNECTOR_KEYS, *CONNECTOR_MORE_KEYS, *schema.connector_keys))
     f = _Fields(path, data)
     if service and f.has("profile"):
         raise SpecError(
@@ -826,7 +831,7 @@ def _network(name: str, data: object, base: Path, service: bool) -> Network:
             raise SpecError(f.field("adopt_service_network"), "needs a service.cloudconnexa block")
         adopt = f.flag("adopt_service_network", False)
     if cloud == "external":
-        allowed = ("cloud", "subnets", *(("adopt_service_network", "connector") if service else ()))
+        allowed = (*EXTERNAL_KEYS, *(EXTERNAL_SERVICE_KEYS if service else ()))
         _unknown_keys(path, data, allowed)
         subnets = f.cidrs("subnets")
         if subnets is None:
