@@ -22,6 +22,7 @@ from .engine import carry_out
 from .errors import CloudError, ConflictError, LimitError, ProvisionerError, SpecError
 from .lease import Holder, LeaseStore
 from .model import (
+    SERVICE_PLAN,
     ApplyResult,
     NetworkPlan,
     NetworkStatus,
@@ -34,7 +35,6 @@ from .model import (
 from .providers import Clouds
 from .providers.base import NetworkProvider
 from .reading import Reader, placeholder
-from .spec import SERVICE_PLAN
 
 if TYPE_CHECKING:
     from .doctor import FlowReport

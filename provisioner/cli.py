@@ -375,10 +375,12 @@ def _output_gone() -> None:
 def _doctor_exit(reports: Sequence[Any], flow: str | None) -> int:
     """0 only when every flow is OK: 1 when one is DROPPED, 5 when one could not be judged,
     2 when --flow matched no flow at all."""
+    from .model import Verdict
+
     verdicts = {r.verdict for r in reports}
-    if "DROPPED" in verdicts:
+    if Verdict.DROPPED in verdicts:
         return 1
-    if "UNKNOWN" in verdicts:
+    if Verdict.UNKNOWN in verdicts:
         return EXIT_UNKNOWN
     if not reports and flow:
         _err(f"--flow: {flow!r} matches no flow of the file")

@@ -32,6 +32,7 @@ from .model import (
     ObservedService,
     Ports,
     Topology,
+    Verdict,
     WayOut,
 )
 
@@ -69,14 +70,14 @@ class Piece:
     share: str = "all of it"  # of the flow's source
 
     @property
-    def verdict(self) -> str:
+    def verdict(self) -> Verdict:
         if any(not h.ok and not h.unknown for h in self.hops):
-            return "DROPPED"
-        return "UNKNOWN" if any(h.unknown for h in self.hops) else "OK"
+            return Verdict.DROPPED
+        return Verdict.UNKNOWN if any(h.unknown for h in self.hops) else Verdict.OK
 
     @property
     def ok(self) -> bool:
-        return self.verdict == "OK"
+        return self.verdict is Verdict.OK
 
     @property
     def dropped_at(self) -> Hop | None:
@@ -109,23 +110,23 @@ class FlowReport:
     trace: str = ""
 
     @property
-    def verdict(self) -> str:
+    def verdict(self) -> Verdict:
         """OK, DROPPED (some piece dies), or UNKNOWN: nothing could be traced (no host to
         reach, nothing read)."""
         verdicts = {p.verdict for p in self.pieces}
-        if "DROPPED" in verdicts:
-            return "DROPPED"
-        return "UNKNOWN" if not self.pieces or "UNKNOWN" in verdicts else "OK"
+        if Verdict.DROPPED in verdicts:
+            return Verdict.DROPPED
+        return Verdict.UNKNOWN if not self.pieces or Verdict.UNKNOWN in verdicts else Verdict.OK
 
     @property
     def ok(self) -> bool:
-        return self.verdict == "OK"
+        return self.verdict is Verdict.OK
 
     @property
     def dropped(self) -> tuple[Piece, ...]:
         """The pieces that die, then those that could not be judged."""
-        return tuple(p for p in self.pieces if p.verdict == "DROPPED") + tuple(
-            p for p in self.pieces if p.verdict == "UNKNOWN"
+        return tuple(p for p in self.pieces if p.verdict is Verdict.DROPPED) + tuple(
+            p for p in self.pieces if p.verdict is Verdict.UNKNOWN
         )
 
     @property

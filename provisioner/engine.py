@@ -1,5 +1,5 @@
 """Carries out a plan: every network side by side, and within a network step by step
-(`planner.stages`), the changes of one step at once. Calls that share one of a cloud's rate
+(`steps.stages`), the changes of one step at once. Calls that share one of a cloud's rate
 limits (the provider's `throttle_scope`: for AWS an account's region) are bounded together,
 whichever network makes them, so throttling stays rare; the SDKs' own retries do the rest.
 Decides nothing.
@@ -22,13 +22,12 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
 
-from . import planner
+from . import steps
 from .errors import CloudError, Interrupted
-from .model import Action, Change, Kind, NetworkPlan, Plan
+from .model import SERVICE_PLAN, Action, Change, Kind, NetworkPlan, Plan
 from .progress import Lines, Meter
 from .providers import Clouds
 from .providers.base import DEFAULT_CONCURRENCY, NetworkProvider, PartlyDone
-from .spec import SERVICE_PLAN
 
 
 def carry_out(
@@ -221,7 +220,7 @@ class Engine:
             return True
 
     def _network(self, changes: tuple[Change, ...], pool: ThreadPoolExecutor) -> None:
-        for step in planner.stages(changes):
+        for step in steps.stages(changes):
             if self.ledger.stop.is_set():
                 return
             wait([pool.submit(self._batch, batch) for batch in batches(step, self._batch_key)])

@@ -844,6 +844,25 @@ class Fill:
 # --- the plan ---------------------------------------------------------------------------------
 
 
+# the plan's words: what a change names before apply makes it, and how the engine may order
+# what it changes (providers and the engine read these; they never import the planner)
+NEW_CONNECTOR = "new-connector"  # a route target that does not exist until apply launches it
+NEW_FRONT = "new-front"  # a pair's front (a floating IP) that apply makes before the routes
+SERVICE_FINGERPRINT = "cc-"  # a service-made profile's fingerprint: cc-<its connector's id>
+NEW_SERVICE_PROFILE = "cc-new"  # the profile of a connector the service makes in this apply
+VPN_CLIENTS = "VPN clients"  # a route's label: the VPN range's
+TAKE_OVER = "take-over"  # a route change's `ref`: it moves a route off a connector made by hand
+SERVICE_PLAN = "cloudconnexa"  # the plan's entry for the VPN service's changes
+
+
+class Verdict(StrEnum):
+    """The doctor's word on a flow or a piece of one (the same in text and JSON)."""
+
+    OK = "OK"
+    DROPPED = "DROPPED"  # some hop drops it
+    UNKNOWN = "UNKNOWN"  # nothing could be judged (no host to reach, nothing read)
+
+
 class Action(StrEnum):
     CREATE = "create"
     UPDATE = "update"
@@ -873,6 +892,8 @@ class Kind(StrEnum):
     PROFILE_OUT = "profile-out"  # an external site's profile, written where the file says
 
 
+# kinds of change whose changes of one step may run at once (routes and rules)
+SIDE_BY_SIDE = frozenset({Kind.ROUTE, Kind.APP_ACCESS, Kind.CONNECTOR_INGRESS})
 SERVICE_KINDS = frozenset(
     {Kind.SERVICE_NETWORK, Kind.SERVICE_ROUTE, Kind.SERVICE_CONNECTOR, Kind.PROFILE_OUT}
 )

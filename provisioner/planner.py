@@ -14,7 +14,14 @@ from .errors import SpecError
 from .layers import group_admits, host_admits
 from .model import (
     CONNECTOR_SOURCE,
+    NEW_CONNECTOR,
+    NEW_FRONT,
+    NEW_SERVICE_PROFILE,
     PROFILE_PART,
+    SERVICE_FINGERPRINT,
+    SERVICE_PLAN,
+    TAKE_OVER,
+    VPN_CLIENTS,
     VPN_SERVICE,
     Action,
     AppGroup,
@@ -47,12 +54,8 @@ from .model import (
     profile_mark,
 )
 from .service_planner import plan_service, plan_service_destroy, service_status
-from .spec import CLOUD_SCHEMAS, SERVICE_PLAN, check_summaries
-
-NEW_CONNECTOR = "new-connector"  # a route target that does not exist until apply launches it
-NEW_FRONT = "new-front"  # a pair's front (a floating IP) that apply makes before the routes
-SERVICE_FINGERPRINT = "cc-"  # a service-made profile's fingerprint: cc-<its connector's id>
-NEW_SERVICE_PROFILE = "cc-new"  # the profile of a connector the service makes in this apply
+from .spec import CLOUD_SCHEMAS, check_summaries
+from .steps import takes_vpn
 
 WHY_LAUNCH = (
     "a VM in the network that keeps the VPN tunnel open and forwards between it and the "
@@ -117,10 +120,6 @@ def local_subnets(
             "(give 'subnets' explicitly to choose what each network offers)",
         )
     return out
-
-
-VPN_CLIENTS = "VPN clients"
-TAKE_OVER = "take-over"  # a route change's `ref`: it moves a route off a connector made by hand
 
 
 def routed_destinations(
@@ -541,7 +540,7 @@ def _plan_network(
         replace_conflicting_routes, old,
     )  # fmt: skip
     if old is not None:  # the VPN range's routes move last, a step of their own (see stages)
-        last = [r for r in routes if _takes_vpn(r, old)]
+        last = [r for r in routes if takes_vpn(r, old)]
         routes = [r for r in routes if r not in last] + last
     changes += routes
     for slot in slots:
@@ -1436,59 +1435,6 @@ def _admitted(
 
 # changes that need only the connector and its group to exist, and nothing of each other: a
 # route, a rule in an app group, a rule in the connector's own group
-SIDE_BY_SIDE = frozenset({Kind.ROUTE, Kind.APP_ACCESS, Kind.CONNECTOR_INGRESS})
-
-
-def stages(changes: Sequence[Change]) -> tuple[tuple[Change, ...], ...]:
-    """One network's changes as steps taken one after another, in the plan's order. The changes
-    of one step do not depend on each other and may run at once: the parts, the VM and its
-    forwarding flag come one at a time; the routes and rules after them, side by side."""
-    out: list[list[Change]] = []
-    for change in changes:
-        # (a rule admitting a connector made beside another: in place before its routes)
-        # (a narrow route of ours goes only once the wider one that takes its traffic is in)
-        first = (
-            change.kind is Kind.ROUTE
-            and out
-            and (
-                any(_admits_new(c) for c in out[-1])
-                or (_takes_vpn(change) and not any(_takes_vpn(c) for c in out[-1]))
-                or any(_covers(c, change) for c in out[-1])
-            )
-        )
-        if change.kind in SIDE_BY_SIDE and out and out[-1][0].kind in SIDE_BY_SIDE and not first:
-            out[-1].append(change)
-        else:
-            out.append([change])
-    return tuple(tuple(step) for step in out)
-
-
-def _covers(made: Change, gone: Change) -> bool:
-    """`made` routes a wider prefix that takes in what `gone` (a route deleted) carried."""
-    return (
-        gone.action is Action.DELETE
-        and made.kind is Kind.ROUTE
-        and made.action in (Action.CREATE, Action.REPLACE)
-        and made.destination is not None
-        and gone.destination is not None
-        and made.route_table == gone.route_table
-        and gone.destination.subnet_of(made.destination)
-    )
-
-
-def _takes_vpn(change: Change, old: ForeignConnector | None = None) -> bool:
-    """A route of the VPN range moved off a connector made by hand (a take-over): those move
-    after every other route of it, so that a take-over stopped half-way always leaves one
-    leading to the old VM, by which the next plan finds it again."""
-    return (change.kind is Kind.ROUTE and change.action is Action.REPLACE
-            and change.label == VPN_CLIENTS and change.ref == TAKE_OVER
-            and (old is None or change.previous_target == old.interface))  # fmt: skip
-
-
-def _admits_new(change: Change) -> bool:
-    return change.kind is Kind.APP_ACCESS and change.target == NEW_CONNECTOR
-
-
 def selected_tables(network: Network, obs: Observed) -> tuple[RouteTable, ...]:
     """The tables the spec selects that the cloud has (all of the network's by default)."""
     if network.route_tables is None:

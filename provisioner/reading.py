@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .model import (
+    SERVICE_PLAN,
     Connector,
     Location,
     Network,
@@ -23,7 +24,6 @@ from .model import (
 )
 from .providers import Clouds
 from .providers.base import NetworkProvider
-from .spec import SERVICE_PLAN
 
 if TYPE_CHECKING:
     from .service import CloudConnexaSide

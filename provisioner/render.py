@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .model import (
+    SERVICE_PLAN,
     Action,
     AppGroupStatus,
     Change,
@@ -18,8 +19,8 @@ from .model import (
     RouteState,
     RouteStatus,
     ServiceStatus,
+    Verdict,
 )
-from .spec import SERVICE_PLAN
 
 if TYPE_CHECKING:
     from .doctor import FlowReport
@@ -274,7 +275,7 @@ def doctor_text(reports: Sequence[FlowReport]) -> str:
     and the fix. Every hop and every piece with `--json`."""
     lines = []
     for r in reports:
-        if r.verdict == "OK":
+        if r.verdict is Verdict.OK:
             lines.append(f"OK       {r.flow}")
             continue
         lines.append(f"{r.verdict:<8} {r.flow}")
@@ -293,12 +294,12 @@ def doctor_text(reports: Sequence[FlowReport]) -> str:
             lines.append(f"         breaks {hop.breaks} (docs/flows.md)")
             made = "apply makes it" if hop.apply_fixes else "apply does not: by hand"
             lines.append(f"         fix: {hop.fix} ({made})")
-        if r.verdict == "UNKNOWN":
+        if r.verdict is Verdict.UNKNOWN:
             how = r.trace or "--flow SOURCE->NETWORK:HOST:PORTS (e.g. vpn->hq:10.0.1.5:tcp/443)"
             lines.append(f"         not judged: trace one host with {how}")
     verdicts = [r.verdict for r in reports]
-    summary = f"doctor: {verdicts.count('OK')} of {len(reports)} flows OK"
-    for verdict in ("DROPPED", "UNKNOWN"):
+    summary = f"doctor: {verdicts.count(Verdict.OK)} of {len(reports)} flows OK"
+    for verdict in (Verdict.DROPPED, Verdict.UNKNOWN):
         if verdicts.count(verdict):
             summary += f", {verdicts.count(verdict)} {verdict}"
     lines.append(summary)

@@ -33,6 +33,7 @@ from .files import write_secret
 from .limits import limits
 from .model import (
     SERVICE_MARK,
+    SERVICE_PLAN,
     AccessGroup,
     AccessItem,
     Action,
@@ -52,7 +53,6 @@ from .model import (
 from .pace import DEFAULT_DEADLINE, Pace, service_deadline
 from .redact import secret as protect_secret
 from .service_planner import members, our_connector, vpn_region
-from .spec import SERVICE_PLAN
 
 API_URL_VARIABLE = "CLOUDCONNEXA_API_URL"
 CLIENT_ID_VARIABLE = "CLOUDCONNEXA_CLIENT_ID"

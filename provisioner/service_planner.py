@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from ipaddress import IPv4Network
 
 from .model import (
+    SERVICE_PLAN,
     Action,
     Change,
     Kind,
@@ -26,7 +27,6 @@ from .model import (
     service_connector_name,
     service_connector_of,
 )
-from .spec import SERVICE_PLAN
 
 WHY_SERVICE_NETWORK = (
     "the VPN service sends a network's subnets to its connector only when it knows them: a "

@@ -25,6 +25,7 @@ from .model import (
     CLOUDS,
     DEFAULT_VPN_SUBNET,
     PROTOCOLS,
+    SERVICE_PLAN,
     AppAccess,
     AwsLocation,
     AzureLocation,
@@ -47,7 +48,6 @@ NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 TOP_KEYS = ("version", "id", "vpn_subnet", "networks", "service")
 FILE_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,31}$"
 SERVICE_KEYS = ("cloud_id", "vpn_region")
-SERVICE_PLAN = "cloudconnexa"  # the plan's entry for the VPN service's changes
 CLOUD_ID_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 VPN_REGION_PATTERN = r"^[a-z]{2}(-[a-z0-9]+){1,3}$"
 COMMON_KEYS = (

@@ -28,6 +28,7 @@ from provisioner.model import (
     Topology,
     WayOut,
 )
+from provisioner.steps import stages
 
 PUBLIC = ObservedSubnet("subnet-1", WayOut.INTERNET_GATEWAY, "igw-1", "rtb-pub")
 
@@ -260,7 +261,7 @@ def test_routes_that_now_join_are_replaced_by_one_made_before_the_narrow_ones_go
     ]
     made = next(c for c in plan.changes if c.kind == "route" and c.action == "create")
     assert made.label == "networks a, b (joined)"
-    steps = planner.stages(plan.changes)
+    steps = stages(plan.changes)
     step_of = {c: i for i, step in enumerate(steps) for c in step}
     assert all(step_of[made] < step_of[c] for c in plan.changes if c.action == "delete"
                and c.kind == "route")  # fmt: skip

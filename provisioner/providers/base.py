@@ -505,7 +505,7 @@ class Members:
     def for_change(self, change: Change) -> Iterator[None]:
         """The member a change is about, for its length; none for the changes a step runs
         side by side (routes, rules), which read the pair's state and never switch it."""
-        from ..planner import SIDE_BY_SIDE
+        from ..model import SIDE_BY_SIDE
 
         if change.kind in SIDE_BY_SIDE:
             yield
@@ -516,7 +516,7 @@ class Members:
     def target_of(self, change: Change, front: str | None, key: str) -> str:
         """What a route change names: the plan's, the pair's front made in this apply
         (`front`), or the connector launched in this apply (its `key` in `held`)."""
-        from ..planner import NEW_CONNECTOR, NEW_FRONT
+        from ..model import NEW_CONNECTOR, NEW_FRONT
 
         if change.target == NEW_FRONT:
             target = front

@@ -18,8 +18,7 @@ from functools import partial
 from typing import Any
 
 from ...errors import CloudError
-from ...model import PROFILE_PART, Action, Change, Kind, Part
-from ...planner import NEW_CONNECTOR
+from ...model import NEW_CONNECTOR, PROFILE_PART, Action, Change, Kind, Part
 from ...watchdog import DEFAULT_PORT, HA_TAG
 from .common import PAIR_POLICY, TAG, AwsSeen, AwsState, done_already
 

@@ -179,7 +179,7 @@ class Groups(AzureState):
         )
         # the new connector's own rule beside the old one's (made before break): a name of its
         # own; the old one's (`previous_target` "replaced") is the one observe found
-        from ...planner import NEW_CONNECTOR
+        from ...model import NEW_CONNECTOR
 
         fresh = change.target == NEW_CONNECTOR
         ours = (

@@ -617,7 +617,7 @@ class GcpNetwork(Firewalls, Instance, Pair, Provider):
         """Each change acts on the connector it is about (of a pair: its member); one made
         beside the one it replaces takes the other of its member's two names, and the old one
         is deleted (or awaited) by its own name."""
-        from ...planner import NEW_CONNECTOR
+        from ...model import NEW_CONNECTOR
 
         with self.for_change(change):
             kept, url = self.instance_name, self.connector_url

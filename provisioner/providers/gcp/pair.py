@@ -16,8 +16,15 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import CloudError
-from ...model import Action, Change, ObservedConnector, ObservedFront, Part
-from ...planner import NEW_CONNECTOR, NEW_FRONT
+from ...model import (
+    NEW_CONNECTOR,
+    NEW_FRONT,
+    Action,
+    Change,
+    ObservedConnector,
+    ObservedFront,
+    Part,
+)
 from ...watchdog import DEFAULT_PORT
 from .common import GcpSeen, GcpState, partial, short
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import CloudError
-from ...model import Action, Change, ObservedConnector, ObservedFront, Part
-from ...planner import NEW_CONNECTOR
+from ...model import NEW_CONNECTOR, Action, Change, ObservedConnector, ObservedFront, Part
 from ...watchdog import HA_TAG, WATCH_TAG
 from .common import TAG, OciSeen, OciState
 
