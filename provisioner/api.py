@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .service import CloudConnexaSide
 
 Confirm = Callable[[Plan], bool]
+Show = Callable[[Plan], None]  # told the plan first, before any refusal, question or change
 
 
 class Declined(Exception):
@@ -264,10 +265,12 @@ class Deployment:
         prune: bool = False,
         roll: bool = False,
         retire_old: bool = False,
+        show: Show | None = None,
     ) -> ApplyResult:
         """`roll`: connectors on the cloud's default image take its newest release (made
         before the old ones go); without it a new release replaces nothing. `retire_old`: a
-        connector made by hand that is taken over is stopped once its routes have moved."""
+        connector made by hand that is taken over is stopped once its routes have moved.
+        `show` is told the plan before anything else happens (the CLI prints it there)."""
 
         def again() -> Plan:
             return self.plan(
@@ -275,10 +278,14 @@ class Deployment:
                 retire_old=retire_old,
             )  # fmt: skip
 
-        return self._run(again(), confirm, again)
+        return self._run(again(), confirm, again, show)
 
     def rotate(
-        self, networks: Iterable[str] = (), *, confirm: Confirm | None = None
+        self,
+        networks: Iterable[str] = (),
+        *,
+        confirm: Confirm | None = None,
+        show: Show | None = None,
     ) -> ApplyResult:
         """A new VPN profile for the connectors of `networks` (every managed one when empty),
         handed over without an outage: with the service block, a new connector on the service
@@ -287,7 +294,7 @@ class Deployment:
         have left the old VM; with a profile file, the file's new content, the same way. The
         rest of the file is applied too, as by apply."""
         names = tuple(networks) or tuple(n.name for n in self.topology.managed)
-        return self._run(self.plan(rotate=names), confirm, lambda: self.plan(rotate=names))
+        return self._run(self.plan(rotate=names), confirm, lambda: self.plan(rotate=names), show)
 
     def _rotating(self, names: Iterable[str]) -> frozenset[str]:
         managed = {n.name for n in self.topology.managed}
@@ -299,10 +306,21 @@ class Deployment:
                 )  # fmt: skip
         return frozenset(names)
 
-    def destroy(self, *, confirm: Confirm | None = None) -> ApplyResult:
-        return self._run(self.plan_destroy(), confirm, self.plan_destroy)
+    def destroy(self, *, confirm: Confirm | None = None, show: Show | None = None) -> ApplyResult:
+        return self._run(self.plan_destroy(), confirm, self.plan_destroy, show)
 
-    def _run(self, plan: Plan, confirm: Confirm | None, again: Callable[[], Plan]) -> ApplyResult:
+    def _run(
+        self,
+        plan: Plan,
+        confirm: Confirm | None,
+        again: Callable[[], Plan],
+        show: Show | None = None,
+    ) -> ApplyResult:
+        """The one apply sequence (the library's and the CLI's): the plan shown, refused whole
+        if it has conflicts or overfills a table, asked for, then carried out under the
+        networks' leases as it is made again once they are held."""
+        if show is not None:
+            show(plan)
         if plan.conflicts or plan.overfull:
             return self.execute(plan)  # raises ConflictError (LimitError): nothing changed
         if plan.empty:

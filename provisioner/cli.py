@@ -590,36 +590,40 @@ def _change(
     was done and what was not (--json: all of it as one document)."""
     from . import api, render
 
-    managed = (n.name for n in deployment.topology.managed)
-    rotating = tuple(getattr(args, "rotate_networks", None) or managed)
+    shown_plans: list[api.Plan] = []
 
-    def again() -> api.Plan:
-        if command in ("apply", "rotate"):
-            return deployment.plan(
-                replace_conflicting_routes=args.replace_conflicting_routes, prune=args.prune,
-                roll=getattr(args, "roll", False),
-                retire_old=getattr(args, "retire_old", False),
-                rotate=rotating if command == "rotate" else (),
-            )  # fmt: skip
-        return deployment.plan_destroy()
+    def show(plan: api.Plan) -> None:
+        shown_plans.append(plan)
+        if not as_json:
+            print(render.plan_text(plan, verbose=args.verbose))
 
-    plan = again()
-    if not as_json:
-        print(render.plan_text(plan, verbose=args.verbose))
+    def confirm(plan: api.Plan) -> bool:
+        return _confirm(f"{command} these {len(plan.changes)} change(s)?", args.yes)
+
+    def run_it() -> api.ApplyResult:
+        """The library's own sequence (api.Deployment), told how to show and ask."""
+        if command == "destroy":
+            return deployment.destroy(confirm=confirm, show=show)
+        if command == "rotate":
+            return deployment.rotate(getattr(args, "rotate_networks", None) or (),
+                                     confirm=confirm, show=show)  # fmt: skip
+        return deployment.apply(
+            replace_conflicting_routes=args.replace_conflicting_routes, prune=args.prune,
+            roll=getattr(args, "roll", False), retire_old=getattr(args, "retire_old", False),
+            confirm=confirm, show=show,
+        )  # fmt: skip
+
     done = 0
     # what the run did and did not do, for --json: each change as `network: summary`
     result: dict[str, Any] = {"done": [], "not_done": [], "error": None}
     try:
-        if plan.conflicts or plan.overfull:
-            deployment.execute(plan)  # raises ConflictError (LimitError): nothing changed
-        if not plan.empty:
-            if not _confirm(f"{command} these {len(plan.changes)} change(s)?", args.yes):
-                _err(f"{command} declined; nothing was changed")
-                result["error"] = "declined; nothing was changed"
-                return EXIT_DECLINED
-            made = deployment.execute_leased(plan, again, shown=True).done
-            done = len(made)
-            result["done"] = [f"{c.network}: {c.summary()}" for c in made]
+        made = run_it().done
+        done = len(made)
+        result["done"] = [f"{c.network}: {c.summary()}" for c in made]
+    except api.Declined:
+        _err(f"{command} declined; nothing was changed")
+        result["error"] = "declined; nothing was changed"
+        return EXIT_DECLINED
     except CloudError as e:
         done = len(e.done)
         result.update(done=list(e.done), not_done=list(e.not_done), error=e.message)
@@ -630,14 +634,16 @@ def _change(
     finally:
         if shown is not None:
             shown()  # the live line ends before what follows it
-        if as_json:  # one document: the plan, how much of it was carried out, and what
-            failing = sys.exc_info()[1]  # the error the run ends with, if one is under way
+        if as_json and shown_plans:  # one document: the plan, how much of it was carried
+            failing = sys.exc_info()[1]  # out, and what; the error the run ends with, if any
             try:
-                print(json.dumps({**plan.to_dict(), "done": done, "result": result}, indent=2))
+                doc = {**shown_plans[0].to_dict(), "done": done, "result": result}
+                print(json.dumps(doc, indent=2))
             except BrokenPipeError:
                 if failing is None:
                     raise
                 # the reader has gone: the error under way (said on stderr) stays the one
+    plan = shown_plans[0]
     if not as_json and not plan.empty:  # an empty plan has said "nothing to do"
         print(render.result_text(plan, done))
     return 0
