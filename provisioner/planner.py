@@ -149,17 +149,7 @@ def _plan_network(
         if ch.kind is Kind.PART and ch.action is Action.UPDATE and ch.part is not None
     }
     slots, extras = slots_of(network, topology, obs, local, renewed, prints)
-    # routes lead to one connector: the one they lead to now if it stays, else one that stays,
-    # else one launched fresh (made before the routes, the others replaced after them)
-    active = active_connector(network, obs)
-    target = (
-        next((s for s in slots if s.stays and s.current == active), None)
-        or next((s for s in slots if s.stays), None)
-        or next((s for s in slots if s.current is None), None)
-        # both replaced: the one the routes do not lead to first, the active one after them
-        or next((s for s in slots if s.current != active), None)
-        or slots[0]
-    )
+    target = _target(slots, active_connector(network, obs))
     changes += target.changes
     old = hand_made(network, topology, obs)  # a connector made by hand, taken over
     if makes_before_break(network):  # where the new VM, or the VPN service, says it is ready
@@ -169,30 +159,8 @@ def _plan_network(
     front, front_changes = front_plan(network, obs, target)
     changes += front_changes
     changes += _ingress_changes(name, obs, local)
-    wanted_rules = app_rules(network, topology, subnets)
-    access = _app_access_changes(network, obs, wanted_rules)
-    # where the app groups admit the connector by its own address (Azure, NAT everything), a
-    # VM made beside the old one is admitted by its own before the routes move to it, and the
-    # old one's address only once the old VM is gone
-    by_address = CLOUD_SCHEMAS[network.cloud].connector_by_address
-    old_addresses = {
-        IPv4Network(f"{x.private_ip}/32") for x in extras if x.private_ip
-    } | ({IPv4Network(f"{target.current.private_ip}/32")}
-         if target.new and target.current is not None and target.current.private_ip else set())  # fmt: skip
-    late = [c for c in access if by_address and c.action is Action.DELETE and c.rule is not None
-            and c.rule.source in old_addresses]  # fmt: skip
-    changes += [c for c in access if c not in late]
-    readdressed: list[Change] = []
-    if by_address and beside_made(target):
-        for g in obs.app_groups:
-            for rule in wanted_rules.get(g.id, ()):
-                if rule.source == CONNECTOR_SOURCE and rule in set(g.rules):
-                    changes.append(Change(name, Action.CREATE, Kind.APP_ACCESS, g.id,
-                                          WHY_APP_ACCESS_NAT + " (the new connector's address)",
-                                          rule=rule, target=NEW_CONNECTOR))  # fmt: skip
-                    readdressed.append(Change(name, Action.DELETE, Kind.APP_ACCESS, g.id,
-                                              "the replaced connector's address",
-                                              rule=rule, previous_target="replaced"))  # fmt: skip
+    access, late, readdressed = _group_changes(network, topology, obs, subnets, target, extras)
+    changes += access
     destinations = routed_destinations(network, topology, subnets)
     ours = {x.interface for x in pair_of(obs) if x.interface}
     if obs.front is not None:
@@ -205,6 +173,89 @@ def _plan_network(
         last = [r for r in routes if takes_vpn(r, old)]
         routes = [r for r in routes if r not in last] + last
     changes += routes
+    changes += _after_the_routes(name, obs, slots, target, extras, front)
+    changes += late + readdressed  # (the old VM's address, once it is gone)
+    # what a setting the file no longer has left (a pair's): once nothing uses it
+    changes += [
+        Change(name, Action.DELETE, Kind.PART, p.name, "the file no longer needs it", part=p)
+        for p in reversed(obs.parts)
+        if p.present and not p.wanted
+    ]
+    notes = _network_notes(network, obs, local, slots, target, old, routes)
+    if replace_conflicting_routes and conflicts:
+        notes.append(f"{len(conflicts)} conflicting route(s) will be replaced")
+    return NetworkPlan(
+        network=network.name,
+        cloud=network.cloud,
+        changes=tuple(changes),
+        conflicts=tuple(conflicts) if not replace_conflicting_routes else (),
+        notes=tuple(notes),
+        hand_made=old.instance if old is not None else None,
+    )
+
+
+def _target(slots: list[Slot], active: ObservedConnector | None) -> Slot:
+    """The member the routes lead to: the one they lead to now if it stays, else one that
+    stays, else one launched fresh (made before the routes, the others replaced after them)."""
+    return (
+        next((s for s in slots if s.stays and s.current == active), None)
+        or next((s for s in slots if s.stays), None)
+        or next((s for s in slots if s.current is None), None)
+        # both replaced: the one the routes do not lead to first, the active one after them
+        or next((s for s in slots if s.current != active), None)
+        or slots[0]
+    )
+
+
+def _group_changes(
+    network: Network,
+    topology: Topology,
+    obs: Observed,
+    subnets: Mapping[str, tuple[IPv4Network, ...]],
+    target: Slot,
+    extras: list[ObservedConnector],
+) -> tuple[list[Change], list[Change], list[Change]]:
+    """The app groups' rules: (now, with the new connector's address where the groups admit a
+    connector by its address; late: the old VM's address, once it is gone; and the replaced
+    connector's rule the same way). Where the app groups admit the connector by its own
+    address (Azure, NAT everything), a VM made beside the old one is admitted by its own
+    before the routes move to it, and the old one's address only once the old VM is gone."""
+    name = network.name
+    wanted_rules = app_rules(network, topology, subnets)
+    access = _app_access_changes(network, obs, wanted_rules)
+    by_address = CLOUD_SCHEMAS[network.cloud].connector_by_address
+    old_addresses = {
+        IPv4Network(f"{x.private_ip}/32") for x in extras if x.private_ip
+    } | ({IPv4Network(f"{target.current.private_ip}/32")}
+         if target.new and target.current is not None and target.current.private_ip else set())  # fmt: skip
+    late = [c for c in access if by_address and c.action is Action.DELETE and c.rule is not None
+            and c.rule.source in old_addresses]  # fmt: skip
+    now = [c for c in access if c not in late]
+    readdressed: list[Change] = []
+    if by_address and beside_made(target):
+        for g in obs.app_groups:
+            for rule in wanted_rules.get(g.id, ()):
+                if rule.source == CONNECTOR_SOURCE and rule in set(g.rules):
+                    now.append(Change(name, Action.CREATE, Kind.APP_ACCESS, g.id,
+                                      WHY_APP_ACCESS_NAT + " (the new connector's address)",
+                                      rule=rule, target=NEW_CONNECTOR))  # fmt: skip
+                    readdressed.append(Change(name, Action.DELETE, Kind.APP_ACCESS, g.id,
+                                              "the replaced connector's address",
+                                              rule=rule, previous_target="replaced"))  # fmt: skip
+    return now, late, readdressed
+
+
+def _after_the_routes(
+    name: str,
+    obs: Observed,
+    slots: list[Slot],
+    target: Slot,
+    extras: list[ObservedConnector],
+    front: str,
+) -> list[Change]:
+    """What waits for the routes: the other members' changes, a front the file no longer
+    has, connectors no longer wanted and those replaced beside."""
+    changes: list[Change] = []
     for slot in slots:
         if slot is not target:
             changes += slot.changes
@@ -226,13 +277,20 @@ def _plan_network(
     changes += delete_connectors(
         name, replaced, "replaced: the routes lead to the new connector now (made before break)"
     )
-    changes += late + readdressed  # (the old VM's address, once it is gone)
-    # what a setting the file no longer has left (a pair's): once nothing uses it
-    changes += [
-        Change(name, Action.DELETE, Kind.PART, p.name, "the file no longer needs it", part=p)
-        for p in reversed(obs.parts)
-        if p.present and not p.wanted
-    ]
+    return changes
+
+
+def _network_notes(
+    network: Network,
+    obs: Observed,
+    local: tuple[IPv4Network, ...],
+    slots: list[Slot],
+    target: Slot,
+    old: ForeignConnector | None,
+    routes: list[Change],
+) -> list[str]:
+    c = network.connector
+    assert c is not None
     notes = _notes(network, target.subnet, None if target.new else target.current, local)
     if old is None and c.takes_over:
         notes.append(f"connector.takes_over {c.takes_over}: no route of the network leads to a "
@@ -248,16 +306,7 @@ def _plan_network(
         )  # fmt: skip
     if c.ha:
         notes += pair_notes(network, slots, target)
-    if replace_conflicting_routes and conflicts:
-        notes.append(f"{len(conflicts)} conflicting route(s) will be replaced")
-    return NetworkPlan(
-        network=network.name,
-        cloud=network.cloud,
-        changes=tuple(changes),
-        conflicts=tuple(conflicts) if not replace_conflicting_routes else (),
-        notes=tuple(notes),
-        hand_made=old.instance if old is not None else None,
-    )
+    return notes
 
 
 def _ingress_changes(name: str, obs: Observed, local: tuple[IPv4Network, ...]) -> list[Change]:
