@@ -437,15 +437,15 @@ def service_calls(networks: int) -> dict[str, dict[str, Any]]:
     """CloudConnexa API calls (token included) per phase, for `networks` networks of two
     subnets each: plan (observe), apply, re-apply (observe; nothing to write), destroy."""
     from provisioner import planner
-    from provisioner.fakes.cloudconnexa import (
+    from provisioner.cloudconnexa.client import Api, CloudConnexaSide
+    from provisioner.cloudconnexa.fake import (
         SANDBOX_CLIENT_ID,
         SANDBOX_CLIENT_SECRET,
         CloudConnexa,
     )
+    from provisioner.cloudconnexa.planner import plan_service, plan_service_destroy
     from provisioner.model import CloudConnexa as Service
     from provisioner.model import Network, Topology
-    from provisioner.service import Api, CloudConnexaSide
-    from provisioner.service_planner import plan_service, plan_service_destroy
 
     topology = Topology(
         networks=tuple(

@@ -34,8 +34,8 @@ def one(size: int, apply: bool, scattered: bool = False) -> dict[str, Any]:
 
     sys.path.insert(0, str(REPO))
     from provisioner import Deployment, load_topology
-    from provisioner.fakes.cloudconnexa import CloudConnexa
-    from provisioner.pace import Limit
+    from provisioner.cloudconnexa.fake import CloudConnexa
+    from provisioner.cloudconnexa.pace import Limit
     from provisioner.sandbox import fake_session, sandbox_clouds, seed_world
 
     aws_calls: Counter[str] = Counter()

@@ -37,8 +37,8 @@ from .providers.base import NetworkProvider
 from .reading import Reader, placeholder
 
 if TYPE_CHECKING:
+    from .cloudconnexa.client import CloudConnexaSide
     from .doctor import FlowReport
-    from .service import CloudConnexaSide
 
 Confirm = Callable[[Plan], bool]
 Show = Callable[[Plan], None]  # told the plan first, before any refusal, question or change

@@ -393,8 +393,8 @@ def _service_deadline(text: str) -> None:
     stands for PROVISION_SERVICE_DEADLINE in this run."""
     import os
 
+    from .cloudconnexa.pace import DEADLINE_VARIABLE
     from .limits import seconds
-    from .pace import DEADLINE_VARIABLE
 
     os.environ[DEADLINE_VARIABLE] = str(seconds("--service-deadline", text, 0.0))
 
@@ -510,8 +510,8 @@ def _discover(args: argparse.Namespace) -> int:
     required = tuple(k for k, _, _ in schema.required_connector_keys if k not in given)
     service = None
     if args.service_cloud_id:
+        from .cloudconnexa.client import api_from_environment
         from .discover import service_network
-        from .service import api_from_environment
 
         service = service_network(api_from_environment(args.service_cloud_id, _progress),
                                   args.service_cloud_id, found.cidrs)  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .changes import delete_connectors, delete_parts, route_change
+from .cloudconnexa.planner import plan_service_destroy
 from .desired import pair_of
 from .model import (
     Action,
@@ -17,7 +18,6 @@ from .model import (
     Plan,
     Topology,
 )
-from .service_planner import plan_service_destroy
 
 
 def plan_destroy(

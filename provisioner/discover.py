@@ -50,7 +50,7 @@ class FoundService:
 def service_network(api: object, cloud_id: str, cidrs: tuple[IPv4Network, ...]) -> FoundService | None:  # fmt: skip
     """Of the account's networks on the VPN service, the one with a route that overlaps the
     network's ranges (one call per page of networks); None: no such one."""
-    from .service import parse_network
+    from .cloudconnexa.client import parse_network
 
     for doc in api.pages("/networks"):  # type: ignore[attr-defined]
         sn = parse_network(doc)

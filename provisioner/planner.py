@@ -14,6 +14,7 @@ from ipaddress import IPv4Network
 
 from . import capacity
 from .changes import delete_connectors, part_changes, route_change
+from .cloudconnexa.planner import plan_service
 from .desired import (
     WHY_APP_ACCESS_KEPT,
     WHY_APP_ACCESS_NAT,
@@ -68,7 +69,6 @@ from .replacing import (
     successors,
     told_by_service,
 )
-from .service_planner import plan_service
 from .spec import CLOUD_SCHEMAS
 from .steps import takes_vpn
 

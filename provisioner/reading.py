@@ -26,7 +26,7 @@ from .providers import Clouds
 from .providers.base import NetworkProvider
 
 if TYPE_CHECKING:
-    from .service import CloudConnexaSide
+    from .cloudconnexa.client import CloudConnexaSide
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Reader:
         """The VPN service's half: its API from the environment, or from
         `clouds.options["cloudconnexa"]` (`base_url`, `client_id`, `client_secret`...)."""
         if self._service is None:
-            from .service import Api, CloudConnexaSide
+            from .cloudconnexa.client import Api, CloudConnexaSide
 
             options = dict(self.clouds.options.get(SERVICE_PLAN, {}))
             api = None

@@ -47,7 +47,7 @@ def offline_members(
     network: Network, topology: Topology, service: ObservedService | None
 ) -> frozenset[int]:
     """The members whose connector on the VPN service (the newest of ours) is not ONLINE."""
-    from .service_planner import our_connector, vpn_region
+    from .cloudconnexa.planner import our_connector, vpn_region
 
     found = service.network(network.name) if service is not None else None
     if found is None or network.connector is None:
@@ -75,7 +75,7 @@ def successors(
     made first; the old one's goes after the clouds' changes. `rotate`: every member's VM gets
     one (and is replaced for it). None when the newest connector of ours is not the one the
     old VM dials in with: an interrupted run made it for this."""
-    from .service_planner import successor, vpn_region
+    from .cloudconnexa.planner import successor, vpn_region
 
     assert network.connector is not None
     found = service.network(network.name)

@@ -434,7 +434,7 @@ def sandbox() -> Iterator[tuple[Any, SandboxWorld]]:
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     serialize_moto()
     tag_launched_interfaces()
-    from .fakes.cloudconnexa import CloudConnexa
+    from .cloudconnexa.fake import CloudConnexa
 
     with (
         mock_aws(),
@@ -483,7 +483,7 @@ def sandbox_clouds(session: Any, service_url: str, **service: Any) -> Any:
     """Clouds for a library caller (a test, a bench) against the sandbox: AWS through
     `session` (moto), the VPN service at `service_url` with the sandbox's credentials, and any
     of the service client's options (`sleep`, `clock`, `progress`...)."""
-    from .fakes.cloudconnexa import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+    from .cloudconnexa.fake import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
     from .providers import Clouds
 
     return Clouds(
@@ -501,7 +501,7 @@ def sandbox_clouds(session: Any, service_url: str, **service: Any) -> Any:
 
 def service_exports(url: str) -> dict[str, str]:
     """What points the CLI at the fake CloudConnexa: its URL and the sandbox's credentials."""
-    from .fakes.cloudconnexa import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+    from .cloudconnexa.fake import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 
     return dict(
         zip(SERVICE_VARIABLES, (url, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET), strict=True)
@@ -629,8 +629,8 @@ def serve(directory: Path, seconds: float | None = None, verbose: bool = False) 
 
     from moto.server import ThreadedMotoServer
 
+    from .cloudconnexa.fake import CloudConnexa, RateLimit
     from .fakes.arm import Arm
-    from .fakes.cloudconnexa import CloudConnexa, RateLimit
     from .fakes.gce import Gce
     from .fakes.oci import Oci
 

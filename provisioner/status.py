@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .cloudconnexa.planner import service_status
 from .desired import (
     active_connector,
     app_rules,
@@ -29,7 +30,6 @@ from .model import (
     Topology,
     WayOut,
 )
-from .service_planner import service_status
 
 
 def network_status(

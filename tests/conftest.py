@@ -439,7 +439,7 @@ def snapshot(session: Any, regions: tuple[str, ...] = ("us-east-1", "us-west-2")
 @pytest.fixture
 def service(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The fake CloudConnexa API, and the environment that points the CLI at it."""
-    from provisioner.fakes.cloudconnexa import CloudConnexa
+    from provisioner.cloudconnexa.fake import CloudConnexa
     from provisioner.sandbox import service_exports
 
     with CloudConnexa(online_with_profile=True).serve() as server:

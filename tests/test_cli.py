@@ -444,10 +444,12 @@ def test_every_why_cites_hops_that_docs_flows_md_has(world: SandboxWorld, capsys
     doc = json.loads(capsys.readouterr().out)
     texts = [c["why"] for n in doc["networks"] for c in n["changes"]]
     texts += [note for n in doc["networks"] for note in n["notes"]]
-    from provisioner import service_planner
+    from provisioner import desired
+    from provisioner.cloudconnexa import planner as service_planner
 
-    texts += [v for k, v in vars(planner).items() if k.startswith("WHY_")]
-    texts += [v for k, v in vars(service_planner).items() if k.startswith("WHY_")]
+    for module in (planner, desired, service_planner):
+        texts += [v for k, v in vars(module).items() if k.startswith("WHY_")]
+    assert sum(k.startswith("WHY_") for k in vars(desired)) >= 7
     cited = 0
     for text in texts:
         assert "seed" not in text and "step" not in text, text

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from provisioner.fakes.cloudconnexa import (
+from provisioner.cloudconnexa.fake import (
     SANDBOX_CLIENT_ID,
     SANDBOX_CLIENT_SECRET,
     CloudConnexa,

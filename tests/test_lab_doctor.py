@@ -43,8 +43,9 @@ from lab.world import (
 )
 
 from provisioner import planner
+from provisioner.cloudconnexa.client import Api, read_policy
+from provisioner.cloudconnexa.fake import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, CloudConnexa
 from provisioner.doctor import diagnose
-from provisioner.fakes.cloudconnexa import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, CloudConnexa
 from provisioner.model import (
     AppAccess,
     AppGroup,
@@ -66,7 +67,6 @@ from provisioner.model import (
     ServiceRoute,
     WayOut,
 )
-from provisioner.service import Api, read_policy
 
 pytestmark = lab_marks("lab-doctor")
 

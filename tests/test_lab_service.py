@@ -28,11 +28,11 @@ from lab.world import (
 )
 
 from provisioner import planner
-from provisioner.fakes.cloudconnexa import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, CloudConnexa
+from provisioner.cloudconnexa.client import Api, CloudConnexaSide
+from provisioner.cloudconnexa.fake import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, CloudConnexa
+from provisioner.cloudconnexa.planner import plan_service, service_status
 from provisioner.model import CloudConnexa as Service
 from provisioner.model import service_connector_name
-from provisioner.service import Api, CloudConnexaSide
-from provisioner.service_planner import plan_service, service_status
 
 pytestmark = lab_marks("lab-service")
 

@@ -311,7 +311,7 @@ def test_with_the_service_both_connectors_belong_to_the_one_service_network(
     """The VPN service's half from the same file: the service makes cp-hq and cp-hq-2 in HQ's
     one service network, and each connector's own secret holds its own profile."""
     from provisioner.api import Deployment
-    from provisioner.fakes.cloudconnexa import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+    from provisioner.cloudconnexa.fake import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
     from provisioner.sandbox import VPN_REGION
     from provisioner.spec import load_topology
 
@@ -372,7 +372,7 @@ def test_a_pair_step_that_fails_is_finished_by_apply_and_cleaned_by_destroy(
 def _served(o: OciWorld, service: Any, **hq: Any) -> Any:
     """HQ and spoke with their profiles from the VPN service (the fake), on the fake OCI."""
     from provisioner import Deployment, load_topology
-    from provisioner.fakes.cloudconnexa import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
+    from provisioner.cloudconnexa.fake import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
     from provisioner.providers import Clouds
 
     doc = o.topology(**hq)

@@ -13,7 +13,7 @@ import yaml
 from conftest import FIGURES
 
 from provisioner import Deployment, load_topology
-from provisioner.fakes.cloudconnexa import (
+from provisioner.cloudconnexa.fake import (
     CloudConnexa,
     RateLimit,
 )
@@ -92,8 +92,8 @@ def test_the_wait_stops_at_the_runs_deadline():
     --service-deadline): the call that would wait past it stops the run with one line."""
     import pytest
 
+    from provisioner.cloudconnexa.pace import Pace
     from provisioner.errors import CloudError
-    from provisioner.pace import Pace
 
     now = [0.0]
     slept: list[float] = []

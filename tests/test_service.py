@@ -18,7 +18,8 @@ from conftest import CallLog, GcpWorld, snapshot
 
 from provisioner import CloudError, Deployment, load_topology
 from provisioner.cli import run
-from provisioner.fakes.cloudconnexa import (
+from provisioner.cloudconnexa.client import Api
+from provisioner.cloudconnexa.fake import (
     SANDBOX_CLIENT_ID,
     SANDBOX_CLIENT_SECRET,
     CloudConnexa,
@@ -27,7 +28,6 @@ from provisioner.fakes.http import FakeServer
 from provisioner.model import place_from_text
 from provisioner.providers import Clouds
 from provisioner.sandbox import SandboxWorld, sandbox_clouds
-from provisioner.service import Api
 
 
 def fake(server: FakeServer) -> CloudConnexa:

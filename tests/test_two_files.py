@@ -133,8 +133,8 @@ def test_an_interrupted_route_create_is_recovered_by_reading(world: SandboxWorld
 def test_a_description_fits_what_the_provider_accepts():
     """The Terraform provider validates descriptions of 1-120 characters: a place too long for
     that (OCI's OCIDs) is left out, the owner and the name kept."""
+    from provisioner.cloudconnexa.client import description
     from provisioner.model import OciLocation, place_from_text, place_text
-    from provisioner.service import description
 
     oci = OciLocation(
         "eu-frankfurt-1",

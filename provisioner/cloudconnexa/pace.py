@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .errors import CloudError
+from ..errors import CloudError
 
 DEADLINE_VARIABLE = "PROVISION_SERVICE_DEADLINE"
 DEFAULT_DEADLINE = 3600.0  # a run waits at most this long for the service's rate limit in all
@@ -26,7 +26,7 @@ def service_deadline() -> float:
     """PROVISION_SERVICE_DEADLINE: how long a run may wait for the rate limit in all."""
     import os
 
-    from .limits import seconds
+    from ..limits import seconds
 
     return seconds(DEADLINE_VARIABLE, os.environ.get(DEADLINE_VARIABLE), DEFAULT_DEADLINE)
 

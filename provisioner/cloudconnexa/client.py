@@ -28,10 +28,10 @@ from ipaddress import IPv4Network, ip_address
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from .errors import CloudError, ProvisionerError, SpecError
-from .files import write_secret
-from .limits import limits
-from .model import (
+from ..errors import CloudError, ProvisionerError, SpecError
+from ..files import write_secret
+from ..limits import limits
+from ..model import (
     SERVICE_MARK,
     SERVICE_PLAN,
     AccessGroup,
@@ -50,9 +50,9 @@ from .model import (
     place_text,
     service_connector_name,
 )
+from ..redact import secret as protect_secret
 from .pace import DEFAULT_DEADLINE, Pace, service_deadline
-from .redact import secret as protect_secret
-from .service_planner import members, our_connector, vpn_region
+from .planner import members, our_connector, vpn_region
 
 API_URL_VARIABLE = "CLOUDCONNEXA_API_URL"
 CLIENT_ID_VARIABLE = "CLOUDCONNEXA_CLIENT_ID"

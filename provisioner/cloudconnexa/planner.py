@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from ipaddress import IPv4Network
 
-from .model import (
+from ..model import (
     SERVICE_PLAN,
     Action,
     Change,
