@@ -990,7 +990,7 @@ def _trace_one(
     unread = next((o for o in (obs, observed.get(spec.source)) if o and o.unread), None)
     if unread is not None:
         trace.add(Hop(f"filters of {unread.network}", False, f"not read ({unread.unread})",
-                      "", "give the credential the doctor's reads (README: `provision "
+                      "", "give the credential the doctor's reads (docs/doctor.md: `provision "
                       "doctor`)", False, unknown=True))  # fmt: skip
         return
     if spec.kind == "egress":

@@ -247,7 +247,7 @@ FLAGS = {
     "file": "the topology file (YAML, version 1); or one network's flags instead (below)",
     "file_only": "the topology file (YAML, version 1)",
     "yes": "do not ask for confirmation (needed without a terminal)",
-    "json": "print it as JSON instead (schema in the README)",
+    "json": "print it as JSON instead (schema in docs/cli.md)",
     "json_run": "print the plan and what was done and not done as one JSON document",
     "verbose": "every change on its own line with its why (default: grouped)",
     "verbose_status": "every route on its own line (default: the ok ones of a target at once)",

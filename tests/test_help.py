@@ -43,7 +43,7 @@ def test_the_readme_shows_what_help_says():
         "`python3 -m provisioner.helptext README.md`"
     )
     # it is under "Use", and every command of the parser is in it
-    assert readme.index("## Use") < readme.index(H.MARK_BEGIN) < readme.index("### The topology")
+    assert readme.index("## Use") < readme.index(H.MARK_BEGIN) < readme.index("## A first real")
     commands = _subcommands(_parser())
     for name in commands:
         assert f"provision {name} " in block or f"provision {name}\n" in block, name
