@@ -93,7 +93,7 @@ def tag_launched_interfaces() -> None:
     says it is ready (VMS_REPORT_READY), as its cloud-init would once its tunnel is up."""
     from moto.ec2.models.instances import InstanceBackend
 
-    from .fakes.http import sandbox_watchdog_word
+    from .fakeserver import sandbox_watchdog_word
     from .providers.aws.common import MEMBER_TAG, READY_TAG, TAG, WATCH_TAG
 
     original = InstanceBackend.run_instances

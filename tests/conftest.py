@@ -830,7 +830,7 @@ class WriteWatch:
         return self
 
     def __exit__(self, *_: object) -> None:
-        from provisioner.fakes.http import WRITE_METHODS
+        from provisioner.fakeserver import WRITE_METHODS
 
         try:
             self.depth -= 1

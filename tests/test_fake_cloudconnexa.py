@@ -17,7 +17,7 @@ from provisioner.cloudconnexa.fake import (
     SANDBOX_CLIENT_SECRET,
     CloudConnexa,
 )
-from provisioner.fakes.http import FakeServer
+from provisioner.fakeserver import FakeServer
 
 
 @pytest.fixture

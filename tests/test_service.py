@@ -24,7 +24,7 @@ from provisioner.cloudconnexa.fake import (
     SANDBOX_CLIENT_SECRET,
     CloudConnexa,
 )
-from provisioner.fakes.http import FakeServer
+from provisioner.fakeserver import FakeServer
 from provisioner.model import place_from_text
 from provisioner.providers import Clouds
 from provisioner.sandbox import SandboxWorld, sandbox_clouds

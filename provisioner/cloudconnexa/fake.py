@@ -46,7 +46,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ..fakes.http import Call, Faults, Injectable
+from ..fakeserver import Call, Faults, Injectable
 
 SANDBOX_CLIENT_ID = "sandbox-client"
 SANDBOX_CLIENT_SECRET = "sandbox-secret-not-a-real-one"
