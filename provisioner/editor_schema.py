@@ -10,6 +10,7 @@ The schema checks the shape (keys, types, id patterns, CIDR form); the parser al
 needs more than one value (overlaps, a summary against the subnets, the VPN service block).
 
     python -m provisioner.editor_schema > schema/topology.schema.json
+    python -m provisioner.editor_schema --docs docs/topology.md   # its table of every key
 """
 
 from __future__ import annotations
@@ -239,9 +240,57 @@ def json_schema() -> dict[str, Any]:
     }
 
 
+KEYS_BEGIN = "<!-- every key: generated from provisioner/editor_schema.py, do not edit -->"
+KEYS_END = "<!-- end of the generated keys -->"
+
+
+def keys_table() -> str:
+    """Every key of the file, where it may stand and for which clouds, as the schema has it:
+    the table docs/topology.md holds between its markers (a test keeps it current)."""
+    rows = [("version, id, vpn_subnet, networks, service", "the file", "")]
+    rows.append((", ".join(spec.SERVICE_KEYS), "service.cloudconnexa", ""))
+    rows.append((", ".join(spec.COMMON_KEYS), "networks.NAME", "every cloud"))
+    rows.append(("adopt_service_network", "networks.NAME", "every cloud, with the service"))
+    for cloud in sorted(spec.CLOUD_SCHEMAS):
+        schema = spec.CLOUD_SCHEMAS[cloud]
+        rows.append((", ".join((*schema.keys, *schema.network_keys)), "networks.NAME", cloud))
+    rows.append((", ".join((*spec.CONNECTOR_KEYS, *spec.CONNECTOR_MORE_KEYS)),
+                 "networks.NAME.connector", "every cloud"))  # fmt: skip
+    for cloud in sorted(spec.CLOUD_SCHEMAS):
+        if spec.CLOUD_SCHEMAS[cloud].connector_keys:
+            rows.append((", ".join(spec.CLOUD_SCHEMAS[cloud].connector_keys),
+                         "networks.NAME.connector", cloud))  # fmt: skip
+    rows.append((", ".join(spec.EXTERNAL_KEYS + spec.EXTERNAL_SERVICE_KEYS), "networks.NAME",
+                 "external (adopt_service_network, connector: with the service)"))  # fmt: skip
+    rows.append(("profile_out", "networks.NAME.connector", "external, with the service"))
+    rows.append((", ".join(spec.APP_ACCESS_KEYS), "an app_security_groups entry", "every cloud"))
+    out = [KEYS_BEGIN, "| keys | where | clouds |", "|---|---|---|"]
+    out += [f"| {', '.join(f'`{k}`' for k in keys.split(', '))} | `{where}` | {clouds} |"
+            for keys, where, clouds in rows]  # fmt: skip
+    return "\n".join([*out, KEYS_END])
+
+
+def keys_block(text: str) -> str | None:
+    start, end = text.find(KEYS_BEGIN), text.find(KEYS_END)
+    if start < 0 or end < start:
+        return None
+    return text[start : end + len(KEYS_END)]
+
+
 def text() -> str:
     return json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
 
 
 if __name__ == "__main__":  # pragma: no cover
-    print(text(), end="")
+    import sys
+    from pathlib import Path
+
+    if sys.argv[1:2] == ["--docs"]:
+        page = Path(sys.argv[2])
+        body = page.read_text(encoding="utf-8")
+        old = keys_block(body)
+        if old is None:
+            raise SystemExit(f"{page}: no '{KEYS_BEGIN}' ... '{KEYS_END}' markers")
+        page.write_text(body.replace(old, keys_table()), encoding="utf-8")
+    else:
+        print(text(), end="")

@@ -83,3 +83,23 @@ def test_what_the_schema_refuses_the_parser_refuses(case: str, validator: Draft7
     assert list(validator.iter_errors(doc)), case
     with pytest.raises(SpecError):
         parse_topology(doc, ROOT / "examples")
+
+
+def test_the_topology_page_lists_every_key_as_the_schema_has_it():
+    """docs/topology.md's table of every key is the generator's (as the README's "Use" is
+    --help's), and every key the parser takes has its meaning on that page."""
+    from provisioner import spec
+    from provisioner.editor_schema import keys_block, keys_table
+
+    page = (ROOT / "docs" / "topology.md").read_text()
+    assert keys_block(page) == keys_table(), (
+        "docs/topology.md's key table is stale: python -m provisioner.editor_schema --docs "
+        "docs/topology.md"
+    )
+    meanings = page[page.index("What each means:") :]
+    keys = {*spec.TOP_KEYS, *spec.COMMON_KEYS, *spec.CONNECTOR_KEYS, *spec.CONNECTOR_MORE_KEYS}
+    keys |= {k for s in spec.CLOUD_SCHEMAS.values() for k in (*s.keys, *s.network_keys,
+                                                               *s.connector_keys)}  # fmt: skip
+    missing = sorted(k for k in keys if not any(f in meanings for f in (f"`{k}`", f".{k}`",
+                                                                        f"`{k}.", f".{k}.")))  # fmt: skip
+    assert missing == [], missing
