@@ -287,8 +287,8 @@ def azure_calls_for(tables: int, peers: int, pair: bool = False) -> dict[str, An
     from azure.mgmt.network import models as m
 
     from provisioner import Clouds, load_topology
-    from provisioner.fakes.arm import Arm
-    from provisioner.fakes.azure_world import SUBSCRIPTION, network_client
+    from provisioner.providers.azure.fake import Arm
+    from provisioner.providers.azure.world import SUBSCRIPTION, network_client
     from provisioner.sandbox import FAKE_PROFILE
 
     arm = Arm()
@@ -343,8 +343,8 @@ def gcp_calls_for(tables: int, peers: int, pair: bool = False) -> dict[str, Any]
     from google.cloud import compute_v1 as c
 
     from provisioner import Clouds, load_topology
-    from provisioner.fakes.gce import Gce
-    from provisioner.fakes.gcp_world import PROJECT, compute, seed_network
+    from provisioner.providers.gcp.fake import Gce
+    from provisioner.providers.gcp.world import PROJECT, compute, seed_network
     from provisioner.sandbox import FAKE_PROFILE
 
     gce = Gce()
@@ -402,8 +402,8 @@ def oci_calls_for(tables: int, peers: int, pair: bool = False) -> dict[str, Any]
     from oci.core import models as m
 
     from provisioner import Clouds, load_topology
-    from provisioner.fakes.oci import Oci
-    from provisioner.fakes.oci_world import clients, seed_vcn
+    from provisioner.providers.oci.fake import Oci
+    from provisioner.providers.oci.world import clients, seed_vcn
     from provisioner.sandbox import FAKE_PROFILE
 
     fake = Oci()

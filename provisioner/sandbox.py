@@ -278,11 +278,11 @@ class SandboxWorld:
     hq: SandboxVpc
     branch: SandboxVpc
     directory: Path
-    azure: Any = None  # fakes.azure_world.SandboxVnet: the Azure hub, when the world has one
+    azure: Any = None  # providers.azure.world.SandboxVnet: the Azure hub, when the world has one
     azure_url: str = ""  # where its fake ARM listens
-    gcp: Any = None  # fakes.gcp_world.SandboxGcpNetwork: the GCP hub, when the world has one
+    gcp: Any = None  # providers.gcp.world.SandboxGcpNetwork: the GCP hub, when the world has one
     gcp_url: str = ""  # where the fake Google Cloud listens
-    oci: Any = None  # fakes.oci_world.SandboxVcn: the OCI hub, when the world has one
+    oci: Any = None  # providers.oci.world.SandboxVcn: the OCI hub, when the world has one
     oci_url: str = ""  # where the fake OCI listens
     service_url: str = ""  # where the fake CloudConnexa listens
 
@@ -421,9 +421,9 @@ def sandbox() -> Iterator[tuple[Any, SandboxWorld]]:
     try:
         from moto import mock_aws
 
-        from .fakes.arm import Arm
-        from .fakes.gce import Gce
-        from .fakes.oci import Oci
+        from .providers.azure.fake import Arm
+        from .providers.gcp.fake import Gce
+        from .providers.oci.fake import Oci
     except ImportError:  # pragma: no cover - depends on the install
         from .errors import SpecError
 
@@ -511,9 +511,9 @@ def service_exports(url: str) -> dict[str, str]:
 def seed_hubs(world: SandboxWorld, arm: Any, gce: Any, oci: Any) -> None:
     """An Azure hub in the fake ARM, a GCP hub in the fake Google Cloud and an OCI hub in the
     fake OCI (their servers given)."""
-    from .fakes.azure_world import seed_vnet
-    from .fakes.gcp_world import seed_network
-    from .fakes.oci_world import seed_vcn
+    from .providers.azure.world import seed_vnet
+    from .providers.gcp.world import seed_network
+    from .providers.oci.world import seed_vcn
 
     world.azure = seed_vnet(arm.fake, arm.url, "azhub", AZURE_HUB)
     world.azure_url = arm.url
@@ -630,9 +630,9 @@ def serve(directory: Path, seconds: float | None = None, verbose: bool = False) 
     from moto.server import ThreadedMotoServer
 
     from .cloudconnexa.fake import CloudConnexa, RateLimit
-    from .fakes.arm import Arm
-    from .fakes.gce import Gce
-    from .fakes.oci import Oci
+    from .providers.azure.fake import Arm
+    from .providers.gcp.fake import Gce
+    from .providers.oci.fake import Oci
 
     # moto's server logs every request through werkzeug: only with --verbose
     logging.getLogger("werkzeug").setLevel(logging.INFO if verbose else logging.ERROR)

@@ -507,7 +507,7 @@ class FakeCloudWorld:
     the topologies, deployments and clients the tests drive it with."""
 
     url: str
-    hq: Any  # the seeded networks: fakes.<cloud>_world's Sandbox...
+    hq: Any  # the seeded networks: providers.<cloud>.world's Sandbox...
     spoke: Any
     directory: Path
 
@@ -551,7 +551,7 @@ class FakeCloudWorld:
 
 @dataclass
 class AzureWorld(FakeCloudWorld):
-    arm: Any = None  # provisioner.fakes.arm.Arm
+    arm: Any = None  # provisioner.providers.azure.fake.Arm
 
     cloud = "azure"
 
@@ -611,8 +611,8 @@ def seeded(fake: Any, seed: Callable[[str], tuple[Any, Any]]) -> Iterator[Seeded
 
 @pytest.fixture(scope="session")
 def _seeded_arm() -> Iterator[Seeded]:
-    from provisioner.fakes.arm import Arm
-    from provisioner.fakes.azure_world import seed_vnet
+    from provisioner.providers.azure.fake import Arm
+    from provisioner.providers.azure.world import seed_vnet
 
     arm = Arm()
     with seeded(
@@ -649,7 +649,7 @@ GCP_PROFILE = (
 
 @dataclass
 class GcpWorld(FakeCloudWorld):
-    gce: Any = None  # provisioner.fakes.gce.Gce
+    gce: Any = None  # provisioner.providers.gcp.fake.Gce
 
     cloud = "gcp"
     profile_text = GCP_PROFILE
@@ -661,15 +661,15 @@ class GcpWorld(FakeCloudWorld):
         return [f"{c.method} {c.api}.{c.kind}.{c.verb}" for c in self.gce.mutating_calls()]
 
     def compute(self) -> Any:
-        from provisioner.fakes.gcp_world import compute
+        from provisioner.providers.gcp.world import compute
 
         return compute(self.url)
 
 
 @pytest.fixture(scope="session")
 def _seeded_gce() -> Iterator[Seeded]:
-    from provisioner.fakes.gce import Gce
-    from provisioner.fakes.gcp_world import seed_network
+    from provisioner.providers.gcp.fake import Gce
+    from provisioner.providers.gcp.world import seed_network
 
     gce = Gce()
     with seeded(
@@ -724,7 +724,7 @@ OCI_PROFILE = (
 
 @dataclass
 class OciWorld(FakeCloudWorld):
-    fake: Any = None  # provisioner.fakes.oci.Oci
+    fake: Any = None  # provisioner.providers.oci.fake.Oci
 
     cloud = "oci"
     profile_text = OCI_PROFILE
@@ -737,15 +737,15 @@ class OciWorld(FakeCloudWorld):
         return [f"{c.method} {c.kind}.{c.verb}" for c in self.fake.mutating_calls()]
 
     def api(self) -> Any:
-        from provisioner.fakes.oci_world import clients
+        from provisioner.providers.oci.world import clients
 
         return clients(self.url, self.hq.region)
 
 
 @pytest.fixture(scope="session")
 def _seeded_oci() -> Iterator[Seeded]:
-    from provisioner.fakes.oci import Oci
-    from provisioner.fakes.oci_world import seed_vcn
+    from provisioner.providers.oci.fake import Oci
+    from provisioner.providers.oci.world import seed_vcn
 
     fake = Oci()
     with seeded(

@@ -12,7 +12,7 @@ from conftest import AzureWorld
 
 from provisioner import ConflictError, RouteState
 from provisioner.cli import run
-from provisioner.fakes.arm import iter_resources
+from provisioner.providers.azure.fake import iter_resources
 
 N = "microsoft.network"
 
@@ -134,7 +134,7 @@ def test_destroy_shuts_the_connector_down_before_it_deletes_it(azure: AzureWorld
 
 def test_a_subnet_keeps_its_nsg_endpoints_and_delegation_when_associated(azure: AzureWorld):
     """PUT replaces the whole subnet: what the toolkit does not own must be sent back."""
-    from provisioner.fakes.azure_world import network_client
+    from provisioner.providers.azure.world import network_client
 
     net = network_client(azure.url)
     data = net.subnets.get(azure.hq.resource_group, azure.hq.vnet, azure.hq.subnets[2])
@@ -161,7 +161,7 @@ def test_a_subnet_keeps_its_nsg_endpoints_and_delegation_when_associated(azure: 
 def test_a_foreign_route_for_our_destination_is_a_conflict(azure: AzureWorld, capsys):
     from azure.mgmt.network import models as m
 
-    from provisioner.fakes.azure_world import network_client
+    from provisioner.providers.azure.world import network_client
 
     network_client(azure.url).routes.begin_create_or_update(
         azure.hq.resource_group,
@@ -335,8 +335,8 @@ def _action(call) -> set[str]:
 def test_the_documented_role_is_exactly_what_the_calls_need(azure: AzureWorld):
     from azure.mgmt.network import models as m
 
-    from provisioner.fakes.azure_world import network_client
     from provisioner.providers.azure.permissions import ACTIONS
+    from provisioner.providers.azure.world import network_client
 
     # a NAT gateway on a subnet the toolkit writes: writing the subnet joins it again
     net = network_client(azure.url)
@@ -382,7 +382,7 @@ def test_the_documented_role_is_exactly_what_the_calls_need(azure: AzureWorld):
 def test_when_every_subnet_has_a_table_none_of_ours_is_made(azure: AzureWorld):
     from azure.mgmt.network import models as m
 
-    from provisioner.fakes.azure_world import network_client
+    from provisioner.providers.azure.world import network_client
 
     net = network_client(azure.url)
     hq = azure.hq
@@ -451,7 +451,7 @@ def _app_nic(azure: AzureWorld) -> str:
     """A host in HQ's app subnet (behind the app NSG): its private address."""
     from azure.mgmt.network import models as m
 
-    from provisioner.fakes.azure_world import network_client
+    from provisioner.providers.azure.world import network_client
 
     hq = azure.hq
     net = network_client(azure.url, hq.subscription)
@@ -471,7 +471,7 @@ def _deny_vpn_in_the_app_nsg(azure: AzureWorld) -> None:
     """The admin denies the VPN range in the app NSG at 101, before our allow rules."""
     from azure.mgmt.network import models as m
 
-    from provisioner.fakes.azure_world import network_client
+    from provisioner.providers.azure.world import network_client
 
     hq = azure.hq
     network_client(azure.url, hq.subscription).security_rules.begin_create_or_update(
@@ -522,7 +522,7 @@ def test_doctor_meets_the_nic_nsg_after_the_subnet_nsg(azure: AzureWorld):
     NIC denies them: the packet dies there, at the second layer."""
     from azure.mgmt.network import models as m
 
-    from provisioner.fakes.azure_world import network_client
+    from provisioner.providers.azure.world import network_client
 
     address = _app_nic(azure)
     azure.deployment().apply()

@@ -78,7 +78,7 @@ def test_names_azure_does_not_know_are_found_on_the_first_read(
 def test_a_connector_subnet_whose_default_route_drops_is_bad_input(azure: AzureWorld, capsys):
     from azure.mgmt.network import models as m
 
-    from provisioner.fakes.azure_world import network_client
+    from provisioner.providers.azure.world import network_client
 
     net = network_client(azure.url)
     hq = azure.hq

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import AzureWorld, WriteWatch, peer_watchdogs, written
 
-from provisioner.fakes.arm import iter_resources
+from provisioner.providers.azure.fake import iter_resources
 from provisioner.render import plan_text, status_text
 
 N = "microsoft.network"
@@ -205,9 +205,9 @@ def test_the_balancer_sends_to_the_one_the_pair_agreed_on_and_follows_a_takeover
     watchdogs on loopback NICs in the balancer's pool."""
     from azure.mgmt.network import models as m
 
-    from provisioner.fakes.arm import LbProbes
-    from provisioner.fakes.azure_world import network_client
+    from provisioner.providers.azure.fake import LbProbes
     from provisioner.providers.azure.pair import PROBE_THRESHOLD
+    from provisioner.providers.azure.world import network_client
 
     net = network_client(azure.url)
     rg = azure.hq.resource_group

@@ -141,7 +141,7 @@ def test_azure_another_writer_between_read_and_write_is_met_with_the_etag(
 ):
     """Someone adds a route to the admin's table after we read it: our PUT (If-Match) is
     refused with 412, we read again and write ours beside theirs."""
-    from provisioner.fakes import arm as fake_arm
+    from provisioner.providers.azure import fake as fake_arm
 
     table = azure.hq.route_table
     original = fake_arm._Context._check_if_match
@@ -286,7 +286,7 @@ def test_gcp_lists_and_prunes_a_network_that_left_the_file(gcp: Any):
 
 
 def test_azure_lists_and_prunes_a_network_that_left_the_file(azure: Any):
-    from provisioner.fakes.azure_world import seed_vnet
+    from provisioner.providers.azure.world import seed_vnet
 
     extra = seed_vnet(azure.arm, azure.url, "extra", "10.3.0.0/16",
                       resource_group=azure.hq.resource_group)  # fmt: skip
@@ -295,7 +295,7 @@ def test_azure_lists_and_prunes_a_network_that_left_the_file(azure: Any):
 
 
 def test_oci_lists_and_prunes_a_network_that_left_the_file(oci_world: Any):
-    from provisioner.fakes.oci_world import seed_vcn
+    from provisioner.providers.oci.world import seed_vcn
 
     extra = seed_vcn(oci_world.fake, oci_world.url, "extra", "10.8.0.0/16", beside=oci_world.hq)
     (oci_world.directory / "extra.ovpn").write_text("client\nremote x 1194\n<key>\nk\n</key>\n")

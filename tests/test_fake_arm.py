@@ -12,7 +12,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.network import models as m
 from conftest import AzureWorld
 
-from provisioner.fakes.azure_world import network_client
+from provisioner.providers.azure.world import network_client
 
 
 @pytest.fixture
@@ -298,7 +298,7 @@ def test_nics_join_the_pool_and_the_probes_pick_who_answers(
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from provisioner.fakes.arm import LbProbes
+    from provisioner.providers.azure.fake import LbProbes
 
     rg, sub = azure.hq.resource_group, loopback_subnet
     lb = net.load_balancers.begin_create_or_update(

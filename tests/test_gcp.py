@@ -530,7 +530,7 @@ def test_doctor_judges_firewall_rules_by_priority_deny_first_and_targets(gcp: Gc
     other tags does not touch it."""
     from google.cloud import compute_v1 as c
 
-    from provisioner.fakes.gcp_world import compute
+    from provisioner.providers.gcp.world import compute
 
     gcp.deployment().apply()
 

@@ -182,7 +182,7 @@ def test_destroy_of_a_pair_leaves_the_project_as_it_was(gcp: GcpWorld):
 def test_the_failover_backend_serves_while_the_pair_says_so_and_no_failback(gcp: GcpWorld):
     """Compute fails back to a primary that is healthy again; the pair's agreement keeps the
     returning first connector unhealthy to the check (it does not answer /active)."""
-    from provisioner.fakes.gce import IlbHealth
+    from provisioner.providers.gcp.fake import IlbHealth
 
     doc = as_pair(gcp)
     gcp.deployment(doc).apply()

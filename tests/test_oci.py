@@ -1,4 +1,4 @@
-"""OCI end to end: the real `oci` SDK against the fake on 127.0.0.1 (provisioner/fakes/oci.py),
+"""OCI end to end: the real `oci` SDK against the fake on 127.0.0.1 (provisioner/providers/oci/fake.py),
 with a no-op signer and no circuit breaker. The outcomes a user relies on."""
 
 from __future__ import annotations

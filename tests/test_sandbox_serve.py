@@ -172,7 +172,7 @@ def test_the_seeded_world_from_another_process(served: Served):
     assert partner.stat().st_mode & 0o777 == 0o600
     said = applied.stdout + applied.stderr + status.stdout + status.stderr
     assert "PRIVATE-KEY" not in said and "PRIVATE-KEY" in partner.read_text()
-    from provisioner.fakes.gcp_world import compute
+    from provisioner.providers.gcp.world import compute
 
     made = compute(served.exports["PROVISION_GCP_ENDPOINT"]).routes.list(
         project="sandbox-project-1"

@@ -146,7 +146,7 @@ def test_azure_a_hand_made_connector_is_discovered_and_taken_over_without_an_out
     from conftest import WriteWatch
     from test_azure_pair import hops_lead
 
-    from provisioner.fakes.azure_world import hand_made_connector as azure_hand_made
+    from provisioner.providers.azure.world import hand_made_connector as azure_hand_made
 
     made = azure_hand_made(azure.url, azure.hq, PEERS)
     monkeypatch.setenv("PROVISION_AZURE_ENDPOINT", azure.url)
@@ -193,7 +193,7 @@ def test_azure_a_hand_made_connector_is_discovered_and_taken_over_without_an_out
 
 
 def test_azure_retire_old_powers_the_hand_made_vm_off_after_its_routes_moved(azure):
-    from provisioner.fakes.azure_world import hand_made_connector as azure_hand_made
+    from provisioner.providers.azure.world import hand_made_connector as azure_hand_made
 
     made = azure_hand_made(azure.url, azure.hq, [azure.spoke.cidr, "172.31.0.0/16"])
     doc = azure.topology()
@@ -212,7 +212,7 @@ def test_oci_a_hand_made_connector_is_discovered_taken_over_and_retired(oci_worl
     from conftest import WriteWatch
     from test_oci_pair import rules_lead
 
-    from provisioner.fakes.oci_world import hand_made_connector as oci_hand_made
+    from provisioner.providers.oci.world import hand_made_connector as oci_hand_made
 
     o = oci_world
     image = o.fake.of_kind("images")[0]["id"]
@@ -305,7 +305,7 @@ def test_retire_old_stops_nothing_that_routes_the_file_does_not_move_still_lead_
 def test_gcp_a_hand_made_connector_is_discovered_taken_over_and_retired(gcp, capsys, monkeypatch):
     from conftest import WriteWatch
 
-    from provisioner.fakes.gcp_world import hand_made_connector as gcp_hand_made
+    from provisioner.providers.gcp.world import hand_made_connector as gcp_hand_made
 
     hop = gcp_hand_made(gcp.url, gcp.hq, [gcp.spoke.cidr, "172.31.0.0/16"])
     doc = gcp.topology()  # (its profiles written)
@@ -481,17 +481,17 @@ def test_a_take_over_stopped_half_way_is_finished_on_the_other_clouds(cloud, req
     w = request.getfixturevalue("oci_world" if cloud == "oci" else cloud)
     peers = [w.spoke.cidr, "172.31.0.0/16"]
     if cloud == "azure":
-        from provisioner.fakes.azure_world import hand_made_connector as make
+        from provisioner.providers.azure.world import hand_made_connector as make
 
         hop = make(w.url, w.hq, peers)["address"]
         fake, fault = w.arm, ("PUT", rf"/routeTables/{w.hq.route_table}$", 1)
     elif cloud == "gcp":
-        from provisioner.fakes.gcp_world import hand_made_connector as make_gcp
+        from provisioner.providers.gcp.world import hand_made_connector as make_gcp
 
         hop = make_gcp(w.url, w.hq, peers)
         fake, fault = w.gce, ("POST", r"/global/routes$", 1)
     else:
-        from provisioner.fakes.oci_world import hand_made_connector as make_oci
+        from provisioner.providers.oci.world import hand_made_connector as make_oci
 
         hop = make_oci(w.url, w.hq, w.fake.of_kind("images")[0]["id"], peers)["private_ip"]
         with w.fake.lock:

@@ -169,7 +169,7 @@ def test_another_files_connectors_are_not_strays_on_gcp(gcp: Any):
 
 @pytest.mark.xdist_group("azure")
 def test_another_files_connectors_are_not_strays_on_azure(azure: Any):
-    from provisioner.fakes.azure_world import seed_vnet
+    from provisioner.providers.azure.world import seed_vnet
 
     extra = seed_vnet(azure.arm, azure.url, "extra", "10.3.0.0/16",
                       resource_group=azure.hq.resource_group)  # fmt: skip
@@ -179,7 +179,7 @@ def test_another_files_connectors_are_not_strays_on_azure(azure: Any):
 
 @pytest.mark.xdist_group("oci")
 def test_another_files_connectors_are_not_strays_on_oci(oci_world: Any):
-    from provisioner.fakes.oci_world import seed_vcn
+    from provisioner.providers.oci.world import seed_vcn
 
     extra = seed_vcn(oci_world.fake, oci_world.url, "extra", "10.8.0.0/16", beside=oci_world.hq)
     (oci_world.directory / "extra.ovpn").write_text("client\nremote x 1194\n<key>\nk\n</key>\n")

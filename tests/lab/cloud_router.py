@@ -88,8 +88,8 @@ def aws(address: str, port: int, ips: list[str], destinations: list[str]) -> tup
 def oci(address: str, port: int, ips: list[str], destinations: list[str]) -> tuple[dict[str, Any], Follow]:  # fmt: skip
     from oci.core import models as m
 
-    from provisioner.fakes.oci import Oci
-    from provisioner.fakes.oci_world import clients
+    from provisioner.providers.oci.fake import Oci
+    from provisioner.providers.oci.world import clients
 
     fake = Oci()
     server = fake.serve(port=port, host=address)
@@ -150,8 +150,8 @@ def probe_seconds(documented: float) -> float:
 def azure(address: str, port: int, ips: list[str], destinations: list[str]) -> tuple[dict[str, Any], Follow]:  # fmt: skip
     from azure.mgmt.network import models as m
 
-    from provisioner.fakes.arm import Arm, LbProbes
-    from provisioner.fakes.azure_world import SUBSCRIPTION, network_client
+    from provisioner.providers.azure.fake import Arm, LbProbes
+    from provisioner.providers.azure.world import SUBSCRIPTION, network_client
     from provisioner.watchdog import DEFAULT_PORT
 
     arm = Arm()
@@ -202,10 +202,10 @@ def azure(address: str, port: int, ips: list[str], destinations: list[str]) -> t
 def gcp(address: str, port: int, ips: list[str], destinations: list[str]) -> tuple[dict[str, Any], Follow]:  # fmt: skip
     from google.cloud import compute_v1 as c
 
-    from provisioner.fakes.gce import Gce, IlbHealth
-    from provisioner.fakes.gcp_world import _done, compute
+    from provisioner.providers.gcp.fake import Gce, IlbHealth
     from provisioner.providers.gcp.pair import PROBE_SECONDS as CHECK_SECONDS
     from provisioner.providers.gcp.pair import UNHEALTHY_THRESHOLD
+    from provisioner.providers.gcp.world import _done, compute
     from provisioner.watchdog import DEFAULT_PORT
 
     gce = Gce()

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ..fakeserver import Call, FakeServer, Faults, Injectable
+from ...fakeserver import Call, FakeServer, Faults, Injectable
 
 # (provider namespace, type) of what the fake holds; children under their parent's type
 TOP_TYPES = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .oci import Oci
+from .fake import Oci
 
 
 @dataclass
@@ -46,7 +46,7 @@ class SandboxVcn:
 
 def clients(endpoint: str, region: str) -> Any:
     """The oci SDK's clients, pointed at the fake (as the provider points them)."""
-    from ..providers.oci.common import make_clients
+    from .common import make_clients
 
     return make_clients(region, endpoint, None, None, retries=3)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .arm import Arm
+from .fake import Arm
 
 SUBSCRIPTION = "00000000-0000-4000-8000-000000000001"
 
@@ -42,7 +42,7 @@ class SandboxVnet:
 
 def network_client(endpoint: str, subscription: str = SUBSCRIPTION) -> Any:
     """azure-mgmt-network's client, pointed at the fake (as the provider points it)."""
-    from ..providers.azure.common import clients
+    from .common import clients
 
     return clients(subscription, endpoint, None, retry_total=3)[0]
 
@@ -155,8 +155,8 @@ def hand_made_connector(
     from azure.mgmt.compute import models as c
     from azure.mgmt.network import models as m
 
-    from ..providers.azure.common import clients
-    from ..providers.azure.instance import _unusable_key
+    from .common import clients
+    from .instance import _unusable_key
 
     net, compute = clients(vnet.subscription, endpoint, None, retry_total=3)
     rg, region = vnet.resource_group, vnet.region

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..fakeserver import Answer, Call, Fault, Faults, Injectable, sandbox_watchdog_word
+from ...fakeserver import Answer, Call, Fault, Faults, Injectable, sandbox_watchdog_word
 
 GOOGLE = "https://www.googleapis.com/compute/v1/"
 NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .gce import Gce
+from .fake import Gce
 
 PROJECT = "sandbox-project-1"
 
@@ -43,7 +43,7 @@ class SandboxGcpNetwork:
 
 def compute(endpoint: str) -> Any:
     """google-cloud-compute's clients, pointed at the fake (as the provider points them)."""
-    from ..providers.gcp.common import make_clients
+    from .common import make_clients
 
     return make_clients(endpoint, None)
 

@@ -48,8 +48,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..fakeserver import Call, Faults, Injectable, stand_in_word
-from ..watchdog import HA_TAG, WATCH_TAG
+from ...fakeserver import Call, Faults, Injectable, stand_in_word
+from ...watchdog import HA_TAG, WATCH_TAG
 
 PUBLIC_POOL = ipaddress.IPv4Network("203.0.113.0/24")  # documentation addresses only
 SHAPES = ("VM.Standard.E4.Flex", "VM.Standard.E5.Flex", "VM.Standard2.1", "VM.Standard.A1.Flex")
