@@ -612,55 +612,13 @@ def _connector(
             "false is not supported with ha: true on this cloud yet: the app groups would admit "
             "the NATed traffic of the first connector only, not of the one that takes over",
         )
-    profile: ProfileSource
-    standby_profile: ProfileSource | None = None
-    if service:
-        if f.has("profiles"):
-            raise SpecError(
-                f.field("profiles"),
-                "is not used with service.cloudconnexa: the VPN service makes each connector's "
-                "profile (remove 'profiles')",
-            )
-        profile = ServiceProfile(name)
-        if standby_subnet:  # the service's second connector of the network
-            standby_profile = ServiceProfile(name, member=1)
-    elif standby_subnet:
-        profile, standby_profile = _pair_profiles(f, base)
-    else:
-        profile = _profile_file(f, base)
+    profile, standby_profile = _connector_profiles(f, base, service, name, bool(standby_subnet))
     lan = (
         f.text("lan_interface", pattern=r"^[A-Za-z0-9_.-]{1,15}$", example="eth0")
         if f.has("lan_interface")
         else None
     )
-    owned = {}
-    for key, pattern, example in schema.required_connector_keys:
-        owned[key] = f.text(key, pattern=pattern, example=example)
-    group = None
-    if f.has("dynamic_group"):
-        group = f.text("dynamic_group", pattern=r"^[\w.-]{1,100}$", example="vpn-connectors")
-        if standby_subnet:
-            raise SpecError(
-                f.field("dynamic_group"),
-                f"{group!r} is one group for both connectors of the pair, so each could read the "
-                "other's profile: with ha: true each gets a dynamic group of its own (remove it)",
-            )
-    account = None
-    if f.has("service_account"):
-        account = f.text("service_account", example="connector@my-project.iam.gserviceaccount.com")
-        if standby_subnet:
-            raise SpecError(
-                f.field("service_account"),
-                f"{account!r} is one identity for both connectors of the pair, so each could read "
-                "the other's profile: with ha: true each gets a service account of its own "
-                "(remove it)",
-            )
-        if not (re.match(_GCP_ACCOUNT, account) or re.match(_GCP_DEFAULT_ACCOUNT, account)):
-            raise SpecError(
-                f.field("service_account"),
-                f"{account!r} is not a service account email (expected like "
-                "connector@my-project.iam.gserviceaccount.com)",
-            )
+    owned, group, account = _connector_identity(f, schema, bool(standby_subnet))
     return Connector(
         vault=owned.get("vault"),
         key=owned.get("key"),
@@ -681,6 +639,60 @@ def _connector(
         # the routes alone would not say which (no VPN range route, or two forwarding VMs)
         takes_over=f.text("takes_over", pattern=r"^\S{1,300}$") if f.has("takes_over") else None,
     )
+
+
+def _connector_profiles(
+    f: _Fields, base: Path, service: bool, name: str, pair: bool
+) -> tuple[ProfileSource, ProfileSource | None]:
+    """The VPN profile of the connector (and of a pair's second): the service's, or files."""
+    if service:
+        if f.has("profiles"):
+            raise SpecError(
+                f.field("profiles"),
+                "is not used with service.cloudconnexa: the VPN service makes each connector's "
+                "profile (remove 'profiles')",
+            )
+        # (a pair: the service's second connector of the network)
+        return ServiceProfile(name), ServiceProfile(name, member=1) if pair else None
+    if pair:
+        return _pair_profiles(f, base)
+    return _profile_file(f, base), None
+
+
+def _connector_identity(
+    f: _Fields, schema: CloudSchema, pair: bool
+) -> tuple[dict[str, str], str | None, str | None]:
+    """(the keys the cloud cannot do without, OCI's dynamic group, GCP's service account): one
+    identity for both of a pair is refused, since each could read the other's profile."""
+    owned = {}
+    for key, pattern, example in schema.required_connector_keys:
+        owned[key] = f.text(key, pattern=pattern, example=example)
+    group = None
+    if f.has("dynamic_group"):
+        group = f.text("dynamic_group", pattern=r"^[\w.-]{1,100}$", example="vpn-connectors")
+        if pair:
+            raise SpecError(
+                f.field("dynamic_group"),
+                f"{group!r} is one group for both connectors of the pair, so each could read the "
+                "other's profile: with ha: true each gets a dynamic group of its own (remove it)",
+            )
+    account = None
+    if f.has("service_account"):
+        account = f.text("service_account", example="connector@my-project.iam.gserviceaccount.com")
+        if pair:
+            raise SpecError(
+                f.field("service_account"),
+                f"{account!r} is one identity for both connectors of the pair, so each could read "
+                "the other's profile: with ha: true each gets a service account of its own "
+                "(remove it)",
+            )
+        if not (re.match(_GCP_ACCOUNT, account) or re.match(_GCP_DEFAULT_ACCOUNT, account)):
+            raise SpecError(
+                f.field("service_account"),
+                f"{account!r} is not a service account email (expected like "
+                "connector@my-project.iam.gserviceaccount.com)",
+            )
+    return owned, group, account
 
 
 def _connector_subnets(
