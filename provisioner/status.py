@@ -23,8 +23,10 @@ from .model import (
     AppGroupStatus,
     ConnectorState,
     IngressRule,
+    Network,
     NetworkStatus,
     Observed,
+    ObservedConnector,
     ObservedService,
     RouteStatus,
     Topology,
@@ -55,50 +57,7 @@ def network_status(
                 r = table.route_to(dest)
                 state = route_state(r, ours)
                 routes.append(RouteStatus(table.id, dest, state, r.target if r else None))
-        notes = []
-        if current is None:
-            notes.append("no connector: run apply")
-        elif current.state != ConnectorState.RUNNING:
-            notes.append(f"connector is {current.state}")
-        elif not current.forwarding:
-            notes.append("source/dest check is on: the connector cannot forward")
-        if current is not None and obs.newer_image and current.image != obs.newer_image[0]:
-            image, since = obs.newer_image
-            how = ("the new connector made before the old one goes"
-                   if makes_before_break(network) and not ha
-                   else "each connector replaced in turn" if ha
-                   else "the old connector goes first on this cloud: an outage while the new one "
-                   "boots")  # fmt: skip
-            notes.append(f"a newer image exists: {image} (out since {since or 'unknown'}; the "
-                         f"connector runs {current.image}): `apply --roll` takes it, {how}; "
-                         "nothing changes until then")  # fmt: skip
-        if ha and obs.front is not None and obs.front.holder is None:
-            notes.append(
-                f"the routes lead to the pair's {obs.front.name} {obs.front.id}; which connector "
-                "it sends to is its probe's choice (each one's /active), which the cloud's API "
-                "does not show: 'active' here is the first"
-            )
-        if ha and standby is None:
-            notes.append("no standby connector: no failover (run apply)")
-        elif standby is not None and standby.state != ConnectorState.RUNNING:
-            notes.append(f"standby {standby.instance} is {standby.state}: no failover")
-        elif standby is not None and not standby.forwarding:
-            notes.append(f"standby {standby.instance} cannot forward: no failover")
-        subnet = obs.subnet(current.subnet if current else network.connector.subnet)
-        reaches = subnet is not None and subnet.way_out is not WayOut.NONE
-        if subnet is not None:
-            if not reaches:
-                notes.append(
-                    f"the connector's subnet {subnet.id} has no route to the internet: the "
-                    "connector cannot reach the VPN service"
-                )
-            elif lacks_public_address(subnet, current):
-                reaches = False
-                notes.append(
-                    f"the connector has no public address and its subnet reaches the internet "
-                    f"only through {subnet.via}: it cannot reach the VPN service (apply "
-                    "replaces it)"
-                )
+        notes, reaches = _connector_notes(network, obs, current, standby)
         connector_ip = current.private_ip if current else None
         groups = []
         found = {g.id: g for g in obs.app_groups}
@@ -129,6 +88,63 @@ def network_status(
             )
         )
     return tuple(out)
+
+
+def _connector_notes(
+    network: Network,
+    obs: Observed,
+    current: ObservedConnector | None,
+    standby: ObservedConnector | None,
+) -> tuple[list[str], bool]:
+    """What status says of the connectors (the active one, a newer image, the pair's front, the
+    standby) and whether the active one reaches the VPN service from its subnet."""
+    assert network.connector is not None
+    ha = network.connector.ha
+    notes = []
+    if current is None:
+        notes.append("no connector: run apply")
+    elif current.state != ConnectorState.RUNNING:
+        notes.append(f"connector is {current.state}")
+    elif not current.forwarding:
+        notes.append("source/dest check is on: the connector cannot forward")
+    if current is not None and obs.newer_image and current.image != obs.newer_image[0]:
+        image, since = obs.newer_image
+        how = ("the new connector made before the old one goes"
+               if makes_before_break(network) and not ha
+               else "each connector replaced in turn" if ha
+               else "the old connector goes first on this cloud: an outage while the new one "
+               "boots")  # fmt: skip
+        notes.append(f"a newer image exists: {image} (out since {since or 'unknown'}; the "
+                     f"connector runs {current.image}): `apply --roll` takes it, {how}; "
+                     "nothing changes until then")  # fmt: skip
+    if ha and obs.front is not None and obs.front.holder is None:
+        notes.append(
+            f"the routes lead to the pair's {obs.front.name} {obs.front.id}; which connector "
+            "it sends to is its probe's choice (each one's /active), which the cloud's API "
+            "does not show: 'active' here is the first"
+        )
+    if ha and standby is None:
+        notes.append("no standby connector: no failover (run apply)")
+    elif standby is not None and standby.state != ConnectorState.RUNNING:
+        notes.append(f"standby {standby.instance} is {standby.state}: no failover")
+    elif standby is not None and not standby.forwarding:
+        notes.append(f"standby {standby.instance} cannot forward: no failover")
+    subnet = obs.subnet(current.subnet if current else network.connector.subnet)
+    reaches = subnet is not None and subnet.way_out is not WayOut.NONE
+    if subnet is not None:
+        if not reaches:
+            notes.append(
+                f"the connector's subnet {subnet.id} has no route to the internet: the "
+                "connector cannot reach the VPN service"
+            )
+        elif lacks_public_address(subnet, current):
+            reaches = False
+            notes.append(
+                f"the connector has no public address and its subnet reaches the internet "
+                f"only through {subnet.via}: it cannot reach the VPN service (apply "
+                "replaces it)"
+            )
+    return notes, reaches
 
 
 def _admitted(
