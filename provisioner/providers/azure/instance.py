@@ -145,36 +145,61 @@ class Instance(AzureState):
     # --- apply ---------------------------------------------------------------------------
 
     def _launch(self, connector: DesiredConnector) -> None:
-        from azure.mgmt.compute import models as compute
-        from azure.mgmt.network import models as network
-
         subnet = next(
             (s for s in self.seen.vnet.subnets or [] if s.name == connector.subnet), None
         ) if self.seen.vnet is not None else None  # fmt: skip
         if subnet is None:
             raise CloudError(f"subnet {connector.subnet} is not in vnet {self.location.vnet}")
-        public = None
-        if connector.public_address:
-            public = self.wait(
-                self.net.public_ip_addresses.begin_create_or_update(
-                    self.rg,
-                    self.ip_name,
-                    network.PublicIPAddress(
-                        location=self.location.location,
-                        tags=self.tags,
-                        sku=network.PublicIPAddressSku(name="Standard"),
-                        properties=network.PublicIPAddressPropertiesFormat(
-                            public_ip_allocation_method="Static",
-                            public_ip_address_version="IPv4",
-                        ),
-                    ),
-                ),
-                f"public IP {self.ip_name}",
-            )
+        public = self._public_address() if connector.public_address else None
         # a static private address: a dynamic one may change when the VM is deallocated, and
         # every route names it
         address = self.free_address(subnet, self.connector_ip)
-        nic = self.wait(
+        nic = self._interface(connector, subnet, address, public)
+        image = connector.image.split(":") if connector.image else list(UBUNTU.values())
+        if len(image) != 4:
+            raise CloudError(f"image {connector.image!r} is not publisher:offer:sku:version")
+        user_data = self.user_data(connector)
+        tags = {**self.tags, FINGERPRINT_TAG: connector.launch_fingerprint}
+        peer = self.held[1 - self.member]["connector_ip"] if connector.ha else None
+        if peer:  # its watchdog's peer (the other's is set once this one has an address)
+            tags[PEER_TAG] = peer
+        self.wait(
+            self.compute.virtual_machines.begin_create_or_update(
+                self.rg, self.vm_name, self._vm(connector, image, user_data, tags, nic.id)
+            ),
+            f"VM {self.vm_name}",
+        )
+        self.connector_ip = address
+        self.progress(f"launched {self.vm_name} ({connector.size}, {':'.join(image)}) at {address}")
+
+    def _public_address(self) -> Any:
+        from azure.mgmt.network import models as network
+
+        return self.wait(
+            self.net.public_ip_addresses.begin_create_or_update(
+                self.rg,
+                self.ip_name,
+                network.PublicIPAddress(
+                    location=self.location.location,
+                    tags=self.tags,
+                    sku=network.PublicIPAddressSku(name="Standard"),
+                    properties=network.PublicIPAddressPropertiesFormat(
+                        public_ip_allocation_method="Static",
+                        public_ip_address_version="IPv4",
+                    ),
+                ),
+            ),
+            f"public IP {self.ip_name}",
+        )
+
+    def _interface(
+        self, connector: DesiredConnector, subnet: Any, address: str, public: Any
+    ) -> Any:
+        """Its NIC: the connector's NSG, a static private address, the public one, and (one
+        of a pair) the load balancer's pool once there is one."""
+        from azure.mgmt.network import models as network
+
+        return self.wait(
             self.net.network_interfaces.begin_create_or_update(
                 self.rg,
                 self.nic_name,
@@ -209,68 +234,56 @@ class Instance(AzureState):
             ),
             f"network interface {self.nic_name}",
         )
-        image = connector.image.split(":") if connector.image else list(UBUNTU.values())
-        if len(image) != 4:
-            raise CloudError(f"image {connector.image!r} is not publisher:offer:sku:version")
-        user_data = self.user_data(connector)
-        tags = {**self.tags, FINGERPRINT_TAG: connector.launch_fingerprint}
-        peer = self.held[1 - self.member]["connector_ip"] if connector.ha else None
-        if peer:  # its watchdog's peer (the other's is set once this one has an address)
-            tags[PEER_TAG] = peer
-        self.wait(
-            self.compute.virtual_machines.begin_create_or_update(
-                self.rg,
-                self.vm_name,
-                compute.VirtualMachine(
-                    location=self.location.location,
-                    tags=tags,
-                    properties=compute.VirtualMachineProperties(
-                        hardware_profile=compute.HardwareProfile(vm_size=connector.size),
-                        storage_profile=compute.StorageProfile(
-                            image_reference=compute.ImageReference(
-                                publisher=image[0], offer=image[1], sku=image[2], version=image[3]
-                            ),
-                            os_disk=compute.OSDisk(
-                                create_option="FromImage",
-                                delete_option="Delete",
-                                managed_disk=compute.ManagedDiskParameters(
-                                    storage_account_type="StandardSSD_LRS"
-                                ),
-                            ),
+
+    def _vm(self, connector: DesiredConnector, image: list[str], user_data: str,
+            tags: dict[str, str], nic: str) -> Any:  # fmt: skip
+        """The VM: its size and image, a disk that goes with it, the cloud-init user data, an
+        SSH key nobody holds, and its NIC."""
+        from azure.mgmt.compute import models as compute
+
+        return compute.VirtualMachine(
+            location=self.location.location,
+            tags=tags,
+            properties=compute.VirtualMachineProperties(
+                hardware_profile=compute.HardwareProfile(vm_size=connector.size),
+                storage_profile=compute.StorageProfile(
+                    image_reference=compute.ImageReference(
+                        publisher=image[0], offer=image[1], sku=image[2], version=image[3]
+                    ),
+                    os_disk=compute.OSDisk(
+                        create_option="FromImage",
+                        delete_option="Delete",
+                        managed_disk=compute.ManagedDiskParameters(
+                            storage_account_type="StandardSSD_LRS"
                         ),
-                        os_profile=compute.OSProfile(
-                            computer_name=self.vm_name[:64],
-                            admin_username="connector",
-                            custom_data=base64.b64encode(user_data.encode()).decode(),
-                            linux_configuration=compute.LinuxConfiguration(
-                                disable_password_authentication=True,
-                                ssh=compute.SshConfiguration(
-                                    public_keys=[
-                                        compute.SshPublicKey(
-                                            path="/home/connector/.ssh/authorized_keys",
-                                            key_data=_unusable_key(),
-                                        )
-                                    ]
-                                ),
-                            ),
-                        ),
-                        network_profile=compute.NetworkProfile(
-                            network_interfaces=[
-                                compute.NetworkInterfaceReference(
-                                    id=nic.id,
-                                    properties=compute.NetworkInterfaceReferenceProperties(
-                                        primary=True
-                                    ),
+                    ),
+                ),
+                os_profile=compute.OSProfile(
+                    computer_name=self.vm_name[:64],
+                    admin_username="connector",
+                    custom_data=base64.b64encode(user_data.encode()).decode(),
+                    linux_configuration=compute.LinuxConfiguration(
+                        disable_password_authentication=True,
+                        ssh=compute.SshConfiguration(
+                            public_keys=[
+                                compute.SshPublicKey(
+                                    path="/home/connector/.ssh/authorized_keys",
+                                    key_data=_unusable_key(),
                                 )
                             ]
                         ),
                     ),
                 ),
+                network_profile=compute.NetworkProfile(
+                    network_interfaces=[
+                        compute.NetworkInterfaceReference(
+                            id=nic,
+                            properties=compute.NetworkInterfaceReferenceProperties(primary=True),
+                        )
+                    ]
+                ),
             ),
-            f"VM {self.vm_name}",
         )
-        self.connector_ip = address
-        self.progress(f"launched {self.vm_name} ({connector.size}, {':'.join(image)}) at {address}")
 
     def _retire(self, instance: str) -> None:
         """A VM not of ours (its full id), powered off gracefully: stopped, not deallocated,
