@@ -336,10 +336,42 @@ class Instance(GcpState):
         return str(found.self_link), str(found.creation_timestamp or "")
 
     def _launch(self, connector: DesiredConnector) -> None:
-        from google.cloud import compute_v1
-
         # the family's newest release, by name: what the VM runs is known (status compares it)
         image = connector.image or self._family_release()[0]
+        instance = self._instance(connector, image)
+        what = f"instance {self.instance_name}"
+        self._insert(
+            what,
+            self.api.instances.insert_unary,
+            lambda _: True,
+            self.instance_name,
+            project=self.project,
+            zone=self.zone,
+            instance_resource=instance,
+        )
+        vm = self.call(
+            what,
+            self.api.instances.get,
+            project=self.project,
+            zone=self.zone,
+            instance=self.instance_name,
+        )
+        self.connector_url = partial(vm.self_link)
+        address = vm.network_interfaces[0].network_i_p
+        self.progress(
+            f"launched {self.instance_name} ({connector.size}, {image}, {self.zone}) at {address}"
+        )
+        self.held[self.member]["connector_url"] = self.connector_url
+        # behind the pair's load balancer, once there is one
+        if connector.ha and self.seen.front_ip:
+            self._join(self.member)  # type: ignore[attr-defined]
+
+    def _instance(self, connector: DesiredConnector, image: str) -> Any:
+        """The VM as Compute takes it: forwarding (fixed at creation), its tag and labels, its
+        subnetwork and public address, its boot disk, the cloud-init user data and its peer,
+        its identity, a shielded boot."""
+        from google.cloud import compute_v1
+
         other = self.held[1 - self.member] if connector.ha else None
         address = self._address_of(1 - self.member) if other and other["connector_url"] else None  # type: ignore[attr-defined]
         # its watchdog's peer (the other's metadata names this one once it has an address)
@@ -349,7 +381,7 @@ class Instance(GcpState):
             if connector.public_address
             else []
         )
-        instance = compute_v1.Instance(
+        return compute_v1.Instance(
             name=self.instance_name,
             description=f"image: {image}",
             machine_type=f"zones/{self.zone}/machineTypes/{connector.size}",
@@ -391,32 +423,6 @@ class Instance(GcpState):
                 enable_secure_boot=True, enable_vtpm=True, enable_integrity_monitoring=True
             ),
         )
-        what = f"instance {self.instance_name}"
-        self._insert(
-            what,
-            self.api.instances.insert_unary,
-            lambda _: True,
-            self.instance_name,
-            project=self.project,
-            zone=self.zone,
-            instance_resource=instance,
-        )
-        vm = self.call(
-            what,
-            self.api.instances.get,
-            project=self.project,
-            zone=self.zone,
-            instance=self.instance_name,
-        )
-        self.connector_url = partial(vm.self_link)
-        address = vm.network_interfaces[0].network_i_p
-        self.progress(
-            f"launched {self.instance_name} ({connector.size}, {image}, {self.zone}) at {address}"
-        )
-        self.held[self.member]["connector_url"] = self.connector_url
-        # behind the pair's load balancer, once there is one
-        if connector.ha and self.seen.front_ip:
-            self._join(self.member)  # type: ignore[attr-defined]
 
     def _terminate(self) -> None:
 
