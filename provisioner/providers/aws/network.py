@@ -23,6 +23,7 @@ from ...model import (
     PROFILE_PART,
     Action,
     AwsLocation,
+    Cap,
     Change,
     ConnectorState,
     FilterLayer,
@@ -300,6 +301,14 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             self.ssm, f"/connector-provisioner/{self.location.vpc}/{self.network.name}/lease"
         )
 
+    def _caps(self) -> tuple[Cap, ...]:
+        """The cloud's limits, read once per provider (a plan and its re-read under the
+        leases ask the same account: the quotas do not change between them)."""
+        found: tuple[Cap, ...] | None = getattr(self, "_read_caps", None)
+        if found is None:
+            found = self._read_caps = quotas.caps(self.quotas)
+        return found
+
     def _observe(self) -> Observed:
         vpc = self.location.vpc
         try:
@@ -358,7 +367,7 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
             app_groups=app_groups,
             connector_ingress=ingress,
             foreign=foreign,
-            caps=quotas.caps(self.quotas),
+            caps=self._caps(),
             held=quotas.held(raw_tables),
             connector_group=own_group,
         )

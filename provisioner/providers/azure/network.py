@@ -20,6 +20,7 @@ from ...model import (
     PROFILE_PART,
     Action,
     AzureLocation,
+    Cap,
     Change,
     ConnectorState,
     FilterLayer,
@@ -261,6 +262,14 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
     def lease_store(self) -> VnetTagLease:
         return VnetTagLease(self, self.location.vnet)
 
+    def _caps(self) -> tuple[Cap, ...]:
+        """The cloud's limits, read once per provider (a plan and its re-read under the
+        leases ask the same account: the quotas do not change between them)."""
+        found: tuple[Cap, ...] | None = getattr(self, "_read_caps", None)
+        if found is None:
+            found = self._read_caps = quotas.caps(self.net, self.location.location)
+        return found
+
     def _observe(self) -> Observed:
         from azure.core.exceptions import ResourceNotFoundError
 
@@ -339,7 +348,7 @@ class AzureNetwork(Groups, Instance, Pair, Provider):
             app_groups=app_groups,
             connector_ingress=ingress,
             foreign=foreign,
-            caps=quotas.caps(self.net, self.location.location),
+            caps=self._caps(),
             held=dict(seen.rule_counts),
             connector_group=self.nsg_name,
         )

@@ -391,12 +391,19 @@ class Gce(Injectable):
         if path in self.state.compute:
             raise GceError(409, "alreadyExists", f"The resource '{path}' already exists")
         metric = QUOTA_OF.get(handler.name)
-        if metric and self.usage(scope.split("/")[1], metric) >= self.quota(
-            scope.split("/")[1], metric
-        ):
-            limit = self.quota(scope.split("/")[1], metric)
-            raise GceError(403, "quotaExceeded", f"Quota '{metric}' exceeded.  Limit: {limit} "
-                           "globally.", domain="usageLimits")  # fmt: skip
+        project = scope.split("/")[1]
+        if metric and self.usage(project, metric) >= self.quota(project, metric):
+            # Compute takes the insert and fails its operation: QUOTA_EXCEEDED, as the error a
+            # `gcloud` or Terraform user sees after "waiting for" the create
+            op = self._operation(scope, "insert", {"selfLink": GOOGLE + path})
+            self.state.operations[f"{scope}/operations/{op['name']}"]["_error"] = {
+                "error": {"errors": [{"code": "QUOTA_EXCEEDED", "message": (
+                    f"Quota '{metric}' exceeded.  Limit: {self.quota(project, metric)} "
+                    "globally.")}]},
+                "httpErrorStatusCode": 403,
+                "httpErrorMessage": "FORBIDDEN",
+            }  # fmt: skip
+            return op
         body = {k: v for k, v in data.items() if v is not None}
         made = next(self._ids)
         # when it was made, as Compute says it (RFC 3339, milliseconds): later for each one
