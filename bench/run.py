@@ -95,7 +95,8 @@ def seeded(
     app group, meshed with `peers` external networks: (session, topology). `pair`: each
     network's connector is a pair, the second in a public subnet of another zone."""
     from provisioner import load_topology
-    from provisioner.sandbox import FAKE_PROFILE, fake_session, publish_ubuntu_image, seed_vpc
+    from provisioner.sandbox import FAKE_PROFILE
+    from provisioner.providers.aws.world import fake_session, publish_ubuntu_image, seed_vpc
 
     session = fake_session()
     for region in sorted(set(regions[:networks])):
@@ -495,20 +496,8 @@ def service_calls(networks: int) -> dict[str, dict[str, Any]]:
 
 def plan_time(peers: int = 100, tables: int = 50, repeat: int = 20) -> dict[str, float]:
     from provisioner import planner
-    from provisioner.model import (
-        AppAccess,
-        AppGroup,
-        AwsLocation,
-        Connector,
-        Network,
-        Observed,
-        ObservedSubnet,
-        Part,
-        ProfileFile,
-        RouteTable,
-        Topology,
-        WayOut,
-    )
+    from provisioner.model import AppAccess, AppGroup, Connector, Network, Observed, ObservedSubnet, Part, ProfileFile, RouteTable, Topology, WayOut
+    from provisioner.providers.aws.cloud import AwsLocation
 
     hq = Network(
         name="hq",
@@ -564,7 +553,7 @@ def main() -> None:
     import os
 
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # the sandbox has its own
-    from provisioner.sandbox import serialize_moto, tag_launched_interfaces
+    from provisioner.providers.aws.world import serialize_moto, tag_launched_interfaces
 
     serialize_moto()  # moto answers one request at a time; the latency is slept outside it
     tag_launched_interfaces()  # as EC2 does: a pair's watchdogs find its interfaces by tag

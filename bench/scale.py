@@ -36,7 +36,7 @@ def one(size: int, apply: bool, scattered: bool = False) -> dict[str, Any]:
     from provisioner import Deployment, load_topology
     from provisioner.cloudconnexa.fake import CloudConnexa
     from provisioner.cloudconnexa.pace import Limit
-    from provisioner.sandbox import fake_session, sandbox_clouds, seed_world
+    from provisioner.providers.aws.world import fake_session, sandbox_clouds, seed_world
 
     aws_calls: Counter[str] = Counter()
 

@@ -10,8 +10,11 @@ import gzip
 import json
 import re
 import shlex
+import importlib.util
 from importlib import resources
+from pathlib import Path
 
+from . import clouds
 from .model import DesiredConnector
 from .spec import CLOUD_SCHEMAS
 
@@ -19,8 +22,8 @@ _CONFIG_BLOCK = re.compile(r"^# @@CONFIG@@.*?^# @@END@@\n", re.S | re.M)
 _PLACEHOLDER = re.compile(r"{{(\w+)}}")
 
 
-def _template(name: str) -> str:
-    return resources.files("provisioner.templates").joinpath(name).read_text(encoding="utf-8")
+def _template(name: str, package: str = "provisioner.templates") -> str:
+    return resources.files(package).joinpath(name).read_text(encoding="utf-8")
 
 
 def render_setup_script(connector: DesiredConnector) -> str:
@@ -39,9 +42,11 @@ def render_setup_script(connector: DesiredConnector) -> str:
     return script
 
 
-def render_template(name: str, values: dict[str, str]) -> str:
+def render_template(
+    name: str, values: dict[str, str], package: str = "provisioner.templates"
+) -> str:
     """Fill `{{key}}` placeholders; every placeholder must be given."""
-    text = _template(name)
+    text = _template(name, package)
     missing = set(_PLACEHOLDER.findall(text)) - set(values)
     if missing:
         raise KeyError(f"{name}: no value for {', '.join(sorted(missing))}")
@@ -67,24 +72,28 @@ WantedBy=multi-user.target
 """
 
 
-def _compact(source: str, cloud: str) -> bytes:
-    """The module for `cloud`'s VMs: without its comments and docstrings, and without the other
-    clouds' mechanisms (what EC2's 16 KB of user-data has room for); the same code otherwise,
-    as `ast` reads it."""
-    from .watchdog import MECHANISMS
-
-    # its mechanism's classes and what they are made from
-    mine = {c.__name__ for f in MECHANISMS.get(cloud, ()) for c in getattr(f, "__mro__", (f,))}
-    other = {f.__name__ for name, pair in MECHANISMS.items() if name != cloud for f in pair} - mine
-    tree = ast.parse(source)
-    tree.body = [
+def watchdog_source(cloud: str) -> str:
+    """The watchdog as `cloud`'s VMs run it: its own module, then the cloud's mechanism (its
+    package's `watchdog` module, without its import of the watchdog) before `main` is called;
+    without comments, docstrings or anything left unused (what EC2's 16 KB of user-data has
+    room for); the same code otherwise, as `ast` reads it."""
+    described = clouds.get(cloud)
+    if described is None or not described.watchdog:
+        raise KeyError(f"{cloud}: no pair mechanism")
+    own = ast.parse(resources.files("provisioner").joinpath("watchdog.py").read_text())
+    spec = importlib.util.find_spec(described.watchdog)
+    assert spec is not None and spec.origin is not None, described.watchdog
+    mechanism = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    called = [n for n in own.body if isinstance(n, ast.If)]  # `if __name__ == "__main__"`
+    own.body = [n for n in own.body if n not in called]
+    own.body += [
         node
-        for node in tree.body
-        if not (isinstance(node, ast.ClassDef | ast.FunctionDef) and node.name in other)
+        for node in mechanism.body
+        if not (isinstance(node, ast.ImportFrom) and (node.level or node.module == "__future__"))
     ]
-    _drop_other_clouds(tree, cloud)
-    _drop_unused(tree)
-    for node in ast.walk(tree):
+    own.body += called
+    _drop_unused(own)
+    for node in ast.walk(own):
         body = getattr(node, "body", None)
         if (
             isinstance(body, list)
@@ -97,22 +106,7 @@ def _compact(source: str, cloud: str) -> bytes:
                 body[0] = ast.Pass()
             else:
                 del body[0]
-    return ("#!/usr/bin/python3\n" + ast.unparse(tree) + "\n").encode()
-
-
-def _drop_other_clouds(tree: ast.Module, cloud: str) -> None:
-    """The table of mechanisms with `cloud`'s row only."""
-    for node in tree.body:
-        if isinstance(node, ast.AnnAssign | ast.Assign) and isinstance(node.value, ast.Dict):
-            target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]
-            if isinstance(target, ast.Name) and target.id == "MECHANISMS":
-                kept = [
-                    (k, v)
-                    for k, v in zip(node.value.keys, node.value.values, strict=True)
-                    if isinstance(k, ast.Constant) and k.value == cloud
-                ]
-                node.value.keys = [k for k, _ in kept]
-                node.value.values = [v for _, v in kept]
+    return "#!/usr/bin/python3\n" + ast.unparse(own) + "\n"
 
 
 def _drop_unused(tree: ast.Module) -> None:
@@ -136,7 +130,9 @@ def _drop_unused(tree: ast.Module) -> None:
             n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
         }
         unused = [
-            n for n in tree.body if (name := defined(n)) and name != "main" and name not in used
+            n
+            for n in tree.body
+            if (name := defined(n)) and name not in ("main", "MECHANISM") and name not in used
         ]
         if not unused:
             return
@@ -149,7 +145,7 @@ def watchdog_files(cloud: str, connector: DesiredConnector, region: str) -> tupl
     if not connector.ha:
         return "", ""
     schema = CLOUD_SCHEMAS[cloud]
-    source = _compact(resources.files("provisioner").joinpath("watchdog.py").read_text(), cloud)
+    source = watchdog_source(cloud).encode()
     settings: dict[str, object] = {"cloud": cloud, "network": connector.network, "region": region}
     settings.update({key: getattr(connector, key) for key in schema.watchdog_settings})
     settings["settle"] = schema.drain_settle
@@ -176,8 +172,10 @@ def render_user_data(cloud: str, connector: DesiredConnector, secret_ref: str, r
     """The cloud-init user-data for `cloud`: it names where the profile is, never what it is."""
     script = render_setup_script(connector)
     files, run = watchdog_files(cloud, connector, region)
+    described = clouds.get(cloud)
+    assert described is not None, cloud
     return render_template(
-        f"cloud-init-{cloud}.yaml",
+        described.cloud_init,
         {
             "network": connector.network,
             "parameter": secret_ref,
@@ -192,4 +190,5 @@ def render_user_data(cloud: str, connector: DesiredConnector, secret_ref: str, r
             ),
             "watchdog_run": run,
         },
+        described.package,
     )

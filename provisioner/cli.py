@@ -330,11 +330,14 @@ def run(argv: Sequence[str] | None = None) -> int:
 
     secrets_from_environment()
     if not debug:
-        # azure-identity logs its whole credential chain (a dozen lines) as a warning before
-        # the error the provider turns into one line; --debug shows it
+        # a cloud SDK's loggers that say at length what the provider says in one line (its
+        # whole credential chain, as a warning before the error); --debug shows them
         import logging
 
-        logging.getLogger("azure.identity").setLevel(logging.CRITICAL)
+        from .clouds import known
+
+        for logger in (name for cloud in known().values() for name in cloud.quiet_loggers):
+            logging.getLogger(logger).setLevel(logging.CRITICAL)
     try:
         return _dispatch(args)
     except ProvisionerError as e:

@@ -31,14 +31,12 @@ SAID: dict[str, str] = {
     "service": "the VPN service's half, made from the same file",
     "cloud_id": "the CloudConnexa account's id (https://<cloud_id>.api.openvpn.com)",
     "vpn_region": "the VPN region the connectors attach in, like eu-central-1",
-    "cloud": "aws, azure, gcp, oci, or external (only routed to: subnets required)",
     "subnets": "what the network offers to the VPN; default: the network's own CIDRs",
     "route_tables": "all (default: every route table of the network) or a list of ids",
     "app_security_groups": "groups of the app servers the VPN reaches: an id, or {group, ports}",
     "summarize": "covering prefixes routed and admitted instead of the other networks' subnets in them",
     "connector": "the connector VM",
     "adopt_service_network": "the VPN service's network of this name is ours to manage",
-    "route_priority": "GCP: our routes' priority (0-65535, default 1000)",
     "subnet": "where the connector VM goes",
     "size": "the instance type or shape",
     "nat": "MASQUERADE on the connector (default false; true with egress)",
@@ -50,21 +48,35 @@ SAID: dict[str, str] = {
     "lan_interface": "the connector's interface into the network; default: the default route's",
     "ha": "true: a connector pair",
     "takes_over": "a connector made by hand to take over, by its VM's id",
-    "service_account": "GCP: the connector's identity; default: one made for it",
-    "vault": "OCI: the vault that holds the profile secret",
-    "key": "OCI: the key of that vault",
-    "dynamic_group": "OCI: the connector's dynamic group; default: one made for it",
     "profile_out": "where apply writes the external site's connector profile (mode 0600)",
     "group": "the app group's id",
     "ports": "port specs: all, tcp, udp, icmp, tcp/443, udp/5000-5100",
 }
+
+
+
+def said(key: str, default: str | None = None) -> str:
+    """What `key` is: SAID's, a cloud's own key as its cloud says (`GCP: ...`), or the clouds."""
+    from .clouds import known
+
+    if key == "cloud":
+        return f"{', '.join(known())}, or external (only routed to: subnets required)"
+    if key in SAID:
+        return SAID[key]
+    for cloud in known().values():
+        if key in cloud.schema.key_help:
+            return f"{cloud.title}: {cloud.schema.key_help[key]}"
+    if default is None:
+        raise KeyError(key)
+    return default
+
 
 PORT = r"^(all|tcp|udp|icmp|(tcp|udp)/\d{1,5}(-\d{1,5})?)$"
 BOOLEANS = {"nat", "egress", "nat_preserve_source", "ha", "adopt_service_network"}
 
 
 def _text(key: str, pattern: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "string", "description": SAID.get(key, key)}
+    out: dict[str, Any] = {"type": "string", "description": said(key, key)}
     if pattern:
         out["pattern"] = pattern
     return out
@@ -75,7 +87,7 @@ def _cidrs(key: str) -> dict[str, Any]:
         "type": "array",
         "minItems": 1,
         "items": {"type": "string", "pattern": CIDR},
-        "description": SAID[key],
+        "description": said(key),
     }
 
 
@@ -83,7 +95,7 @@ def _connector(schema: spec.CloudSchema) -> dict[str, Any]:
     props: dict[str, Any] = {}
     for key in (*spec.CONNECTOR_KEYS, *spec.CONNECTOR_MORE_KEYS, *schema.connector_keys):
         if key in BOOLEANS:
-            props[key] = {"type": "boolean", "description": SAID[key]}
+            props[key] = {"type": "boolean", "description": said(key)}
         elif key == "subnet":
             props[key] = _text(key, schema.subnet[0])
         elif key == "subnets":
@@ -94,7 +106,7 @@ def _connector(schema: spec.CloudSchema) -> dict[str, Any]:
             }  # fmt: skip
         elif key == "profiles":
             props[key] = {"type": "array", "minItems": 2, "maxItems": 2,
-                          "items": {"type": "string"}, "description": SAID[key]}  # fmt: skip
+                          "items": {"type": "string"}, "description": said(key)}  # fmt: skip
         elif key == "vpn_region":
             props[key] = _text(key, spec.VPN_REGION_PATTERN)
         else:
@@ -103,7 +115,7 @@ def _connector(schema: spec.CloudSchema) -> dict[str, Any]:
         props[key] = _text(key, pattern)
     required = [k for k, _, _ in schema.required_connector_keys]
     return {"type": "object", "properties": props, "additionalProperties": False,
-            "description": SAID["connector"], **({"required": required} if required else {})}  # fmt: skip
+            "description": said("connector"), **({"required": required} if required else {})}  # fmt: skip
 
 
 def _managed(cloud: str, schema: spec.CloudSchema) -> dict[str, Any]:
@@ -118,7 +130,7 @@ def _managed(cloud: str, schema: spec.CloudSchema) -> dict[str, Any]:
                         "type": "array",
                         "minItems": 1,
                         "items": {"type": "string", "pattern": PORT},
-                        "description": SAID["ports"],
+                        "description": said("ports"),
                     },  # fmt: skip
                 },
                 "required": ["group"],
@@ -127,7 +139,7 @@ def _managed(cloud: str, schema: spec.CloudSchema) -> dict[str, Any]:
         ]
     }
     props: dict[str, Any] = {
-        "cloud": {"const": cloud, "description": SAID["cloud"]},
+        "cloud": {"const": cloud, "description": said("cloud")},
         "subnets": _cidrs("subnets"),
         "route_tables": {
             "oneOf": [
@@ -138,22 +150,22 @@ def _managed(cloud: str, schema: spec.CloudSchema) -> dict[str, Any]:
                     "items": {"type": "string", "pattern": schema.route_table[0]},
                 },
             ],
-            "description": SAID["route_tables"],
+            "description": said("route_tables"),
         },  # fmt: skip
         "app_security_groups": {
             "type": "array",
             "items": groups,
-            "description": SAID["app_security_groups"],
+            "description": said("app_security_groups"),
         },  # fmt: skip
         "summarize": _cidrs("summarize"),
         "connector": _connector(schema),
-        "adopt_service_network": {"type": "boolean", "description": SAID["adopt_service_network"]},
+        "adopt_service_network": {"type": "boolean", "description": said("adopt_service_network")},
     }
     for key in schema.keys:
         props[key] = _text(key)
     for key in schema.network_keys:
         props[key] = (
-            {"type": "integer", "minimum": 0, "maximum": 65535, "description": SAID[key]}
+            {"type": "integer", "minimum": 0, "maximum": 65535, "description": said(key)}
             if key == "route_priority"
             else _text(key)
         )
@@ -171,9 +183,9 @@ def _managed(cloud: str, schema: spec.CloudSchema) -> dict[str, Any]:
 
 def _external() -> dict[str, Any]:
     props = {
-        "cloud": {"const": "external", "description": SAID["cloud"]},
+        "cloud": {"const": "external", "description": said("cloud")},
         "subnets": _cidrs("subnets"),
-        "adopt_service_network": {"type": "boolean", "description": SAID["adopt_service_network"]},
+        "adopt_service_network": {"type": "boolean", "description": said("adopt_service_network")},
         "connector": {
             "type": "object",
             "properties": {"profile_out": _text("profile_out")},
@@ -196,12 +208,12 @@ def json_schema() -> dict[str, Any]:
     clouds = sorted(spec.CLOUD_SCHEMAS)
     network = {
         "type": "object",
-        "properties": {"cloud": {"enum": [*clouds, "external"], "description": SAID["cloud"]}},
+        "properties": {"cloud": {"enum": [*clouds, "external"], "description": said("cloud")}},
         "required": ["cloud"],
         "allOf": [_managed(c, spec.CLOUD_SCHEMAS[c]) for c in clouds] + [_external()],
     }
     top = {
-        "version": {"const": 1, "description": SAID["version"]},
+        "version": {"const": 1, "description": said("version")},
         "id": _text("id", spec.FILE_ID_PATTERN),
         "vpn_subnet": _text("vpn_subnet", CIDR),
         "networks": {
@@ -209,7 +221,7 @@ def json_schema() -> dict[str, Any]:
             "minProperties": 1,
             "propertyNames": {"pattern": spec.NAME_RE.pattern},
             "additionalProperties": network,
-            "description": SAID["networks"],
+            "description": said("networks"),
         },
         "service": {
             "type": "object",
@@ -225,7 +237,7 @@ def json_schema() -> dict[str, Any]:
                 }
             },
             "additionalProperties": False,
-            "description": SAID["service"],
+            "description": said("service"),
         },
     }
     assert set(top) == set(spec.TOP_KEYS)

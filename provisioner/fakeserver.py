@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -248,3 +249,122 @@ def _handler(
         do_GET = do_PUT = do_DELETE = do_POST = do_PATCH = do_HEAD = _answer
 
     return Handler
+
+
+# --- the sandbox's world: each cloud's part of it, seeded by the cloud's package -------------
+
+VPN_REGION = "eu-central-1"  # the sandbox's VPN region on the fake CloudConnexa
+FAKE_PROFILE = (
+    "client\ndev tun\nproto udp\nremote sandbox.vpn.invalid 1194\n"
+    "<key>\nSANDBOX-PRIVATE-KEY-{name}-do-not-print\n</key>\n"
+)
+
+
+class Seeded(Protocol):
+    """One network a cloud's part seeded: what a topology names."""
+
+    name: str
+
+    def network_entry(self, profile: str, **connector: Any) -> dict[str, Any]:
+        """This network as a topology network entry, its connector's profile `profile`."""
+        ...
+
+    def describe(self) -> str:
+        """What a user names of it in a topology of their own, in one line."""
+        ...
+
+
+@dataclass
+class SandboxPart:
+    """One cloud's part of the sandbox, as its package's `sandbox_part` makes it: its seeded
+    networks, how its provider reaches the fake (`Clouds.options[cloud]`), the environment that
+    points the CLI and the SDK there, and one line on what serves it."""
+
+    cloud: str
+    seeded: list[Any] = field(default_factory=list)  # Seeded
+    options: dict[str, Any] = field(default_factory=dict)
+    exports: dict[str, str] = field(default_factory=dict)
+    served: str = ""
+    # what the part's fake itself is, for a test that reaches into it (a fake, a session)
+    fake: Any = None
+    # where a seeded network is (a Location), for `provision discover`; None: not said
+    location_of: Callable[[Any], Any] | None = None
+    # makes a connector by hand in a seeded network, as the VPN service's guide has a user do:
+    # (network, peer ranges) -> what it made (.instance, .interface); None: this cloud's part
+    # does not
+    hand_made: Callable[[Any, list[str]], Any] | None = None
+
+
+@dataclass
+class SandboxWorld:
+    """The sandbox's networks, by cloud: the seed document's HQ and Branch and a hub on each
+    other cloud (each seeded by its cloud's package), and a scratch directory for files."""
+
+    directory: Path
+    parts: dict[str, SandboxPart] = field(default_factory=dict)
+    service_url: str = ""  # where the fake CloudConnexa listens
+
+    def seeded(self, name: str) -> Any:
+        """The seeded network `name` (KeyError when none is)."""
+        for part in self.parts.values():
+            for net in part.seeded:
+                if net.name == name:
+                    return net
+        raise KeyError(name)
+
+    def cloud_of(self, name: str) -> str:
+        return next(p.cloud for p in self.parts.values() for n in p.seeded if n.name == name)
+
+    @property
+    def hq(self) -> Any:
+        return self.seeded("hq")
+
+    @property
+    def branch(self) -> Any:
+        return self.seeded("branch")
+
+    def topology(self, partner: bool = False, service: bool = False) -> dict[str, Any]:
+        """Every seeded network as a topology document (profiles written beside it), or with
+        `service` the VPN service's half too: no profile files, the service makes them (and
+        the partner's goes to partner.ovpn)."""
+        networks: dict[str, Any] = {}
+        for part in self.parts.values():
+            for net in part.seeded:
+                profile = self.directory / f"{net.name}.ovpn"
+                if not profile.exists() and not service:
+                    profile.write_text(FAKE_PROFILE.format(name=net.name))
+                networks[net.name] = net.network_entry(profile.name)
+        if partner:
+            networks["partner"] = {"cloud": "external", "subnets": ["172.31.0.0/16"]}
+        doc: dict[str, Any] = {"version": 1, "vpn_subnet": "100.96.0.0/11"}
+        if service:
+            doc["service"] = {"cloudconnexa": {"cloud_id": "sandbox", "vpn_region": VPN_REGION}}
+            for entry in networks.values():
+                entry.get("connector", {}).pop("profile", None)
+            if partner:
+                networks["partner"]["connector"] = {"profile_out": "partner.ovpn"}
+        return {**doc, "networks": networks}
+
+    def write_topology(self, partner: bool = False, service: bool = False) -> Path:
+        """The topology as a user writes one: YAML, in the README's order of keys."""
+        import yaml
+
+        path = self.directory / "topology.yaml"
+        made = "the VPN service makes" if service else "profiles are the files beside this one"
+        path.write_text(
+            f"# the sandbox's networks; {made}\n"
+            + yaml.safe_dump(
+                self.topology(partner, service), sort_keys=False, default_flow_style=False
+            )
+        )
+        return path
+
+    def describe(self) -> list[str]:
+        """One line per seeded network: what a user names in a topology of their own."""
+        lines = [
+            f"{net.name:<7} {part.cloud:<6} {net.describe()}"
+            for part in self.parts.values()
+            for net in part.seeded
+        ]
+        lines.append("partner external, 172.31.0.0/16 (routed to, not managed)")
+        return lines

@@ -58,14 +58,7 @@ INTERRUPTED = (
 
 # the environment variables the toolkit reads, in groups; each command names its groups
 ENVIRONMENT: dict[str, tuple[tuple[str, str], ...]] = {
-    "credentials": (
-        ("AWS_PROFILE, AWS_*", "AWS: boto3's own chain (environment, profile, SSO, role)"),
-        ("AZURE_CLIENT_ID, AZURE_*", "Azure: DefaultAzureCredential (environment, managed "
-         "identity, az login)"),
-        ("GOOGLE_APPLICATION_CREDENTIALS", "GCP: google.auth.default() (or gcloud's login)"),
-        ("OCI_CONFIG_PROFILE", "OCI: the profile of ~/.oci/config (default DEFAULT)"),
-        ("OCI_CLI_AUTH", "OCI: instance_principal instead of the config file"),
-    ),
+    "credentials": (),  # each cloud's (clouds.Cloud.credentials): environment()
     "service": (
         ("CLOUDCONNEXA_CLIENT_ID", "the VPN service's API client (for the file's service block)"),
         ("CLOUDCONNEXA_CLIENT_SECRET", "its secret (never printed)"),
@@ -79,14 +72,21 @@ ENVIRONMENT: dict[str, tuple[tuple[str, str], ...]] = {
         ("PROVISION_READ_TIMEOUT", "seconds an answer may take to come (default 60)"),
         ("PROVISION_CALL_DEADLINE", "seconds a call may take with its retries (default 300)"),
     ),
-    "endpoints": (
-        ("AWS_ENDPOINT_URL", "AWS's address instead of the real one (what `sandbox serve` "
-         "exports)"),
-        ("PROVISION_AZURE_ENDPOINT", "Azure Resource Manager's, likewise"),
-        ("PROVISION_GCP_ENDPOINT", "Google Cloud's, likewise"),
-        ("PROVISION_OCI_ENDPOINT", "OCI's, likewise"),
-    ),
+    "endpoints": (),  # each cloud's (clouds.Cloud.endpoint): environment()
 }  # fmt: skip
+
+
+def environment() -> dict[str, tuple[tuple[str, str], ...]]:
+    """ENVIRONMENT with each cloud's credentials and endpoint variables in their groups."""
+    from .clouds import known
+
+    clouds = known().values()
+    return {
+        **ENVIRONMENT,
+        "credentials": tuple(row for c in clouds for row in c.credentials),
+        "endpoints": tuple(c.endpoint for c in clouds if c.endpoint),
+    }
+
 
 READS = ("credentials", "service", "limits", "endpoints")
 CHANGES = ("credentials", "service", "pace", "limits", "endpoints")
@@ -308,8 +308,8 @@ EXAMPLES = (
 
 ONE_NETWORK = (
     "One network without a file: the one-network flags after plan, apply, status or destroy "
-    "(provision apply --help lists them), e.g. provision apply --cloud aws --region us-east-1 "
-    "--vpc vpc-0abc --connector-subnet subnet-0123 --subnet 10.0.0.0/18 --peer 192.168.0.0/22 "
+    "(provision apply --help lists them), e.g. provision apply {example} "
+    "--subnet 10.0.0.0/18 --peer 192.168.0.0/22 "
     '--profile hq.ovpn. With no command those flags act as apply (the README\'s "Use" has one '
     "such line per cloud)."
 )
@@ -341,7 +341,8 @@ def exits_text(exits: tuple[tuple[int, str], ...]) -> str:
 
 
 def environment_text(groups: tuple[str, ...]) -> str:
-    rows = [row for group in groups for row in ENVIRONMENT[group]]
+    everything = environment()
+    rows = [row for group in groups for row in everything[group]]
     if not rows:
         return "environment: none read"
     return "\n".join(["environment:", *_rows(rows)])
@@ -372,6 +373,13 @@ def all_exits() -> tuple[tuple[int, str], ...]:
     return tuple((code, general[code]) for code in used)
 
 
+def _example() -> str:
+    """The first cloud's flags that place an example network."""
+    from .clouds import known
+
+    return next(c.example_flags for c in known().values() if c.example_flags)
+
+
 def main_epilog() -> str:
     """The foot of `provision --help`: examples, the one-network form, exit codes and the
     environment (each command's --help has its own)."""
@@ -380,7 +388,7 @@ def main_epilog() -> str:
     return "\n\n".join(
         [
             "examples:\n" + "\n".join(examples),
-            wrapped(ONE_NETWORK),
+            wrapped(ONE_NETWORK.format(example=_example())),
             exits_text(all_exits()),
             environment_text(groups),
             f"{PROG} COMMAND --help: the command's flags, exit codes and environment",

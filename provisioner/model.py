@@ -12,80 +12,29 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import TypeVar, get_args
+from typing import TypeVar
 
 DEFAULT_VPN_SUBNET = IPv4Network("100.96.0.0/11")
-MANAGED_CLOUDS = ("aws", "azure", "gcp", "oci")
-CLOUDS = (*MANAGED_CLOUDS, "external")
 
 
 # --- the topology (what the user asked for) -------------------------------------------------
 
 
 @dataclass(frozen=True)
-class AwsLocation:
-    region: str
-    vpc: str
-    # another account's VPC: the role assumed for this network's calls (and its external id)
-    role: str | None = field(default=None, compare=False)
-    external_id: str | None = field(default=None, compare=False, repr=False)
+class Location:
+    """Where a managed network is in its cloud. Each cloud's package defines its own (a frozen
+    dataclass: the fields that compare say where the network is, the others how it is reached)
+    and registers it with its `clouds.Cloud`."""
 
     def describe(self) -> str:
-        return f"{self.vpc} in {self.region}"
-
-
-@dataclass(frozen=True)
-class AzureLocation:
-    subscription: str
-    resource_group: str
-    vnet: str
-    location: str
-
-    def describe(self) -> str:
-        return f"vnet {self.vnet} in {self.resource_group}"
-
-
-@dataclass(frozen=True)
-class GcpLocation:
-    project: str
-    network: str
-    zone: str
-
-    def describe(self) -> str:
-        return f"network {self.network} in {self.project}"
-
-
-@dataclass(frozen=True)
-class OciLocation:
-    region: str
-    compartment: str
-    vcn: str
-
-    def describe(self) -> str:
-        return f"vcn {self.vcn} in {self.region}"
-
-
-Location = AwsLocation | AzureLocation | GcpLocation | OciLocation
+        raise NotImplementedError
 
 
 def place_text(cloud: str, location: Location) -> str:
-    """A cloud and a location in full, `aws region=us-east-1 vpc=vpc-0abc;`: what
-    `place_from_text` reads back (the VPN service keeps it where the cloud half lives)."""
+    """A cloud and a location in full, `<cloud> region=... vpc=...;`: what
+    `clouds.place_from_text` reads back (the VPN service keeps it where the cloud half lives)."""
     placed = [f for f in fields(location) if f.compare]  # where it is, not how it is reached
     return " ".join([cloud, *(f"{f.name}={getattr(location, f.name)}" for f in placed)]) + ";"
-
-
-def place_from_text(text: str) -> tuple[str, Location] | None:
-    """The cloud and location `place_text` wrote, found in `text`; None when absent or cut
-    short (no closing `;`), or when its fields are no location's."""
-    found = re.search(r"\b([a-z]+) ((?:\w+=[^\s;=]+ ?)+);", text)
-    if found is None or found.group(1) not in MANAGED_CLOUDS:
-        return None
-    values = dict(pair.split("=", 1) for pair in found.group(2).split())
-    for kind in get_args(Location):
-        if {f.name for f in fields(kind) if f.compare} == values.keys():
-            return found.group(1), kind(**values)
-    return None
 
 
 T = TypeVar("T")

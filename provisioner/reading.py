@@ -20,8 +20,8 @@ from .model import (
     ProfileFile,
     Stray,
     Topology,
-    place_from_text,
 )
+from .clouds import place_from_text
 from .providers import Clouds
 from .providers.base import NetworkProvider
 

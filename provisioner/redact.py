@@ -41,15 +41,7 @@ _FILTER = SecretFilter()
 
 # the environment's secrets that the SDKs and the VPN service's client read (each value is
 # redacted wherever the toolkit prints, whatever path an error takes)
-SECRET_VARIABLES = (
-    "CLOUDCONNEXA_CLIENT_SECRET",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AZURE_CLIENT_SECRET",
-    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
-    "OCI_CLI_KEY_CONTENT",
-    "GOOGLE_OAUTH_ACCESS_TOKEN",
-)
+SECRET_VARIABLES = ("CLOUDCONNEXA_CLIENT_SECRET",)  # and each cloud's (clouds.Cloud)
 MIN_SECRET = 12  # shorter values would redact ordinary words (the sandbox's "sandbox")
 
 
@@ -91,7 +83,9 @@ def secrets_from_environment(environ: dict[str, str] | None = None) -> None:
 
     _redacting_records()
     env = os.environ if environ is None else environ
-    for name in SECRET_VARIABLES:
+    from .clouds import known
+
+    for name in (*SECRET_VARIABLES, *(v for c in known().values() for v in c.secret_variables)):
         if env.get(name):
             secret(env[name])
 

@@ -18,23 +18,20 @@ from typing import Any
 
 import yaml
 
+from .clouds import SCHEMAS as CLOUD_SCHEMAS
+from .clouds import CloudSchema, names
 from .errors import SpecError
 from .files import MAX_PROFILE_BYTES, MAX_TOPOLOGY_BYTES, Unreadable, read_bounded, unwritable
 from .model import (
     ALL_TRAFFIC,
-    CLOUDS,
     DEFAULT_VPN_SUBNET,
     PROTOCOLS,
     SERVICE_PLAN,
     AppAccess,
-    AwsLocation,
-    AzureLocation,
     CloudConnexa,
     Connector,
-    GcpLocation,
     Location,
     Network,
-    OciLocation,
     Ports,
     ProfileFile,
     ProfileSource,
@@ -74,209 +71,6 @@ EXTERNAL_KEYS = ("cloud", "subnets")
 EXTERNAL_SERVICE_KEYS = ("adopt_service_network", "connector")
 APP_ACCESS_KEYS = ("group", "ports")
 PORTS_EXAMPLE = "all, tcp, udp, icmp, tcp/443 or udp/5000-5100"
-
-
-ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$"
-
-
-def _aws_location(f: _Fields) -> AwsLocation:
-    role = None
-    if f.has("assume_role"):
-        role = f.text("assume_role", pattern=ROLE_ARN_PATTERN,
-                      example="arn:aws:iam::111122223333:role/connector-provisioner")  # fmt: skip
-    external_id = None
-    if f.has("external_id"):
-        if role is None:
-            raise SpecError(f.field("external_id"), "is given without assume_role")
-        external_id = f.text("external_id", pattern=r"^[\w+=,.@:/-]{2,1224}$", example="ops-42")
-    return AwsLocation(
-        region=f.text("region", pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$", example="us-east-1"),
-        vpc=f.text("vpc", pattern=r"^vpc-[0-9a-f]{8,17}$", example="vpc-0abc1234"),
-        role=role,
-        external_id=external_id,
-    )
-
-
-def _azure_location(f: _Fields) -> AzureLocation:
-    return AzureLocation(
-        subscription=f.text(
-            "subscription", pattern=r"^[0-9a-fA-F-]{36}$", example="a 36-character GUID"
-        ),
-        resource_group=f.text("resource_group", pattern=r"^[\w.()-]{1,90}$"),
-        vnet=f.text("vnet", pattern=r"^[\w.-]{2,64}$"),
-        location=f.text("region", pattern=r"^[a-z0-9]+$", example="westeurope"),
-    )
-
-
-def _gcp_location(f: _Fields) -> GcpLocation:
-    return GcpLocation(
-        project=f.text("project", pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"),
-        network=f.text("network", pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"),
-        zone=f.text("zone", pattern=r"^[a-z]+-[a-z]+\d+-[a-z]$", example="europe-west1-b"),
-    )
-
-
-def _oci_location(f: _Fields) -> OciLocation:
-    return OciLocation(
-        region=f.text("region", pattern=r"^[a-z]+-[a-z]+-\d+$", example="eu-frankfurt-1"),
-        compartment=f.text("compartment", pattern=r"^ocid1\.(compartment|tenancy)\..+$"),
-        vcn=f.text("vcn", pattern=r"^ocid1\.vcn\..+$", example="ocid1.vcn.oc1..."),
-    )
-
-
-# Azure names: 1-80 letters, digits, '_', '.', '-', starting with a letter or digit and ending
-# with a letter, digit or '_'; a resource of another group by its full id
-_AZURE_NAME = r"^[A-Za-z0-9]([\w.-]{0,78}\w)?$"
-_AZURE_NAME_OR_ID = (
-    r"^([A-Za-z0-9]([\w.-]{{0,78}}\w)?|/subscriptions/[0-9a-fA-F-]{{36}}/resourceGroups/[\w.()-]+"
-    r"/providers/Microsoft\.Network/{kind}/[A-Za-z0-9]([\w.-]{{0,78}}\w)?)$"
-)
-
-
-# GCP names and network tags: 1-63 lower-case letters, digits and '-', a letter first
-_GCP_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
-_GCP_ACCOUNT = (
-    r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$"
-)
-_GCP_DEFAULT_ACCOUNT = r"^\d+-compute@developer\.gserviceaccount\.com$"
-
-
-def _ocid(kind: str) -> str:
-    """An OCID of one resource type: ocid1.<type>.<realm>.[region].<unique>."""
-    return rf"^ocid1\.{kind}\.oc\d+\.[a-z0-9-]*\.[a-z0-9]{{8,}}$"
-
-
-@dataclass(frozen=True)
-class CloudSchema:
-    """What the topology file says about a network of one cloud: the keys that place it, and
-    the shape of the ids it names (as (pattern, example))."""
-
-    keys: tuple[str, ...]
-    location: Callable[[_Fields], Location]
-    route_table: tuple[str, str] = (r"^\S+$", "a route table id")
-    security_group: tuple[str, str] = (r"^\S+$", "a security group id")
-    subnet: tuple[str, str] = (r"^\S+$", "a subnet id")
-    default_size: str = "t3.small"
-    # settings of this cloud alone: of the network, and of its connector
-    network_keys: tuple[str, ...] = ()
-    connector_keys: tuple[str, ...] = ()
-    # connector keys this cloud cannot do without: (key, pattern, example)
-    required_connector_keys: tuple[tuple[str, str, str], ...] = ()
-    # a connector pair (`connector.ha`): how this cloud moves the routes to the standby, for
-    # the plan; empty: not (yet) on this cloud
-    ha_mechanism: str = ""
-    # what the routes name instead of a connector, where the cloud moves that (a floating
-    # private IP) rather than the routes; empty: the routes name the active connector
-    ha_front: str = ""
-    # the pair's two connectors share one subnet (what the front moves within)
-    ha_one_subnet: bool = False
-    # the front stays where it is and leads to whichever connector answers its probe (a load
-    # balancer): nothing to move, apply only makes it (and puts each new connector behind it)
-    ha_front_probed: bool = False
-    # a pair's watchdog: which of the connector's settings (DesiredConnector fields) it needs
-    # beside its cloud, network and region, and the interpreter that has the cloud's SDK
-    watchdog_settings: tuple[str, ...] = ()
-    watchdog_python: str = "/usr/bin/python3"
-    # seconds a draining member waits, once the routes or front have left it, before its tunnel
-    # closes: what the cloud takes to follow (a route write's propagation; a balancer's probe
-    # interval x threshold, plus a margin; tests/test_watchdog.py holds them to the providers')
-    drain_settle: float = 2.0
-    # a single connector that must be replaced is made beside the old one, the routes move to
-    # it, then the old one goes (make before break); False: the old one goes first (an outage
-    # for as long as the new one takes to boot: the plan says so)
-    make_before_break: bool = False
-    # the app groups admit a connector that NATs everything by its own address (Azure): one
-    # made beside another is admitted by its own before the routes move to it, the old one's
-    # address only after the old VM goes
-    connector_by_address: bool = False
-
-
-# Adding a cloud: its Location in model.py (in the Location union, its name in MANAGED_CLOUDS),
-# one entry here, its provider module, and one line in providers/__init__.py. Nothing else
-# names a cloud: the planner, doctor, service and CLI work from these.
-CLOUD_SCHEMAS: dict[str, CloudSchema] = {
-    "aws": CloudSchema(
-        ("region", "vpc", "assume_role", "external_id"),
-        _aws_location,
-        route_table=(r"^rtb-[0-9a-f]{8,17}$", "rtb-0123abcd"),
-        security_group=(r"^sg-[0-9a-f]{8,17}$", "sg-0123abcd"),
-        subnet=(r"^subnet-[0-9a-f]{8,17}$", "subnet-0123abcd"),
-        ha_mechanism=(
-            "the standby's watchdog moves the routes to itself with ec2:ReplaceRoute, in route "
-            "tables tagged connector-provisioner:ha=<network>"
-        ),
-        make_before_break=True,
-    ),
-    "azure": CloudSchema(
-        ("subscription", "resource_group", "vnet", "region"),
-        _azure_location,
-        route_table=(_AZURE_NAME_OR_ID.format(kind="routeTables"), "rt-app or its resource id"),
-        security_group=(
-            _AZURE_NAME_OR_ID.format(kind="networkSecurityGroups"),
-            "nsg-app or its resource id",
-        ),
-        subnet=(_AZURE_NAME, "a subnet name of the vnet, like snet-connector"),
-        default_size="Standard_B2s",
-        ha_mechanism=(
-            "the routes' next hop is an internal Standard load balancer (cp-<network>, an "
-            "HA-ports rule) with both connectors behind it; its probe asks each one's /active, "
-            "which only the active one answers: the pair agrees among itself who that is (no "
-            "cloud call, no permission), and a standby takes over when the active one is down"
-        ),
-        ha_front="load balancer frontend",
-        ha_front_probed=True,
-        watchdog_settings=("member",),  # the first claims when both are healthy (Peers)
-        drain_settle=6.0,  # the balancer's probe every 5 s, one answer decides
-        make_before_break=True,
-        connector_by_address=True,
-    ),
-    "gcp": CloudSchema(
-        ("project", "network", "zone"),
-        _gcp_location,
-        route_table=(_GCP_NAME, "a network tag of the instances the routes are for, like web"),
-        security_group=(_GCP_NAME, "a network tag of the app instances, like web"),
-        subnet=(_GCP_NAME, "a subnetwork name in the zone's region, like connector"),
-        default_size="e2-small",
-        network_keys=("route_priority",),
-        connector_keys=("service_account",),
-        ha_mechanism=(
-            "the routes' next hop is an internal passthrough load balancer (cp-<network>-ilb, "
-            "all ports), the second connector its failover backend in another zone; its health "
-            "check asks each one's /active, which only the active one answers: the pair agrees "
-            "among itself who that is (no cloud call, no permission), and a standby takes over "
-            "when the active one is down"
-        ),
-        ha_front="internal load balancer",
-        ha_front_probed=True,
-        watchdog_settings=("member",),  # the first claims when both are healthy (Peers)
-        drain_settle=3.0,  # the health check every second, one answer decides
-        make_before_break=True,
-    ),
-    "oci": CloudSchema(
-        ("region", "compartment", "vcn"),
-        _oci_location,
-        route_table=(_ocid("routetable"), "ocid1.routetable.oc1..."),
-        security_group=(_ocid("networksecuritygroup"), "ocid1.networksecuritygroup.oc1..."),
-        subnet=(_ocid("subnet"), "ocid1.subnet.oc1..."),
-        default_size="VM.Standard.E4.Flex",
-        connector_keys=("vault", "key", "dynamic_group"),
-        required_connector_keys=(
-            ("vault", _ocid("vault"), "ocid1.vault.oc1..."),
-            ("key", _ocid("key"), "ocid1.key.oc1..."),
-        ),
-        ha_mechanism=(
-            "the route rules name a floating private IP (a secondary IP of the pair's subnet, "
-            "tagged connector-provisioner:ha=<network>); the standby's watchdog moves it to its "
-            "own VNIC with UpdatePrivateIp and the rules follow it"
-        ),
-        ha_front="floating private IP",
-        ha_one_subnet=True,
-        # where the pair's floating private IP is; which member (the key of its word there)
-        watchdog_settings=("subnet", "member"),
-        watchdog_python="/opt/oci-cli/bin/python3",  # the venv the profile's fetch installs
-        make_before_break=True,
-    ),
-}
 
 
 MAX_ALIASES = 200  # YAML aliases (*name) in one topology
@@ -662,37 +456,31 @@ def _connector_profiles(
 def _connector_identity(
     f: _Fields, schema: CloudSchema, pair: bool
 ) -> tuple[dict[str, str], str | None, str | None]:
-    """(the keys the cloud cannot do without, OCI's dynamic group, GCP's service account): one
+    """(the keys the cloud cannot do without, its dynamic group, its service account): one
     identity for both of a pair is refused, since each could read the other's profile."""
     owned = {}
     for key, pattern, example in schema.required_connector_keys:
         owned[key] = f.text(key, pattern=pattern, example=example)
-    group = None
-    if f.has("dynamic_group"):
-        group = f.text("dynamic_group", pattern=r"^[\w.-]{1,100}$", example="vpn-connectors")
+    named: dict[str, str | None] = {}
+    for key, what in (("dynamic_group", "group"), ("service_account", "identity")):
+        named[key] = None
+        if not f.has(key):
+            continue
+        pattern, example = schema.connector_key_patterns.get(key, (r"^\S+$", ""))
+        value = f.text(key, example=example)
         if pair:
+            own = "a dynamic group" if what == "group" else "a service account"
             raise SpecError(
-                f.field("dynamic_group"),
-                f"{group!r} is one group for both connectors of the pair, so each could read the "
-                "other's profile: with ha: true each gets a dynamic group of its own (remove it)",
+                f.field(key),
+                f"{value!r} is one {what} for both connectors of the pair, so each could read "
+                f"the other's profile: with ha: true each gets {own} of its own (remove it)",
             )
-    account = None
-    if f.has("service_account"):
-        account = f.text("service_account", example="connector@my-project.iam.gserviceaccount.com")
-        if pair:
+        if not re.match(pattern, value):
             raise SpecError(
-                f.field("service_account"),
-                f"{account!r} is one identity for both connectors of the pair, so each could read "
-                "the other's profile: with ha: true each gets a service account of its own "
-                "(remove it)",
+                f.field(key),
+                f"{value!r} is not a valid {key.replace('_', ' ')} (expected like {example})",
             )
-        if not (re.match(_GCP_ACCOUNT, account) or re.match(_GCP_DEFAULT_ACCOUNT, account)):
-            raise SpecError(
-                f.field("service_account"),
-                f"{account!r} is not a service account email (expected like "
-                "connector@my-project.iam.gserviceaccount.com)",
-            )
-    return owned, group, account
+    return owned, named["dynamic_group"], named["service_account"]
 
 
 def _connector_subnets(
@@ -832,10 +620,11 @@ def _network(name: str, data: object, base: Path, service: bool) -> Network:
     if not isinstance(data, Mapping):
         raise SpecError(path, f"{_show(data)} is not a mapping")
     f = _Fields(path, data)
-    cloud = f.text("cloud", example="aws")
-    if cloud not in CLOUDS:
-        close = difflib.get_close_matches(cloud, CLOUDS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; one of: {', '.join(CLOUDS)}"
+    cloud = f.text("cloud", example=names()[0])
+    clouds = (*names(), "external")
+    if cloud not in clouds:
+        close = difflib.get_close_matches(cloud, clouds, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; one of: {', '.join(clouds)}"
         raise SpecError(f.field("cloud"), f"{cloud!r} is not a known cloud{hint}")
     adopt = False
     if f.has("adopt_service_network"):

@@ -642,253 +642,7 @@ def _read(mechanism: Mechanism, say: Callable[[str], None], said: list[str]) -> 
     return holder
 
 
-# --- AWS: the routes of the network's tagged route tables, moved with ReplaceRoute ---------------
-
-
-class AwsRoutes:
-    """The pair's interfaces carry the network's tag; the route tables the watchdog may change
-    carry `connector-provisioner:ha=<network>` (the role may replace routes in those only).
-    A route of ours is one whose target is an interface of the pair: the watchdog remembers
-    each it has seen, so a route left pointing at a deleted one (a blackhole) is still ours."""
-
-    def __init__(self, settings: Settings, client: Any = None) -> None:
-        self.settings = settings
-        if client is None:
-            import boto3  # the VM's python3-boto3
-            from botocore.config import Config
-
-            extra = {"endpoint_url": settings.endpoint} if settings.endpoint else {}
-            # a takeover writes many routes at once: botocore waits out EC2's throttling
-            retries = Config(retries={"mode": "adaptive", "max_attempts": 10})
-            client = boto3.client("ec2", region_name=settings.region, config=retries, **extra)
-        self.ec2 = client
-        self.pair: dict[str, str | None] = {settings.interface: settings.address}
-        self.live: dict[str, str | None] = {}  # the pair's interfaces as last described
-        self.drain = False  # apply's drain marker on this connector's interface
-
-    def _tagged(self, key: str) -> list[dict[str, str | list[str]]]:
-        return [{"Name": f"tag:{key}", "Values": [self.settings.network]}]
-
-    def _tables(self) -> list[dict[str, Any]]:
-        return list(self.ec2.describe_route_tables(Filters=self._tagged(HA_TAG))["RouteTables"])
-
-    def holder(self) -> Holder | None:
-        enis = self.ec2.describe_network_interfaces(Filters=self._tagged(TAG))["NetworkInterfaces"]
-        self.live = {e["NetworkInterfaceId"]: e.get("PrivateIpAddress") for e in enis}
-        self.pair.update(self.live)
-        mine: dict[str, Any] = next(
-            (e for e in enis if e["NetworkInterfaceId"] == self.settings.interface), {}
-        )
-        self.drain = any(t.get("Key") == DRAIN_TAG for t in mine.get("TagSet", []))
-        counts: dict[str, int] = {}
-        for table in self._tables():
-            for route in table.get("Routes", []):
-                target = route.get("NetworkInterfaceId")
-                if target in self.pair:
-                    counts[target] = counts.get(target, 0) + 1
-        if not counts:
-            return None
-        interface = max(counts, key=lambda i: (counts[i], i == self.settings.interface))
-        return Holder(interface, self.pair.get(interface))
-
-    def peer(self) -> str:
-        """The other member's address, as last described."""
-        return next((a or "" for i, a in self.live.items() if i != self.settings.interface), "")
-
-    def drain_asked(self) -> bool:
-        return self.drain
-
-    def publish(self, word: str) -> None:
-        """Its word as a tag on its own instance (the role may set that tag and READY_TAG on
-        the network's instances only); none known (a lab's interface alone): not published."""
-        if self.settings.instance:
-            self.ec2.create_tags(Resources=[self.settings.instance],
-                                 Tags=[{"Key": WATCH_TAG, "Value": word[:256]}])  # fmt: skip
-
-    def take_over(self, previous: Holder | None) -> int:
-        """One ReplaceRoute per route of ours (EC2 has no call for several), WRITERS at once:
-        a network of many tables and destinations takes that many writes."""
-        moves = [
-            (table["RouteTableId"], route["DestinationCidrBlock"])
-            for table in self._tables()
-            for route in table.get("Routes", [])
-            if route.get("NetworkInterfaceId") in self.pair
-            and route.get("NetworkInterfaceId") != self.settings.interface
-            and "DestinationCidrBlock" in route
-        ]
-
-        def move(where: tuple[str, str]) -> None:
-            self.ec2.replace_route(
-                RouteTableId=where[0],
-                DestinationCidrBlock=where[1],
-                NetworkInterfaceId=self.settings.interface,
-            )
-
-        with ThreadPoolExecutor(WRITERS) as pool:
-            list(pool.map(move, moves))  # the first failure is raised: the next tick retries
-        return len(moves)
-
-
-def aws_identity(settings: Settings) -> Settings:
-    """This connector's interface and address from the instance metadata (IMDSv2)."""
-    if settings.interface and settings.address:
-        return settings
-    base = "http://169.254.169.254/latest"
-    put = urllib.request.Request(
-        f"{base}/api/token",
-        method="PUT",
-        headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"},
-    )
-    with urllib.request.urlopen(put, timeout=2) as r:
-        token = r.read().decode()
-
-    def get(path: str) -> str:
-        request = urllib.request.Request(
-            f"{base}/meta-data/{path}", headers={"X-aws-ec2-metadata-token": token}
-        )
-        with urllib.request.urlopen(request, timeout=2) as r:
-            return str(r.read().decode()).strip()
-
-    mac = get("mac")
-    values = dict(settings.__dict__)
-    values["interface"] = get(f"network/interfaces/macs/{mac}/interface-id")
-    values["address"] = get("local-ipv4")
-    values["instance"] = get("instance-id")
-    return Settings(**values)
-
-
-# --- OCI: a secondary private IP that the route rules name, moved with UpdatePrivateIp --------
-
-
-class OciPrivateIp:
-    """The route rules name a secondary private IP of the pair's subnet (tagged
-    connector-provisioner:ha: <network>, its floating address); who holds it is active. The
-    standby takes over by moving it to its own VNIC: the rules that name it follow, nothing
-    else is written. One that is gone (apply made a new one) is looked for again."""
-
-    def __init__(self, settings: Settings, client: Any = None) -> None:
-        self.settings = settings
-        self.network = client or self._client()
-        # the reporter's thread has a client of its own (one client is not shared by threads)
-        self.reporting = client or self._client()
-        self.floating: str | None = None
-        self.last_peer = ""
-
-    def _client(self) -> Any:
-        import oci  # the VM's OCI CLI environment has the SDK
-
-        if self.settings.endpoint:  # a sandbox's fake (the lab's): nothing to sign with
-            signer, extra = self.sandbox_signer(), {"service_endpoint": self.settings.endpoint}
-        else:
-            signer, extra = oci.auth.signers.InstancePrincipalsSecurityTokenSigner(), {}
-        return oci.core.VirtualNetworkClient(
-            {"region": self.settings.region}, signer=signer, **extra
-        )
-
-    @staticmethod
-    def sandbox_signer() -> Any:
-        """A no-op signer for a sandbox's fake only: it signs nothing and holds no key (the
-        provider's sandbox clients use it too). The real path keeps OCI's request signing."""
-        from oci.auth.signers import KeyPairSigner
-
-        class SandboxSigner(KeyPairSigner):  # a KeyPairSigner: the SDK asks for no config keys
-            def __init__(self) -> None:
-                pass  # no key: nothing is signed
-
-            @property
-            def without_content_headers(self) -> Any:
-                return self
-
-            def __call__(self, request: Any, enforce_content_headers: bool = True) -> Any:
-                request.headers["authorization"] = (
-                    'Signature version="1",keyId="sandbox",signature="none"'
-                )
-                return request
-
-        return SandboxSigner()
-
-    def _floating(self) -> str | None:
-        if self.floating is None:
-            self.floating = self._find_floating(self.network)
-        return self.floating
-
-    def _find_floating(self, client: Any) -> str | None:
-        found = client.list_private_ips(subnet_id=self.settings.subnet).data
-        return next(
-            (
-                p.id
-                for p in found
-                if not p.is_primary and (p.freeform_tags or {}).get(HA_TAG) == self.settings.network
-            ),
-            None,
-        )
-
-    def holder(self) -> Holder | None:
-        import oci
-
-        floating = self._floating()
-        if floating is None:
-            return None
-        try:
-            vnic = self.network.get_private_ip(floating).data.vnic_id
-        except oci.exceptions.ServiceError as e:
-            if e.status != 404:
-                raise
-            self.floating = None  # gone: the next read looks for the pair's new one
-            return None
-        if vnic == self.settings.interface:
-            return Holder(vnic, self.settings.address)
-        primary = next(
-            (
-                p.ip_address
-                for p in self.network.list_private_ips(vnic_id=vnic).data
-                if p.is_primary
-            ),
-            None,
-        )
-        self.last_peer = primary or self.last_peer
-        return Holder(vnic, primary)
-
-    def peer(self) -> str:
-        """The other member's address: the last holder but this one (or the setting)."""
-        return self.last_peer or self.settings.peer
-
-    def publish(self, word: str) -> None:
-        """Its word as a freeform tag of the floating private IP, one key per member
-        (UpdatePrivateIp, which the pair's policy allows; a primary private IP takes none),
-        guarded by the IP's etag: the other member writes its own key there too."""
-        import oci
-
-        floating = self.floating or self._find_floating(self.reporting)
-        if floating is None:
-            return
-        for _ in range(3):  # (the other's write in between: read again)
-            got = self.reporting.get_private_ip(floating)
-            key = f"{WATCH_TAG}-{self.settings.member}"
-            tags = {**(got.data.freeform_tags or {}), key: word[:256]}
-            try:
-                self.reporting.update_private_ip(
-                    floating,
-                    oci.core.models.UpdatePrivateIpDetails(freeform_tags=tags),
-                    if_match=got.headers.get("etag"),
-                )
-                return
-            except oci.exceptions.ServiceError as e:
-                if e.status != 412:
-                    raise
-
-    def take_over(self, previous: Holder | None) -> int:
-        import oci
-
-        floating = self._floating()
-        if floating is None:
-            return 0
-        details = oci.core.models.UpdatePrivateIpDetails(vnic_id=self.settings.interface)
-        self.network.update_private_ip(floating, details)
-        return 1
-
-
-# --- Azure, GCP: the pair agrees; the load balancer's probe (`/active`) follows ----------------
+# --- where a load balancer follows: the pair agrees; its probe (`/active`) follows -----------
 
 
 def ask_active(address: str, port: int, timeout: float) -> dict[str, Any] | None:
@@ -924,7 +678,7 @@ class Peers:
     def __init__(self, settings: Settings, peer_address: Callable[[], str] | None = None) -> None:
         self.settings = settings
         if peer_address is None:
-            peer_address = (lambda: settings.peer) if settings.peer else PEERS[settings.cloud]
+            peer_address = (lambda: settings.peer) if settings.peer else self.metadata_peer
         self.peer_address = peer_address
         self.since = 0.0  # when this one claimed; 0: it holds no claim
         self.leaving = False  # drained away: it claims nothing (the loop sets it)
@@ -961,102 +715,10 @@ class Peers:
     def peer(self) -> str:
         return self.peer_address()
 
-
-class GcpPeers(Peers):
-    """GCP's pair, which also publishes its word as a guest attribute (the metadata server:
-    no permission, the instance has guest attributes enabled)."""
-
-    def publish(self, word: str) -> None:
-        base = self.settings.metadata or "http://metadata.google.internal"
-        request = urllib.request.Request(
-            f"{base}/computeMetadata/v1/instance/guest-attributes/connector-provisioner/watchdog",
-            data=word.encode(),
-            method="PUT",
-            headers={"Metadata-Flavor": "Google"},
-        )
-        with urllib.request.urlopen(request, timeout=2):
-            pass
-
-
-def azure_peer() -> str:
-    """The other connector's address: a tag on this VM that apply keeps current, read from the
-    instance metadata (no identity needed)."""
-    request = urllib.request.Request(
-        "http://169.254.169.254/metadata/instance/compute/tagsList?api-version=2021-02-01",
-        headers={"Metadata": "true"},
-    )
-    with urllib.request.urlopen(request, timeout=2) as r:
-        tags = {t["name"]: t["value"] for t in json.load(r)}
-    return str(tags.get("connector-provisioner:peer", ""))
-
-
-def gcp_peer() -> str:
-    """The other connector's address: this instance's metadata, which apply keeps current."""
-    return _gcp_metadata("instance/attributes/connector-peer", missing="")
-
-
-def _gcp_metadata(path: str, missing: str | None = None) -> str:
-    request = urllib.request.Request(
-        f"http://metadata.google.internal/computeMetadata/v1/{path}",
-        headers={"Metadata-Flavor": "Google"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=2) as r:
-            return str(r.read().decode())
-    except urllib.error.HTTPError as e:
-        if e.code == 404 and missing is not None:
-            return missing
-        raise
-
-
-def gcp_identity(settings: Settings) -> Settings:
-    """This connector's address (its identity among peers) from the metadata server."""
-    if settings.interface and settings.address:
-        return settings
-    address = _gcp_metadata("instance/network-interfaces/0/ip")
-    values = dict(settings.__dict__)
-    values["interface"] = values["address"] = address
-    return Settings(**values)
-
-
-PEERS: dict[str, Callable[[], str]] = {"azure": azure_peer, "gcp": gcp_peer}
-
-
-def azure_identity(settings: Settings) -> Settings:
-    """This connector's address (its identity among peers) from the instance metadata."""
-    if settings.interface and settings.address:
-        return settings
-    request = urllib.request.Request(
-        "http://169.254.169.254/metadata/instance/network?api-version=2021-02-01",
-        headers={"Metadata": "true"},
-    )
-    with urllib.request.urlopen(request, timeout=2) as r:
-        address = json.load(r)["interface"][0]["ipv4"]["ipAddress"][0]["privateIpAddress"]
-    values = dict(settings.__dict__)
-    values["interface"] = values["address"] = address
-    return Settings(**values)
-
-
-def oci_identity(settings: Settings) -> Settings:
-    """This connector's VNIC and address from the instance metadata (v2)."""
-    if settings.interface and settings.address:
-        return settings
-    request = urllib.request.Request(
-        "http://169.254.169.254/opc/v2/vnics/", headers={"Authorization": "Bearer Oracle"}
-    )
-    with urllib.request.urlopen(request, timeout=2) as r:
-        vnic = json.load(r)[0]
-    values = dict(settings.__dict__)
-    values["interface"], values["address"] = vnic["vnicId"], vnic["privateIp"]
-    return Settings(**values)
-
-
-MECHANISMS: dict[str, tuple[Callable[[Settings], Settings], Callable[[Settings], Mechanism]]] = {
-    "aws": (aws_identity, AwsRoutes),
-    "oci": (oci_identity, OciPrivateIp),
-    "azure": (azure_identity, Peers),
-    "gcp": (gcp_identity, GcpPeers),
-}
+    def metadata_peer(self) -> str:
+        """The other connector's address as this VM's cloud tells it (each cloud's own): none
+        here."""
+        return ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1065,10 +727,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: watchdog.py CONFIG.json", file=sys.stderr)
         return 2
     settings = Settings.from_file(args[0])
-    if settings.cloud not in MECHANISMS:
-        print(f"watchdog: cloud {settings.cloud!r} has no mechanism here", file=sys.stderr)
+    # the cloud's mechanism: its code follows this module's in the script a VM runs
+    # (bootstrap.watchdog_source); this module alone has none
+    pair = globals().get("MECHANISM")
+    if pair is None:
+        print(f"watchdog: no mechanism of cloud {settings.cloud!r} in this script (run the "
+              "one bootstrap.watchdog_source(cloud) makes)", file=sys.stderr)  # fmt: skip
         return 2
-    identity, mechanism = MECHANISMS[settings.cloud]
+    identity, mechanism = pair
     settings = identity(settings)
     stop, stopping = threading.Event(), threading.Event()
     import signal

@@ -24,13 +24,8 @@ from botocore.awsrequest import AWSResponse
 
 from provisioner import Clouds, Deployment, load_topology
 from provisioner.model import DesiredConnector
-from provisioner.sandbox import (
-    SandboxWorld,
-    fake_session,
-    seed_world,
-    serialize_moto,
-    tag_launched_interfaces,
-)
+from provisioner.sandbox import SandboxWorld
+from provisioner.providers.aws.world import fake_session, seed_world, serialize_moto, tag_launched_interfaces
 
 READ_PREFIXES = ("Describe", "Get", "List")
 # the sandbox publishes its own Ubuntu images; moto's catalogue of 14,000 costs 0.5 s a world

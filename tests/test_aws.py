@@ -11,7 +11,7 @@ import pytest
 from conftest import CallLog, deployment, snapshot, written
 
 from provisioner import ConflictError, RouteState, SpecError
-from provisioner.providers.aws import TAG
+from provisioner.providers.aws.common import TAG
 from provisioner.sandbox import SandboxWorld
 
 

@@ -18,13 +18,14 @@ from conftest import CallLog, deployment, snapshot
 from test_service import deployment as with_service
 
 from provisioner import Deployment
-from provisioner.providers.aws import TAG
+from provisioner.providers.aws.common import TAG
 from provisioner.providers.aws.common import READY_TAG, WATCH_TAG
 from provisioner.providers.aws.pair import PAIR_POLICY, pair_policy
 from provisioner.render import plan_text, status_text
 from provisioner.sandbox import FAKE_PROFILE, SandboxWorld
-from provisioner.spec import CLOUD_SCHEMAS
-from provisioner.watchdog import HA_TAG, AwsRoutes, Holder, Settings
+from provisioner import clouds
+from provisioner.providers.aws.watchdog import AwsRoutes
+from provisioner.watchdog import HA_TAG, Holder, Settings
 
 OURS = ("100.96.0.0/11", "192.168.0.0/22")  # HQ's routed destinations: the VPN, Branch
 
@@ -157,9 +158,9 @@ def test_a_release_that_changes_a_pairs_user_data_replaces_no_running_connector(
     d.apply()
     before = {m: i["InstanceId"] for m, i in connectors(session).items()}
     old = d.bootstrap("hq")
-    monkeypatch.setitem(
-        CLOUD_SCHEMAS, "aws", replace(CLOUD_SCHEMAS["aws"], watchdog_python="/opt/next/python3")
-    )
+    aws = clouds.known()["aws"]
+    newer = replace(aws, schema=replace(aws.schema, watchdog_python="/opt/next/python3"))
+    monkeypatch.setitem(clouds.known(), "aws", newer)
     again = deployment(world, clouds, edit=edit)
     assert again.bootstrap("hq") != old and "/opt/next/python3" in gunzipped(again.bootstrap("hq"))
     calls.clear()
@@ -228,7 +229,7 @@ class RouteWatch:
         from moto.core import DEFAULT_ACCOUNT_ID
         from moto.ec2.models import ec2_backends
 
-        from provisioner.sandbox import MOTO_LOCK
+        from provisioner.providers.aws.world import MOTO_LOCK
 
         self.backend = ec2_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
         self.moto = MOTO_LOCK
@@ -614,7 +615,7 @@ def test_a_new_image_release_replaces_nothing_until_apply_roll(
     """A new Ubuntu release (the public parameter names another AMI): plan and apply change
     nothing; status says a newer image exists and since when; `apply --roll` takes it, the new
     connector made before the old one goes."""
-    from provisioner.sandbox import publish_ubuntu_image
+    from provisioner.providers.aws.world import publish_ubuntu_image
 
     deployment(world, clouds).apply()
     (old,) = connectors(session).values()
@@ -645,7 +646,7 @@ def test_routes_move_only_once_the_new_connector_says_its_tunnel_is_up(
     routes still on the old one, says so, and the next apply goes on from there."""
     from provisioner import CloudError
     from provisioner.providers import Clouds
-    from provisioner.sandbox import VMS_REPORT_READY
+    from provisioner.providers.aws.world import VMS_REPORT_READY
 
     deployment(world, clouds).apply()
     (old,) = connectors(session).values()
@@ -744,7 +745,7 @@ def _service_connectors(service: Any, network: str = "hq") -> dict[str, dict[str
 
 
 def _impatient(session: Any, service: Any) -> Any:
-    from provisioner.sandbox import sandbox_clouds
+    from provisioner.providers.aws.world import sandbox_clouds
 
     clouds = sandbox_clouds(session, service.url, sleep=lambda seconds: None)
     clouds.options["aws"]["wait_seconds"] = 0.2
@@ -809,7 +810,7 @@ def test_with_the_service_routes_wait_for_the_new_connector_to_be_online(
     on the service; the next apply launches no third VM and makes no third connector, and
     finishes once the new one is ONLINE."""
     from provisioner import CloudError
-    from provisioner.sandbox import VMS_REPORT_READY
+    from provisioner.providers.aws.world import VMS_REPORT_READY
 
     with_service(world, session, service).apply()
     (old,) = connectors(session).values()

@@ -393,10 +393,10 @@ def test_yaml_errors_are_one_line(world: SandboxWorld, calls: CallLog, capsys) -
 def test_unsupported_cloud_is_bad_input_before_any_call(
     world: SandboxWorld, calls: CallLog, capsys, monkeypatch
 ):
-    # every cloud the file names has a provider now: an install without one says so
-    from provisioner import providers
+    # an install without a cloud's package (its description unregistered) says so
+    from provisioner import clouds
 
-    monkeypatch.delitem(providers.REGISTRY, "oci")
+    monkeypatch.delitem(clouds.known(), "oci")
     doc = world.topology()
     doc["networks"]["oc"] = {
         "cloud": "oci",

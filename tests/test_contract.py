@@ -66,7 +66,7 @@ def test_every_aws_part_has_its_handlers(world: Any, clouds: Clouds):
 def test_a_part_kind_without_handlers_fails_at_observe_before_any_change(
     oci_world: Any, monkeypatch: pytest.MonkeyPatch
 ):
-    from provisioner.providers.oci import OciNetwork
+    from provisioner.providers.oci.network import OciNetwork
 
     parts = {k: v for k, v in OciNetwork.PARTS.items() if k != "dynamic-group"}
     monkeypatch.setattr(OciNetwork, "PARTS", parts)

@@ -147,7 +147,7 @@ import botocore.handlers
 from provisioner import Clouds, Deployment, load_topology
 from provisioner.cli import run
 from moto import mock_aws
-from provisioner.sandbox import fake_session, seed_world, serialize_moto
+from provisioner.providers.aws.world import fake_session, seed_world, serialize_moto
 
 # every write of the first apply takes a while, as on a cloud, so that Ctrl-C lands mid-way
 slow = [False]

@@ -77,7 +77,8 @@ def test_a_pair_is_two_connectors_in_two_zones_behind_the_routes_load_balancer(g
     assert metadata(vms["cp-hq-connector-2"])["connector-peer"] == address["cp-hq-connector"]
     # each watchdog's word is a guest attribute, written through its metadata server: status
     # shows both (the first's the sandbox's stand-in: no watchdog runs on the fake's VMs)
-    from provisioner.watchdog import GcpPeers, Settings
+    from provisioner.providers.gcp.watchdog import GcpPeers
+    from provisioner.watchdog import Settings
 
     said = "standby, the other member no answer (since 2026-12-07T17:00:00Z)"
     server = f"{gcp.url}/metadata/{P}/{zones['cp-hq-connector-2']}/cp-hq-connector-2"

@@ -79,7 +79,7 @@ def test_provision_help_teaches(capsys: pytest.CaptureFixture[str]):
     codes = re.findall(r"^  (\d+) ", foot[foot.index("exit codes:") :], re.M)
     assert codes == ["0", "1", "2", "3", "4", "5", "6", "130", "141"]
     environment = foot[foot.index("environment:") :]
-    for group in H.ENVIRONMENT.values():
+    for group in H.environment().values():
         for name, _ in group:
             assert name in environment
     # not the 30 one-network flags without a word: those are apply's --help
@@ -100,7 +100,7 @@ def test_each_commands_help_has_its_flags_exit_codes_and_environment(
     assert [int(c) for c in re.findall(r"^  (\d+) ", foot, re.M)] == [c for c, _ in command.exits]
     for _code, meaning in command.exits:
         assert _words(meaning) in _words(foot)
-    names = [n for g in command.environment for n, _ in H.ENVIRONMENT[g]]
+    names = [n for g in command.environment for n, _ in H.environment()[g]]
     for variable in names:
         assert variable in foot[foot.index("environment:") :]
     if not names:
@@ -157,7 +157,7 @@ def test_every_variable_the_code_reads_is_in_help():
         read.update(re.findall(r'^[A-Z_]*VARIABLE = "([A-Z][A-Z0-9_]+)"', text, re.M))
         read.update(re.findall(r'environ\.get\("([A-Z][A-Z0-9_]+)"', text))
     assert read, "no variable found: the scan no longer matches the code"
-    said = " ".join(n for g in H.ENVIRONMENT.values() for n, _ in g)
+    said = " ".join(n for g in H.environment().values() for n, _ in g)
     missing = sorted(v for v in read if v not in said)
     assert not missing, missing
     for name in re.findall(r"\b(PROVISION_[A-Z_]+|CLOUDCONNEXA_[A-Z_]+)\b", said):

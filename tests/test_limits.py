@@ -253,7 +253,7 @@ def test_with_the_service_the_doctor_traces_an_office_through_the_summary_and_th
     subnet to that office (the service half is not summarized); the doctor traces an office's
     flow into HQ, its answer's route back through the summary."""
     from provisioner.api import Deployment
-    from provisioner.sandbox import add_app_host, sandbox_clouds
+    from provisioner.providers.aws.world import add_app_host, sandbox_clouds
     from provisioner.spec import load_topology
 
     add_app_host(session, world.hq)  # a host for the flows to reach

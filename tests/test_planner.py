@@ -9,25 +9,8 @@ import pytest
 
 from provisioner import planner
 from provisioner.errors import SpecError
-from provisioner.model import (
-    CONNECTOR_SOURCE,
-    AppAccess,
-    AppGroup,
-    AwsLocation,
-    Connector,
-    IngressRule,
-    Network,
-    Observed,
-    ObservedConnector,
-    ObservedRoute,
-    ObservedSubnet,
-    Part,
-    Ports,
-    ProfileFile,
-    RouteTable,
-    Topology,
-    WayOut,
-)
+from provisioner.model import CONNECTOR_SOURCE, AppAccess, AppGroup, Connector, IngressRule, Network, Observed, ObservedConnector, ObservedRoute, ObservedSubnet, Part, Ports, ProfileFile, RouteTable, Topology, WayOut
+from provisioner.providers.aws.cloud import AwsLocation
 from provisioner.steps import stages
 
 PUBLIC = ObservedSubnet("subnet-1", WayOut.INTERNET_GATEWAY, "igw-1", "rtb-pub")

@@ -25,9 +25,10 @@ from provisioner.cloudconnexa.fake import (
     CloudConnexa,
 )
 from provisioner.fakeserver import FakeServer
-from provisioner.model import place_from_text
+from provisioner.clouds import place_from_text
 from provisioner.providers import Clouds
-from provisioner.sandbox import SandboxWorld, sandbox_clouds
+from provisioner.sandbox import SandboxWorld
+from provisioner.providers.aws.world import sandbox_clouds
 
 
 def fake(server: FakeServer) -> CloudConnexa:
@@ -522,7 +523,7 @@ def test_without_a_service_block_plan_still_lists_connectors_of_ours_left_behind
 ):
     """In the regions the file names: a second VPC in HQ's region, applied, then removed from
     the file."""
-    from provisioner.sandbox import seed_vpc
+    from provisioner.providers.aws.world import seed_vpc
 
     extra = seed_vpc(session, "extra", "us-east-1", "10.30.0.0/16", ["10.30.0.0/24"], 0)
     before = snapshot(session, regions=("us-east-1",))
@@ -597,7 +598,7 @@ def test_the_services_access_groups_decide_the_vpn_hop_and_status_says_so(
     """With the account's topology CUSTOM, the service refuses what no access group allows
     before any cloud sees it: the doctor reads the setting and the groups (read-only) and
     judges the VPN hop with them; a credential that may not read them makes it UNKNOWN."""
-    from provisioner.sandbox import add_app_host
+    from provisioner.providers.aws.world import add_app_host
 
     for vpc in (world.hq, world.branch):
         add_app_host(session, vpc)

@@ -134,7 +134,9 @@ def test_a_description_fits_what_the_provider_accepts():
     """The Terraform provider validates descriptions of 1-120 characters: a place too long for
     that (OCI's OCIDs) is left out, the owner and the name kept."""
     from provisioner.cloudconnexa.client import description
-    from provisioner.model import OciLocation, place_from_text, place_text
+    from provisioner.model import place_text
+    from provisioner.clouds import place_from_text
+    from provisioner.providers.oci.cloud import OciLocation
 
     oci = OciLocation(
         "eu-frankfurt-1",

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
+from provisioner.providers.aws.watchdog import AwsRoutes
+from provisioner.providers.oci.watchdog import OciPrivateIp
 from provisioner.watchdog import (
     DRAIN_TAG,
     HA_TAG,
     TAG,
-    AwsRoutes,
     Holder,
     Hooks,
-    OciPrivateIp,
     Peers,
     Settings,
     Watch,

@@ -1,25 +1,17 @@
-"""Cloud providers, by the cloud's name. Each module is imported only when a network of that
-cloud is touched, so `provision --help` never pays for a cloud SDK."""
+"""Cloud providers, by the cloud's name: one package per cloud, each registering its
+description (`clouds.Cloud`) in its `__init__`. A provider's modules are imported only when a
+network of that cloud is touched, so `provision --help` never pays for a cloud SDK."""
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import clouds
 from ..errors import UnsupportedCloudError
 from ..model import Network
 from ..progress import Meter
 from .base import NetworkProvider, Progress
-
-# cloud name -> "module:class". Adding a cloud: its module, plus one line here.
-REGISTRY: dict[str, str] = {
-    "aws": "provisioner.providers.aws:AwsNetwork",
-    "azure": "provisioner.providers.azure:AzureNetwork",
-    "gcp": "provisioner.providers.gcp:GcpNetwork",
-    "oci": "provisioner.providers.oci:OciNetwork",
-}
-
 
 def _quiet(_: str) -> None:
     pass
@@ -31,7 +23,7 @@ class Clouds:
     report progress (`progress`: messages; `meter`: each change as it starts and ends, see
     `provisioner.progress`), and how much to do at once: `concurrency` bounds the calls in
     flight to one cloud (default: the provider's own `concurrency`), `networks_at_once` the
-    networks worked on side by side. `concurrency={"aws": 1}, networks_at_once=1` runs one change at a
+    networks worked on side by side. `concurrency={cloud: 1}, networks_at_once=1` runs one change at a
     time. The default reaches each cloud through its SDK's own credential chain."""
 
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -43,15 +35,14 @@ class Clouds:
     networks_at_once: int = 8
 
     def connect(self, network: Network) -> NetworkProvider:
-        target = REGISTRY.get(network.cloud)
-        if target is None:
+        described = clouds.get(network.cloud)
+        if described is None:
             raise UnsupportedCloudError(
                 f"networks.{network.name}.cloud",
                 f"{network.cloud!r} is not supported by this version yet (supported: "
-                f"{', '.join(sorted(REGISTRY))})",
+                f"{', '.join(sorted(clouds.known()))})",
             )
-        module_name, class_name = target.split(":")
-        cls = getattr(importlib.import_module(module_name), class_name)
+        cls = clouds.load(described.provider)
 
         def progress(message: str) -> None:  # tagged: networks report side by side
             self.progress(f"{network.name}: {message}")

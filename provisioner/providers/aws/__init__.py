@@ -1,7 +1,8 @@
 """AWS through boto3, split by resource: `network` (the VPC, routes, security groups; the
-provider class), `identity` (profile parameter, role, instance profile), `instance` (the VM)."""
+provider class), `identity` (profile parameter, role, instance profile), `instance` (the VM).
+`cloud` is what the rest of the toolkit knows of it (no SDK); the rest is imported when a
+network of AWS is touched."""
 
-from .common import FINGERPRINT_TAG, TAG, UBUNTU_PARAMETER
-from .network import AwsNetwork
+from .cloud import CLOUD
 
-__all__ = ["FINGERPRINT_TAG", "TAG", "UBUNTU_PARAMETER", "AwsNetwork"]
+__all__ = ["CLOUD"]

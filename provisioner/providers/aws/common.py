@@ -10,7 +10,8 @@ from botocore.exceptions import ClientError
 
 from ... import watchdog as _watchdog
 from ...errors import CloudError
-from ...model import AwsLocation, Network
+from .cloud import AwsLocation
+from ...model import Network
 from ..base import Provider
 
 TAG = "connector-provisioner:network"

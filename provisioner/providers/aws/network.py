@@ -19,10 +19,10 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from ...discover import Found
 from ...errors import CloudError, SpecError
 from ...limits import limits
+from .cloud import AwsLocation
 from ...model import (
     PROFILE_PART,
     Action,
-    AwsLocation,
     Cap,
     Change,
     ConnectorState,

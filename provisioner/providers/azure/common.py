@@ -14,13 +14,13 @@ from typing import Any
 
 from ...errors import CloudError
 from ...limits import limits
-from ...model import AzureLocation, Network
+from .cloud import ENDPOINT_VARIABLE, AzureLocation
+from ...model import Network
 from ..base import Members, Provider
 
 TAG = "connector-provisioner:network"
 FILE_TAG = "connector-provisioner:file"  # the id of the topology file whose network it is
 FINGERPRINT_TAG = "connector-provisioner:fingerprint"
-ENDPOINT_VARIABLE = "PROVISION_AZURE_ENDPOINT"  # the sandbox's fake ARM (provision sandbox serve)
 EXTENSION = "connector-profile"
 PEER_TAG = "connector-provisioner:peer"  # on each VM of a pair: the other's address
 # Canonical's Ubuntu 24.04 LTS on the Azure Marketplace

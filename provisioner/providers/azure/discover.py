@@ -16,7 +16,7 @@ from ...discover import (
     network_name,
     vpn_range,
 )
-from ...model import AzureLocation
+from .cloud import AzureLocation
 from .common import TAG, short
 
 

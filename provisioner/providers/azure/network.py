@@ -16,10 +16,10 @@ from typing import Any
 
 from ...discover import Found
 from ...errors import CloudError, SpecError
+from .cloud import AzureLocation
 from ...model import (
     PROFILE_PART,
     Action,
-    AzureLocation,
     Cap,
     Change,
     ConnectorState,

@@ -3,9 +3,14 @@ SDK (azure-mgmt-network): for `provision demo`, `provision sandbox serve` and th
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from ...fakeserver import SandboxPart
+from .cloud import ENDPOINT_VARIABLE
 from .fake import Arm
 
 SUBSCRIPTION = "00000000-0000-4000-8000-000000000001"
@@ -26,7 +31,7 @@ class SandboxVnet:
     route_table: str = ""  # the admin's, on the app subnet
     app_group: str = ""  # the admin's NSG of the app servers
 
-    def network(self, profile: str, **connector: Any) -> dict[str, Any]:
+    def network_entry(self, profile: str, **connector: Any) -> dict[str, Any]:
         """This VNet as a topology network entry."""
         return {
             "cloud": "azure",
@@ -38,6 +43,9 @@ class SandboxVnet:
             "app_security_groups": [self.app_group],
             "connector": {"subnet": self.connector_subnet, "profile": profile, **connector},
         }
+
+    def describe(self) -> str:
+        return f"{self.vnet} {self.cidr} in {self.region}, resource group {self.resource_group}"
 
 
 def network_client(endpoint: str, subscription: str = SUBSCRIPTION) -> Any:
@@ -192,3 +200,24 @@ def hand_made_connector(
             destination_address_prefix="*", destination_port_range="443", access="Allow",
             direction="Inbound", priority=110))).result()  # fmt: skip
     return {"vm": vm.id, "address": address}
+
+
+HUB = ("azhub", "10.8.0.0/16")  # the sandbox's hub here: its name and range
+
+
+@contextlib.contextmanager
+def sandbox_part(
+    directory: Path, served: bool = False, verbose: bool = False
+) -> Iterator[SandboxPart]:
+    """Azure's part of the sandbox: the fake Resource Manager on 127.0.0.1, a hub VNet in it."""
+    fake = Arm()
+    with fake.serve(log=verbose) as server:
+        hub = seed_vnet(fake, server.url, *HUB)
+        yield SandboxPart(
+            "azure",
+            [hub],
+            {"endpoint": server.url, "progress_seconds": 5.0},
+            exports={ENDPOINT_VARIABLE: server.url},
+            served=f"{server.url}  Resource Manager: resource groups, network, compute (any subscription id, any bearer token)",
+            fake=server,
+        )

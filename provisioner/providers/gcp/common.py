@@ -14,7 +14,8 @@ from typing import Any
 
 from ...errors import CloudError
 from ...limits import limits
-from ...model import GcpLocation, Network
+from .cloud import ENDPOINT_VARIABLE, GcpLocation
+from ...model import Network
 from ..base import Members, Provider
 
 LABEL = "connector-provisioner-network"  # on the instance and the secret: whose they are
@@ -28,7 +29,6 @@ def file_label(file_id: str) -> str:
 
 FINGERPRINT_LABEL = "connector-provisioner-fingerprint"
 PROFILE_ANNOTATION = "connector-provisioner/profile-sha256"
-ENDPOINT_VARIABLE = "PROVISION_GCP_ENDPOINT"  # the sandbox's fake (provision sandbox serve)
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 # Canonical's Ubuntu 24.04 LTS image family, published in the ubuntu-os-cloud project: a
 # connector is launched on its newest release, by name

@@ -15,7 +15,7 @@ from ...discover import (
     network_name,
     vpn_range,
 )
-from ...model import GcpLocation
+from .cloud import GcpLocation
 from .common import LABEL, partial, short
 
 WHOLE = "(the whole network)"

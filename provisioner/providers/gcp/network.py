@@ -17,6 +17,7 @@ from typing import Any
 
 from ...discover import Found
 from ...errors import CloudError, SpecError
+from .cloud import GcpLocation
 from ...model import (
     PROFILE_PART,
     Action,
@@ -25,7 +26,6 @@ from ...model import (
     FilterLayer,
     FilterRule,
     ForeignConnector,
-    GcpLocation,
     Kind,
     Member,
     Network,

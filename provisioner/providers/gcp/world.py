@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from ...fakeserver import SandboxPart
+from .cloud import ENDPOINT_VARIABLE
 from .fake import Gce
 
 PROJECT = "sandbox-project-1"
@@ -39,6 +44,9 @@ class SandboxGcpNetwork:
             "app_security_groups": [self.app_tag],
             "connector": {"subnet": self.connector_subnet, "profile": profile, **connector},
         }
+
+    def describe(self) -> str:
+        return f"{self.network} {self.cidr} in {self.zone}, project {self.project}"
 
 
 def compute(endpoint: str) -> Any:
@@ -222,3 +230,24 @@ def hand_made_connector(
             name=f"to-connector-{i}", network=f"projects/{project}/global/networks/{net.network}",
             dest_range=destination, next_hop_instance=hop, priority=1000)))  # fmt: skip
     return f"zones/{zone}/instances/cloudconnexa-connector"
+
+
+HUB = ("gchub", "10.9.0.0/16")  # the sandbox's hub here: its name and range
+
+
+@contextlib.contextmanager
+def sandbox_part(
+    directory: Path, served: bool = False, verbose: bool = False
+) -> Iterator[SandboxPart]:
+    """GCP's part of the sandbox: the fake Google Cloud on 127.0.0.1, a hub network in it."""
+    fake = Gce()
+    with fake.serve(log=verbose) as server:
+        hub = seed_network(fake, server.url, *HUB)
+        yield SandboxPart(
+            "gcp",
+            [hub],
+            {"endpoint": server.url, "progress_seconds": 5.0},
+            exports={ENDPOINT_VARIABLE: server.url},
+            served=f"{server.url}  Compute Engine, Secret Manager, IAM (any project id, any token)",
+            fake=server,
+        )

@@ -1,8 +1,9 @@
 """OCI through the `oci` SDK, split by resource: `network` (the VCN, its route tables; the
 provider class), `groups` (network security groups), `instance` (the profile secret, the
-instance and its VNIC, the dynamic group and policy)."""
+instance and its VNIC, the dynamic group and policy).
+`cloud` is what the rest of the toolkit knows of it (no SDK); the rest is imported when a
+network of it is touched."""
 
-from .common import ENDPOINT_VARIABLE, TAG
-from .network import OciNetwork
+from .cloud import CLOUD
 
-__all__ = ["ENDPOINT_VARIABLE", "TAG", "OciNetwork"]
+__all__ = ["CLOUD"]

@@ -10,14 +10,14 @@ from typing import Any
 
 from ...errors import CloudError
 from ...limits import limits
-from ...model import Network, OciLocation
+from .cloud import ENDPOINT_VARIABLE, OciLocation
+from ...model import Network
 from ..base import Members, Provider
 
 TAG = "connector-provisioner"  # freeform tag on what we make: the network's name
 FILE_TAG = "connector-provisioner-file"  # the id of the topology file whose network it is
 FINGERPRINT_TAG = "connector-provisioner-fingerprint"
 PROFILE_TAG = "connector-provisioner-profile-sha256"
-ENDPOINT_VARIABLE = "PROVISION_OCI_ENDPOINT"  # the sandbox's fake (provision sandbox serve)
 PROFILE_VARIABLE = "OCI_CONFIG_PROFILE"
 UBUNTU = ("Canonical Ubuntu", "24.04")
 
@@ -31,7 +31,7 @@ def error_text(e: BaseException) -> str:
 
 
 def _sandbox_signer() -> Any:
-    from ...watchdog import OciPrivateIp
+    from .watchdog import OciPrivateIp
 
     return OciPrivateIp.sandbox_signer()
 

@@ -15,7 +15,7 @@ from ...discover import (
     network_name,
     vpn_range,
 )
-from ...model import OciLocation
+from .cloud import OciLocation
 from .common import TAG
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ...discover import Found
 from ...errors import CloudError, SpecError
+from .cloud import OciLocation
 from ...model import (
     PROFILE_PART,
     Action,
@@ -31,7 +32,6 @@ from ...model import (
     ObservedConnector,
     ObservedRoute,
     ObservedSubnet,
-    OciLocation,
     Part,
     Ports,
     RouteTable,

@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from ...fakeserver import SandboxPart
+from .cloud import ENDPOINT_VARIABLE
 from .fake import Oci
 
 
@@ -42,6 +47,9 @@ class SandboxVcn:
                 **connector,
             },
         }
+
+    def describe(self) -> str:
+        return f"a VCN {self.cidr} in {self.region}"
 
 
 def clients(endpoint: str, region: str) -> Any:
@@ -205,3 +213,24 @@ def hand_made_connector(
     ]
     api.network.update_route_table(vcn.route_table, m.UpdateRouteTableDetails(route_rules=rules))
     return {"instance": vm.id, "private_ip": primary.id}
+
+
+HUB = ("ochub", "10.10.0.0/16")  # the sandbox's hub here: its name and range
+
+
+@contextlib.contextmanager
+def sandbox_part(
+    directory: Path, served: bool = False, verbose: bool = False
+) -> Iterator[SandboxPart]:
+    """OCI's part of the sandbox: the fake OCI on 127.0.0.1, a hub VCN in it."""
+    fake = Oci()
+    with fake.serve(log=verbose) as server:
+        hub = seed_vcn(fake, server.url, *HUB)
+        yield SandboxPart(
+            "oci",
+            [hub],
+            {"endpoint": server.url, "progress_seconds": 5.0, "poll_seconds": 0.1},
+            exports={ENDPOINT_VARIABLE: server.url},
+            served=f"{server.url}  Core, Identity, Vault, KMS, Secrets (tenancy {fake.tenancy}, any signing key)",
+            fake=server,
+        )
