@@ -95,8 +95,8 @@ def seeded(
     app group, meshed with `peers` external networks: (session, topology). `pair`: each
     network's connector is a pair, the second in a public subnet of another zone."""
     from provisioner import load_topology
-    from provisioner.sandbox import FAKE_PROFILE
     from provisioner.providers.aws.world import fake_session, publish_ubuntu_image, seed_vpc
+    from provisioner.sandbox import FAKE_PROFILE
 
     session = fake_session()
     for region in sorted(set(regions[:networks])):
@@ -496,7 +496,19 @@ def service_calls(networks: int) -> dict[str, dict[str, Any]]:
 
 def plan_time(peers: int = 100, tables: int = 50, repeat: int = 20) -> dict[str, float]:
     from provisioner import planner
-    from provisioner.model import AppAccess, AppGroup, Connector, Network, Observed, ObservedSubnet, Part, ProfileFile, RouteTable, Topology, WayOut
+    from provisioner.model import (
+        AppAccess,
+        AppGroup,
+        Connector,
+        Network,
+        Observed,
+        ObservedSubnet,
+        Part,
+        ProfileFile,
+        RouteTable,
+        Topology,
+        WayOut,
+    )
     from provisioner.providers.aws.cloud import AwsLocation
 
     hq = Network(

@@ -7,10 +7,10 @@ from __future__ import annotations
 import ast
 import base64
 import gzip
+import importlib.util
 import json
 import re
 import shlex
-import importlib.util
 from importlib import resources
 from pathlib import Path
 

@@ -54,7 +54,6 @@ SAID: dict[str, str] = {
 }
 
 
-
 def said(key: str, default: str | None = None) -> str:
     """What `key` is: SAID's, a cloud's own key as its cloud says (`GCP: ...`), or the clouds."""
     from .clouds import known

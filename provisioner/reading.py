@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .clouds import place_from_text
 from .model import (
     SERVICE_PLAN,
     Connector,
@@ -21,7 +22,6 @@ from .model import (
     Stray,
     Topology,
 )
-from .clouds import place_from_text
 from .providers import Clouds
 from .providers.base import NetworkProvider
 

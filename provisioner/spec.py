@@ -10,8 +10,8 @@ import difflib
 import hashlib
 import re
 import reprlib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from ipaddress import AddressValueError, IPv4Network, NetmaskValueError
 from pathlib import Path
 from typing import Any
@@ -480,6 +480,7 @@ def _connector_identity(
                 f.field(key),
                 f"{value!r} is not a valid {key.replace('_', ' ')} (expected like {example})",
             )
+        named[key] = value
     return owned, named["dynamic_group"], named["service_account"]
 
 

@@ -24,8 +24,13 @@ from botocore.awsrequest import AWSResponse
 
 from provisioner import Clouds, Deployment, load_topology
 from provisioner.model import DesiredConnector
+from provisioner.providers.aws.world import (
+    fake_session,
+    seed_world,
+    serialize_moto,
+    tag_launched_interfaces,
+)
 from provisioner.sandbox import SandboxWorld
-from provisioner.providers.aws.world import fake_session, seed_world, serialize_moto, tag_launched_interfaces
 
 READ_PREFIXES = ("Describe", "Get", "List")
 # the sandbox publishes its own Ubuntu images; moto's catalogue of 14,000 costs 0.5 s a world
@@ -551,7 +556,7 @@ class AzureWorld(FakeCloudWorld):
     cloud = "azure"
 
     def entry(self, seeded: Any, profile: str, **connector: Any) -> dict[str, Any]:
-        return dict(seeded.network(profile, **connector))
+        return dict(seeded.network_entry(profile, **connector))
 
     def snapshot(self) -> dict[str, Any]:
         """Every resource as GET shows it, less what changes on every write (etag)."""

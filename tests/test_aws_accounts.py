@@ -12,8 +12,8 @@ from botocore.config import Config
 
 from provisioner.cli import run
 from provisioner.providers.aws.common import TAG, assumed
-from provisioner.sandbox import SandboxWorld
 from provisioner.providers.aws.world import publish_ubuntu_image, seed_vpc
+from provisioner.sandbox import SandboxWorld
 
 ROLE = "arn:aws:iam::111111111111:role/connector-provisioner"
 
@@ -81,8 +81,8 @@ def test_an_external_id_without_a_role_is_bad_input(world: SandboxWorld, capsys,
 def test_where_a_network_lives_is_recorded_without_its_role_or_external_id():
     """The service network's description records the cloud half's place: the VPC, never how
     it is reached (a role and an external id are not a place, and the id is not for others)."""
-    from provisioner.model import place_text
     from provisioner.clouds import place_from_text
+    from provisioner.model import place_text
     from provisioner.providers.aws.cloud import AwsLocation
 
     located = AwsLocation("us-west-2", "vpc-0abc12345678", role=ROLE, external_id="ops-42")

@@ -18,13 +18,11 @@ from conftest import CallLog, deployment, snapshot
 from test_service import deployment as with_service
 
 from provisioner import Deployment
-from provisioner.providers.aws.common import TAG
-from provisioner.providers.aws.common import READY_TAG, WATCH_TAG
+from provisioner.providers.aws.common import READY_TAG, TAG, WATCH_TAG
 from provisioner.providers.aws.pair import PAIR_POLICY, pair_policy
+from provisioner.providers.aws.watchdog import AwsRoutes
 from provisioner.render import plan_text, status_text
 from provisioner.sandbox import FAKE_PROFILE, SandboxWorld
-from provisioner import clouds
-from provisioner.providers.aws.watchdog import AwsRoutes
 from provisioner.watchdog import HA_TAG, Holder, Settings
 
 OURS = ("100.96.0.0/11", "192.168.0.0/22")  # HQ's routed destinations: the VPN, Branch

@@ -291,7 +291,7 @@ def test_azure_lists_and_prunes_a_network_that_left_the_file(azure: Any):
     extra = seed_vnet(azure.arm, azure.url, "extra", "10.3.0.0/16",
                       resource_group=azure.hq.resource_group)  # fmt: skip
     (azure.directory / "extra.ovpn").write_text("client\nremote x 1194\n<key>\nk\n</key>\n")
-    _left_behind(azure, extra.network("extra.ovpn"))
+    _left_behind(azure, extra.network_entry("extra.ovpn"))
 
 
 def test_oci_lists_and_prunes_a_network_that_left_the_file(oci_world: Any):

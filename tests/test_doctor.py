@@ -17,8 +17,8 @@ from provisioner import Deployment, load_topology
 from provisioner.cli import run
 from provisioner.doctor import FlowReport
 from provisioner.providers import Clouds
-from provisioner.sandbox import SandboxWorld
 from provisioner.providers.aws.world import add_app_host
+from provisioner.sandbox import SandboxWorld
 
 VPN_RANGE = "100.96.0.0/11"  # the VPN clients' range: the doctor judges all of it
 

@@ -46,7 +46,27 @@ from provisioner import planner
 from provisioner.cloudconnexa.client import Api, read_policy
 from provisioner.cloudconnexa.fake import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, CloudConnexa
 from provisioner.doctor import diagnose
-from provisioner.model import AppAccess, AppGroup, ConnectorState, FilterLayer, FilterRule, IngressRule, Member, Observed, ObservedConnector, ObservedRoute, ObservedService, ObservedSubnet, Ports, RouteTable, ServiceConnector, ServiceNetwork, ServicePolicy, ServiceRoute, WayOut
+from provisioner.model import (
+    AppAccess,
+    AppGroup,
+    ConnectorState,
+    FilterLayer,
+    FilterRule,
+    IngressRule,
+    Member,
+    Observed,
+    ObservedConnector,
+    ObservedRoute,
+    ObservedService,
+    ObservedSubnet,
+    Ports,
+    RouteTable,
+    ServiceConnector,
+    ServiceNetwork,
+    ServicePolicy,
+    ServiceRoute,
+    WayOut,
+)
 
 pytestmark = lab_marks("lab-doctor")
 

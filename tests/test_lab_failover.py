@@ -36,7 +36,20 @@ from lab.world import BOB_VPN_IP, BRANCH, HQ, SeedWorld
 
 from provisioner import planner
 from provisioner.doctor import diagnose
-from provisioner.model import AppAccess, AppGroup, ConnectorState, IngressRule, Member, Observed, ObservedConnector, ObservedRoute, ObservedSubnet, Ports, RouteTable, WayOut
+from provisioner.model import (
+    AppAccess,
+    AppGroup,
+    ConnectorState,
+    IngressRule,
+    Member,
+    Observed,
+    ObservedConnector,
+    ObservedRoute,
+    ObservedSubnet,
+    Ports,
+    RouteTable,
+    WayOut,
+)
 
 pytestmark = lab_marks(None)  # a group per cloud, below
 INTERVAL, FAILS = 0.5, 3  # the watchdog's defaults

@@ -16,8 +16,8 @@ import pytest
 from conftest import OciWorld, WriteWatch, written
 
 from provisioner.providers.oci.pair import pair_statements
-from provisioner.render import plan_text, status_text
 from provisioner.providers.oci.watchdog import OciPrivateIp
+from provisioner.render import plan_text, status_text
 from provisioner.watchdog import HA_TAG, Settings
 
 OURS = ("100.96.0.0/11", "10.7.0.0/16", "172.31.0.0/16")  # HQ's destinations: VPN, spoke, partner

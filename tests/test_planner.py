@@ -9,7 +9,24 @@ import pytest
 
 from provisioner import planner
 from provisioner.errors import SpecError
-from provisioner.model import CONNECTOR_SOURCE, AppAccess, AppGroup, Connector, IngressRule, Network, Observed, ObservedConnector, ObservedRoute, ObservedSubnet, Part, Ports, ProfileFile, RouteTable, Topology, WayOut
+from provisioner.model import (
+    CONNECTOR_SOURCE,
+    AppAccess,
+    AppGroup,
+    Connector,
+    IngressRule,
+    Network,
+    Observed,
+    ObservedConnector,
+    ObservedRoute,
+    ObservedSubnet,
+    Part,
+    Ports,
+    ProfileFile,
+    RouteTable,
+    Topology,
+    WayOut,
+)
 from provisioner.providers.aws.cloud import AwsLocation
 from provisioner.steps import stages
 

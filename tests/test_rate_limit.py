@@ -18,8 +18,8 @@ from provisioner.cloudconnexa.fake import (
     RateLimit,
 )
 from provisioner.providers import Clouds
-from provisioner.sandbox import SandboxWorld
 from provisioner.providers.aws.world import sandbox_clouds
+from provisioner.sandbox import SandboxWorld
 
 SCALE = 1 / 100  # real seconds per second of the service's clock (15 s: 0.15 s here)
 

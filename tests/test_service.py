@@ -24,11 +24,11 @@ from provisioner.cloudconnexa.fake import (
     SANDBOX_CLIENT_SECRET,
     CloudConnexa,
 )
-from provisioner.fakeserver import FakeServer
 from provisioner.clouds import place_from_text
+from provisioner.fakeserver import FakeServer
 from provisioner.providers import Clouds
-from provisioner.sandbox import SandboxWorld
 from provisioner.providers.aws.world import sandbox_clouds
+from provisioner.sandbox import SandboxWorld
 
 
 def fake(server: FakeServer) -> CloudConnexa:

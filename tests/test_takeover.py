@@ -13,8 +13,8 @@ from conftest import CallLog
 
 from provisioner.api import Deployment
 from provisioner.cli import run
-from provisioner.sandbox import SandboxWorld
 from provisioner.providers.aws.world import hand_made_connector
+from provisioner.sandbox import SandboxWorld
 from provisioner.spec import load_topology
 
 PEERS = ["192.168.0.0/22", "172.31.0.0/16"]

@@ -134,8 +134,8 @@ def test_a_description_fits_what_the_provider_accepts():
     """The Terraform provider validates descriptions of 1-120 characters: a place too long for
     that (OCI's OCIDs) is left out, the owner and the name kept."""
     from provisioner.cloudconnexa.client import description
-    from provisioner.model import place_text
     from provisioner.clouds import place_from_text
+    from provisioner.model import place_text
     from provisioner.providers.oci.cloud import OciLocation
 
     oci = OciLocation(
@@ -176,7 +176,7 @@ def test_another_files_connectors_are_not_strays_on_azure(azure: Any):
     extra = seed_vnet(azure.arm, azure.url, "extra", "10.3.0.0/16",
                       resource_group=azure.hq.resource_group)  # fmt: skip
     (azure.directory / "extra.ovpn").write_text("client\nremote x 1194\n<key>\nk\n</key>\n")
-    _not_anothers(azure, extra.network("extra.ovpn"))
+    _not_anothers(azure, extra.network_entry("extra.ovpn"))
 
 
 @pytest.mark.xdist_group("oci")

@@ -13,6 +13,7 @@ from ..model import Network
 from ..progress import Meter
 from .base import NetworkProvider, Progress
 
+
 def _quiet(_: str) -> None:
     pass
 

@@ -61,7 +61,7 @@ from .world import (
 )
 
 HERE = Path(__file__).parent
-WATCHDOG = HERE.parent.parent / "provisioner" / "watchdog.py"
+WATCHDOG = Path("watchdog.py")  # the script a member runs: as bootstrap ships it (its cloud's)
 FLOWS = HERE / "flows.py"
 API_PORT = 5000
 UDP_PORT, TCP_PORT = 7007, 7008
@@ -380,9 +380,20 @@ class PairWorld:
             m.site.connector,
             "sh",
             "-c",
-            f"{sys.executable} {WATCHDOG} {config} >>{self.dir / f'watchdog-{m.name}.log'} 2>&1 &",
+            f"{sys.executable} {self._watchdog()} {config} "
+            f">>{self.dir / f'watchdog-{m.name}.log'} 2>&1 &",
             env=env,
         )
+
+    def _watchdog(self) -> Path:
+        """The watchdog as this cloud's VMs get it (bootstrap.watchdog_source): its core and the
+        cloud's mechanism in one script."""
+        from provisioner.bootstrap import watchdog_source
+
+        script = self.dir / WATCHDOG.name
+        if not script.exists():
+            script.write_text(watchdog_source(self.cloud))
+        return script
 
     def _as_identity(self, m: Member) -> Site:
         """`m`'s host as the setup script is run for it: its current identity's profile."""

@@ -10,7 +10,24 @@ from pathlib import Path
 
 from provisioner import planner
 from provisioner.bootstrap import render_setup_script
-from provisioner.model import ALL_TRAFFIC, AppAccess, AppGroup, CloudConnexa, Connector, IngressRule, Kind, Network, Observed, ObservedSubnet, Plan, Ports, ProfileFile, RouteTable, Topology, WayOut
+from provisioner.model import (
+    ALL_TRAFFIC,
+    AppAccess,
+    AppGroup,
+    CloudConnexa,
+    Connector,
+    IngressRule,
+    Kind,
+    Network,
+    Observed,
+    ObservedSubnet,
+    Plan,
+    Ports,
+    ProfileFile,
+    RouteTable,
+    Topology,
+    WayOut,
+)
 from provisioner.providers.aws.cloud import AwsLocation
 
 from .world import BRANCH, HQ, Site

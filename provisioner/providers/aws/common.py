@@ -10,9 +10,9 @@ from botocore.exceptions import ClientError
 
 from ... import watchdog as _watchdog
 from ...errors import CloudError
-from .cloud import AwsLocation
 from ...model import Network
 from ..base import Provider
+from .cloud import AwsLocation
 
 TAG = "connector-provisioner:network"
 FINGERPRINT_TAG = "connector-provisioner:fingerprint"

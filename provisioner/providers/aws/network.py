@@ -19,7 +19,6 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from ...discover import Found
 from ...errors import CloudError, SpecError
 from ...limits import limits
-from .cloud import AwsLocation
 from ...model import (
     PROFILE_PART,
     Action,
@@ -44,6 +43,7 @@ from ...model import (
 )
 from ..base import PartHandlers, Provider
 from . import quotas
+from .cloud import AwsLocation
 from .common import (
     CREDENTIAL_CODES,
     FILE_TAG,

@@ -14,9 +14,9 @@ from typing import Any
 
 from ...errors import CloudError
 from ...limits import limits
-from .cloud import ENDPOINT_VARIABLE, AzureLocation
 from ...model import Network
 from ..base import Members, Provider
+from .cloud import ENDPOINT_VARIABLE, AzureLocation
 
 TAG = "connector-provisioner:network"
 FILE_TAG = "connector-provisioner:file"  # the id of the topology file whose network it is

@@ -16,7 +16,6 @@ from typing import Any
 
 from ...discover import Found
 from ...errors import CloudError, SpecError
-from .cloud import AzureLocation
 from ...model import (
     PROFILE_PART,
     Action,
@@ -41,6 +40,7 @@ from ...model import (
 )
 from ..base import PartHandlers, Provider, sandbox_clients
 from . import quotas
+from .cloud import AzureLocation
 from .common import (
     FILE_TAG,
     TAG,

@@ -14,9 +14,9 @@ from typing import Any
 
 from ...errors import CloudError
 from ...limits import limits
-from .cloud import ENDPOINT_VARIABLE, GcpLocation
 from ...model import Network
 from ..base import Members, Provider
+from .cloud import ENDPOINT_VARIABLE, GcpLocation
 
 LABEL = "connector-provisioner-network"  # on the instance and the secret: whose they are
 FILE_LABEL = "connector-provisioner-file"  # the topology file's id, as a label value takes it

@@ -17,7 +17,6 @@ from typing import Any
 
 from ...discover import Found
 from ...errors import CloudError, SpecError
-from .cloud import GcpLocation
 from ...model import (
     PROFILE_PART,
     Action,
@@ -40,6 +39,7 @@ from ...model import (
 )
 from ..base import PartHandlers, Provider, sandbox_clients
 from . import quotas
+from .cloud import GcpLocation
 from .common import (
     FILE_LABEL,
     LABEL,

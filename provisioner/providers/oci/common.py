@@ -10,9 +10,9 @@ from typing import Any
 
 from ...errors import CloudError
 from ...limits import limits
-from .cloud import ENDPOINT_VARIABLE, OciLocation
 from ...model import Network
 from ..base import Members, Provider
+from .cloud import ENDPOINT_VARIABLE, OciLocation
 
 TAG = "connector-provisioner"  # freeform tag on what we make: the network's name
 FILE_TAG = "connector-provisioner-file"  # the id of the topology file whose network it is

@@ -15,7 +15,6 @@ from typing import Any
 
 from ...discover import Found
 from ...errors import CloudError, SpecError
-from .cloud import OciLocation
 from ...model import (
     PROFILE_PART,
     Action,
@@ -39,6 +38,7 @@ from ...model import (
     WayOut,
 )
 from ..base import PartHandlers, Provider, sandbox_clients
+from .cloud import OciLocation
 from .common import FILE_TAG, TAG, OciSeen, VcnTagLease, error_text, make_clients, sandbox_endpoint
 from .groups import Groups
 from .instance import STATES, Instance
