@@ -63,18 +63,18 @@ def world_of(
 def sandbox() -> Iterator[SandboxWorld]:
     """The sandbox's world in fakes in this process and on 127.0.0.1, and a scratch directory
     for topology files."""
-    try:
-        import moto  # noqa: F401  (the sandbox's extra)
-    except ImportError:  # pragma: no cover - depends on the install
-        from .errors import SpecError
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="provision-demo-"))
+        try:
+            world, _ = stack.enter_context(world_of(Path(tmp)))
+        except ModuleNotFoundError as e:  # pragma: no cover - depends on the install
+            from .errors import SpecError
 
-        raise SpecError(
-            "demo", "the sandbox needs its extra: pip install 'connector-provisioner[sandbox]'"
-        ) from None
-    with (
-        tempfile.TemporaryDirectory(prefix="provision-demo-") as tmp,
-        world_of(Path(tmp)) as (world, _),
-    ):
+            raise SpecError(
+                "demo",
+                f"the sandbox needs its extra ({e.name} is not installed): pip install "
+                "'connector-provisioner[sandbox]'",
+            ) from None
         yield world
 
 
@@ -101,6 +101,7 @@ def _say_briefly(message: str) -> None:
 def run_demo(verbose: bool = False) -> int:
     """plan -> apply -> status -> re-plan -> destroy, printed as the CLI prints them."""
     from . import api, render, spec
+    from . import clouds as registry
     from .model import ApplyResult
     from .providers import Clouds
 
@@ -118,8 +119,9 @@ def run_demo(verbose: bool = False) -> int:
         part = world.parts[world.cloud_of(b.name)]
         assert part.hand_made is not None and part.location_of is not None
         made = part.hand_made(b, [world.hq.cidr, "172.31.0.0/16"])
+        title = registry.known()[part.cloud].title
         print(
-            "Sandbox: fake clouds holding HQ and Branch on AWS and a hub on each other cloud, "
+            f"Sandbox: fake clouds holding HQ and Branch on {title} and a hub on each other cloud, "
             "and a fake CloudConnexa (the VPN service's half, from the same file):"
         )
         for line in world.describe():

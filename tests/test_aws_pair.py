@@ -18,6 +18,7 @@ from conftest import CallLog, deployment, snapshot
 from test_service import deployment as with_service
 
 from provisioner import Deployment
+from provisioner import clouds as registry
 from provisioner.providers.aws.common import READY_TAG, TAG, WATCH_TAG
 from provisioner.providers.aws.pair import PAIR_POLICY, pair_policy
 from provisioner.providers.aws.watchdog import AwsRoutes
@@ -156,9 +157,9 @@ def test_a_release_that_changes_a_pairs_user_data_replaces_no_running_connector(
     d.apply()
     before = {m: i["InstanceId"] for m, i in connectors(session).items()}
     old = d.bootstrap("hq")
-    aws = clouds.known()["aws"]
+    aws = registry.known()["aws"]
     newer = replace(aws, schema=replace(aws.schema, watchdog_python="/opt/next/python3"))
-    monkeypatch.setitem(clouds.known(), "aws", newer)
+    monkeypatch.setitem(registry.known(), "aws", newer)
     again = deployment(world, clouds, edit=edit)
     assert again.bootstrap("hq") != old and "/opt/next/python3" in gunzipped(again.bootstrap("hq"))
     calls.clear()

@@ -97,11 +97,19 @@ def test_the_toy_clouds_keys_are_checked_by_its_own_schema(toy: ToyFake, tmp_pat
     assert len(err.splitlines()) == 1 and len(toy.calls) == calls
 
 
-def test_the_toy_cloud_is_in_the_editor_schema_and_the_help(toy: ToyFake):
+def test_the_toy_cloud_is_in_the_editor_schema_and_the_help(toy: ToyFake, tmp_path, capsys):
+    """The editor schema validates a toy network by the toy's keys; `--cloud` names it."""
+    import jsonschema
+
     from provisioner import editor_schema
-    from provisioner.cli import build_parser
 
     schema = editor_schema.json_schema()
-    assert "toy" in schema["properties"]["networks"]["additionalProperties"]["properties"][
-        "cloud"]["enum"]  # fmt: skip
-    assert "toy" in build_parser().format_help() or "toy" in editor_schema.said("cloud")
+    path, _ = topology(toy, tmp_path)
+    doc = json.loads(path.read_text())
+    jsonschema.validate(doc, schema)  # as an editor checks it
+    doc["networks"]["lab"]["vpc"] = "vpc-0abc1234"  # another cloud's key
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema)
+    with pytest.raises(SystemExit):
+        run(["apply", "--help"])
+    assert "toy" in capsys.readouterr().out

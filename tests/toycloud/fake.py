@@ -94,6 +94,7 @@ class ToyFake:
             n = len(self.vms) + 10
             vm = {"net": net, "subnet": subnet, "nic": self._id("nic"), "forwarding": False,
                   "ip": f"{self.nets[net]['subnets'][subnet].rsplit('.', 2)[0]}.0.{n}",
+                  "public_ip": f"203.0.113.{n}",  # (TEST-NET-3) to dial the VPN service
                   **settings}  # fmt: skip
             self.vms[self._id("vm")] = vm
             return copy.deepcopy(vm)

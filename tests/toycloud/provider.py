@@ -70,6 +70,7 @@ class ToyNetwork(Provider):
                 instance=vm, state=ConnectorState.RUNNING, interface=seen["nic"],
                 private_ip=seen["ip"], forwarding=seen["forwarding"], size=seen["size"],
                 image=seen["image"], subnet=seen["subnet"], fingerprint=seen["fingerprint"],
+                public_ip=seen["public_ip"],
             )  # fmt: skip
         secret = self.fake.get_secret(self.secret)
         group = self.fake.get_group(self.group)
