@@ -14,7 +14,7 @@ from typing import Any
 
 from ...errors import CloudError
 from ...limits import limits
-from ...model import Network
+from ...model import Change, Network
 from ..base import Members, Provider
 from .cloud import ENDPOINT_VARIABLE, GcpLocation
 
@@ -238,6 +238,10 @@ class GcpState(Members, Provider):
     seen: GcpSeen  # what the last observe learnt (and apply since)
     connector_url: str | None  # the current member's (Members.as_member), learnt by observe
 
+    def route_hop(self, change: Change) -> dict[str, str]:
+        """What a route change names as its next hop (Pair's: the front or a connector)."""
+        raise NotImplementedError
+
     def member_names(self, member: int) -> dict[str, Any]:
         """A pair's second connector has names of its own (and a zone of its own: apply's)."""
         name, end = self.network.name, "-2" if member else ""
@@ -330,6 +334,16 @@ class GcpState(Members, Provider):
         with contextlib.suppress(NotFound):
             op = self.call(what, delete, **request)
             self.wait(op, f"{what} to be deleted")
+
+    def sdk_errors(self) -> tuple[type[BaseException], ...]:
+        from google.api_core.exceptions import GoogleAPICallError
+        from google.auth.exceptions import GoogleAuthError
+        from requests import RequestException
+
+        return (GoogleAPICallError, GoogleAuthError, RequestException)
+
+    def error_text(self, e: BaseException) -> str:
+        return error_text(e)
 
 
 def _retry_after(e: Exception) -> float | None:

@@ -8,20 +8,26 @@ source at all would admit every address."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from ipaddress import IPv4Network
 from typing import Any
 
+from ...errors import CloudError
 from ...model import (
     ALL_TRAFFIC,
     CONNECTOR_SOURCE,
     Action,
     AppGroup,
     Change,
+    FilterLayer,
+    FilterRule,
     IngressRule,
     Kind,
+    Member,
+    Observed,
     Ports,
 )
-from .common import GcpState, digest
+from .common import GcpState, digest, partial, short
 
 EVERYWHERE = IPv4Network("0.0.0.0/0")
 
@@ -46,6 +52,38 @@ def _allowed(ports: Ports) -> dict[str, Any]:
         return {"I_p_protocol": ports.protocol}
     text = str(ports.first) if ports.first == ports.last else f"{ports.first}-{ports.last}"
     return {"I_p_protocol": ports.protocol, "ports": [text]}
+
+
+def _firewall_layer(
+    name: str, firewalls: list[Any], tags: set[str], accounts: set[str]
+) -> FilterLayer:
+    """The ingress rules that apply to one instance, as one ordered stateful layer: ordered by
+    priority, a deny before an allow of the same priority, the implied deny last."""
+
+    rules = []
+    for fw in firewalls:
+        if "INGRESS" not in str(fw.direction):  # the field, or its enum's name
+            continue
+        targets_tags, targets_accounts = (
+            set(fw.target_tags or []),
+            set(fw.target_service_accounts or []),
+        )
+        if (targets_tags or targets_accounts) and not (
+            targets_tags & tags or targets_accounts & accounts
+        ):
+            continue
+        for allow, entries in ((False, fw.denied or []), (True, fw.allowed or [])):
+            for entry in entries:
+                for ports in _ports(entry):
+                    for source in fw.source_ranges or []:
+                        rules.append(FilterRule(
+                            order=int(fw.priority) * 2 + (1 if allow else 0), allow=allow,
+                            inbound=True, peer=IPv4Network(source, strict=False), ports=ports,
+                            name=f"{fw.name} (priority {fw.priority})",
+                        ))  # fmt: skip
+    rules.append(FilterRule(65535 * 2, False, True, IPv4Network("0.0.0.0/0"),
+                            name="the implied deny of all ingress (65535)", default=True))  # fmt: skip
+    return FilterLayer(f"firewall rules of {name}", ordered=True, stateful=True, rules=tuple(rules))
 
 
 class Firewalls(GcpState):
@@ -196,4 +234,44 @@ class Firewalls(GcpState):
             self.api.firewalls.delete_unary,
             project=self.project,
             firewall=self.ingress_name,
+        )
+
+    def filters(self, observed: Observed) -> Observed:
+        """The doctor's reads: the network's firewall rules, judged per instance as Compute
+        does: the enabled ingress rules whose targets (tags, service accounts, or none: all)
+        take the instance, the lowest priority deciding, a deny before an allow of the same
+        priority, then the implied deny of all ingress (65535)."""
+        try:
+            firewalls = [
+                f
+                for f in self.call("firewalls", self.api.firewalls.list, project=self.project)
+                if partial(f.network) == self.seen.network_url and not f.disabled
+            ]
+            instances = [
+                i
+                for scoped in self.call(
+                    "instances", self.api.instances.aggregated_list, project=self.project
+                )
+                for i in (scoped[1].instances or [])
+                if any(partial(n.network) == self.seen.network_url for n in i.network_interfaces)
+            ]
+        except self.sdk_errors() as e:
+            raise CloudError(f"network {self.network.name}: reading its firewall rules: "
+                             f"{self.error_text(e)}") from None  # fmt: skip
+        members: dict[str, list[Member]] = {}
+        hosts: dict[str, tuple[FilterLayer, ...]] = {}
+        for vm in instances:
+            nic = vm.network_interfaces[0]
+            if not nic.network_i_p:
+                continue
+            tags = set(vm.tags.items if vm.tags else [])
+            accounts = {a.email for a in vm.service_accounts or []}
+            hosts[nic.network_i_p] = (_firewall_layer(vm.name, firewalls, tags, accounts),)
+            for group in self.network.app_security_groups:
+                if group in tags:
+                    members.setdefault(group, []).append(
+                        Member(nic.network_i_p, short(nic.subnetwork))
+                    )
+        return replace(
+            observed, members={k: tuple(v) for k, v in members.items()}, host_filters=hosts
         )
