@@ -14,7 +14,7 @@ from typing import Any
 
 from ...errors import CloudError
 from ...limits import limits
-from ...model import Network
+from ...model import Change, Network
 from ..base import Members, Provider
 from .cloud import ENDPOINT_VARIABLE, AzureLocation
 
@@ -51,6 +51,15 @@ def error_text(e: BaseException) -> str:
     if isinstance(e, HttpResponseError) and e.error is not None:
         return f"{e.error.code}: {e.error.message}"
     return f"{type(e).__name__}: {e}".split("\n")[0]
+
+
+def _group_of(resource_id: str, default: str = "") -> str:
+    """The resource group named in a resource id (lower case as given)."""
+    parts = resource_id.split("/")
+    for i, p in enumerate(parts):
+        if p.lower() == "resourcegroups" and i + 1 < len(parts):
+            return parts[i + 1]
+    return default
 
 
 class _SandboxToken:
@@ -223,6 +232,10 @@ class AzureState(Members, Provider):
     lb_name: str  # a pair's load balancer
     seen: AzureSeen  # what the last observe learnt (and apply since)
     connector_ip: str | None  # the current member's (Members.as_member), learnt by observe
+
+    def route_target(self, change: Change) -> str:
+        """The next hop a route change names (Pair's: the load balancer or a connector)."""
+        raise NotImplementedError
 
     def member_names(self, member: int, successor: bool = False) -> dict[str, Any]:
         """A pair's second connector has names of its own: cp-<network>-connector-2... A VM made

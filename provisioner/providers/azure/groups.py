@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from dataclasses import replace
 from ipaddress import IPv4Network
 from typing import Any
 
+from ...errors import CloudError
 from ...model import (
     ALL_TRAFFIC,
     CONNECTOR_SOURCE,
     Action,
     AppGroup,
     Change,
+    FilterLayer,
+    FilterRule,
     IngressRule,
     Kind,
+    Member,
+    Observed,
     Ports,
 )
 from .common import AzureSeen, AzureState, rule_name, short
@@ -56,6 +62,53 @@ def _source(text: str) -> IPv4Network | str:
         return IPv4Network(text, strict=False)
     except ValueError:
         return text  # a service tag (Internet, VirtualNetwork...) or an application group
+
+
+def _nsg_layer(nsg: Any) -> FilterLayer:
+    """An NSG's rules, its own and its default ones, as an ordered stateful layer: the lowest
+    priority that matches decides; a service tag is a named peer ("*" matches everything)."""
+    rules = []
+    defaults = {id(r) for r in nsg.default_security_rules or []}
+    for rule in [*(nsg.security_rules or []), *(nsg.default_security_rules or [])]:
+        inbound = str(getattr(rule.direction, "value", rule.direction)) == "Inbound"
+        peers = (
+            (rule.source_address_prefixes or [rule.source_address_prefix])
+            if inbound
+            else (rule.destination_address_prefixes or [rule.destination_address_prefix])
+        )
+        spans = rule.destination_port_ranges or [rule.destination_port_range]
+        protocol = str(getattr(rule.protocol, "value", rule.protocol)).lower()
+        for peer in peers:
+            for span in spans:
+                rules.append(
+                    FilterRule(
+                        order=int(rule.priority),
+                        allow=str(getattr(rule.access, "value", rule.access)) == "Allow",
+                        inbound=inbound,
+                        peer=_nsg_peer(str(peer)),
+                        ports=_nsg_ports(protocol, str(span)),
+                        name=f"{rule.name} ({rule.priority})",
+                        default=id(rule) in defaults,
+                    )
+                )
+    return FilterLayer(f"NSG {nsg.name}", ordered=True, stateful=True, rules=tuple(rules))
+
+
+def _nsg_peer(value: str) -> IPv4Network | str:
+    if value == "*":
+        return "*"
+    try:
+        return IPv4Network(value, strict=False)
+    except ValueError:
+        return value  # a service tag: VirtualNetwork, Internet, AzureLoadBalancer...
+
+
+def _nsg_ports(protocol: str, span: str) -> Ports:
+    proto = {"*": "all", "tcp": "tcp", "udp": "udp", "icmp": "icmp"}.get(protocol, protocol)
+    if proto in ("all", "icmp") or span in ("*", "None", ""):
+        return Ports(proto) if proto != "all" or span in ("*", "None", "") else Ports("all")
+    first, _, last = span.partition("-")
+    return Ports(proto, int(first), int(last or first))
 
 
 class Groups(AzureState):
@@ -248,4 +301,44 @@ class Groups(AzureState):
             lambda current: self.put_whole(
                 self.net.network_security_groups, group_rg, nsg, current
             ),
+        )
+
+    def filters(self, observed: Observed) -> Observed:
+        """The doctor's reads: the resource group's NSGs with their own and default rules
+        (ordered by priority, deny included, stateful) and the VNet's NICs. A host of an app
+        group (an NSG on its NIC or its subnet) meets its subnet's NSG, then its NIC's."""
+        try:
+            nsgs = {n.id.lower(): n for n in self.net.network_security_groups.list(self.rg)}
+            nics = list(self.net.network_interfaces.list_all())
+        except self.sdk_errors() as e:
+            raise CloudError(f"network {self.network.name}: reading its NSGs: "
+                             f"{self.error_text(e)}") from None  # fmt: skip
+        layers = {key: _nsg_layer(n) for key, n in nsgs.items()}
+        subnet_nsg = {
+            s.name: (s.network_security_group.id.lower() if s.network_security_group else None)
+            for s in self.seen.vnet.subnets or []
+        }
+        vnet_id = self.seen.vnet.id.lower()
+        members: dict[str, list[Member]] = {}
+        hosts: dict[str, tuple[FilterLayer, ...]] = {}
+        for nic in nics:
+            config = (nic.ip_configurations or [None])[0]
+            if config is None or config.subnet is None or not config.private_ip_address:
+                continue
+            if not config.subnet.id.lower().startswith(vnet_id + "/"):
+                continue
+            subnet = short(config.subnet.id)
+            nic_nsg = nic.network_security_group.id.lower() if nic.network_security_group else None
+            on_host = [k for k in (subnet_nsg.get(subnet), nic_nsg) if k and k in layers]
+            hosts[config.private_ip_address] = tuple(layers[k] for k in on_host)
+            for key in on_host:
+                group = short(key)
+                if group in self.network.app_security_groups:
+                    members.setdefault(group, []).append(Member(config.private_ip_address, subnet))
+        udr = tuple(r.destination for t in observed.route_tables for r in t.routes)
+        return replace(
+            observed,
+            members={k: tuple(v) for k, v in members.items()},
+            host_filters=hosts,
+            peer_names={"VirtualNetwork": (*observed.cidrs, *udr)},
         )
