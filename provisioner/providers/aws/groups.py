@@ -4,23 +4,29 @@ traffic the connector delivers. Translates `IngressRule`s to EC2 IpPermissions a
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from ipaddress import IPv4Network
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ...errors import CloudError
 from ...model import (
     ALL_TRAFFIC,
     CONNECTOR_SOURCE,
     Action,
     AppGroup,
     Change,
+    FilterLayer,
+    FilterRule,
     IngressRule,
     Kind,
+    Member,
+    Observed,
     Ports,
 )
 from ..base import PartlyDone
-from .common import MARK, AwsState, error_text
+from .common import MARK, AwsState, error_text, pages
 
 # what EC2 says when a rule to add is there already, or one to take away is gone
 ALREADY = ("InvalidPermission.Duplicate", "InvalidPermission.NotFound")
@@ -57,6 +63,27 @@ def ports_of(perm: dict[str, Any]) -> Ports:
     if first is None:
         return Ports(protocol)
     return Ports(protocol, int(first), int(last if last is not None else first))
+
+
+def _acl_rule(entry: dict[str, Any]) -> FilterRule:
+    """A network ACL entry as a rule of an ordered, stateless layer."""
+    protocol = ACL_PROTOCOLS.get(str(entry.get("Protocol")), str(entry.get("Protocol")))
+    span = entry.get("PortRange")
+    if protocol in ("tcp", "udp") and span:
+        ports = Ports(protocol, int(span["From"]), int(span["To"]))
+    else:
+        ports = Ports(protocol)
+    return FilterRule(
+        order=int(entry["RuleNumber"]),
+        allow=entry.get("RuleAction") == "allow",
+        inbound=not entry.get("Egress", False),
+        peer=IPv4Network(entry.get("CidrBlock", "0.0.0.0/0")),
+        ports=ports,
+        name=f"rule {entry['RuleNumber']}",
+    )
+
+
+ACL_PROTOCOLS = {"-1": "all", "6": "tcp", "17": "udp", "1": "icmp"}
 
 
 class Groups(AwsState):
@@ -186,3 +213,38 @@ class Groups(AwsState):
             if e.response["Error"]["Code"] != "InvalidGroup.NotFound":
                 raise
         self.seen.group_id = None
+
+    def filters(self, observed: Observed) -> Observed:
+        """The doctor's reads: the VPC's network ACLs (one call) and the app groups' hosts
+        (one call, their network interfaces)."""
+        by_vpc = [{"Name": "vpc-id", "Values": [self.location.vpc]}]
+        edges: dict[str, FilterLayer] = {}
+        members: dict[str, list[Member]] = {}
+        try:
+            for acl in pages(self.ec2, "describe_network_acls", "NetworkAcls", Filters=by_vpc):
+                layer = FilterLayer(
+                    f"network ACL {acl['NetworkAclId']}",
+                    ordered=True,
+                    stateful=False,
+                    rules=tuple(_acl_rule(e) for e in acl.get("Entries", [])),
+                )
+                for association in acl.get("Associations", []):
+                    edges[association["SubnetId"]] = layer
+            groups = [g.id for g in observed.app_groups]
+            if groups:
+                by_group = [{"Name": "group-id", "Values": groups}]
+                for eni in pages(self.ec2, "describe_network_interfaces", "NetworkInterfaces",
+                                 Filters=by_group):  # fmt: skip
+                    for g in eni.get("Groups", []):
+                        if g["GroupId"] in groups:
+                            members.setdefault(g["GroupId"], []).append(
+                                Member(eni["PrivateIpAddress"], eni["SubnetId"])
+                            )
+        except self.sdk_errors() as e:
+            raise CloudError(f"network {self.network.name}: reading its filters: "
+                             f"{self.error_text(e)}") from None  # fmt: skip
+        return replace(
+            observed,
+            subnet_filters=edges,
+            members={k: tuple(v) for k, v in members.items()},
+        )

@@ -25,18 +25,14 @@ from ...model import (
     Cap,
     Change,
     ConnectorState,
-    FilterLayer,
-    FilterRule,
     ForeignConnector,
     Kind,
-    Member,
     Network,
     Observed,
     ObservedConnector,
     ObservedRoute,
     ObservedSubnet,
     Part,
-    Ports,
     RouteTable,
     Stray,
     WayOut,
@@ -67,27 +63,6 @@ from .instance import Instance
 from .pair import PAIR_HEALTH, PAIR_POLICY_PART, PAIR_TAGS, Pair, has_health_rule
 
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
-
-
-ACL_PROTOCOLS = {"-1": "all", "6": "tcp", "17": "udp", "1": "icmp"}
-
-
-def _acl_rule(entry: dict[str, Any]) -> FilterRule:
-    """A network ACL entry as a rule of an ordered, stateless layer."""
-    protocol = ACL_PROTOCOLS.get(str(entry.get("Protocol")), str(entry.get("Protocol")))
-    span = entry.get("PortRange")
-    if protocol in ("tcp", "udp") and span:
-        ports = Ports(protocol, int(span["From"]), int(span["To"]))
-    else:
-        ports = Ports(protocol)
-    return FilterRule(
-        order=int(entry["RuleNumber"]),
-        allow=entry.get("RuleAction") == "allow",
-        inbound=not entry.get("Egress", False),
-        peer=IPv4Network(entry.get("CidrBlock", "0.0.0.0/0")),
-        ports=ports,
-        name=f"rule {entry['RuleNumber']}",
-    )
 
 
 class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
@@ -206,41 +181,6 @@ class AwsNetwork(Pair, Identity, Instance, Groups, Provider):
         return None
 
     # --- observe -------------------------------------------------------------------------
-
-    def filters(self, observed: Observed) -> Observed:
-        """The doctor's reads: the VPC's network ACLs (one call) and the app groups' hosts
-        (one call, their network interfaces)."""
-        by_vpc = [{"Name": "vpc-id", "Values": [self.location.vpc]}]
-        edges: dict[str, FilterLayer] = {}
-        members: dict[str, list[Member]] = {}
-        try:
-            for acl in pages(self.ec2, "describe_network_acls", "NetworkAcls", Filters=by_vpc):
-                layer = FilterLayer(
-                    f"network ACL {acl['NetworkAclId']}",
-                    ordered=True,
-                    stateful=False,
-                    rules=tuple(_acl_rule(e) for e in acl.get("Entries", [])),
-                )
-                for association in acl.get("Associations", []):
-                    edges[association["SubnetId"]] = layer
-            groups = [g.id for g in observed.app_groups]
-            if groups:
-                by_group = [{"Name": "group-id", "Values": groups}]
-                for eni in pages(self.ec2, "describe_network_interfaces", "NetworkInterfaces",
-                                 Filters=by_group):  # fmt: skip
-                    for g in eni.get("Groups", []):
-                        if g["GroupId"] in groups:
-                            members.setdefault(g["GroupId"], []).append(
-                                Member(eni["PrivateIpAddress"], eni["SubnetId"])
-                            )
-        except self.sdk_errors() as e:
-            raise CloudError(f"network {self.network.name}: reading its filters: "
-                             f"{self.error_text(e)}") from None  # fmt: skip
-        return replace(
-            observed,
-            subnet_filters=edges,
-            members={k: tuple(v) for k, v in members.items()},
-        )
 
     def _discover(self, name: str | None) -> Found:
         from .discover import discover

@@ -311,23 +311,9 @@ class OciNetwork(Groups, Instance, Pair, Provider):
         return VcnTagLease(self.api.network, self.location.vcn)
 
     def _observe(self) -> Observed:
-        import oci
-
         loc, name = self.location, self.network.name
         seen = OciSeen()  # what this observe learns for apply; the parts' from now on
-        try:
-            seen.vcn = self.api.network.get_vcn(loc.vcn).data
-        except oci.exceptions.ServiceError as e:
-            if e.status != 404:
-                raise
-            raise SpecError(
-                f"networks.{name}.vcn", f"{loc.vcn!r} does not exist (or is not visible to you)"
-            ) from None
-        if seen.vcn.compartment_id != self.compartment:
-            raise SpecError(
-                f"networks.{name}.compartment",
-                f"{self.compartment!r} is not the compartment of {loc.vcn} ({seen.vcn.compartment_id})",
-            )
+        seen.vcn = self._vcn()
         net = self.api.network
         subnets = self._list(net.list_subnets, self.compartment, vcn_id=loc.vcn)
         tables = {
@@ -343,17 +329,8 @@ class OciNetwork(Groups, Instance, Pair, Provider):
         c = self.network.connector
         assert c is not None
         policies = self._list(self.api.identity.list_policies, self.compartment)
-        # a pair's second connector, its parts and front: looked for with ha, or where the
-        # pair's policy says a pair was here (so a single connector costs no read more)
         pair = c.ha or any(p.name == self.pair_policy_name for p in policies)
-        found: dict[int, ObservedConnector] = {}
-        extras: list[ObservedConnector] = []
-        for member in (0, 1) if pair else (0,):
-            with self.as_member(member):
-                connector, older = self._observe_connector()
-            if connector is not None:
-                found[member] = connector
-            extras += older
+        found, extras = self._observe_members(pair)
         front = None
         if pair:
             where = next((x.subnet for x in found.values() if x.subnet), None)
@@ -388,6 +365,43 @@ class OciNetwork(Groups, Instance, Pair, Provider):
             held=dict(seen.rule_counts),
             connector_group=own_nsg,
         )
+
+    def _vcn(self) -> Any:
+        """The VCN the file names, in the compartment it names (SpecError: not so)."""
+        import oci
+
+        loc, name = self.location, self.network.name
+        try:
+            vcn = self.api.network.get_vcn(loc.vcn).data
+        except oci.exceptions.ServiceError as e:
+            if e.status != 404:
+                raise
+            raise SpecError(
+                f"networks.{name}.vcn", f"{loc.vcn!r} does not exist (or is not visible to you)"
+            ) from None
+        if vcn.compartment_id != self.compartment:
+            raise SpecError(
+                f"networks.{name}.compartment",
+                f"{self.compartment!r} is not the compartment of {loc.vcn} ({vcn.compartment_id})",
+            )
+        return vcn
+
+    def _observe_members(
+        self, pair: bool
+    ) -> tuple[dict[int, ObservedConnector], list[ObservedConnector]]:
+        """The connectors by member and the other live ones of ours (an interrupted
+        replacement's): a pair's second connector, its parts and front are looked for with ha,
+        or where the pair's policy says a pair was here (so a single connector costs no read
+        more)."""
+        found: dict[int, ObservedConnector] = {}
+        extras: list[ObservedConnector] = []
+        for member in (0, 1) if pair else (0,):
+            with self.as_member(member):
+                connector, older = self._observe_connector()
+            if connector is not None:
+                found[member] = connector
+            extras += older
+        return found, extras
 
     def _discover(self, name: str | None) -> Found:
         import oci
