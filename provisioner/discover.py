@@ -134,6 +134,46 @@ def network_name(raw: str) -> str:
     return name or "net"
 
 
+def _routed(found: Found) -> list[str]:
+    """The network's route tables and app groups, as they are routed and admit now."""
+    lines = []
+    tables = sorted(found.routes)
+    if tables and sorted(tables) == sorted(found.all_tables):
+        lines.append("    route_tables: all  # every table routes to the connector now")
+    elif tables:
+        lines.append(f"    route_tables: [{', '.join(tables)}]  # those that route to it now")
+    else:
+        lines.append("    route_tables: all  # DECIDE: no table routes to a connector now")
+    if found.app_groups:
+        lines.append("    app_security_groups:  # they admit the VPN range now")
+        for g in found.app_groups:
+            if g.ports:
+                lines.append(f"      - {{group: {g.id}, ports: [{', '.join(g.ports)}]}}")
+            else:
+                lines.append(f"      - {g.id}")
+    return lines
+
+
+def _connector_lines(found: Found, profile: str | None, service: bool) -> list[str]:
+    """The connector's block: where the one found is, and its profile (none: the VPN service
+    makes each connector's)."""
+    c = found.connector
+    lines = ["    connector:"]
+    if c is not None:
+        lines.append(f"      subnet: {c.subnet}  # where {c.instance} ({c.interface}) is")
+        lines.append(f"      size: {c.size}")
+    else:
+        lines.append("      subnet: DECIDE  # no connector found: where ours goes")
+    if service:
+        pass
+    elif profile:
+        lines.append(f"      profile: {profile}")
+    else:
+        lines.append("      profile: connector.ovpn  # DECIDE: the connector's VPN profile file "
+                     "(--profile PATH)")  # fmt: skip
+    return lines
+
+
 def render(
     found: Found,
     profile: str | None,
@@ -144,7 +184,6 @@ def render(
     """The topology file for `found`, YAML with comments; `profile`: the connector's VPN
     profile file (None: a placeholder to replace, said so); `connector_keys`: the cloud's own
     connector settings given (OCI's vault and key), `missing`: those it needs and was not given."""
-    c = found.connector
     lines = [
         f"# discovered by `provision discover` from {found.cloud} "
         + ", ".join(f"{k} {v}" for k, v in found.location.items()),
@@ -170,33 +209,8 @@ def render(
                      "`apply --retire-old` removes those once the routes are ours")  # fmt: skip
     lines += [f"    {k}: {v}" for k, v in found.location.items()]
     lines.append(f"    subnets: [{', '.join(str(x) for x in found.cidrs)}]")
-    tables = sorted(found.routes)
-    if tables and sorted(tables) == sorted(found.all_tables):
-        lines.append("    route_tables: all  # every table routes to the connector now")
-    elif tables:
-        lines.append(f"    route_tables: [{', '.join(tables)}]  # those that route to it now")
-    else:
-        lines.append("    route_tables: all  # DECIDE: no table routes to a connector now")
-    if found.app_groups:
-        lines.append("    app_security_groups:  # they admit the VPN range now")
-        for g in found.app_groups:
-            if g.ports:
-                lines.append(f"      - {{group: {g.id}, ports: [{', '.join(g.ports)}]}}")
-            else:
-                lines.append(f"      - {g.id}")
-    lines.append("    connector:")
-    if c is not None:
-        lines.append(f"      subnet: {c.subnet}  # where {c.instance} ({c.interface}) is")
-        lines.append(f"      size: {c.size}")
-    else:
-        lines.append("      subnet: DECIDE  # no connector found: where ours goes")
-    if service is not None:
-        pass  # the VPN service makes each connector's profile
-    elif profile:
-        lines.append(f"      profile: {profile}")
-    else:
-        lines.append("      profile: connector.ovpn  # DECIDE: the connector's VPN profile file "
-                     "(--profile PATH)")  # fmt: skip
+    lines += _routed(found)
+    lines += _connector_lines(found, profile, service is not None)
     for key, value in (connector_keys or {}).items():
         lines.append(f"      {key}: {value}")
     for key in missing:

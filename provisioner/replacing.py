@@ -267,53 +267,7 @@ def _vm_changes(
         not in_place and runs is not None and runs != profile_mark(profile_fingerprint)
     )
     reasons = _replace_reasons(network, obs, subnet, want, current, profile_changed, fits)
-    if current is None:
-        changes.append(
-            Change(
-                name,
-                Action.CREATE,
-                Kind.CONNECTOR,
-                f"VM in {want.subnet}" + (f" (of the pair: {member + 1})" if want.ha else ""),
-                WHY_LAUNCH,
-                connector=want,
-                member=member,
-            )
-        )
-    elif reasons and beside:
-        why = (f"{WHY_LAUNCH}; replaces {current.instance} ({', '.join(reasons)}), made beside "
-               "it: the routes move to the new one once it runs, then the old one goes")  # fmt: skip
-        changes.append(
-            Change(name, Action.CREATE, Kind.CONNECTOR, f"VM in {want.subnet} (replacing "
-                   f"{current.instance})", why, connector=want, member=member,
-                   previous_target=current.instance)
-        )  # fmt: skip
-    elif reasons:
-        why = WHY_LAUNCH + "; replaced: " + ", ".join(reasons)
-        if not want.ha:
-            why += (" (the old one goes first: the routes lead nowhere until the new one runs; "
-                    "make before break is not yet done on this cloud)")  # fmt: skip
-        changes.append(
-            Change(
-                name,
-                Action.REPLACE,
-                Kind.CONNECTOR,
-                current.instance,
-                why,
-                connector=want,
-                member=member,
-            )
-        )
-    elif current.state in (ConnectorState.STOPPED, ConnectorState.STOPPING):
-        changes.append(
-            Change(
-                name,
-                Action.START,
-                Kind.CONNECTOR,
-                current.instance,
-                "the connector is stopped: nothing routes",
-                member=member,
-            )
-        )
+    changes += _the_vm(name, want, current, reasons, beside)
     new = current is None or bool(reasons)
     interface = NEW_CONNECTOR if new else current.interface  # type: ignore[union-attr]
     assert interface is not None
@@ -327,6 +281,39 @@ def _vm_changes(
         if part.after_connector and part.member == member and part.wanted:
             changes += part_changes(name, part, profile_fingerprint, vm_is_new=new)
     return changes, new
+
+
+def _the_vm(
+    name: str,
+    want: DesiredConnector,
+    current: ObservedConnector | None,
+    reasons: list[str],
+    beside: bool,
+) -> list[Change]:
+    """The VM's own change: made (none yet), made beside the old one or replacing it (a reason
+    to), started (stopped), or none."""
+    member = want.member
+    if current is None:
+        what = f"VM in {want.subnet}" + (f" (of the pair: {member + 1})" if want.ha else "")
+        return [Change(name, Action.CREATE, Kind.CONNECTOR, what, WHY_LAUNCH, connector=want,
+                       member=member)]  # fmt: skip
+    if reasons and beside:
+        why = (f"{WHY_LAUNCH}; replaces {current.instance} ({', '.join(reasons)}), made beside "
+               "it: the routes move to the new one once it runs, then the old one goes")  # fmt: skip
+        return [Change(name, Action.CREATE, Kind.CONNECTOR, f"VM in {want.subnet} (replacing "
+                       f"{current.instance})", why, connector=want, member=member,
+                       previous_target=current.instance)]  # fmt: skip
+    if reasons:
+        why = WHY_LAUNCH + "; replaced: " + ", ".join(reasons)
+        if not want.ha:
+            why += (" (the old one goes first: the routes lead nowhere until the new one runs; "
+                    "make before break is not yet done on this cloud)")  # fmt: skip
+        return [Change(name, Action.REPLACE, Kind.CONNECTOR, current.instance, why,
+                       connector=want, member=member)]  # fmt: skip
+    if current.state in (ConnectorState.STOPPED, ConnectorState.STOPPING):
+        return [Change(name, Action.START, Kind.CONNECTOR, current.instance,
+                       "the connector is stopped: nothing routes", member=member)]  # fmt: skip
+    return []
 
 
 def _replace_reasons(

@@ -633,23 +633,38 @@ def _network(name: str, data: object, base: Path, service: bool) -> Network:
             raise SpecError(f.field("adopt_service_network"), "needs a service.cloudconnexa block")
         adopt = f.flag("adopt_service_network", False)
     if cloud == "external":
-        allowed = (*EXTERNAL_KEYS, *(EXTERNAL_SERVICE_KEYS if service else ()))
-        _unknown_keys(path, data, allowed)
-        subnets = f.cidrs("subnets")
-        if subnets is None:
-            raise SpecError(f.field("subnets"), "is required for an external network")
-        profile_out = None
-        if f.has("connector"):
-            profile_out = _profile_out(f"{path}.connector", data["connector"], base, service)
-        return Network(
-            name=name,
-            cloud=cloud,
-            subnets=subnets,
-            adopt_service_network=adopt,
-            profile_out=profile_out,
-        )
+        return _external(f, name, data, base, service, adopt)
+    return _managed(f, name, cloud, data, base, service, adopt)
 
-    schema = CLOUD_SCHEMAS[cloud]
+
+def _external(
+    f: _Fields, name: str, data: Mapping[str, Any], base: Path, service: bool, adopt: bool
+) -> Network:
+    """A network only routed to: its subnets (and with the service, its site's profile)."""
+    allowed = (*EXTERNAL_KEYS, *(EXTERNAL_SERVICE_KEYS if service else ()))
+    _unknown_keys(f.path, data, allowed)
+    subnets = f.cidrs("subnets")
+    if subnets is None:
+        raise SpecError(f.field("subnets"), "is required for an external network")
+    profile_out = None
+    if f.has("connector"):
+        profile_out = _profile_out(f"{f.path}.connector", data["connector"], base, service)
+    return Network(name=name, cloud="external", subnets=subnets, adopt_service_network=adopt,
+                   profile_out=profile_out)  # fmt: skip
+
+
+def _managed(
+    f: _Fields,
+    name: str,
+    cloud: str,
+    data: Mapping[str, Any],
+    base: Path,
+    service: bool,
+    adopt: bool,
+) -> Network:
+    """A network of a cloud: its place by the cloud's keys, what is routed and admitted there,
+    and its connector."""
+    path, schema = f.path, CLOUD_SCHEMAS[cloud]
     _unknown_keys(
         path, data, (*COMMON_KEYS, *schema.keys, *schema.network_keys, "adopt_service_network")
     )
@@ -665,18 +680,7 @@ def _network(name: str, data: object, base: Path, service: bool) -> Network:
     if not f.has("connector"):
         raise SpecError(f.field("connector"), "is required for a managed network")
     connector = _connector(f.field("connector"), data["connector"], base, schema, service, name)
-    priority = None
-    if f.has("route_priority"):
-        priority = data["route_priority"]
-        if (
-            isinstance(priority, bool)
-            or not isinstance(priority, int)
-            or not 0 <= priority <= 65535
-        ):
-            raise SpecError(
-                f.field("route_priority"),
-                f"{_show(priority)} is not a route priority (0-65535, lower wins; default 1000)",
-            )
+    priority = _route_priority(f, data)
     pattern, example = schema.subnet
     if not connector.ha and not re.match(pattern, connector.subnet):
         raise SpecError(
@@ -695,6 +699,18 @@ def _network(name: str, data: object, base: Path, service: bool) -> Network:
         adopt_service_network=adopt,
         summarize=f.cidrs("summarize") or (),
     )
+
+
+def _route_priority(f: _Fields, data: Mapping[str, Any]) -> int | None:
+    if not f.has("route_priority"):
+        return None
+    priority = data["route_priority"]
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 65535:
+        raise SpecError(
+            f.field("route_priority"),
+            f"{_show(priority)} is not a route priority (0-65535, lower wins; default 1000)",
+        )
+    return priority
 
 
 def _profile_out(path: str, data: object, base: Path, service: bool) -> Path:

@@ -91,7 +91,35 @@ FIGURES: dict[str, str] = {}  # measured by tests, printed at the end of the run
 SUITE_STARTED: list[float] = []
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# each test's last measured time (setup, call and teardown), by node id: what `--quick-under`
+# reads (scripts/test.sh --quick), written by every run that is not filtered by it
+DURATIONS = Path(__file__).resolve().parent.parent / ".test-durations.json"
+MEASURED: dict[str, float] = {}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--quick-under",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="deselect the tests that took SECONDS or more when last measured here "
+        "(.test-durations.json, written by every other run; a test not measured runs)",
+    )
+
+
+def _quick(config: pytest.Config, items: list[pytest.Item]) -> None:
+    limit = config.getoption("--quick-under")
+    if limit is None or not DURATIONS.exists():
+        return
+    took = json.loads(DURATIONS.read_text())
+    slow = [item for item in items if took.get(item.nodeid, 0.0) >= limit]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if took.get(item.nodeid, 0.0) < limit]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The longest first: the tests marked `long` (sandbox serve's module), the lab's failover
     pairs (each a group, mostly waiting), each cloud's group, the lab's other modules, the
     rest in their order: on a few workers a long one that starts last ends the run alone.
@@ -107,6 +135,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
     rank = {id(item): rank_of(item) for item in items}
     items.sort(key=lambda item: rank[id(item)])
+    _quick(config, items)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -118,6 +147,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["figures"] = json.dumps(FIGURES)
+    elif MEASURED and session.config.getoption("--quick-under") is None:
+        known = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+        DURATIONS.write_text(json.dumps({**known, **MEASURED}, indent=0, sort_keys=True))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -494,6 +526,7 @@ LAB_SECONDS: dict[str, float] = {"build": 0.0, "tests": 0.0, "teardown": 0.0}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    MEASURED[report.nodeid] = MEASURED.get(report.nodeid, 0.0) + report.duration
     if "lab" in report.keywords:
         LAB_SECONDS["tests"] += report.duration  # setup, call and teardown of every lab test
 
