@@ -51,6 +51,7 @@ from .model import (
     NetworkPlan,
     Observed,
     ObservedConnector,
+    ObservedRoute,
     ObservedService,
     ObservedSubnet,
     Plan,
@@ -396,43 +397,71 @@ def _route_changes(
                     )
                 )  # fmt: skip
                 continue
-            replace_why, taking = None, False
-            state = route_state(route, interface)
-            if state is RouteState.BLACKHOLE:
-                replace_why = why + "; the current route is a blackhole"
-            elif state is RouteState.OK:
-                if route.stale:
-                    replace_why = f"{why}; {route.stale}"
-            elif route.target in ours:  # ours, to the connector being replaced or to the other
-                replace_why = why
-                if interface != target.interface:
-                    replace_why += (
-                        "; the pair's routes name its front, which leads to the active one"
-                    )
-                elif not target.new and len(ours) > 1:
-                    replace_why += f"; the pair's routes lead to one connector, {interface}"
-            elif old is not None and route.target == old.interface:
-                replace_why = f"{why}; takes over from the hand-made connector {old.instance}"
-                taking = True
-            else:
+            replace_why, taking, conflict = _why_replace(
+                route, why, interface, target, ours, old, replace_conflicting_routes
+            )
+            if conflict:
                 conflicts.append(Conflict(name, table.id, dest, route.target))
-                if replace_conflicting_routes:
-                    replace_why = (
-                        why + "; replaces a conflicting route (--replace-conflicting-routes)"
-                    )
             if replace_why:
                 moved = route_change(name, Action.REPLACE, table.id, dest, interface, replace_why,
                                route.target, label=label, member=member)  # fmt: skip
                 changes.append(replace(moved, ref=TAKE_OVER) if taking else moved)
-    selected_ids = {t.id for t in selected}
+    changes += _routes_left(name, obs, {t.id for t in selected}, destinations, ours)
+    return changes, conflicts
+
+
+def _why_replace(
+    route: ObservedRoute,
+    why: str,
+    interface: str,
+    target: Slot,
+    ours: set[str],
+    old: ForeignConnector | None,
+    replace_conflicting_routes: bool,
+) -> tuple[str | None, bool, bool]:
+    """Why an existing route for a wanted destination is written again (None: it is as
+    wanted), whether that takes it over from the hand-made connector, and whether it is
+    another's (a conflict)."""
+    state = route_state(route, interface)
+    if state is RouteState.BLACKHOLE:
+        return why + "; the current route is a blackhole", False, False
+    if state is RouteState.OK:
+        return (f"{why}; {route.stale}" if route.stale else None), False, False
+    if route.target in ours:  # ours, to the connector being replaced or to the other
+        if interface != target.interface:
+            return (
+                why + "; the pair's routes name its front, which leads to the active one",
+                False,
+                False,
+            )
+        if not target.new and len(ours) > 1:
+            return why + f"; the pair's routes lead to one connector, {interface}", False, False
+        return why, False, False
+    if old is not None and route.target == old.interface:
+        return f"{why}; takes over from the hand-made connector {old.instance}", True, False
+    if replace_conflicting_routes:
+        return why + "; replaces a conflicting route (--replace-conflicting-routes)", False, True
+    return None, False, True
+
+
+def _routes_left(
+    name: str,
+    obs: Observed,
+    selected: set[str],
+    destinations: Mapping[IPv4Network, str],
+    ours: set[str],
+) -> list[Change]:
+    """Routes of ours the file no longer wants: in a table no longer selected, or to a
+    destination no longer a peer's or the VPN range."""
+    changes = []
     for table in obs.route_tables:
         for route in table.routes:
             if route.target in ours and (
-                table.id not in selected_ids or route.destination not in destinations
+                table.id not in selected or route.destination not in destinations
             ):
                 why = (
                     "no longer a selected route table"
-                    if table.id not in selected_ids
+                    if table.id not in selected
                     else "no longer a peer subnet or the VPN range"
                 )
                 changes.append(
@@ -440,7 +469,7 @@ def _route_changes(
                         name, Action.DELETE, table.id, route.destination, route.target, why
                     )
                 )
-    return changes, conflicts
+    return changes
 
 
 def _notes(
