@@ -411,10 +411,8 @@ def _traceback() -> None:
     print(clean(traceback.format_exc()), file=sys.stderr, end="")
 
 
-def _dispatch(args: argparse.Namespace) -> int:
-    from . import api, spec
-    from .providers import Clouds
-
+def _without_a_file(args: argparse.Namespace) -> int:
+    """The commands that read no topology: the demo, the sandbox, discover."""
     if args.command == "demo":
         from .sandbox import run_demo
 
@@ -424,9 +422,32 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         _FAST_EXIT.append(True)
         return serve(Path(args.dir).resolve(), args.seconds, verbose=args.verbose)
+    return _discover(args)
 
-    if args.command == "discover":
-        return _discover(args)
+
+def _topology(args: argparse.Namespace) -> Any:
+    """The file's topology (--file), or the one network of the flags (from --cloud on)."""
+    from . import spec
+
+    if args.file is not None:
+        if args.cloud is not None:
+            raise SpecError("--cloud", f"{args.cloud!r} given with --file: use one or the other")
+        return spec.load_topology(args.file)
+    if args.cloud is not None or args.command is None:
+        doc = one_network_topology(args)
+        try:
+            return spec.parse_topology(doc, base=Path.cwd())
+        except SpecError as e:
+            raise _flag_error(e, args.name) from None
+    raise SpecError("--file", "is required (or give one network's flags, from --cloud on)")
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from . import api
+    from .providers import Clouds
+
+    if args.command in ("demo", "sandbox", "discover"):
+        return _without_a_file(args)
     if args.command is None and args.cloud is None:
         # the program's name alone (or flags that name no network): its usage, as any tool's
         _parser().print_usage(sys.stderr)
@@ -440,19 +461,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command in ("apply", "destroy", "rotate") and not args.yes and not sys.stdin.isatty():
         # bad input, found before any cloud is read: a script without --yes fails at once
         raise SpecError("--yes", "not given, and there is no terminal to confirm on")
-    if args.file is not None:
-        if args.cloud is not None:
-            raise SpecError("--cloud", f"{args.cloud!r} given with --file: use one or the other")
-        topology = spec.load_topology(args.file)
-    elif args.cloud is not None or args.command is None:
-        doc = one_network_topology(args)
-        try:
-            topology = spec.parse_topology(doc, base=Path.cwd())
-        except SpecError as e:
-            raise _flag_error(e, args.name) from None
-    else:
-        raise SpecError("--file", "is required (or give one network's flags, from --cloud on)")
-
+    topology = _topology(args)
     if command == "bootstrap":
         deployment = api.Deployment(topology, Clouds(progress=_progress))
         print(deployment.bootstrap(args.network, script_only=args.script), end="")
@@ -581,6 +590,27 @@ def _status(args: argparse.Namespace, deployment: Any, as_json: bool) -> int:
     return 0 if healthy and all(present for _, present in written.values()) else 1
 
 
+def _run_change(
+    command: str,
+    args: argparse.Namespace,
+    deployment: Any,
+    confirm: Callable[[Any], bool],
+    show: Callable[[Any], None],
+) -> Any:
+    """The library's own sequence (api.Deployment) for apply, rotate or destroy, told how to
+    show and ask."""
+    if command == "destroy":
+        return deployment.destroy(confirm=confirm, show=show)
+    if command == "rotate":
+        return deployment.rotate(getattr(args, "rotate_networks", None) or (),
+                                 confirm=confirm, show=show)  # fmt: skip
+    return deployment.apply(
+        replace_conflicting_routes=args.replace_conflicting_routes, prune=args.prune,
+        roll=getattr(args, "roll", False), retire_old=getattr(args, "retire_old", False),
+        confirm=confirm, show=show,
+    )  # fmt: skip
+
+
 def _change(
     command: str,
     args: argparse.Namespace,
@@ -603,24 +633,11 @@ def _change(
     def confirm(plan: api.Plan) -> bool:
         return _confirm(f"{command} these {len(plan.changes)} change(s)?", args.yes)
 
-    def run_it() -> api.ApplyResult:
-        """The library's own sequence (api.Deployment), told how to show and ask."""
-        if command == "destroy":
-            return deployment.destroy(confirm=confirm, show=show)
-        if command == "rotate":
-            return deployment.rotate(getattr(args, "rotate_networks", None) or (),
-                                     confirm=confirm, show=show)  # fmt: skip
-        return deployment.apply(
-            replace_conflicting_routes=args.replace_conflicting_routes, prune=args.prune,
-            roll=getattr(args, "roll", False), retire_old=getattr(args, "retire_old", False),
-            confirm=confirm, show=show,
-        )  # fmt: skip
-
     done = 0
     # what the run did and did not do, for --json: each change as `network: summary`
     result: dict[str, Any] = {"done": [], "not_done": [], "error": None}
     try:
-        made = run_it().done
+        made = _run_change(command, args, deployment, confirm, show).done
         done = len(made)
         result["done"] = [f"{c.network}: {c.summary()}" for c in made]
     except api.Declined:

@@ -139,16 +139,7 @@ def _plan_network(
         m: NEW_SERVICE_PROFILE if m in new_profiles else c.member_profile(m).fingerprint
         for m in range(len(c.subnets))
     }
-    # supporting parts the VMs need, in the provider's order; stored profiles follow the file
-    changes: list[Change] = []
-    for part in obs.parts:
-        if not part.after_connector and part.wanted:
-            changes += part_changes(name, part, prints.get(part.member, ""), vm_is_new=False)
-    renewed = {
-        ch.part.member
-        for ch in changes
-        if ch.kind is Kind.PART and ch.action is Action.UPDATE and ch.part is not None
-    }
+    changes, renewed = _parts_first(name, obs, prints)
     slots, extras = slots_of(network, topology, obs, local, renewed, prints)
     target = _target(slots, active_connector(network, obs))
     changes += target.changes
@@ -162,17 +153,9 @@ def _plan_network(
     changes += _ingress_changes(name, obs, local)
     access, late, readdressed = _group_changes(network, topology, obs, subnets, target, extras)
     changes += access
-    destinations = routed_destinations(network, topology, subnets)
-    ours = {x.interface for x in pair_of(obs) if x.interface}
-    if obs.front is not None:
-        ours.add(obs.front.id)
-    routes, conflicts = _route_changes(
-        network, obs, destinations, target, front or target.interface, ours,
-        replace_conflicting_routes, old,
-    )  # fmt: skip
-    if old is not None:  # the VPN range's routes move last, a step of their own (see stages)
-        last = [r for r in routes if takes_vpn(r, old)]
-        routes = [r for r in routes if r not in last] + last
+    routes, conflicts = _routes(
+        network, topology, obs, subnets, target, front, replace_conflicting_routes, old
+    )
     changes += routes
     changes += _after_the_routes(name, obs, slots, target, extras, front)
     changes += late + readdressed  # (the old VM's address, once it is gone)
@@ -193,6 +176,49 @@ def _plan_network(
         notes=tuple(notes),
         hand_made=old.instance if old is not None else None,
     )
+
+
+def _parts_first(
+    name: str, obs: Observed, prints: Mapping[int, str]
+) -> tuple[list[Change], set[int]]:
+    """The supporting parts the VMs need, in the provider's order (stored profiles follow the
+    file), and the members whose stored profile is renewed."""
+    changes: list[Change] = []
+    for part in obs.parts:
+        if not part.after_connector and part.wanted:
+            changes += part_changes(name, part, prints.get(part.member, ""), vm_is_new=False)
+    renewed = {
+        ch.part.member
+        for ch in changes
+        if ch.kind is Kind.PART and ch.action is Action.UPDATE and ch.part is not None
+    }
+    return changes, renewed
+
+
+def _routes(
+    network: Network,
+    topology: Topology,
+    obs: Observed,
+    subnets: Mapping[str, tuple[IPv4Network, ...]],
+    target: Slot,
+    front: str | None,
+    replace_conflicting_routes: bool,
+    old: ForeignConnector | None,
+) -> tuple[list[Change], list[Conflict]]:
+    """The routes to the connector (or the pair's front), and the conflicts; taking over from
+    a hand-made connector, the VPN range's routes move last, a step of their own (see stages)."""
+    destinations = routed_destinations(network, topology, subnets)
+    ours = {x.interface for x in pair_of(obs) if x.interface}
+    if obs.front is not None:
+        ours.add(obs.front.id)
+    routes, conflicts = _route_changes(
+        network, obs, destinations, target, front or target.interface, ours,
+        replace_conflicting_routes, old,
+    )  # fmt: skip
+    if old is not None:
+        last = [r for r in routes if takes_vpn(r, old)]
+        routes = [r for r in routes if r not in last] + last
+    return routes, conflicts
 
 
 def _target(slots: list[Slot], active: ObservedConnector | None) -> Slot:
