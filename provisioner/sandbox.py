@@ -159,7 +159,13 @@ def run_demo(verbose: bool = False) -> int:
         print(render.status_text(after))
         healthy = all(s.healthy for s in applied)
         clean = all(s.nothing_of_ours for s in after)
-    print(
+    print(_ending(healthy, clean))
+    return 0 if healthy and clean else 1
+
+
+def _ending(healthy: bool, clean: bool) -> str:
+    """The demo's last words: whether it ended as it should."""
+    return (
         "\nThe demo "
         + ("planned, applied, checked, re-planned (nothing to do) and destroyed both halves: "
            "every network was healthy after apply, and nothing of ours was left after destroy."
@@ -170,7 +176,6 @@ def run_demo(verbose: bool = False) -> int:
            + " (see above).")
         + " The sandbox is gone; no cloud account was used."
     )  # fmt: skip
-    return 0 if healthy and clean else 1
 
 
 def _placed(location: Any) -> dict[str, str]:

@@ -38,17 +38,7 @@ def discover(net: Any, compute: Any, location: AzureLocation, name: str | None) 
         for c in n.ip_configurations or []
         if c.private_ip_address
     }
-    # next hop address -> table label -> destinations
-    led: dict[str, dict[str, list[IPv4Network]]] = {}
-    for t in tables.values():
-        label = t.name if rg.lower() in t.id.lower() else t.id
-        for r in t.routes or []:
-            if r.next_hop_type == "VirtualAppliance" and r.next_hop_ip_address:
-                try:
-                    destination = IPv4Network(r.address_prefix)
-                except ValueError:
-                    continue  # a service tag
-                led.setdefault(r.next_hop_ip_address, {}).setdefault(label, []).append(destination)
+    led = _led(tables.values(), rg)
     doubts: list[str] = []
     candidates = [
         Candidate(short(nic.virtual_machine.id), routes, nic)
@@ -59,16 +49,7 @@ def discover(net: Any, compute: Any, location: AzureLocation, name: str | None) 
     chosen = choose(candidates, doubts, "a VM whose NIC forwards")
     connector, routes = None, {}
     if chosen is not None:
-        nic, routes = chosen.record, chosen.routes
-        vm_id = nic.virtual_machine.id
-        group = vm_id.split("/resourceGroups/", 1)[1].split("/", 1)[0]
-        size = compute.virtual_machines.get(group, short(vm_id)).hardware_profile.vm_size
-        config = nic.ip_configurations[0]
-        connector = FoundConnector(
-            instance=short(vm_id), interface=config.private_ip_address,
-            subnet=short(config.subnet.id), size=str(getattr(size, "value", size)),
-            ours=(nic.tags or {}).get(TAG),
-        )  # fmt: skip
+        routes, connector = chosen.routes, _connector(compute, chosen.record)
     vpn = vpn_range(routes)
     groups = _app_groups(net, rg, vpn) if vpn is not None else ()
     # what `route_tables: all` selects on Azure: every subnet's table, and a table of ours for
@@ -92,6 +73,34 @@ def discover(net: Any, compute: Any, location: AzureLocation, name: str | None) 
         app_groups=groups,
         doubts=tuple(doubts),
     )
+
+
+def _led(tables: Any, rg: str) -> dict[str, dict[str, list[IPv4Network]]]:
+    """Where the tables' routes lead: next hop address -> table label -> destinations."""
+    led: dict[str, dict[str, list[IPv4Network]]] = {}
+    for t in tables:
+        label = t.name if rg.lower() in t.id.lower() else t.id
+        for r in t.routes or []:
+            if r.next_hop_type == "VirtualAppliance" and r.next_hop_ip_address:
+                try:
+                    destination = IPv4Network(r.address_prefix)
+                except ValueError:
+                    continue  # a service tag
+                led.setdefault(r.next_hop_ip_address, {}).setdefault(label, []).append(destination)
+    return led
+
+
+def _connector(compute: Any, nic: Any) -> FoundConnector:
+    """The VM behind the NIC the routes lead to."""
+    vm_id = nic.virtual_machine.id
+    group = vm_id.split("/resourceGroups/", 1)[1].split("/", 1)[0]
+    size = compute.virtual_machines.get(group, short(vm_id)).hardware_profile.vm_size
+    config = nic.ip_configurations[0]
+    return FoundConnector(
+        instance=short(vm_id), interface=config.private_ip_address,
+        subnet=short(config.subnet.id), size=str(getattr(size, "value", size)),
+        ours=(nic.tags or {}).get(TAG),
+    )  # fmt: skip
 
 
 def _app_groups(net: Any, rg: str, vpn: IPv4Network) -> tuple[FoundGroup, ...]:

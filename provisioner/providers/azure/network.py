@@ -351,27 +351,30 @@ class AzureNetwork(Groups, Routes, Instance, Pair, Provider):
                         member=member,
                     )
                 )
-        for member in leftovers:
-            with self.as_member(member):
-                extension = self._observe_extension() if member in found else None
-            parts.append(
-                Part(
-                    PROFILE_PART,
-                    f"connector-profile extension of {self.held[member]['vm_name']}",
-                    "the VPN profile in a VM extension's protectedSettings: encrypted to this VM, "
-                    "never returned by Azure, never in custom data",
-                    extension is not None,
-                    # (one whose script failed, no tunnel: handed again)
-                    complete=extension is not None and extension.get("state") != "Failed",
-                    fingerprint=((extension or {}).get("settings") or {}).get("profileSha256"),
-                    after_connector=True,
-                    member=member,
-                    wanted=member == 0 or c.ha,
-                )
-            )
+        parts += [self._profile_part(member, member in found) for member in leftovers]
         if len(leftovers) > 1:
             parts.append(self._peers_part(found, seen.vm_tags))
         return tuple(p for p in parts if p.wanted or p.present)
+
+    def _profile_part(self, member: int, has_vm: bool) -> Part:
+        """A connector's profile, handed to its VM in an extension (after the VM is made)."""
+        c = self.network.connector
+        assert c is not None
+        with self.as_member(member):
+            extension = self._observe_extension() if has_vm else None
+        return Part(
+            PROFILE_PART,
+            f"connector-profile extension of {self.held[member]['vm_name']}",
+            "the VPN profile in a VM extension's protectedSettings: encrypted to this VM, "
+            "never returned by Azure, never in custom data",
+            extension is not None,
+            # (one whose script failed, no tunnel: handed again)
+            complete=extension is not None and extension.get("state") != "Failed",
+            fingerprint=((extension or {}).get("settings") or {}).get("profileSha256"),
+            after_connector=True,
+            member=member,
+            wanted=member == 0 or c.ha,
+        )
 
     # --- apply ---------------------------------------------------------------------------
 
