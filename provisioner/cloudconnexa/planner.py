@@ -159,6 +159,26 @@ def plan_service(
             "the connectors attach on the VPN service, whatever their cloud's region (a "
             "network's connector.vpn_region overrides it)"
         )
+    left, said = _not_in_the_file(topology, observed, prune)
+    changes += left
+    notes += said
+    plan = NetworkPlan(
+        network=SERVICE_PLAN,
+        cloud="cloudconnexa",
+        changes=tuple(changes),
+        conflicts=tuple(conflicts),
+        notes=tuple(notes),
+    )
+    return plan, frozenset(renewed)
+
+
+def _not_in_the_file(
+    topology: Topology, observed: ObservedService, prune: bool
+) -> tuple[list[Change], list[str]]:
+    """The service's networks the file does not name: other files' (said, never touched), and
+    ours that left it (deleted with --prune, else said)."""
+    changes: list[Change] = []
+    notes: list[str] = []
     names = {n.name for n in topology.networks}
     theirs = sorted(sn.name for sn in observed.networks if sn.theirs and sn.name not in names)
     if theirs:
@@ -178,14 +198,7 @@ def plan_service(
                 f"{sn.name}: a network of ours on the VPN service that is no longer in the file "
                 f"({sn.description}); its connector on the service stays until apply --prune"
             )
-    plan = NetworkPlan(
-        network=SERVICE_PLAN,
-        cloud="cloudconnexa",
-        changes=tuple(changes),
-        conflicts=tuple(conflicts),
-        notes=tuple(notes),
-    )
-    return plan, frozenset(renewed)
+    return changes, notes
 
 
 def _keep_up(

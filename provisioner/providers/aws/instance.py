@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import time
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -45,6 +46,26 @@ class Instance(AwsState):
 
     def _launch(self, connector: DesiredConnector) -> None:
         image = self._image(connector)
+        args = self._run_args(connector, image)
+        deadline = time.monotonic() + self.iam_propagation_seconds
+        while True:
+            try:
+                inst = self.ec2.run_instances(**args)["Instances"][0]
+                break
+            except ClientError as e:
+                # a new instance profile takes a few seconds to be usable by EC2
+                message = e.response["Error"].get("Message", "").lower()
+                if "instance profile" not in message or time.monotonic() > deadline:
+                    raise
+                self.progress(f"waiting for IAM to propagate instance profile {self.role}")
+                time.sleep(self.poll_seconds)
+        self.instance = inst["InstanceId"]
+        self.interface = inst["NetworkInterfaces"][0]["NetworkInterfaceId"]
+        self.progress(f"launched {self.instance} ({connector.size}, {image})")
+        self._wait(self.instance, "running")
+
+    def _root_disk(self, image: str) -> tuple[str, int]:
+        """The image's root device and its size (GiB): the connector's disk is as big."""
         found = self.ec2.describe_images(ImageIds=[image])["Images"][0]
         root = found.get("RootDeviceName", "/dev/sda1")
         size = next(
@@ -55,13 +76,17 @@ class Instance(AwsState):
             ),
             8,
         )
-        user_data = self.user_data(connector)
+        return root, size
+
+    def _run_args(self, connector: DesiredConnector, image: str) -> dict[str, Any]:
+        """RunInstances' request for the connector."""
+        root, size = self._root_disk(image)
         tags = [
             *self.tags,
             {"Key": FINGERPRINT_TAG, "Value": connector.launch_fingerprint},
             {"Key": MEMBER_TAG, "Value": str(connector.member)},
         ]
-        args = {
+        return {
             "ImageId": image,
             "InstanceType": connector.size,
             "MinCount": 1,
@@ -80,7 +105,7 @@ class Instance(AwsState):
             "IamInstanceProfile": {"Name": self.role},
             # gzip'd: EC2 takes at most 16 KB of user-data, a pair's watchdog is in it, and
             # cloud-init unzips what it is given ("gzip compressed content")
-            "UserData": gzip.compress(user_data.encode(), mtime=0),
+            "UserData": gzip.compress(self.user_data(connector).encode(), mtime=0),
             "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
             "BlockDeviceMappings": [
                 {
@@ -99,22 +124,6 @@ class Instance(AwsState):
                 {"ResourceType": "network-interface", "Tags": self.tags},
             ],
         }
-        deadline = time.monotonic() + self.iam_propagation_seconds
-        while True:
-            try:
-                inst = self.ec2.run_instances(**args)["Instances"][0]
-                break
-            except ClientError as e:
-                # a new instance profile takes a few seconds to be usable by EC2
-                message = e.response["Error"].get("Message", "").lower()
-                if "instance profile" not in message or time.monotonic() > deadline:
-                    raise
-                self.progress(f"waiting for IAM to propagate instance profile {self.role}")
-                time.sleep(self.poll_seconds)
-        self.instance = inst["InstanceId"]
-        self.interface = inst["NetworkInterfaces"][0]["NetworkInterfaceId"]
-        self.progress(f"launched {self.instance} ({connector.size}, {image})")
-        self._wait(self.instance, "running")
 
     def _terminate(self) -> None:
         if not self.instance:
