@@ -103,20 +103,7 @@ class Pair(AwsState):
         assert self.network.connector is not None
         ha = self.network.connector.ha
         present, fingerprint = profile_state
-        selected = self.network.route_tables
-        seen.ha_tables_wanted = (
-            {t["RouteTableId"] for t in raw_tables}
-            if selected is None
-            else set(selected) & {t["RouteTableId"] for t in raw_tables}
-        )
-        seen.ha_tables_tagged = {
-            t["RouteTableId"]
-            for t in raw_tables
-            if any(
-                tag["Key"] == HA_TAG and tag["Value"] == self.network.name
-                for tag in t.get("Tags", [])
-            )
-        }
+        self._ha_tables(raw_tables, seen)
         with_policy = [
             r for r in self._pair_roles() if PAIR_POLICY in seen.role_policies.get(r, ())
         ]
@@ -157,6 +144,21 @@ class Pair(AwsState):
             ),
         )
         return tuple(p for p in parts if p.wanted or p.present)
+
+    def _ha_tables(self, raw_tables: Sequence[dict[str, Any]], seen: AwsSeen) -> None:
+        """Into `seen`: the tables the pair's watchdogs may write (the selected ones), and
+        those tagged so now."""
+        selected = self.network.route_tables
+        ids = {t["RouteTableId"] for t in raw_tables}
+        seen.ha_tables_wanted = ids if selected is None else set(selected) & ids
+        seen.ha_tables_tagged = {
+            t["RouteTableId"]
+            for t in raw_tables
+            if any(
+                tag["Key"] == HA_TAG and tag["Value"] == self.network.name
+                for tag in t.get("Tags", [])
+            )
+        }
 
     # --- the parts' handlers -----------------------------------------------------------------
 

@@ -25,6 +25,36 @@ PROBE_THRESHOLD = 1  # one answer decides (Azure's default)
 RULE = "ha-ports"  # the balancer's one rule (HA ports)
 
 
+def _probe(m: Any) -> Any:
+    """The balancer's probe: each connector's `/active`, which only the active one answers."""
+    return m.Probe(
+        name="active",
+        properties=m.ProbePropertiesFormat(
+            protocol="Http",
+            port=DEFAULT_PORT,
+            request_path="/active",
+            interval_in_seconds=PROBE_SECONDS,
+            probe_threshold=PROBE_THRESHOLD,
+        ),
+    )
+
+
+def _ha_ports_rule(m: Any, base: str) -> Any:
+    """An HA-ports rule: every protocol and port of the frontend to the pair's pool."""
+    return m.LoadBalancingRule(
+        name=RULE,
+        properties=m.LoadBalancingRulePropertiesFormat(
+            protocol="All",
+            frontend_port=0,
+            backend_port=0,
+            frontend_ip_configuration=m.SubResource(id=f"{base}/frontendIPConfigurations/front"),
+            backend_address_pool=m.SubResource(id=f"{base}/backendAddressPools/pair"),
+            probe=m.SubResource(id=f"{base}/probes/active"),
+            idle_timeout_in_minutes=4,
+        ),
+    )
+
+
 class Pair(AzureState):
     def _observe_front(
         self, found: dict[int, ObservedConnector], nics: list[Any], seen: AzureSeen
@@ -143,36 +173,8 @@ class Pair(AzureState):
                             )
                         ],
                         backend_address_pools=[m.BackendAddressPool(name="pair")],
-                        probes=[
-                            m.Probe(
-                                name="active",
-                                properties=m.ProbePropertiesFormat(
-                                    protocol="Http",
-                                    port=DEFAULT_PORT,
-                                    request_path="/active",
-                                    interval_in_seconds=PROBE_SECONDS,
-                                    probe_threshold=PROBE_THRESHOLD,
-                                ),
-                            )
-                        ],
-                        load_balancing_rules=[
-                            m.LoadBalancingRule(
-                                name=RULE,
-                                properties=m.LoadBalancingRulePropertiesFormat(
-                                    protocol="All",
-                                    frontend_port=0,
-                                    backend_port=0,
-                                    frontend_ip_configuration=m.SubResource(
-                                        id=f"{base}/frontendIPConfigurations/front"
-                                    ),
-                                    backend_address_pool=m.SubResource(
-                                        id=f"{base}/backendAddressPools/pair"
-                                    ),
-                                    probe=m.SubResource(id=f"{base}/probes/active"),
-                                    idle_timeout_in_minutes=4,
-                                ),
-                            )
-                        ],
+                        probes=[_probe(m)],
+                        load_balancing_rules=[_ha_ports_rule(m, base)],
                     ),
                 ),
             ),

@@ -169,22 +169,7 @@ class Firewalls(GcpState):
             )
         except NotFound:
             fw = None
-        ranges = list(fw.source_ranges or []) if fw else []
-        tags = list(fw.source_tags or []) if fw else []
-        for change in changes:
-            source: IPv4Network | str | None = (
-                change.destination if change.kind is Kind.CONNECTOR_INGRESS else None
-            )
-            if source is None:
-                assert change.rule is not None
-                source = change.rule.source
-            listed, value = (
-                (tags, self.tag) if source == CONNECTOR_SOURCE else (ranges, str(source))
-            )
-            if change.action is Action.DELETE and value in listed:
-                listed.remove(value)
-            elif change.action is not Action.DELETE and value not in listed:
-                listed.append(value)  # (there already: an interrupted run made it)
+        ranges, tags = self._sources_after(fw, changes)
         if fw is not None and (ranges, tags) == (
             list(fw.source_ranges or []),
             list(fw.source_tags or []),
@@ -226,6 +211,27 @@ class Firewalls(GcpState):
                 firewall_resource=body,
             )
         self.wait(op, f"firewall rule {name}")
+
+    def _sources_after(self, fw: Any, changes: Sequence[Change]) -> tuple[list[str], list[str]]:
+        """The rule's source ranges and tags once `changes` are made to them (what an
+        interrupted run made already is not added twice)."""
+        ranges = list(fw.source_ranges or []) if fw else []
+        tags = list(fw.source_tags or []) if fw else []
+        for change in changes:
+            source: IPv4Network | str | None = (
+                change.destination if change.kind is Kind.CONNECTOR_INGRESS else None
+            )
+            if source is None:
+                assert change.rule is not None
+                source = change.rule.source
+            listed, value = (
+                (tags, self.tag) if source == CONNECTOR_SOURCE else (ranges, str(source))
+            )
+            if change.action is Action.DELETE and value in listed:
+                listed.remove(value)
+            elif change.action is not Action.DELETE and value not in listed:
+                listed.append(value)
+        return ranges, tags
 
     def _delete_connector_firewall(self) -> None:
 
