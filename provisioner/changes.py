@@ -3,7 +3,7 @@ supporting part, a connector or part that goes. Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Network
 
 from .model import (
@@ -12,6 +12,7 @@ from .model import (
     Action,
     Change,
     Kind,
+    Observed,
     ObservedConnector,
     Part,
 )
@@ -91,3 +92,31 @@ def delete_parts(network: str, parts: tuple[Part, ...], *, on_the_vm: bool) -> l
         for part in reversed(parts)
         if part.present and part.after_connector is on_the_vm
     ]
+
+
+def routes_left(
+    name: str,
+    obs: Observed,
+    selected: set[str],
+    destinations: Mapping[IPv4Network, str],
+    ours: set[str],
+) -> list[Change]:
+    """Routes of ours the file no longer wants: in a table no longer selected, or to a
+    destination no longer a peer's or the VPN range."""
+    changes = []
+    for table in obs.route_tables:
+        for route in table.routes:
+            if route.target in ours and (
+                table.id not in selected or route.destination not in destinations
+            ):
+                why = (
+                    "no longer a selected route table"
+                    if table.id not in selected
+                    else "no longer a peer subnet or the VPN range"
+                )
+                changes.append(
+                    route_change(
+                        name, Action.DELETE, table.id, route.destination, route.target, why
+                    )
+                )
+    return changes

@@ -13,7 +13,7 @@ from dataclasses import replace
 from ipaddress import IPv4Network
 
 from . import capacity
-from .changes import delete_connectors, part_changes, route_change
+from .changes import delete_connectors, part_changes, route_change, routes_left
 from .cloudconnexa.planner import plan_service
 from .desired import (
     WHY_APP_ACCESS_KEPT,
@@ -432,7 +432,7 @@ def _route_changes(
                 moved = route_change(name, Action.REPLACE, table.id, dest, interface, replace_why,
                                route.target, label=label, member=member)  # fmt: skip
                 changes.append(replace(moved, ref=TAKE_OVER) if taking else moved)
-    changes += _routes_left(name, obs, {t.id for t in selected}, destinations, ours)
+    changes += routes_left(name, obs, {t.id for t in selected}, destinations, ours)
     return changes, conflicts
 
 
@@ -468,34 +468,6 @@ def _why_replace(
     if replace_conflicting_routes:
         return why + "; replaces a conflicting route (--replace-conflicting-routes)", False, True
     return None, False, True
-
-
-def _routes_left(
-    name: str,
-    obs: Observed,
-    selected: set[str],
-    destinations: Mapping[IPv4Network, str],
-    ours: set[str],
-) -> list[Change]:
-    """Routes of ours the file no longer wants: in a table no longer selected, or to a
-    destination no longer a peer's or the VPN range."""
-    changes = []
-    for table in obs.route_tables:
-        for route in table.routes:
-            if route.target in ours and (
-                table.id not in selected or route.destination not in destinations
-            ):
-                why = (
-                    "no longer a selected route table"
-                    if table.id not in selected
-                    else "no longer a peer subnet or the VPN range"
-                )
-                changes.append(
-                    route_change(
-                        name, Action.DELETE, table.id, route.destination, route.target, why
-                    )
-                )
-    return changes
 
 
 def _notes(
