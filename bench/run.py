@@ -184,7 +184,8 @@ def calls_for(tables: int, peers: int, pair: bool = False) -> dict[str, Any]:
 def _watchdog_calls(session: Any, recorder: Any, region: str) -> dict[str, Any]:
     """The standby's watchdog against the applied pair: one read of who is active (what it
     does every 10 s, and on each miss), and one takeover."""
-    from provisioner.watchdog import AwsRoutes, Settings
+    from provisioner.providers.aws.watchdog import AwsRoutes
+    from provisioner.watchdog import Settings
 
     ec2 = session.client("ec2", region_name=region)
     found = ec2.describe_instances(
