@@ -9,7 +9,7 @@ import re
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -368,3 +368,29 @@ class SandboxWorld:
         ]
         lines.append("partner external, 172.31.0.0/16 (routed to, not managed)")
         return lines
+
+
+@contextlib.contextmanager
+def served_hub(
+    cloud: str,
+    fake: Any,
+    seed: Callable[..., Any],
+    hub: tuple[str, str],
+    variable: str,
+    served: str,
+    verbose: bool = False,
+    **options: Any,
+) -> Iterator[SandboxPart]:
+    """A cloud's part of the sandbox that is one fake on 127.0.0.1 with one hub network in it
+    (`hub`: its name and range, seeded by `seed(fake, url, name, cidr)`): its provider reaches
+    it at `endpoint` (and `options`), the CLI through `variable`; `served` says what it is
+    ({url} filled in)."""
+    with fake.serve(log=verbose) as server:
+        yield SandboxPart(
+            cloud,
+            [seed(fake, server.url, *hub)],
+            {"endpoint": server.url, **options},
+            exports={variable: server.url},
+            served=served.format(url=server.url),
+            fake=server,
+        )

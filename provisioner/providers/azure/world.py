@@ -4,12 +4,11 @@ SDK (azure-mgmt-network): for `provision demo`, `provision sandbox serve` and th
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...fakeserver import SandboxPart
+from ...fakeserver import SandboxPart, served_hub
 from .cloud import ENDPOINT_VARIABLE
 from .fake import Arm
 
@@ -205,19 +204,17 @@ def hand_made_connector(
 HUB = ("azhub", "10.8.0.0/16")  # the sandbox's hub here: its name and range
 
 
-@contextlib.contextmanager
 def sandbox_part(
     directory: Path, served: bool = False, verbose: bool = False
-) -> Iterator[SandboxPart]:
+) -> contextlib.AbstractContextManager[SandboxPart]:
     """Azure's part of the sandbox: the fake Resource Manager on 127.0.0.1, a hub VNet in it."""
-    fake = Arm()
-    with fake.serve(log=verbose) as server:
-        hub = seed_vnet(fake, server.url, *HUB)
-        yield SandboxPart(
-            "azure",
-            [hub],
-            {"endpoint": server.url, "progress_seconds": 5.0},
-            exports={ENDPOINT_VARIABLE: server.url},
-            served=f"{server.url}  Resource Manager: resource groups, network, compute (any subscription id, any bearer token)",
-            fake=server,
-        )
+    return served_hub(
+        "azure",
+        Arm(),
+        seed_vnet,
+        HUB,
+        ENDPOINT_VARIABLE,
+        "{url}  Resource Manager: resource groups, network, compute (any subscription id, any bearer token)",
+        verbose,
+        progress_seconds=5.0,
+    )

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...fakeserver import SandboxPart
+from ...fakeserver import SandboxPart, served_hub
 from .cloud import ENDPOINT_VARIABLE
 from .fake import Gce
 
@@ -235,19 +234,17 @@ def hand_made_connector(
 HUB = ("gchub", "10.9.0.0/16")  # the sandbox's hub here: its name and range
 
 
-@contextlib.contextmanager
 def sandbox_part(
     directory: Path, served: bool = False, verbose: bool = False
-) -> Iterator[SandboxPart]:
+) -> contextlib.AbstractContextManager[SandboxPart]:
     """GCP's part of the sandbox: the fake Google Cloud on 127.0.0.1, a hub network in it."""
-    fake = Gce()
-    with fake.serve(log=verbose) as server:
-        hub = seed_network(fake, server.url, *HUB)
-        yield SandboxPart(
-            "gcp",
-            [hub],
-            {"endpoint": server.url, "progress_seconds": 5.0},
-            exports={ENDPOINT_VARIABLE: server.url},
-            served=f"{server.url}  Compute Engine, Secret Manager, IAM (any project id, any token)",
-            fake=server,
-        )
+    return served_hub(
+        "gcp",
+        Gce(),
+        seed_network,
+        HUB,
+        ENDPOINT_VARIABLE,
+        "{url}  Compute Engine, Secret Manager, IAM (any project id, any token)",
+        verbose,
+        progress_seconds=5.0,
+    )

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...fakeserver import SandboxPart
+from ...fakeserver import SandboxPart, served_hub
 from .cloud import ENDPOINT_VARIABLE
 from .fake import Oci
 
@@ -218,19 +217,19 @@ def hand_made_connector(
 HUB = ("ochub", "10.10.0.0/16")  # the sandbox's hub here: its name and range
 
 
-@contextlib.contextmanager
 def sandbox_part(
     directory: Path, served: bool = False, verbose: bool = False
-) -> Iterator[SandboxPart]:
+) -> contextlib.AbstractContextManager[SandboxPart]:
     """OCI's part of the sandbox: the fake OCI on 127.0.0.1, a hub VCN in it."""
     fake = Oci()
-    with fake.serve(log=verbose) as server:
-        hub = seed_vcn(fake, server.url, *HUB)
-        yield SandboxPart(
-            "oci",
-            [hub],
-            {"endpoint": server.url, "progress_seconds": 5.0, "poll_seconds": 0.1},
-            exports={ENDPOINT_VARIABLE: server.url},
-            served=f"{server.url}  Core, Identity, Vault, KMS, Secrets (tenancy {fake.tenancy}, any signing key)",
-            fake=server,
-        )
+    return served_hub(
+        "oci",
+        fake,
+        seed_vcn,
+        HUB,
+        ENDPOINT_VARIABLE,
+        f"{{url}}  Core, Identity, Vault, KMS, Secrets (tenancy {fake.tenancy}, any signing key)",
+        verbose,
+        progress_seconds=5.0,
+        poll_seconds=0.1,
+    )
