@@ -408,6 +408,33 @@ def test_a_held_lease_stops_apply_until_it_expires_or_is_unlocked(
     assert store.read() == (None, None)  # and ours is gone at the end
 
 
+def test_a_lease_held_on_a_later_network_leaves_none_of_ours_behind(
+    session, world: SandboxWorld, capsys
+):
+    """The file's first network's lease is taken first, the others side by side: when one of
+    those is another run's, apply exits 4 naming it, the leases it took are released (none of
+    ours is left), and nothing changed."""
+    from provisioner.lease import Holder
+    from provisioner.providers.aws.common import ParameterLease
+
+    path = str(world.write_topology())
+    branch = ParameterLease(session.client("ssm", region_name=world.branch.region),
+                            f"/connector-provisioner/{world.branch.vpc}/branch/lease")  # fmt: skip
+    hq = ParameterLease(session.client("ssm", region_name=world.hq.region),
+                        f"/connector-provisioner/{world.hq.vpc}/hq/lease")  # fmt: skip
+    other = Holder("0123abcd", "ci-runner-7", 4242, "apply", time.time() - 60, time.time() + 600)
+    assert branch.write(other.dumps(), None)
+    assert run(["apply", "-f", path, "--yes"]) == 4
+    line = last_line(capsys.readouterr().err)
+    assert "network branch: another run holds it: apply by pid 4242" in line, line
+    assert hq.read() == (None, None)  # the lease taken first was released
+    assert Holder.loads(branch.read()[0]) == other  # and the other run's stands
+    for vpc in (world.hq, world.branch):
+        ec2 = session.client("ec2", region_name=vpc.region)
+        assert not ec2.describe_instances(Filters=[{"Name": "vpc-id", "Values": [vpc.vpc]}])[
+            "Reservations"]  # fmt: skip
+
+
 def _one_launch_when_two_race(world: Any, launches: Callable[[], list[str]]) -> None:
     """Two applies at once on a fake cloud: one carries out, the other stops at the lease; the
     launches are those of one run alone, and no lease is left."""
