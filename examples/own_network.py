@@ -3,7 +3,7 @@
 Run it in a shell that has the export lines of `provision sandbox serve`; it prints the
 smallest topology for what it made:
 
-    python examples/own_network.py > own.yaml
+    python3 examples/own_network.py > own.yaml
 """
 
 import boto3

@@ -565,8 +565,8 @@ from .desired import (  # noqa: E402
     connector_fingerprint,
     desired_connector,
 )
-from .destroy import plan_destroy  # noqa: E402
-from .status import network_status  # noqa: E402
+from .health import network_status  # noqa: E402
+from .teardown import plan_destroy  # noqa: E402
 
 __all__ = [
     "active_connector",
