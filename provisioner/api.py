@@ -23,7 +23,9 @@ from .errors import CloudError, ConflictError, LimitError, ProvisionerError, Spe
 from .lease import Holder, LeaseStore
 from .model import (
     SERVICE_PLAN,
+    Action,
     ApplyResult,
+    Kind,
     NetworkPlan,
     NetworkStatus,
     Observed,
@@ -105,11 +107,32 @@ class Deployment:
         )
         if retire_old:  # connectors made by hand that are taken over: stopped after
             plan = planner.with_retirement(plan, self.topology, observed, self.service_observed)
+        self._check_images(plan)
         plan = self._paced(plan)
         strays = [self._stray_plan(s, prune) for s in self.strays()]
         if not strays:
             return plan
         return Plan(plan.operation, plan.networks + tuple(strays), plan.vpn_subnet)
+
+    def _check_images(self, plan: Plan) -> None:
+        """Each VM the plan launches has its image: the one the file pins, or the cloud's
+        default resolved now (a read or two, only where a VM is to be made; the launch uses
+        what was read). One that cannot be had is bad input at plan, nothing written."""
+        launching = {
+            c.network: c.connector
+            for n in plan.networks
+            for c in n.changes
+            if c.kind is Kind.CONNECTOR and c.connector is not None
+            and c.action in (Action.CREATE, Action.REPLACE)
+        }  # fmt: skip
+        for name, connector in launching.items():
+            problem = self.provider(name).image_problem(connector)
+            if problem is not None:
+                raise SpecError(
+                    f"networks.{name}.connector.image",
+                    f"{problem}; name an image of the network's region there (connector.image), "
+                    "or use a region that has the cloud's default; nothing was changed",
+                )
 
     def _paced(self, plan: Plan) -> Plan:
         """The service half's plan with what its rate limit makes of it: the limit the reads'

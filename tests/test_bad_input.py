@@ -436,6 +436,48 @@ def test_vpc_that_does_not_exist_is_found_on_the_first_read(
     assert calls.mutating == []
 
 
+def test_a_region_without_the_default_image_is_said_at_plan_with_the_way_out(
+    world: SandboxWorld, session, calls: CallLog, capsys
+):
+    """A VPC in a region where Ubuntu's public parameter is not (here: the sandbox published
+    no image in eu-west-1) is one line at plan naming connector.image and the parameter, exit
+    2, nothing written; an image the file names that the region does not have, likewise; with
+    an image of the region, the plan goes through."""
+    from provisioner.providers.aws.world import seed_vpc
+
+    vpc = seed_vpc(session, "west", "eu-west-1", "10.60.0.0/16", ["10.60.0.0/24"])
+    doc = world.topology()
+    doc["networks"] = {"west": {**doc["networks"]["hq"], "region": "eu-west-1", "vpc": vpc.vpc,
+                                "subnets": [vpc.cidr], "app_security_groups": [vpc.app_group],
+                                "connector": {"subnet": vpc.connector_subnet,
+                                              "profile": "hq.ovpn"}}}  # fmt: skip
+    path = world.directory / "west.yaml"
+    path.write_text(json.dumps(doc))
+    calls.clear()
+    assert run(["plan", "-f", str(path)]) == 2
+    errors = [
+        x for x in capsys.readouterr().err.strip().splitlines() if not x.lstrip().startswith("..")
+    ]
+    assert len(errors) == 1, errors
+    assert "networks.west.connector.image: no default image in eu-west-1" in errors[0]
+    assert "/aws/service/canonical/ubuntu/" in errors[0] and "connector.image" in errors[0]
+    assert calls.mutating == []
+
+    doc["networks"]["west"]["connector"]["image"] = "ami-0123456789abcdef0"
+    path.write_text(json.dumps(doc))
+    assert run(["apply", "--yes", "-f", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "networks.west.connector.image: image ami-0123456789abcdef0 is not in eu-west-1" in err
+    assert calls.mutating == []
+
+    ec2 = session.client("ec2", region_name="eu-west-1")
+    own = ec2.register_image(Name="my-ubuntu", Architecture="x86_64", RootDeviceName="/dev/sda1",
+                             VirtualizationType="hvm")["ImageId"]  # fmt: skip
+    doc["networks"]["west"]["connector"]["image"] = own
+    path.write_text(json.dumps(doc))
+    assert run(["plan", "-f", str(path)]) == 0
+
+
 @pytest.mark.parametrize(
     "argv, flag, value",
     [

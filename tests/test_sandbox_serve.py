@@ -186,19 +186,23 @@ def test_the_seeded_world_from_another_process(served: Served):
 
 
 def build_aws(env: dict[str, str]) -> list[dict[str, Any]]:
-    """Two VPCs as a user makes them with boto3 (AWS_ENDPOINT_URL is honoured by boto3 itself):
-    a public subnet for the connector, an app subnet on a private table, an app group."""
+    """Two VPCs as a user makes them with boto3 (AWS_ENDPOINT_URL is honoured by boto3 itself),
+    one in a region the sandbox's own world is not in (eu-west-1): a public subnet for the
+    connector, an app subnet on a private table, an app group."""
     import boto3
 
-    ec2 = boto3.client(
-        "ec2",
-        region_name="us-east-1",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
     networks = []
-    for name, cidr in (("aws-a", "10.50.0.0/16"), ("aws-b", "10.51.0.0/16")):
+    for name, cidr, region in (
+        ("aws-a", "10.50.0.0/16", "us-east-1"),
+        ("aws-b", "10.51.0.0/16", "eu-west-1"),
+    ):
+        ec2 = boto3.client(
+            "ec2",
+            region_name=region,
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
         base = cidr.rsplit(".", 2)[0]
         vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
         igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
@@ -216,13 +220,14 @@ def build_aws(env: dict[str, str]) -> list[dict[str, Any]]:
                 "name": name,
                 "entry": {
                     "cloud": "aws",
-                    "region": "us-east-1",
+                    "region": region,
                     "vpc": vpc,
                     "app_security_groups": [{"group": group["GroupId"], "ports": ["tcp/443"]}],
                     "connector": {"subnet": public, "profile": "mine.ovpn"},
                 },
                 "tables": [app_rt, public_rt],
                 "vpc": vpc,
+                "region": region,
             }
         )
     return networks
@@ -585,9 +590,9 @@ def test_a_world_of_ones_own_on_every_cloud(served: Served, tmp_path: Path):
     # each cloud's own SDK sees routes to the connector for the VPN range and the office
     import boto3
 
-    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=env["AWS_ENDPOINT_URL"],
-                       aws_access_key_id="sandbox", aws_secret_access_key="sandbox")  # fmt: skip
     for n in built["aws"]:
+        ec2 = boto3.client("ec2", region_name=n["region"], endpoint_url=env["AWS_ENDPOINT_URL"],
+                           aws_access_key_id="sandbox", aws_secret_access_key="sandbox")  # fmt: skip
         for table in ec2.describe_route_tables(RouteTableIds=n["tables"])["RouteTables"]:
             by_dest = {r.get("DestinationCidrBlock"): r for r in table["Routes"]}
             assert by_dest["100.96.0.0/11"]["NetworkInterfaceId"].startswith("eni-")

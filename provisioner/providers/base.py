@@ -104,6 +104,11 @@ class NetworkProvider(Protocol):
         """Where this network's lease lives (lease.py): one apply or destroy at a time."""
         ...
 
+    def image_problem(self, connector: DesiredConnector) -> str | None:
+        """Why a VM of `connector`'s settings could not be launched for want of its image
+        (see Provider); None: it can."""
+        ...
+
     def newest_image(self, size: str) -> tuple[str, str] | None:
         """The image a connector of `size` gets when the file pins none, and since when it is
         out: what `status` compares the running one with and `apply --roll` takes (None: this
@@ -232,6 +237,22 @@ class Provider:
     def lease_store(self) -> LeaseStore | None:
         """Where this network's lease lives, kept with the network itself; None: the cloud
         keeps none (two runs at once are then not kept apart)."""
+        return None
+
+    def image_problem(self, connector: DesiredConnector) -> str | None:
+        """Why a VM of `connector`'s settings could not be launched for want of its image, in
+        one line (None: it can): the image the file pins exists (where the cloud's provider
+        checks it, `_pinned_image_problem`), or the cloud's default resolves."""
+        try:
+            if connector.image:
+                return self._pinned_image_problem(connector.image)
+            return None if self._newest_image(connector.size) is not None else None
+        except self.sdk_errors() as e:
+            what = connector.image or "the cloud's default image"
+            return f"{what} cannot be read in {self.location.describe()}: {self.error_text(e)}"
+
+    def _pinned_image_problem(self, image: str) -> str | None:
+        """Why the image the file names cannot be launched (None: it can, or not checked)."""
         return None
 
     def newest_image(self, size: str) -> tuple[str, str] | None:

@@ -35,11 +35,41 @@ class Instance(AwsState):
         return image, str(found[0].get("CreationDate", "")) if found else ""
 
     def _default_image(self, size: str) -> str:
-        types = self.ec2.describe_instance_types(InstanceTypes=[size])["InstanceTypes"]
-        supported = types[0]["ProcessorInfo"]["SupportedArchitectures"] if types else ["x86_64"]
-        arch = next((ARCHES[a] for a in supported if a in ARCHES), "amd64")
-        name = UBUNTU_PARAMETER.format(arch=arch)
-        return str(self.ssm.get_parameter(Name=name)["Parameter"]["Value"])
+        """The image Ubuntu's public parameter names for `size`'s architecture in this region
+        (read once per provider and size: plan's check and the launch share it)."""
+        known: dict[str, str] = self.__dict__.setdefault("_default_images", {})
+        if size not in known:
+            types = self.ec2.describe_instance_types(InstanceTypes=[size])["InstanceTypes"]
+            supported = types[0]["ProcessorInfo"]["SupportedArchitectures"] if types else ["x86_64"]
+            arch = next((ARCHES[a] for a in supported if a in ARCHES), "amd64")
+            name = UBUNTU_PARAMETER.format(arch=arch)
+            known[size] = str(self.ssm.get_parameter(Name=name)["Parameter"]["Value"])
+        return known[size]
+
+    def image_problem(self, connector: DesiredConnector) -> str | None:
+        if connector.image:
+            return super().image_problem(connector)
+        try:
+            self._default_image(connector.size)
+        except ClientError as e:
+            region = self.location.region
+            if e.response["Error"]["Code"] == "ParameterNotFound":
+                return (f"no default image in {region}: Ubuntu's public parameter "
+                        f"{UBUNTU_PARAMETER.format(arch='<arch>')} is not there")  # fmt: skip
+            return f"the default image cannot be read in {region}: {self.error_text(e)}"
+        return None
+
+    def _pinned_image_problem(self, image: str) -> str | None:
+        try:
+            found = self.ec2.describe_images(ImageIds=[image])["Images"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] not in (
+                "InvalidAMIID.NotFound",
+                "InvalidAMIID.Malformed",
+            ):
+                raise
+            found = []
+        return None if found else f"image {image} is not in {self.location.region}"
 
     def user_data(self, connector: DesiredConnector) -> str:
         return render_user_data("aws", connector, self.parameter, self.location.region)

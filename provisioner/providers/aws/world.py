@@ -386,6 +386,12 @@ def sandbox_part(
         url = f"http://{host}:{port}"
         os.environ[ENDPOINT_VARIABLE] = url  # the seeding below goes there too
         world = seed_world(fake_session(), directory, app_hosts=True)
+        # a user's own VPC may be in any region: each has Ubuntu's images, as AWS's do
+        import boto3
+
+        for region in boto3.session.Session().get_available_regions("ec2"):
+            if region not in (world.hq.region, world.branch.region):
+                publish_ubuntu_image(fake_session(), region)
         part = world.parts["aws"]
         part.exports = {
             ENDPOINT_VARIABLE: url,
