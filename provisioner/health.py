@@ -80,6 +80,7 @@ def network_status(
                 reaches_vpn_service=reaches,
                 ha=ha,
                 standby=standby,
+                parts=tuple(f"{x.kind} {x.name}" for x in obs.parts if x.present),
                 service=(
                     service_status(network, topology, service, subnets)
                     if service is not None

@@ -1238,6 +1238,8 @@ class NetworkStatus:
     service: ServiceStatus | None = None  # the VPN service's half, with a service block
     ha: bool = False  # a pair: `connector` is the active one, `standby` the other
     standby: ObservedConnector | None = None
+    # the parts of ours the network holds (`kind name`: a role, a stored profile, a group...)
+    parts: tuple[str, ...] = ()
 
     @property
     def nothing_of_ours(self) -> bool:
@@ -1249,6 +1251,18 @@ class NetworkStatus:
             and all(r.state is RouteState.MISSING for r in self.routes)
             and not any(rule.ours for g in self.app_groups for rule in g.admits)
             and (self.service is None or not self.service.found)
+            and not self.parts
+        )
+
+    @property
+    def half_made(self) -> bool:
+        """Parts of ours, but no connector and no route of ours: an apply that stopped
+        before its VM (or a destroy that stopped after it)."""
+        return (
+            bool(self.parts)
+            and self.connector is None
+            and self.standby is None
+            and all(r.state is RouteState.MISSING for r in self.routes)
         )
 
     def members(self) -> list[dict[str, object]]:
@@ -1313,6 +1327,8 @@ class NetworkStatus:
             "name": self.network,
             "cloud": self.cloud,
             "healthy": self.healthy,
+            "half_made": self.half_made,
+            "parts": list(self.parts),
             "reaches_vpn_service": self.reaches_vpn_service,
             **({"service": self.service.to_dict()} if self.service is not None else {}),
             "connector": connector(self.connector),

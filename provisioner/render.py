@@ -316,6 +316,12 @@ def status_text(statuses: tuple[NetworkStatus, ...], verbose: bool = False) -> s
             lines.append(f"network {s.network} ({s.cloud}): nothing of ours here: removed, or "
                          "never applied (apply makes it)")  # fmt: skip
             continue
+        if s.half_made:
+            lines.append(f"network {s.network} ({s.cloud}): half made: no connector and no route "
+                         f"of ours yet, but {len(s.parts)} part(s) of ours are here; `apply` "
+                         "finishes it, `destroy` removes them")  # fmt: skip
+            lines += [f"  {part}" for part in s.parts]
+            continue
         lines.append(
             f"network {s.network} ({s.cloud}): {'healthy' if s.healthy else 'NOT healthy'}"
         )

@@ -223,6 +223,42 @@ def test_cloud_error_is_a_message_with_done_and_not_done(world: SandboxWorld, ca
     assert "Run the same command again to finish" in err
 
 
+def test_status_of_a_half_made_network_names_each_part_and_the_way_on(
+    world: SandboxWorld, capsys, monkeypatch
+):
+    """An apply that stopped before the VM (its launch refused) leaves the network's parts:
+    status lists each by name and says that apply finishes it and destroy removes it, and
+    after destroy there is nothing of ours."""
+    import json
+
+    import botocore.handlers
+    from conftest import FORBIDDEN, error_response, every_session_faults
+
+    handlers = every_session_faults(
+        "before-send.ec2.RunInstances", lambda: error_response("ec2", *FORBIDDEN["ec2"])
+    )
+    path = str(world.write_topology())
+    with monkeypatch.context() as m:
+        m.setattr(botocore.handlers, "BUILTIN_HANDLERS", handlers)
+        assert run(["apply", "-f", path, "--yes"]) == 1
+    capsys.readouterr()
+    assert run(["status", "-f", path]) == 1
+    out = capsys.readouterr().out
+    hq = out[out.index("network hq (aws)") :].split("\nnetwork ")[0]
+    assert "half made" in hq and "`apply` finishes it, `destroy` removes them" in hq, out
+    assert f"  role cp-hq-{world.hq.vpc}" in hq and "  security-group connector-hq" in hq
+    assert "nothing of ours here" not in out
+    assert run(["status", "-f", path, "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    first = next(n for n in doc["networks"] if n["name"] == "hq")
+    assert first["half_made"] and f"instance-profile cp-hq-{world.hq.vpc}" in first["parts"]
+    assert run(["destroy", "-f", path, "--yes"]) == 0
+    capsys.readouterr()
+    assert run(["status", "-f", path]) == 1
+    assert out.count("nothing of ours here") == 0
+    assert capsys.readouterr().out.count("nothing of ours here") == 2
+
+
 def test_one_network_invocation_applies_like_a_topology(
     world: SandboxWorld, session, capsys, monkeypatch
 ):
