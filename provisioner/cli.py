@@ -32,7 +32,7 @@ CLOUD_KEYS = tuple(
 )
 
 
-def _one_network_flags(p: argparse.ArgumentParser, shown: bool = True) -> None:
+def _one_network_flags(p: argparse.ArgumentParser, shown: bool = True, making: bool = True) -> None:
     """The flags that stand for a one-network topology: on plan, apply, status, doctor and
     destroy instead of `-f`, and on `provision` itself (as apply, unlisted: the README's
     "Use" shows that form)."""
@@ -58,10 +58,12 @@ def _one_network_flags(p: argparse.ArgumentParser, shown: bool = True) -> None:
         help=described(H.KEYS["app_security_group"]),
     )  # fmt: skip
     one.add_argument("--profile", metavar="FILE", help=described(H.KEYS["profile"]))
-    one.add_argument("--size", help=described(H.KEYS["size"]))
-    one.add_argument("--image", help=described(H.KEYS["image"]))
+    # (accepted where a VM is not made, so that one line works with any command; not listed)
+    made = described if making else (lambda _: argparse.SUPPRESS)
+    one.add_argument("--size", help=made(H.KEYS["size"]))
+    one.add_argument("--image", help=made(H.KEYS["image"]))
     for key in ("nat", "egress"):
-        one.add_argument(f"--{key}", action="store_true", default=None, help=described(H.KEYS[key]))
+        one.add_argument(f"--{key}", action="store_true", default=None, help=made(H.KEYS[key]))
     one.add_argument("--vpn-subnet", metavar="RANGE", help=described(H.KEYS["vpn_subnet"]))
     where = p.add_argument_group("where the one network is, by cloud")
     for key in (*LOCATION_KEYS, *CLOUD_KEYS):  # a new cloud's keys come with its schema
@@ -129,7 +131,8 @@ def _command(sub: Any, name: str, *, file: str = "", one_network: bool = False) 
     elif file:
         sp.add_argument("-f", "--file", help=H.FLAGS["file"])
     if one_network:
-        _one_network_flags(sp)
+        # what only making a VM takes (its size, image, NAT) is listed where one is made
+        _one_network_flags(sp, making=name in ("plan", "apply"))
     return sp
 
 
@@ -217,8 +220,9 @@ def _sandbox_commands(sub: Any) -> None:
     serve = _command(sp.add_subparsers(dest="action", metavar="ACTION", required=True),
                      "sandbox serve")  # fmt: skip
     serve.add_argument(
-        "--dir", default="provision-sandbox",
-        help="where to write the topology (default: %(default)s)",
+        "--dir", default=None,
+        help="where to write the topology (default: a new directory under the system's temp "
+        "directory, never the working tree; it is printed)",
     )  # fmt: skip
     serve.add_argument("--seconds", type=float, default=None, help="stop after this long")
     serve.add_argument(
@@ -421,7 +425,10 @@ def _without_a_file(args: argparse.Namespace) -> int:
         from .sandbox import serve
 
         _FAST_EXIT.append(True)
-        return serve(Path(args.dir).resolve(), args.seconds, verbose=args.verbose)
+        import tempfile
+
+        where = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="provision-sandbox-"))
+        return serve(where.resolve(), args.seconds, verbose=args.verbose)
     return _discover(args)
 
 

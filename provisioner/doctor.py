@@ -434,7 +434,7 @@ def _host_layers(
             why = f"by {rule}" if rule else "by no rule"
             return trace.add(Hop(layer.name, False, f"{ports} from {_show(seen)} dropped {why}",
                                  breaks, f"admit {_show(seen)} on {ports} in {layer.name} "
-                                 f"before {'rule ' + (rule.name or str(rule.order)) if rule else 'its defaults'}",
+                                 f"before {_rule_ref(rule) if rule else 'its defaults'}",
                                  managed))  # fmt: skip
         trace.add(Hop(layer.name, True, f"{ports} from {_show(seen)} admitted by {rule}"))
         if rule is not None and rule.stateless:  # its answer is judged on its own
@@ -824,6 +824,13 @@ def _specs(
     return specs, unknown
 
 
+def _rule_ref(rule: FilterRule) -> str:
+    """A rule as advice names it: `rule NAME` (`rule 100`), or the cloud's own by its words
+    (`the implied deny of all ingress (65535)`)."""
+    name = rule.name or str(rule.order)
+    return name if name.startswith("the ") else f"rule {name}"
+
+
 def _no_host(
     topology: Topology,
     subnets: Mapping[str, tuple[IPv4Network, ...]],
@@ -838,8 +845,12 @@ def _no_host(
         (f"app group {group} has no hosts to reach",) if unread is None
         else (f"the hosts and filters of {network} were not read ({unread})",)
     )  # fmt: skip
-    ranges = ", ".join(str(r) for r in subnets.get(network, ())) or "the network"
-    trace = f"--flow vpn->{network}:HOST:tcp/443 (HOST: an address in {ranges})"
+    opened = next((a.ports for a in topology.network(network).app_access if a.group == group),
+                  (ALL_TRAFFIC,))  # fmt: skip
+    ports = ",".join(str(p) for p in opened)
+    trace = (f"put a server in {group}, or name a group that has one in "
+             f"networks.{network}.app_security_groups; then provision doctor --flow "
+             f"vpn->{network}:{group}:{ports}")  # fmt: skip
     if query is None:
         return FlowReport(
             f"VPN clients -> {network} {group}", "remote-access", notes=note, trace=trace

@@ -1073,6 +1073,9 @@ class NetworkPlan:
     hand_made: str | None = None  # the connector made by hand this plan takes over (its VM)
     # what each table and group the plan changes holds after apply, against the cloud's limit
     fills: tuple[Fill, ...] = ()
+    # how the network is, for the reader (its way out, egress, NAT): said with its changes, not
+    # again and again when there is nothing to do (text: --verbose; JSON: with the notes)
+    facts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -1119,7 +1122,7 @@ class Plan:
                     "changes": [c.to_dict() for c in n.changes],
                     "conflicts": [c.to_dict() for c in n.conflicts],
                     "limits": [f.to_dict() for f in n.fills],
-                    "notes": list(n.notes),
+                    "notes": [*n.facts, *n.notes],
                 }
                 for n in self.networks
             ],

@@ -165,7 +165,11 @@ def _plan_network(
         for p in reversed(obs.parts)
         if p.present and not p.wanted
     ]
-    notes = _network_notes(network, obs, local, slots, target, old, routes)
+    # how the network is (its way out, egress, NAT): facts, said with its changes; a warning
+    # among them is a note, said always
+    facts = _notes(network, target.subnet, None if target.new else target.current, local)
+    notes = [n for n in facts if n.startswith("warning:")]
+    notes += _network_notes(network, obs, local, slots, target, old, routes)
     if replace_conflicting_routes and conflicts:
         notes.append(f"{len(conflicts)} conflicting route(s) will be replaced")
     return NetworkPlan(
@@ -175,6 +179,7 @@ def _plan_network(
         conflicts=tuple(conflicts) if not replace_conflicting_routes else (),
         notes=tuple(notes),
         hand_made=old.instance if old is not None else None,
+        facts=tuple(n for n in facts if not n.startswith("warning:")),
     )
 
 
@@ -318,7 +323,7 @@ def _network_notes(
 ) -> list[str]:
     c = network.connector
     assert c is not None
-    notes = _notes(network, target.subnet, None if target.new else target.current, local)
+    notes: list[str] = []
     if old is None and c.takes_over:
         notes.append(f"connector.takes_over {c.takes_over}: no route of the network leads to a "
                      "VM of that name that forwards: nothing to take over")  # fmt: skip

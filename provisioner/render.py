@@ -13,7 +13,6 @@ from .model import (
     Change,
     Fill,
     Kind,
-    NetworkPlan,
     NetworkStatus,
     Plan,
     RouteState,
@@ -37,6 +36,13 @@ _MARK = {
 FLOWS = "docs/flows.md"  # the hops every why cites
 
 
+# why destroy counts fewer changes than apply did, in the destroy plan's count line
+DESTROY_COUNTS = (
+    " (what apply made, each once; apply's count also had what it changed in place, like a "
+    "forwarding flag, which goes with its VM)"
+)
+
+
 def plan_text(plan: Plan, verbose: bool = False) -> str:
     """Per network: its connector and parts one per line, routes as destinations x tables, app
     rules per group, each group's why once. `verbose`: every change on its own line with its
@@ -44,28 +50,43 @@ def plan_text(plan: Plan, verbose: bool = False) -> str:
     its own, with its why."""
     lines: list[str] = []
     said: dict[str, str] = {}  # a why -> the network that said it first (grouped only)
+    quiet = 0  # notes of networks with nothing to do, not shown (--verbose shows them)
+    folded = False  # a change's why not said again (the first of its kind above says it)
     for n in plan.networks:
         if n.network == SERVICE_PLAN:
             lines.append(f"the VPN service ({n.cloud}): {_changes_count(n.changes)}")
         else:
             lines.append(f"network {n.network} ({n.cloud}): {_changes_count(n.changes)}")
-        lines += _each_change(n.changes) if verbose else _once(_grouped(n.changes), said, n)
+        if verbose:
+            lines += _each_change(n.changes)
+        else:
+            grouped = _grouped(n.changes)
+            kept = _once(grouped, said)
+            folded |= len(kept) < len(grouped)
+            lines += kept
         for conflict in n.conflicts:
             lines.append(f"  ! conflict: {conflict.summary()}")
         if n.fills and (verbose or any(f.after >= NEAR * f.cap.value for f in n.fills)):
             lines.append(_fills_line(n.fills, verbose))
         for fill in (f for f in n.fills if f.over):
             lines.append(f"  ! over a limit: {fill.summary()}")
-        for note in n.notes:
-            lines.append(f"  note: {note}")
+        if n.changes or verbose:
+            lines += [f"  note: {note}" for note in n.facts]
+        else:  # as it should be: how it is was said when its changes were planned
+            quiet += len(n.facts)
+        lines += [f"  note: {note}" for note in n.notes]
     counts = plan.to_dict()["summary"]
     assert isinstance(counts, dict)
     parts = [f"{v} to {k}" for k, v in counts.items() if v and k != "conflicts"]
     if plan.empty:
-        lines.append(f"{plan.operation}: nothing to do")
+        lines.append(f"{plan.operation}: nothing to do"
+                     + (f" ({quiet} note(s) on how it is: --verbose)" if quiet else ""))  # fmt: skip
     else:
-        lines.append(f"{plan.operation}: " + (", ".join(parts) or "no change"))
-        lines.append(f"(hops: {FLOWS}{'' if verbose else '; every change: --verbose'})")
+        why = DESTROY_COUNTS if plan.operation == "destroy" else ""
+        lines.append(f"{plan.operation}: " + (", ".join(parts) or "no change") + why)
+        hint = "" if verbose else "; every change: --verbose"
+        once = "; a why is said once, at the first change it explains" if folded else ""
+        lines.append(f"(hops: {FLOWS}{once}{hint})")
     if plan.conflicts:
         lines.append(
             f"{len(plan.conflicts)} conflict(s): apply refuses until they are removed or "
@@ -109,18 +130,16 @@ def _fills_line(fills: tuple[Fill, ...], verbose: bool) -> str:
     return "  after apply: " + "; ".join(parts)
 
 
-def _once(lines: list[str], said: dict[str, str], network: NetworkPlan) -> list[str]:
-    """A why an earlier network said already is referred to (`why: as for hq`), not said
-    again."""
-    name = "the VPN service" if network.network == SERVICE_PLAN else network.network
+def _once(lines: list[str], said: dict[str, str]) -> list[str]:
+    """A why said already, by this network or one above, is not said again: the first change
+    it explains says it (the plan's foot says so once)."""
     out: list[str] = []
     for line in lines:
         indent, _, why = line.partition("why: ")
         if why and not indent.strip():
-            if why in said and said[why] != name and out:
-                out[-1] += f"   (why: as for {said[why]})"  # on the line it explains
+            if why in said and out:
                 continue
-            said.setdefault(why, name)
+            said.setdefault(why, "")
         out.append(line)
     return out
 
@@ -259,7 +278,8 @@ def _rule_block(rules: list[Change]) -> list[str]:
 def result_text(plan: Plan, done: int) -> str:
     if not done:
         return f"{plan.operation}: nothing to do"
-    lines = [f"{plan.operation}: done, {done} change(s) made"]
+    why = DESTROY_COUNTS if plan.operation == "destroy" else ""
+    lines = [f"{plan.operation}: done, {done} change(s) made{why}"]
     # a connector made by hand that was taken over and not retired: still running, not ours
     stopped = {c.resource for c in plan.changes if c.kind is Kind.RETIRE}
     for n in plan.networks:
@@ -295,8 +315,11 @@ def doctor_text(reports: Sequence[FlowReport]) -> str:
             made = "apply makes it" if hop.apply_fixes else "apply does not: by hand"
             lines.append(f"         fix: {hop.fix} ({made})")
         if r.verdict is Verdict.UNKNOWN:
-            how = r.trace or "--flow SOURCE->NETWORK:HOST:PORTS (e.g. vpn->hq:10.0.1.5:tcp/443)"
-            lines.append(f"         not judged: trace one host with {how}")
+            how = r.trace or (
+                "trace one host with --flow SOURCE->NETWORK:HOST:PORTS "
+                "(e.g. vpn->hq:10.0.1.5:tcp/443)"
+            )
+            lines.append(f"         not judged: {how}")
     verdicts = [r.verdict for r in reports]
     summary = f"doctor: {verdicts.count(Verdict.OK)} of {len(reports)} flows OK"
     for verdict in (Verdict.DROPPED, Verdict.UNKNOWN):

@@ -60,11 +60,14 @@ def world_of(
 
 
 @contextlib.contextmanager
-def sandbox() -> Iterator[SandboxWorld]:
+def sandbox(keep: bool = False) -> Iterator[SandboxWorld]:
     """The sandbox's world in fakes in this process and on 127.0.0.1, and a scratch directory
-    for topology files."""
+    for topology files (`keep`: left where it is, for the user to read; else removed)."""
     with contextlib.ExitStack() as stack:
-        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="provision-demo-"))
+        if keep:
+            tmp = tempfile.mkdtemp(prefix="provision-demo-")
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="provision-demo-"))
         try:
             world, _ = stack.enter_context(world_of(Path(tmp)))
         except ModuleNotFoundError as e:  # pragma: no cover - depends on the install
@@ -111,7 +114,7 @@ def run_demo(verbose: bool = False) -> int:
     def done(result: ApplyResult) -> None:
         print(render.result_text(result.plan, len(result.done)))
 
-    with sandbox() as world:
+    with sandbox(keep=True) as world:
         path = world.write_topology(partner=True, service=True)
         # Branch already has a connector, made by hand from the VPN service's guide: the plan
         # takes it over (ours beside it, its routes moved to ours)
@@ -159,11 +162,11 @@ def run_demo(verbose: bool = False) -> int:
         print(render.status_text(after))
         healthy = all(s.healthy for s in applied)
         clean = all(s.nothing_of_ours for s in after)
-    print(_ending(healthy, clean))
+    print(_ending(healthy, clean, world.directory))
     return 0 if healthy and clean else 1
 
 
-def _ending(healthy: bool, clean: bool) -> str:
+def _ending(healthy: bool, clean: bool, kept: Path) -> str:
     """The demo's last words: whether it ended as it should."""
     return (
         "\nThe demo "
@@ -174,7 +177,8 @@ def _ending(healthy: bool, clean: bool) -> str:
                                            if not healthy else "")
            + ("something of ours was left after destroy" if not clean else "")
            + " (see above).")
-        + " The sandbox is gone; no cloud account was used."
+        + f" The sandbox is gone; its files (topology.yaml, partner.ovpn) stay in {kept}; no "
+        "cloud account was used."
     )  # fmt: skip
 
 

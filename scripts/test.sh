@@ -43,6 +43,9 @@ fi
 # tools as modules: a pyenv Python (CI's) makes no shim for a script that uv installed
 python3 -m ruff check provisioner tests bench examples
 python3 -m mypy
+# the figures first (calls per phase, apply times: bench/run.py --quick), so that the tests'
+# pass/fail summary is the last thing the run prints; a bench that fails fails the run
+python3 bench/run.py --quick
 set +e
 # more workers than cores: the lab's workers (each cloud's pair on one of its own) mostly wait on
 # their namespaces' network
@@ -60,5 +63,4 @@ if [ "$status" = 5 ]; then
   echo "pytest collected no tests: failing the run" >&2
   exit 1
 fi
-[ "$status" = 0 ] || exit "$status"
-python3 bench/run.py --quick
+exit "$status"

@@ -140,9 +140,9 @@ def test_behind_a_nat_gateway_no_public_address_and_egress_is_warned(
 
     plan = deployment(world, clouds, edit=move).plan()
     (hq,) = [n for n in plan.networks if n.network == "hq"]
-    assert any("through nat-" in n and "a NAT gateway" in n for n in hq.notes)
+    assert any("through nat-" in n and "a NAT gateway" in n for n in (*hq.facts, *hq.notes))
     # hq is the egress network: its internet traffic would leave through the NAT gateway
-    assert any(n.startswith("warning: egress network") for n in hq.notes)
+    assert any(n.startswith("warning: egress network") for n in (*hq.facts, *hq.notes))
     deployment(world, clouds, edit=move).apply()
     assert not connector_of(session, "us-east-1", "hq").get("PublicIpAddress")
 

@@ -395,7 +395,7 @@ def test_egress_requires_nat(world, clouds):
         deployment(world, clouds, edit=egress_without_nat)
     plan = deployment(world, clouds).plan()
     hq = next(n for n in plan.networks if n.network == "hq")
-    assert any("egress" in note for note in hq.notes)
+    assert any("egress" in note for note in (*hq.facts, *hq.notes))
     launch = next(c for c in hq.changes if c.kind == "connector")
     assert launch.connector is not None and launch.connector.nat
 

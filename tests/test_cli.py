@@ -58,7 +58,8 @@ def test_demo_runs_the_whole_job_without_an_account(capsys):
     # Branch's hand-made connector: discovered, then taken over by the plan, never a conflict
     assert "=== provision discover --cloud aws --region us-west-2" in out
     assert "takes over the connector made by hand, i-" in out and "conflict" not in out.lower()
-    assert "(why: as for hq)" in "\n".join(first)
+    # a why said once, at the first change it explains (the foot says so), not per network
+    assert "as for hq" not in "\n".join(first) and "a why is said once" in "\n".join(first)
     # the small ones: the VPN region said and explained once, each hub its own public address,
     # Azure's connector line without its address twice
     assert out.count("(service.cloudconnexa.vpn_region): where the connectors attach") == 1

@@ -236,9 +236,11 @@ def test_a_flow_that_cannot_be_judged_is_unknown_and_fails_the_exit(
     assert run(["doctor", "-f", path]) == 5
     text = capsys.readouterr().out
     assert "UNKNOWN  VPN clients" in text and "has no hosts to reach" in text
-    # how to trace it names this very flow and where its host may be
-    trace = "--flow vpn->hq:HOST:tcp/443 (HOST: an address in 10.0.0.0/18)"
-    assert f"not judged: trace one host with {trace}" in text
+    # the way on names what to add to the file, then this very flow with the group's ports
+    group = world.hq.app_group
+    assert (f"not judged: put a server in {group}, or name a group that has one in "
+            f"networks.hq.app_security_groups; then provision doctor --flow vpn->hq:{group}:all"
+            ) in text  # fmt: skip
     assert "UNKNOWN" in text.splitlines()[-1]
     assert run(["doctor", "-f", path, "--flow", "vpn->hq:10.0.0.5:tcp/443"]) != 2  # it parses
     capsys.readouterr()
@@ -254,7 +256,7 @@ def test_a_flow_that_cannot_be_judged_is_unknown_and_fails_the_exit(
         assert run(["doctor", "-f", path, "--flow", query]) == 5, query
         text = capsys.readouterr().out
         assert f"UNKNOWN  {source} -> hq {world.hq.app_group}" in text, text
-        assert f"--flow {query.split('->')[0]}->hq:HOST:tcp/443" in text, text
+        assert f"--flow {query.split('->')[0]}->hq:{world.hq.app_group}:all" in text, text
 
 
 # --- whole ranges, not one sample address (issue 28) ------------------------------------------
@@ -412,3 +414,26 @@ def test_one_flow_grammar_in_help_readme_and_parser(capsys: pytest.CaptureFixtur
     assert f"--flow {FLOW_GRAMMAR}" in page
     for source in ("vpn", "internet", "address or range"):
         assert source in help_text
+
+
+def test_advice_names_a_clouds_own_rule_in_its_words_and_doctor_help_lists_its_own_flags(capsys):
+    """`before the implied deny of all ingress (65535)`, not `before rule the implied deny`;
+    `doctor --help` does not list what only making a VM takes (--size, --image, --nat)."""
+    from ipaddress import IPv4Network
+
+    from provisioner.doctor import _rule_ref
+    from provisioner.model import FilterRule
+
+    implied = FilterRule(131070, False, True, IPv4Network("0.0.0.0/0"),
+                         name="the implied deny of all ingress (65535)", default=True)  # fmt: skip
+    assert _rule_ref(implied) == "the implied deny of all ingress (65535)"
+    assert _rule_ref(FilterRule(100, True, True, IPv4Network("10.0.0.0/8"))) == "rule 100"
+    with pytest.raises(SystemExit):
+        run(["doctor", "--help"])
+    shown = capsys.readouterr().out
+    assert "--cloud" in shown and "--connector-subnet" in shown
+    assert not any(f in shown for f in ("--size", "--image", "--nat", "--egress"))
+    with pytest.raises(SystemExit):
+        run(["apply", "--help"])
+    listed = capsys.readouterr().out
+    assert all(f in listed for f in ("--size", "--image", "--nat", "--egress"))

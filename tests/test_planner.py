@@ -400,7 +400,7 @@ def test_internet_gateway_subnet_gets_a_public_address_at_launch():
     launches = {c.network: c.connector for c in plan.changes if c.kind == "connector"}
     assert launches["hq"] is not None and launches["hq"].public_address
     assert launches["branch"] is not None and not launches["branch"].public_address
-    notes = {n.network: " ".join(n.notes) for n in plan.networks}
+    notes = {n.network: " ".join((*n.facts, *n.notes)) for n in plan.networks}
     assert "through igw-1, which translates only public" in notes["hq"]
     assert "public address at launch" in notes["hq"]
     assert (
@@ -434,8 +434,11 @@ def test_egress_behind_something_else_than_an_internet_gateway_is_said():
     hq = net("hq", ["10.0.0.0/18"], "vpc-1", nat=True, egress=True)
     plan = hq_plan(hq, subnet=ObservedSubnet("subnet-1", WayOut.OTHER, "tgw-1", "rtb-3"))
     (network,) = [n for n in plan.networks if n.network == "hq"]
-    assert any(n.startswith("warning: egress network") and "tgw-1" in n for n in network.notes)
-    assert any("sends 0.0.0.0/0 to tgw-1" in n for n in network.notes)
+    assert any(
+        n.startswith("warning: egress network") and "tgw-1" in n
+        for n in (*network.facts, *network.notes)
+    )
+    assert any("sends 0.0.0.0/0 to tgw-1" in n for n in (*network.facts, *network.notes))
 
 
 # --- status: which sources each group admits, and whether that covers what arrives --------

@@ -41,8 +41,11 @@ def topology(fake: ToyFake, directory: Path, **connector: Any) -> tuple[Path, di
                 "zone": "toy-1",
                 "net": seeded["net"],
                 "subnets": ["10.20.0.0/16"],
-                "connector": {"subnet": next(iter(seeded["subnets"])), "profile": "lab.ovpn",
-                              **connector},
+                "connector": {
+                    "subnet": next(iter(seeded["subnets"])),
+                    "profile": "lab.ovpn",
+                    **connector,
+                },
             },  # fmt: skip
             "office": {"cloud": "external", "subnets": ["192.168.50.0/24"]},
         },

@@ -88,8 +88,13 @@ class ToyNetwork(Provider):
             connector=connector,
             connectors=(connector,) if connector else (),
             parts=(
-                Part(PROFILE_PART, self.secret, "the VPN profile, in the toy's secret store",
-                     secret is not None, fingerprint=(secret or {}).get("fingerprint")),
+                Part(
+                    PROFILE_PART,
+                    self.secret,
+                    "the VPN profile, in the toy's secret store",
+                    secret is not None,
+                    fingerprint=(secret or {}).get("fingerprint"),
+                ),
                 Part("group", self.group, "the connector's own group", group is not None),
             ),  # fmt: skip
             connector_ingress=tuple(IPv4Network(c) for c in (group or {}).get("rules", [])),
