@@ -221,8 +221,7 @@ def _sandbox_commands(sub: Any) -> None:
                      "sandbox serve")  # fmt: skip
     serve.add_argument(
         "--dir", default=None,
-        help="where to write the topology (default: a new directory under the system's temp "
-        "directory, never the working tree; it is printed)",
+        help="where to write the topology (default: a new temp directory; it is printed)",
     )  # fmt: skip
     serve.add_argument("--seconds", type=float, default=None, help="stop after this long")
     serve.add_argument(

@@ -177,8 +177,8 @@ def _ending(healthy: bool, clean: bool, kept: Path) -> str:
                                            if not healthy else "")
            + ("something of ours was left after destroy" if not clean else "")
            + " (see above).")
-        + f" The sandbox is gone; its files (topology.yaml, partner.ovpn) stay in {kept}; no "
-        "cloud account was used."
+        + f" The sandbox is gone; its topology stays, {kept / 'topology.yaml'}; no cloud "
+        "account was used."
     )  # fmt: skip
 
 
