@@ -280,7 +280,9 @@ def test_a_drain_hands_the_routes_over_before_the_tunnel_closes_and_is_undone_wh
             assert _until(lambda: vm["a"].said()[-1] == "standby, the other member ok")
     # what a published where status reads it, each change once, in order
     words = vm["a"].said()
-    assert words[0] in ("active", "active, the other member ok"), words
+    # (b's watchdog starts just after a's: a may first find it not answering yet)
+    first = ("active", "active, the other member ok", "active, the other member no answer")
+    assert words[0] in first, words
     for expected in ("active, the other member no answer", "active, the other member ok",
                      "leaving: a drain asked", "drained: its tunnel closed for a planned change",
                      "standby, the other member ok"):  # fmt: skip
