@@ -80,8 +80,9 @@ def _one_error(capsys) -> str:
         ({"app_security_groups": ["no-such-tag"]}, "networks.hq.app_security_groups[0]", "no-such-tag"),
         ({"route_tables": ["no-such-tag"]}, "networks.hq.route_tables[0]", "no-such-tag"),
         ({"connector.service_account": "vpn-nobody@sandbox-project-1.iam.gserviceaccount.com"}, "networks.hq.connector.service_account", "vpn-nobody@"),
+        ({"connector.image": "projects/ubuntu-os-cloud/global/images/ubuntu-1004-nowhere"}, "networks.hq.connector.image", "ubuntu-1004-nowhere"),
     ],
-    ids=["network", "project", "subnetwork", "another network's subnetwork", "app tag", "route tag", "service account"],
+    ids=["network", "project", "subnetwork", "another network's subnetwork", "app tag", "route tag", "service account", "image"],
 )  # fmt: skip
 def test_names_gcp_does_not_know_are_found_on_the_first_read(
     changes, field, value, gcp: GcpWorld, capsys

@@ -68,8 +68,9 @@ UNKNOWN = "ocid1.{kind}.oc1.eu-frankfurt-1.0123456789abcdef"
         ({"app_security_groups": [UNKNOWN.format(kind="networksecuritygroup")]}, "networks.hq.app_security_groups[0]"),
         ({"route_tables": [UNKNOWN.format(kind="routetable")]}, "networks.hq.route_tables[0]"),
         ({"connector.vault": UNKNOWN.format(kind="vault")}, "networks.hq.connector.vault"),
+        ({"connector.image": UNKNOWN.format(kind="image")}, "networks.hq.connector.image"),
     ],
-    ids=["vcn", "subnet", "nsg", "route table", "vault"],
+    ids=["vcn", "subnet", "nsg", "route table", "vault", "image"],
 )  # fmt: skip
 def test_ocids_oci_does_not_know_are_found_on_the_first_read(
     changes, field, oci_world: OciWorld, capsys

@@ -289,6 +289,13 @@ class Gce(Injectable):
             if (project, rest[2]) not in IMAGE_FAMILIES:
                 raise not_found(path)
             return self.releases[(project, rest[2])][-1]
+        if kind == "images" and len(rest) == 2 and method == "GET":  # images.get, by name
+            self._record(method, path, "compute", kind, "get")
+            named = [i for (p, _), images in self.releases.items() if p == project
+                     for i in images if i["name"] == rest[1]]  # fmt: skip
+            if not named:
+                raise not_found(path)
+            return named[-1]
         if kind == "machineTypes" and len(rest) == 2 and method == "GET":
             self._record(method, path, "compute", kind, "get")
             if rest[1] not in MACHINE_TYPES:

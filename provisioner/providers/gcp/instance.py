@@ -326,6 +326,27 @@ class Instance(GcpState):
 
     # --- the instance --------------------------------------------------------------------
 
+    def _pinned_image_problem(self, image: str) -> str | None:
+        """An image by its path (`projects/P/global/images/NAME`, or `.../images/family/F`, with
+        or without the API's URL before it); another form is left to the launch to judge."""
+        import re
+
+        from google.api_core.exceptions import NotFound
+
+        found = re.match(r"^(?:.*/)?projects/([^/]+)/global/images/(family/)?([^/]+)$", image)
+        if found is None:
+            return None
+        project, family, name = found.groups()
+        try:
+            if family:
+                self.call("image family", self.api.images.get_from_family,
+                          project=project, family=name)  # fmt: skip
+            else:
+                self.call("image", self.api.images.get, project=project, image=name)
+        except NotFound:
+            return f"image {image} is not in project {project}"
+        return None
+
     def _newest_image(self, size: str) -> tuple[str, str] | None:
         return self._family_release()
 

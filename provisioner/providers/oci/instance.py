@@ -444,6 +444,17 @@ class Instance(OciState):
 
         self.wait_ready(self.instance_name, replacing, look, self.poll_seconds * 2)
 
+    def _pinned_image_problem(self, image: str) -> str | None:
+        import oci
+
+        try:
+            self.api.compute.get_image(image)
+        except oci.exceptions.ServiceError as e:
+            if e.status != 404:
+                raise
+            return f"image {image} is not in {self.location.region} (or not visible to you)"
+        return None
+
     def _newest_image(self, size: str) -> tuple[str, str] | None:
         """The newest Ubuntu LTS platform image for the shape, and when it was published."""
         image = self._ubuntu_image(size)
