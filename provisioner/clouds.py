@@ -133,7 +133,11 @@ def known() -> dict[str, Cloud]:
                         )
                         if isinstance(cloud, Cloud):
                             builtin[cloud.name] = cloud
-                _registered.update({**builtin, **_registered})
+                # the built-in clouds first, in their packages' order (the help's example and
+                # the parser's name the first); one registered under a built-in name replaces it
+                merged = {**builtin, **_registered}
+                _registered.clear()
+                _registered.update(merged)
                 _found = True
     return _registered
 

@@ -128,3 +128,20 @@ def test_each_package_registers_its_whole_cloud():
                     theirs = clouds.load(f"{described.watchdog}:MECHANISM")[1]
                     if theirs is not mechanism and theirs.__name__ != mechanism.__name__:
                         assert f"class {theirs.__name__}" not in script, (name, other)
+
+
+def test_a_cloud_registered_before_the_built_ins_are_found_comes_after_them():
+    """The help's example and the parser's example name the first cloud: a plug-in registered
+    early does not push the built-in clouds behind it (a fresh process: nothing found yet)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from provisioner import clouds\n"
+        "clouds.register(clouds.Cloud('zz', 'ZZ', 'x', clouds.Location,"
+        " clouds.CloudSchema(('a',), lambda f: None), 'm:C'))\n"
+        "print(','.join(clouds.names()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)  # fmt: skip
+    assert done.stdout.strip() == "aws,azure,gcp,oci,zz"
