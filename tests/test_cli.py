@@ -224,6 +224,24 @@ def test_cloud_error_is_a_message_with_done_and_not_done(world: SandboxWorld, ca
     assert "Run the same command again to finish" in err
 
 
+def test_a_refused_read_of_the_default_image_is_a_cloud_error_not_bad_input(
+    world: SandboxWorld, capsys, monkeypatch
+):
+    """The image check at plan: a credential that may not read Ubuntu's public parameter is
+    the cloud's refusal (exit 1, said in one line with nothing changed), not a file's fault."""
+    import botocore.handlers
+    from conftest import FORBIDDEN, error_response, every_session_faults
+
+    handlers = every_session_faults(
+        "before-send.ssm.GetParameter", lambda: error_response("ssm", *FORBIDDEN["ssm"])
+    )
+    monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", handlers)
+    assert run(["plan", "-f", str(world.write_topology())]) == 1
+    err = capsys.readouterr().err
+    assert "reading the default image in" in err and "AccessDeniedException" in err
+    assert "nothing was changed" in err and "Traceback" not in err and "connector.image" not in err
+
+
 def test_status_of_a_half_made_network_names_each_part_and_the_way_on(
     world: SandboxWorld, capsys, monkeypatch
 ):

@@ -242,14 +242,19 @@ class Provider:
     def image_problem(self, connector: DesiredConnector) -> str | None:
         """Why a VM of `connector`'s settings could not be launched for want of its image, in
         one line (None: it can): the image the file pins exists (where the cloud's provider
-        checks it, `_pinned_image_problem`), or the cloud's default resolves."""
+        checks it, `_pinned_image_problem`), or the cloud's default resolves. A read the cloud
+        refuses otherwise (a credential without it, an outage) is a CloudError, not bad input."""
         try:
             if connector.image:
                 return self._pinned_image_problem(connector.image)
-            return None if self._newest_image(connector.size) is not None else None
+            self._newest_image(connector.size)
+            return None
         except self.sdk_errors() as e:
             what = connector.image or "the cloud's default image"
-            return f"{what} cannot be read in {self.location.describe()}: {self.error_text(e)}"
+            raise CloudError(
+                f"network {self.network.name}: reading {what} in {self.location.describe()}: "
+                f"{self.error_text(e)}; nothing was changed"
+            ) from None
 
     def _pinned_image_problem(self, image: str) -> str | None:
         """Why the image the file names cannot be launched (None: it can, or not checked)."""

@@ -56,7 +56,10 @@ class Instance(AwsState):
             if e.response["Error"]["Code"] == "ParameterNotFound":
                 return (f"no default image in {region}: Ubuntu's public parameter "
                         f"{UBUNTU_PARAMETER.format(arch='<arch>')} is not there")  # fmt: skip
-            return f"the default image cannot be read in {region}: {self.error_text(e)}"
+            raise CloudError(
+                f"network {self.network.name}: reading the default image in {region}: "
+                f"{self.error_text(e)}; nothing was changed"
+            ) from None
         return None
 
     def _pinned_image_problem(self, image: str) -> str | None:
